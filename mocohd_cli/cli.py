@@ -1,0 +1,150 @@
+"""The ``mocohd`` command line: a thin Typer layer over the library.
+
+Every command parses its options, calls one library function and prints the
+result. Failures the user can fix raise ``MocohdError`` and become one line on
+stderr with exit code 1; ``--debug`` (or ``MOCOHD_DEBUG=1``) shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, store
+from .errors import MocohdError
+
+app = typer.Typer(
+    name="mocohd",
+    help="High-resolution video synthesis with pretrained image generators (MoCoGAN-HD).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+_debug = os.environ.get("MOCOHD_DEBUG", "") not in ("", "0")
+
+
+def _version(value: bool):
+    if value:
+        out.print(f"mocohd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (or set MOCOHD_DEBUG=1)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+):
+    global _debug
+    _debug = _debug or debug
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@app.command("list")
+def list_models():
+    """Known models (the registry in weights/) and what is in the local store."""
+    from .formats.canonical import read_header
+
+    table = Table(title=f"models  (store: {store.home()})", title_justify="left")
+    for col in ("name", "kind", "family", "res", "where", "description"):
+        table.add_column(col)
+    for e in store.registry():
+        where = "shipped" if e.shipped else f"hub: {e.repo_id}"
+        aliases = f" ({', '.join(e.aliases)})" if e.aliases else ""
+        table.add_row(e.name + aliases, e.kind, e.family, str(e.resolution or ""), where, e.description)
+    for kind, name, path in store.list_store():
+        try:
+            h = read_header(path)
+            res, family = str(h.config.get("resolution", "")), h.family
+        except MocohdError:
+            res, family = "", "[red]unreadable[/red]"
+        table.add_row(name, kind, family, res, f"store ({_size(path.stat().st_size)})", "")
+    out.print(table)
+
+
+@app.command()
+def info(name: str = typer.Argument(..., help="Model name or path (.safetensors, rosinality .pt, NVIDIA .pkl).")):
+    """What a model is: kind, family, resolution, latent size, parameters, provenance, sha256."""
+    from .models import describe
+
+    m = describe(name)
+    cfg = m.config
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("name", m.name),
+        ("file", f"{m.path}  ({m.origin}, {_size(m.file_size)})"),
+        ("format", m.format if m.format == "mocohd" else f"{m.format} (not imported; `mocohd import` converts it)"),
+        ("kind", m.kind),
+        ("family", m.family),
+    ]
+    if "resolution" in cfg:
+        rows.append(("resolution", f"{cfg['resolution']} x {cfg['resolution']}"))
+    if "z_dim" in cfg:
+        rows.append(("latent", f"z {cfg['z_dim']}, w {cfg['w_dim']}"))
+    if "channel_base" in cfg:
+        rows.append(("channels", f"base {cfg['channel_base']}, max {cfg['channel_max']}, mapping layers {cfg.get('mapping_layers')}"))
+    rows += [
+        ("parameters", f"{m.parameters:,}"),
+        ("source", ", ".join(f"{k}={v}" for k, v in sorted(m.source.items())) or "-"),
+        ("weights sha256", m.weights_sha256),
+        ("file sha256", m.file_sha256),
+    ]
+    for k, v in rows:
+        table.add_row(k, str(v))
+    out.print(table)
+
+
+@app.command("import")
+def import_(
+    path: Path = typer.Argument(..., help="File to import: rosinality .pt, NVIDIA .pkl or mocohd .safetensors."),
+    name: str = typer.Option(..., "--name", help="Name to store it under."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Force the kind (image); auto-detected by default."),
+):
+    """Convert a local weight file to the canonical format and add it to the store."""
+    from .formats.canonical import KINDS
+    from .models import import_model
+
+    if kind is not None and kind not in KINDS:
+        raise MocohdError(f"--kind must be one of {', '.join(KINDS)}")
+    with err.status(f"importing {path.name}..."):
+        h = import_model(path, name, kind=kind)
+    out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {h.config.get('resolution', '?')} px) -> {h.path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning errors into one line + exit 1."""
+    global _debug
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _debug = _debug or "--debug" in argv
+    try:
+        app(args=argv, prog_name="mocohd", standalone_mode=True)
+    except MocohdError as e:
+        if _debug:
+            raise
+        err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # a bug or an unanticipated failure: still one line
+        if _debug:
+            raise
+        err.print(f"[red]error:[/red] {type(e).__name__}: {e} (run with --debug for the traceback)", soft_wrap=True)
+        sys.exit(1)

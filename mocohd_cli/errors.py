@@ -1,0 +1,5 @@
+"""The one exception type the CLI turns into a one-line message and exit code 1."""
+
+
+class MocohdError(Exception):
+    """A failure the user can act on: the message says what was wrong and what to do."""

@@ -1,0 +1,92 @@
+"""Readers for the weight files people have, all converted to the canonical format.
+
+``read_any(path)`` sniffs the file (not its name) and returns a
+``ConvertedModel``: kind, family, config, tensors and provenance.
+
+    canonical .safetensors   our own files
+    rosinality .pt           torch.save of {'g_ema': state_dict, 'latent_avg': ...}
+    NVIDIA .pkl              stylegan2-ada-pytorch network pickle (safe unpickler)
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import MocohdError
+from . import canonical, nvidia, rosinality
+
+# torch.save's legacy (non-zip) files start with a pickled magic number.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+@dataclass
+class ConvertedModel:
+    kind: str
+    family: str
+    config: dict
+    tensors: dict[str, torch.Tensor]
+    source: dict = field(default_factory=dict)
+
+
+def sniff(path: str | Path) -> str:
+    """'safetensors' | 'torch' | 'pickle' | 'unknown' from the first bytes."""
+    path = Path(path)
+    if not path.exists():
+        raise MocohdError(f"{path}: no such file")
+    if path.is_dir():
+        raise MocohdError(f"{path}: is a folder, expected a model file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise MocohdError(f"{path}: cannot read: {e.strerror}") from e
+    if not head:
+        raise MocohdError(f"{path}: empty file")
+    if canonical.is_safetensors(path):
+        return "safetensors"
+    if head.startswith(_LEGACY_TORCH_MAGIC) or zipfile.is_zipfile(path):
+        return "torch"
+    if head[:1] == b"\x80":
+        return "pickle"
+    return "unknown"
+
+
+def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
+    """Read and convert any supported file. ``kind`` forces the expected kind."""
+    path = Path(path)
+    fmt = sniff(path)
+    if fmt == "safetensors":
+        header = canonical.read_header(path)
+        if kind and header.kind != kind:
+            raise MocohdError(f"{path}: is a {header.kind} model, expected {kind}")
+        source = dict(header.source) or {"format": "mocohd"}
+        return ConvertedModel(header.kind, header.family, header.config, canonical.load_tensors(path), source)
+    if kind not in (None, "image"):
+        raise MocohdError(f"{path}: cannot import a {kind} model from a {fmt} file")
+    source = {"file": path.name, "file_sha256": canonical.file_sha256(path)}
+    if fmt == "torch":
+        obj = rosinality.read_torch_file(path)
+        if not rosinality.looks_like_rosinality(obj):
+            raise MocohdError(f"{path}: unknown architecture: a PyTorch checkpoint without a rosinality StyleGAN2 generator ('g_ema')")
+        config, tensors, notes = rosinality.convert(obj)
+        source.update(format=rosinality.FORMAT, **notes)
+    elif fmt == "pickle":
+        obj = nvidia.read_pickle(path)
+        config, tensors, notes = nvidia.convert(obj)
+        source.update(format=nvidia.FORMAT, **notes)
+    else:
+        raise MocohdError(f"{path}: unrecognised file format (expected .safetensors, a rosinality .pt or an NVIDIA .pkl)")
+    if "mapping.w_avg" not in tensors:
+        from ..generators import build_generator
+
+        g = build_generator("stylegan2", config)
+        g.load_state_dict({**g.state_dict(), **tensors}, strict=True)
+        tensors["mapping.w_avg"] = rosinality.estimate_w_avg(g)
+    return ConvertedModel("image", "stylegan2", config, tensors, source)
+
+
+__all__ = ["ConvertedModel", "read_any", "sniff", "canonical", "nvidia", "rosinality"]

@@ -1,0 +1,179 @@
+"""The canonical model format: one ``.safetensors`` file per model.
+
+Tensors keep the module's own state_dict names. String metadata:
+
+    mocohd.format          integer version of this layout
+    mocohd.kind            image | motion | pca
+    mocohd.family          e.g. stylegan2
+    mocohd.config          JSON: every hyper-parameter needed to rebuild the module
+    mocohd.source          JSON provenance: original file, format, repo, revision, sha256
+    mocohd.weights_sha256  sha256 over the tensors (names, dtypes, shapes, bytes):
+                           the model's identity, unchanged by metadata edits
+
+Files are written to a temporary name in the destination folder and renamed
+into place, so a reader never sees a half-written model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as st_save
+
+from ..errors import MocohdError
+
+FORMAT_VERSION = 1
+KINDS = ("image", "motion", "pca")
+SUFFIX = ".safetensors"
+
+
+@dataclass
+class ModelHeader:
+    """What a canonical file says about itself, read without loading tensors."""
+
+    path: Path
+    kind: str
+    family: str
+    config: dict
+    source: dict
+    weights_sha256: str
+    format: int
+    metadata: dict[str, str] = field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def num_elements(self) -> int:
+        return sum(_prod(s) for s in self.shapes.values())
+
+
+def _prod(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """Content hash of a state dict, independent of file layout and metadata."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_model(
+    path: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    *,
+    kind: str,
+    family: str,
+    config: dict,
+    source: dict | None = None,
+    extra_metadata: dict[str, str] | None = None,
+) -> ModelHeader:
+    """Write a canonical model file atomically and return its header."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    digest = weights_sha256(tensors)
+    metadata = {
+        "mocohd.format": str(FORMAT_VERSION),
+        "mocohd.kind": kind,
+        "mocohd.family": family,
+        "mocohd.config": json.dumps(config, sort_keys=True),
+        "mocohd.source": json.dumps(source or {}, sort_keys=True),
+        "mocohd.weights_sha256": digest,
+    }
+    metadata.update(extra_metadata or {})
+    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    return read_header(path)
+
+
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """Cheap sniff: 8-byte little-endian header length followed by a JSON object."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 2 <= n < (1 << 31)
+
+
+def read_header(path: str | os.PathLike) -> ModelHeader:
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise MocohdError(f"{path}: no such file")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise MocohdError(f"{path}: not a readable safetensors file (corrupt or truncated?): {e}") from e
+    if "mocohd.kind" not in meta:
+        raise MocohdError(f"{path}: a safetensors file without mocohd metadata; import its original checkpoint with `mocohd import` instead")
+    try:
+        fmt = int(meta.get("mocohd.format", "0"))
+        config = json.loads(meta.get("mocohd.config", "{}"))
+        source = json.loads(meta.get("mocohd.source", "{}"))
+    except ValueError as e:
+        raise MocohdError(f"{path}: damaged mocohd metadata: {e}") from e
+    if fmt > FORMAT_VERSION:
+        raise MocohdError(f"{path}: written by a newer mocohd (format {fmt}); upgrade mocohd to read it")
+    return ModelHeader(
+        path=path,
+        kind=meta["mocohd.kind"],
+        family=meta.get("mocohd.family", ""),
+        config=config,
+        source=source,
+        weights_sha256=meta.get("mocohd.weights_sha256", ""),
+        format=fmt,
+        metadata=dict(meta),
+        shapes=shapes,
+    )
+
+
+def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    out = {}
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            for k in f.keys():
+                out[k] = f.get_tensor(k)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise MocohdError(f"{path}: could not read tensors (corrupt or truncated?): {e}") from e
+    return out

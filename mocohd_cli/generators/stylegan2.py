@@ -1,0 +1,270 @@
+"""StyleGAN2 image generator (Karras et al., "Analyzing and Improving the Image
+Quality of StyleGAN", CVPR 2020), configs e and f, skip-connected toRGB.
+
+    z [B, z_dim] --mapping--> w [B, w_dim] --synthesis--> image [B, 3, R, R] in [-1, 1]
+
+* Mapping: z normalised to unit second moment, ``mapping_layers`` fully
+  connected layers with leaky ReLU, equalised learning rate with a 0.01 lr
+  multiplier; truncation lerps w toward the tracked average ``w_avg``.
+* Synthesis: a learned 4x4 constant, then one block per resolution 8..R, each
+  block a 2x up-sampling modulated 3x3 conv, a modulated 3x3 conv and a toRGB
+  1x1 conv whose output is added to the 2x up-sampled image so far. Every
+  conv adds per-pixel noise with a learned strength, then bias, leaky ReLU
+  times sqrt(2), and an optional clamp (NVIDIA's ``conv_clamp``).
+
+Parameters are stored as in the paper's equalised-learning-rate form (the
+runtime gain 1/sqrt(fan_in) is applied in forward), so checkpoints of the
+public implementations convert by renaming alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+
+from .. import ops
+
+NOISE_MODES = ("const", "random", "none")
+
+
+@dataclass
+class StyleGAN2Config:
+    resolution: int = 1024
+    z_dim: int = 512
+    w_dim: int = 512
+    img_channels: int = 3
+    mapping_layers: int = 8
+    mapping_lr_mul: float = 0.01
+    channel_base: int = 32768  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = 512
+    conv_clamp: float | None = None  # NVIDIA's trained models use 256
+    w_avg_beta: float = 0.995  # tracking rate of w_avg while training
+
+    def __post_init__(self):
+        r = self.resolution
+        if not (isinstance(r, int) and 4 <= r <= 1024 and r & (r - 1) == 0):
+            raise ValueError(f"resolution must be a power of two in 4..1024, got {r}")
+        for name in ("z_dim", "w_dim", "img_channels", "mapping_layers", "channel_base", "channel_max"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be positive")
+        if min(self.channel_base // r, self.channel_max) < 1:
+            raise ValueError("channel_base is too small for this resolution")
+
+    @classmethod
+    def preset(cls, name: str, resolution: int, **overrides) -> "StyleGAN2Config":
+        """NVIDIA's configs: 'e' (channel_base 16384) and 'f' (32768)."""
+        bases = {"e": 16384, "f": 32768}
+        if name not in bases:
+            raise ValueError(f"unknown StyleGAN2 config {name!r} (known: e, f)")
+        return cls(resolution=resolution, channel_base=bases[name], **overrides)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StyleGAN2Config":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown StyleGAN2 config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def channels(self, res: int) -> int:
+        return min(self.channel_base // res, self.channel_max)
+
+    @property
+    def block_resolutions(self) -> list[int]:
+        return [2**i for i in range(2, int(math.log2(self.resolution)) + 1)]
+
+    @property
+    def num_ws(self) -> int:
+        return 2 * int(math.log2(self.resolution)) - 2
+
+
+class FullyConnected(nn.Module):
+    """Equalised-learning-rate linear layer: y = act(x (W * lr_mul / sqrt(in))^T + b * lr_mul)."""
+
+    def __init__(self, in_features: int, out_features: int, activation: str = "linear", lr_mul: float = 1.0, bias_init: float = 0.0):
+        super().__init__()
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init)))
+        self.weight_gain = lr_mul / math.sqrt(in_features)
+        self.bias_gain = lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, in] -> [B, out]
+        w = self.weight * self.weight_gain
+        b = self.bias * self.bias_gain if self.bias_gain != 1 else self.bias
+        if self.activation == "linear":
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return ops.bias_act(x.matmul(w.t()), b, act=self.activation, gain=ops.LRELU_GAIN, inplace=True)
+
+
+class MappingNetwork(nn.Module):
+    def __init__(self, cfg: StyleGAN2Config):
+        super().__init__()
+        self.num_layers = cfg.mapping_layers
+        dims = [cfg.z_dim] + [cfg.w_dim] * cfg.mapping_layers
+        for i in range(cfg.mapping_layers):
+            self.add_module(f"fc{i}", FullyConnected(dims[i], dims[i + 1], "lrelu", lr_mul=cfg.mapping_lr_mul))
+        self.register_buffer("w_avg", torch.zeros([cfg.w_dim]))
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:  # [B, z_dim] -> [B, w_dim]
+        x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        if truncation_psi != 1:
+            x = self.w_avg.lerp(x, truncation_psi)
+        return x
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (optionally 2x up-sampling) + noise + bias + lrelu."""
+
+    def __init__(self, in_ch: int, out_ch: int, w_dim: int, resolution: int, up: int = 1, conv_clamp=None):
+        super().__init__()
+        self.up, self.resolution, self.conv_clamp = up, resolution, conv_clamp
+        self.affine = FullyConnected(w_dim, in_ch, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(out_ch))
+        self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+
+    def forward(self, x, w, noise: torch.Tensor | None, impl: str = "fast"):
+        # x: [B, in_ch, R/up, R/up], w: [B, w_dim], noise: [B, 1, R, R] or None
+        styles = self.affine(w)
+        x = ops.modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up, impl=impl)
+        if noise is not None:
+            x = x.add_(noise * self.noise_strength)
+        return ops.bias_act(x, self.bias, act="lrelu", gain=ops.LRELU_GAIN, clamp=self.conv_clamp, inplace=True)
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 conv without demodulation; the style carries the weight gain."""
+
+    def __init__(self, in_ch: int, out_ch: int, w_dim: int, conv_clamp=None):
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnected(w_dim, in_ch, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_ch))
+        self.weight_gain = 1 / math.sqrt(in_ch)
+
+    def forward(self, x, w, impl: str = "fast"):
+        styles = self.affine(w) * self.weight_gain
+        x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, impl=impl)
+        return ops.bias_act(x, self.bias, clamp=self.conv_clamp, inplace=True)
+
+
+class SynthesisBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, cfg: StyleGAN2Config, resolution: int):
+        super().__init__()
+        self.resolution = resolution
+        if in_ch == 0:
+            self.const = nn.Parameter(torch.randn(out_ch, 4, 4))
+        else:
+            self.conv0 = SynthesisLayer(in_ch, out_ch, cfg.w_dim, resolution, up=2, conv_clamp=cfg.conv_clamp)
+        self.conv1 = SynthesisLayer(out_ch, out_ch, cfg.w_dim, resolution, conv_clamp=cfg.conv_clamp)
+        self.torgb = ToRGB(out_ch, cfg.img_channels, cfg.w_dim, conv_clamp=cfg.conv_clamp)
+        self.num_conv = 1 if in_ch == 0 else 2
+
+    def forward(self, x, img, ws, noises, impl: str = "fast"):
+        # ws: [B, num_conv + 1, w_dim] (the toRGB style is the next block's first conv style)
+        if self.num_conv == 1:
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            x = self.conv1(x, ws[:, 0], noises[0], impl)
+        else:
+            x = self.conv0(x, ws[:, 0], noises[0], impl)
+            x = self.conv1(x, ws[:, 1], noises[1], impl)
+        y = self.torgb(x, ws[:, self.num_conv], impl)
+        img = y if img is None else ops.upsample2d(img, impl).add_(y)
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    def __init__(self, cfg: StyleGAN2Config):
+        super().__init__()
+        self.cfg = cfg
+        self.num_ws = cfg.num_ws
+        in_ch = 0
+        for res in cfg.block_resolutions:
+            out_ch = cfg.channels(res)
+            self.add_module(f"b{res}", SynthesisBlock(in_ch, out_ch, cfg, res))
+            in_ch = out_ch
+
+    def blocks(self) -> list[SynthesisBlock]:
+        return [getattr(self, f"b{res}") for res in self.cfg.block_resolutions]
+
+    def layers(self) -> list[SynthesisLayer]:
+        """Every noise-carrying conv layer, in the order of ``noise`` lists."""
+        out = []
+        for block in self.blocks():
+            if block.num_conv == 2:
+                out.append(block.conv0)
+            out.append(block.conv1)
+        return out
+
+    def noise_shapes(self, batch: int = 1) -> list[tuple[int, int, int, int]]:
+        return [(batch, 1, layer.resolution, layer.resolution) for layer in self.layers()]
+
+    def make_noise(self, batch: int, generator: torch.Generator | None = None, device=None, dtype=torch.float32) -> list[torch.Tensor]:
+        """Draw one noise map per layer, [batch, 1, r, r] each (for noise fixed across frames)."""
+        device = device if device is not None else self.b4.const.device
+        return [torch.randn(s, generator=generator, device=device, dtype=dtype) for s in self.noise_shapes(batch)]
+
+    def forward(
+        self,
+        ws: torch.Tensor,  # [B, w_dim] or [B, num_ws, w_dim]
+        noise_mode: str = "const",
+        noise: list[torch.Tensor] | None = None,  # per layer [B or 1, 1, r, r]; overrides noise_mode
+        impl: str = "fast",
+    ) -> torch.Tensor:  # [B, img_channels, R, R]
+        if ws.ndim == 2:
+            ws = ws.unsqueeze(1).expand(-1, self.num_ws, -1)
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.cfg.w_dim):
+            raise ValueError(f"ws must be [B, {self.cfg.w_dim}] or [B, {self.num_ws}, {self.cfg.w_dim}], got {list(ws.shape)}")
+        layers = self.layers()
+        if noise is None:
+            if noise_mode not in NOISE_MODES:
+                raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+            if noise_mode == "const":
+                noise = [layer.noise_const[None, None] for layer in layers]
+            elif noise_mode == "random":
+                noise = self.make_noise(ws.shape[0], device=ws.device, dtype=ws.dtype)
+            else:
+                noise = [None] * len(layers)
+        elif len(noise) != len(layers):
+            raise ValueError(f"expected {len(layers)} noise maps, got {len(noise)}")
+
+        x = img = None
+        w_idx = n_idx = 0
+        for block in self.blocks():
+            n = block.num_conv
+            x, img = block(x, img, ws[:, w_idx : w_idx + n + 1], noise[n_idx : n_idx + n], impl)
+            w_idx += n
+            n_idx += n
+        return img
+
+
+class StyleGAN2Generator(nn.Module):
+    """z -> w -> image. ``mapping`` and ``synthesis`` are usable on their own."""
+
+    family = "stylegan2"
+
+    def __init__(self, cfg: StyleGAN2Config):
+        super().__init__()
+        self.cfg = cfg
+        self.mapping = MappingNetwork(cfg)
+        self.synthesis = SynthesisNetwork(cfg)
+
+    z_dim = property(lambda self: self.cfg.z_dim)
+    w_dim = property(lambda self: self.cfg.w_dim)
+    resolution = property(lambda self: self.cfg.resolution)
+    num_ws = property(lambda self: self.cfg.num_ws)
+    img_channels = property(lambda self: self.cfg.img_channels)
+
+    def forward(self, z, truncation_psi: float = 1.0, noise_mode: str = "const", impl: str = "fast"):
+        return self.synthesis(self.mapping(z, truncation_psi=truncation_psi), noise_mode=noise_mode, impl=impl)

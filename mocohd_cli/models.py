@@ -1,0 +1,107 @@
+"""Loading, importing and describing models: the library calls behind
+``mocohd import``, ``mocohd info`` and every command that takes a model name.
+
+    G = load_image_generator("ffhq")            # a name, a store entry or a path
+    header = import_model("stylegan2-ffhq-config-f.pt", name="ffhq")
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import store
+from .errors import MocohdError
+from .formats import ConvertedModel, canonical, read_any, sniff
+from .generators import build_generator
+
+
+def _build_image_generator(model: ConvertedModel, origin: str):
+    if model.kind != "image":
+        raise MocohdError(f"{origin}: is a {model.kind} model, expected an image generator")
+    g = build_generator(model.family, model.config)
+    missing = set(g.state_dict()) - set(model.tensors)
+    unexpected = set(model.tensors) - set(g.state_dict())
+    if missing or unexpected:
+        detail = f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(unexpected)[:3]}"
+        raise MocohdError(f"{origin}: weights do not match the {model.family} config ({detail})")
+    try:
+        g.load_state_dict(model.tensors, strict=True)
+    except RuntimeError as e:
+        raise MocohdError(f"{origin}: weights do not match the {model.family} config: {str(e).splitlines()[-1].strip()[:200]}") from e
+    return g
+
+
+def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """An image generator in eval mode, parameters frozen, on ``device``.
+
+    Accepts a store/registry name, a canonical ``.safetensors`` file, or an
+    original checkpoint (rosinality ``.pt``, NVIDIA ``.pkl``) converted in memory.
+    """
+    r = store.resolve(name_or_path, kind="image")
+    model = read_any(r.path, kind="image")
+    g = _build_image_generator(model, str(r.path))
+    g.source = model.source
+    g.requires_grad_(False)
+    return g.eval().to(device)
+
+
+def import_model(path: str | os.PathLike, name: str, kind: str | None = None, overwrite: bool = True) -> canonical.ModelHeader:
+    """Convert any supported file to the canonical format and put it in the store as ``name``."""
+    store.check_name(name)
+    model = read_any(path, kind=kind)
+    if model.kind == "image":
+        _build_image_generator(model, str(path))  # refuse before writing anything
+    dest = store.store_path(model.kind, name)
+    if dest.exists() and not overwrite:
+        raise MocohdError(f"{dest} already exists (pass --force to replace it)")
+    store.kind_dir(model.kind, create=True)
+    try:
+        return canonical.save_model(dest, model.tensors, kind=model.kind, family=model.family, config=model.config, source=model.source)
+    except OSError as e:
+        raise MocohdError(f"cannot write {dest}: {e.strerror}") from e
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    origin: str  # path | store | shipped
+    path: Path
+    format: str  # mocohd | rosinality | nvidia-pickle
+    kind: str
+    family: str
+    config: dict
+    source: dict
+    parameters: int
+    weights_sha256: str
+    file_sha256: str
+    file_size: int
+
+
+def describe(name_or_path: str | os.PathLike) -> ModelInfo:
+    """Everything ``mocohd info`` shows about a model, without keeping it loaded."""
+    r = store.resolve(name_or_path)
+    fmt = sniff(r.path)
+    if fmt == "safetensors":
+        h = canonical.read_header(r.path)
+        kind, family, config, source, wsha = h.kind, h.family, h.config, h.source, h.weights_sha256
+        params = sum(canonical._prod(s) for k, s in h.shapes.items() if not _is_buffer(k))
+        file_format = "mocohd"
+    else:
+        m = read_any(r.path)
+        kind, family, config, source = m.kind, m.family, m.config, m.source
+        wsha = canonical.weights_sha256(m.tensors)
+        params = sum(t.numel() for k, t in m.tensors.items() if not _is_buffer(k))
+        file_format = m.source.get("format", fmt)
+    return ModelInfo(
+        name=r.name, origin=r.origin, path=r.path, format=file_format, kind=kind, family=family, config=config,
+        source=source, parameters=params, weights_sha256=wsha, file_sha256=canonical.file_sha256(r.path),
+        file_size=r.path.stat().st_size,
+    )
+
+
+def _is_buffer(name: str) -> bool:
+    return name.endswith(("noise_const", "w_avg"))

@@ -1,0 +1,195 @@
+"""The local model store and how names resolve.
+
+Layout under ``MOCOHD_HOME`` (default: the user's cache folder + ``mocohd``)::
+
+    image/NAME.safetensors    image generators
+    motion/NAME.safetensors   motion generators
+    pca/NAME.safetensors      latent PCA bases
+    runs/NAME/                training runs
+
+A name resolves, in order, as: an existing path; a model in the store; a
+model shipped in the package's ``weights/`` folder; a registry entry (or one
+of its aliases) that has not been downloaded, which asks the user to run
+``mocohd fetch``. Anything else is an error that lists the close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import MocohdError
+from .formats.canonical import KINDS, SUFFIX
+
+STORE_KINDS = KINDS + ("runs",)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def home() -> Path:
+    env = os.environ.get("MOCOHD_HOME")
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mocohd"
+
+
+def weights_dir() -> Path:
+    """The shipped ``weights/`` folder (the ``mocohd_cli.weights`` package in an install)."""
+    try:
+        from importlib.resources import files
+
+        p = Path(str(files("mocohd_cli.weights")))
+        if (p / "registry.json").is_file():
+            return p
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name) or name.endswith(SUFFIX):
+        raise MocohdError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' (no extension)")
+    return name
+
+
+def kind_dir(kind: str, create: bool = False) -> Path:
+    if kind not in STORE_KINDS:
+        raise ValueError(f"unknown store kind {kind!r}")
+    d = home() / kind
+    if create:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MocohdError(f"cannot create the model store folder {d}: {e.strerror} (set MOCOHD_HOME to a writable folder)") from e
+    return d
+
+
+def store_path(kind: str, name: str) -> Path:
+    return kind_dir(kind) / f"{check_name(name)}{SUFFIX}"
+
+
+# ----------------------------------------------------------------------------
+# Registry (weights/registry.json): known models, shipped or on the Hub.
+
+
+@dataclass
+class RegistryEntry:
+    name: str
+    kind: str = "image"
+    family: str = "stylegan2"
+    aliases: list[str] = field(default_factory=list)
+    resolution: int | None = None
+    description: str = ""
+    license: str = ""
+    file: str | None = None  # shipped in weights/
+    repo_id: str | None = None  # on the Hugging Face Hub
+    filename: str | None = None
+    format: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+
+    @property
+    def shipped(self) -> bool:
+        return self.file is not None
+
+
+@lru_cache(maxsize=4)
+def _load_registry(path: str, mtime: float) -> tuple[RegistryEntry, ...]:
+    try:
+        data = json.loads(Path(path).read_text())
+        return tuple(RegistryEntry(**e) for e in data["models"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MocohdError(f"the model registry {path} is damaged: {e}") from e
+
+
+def registry() -> tuple[RegistryEntry, ...]:
+    p = weights_dir() / "registry.json"
+    if not p.is_file():
+        return ()
+    return _load_registry(str(p), p.stat().st_mtime)
+
+
+def registry_entry(name: str) -> RegistryEntry | None:
+    for e in registry():
+        if name == e.name or name in e.aliases:
+            return e
+    return None
+
+
+# ----------------------------------------------------------------------------
+# Store listing and name resolution.
+
+
+@dataclass
+class Resolved:
+    path: Path
+    origin: str  # "path" | "store" | "shipped"
+    name: str
+
+
+def list_store(kind: str | None = None) -> list[tuple[str, str, Path]]:
+    """(kind, name, path) of every model file in the store."""
+    out = []
+    root = home()
+    if not root.exists():
+        return out
+    if not root.is_dir():
+        raise MocohdError(f"the model store {root} is not a folder (check MOCOHD_HOME)")
+    for k in [kind] if kind else KINDS:
+        d = root / k
+        try:
+            files = sorted(d.glob(f"*{SUFFIX}")) if d.is_dir() else []
+        except OSError as e:
+            raise MocohdError(f"cannot read the model store folder {d}: {e.strerror}") from e
+        out += [(k, f.name[: -len(SUFFIX)], f) for f in files if not f.name.startswith(".")]
+    return out
+
+
+def _looks_like_path(s: str) -> bool:
+    return os.sep in s or "/" in s or s.startswith(".") or Path(s).suffix in (SUFFIX, ".pt", ".pkl", ".pth", ".npy")
+
+
+def resolve(name_or_path: str | os.PathLike, kind: str | None = None) -> Resolved:
+    """Find the file a user means by ``name_or_path`` (see the module docstring)."""
+    s = str(name_or_path)
+    p = Path(s).expanduser()
+    if p.is_file():
+        return Resolved(p, "path", p.stem)
+    if p.is_dir():
+        raise MocohdError(f"{p}: is a folder, expected a model file or name")
+    if _looks_like_path(s):
+        raise MocohdError(f"{s}: no such file")
+    if not NAME_RE.match(s):
+        raise MocohdError(f"invalid model name {s!r}")
+
+    entry = registry_entry(s)
+    names = [s] + ([entry.name] + entry.aliases if entry else [])
+    for k in [kind] if kind else KINDS:
+        for n in names:
+            f = home() / k / f"{n}{SUFFIX}"
+            if f.is_file():
+                return Resolved(f, "store", n)
+    if entry and entry.shipped and (kind is None or entry.kind == kind):
+        f = weights_dir() / entry.file
+        if f.is_file():
+            return Resolved(f, "shipped", entry.name)
+        raise MocohdError(f"the shipped model file {f} is missing; reinstall mocohd")
+    if entry and entry.repo_id:
+        raise MocohdError(f"'{s}' is a known model that is not downloaded yet: run `mocohd fetch {entry.name}`")
+
+    known = sorted({n for e in registry() for n in [e.name, *e.aliases]} | {n for _, n, _ in list_store(kind)})
+    close = difflib.get_close_matches(s, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `mocohd list` shows the known models"
+    what = f"{kind} model" if kind else "model"
+    raise MocohdError(f"unknown {what} '{s}'{hint}")

@@ -1,0 +1,102 @@
+"""Name resolution order, the store layout, the shipped registry."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from mocohd_cli import MocohdError, load_image_generator, store
+from mocohd_cli.formats import canonical
+
+from .conftest import randomized_generator, tiny_config
+
+
+def _save(path, G):
+    return canonical.save_model(path, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+
+
+def test_home_follows_mocohd_home(isolated_store):
+    assert store.home() == isolated_store
+    assert store.store_path("image", "x") == isolated_store / "image" / "x.safetensors"
+
+
+def test_default_home_is_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("MOCOHD_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert store.home() == tmp_path / "cache" / "mocohd"
+
+
+def test_shipped_demo_resolves_and_loads():
+    r = store.resolve("demo")
+    assert r.origin == "shipped" and r.path.name == "stylegan2-demo.safetensors"
+    assert store.resolve("stylegan2-demo").path == r.path  # alias
+    G = load_image_generator("demo")
+    assert (G.resolution, G.w_dim) == (64, 512) and not G.training
+    assert not any(p.requires_grad for p in G.parameters())
+    with torch.no_grad():
+        img = G.synthesis(G.mapping(torch.randn(1, G.z_dim)))
+    assert img.shape == (1, 3, 64, 64) and torch.isfinite(img).all()
+
+
+def test_resolution_order_path_then_store_then_shipped(tmp_path, isolated_store, monkeypatch):
+    a, b, c = (randomized_generator(tiny_config(8), seed=s) for s in (1, 2, 3))
+    # The store shadows the shipped model of the same name.
+    _save(store.store_path("image", "demo"), a)
+    assert store.resolve("demo").origin == "store"
+    # An existing path wins over a store name.
+    monkeypatch.chdir(tmp_path)
+    _save(tmp_path / "demo", b)
+    assert store.resolve("demo").origin == "path"
+    # Paths that do not exist are reported as such, not as unknown names.
+    with pytest.raises(MocohdError, match="no such file"):
+        store.resolve("./missing.safetensors")
+    _save(store.store_path("image", "other"), c)
+    assert store.resolve("other").path == isolated_store / "image" / "other.safetensors"
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(MocohdError, match="did you mean demo"):
+        store.resolve("dmeo")
+    with pytest.raises(MocohdError, match="mocohd list"):
+        store.resolve("zzzzzz")
+
+
+def test_registered_but_not_downloaded_asks_for_fetch(tmp_path, monkeypatch):
+    wd = tmp_path / "weights"
+    shutil.copytree(store.weights_dir(), wd)
+    reg = json.loads((wd / "registry.json").read_text())
+    reg["models"].append({"name": "ffhq-test", "aliases": ["stylegan2-ffhq-test"], "repo_id": "someone/stylegan2",
+                          "filename": "ffhq.pt", "format": "rosinality", "resolution": 1024})
+    (wd / "registry.json").write_text(json.dumps(reg))
+    monkeypatch.setattr(store, "weights_dir", lambda: wd)
+    with pytest.raises(MocohdError, match="mocohd fetch ffhq-test"):
+        store.resolve("stylegan2-ffhq-test")
+
+
+def test_kind_filter_and_wrong_kind():
+    canonical.save_model(store.store_path("pca", "basis"), {"components": torch.eye(3)}, kind="pca", family="stylegan2", config={})
+    with pytest.raises(MocohdError, match="unknown image model"):
+        store.resolve("basis", kind="image")
+    assert store.resolve("basis").origin == "store"
+    with pytest.raises(MocohdError, match="is a pca model"):
+        load_image_generator(store.store_path("pca", "basis"))
+
+
+def test_invalid_names_are_refused():
+    for bad in ("../x", "a b", "", "x.safetensors", "-x"):
+        with pytest.raises(MocohdError):
+            store.check_name(bad)
+
+
+def test_store_listing_ignores_temporary_files(isolated_store):
+    _save(store.store_path("image", "one"), randomized_generator(tiny_config(4)))
+    (isolated_store / "image" / ".two.safetensors.tmp-1").write_bytes(b"partial")
+    assert [(k, n) for k, n, _ in store.list_store()] == [("image", "one")]
+
+
+def test_store_that_is_a_file_is_reported(isolated_store):
+    isolated_store.parent.mkdir(parents=True, exist_ok=True)
+    isolated_store.write_text("not a folder")
+    with pytest.raises(MocohdError, match="not a folder"):
+        store.list_store()
