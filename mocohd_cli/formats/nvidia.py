@@ -22,6 +22,7 @@ import io
 import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import MocohdError
@@ -77,7 +78,30 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
     return data  # a plain tensor: nothing here trains
 
 
+def _numpy_scalar(dtype, data=None):
+    # NVIDIA's modules keep gains such as sqrt(2) as numpy scalars: raw bytes + a dtype.
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError("numpy object scalars are not allowed")
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError("malformed numpy scalar")
+    return np.frombuffer(data, dtype)[0]
+
+
+def _numpy_array(cls, shape, dtype_code):
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError("only plain numpy arrays are allowed")
+    return np.ndarray.__new__(np.ndarray, shape, dtype_code)
+
+
+_NUMPY = {}
+for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _NUMPY[(_mod, "scalar")] = _numpy_scalar
+    _NUMPY[(_mod, "_reconstruct")] = _numpy_array
+
 _ALLOWED = {
+    **_NUMPY,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy", "ndarray"): np.ndarray,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
