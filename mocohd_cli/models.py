@@ -17,6 +17,7 @@ from . import store
 from .errors import MocohdError
 from .formats import ConvertedModel, canonical, read_any, sniff
 from .generators import build_generator
+from .runtime import pick_device, tune_allocator
 
 
 def _build_image_generator(model: ConvertedModel, origin: str):
@@ -36,11 +37,14 @@ def _build_image_generator(model: ConvertedModel, origin: str):
 
 
 def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """An image generator in eval mode, parameters frozen, on ``device``.
+    """An image generator in eval mode, parameters frozen, on ``device`` ("auto" picks one).
 
     Accepts a store/registry name, a canonical ``.safetensors`` file, or an
     original checkpoint (rosinality ``.pt``, NVIDIA ``.pkl``) converted in memory.
     """
+    device = pick_device(str(device)) if str(device) == "auto" else torch.device(device)
+    if device.type == "cpu":
+        tune_allocator()
     r = store.resolve(name_or_path, kind="image")
     model = read_any(r.path, kind="image")
     g = _build_image_generator(model, str(r.path))

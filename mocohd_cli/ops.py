@@ -25,6 +25,7 @@ FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
 DEMOD_EPS = 1e-8
+FUSED_MIN_PIXELS = 32 * 32
 
 IMPLS = ("fast", "reference")
 
@@ -75,23 +76,10 @@ def bias_act(
 # FIR filtering.
 
 
-def _fir_1d_valid(x: torch.Tensor, dim: int, gain: float) -> torch.Tensor:
-    """'valid' correlation with [1,3,3,1]/8 * gain along ``dim`` (length L -> L-3)."""
-    n = x.shape[dim] - 3
-    a = x.narrow(dim, 0, n) + x.narrow(dim, 3, n)
-    b = x.narrow(dim, 1, n) + x.narrow(dim, 2, n)
-    # a*1 + b*3, scaled: the two multiplies are folded into one fused add.
-    return torch.add(a, b, alpha=3.0).mul_(gain / 8.0)
-
-
-def blur_after_transposed_conv(x: torch.Tensor) -> torch.Tensor:
-    """Apply the up-sampling FIR filter (gain 4) to a stride-2 transposed conv output.
-
-    x: [B, C, 2H+1, 2W+1] -> [B, C, 2H, 2W]; zero padding of 1 on each side.
-    """
-    x = F.pad(x, (1, 1, 1, 1))
-    x = _fir_1d_valid(x, 2, 2.0)
-    return _fir_1d_valid(x, 3, 2.0)
+def _depthwise_fir(x: torch.Tensor, gain: float) -> torch.Tensor:
+    """The 4x4 filter as a depthwise conv weight [C, 1, 4, 4] for x's channels."""
+    f = fir_filter_2d(x.device, x.dtype) * gain
+    return f.expand(x.shape[1], 1, 4, 4).contiguous()
 
 
 def upsample2d(x: torch.Tensor, impl: str = "fast") -> torch.Tensor:
@@ -102,23 +90,9 @@ def upsample2d(x: torch.Tensor, impl: str = "fast") -> torch.Tensor:
     _check_impl(impl)
     if impl == "reference":
         return _upfirdn2d_reference(x, fir_filter_2d(x.device, x.dtype), up=2, pad=(2, 1), gain=4.0)
-    # Polyphase form: even outputs take 0.25*x[n-1] + 0.75*x[n], odd outputs
-    # 0.75*x[n] + 0.25*x[n+1], zero outside the image.
-    x = _upsample_1d(x, 2)
-    return _upsample_1d(x, 3)
-
-
-def _upsample_1d(x: torch.Tensor, dim: int) -> torch.Tensor:
-    n = x.shape[dim]
-    pad = [0, 0] * (x.ndim - dim - 1) + [1, 1]
-    xp = F.pad(x, pad)
-    prev, cur, nxt = xp.narrow(dim, 0, n), xp.narrow(dim, 1, n), xp.narrow(dim, 2, n)
-    even = torch.add(cur * 0.75, prev, alpha=0.25)
-    odd = torch.add(cur * 0.75, nxt, alpha=0.25)
-    out = torch.stack([even, odd], dim=dim + 1)
-    shape = list(x.shape)
-    shape[dim] = 2 * n
-    return out.reshape(shape)
+    # A depthwise stride-2 transposed convolution inserts the zeros and filters
+    # in one pass; padding=1 crops it to exactly the upfirdn2d window.
+    return F.conv_transpose2d(x, _depthwise_fir(x, 4.0), stride=2, padding=1, groups=x.shape[1])
 
 
 def _zero_insert(x: torch.Tensor, up: int) -> torch.Tensor:
@@ -149,14 +123,25 @@ def modulated_conv2d(
     styles: torch.Tensor,  # [B, Cin]
     demodulate: bool = True,
     up: int = 1,
+    bias: torch.Tensor | None = None,  # [Cout]
+    gain: float = 1.0,
     impl: str = "fast",
+    fused: bool | None = None,
+    weight_sq: torch.Tensor | None = None,  # [Cout, Cin]: weight.square().sum([2, 3]), if cached
 ) -> torch.Tensor:  # [B, Cout, H*up, W*up]
-    """StyleGAN2's modulated (and demodulated) convolution, 'same' padding.
+    """StyleGAN2's modulated (and demodulated) convolution, 'same' padding,
+    returning ``gain * (conv + bias)``.
 
     w_b = weight * styles_b (per input channel); if ``demodulate``, each output
     filter of w_b is scaled to unit norm: w_b / sqrt(sum(w_b^2) + 1e-8).
     With ``up=2`` the convolution is a stride-2 transposed convolution followed
     by the [1,3,3,1] FIR filter (gain 4), as in StyleGAN2.
+
+    Fast path: ``fused`` (default for one sample) folds style, demodulation and
+    gain into a per-sample weight and the bias into the convolution, so the
+    output is written once; otherwise the input channels are scaled, one
+    batched convolution runs with the shared weight, and the output channels
+    are scaled.
     """
     _check_impl(impl)
     batch, in_ch, _, _ = x.shape
@@ -164,37 +149,47 @@ def modulated_conv2d(
     assert w_in == in_ch and kh == kw and styles.shape == (batch, in_ch), (x.shape, weight.shape, styles.shape)
     assert up in (1, 2)
     if impl == "reference":
-        return _modulated_conv2d_reference(x, weight, styles, demodulate, up)
+        y = _modulated_conv2d_reference(x, weight, styles, demodulate, up)
+        if bias is not None:
+            y = y + bias.reshape(1, -1, 1, 1)
+        return y * gain if gain != 1 else y
 
-    dcoefs = None
     if demodulate:
         # sum_{i,k} (W[o,i,k] s[b,i])^2 = sum_i s[b,i]^2 * sum_k W[o,i,k]^2
-        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + DEMOD_EPS).rsqrt()  # [B, Cout]
+        if weight_sq is None:
+            weight_sq = weight.square().sum(dim=[2, 3])
+        out_scale = (styles.square() @ weight_sq.t() + DEMOD_EPS).rsqrt()  # [B, Cout]
+        if gain != 1:
+            out_scale = out_scale * gain
+    else:
+        out_scale = styles.new_full([batch, out_ch], gain)
+    b = bias * gain if bias is not None and gain != 1 else bias
 
-    if batch == 1:
-        # One sample: fold style and demodulation into the (shared) weight.
-        w = weight * styles.reshape(1, in_ch, 1, 1)
-        if dcoefs is not None:
-            w = w * dcoefs.reshape(out_ch, 1, 1, 1)
-        return _conv(x, w, up)
-    # Several samples: scale the input channels, run one batched convolution
-    # with the shared weight, scale the output channels.
+    if fused is None:
+        # Per-sample weights keep the convolution at full efficiency on large
+        # maps; small maps (<= 32x32) gain more from one batched convolution.
+        fused = batch == 1 or x.shape[2] * x.shape[3] > FUSED_MIN_PIXELS
+    if fused:
+        outs = []
+        for i in range(batch):
+            w = weight * (styles[i].reshape(1, in_ch, 1, 1) * out_scale[i].reshape(out_ch, 1, 1, 1))
+            outs.append(_conv(x[i : i + 1], w, up, b))
+        return outs[0] if batch == 1 else torch.cat(outs)
     x = x * styles.reshape(batch, in_ch, 1, 1)
-    x = _conv(x, weight, up)
-    if dcoefs is not None:
-        x = x.mul_(dcoefs.reshape(batch, out_ch, 1, 1))
-    return x
+    x = _conv(x, weight, up, None)
+    x = x.mul_(out_scale.reshape(batch, out_ch, 1, 1))
+    return x.add_(b.reshape(1, out_ch, 1, 1)) if b is not None else x
 
 
-def _conv(x: torch.Tensor, w: torch.Tensor, up: int) -> torch.Tensor:
+def _conv(x: torch.Tensor, w: torch.Tensor, up: int, bias: torch.Tensor | None) -> torch.Tensor:
     k = w.shape[-1]
     if up == 1:
-        return F.conv2d(x, w, padding=k // 2)
+        return F.conv2d(x, w, bias, padding=k // 2)
     # Transposed convolution (stride 2, no padding): [H, W] -> [2H+k-2, 2W+k-2],
-    # then the FIR filter brings a 3x3 kernel's output to [2H, 2W].
+    # then the FIR filter (with the bias fused in) brings a 3x3 kernel's output to [2H, 2W].
     assert k == 3, "up-sampling convolutions use 3x3 kernels"
     x = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
-    return blur_after_transposed_conv(x)
+    return F.conv2d(x, _depthwise_fir(x, 4.0), bias, padding=1, groups=x.shape[1])
 
 
 def _modulated_conv2d_reference(x, weight, styles, demodulate: bool, up: int) -> torch.Tensor:

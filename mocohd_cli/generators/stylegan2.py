@@ -132,14 +132,33 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_ch))
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self._weight_sq = (None, None)  # (key, weight.square().sum([2, 3])) for frozen weights
+
+    def weight_sq(self) -> torch.Tensor:
+        """Per (out, in) squared norm of the 3x3 kernels, cached while the weight is unchanged."""
+        w = self.weight
+        if w.requires_grad and torch.is_grad_enabled():
+            return w.square().sum(dim=[2, 3])
+        key = (w._version, w.data_ptr(), w.device, w.dtype)
+        if self._weight_sq[0] != key:
+            self._weight_sq = (key, w.detach().square().sum(dim=[2, 3]))
+        return self._weight_sq[1]
 
     def forward(self, x, w, noise: torch.Tensor | None, impl: str = "fast"):
-        # x: [B, in_ch, R/up, R/up], w: [B, w_dim], noise: [B, 1, R, R] or None
+        # x: [B, in_ch, R/up, R/up], w: [B, w_dim], noise: [B or 1, 1, R, R] or None
         styles = self.affine(w)
-        x = ops.modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up, impl=impl)
+        if impl == "reference":  # in the paper's order: conv, + noise, + bias, lrelu, * gain, clamp
+            x = ops.modulated_conv2d(x, self.weight, styles, up=self.up, impl=impl)
+            if noise is not None:
+                x = x + noise * self.noise_strength
+            return ops.bias_act(x, self.bias, act="lrelu", gain=ops.LRELU_GAIN, clamp=self.conv_clamp)
+        # lrelu(y) * g == lrelu(y * g) for g > 0: the gain rides along with the
+        # demodulation, bias and noise, and the activation runs in place.
+        g = ops.LRELU_GAIN
+        x = ops.modulated_conv2d(x, self.weight, styles, up=self.up, bias=self.bias, gain=g, weight_sq=self.weight_sq())
         if noise is not None:
-            x = x.add_(noise * self.noise_strength)
-        return ops.bias_act(x, self.bias, act="lrelu", gain=ops.LRELU_GAIN, clamp=self.conv_clamp, inplace=True)
+            x = x.add_(noise * (self.noise_strength * g))
+        return ops.bias_act(x, None, act="lrelu", clamp=self.conv_clamp, inplace=True)
 
 
 class ToRGB(nn.Module):
@@ -155,8 +174,8 @@ class ToRGB(nn.Module):
 
     def forward(self, x, w, impl: str = "fast"):
         styles = self.affine(w) * self.weight_gain
-        x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, impl=impl)
-        return ops.bias_act(x, self.bias, clamp=self.conv_clamp, inplace=True)
+        x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, bias=self.bias, impl=impl)
+        return x.clamp_(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else x
 
 
 class SynthesisBlock(nn.Module):
@@ -171,10 +190,11 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_ch, cfg.img_channels, cfg.w_dim, conv_clamp=cfg.conv_clamp)
         self.num_conv = 1 if in_ch == 0 else 2
 
-    def forward(self, x, img, ws, noises, impl: str = "fast"):
+    def forward(self, x, img, ws, noises, impl: str = "fast", memory_format=torch.contiguous_format):
         # ws: [B, num_conv + 1, w_dim] (the toRGB style is the next block's first conv style)
         if self.num_conv == 1:
-            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            # Later layers inherit this memory format from their inputs.
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=memory_format)
             x = self.conv1(x, ws[:, 0], noises[0], impl)
         else:
             x = self.conv0(x, ws[:, 0], noises[0], impl)
@@ -188,6 +208,11 @@ class SynthesisNetwork(nn.Module):
     def __init__(self, cfg: StyleGAN2Config):
         super().__init__()
         self.cfg = cfg
+        # Channels-last activations let oneDNN/cuDNN skip layout conversions
+        # around every convolution (fast path only).
+        self.channels_last = True
+        # Largest batch run through the network at once (fast path); 0 = no limit.
+        self.max_batch = 4
         self.num_ws = cfg.num_ws
         in_ch = 0
         for res in cfg.block_resolutions:
@@ -239,14 +264,24 @@ class SynthesisNetwork(nn.Module):
         elif len(noise) != len(layers):
             raise ValueError(f"expected {len(layers)} noise maps, got {len(noise)}")
 
+        batch = ws.shape[0]
+        if impl == "fast" and self.max_batch and batch > self.max_batch:
+            # Sub-batches keep the working set small: time per frame stays flat
+            # and memory stays bounded as the batch grows.
+            step = self.max_batch
+            return torch.cat([
+                self(ws[i : i + step], noise=[n if n is None or n.shape[0] == 1 else n[i : i + step] for n in noise], impl=impl)
+                for i in range(0, batch, step)
+            ])
+        fmt = torch.channels_last if self.channels_last and impl == "fast" else torch.contiguous_format
         x = img = None
         w_idx = n_idx = 0
         for block in self.blocks():
             n = block.num_conv
-            x, img = block(x, img, ws[:, w_idx : w_idx + n + 1], noise[n_idx : n_idx + n], impl)
+            x, img = block(x, img, ws[:, w_idx : w_idx + n + 1], noise[n_idx : n_idx + n], impl, fmt)
             w_idx += n
             n_idx += n
-        return img
+        return img.contiguous()
 
 
 class StyleGAN2Generator(nn.Module):
