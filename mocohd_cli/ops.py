@@ -55,18 +55,21 @@ def bias_act(
     clamp: float | None = None,
     inplace: bool = False,
 ) -> torch.Tensor:
+    # A fresh intermediate may be updated in place, unless autograd needs it.
+    fresh_ok = not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)))
+    inplace = inplace and fresh_ok
     if b is not None:
         shape = [1, -1] + [1] * (x.ndim - 2)
         x = x.add_(b.reshape(shape)) if inplace else x + b.reshape(shape)
-        inplace = True
+        inplace = fresh_ok
     if act == "lrelu":
         x = F.leaky_relu(x, LRELU_SLOPE, inplace=inplace)
-        inplace = True
+        inplace = fresh_ok
     elif act != "linear":
         raise ValueError(f"unknown activation {act!r}")
     if gain != 1:
         x = x.mul_(gain) if inplace else x * gain
-        inplace = True
+        inplace = fresh_ok
     if clamp is not None:
         x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
     return x
@@ -163,7 +166,11 @@ def modulated_conv2d(
             out_scale = out_scale * gain
     else:
         out_scale = styles.new_full([batch, out_ch], gain)
+    # Modulation and demodulation are computed in the parameters' precision;
+    # only the convolution runs in x's dtype (e.g. bfloat16).
+    dt = x.dtype
     b = bias * gain if bias is not None and gain != 1 else bias
+    b = b.to(dt) if b is not None else None
 
     if fused is None:
         # Per-sample weights keep the convolution at full efficiency on large
@@ -173,11 +180,11 @@ def modulated_conv2d(
         outs = []
         for i in range(batch):
             w = weight * (styles[i].reshape(1, in_ch, 1, 1) * out_scale[i].reshape(out_ch, 1, 1, 1))
-            outs.append(_conv(x[i : i + 1], w, up, b))
+            outs.append(_conv(x[i : i + 1], w.to(dt), up, b))
         return outs[0] if batch == 1 else torch.cat(outs)
-    x = x * styles.reshape(batch, in_ch, 1, 1)
-    x = _conv(x, weight, up, None)
-    x = x.mul_(out_scale.reshape(batch, out_ch, 1, 1))
+    x = x * styles.to(dt).reshape(batch, in_ch, 1, 1)
+    x = _conv(x, weight.to(dt), up, None)
+    x = x.mul_(out_scale.to(dt).reshape(batch, out_ch, 1, 1))
     return x.add_(b.reshape(1, out_ch, 1, 1)) if b is not None else x
 
 

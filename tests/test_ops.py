@@ -10,16 +10,33 @@ from mocohd_cli import ops
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("up", [1, 2])
 @pytest.mark.parametrize("demodulate", [True, False])
-@pytest.mark.parametrize("size", [4, 7])
-def test_modulated_conv_fast_matches_reference(batch, up, demodulate, size):
+@pytest.mark.parametrize("size", [4, 7, 40])
+@pytest.mark.parametrize("fused", [None, True, False])
+def test_modulated_conv_fast_matches_reference(batch, up, demodulate, size, fused):
     g = torch.Generator().manual_seed(batch * 100 + up * 10 + size)
     x = torch.randn(batch, 6, size, size, generator=g)
     w = torch.randn(5, 6, 3, 3, generator=g)
     s = torch.randn(batch, 6, generator=g) + 1
-    fast = ops.modulated_conv2d(x, w, s, demodulate=demodulate, up=up)
-    ref = ops.modulated_conv2d(x, w, s, demodulate=demodulate, up=up, impl="reference")
+    b = torch.randn(5, generator=g)
+    fast = ops.modulated_conv2d(x, w, s, demodulate=demodulate, up=up, bias=b, gain=1.5, fused=fused)
+    ref = ops.modulated_conv2d(x, w, s, demodulate=demodulate, up=up, bias=b, gain=1.5, impl="reference")
     assert fast.shape == ref.shape == (batch, 5, size * up, size * up)
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    # the reference's bias and gain are plain arithmetic on its convolution
+    plain = ops.modulated_conv2d(x, w, s, demodulate=demodulate, up=up, impl="reference")
+    torch.testing.assert_close(ref, (plain + b.reshape(1, -1, 1, 1)) * 1.5)
+
+
+def test_modulated_conv_channels_last_and_bfloat16():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 9, 9, generator=g)
+    w, s = torch.randn(8, 8, 3, 3, generator=g), torch.rand(2, 8, generator=g) + 0.5
+    ref = ops.modulated_conv2d(x, w, s, up=2, impl="reference")
+    cl = ops.modulated_conv2d(x.contiguous(memory_format=torch.channels_last), w, s, up=2)
+    torch.testing.assert_close(cl, ref, rtol=1e-5, atol=1e-5)
+    bf = ops.modulated_conv2d(x.bfloat16(), w, s, up=2)
+    assert bf.dtype == torch.bfloat16
+    assert (bf.float() - ref).abs().max() < 0.05 * ref.abs().max()
 
 
 def test_reference_modconv_is_what_it_claims():

@@ -157,7 +157,7 @@ class SynthesisLayer(nn.Module):
         g = ops.LRELU_GAIN
         x = ops.modulated_conv2d(x, self.weight, styles, up=self.up, bias=self.bias, gain=g, weight_sq=self.weight_sq())
         if noise is not None:
-            x = x.add_(noise * (self.noise_strength * g))
+            x = x.add_((noise * (self.noise_strength * g)).to(x.dtype))
         return ops.bias_act(x, None, act="lrelu", clamp=self.conv_clamp, inplace=True)
 
 
@@ -175,7 +175,7 @@ class ToRGB(nn.Module):
     def forward(self, x, w, impl: str = "fast"):
         styles = self.affine(w) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, bias=self.bias, impl=impl)
-        return x.clamp_(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else x
+        return ops.bias_act(x, None, clamp=self.conv_clamp, inplace=True)
 
 
 class SynthesisBlock(nn.Module):
@@ -190,16 +190,16 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_ch, cfg.img_channels, cfg.w_dim, conv_clamp=cfg.conv_clamp)
         self.num_conv = 1 if in_ch == 0 else 2
 
-    def forward(self, x, img, ws, noises, impl: str = "fast", memory_format=torch.contiguous_format):
+    def forward(self, x, img, ws, noises, impl: str = "fast", memory_format=torch.contiguous_format, dtype=torch.float32):
         # ws: [B, num_conv + 1, w_dim] (the toRGB style is the next block's first conv style)
         if self.num_conv == 1:
-            # Later layers inherit this memory format from their inputs.
-            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=memory_format)
+            # Later layers inherit this memory format and dtype from their inputs.
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).to(dtype).contiguous(memory_format=memory_format)
             x = self.conv1(x, ws[:, 0], noises[0], impl)
         else:
             x = self.conv0(x, ws[:, 0], noises[0], impl)
             x = self.conv1(x, ws[:, 1], noises[1], impl)
-        y = self.torgb(x, ws[:, self.num_conv], impl)
+        y = self.torgb(x, ws[:, self.num_conv], impl).float()  # the image accumulates in float32
         img = y if img is None else ops.upsample2d(img, impl).add_(y)
         return x, img
 
@@ -211,8 +211,8 @@ class SynthesisNetwork(nn.Module):
         # Channels-last activations let oneDNN/cuDNN skip layout conversions
         # around every convolution (fast path only).
         self.channels_last = True
-        # Largest batch run through the network at once (fast path); 0 = no limit.
-        self.max_batch = 4
+        # Activation size (bytes) above which blocks run in sub-batches (fast path); 0 = never.
+        self.working_set_bytes = 64 << 20
         self.num_ws = cfg.num_ws
         in_ch = 0
         for res in cfg.block_resolutions:
@@ -246,7 +246,8 @@ class SynthesisNetwork(nn.Module):
         noise_mode: str = "const",
         noise: list[torch.Tensor] | None = None,  # per layer [B or 1, 1, r, r]; overrides noise_mode
         impl: str = "fast",
-    ) -> torch.Tensor:  # [B, img_channels, R, R]
+        dtype: torch.dtype | None = None,  # activation/convolution dtype (fast path), e.g. torch.bfloat16
+    ) -> torch.Tensor:  # [B, img_channels, R, R], float32
         if ws.ndim == 2:
             ws = ws.unsqueeze(1).expand(-1, self.num_ws, -1)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.cfg.w_dim):
@@ -264,24 +265,37 @@ class SynthesisNetwork(nn.Module):
         elif len(noise) != len(layers):
             raise ValueError(f"expected {len(layers)} noise maps, got {len(noise)}")
 
-        batch = ws.shape[0]
-        if impl == "fast" and self.max_batch and batch > self.max_batch:
-            # Sub-batches keep the working set small: time per frame stays flat
-            # and memory stays bounded as the batch grows.
-            step = self.max_batch
-            return torch.cat([
-                self(ws[i : i + step], noise=[n if n is None or n.shape[0] == 1 else n[i : i + step] for n in noise], impl=impl)
-                for i in range(0, batch, step)
-            ])
         fmt = torch.channels_last if self.channels_last and impl == "fast" else torch.contiguous_format
-        x = img = None
-        w_idx = n_idx = 0
-        for block in self.blocks():
+        if impl != "fast" or dtype is None:
+            dtype = ws.dtype
+        return self._run_blocks(0, None, None, ws, noise, impl, fmt, dtype).contiguous()
+
+    def _run_blocks(self, start: int, x, img, ws, noise, impl, fmt, dtype) -> torch.Tensor:
+        """Run blocks ``start``.. on a batch; once a block's activations would exceed
+        ``working_set_bytes``, go on in sub-batches (fast path). Small, early
+        blocks stay batched (efficient convolutions); large ones run a few
+        samples at a time, so time per frame stays flat and memory bounded."""
+        blocks = self.blocks()
+        w_idx = n_idx = sum(b.num_conv for b in blocks[:start])
+        batch = ws.shape[0]
+        for i in range(start, len(blocks)):
+            block = blocks[i]
+            if impl == "fast" and self.working_set_bytes and batch > 1:
+                per_sample = block.conv1.weight.shape[0] * block.resolution**2 * torch.finfo(dtype).bits // 8
+                step = max(1, self.working_set_bytes // per_sample)
+                if step < batch:
+                    def part(t, j):
+                        return t if t is None or t.shape[0] == 1 else t[j : j + step]
+
+                    return torch.cat([
+                        self._run_blocks(i, part(x, j), part(img, j), ws[j : j + step], [part(n, j) for n in noise], impl, fmt, dtype)
+                        for j in range(0, batch, step)
+                    ])
             n = block.num_conv
-            x, img = block(x, img, ws[:, w_idx : w_idx + n + 1], noise[n_idx : n_idx + n], impl, fmt)
+            x, img = block(x, img, ws[:, w_idx : w_idx + n + 1], noise[n_idx : n_idx + n], impl, fmt, dtype)
             w_idx += n
             n_idx += n
-        return img.contiguous()
+        return img
 
 
 class StyleGAN2Generator(nn.Module):
