@@ -116,6 +116,7 @@ def import_(
     path: Path = typer.Argument(..., help="File to import: rosinality .pt, NVIDIA .pkl or mocohd .safetensors."),
     name: str = typer.Option(..., "--name", help="Name to store it under."),
     kind: Optional[str] = typer.Option(None, "--kind", help="Force the kind (image); auto-detected by default."),
+    force: bool = typer.Option(False, "--force", help="Replace a model of the same name in the store."),
 ):
     """Convert a local weight file to the canonical format and add it to the store."""
     from .formats.canonical import KINDS
@@ -124,7 +125,7 @@ def import_(
     if kind is not None and kind not in KINDS:
         raise MocohdError(f"--kind must be one of {', '.join(KINDS)}")
     with err.status(f"importing {path.name}..."):
-        h = import_model(path, name, kind=kind)
+        h = import_model(path, name, kind=kind, overwrite=force)
     out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {h.config.get('resolution', '?')} px) -> {h.path}")
 
 

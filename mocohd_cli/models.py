@@ -53,7 +53,7 @@ def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.de
     return g.eval().to(device)
 
 
-def import_model(path: str | os.PathLike, name: str, kind: str | None = None, overwrite: bool = True) -> canonical.ModelHeader:
+def import_model(path: str | os.PathLike, name: str, kind: str | None = None, overwrite: bool = False) -> canonical.ModelHeader:
     """Convert any supported file to the canonical format and put it in the store as ``name``."""
     store.check_name(name)
     model = read_any(path, kind=kind)
@@ -61,7 +61,7 @@ def import_model(path: str | os.PathLike, name: str, kind: str | None = None, ov
         _build_image_generator(model, str(path))  # refuse before writing anything
     dest = store.store_path(model.kind, name)
     if dest.exists() and not overwrite:
-        raise MocohdError(f"{dest} already exists (pass --force to replace it)")
+        raise MocohdError(f"a {model.kind} model named '{name}' already exists in the store (pass --force to replace it)")
     store.kind_dir(model.kind, create=True)
     try:
         return canonical.save_model(dest, model.tensors, kind=model.kind, family=model.family, config=model.config, source=model.source)

@@ -173,9 +173,10 @@ def modulated_conv2d(
     b = b.to(dt) if b is not None else None
 
     if fused is None:
-        # Per-sample weights keep the convolution at full efficiency on large
-        # maps; small maps (<= 32x32) gain more from one batched convolution.
-        fused = batch == 1 or x.shape[2] * x.shape[3] > FUSED_MIN_PIXELS
+        # On large maps, per-sample weights (one pass over the weight) beat
+        # scaling the activations; on small maps (<= 32x32) the weight is the
+        # larger tensor, and one batched convolution is also more efficient.
+        fused = x.shape[2] * x.shape[3] > FUSED_MIN_PIXELS
     if fused:
         outs = []
         for i in range(batch):

@@ -107,3 +107,13 @@ def test_unreadable_store_is_one_line(capsys, isolated_store):
     isolated_store.write_text("a file where the store should be")
     code, _, err = run(capsys, "list")
     assert code == 1 and "not a folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_import_does_not_silently_replace(capsys, tmp_path):
+    G = randomized_generator(tiny_config(8))
+    pt = tmp_path / "g.pt"
+    torch.save(rosinality.to_rosinality_state_dict(G.cfg.to_dict(), G.state_dict()), pt)
+    assert run(capsys, "import", str(pt), "--name", "twice")[0] == 0
+    code, _, err = run(capsys, "import", str(pt), "--name", "twice")
+    assert code == 1 and "already exists" in err and "--force" in err
+    assert run(capsys, "import", str(pt), "--name", "twice", "--force")[0] == 0
