@@ -2,9 +2,11 @@
 
 Each operation has two implementations:
 
-* ``impl="fast"`` -- what the networks run: batched, no per-sample loops, the
-  [1, 3, 3, 1] FIR filter applied separably, and the modulation folded into
-  whichever of input or weight is smaller.
+* ``impl="fast"`` -- what the networks run: the [1, 3, 3, 1] FIR filter as
+  one depthwise convolution (a single pass over channels-last memory), the
+  modulation folded into a per-sample weight on large maps or into the
+  activations of one batched convolution on small maps, and bias and gain
+  folded into the convolution.
 * ``impl="reference"`` -- a slow, obviously-correct restatement: one sample
   at a time, the modulated weight built explicitly, up-sampling done by
   inserting zeros and running the full 2-D FIR filter as a convolution.

@@ -212,7 +212,7 @@ class SynthesisNetwork(nn.Module):
         # around every convolution (fast path only).
         self.channels_last = True
         # Activation size (bytes) above which blocks run in sub-batches (fast path); 0 = never.
-        self.working_set_bytes = 64 << 20
+        self.working_set_bytes = 16 << 20
         self.num_ws = cfg.num_ws
         in_ch = 0
         for res in cfg.block_resolutions:

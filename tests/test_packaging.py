@@ -1,0 +1,25 @@
+"""The wheel carries what weights/ ships, and the console script."""
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_contains_shipped_weights(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("mocohd_cli-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    registry = json.loads((ROOT / "weights" / "registry.json").read_text())
+    shipped = [e["file"] for e in registry["models"] if e.get("file")]
+    assert shipped, "the registry ships no model"
+    for f in ["registry.json", *shipped]:
+        assert f"mocohd_cli/weights/{f}" in names, f
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "mocohd = mocohd_cli.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
