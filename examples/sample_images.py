@@ -18,13 +18,17 @@ p.add_argument("-n", type=int, default=8, help="number of images")
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--truncation", type=float, default=1.0)
 p.add_argument("--noise", default="const", choices=["const", "random", "none"])
+p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="synthesis precision")
 args = p.parse_args()
 
-G = load_image_generator(args.image)
-z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
+G = load_image_generator(args.image, device=args.device)
+device = G.synthesis.b4.const.device
+z = torch.randn(args.n, G.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
+dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
 with torch.no_grad():
-    img = G.synthesis(G.mapping(z, truncation_psi=args.truncation), noise_mode=args.noise)
+    img = G.synthesis(G.mapping(z, truncation_psi=args.truncation), noise_mode=args.noise, dtype=dtype).cpu()
 grid = torch.cat(list(img), dim=2)  # side by side: [3, R, n*R]
 grid = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
 iio.imwrite(args.out, grid)
-print(f"wrote {args.out}: {args.n} images of {G.resolution} px from {args.image}")
+print(f"wrote {args.out}: {args.n} images of {G.resolution} px from {args.image} on {device}")
