@@ -62,7 +62,7 @@ def list_models():
 
     table = Table(title=f"models  (store: {store.home()})", title_justify="left")
     for col in ("name", "kind", "family", "res", "where", "description"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for e in store.registry():
         where = "shipped" if e.shipped else f"hub: {e.repo_id}"
         aliases = f" ({', '.join(e.aliases)})" if e.aliases else ""
@@ -85,8 +85,8 @@ def info(name: str = typer.Argument(..., help="Model name or path (.safetensors,
     m = describe(name)
     cfg = m.config
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     rows = [
         ("name", m.name),
         ("file", f"{m.path}  ({m.origin}, {_size(m.file_size)})"),
@@ -100,12 +100,10 @@ def info(name: str = typer.Argument(..., help="Model name or path (.safetensors,
         rows.append(("latent", f"z {cfg['z_dim']}, w {cfg['w_dim']}"))
     if "channel_base" in cfg:
         rows.append(("channels", f"base {cfg['channel_base']}, max {cfg['channel_max']}, mapping layers {cfg.get('mapping_layers')}"))
-    rows += [
-        ("parameters", f"{m.parameters:,}"),
-        ("source", ", ".join(f"{k}={v}" for k, v in sorted(m.source.items())) or "-"),
-        ("weights sha256", m.weights_sha256),
-        ("file sha256", m.file_sha256),
-    ]
+    rows.append(("parameters", f"{m.parameters:,}"))
+    labels = {"format": "source format", "file": "original file", "file_sha256": "original sha256"}
+    rows += [(labels.get(k, f"source {k}"), str(v)) for k, v in sorted(m.source.items())] or [("source", "-")]
+    rows += [("weights sha256", m.weights_sha256), ("file sha256", m.file_sha256)]
     for k, v in rows:
         table.add_row(k, str(v))
     out.print(table)

@@ -37,7 +37,7 @@ class PersistentObject:
 
     def __init__(self, meta: dict):
         if not isinstance(meta, dict):
-            raise pickle.UnpicklingError("malformed persistent object")
+            raise RefusedContent("malformed persistent object")
         self.class_name = str(meta.get("class_name", ""))
         self.version = meta.get("version")
         self.state = meta.get("state") or {}
@@ -71,7 +71,7 @@ def _load_storage_bytes(b: bytes):
     try:
         return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise pickle.UnpicklingError(f"a tensor storage in it holds more than tensor data ({weights_only_reason(e)})") from None
+        raise RefusedContent(f"a tensor storage in it holds more than tensor data ({weights_only_reason(e)})") from None
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
@@ -81,7 +81,7 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
 def _numpy_scalar(dtype, data=None):
     # NVIDIA's modules keep gains such as sqrt(2) as numpy scalars: raw bytes + a dtype.
     if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise pickle.UnpicklingError("numpy object scalars are not allowed")
+        raise RefusedContent("numpy object scalars are not allowed")
     if not isinstance(data, bytes) or len(data) != dtype.itemsize:
         raise pickle.UnpicklingError("malformed numpy scalar")
     return np.frombuffer(data, dtype)[0]
@@ -89,7 +89,7 @@ def _numpy_scalar(dtype, data=None):
 
 def _numpy_array(cls, shape, dtype_code):
     if cls is not np.ndarray:
-        raise pickle.UnpicklingError("only plain numpy arrays are allowed")
+        raise RefusedContent("only plain numpy arrays are allowed")
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 
@@ -117,6 +117,10 @@ _ALLOWED = {
 }
 
 
+class RefusedContent(pickle.UnpicklingError):
+    """The pickle asks for something outside the allow-list."""
+
+
 class SafeUnpickler(pickle.Unpickler):
     """Resolves only allow-listed globals; everything else is refused unexecuted."""
 
@@ -124,10 +128,10 @@ class SafeUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"{module}.{name} is not on the allow-list of plain data types") from None
+            raise RefusedContent(f"{module}.{name} is not on the allow-list of plain data types") from None
 
     def persistent_load(self, pid):
-        raise pickle.UnpicklingError("persistent ids are not supported")
+        raise RefusedContent("persistent ids are not supported")
 
 
 def read_pickle(path: str | Path) -> object:
@@ -136,9 +140,9 @@ def read_pickle(path: str | Path) -> object:
             return SafeUnpickler(f).load()
     except FileNotFoundError:
         raise MocohdError(f"{path}: no such file")
-    except pickle.UnpicklingError as e:
+    except RefusedContent as e:
         raise MocohdError(f"{path}: refused to load: {e}; nothing in it was executed") from e
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError, MemoryError, OSError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError, MemoryError, OSError) as e:
         raise MocohdError(f"{path}: not a readable network pickle (corrupt or truncated?): {type(e).__name__}: {str(e)[:160]}") from e
 
 
