@@ -166,7 +166,7 @@ def test_truncated_files_are_refused_cleanly(good_files, tmp_path, isolated_stor
     data = good_files[fmt].read_bytes()
     bad = tmp_path / f"bad.{fmt}"
     bad.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(MocohdError):
+    with pytest.raises(MocohdError, match=r"corrupt or truncated"):
         import_model(bad, "bad")
     assert _store_files(isolated_store) == []
 

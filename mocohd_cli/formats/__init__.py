@@ -48,7 +48,8 @@ def sniff(path: str | Path) -> str:
         raise MocohdError(f"{path}: empty file")
     if canonical.is_safetensors(path):
         return "safetensors"
-    if head.startswith(_LEGACY_TORCH_MAGIC) or zipfile.is_zipfile(path):
+    # torch.save files are zip archives (a truncated one still starts with a local file header)
+    if head.startswith(_LEGACY_TORCH_MAGIC) or head.startswith(b"PK\x03\x04") or zipfile.is_zipfile(path):
         return "torch"
     if head[:1] == b"\x80":
         return "pickle"
