@@ -92,13 +92,13 @@ def describe(name_or_path: str | os.PathLike) -> ModelInfo:
     if fmt == "safetensors":
         h = canonical.read_header(r.path)
         kind, family, config, source, wsha = h.kind, h.family, h.config, h.source, h.weights_sha256
-        params = sum(canonical._prod(s) for k, s in h.shapes.items() if not _is_buffer(k))
+        params = h.parameter_count()
         file_format = "mocohd"
     else:
         m = read_any(r.path)
         kind, family, config, source = m.kind, m.family, m.config, m.source
         wsha = canonical.weights_sha256(m.tensors)
-        params = sum(t.numel() for k, t in m.tensors.items() if not _is_buffer(k))
+        params = sum(t.numel() for k, t in m.tensors.items() if not k.endswith(canonical.BUFFER_SUFFIXES))
         file_format = m.source.get("format", fmt)
     return ModelInfo(
         name=r.name, origin=r.origin, path=r.path, format=file_format, kind=kind, family=family, config=config,
@@ -106,6 +106,3 @@ def describe(name_or_path: str | os.PathLike) -> ModelInfo:
         file_size=r.path.stat().st_size,
     )
 
-
-def _is_buffer(name: str) -> bool:
-    return name.endswith(("noise_const", "w_avg"))

@@ -70,17 +70,18 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         raise MocohdError(f"{path}: cannot import a {kind} model from a {fmt} file")
     source = {"file": path.name, "file_sha256": canonical.file_sha256(path)}
     if fmt == "torch":
+        reader = rosinality
         obj = rosinality.read_torch_file(path)
-        if not rosinality.looks_like_rosinality(obj):
-            raise MocohdError(f"{path}: unknown architecture: a PyTorch checkpoint without a rosinality StyleGAN2 generator ('g_ema')")
-        config, tensors, notes = rosinality.convert(obj)
-        source.update(format=rosinality.FORMAT, **notes)
     elif fmt == "pickle":
+        reader = nvidia
         obj = nvidia.read_pickle(path)
-        config, tensors, notes = nvidia.convert(obj)
-        source.update(format=nvidia.FORMAT, **notes)
     else:
         raise MocohdError(f"{path}: unrecognised file format (expected .safetensors, a rosinality .pt or an NVIDIA .pkl)")
+    try:
+        config, tensors, notes = reader.convert(obj)
+    except MocohdError as e:
+        raise MocohdError(f"{path}: {e}") from e
+    source.update(format=reader.FORMAT, **notes)
     if "mapping.w_avg" not in tensors:
         from ..generators import build_generator
 

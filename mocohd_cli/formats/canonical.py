@@ -32,6 +32,7 @@ from ..errors import MocohdError
 FORMAT_VERSION = 1
 KINDS = ("image", "motion", "pca")
 SUFFIX = ".safetensors"
+BUFFER_SUFFIXES = ("noise_const", "w_avg")  # stored state that is not a learned parameter
 
 
 @dataclass
@@ -48,9 +49,9 @@ class ModelHeader:
     metadata: dict[str, str] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
-    @property
-    def num_elements(self) -> int:
-        return sum(_prod(s) for s in self.shapes.values())
+    def parameter_count(self) -> int:
+        """Elements of all tensors except buffers (noise maps, w_avg)."""
+        return sum(_prod(s) for k, s in self.shapes.items() if not k.endswith(BUFFER_SUFFIXES))
 
 
 def _prod(shape) -> int:

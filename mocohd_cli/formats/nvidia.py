@@ -39,9 +39,8 @@ class PersistentObject:
         if not isinstance(meta, dict):
             raise RefusedContent("malformed persistent object")
         self.class_name = str(meta.get("class_name", ""))
-        self.version = meta.get("version")
         self.state = meta.get("state") or {}
-        self.module_src_length = len(meta.get("module_src") or "")  # kept as data only, never executed
+        # meta["module_src"] (the network's Python source) is dropped unread: never executed.
 
     def children(self) -> dict:
         return dict(self.state.get("_modules") or {})
@@ -144,10 +143,6 @@ def read_pickle(path: str | Path) -> object:
         raise MocohdError(f"{path}: refused to load: {e}; nothing in it was executed") from e
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError, MemoryError, OSError) as e:
         raise MocohdError(f"{path}: not a readable network pickle (corrupt or truncated?): {type(e).__name__}: {str(e)[:160]}") from e
-
-
-def looks_like_nvidia(obj: object) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("G_ema"), PersistentObject) or isinstance(obj, PersistentObject)
 
 
 def _is_stylegan3(g: PersistentObject) -> bool:

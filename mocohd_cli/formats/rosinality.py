@@ -54,11 +54,6 @@ def weights_only_reason(e: Exception) -> str:
     return lines[0][:160] if lines else "unsupported content"
 
 
-def looks_like_rosinality(obj: object) -> bool:
-    sd = _generator_state(obj)
-    return sd is not None
-
-
 def _generator_state(obj) -> dict | None:
     if isinstance(obj, dict):
         for key in ("g_ema", "g"):
@@ -73,7 +68,7 @@ def convert(obj: object, mapping_lr_mul: float = 0.01) -> tuple[dict, dict[str, 
     """Rosinality checkpoint -> (stylegan2 config dict, our state dict, notes for provenance)."""
     sd = _generator_state(obj)
     if sd is None:
-        raise MocohdError("not a rosinality StyleGAN2 checkpoint (no 'g_ema' generator state with 'input.input')")
+        raise MocohdError("unknown architecture: a PyTorch checkpoint without a rosinality StyleGAN2 generator ('g_ema' with 'input.input')")
     notes: dict = {}
     try:
         n_mlp = 0
