@@ -37,12 +37,13 @@ def _build_image_generator(model: ConvertedModel, origin: str):
 
 
 def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """An image generator in eval mode, parameters frozen, on ``device`` ("auto" picks one).
+    """An image generator in eval mode, parameters frozen, on ``device``
+    ("auto": CUDA, then MPS, then CPU). ``G.source`` holds its provenance.
 
     Accepts a store/registry name, a canonical ``.safetensors`` file, or an
     original checkpoint (rosinality ``.pt``, NVIDIA ``.pkl``) converted in memory.
     """
-    device = pick_device(str(device)) if str(device) == "auto" else torch.device(device)
+    device = pick_device(device) if isinstance(device, str) else torch.device(device)
     if device.type == "cpu":
         tune_allocator()
     r = store.resolve(name_or_path, kind="image")
