@@ -78,11 +78,17 @@ def list_models():
 
 
 @app.command()
-def info(name: str = typer.Argument(..., help="Model name or path (.safetensors, rosinality .pt, NVIDIA .pkl).")):
+def info(
+    name: str = typer.Argument(..., help="Model name or path (.safetensors, rosinality .pt, NVIDIA .pkl)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="image, motion or pca, when a name has several."),
+):
     """What a model is: kind, family, resolution, latent size, parameters, provenance, sha256."""
+    from .formats.canonical import KINDS
     from .models import describe
 
-    m = describe(name)
+    if kind is not None and kind not in KINDS:
+        raise MocohdError(f"--kind must be one of {', '.join(KINDS)}")
+    m = describe(name, kind=kind)
     cfg = m.config
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -125,6 +131,37 @@ def import_(
     with err.status(f"importing {path.name}..."):
         h = import_model(path, name, kind=kind, overwrite=force)
     out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {h.config.get('resolution', '?')} px) -> {h.path}")
+
+
+@app.command()
+def pca(
+    image: str = typer.Option("demo", "--image", help="Image generator: name or path."),
+    samples: int = typer.Option(1_000_000, "--samples", help="Number of z samples (the official recipe uses 1,000,000)."),
+    batch: int = typer.Option(4096, "--batch", help="Samples per mapping-network forward."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the z samples: same seed, same basis."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    name: Optional[str] = typer.Option(None, "--name", help="Store name (default: the generator's name)."),
+    force: bool = typer.Option(False, "--force", help="Refit even if the store has a basis for this generator."),
+):
+    """Fit the latent PCA basis of an image generator and store it (cached per generator)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .models import load_image_generator
+    from .pca import pca_for
+
+    G = load_image_generator(image, device=device)
+    with Progress(TextColumn("mapping z -> w"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("pca", total=samples)
+        basis, path, computed = pca_for(image, G=G, samples=samples, batch=batch, seed=seed, name=name, force=force, exact=True,
+                                        progress=lambda n: bar.update(task, completed=n))
+    top = basis.var_ratio[: min(5, len(basis.var_ratio))] if basis.var_ratio is not None else None
+    head = "fitted" if computed else "already in the store (use --force to refit)"
+    out.print(f"PCA basis of [bold]{image}[/bold] {head}: {path}")
+    if top is not None:
+        k = int((basis.var_ratio.cumsum(0) < 0.9).sum()) + 1
+        out.print(f"{basis.components.shape[0]} directions; top variance ratios "
+                  + ", ".join(f"{v:.3f}" for v in top.tolist()) + f"; 90% of the variance in {k}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -86,9 +86,9 @@ class ModelInfo:
     file_size: int
 
 
-def describe(name_or_path: str | os.PathLike) -> ModelInfo:
+def describe(name_or_path: str | os.PathLike, kind: str | None = None) -> ModelInfo:
     """Everything ``mocohd info`` shows about a model, without keeping it loaded."""
-    r = store.resolve(name_or_path)
+    r = store.resolve(name_or_path, kind=kind)
     fmt = sniff(r.path)
     if fmt == "safetensors":
         h = canonical.read_header(r.path)

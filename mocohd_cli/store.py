@@ -7,8 +7,9 @@ Layout under ``MOCOHD_HOME`` (default: the user's cache folder + ``mocohd``)::
     pca/NAME.safetensors      latent PCA bases
     runs/NAME/                training runs
 
-A name resolves, in order, as: an existing path; a model in the store; a
-model shipped in the package's ``weights/`` folder; a registry entry (or one
+A name resolves, in order, as: an existing path; then for each kind (image,
+motion, pca, or only the kind asked for) a model in the store, then one
+shipped in the package's ``weights/`` folder; then a registry entry (or one
 of its aliases) that has not been downloaded, which asks the user to run
 ``mocohd fetch``. Anything else is an error that lists the close matches.
 """
@@ -175,16 +176,17 @@ def resolve(name_or_path: str | os.PathLike, kind: str | None = None) -> Resolve
 
     entry = registry_entry(s)
     names = [s] + ([entry.name] + entry.aliases if entry else [])
+    # Kind by kind (image first), the store before what the package ships.
     for k in [kind] if kind else KINDS:
         for n in names:
             f = home() / k / f"{n}{SUFFIX}"
             if f.is_file():
                 return Resolved(f, "store", n)
-    if entry and entry.shipped and (kind is None or entry.kind == kind):
-        f = weights_dir() / entry.file
-        if f.is_file():
-            return Resolved(f, "shipped", entry.name)
-        raise MocohdError(f"the shipped model file {f} is missing; reinstall mocohd")
+        if entry and entry.shipped and entry.kind == k:
+            f = weights_dir() / entry.file
+            if f.is_file():
+                return Resolved(f, "shipped", entry.name)
+            raise MocohdError(f"the shipped model file {f} is missing; reinstall mocohd")
     if entry and entry.repo_id:
         raise MocohdError(f"'{s}' is a known model that is not downloaded yet: run `mocohd fetch {entry.name}`")
 

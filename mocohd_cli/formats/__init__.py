@@ -6,6 +6,7 @@
     canonical .safetensors   our own files
     rosinality .pt           torch.save of {'g_ema': state_dict, 'latent_avg': ...}
     NVIDIA .pkl              stylegan2-ada-pytorch network pickle (safe unpickler)
+    PCA folder / .npy        MoCoGAN-HD's pca_comp.npy, pca_stdev.npy, ... (allow_pickle=False)
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def sniff(path: str | Path) -> str:
 def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     """Read and convert any supported file. ``kind`` forces the expected kind."""
     path = Path(path)
+    if kind in (None, "pca") and (path.is_dir() or path.suffix == ".npy"):
+        from ..pca import PCA_FAMILY, read_official
+
+        basis = read_official(path)
+        return ConvertedModel("pca", PCA_FAMILY, basis.config(), basis.tensors(), {"format": "mocogan-hd-npy", "file": path.name})
     fmt = sniff(path)
     if fmt == "safetensors":
         header = canonical.read_header(path)

@@ -1,0 +1,227 @@
+"""Principal directions of an image generator's latent space (SPEC section 4).
+
+The motion generator moves w along the first ``n_pca`` principal directions
+of w = mapping(z), z ~ N(0, I), each scaled by its standard deviation. The
+official recipe maps 1,000,000 samples and fits sklearn's IncrementalPCA
+with 512 components; we compute the same statistics exactly and faster:
+
+    mean, covariance   streamed over batches, merged in float64 (Chan et al.)
+    components         eigenvectors of the covariance, rows, sorted by variance,
+                       sign fixed so each row's largest-magnitude entry is positive
+    stdev              sqrt of the eigenvalues (covariance with n - 1, as sklearn)
+    var_ratio          eigenvalue / total variance
+    mean, var          per-dimension mean and variance of w (var with n, as numpy)
+
+    basis = fit_pca(G, samples=1_000_000)          # seeded: same call, same basis
+    basis = pca_for("ffhq")                          # cached in the store per generator
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import store
+from .errors import MocohdError
+from .formats import canonical
+
+PCA_FAMILY = "latent-pca"
+OFFICIAL_FILES = {  # MoCoGAN-HD's get_stats_pca.py output -> our tensor names
+    "pca_comp.npy": "components",
+    "pca_stdev.npy": "stdev",
+    "pca_var_ratio.npy": "var_ratio",
+    "style_mean.npy": "mean",
+    "style_var.npy": "var",
+}
+
+
+@dataclass
+class PCABasis:
+    components: torch.Tensor  # [k, w_dim], unit rows, sorted by variance (descending)
+    stdev: torch.Tensor  # [k]
+    var_ratio: torch.Tensor | None = None  # [k]
+    mean: torch.Tensor | None = None  # [w_dim]
+    var: torch.Tensor | None = None  # [w_dim]
+    info: dict = field(default_factory=dict)  # samples, seed, image generator identity, ...
+
+    def __post_init__(self):
+        k, d = self.components.shape
+        if self.stdev.shape != (k,):
+            raise MocohdError(f"PCA stdev has shape {list(self.stdev.shape)}, expected [{k}]")
+
+    @property
+    def w_dim(self) -> int:
+        return self.components.shape[1]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        t = {"components": self.components, "stdev": self.stdev}
+        for name in ("var_ratio", "mean", "var"):
+            if getattr(self, name) is not None:
+                t[name] = getattr(self, name)
+        return {k: v.float().contiguous() for k, v in t.items()}
+
+    def config(self) -> dict:
+        return {"n_components": int(self.components.shape[0]), "w_dim": self.w_dim, **self.info}
+
+    def save(self, path: str | os.PathLike, source: dict | None = None) -> canonical.ModelHeader:
+        return canonical.save_model(path, self.tensors(), kind="pca", family=PCA_FAMILY, config=self.config(), source=source)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PCABasis":
+        h = canonical.read_header(path)
+        if h.kind != "pca":
+            raise MocohdError(f"{path}: is a {h.kind} model, expected a PCA basis")
+        t = canonical.load_tensors(path)
+        if "components" not in t or "stdev" not in t:
+            raise MocohdError(f"{path}: PCA basis without components/stdev")
+        info = {k: v for k, v in h.config.items() if k not in ("n_components", "w_dim")}
+        return cls(t["components"], t["stdev"], t.get("var_ratio"), t.get("mean"), t.get("var"), info)
+
+
+class _Moments:
+    """Streaming mean and scatter matrix in float64, merged batch by batch."""
+
+    def __init__(self, dim: int, device):
+        self.n = 0
+        self.mean = torch.zeros(dim, dtype=torch.float64, device=device)
+        self.m2 = torch.zeros(dim, dim, dtype=torch.float64, device=device)
+
+    def add(self, x: torch.Tensor) -> None:  # x: [n, dim]
+        nb = x.shape[0]
+        xb = x.double()
+        mb = xb.mean(0)
+        xc = xb - mb
+        cb = xc.t() @ xc
+        delta = mb - self.mean
+        n = self.n + nb
+        self.m2 += cb + torch.outer(delta, delta) * (self.n * nb / n)
+        self.mean += delta * (nb / n)
+        self.n = n
+
+
+def _float64_device(device: torch.device) -> torch.device:
+    return torch.device("cpu") if device.type == "mps" else device  # MPS has no float64
+
+
+def fit_pca(
+    G,
+    samples: int = 1_000_000,
+    batch: int = 4096,
+    seed: int = 0,
+    n_components: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PCABasis:
+    """PCA of w = G.mapping(z) over ``samples`` seeded z ~ N(0, I).
+
+    z is drawn on the CPU from ``seed`` in batches of ``batch``, so the
+    samples do not depend on the device; ``progress(n)`` is called after each
+    batch with the number of samples so far.
+    """
+    if samples < 2 or batch < 1:
+        raise MocohdError("PCA needs at least 2 samples and a positive batch size")
+    device = next(G.parameters()).device
+    acc_device = _float64_device(device)
+    gen = torch.Generator().manual_seed(seed)
+    moments = _Moments(G.w_dim, acc_device)
+    with torch.no_grad():
+        done = 0
+        while done < samples:
+            n = min(batch, samples - done)
+            z = torch.randn(n, G.z_dim, generator=gen).to(device)
+            moments.add(G.mapping(z).to(acc_device))
+            done += n
+            if progress:
+                progress(done)
+    return _basis_from_moments(moments, n_components or G.w_dim, {"samples": samples, "seed": seed})
+
+
+def _basis_from_moments(m: _Moments, k: int, info: dict) -> PCABasis:
+    cov = m.m2 / (m.n - 1)
+    evals, evecs = torch.linalg.eigh(cov.cpu())  # ascending
+    evals, evecs = evals.flip(0)[:k], evecs.flip(1)[:, :k]
+    comps = evecs.t()  # rows
+    # sklearn's convention (svd_flip, v-based): the largest |entry| of each row is positive.
+    idx = comps.abs().argmax(dim=1)
+    signs = torch.sign(comps[torch.arange(k), idx])
+    comps = comps * signs[:, None]
+    evals = evals.clamp(min=0)
+    total = torch.diagonal(cov).sum().cpu()
+    return PCABasis(
+        components=comps.float(),
+        stdev=evals.sqrt().float(),
+        var_ratio=(evals / total).float(),
+        mean=m.mean.cpu().float(),
+        var=(torch.diagonal(m.m2) / m.n).cpu().float(),
+        info=info,
+    )
+
+
+# ----------------------------------------------------------------------------
+# Import of the official .npy files, and the per-generator cache in the store.
+
+
+def read_official(folder: str | os.PathLike) -> PCABasis:
+    """MoCoGAN-HD's PCA folder: pca_comp.npy and pca_stdev.npy (+ var ratio, mean, var if present)."""
+    folder = Path(folder)
+    if folder.is_file():
+        folder = folder.parent
+    arrays = {}
+    for fname, key in OFFICIAL_FILES.items():
+        p = folder / fname
+        if p.is_file():
+            try:
+                arrays[key] = torch.from_numpy(np.load(p, allow_pickle=False).astype(np.float32))
+            except (ValueError, OSError) as e:
+                raise MocohdError(f"{p}: not a readable .npy array: {e}") from e
+    if "components" not in arrays or "stdev" not in arrays:
+        raise MocohdError(f"{folder}: expected pca_comp.npy and pca_stdev.npy (MoCoGAN-HD's get_stats_pca.py output)")
+    comps = arrays["components"]
+    if comps.ndim != 2 or arrays["stdev"].ndim != 1 or arrays["stdev"].shape[0] > comps.shape[0]:
+        raise MocohdError(f"{folder}: pca_comp.npy must be [k, w_dim] and pca_stdev.npy [k]")
+    k = arrays["stdev"].shape[0]
+    return PCABasis(comps[:k], arrays["stdev"], arrays.get("var_ratio"), arrays.get("mean"), arrays.get("var"),
+                    {"origin": "MoCoGAN-HD get_stats_pca.py"})
+
+
+def find_cached(image_sha256: str) -> Path | None:
+    """A stored PCA basis fitted for the image generator with these weights, if any."""
+    for kind, _name, path in store.list_store("pca"):
+        try:
+            h = canonical.read_header(path)
+        except MocohdError:
+            continue
+        if h.config.get("image_sha256") == image_sha256:
+            return path
+    return None
+
+
+def pca_for(image: str | os.PathLike, G=None, samples: int = 1_000_000, batch: int = 4096, seed: int = 0,
+            name: str | None = None, force: bool = False, exact: bool = False, progress=None) -> tuple[PCABasis, Path, bool]:
+    """The PCA basis of an image generator: from the store cache, or fitted and stored.
+
+    Returns (basis, path, computed). The cache is keyed by the generator's
+    weights sha256; with ``exact`` a cached basis must also have been fitted
+    with the same ``samples`` and ``seed``; ``force`` always refits.
+    """
+    from .models import describe, load_image_generator
+
+    info = describe(image, kind="image")
+    if not force:
+        cached = find_cached(info.weights_sha256)
+        if cached is not None:
+            basis = PCABasis.load(cached)
+            if not exact or (basis.info.get("samples"), basis.info.get("seed")) == (samples, seed):
+                return basis, cached, False
+    if G is None:
+        G = load_image_generator(image, device="auto")
+    basis = fit_pca(G, samples=samples, batch=batch, seed=seed, progress=progress)
+    basis.info.update(image_name=info.name, image_sha256=info.weights_sha256)
+    dest = store.store_path("pca", store.check_name(name or info.name))
+    store.kind_dir("pca", create=True)
+    basis.save(dest, source={"format": "mocohd", "image": info.name, "image_sha256": info.weights_sha256})
+    return basis, dest, True
