@@ -121,16 +121,20 @@ def import_(
     name: str = typer.Option(..., "--name", help="Name to store it under."),
     kind: Optional[str] = typer.Option(None, "--kind", help="Force the kind (image); auto-detected by default."),
     force: bool = typer.Option(False, "--force", help="Replace a model of the same name in the store."),
+    pca: Optional[Path] = typer.Option(None, "--pca", help="PCA folder (pca_comp.npy, pca_stdev.npy) of an official motion checkpoint."),
+    image: Optional[str] = typer.Option(None, "--image", help="Image generator a motion model or PCA basis belongs to."),
+    w_residual: float = typer.Option(0.2, "--w-residual", help="Step weight lambda of an official motion checkpoint (not stored in it)."),
 ):
-    """Convert a local weight file to the canonical format and add it to the store."""
+    """Convert a local weight file (or an official PCA folder) to the canonical format and add it to the store."""
     from .formats.canonical import KINDS
     from .models import import_model
 
     if kind is not None and kind not in KINDS:
         raise MocohdError(f"--kind must be one of {', '.join(KINDS)}")
     with err.status(f"importing {path.name}..."):
-        h = import_model(path, name, kind=kind, overwrite=force)
-    out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {h.config.get('resolution', '?')} px) -> {h.path}")
+        h = import_model(path, name, kind=kind, overwrite=force, pca=pca, image=image, w_residual=w_residual)
+    what = f"{h.config['resolution']} px" if "resolution" in h.config else f"w {h.config.get('w_dim', '?')}"
+    out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {what}) -> {h.path}")
 
 
 @app.command()

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import store
-from .errors import MocohdError
+from .errors import MocohdError, a
 from .formats import ConvertedModel, canonical, read_any, sniff
 from .generators import build_generator
 from .runtime import pick_device, tune_allocator
@@ -22,7 +22,7 @@ from .runtime import pick_device, tune_allocator
 
 def _build_image_generator(model: ConvertedModel, origin: str):
     if model.kind != "image":
-        raise MocohdError(f"{origin}: is a {model.kind} model, expected an image generator")
+        raise MocohdError(f"{origin}: is {a(model.kind)} model, expected an image generator")
     g = build_generator(model.family, model.config)
     missing = set(g.state_dict()) - set(model.tensors)
     unexpected = set(model.tensors) - set(g.state_dict())
@@ -54,12 +54,44 @@ def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.de
     return g.eval().to(device)
 
 
-def import_model(path: str | os.PathLike, name: str, kind: str | None = None, overwrite: bool = False) -> canonical.ModelHeader:
-    """Convert any supported file to the canonical format and put it in the store as ``name``."""
+def import_model(
+    path: str | os.PathLike,
+    name: str,
+    kind: str | None = None,
+    overwrite: bool = False,
+    pca: str | os.PathLike | None = None,
+    image: str | None = None,
+    w_residual: float = 0.2,
+) -> canonical.ModelHeader:
+    """Convert any supported file to the canonical format and put it in the store as ``name``.
+
+    ``pca``: the PCA folder (pca_comp.npy, pca_stdev.npy) of an official motion
+    checkpoint (``modelR_epoch_N.pth``), whose step weight lambda is not in the
+    file (``w_residual``, official default 0.2). ``image``: the image generator a motion
+    model or PCA basis belongs to, recorded as its identity (name + weights sha256).
+    """
     store.check_name(name)
-    model = read_any(path, kind=kind)
+    if pca is not None:
+        if kind not in (None, "motion"):
+            raise MocohdError("--pca goes with an official motion checkpoint (kind motion)")
+        from .motion import import_official
+
+        model = import_official(path, pca, w_residual=w_residual)
+    else:
+        model = read_any(path, kind=kind)
+    if image is not None:
+        if model.kind == "image":
+            raise MocohdError("--image names the generator of a motion model or PCA basis; this file is an image generator")
+        ident = describe(image, kind="image")
+        if model.config.get("w_dim") not in (None, ident.config.get("w_dim")):
+            raise MocohdError(f"{image} has w size {ident.config.get('w_dim')}, this {model.kind} model {model.config.get('w_dim')}")
+        model.config.update(image_name=ident.name, image_sha256=ident.weights_sha256)
     if model.kind == "image":
         _build_image_generator(model, str(path))  # refuse before writing anything
+    elif model.kind == "motion":
+        from .motion import build_motion
+
+        build_motion(model, str(path))
     dest = store.store_path(model.kind, name)
     if dest.exists() and not overwrite:
         raise MocohdError(f"a {model.kind} model named '{name}' already exists in the store (pass --force to replace it)")

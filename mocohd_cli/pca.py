@@ -5,7 +5,8 @@ of w = mapping(z), z ~ N(0, I), each scaled by its standard deviation. The
 official recipe maps 1,000,000 samples and fits sklearn's IncrementalPCA
 with 512 components; we compute the same statistics exactly and faster:
 
-    mean, covariance   streamed over batches, merged in float64 (Chan et al.)
+    mean, covariance   streamed over batches: float32 products of centred
+                       batches, merged in float64 (Chan et al.)
     components         eigenvectors of the covariance, rows, sorted by variance,
                        sign fixed so each row's largest-magnitude entry is positive
     stdev              sqrt of the eigenvalues (covariance with n - 1, as sklearn)
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from . import store
-from .errors import MocohdError
+from .errors import MocohdError, a
 from .formats import canonical
 
 PCA_FAMILY = "latent-pca"
@@ -75,7 +76,7 @@ class PCABasis:
     def load(cls, path: str | os.PathLike) -> "PCABasis":
         h = canonical.read_header(path)
         if h.kind != "pca":
-            raise MocohdError(f"{path}: is a {h.kind} model, expected a PCA basis")
+            raise MocohdError(f"{path}: is {a(h.kind)} model, expected a PCA basis")
         t = canonical.load_tensors(path)
         if "components" not in t or "stdev" not in t:
             raise MocohdError(f"{path}: PCA basis without components/stdev")
@@ -84,7 +85,12 @@ class PCABasis:
 
 
 class _Moments:
-    """Streaming mean and scatter matrix in float64, merged batch by batch."""
+    """Streaming mean and scatter matrix, merged batch by batch in float64.
+
+    Each batch is centred on its own mean (computed in float64) and its
+    scatter product runs in float32, the precision w itself has; the batches
+    are merged in float64 (Chan, Golub and LeVeque's pairwise update), so
+    the total does not drift with the number of samples."""
 
     def __init__(self, dim: int, device):
         self.n = 0
@@ -93,10 +99,9 @@ class _Moments:
 
     def add(self, x: torch.Tensor) -> None:  # x: [n, dim]
         nb = x.shape[0]
-        xb = x.double()
-        mb = xb.mean(0)
-        xc = xb - mb
-        cb = xc.t() @ xc
+        mb = x.double().mean(0)
+        xc = x.float() - mb.float()
+        cb = (xc.t() @ xc).double()
         delta = mb - self.mean
         n = self.n + nb
         self.m2 += cb + torch.outer(delta, delta) * (self.n * nb / n)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import MocohdError
+from .errors import MocohdError, a
 from .formats.canonical import KINDS, SUFFIX
 
 STORE_KINDS = KINDS + ("runs",)
@@ -190,7 +190,13 @@ def resolve(name_or_path: str | os.PathLike, kind: str | None = None) -> Resolve
     if entry and entry.repo_id:
         raise MocohdError(f"'{s}' is a known model that is not downloaded yet: run `mocohd fetch {entry.name}`")
 
-    known = sorted({n for e in registry() for n in [e.name, *e.aliases]} | {n for _, n, _ in list_store(kind)})
+    if kind:
+        for other in KINDS:
+            if other != kind and (any((home() / other / f"{n}{SUFFIX}").is_file() for n in names)
+                                  or (entry and entry.shipped and entry.kind == other)):
+                raise MocohdError(f"'{s}' is {a(other)} model, not {a(kind)} model")
+    known = sorted({n for e in registry() if kind in (None, e.kind) for n in [e.name, *e.aliases]}
+                   | {n for _, n, _ in list_store(kind)})
     close = difflib.get_close_matches(s, known, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `mocohd list` shows the known models"
     what = f"{kind} model" if kind else "model"

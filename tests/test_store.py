@@ -76,10 +76,12 @@ def test_registered_but_not_downloaded_asks_for_fetch(tmp_path, monkeypatch):
 
 def test_kind_filter_and_wrong_kind():
     canonical.save_model(store.store_path("pca", "basis"), {"components": torch.eye(3)}, kind="pca", family="stylegan2", config={})
-    with pytest.raises(MocohdError, match="unknown image model"):
+    with pytest.raises(MocohdError, match="'basis' is a pca model, not an image model"):
         store.resolve("basis", kind="image")
+    with pytest.raises(MocohdError, match="unknown image model"):
+        store.resolve("basi", kind="image")
     assert store.resolve("basis").origin == "store"
-    with pytest.raises(MocohdError, match="is a pca model"):
+    with pytest.raises(MocohdError, match="is a pca model, expected an image"):
         load_image_generator(store.store_path("pca", "basis"))
 
 

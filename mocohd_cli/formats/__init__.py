@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import MocohdError
+from ..errors import MocohdError, a
 from . import canonical, nvidia, rosinality
 
 # torch.save's legacy (non-zip) files start with a pickled magic number.
@@ -69,7 +69,7 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     if fmt == "safetensors":
         header = canonical.read_header(path)
         if kind and header.kind != kind:
-            raise MocohdError(f"{path}: is a {header.kind} model, expected {kind}")
+            raise MocohdError(f"{path}: is {a(header.kind)} model, expected {a(kind)} model")
         source = dict(header.source) or {"format": "mocohd"}
         return ConvertedModel(header.kind, header.family, header.config, canonical.load_tensors(path), source)
     if kind not in (None, "image"):
@@ -78,6 +78,9 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     if fmt == "torch":
         reader = rosinality
         obj = rosinality.read_torch_file(path)
+        if isinstance(obj, dict) and any(str(k).removeprefix("module.") == "enc_cell.weight_ih" for k in obj):
+            raise MocohdError(f"{path}: an official MoCoGAN-HD motion checkpoint: import it with --pca DIR "
+                              "(the folder with its pca_comp.npy and pca_stdev.npy)")
     elif fmt == "pickle":
         reader = nvidia
         obj = nvidia.read_pickle(path)

@@ -1,0 +1,155 @@
+"""MoCoGAN-HD's motion generator: an LSTM that walks w through the image
+generator's principal directions (SPEC section 5).
+
+    h_1, c_1 = LSTM_enc(w_1)                                  (zero initial state)
+    h_t, c_t = LSTM_dec(eps_t, (h_{t-1}, c_{t-1})),  eps_t ~ N(0, I),  t = 2..n
+    r_t      = tanh(h_t W + b)                                [n_pca]
+    w_t      = w_{t-1} + lambda * r_t (V * s)                 V: [n_pca, w_dim] directions, s: stdev
+    e_rec_t  = fc2(relu(fc1([h_t, c_t])))                     reconstructs eps_t (diversity loss)
+
+The PCA directions travel with the model (buffers), so a motion file is
+self-contained; ``retarget`` swaps in another generator's basis for
+cross-domain synthesis (direction k -> direction k, scaled by the target's
+stdev). Tensor names follow the official state dict (``enc_cell``, ``cell``,
+``w``, ``b``, ``fc1``, ``fc2``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+from torch.nn import init
+
+from ..errors import MocohdError
+
+
+@dataclass
+class MotionConfig:
+    w_dim: int = 512  # the image generator's w size (the official latent_dimension)
+    noise_dim: int = 512  # size of eps (the official model uses latent_dimension)
+    h_dim: int = 384
+    n_pca: int = 384
+    w_residual: float = 0.2  # lambda, the step weight
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MotionConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MotionState:
+    """Where an unrolled trajectory stands: LSTM state and the last w."""
+
+    h: torch.Tensor  # [B, h_dim]
+    c: torch.Tensor  # [B, h_dim]
+    w: torch.Tensor  # [B, w_dim]
+
+
+class MotionGenerator(nn.Module):
+    def __init__(self, cfg: MotionConfig, components: torch.Tensor | None = None, stdev: torch.Tensor | None = None):
+        super().__init__()
+        if cfg.n_pca > cfg.w_dim:
+            raise MocohdError(f"n_pca ({cfg.n_pca}) cannot exceed w_dim ({cfg.w_dim})")
+        self.cfg = cfg
+        self.enc_cell = nn.LSTMCell(cfg.w_dim, cfg.h_dim)
+        self.cell = nn.LSTMCell(cfg.noise_dim, cfg.h_dim)
+        self.w = nn.Parameter(torch.empty(cfg.h_dim, cfg.n_pca))
+        self.b = nn.Parameter(torch.empty(cfg.n_pca))
+        self.fc1 = nn.Linear(2 * cfg.h_dim, cfg.noise_dim)
+        self.fc2 = nn.Linear(cfg.noise_dim, cfg.noise_dim)
+        self.register_buffer("pca_components", torch.zeros(cfg.n_pca, cfg.w_dim))
+        self.register_buffer("pca_stdev", torch.zeros(cfg.n_pca))
+        self.reset_parameters()
+        if components is not None:
+            self.set_basis(components, stdev)
+
+    def reset_parameters(self) -> None:
+        """The official initialisation: orthogonal LSTM gate blocks and linear
+        weights, zero LSTM biases, W ~ N(0, 0.02), b = 0 (linear biases keep
+        PyTorch's default)."""
+        for cell in (self.enc_cell, self.cell):
+            for name, p in cell.named_parameters():
+                if name.startswith("weight"):
+                    gate = p.shape[0] // 4
+                    for i in range(4):
+                        init.orthogonal_(p.data[i * gate : (i + 1) * gate])
+                else:
+                    p.data.zero_()
+        for fc in (self.fc1, self.fc2):
+            init.orthogonal_(fc.weight)
+        init.normal_(self.w, std=0.02)
+        init.zeros_(self.b)
+
+    def set_basis(self, components: torch.Tensor, stdev: torch.Tensor) -> None:
+        """Use the first n_pca rows of ``components`` [k, w_dim] and ``stdev`` [k]."""
+        n, d = self.cfg.n_pca, self.cfg.w_dim
+        if components.ndim != 2 or components.shape[1] != d:
+            raise MocohdError(f"PCA basis has w size {components.shape[-1]}, the motion model needs {d}")
+        if components.shape[0] < n or stdev.shape[0] < n:
+            raise MocohdError(f"PCA basis has {min(components.shape[0], stdev.shape[0])} directions, the motion model needs {n}")
+        self.pca_components.copy_(components[:n])
+        self.pca_stdev.copy_(stdev[:n])
+
+    def retarget(self, components: torch.Tensor, stdev: torch.Tensor) -> "MotionGenerator":
+        """A copy that moves along another generator's principal directions."""
+        other = copy.deepcopy(self)
+        other.set_basis(components.to(self.pca_components), stdev.to(self.pca_stdev))
+        return other
+
+    # ------------------------------------------------------------------ unrolling
+
+    def start(self, w1: torch.Tensor) -> MotionState:  # w1: [B, w_dim]
+        h, c = self.enc_cell(w1)
+        return MotionState(h, c, w1)
+
+    def draw_eps(self, batch: int, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """eps for ``steps`` steps, [batch, steps, noise_dim]; drawn step by step on
+        the CPU, so a seed gives the same noise whatever the device or chunking."""
+        eps = [torch.randn(batch, self.cfg.noise_dim, generator=generator) for _ in range(steps)]
+        return torch.stack(eps, dim=1).to(self.pca_components.device)
+
+    def unroll(self, state: MotionState, steps: int, eps: torch.Tensor | None = None, generator=None):
+        """Advance ``steps`` frames. Returns (ws [B, steps, w_dim], eps, hc [B, steps, 2 h_dim], new state)."""
+        batch = state.w.shape[0]
+        if eps is None:
+            eps = self.draw_eps(batch, steps, generator)
+        if eps.shape != (batch, steps, self.cfg.noise_dim):
+            raise ValueError(f"eps must be [{batch}, {steps}, {self.cfg.noise_dim}], got {list(eps.shape)}")
+        step_basis = self.pca_components * self.pca_stdev[:, None]  # [n_pca, w_dim]
+        h, c, w = state.h, state.c, state.w
+        ws, hcs = [], []
+        for t in range(steps):
+            h, c = self.cell(eps[:, t], (h, c))
+            r = torch.tanh(h @ self.w + self.b)
+            w = w + self.cfg.w_residual * (r @ step_basis)
+            ws.append(w)
+            hcs.append(torch.cat([h, c], dim=1))
+        empty = state.w.new_zeros(batch, 0, self.cfg.w_dim)
+        ws_t = torch.stack(ws, dim=1) if ws else empty
+        hc_t = torch.stack(hcs, dim=1) if hcs else state.w.new_zeros(batch, 0, 2 * self.cfg.h_dim)
+        return ws_t, eps, hc_t, MotionState(h, c, w)
+
+    def reconstruct_eps(self, hc: torch.Tensor) -> torch.Tensor:  # [..., 2 h_dim] -> [..., noise_dim]
+        return self.fc2(torch.relu(self.fc1(hc)))
+
+    def forward(self, w1: torch.Tensor, n_frames: int, eps: torch.Tensor | None = None,
+                generator: torch.Generator | None = None, return_eps: bool = False):
+        """Trajectory of ``n_frames`` w's starting at ``w1`` [B, w_dim] -> [B, n_frames, w_dim].
+
+        With ``return_eps`` also returns eps [B, n-1, noise_dim] and its
+        reconstruction from the LSTM states (the mutual-information loss).
+        """
+        if n_frames < 1:
+            raise ValueError("n_frames must be >= 1")
+        ws, eps, hc, _ = self.unroll(self.start(w1), n_frames - 1, eps, generator)
+        ws = torch.cat([w1.unsqueeze(1), ws], dim=1)
+        if return_eps:
+            return ws, eps, self.reconstruct_eps(hc)
+        return ws

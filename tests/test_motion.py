@@ -1,0 +1,172 @@
+"""The motion generator: the official equations, initialisation, unrolling, files."""
+
+import numpy as np
+import pytest
+import torch
+
+from mocohd_cli import MocohdError, import_model, store
+from mocohd_cli.motion import MotionConfig, MotionGenerator, load_motion, save_motion
+
+from .test_cli import run
+
+CFG = MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6, w_residual=0.3)
+
+
+def _basis(seed=0, k=12, d=12):
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=g))
+    return q.t()[:k].contiguous(), torch.linspace(3, 0.5, k)
+
+
+def _model(seed=0, cfg=CFG):
+    torch.manual_seed(seed)
+    comps, stdev = _basis(seed)
+    M = MotionGenerator(cfg, comps, stdev)
+    with torch.no_grad():  # make the biases matter
+        for name, p in M.named_parameters():
+            if "bias" in name or name == "b":
+                p.normal_(0, 0.1)
+    return M
+
+
+def _lstm(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """One LSTM cell step written out: gates in PyTorch's order (input, forget, cell, output)."""
+    gates = x @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh
+    i, f, g, o = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _equations(M, w1, eps):
+    """SPEC section 5, restated with plain tensors."""
+    lam = M.cfg.w_residual
+    p = {k: v.detach() for k, v in M.state_dict().items()}
+    zeros = torch.zeros(w1.shape[0], CFG.h_dim)
+    h, c = _lstm(w1, zeros, zeros, p["enc_cell.weight_ih"], p["enc_cell.weight_hh"], p["enc_cell.bias_ih"], p["enc_cell.bias_hh"])
+    V, s = p["pca_components"], p["pca_stdev"]
+    ws, recs = [w1], []
+    for t in range(eps.shape[1]):
+        h, c = _lstm(eps[:, t], h, c, p["cell.weight_ih"], p["cell.weight_hh"], p["cell.bias_ih"], p["cell.bias_hh"])
+        r = torch.tanh(h @ p["w"] + p["b"])
+        ws.append(ws[-1] + lam * sum(r[:, k : k + 1] * s[k] * V[k] for k in range(CFG.n_pca)))
+        hc = torch.cat([h, c], 1)
+        recs.append(torch.relu(hc @ p["fc1.weight"].t() + p["fc1.bias"]) @ p["fc2.weight"].t() + p["fc2.bias"])
+    return torch.stack(ws, 1), torch.stack(recs, 1)
+
+
+def test_trajectory_matches_the_equations():
+    M = _model()
+    w1 = torch.randn(3, 12)
+    eps = torch.randn(3, 7, 10)
+    with torch.no_grad():
+        ws, eps_out, rec = M(w1, 8, eps=eps, return_eps=True)
+        ref_ws, ref_rec = _equations(M, w1, eps)
+    assert ws.shape == (3, 8, 12) and torch.equal(eps_out, eps)
+    torch.testing.assert_close(ws, ref_ws, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(rec, ref_rec, rtol=1e-5, atol=1e-6)
+    assert torch.equal(ws[:, 0], w1)
+
+
+def test_steps_stay_in_the_span_of_the_first_n_pca_directions():
+    M = _model()
+    with torch.no_grad():
+        ws = M(torch.randn(2, 12), 10)
+    steps = (ws[:, 1:] - ws[:, :-1]).reshape(-1, 12)
+    outside = steps - steps @ M.pca_components.t() @ M.pca_components
+    assert outside.abs().max() < 1e-5 and steps.abs().max() > 1e-4
+
+
+def test_official_initialisation():
+    torch.manual_seed(1)
+    M = MotionGenerator(MotionConfig(w_dim=64, noise_dim=64, h_dim=16, n_pca=16))
+    for cell in (M.enc_cell, M.cell):
+        for name in ("weight_ih", "weight_hh"):
+            for block in getattr(cell, name).detach().chunk(4, dim=0):  # [h, in]: orthonormal rows
+                torch.testing.assert_close(block @ block.t(), torch.eye(16), atol=1e-5, rtol=0)
+        assert not cell.bias_ih.any() and not cell.bias_hh.any()
+    w1 = M.fc1.weight.detach()  # [64, 32]: orthonormal columns
+    torch.testing.assert_close(w1.t() @ w1, torch.eye(32), atol=1e-5, rtol=0)
+    assert not M.b.any() and 0.01 < M.w.std() < 0.03
+
+
+def test_chunked_unrolling_and_seeds():
+    M = _model()
+    w1 = torch.randn(2, 12)
+    with torch.no_grad():
+        whole = M(w1, 12, generator=torch.Generator().manual_seed(7))
+        state, parts, gen = M.start(w1), [w1[:, None]], torch.Generator().manual_seed(7)
+        for steps in (1, 4, 6):
+            ws, _, _, state = M.unroll(state, steps, generator=gen)
+            parts.append(ws)
+        again = M(w1, 12, generator=torch.Generator().manual_seed(7))
+        other = M(w1, 12, generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(torch.cat(parts, 1), whole)
+    assert torch.equal(whole, again) and not torch.equal(whole, other)
+
+
+def test_retarget_moves_along_the_other_basis():
+    M = _model()
+    comps2, stdev2 = _basis(seed=5)
+    M2 = M.retarget(comps2, stdev2 * 2)
+    eps, w1 = torch.randn(1, 5, 10), torch.randn(1, 12)
+    with torch.no_grad():
+        a, b = M(w1, 6, eps=eps), M2(w1, 6, eps=eps)
+    # same PCA coordinates, re-expressed: project the steps on each basis
+    da = (a[:, 1:] - a[:, :-1]) @ M.pca_components.t() / M.pca_stdev
+    db = (b[:, 1:] - b[:, :-1]) @ M2.pca_components.t() / M2.pca_stdev
+    torch.testing.assert_close(da, db, rtol=1e-4, atol=1e-5)
+    assert torch.equal(M.pca_components, _basis(0)[0][:6])  # the original is untouched
+    with pytest.raises(MocohdError, match="w size"):
+        M.retarget(torch.randn(6, 20), torch.ones(6))
+    with pytest.raises(MocohdError, match="directions"):
+        M.retarget(comps2[:3], stdev2[:3])
+
+
+def _official_files(tmp_path, M, prefix=""):
+    sd = {prefix + k: v for k, v in M.state_dict().items() if not k.startswith("pca_")}
+    torch.save(sd, tmp_path / "modelR_epoch_5.pth")
+    pca_dir = tmp_path / "pca_stats"
+    pca_dir.mkdir()
+    comps, stdev = _basis(0)
+    np.save(pca_dir / "pca_comp.npy", comps.numpy())
+    np.save(pca_dir / "pca_stdev.npy", stdev.numpy())
+    return tmp_path / "modelR_epoch_5.pth", pca_dir
+
+
+@pytest.mark.parametrize("prefix,w_residual", [("", 0.2), ("module.", 0.5)])
+def test_official_checkpoint_import(tmp_path, prefix, w_residual):
+    M = _model(cfg=MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6, w_residual=w_residual))
+    pth, pca_dir = _official_files(tmp_path, M, prefix)
+    # the official file does not store lambda: 0.2 (the official default) unless told
+    h = import_model(pth, "official", pca=pca_dir, **({} if w_residual == 0.2 else {"w_residual": w_residual}))
+    assert h.kind == "motion" and h.config["n_pca"] == 6 and h.config["noise_dim"] == 10
+    assert h.config["w_residual"] == w_residual
+    M2 = load_motion("official")
+    eps, w1 = torch.randn(2, 4, 10), torch.randn(2, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(M2(w1, 5, eps=eps), _equations(M, w1, eps)[0], rtol=1e-5, atol=1e-6)
+    assert M2.image == {}
+
+
+def test_official_checkpoint_needs_its_pca(tmp_path, capsys):
+    pth, pca_dir = _official_files(tmp_path, _model())
+    code, _, err = run(capsys, "import", str(pth), "--name", "m")
+    assert code == 1 and "--pca" in err
+    code, out, err = run(capsys, "import", str(pth), "--name", "m", "--pca", str(pca_dir))
+    assert code == 0, err
+    code, _, err = run(capsys, "import", str(pth), "--name", "m2", "--pca", str(pca_dir), "--image", "demo")
+    assert code == 1 and "w size" in err  # demo's w is 512, this model's 12
+
+
+def test_motion_file_round_trip_with_image_identity(tmp_path):
+    M = _model()
+    path = tmp_path / "m.safetensors"
+    save_motion(path, M, image={"image_name": "g", "image_sha256": "ab" * 32})
+    M2 = load_motion(path)
+    assert M2.image == {"image_name": "g", "image_sha256": "ab" * 32}
+    for k, v in M.state_dict().items():
+        assert torch.equal(v, M2.state_dict()[k]), k
+    with pytest.raises(MocohdError, match="'demo' is an image model"):
+        load_motion("demo")  # an image generator
+    with pytest.raises(MocohdError, match="is an image model, expected a motion model"):
+        load_motion(store.resolve("demo").path)
