@@ -168,6 +168,62 @@ def pca(
                   + ", ".join(f"{v:.3f}" for v in top.tolist()) + f"; 90% of the variance in {k}")
 
 
+@app.command()
+def render(
+    output: Path = typer.Argument(Path("out.mp4"), metavar="OUT", help="Output: .mp4, .webm, .gif, or a folder for PNG frames."),
+    motion: str = typer.Option("demo", "--motion", "-m", help="Motion model: name or path."),
+    image: str = typer.Option("demo", "--image", "-i", help="Image generator: name or path."),
+    frames: int = typer.Option(32, "-n", "--frames", help="Motion steps per video (any length; memory does not grow)."),
+    videos: int = typer.Option(1, "--videos", "-k", help="Number of videos (one file each, or one grid with --grid)."),
+    grid: bool = typer.Option(False, "--grid", help="Tile all videos into one video."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same frames (on the same machine and device)."),
+    fps: float = typer.Option(12.0, "--fps", help="Frames per second of the written video."),
+    truncation: float = typer.Option(1.0, "--truncation", help="Truncation psi toward the average w (1 = none)."),
+    noise: str = typer.Option("fixed", "--noise", help="fixed (drawn once per video), random (every frame) or off."),
+    interpolate: int = typer.Option(1, "--interpolate", help="K: K-1 latent in-between frames per step (the official --interpolation is 2)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16 or fp16 synthesis."),
+    batch: int = typer.Option(8, "--batch", help="Frames per generator forward."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="mp4, webm, gif or png (default: from OUT)."),
+):
+    """Render videos: a motion model walks the latent space of an image generator."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .render import render as render_videos
+
+    bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err, transient=True)
+    task = bar.add_task("render", total=None, rate="")
+    t0 = time.perf_counter()
+
+    def started(total, note):  # models are loaded: from here on there is something to show
+        nonlocal t0
+        if note:
+            err.print(note)
+        bar.update(task, total=total)
+        bar.start()
+        t0 = time.perf_counter()
+
+    def advanced(n):
+        bar.update(task, completed=n, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.1f} frames/s")
+
+    try:
+        result = render_videos(output, motion=motion, image=image, frames=frames, videos=videos, grid=grid, seed=seed,
+                               fps=fps, truncation=truncation, noise=noise, interpolate=interpolate, device=device,
+                               dtype=dtype, batch=batch, fmt=fmt, on_start=started, on_frame=advanced)
+    finally:
+        bar.stop()
+    elapsed = time.perf_counter() - t0
+    h, w = result.size
+    total = result.frames * videos
+    for p in result.paths:
+        out.print(f"wrote {p}")
+    out.print(f"{len(result.paths)} file(s), {result.frames} frames of {w}x{h} each, "
+              f"{total} frames in {elapsed:.1f} s ({total / max(elapsed, 1e-9):.1f} frames/s)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning errors into one line + exit 1."""
     global _debug

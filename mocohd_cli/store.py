@@ -121,11 +121,9 @@ def registry() -> tuple[RegistryEntry, ...]:
     return _load_registry(str(p), p.stat().st_mtime)
 
 
-def registry_entry(name: str) -> RegistryEntry | None:
-    for e in registry():
-        if name == e.name or name in e.aliases:
-            return e
-    return None
+def registry_entries(name: str) -> list[RegistryEntry]:
+    """Registry entries called ``name`` (or with it as an alias); one per kind at most."""
+    return [e for e in registry() if name == e.name or name in e.aliases]
 
 
 # ----------------------------------------------------------------------------
@@ -174,26 +172,29 @@ def resolve(name_or_path: str | os.PathLike, kind: str | None = None) -> Resolve
     if not NAME_RE.match(s):
         raise MocohdError(f"invalid model name {s!r}")
 
-    entry = registry_entry(s)
-    names = [s] + ([entry.name] + entry.aliases if entry else [])
+    entries = registry_entries(s)
+    by_kind = {e.kind: e for e in entries}
+    names = list(dict.fromkeys([s] + [n for e in entries for n in [e.name, *e.aliases]]))
     # Kind by kind (image first), the store before what the package ships.
     for k in [kind] if kind else KINDS:
         for n in names:
             f = home() / k / f"{n}{SUFFIX}"
             if f.is_file():
                 return Resolved(f, "store", n)
-        if entry and entry.shipped and entry.kind == k:
+        entry = by_kind.get(k)
+        if entry and entry.shipped:
             f = weights_dir() / entry.file
             if f.is_file():
                 return Resolved(f, "shipped", entry.name)
             raise MocohdError(f"the shipped model file {f} is missing; reinstall mocohd")
-    if entry and entry.repo_id:
-        raise MocohdError(f"'{s}' is a known model that is not downloaded yet: run `mocohd fetch {entry.name}`")
+    for entry in entries:
+        if entry.repo_id and kind in (None, entry.kind):
+            raise MocohdError(f"'{s}' is a known model that is not downloaded yet: run `mocohd fetch {entry.name}`")
 
     if kind:
         for other in KINDS:
             if other != kind and (any((home() / other / f"{n}{SUFFIX}").is_file() for n in names)
-                                  or (entry and entry.shipped and entry.kind == other)):
+                                  or (other in by_kind and by_kind[other].shipped)):
                 raise MocohdError(f"'{s}' is {a(other)} model, not {a(kind)} model")
     known = sorted({n for e in registry() if kind in (None, e.kind) for n in [e.name, *e.aliases]}
                    | {n for _, n, _ in list_store(kind)})

@@ -5,9 +5,15 @@ import pytest
 import torch
 
 from mocohd_cli import MocohdError, import_model, store
+from mocohd_cli.formats import canonical
 from mocohd_cli.motion import MotionConfig, MotionGenerator, load_motion, save_motion
 
+from .conftest import randomized_generator, tiny_config
 from .test_cli import run
+
+
+def _tiny_image():
+    return randomized_generator(tiny_config(8))
 
 CFG = MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6, w_residual=0.3)
 
@@ -166,7 +172,10 @@ def test_motion_file_round_trip_with_image_identity(tmp_path):
     assert M2.image == {"image_name": "g", "image_sha256": "ab" * 32}
     for k, v in M.state_dict().items():
         assert torch.equal(v, M2.state_dict()[k]), k
-    with pytest.raises(MocohdError, match="'demo' is an image model"):
-        load_motion("demo")  # an image generator
+    assert load_motion("demo").cfg.n_pca == 384  # the shipped default motion
+    G = _tiny_image()
+    canonical.save_model(store.store_path("image", "imgonly"), G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+    with pytest.raises(MocohdError, match="'imgonly' is an image model"):
+        load_motion("imgonly")
     with pytest.raises(MocohdError, match="is an image model, expected a motion model"):
         load_motion(store.resolve("demo").path)

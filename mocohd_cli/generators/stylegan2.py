@@ -236,9 +236,11 @@ class SynthesisNetwork(nn.Module):
         return [(batch, 1, layer.resolution, layer.resolution) for layer in self.layers()]
 
     def make_noise(self, batch: int, generator: torch.Generator | None = None, device=None, dtype=torch.float32) -> list[torch.Tensor]:
-        """Draw one noise map per layer, [batch, 1, r, r] each (for noise fixed across frames)."""
+        """Draw one noise map per layer, [batch, 1, r, r] each (for noise fixed across frames).
+        With a CPU ``generator`` the maps are drawn on the CPU, so a seed gives the same noise on any device."""
         device = device if device is not None else self.b4.const.device
-        return [torch.randn(s, generator=generator, device=device, dtype=dtype) for s in self.noise_shapes(batch)]
+        on = generator.device if generator is not None else device
+        return [torch.randn(s, generator=generator, device=on, dtype=dtype).to(device) for s in self.noise_shapes(batch)]
 
     def forward(
         self,
