@@ -64,7 +64,8 @@ def list_models():
     for col in ("name", "kind", "family", "res", "where", "description"):
         table.add_column(col, overflow="fold")
     for e in store.registry():
-        where = "shipped" if e.shipped else f"hub: {e.repo_id}"
+        fetched = (store.home() / e.kind / f"{e.name}.safetensors").is_file()
+        where = "shipped" if e.shipped else f"hub: {e.repo_id}" + (" [green](in store)[/green]" if fetched else "")
         aliases = f" ({', '.join(e.aliases)})" if e.aliases else ""
         table.add_row(e.name + aliases, e.kind, e.family, str(e.resolution or ""), where, e.description)
     for kind, name, path in store.list_store():
@@ -135,6 +136,24 @@ def import_(
         h = import_model(path, name, kind=kind, overwrite=force, pca=pca, image=image, w_residual=w_residual)
     what = f"{h.config['resolution']} px" if "resolution" in h.config else f"w {h.config.get('w_dim', '?')}"
     out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {what}) -> {h.path}")
+
+
+@app.command()
+def fetch(
+    target: str = typer.Argument(..., metavar="NAME|hf://OWNER/REPO/PATH", help="A registry name (see `mocohd list`) or any Hub file."),
+    name: Optional[str] = typer.Option(None, "--name", help="Store name (default: the registry name or the file name)."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Branch, tag or commit on the Hub."),
+    force: bool = typer.Option(False, "--force", help="Download and convert again even if the model is in the store."),
+):
+    """Download a model from the Hugging Face Hub, verify it, convert it and put it in the store."""
+    from .hub import fetch as fetch_model
+
+    h, downloaded = fetch_model(target, name=name, revision=revision, force=force)
+    src = h.source
+    what = "fetched" if downloaded else "already in the store (use --force to fetch again)"
+    out.print(f"{h.kind} model [bold]{h.path.stem}[/bold] {what}: {h.path}")
+    out.print(f"from {src.get('repo')}/{src.get('file')} @ {(src.get('commit') or src.get('revision') or '?')[:12]}, "
+              f"sha256 {str(src.get('file_sha256', ''))[:16]}...")
 
 
 @app.command()

@@ -115,10 +115,19 @@ def _load_registry(path: str, mtime: float) -> tuple[RegistryEntry, ...]:
 
 
 def registry() -> tuple[RegistryEntry, ...]:
+    """The shipped registry, plus the Hub entries of the JSON file named by
+    ``MOCOHD_REGISTRY`` (same layout; a team's own models), listed first."""
+    out: tuple[RegistryEntry, ...] = ()
+    extra = os.environ.get("MOCOHD_REGISTRY")
+    if extra:
+        p = Path(extra).expanduser()
+        if not p.is_file():
+            raise MocohdError(f"MOCOHD_REGISTRY={extra}: no such file")
+        out += tuple(e for e in _load_registry(str(p), p.stat().st_mtime) if not e.shipped)
     p = weights_dir() / "registry.json"
-    if not p.is_file():
-        return ()
-    return _load_registry(str(p), p.stat().st_mtime)
+    if p.is_file():
+        out += _load_registry(str(p), p.stat().st_mtime)
+    return out
 
 
 def registry_entries(name: str) -> list[RegistryEntry]:

@@ -1,0 +1,169 @@
+"""Getting models from the Hugging Face Hub: ``mocohd fetch``.
+
+    fetch("ffhq")                                        # a registry name or alias (weights/registry.json)
+    fetch("hf://OWNER/REPO/path/to/file.pt", name="x")   # any Hub file in a supported format
+
+Downloads go through ``huggingface_hub.hf_hub_download``, so its cache and
+its environment variables (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_ENDPOINT``,
+``HF_TOKEN``, ``HF_HUB_OFFLINE``) behave as users expect. The file is
+verified against the registry's sha256 when one is pinned, converted with
+the importers and stored with its provenance (repo, file, commit, sha256).
+A model already in the store is returned at once, without the network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import store
+from .errors import MocohdError
+from .formats import canonical, read_any
+
+HF_URL = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:/(?P<path>.+))?$")
+ETAG_TIMEOUT = 10  # seconds to wait for the Hub before giving up with a clear message
+
+
+@dataclass
+class HubFile:
+    repo_id: str
+    filename: str
+    name: str  # store name
+    kind: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+
+
+def parse_target(target: str, name: str | None = None, revision: str | None = None) -> HubFile:
+    """A registry name/alias or an ``hf://OWNER/REPO/PATH`` URL -> what to download."""
+    m = HF_URL.match(target)
+    if m:
+        if not m.group("path"):
+            raise MocohdError(f"{target}: give the file inside the repo, e.g. hf://{m.group('repo')}/model.safetensors")
+        path = m.group("path")
+        stem = Path(path).name.split(".")[0]
+        return HubFile(m.group("repo"), path, store.check_name(name or re.sub(r"[^A-Za-z0-9._-]", "-", stem)),
+                       revision=revision)
+    entries = [e for e in store.registry_entries(target) if e.repo_id]
+    if not entries:
+        known = sorted({e.name for e in store.registry() if e.repo_id})
+        hint = f" (known: {', '.join(known)})" if known else ""
+        raise MocohdError(f"'{target}' is not a model on the Hub registry{hint}; use hf://OWNER/REPO/PATH for any Hub file")
+    e = entries[0]
+    return HubFile(e.repo_id, e.filename, store.check_name(name or e.name), kind=e.kind,
+                   revision=revision or e.revision, sha256=e.sha256)
+
+
+def _already_stored(f: HubFile) -> canonical.ModelHeader | None:
+    for kind in [f.kind] if f.kind else canonical.KINDS:
+        path = store.store_path(kind, f.name)
+        if path.is_file():
+            h = canonical.read_header(path)
+            src = h.source
+            if src.get("repo") == f.repo_id and src.get("file") == f.filename and \
+                    (f.revision is None or f.revision in (src.get("revision"), src.get("commit"))):
+                return h
+    return None
+
+
+def _reachable(endpoint: str, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to the endpoint's host opens within ``timeout`` seconds."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(endpoint)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        with socket.create_connection((u.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class _quiet_hub_logs:
+    """Silence huggingface_hub's retry warnings: our error is the one line the user needs."""
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger("huggingface_hub")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+
+
+def download(f: HubFile, force: bool = False) -> tuple[Path, str | None]:
+    """hf_hub_download with one-line errors. Returns (local path, commit sha)."""
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
+                                            LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
+    except ImportError as e:  # pragma: no cover - a dependency
+        raise MocohdError(f"huggingface_hub is not installed: {e}") from e
+    where = f"{f.repo_id}/{f.filename}" + (f"@{f.revision}" if f.revision else "")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    # The client retries unreachable hosts with back-off for half a minute; look first, briefly.
+    local_only = offline or not _reachable(endpoint)
+    try:
+        with _quiet_hub_logs():
+            path = hf_hub_download(f.repo_id, f.filename, revision=f.revision, force_download=force and not local_only,
+                                   etag_timeout=ETAG_TIMEOUT, local_files_only=local_only)
+    except LocalEntryNotFoundError as e:  # before EntryNotFoundError: it is a subclass
+        why = "offline mode (HF_HUB_OFFLINE)" if offline else f"cannot reach {endpoint}"
+        raise MocohdError(f"{where}: {why} and the file is not in the local Hub cache "
+                          "(check the network or HF_ENDPOINT, or download it yourself and `mocohd import` it)") from e
+    except GatedRepoError as e:
+        raise MocohdError(f"{where}: access denied (gated or private repo): log in with `hf auth login` or set HF_TOKEN") from e
+    except RepositoryNotFoundError as e:
+        raise MocohdError(f"{where}: repository not found on {endpoint} (or private: set HF_TOKEN)") from e
+    except RevisionNotFoundError as e:
+        raise MocohdError(f"{where}: revision not found") from e
+    except EntryNotFoundError as e:
+        raise MocohdError(f"{where}: no such file in the repository") from e
+    except HfHubHTTPError as e:
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise MocohdError(f"{where}: access denied ({status}): log in with `hf auth login` or set HF_TOKEN") from e
+        raise MocohdError(f"{where}: the Hub answered {status or 'an error'}: {str(e).splitlines()[0][:160]}") from e
+    except (OSError, ValueError) as e:  # connection dropped, timeouts, disk errors
+        raise MocohdError(f"{where}: download failed ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'no detail'}); "
+                          "run the command again to resume, or check HF_ENDPOINT") from e
+    except Exception as e:  # noqa: BLE001 - httpx errors and the like, still one line
+        raise MocohdError(f"{where}: download failed ({type(e).__name__}: {str(e)[:160]}); run the command again, "
+                          "or check the network / HF_ENDPOINT") from e
+    m = re.search(r"[/\\]snapshots[/\\]([0-9a-f]{40})[/\\]", path)
+    return Path(path), (m.group(1) if m else None)
+
+
+def fetch(target: str, name: str | None = None, revision: str | None = None, force: bool = False) -> tuple[canonical.ModelHeader, bool]:
+    """Download, verify, convert and store a model. Returns (header, downloaded)."""
+    f = parse_target(target, name, revision)
+    if not force:
+        h = _already_stored(f)
+        if h is not None:
+            return h, False
+    path, commit = download(f, force=force)
+    sha = canonical.file_sha256(path)
+    if f.sha256 and sha != f.sha256.lower():
+        raise MocohdError(f"{f.repo_id}/{f.filename}: sha256 {sha[:16]}... does not match the registry's "
+                          f"{f.sha256[:16]}...: refusing it (nothing stored)")
+    model = read_any(path, kind=f.kind)
+    model.source.update(repo=f.repo_id, file=f.filename, revision=f.revision or "main", commit=commit, file_sha256=sha,
+                        format=model.source.get("format", "mocohd"))
+    if model.kind == "image":
+        from .models import _build_image_generator
+
+        _build_image_generator(model, f"{f.repo_id}/{f.filename}")
+    elif model.kind == "motion":
+        from .motion import build_motion
+
+        build_motion(model, f"{f.repo_id}/{f.filename}")
+    dest = store.store_path(model.kind, f.name)
+    store.kind_dir(model.kind, create=True)
+    h = canonical.save_model(dest, model.tensors, kind=model.kind, family=model.family, config=model.config, source=model.source)
+    return h, True

@@ -1,0 +1,150 @@
+"""mocohd fetch against a local imitation of the Hugging Face Hub (no Internet).
+
+The CLI runs in a subprocess so that HF_ENDPOINT / HF_HOME / HF_HUB_OFFLINE
+are set before huggingface_hub is imported, as they would be for a user.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from mocohd_cli.formats import rosinality
+
+from .conftest import randomized_generator, tiny_config
+from .hub_server import FakeHub
+
+
+@pytest.fixture
+def hub():
+    with FakeHub() as h:
+        yield h
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    G = randomized_generator(tiny_config(8))
+    path = tmp_path / "g.pt"
+    torch.save(rosinality.to_rosinality_state_dict(G.cfg.to_dict(), G.state_dict()), path)
+    return path.read_bytes()
+
+
+def mocohd(tmp_path, hub_url, *args, env=None, timeout=60):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
+    e.update(MOCOHD_HOME=str(tmp_path / "home"), HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=hub_url,
+             HF_HUB_DISABLE_TELEMETRY="1", MOCOHD_REGISTRY=str(tmp_path / "registry.json"), COLUMNS="250")
+    e.update(env or {})
+    if not (tmp_path / "registry.json").exists():
+        (tmp_path / "registry.json").write_text(json.dumps({"models": []}))
+    p = subprocess.run([sys.executable, "-m", "mocohd_cli", *args], capture_output=True, text=True, env=e, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def registry(tmp_path, **entry):
+    base = {"name": "tiny", "aliases": ["stylegan2-tiny"], "kind": "image", "family": "stylegan2", "resolution": 8,
+            "repo_id": "someone/tiny-gan", "filename": "nets/g.pt", "format": "rosinality"}
+    base.update(entry)
+    (tmp_path / "registry.json").write_text(json.dumps({"models": [base]}))
+
+
+def stored(tmp_path):
+    home = tmp_path / "home"
+    return sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file()) if home.exists() else []
+
+
+def test_fetch_by_name_then_cache_hit(tmp_path, hub, checkpoint):
+    commit = hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
+    registry(tmp_path, sha256=hashlib.sha256(checkpoint).hexdigest())
+    code, out, err = mocohd(tmp_path, hub.url, "fetch", "stylegan2-tiny")
+    assert code == 0, err
+    assert "fetched" in out and stored(tmp_path) == ["image/tiny.safetensors"]
+    code, out, _ = mocohd(tmp_path, hub.url, "info", "tiny")
+    assert "someone/tiny-gan" in out and commit in out.replace("\n", "").replace(" ", "")
+    requests = len(hub.requests)
+    code, out, _ = mocohd(tmp_path, hub.url, "fetch", "tiny")
+    assert code == 0 and "already in the store" in out and len(hub.requests) == requests  # no network at all
+    code, out, _ = mocohd(tmp_path, hub.url, "list")
+    assert "someone/tiny-gan" in out and "in store" in out
+
+
+def test_fetch_any_hub_file_by_url(tmp_path, hub, checkpoint):
+    hub.add_file("other/repo", "deep/dir/model.pt", checkpoint)
+    code, out, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo/deep/dir/model.pt", "--name", "mine")
+    assert code == 0, err
+    assert stored(tmp_path) == ["image/mine.safetensors"]
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo")
+    assert code == 1 and "give the file inside the repo" in err
+
+
+def test_sha256_mismatch_is_refused_and_nothing_stored(tmp_path, hub, checkpoint):
+    hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
+    registry(tmp_path, sha256="0" * 64)
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", "tiny")
+    assert code == 1 and "does not match" in err and len(err.strip().splitlines()) == 1
+    assert stored(tmp_path) == []
+
+
+@pytest.mark.parametrize("url,message", [
+    ("hf://nobody/missing/g.pt", "repository not found"),
+    ("hf://someone/tiny-gan/nope.pt", "no such file"),
+    ("hf://private/repo/g.pt", "access denied"),
+])
+def test_hub_errors_are_one_line(tmp_path, hub, checkpoint, url, message):
+    hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
+    hub.add_file("private/repo", "g.pt", checkpoint)
+    hub.set_private("private/repo", "secret-token")
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", url)
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
+    assert stored(tmp_path) == []
+
+
+def test_private_repo_with_token(tmp_path, hub, checkpoint):
+    hub.add_file("private/repo", "g.pt", checkpoint)
+    hub.set_private("private/repo", "secret-token")
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", "hf://private/repo/g.pt", env={"HF_TOKEN": "secret-token"})
+    assert code == 0, err
+
+
+def test_dropped_connection_then_success(tmp_path, hub, checkpoint):
+    hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
+    hub.drop_connection_once("someone/tiny-gan", "nets/g.pt", after_bytes=len(checkpoint) // 2)
+    registry(tmp_path, sha256=hashlib.sha256(checkpoint).hexdigest())
+    code, out, err = mocohd(tmp_path, hub.url, "fetch", "tiny")
+    if code != 0:  # a clean one-line error, then the next attempt succeeds
+        assert len(err.strip().splitlines()) == 1 and stored(tmp_path) == []
+        code, out, err = mocohd(tmp_path, hub.url, "fetch", "tiny")
+    assert code == 0, err
+    assert stored(tmp_path) == ["image/tiny.safetensors"]  # verified against the pinned sha256
+
+
+def test_offline(tmp_path, hub, checkpoint):
+    hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
+    registry(tmp_path)
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", "tiny", env={"HF_HUB_OFFLINE": "1"})
+    assert code == 1 and "HF_HUB_OFFLINE" in err and len(err.strip().splitlines()) == 1
+    assert mocohd(tmp_path, hub.url, "fetch", "tiny")[0] == 0
+    # in the Hub cache but not in the store: offline fetch converts from the cache
+    (tmp_path / "home" / "image" / "tiny.safetensors").unlink()
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", "tiny", env={"HF_HUB_OFFLINE": "1"})
+    assert code == 0, err
+
+
+def test_unreachable_hub_fails_fast(tmp_path, checkpoint):
+    registry(tmp_path)
+    with FakeHub() as h:  # a port that was just free and is closed now
+        url = h.url
+    t0 = time.time()
+    code, _, err = mocohd(tmp_path, url, "fetch", "tiny")
+    assert code == 1 and "cannot reach" in err and "HF_ENDPOINT" in err and "mocohd import" in err
+    assert time.time() - t0 < 10 and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_registry_name(tmp_path, hub):
+    registry(tmp_path)
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", "nothing-like-it")
+    assert code == 1 and "hf://OWNER/REPO/PATH" in err
