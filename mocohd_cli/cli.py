@@ -157,6 +157,24 @@ def fetch(
 
 
 @app.command()
+def push(
+    motion: str = typer.Argument(..., help="Motion model to share: name or path."),
+    repo: str = typer.Option(..., "--repo", help="Hub repo OWNER/NAME (created if needed)."),
+    private: bool = typer.Option(False, "--private", help="Create the repo as private."),
+    samples: Optional[list[Path]] = typer.Option(None, "--sample", help="A sample video or image to upload with it (repeatable)."),
+    license: str = typer.Option("other", "--license", help="Licence for the model card metadata."),
+    message: Optional[str] = typer.Option(None, "--message", help="Commit message."),
+):
+    """Share a motion model on the Hugging Face Hub, with a generated model card."""
+    from .hub import push as push_model
+
+    with err.status(f"uploading {motion} to {repo}..."):
+        url = push_model(motion, repo, private=private, samples=samples or [], license=license, message=message)
+    out.print(f"pushed [bold]{motion}[/bold] -> {url}")
+    out.print(f"others get it with: mocohd fetch hf://{repo}")
+
+
+@app.command()
 def pca(
     image: str = typer.Option("demo", "--image", help="Image generator: name or path."),
     samples: int = typer.Option(1_000_000, "--samples", help="Number of z samples (the official recipe uses 1,000,000)."),

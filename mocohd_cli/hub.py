@@ -40,9 +40,7 @@ def parse_target(target: str, name: str | None = None, revision: str | None = No
     """A registry name/alias or an ``hf://OWNER/REPO/PATH`` URL -> what to download."""
     m = HF_URL.match(target)
     if m:
-        if not m.group("path"):
-            raise MocohdError(f"{target}: give the file inside the repo, e.g. hf://{m.group('repo')}/model.safetensors")
-        path = m.group("path")
+        path = m.group("path") or _single_model_file(m.group("repo"), revision)
         stem = Path(path).name.split(".")[0]
         return HubFile(m.group("repo"), path, store.check_name(name or re.sub(r"[^A-Za-z0-9._-]", "-", stem)),
                        revision=revision)
@@ -54,6 +52,28 @@ def parse_target(target: str, name: str | None = None, revision: str | None = No
     e = entries[0]
     return HubFile(e.repo_id, e.filename, store.check_name(name or e.name), kind=e.kind,
                    revision=revision or e.revision, sha256=e.sha256)
+
+
+def _single_model_file(repo_id: str, revision: str | None) -> str:
+    """The one top-level .safetensors file of a repo (how `mocohd push` shares a model)."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or not _reachable(endpoint):
+        raise MocohdError(f"hf://{repo_id}: cannot list the repo offline; give the file: hf://{repo_id}/NAME.safetensors")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        with _quiet_hub_logs():
+            files = [x.rfilename for x in HfApi().model_info(repo_id, revision=revision).siblings or []]
+    except RepositoryNotFoundError as e:
+        raise MocohdError(f"hf://{repo_id}: repository not found on {endpoint} (or private: set HF_TOKEN)") from e
+    except HfHubHTTPError as e:
+        raise MocohdError(f"hf://{repo_id}: cannot list the repo: {str(e).splitlines()[0][:160]}") from e
+    top = [f for f in files if f.endswith(".safetensors") and "/" not in f]
+    if len(top) != 1:
+        raise MocohdError(f"hf://{repo_id}: expected one top-level .safetensors file, found {len(top)}; "
+                          f"give the file: hf://{repo_id}/PATH")
+    return top[0]
 
 
 def _already_stored(f: HubFile) -> canonical.ModelHeader | None:
@@ -167,3 +187,127 @@ def fetch(target: str, name: str | None = None, revision: str | None = None, for
     store.kind_dir(model.kind, create=True)
     h = canonical.save_model(dest, model.tensors, kind=model.kind, family=model.family, config=model.config, source=model.source)
     return h, True
+
+
+# ----------------------------------------------------------------------------
+# Sharing motion models: ``mocohd push``.
+
+CARD_TAGS = ["mocohd", "mocogan-hd", "video-generation", "motion-generator"]
+
+
+def model_card(name: str, header: canonical.ModelHeader, repo_id: str, license: str = "other",
+               samples: list[str] | None = None) -> str:
+    """README.md for a pushed motion model: YAML metadata, then how to use it."""
+    cfg, src = header.config, header.source
+    image = cfg.get("image_name")
+    meta = {
+        "library_name": "mocohd",
+        "license": license,
+        "tags": CARD_TAGS,
+        "mocohd": {
+            "kind": "motion",
+            "file": f"{name}.safetensors",
+            "weights_sha256": header.weights_sha256,
+            "image_generator": image or "unknown",
+            "image_generator_sha256": cfg.get("image_sha256", "unknown"),
+            "training_data": src.get("data", "unknown"),
+            "training_steps": src.get("steps", "unknown"),
+        },
+    }
+    lines = ["---", *_yaml(meta), "---", ""]
+    render_image = image or "IMAGE_GENERATOR"
+    lines += [
+        f"# {name}",
+        "",
+        "A motion generator for [mocohd](https://pypi.org/project/mocohd-cli/) (MoCoGAN-HD, ICLR 2021): an LSTM",
+        "that walks the latent space of a frozen StyleGAN2 along its principal directions. It drives any",
+        f"image generator with a {cfg.get('w_dim', 512)}-d w; with another generator than the one it was trained",
+        "with, its steps are re-expressed in that generator's PCA basis (cross-domain synthesis).",
+        "",
+        "## Use",
+        "",
+        "```",
+        f"mocohd fetch hf://{repo_id} --name {name}",
+        f"mocohd render {name}.mp4 --motion {name} --image {render_image} -n 64",
+        "```",
+        "",
+        "## Details",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| trained with image generator | {image or 'unknown'} (weights sha256 `{cfg.get('image_sha256', 'unknown')}`) |",
+        f"| training data | {src.get('data', 'unknown')} |",
+        f"| training steps | {src.get('steps', 'unknown')} |",
+        f"| hidden size / PCA directions / step weight | {cfg.get('h_dim')} / {cfg.get('n_pca')} / {cfg.get('w_residual')} |",
+        f"| weights sha256 | `{header.weights_sha256}` |",
+        f"| provenance | {', '.join(f'{k}={v}' for k, v in sorted(src.items())) or '-'} |",
+    ]
+    if samples:
+        lines += ["", "## Samples", ""] + [f"- [{Path(s).name}](samples/{Path(s).name})" for s in samples]
+    return "\n".join(lines) + "\n"
+
+
+def _yaml(d: dict, indent: int = 0) -> list[str]:
+    """The little YAML a model card needs: nested mappings, lists of strings, scalars."""
+    out = []
+    pad = "  " * indent
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out += [f"{pad}{k}:", *_yaml(v, indent + 1)]
+        elif isinstance(v, list):
+            out += [f"{pad}{k}:", *[f"{pad}- {_scalar(x)}" for x in v]]
+        else:
+            out.append(f"{pad}{k}: {_scalar(v)}")
+    return out
+
+
+def _scalar(v) -> str:
+    s = str(v)
+    return s if re.fullmatch(r"[A-Za-z0-9_.\-/]+", s) else '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def push(motion: str, repo_id: str, private: bool = False, samples: list[str | os.PathLike] | None = None,
+         license: str = "other", message: str | None = None) -> str:
+    """Upload a motion model (canonical file + model card + optional samples) to a Hub repo. Returns its URL."""
+    import shutil
+    import tempfile
+
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
+        raise MocohdError(f"--repo must be OWNER/NAME, got {repo_id!r}")
+    r = store.resolve(motion, kind="motion")
+    header = canonical.read_header(r.path)
+    if header.kind != "motion":
+        raise MocohdError(f"{r.path}: is {header.kind} model; push shares motion models")
+    for s in samples or []:
+        if not Path(s).is_file():
+            raise MocohdError(f"{s}: no such sample file")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise MocohdError("cannot push in offline mode (HF_HUB_OFFLINE is set)")
+    if not _reachable(endpoint):
+        raise MocohdError(f"cannot reach {endpoint} (check the network or HF_ENDPOINT)")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        shutil.copyfile(r.path, folder / f"{r.name}.safetensors")
+        if samples:
+            (folder / "samples").mkdir()
+            for s in samples:
+                shutil.copyfile(s, folder / "samples" / Path(s).name)
+        (folder / "README.md").write_text(model_card(r.name, header, repo_id, license, [str(s) for s in samples or []]))
+        try:
+            with _quiet_hub_logs():
+                api.create_repo(repo_id, private=private, exist_ok=True)
+                api.upload_folder(repo_id=repo_id, folder_path=folder,
+                                  commit_message=message or f"Upload motion model {r.name} with mocohd")
+        except HfHubHTTPError as e:
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            if status in (401, 403):
+                raise MocohdError(f"{repo_id}: not allowed to write ({status}): log in with `hf auth login` or set HF_TOKEN") from e
+            raise MocohdError(f"{repo_id}: the Hub answered {status or 'an error'}: {str(e).splitlines()[0][:160]}") from e
+        except (OSError, ValueError) as e:
+            raise MocohdError(f"{repo_id}: upload failed ({type(e).__name__}: {str(e)[:160]})") from e
+    return f"{endpoint}/{repo_id}"

@@ -78,7 +78,7 @@ def test_fetch_any_hub_file_by_url(tmp_path, hub, checkpoint):
     assert code == 0, err
     assert stored(tmp_path) == ["image/mine.safetensors"]
     code, _, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo")
-    assert code == 1 and "give the file inside the repo" in err
+    assert code == 1 and "expected one top-level .safetensors file, found 0" in err
 
 
 def test_sha256_mismatch_is_refused_and_nothing_stored(tmp_path, hub, checkpoint):
@@ -148,3 +148,55 @@ def test_unknown_registry_name(tmp_path, hub):
     registry(tmp_path)
     code, _, err = mocohd(tmp_path, hub.url, "fetch", "nothing-like-it")
     assert code == 1 and "hf://OWNER/REPO/PATH" in err
+
+
+def _stored_motion(tmp_path):
+    from mocohd_cli.motion import MotionConfig, MotionGenerator, save_motion
+
+    torch.manual_seed(0)
+    M = MotionGenerator(MotionConfig(w_dim=12, noise_dim=12, h_dim=8, n_pca=4), torch.eye(12)[:4], torch.ones(4))
+    path = tmp_path / "home" / "motion" / "vox.safetensors"
+    return save_motion(path, M, image={"image_name": "ffhq", "image_sha256": "ab" * 32},
+                       source={"format": "mocohd", "data": "voxceleb", "steps": 1000})
+
+
+def test_push_then_fetch(tmp_path, hub):
+    hub.write_token = "w-token"
+    h = _stored_motion(tmp_path)
+    sample = tmp_path / "clip.mp4"
+    sample.write_bytes(b"not really a video")
+    code, out, err = mocohd(tmp_path, hub.url, "push", "vox", "--repo", "me/vox-motion", "--sample", str(sample),
+                            "--license", "mit", env={"HF_TOKEN": "w-token"})
+    assert code == 0, err
+    assert "mocohd fetch hf://me/vox-motion" in out
+    files = hub.files("me/vox-motion")
+    assert set(files) == {"vox.safetensors", "README.md", "samples/clip.mp4"}
+    assert files["vox.safetensors"] == h.path.read_bytes()
+    card = files["README.md"].decode()
+    front = card.split("---")[1]
+    for expected in ("library_name: mocohd", "license: mit", "- mocohd", "image_generator: ffhq",
+                     f"weights_sha256: {h.weights_sha256}", "training_data: voxceleb", "training_steps: 1000"):
+        assert expected in front, expected
+    assert "mocohd render vox.mp4 --motion vox --image ffhq" in card and "samples/clip.mp4" in card
+    # someone else fetches it by repo
+    other = tmp_path / "other"
+    other.mkdir()
+    code, _, err = mocohd(other, hub.url, "fetch", "hf://me/vox-motion")
+    assert code == 0, err
+    got = other / "home" / "motion" / "vox.safetensors"  # named after the file, as the card says
+    from mocohd_cli.formats import canonical
+
+    hdr = canonical.read_header(got)
+    assert hdr.kind == "motion" and hdr.weights_sha256 == h.weights_sha256
+    assert hdr.source["repo"] == "me/vox-motion" and hdr.config["image_name"] == "ffhq"
+
+
+def test_push_errors_are_one_line(tmp_path, hub):
+    hub.write_token = "w-token"
+    _stored_motion(tmp_path)
+    code, _, err = mocohd(tmp_path, hub.url, "push", "vox", "--repo", "me/x")
+    assert code == 1 and "not allowed to write" in err and len(err.strip().splitlines()) == 1
+    code, _, err = mocohd(tmp_path, hub.url, "push", "nope", "--repo", "me/x", env={"HF_TOKEN": "w-token"})
+    assert code == 1 and "unknown motion model 'nope'" in err
+    code, _, err = mocohd(tmp_path, hub.url, "push", "vox", "--repo", "not-a-repo", env={"HF_TOKEN": "w-token"})
+    assert code == 1 and "OWNER/NAME" in err
