@@ -175,6 +175,29 @@ def push(
 
 
 @app.command()
+def prepare(
+    data: Path = typer.Option(..., "--data", help="Folder of videos and/or frame folders."),
+    frame_size: int = typer.Option(128, "--frame-size", help="Square frame size of the training clips."),
+    frames: int = typer.Option(16, "--frames", help="Frames per clip (videos too short for one clip are skipped)."),
+    time_step: int = typer.Option(2, "--time-step", help="Take every n-th frame."),
+    force: bool = typer.Option(False, "--force", help="Decode again even if the cache exists."),
+):
+    """Decode a video dataset once into the clip cache that training reads."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .data import prepare as prepare_data
+
+    if frames < 1 or time_step < 1 or frame_size < 4:
+        raise MocohdError("--frames and --time-step must be positive and --frame-size at least 4")
+    with Progress(TextColumn("decoding videos"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("prepare", total=None)
+        info = prepare_data(data, frame_size=frame_size, min_frames=(frames - 1) * time_step + 1, force=force,
+                            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    out.print(("reused the clip cache: " if info.reused else "prepared: ") + info.summary())
+
+
+@app.command()
 def pca(
     image: str = typer.Option("demo", "--image", help="Image generator: name or path."),
     samples: int = typer.Option(1_000_000, "--samples", help="Number of z samples (the official recipe uses 1,000,000)."),

@@ -1,0 +1,222 @@
+"""Training videos: scanning, one-time preparation into a clip cache, and clips.
+
+    info = prepare("./voxceleb", frame_size=128)        # decode once: cache of square uint8 frames
+    ds = ClipDataset(info.cache, frames=16, time_step=2)
+    clip = ds[0]                                          # [16, 128, 128, 3] uint8, a random clip of video 0
+    x = to_model_input(batch, device)                     # [B, 16, 3, 128, 128] float in [-1, 1]
+
+A dataset folder holds video files (mp4, avi, mov, mkv, webm, gif; decoded
+with ffmpeg) and/or frame folders (a folder of images is one video, frames
+in natural order: img_2.png before img_10.png). Every frame is centre-cropped
+to a square and resized (antialiased) to ``frame_size``. Unreadable files and
+videos too short for one clip are skipped and counted, never fatal.
+
+The cache is one safetensors file per video (``frames``: [T, S, S, 3] uint8)
+plus ``index.json``, under ``MOCOHD_HOME/data/``: training reads just the
+frames of each clip from memory-mapped files, so decoding never starves the
+accelerator. Each file is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import store
+from ..errors import MocohdError
+from ..formats.canonical import atomic_write_bytes
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+CACHE_VERSION = 1
+
+
+def natural_key(name: str) -> list:
+    """'img_2.png' < 'img_10.png': digit runs compare as numbers."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+@dataclass
+class VideoSource:
+    path: Path
+    kind: str  # "file" | "frames"
+    frames: list[Path] = field(default_factory=list)  # for frame folders, in natural order
+
+
+def scan(root: str | os.PathLike) -> tuple[list[VideoSource], list[Path]]:
+    """(videos, other files) under ``root``, recursively, in natural order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MocohdError(f"{root}: not a folder of videos")
+    videos, others = [], []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort(key=natural_key)
+        images = sorted((f for f in files if Path(f).suffix.lower() in IMAGE_EXTS), key=natural_key)
+        if images:
+            videos.append(VideoSource(Path(folder), "frames", [Path(folder) / f for f in images]))
+        for f in sorted(files, key=natural_key):
+            p = Path(folder) / f
+            if p.suffix.lower() in VIDEO_EXTS:
+                videos.append(VideoSource(p, "file"))
+            elif p.suffix.lower() not in IMAGE_EXTS and not f.startswith("."):
+                others.append(p)
+    videos.sort(key=lambda v: natural_key(str(v.path.relative_to(root))))
+    return videos, others
+
+
+def square_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """[N, H, W, 3] uint8 -> centre-cropped square, resized to [N, size, size, 3] uint8 (antialiased)."""
+    n, h, w, _ = frames.shape
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    x = frames[:, top : top + s, left : left + s].permute(0, 3, 1, 2).float()
+    if s != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def _frame_batches(src: VideoSource, batch: int = 64) -> Iterator[np.ndarray]:
+    """Decoded RGB frames of one video, ``batch`` at a time, [n, H, W, 3] uint8."""
+    if src.kind == "frames":
+        import imageio.v3 as iio
+
+        for i in range(0, len(src.frames), batch):
+            imgs = []
+            for p in src.frames[i : i + batch]:
+                img = iio.imread(p)
+                if img.ndim == 2:
+                    img = np.repeat(img[..., None], 3, axis=2)
+                imgs.append(img[..., :3])
+            if len({im.shape for im in imgs}) != 1:
+                raise ValueError("frames of different sizes")
+            yield np.stack(imgs)
+        return
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(src.path), pix_fmt="rgb24")
+    try:
+        meta = next(reader)
+        w, h = meta["size"]
+        buf = []
+        for raw in reader:
+            buf.append(np.frombuffer(raw, np.uint8).reshape(h, w, 3))
+            if len(buf) == batch:
+                yield np.stack(buf)
+                buf = []
+        if buf:
+            yield np.stack(buf)
+    finally:
+        reader.close()
+
+
+@dataclass
+class PreparedData:
+    cache: Path
+    videos: int
+    frames: int
+    frame_size: int
+    skipped: dict[str, int]  # reason -> count
+    reused: bool = False
+
+    def summary(self) -> str:
+        s = f"{self.videos} videos, {self.frames} frames at {self.frame_size} px in {self.cache}"
+        if any(self.skipped.values()):
+            s += "; skipped " + ", ".join(f"{n} {why}" for why, n in self.skipped.items() if n)
+        return s
+
+
+def cache_dir(root: Path, frame_size: int) -> Path:
+    key = hashlib.sha256(f"{root.resolve()}|{frame_size}|{CACHE_VERSION}".encode()).hexdigest()[:12]
+    return store.home() / "data" / f"{re.sub(r'[^A-Za-z0-9._-]', '-', root.resolve().name)}-{frame_size}px-{key}"
+
+
+def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31, force: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> PreparedData:
+    """Decode every video under ``root`` once into the clip cache (reused unless ``force``).
+
+    ``min_frames``: shorter videos are skipped (one clip of 16 frames every 2nd
+    frame needs 31). ``progress(done, total)`` is called per video.
+    """
+    from safetensors.torch import save as st_save
+
+    root = Path(root)
+    out = cache_dir(root, frame_size)
+    index_path = out / "index.json"
+    if index_path.is_file() and not force:
+        idx = json.loads(index_path.read_text())
+        return PreparedData(out, len(idx["videos"]), sum(v["frames"] for v in idx["videos"]), frame_size,
+                            idx["skipped"], reused=True)
+    videos, others = scan(root)
+    skipped = {"unreadable": 0, "too short": 0, "not videos": len(others)}
+    entries = []
+    out.mkdir(parents=True, exist_ok=True)
+    for i, src in enumerate(videos):
+        try:
+            frames = [square_resize(torch.from_numpy(b), frame_size) for b in _frame_batches(src)]
+        except Exception:  # noqa: BLE001 - any decoding failure: junk, counted and skipped
+            skipped["unreadable"] += 1
+            frames = None
+        if frames is not None:
+            t = torch.cat(frames) if frames else torch.empty(0, frame_size, frame_size, 3, dtype=torch.uint8)
+            if t.shape[0] < min_frames:
+                skipped["too short"] += 1
+            else:
+                fname = f"{len(entries):06d}.safetensors"
+                atomic_write_bytes(out / fname, st_save({"frames": t}))
+                entries.append({"file": fname, "source": str(src.path.relative_to(root)), "frames": int(t.shape[0])})
+        if progress:
+            progress(i + 1, len(videos))
+    if not entries:
+        raise MocohdError(f"{root}: no usable videos ({len(videos)} found; skipped "
+                          + ", ".join(f"{n} {why}" for why, n in skipped.items() if n) + f"); each needs {min_frames}+ frames")
+    index = {"version": CACHE_VERSION, "root": str(root.resolve()), "frame_size": frame_size, "min_frames": min_frames,
+             "videos": entries, "skipped": skipped}
+    atomic_write_bytes(index_path, json.dumps(index, indent=1).encode())
+    return PreparedData(out, len(entries), sum(e["frames"] for e in entries), frame_size, skipped)
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Item i: a clip of video i, ``frames`` frames every ``time_step`` frames,
+    from a random start (or the first ``start``), [frames, S, S, 3] uint8."""
+
+    def __init__(self, cache: str | os.PathLike, frames: int = 16, time_step: int = 2):
+        self.cache = Path(cache)
+        try:
+            self.index = json.loads((self.cache / "index.json").read_text())
+        except (OSError, ValueError) as e:
+            raise MocohdError(f"{cache}: not a prepared clip cache (run `mocohd prepare`)") from e
+        self.frames, self.time_step = frames, time_step
+        self.span = (frames - 1) * time_step + 1
+        self.videos = [v for v in self.index["videos"] if v["frames"] >= self.span]
+        if not self.videos:
+            raise MocohdError(f"{cache}: no video has the {self.span} frames a clip needs")
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def clip(self, i: int, start: int) -> torch.Tensor:
+        from safetensors import safe_open
+
+        v = self.videos[i]
+        with safe_open(str(self.cache / v["file"]), framework="pt") as f:
+            block = f.get_slice("frames")[start : start + self.span]
+        return block[:: self.time_step]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        high = self.videos[i]["frames"] - self.span + 1
+        return self.clip(i, int(torch.randint(high, ()).item()))
+
+
+def to_model_input(batch: torch.Tensor, device=None) -> torch.Tensor:
+    """[B, T, H, W, 3] uint8 -> [B, T, 3, H, W] float in [-1, 1] (converted on ``device``)."""
+    x = batch.to(device, non_blocking=True) if device is not None else batch
+    return x.permute(0, 1, 4, 2, 3).float().div_(127.5).sub_(1.0)

@@ -1,0 +1,107 @@
+"""Video data: scanning, preparation, junk handling, clips."""
+
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+
+from mocohd_cli import MocohdError
+from mocohd_cli.data import ClipDataset, natural_key, prepare, scan, square_resize, to_model_input
+
+from .test_cli import run
+
+
+def _frame_folder(path, n, size=(12, 16)):
+    """Frame i has value 6*i everywhere (exact in PNG), names in natural, not lexical, order."""
+    path.mkdir(parents=True)
+    for i in range(n):
+        iio.imwrite(path / f"img_{i + 1}.png", np.full((*size, 3), 6 * i, np.uint8))
+
+
+def _video(path, n, size=(40, 30)):
+    w, h = size
+    gen = imageio_ffmpeg.write_frames(str(path), (w, h), fps=10, macro_block_size=1, ffmpeg_log_level="error")
+    gen.send(None)
+    for i in range(n):
+        frame = np.zeros((h, w, 3), np.uint8)
+        frame[:, :5] = 255  # a bright band on the left, outside the centre square
+        frame[:, 5:] = 4 * i
+        gen.send(frame)
+    gen.close()
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    root = tmp_path / "vids"
+    _frame_folder(root / "clip_a", 40)
+    _frame_folder(root / "clip_b", 10)  # too short for 16 frames every 2nd
+    root.mkdir(exist_ok=True)
+    _video(root / "v.mp4", 35)
+    (root / "broken.mp4").write_bytes(b"\x00" * 1000)  # unreadable
+    (root / "notes.txt").write_text("not a video")
+    return root
+
+
+def test_natural_order_and_scan(tmp_path, dataset):
+    assert sorted(["img_10.png", "img_2.png", "img_1.png"], key=natural_key) == ["img_1.png", "img_2.png", "img_10.png"]
+    videos, others = scan(dataset)
+    assert [v.path.name for v in videos] == ["broken.mp4", "clip_a", "clip_b", "v.mp4"]
+    assert [p.name for p in videos[1].frames[:3]] == ["img_1.png", "img_2.png", "img_3.png"]
+    assert [p.name for p in others] == ["notes.txt"]
+
+
+def test_prepare_skips_and_counts_junk(dataset):
+    info = prepare(dataset, frame_size=8, min_frames=31)
+    assert (info.videos, info.frames) == (2, 75)
+    assert info.skipped == {"unreadable": 1, "too short": 1, "not videos": 1}
+    assert "1 unreadable" in info.summary() and "1 too short" in info.summary()
+    again = prepare(dataset, frame_size=8, min_frames=31)
+    assert again.reused and again.cache == info.cache
+    assert not [p for p in info.cache.iterdir() if ".tmp-" in p.name]
+
+
+def test_clips_take_every_nth_frame(dataset):
+    info = prepare(dataset, frame_size=8)
+    ds = ClipDataset(info.cache, frames=16, time_step=2)
+    assert len(ds) == 2
+    clip = ds.clip(0, start=3)  # clip_a: frame i == 6 * i
+    assert clip.shape == (16, 8, 8, 3) and clip.dtype == torch.uint8
+    assert clip[:, 0, 0, 0].tolist() == [6 * (3 + 2 * k) for k in range(16)]
+    for _ in range(5):
+        c = ds[0]
+        steps = torch.diff(c[:, 0, 0, 0].int())
+        assert (steps == 12).all()
+    x = to_model_input(torch.stack([ds[0], ds[1]]))
+    assert x.shape == (2, 16, 3, 8, 8) and x.min() >= -1 and x.max() <= 1
+
+
+def test_video_frames_are_centre_cropped(dataset):
+    info = prepare(dataset, frame_size=8)
+    clip = ClipDataset(info.cache, frames=16, time_step=2).clip(1, start=0)  # v.mp4: 40x30 -> centre 30x30
+    assert clip[:, :, 0].float().mean() < 200  # the bright left band (x < 5) is cropped away
+    assert abs(float(clip[10, 4, 4, 0]) - 4 * 20) < 12  # frame 20 of the video, up to codec error
+
+
+def test_square_resize():
+    x = torch.zeros(2, 10, 20, 3, dtype=torch.uint8)
+    x[:, :, 5:15] = 200
+    y = square_resize(x, 5)
+    assert y.shape == (2, 5, 5, 3) and (y == 200).all()
+
+
+def test_empty_or_missing_dataset(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "junk.mp4").write_bytes(b"junk")
+    with pytest.raises(MocohdError, match="no usable videos"):
+        prepare(tmp_path / "empty")
+    with pytest.raises(MocohdError, match="not a folder"):
+        prepare(tmp_path / "missing")
+
+
+def test_cli_prepare(capsys, dataset):
+    code, out, err = run(capsys, "prepare", "--data", str(dataset), "--frame-size", "8")
+    assert code == 0, err
+    assert "prepared: 2 videos" in out and "skipped 1 unreadable, 1 too short, 1 not videos" in out
+    code, out, _ = run(capsys, "prepare", "--data", str(dataset), "--frame-size", "8")
+    assert "reused the clip cache" in out
