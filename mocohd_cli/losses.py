@@ -1,0 +1,55 @@
+"""Losses of motion training (MoCoGAN-HD's, SPEC section 5).
+
+Discriminator outputs are lists over scales of lists of layer features; the
+last feature of each scale is its patch scores.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _scores(outputs) -> list[torch.Tensor]:
+    return [o[-1] if isinstance(o, (list, tuple)) else o for o in outputs]
+
+
+def ralsgan(outputs_a, outputs_b, target: float) -> torch.Tensor:
+    """Relativistic-average LSGAN: sum over scales of mean((D(a) - mean(D(b)) - target)^2).
+
+    Discriminator: ralsgan(real, fake, 1) + ralsgan(fake, real, 0);
+    generator:     ralsgan(fake, real, 1) + ralsgan(real, fake, 0).
+    """
+    loss = 0.0
+    for a, b in zip(_scores(outputs_a), _scores(outputs_b)):
+        loss = loss + F.mse_loss(a - b.mean(), torch.full_like(a, target))
+    return loss
+
+
+def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP on random interpolates of real and fake clips [B, C, T, H, W], per scale:
+    mean((||dD/dx||_2 over channels - 1)^2) (the official norm is over dim 1),
+    averaged over scales, times ``weight``."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, 1, generator=generator).to(real)
+    x = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = _scores(D(x))
+    penalty = 0.0
+    for s in scores:
+        (g,) = torch.autograd.grad(s, x, grad_outputs=torch.ones_like(s), create_graph=True)
+        penalty = penalty + (g.norm(2, dim=1) - 1).square().mean()
+    return penalty / len(scores) * weight
+
+
+def hinge_discriminator(scores_fake: torch.Tensor, scores_real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean relu(1 - D(real)), mean relu(1 + D(fake)))."""
+    return F.relu(1.0 - scores_real).mean(), F.relu(1.0 + scores_fake).mean()
+
+
+def hinge_generator(scores_fake: torch.Tensor) -> torch.Tensor:
+    return -scores_fake.mean()
+
+
+def motion_diversity(eps_rec: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Mutual-information term on the motion noise: -mean cos(e_rec_t, eps_t) over the last dim."""
+    return -F.cosine_similarity(eps_rec, eps, dim=-1).mean()
