@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .. import ops
 
@@ -100,7 +101,10 @@ class FullyConnected(nn.Module):
         b = self.bias * self.bias_gain if self.bias_gain != 1 else self.bias
         if self.activation == "linear":
             return torch.addmm(b.unsqueeze(0), x, w.t())
-        return ops.bias_act(x.matmul(w.t()), b, act=self.activation, gain=ops.LRELU_GAIN, inplace=True)
+        # lrelu(x W^T + b) * g == lrelu(x (gW)^T + gb) for g > 0: the gain folds into the
+        # weights and one fused matmul + bias is followed by one in-place activation.
+        g = ops.LRELU_GAIN
+        return F.leaky_relu(torch.addmm((b * g).unsqueeze(0), x, (w * g).t()), ops.LRELU_SLOPE, inplace=True)
 
 
 class MappingNetwork(nn.Module):
