@@ -81,3 +81,15 @@ def test_hinge_and_motion_diversity():
     eps = torch.randn(3, 5, 8)
     assert float(losses.motion_diversity(eps * 2, eps)) == pytest.approx(-1.0)
     assert float(losses.motion_diversity(-eps, eps)) == pytest.approx(1.0)
+
+
+def test_in_domain_image_discriminator():
+    from mocohd_cli.discriminators import MultiscaleImageDiscriminator
+
+    D = MultiscaleImageDiscriminator(in_channels=6)
+    feats = D(torch.randn(3, 6, 64, 64))
+    assert len(feats) == 2 and [f.shape[1] for f in feats[0]] == [64, 128, 256, 512, 1]
+    # 64 -> 33 -> 17 -> 9 (stride 2, padding 2) -> 10 -> 11 (stride 1); the pooled scale: 32 -> ... -> 7
+    assert feats[0][-1].shape == (3, 1, 11, 11) and feats[1][-1].shape == (3, 1, 7, 7)
+    norms = [m for m in D.modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert norms and all(n.track_running_stats and not n.affine for n in norms)

@@ -1,6 +1,8 @@
 """Discriminators of motion training: the video discriminator D_V (both
-domains) and, in later modules, the image discriminators D_I."""
+domains) and the in-domain image discriminator D_I (multi-scale PatchGANs)."""
 
-from .video import MultiscaleVideoDiscriminator, PatchDiscriminator3d
+from .patchgan import (MultiscaleImageDiscriminator, MultiscalePatchDiscriminator, MultiscaleVideoDiscriminator,
+                       PatchDiscriminator)
 
-__all__ = ["MultiscaleVideoDiscriminator", "PatchDiscriminator3d"]
+__all__ = ["MultiscaleImageDiscriminator", "MultiscalePatchDiscriminator", "MultiscaleVideoDiscriminator",
+           "PatchDiscriminator"]

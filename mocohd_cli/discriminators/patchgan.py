@@ -1,0 +1,93 @@
+"""Multi-scale PatchGAN discriminators (MoCoGAN-HD, after pix2pixHD), in 3D for
+videos (D_V) and in 2D for the in-domain image discriminator (D_I on frame pairs).
+
+Each scale is a stack of convolutions (kernel 4, padding 2): a stride-2 conv
+with leaky ReLU, ``n_layers - 1`` stride-2 convs with instance norm, one
+stride-1 conv with instance norm, and a stride-1 conv to one channel of
+patch scores. Every layer's output is returned (the intermediate features),
+the last one being the scores. Scale k sees the input average-pooled k times
+(kernel 3, stride 2; a video is pooled in time too only when longer than 16
+frames). Official defaults: 64 base channels (capped at 64 for the first
+layer), 3 layers, 2 scales, affine-free instance norm with running
+statistics, conv weights ~ N(0, 0.02).
+
+    D_V = MultiscaleVideoDiscriminator(in_channels=3, n_frames=16)   # cross-domain: clips
+    D_V = MultiscaleVideoDiscriminator(in_channels=6, n_frames=15)   # in-domain: (frame 1, frame t) pairs
+    D_I = MultiscaleImageDiscriminator(in_channels=6)                # in-domain: (frame 1, frame t) pairs
+    feats = D_V(x)      # x: [B, C, T, H, W]; feats[s][l]: layer l of scale s (full resolution first)
+    scores = [f[-1] for f in feats]
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+_NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+_POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
+
+
+class PatchDiscriminator(nn.Module):
+    def __init__(self, dims: int, in_channels: int, base_channels: int = 64, n_layers: int = 3):
+        super().__init__()
+        conv, k, pad = _CONV[dims], 4, int(math.ceil((4 - 1) / 2))
+
+        def norm(ch):
+            return _NORM[dims](ch, affine=False, track_running_stats=True)
+
+        layers = [nn.Sequential(conv(in_channels, base_channels, k, stride=2, padding=pad), nn.LeakyReLU(0.2, True))]
+        ch = base_channels
+        for _ in range(1, n_layers):
+            prev, ch = ch, min(ch * 2, 512)
+            layers.append(nn.Sequential(conv(prev, ch, k, stride=2, padding=pad), norm(ch), nn.LeakyReLU(0.2, True)))
+        prev, ch = ch, min(ch * 2, 512)
+        layers.append(nn.Sequential(conv(prev, ch, k, stride=1, padding=pad), norm(ch), nn.LeakyReLU(0.2, True)))
+        layers.append(nn.Sequential(conv(ch, 1, k, stride=1, padding=pad)))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # features, scores last
+        feats = []
+        for layer in self.layers:
+            x = layer(x)
+            feats.append(x)
+        return feats
+
+
+class MultiscalePatchDiscriminator(nn.Module):
+    def __init__(self, dims: int, in_channels: int, base_channels: int = 64, n_layers: int = 3, num_scales: int = 2,
+                 max_first_channels: int = 64, pool_stride=2):
+        super().__init__()
+        # scale s (0 = full resolution) gets min(64, base * 2^s) first-layer channels, as the official model
+        self.scales = nn.ModuleList(
+            PatchDiscriminator(dims, in_channels, min(max_first_channels, base_channels * 2**s), n_layers)
+            for s in range(num_scales)
+        )
+        self.downsample = _POOL[dims](3, stride=pool_stride, padding=1, count_include_pad=False)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        out = []
+        for s, D in enumerate(self.scales):
+            if s:
+                x = self.downsample(x)
+            out.append(D(x))
+        return out
+
+
+class MultiscaleVideoDiscriminator(MultiscalePatchDiscriminator):
+    """D_V on clips [B, C, T, H, W]."""
+
+    def __init__(self, in_channels: int = 3, n_frames: int = 16, **kw):
+        super().__init__(3, in_channels, pool_stride=2 if n_frames > 16 else (1, 2, 2), **kw)
+
+
+class MultiscaleImageDiscriminator(MultiscalePatchDiscriminator):
+    """The in-domain D_I on frame pairs [B, 2C, H, W]."""
+
+    def __init__(self, in_channels: int = 6, **kw):
+        super().__init__(2, in_channels, **kw)
