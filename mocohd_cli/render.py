@@ -94,8 +94,9 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
                 sel = video_of[i : i + batch]
                 if noise == "fixed":
                     maps = [n[sel] for n in fixed]
-                elif noise == "random":
-                    maps = G.synthesis.make_noise(len(sel), generator=noise_gen, device=device)
+                elif noise == "random":  # drawn frame by frame: the same frames whatever the batch
+                    per_frame = [G.synthesis.make_noise(1, generator=noise_gen, device=device) for _ in range(len(sel))]
+                    maps = [torch.cat(layer) for layer in zip(*per_frame)]
                 else:
                     maps = [None] * len(fixed or G.synthesis.layers())
                 images.append(to_uint8(G.synthesis(flat[i : i + batch], noise=maps, dtype=dtype)).cpu())

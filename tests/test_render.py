@@ -103,6 +103,7 @@ def test_same_seed_same_frames(pair):
     assert not torch.equal(a[0], a[-1])  # it moves
     # frames do not depend on how many are synthesised at once
     assert torch.equal(frames(3, batch=1), frames(3, batch=5))
+    assert torch.equal(frames(3, batch=1, noise="random"), frames(3, batch=5, noise="random"))
     # fixed noise: the same maps for every frame of a video; random: new ones
     r1, r2 = frames(3, noise="random"), frames(3, noise="off")
     assert not torch.equal(a, r1) and not torch.equal(a, r2)
