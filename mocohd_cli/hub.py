@@ -175,17 +175,9 @@ def fetch(target: str, name: str | None = None, revision: str | None = None, for
     model = read_any(path, kind=f.kind)
     model.source.update(repo=f.repo_id, file=f.filename, revision=f.revision or "main", commit=commit, file_sha256=sha,
                         format=model.source.get("format", "mocohd"))
-    if model.kind == "image":
-        from .models import _build_image_generator
+    from .models import store_model
 
-        _build_image_generator(model, f"{f.repo_id}/{f.filename}")
-    elif model.kind == "motion":
-        from .motion import build_motion
-
-        build_motion(model, f"{f.repo_id}/{f.filename}")
-    dest = store.store_path(model.kind, f.name)
-    store.kind_dir(model.kind, create=True)
-    h = canonical.save_model(dest, model.tensors, kind=model.kind, family=model.family, config=model.config, source=model.source)
+    h = store_model(model, f.name, f"{f.repo_id}/{f.filename}", overwrite=True)
     return h, True
 
 

@@ -36,9 +36,30 @@ def _build_image_generator(model: ConvertedModel, origin: str):
     return g
 
 
+def _identity(name: str, path: Path, model: ConvertedModel | None = None) -> dict:
+    """Name and weights sha256 of a model: from the header of a canonical file
+    (no hashing), or hashed from the tensors of a converted one."""
+    if model is None or sniff(path) == "safetensors":
+        return {"name": name, "weights_sha256": canonical.read_header(path).weights_sha256}
+    return {"name": name, "weights_sha256": canonical.weights_sha256(model.tensors)}
+
+
+def image_identity(name_or_path: str | os.PathLike) -> dict:
+    """{'name', 'weights_sha256', 'w_dim'} of an image generator, without building it."""
+    r = store.resolve(name_or_path, kind="image")
+    if sniff(r.path) == "safetensors":
+        h = canonical.read_header(r.path)
+        if h.kind != "image":
+            raise MocohdError(f"{r.path}: is {a(h.kind)} model, expected an image generator")
+        return {"name": r.name, "weights_sha256": h.weights_sha256, "w_dim": h.config.get("w_dim")}
+    model = read_any(r.path, kind="image")
+    return {**_identity(r.name, r.path, model), "w_dim": model.config.get("w_dim")}
+
+
 def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
     """An image generator in eval mode, parameters frozen, on ``device``
-    ("auto": CUDA, then MPS, then CPU). ``G.source`` holds its provenance.
+    ("auto": CUDA, then MPS, then CPU). ``G.source`` holds its provenance and
+    ``G.identity`` its name and weights sha256.
 
     Accepts a store/registry name, a canonical ``.safetensors`` file, or an
     original checkpoint (rosinality ``.pt``, NVIDIA ``.pkl``) converted in memory.
@@ -50,6 +71,7 @@ def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.de
     model = read_any(r.path, kind="image")
     g = _build_image_generator(model, str(r.path))
     g.source = model.source
+    g.identity = _identity(r.name, r.path, model)
     g.requires_grad_(False)
     return g.eval().to(device)
 
@@ -82,16 +104,21 @@ def import_model(
     if image is not None:
         if model.kind == "image":
             raise MocohdError("--image names the generator of a motion model or PCA basis; this file is an image generator")
-        ident = describe(image, kind="image")
-        if model.config.get("w_dim") not in (None, ident.config.get("w_dim")):
-            raise MocohdError(f"{image} has w size {ident.config.get('w_dim')}, this {model.kind} model {model.config.get('w_dim')}")
-        model.config.update(image_name=ident.name, image_sha256=ident.weights_sha256)
+        ident = image_identity(image)
+        if model.config.get("w_dim") not in (None, ident["w_dim"]):
+            raise MocohdError(f"{image} has w size {ident['w_dim']}, this {model.kind} model {model.config.get('w_dim')}")
+        model.config.update(image_name=ident["name"], image_sha256=ident["weights_sha256"])
+    return store_model(model, name, str(path), overwrite)
+
+
+def store_model(model: ConvertedModel, name: str, origin: str, overwrite: bool = False) -> canonical.ModelHeader:
+    """Check that a converted model builds, then write it to the store as ``name`` (atomically)."""
     if model.kind == "image":
-        _build_image_generator(model, str(path))  # refuse before writing anything
+        _build_image_generator(model, origin)  # refuse before writing anything
     elif model.kind == "motion":
         from .motion import build_motion
 
-        build_motion(model, str(path))
+        build_motion(model, origin)
     dest = store.store_path(model.kind, name)
     if dest.exists() and not overwrite:
         raise MocohdError(f"a {model.kind} model named '{name}' already exists in the store (pass --force to replace it)")

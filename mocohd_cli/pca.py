@@ -213,11 +213,11 @@ def pca_for(image: str | os.PathLike, G=None, samples: int = 1_000_000, batch: i
     weights sha256; with ``exact`` a cached basis must also have been fitted
     with the same ``samples`` and ``seed``; ``force`` always refits.
     """
-    from .models import describe, load_image_generator
+    from .models import image_identity, load_image_generator
 
-    info = describe(image, kind="image")
+    ident = G.identity if G is not None and hasattr(G, "identity") else image_identity(image)
     if not force:
-        cached = find_cached(info.weights_sha256)
+        cached = find_cached(ident["weights_sha256"])
         if cached is not None:
             basis = PCABasis.load(cached)
             if not exact or (basis.info.get("samples"), basis.info.get("seed")) == (samples, seed):
@@ -225,8 +225,8 @@ def pca_for(image: str | os.PathLike, G=None, samples: int = 1_000_000, batch: i
     if G is None:
         G = load_image_generator(image, device="auto")
     basis = fit_pca(G, samples=samples, batch=batch, seed=seed, progress=progress)
-    basis.info.update(image_name=info.name, image_sha256=info.weights_sha256)
-    dest = store.store_path("pca", store.check_name(name or info.name))
+    basis.info.update(image_name=ident["name"], image_sha256=ident["weights_sha256"])
+    dest = store.store_path("pca", store.check_name(name or ident["name"]))
     store.kind_dir("pca", create=True)
-    basis.save(dest, source={"format": "mocohd", "image": info.name, "image_sha256": info.weights_sha256})
+    basis.save(dest, source={"format": "mocohd", "image": ident["name"], "image_sha256": ident["weights_sha256"]})
     return basis, dest, True

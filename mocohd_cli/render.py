@@ -66,7 +66,7 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
                   interpolate: int = 1, batch: int = 8, dtype: torch.dtype | None = None) -> Iterator[torch.Tensor]:
     """Yield the videos' frames one time step at a time: [videos, H, W, 3] uint8 (CPU).
 
-    Same seed, same frames (on the same machine and device). ``noise``:
+    ``M`` is moved to G's device. Same seed, same frames (on the same machine and device). ``noise``:
     'fixed' (per-layer noise drawn once per video, shared by its frames),
     'random' (drawn for every frame) or 'off'.
     """
@@ -289,7 +289,7 @@ def render(
     first use). ``on_start(total_frames, note)`` and ``on_frame(frames_done)``
     report progress (frames of all videos together).
     """
-    from .models import describe, load_image_generator
+    from .models import load_image_generator
     from .motion import load_motion
     from .pca import pca_for
 
@@ -303,13 +303,12 @@ def render(
         raise MocohdError(f"motion '{motion}' moves in a {M.cfg.w_dim}-d latent space but '{image}' has a {G.w_dim}-d w: "
                           "they cannot be combined")
     note = None
-    target = describe(image, kind="image")
     source_sha = M.image.get("image_sha256")
-    if source_sha and source_sha != target.weights_sha256:
+    if source_sha and source_sha != G.identity["weights_sha256"]:
         basis, _, _ = pca_for(image, G=G)
         M = M.retarget(basis.components, basis.stdev)
         note = (f"cross-domain: motion trained with '{M.image.get('image_name', '?')}' re-expressed in the PCA basis "
-                f"of '{target.name}' (direction k -> direction k, scaled by its stdev)")
+                f"of '{G.identity['name']}' (direction k -> direction k, scaled by its stdev)")
     total = (frames - 1) * interpolate + 1
     if on_start:
         on_start(total * videos, note)
