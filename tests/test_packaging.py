@@ -23,3 +23,14 @@ def test_wheel_contains_shipped_weights(tmp_path):
         assert f"mocohd_cli/weights/{f}" in names, f
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "mocohd = mocohd_cli.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_wheel_contains_every_subpackage(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("mocohd_cli-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    sources = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "mocohd_cli").rglob("*.py"))
+    assert sources and [s for s in sources if s not in names] == []
