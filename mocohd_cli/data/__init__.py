@@ -211,9 +211,49 @@ class ClipDataset(torch.utils.data.Dataset):
             block = f.get_slice("frames")[start : start + self.span]
         return block[:: self.time_step]
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i) -> torch.Tensor:
+        """``i``: a video index (a random clip of it), or ``(index, key)``: the
+        clip start is drawn from a generator seeded with ``key``, so the same
+        key always gives the same clip (what makes training resume exactly)."""
+        key = None
+        if isinstance(i, (tuple, list)):
+            i, key = i
         high = self.videos[i]["frames"] - self.span + 1
-        return self.clip(i, int(torch.randint(high, ()).item()))
+        g = torch.Generator().manual_seed(int(key)) if key is not None else None
+        return self.clip(i, int(torch.randint(high, (), generator=g).item()))
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Batches of ``(video, key)`` items for one rank, epoch after epoch.
+
+    Epoch e is a permutation of the videos seeded by (seed, e), repeated when
+    there are fewer videos than one global batch, cut to whole global batches;
+    rank r takes items r, r + world, ... of it. ``start`` skips that many
+    batches of the first epoch (resuming mid-epoch). Every item carries a key
+    unique to (seed, epoch, position) that fixes its clip.
+    """
+
+    def __init__(self, n_videos: int, batch: int, rank: int = 0, world: int = 1, seed: int = 0,
+                 epoch: int = 0, start: int = 0):
+        self.n, self.batch, self.rank, self.world = n_videos, batch, rank, world
+        self.seed, self.epoch, self.start = seed, epoch, start
+
+    def batches_per_epoch(self) -> int:
+        return max(1, self.n // (self.batch * self.world))
+
+    def epoch_batches(self, epoch: int) -> list[list[tuple[int, int]]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        need = self.batches_per_epoch() * self.batch * self.world
+        order = torch.cat([torch.randperm(self.n, generator=g) for _ in range(-(-need // self.n))])[:need]
+        base = (self.seed * 1_000_003 + epoch) * need
+        mine = [(int(order[k]), base + k) for k in range(self.rank, need, self.world)]
+        return [mine[b : b + self.batch] for b in range(0, len(mine), self.batch)]
+
+    def __iter__(self):
+        epoch, start = self.epoch, self.start
+        while True:
+            yield from self.epoch_batches(epoch)[start:]
+            epoch, start = epoch + 1, 0
 
 
 def to_model_input(batch: torch.Tensor, device=None) -> torch.Tensor:

@@ -1,8 +1,12 @@
 """Discriminators of motion training: the video discriminator D_V (both
-domains) and the in-domain image discriminator D_I (multi-scale PatchGANs)."""
+domains), the in-domain image discriminator D_I (multi-scale PatchGANs), and
+the cross-domain D_I (an SN-ResNet with a projection head, its EMA copy and
+contrastive queue)."""
 
+from .contrastive import ContrastiveDiscriminator, info_nce
 from .patchgan import (MultiscaleImageDiscriminator, MultiscalePatchDiscriminator, MultiscaleVideoDiscriminator,
                        PatchDiscriminator)
+from .snresnet import SNResNetDiscriminator
 
-__all__ = ["MultiscaleImageDiscriminator", "MultiscalePatchDiscriminator", "MultiscaleVideoDiscriminator",
-           "PatchDiscriminator"]
+__all__ = ["ContrastiveDiscriminator", "MultiscaleImageDiscriminator", "MultiscalePatchDiscriminator",
+           "MultiscaleVideoDiscriminator", "PatchDiscriminator", "SNResNetDiscriminator", "info_nce"]

@@ -1,0 +1,15 @@
+"""Motion generator training (SPEC section 5): ``mocohd train``.
+
+    from mocohd_cli.train import TrainConfig, train
+    result = train(TrainConfig(data="./voxceleb", image="ffhq-256", steps=20000))
+    result.motion          # the exported motion model, also in the store as 'voxceleb'
+
+Single process, or many under torchrun (``torchrun --nproc_per_node=G -m
+mocohd_cli train ...``): see ``distributed``.
+"""
+
+from .distributed import Dist
+from .steps import GANConfig, MotionGAN
+from .trainer import TrainConfig, TrainResult, load_checkpoint, run_dir, train
+
+__all__ = ["Dist", "GANConfig", "MotionGAN", "TrainConfig", "TrainResult", "load_checkpoint", "run_dir", "train"]

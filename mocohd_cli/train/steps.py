@@ -1,0 +1,257 @@
+"""One training iteration of MoCoGAN-HD (SPEC section 5): ``g_steps`` motion
+generator updates, then one update of each discriminator.
+
+    gan = MotionGAN(G, M, cfg, dist)
+    losses = gan.iteration(x)          # x: real clips [B, T, 3, S, S] in [-1, 1]
+
+Fake clips: z ~ N(0, I) -> w_1 = G.mapping(z) -> the motion generator's
+trajectory -> frozen G.synthesis, with one noise map per layer drawn per
+video and shared by its frames -> average-pooled to the training frame size.
+
+Video discriminator D_V (both domains): relativistic-average LSGAN on clips
+(each clip batch flipped in time with probability 1/2), gradient penalty.
+In-domain, D_V sees (frame 1, frame t) channel pairs for t = 2..T, and D_I,
+a 2D multi-scale PatchGAN, sees (frame 1, frame t) pairs of real and fake
+clips. Cross-domain, D_I never sees real videos: it learns to tell the first
+generated frame (the image generator's quality) from a later one, hinge loss
+plus twice the InfoNCE loss of two augmentations against the EMA queue, and
+the motion generator gets a feature-matching term (-cos of the projections
+of frame 1 and frame t, weight ``w_match``).
+
+All random draws (z, eps, noise maps, frame indices, flips, augmentations,
+interpolation weights) come from one CPU generator per rank, saved in
+checkpoints: a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .. import losses
+from ..augment import warp
+from ..discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscriminator, MultiscaleVideoDiscriminator,
+                              SNResNetDiscriminator)
+from .distributed import Dist
+
+
+@dataclass
+class GANConfig:
+    domain: str = "cross"  # "cross" | "in"
+    frames: int = 16
+    frame_size: int = 128
+    batch: int = 16  # per rank
+    g_steps: int = 5
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    gp_weight: float = 10.0
+    w_match: float = 1.0
+    dv_channels: int = 64  # D_V (and in-domain D_I) base channels
+    di_channels: int = 96  # cross-domain D_I (SN-ResNet) base channels
+    proj_dim: int = 256
+    queue: int = 4096
+    moco_momentum: float = 0.999
+    moco_temperature: float = 0.07
+    world_batch: int = 16
+    precision: str = "fp32"  # "fp32" | "bf16" | "fp16"
+
+
+def _amp_dtype(precision: str):
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+class MotionGAN:
+    def __init__(self, G, M, cfg: GANConfig, dist: Dist | None = None, seed: int = 0):
+        self.G, self.M, self.cfg = G, M, cfg
+        self.dist = dist or Dist()
+        self.device = self.dist.device
+        c = cfg
+        pair = 2 if c.domain == "in" else 1
+        self.D_V = MultiscaleVideoDiscriminator(3 * pair, c.frames - (c.domain == "in"), base_channels=c.dv_channels)
+        if c.domain == "in":
+            self.D_I = MultiscaleImageDiscriminator(6, base_channels=c.dv_channels)
+            di_betas, di_eps = (c.beta1, c.beta2), 1e-8
+        else:
+            D = SNResNetDiscriminator(c.frame_size, c.di_channels, c.proj_dim)
+            self.D_I = ContrastiveDiscriminator(D, c.proj_dim, c.queue, c.moco_momentum, c.moco_temperature,
+                                                c.world_batch)
+            di_betas, di_eps = (0.0, 0.999), 1e-6  # the official contrastive D_I optimiser
+        self.D_V.to(self.device)
+        self.D_I.to(self.device)
+        self.dist.broadcast_module(self.M)
+        self.dist.broadcast_module(self.D_V)
+        self.dist.broadcast_module(self.D_I)
+        self.opt_M = torch.optim.Adam(M.parameters(), c.lr, betas=(c.beta1, c.beta2))
+        self.opt_V = torch.optim.Adam(self.D_V.parameters(), c.lr, betas=(c.beta1, c.beta2))
+        self.opt_I = torch.optim.Adam(self._di_params(), c.lr, betas=di_betas, eps=di_eps)
+        self.amp = _amp_dtype(c.precision)
+        scaled = c.precision == "fp16"
+        self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=scaled) for k in ("M", "V", "I")}
+        self.rng = torch.Generator().manual_seed(int(seed) * 7919 + self.dist.rank)
+
+    def _di_params(self):
+        return self.D_I.D.parameters() if isinstance(self.D_I, ContrastiveDiscriminator) else self.D_I.parameters()
+
+    def autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    # ------------------------------------------------------------------ sampling
+
+    def _randint(self, low: int, high: int) -> int:  # inclusive, from the run's generator
+        return int(torch.randint(low, high + 1, (), generator=self.rng))
+
+    def _flip_time(self, clips: torch.Tensor) -> torch.Tensor:  # [B, C, T, H, W]
+        return clips.flip(2) if self._randint(0, 1) == 0 else clips
+
+    def fake_clips(self, batch: int):
+        """(clips [B, T, 3, S, S], eps [B, T-1, d], reconstructed eps), differentiable w.r.t. M."""
+        c, G = self.cfg, self.G
+        z = torch.randn(batch, G.z_dim, generator=self.rng).to(self.device)
+        with torch.no_grad():
+            w1 = G.mapping(z)
+        eps = self.M.draw_eps(batch, c.frames - 1, self.rng).to(self.device)
+        ws, eps, eps_rec = self.M(w1, c.frames, eps=eps, return_eps=True)
+        noise = G.synthesis.make_noise(batch, generator=self.rng, device=self.device)
+        noise = [n.repeat_interleave(c.frames, 0) for n in noise]  # one draw per video, shared by its frames
+        with self.autocast():
+            img = G.synthesis(ws.reshape(batch * c.frames, -1), noise=noise)
+        img = img.float()
+        if img.shape[-1] != c.frame_size:
+            img = F.interpolate(img, size=(c.frame_size, c.frame_size), mode="area")
+        return img.reshape(batch, c.frames, *img.shape[1:]), eps, eps_rec
+
+    def video_input(self, clips: torch.Tensor) -> torch.Tensor:
+        """[B, T, C, H, W] -> D_V's input [B, C', T', H, W] (in-domain: (frame 1, frame t) pairs)."""
+        if self.cfg.domain == "in":
+            first = clips[:, :1].expand(-1, clips.shape[1] - 1, -1, -1, -1)
+            clips = torch.cat([first, clips[:, 1:]], dim=2)
+        return clips.transpose(1, 2)
+
+    # ------------------------------------------------------------------ steps
+
+    def _step(self, key: str, opt, loss: torch.Tensor, params) -> None:
+        params = list(params)
+        scaler = self.scalers[key]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward(inputs=params)
+        self.dist.average_grads(params)  # averaged while still scaled: every rank sees the same inf/nan
+        scaler.step(opt)
+        scaler.update()
+
+    def g_step(self, x: torch.Tensor) -> dict[str, float]:
+        c = self.cfg
+        fake, eps, eps_rec = self.fake_clips(x.shape[0])
+        l_mutual = losses.motion_diversity(eps_rec, eps)
+        t = self._randint(1, c.frames - 1)
+        out = {}
+        with self.autocast():
+            if c.domain == "cross":
+                warped_later, warped_first = warp(fake[:, t], self.rng), warp(fake[:, 0], self.rng)
+                with torch.no_grad():
+                    p_first = self.D_I.ema(warped_first, proj_only=True).float()
+                    p_later = self.D_I.ema(warped_later, proj_only=True).float()
+                    self.D_I.enqueue(self.dist.gather(p_first), self.dist.gather(p_later))
+                scores, proj = self.D_I.D(torch.cat([warped_later, warped_first]))
+                s_later = scores[: x.shape[0]]
+                p_l, p_f = proj.float().chunk(2)
+                l_match = -F.cosine_similarity(p_l, p_f, dim=1).mean()
+                g_img = losses.hinge_generator(s_later.float())
+                out["match"] = _item(l_match)
+            else:
+                d_fake = self.D_I(torch.cat([fake[:, 0], fake[:, t]], dim=1))
+                d_real = self.D_I(torch.cat([x[:, 0], x[:, t]], dim=1))
+                g_img = 0.5 * (losses.ralsgan(d_fake, d_real, 1.0) + losses.ralsgan(d_real, d_fake, 0.0))
+                l_match = 0.0
+            v_real = self.D_V(self._flip_time(self.video_input(x)))
+            v_fake = self.D_V(self._flip_time(self.video_input(fake)))
+        v_real, v_fake = _float(v_real), _float(v_fake)
+        g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
+        if c.domain == "in":
+            g_img = _float_loss(g_img)
+        loss = g_vid + g_img + c.w_match * l_match + l_mutual
+        self._step("M", self.opt_M, loss, self.M.parameters())
+        out.update(G_video=_item(g_vid), G_image=_item(g_img), mutual=_item(l_mutual))
+        return out
+
+    def d_step(self, x: torch.Tensor) -> dict[str, float]:
+        c = self.cfg
+        with torch.no_grad():
+            fake, _, _ = self.fake_clips(x.shape[0])
+        # video discriminator
+        real_in, fake_in = self.video_input(x), self.video_input(fake)
+        with self.autocast():
+            v_fake = _float(self.D_V(self._flip_time(fake_in)))
+            v_real = _float(self.D_V(self._flip_time(real_in)))
+        d_real = losses.ralsgan(v_real, v_fake, 1.0)
+        d_fake = losses.ralsgan(v_fake, v_real, 0.0)
+        with self.autocast():
+            gp = losses.gradient_penalty(self.D_V, real_in, fake_in, c.gp_weight, self.rng,
+                                         grad_scale=self.scalers["V"].get_scale() if self.amp == torch.float16 else 1.0)
+        self._step("V", self.opt_V, 0.5 * (d_real + d_fake) + gp, self.D_V.parameters())
+        out = {"D_video_real": _item(d_real), "D_video_fake": _item(d_fake), "gp": _item(gp)}
+        # image discriminator
+        t = self._randint(1, c.frames - 1)
+        if c.domain == "cross":
+            first2, first = warp(fake[:, 0], self.rng), warp(fake[:, 0], self.rng)
+            later2, later = warp(fake[:, t], self.rng), warp(fake[:, t], self.rng)
+            with self.autocast():
+                scores, proj = self.D_I.D(torch.cat([first, first2, later, later2]))
+            scores, proj = scores.float(), proj.float()
+            s_first, _, s_later, _ = scores.chunk(4)
+            cntr = self.D_I.loss(*proj.chunk(4))
+            l_real, l_fake = losses.hinge_discriminator(s_later, s_first)
+            self._step("I", self.opt_I, l_real + l_fake + 2.0 * cntr, self._di_params())
+            self.D_I.update_ema()
+            out.update(D_image_real=_item(l_real), D_image_fake=_item(l_fake), contrastive=_item(cntr))
+        else:
+            with self.autocast():
+                d_r = _float(self.D_I(torch.cat([x[:, 0], x[:, t]], dim=1)))
+                d_f = _float(self.D_I(torch.cat([fake[:, 0], fake[:, t]], dim=1)))
+            l_real, l_fake = losses.ralsgan(d_r, d_f, 1.0), losses.ralsgan(d_f, d_r, 0.0)
+            self._step("I", self.opt_I, 0.5 * (l_real + l_fake), self._di_params())
+            out.update(D_image_real=_item(l_real), D_image_fake=_item(l_fake))
+        return out
+
+    def iteration(self, x: torch.Tensor) -> dict[str, float]:
+        """``g_steps`` G_M updates on the same real batch, then one D update (the official schedule)."""
+        for _ in range(self.cfg.g_steps):
+            g = self.g_step(x)
+        return {**g, **self.d_step(x)}
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict:
+        return {
+            "M": self.M.state_dict(), "D_V": self.D_V.state_dict(), "D_I": self.D_I.state_dict(),
+            "opt_M": self.opt_M.state_dict(), "opt_V": self.opt_V.state_dict(), "opt_I": self.opt_I.state_dict(),
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.M.load_state_dict(sd["M"])
+        self.D_V.load_state_dict(sd["D_V"])
+        self.D_I.load_state_dict(sd["D_I"])
+        self.opt_M.load_state_dict(sd["opt_M"])
+        self.opt_V.load_state_dict(sd["opt_V"])
+        self.opt_I.load_state_dict(sd["opt_I"])
+        for k, s in self.scalers.items():
+            if sd.get("scalers", {}).get(k):
+                s.load_state_dict(sd["scalers"][k])
+
+
+def _float(outputs):
+    return [[f.float() for f in scale] for scale in outputs]
+
+
+def _float_loss(x):
+    return x.float() if isinstance(x, torch.Tensor) else x
+
+
+def _item(x) -> float:
+    return float(x.detach()) if isinstance(x, torch.Tensor) else float(x)
