@@ -284,6 +284,101 @@ def render(
               f"{total} frames in {elapsed:.1f} s ({total / max(elapsed, 1e-9):.1f} frames/s)")
 
 
+@app.command()
+def train(
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of videos and/or frame folders (required for a new run)."),
+    image: Optional[str] = typer.Option(None, "--image", "-i", help="Image generator: name or path (required for a new run)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name and exported motion model (default: the data folder's name)."),
+    domain: str = typer.Option("cross", "--domain", help="cross (image generator trained on other data) or in."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Total steps (one step: --g-steps motion updates + one D update)."),
+    epochs: int = typer.Option(5, "--epochs", help="Passes over the videos, when --steps is not given."),
+    batch: int = typer.Option(16, "--batch", help="Global batch of clips, split across processes."),
+    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate of every network."),
+    frames: int = typer.Option(16, "--frames", help="Frames per training clip."),
+    time_step: int = typer.Option(2, "--time-step", help="Take every n-th frame of the videos."),
+    frame_size: Optional[int] = typer.Option(None, "--frame-size", help="Training frame size (default: min(128, resolution))."),
+    g_steps: int = typer.Option(5, "--g-steps", help="Motion generator updates per discriminator update."),
+    n_pca: Optional[int] = typer.Option(None, "--n-pca", help="PCA directions the motion moves along (default: min(384, w size))."),
+    h_dim: int = typer.Option(384, "--h-dim", help="LSTM hidden size."),
+    w_residual: float = typer.Option(0.2, "--w-residual", help="Step weight lambda."),
+    w_match: float = typer.Option(1.0, "--w-match", help="Feature-matching weight (cross-domain)."),
+    gp_weight: float = typer.Option(10.0, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
+    dv_channels: int = typer.Option(64, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
+    di_channels: int = typer.Option(96, "--di-channels", help="Base channels of the cross-domain SN-ResNet D_I."),
+    queue: int = typer.Option(4096, "--queue", help="Contrastive queue length (cross-domain)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from this motion model."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run --name (or the data folder's) from its checkpoint."),
+    force: bool = typer.Option(False, "--force", help="Start the run over if it exists."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random stream."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps (under torchrun: one GPU per rank)."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CUDA, else fp32), fp32, bf16 or fp16."),
+    workers: int = typer.Option(2, "--workers", help="Data loader processes per rank."),
+    save_every: int = typer.Option(1000, "--save-every", help="Steps between checkpoints (and motion exports)."),
+    sample_every: int = typer.Option(1000, "--sample-every", help="Steps between sample videos."),
+    log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines."),
+):
+    """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .train import TrainConfig
+    from .train import train as run_training
+
+    for opt, v in (("--save-every", save_every), ("--sample-every", sample_every), ("--log-every", log_every),
+                   ("--epochs", epochs), ("--workers", workers + 1)):
+        if v < 1:
+            raise MocohdError(f"{opt} must be positive")
+    if steps is not None and steps < 1:
+        raise MocohdError("--steps must be positive")
+    cfg = TrainConfig(data=str(data) if data else None, image=image, name=name, domain=domain, steps=steps,
+                      epochs=epochs, batch=batch, lr=lr, frames=frames, time_step=time_step, frame_size=frame_size,
+                      g_steps=g_steps, n_pca=n_pca, h_dim=h_dim, w_residual=w_residual, w_match=w_match,
+                      gp_weight=gp_weight, dv_channels=dv_channels, di_channels=di_channels, queue=queue, init=init,
+                      seed=seed, device=device, precision=precision, workers=workers, save_every=save_every,
+                      sample_every=sample_every, log_every=log_every)
+    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                   console=err, transient=True)
+    task = bar.add_task("train", total=None, rate="", losses="")
+    state = {"t0": 0.0, "first": 0}
+
+    def on_event(kind, info):
+        import time
+
+        if kind == "prepare":
+            bar.update(task, completed=info["done"], total=info["total"], losses="decoding videos")
+            bar.start()
+        elif kind == "note":
+            err.print(info["text"])
+        elif kind == "start":
+            state.update(t0=time.perf_counter(), first=info["step"])
+            where = f"{info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else "")
+            err.print(f"run [bold]{info['run'].name}[/bold] ({info['run']}): {info['domain']}-domain, {info['videos']} videos, "
+                      f"{info['n_pca']} PCA directions, {info['frame_size']} px frames, {info['per_epoch']} steps per epoch, "
+                      f"{where}, {info['precision']}" + (f"; resuming at step {info['step']}" if info["step"] else ""))
+            bar.update(task, completed=info["step"], total=info["total"], losses="")
+            bar.start()
+        elif kind == "step":
+            rate = (info["step"] - state["first"]) / max(time.perf_counter() - state["t0"], 1e-9)
+            shown = ("G_video", "G_image", "D_video_real", "D_image_real", "mutual")
+            bar.update(task, completed=info["step"], rate=f"{rate:.2f} it/s",
+                       losses=" ".join(f"{k}={info['losses'][k]:.3f}" for k in shown if k in info["losses"]))
+        elif kind == "sample":
+            bar.console.print(f"sample: {info['path']}")
+
+    try:
+        result = run_training(cfg, resume=resume, force=force, on_event=on_event)
+    finally:
+        bar.stop()
+    if not result.writer:
+        return
+    how = "interrupted" if result.interrupted else "finished"
+    out.print(f"{how} at step {result.step}/{result.total}; motion model [bold]{cfg.name}[/bold] -> {result.motion}")
+    if result.interrupted:
+        out.print(f"continue with: mocohd train --name {cfg.name} --resume")
+    else:
+        out.print(f"render with: mocohd render --motion {cfg.name} --image {cfg.image} out.mp4")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning errors into one line + exit 1."""
     global _debug

@@ -27,18 +27,16 @@ def ralsgan(outputs_a, outputs_b, target: float) -> torch.Tensor:
 
 
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
-                     generator: torch.Generator | None = None, grad_scale: float = 1.0) -> torch.Tensor:
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """WGAN-GP on random interpolates of real and fake clips [B, C, T, H, W], per scale:
     mean((||dD/dx||_2 over channels - 1)^2) (the official norm is over dim 1),
-    averaged over scales, times ``weight``. ``grad_scale``: the fp16 loss scale
-    (scores are scaled before differentiating and the gradients unscaled)."""
+    averaged over scales, times ``weight``."""
     alpha = torch.rand(real.shape[0], *[1] * (real.ndim - 1), generator=generator).to(real)
     x = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     scores = _scores(D(x))
     penalty = 0.0
     for s in scores:
-        (g,) = torch.autograd.grad(s, x, grad_outputs=torch.full_like(s, grad_scale), create_graph=True)
-        g = g.float() / grad_scale
+        (g,) = torch.autograd.grad(s.sum(), x, create_graph=True)
         penalty = penalty + (g.norm(2, dim=1) - 1).square().mean()
     return penalty / len(scores) * weight
 

@@ -95,6 +95,7 @@ class TrainResult:
     total: int
     interrupted: bool = False
     losses: dict = field(default_factory=dict)
+    writer: bool = True  # False on the ranks > 0 of a torchrun job (they print nothing)
 
 
 def run_dir(name: str) -> Path:
@@ -299,6 +300,9 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
 
         def save() -> None:
             states = dist.gather_objects(gan.rng.get_state())
+            digests = dist.gather_objects(_digest(gan))
+            if len(set(digests)) > 1:  # every rank must hold the same models: a bug or a broken collective
+                raise MocohdError(f"the processes' models differ at step {step} ({len(set(digests))} versions)")
             if dist.writer:
                 _atomic_torch_save({"version": CHECKPOINT_VERSION, "step": step, "config": json.dumps(asdict(cfg)),
                                     "gan": gan.state_dict(), "rng": states}, ckpt_path)
@@ -357,9 +361,20 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
             del batches
         if not interrupted and step % cfg.sample_every:
             sample()
-        return TrainResult(run, store.store_path("motion", cfg.name), step, total, interrupted, last)
+        return TrainResult(run, store.store_path("motion", cfg.name), step, total, interrupted, last, dist.writer)
     finally:
         dist.close()
+
+
+def _digest(gan: MotionGAN) -> str:
+    """A checksum of the trained models' parameters (equal on every rank when in sync)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for module in (gan.M, gan.D_V, gan.D_I):
+        for p in module.parameters():
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _append_metrics(path: Path, record: dict) -> None:

@@ -1,0 +1,222 @@
+"""Motion training end to end at tiny sizes: both domains, checkpoints, resume,
+kills, the exported model, torchrun with gloo, and the command line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from mocohd_cli import MocohdError, load_motion
+from mocohd_cli.formats import canonical
+from mocohd_cli.motion import save_motion
+from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
+from mocohd_cli.render import render
+from mocohd_cli.train import TrainConfig, load_checkpoint, train
+
+from .conftest import randomized_generator, tiny_config
+from .test_cli import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _moving_bar_video(folder: Path, n: int, offset: int, size: int = 16):
+    folder.mkdir(parents=True)
+    for i in range(n):
+        a = np.zeros((size, size, 3), np.uint8)
+        a[:, (i + offset) % size] = (255, 128 + offset, 64)
+        iio.imwrite(folder / f"frame_{i + 1}.png", a)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A tiny frozen generator (16 px, w 32) and a folder of 3 videos plus junk."""
+    G = randomized_generator(tiny_config(16))
+    gpath = tmp_path / "g.safetensors"
+    canonical.save_model(gpath, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+    data = tmp_path / "bars"
+    for v in range(3):
+        _moving_bar_video(data / f"v{v}", 10, v)
+    _moving_bar_video(data / "short", 2, 0)  # too short for a clip
+    (data / "broken.mp4").write_bytes(b"\x00" * 100)  # unreadable
+    (data / "readme.txt").write_text("junk")
+    return gpath, data
+
+
+def tiny(setup, **kw) -> TrainConfig:
+    gpath, data = setup
+    base = dict(data=str(data), image=str(gpath), steps=2, batch=2, frames=4, time_step=2, h_dim=16, dv_channels=4,
+                di_channels=4, proj_dim=8, queue=8, workers=0, pca_samples=1000, sample_every=1000, sample_videos=2,
+                log_every=1, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _state(name):
+    return {k: v.clone() for k, v in load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / name / "checkpoint.pt")["gan"]["M"].items()}
+
+
+@pytest.mark.parametrize("domain", ["cross", "in"])
+def test_a_few_steps_train_the_motion_generator(setup, domain):
+    events = []
+    r = train(tiny(setup, domain=domain, name=f"run-{domain}"), on_event=lambda k, i: events.append((k, i)))
+    assert r.step == 2 and not r.interrupted and r.motion.is_file()
+    ck = load_checkpoint(r.run / "checkpoint.pt")
+    assert all(torch.isfinite(torch.tensor(v)) for v in r.losses.values())
+    for d in ("D_V", "D_I"):
+        assert all(torch.isfinite(t).all() for t in ck["gan"][d].values() if t.is_floating_point())
+    # the junk was skipped and counted, in one line
+    notes = [i["text"] for k, i in events if k == "note"]
+    assert any("3 videos" in n and "1 unreadable" in n and "1 too short" in n and "1 not videos" in n for n in notes)
+    # metrics: one JSON line per step with the losses
+    lines = [json.loads(x) for x in (r.run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2] and "G_video" in lines[0] and "mutual" in lines[0]
+    if domain == "cross":
+        assert "contrastive" in lines[0] and "match" in lines[0]
+        # the queue took one global batch per G step: 2 steps x 5 G steps x 2 clips, modulo its length 8
+        assert int(ck["gan"]["D_I"]["queue_ptr"]) == (2 * 5 * 2) % 8
+
+
+def test_training_changes_the_motion_weights(setup):
+    cfg = tiny(setup, name="moves", steps=1)
+    r = train(cfg)
+    trained = load_motion(r.motion).state_dict()
+    # the initial weights: the same seed, the same construction as the trainer
+    from mocohd_cli.pca import pca_for
+
+    basis, _, _ = pca_for(cfg.image)
+    torch.manual_seed(cfg.seed)
+    M0 = MotionGenerator(MotionConfig(w_dim=32, noise_dim=32, h_dim=16, n_pca=32, w_residual=0.2), basis.components, basis.stdev)
+    moved = [k for k, p in M0.named_parameters() if not torch.equal(p.detach(), trained[k])]
+    assert len(moved) >= 8, moved
+    torch.testing.assert_close(trained["pca_components"], M0.pca_components)
+
+
+def test_resume_continues_exactly(setup):
+    train(tiny(setup, name="straight", steps=4, save_every=2))
+    train(tiny(setup, name="halves", steps=2, save_every=2))
+    train(tiny(setup, name="halves", steps=4, save_every=2), resume=True)
+    a, b = _state("straight"), _state("halves")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    full = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / "straight" / "checkpoint.pt")
+    half = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / "halves" / "checkpoint.pt")
+    for part in ("D_V", "D_I"):
+        assert all(torch.equal(full["gan"][part][k], half["gan"][part][k]) for k in full["gan"][part])
+    assert torch.equal(full["rng"][0], half["rng"][0]) and full["step"] == half["step"] == 4
+    steps = [json.loads(x)["step"] for x in (Path(os.environ["MOCOHD_HOME"]) / "runs/halves/metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_existing_runs_and_missing_checkpoints(setup):
+    train(tiny(setup, name="r1", steps=1))
+    with pytest.raises(MocohdError, match="already exists.*--resume"):
+        train(tiny(setup, name="r1", steps=1))
+    train(tiny(setup, name="r1", steps=1), force=True)  # starts over
+    with pytest.raises(MocohdError, match="no checkpoint to resume"):
+        train(tiny(setup, name="nothing"), resume=True)
+    with pytest.raises(MocohdError, match="resolution"):
+        train(tiny(setup, name="big", frame_size=32))
+    with pytest.raises(MocohdError, match="multiple"):
+        train(tiny(setup, name="odd", batch=0))
+
+
+def test_fine_tune_from_a_motion_model(setup):
+    r = train(tiny(setup, name="base", steps=1))
+    r2 = train(tiny(setup, name="tuned", steps=1, init="base"))
+    base, tuned = load_motion(r.motion), load_motion(r2.motion)
+    assert base.cfg == tuned.cfg
+    assert not torch.equal(base.w, tuned.w)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_precisions_stay_finite(setup, precision):
+    r = train(tiny(setup, name=f"amp-{precision}", steps=1, precision=precision))
+    assert all(np.isfinite(v) for v in r.losses.values())
+
+
+def test_exported_model_renders_and_samples_are_written(setup, tmp_path):
+    gpath, _ = setup
+    r = train(tiny(setup, name="export", steps=2, sample_every=1))
+    assert sorted(p.name for p in (r.run / "samples").iterdir()) == ["step_0000001.mp4", "step_0000002.mp4"]
+    out = render(tmp_path / "v.mp4", motion="export", image=str(gpath), frames=6, device="cpu")
+    assert out.frames == 6 and out.cross_domain is None  # trained with this generator: no retargeting
+    assert load_motion("export").image["image_sha256"] == canonical.read_header(gpath).weights_sha256
+
+
+def _cli_args(setup, name, steps, *extra):
+    gpath, data = setup
+    return ["train", "--data", str(data), "--image", str(gpath), "--name", name, "--steps", str(steps), "--batch", "2",
+            "--frames", "4", "--h-dim", "16", "--dv-channels", "4", "--di-channels", "4", "--queue", "8",
+            "--workers", "0", "--device", "cpu", *extra]
+
+
+def _spawn(args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "mocohd_cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+
+
+def _wait_for(path: Path, proc, timeout=120):
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+
+
+def test_sigkill_never_leaves_a_corrupt_checkpoint(setup):
+    proc = _spawn(_cli_args(setup, "killed", 10000, "--save-every", "1"))
+    ckpt = Path(os.environ["MOCOHD_HOME"]) / "runs" / "killed" / "checkpoint.pt"
+    _wait_for(ckpt, proc)
+    time.sleep(0.7)  # several more checkpoints: the kill lands at an arbitrary moment
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = load_checkpoint(ckpt)["step"]
+    assert step >= 1
+    r = train(TrainConfig(name="killed", steps=step + 1, workers=0, device="cpu"), resume=True)
+    assert r.step == step + 1 and load_motion("killed") is not None
+
+
+def test_sigint_saves_and_exits_cleanly(setup):
+    proc = _spawn(_cli_args(setup, "stopped", 10000, "--save-every", "1000"))
+    metrics = Path(os.environ["MOCOHD_HOME"]) / "runs" / "stopped" / "metrics.jsonl"
+    _wait_for(metrics, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "interrupted at step" in out and "--resume" in out and "Traceback" not in err
+    ck = load_checkpoint(metrics.parent / "checkpoint.pt")
+    assert 1 <= ck["step"] < 10000
+
+
+def test_two_process_gloo_run(setup):
+    """torchrun with 2 CPU processes: the batch is split, the ranks stay in sync
+    (the trainer compares their checksums at every checkpoint) and rank 0 writes."""
+    gpath, data = setup
+    args = _cli_args(setup, "ddp", 2, "--save-every", "1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mocohd_cli", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "finished at step 2/2" in p.stdout
+    assert p.stdout.count("finished at step") == 1  # one writer
+    ck = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / "ddp" / "checkpoint.pt")
+    assert len(ck["rng"]) == 2 and not torch.equal(ck["rng"][0], ck["rng"][1])  # one random stream per rank
+    assert int(ck["gan"]["D_I"]["queue_ptr"]) == (2 * 5 * 2) % 8  # gathered: the global batch per G step
+
+
+def test_cli_train_errors_are_one_line(capsys, setup):
+    code, _, err = run(capsys, "train", "--image", "demo")
+    assert code == 1 and "--data" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "train", "--name", "ghost", "--resume")
+    assert code == 1 and "no checkpoint" in err
+    code, _, err = run(capsys, *_cli_args(setup, "x", 1, "--domain", "sideways"))
+    assert code == 1 and "--domain" in err
+    code, out, _ = run(capsys, *_cli_args(setup, "ok", 1))
+    assert code == 0 and "finished at step 1/1" in out and "mocohd render --motion ok" in out
