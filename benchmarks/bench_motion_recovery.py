@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -127,6 +128,8 @@ def main():
     ap.add_argument("--video-frames", type=int, default=48)
     ap.add_argument("--frames", type=int, default=16, help="clip length")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--frame-size", type=int, default=None, help="training frame size (default: the resolution)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (videos, run, models)")
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--w-residual", type=float, default=1.0)
     ap.add_argument("--h-dim", type=int, default=128)
@@ -187,7 +190,7 @@ def main():
 
     # the training clips are taken from the rendered videos at time step 1, so frequencies compare directly
     cfg = TrainConfig(data=str(data), image=str(gpath), name="recovery", domain="in", steps=args.steps,
-                      batch=args.batch, lr=args.lr, frames=args.frames, time_step=1, n_pca=args.n_pca,
+                      batch=args.batch, lr=args.lr, frame_size=args.frame_size, frames=args.frames, time_step=1, n_pca=args.n_pca,
                       h_dim=args.h_dim, w_residual=args.w_residual, dv_channels=args.d_channels, workers=1,
                       save_every=args.eval_every, sample_every=10**9, log_every=args.eval_every,
                       pca_samples=50_000, seed=args.seed, device="cpu")
@@ -210,6 +213,10 @@ def main():
     if args.json:
         args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "true_freq": true_freq,
                                          "untrained_share": share, "curve": curve}, indent=1))
+    if args.keep:
+        print(f"work folder: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

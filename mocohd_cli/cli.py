@@ -306,6 +306,7 @@ def train(
     dv_channels: int = typer.Option(64, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
     di_channels: int = typer.Option(96, "--di-channels", help="Base channels of the cross-domain SN-ResNet D_I."),
     queue: int = typer.Option(4096, "--queue", help="Contrastive queue length (cross-domain)."),
+    pca_samples: int = typer.Option(1_000_000, "--pca-samples", help="Samples of the PCA fit, when the generator has no cached basis."),
     init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from this motion model."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run --name (or the data folder's) from its checkpoint."),
     force: bool = typer.Option(False, "--force", help="Start the run over if it exists."),
@@ -334,7 +335,7 @@ def train(
                       g_steps=g_steps, n_pca=n_pca, h_dim=h_dim, w_residual=w_residual, w_match=w_match,
                       gp_weight=gp_weight, dv_channels=dv_channels, di_channels=di_channels, queue=queue, init=init,
                       seed=seed, device=device, precision=precision, workers=workers, save_every=save_every,
-                      sample_every=sample_every, log_every=log_every)
+                      sample_every=sample_every, log_every=log_every, pca_samples=pca_samples)
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                    TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                    console=err, transient=True)

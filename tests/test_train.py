@@ -18,6 +18,7 @@ from mocohd_cli import MocohdError, load_motion
 from mocohd_cli.formats import canonical
 from mocohd_cli.motion import save_motion
 from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
+from mocohd_cli.pca import pca_for
 from mocohd_cli.render import render
 from mocohd_cli.train import TrainConfig, load_checkpoint, train
 
@@ -47,6 +48,7 @@ def setup(tmp_path):
     _moving_bar_video(data / "short", 2, 0)  # too short for a clip
     (data / "broken.mp4").write_bytes(b"\x00" * 100)  # unreadable
     (data / "readme.txt").write_text("junk")
+    pca_for(str(gpath), samples=1000, batch=500)  # cached in the store: runs need not fit it
     return gpath, data
 
 
@@ -89,8 +91,6 @@ def test_training_changes_the_motion_weights(setup):
     r = train(cfg)
     trained = load_motion(r.motion).state_dict()
     # the initial weights: the same seed, the same construction as the trainer
-    from mocohd_cli.pca import pca_for
-
     basis, _, _ = pca_for(cfg.image)
     torch.manual_seed(cfg.seed)
     M0 = MotionGenerator(MotionConfig(w_dim=32, noise_dim=32, h_dim=16, n_pca=32, w_residual=0.2), basis.components, basis.stdev)
@@ -157,9 +157,22 @@ def _cli_args(setup, name, steps, *extra):
             "--workers", "0", "--device", "cpu", *extra]
 
 
-def _spawn(args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "mocohd_cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+@pytest.fixture
+def spawn():
+    """Start `python -m mocohd_cli ...` in its own process group; killed at teardown whatever happens."""
+    procs = []
+
+    def start(args):
+        p = subprocess.Popen([sys.executable, "-m", "mocohd_cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=ROOT, start_new_session=True)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def _wait_for(path: Path, proc, timeout=120):
@@ -170,12 +183,12 @@ def _wait_for(path: Path, proc, timeout=120):
         time.sleep(0.05)
 
 
-def test_sigkill_never_leaves_a_corrupt_checkpoint(setup):
-    proc = _spawn(_cli_args(setup, "killed", 10000, "--save-every", "1"))
+def test_sigkill_never_leaves_a_corrupt_checkpoint(setup, spawn):
+    proc = spawn(_cli_args(setup, "killed", 10000, "--save-every", "1"))
     ckpt = Path(os.environ["MOCOHD_HOME"]) / "runs" / "killed" / "checkpoint.pt"
     _wait_for(ckpt, proc)
     time.sleep(0.7)  # several more checkpoints: the kill lands at an arbitrary moment
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     step = load_checkpoint(ckpt)["step"]
     assert step >= 1
@@ -183,11 +196,14 @@ def test_sigkill_never_leaves_a_corrupt_checkpoint(setup):
     assert r.step == step + 1 and load_motion("killed") is not None
 
 
-def test_sigint_saves_and_exits_cleanly(setup):
-    proc = _spawn(_cli_args(setup, "stopped", 10000, "--save-every", "1000"))
+def test_sigint_saves_and_exits_cleanly(setup, spawn):
+    """Ctrl-C reaches the whole process group, data workers included."""
+    args = _cli_args(setup, "stopped", 10000, "--save-every", "1000")
+    args[args.index("--workers") + 1] = "1"
+    proc = spawn(args)
     metrics = Path(os.environ["MOCOHD_HOME"]) / "runs" / "stopped" / "metrics.jsonl"
     _wait_for(metrics, proc)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "interrupted at step" in out and "--resume" in out and "Traceback" not in err

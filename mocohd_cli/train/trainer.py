@@ -156,6 +156,12 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+def _ignore_interrupts(_worker_id: int) -> None:
+    """Data workers ignore Ctrl-C (sent to the whole process group): the main
+    process finishes its step and saves while they keep serving."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in ("auto", "fp32", "bf16", "fp16"):
         raise MocohdError("--precision must be auto, fp32, bf16 or fp16")
@@ -318,7 +324,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=EpochSampler(len(dataset), local_batch, dist.rank, dist.world, cfg.seed,
                                                 epoch=step // per_epoch, start=step % per_epoch),
-            num_workers=cfg.workers, pin_memory=device.type == "cuda",
+            num_workers=cfg.workers, pin_memory=device.type == "cuda", worker_init_fn=_ignore_interrupts,
             persistent_workers=False, multiprocessing_context="spawn" if cfg.workers and dist.enabled else None)
         emit("start", {"run": run, "step": step, "total": total, "per_epoch": per_epoch, "videos": len(dataset),
                        "device": str(device), "world": dist.world, "precision": precision, "domain": cfg.domain,
