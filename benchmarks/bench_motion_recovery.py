@@ -133,11 +133,13 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--w-residual", type=float, default=1.0)
     ap.add_argument("--h-dim", type=int, default=128)
+    ap.add_argument("--w-mutual", type=float, default=1.0, help="motion-diversity weight (official: 1)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--d-channels", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the curve here")
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
 
     work = Path(tempfile.mkdtemp(prefix="mocohd-recovery-"))
     os.environ["MOCOHD_HOME"] = str(work / "home")
@@ -191,7 +193,7 @@ def main():
     # the training clips are taken from the rendered videos at time step 1, so frequencies compare directly
     cfg = TrainConfig(data=str(data), image=str(gpath), name="recovery", domain="in", steps=args.steps,
                       batch=args.batch, lr=args.lr, frame_size=args.frame_size, frames=args.frames, time_step=1, n_pca=args.n_pca,
-                      h_dim=args.h_dim, w_residual=args.w_residual, dv_channels=args.d_channels, workers=1,
+                      h_dim=args.h_dim, w_residual=args.w_residual, w_mutual=args.w_mutual, dv_channels=args.d_channels, workers=1,
                       save_every=args.eval_every, sample_every=10**9, log_every=args.eval_every,
                       pca_samples=50_000, seed=args.seed, device="cpu")
     # the trainer's PCA basis must be the one the truth was built on: store it under the generator's identity

@@ -107,6 +107,13 @@ def info(
         rows.append(("latent", f"z {cfg['z_dim']}, w {cfg['w_dim']}"))
     if "channel_base" in cfg:
         rows.append(("channels", f"base {cfg['channel_base']}, max {cfg['channel_max']}, mapping layers {cfg.get('mapping_layers')}"))
+    if m.kind == "motion" and "n_pca" in cfg:
+        rows.append(("motion", f"w {cfg.get('w_dim')}, {cfg['n_pca']} PCA directions, LSTM {cfg.get('h_dim')}, "
+                               f"step weight {cfg.get('w_residual')}"))
+    if m.kind in ("motion", "pca"):
+        who = cfg.get("image_name")
+        rows.append(("trained with" if m.kind == "motion" else "fitted on",
+                     f"{who} (weights {cfg['image_sha256'][:12]})" if who and cfg.get("image_sha256") else "unknown"))
     rows.append(("parameters", f"{m.parameters:,}"))
     labels = {"format": "source format", "file": "original file", "file_sha256": "original sha256"}
     rows += [(labels.get(k, f"source {k}"), str(v)) for k, v in sorted(m.source.items())] or [("source", "-")]
@@ -302,6 +309,7 @@ def train(
     h_dim: int = typer.Option(384, "--h-dim", help="LSTM hidden size."),
     w_residual: float = typer.Option(0.2, "--w-residual", help="Step weight lambda."),
     w_match: float = typer.Option(1.0, "--w-match", help="Feature-matching weight (cross-domain)."),
+    w_mutual: float = typer.Option(1.0, "--w-mutual", help="Motion-diversity (mutual information) weight."),
     gp_weight: float = typer.Option(10.0, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
     dv_channels: int = typer.Option(64, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
     di_channels: int = typer.Option(96, "--di-channels", help="Base channels of the cross-domain SN-ResNet D_I."),
@@ -332,7 +340,7 @@ def train(
         raise MocohdError("--steps must be positive")
     cfg = TrainConfig(data=str(data) if data else None, image=image, name=name, domain=domain, steps=steps,
                       epochs=epochs, batch=batch, lr=lr, frames=frames, time_step=time_step, frame_size=frame_size,
-                      g_steps=g_steps, n_pca=n_pca, h_dim=h_dim, w_residual=w_residual, w_match=w_match,
+                      g_steps=g_steps, n_pca=n_pca, h_dim=h_dim, w_residual=w_residual, w_match=w_match, w_mutual=w_mutual,
                       gp_weight=gp_weight, dv_channels=dv_channels, di_channels=di_channels, queue=queue, init=init,
                       seed=seed, device=device, precision=precision, workers=workers, save_every=save_every,
                       sample_every=sample_every, log_every=log_every, pca_samples=pca_samples)

@@ -236,3 +236,11 @@ def test_cli_train_errors_are_one_line(capsys, setup):
     assert code == 1 and "--domain" in err
     code, out, _ = run(capsys, *_cli_args(setup, "ok", 1))
     assert code == 0 and "finished at step 1/1" in out and "mocohd render --motion ok" in out
+
+
+def test_info_shows_the_generator_a_trained_motion_belongs_to(capsys, setup):
+    gpath, _ = setup
+    train(tiny(setup, name="told", steps=1))
+    code, out, _ = run(capsys, "info", "told", "--kind", "motion")
+    sha = canonical.read_header(gpath).weights_sha256
+    assert code == 0 and f"g (weights {sha[:12]})" in out and "trained with" in out and "mocohd-train" in out

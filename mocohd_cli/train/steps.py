@@ -50,6 +50,7 @@ class GANConfig:
     beta2: float = 0.999
     gp_weight: float = 10.0
     w_match: float = 1.0
+    w_mutual: float = 1.0  # motion diversity (mutual information on eps)
     dv_channels: int = 64  # D_V (and in-domain D_I) base channels
     di_channels: int = 96  # cross-domain D_I (SN-ResNet) base channels
     proj_dim: int = 256
@@ -174,7 +175,7 @@ class MotionGAN:
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
         if c.domain == "in":
             g_img = _float_loss(g_img)
-        loss = g_vid + g_img + c.w_match * l_match + l_mutual
+        loss = g_vid + g_img + c.w_match * l_match + c.w_mutual * l_mutual
         self._step("M", self.opt_M, loss, self.M.parameters())
         out.update(G_video=_item(g_vid), G_image=_item(g_img), mutual=_item(l_mutual))
         return out

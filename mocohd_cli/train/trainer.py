@@ -63,6 +63,7 @@ class TrainConfig:
     h_dim: int = 384
     w_residual: float = 0.2
     w_match: float = 1.0
+    w_mutual: float = 1.0
     gp_weight: float = 10.0
     dv_channels: int = 64
     di_channels: int = 96
@@ -252,7 +253,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         torch.manual_seed(cfg.seed + 1)
         gan = MotionGAN(G, M, GANConfig(
             domain=cfg.domain, frames=cfg.frames, frame_size=frame_size, batch=cfg.batch // dist.world,
-            g_steps=cfg.g_steps, lr=cfg.lr, gp_weight=cfg.gp_weight, w_match=cfg.w_match,
+            g_steps=cfg.g_steps, lr=cfg.lr, gp_weight=cfg.gp_weight, w_match=cfg.w_match, w_mutual=cfg.w_mutual,
             dv_channels=cfg.dv_channels, di_channels=cfg.di_channels, proj_dim=cfg.proj_dim, queue=cfg.queue,
             moco_momentum=cfg.moco_momentum, moco_temperature=cfg.moco_temperature, world_batch=cfg.batch,
             precision=precision), dist, seed=cfg.seed)
