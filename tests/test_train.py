@@ -16,7 +16,6 @@ import torch
 
 from mocohd_cli import MocohdError, load_motion
 from mocohd_cli.formats import canonical
-from mocohd_cli.motion import save_motion
 from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
 from mocohd_cli.pca import pca_for
 from mocohd_cli.render import render

@@ -16,6 +16,7 @@ into place, so a reader never sees a half-written model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -79,20 +80,29 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder + rename."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike):
+    """A binary file that becomes ``path`` only when the block completes: written
+    to a temporary name in the same folder, synced, then renamed over ``path``.
+    A failure (or a kill) never leaves a partial ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder + rename."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def save_model(
