@@ -22,3 +22,12 @@ def test_sample_images_from_the_embedded_default(tmp_path):
     again = tmp_path / "again.png"
     subprocess.run([sys.executable, str(ROOT / "examples" / "sample_images.py"), str(again), "-n", "3", "--device", "cpu"], check=True)
     assert np.array_equal(iio.imread(again), img)
+
+
+def test_make_talking_heads_writes_a_dataset(tmp_path):
+    p = subprocess.run([sys.executable, str(ROOT / "examples" / "make_talking_heads.py"), str(tmp_path / "heads"),
+                        "--videos", "2", "--frames", "5", "--size", "16", "--preview", str(tmp_path / "p.png")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert len(list((tmp_path / "heads" / "video_0001").glob("*.png"))) == 5
+    assert iio.imread(tmp_path / "p.png").shape == (6 * 16, 12 * 16, 3)
