@@ -388,6 +388,82 @@ def train(
         out.print(f"render with: mocohd render --motion {cfg.name} --image {cfg.image} out.mp4")
 
 
+@app.command("train-image")
+def train_image(
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of images, frame folders and/or videos (required for a new run)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Image size, a power of two (required for a new run)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run and exported generator name (default: the data folder's name)."),
+    steps: int = typer.Option(10000, "--steps", help="Training steps (one D and one G update on one global batch)."),
+    batch: int = typer.Option(32, "--batch", help="Global batch, split across processes."),
+    lr: float = typer.Option(0.0025, "--lr", help="Adam learning rate (betas 0, 0.99)."),
+    r1_gamma: Optional[float] = typer.Option(None, "--r1-gamma", help="R1 weight (default: 0.0002 x resolution^2 / batch)."),
+    ema_kimg: float = typer.Option(10.0, "--ema-kimg", help="Half-life of the generator average, in thousands of images."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="DiffAugment (colour, translation, cut-out)."),
+    channel_base: int = typer.Option(16384, "--channel-base", help="Channels at resolution r: min(base / r, max)."),
+    channel_max: int = typer.Option(512, "--channel-max", help="Largest channel count."),
+    mapping_layers: int = typer.Option(8, "--mapping-layers", help="Depth of the mapping network."),
+    w_dim: int = typer.Option(512, "--w-dim", help="Size of z and w."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its checkpoint."),
+    force: bool = typer.Option(False, "--force", help="Start the run over if it exists."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random stream."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CUDA, else fp32), fp32 or bf16."),
+    workers: int = typer.Option(2, "--workers", help="Data loader processes per rank."),
+    save_every: int = typer.Option(1000, "--save-every", help="Steps between checkpoints (and exports)."),
+    sample_every: int = typer.Option(1000, "--sample-every", help="Steps between sample grids."),
+    log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines."),
+):
+    """Train a StyleGAN2 image generator on images or video frames (in-domain work)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .train.image import ImageTrainConfig
+    from .train.image import train_image as run_training
+
+    for opt, v in (("--steps", steps), ("--save-every", save_every), ("--sample-every", sample_every),
+                   ("--log-every", log_every), ("--workers", workers + 1)):
+        if v < 1:
+            raise MocohdError(f"{opt} must be positive")
+    cfg = ImageTrainConfig(data=str(data) if data else None, resolution=resolution, name=name, steps=steps, batch=batch,
+                           lr=lr, r1_gamma=r1_gamma, ema_kimg=ema_kimg, augment=augment, channel_base=channel_base,
+                           channel_max=channel_max, mapping_layers=mapping_layers, w_dim=w_dim, seed=seed, device=device,
+                           precision=precision, workers=workers, save_every=save_every, sample_every=sample_every,
+                           log_every=log_every)
+    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+    task = bar.add_task("train", total=None, info="")
+
+    def on_event(kind, info):
+        if kind == "prepare":
+            bar.update(task, completed=info["done"], total=info["total"], info="decoding")
+            bar.start()
+        elif kind == "note":
+            err.print(info["text"])
+        elif kind == "start":
+            err.print(f"image run [bold]{info['run'].name}[/bold]: {info['images']} images, generator "
+                      f"{info['parameters']:,} parameters, R1 gamma {info['gamma']:.4g}, {info['device']}"
+                      + (f" x {info['world']} processes" if info["world"] > 1 else "") + f", {info['precision']}"
+                      + (f"; resuming at step {info['step']}" if info["step"] else ""))
+            bar.update(task, completed=info["step"], total=info["total"], info="")
+            bar.start()
+        elif kind == "step":
+            bar.update(task, completed=info["step"], info=" ".join(f"{k}={v:.3f}" for k, v in info["losses"].items()))
+        elif kind == "sample":
+            bar.console.print(f"samples: {info['path']}")
+
+    try:
+        result = run_training(cfg, resume=resume, force=force, on_event=on_event)
+    finally:
+        bar.stop()
+    if not result.writer:
+        return
+    how = "interrupted" if result.interrupted else "finished"
+    out.print(f"{how} at step {result.step}/{result.total}; image generator [bold]{cfg.name}[/bold] -> {result.image}")
+    if result.interrupted:
+        out.print(f"continue with: mocohd train-image --name {cfg.name} --resume")
+    else:
+        out.print(f"next: mocohd pca --image {cfg.name}; mocohd train --data {cfg.data} --image {cfg.name} --domain in")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning errors into one line + exit 1."""
     global _debug

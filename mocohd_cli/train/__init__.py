@@ -4,7 +4,8 @@
     result = train(TrainConfig(data="./voxceleb", image="ffhq-256", steps=20000))
     result.motion          # the exported motion model, also in the store as 'voxceleb'
 
-Single process, or many under torchrun (``torchrun --nproc_per_node=G -m
+``train_image`` (``mocohd_cli.train.image``) trains the StyleGAN2 image
+generator itself. Single process, or many under torchrun (``torchrun --nproc_per_node=G -m
 mocohd_cli train ...``): see ``distributed``.
 """
 

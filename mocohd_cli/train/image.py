@@ -1,0 +1,331 @@
+"""StyleGAN2 image generator training (``mocohd train-image``): a generator of
+a video dataset's frames (in-domain synthesis) or of any image folder.
+
+    from mocohd_cli.train.image import ImageTrainConfig, train_image
+    r = train_image(ImageTrainConfig(data="./heads", resolution=64, steps=20000, channel_base=4096))
+    r.image      # the exported generator (G_ema), in the store as 'heads'
+
+The recipe is StyleGAN2's: non-saturating logistic loss, R1 regularisation
+of the discriminator on reals applied lazily (every ``r1_every`` steps, scaled
+by it, with Adam's lr and betas adjusted as in the paper), an exponential
+moving average of the generator (half-life ``ema_kimg`` thousand images) that
+is the exported model, the tracked average w for truncation, and DiffAugment
+(colour, translation, cut-out) on every image the discriminator sees.
+
+A run lives in ``MOCOHD_HOME/runs/NAME-image/`` (config.json, checkpoint.pt,
+metrics.jsonl, samples/step_N.png); checkpoints are atomic, the exported
+generator in the store is updated at each one, a resume is exact, Ctrl-C
+saves, and torchrun runs it on many processes exactly as ``mocohd train``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .. import store
+from ..errors import MocohdError
+from .distributed import Dist
+from .trainer import (CHECKPOINT_VERSION, _append_metrics, _atomic_text, _atomic_torch_save, _ignore_interrupts,
+                      _StopFlag, _trim_metrics, load_checkpoint, run_dir)
+
+
+@dataclass
+class ImageTrainConfig:
+    data: str | None = None
+    resolution: int | None = None
+    name: str | None = None  # default: the data folder's name
+    steps: int = 10000
+    batch: int = 32  # global
+    lr: float = 0.0025
+    r1_gamma: float | None = None  # default: StyleGAN2's heuristic 0.0002 * resolution^2 / batch
+    r1_every: int = 16
+    ema_kimg: float = 10.0
+    augment: bool = True
+    channel_base: int = 16384
+    channel_max: int = 512
+    mapping_layers: int = 8
+    w_dim: int = 512
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
+    workers: int = 2
+    save_every: int = 1000
+    sample_every: int = 1000
+    log_every: int = 10
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImageTrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class ImageTrainResult:
+    run: Path
+    image: Path
+    step: int
+    total: int
+    interrupted: bool
+    losses: dict
+    writer: bool = True
+
+
+class FrameDataset(torch.utils.data.Dataset):
+    """Every frame of a prepared clip cache as one image, [S, S, 3] uint8; items
+    are (index, key) pairs from ``EpochSampler`` (the key is unused: frames are fixed)."""
+
+    def __init__(self, cache: str | Path):
+        self.cache = Path(cache)
+        index = json.loads((self.cache / "index.json").read_text())
+        self.files = [v["file"] for v in index["videos"]]
+        counts = torch.tensor([v["frames"] for v in index["videos"]])
+        self.starts = torch.cumsum(counts, 0) - counts
+        self.total = int(counts.sum())
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, item) -> torch.Tensor:
+        from safetensors import safe_open
+
+        i = item[0] if isinstance(item, (tuple, list)) else item
+        v = int(torch.searchsorted(self.starts, torch.tensor(i), right=True)) - 1
+        with safe_open(str(self.cache / self.files[v]), framework="pt") as f:
+            k = i - int(self.starts[v])
+            return f.get_slice("frames")[k : k + 1][0]
+
+
+def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False,
+                on_event: Callable[[str, dict], None] | None = None) -> ImageTrainResult:
+    """Train (or resume) a StyleGAN2 generator; events as ``mocohd_cli.train.train``."""
+    from ..augment import diff_augment
+    from ..data import EpochSampler, prepare
+    from ..discriminators.stylegan2 import StyleGAN2Discriminator
+    from ..formats import ConvertedModel
+    from ..generators import StyleGAN2Config, StyleGAN2Generator
+    from ..models import store_model
+
+    dist = Dist.from_env(cfg.device)
+    emit = on_event if (on_event and dist.writer) else (lambda kind, info: None)
+    try:
+        if cfg.name is None:
+            if cfg.data is None:
+                raise MocohdError("give --data (and --resolution), or --name of a run to --resume")
+            cfg.name = Path(cfg.data).resolve().name
+        store.check_name(cfg.name)
+        run = run_dir(f"{cfg.name}-image")
+        ckpt_path = run / "checkpoint.pt"
+        ck = None
+        if resume:
+            if not ckpt_path.is_file():
+                raise MocohdError(f"image run '{cfg.name}' has no checkpoint to resume ({ckpt_path})")
+            ck = load_checkpoint(ckpt_path)
+            saved = ImageTrainConfig.from_dict(json.loads(ck["config"]))
+            for f in fields(ImageTrainConfig):
+                if f.name not in ("steps", "device", "workers", "save_every", "sample_every", "log_every"):
+                    setattr(cfg, f.name, getattr(saved, f.name))
+        elif ckpt_path.exists() and not force:
+            raise MocohdError(f"image run '{cfg.name}' already exists ({run}): pass --resume to continue it "
+                              "or --force to start over")
+        if cfg.data is None or cfg.resolution is None:
+            raise MocohdError("--data and --resolution are required for a new run")
+        if cfg.batch < 1 or cfg.batch % dist.world:
+            raise MocohdError(f"--batch {cfg.batch} must be a positive multiple of the number of processes ({dist.world})")
+        if cfg.precision not in ("auto", "fp32", "bf16"):
+            raise MocohdError("--precision must be auto, fp32 or bf16 for train-image")
+        device = dist.device
+        amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"
+                                                             and torch.cuda.is_bf16_supported())) else None
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        try:
+            gcfg = StyleGAN2Config(resolution=cfg.resolution, z_dim=cfg.w_dim, w_dim=cfg.w_dim,
+                                   mapping_layers=cfg.mapping_layers, channel_base=cfg.channel_base,
+                                   channel_max=cfg.channel_max)
+        except ValueError as e:
+            raise MocohdError(f"generator size: {e}") from e
+        R, local = cfg.resolution, cfg.batch // dist.world
+        gamma = cfg.r1_gamma if cfg.r1_gamma is not None else 0.0002 * R * R / cfg.batch
+
+        torch.manual_seed(cfg.seed)
+        G = StyleGAN2Generator(gcfg).train().to(device)
+        D = StyleGAN2Discriminator(R, cfg.channel_base, cfg.channel_max).to(device)
+        G_ema = StyleGAN2Generator(gcfg).eval().requires_grad_(False).to(device)
+        G_ema.load_state_dict(G.state_dict())
+        for m in (G, D, G_ema):
+            dist.broadcast_module(m)
+        ratio = cfg.r1_every / (cfg.r1_every + 1)  # lazy regularisation: the paper's lr / betas correction
+        opt_G = torch.optim.Adam(G.parameters(), cfg.lr, betas=(0.0, 0.99), eps=1e-8)
+        opt_D = torch.optim.Adam(D.parameters(), cfg.lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
+        rng = torch.Generator().manual_seed(cfg.seed * 7919 + dist.rank)
+
+        if dist.writer:
+            info = prepare(cfg.data, frame_size=R, min_frames=1,
+                           progress=lambda done, total: emit("prepare", {"done": done, "total": total}))
+            emit("note", {"text": ("reused the frame cache: " if info.reused else "prepared: ") + info.summary()})
+        dist.barrier()
+        if not dist.writer:
+            info = prepare(cfg.data, frame_size=R, min_frames=1)
+        dataset = FrameDataset(info.cache)
+        probe = EpochSampler(len(dataset), local, dist.rank, dist.world, cfg.seed)
+        per_epoch = probe.batches_per_epoch()
+
+        step = 0
+        if ck is not None:
+            G.load_state_dict(ck["G"])
+            G_ema.load_state_dict(ck["G_ema"])
+            D.load_state_dict(ck["D"])
+            opt_G.load_state_dict(ck["opt_G"])
+            opt_D.load_state_dict(ck["opt_D"])
+            step = int(ck["step"])
+            if len(ck["rng"]) == dist.world:
+                rng.set_state(ck["rng"][dist.rank])
+        if dist.writer:
+            run.mkdir(parents=True, exist_ok=True)
+            if ck is None and force:
+                for old in ("checkpoint.pt", "metrics.jsonl"):
+                    (run / old).unlink(missing_ok=True)
+            _atomic_text(run / "config.json", json.dumps(asdict(cfg), indent=1))
+            _trim_metrics(run / "metrics.jsonl", step)
+        total = cfg.steps
+        beta = 0.5 ** (cfg.batch / max(cfg.ema_kimg * 1000, 1e-8))
+        fixed_z = torch.randn(16, gcfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
+
+        def aug(x):
+            return diff_augment(x, rng) if cfg.augment else x
+
+        def autocast():
+            return torch.autocast(device.type, dtype=amp) if amp is not None else _null()
+
+        def fake_images(grad: bool):
+            z = torch.randn(local, gcfg.z_dim, generator=rng).to(device)
+            noise = G.synthesis.make_noise(local, generator=rng, device=device)
+            with torch.set_grad_enabled(grad):
+                w = G.mapping(z)
+                with autocast():
+                    img = G.synthesis(w, noise=noise)
+            return img.float(), w
+
+        def export() -> Path:
+            model = ConvertedModel("image", "stylegan2", gcfg.to_dict(), {k: v.detach() for k, v in G_ema.state_dict().items()},
+                                   {"format": "mocohd-train-image", "run": cfg.name, "step": step, "data": Path(cfg.data).name})
+            store_model(model, cfg.name, str(run), overwrite=True)
+            return store.store_path("image", cfg.name)
+
+        def save() -> None:
+            states = dist.gather_objects(rng.get_state())
+            if dist.writer:
+                _atomic_torch_save({"version": CHECKPOINT_VERSION, "kind": "image", "step": step,
+                                    "config": json.dumps(asdict(cfg)), "G": G.state_dict(), "G_ema": G_ema.state_dict(),
+                                    "D": D.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+                                    "rng": states}, ckpt_path)
+                export()
+                emit("checkpoint", {"step": step})
+            dist.barrier()
+
+        def sample() -> None:
+            if dist.writer:
+                import imageio.v3 as iio
+
+                from ..render import tile, to_uint8
+
+                with torch.no_grad():
+                    imgs = to_uint8(G_ema(fixed_z, noise_mode="const")).cpu().numpy()
+                path = run / "samples" / f"step_{step:07d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                iio.imwrite(path, tile(imgs))
+                emit("sample", {"path": path})
+
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=EpochSampler(len(dataset), local, dist.rank, dist.world, cfg.seed,
+                                                epoch=step // per_epoch, start=step % per_epoch),
+            num_workers=cfg.workers, pin_memory=device.type == "cuda", worker_init_fn=_ignore_interrupts,
+            multiprocessing_context="spawn" if cfg.workers and dist.enabled else None)
+        emit("start", {"run": run, "step": step, "total": total, "per_epoch": per_epoch, "images": len(dataset),
+                       "device": str(device), "world": dist.world, "precision": "bf16" if amp else "fp32",
+                       "gamma": gamma, "parameters": sum(p.numel() for p in G.parameters())})
+        interrupted, sums, count, t0, last = False, {}, 0, time.perf_counter(), {}
+        with _StopFlag() as stop:
+            batches = iter(loader)
+            while step < total:
+                real = next(batches).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+                losses = {}
+                # discriminator: logistic loss, lazy R1 on reals
+                fake, _ = fake_images(grad=False)
+                with autocast():
+                    d_fake, d_real = D(aug(fake)).float(), D(aug(real)).float()
+                l_real, l_fake = F.softplus(-d_real).mean(), F.softplus(d_fake).mean()
+                loss_d = l_real + l_fake
+                losses.update(D_real=float(l_real.detach()), D_fake=float(l_fake.detach()))
+                if step % cfg.r1_every == 0 and gamma > 0:
+                    r = real.detach().requires_grad_(True)
+                    (g,) = torch.autograd.grad(D(aug(r)).sum(), r, create_graph=True)  # fp32: second order
+                    r1 = g.square().sum(dim=(1, 2, 3)).mean()
+                    loss_d = loss_d + r1 * (gamma / 2) * cfg.r1_every
+                    losses["r1"] = float(r1.detach())
+                opt_D.zero_grad(set_to_none=True)
+                loss_d.backward(inputs=list(D.parameters()))
+                dist.average_grads(D.parameters())
+                opt_D.step()
+                # generator: non-saturating loss
+                fake, w = fake_images(grad=True)
+                with autocast():
+                    loss_g = F.softplus(-D(aug(fake)).float()).mean()
+                opt_G.zero_grad(set_to_none=True)
+                loss_g.backward(inputs=list(G.parameters()))
+                dist.average_grads(G.parameters())
+                opt_G.step()
+                with torch.no_grad():
+                    G.mapping.w_avg.copy_(dist.gather(w.detach()).mean(0).lerp(G.mapping.w_avg, gcfg.w_avg_beta))
+                    for p, q in zip(G.parameters(), G_ema.parameters()):
+                        q.lerp_(p.detach(), 1 - beta)
+                    for b, c in zip(G.buffers(), G_ema.buffers()):
+                        c.copy_(b)
+                losses["G"] = float(loss_g.detach())
+                step += 1
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                if step % cfg.log_every == 0 or step == total:
+                    dt = time.perf_counter() - t0
+                    last = {k: v / count for k, v in sums.items()}
+                    if dist.writer:
+                        _append_metrics(run / "metrics.jsonl", {"step": step, "epoch": step / per_epoch,
+                                                                "it_s": count / dt, **last})
+                    sums, count, t0 = {}, 0, time.perf_counter()
+                emit("step", {"step": step, "total": total, "losses": losses})
+                if dist.any(not all(math.isfinite(v) for v in losses.values())):
+                    save()
+                    raise MocohdError(f"training diverged at step {step} (a loss is not finite); try a lower --lr")
+                if step % cfg.sample_every == 0:
+                    sample()
+                if dist.any(stop.set) and step < total:
+                    interrupted = True
+                    save()
+                    break
+                if step % cfg.save_every == 0 or step == total:
+                    save()
+            del batches
+        if not interrupted and step % cfg.sample_every:
+            sample()
+        return ImageTrainResult(run, store.store_path("image", cfg.name), step, total, interrupted, last, dist.writer)
+    finally:
+        dist.close()
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,121 @@
+"""`mocohd train-image` at tiny sizes: it learns, resumes exactly, runs under
+torchrun, and its generator is a store model that the rest of mocohd uses."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mocohd_cli import MocohdError, load_image_generator
+from mocohd_cli.augment import diff_augment
+from mocohd_cli.data.procedural import write_dataset
+from mocohd_cli.discriminators.stylegan2 import StyleGAN2Discriminator
+from mocohd_cli.train import load_checkpoint
+from mocohd_cli.train.image import ImageTrainConfig, train_image
+
+from .test_cli import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def heads(tmp_path):
+    return write_dataset(tmp_path / "heads", videos=3, frames=4, size=32, seed=0)
+
+
+def tiny(data, **kw):
+    base = dict(data=str(data), resolution=16, steps=2, batch=4, channel_base=256, channel_max=16, mapping_layers=2,
+                w_dim=16, workers=0, save_every=1000, sample_every=1000, log_every=1, device="cpu")
+    base.update(kw)
+    return ImageTrainConfig(**base)
+
+
+def _ckpt(name):
+    return load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / f"{name}-image" / "checkpoint.pt")
+
+
+def test_discriminator_shapes_and_minibatch_std():
+    torch.manual_seed(0)
+    D = StyleGAN2Discriminator(32, channel_base=512, channel_max=32)
+    assert D(torch.randn(6, 3, 32, 32)).shape == (6,)
+    x = torch.randn(8, 4, 4, 4)
+    y = D.minibatch_std(x)
+    assert y.shape == (8, 5, 4, 4) and torch.equal(y[:, :4], x)
+    # sample i belongs to group i % 2 (groups of 4 among 8): its extra channel is that group's mean std
+    group = x[[0, 2, 4, 6]]
+    expected = (group.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
+    torch.testing.assert_close(y[0, 4, 0, 0], expected)
+
+
+def test_diff_augment_is_seeded_and_differentiable():
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    a = diff_augment(x, torch.Generator().manual_seed(1))
+    b = diff_augment(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
+    # every image has a zeroed cut-out square, at least a quarter of it inside the image
+    zeros = (a.detach() == 0).all(dim=1).sum(dim=(1, 2))
+    assert bool((zeros >= 16).all())
+    a.square().sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_a_few_steps_train_and_export_a_generator(heads):
+    r = train_image(tiny(heads, name="g", steps=3, sample_every=3))
+    assert r.step == 3 and r.image.is_file() and (r.run / "samples" / "step_0000003.png").is_file()
+    ck = _ckpt("g")
+    torch.manual_seed(0)
+    from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
+
+    G0 = StyleGAN2Generator(StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256,
+                                            channel_max=16))
+    moved = [k for k, p in G0.named_parameters() if not torch.equal(p.detach(), ck["G"][k])]
+    assert len(moved) > 10
+    assert not torch.equal(ck["G"]["mapping.w_avg"], G0.mapping.w_avg)  # the tracked average w moves
+    G = load_image_generator("g")  # the exported EMA generator, usable by pca / train / render
+    assert G.resolution == 16 and G.source["format"] == "mocohd-train-image"
+    for k, v in G.state_dict().items():
+        torch.testing.assert_close(v, ck["G_ema"][k])
+
+
+def test_resume_is_exact(heads):
+    train_image(tiny(heads, name="straight", steps=4, save_every=2))
+    train_image(tiny(heads, name="halves", steps=2))
+    train_image(tiny(heads, name="halves", steps=4), resume=True)
+    a, b = _ckpt("straight"), _ckpt("halves")
+    for part in ("G", "G_ema", "D"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert a["step"] == b["step"] == 4
+
+
+def test_errors(heads):
+    with pytest.raises(MocohdError, match="--resolution"):
+        train_image(ImageTrainConfig(data=str(heads), device="cpu"))
+    with pytest.raises(MocohdError, match="power of two"):
+        train_image(tiny(heads, name="bad", resolution=24))
+    train_image(tiny(heads, name="once", steps=1))
+    with pytest.raises(MocohdError, match="already exists"):
+        train_image(tiny(heads, name="once", steps=1))
+
+
+def test_two_process_gloo_run(heads):
+    args = ["train-image", "--data", str(heads), "--resolution", "16", "--name", "ddp", "--steps", "2", "--batch", "4",
+            "--channel-base", "256", "--channel-max", "16", "--mapping-layers", "2", "--w-dim", "16", "--workers", "0",
+            "--device", "cpu", "--save-every", "1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mocohd_cli", *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("finished at step 2/2") == 1
+    assert len(_ckpt("ddp")["rng"]) == 2
+
+
+def test_cli(capsys, heads):
+    code, out, _ = run(capsys, "train-image", "--data", str(heads), "--resolution", "16", "--steps", "1", "--batch", "2",
+                       "--channel-base", "256", "--channel-max", "16", "--mapping-layers", "2", "--w-dim", "16",
+                       "--workers", "0", "--device", "cpu")
+    assert code == 0 and "finished at step 1/1" in out and "mocohd pca --image heads" in out
+    code, _, err = run(capsys, "train-image", "--name", "ghost", "--resume")
+    assert code == 1 and "no checkpoint" in err
