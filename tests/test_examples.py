@@ -1,5 +1,6 @@
 """The README's main job: sampling images from the embedded default generator."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,15 @@ def test_make_talking_heads_writes_a_dataset(tmp_path):
     assert p.returncode == 0, p.stderr
     assert len(list((tmp_path / "heads" / "video_0001").glob("*.png"))) == 5
     assert iio.imread(tmp_path / "p.png").shape == (6 * 16, 12 * 16, 3)
+
+
+def test_make_demo_runs_end_to_end_at_a_tiny_scale(tmp_path):
+    out = tmp_path / "demo"
+    p = subprocess.run([sys.executable, str(ROOT / "examples" / "make_demo.py"), str(out), "--scale", "tiny",
+                        "--device", "cpu"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings["seconds"]) == {"data", "train-image", "pca", "train", "preview"}
+    strip = iio.imread(out / "demo_frames.png")
+    assert strip.shape == (4 * 16, 8 * 16, 3)
+    assert (out / "home" / "motion" / "heads.safetensors").is_file()
