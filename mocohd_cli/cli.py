@@ -291,6 +291,45 @@ def render(
               f"{total} frames in {elapsed:.1f} s ({total / max(elapsed, 1e-9):.1f} frames/s)")
 
 
+def _run_training(start, describe, shown) -> object:
+    """Run a trainer with a progress bar (steps, it/s, the ``shown`` losses) fed by its events;
+    ``describe(info)`` is the first line of the 'start' event."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                   console=err, transient=True)
+    task = bar.add_task("train", total=None, rate="", losses="")
+    state = {"t0": 0.0, "first": 0}
+
+    def on_event(kind, info):
+        if kind == "prepare":
+            bar.update(task, completed=info["done"], total=info["total"], losses="decoding")
+            bar.start()
+        elif kind == "note":
+            err.print(info["text"])
+        elif kind == "start":
+            state.update(t0=time.perf_counter(), first=info["step"])
+            where = f"{info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else "")
+            err.print(f"{describe(info)}, {where}, {info['precision']}"
+                      + (f"; resuming at step {info['step']}" if info["step"] else ""))
+            bar.update(task, completed=info["step"], total=info["total"], losses="")
+            bar.start()
+        elif kind == "step":
+            rate = (info["step"] - state["first"]) / max(time.perf_counter() - state["t0"], 1e-9)
+            bar.update(task, completed=info["step"], rate=f"{rate:.2f} it/s",
+                       losses=" ".join(f"{k}={info['losses'][k]:.3f}" for k in shown if k in info["losses"]))
+        elif kind == "sample":
+            bar.console.print(f"sample: {info['path']}")
+
+    try:
+        return start(on_event)
+    finally:
+        bar.stop()
+
+
 @app.command()
 def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of videos and/or frame folders (required for a new run)."),
@@ -327,8 +366,6 @@ def train(
     log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines."),
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from .train import TrainConfig
     from .train import train as run_training
 
@@ -344,40 +381,12 @@ def train(
                       gp_weight=gp_weight, dv_channels=dv_channels, di_channels=di_channels, queue=queue, init=init,
                       seed=seed, device=device, precision=precision, workers=workers, save_every=save_every,
                       sample_every=sample_every, log_every=log_every, pca_samples=pca_samples)
-    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                   TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                   console=err, transient=True)
-    task = bar.add_task("train", total=None, rate="", losses="")
-    state = {"t0": 0.0, "first": 0}
+    def started(info):
+        return (f"run [bold]{info['run'].name}[/bold] ({info['run']}): {info['domain']}-domain, {info['videos']} videos, "
+                f"{info['n_pca']} PCA directions, {info['frame_size']} px frames, {info['per_epoch']} steps per epoch")
 
-    def on_event(kind, info):
-        import time
-
-        if kind == "prepare":
-            bar.update(task, completed=info["done"], total=info["total"], losses="decoding videos")
-            bar.start()
-        elif kind == "note":
-            err.print(info["text"])
-        elif kind == "start":
-            state.update(t0=time.perf_counter(), first=info["step"])
-            where = f"{info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else "")
-            err.print(f"run [bold]{info['run'].name}[/bold] ({info['run']}): {info['domain']}-domain, {info['videos']} videos, "
-                      f"{info['n_pca']} PCA directions, {info['frame_size']} px frames, {info['per_epoch']} steps per epoch, "
-                      f"{where}, {info['precision']}" + (f"; resuming at step {info['step']}" if info["step"] else ""))
-            bar.update(task, completed=info["step"], total=info["total"], losses="")
-            bar.start()
-        elif kind == "step":
-            rate = (info["step"] - state["first"]) / max(time.perf_counter() - state["t0"], 1e-9)
-            shown = ("G_video", "G_image", "D_video_real", "D_image_real", "mutual")
-            bar.update(task, completed=info["step"], rate=f"{rate:.2f} it/s",
-                       losses=" ".join(f"{k}={info['losses'][k]:.3f}" for k in shown if k in info["losses"]))
-        elif kind == "sample":
-            bar.console.print(f"sample: {info['path']}")
-
-    try:
-        result = run_training(cfg, resume=resume, force=force, on_event=on_event)
-    finally:
-        bar.stop()
+    result = _run_training(lambda on_event: run_training(cfg, resume=resume, force=force, on_event=on_event), started,
+                           ("G_video", "G_image", "D_video_real", "D_image_real", "mutual"))
     if not result.writer:
         return
     how = "interrupted" if result.interrupted else "finished"
@@ -414,8 +423,6 @@ def train_image(
     log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines."),
 ):
     """Train a StyleGAN2 image generator on images or video frames (in-domain work)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from .train.image import ImageTrainConfig
     from .train.image import train_image as run_training
 
@@ -428,32 +435,12 @@ def train_image(
                            channel_max=channel_max, mapping_layers=mapping_layers, w_dim=w_dim, seed=seed, device=device,
                            precision=precision, workers=workers, save_every=save_every, sample_every=sample_every,
                            log_every=log_every)
-    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
-    task = bar.add_task("train", total=None, info="")
+    def started(info):
+        return (f"image run [bold]{info['run'].name}[/bold]: {info['images']} images, generator "
+                f"{info['parameters']:,} parameters, R1 gamma {info['gamma']:.4g}")
 
-    def on_event(kind, info):
-        if kind == "prepare":
-            bar.update(task, completed=info["done"], total=info["total"], info="decoding")
-            bar.start()
-        elif kind == "note":
-            err.print(info["text"])
-        elif kind == "start":
-            err.print(f"image run [bold]{info['run'].name}[/bold]: {info['images']} images, generator "
-                      f"{info['parameters']:,} parameters, R1 gamma {info['gamma']:.4g}, {info['device']}"
-                      + (f" x {info['world']} processes" if info["world"] > 1 else "") + f", {info['precision']}"
-                      + (f"; resuming at step {info['step']}" if info["step"] else ""))
-            bar.update(task, completed=info["step"], total=info["total"], info="")
-            bar.start()
-        elif kind == "step":
-            bar.update(task, completed=info["step"], info=" ".join(f"{k}={v:.3f}" for k, v in info["losses"].items()))
-        elif kind == "sample":
-            bar.console.print(f"samples: {info['path']}")
-
-    try:
-        result = run_training(cfg, resume=resume, force=force, on_event=on_event)
-    finally:
-        bar.stop()
+    result = _run_training(lambda on_event: run_training(cfg, resume=resume, force=force, on_event=on_event), started,
+                           ("D_real", "D_fake", "G"))
     if not result.writer:
         return
     how = "interrupted" if result.interrupted else "finished"

@@ -21,8 +21,6 @@ saves, and torchrun runs it on many processes exactly as ``mocohd train``.
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -33,8 +31,8 @@ import torch.nn.functional as F
 from .. import store
 from ..errors import MocohdError
 from .distributed import Dist
-from .trainer import (CHECKPOINT_VERSION, _append_metrics, _atomic_text, _atomic_torch_save, _ignore_interrupts,
-                      _StopFlag, _trim_metrics, load_checkpoint, run_dir)
+from .trainer import (CHECKPOINT_VERSION, Loop, _atomic_text, _atomic_torch_save, _ignore_interrupts, _StopFlag,
+                      _trim_metrics, load_checkpoint, run_dir)
 
 
 @dataclass
@@ -254,7 +252,7 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
         emit("start", {"run": run, "step": step, "total": total, "per_epoch": per_epoch, "images": len(dataset),
                        "device": str(device), "world": dist.world, "precision": "bf16" if amp else "fp32",
                        "gamma": gamma, "parameters": sum(p.numel() for p in G.parameters())})
-        interrupted, sums, count, t0, last = False, {}, 0, time.perf_counter(), {}
+        loop = Loop(run, dist, cfg, per_epoch, emit, save, sample, "try a lower --lr")
         with _StopFlag() as stop:
             batches = iter(loader)
             while step < total:
@@ -293,32 +291,12 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
                         c.copy_(b)
                 losses["G"] = float(loss_g.detach())
                 step += 1
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                if step % cfg.log_every == 0 or step == total:
-                    dt = time.perf_counter() - t0
-                    last = {k: v / count for k, v in sums.items()}
-                    if dist.writer:
-                        _append_metrics(run / "metrics.jsonl", {"step": step, "epoch": step / per_epoch,
-                                                                "it_s": count / dt, **last})
-                    sums, count, t0 = {}, 0, time.perf_counter()
-                emit("step", {"step": step, "total": total, "losses": losses})
-                if dist.any(not all(math.isfinite(v) for v in losses.values())):
-                    save()
-                    raise MocohdError(f"training diverged at step {step} (a loss is not finite); try a lower --lr")
-                if step % cfg.sample_every == 0:
-                    sample()
-                if dist.any(stop.set) and step < total:
-                    interrupted = True
-                    save()
+                if loop.after(step, total, losses, stop):
                     break
-                if step % cfg.save_every == 0 or step == total:
-                    save()
             del batches
-        if not interrupted and step % cfg.sample_every:
-            sample()
-        return ImageTrainResult(run, store.store_path("image", cfg.name), step, total, interrupted, last, dist.writer)
+        loop.finish(step)
+        return ImageTrainResult(run, store.store_path("image", cfg.name), step, total, loop.interrupted, loop.last,
+                                dist.writer)
     finally:
         dist.close()
 

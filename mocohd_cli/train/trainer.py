@@ -325,45 +325,65 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                        "n_pca": cfg.n_pca, "frame_size": frame_size})
 
         # ---------------------------------------------------------------- the loop
-        interrupted = False
-        sums: dict[str, float] = {}
-        count, t0, last = 0, time.perf_counter(), {}
+        loop = Loop(run, dist, cfg, per_epoch, emit, save, sample, "try a lower --lr or --precision fp32")
         with _StopFlag() as stop:
             batches = iter(loader)
             while step < total:
                 x = to_model_input(next(batches), device)
-                losses = gan.iteration(x)
                 step += 1
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                bad = not all(math.isfinite(v) for v in losses.values())
-                if step % cfg.log_every == 0 or step == total:
-                    dt = time.perf_counter() - t0
-                    last = {k: v / count for k, v in sums.items()}
-                    if dist.writer:
-                        _append_metrics(run / "metrics.jsonl", {"step": step, "epoch": step / per_epoch,
-                                                                "it_s": count / dt, **last})
-                    sums, count, t0 = {}, 0, time.perf_counter()
-                emit("step", {"step": step, "total": total, "losses": losses})
-                if dist.any(bad):
-                    save()
-                    raise MocohdError(f"training diverged at step {step} (a loss is not finite); the checkpoint "
-                                      "holds the state: try a lower --lr or --precision fp32")
-                if step % cfg.sample_every == 0:
-                    sample()
-                if dist.any(stop.set) and step < total:
-                    interrupted = True
-                    save()
+                if loop.after(step, total, gan.iteration(x), stop):
                     break
-                if step % cfg.save_every == 0 or step == total:
-                    save()
             del batches
-        if not interrupted and step % cfg.sample_every:
-            sample()
+        loop.finish(step)
+        last, interrupted = loop.last, loop.interrupted
         return TrainResult(run, store.store_path("motion", cfg.name), step, total, interrupted, last, dist.writer)
     finally:
         dist.close()
+
+
+class Loop:
+    """What a training loop does after each step, the same for every trainer:
+    mean losses to metrics.jsonl every ``log_every`` steps, a 'step' event,
+    a stop on a non-finite loss (after saving), sample output, a clean stop
+    on Ctrl-C (every rank agrees), periodic and final checkpoints."""
+
+    def __init__(self, run: Path, dist: Dist, cfg, per_epoch: int, emit, save, sample, hint: str):
+        self.run, self.dist, self.cfg, self.per_epoch = run, dist, cfg, per_epoch
+        self.emit, self.save, self.sample, self.hint = emit, save, sample, hint
+        self.sums: dict[str, float] = {}
+        self.count, self.t0, self.last, self.interrupted = 0, time.perf_counter(), {}, False
+
+    def after(self, step: int, total: int, losses: dict[str, float], stop: "_StopFlag") -> bool:
+        """Book-keeping after ``step``; True when the loop must stop (interrupted)."""
+        cfg, dist = self.cfg, self.dist
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+        if step % cfg.log_every == 0 or step == total:
+            dt = time.perf_counter() - self.t0
+            self.last = {k: v / self.count for k, v in self.sums.items()}
+            if dist.writer:
+                _append_metrics(self.run / "metrics.jsonl", {"step": step, "epoch": step / self.per_epoch,
+                                                             "it_s": self.count / dt, **self.last})
+            self.sums, self.count, self.t0 = {}, 0, time.perf_counter()
+        self.emit("step", {"step": step, "total": total, "losses": losses})
+        if dist.any(not all(math.isfinite(v) for v in losses.values())):
+            self.save()
+            raise MocohdError(f"training diverged at step {step} (a loss is not finite); the checkpoint holds "
+                              f"the state: {self.hint}")
+        if step % cfg.sample_every == 0:
+            self.sample()
+        if dist.any(stop.set) and step < total:
+            self.interrupted = True
+            self.save()
+            return True
+        if step % cfg.save_every == 0 or step == total:
+            self.save()
+        return False
+
+    def finish(self, step: int) -> None:
+        if not self.interrupted and step % self.cfg.sample_every:
+            self.sample()
 
 
 def _digest(gan: MotionGAN) -> str:
