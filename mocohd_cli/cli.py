@@ -407,6 +407,7 @@ def train_image(
     lr: float = typer.Option(0.0025, "--lr", help="Adam learning rate (betas 0, 0.99)."),
     r1_gamma: Optional[float] = typer.Option(None, "--r1-gamma", help="R1 weight (default: 0.0002 x resolution^2 / batch)."),
     ema_kimg: float = typer.Option(10.0, "--ema-kimg", help="Half-life of the generator average, in thousands of images."),
+    ema_rampup: float = typer.Option(0.05, "--ema-rampup", help="Early half-life cap, as a fraction of the images seen (0: off)."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="DiffAugment (colour, translation, cut-out)."),
     channel_base: int = typer.Option(16384, "--channel-base", help="Channels at resolution r: min(base / r, max)."),
     channel_max: int = typer.Option(512, "--channel-max", help="Largest channel count."),
@@ -431,7 +432,8 @@ def train_image(
         if v < 1:
             raise MocohdError(f"{opt} must be positive")
     cfg = ImageTrainConfig(data=str(data) if data else None, resolution=resolution, name=name, steps=steps, batch=batch,
-                           lr=lr, r1_gamma=r1_gamma, ema_kimg=ema_kimg, augment=augment, channel_base=channel_base,
+                           lr=lr, r1_gamma=r1_gamma, ema_kimg=ema_kimg, ema_rampup=ema_rampup or None,
+                           augment=augment, channel_base=channel_base,
                            channel_max=channel_max, mapping_layers=mapping_layers, w_dim=w_dim, seed=seed, device=device,
                            precision=precision, workers=workers, save_every=save_every, sample_every=sample_every,
                            log_every=log_every)

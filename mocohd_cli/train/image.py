@@ -8,9 +8,10 @@ a video dataset's frames (in-domain synthesis) or of any image folder.
 The recipe is StyleGAN2's: non-saturating logistic loss, R1 regularisation
 of the discriminator on reals applied lazily (every ``r1_every`` steps, scaled
 by it, with Adam's lr and betas adjusted as in the paper), an exponential
-moving average of the generator (half-life ``ema_kimg`` thousand images) that
-is the exported model, the tracked average w for truncation, and DiffAugment
-(colour, translation, cut-out) on every image the discriminator sees.
+moving average of the generator (half-life ``ema_kimg`` thousand images, at
+most ``ema_rampup`` of the images seen so far) that is the exported model,
+the tracked average w for truncation, and DiffAugment (colour, translation,
+cut-out) on every image the discriminator sees.
 
 A run lives in ``MOCOHD_HOME/runs/NAME-image/`` (config.json, checkpoint.pt,
 metrics.jsonl, samples/step_N.png); checkpoints are atomic, the exported
@@ -46,6 +47,7 @@ class ImageTrainConfig:
     r1_gamma: float | None = None  # default: StyleGAN2's heuristic 0.0002 * resolution^2 / batch
     r1_every: int = 16
     ema_kimg: float = 10.0
+    ema_rampup: float | None = 0.05  # early on, the half-life is at most this fraction of the images seen
     augment: bool = True
     channel_base: int = 16384
     channel_max: int = 512
@@ -196,7 +198,12 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
             _atomic_text(run / "config.json", json.dumps(asdict(cfg), indent=1))
             _trim_metrics(run / "metrics.jsonl", step)
         total = cfg.steps
-        beta = 0.5 ** (cfg.batch / max(cfg.ema_kimg * 1000, 1e-8))
+
+        def ema_beta(step: int) -> float:
+            half_life = cfg.ema_kimg * 1000
+            if cfg.ema_rampup:
+                half_life = min(half_life, step * cfg.batch * cfg.ema_rampup)
+            return 0.5 ** (cfg.batch / max(half_life, 1e-8))
         fixed_z = torch.randn(16, gcfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
 
         def aug(x):
@@ -285,6 +292,7 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
                 opt_G.step()
                 with torch.no_grad():
                     G.mapping.w_avg.copy_(dist.gather(w.detach()).mean(0).lerp(G.mapping.w_avg, gcfg.w_avg_beta))
+                    beta = ema_beta(step + 1)  # images seen after this step
                     for p, q in zip(G.parameters(), G_ema.parameters()):
                         q.lerp_(p.detach(), 1 - beta)
                     for b, c in zip(G.buffers(), G_ema.buffers()):
