@@ -91,7 +91,9 @@ class MotionGAN:
         self.opt_I = torch.optim.Adam(self._di_params(), c.lr, betas=di_betas, eps=di_eps)
         self.amp = _amp_dtype(c.precision)
         scaled = c.precision == "fp16"
-        self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=scaled) for k in ("M", "V", "I")}
+        # loss scaling only for fp16 (a disabled scaler is a no-op, made for the CPU so any device accepts it)
+        where = self.device.type if scaled else "cpu"
+        self.scalers = {k: torch.amp.GradScaler(where, enabled=scaled) for k in ("M", "V", "I")}
         self.rng = torch.Generator().manual_seed(int(seed) * 7919 + self.dist.rank)
 
     def _di_params(self):
