@@ -98,6 +98,15 @@ def test_training_changes_the_motion_weights(setup):
     torch.testing.assert_close(trained["pca_components"], M0.pca_components)
 
 
+def test_resume_from_another_folder(setup, tmp_path, monkeypatch):
+    gpath, data = setup
+    monkeypatch.chdir(data.parent)
+    train(tiny(setup, name="rel", data="bars", image="g.safetensors", steps=1))
+    monkeypatch.chdir(tmp_path / "mocohd-home")
+    r = train(TrainConfig(name="rel", steps=2, workers=0, device="cpu"), resume=True)
+    assert r.step == 2
+
+
 def test_resume_continues_exactly(setup):
     train(tiny(setup, name="straight", steps=4, save_every=2))
     train(tiny(setup, name="halves", steps=2, save_every=2))

@@ -137,6 +137,8 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
                               "or --force to start over")
         if cfg.data is None or cfg.resolution is None:
             raise MocohdError("--data and --resolution are required for a new run")
+        if ck is None:  # recorded absolute: a resume may start from another folder
+            cfg.data = str(Path(cfg.data).resolve())
         if cfg.batch < 1 or cfg.batch % dist.world:
             raise MocohdError(f"--batch {cfg.batch} must be a positive multiple of the number of processes ({dist.world})")
         if cfg.precision not in ("auto", "fp32", "bf16"):

@@ -203,6 +203,10 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                               "or --force to start over")
         if cfg.data is None or cfg.image is None:
             raise MocohdError("--data and --image are required for a new run")
+        if ck is None:  # paths are recorded absolute: a resume may start from another folder
+            cfg.data = str(Path(cfg.data).resolve())
+            if Path(cfg.image).exists():
+                cfg.image = str(Path(cfg.image).resolve())
         if cfg.domain not in ("cross", "in"):
             raise MocohdError("--domain must be cross or in")
         if cfg.batch < 1 or cfg.batch % dist.world:
