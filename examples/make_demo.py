@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -99,9 +98,11 @@ def main():
 
     stage("preview", preview)
     if args.install:
-        home = args.out / "home"
-        shutil.copyfile(home / "image" / "heads.safetensors", ROOT / "weights" / "stylegan2-demo.safetensors")
-        shutil.copyfile(home / "motion" / "heads.safetensors", ROOT / "weights" / "motion-demo.safetensors")
+        from mocohd_cli.formats.canonical import atomic_write_bytes
+
+        home = args.out / "home"  # written under a temporary name and renamed: weights/ is never half-written
+        atomic_write_bytes(ROOT / "weights" / "stylegan2-demo.safetensors", (home / "image" / "heads.safetensors").read_bytes())
+        atomic_write_bytes(ROOT / "weights" / "motion-demo.safetensors", (home / "motion" / "heads.safetensors").read_bytes())
         print("installed the demo models into weights/")
     (args.out / "timings.json").write_text(json.dumps({"scale": args.scale, "seed": args.seed, "seconds": timings}, indent=1))
     print(f"done: {args.out / 'demo_frames.png'}, {args.out / 'timings.json'}")

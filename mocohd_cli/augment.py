@@ -44,14 +44,19 @@ def cutout_boxes(n: int, size: int, g: torch.Generator | None = None, max_ratio:
     return to_px(top), to_px(left), torch.round(size * ratio - 0.5).long()
 
 
+def _boxes(top, left, height, width, h: int, w: int, device) -> torch.Tensor:
+    """[b, 1, h, w] bool masks of the boxes rows [top, top + height) x cols [left, left + width)."""
+    top, left, height, width = (torch.as_tensor(t).to(device) for t in (top, left, height, width))
+    rows = torch.arange(h, device=device)[None, :, None]
+    cols = torch.arange(w, device=device)[None, None, :]
+    return ((rows >= top[:, None, None]) & (rows < (top + height)[:, None, None])
+            & (cols >= left[:, None, None]) & (cols < (left + width)[:, None, None]))[:, None]
+
+
 def cutout(x: torch.Tensor, g: torch.Generator | None = None, max_ratio: float = 0.25) -> torch.Tensor:
     b, _, h, w = x.shape
-    top, left, side = (t.to(x.device) for t in cutout_boxes(b, h, g, max_ratio))
-    rows = torch.arange(h, device=x.device)[None, :, None]
-    cols = torch.arange(w, device=x.device)[None, None, :]
-    inside = ((rows >= top[:, None, None]) & (rows < (top + side)[:, None, None])
-              & (cols >= left[:, None, None]) & (cols < (left + side)[:, None, None]))
-    return x.masked_fill(inside[:, None], 0.0)
+    top, left, side = cutout_boxes(b, h, g, max_ratio)
+    return x.masked_fill(_boxes(top, left, side, side, h, w, x.device), 0.0)
 
 
 def affine_thetas(n: int, g: torch.Generator | None = None, angle: float = 180.0, translate: float = 0.1,
@@ -120,7 +125,4 @@ def diff_augment(x: torch.Tensor, g: torch.Generator | None = None, translation:
     ch, cw = int(h * cutout_ratio + 0.5), int(w * cutout_ratio + 0.5)
     oy = torch.randint(0, h + (1 - ch % 2), (b,), generator=g) - ch // 2
     ox = torch.randint(0, w + (1 - cw % 2), (b,), generator=g) - cw // 2
-    rows, cols = torch.arange(h)[None, :], torch.arange(w)[None, :]
-    inside = (((rows >= oy[:, None]) & (rows < (oy + ch)[:, None]))[:, :, None]
-              & ((cols >= ox[:, None]) & (cols < (ox + cw)[:, None]))[:, None, :])
-    return x * (~inside)[:, None].to(dev, dt)
+    return x.masked_fill(_boxes(oy, ox, torch.full((b,), ch), torch.full((b,), cw), h, w, dev), 0.0)

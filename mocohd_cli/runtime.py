@@ -58,3 +58,12 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise MocohdError(f"device {name!r} requested but Apple MPS is not available")
     return device
+
+
+def enable_tf32(device: torch.device) -> None:
+    """On CUDA, let float32 matmuls and convolutions use TF32 and let cuDNN pick
+    the fastest algorithms (training: inputs keep one shape)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True

@@ -3,6 +3,7 @@ kills, the exported model, torchrun with gloo, and the command line."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -215,8 +216,33 @@ def test_sigint_saves_and_exits_cleanly(setup, spawn):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "interrupted at step" in out and "--resume" in out and "Traceback" not in err
+    stopped_at = int(re.search(r"interrupted at step (\d+)/10000", out).group(1))
     ck = load_checkpoint(metrics.parent / "checkpoint.pt")
-    assert 1 <= ck["step"] < 10000
+    assert ck["step"] == stopped_at  # the checkpoint holds the very step it reported
+    last = json.loads(metrics.read_text().splitlines()[-1])
+    assert last["step"] <= stopped_at
+
+
+def test_divergence_keeps_the_last_good_checkpoint(setup, monkeypatch):
+    from mocohd_cli.train.steps import MotionGAN
+
+    train(tiny(setup, name="nan", steps=2, save_every=1))
+    good = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / "nan" / "checkpoint.pt")
+    exported = canonical.read_header(Path(os.environ["MOCOHD_HOME"]) / "motion" / "nan.safetensors").weights_sha256
+    real = MotionGAN.iteration
+    monkeypatch.setattr(MotionGAN, "iteration", lambda self, x: {**real(self, x), "G_video": float("nan")})
+    with pytest.raises(MocohdError, match="diverged at step 3.*--resume"):
+        train(tiny(setup, name="nan", steps=4, save_every=1), resume=True)
+    after = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / "nan" / "checkpoint.pt")
+    assert after["step"] == 2 and all(torch.equal(good["gan"]["M"][k], v) for k, v in after["gan"]["M"].items())
+    assert canonical.read_header(Path(os.environ["MOCOHD_HOME"]) / "motion" / "nan.safetensors").weights_sha256 == exported
+
+
+def test_missing_data_fails_before_any_work(setup, tmp_path):
+    with pytest.raises(MocohdError, match="not a folder"):
+        train(tiny(setup, name="nodata", data=str(tmp_path / "nowhere")))
+    home = Path(os.environ["MOCOHD_HOME"])
+    assert not (home / "runs" / "nodata" / "config.json").exists() and not (home / "data").exists()
 
 
 def test_two_process_gloo_run(setup):

@@ -78,7 +78,7 @@ class Dist:
         offset = 0
         for p in params:
             n = p.numel()
-            p.grad = flat[offset : offset + n].view_as(p).clone()
+            p.grad = flat[offset : offset + n].view_as(p)  # disjoint views of one buffer
             offset += n
 
     def gather(self, t: torch.Tensor) -> torch.Tensor:
@@ -95,6 +95,21 @@ class Dist:
         out = [None] * self.world
         td.all_gather_object(out, obj)
         return out
+
+    def check_in_sync(self, *modules: torch.nn.Module, step: int) -> None:
+        """Every rank must hold the same parameters (a broken collective or a bug
+        otherwise): compare checksums, and stop if they differ."""
+        if not self.enabled:
+            return
+        import hashlib
+
+        h = hashlib.sha256()
+        for m in modules:
+            for p in m.parameters():
+                h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+        versions = set(self.gather_objects(h.hexdigest()))
+        if len(versions) > 1:
+            raise MocohdError(f"the processes' models differ at step {step} ({len(versions)} versions)")
 
     def broadcast_module(self, module: torch.nn.Module) -> None:
         """Make every rank's parameters and buffers rank 0's."""

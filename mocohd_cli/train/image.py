@@ -21,8 +21,9 @@ saves, and torchrun runs it on many processes exactly as ``mocohd train``.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,8 +33,10 @@ import torch.nn.functional as F
 from .. import store
 from ..errors import MocohdError
 from .distributed import Dist
-from .trainer import (CHECKPOINT_VERSION, Loop, _atomic_text, _atomic_torch_save, _ignore_interrupts, _StopFlag,
-                      _trim_metrics, load_checkpoint, run_dir)
+from ..formats.canonical import atomic_write_bytes
+from ..runtime import enable_tf32
+from .trainer import (CHECKPOINT_VERSION, Loop, _atomic_torch_save, _ignore_interrupts, _resolve_precision, _StopFlag,
+                      open_run, restore_rng, run_dir, start_run_folder)
 
 
 @dataclass
@@ -60,11 +63,6 @@ class ImageTrainConfig:
     save_every: int = 1000
     sample_every: int = 1000
     log_every: int = 10
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ImageTrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass
@@ -123,33 +121,18 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
         store.check_name(cfg.name)
         run = run_dir(f"{cfg.name}-image")
         ckpt_path = run / "checkpoint.pt"
-        ck = None
-        if resume:
-            if not ckpt_path.is_file():
-                raise MocohdError(f"image run '{cfg.name}' has no checkpoint to resume ({ckpt_path})")
-            ck = load_checkpoint(ckpt_path)
-            saved = ImageTrainConfig.from_dict(json.loads(ck["config"]))
-            for f in fields(ImageTrainConfig):
-                if f.name not in ("steps", "device", "workers", "save_every", "sample_every", "log_every"):
-                    setattr(cfg, f.name, getattr(saved, f.name))
-        elif ckpt_path.exists() and not force:
-            raise MocohdError(f"image run '{cfg.name}' already exists ({run}): pass --resume to continue it "
-                              "or --force to start over")
+        ck = open_run(cfg, run, resume, force, ("steps", "device", "workers", "save_every", "sample_every", "log_every"),
+                      what="image run")
         if cfg.data is None or cfg.resolution is None:
             raise MocohdError("--data and --resolution are required for a new run")
-        if ck is None:  # recorded absolute: a resume may start from another folder
-            cfg.data = str(Path(cfg.data).resolve())
         if cfg.batch < 1 or cfg.batch % dist.world:
             raise MocohdError(f"--batch {cfg.batch} must be a positive multiple of the number of processes ({dist.world})")
-        if cfg.precision not in ("auto", "fp32", "bf16"):
-            raise MocohdError("--precision must be auto, fp32 or bf16 for train-image")
         device = dist.device
-        amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"
-                                                             and torch.cuda.is_bf16_supported())) else None
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-            torch.backends.cudnn.benchmark = True
+        precision = _resolve_precision(cfg.precision, device)
+        if precision == "fp16":
+            raise MocohdError("--precision must be auto, fp32 or bf16 for train-image")
+        amp = torch.bfloat16 if precision == "bf16" else None
+        enable_tf32(device)
         try:
             gcfg = StyleGAN2Config(resolution=cfg.resolution, z_dim=cfg.w_dim, w_dim=cfg.w_dim,
                                    mapping_layers=cfg.mapping_layers, channel_base=cfg.channel_base,
@@ -179,8 +162,8 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
         if not dist.writer:
             info = prepare(cfg.data, frame_size=R, min_frames=1)
         dataset = FrameDataset(info.cache)
-        probe = EpochSampler(len(dataset), local, dist.rank, dist.world, cfg.seed)
-        per_epoch = probe.batches_per_epoch()
+        sampler = EpochSampler(len(dataset), local, dist.rank, dist.world, cfg.seed)
+        per_epoch = sampler.batches_per_epoch()
 
         step = 0
         if ck is not None:
@@ -190,15 +173,9 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
             opt_G.load_state_dict(ck["opt_G"])
             opt_D.load_state_dict(ck["opt_D"])
             step = int(ck["step"])
-            if len(ck["rng"]) == dist.world:
-                rng.set_state(ck["rng"][dist.rank])
+            restore_rng(rng, ck["rng"], dist, cfg.seed * 7919 + 104729 * step, emit)
         if dist.writer:
-            run.mkdir(parents=True, exist_ok=True)
-            if ck is None and force:
-                for old in ("checkpoint.pt", "metrics.jsonl"):
-                    (run / old).unlink(missing_ok=True)
-            _atomic_text(run / "config.json", json.dumps(asdict(cfg), indent=1))
-            _trim_metrics(run / "metrics.jsonl", step)
+            start_run_folder(run, cfg, step, fresh=ck is None and force)
         total = cfg.steps
 
         def ema_beta(step: int) -> float:
@@ -212,7 +189,7 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
             return diff_augment(x, rng) if cfg.augment else x
 
         def autocast():
-            return torch.autocast(device.type, dtype=amp) if amp is not None else _null()
+            return torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
 
         def fake_images(grad: bool):
             z = torch.randn(local, gcfg.z_dim, generator=rng).to(device)
@@ -223,14 +200,14 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
                     img = G.synthesis(w, noise=noise)
             return img.float(), w
 
-        def export() -> Path:
+        def export() -> None:
             model = ConvertedModel("image", "stylegan2", gcfg.to_dict(), {k: v.detach() for k, v in G_ema.state_dict().items()},
                                    {"format": "mocohd-train-image", "run": cfg.name, "step": step, "data": Path(cfg.data).name})
             store_model(model, cfg.name, str(run), overwrite=True)
-            return store.store_path("image", cfg.name)
 
         def save() -> None:
             states = dist.gather_objects(rng.get_state())
+            dist.check_in_sync(G, G_ema, D, step=step)
             if dist.writer:
                 _atomic_torch_save({"version": CHECKPOINT_VERSION, "kind": "image", "step": step,
                                     "config": json.dumps(asdict(cfg)), "G": G.state_dict(), "G_ema": G_ema.state_dict(),
@@ -249,13 +226,12 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
                 with torch.no_grad():
                     imgs = to_uint8(G_ema(fixed_z, noise_mode="const")).cpu().numpy()
                 path = run / "samples" / f"step_{step:07d}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                iio.imwrite(path, tile(imgs))
+                atomic_write_bytes(path, iio.imwrite("<bytes>", tile(imgs), extension=".png"))
                 emit("sample", {"path": path})
 
+        sampler.epoch, sampler.start = divmod(step, per_epoch)  # resume mid-epoch
         loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=EpochSampler(len(dataset), local, dist.rank, dist.world, cfg.seed,
-                                                epoch=step // per_epoch, start=step % per_epoch),
+            dataset, batch_sampler=sampler,
             num_workers=cfg.workers, pin_memory=device.type == "cuda", worker_init_fn=_ignore_interrupts,
             multiprocessing_context="spawn" if cfg.workers and dist.enabled else None)
         emit("start", {"run": run, "step": step, "total": total, "per_epoch": per_epoch, "images": len(dataset),
@@ -310,10 +286,3 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
     finally:
         dist.close()
 
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -43,7 +43,6 @@ class GANConfig:
     domain: str = "cross"  # "cross" | "in"
     frames: int = 16
     frame_size: int = 128
-    batch: int = 16  # per rank
     g_steps: int = 5
     lr: float = 1e-4
     beta1: float = 0.5
@@ -175,8 +174,6 @@ class MotionGAN:
             v_fake = self.D_V(self._flip_time(self.video_input(fake)))
         v_real, v_fake = _float(v_real), _float(v_fake)
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
-        if c.domain == "in":
-            g_img = _float_loss(g_img)
         loss = g_vid + g_img + c.w_match * l_match + c.w_mutual * l_mutual
         self._step("M", self.opt_M, loss, self.M.parameters())
         out.update(G_video=_item(g_vid), G_image=_item(g_img), mutual=_item(l_mutual))
@@ -249,10 +246,6 @@ class MotionGAN:
 
 def _float(outputs):
     return [[f.float() for f in scale] for scale in outputs]
-
-
-def _float_loss(x):
-    return x.float() if isinstance(x, torch.Tensor) else x
 
 
 def _item(x) -> float:

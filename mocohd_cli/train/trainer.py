@@ -38,6 +38,7 @@ import torch
 
 from .. import store
 from ..errors import MocohdError
+from ..runtime import enable_tf32
 from .distributed import Dist
 from .steps import GANConfig, MotionGAN
 
@@ -80,11 +81,6 @@ class TrainConfig:
     sample_videos: int = 4
     log_every: int = 10
     pca_samples: int = 1_000_000
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass
@@ -150,6 +146,55 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+def open_run(cfg, run: Path, resume: bool, force: bool, mutable: tuple[str, ...], what: str = "run") -> dict | None:
+    """Check a run folder before any work: with ``resume``, load its checkpoint and
+    take the run's settings into ``cfg`` (except the ``mutable`` ones given);
+    otherwise refuse to overwrite an existing run unless ``force``. Fails fast on
+    a data folder that does not exist, and records it as an absolute path (a
+    resume may start from another folder). Returns the checkpoint, or None."""
+    ckpt = run / "checkpoint.pt"
+    ck = None
+    if resume:
+        if not ckpt.is_file():
+            raise MocohdError(f"{what} '{cfg.name}' has no checkpoint to resume ({ckpt})")
+        ck = load_checkpoint(ckpt)
+        saved = json.loads(ck["config"])
+        for f in fields(cfg):
+            if f.name in saved and (f.name not in mutable or getattr(cfg, f.name) is None):
+                setattr(cfg, f.name, saved[f.name])
+    elif ckpt.exists() and not force:
+        raise MocohdError(f"{what} '{cfg.name}' already exists ({run}): pass --resume to continue it "
+                          "or --force to start over")
+    if cfg.data is not None:
+        if not Path(cfg.data).is_dir():
+            raise MocohdError(f"{cfg.data}: not a folder of videos or images")
+        cfg.data = str(Path(cfg.data).resolve())
+    return ck
+
+
+def start_run_folder(run: Path, cfg, step: int, fresh: bool) -> None:
+    """(Writer rank.) Create the run folder, clear an old run's files when starting over
+    (``fresh``), write config.json and drop metric lines past ``step``."""
+    run.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for old in ("checkpoint.pt", "metrics.jsonl"):
+            (run / old).unlink(missing_ok=True)
+        shutil.rmtree(run / "samples", ignore_errors=True)
+    _atomic_text(run / "config.json", json.dumps(asdict(cfg), indent=1))
+    _trim_metrics(run / "metrics.jsonl", step)
+
+
+def restore_rng(generator: torch.Generator, states: list, dist: Dist, reseed: int, emit) -> None:
+    """Each rank takes back its own random stream; with another number of
+    processes the streams restart from ``reseed`` (models and optimisers stay exact)."""
+    if len(states) == dist.world:
+        generator.set_state(states[dist.rank])
+    else:
+        generator.manual_seed(reseed + dist.rank)
+        emit("note", {"text": f"resumed with {dist.world} processes instead of {len(states)}: "
+                              "random streams restart (the models and optimisers are exact)"})
+
+
 def _ignore_interrupts(_worker_id: int) -> None:
     """Data workers ignore Ctrl-C (sent to the whole process group): the main
     process finishes its step and saves while they keep serving."""
@@ -186,27 +231,12 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         store.check_name(cfg.name)
         run = run_dir(cfg.name)
         ckpt_path = run / "checkpoint.pt"
-        ck = None
-        if resume:
-            if not ckpt_path.is_file():
-                raise MocohdError(f"run '{cfg.name}' has no checkpoint to resume ({ckpt_path})")
-            ck = load_checkpoint(ckpt_path)
-            saved = TrainConfig.from_dict(json.loads(ck["config"]))
-            for f in fields(TrainConfig):  # the run's settings, except what may change on resume
-                if f.name not in ("steps", "epochs", "device", "workers", "save_every", "sample_every", "log_every",
-                                  "sample_videos") or getattr(cfg, f.name) is None:
-                    setattr(cfg, f.name, getattr(saved, f.name))
-            if cfg.steps is None and saved.steps is not None:
-                cfg.steps = saved.steps
-        elif ckpt_path.exists() and not force:
-            raise MocohdError(f"run '{cfg.name}' already exists ({run}): pass --resume to continue it "
-                              "or --force to start over")
+        ck = open_run(cfg, run, resume, force, ("steps", "epochs", "device", "workers", "save_every", "sample_every",
+                                                 "log_every", "sample_videos"))
         if cfg.data is None or cfg.image is None:
             raise MocohdError("--data and --image are required for a new run")
-        if ck is None:  # paths are recorded absolute: a resume may start from another folder
-            cfg.data = str(Path(cfg.data).resolve())
-            if Path(cfg.image).exists():
-                cfg.image = str(Path(cfg.image).resolve())
+        if ck is None and Path(cfg.image).exists():  # a generator file: recorded absolute, like the data
+            cfg.image = str(Path(cfg.image).resolve())
         if cfg.domain not in ("cross", "in"):
             raise MocohdError("--domain must be cross or in")
         if cfg.batch < 1 or cfg.batch % dist.world:
@@ -216,10 +246,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
 
         device = dist.device
         precision = _resolve_precision(cfg.precision, device)
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-            torch.backends.cudnn.benchmark = True
+        enable_tf32(device)
 
         # ---------------------------------------------------------------- models
         G = load_image_generator(cfg.image, device=device)
@@ -249,7 +276,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         M.to(device)
         torch.manual_seed(cfg.seed + 1)
         gan = MotionGAN(G, M, GANConfig(
-            domain=cfg.domain, frames=cfg.frames, frame_size=frame_size, batch=cfg.batch // dist.world,
+            domain=cfg.domain, frames=cfg.frames, frame_size=frame_size,
             g_steps=cfg.g_steps, lr=cfg.lr, gp_weight=cfg.gp_weight, w_match=cfg.w_match, w_mutual=cfg.w_mutual,
             dv_channels=cfg.dv_channels, di_channels=cfg.di_channels, proj_dim=cfg.proj_dim, queue=cfg.queue,
             moco_momentum=cfg.moco_momentum, moco_temperature=cfg.moco_temperature, world_batch=cfg.batch,
@@ -265,9 +292,8 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         if not dist.writer:
             info = prepare(cfg.data, frame_size=frame_size, min_frames=span)
         dataset = ClipDataset(info.cache, frames=cfg.frames, time_step=cfg.time_step)
-        local_batch = cfg.batch // dist.world
-        probe = EpochSampler(len(dataset), local_batch, dist.rank, dist.world, cfg.seed)
-        per_epoch = probe.batches_per_epoch()
+        sampler = EpochSampler(len(dataset), cfg.batch // dist.world, dist.rank, dist.world, cfg.seed)
+        per_epoch = sampler.batches_per_epoch()
         total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
         if total < 1:
             raise MocohdError("--steps / --epochs must give at least one step")
@@ -277,36 +303,21 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         if ck is not None:
             gan.load_state_dict(ck["gan"])
             step = int(ck["step"])
-            states = ck["rng"]
-            if len(states) == dist.world:
-                gan.rng.set_state(states[dist.rank])
-            else:
-                gan.rng.manual_seed(cfg.seed * 7919 + dist.rank + 104729 * step)
-                emit("note", {"text": f"resumed with {dist.world} processes instead of {len(states)}: "
-                                      "random streams restart (the models and optimisers are exact)"})
+            restore_rng(gan.rng, ck["rng"], dist, cfg.seed * 7919 + 104729 * step, emit)
         if dist.writer:
-            run.mkdir(parents=True, exist_ok=True)
-            if ck is None and force:
-                for old in ("checkpoint.pt", "metrics.jsonl"):
-                    (run / old).unlink(missing_ok=True)
-                shutil.rmtree(run / "samples", ignore_errors=True)
-            _atomic_text(run / "config.json", json.dumps(asdict(cfg), indent=1))
-            _trim_metrics(run / "metrics.jsonl", step)
+            start_run_folder(run, cfg, step, fresh=ck is None and force)
         ident = {"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]}
 
-        def export() -> Path:
+        def export() -> None:
             from ..models import store_model
 
             model = motion_model(gan.M, ident, {"format": "mocohd-train", "run": cfg.name, "step": step,
                                                 "domain": cfg.domain, "data": Path(cfg.data).name})
             store_model(model, cfg.name, str(run), overwrite=True)
-            return store.store_path("motion", cfg.name)
 
         def save() -> None:
             states = dist.gather_objects(gan.rng.get_state())
-            digests = dist.gather_objects(_digest(gan))
-            if len(set(digests)) > 1:  # every rank must hold the same models: a bug or a broken collective
-                raise MocohdError(f"the processes' models differ at step {step} ({len(set(digests))} versions)")
+            dist.check_in_sync(gan.M, gan.D_V, gan.D_I, step=step)
             if dist.writer:
                 _atomic_torch_save({"version": CHECKPOINT_VERSION, "step": step, "config": json.dumps(asdict(cfg)),
                                     "gan": gan.state_dict(), "rng": states}, ckpt_path)
@@ -319,9 +330,9 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                 path = _write_samples(gan, G, run / "samples" / f"step_{step:07d}.mp4", cfg)
                 emit("sample", {"path": path})
 
+        sampler.epoch, sampler.start = divmod(step, per_epoch)  # resume mid-epoch
         loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=EpochSampler(len(dataset), local_batch, dist.rank, dist.world, cfg.seed,
-                                                epoch=step // per_epoch, start=step % per_epoch),
+            dataset, batch_sampler=sampler,
             num_workers=cfg.workers, pin_memory=device.type == "cuda", worker_init_fn=_ignore_interrupts,
             persistent_workers=False, multiprocessing_context="spawn" if cfg.workers and dist.enabled else None)
         emit("start", {"run": run, "step": step, "total": total, "per_epoch": per_epoch, "videos": len(dataset),
@@ -348,7 +359,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
 class Loop:
     """What a training loop does after each step, the same for every trainer:
     mean losses to metrics.jsonl every ``log_every`` steps, a 'step' event,
-    a stop on a non-finite loss (after saving), sample output, a clean stop
+    a stop on a non-finite loss (keeping the last good checkpoint), sample output, a clean stop
     on Ctrl-C (every rank agrees), periodic and final checkpoints."""
 
     def __init__(self, run: Path, dist: Dist, cfg, per_epoch: int, emit, save, sample, hint: str):
@@ -371,10 +382,9 @@ class Loop:
                                                              "it_s": self.count / dt, **self.last})
             self.sums, self.count, self.t0 = {}, 0, time.perf_counter()
         self.emit("step", {"step": step, "total": total, "losses": losses})
-        if dist.any(not all(math.isfinite(v) for v in losses.values())):
-            self.save()
-            raise MocohdError(f"training diverged at step {step} (a loss is not finite); the checkpoint holds "
-                              f"the state: {self.hint}")
+        if dist.any(not all(math.isfinite(v) for v in losses.values())):  # the last checkpoint stays as it was
+            raise MocohdError(f"training diverged at step {step} (a loss is not finite); {self.hint}, "
+                              "and --resume from the last checkpoint")
         if step % cfg.sample_every == 0:
             self.sample()
         if dist.any(stop.set) and step < total:
@@ -388,17 +398,6 @@ class Loop:
     def finish(self, step: int) -> None:
         if not self.interrupted and step % self.cfg.sample_every:
             self.sample()
-
-
-def _digest(gan: MotionGAN) -> str:
-    """A checksum of the trained models' parameters (equal on every rank when in sync)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for module in (gan.M, gan.D_V, gan.D_I):
-        for p in module.parameters():
-            h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def _append_metrics(path: Path, record: dict) -> None:
