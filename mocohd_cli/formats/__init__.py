@@ -6,6 +6,7 @@
     canonical .safetensors   our own files
     rosinality .pt           torch.save of {'g_ema': state_dict, 'latent_avg': ...}
     NVIDIA .pkl              stylegan2-ada-pytorch network pickle (safe unpickler)
+    BigGAN-deep .bin         pytorch-pretrained-BigGAN state dict (+ config.json beside it)
     PCA folder / .npy        MoCoGAN-HD's pca_comp.npy, pca_stdev.npy, ... (allow_pickle=False)
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import MocohdError, a
-from . import canonical, nvidia, rosinality
+from . import biggan, canonical, nvidia, rosinality
 
 # torch.save's legacy (non-zip) files start with a pickled magic number.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
@@ -78,6 +79,13 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     if fmt == "torch":
         reader = rosinality
         obj = rosinality.read_torch_file(path)
+        if biggan.is_biggan(obj):
+            try:
+                config, tensors, notes = biggan.convert(obj, biggan.read_config_json(path))
+            except MocohdError as e:
+                raise MocohdError(f"{path}: {e}") from e
+            source.update(format=biggan.FORMAT, **notes)
+            return ConvertedModel("image", biggan.FAMILY, config, tensors, source)
         if isinstance(obj, dict) and any(str(k).removeprefix("module.") == "enc_cell.weight_ih" for k in obj):
             raise MocohdError(f"{path}: an official MoCoGAN-HD motion checkpoint: import it with --pca DIR "
                               "(the folder with its pca_comp.npy and pca_stdev.npy)")
@@ -85,7 +93,7 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         reader = nvidia
         obj = nvidia.read_pickle(path)
     else:
-        raise MocohdError(f"{path}: unrecognised file format (expected .safetensors, a rosinality .pt or an NVIDIA .pkl)")
+        raise MocohdError(f"{path}: unrecognised file format (expected .safetensors, a rosinality .pt, an NVIDIA .pkl or a BigGAN-deep .bin)")
     try:
         config, tensors, notes = reader.convert(obj)
     except MocohdError as e:
@@ -100,4 +108,4 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     return ConvertedModel("image", "stylegan2", config, tensors, source)
 
 
-__all__ = ["ConvertedModel", "read_any", "sniff", "canonical", "nvidia", "rosinality"]
+__all__ = ["ConvertedModel", "read_any", "sniff", "biggan", "canonical", "nvidia", "rosinality"]

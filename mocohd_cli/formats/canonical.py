@@ -33,7 +33,7 @@ from ..errors import MocohdError
 FORMAT_VERSION = 1
 KINDS = ("image", "motion", "pca")
 SUFFIX = ".safetensors"
-BUFFER_SUFFIXES = ("noise_const", "w_avg")  # stored state that is not a learned parameter
+BUFFER_SUFFIXES = ("noise_const", "w_avg", "running_mean", "running_var")  # stored state that is not a learned parameter
 
 
 @dataclass

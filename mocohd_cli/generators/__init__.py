@@ -1,14 +1,18 @@
 """Image generator families. Each family is a config dataclass plus an nn.Module
-that exposes ``z_dim``, ``w_dim``, ``resolution``, ``num_ws``, ``mapping(z)``
-and ``synthesis(w, noise_mode=...)``."""
+that exposes ``z_dim``, ``w_dim``, ``c_dim`` (0: unconditional; else the size of
+the class vector), ``resolution``, ``num_ws``, ``mapping(z)`` and
+``synthesis(w, noise=...)``; a conditional one's synthesis also takes ``c``
+and ``truncation`` (``synthesis_kwargs`` builds them)."""
 
 from __future__ import annotations
 
 from ..errors import MocohdError
+from .biggan import BigGANConfig, BigGANGenerator
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 FAMILIES = {
     "stylegan2": (StyleGAN2Config, StyleGAN2Generator),
+    "biggan-deep": (BigGANConfig, BigGANGenerator),
 }
 
 
@@ -24,4 +28,14 @@ def build_generator(family: str, config: dict):
     return module_cls(cfg)
 
 
-__all__ = ["FAMILIES", "StyleGAN2Config", "StyleGAN2Generator", "build_generator"]
+def synthesis_kwargs(G, c=None, truncation: float = 1.0) -> dict:
+    """The extra arguments of ``G.synthesis``: none for an unconditional generator;
+    the class vectors ``c`` [B, c_dim] and the truncation for a conditional one."""
+    if not getattr(G, "c_dim", 0):
+        return {}
+    if c is None:
+        raise MocohdError(f"the {G.family} generator is class-conditional: give a class")
+    return {"c": c, "truncation": truncation}
+
+
+__all__ = ["FAMILIES", "BigGANConfig", "BigGANGenerator", "synthesis_kwargs", "StyleGAN2Config", "StyleGAN2Generator", "build_generator"]

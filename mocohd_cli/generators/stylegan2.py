@@ -317,6 +317,7 @@ class StyleGAN2Generator(nn.Module):
 
     z_dim = property(lambda self: self.cfg.z_dim)
     w_dim = property(lambda self: self.cfg.w_dim)
+    c_dim = 0  # unconditional
     resolution = property(lambda self: self.cfg.resolution)
     num_ws = property(lambda self: self.cfg.num_ws)
     img_channels = property(lambda self: self.cfg.img_channels)
