@@ -103,8 +103,13 @@ def info(
     ]
     if "resolution" in cfg:
         rows.append(("resolution", f"{cfg['resolution']} x {cfg['resolution']}"))
-    if "z_dim" in cfg:
+    if "z_dim" in cfg and "w_dim" in cfg:
         rows.append(("latent", f"z {cfg['z_dim']}, w {cfg['w_dim']}"))
+    if m.family == "biggan-deep":
+        rows.append(("latent", f"z {cfg['z_dim']} (truncated normal), {cfg['num_classes']} classes "
+                               f"(embedding {cfg['embed_dim']})"))
+        rows.append(("channels", f"width {cfg['channel_width']}, {len(cfg['layers'])} blocks, "
+                                 f"self-attention before block {cfg['attention']}, {cfg['n_stats']} truncation statistics"))
     if "channel_base" in cfg:
         rows.append(("channels", f"base {cfg['channel_base']}, max {cfg['channel_max']}, mapping layers {cfg.get('mapping_layers')}"))
     if m.kind == "motion" and "n_pca" in cfg:
@@ -252,6 +257,10 @@ def render(
     dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16 or fp16 synthesis."),
     batch: int = typer.Option(8, "--batch", help="Frames per generator forward."),
     fmt: Optional[str] = typer.Option(None, "--format", help="mp4, webm, gif or png (default: from OUT)."),
+    classes: Optional[list[str]] = typer.Option(None, "--class", help="BigGAN: class number or ImageNet name "
+                                                "(golden_retriever); repeat or comma-separate for one per video."),
+    class_to: Optional[str] = typer.Option(None, "--class-to", help="BigGAN: move each video's class vector "
+                                           "linearly to this class over the video."),
 ):
     """Render videos: a motion model walks the latent space of an image generator."""
     import time
@@ -279,7 +288,8 @@ def render(
     try:
         result = render_videos(output, motion=motion, image=image, frames=frames, videos=videos, grid=grid, seed=seed,
                                fps=fps, truncation=truncation, noise=noise, interpolate=interpolate, device=device,
-                               dtype=dtype, batch=batch, fmt=fmt, on_start=started, on_frame=advanced)
+                               dtype=dtype, batch=batch, fmt=fmt, on_start=started, on_frame=advanced,
+                               classes=classes, class_to=class_to)
     finally:
         bar.stop()
     elapsed = time.perf_counter() - t0
@@ -355,6 +365,9 @@ def train(
     queue: int = typer.Option(4096, "--queue", help="Contrastive queue length (cross-domain)."),
     pca_samples: int = typer.Option(1_000_000, "--pca-samples", help="Samples of the PCA fit, when the generator has no cached basis."),
     init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from this motion model."),
+    classes: Optional[list[str]] = typer.Option(None, "--class", help="BigGAN: the class(es) of the fake videos, "
+                                                "numbers or ImageNet names (default: all classes)."),
+    truncation: float = typer.Option(1.0, "--truncation", help="Truncation of the fake clips (BigGAN: 0.4-1; render with the same)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run --name (or the data folder's) from its checkpoint."),
     force: bool = typer.Option(False, "--force", help="Start the run over if it exists."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random stream."),
@@ -380,7 +393,9 @@ def train(
                       g_steps=g_steps, n_pca=n_pca, h_dim=h_dim, w_residual=w_residual, w_match=w_match, w_mutual=w_mutual,
                       gp_weight=gp_weight, dv_channels=dv_channels, di_channels=di_channels, queue=queue, init=init,
                       seed=seed, device=device, precision=precision, workers=workers, save_every=save_every,
-                      sample_every=sample_every, log_every=log_every, pca_samples=pca_samples)
+                      sample_every=sample_every, log_every=log_every, pca_samples=pca_samples,
+                      classes=classes or None, truncation=truncation)
+
     def started(info):
         return (f"run [bold]{info['run'].name}[/bold] ({info['run']}): {info['domain']}-domain, {info['videos']} videos, "
                 f"{info['n_pca']} PCA directions, {info['frame_size']} px frames, {info['per_epoch']} steps per epoch")

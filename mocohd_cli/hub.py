@@ -34,6 +34,8 @@ class HubFile:
     kind: str | None = None
     revision: str | None = None
     sha256: str | None = None
+    extra: tuple[str, ...] = ()  # files downloaded beside ``filename`` (same revision) before converting it
+    extra_required: bool = True  # False: an extra file the repo lacks is skipped
 
 
 def parse_target(target: str, name: str | None = None, revision: str | None = None) -> HubFile:
@@ -42,8 +44,11 @@ def parse_target(target: str, name: str | None = None, revision: str | None = No
     if m:
         path = m.group("path") or _single_model_file(m.group("repo"), revision)
         stem = Path(path).name.split(".")[0]
+        extra = (str(Path(path).with_name("config.json").as_posix()),) if Path(path).name == "pytorch_model.bin" else ()
+        if stem == "pytorch_model":  # a BigGAN port repo: name the model after the repo
+            stem = m.group("repo").split("/")[1].lower()
         return HubFile(m.group("repo"), path, store.check_name(name or re.sub(r"[^A-Za-z0-9._-]", "-", stem)),
-                       revision=revision)
+                       revision=revision, extra=extra, extra_required=False)
     entries = [e for e in store.registry_entries(target) if e.repo_id]
     if not entries:
         known = sorted({e.name for e in store.registry() if e.repo_id})
@@ -51,7 +56,7 @@ def parse_target(target: str, name: str | None = None, revision: str | None = No
         raise MocohdError(f"'{target}' is not a model on the Hub registry{hint}; use hf://OWNER/REPO/PATH for any Hub file")
     e = entries[0]
     return HubFile(e.repo_id, e.filename, store.check_name(name or e.name), kind=e.kind,
-                   revision=revision or e.revision, sha256=e.sha256)
+                   revision=revision or e.revision, sha256=e.sha256, extra=tuple(e.extra_files))
 
 
 def _single_model_file(repo_id: str, revision: str | None) -> str:
@@ -168,6 +173,12 @@ def fetch(target: str, name: str | None = None, revision: str | None = None, for
         if h is not None:
             return h, False
     path, commit = download(f, force=force)
+    for extra in f.extra:  # at the commit just downloaded, so they land in the same snapshot folder
+        try:
+            download(HubFile(f.repo_id, extra, f.name, revision=commit or f.revision), force=force)
+        except MocohdError:
+            if f.extra_required:
+                raise
     sha = canonical.file_sha256(path)
     if f.sha256 and sha != f.sha256.lower():
         raise MocohdError(f"{f.repo_id}/{f.filename}: sha256 {sha[:16]}... does not match the registry's "

@@ -23,8 +23,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .errors import MocohdError
+from .generators import synthesis_kwargs
 
 NOISE_MODES = ("fixed", "random", "off")
 FORMATS = ("mp4", "webm", "gif", "png")
@@ -62,13 +64,28 @@ def trajectory_chunks(M, w1: torch.Tensor, frames: int, interpolate: int = 1, ch
         yield ws
 
 
+def video_classes(G, videos: int, seed: int = 0, classes: list[int] | None = None) -> list[int]:
+    """The class of each video: ``classes`` in turn, or drawn from the seed (its own stream)."""
+    if classes:
+        for k in classes:
+            if not 0 <= k < G.c_dim:
+                raise MocohdError(f"class {k} is out of range: this generator has classes 0..{G.c_dim - 1}")
+        return [classes[v % len(classes)] for v in range(videos)]
+    return torch.randint(G.c_dim, (videos,), generator=_generator(seed, 3)).tolist()
+
+
 def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation: float = 1.0, noise: str = "fixed",
-                  interpolate: int = 1, batch: int = 8, dtype: torch.dtype | None = None) -> Iterator[torch.Tensor]:
+                  interpolate: int = 1, batch: int = 8, dtype: torch.dtype | None = None,
+                  classes: list[int] | None = None, class_to: int | None = None) -> Iterator[torch.Tensor]:
     """Yield the videos' frames one time step at a time: [videos, H, W, 3] uint8 (CPU).
 
     ``M`` is moved to G's device. Same seed, same frames (on the same machine and device). ``noise``:
     'fixed' (per-layer noise drawn once per video, shared by its frames),
     'random' (drawn for every frame) or 'off'.
+
+    Class-conditional generators (BigGAN): video v shows class ``classes[v % len(classes)]``
+    (``video_classes`` draws them when None); with ``class_to`` the class vector moves
+    linearly from that class to ``class_to`` over the video.
     """
     if noise not in NOISE_MODES:
         raise MocohdError(f"--noise must be one of {', '.join(NOISE_MODES)}")
@@ -79,6 +96,15 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     device = next(G.parameters()).device
     M = M.to(device)
     z_gen, eps_gen, noise_gen = _generator(seed, 0), _generator(seed, 1), _generator(seed, 2)
+    total = (frames - 1) * interpolate + 1
+    start = end = None
+    if G.c_dim:
+        labels = video_classes(G, videos, seed, classes)
+        start = F.one_hot(torch.tensor(labels), G.c_dim).float().to(device)  # [videos, c_dim]
+        end = start if class_to is None else F.one_hot(torch.tensor(class_to), G.c_dim).float().to(device).expand_as(start)
+    elif classes or class_to is not None:
+        raise MocohdError(f"--class is for class-conditional generators (BigGAN); this {G.family} generator is unconditional")
+    done = 0
     with torch.no_grad():
         w1 = G.mapping(torch.randn(videos, G.z_dim, generator=z_gen).to(device))
         fixed = G.synthesis.make_noise(videos, generator=noise_gen, device=device) if noise == "fixed" else None
@@ -89,6 +115,10 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
             steps = ws.shape[1]
             flat = ws.transpose(0, 1).reshape(steps * videos, -1)  # time-major: frame t of every video
             video_of = torch.arange(videos, device=device).repeat(steps)
+            if start is not None:  # class vectors, frame by frame: [steps * videos, c_dim]
+                alpha = (torch.arange(done, done + steps, device=device, dtype=torch.float32) / max(total - 1, 1))
+                cs = torch.lerp(start[None], end[None], alpha[:, None, None]).reshape(steps * videos, -1)
+            done += steps
             images = []
             for i in range(0, flat.shape[0], batch):
                 sel = video_of[i : i + batch]
@@ -99,7 +129,8 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
                     maps = [torch.cat(layer) for layer in zip(*per_frame)]
                 else:
                     maps = [None] * len(fixed or G.synthesis.layers())
-                images.append(to_uint8(G.synthesis(flat[i : i + batch], noise=maps, dtype=dtype)).cpu())
+                cond = synthesis_kwargs(G, cs[i : i + batch], truncation) if start is not None else {}
+                images.append(to_uint8(G.synthesis(flat[i : i + batch], noise=maps, dtype=dtype, **cond)).cpu())
             images = torch.cat(images).reshape(steps, videos, *images[0].shape[1:])
             yield from images
 
@@ -281,6 +312,8 @@ def render(
     fmt: str | None = None,
     on_start: Callable[[int, str | None], None] | None = None,
     on_frame: Callable[[int], None] | None = None,
+    classes: list[str | int] | None = None,
+    class_to: str | int | None = None,
 ) -> RenderResult:
     """Render ``videos`` videos of ``frames`` motion steps with a motion model and an image generator.
 
@@ -288,6 +321,10 @@ def render(
     are re-expressed in this generator's PCA basis (computed and cached on
     first use). ``on_start(total_frames, note)`` and ``on_frame(frames_done)``
     report progress (frames of all videos together).
+
+    ``classes`` (numbers or ImageNet names) and ``class_to`` are for class-conditional
+    generators (BigGAN); without ``classes``, the classes the motion model was trained
+    on with this generator, else classes drawn from the seed.
     """
     from .models import load_image_generator
     from .motion import load_motion
@@ -309,9 +346,27 @@ def render(
         M = M.retarget(basis.components, basis.stdev)
         note = (f"cross-domain: motion trained with '{M.image.get('image_name', '?')}' re-expressed in the PCA basis "
                 f"of '{G.identity['name']}' (direction k -> direction k, scaled by its stdev)")
+    labels, label_to = None, None
+    if G.c_dim:
+        from .generators.biggan import describe_class, parse_class, parse_classes
+
+        if not 0 < truncation <= 1:
+            raise MocohdError(f"--truncation must be in (0, 1] for {G.family} (its stored batch-norm statistics), got {truncation}")
+        labels = parse_classes(classes, G.c_dim) or None
+        label_to = parse_class(class_to, G.c_dim) if class_to is not None else None
+        if labels is None and M.source.get("classes") and source_sha == G.identity["weights_sha256"]:
+            labels = [int(k) for k in M.source["classes"]]
+        shown = sorted(set(video_classes(G, videos, seed, labels)))
+        line = "class " + ", ".join(describe_class(k, G.c_dim) for k in shown[:8]) + (", ..." if len(shown) > 8 else "")
+        if label_to is not None:
+            line += f" -> {describe_class(label_to, G.c_dim)}"
+        note = f"{note}\n{line}" if note else line
+    elif classes or class_to is not None:
+        raise MocohdError(f"--class is for class-conditional generators (BigGAN); '{image}' is unconditional")
     total = (frames - 1) * interpolate + 1
     if on_start:
         on_start(total * videos, note)
-    stream = render_frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, DTYPES[dtype])
+    stream = render_frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, DTYPES[dtype],
+                           classes=labels, class_to=label_to)
     paths, count, size = write_videos(stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos)))
     return RenderResult(paths, count, size, note)

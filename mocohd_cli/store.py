@@ -96,6 +96,7 @@ class RegistryEntry:
     file: str | None = None  # shipped in weights/
     repo_id: str | None = None  # on the Hugging Face Hub
     filename: str | None = None
+    extra_files: list[str] = field(default_factory=list)  # fetched beside filename (e.g. BigGAN's config.json)
     format: str | None = None
     revision: str | None = None
     sha256: str | None = None

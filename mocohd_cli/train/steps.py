@@ -35,6 +35,7 @@ from .. import losses
 from ..augment import warp
 from ..discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscriminator, MultiscaleVideoDiscriminator,
                               SNResNetDiscriminator)
+from ..generators import synthesis_kwargs
 from .distributed import Dist
 
 
@@ -58,6 +59,8 @@ class GANConfig:
     moco_temperature: float = 0.07
     world_batch: int = 16
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16"
+    classes: tuple[int, ...] | None = None  # class-conditional G: each video's class is drawn from these (None: all)
+    truncation: float = 1.0  # trajectories lerped toward w_avg (and BigGAN's batch-norm statistics), as in rendering
 
 
 def _amp_dtype(precision: str):
@@ -119,10 +122,18 @@ class MotionGAN:
             w1 = G.mapping(z)
         eps = self.M.draw_eps(batch, c.frames - 1, self.rng).to(self.device)
         ws, eps, eps_rec = self.M(w1, c.frames, eps=eps, return_eps=True)
+        if c.truncation != 1:
+            ws = G.mapping.w_avg.lerp(ws, c.truncation)
         noise = G.synthesis.make_noise(batch, generator=self.rng, device=self.device)
         noise = [n.repeat_interleave(c.frames, 0) for n in noise]  # one draw per video, shared by its frames
+        cond = {}
+        if G.c_dim:  # one class per video
+            pool = torch.tensor(c.classes) if c.classes else torch.arange(G.c_dim)
+            labels = pool[torch.randint(len(pool), (batch,), generator=self.rng)]
+            onehot = F.one_hot(labels, G.c_dim).float().to(self.device).repeat_interleave(c.frames, 0)
+            cond = synthesis_kwargs(G, onehot, c.truncation)
         with self.autocast():
-            img = G.synthesis(ws.reshape(batch * c.frames, -1), noise=noise)
+            img = G.synthesis(ws.reshape(batch * c.frames, -1), noise=noise, **cond)
         img = img.float()
         if img.shape[-1] != c.frame_size:
             img = F.interpolate(img, size=(c.frame_size, c.frame_size), mode="area")

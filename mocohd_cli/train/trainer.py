@@ -72,6 +72,8 @@ class TrainConfig:
     moco_momentum: float = 0.999
     moco_temperature: float = 0.07
     init: str | None = None  # motion model to fine-tune from
+    classes: list | None = None  # class-conditional generators (BigGAN): numbers or ImageNet names; None: all
+    truncation: float = 1.0  # of the fake clips (BigGAN: also its batch-norm statistics)
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 on CUDA when supported, else fp32
@@ -254,6 +256,18 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         if frame_size > G.resolution:
             raise MocohdError(f"--frame-size {frame_size} exceeds the image generator's resolution ({G.resolution})")
         cfg.frame_size = frame_size
+        labels = None
+        if G.c_dim:
+            from ..generators.biggan import parse_classes
+
+            labels = tuple(parse_classes(cfg.classes, G.c_dim)) or None
+            cfg.classes = list(labels) if labels else None
+            if not 0 < cfg.truncation <= 1:
+                raise MocohdError(f"--truncation must be in (0, 1] for {G.family}, got {cfg.truncation}")
+        elif cfg.classes:
+            raise MocohdError(f"--class is for class-conditional generators (BigGAN); '{cfg.image}' is unconditional")
+        if cfg.truncation <= 0:
+            raise MocohdError("--truncation must be positive")
         if dist.writer:
             basis, _, computed = pca_for(cfg.image, G=G, samples=cfg.pca_samples)
             if computed:
@@ -280,7 +294,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
             g_steps=cfg.g_steps, lr=cfg.lr, gp_weight=cfg.gp_weight, w_match=cfg.w_match, w_mutual=cfg.w_mutual,
             dv_channels=cfg.dv_channels, di_channels=cfg.di_channels, proj_dim=cfg.proj_dim, queue=cfg.queue,
             moco_momentum=cfg.moco_momentum, moco_temperature=cfg.moco_temperature, world_batch=cfg.batch,
-            precision=precision), dist, seed=cfg.seed)
+            precision=precision, classes=labels, truncation=cfg.truncation), dist, seed=cfg.seed)
 
         # ---------------------------------------------------------------- data
         span = (cfg.frames - 1) * cfg.time_step + 1
@@ -312,7 +326,9 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
             from ..models import store_model
 
             model = motion_model(gan.M, ident, {"format": "mocohd-train", "run": cfg.name, "step": step,
-                                                "domain": cfg.domain, "data": Path(cfg.data).name})
+                                                "domain": cfg.domain, "data": Path(cfg.data).name,
+                                                **({"classes": cfg.classes} if cfg.classes else {}),
+                                                **({"truncation": cfg.truncation} if cfg.truncation != 1 else {})})
             store_model(model, cfg.name, str(run), overwrite=True)
 
         def save() -> None:
@@ -428,7 +444,8 @@ def _write_samples(gan: MotionGAN, G, path: Path, cfg: TrainConfig) -> Path:
     was = M.training
     M.eval()
     try:
-        frames = render_frames(M, G, frames=2 * cfg.frames, videos=cfg.sample_videos, seed=cfg.seed)
+        frames = render_frames(M, G, frames=2 * cfg.frames, videos=cfg.sample_videos, seed=cfg.seed,
+                               truncation=cfg.truncation, classes=gan.cfg.classes and list(gan.cfg.classes))
         path.parent.mkdir(parents=True, exist_ok=True)
         write_videos(frames, path, "mp4", 8.0, cfg.sample_videos, grid=True)
     finally:
