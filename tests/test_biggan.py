@@ -270,3 +270,14 @@ def test_class_names_and_numbers():
     with pytest.raises(MocohdError, match="give a number"):
         parse_class("tench", 10)
     assert parse_class("9", 10) == 9
+
+
+def test_legacy_torch_file_is_read(tmp_path, ref):
+    """The 2019 port wrote .bin files with torch.save's legacy (non-zip) serialisation."""
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    torch.save(ref.state_dict(), folder / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    assert (folder / "pytorch_model.bin").read_bytes()[:2] == b"\x80\x02"
+    model = read_any(folder / "pytorch_model.bin")
+    zipped = read_any(save_port_files(tmp_path / "zip", ref, with_config=False))
+    assert model.family == "biggan-deep" and all(torch.equal(model.tensors[k], v) for k, v in zipped.tensors.items())
