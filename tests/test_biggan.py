@@ -281,3 +281,45 @@ def test_legacy_torch_file_is_read(tmp_path, ref):
     model = read_any(folder / "pytorch_model.bin")
     zipped = read_any(save_port_files(tmp_path / "zip", ref, with_config=False))
     assert model.family == "biggan-deep" and all(torch.equal(model.tensors[k], v) for k, v in zipped.tensors.items())
+
+
+def test_the_demo_motion_drives_biggan_cross_domain(tmp_path, capsys):
+    """`mocohd render --image biggan-deep-128 --class 207 out.mp4` with the shipped 128-d demo motion."""
+    import imageio.v3 as iio
+
+    from .test_cli import run
+
+    cfg = dict(TINY, z_dim=128, class_embed_dim=128)
+    path = save_port_files(tmp_path / "p", make_reference(cfg, seed=3), config=cfg)
+    code, out, err = run(capsys, "import", str(path), "--name", "biggan-deep-128")
+    assert code == 0, err
+    code, out, err = run(capsys, "render", str(tmp_path / "out.mp4"), "--image", "biggan-deep-128", "--class", "207",
+                         "-n", "6", "--truncation", "0.5")
+    assert code == 0, err
+    assert "cross-domain" in err and "207 golden retriever" in err
+    frames = iio.imread(tmp_path / "out.mp4")
+    assert frames.shape == (6, 32, 32, 3) and frames.std() > 1
+
+
+def test_sample_images_example_with_a_class(tmp_path, ref):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import imageio.v3 as iio
+
+    path = save_port_files(tmp_path / "p", ref)
+    script = Path(__file__).resolve().parents[1] / "examples" / "sample_images.py"
+    p = subprocess.run([sys.executable, str(script), str(tmp_path / "s.png"), "--image", str(path), "--class",
+                        "golden_retriever", "-n", "2", "--device", "cpu", "--truncation", "0.5"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    img = iio.imread(tmp_path / "s.png")
+    assert img.shape == (32, 64, 3)
+    G = load_image_generator(path)
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = G.synthesis(G.mapping(z, truncation_psi=0.5), F.one_hot(torch.tensor([207, 207]), 1000).float(),
+                               truncation=0.5)
+    expected = ((torch.cat(list(expected), dim=2).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
+    assert (torch.from_numpy(img).int() - expected.int()).abs().max() <= 1
