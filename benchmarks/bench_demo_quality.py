@@ -21,11 +21,12 @@ rendered by an image generator + motion model pair. We report
              distance between first frames of different videos: small when a video
              keeps its face and background, ~1 when it morphs into another one.
 
-for each model pair given (``--pair NAME IMAGE MOTION``, repeatable), plus the real
-videos themselves as the reference row.
+for each model pair given (``--pair NAME IMAGE MOTION``, repeatable; MOTION ``init:M``
+is M's architecture and basis with the official initialisation, untrained), plus
+held-out real videos as the reference row.
 
-    python benchmarks/bench_demo_quality.py --pair trained demo demo \\
-        --pair untrained /tmp/old/stylegan2-demo.safetensors /tmp/old/motion-demo.safetensors
+    python benchmarks/bench_demo_quality.py --pair trained demo demo --pair "motion untrained" demo init:demo \\
+        --pair placeholders /tmp/old/stylegan2-demo.safetensors /tmp/old/motion-demo.safetensors
 """
 
 from __future__ import annotations
@@ -80,10 +81,23 @@ def real_videos(n: int, frames: int, size: int, time_step: int, seed: int) -> np
     return np.stack([talking_head(seed + i, span, size)[::time_step] for i in range(n)])
 
 
+def untrained_like(motion: str):
+    """A motion model with ``motion``'s architecture and basis but the official initialisation (seed 0)."""
+    from mocohd_cli import load_motion
+    from mocohd_cli.motion.generator import MotionGenerator
+
+    ref = load_motion(motion)
+    torch.manual_seed(0)
+    M = MotionGenerator(ref.cfg, ref.pca_components, ref.pca_stdev).eval()
+    M.image = ref.image
+    return M
+
+
 def fake_videos(image: str, motion: str, n: int, frames: int, seed: int) -> tuple[np.ndarray, float]:
     from mocohd_cli import load_image_generator, load_motion, render_frames
 
-    G, M = load_image_generator(image), load_motion(motion)
+    G = load_image_generator(image)
+    M = untrained_like(motion[len("init:"):]) if motion.startswith("init:") else load_motion(motion)
     t0 = time.perf_counter()
     out = np.stack([f.numpy() for f in render_frames(M, G, frames=frames, videos=n, seed=seed, batch=32)], axis=1)
     return out, time.perf_counter() - t0

@@ -161,7 +161,7 @@ def test_official_checkpoint_needs_its_pca(tmp_path, capsys):
     code, out, err = run(capsys, "import", str(pth), "--name", "m", "--pca", str(pca_dir))
     assert code == 0, err
     code, _, err = run(capsys, "import", str(pth), "--name", "m2", "--pca", str(pca_dir), "--image", "demo")
-    assert code == 1 and "w size" in err  # demo's w is 512, this model's 12
+    assert code == 1 and "w size" in err  # demo's w is 128, this model's 12
 
 
 def test_motion_file_round_trip_with_image_identity(tmp_path):
@@ -172,7 +172,7 @@ def test_motion_file_round_trip_with_image_identity(tmp_path):
     assert M2.image == {"image_name": "g", "image_sha256": "ab" * 32}
     for k, v in M.state_dict().items():
         assert torch.equal(v, M2.state_dict()[k]), k
-    assert load_motion("demo").cfg.n_pca == 384  # the shipped default motion
+    assert load_motion("demo").cfg.n_pca == 64  # the shipped default motion
     G = _tiny_image()
     canonical.save_model(store.store_path("image", "imgonly"), G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
     with pytest.raises(MocohdError, match="'imgonly' is an image model"):

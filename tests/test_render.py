@@ -134,7 +134,7 @@ def test_cross_domain_re_expression(tmp_path, pair):
 def test_mismatched_latent_sizes_are_one_line(tmp_path, pair, capsys):
     _, m = pair
     code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", "demo", "-n", "2")
-    assert code == 1 and "16-d latent space" in err and "512-d" in err
+    assert code == 1 and "16-d latent space" in err and "128-d" in err
     assert len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.mp4"))
 

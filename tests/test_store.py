@@ -32,7 +32,7 @@ def test_shipped_demo_resolves_and_loads():
     assert r.origin == "shipped" and r.path.name == "stylegan2-demo.safetensors"
     assert store.resolve("stylegan2-demo").path == r.path  # alias
     G = load_image_generator("demo")
-    assert (G.resolution, G.w_dim) == (64, 512) and not G.training
+    assert (G.resolution, G.w_dim) == (64, 128) and not G.training
     assert not any(p.requires_grad for p in G.parameters())
     with torch.no_grad():
         img = G.synthesis(G.mapping(torch.randn(1, G.z_dim)))
