@@ -30,7 +30,6 @@ device = next(G.parameters()).device
 gen = torch.Generator().manual_seed(args.seed)
 z = torch.randn(args.n, G.z_dim, generator=gen).to(device)
 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
-extra = {}
 if G.c_dim:  # class-conditional (BigGAN): one class for all, or one drawn per image
     labels = [parse_class(args.klass, G.c_dim)] * args.n if args.klass else torch.randint(G.c_dim, (args.n,), generator=gen).tolist()
     extra = {"c": one_hot(labels, G.c_dim, device), "truncation": args.truncation}

@@ -23,10 +23,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import MocohdError
 from .generators import synthesis_kwargs
+from .generators.biggan import one_hot
 
 NOISE_MODES = ("fixed", "random", "off")
 FORMATS = ("mp4", "webm", "gif", "png")
@@ -100,8 +100,8 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     start = end = None
     if G.c_dim:
         labels = video_classes(G, videos, seed, classes)
-        start = F.one_hot(torch.tensor(labels), G.c_dim).float().to(device)  # [videos, c_dim]
-        end = start if class_to is None else F.one_hot(torch.tensor(class_to), G.c_dim).float().to(device).expand_as(start)
+        start = one_hot(labels, G.c_dim, device)  # [videos, c_dim]
+        end = start if class_to is None else one_hot([class_to], G.c_dim, device).expand_as(start)
     elif classes or class_to is not None:
         raise MocohdError(f"--class is for class-conditional generators (BigGAN); this {G.family} generator is unconditional")
     done = 0

@@ -12,7 +12,7 @@ from mocohd_cli.errors import MocohdError
 from mocohd_cli.formats import biggan as fmt
 from mocohd_cli.formats import read_any
 from mocohd_cli.generators import build_generator, synthesis_kwargs
-from mocohd_cli.generators.biggan import (BigGANConfig, BigGANGenerator, ConditionalBatchNorm, TruncatedNormal, deep_layers,
+from mocohd_cli.generators.biggan import (BigGANConfig, ConditionalBatchNorm, TruncatedNormal, deep_layers,
                                           stat_rows)
 from mocohd_cli.models import load_image_generator, store_model
 
@@ -53,7 +53,7 @@ def test_config_is_validated():
         BigGANConfig(resolution=256)
     with pytest.raises(ValueError, match="takes"):
         BigGANConfig(resolution=16, layers=[[True, 4, 2], [True, 4, 1]], channel_width=8, attention=0)
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="unknown BigGANConfig keys"):
         BigGANConfig.from_dict({"resolution": 128, "colour": 1})
 
 

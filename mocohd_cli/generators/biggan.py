@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .config import DictConfig
 
 THRESHOLD = 2.0  # z is drawn from N(0, 1) truncated to [-THRESHOLD, THRESHOLD]
 
@@ -58,7 +60,7 @@ def deep_layers(resolution: int) -> list[list]:
 
 
 @dataclass
-class BigGANConfig:
+class BigGANConfig(DictConfig):
     resolution: int = 128
     z_dim: int = 128
     embed_dim: int = 128  # class embedding size
@@ -90,17 +92,6 @@ class BigGANConfig:
             raise ValueError(f"attention position {self.attention} is outside 0..{len(self.layers)}")
         if self.attention < len(self.layers) and self.layers[self.attention][1] * self.channel_width < 8:
             raise ValueError("self-attention needs at least 8 channels")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BigGANConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown keys {sorted(unknown)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def attention_channels(self) -> int:
@@ -135,10 +126,8 @@ class TruncatedNormal(nn.Module):
         self.register_buffer("w_avg", torch.zeros(z_dim))  # the mean of w: truncation scales w toward 0
 
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
-        z64 = z.double()
-        lo, hi = torch.special.ndtr(torch.tensor(-THRESHOLD, dtype=torch.float64)), torch.special.ndtr(
-            torch.tensor(THRESHOLD, dtype=torch.float64))
-        p = lo + torch.special.ndtr(z64) * (hi - lo)
+        lo = 0.5 * math.erfc(THRESHOLD / math.sqrt(2))  # normal CDF at -THRESHOLD; 1 - lo at +THRESHOLD
+        p = lo + torch.special.ndtr(z.double()) * (1 - 2 * lo)
         w = torch.special.ndtri(p).clamp(-THRESHOLD, THRESHOLD).to(z.dtype)
         return w * truncation_psi if truncation_psi != 1 else w
 
@@ -244,9 +233,6 @@ class BigGANSynthesis(nn.Module):
         self.to_rgb = nn.Conv2d(cfg.layers[-1][2] * ch, 3, 3, padding=1)
 
     def layers(self) -> list:
-        return []
-
-    def noise_shapes(self, batch: int = 1) -> list:
         return []
 
     def make_noise(self, batch: int, generator=None, device=None, dtype=torch.float32) -> list:

@@ -20,19 +20,20 @@ public implementations convert by renaming alone.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
+from .config import DictConfig
 
 NOISE_MODES = ("const", "random", "none")
 
 
 @dataclass
-class StyleGAN2Config:
+class StyleGAN2Config(DictConfig):
     resolution: int = 1024
     z_dim: int = 512
     w_dim: int = 512
@@ -61,17 +62,6 @@ class StyleGAN2Config:
         if name not in bases:
             raise ValueError(f"unknown StyleGAN2 config {name!r} (known: e, f)")
         return cls(resolution=resolution, channel_base=bases[name], **overrides)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "StyleGAN2Config":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown StyleGAN2 config keys: {sorted(unknown)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)

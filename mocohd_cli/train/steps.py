@@ -36,6 +36,7 @@ from ..augment import warp
 from ..discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscriminator, MultiscaleVideoDiscriminator,
                               SNResNetDiscriminator)
 from ..generators import synthesis_kwargs
+from ..generators.biggan import one_hot
 from .distributed import Dist
 
 
@@ -130,7 +131,7 @@ class MotionGAN:
         if G.c_dim:  # one class per video
             pool = torch.tensor(c.classes) if c.classes else torch.arange(G.c_dim)
             labels = pool[torch.randint(len(pool), (batch,), generator=self.rng)]
-            onehot = F.one_hot(labels, G.c_dim).float().to(self.device).repeat_interleave(c.frames, 0)
+            onehot = one_hot(labels.tolist(), G.c_dim, self.device).repeat_interleave(c.frames, 0)
             cond = synthesis_kwargs(G, onehot, c.truncation)
         with self.autocast():
             img = G.synthesis(ws.reshape(batch * c.frames, -1), noise=noise, **cond)
