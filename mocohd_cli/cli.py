@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__, store
-from .errors import MocohdError
+from .errors import MocohdError, UsageError
 
 app = typer.Typer(
     name="mocohd",
@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
         if _debug:
             raise
         err.print(f"[red]error:[/red] {e}", soft_wrap=True)
-        sys.exit(1)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
