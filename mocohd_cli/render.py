@@ -6,36 +6,40 @@
 
 Frames are produced time step by time step: the LSTM is unrolled chunk by
 chunk and each chunk is synthesised and handed to the writers, so memory
-does not depend on the number of frames. Writers run in their own thread
-(and ffmpeg in its own process), so encoding overlaps generation. Files are
-written under a temporary name and renamed when complete.
+does not depend on the number of frames. Writers (``video.py``) run in their
+own thread (and ffmpeg in its own process), so encoding overlaps generation.
+Files are written under a temporary name and renamed when complete and
+checked; ``video.py`` states what happens to existing outputs.
+
+Arguments are checked before any model is loaded: numbers out of range raise
+``UsageError`` (a ``ValueError``), outputs that cannot be written ``MocohdError``.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import queue
-import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 
-from .errors import MocohdError
+from .errors import MocohdError, UsageError
 from .generators import synthesis_kwargs
 from .generators.biggan import one_hot
+from .video import (FORMATS, VideoWriter, check_fps, check_frame_budget, check_output, check_videos, grid_shape,  # noqa: F401
+                    output_format, output_paths, sweep_stale, tile, whole, write_videos)
 
 NOISE_MODES = ("fixed", "random", "off")
-FORMATS = ("mp4", "webm", "gif", "png")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+SEED_STREAMS = 40  # _generator shifts stream k by k << 40: seeds below 2**40 never share a stream
+MAX_SEED = (1 << SEED_STREAMS) - 1
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
     """Independent CPU random streams of one seed: latents, motion noise, image noise."""
-    return torch.Generator().manual_seed(int(seed) + (stream << 40))
+    return torch.Generator().manual_seed(int(seed) + (stream << SEED_STREAMS))
 
 
 def to_uint8(img: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] in [-1, 1] -> [B, H, W, 3] uint8
@@ -74,6 +78,23 @@ def video_classes(G, videos: int, seed: int = 0, classes: list[int] | None = Non
     return torch.randint(G.c_dim, (videos,), generator=_generator(seed, 3)).tolist()
 
 
+def check_numbers(frames, videos, seed, truncation, interpolate, batch) -> tuple[int, int, int, float, int, int]:
+    """The numeric arguments of a render, checked (UsageError, one line, naming the argument)."""
+    frames = whole("frames", frames)
+    videos = whole("videos", videos)
+    seed = whole("seed", seed, 0, MAX_SEED)
+    interpolate = whole("interpolate", interpolate)
+    batch = whole("batch", batch)
+    try:
+        psi = float(truncation)
+    except (TypeError, ValueError):
+        raise UsageError(f"truncation must be a number, got {truncation!r}") from None
+    if not math.isfinite(psi) or psi < 0:
+        raise UsageError(f"truncation must be a finite number >= 0 (1: none, < 1 toward the average, > 1 away from it), "
+                         f"got {truncation}")
+    return frames, videos, seed, psi, interpolate, batch
+
+
 def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation: float = 1.0, noise: str = "fixed",
                   interpolate: int = 1, batch: int = 8, dtype: torch.dtype | None = None,
                   classes: list[int] | None = None, class_to: int | None = None) -> Iterator[torch.Tensor]:
@@ -86,24 +107,37 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     Class-conditional generators (BigGAN): video v shows class ``classes[v % len(classes)]``
     (``video_classes`` draws them when None); with ``class_to`` the class vector moves
     linearly from that class to ``class_to`` over the video.
+
+    The arguments are checked when it is called (UsageError): frames, videos, interpolate and
+    batch >= 1, seed in 0..2**40 - 1, truncation finite and >= 0 (BigGAN: in (0, 1]), and
+    videos x resolution^2 at most ``video.MAX_STEP_PIXELS``.
     """
     if noise not in NOISE_MODES:
-        raise MocohdError(f"--noise must be one of {', '.join(NOISE_MODES)}")
-    if frames < 1 or videos < 1 or batch < 1 or interpolate < 1:
-        raise MocohdError("frames, videos, batch and interpolate must be positive")
+        raise UsageError(f"noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
+    frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
+                                                                         interpolate, batch)
+    check_frame_budget(videos, G.resolution, G.resolution, grid=False)
+    if G.c_dim and not 0 < truncation <= 1:
+        raise UsageError(f"truncation must be in (0, 1] for {G.family} (its stored batch-norm statistics), got {truncation}")
     if M.cfg.w_dim != G.w_dim:
         raise MocohdError(f"the motion model moves in a {M.cfg.w_dim}-d latent space, the image generator's w is {G.w_dim}-d")
+    labels = None
+    if G.c_dim:
+        labels = video_classes(G, videos, seed, classes)
+    elif classes or class_to is not None:
+        raise MocohdError(f"--class is for class-conditional generators (BigGAN); this {G.family} generator is unconditional")
+    return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to)
+
+
+def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to):
     device = next(G.parameters()).device
     M = M.to(device)
     z_gen, eps_gen, noise_gen = _generator(seed, 0), _generator(seed, 1), _generator(seed, 2)
     total = (frames - 1) * interpolate + 1
     start = end = None
-    if G.c_dim:
-        labels = video_classes(G, videos, seed, classes)
+    if labels is not None:
         start = one_hot(labels, G.c_dim, device)  # [videos, c_dim]
         end = start if class_to is None else one_hot([class_to], G.c_dim, device).expand_as(start)
-    elif classes or class_to is not None:
-        raise MocohdError(f"--class is for class-conditional generators (BigGAN); this {G.family} generator is unconditional")
     done = 0
     with torch.no_grad():
         w1 = G.mapping(torch.randn(videos, G.z_dim, generator=z_gen).to(device))
@@ -135,163 +169,12 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
             yield from images
 
 
-# ----------------------------------------------------------------------------
-# Writers.
-
-
-def grid_shape(n: int) -> tuple[int, int]:
-    """Rows and columns of a near-square grid for n tiles."""
-    cols = int(np.ceil(np.sqrt(n)))
-    return int(np.ceil(n / cols)), cols
-
-
-def tile(frame: np.ndarray) -> np.ndarray:  # [V, H, W, 3] -> [rows * H, cols * W, 3]
-    v, h, w, c = frame.shape
-    rows, cols = grid_shape(v)
-    canvas = np.zeros((rows * h, cols * w, c), np.uint8)
-    for i in range(v):
-        r, k = divmod(i, cols)
-        canvas[r * h : (r + 1) * h, k * w : (k + 1) * w] = frame[i]
-    return canvas
-
-
-class VideoWriter:
-    """One output (video file or PNG folder), written to a temporary name and
-    renamed into place by ``close``; ``abort`` removes it."""
-
-    def __init__(self, path: Path, fmt: str, fps: float, size: tuple[int, int]):
-        self.path, self.fmt, self.size = path, fmt, size
-        self.tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-        self.count = 0
-        self._ffmpeg = None
-        h, w = size
-        # yuv420p needs even sizes: pad odd ones by one replicated row/column
-        self._pad = (h % 2, w % 2) if fmt in ("mp4", "webm") else (0, 0)
-        if fmt == "png":
-            self.tmp.mkdir(parents=True, exist_ok=False)
-            return
-        import imageio_ffmpeg
-
-        out_h, out_w = h + self._pad[0], w + self._pad[1]
-        if fmt == "mp4":
-            kw = dict(codec="libx264", pix_fmt_out="yuv420p", output_params=["-movflags", "+faststart"])
-        elif fmt == "webm":
-            kw = dict(codec="libvpx-vp9", pix_fmt_out="yuv420p", output_params=["-b:v", "0", "-crf", "32"])
-        else:  # gif with a palette made for the whole clip
-            kw = dict(codec="gif", pix_fmt_out="pal8",
-                      output_params=["-filter_complex", "split[a][b];[a]palettegen[p];[b][p]paletteuse", "-loop", "0"])
-        self._ffmpeg = imageio_ffmpeg.write_frames(str(self.tmp), (out_w, out_h), fps=fps, macro_block_size=1,
-                                                   ffmpeg_log_level="error", **kw)
-        self._ffmpeg.send(None)
-
-    def write(self, frame: np.ndarray) -> None:  # [H, W, 3] uint8
-        if self.fmt == "png":
-            import imageio.v3 as iio
-
-            iio.imwrite(self.tmp / f"{self.count:06d}.png", frame)
-        else:
-            if any(self._pad):
-                frame = np.pad(frame, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
-            self._ffmpeg.send(np.ascontiguousarray(frame))
-        self.count += 1
-
-    def close(self) -> None:
-        if self._ffmpeg is not None:
-            self._ffmpeg.close()
-        if self.path.exists() and self.fmt == "png":
-            shutil.rmtree(self.path)
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        try:
-            if self._ffmpeg is not None:
-                self._ffmpeg.close()
-        except Exception:  # noqa: BLE001 - ffmpeg may already be gone
-            pass
-        if self.tmp.is_dir():
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        else:
-            self.tmp.unlink(missing_ok=True)
-
-
-def output_format(path: Path, fmt: str | None) -> str:
-    if fmt is None:
-        suffix = path.suffix.lower().lstrip(".")
-        fmt = suffix if suffix in FORMATS else ("png" if suffix == "" else None)
-        if fmt is None:
-            raise MocohdError(f"cannot tell the format from '{path.name}': use .mp4, .webm, .gif, a folder name, or --format")
-    if fmt not in FORMATS:
-        raise MocohdError(f"--format must be one of {', '.join(FORMATS)}")
-    return fmt
-
-
-def output_paths(out: Path, videos: int, grid: bool) -> list[Path]:
-    if videos == 1 or grid:
-        return [out]
-    return [out.with_name(f"{out.stem}_{i:03d}{out.suffix}") for i in range(videos)]
-
-
 @dataclass
 class RenderResult:
     paths: list[Path]
     frames: int  # frames per video, as written
     size: tuple[int, int]  # (height, width) of each written frame
     cross_domain: str | None = None  # what was re-expressed, if anything
-
-
-def write_videos(frames: Iterator[torch.Tensor], out: Path, fmt: str, fps: float, videos: int, grid: bool,
-                 on_frame: Callable[[int], None] | None = None) -> tuple[list[Path], int, tuple[int, int]]:
-    """Consume [V, H, W, 3] frames and write them, encoding in a separate thread."""
-    paths = output_paths(out, videos, grid)
-    for p in paths:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    q: queue.Queue = queue.Queue(maxsize=8)
-    writers: list[VideoWriter] = []
-    failure: list[BaseException] = []
-
-    def encode():
-        try:
-            while (item := q.get()) is not None:
-                if not writers:
-                    h, w = item.shape[1:3] if not grid else tile(item).shape[:2]
-                    writers.extend(VideoWriter(p, fmt, fps, (h, w)) for p in paths)
-                if grid:
-                    writers[0].write(tile(item))
-                else:
-                    for wr, f in zip(writers, item):
-                        wr.write(f)
-        except BaseException as e:  # noqa: BLE001 - reported to the producer
-            failure.append(e)
-            while q.get() is not None:  # drain so the producer never blocks
-                pass
-
-    thread = threading.Thread(target=encode, name="mocohd-encoder", daemon=True)
-    thread.start()
-    count = 0
-    ok = False
-    try:
-        for frame in frames:
-            if failure:
-                break
-            q.put(frame.numpy())
-            count += 1
-            if on_frame:
-                on_frame(count)
-        q.put(None)
-        thread.join()
-        if failure:
-            raise failure[0]
-        for wr in writers:
-            wr.close()
-        ok = True
-    finally:
-        if not ok:
-            if thread.is_alive():
-                q.put(None)
-                thread.join(timeout=30)
-            for wr in writers:
-                wr.abort()
-    return paths, count, writers[0].size if writers else (0, 0)
 
 
 def render(
@@ -332,9 +215,18 @@ def render(
 
     out = Path(out)
     fmt = output_format(out, fmt)
+    frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
+                                                                         interpolate, batch)
+    fps = check_fps(fmt, fps)
+    videos = check_videos(videos, grid)
+    if noise not in NOISE_MODES:
+        raise UsageError(f"noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
     if dtype not in DTYPES:
-        raise MocohdError(f"--dtype must be one of {', '.join(DTYPES)}")
+        raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    for path in output_paths(out, videos, grid):  # before loading anything: fail fast
+        check_output(path, fmt)
     G = load_image_generator(image, device=device)
+    check_frame_budget(videos, G.resolution, G.resolution, grid)
     M = load_motion(motion, device=next(G.parameters()).device)
     if M.cfg.w_dim != G.w_dim:
         raise MocohdError(f"motion '{motion}' moves in a {M.cfg.w_dim}-d latent space but '{image}' has a {G.w_dim}-d w: "
@@ -351,7 +243,7 @@ def render(
         from .generators.biggan import describe_class, parse_class, parse_classes
 
         if not 0 < truncation <= 1:
-            raise MocohdError(f"--truncation must be in (0, 1] for {G.family} (its stored batch-norm statistics), got {truncation}")
+            raise UsageError(f"truncation must be in (0, 1] for {G.family} (its stored batch-norm statistics), got {truncation}")
         labels = parse_classes(classes, G.c_dim) or None
         label_to = parse_class(class_to, G.c_dim) if class_to is not None else None
         if labels is None and M.source.get("classes") and source_sha == G.identity["weights_sha256"]:

@@ -1,5 +1,12 @@
 """Rendering: frames, formats, grid, interpolation, seeds, cross-domain, failures."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
@@ -142,12 +149,13 @@ def test_mismatched_latent_sizes_are_one_line(tmp_path, pair, capsys):
 @pytest.mark.parametrize("args,message", [
     (["--motion", "nope"], "unknown motion model 'nope'"),
     (["--image", "dmeo"], "did you mean demo"),
-    (["--noise", "loud"], "--noise must be one of"),
-    (["--dtype", "fp8"], "--dtype must be one of"),
+    (["--noise", "loud"], "noise must be one of"),
+    (["--dtype", "fp8"], "dtype must be one of"),
 ])
 def test_bad_render_options_are_one_line(tmp_path, capsys, args, message):
     code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "-n", "2", *args)
-    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+    usage = "must be one of" in message  # a value that can never work: exit 2
+    assert code == (2 if usage else 1) and message in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 
@@ -185,3 +193,192 @@ def test_bad_output_names(tmp_path):
     assert R.output_format(tmp_path / "v.avi", "mp4") == "mp4"
     with pytest.raises(MocohdError, match="--format must be one of"):
         R.output_format(tmp_path / "v.mp4", "mov")
+
+
+# ----------------------------------------------------------------------------
+# Output rules, failures, signals, limits (issue 12).
+
+
+def _cli(capsys, tmp_path, pair, out, *args):
+    g, m = pair
+    return run(capsys, "render", str(out), "--motion", str(m), "--image", str(g), "--device", "cpu", *args)
+
+
+def _one_line(err):
+    """One line of error (besides the progress lines a non-terminal stderr gets), naming no temporary file."""
+    lines = [s for s in err.strip().splitlines() if not s.startswith("rendering: ")]
+    return len(lines) == 1 and "Traceback" not in err and "partial" not in err
+
+
+def test_a_users_folder_is_never_removed(tmp_path, pair, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (mine / "000000.png").write_bytes(b"my own frame")
+    code, out, err = _cli(capsys, tmp_path, pair, mine, "--format", "png", "-n", "2")
+    assert code == 1 and _one_line(err) and "holds files that are not a previous render's frames" in err, err
+    assert sorted(p.name for p in mine.iterdir()) == ["000000.png", "notes.txt"]
+    assert (mine / "000000.png").read_bytes() == b"my own frame" and "wrote" not in out
+
+
+def test_a_previous_renders_frames_are_replaced(tmp_path, pair, capsys):
+    frames_dir = tmp_path / "frames"
+    assert _cli(capsys, tmp_path, pair, frames_dir, "-n", "5")[0] == 0
+    assert sorted(p.name for p in frames_dir.iterdir()) == [".mocohd-frames"] + [f"{i:06d}.png" for i in range(5)]
+    code, _, err = _cli(capsys, tmp_path, pair, frames_dir, "-n", "3", "--seed", "1")
+    assert code == 0, err
+    assert sorted(p.name for p in frames_dir.iterdir()) == [".mocohd-frames"] + [f"{i:06d}.png" for i in range(3)]
+    assert _cli(capsys, tmp_path, pair, tmp_path / "fresh", "-n", "3", "--seed", "1")[0] == 0
+    for i in range(3):
+        assert (frames_dir / f"{i:06d}.png").read_bytes() == (tmp_path / "fresh" / f"{i:06d}.png").read_bytes()
+    # once the user puts a file of their own in it, it is theirs
+    (frames_dir / "keep.txt").write_text("mine")
+    code, _, err = _cli(capsys, tmp_path, pair, frames_dir, "-n", "2")
+    assert code == 1 and "keep.txt" in err and len(list(frames_dir.glob("*.png"))) == 3
+
+
+def test_empty_and_symlinked_folders_and_dot(tmp_path, pair, capsys, monkeypatch):
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    code, _, err = _cli(capsys, tmp_path, pair, link, "-n", "2")
+    assert code == 0, err
+    assert link.is_symlink() and sorted(p.name for p in target.iterdir()) == [".mocohd-frames", "000000.png", "000001.png"]
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    code, _, err = _cli(capsys, tmp_path, pair, ".", "-n", "2")
+    assert code == 0, err
+    assert sorted(p.name for p in here.iterdir()) == [".mocohd-frames", "000000.png", "000001.png"]
+    (here / "notes.txt").write_text("mine")
+    code, _, err = _cli(capsys, tmp_path, pair, ".", "-n", "2")
+    assert code == 1 and _one_line(err) and "notes.txt" in err
+
+
+def test_a_folder_is_never_replaced_by_a_file_nor_a_file_by_a_folder(tmp_path, pair, capsys):
+    (tmp_path / "d.mp4").mkdir()
+    (tmp_path / "d.mp4" / "x").write_text("mine")
+    # checked before the models are loaded: the output is what is reported, not the unknown motion model
+    code, _, err = run(capsys, "render", str(tmp_path / "d.mp4"), "--motion", "nope", "-n", "2")
+    assert code == 1 and _one_line(err) and f"'{tmp_path / 'd.mp4'}': it is a folder" in err, err
+    (tmp_path / "f").write_text("mine")
+    code, _, err = _cli(capsys, tmp_path, pair, tmp_path / "f", "--format", "png", "-n", "2")
+    assert code == 1 and _one_line(err) and "it is a file, not a folder" in err, err
+    code, _, err = _cli(capsys, tmp_path, pair, tmp_path / "f" / "v.mp4", "-n", "2")
+    assert code == 1 and _one_line(err) and f"'{tmp_path / 'f'}' is not a folder" in err, err
+    assert (tmp_path / "f").read_text() == "mine" and (tmp_path / "d.mp4" / "x").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".safetensors")) == ["d.mp4", "f"]
+
+
+def test_an_unwritable_folder_is_one_line(tmp_path, pair, capsys, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == ro else real_access(p, mode, **kw))
+    code, _, err = _cli(capsys, tmp_path, pair, ro / "v.mp4", "-n", "2")
+    assert code == 1 and _one_line(err) and f"cannot write '{ro / 'v.mp4'}': permission denied in '{ro}'" in err, err
+    assert list(ro.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_for_real(tmp_path, pair, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        code, _, err = _cli(capsys, tmp_path, pair, ro / "v.mp4", "-n", "2")
+    finally:
+        ro.chmod(0o755)
+    assert code == 1 and _one_line(err) and "permission denied" in err
+
+
+@pytest.mark.parametrize("name,fmt", [("f.mp4", "gif"), ("m.gif", "mp4"), ("m2.gif", "webm"), ("m3.webm", "gif"),
+                                      ("m4.png", "mp4"), ("v.mp4", "png")])
+def test_a_format_that_contradicts_the_name_is_a_usage_error(tmp_path, pair, capsys, name, fmt):
+    code, out, err = _cli(capsys, tmp_path, pair, tmp_path / "o" / name, "--format", fmt, "-n", "2")
+    assert code == 2 and _one_line(err) and f"the name '{name}' says" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_png_names_are_folders(tmp_path, pair, capsys):
+    for name, args in (("out.png", ["--format", "png"]), ("out2.png", []), ("frames", ["--format", "png"])):
+        code, _, err = _cli(capsys, tmp_path, pair, tmp_path / name, "-n", "2", *args)
+        assert code == 0, err
+        assert (tmp_path / name / "000001.png").is_file()
+
+
+def test_encoder_failure_is_one_line_and_keeps_the_old_file(tmp_path, pair, capsys, monkeypatch):
+    exe = tmp_path / "ffmpeg"
+    exe.write_text('#!/bin/sh\nfor a; do out=$a; done; head -c 100 > "$out"; cat > /dev/null\n'
+                   'echo "av_interleaved_write_frame(): No space left on device" >&2; exit 1\n')
+    exe.chmod(0o755)
+    (tmp_path / "full.gif").write_bytes(b"old")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
+    code, out, err = _cli(capsys, tmp_path, pair, tmp_path / "full.gif", "-n", "3")
+    assert code == 1 and _one_line(err) and f"cannot write '{tmp_path / 'full.gif'}': no space left on device" in err, err
+    assert "wrote" not in out and (tmp_path / "full.gif").read_bytes() == b"old"
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--fps", "0"], "fps must be between 0.01 and 1000 for mp4, got 0"),
+    (["--fps", "-5"], "fps must be between"),
+    (["--fps", "nan"], "got nan"),
+    (["--fps", "inf"], "got inf"),
+    (["--fps", "101", "--format", "gif"], "for gif (GIF frame delays are whole hundredths of a second)"),
+    (["--truncation", "-1"], "truncation must be a finite number >= 0"),
+    (["--truncation", "nan"], "truncation must be a finite number >= 0"),
+    (["--seed", "-1"], "seed must be in 0..1099511627775, got -1"),
+    (["--seed", str(2**40)], "seed must be in 0..1099511627775"),
+    (["-k", "1000000", "--grid"], "a grid holds at most 1024 videos"),
+    (["-k", "1000"], "each video is its own file and encoder: at most 256"),
+    (["-k", "0"], "videos must be at least 1, got 0"),
+    (["-n", "0"], "frames must be at least 1"),
+    (["--interpolate", "0"], "interpolate must be at least 1"),
+    (["--batch", "0"], "batch must be at least 1"),
+])
+def test_numbers_are_checked_before_anything_is_loaded(tmp_path, capsys, args, message):
+    name = "v.gif" if "gif" in args else "v.mp4"
+    code, _, err = run(capsys, "render", str(tmp_path / name), "--motion", "nope", *args)
+    assert code == 2 and _one_line(err) and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_frames_checks_its_arguments_when_called(pair):
+    g, m = pair
+    G, M = load_image_generator(g), load_motion(m)
+    for kw, message in ((dict(seed=-1), "seed"), (dict(truncation=float("nan")), "truncation"), (dict(batch=0), "batch"),
+                        (dict(videos=300_000), "at most 262144 videos of this size"), (dict(frames=2.5), "whole number")):
+        with pytest.raises(ValueError, match=message):
+            R.render_frames(M, G, **{"frames": 3, **kw})  # no frame asked for yet: it is the call that fails
+
+
+def test_piped_progress_is_plain_lines(tmp_path, pair, capsys):
+    code, out, err = _cli(capsys, tmp_path, pair, tmp_path / "v.mp4", "-n", "30")
+    assert code == 0, err
+    lines = [s for s in err.splitlines() if s.startswith("rendering: ")]
+    assert len(lines) >= 3 and lines[-1].startswith("rendering: 30/30 frames, ") and lines[-1].endswith(" frames/s")
+
+
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_mid_render_leaves_nothing_and_says_so(tmp_path, pair, sig, code, word):
+    g, m = pair
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "v.mp4").write_bytes(b"previous")
+    proc = subprocess.Popen([sys.executable, "-m", "mocohd_cli", "render", str(outdir / "v.mp4"), "--motion", str(m),
+                             "--image", str(g), "--device", "cpu", "-n", "100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(outdir.glob(".v.partial-*.mp4")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert list(outdir.glob(".v.partial-*.mp4")), proc.communicate()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert err.strip() == f"{word}: nothing written"
+    assert [p.name for p in outdir.iterdir()] == ["v.mp4"] and (outdir / "v.mp4").read_bytes() == b"previous"
