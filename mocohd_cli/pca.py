@@ -29,7 +29,7 @@ import torch
 
 from . import store
 from .errors import MocohdError, a
-from .formats import canonical
+from .formats import canonical, checks
 
 PCA_FAMILY = "latent-pca"
 OFFICIAL_FILES = {  # MoCoGAN-HD's get_stats_pca.py output -> our tensor names
@@ -51,9 +51,13 @@ class PCABasis:
     info: dict = field(default_factory=dict)  # samples, seed, image generator identity, ...
 
     def __post_init__(self):
+        if self.components.ndim != 2 or not 1 <= self.components.shape[0] <= self.components.shape[1]:
+            raise MocohdError(f"PCA components have shape {list(self.components.shape)}, expected [k, w_dim] with k <= w_dim")
         k, d = self.components.shape
-        if self.stdev.shape != (k,):
-            raise MocohdError(f"PCA stdev has shape {list(self.stdev.shape)}, expected [{k}]")
+        for name, n in (("stdev", k), ("var_ratio", k), ("mean", d), ("var", d)):
+            t = getattr(self, name)
+            if t is not None and tuple(t.shape) != (n,):
+                raise MocohdError(f"PCA {name} has shape {list(t.shape)}, expected [{n}]")
 
     @property
     def w_dim(self) -> int:
@@ -74,12 +78,13 @@ class PCABasis:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PCABasis":
+        """A stored basis; its shapes are checked against its config before its tensors
+        are read, and the tensors against its recorded hash and for NaN/inf."""
         h = canonical.read_header(path)
         if h.kind != "pca":
             raise MocohdError(f"{path}: is {a(h.kind)} model, expected a PCA basis")
-        t = canonical.load_tensors(path)
-        if "components" not in t or "stdev" not in t:
-            raise MocohdError(f"{path}: PCA basis without components/stdev")
+        checks.check_shapes("pca", h.family, h.config, h.shapes, path)
+        t, _ = canonical.load_verified(path, h)
         info = {k: v for k, v in h.config.items() if k not in ("n_components", "w_dim")}
         return cls(t["components"], t["stdev"], t.get("var_ratio"), t.get("mean"), t.get("var"), info)
 
@@ -170,26 +175,50 @@ def _basis_from_moments(m: _Moments, k: int, info: dict) -> PCABasis:
 # Import of the official .npy files, and the per-generator cache in the store.
 
 
+def _read_npy(p: Path) -> torch.Tensor:
+    """One official .npy array as float32: numbers only (allow_pickle=False), data as long
+    as its header says (memory-mapped, so a header that lies allocates nothing), all finite."""
+    try:
+        arr = np.load(p, allow_pickle=False, mmap_mode="r")
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+            raise MocohdError(f"{p}: holds {getattr(arr, 'dtype', 'no')} values, expected floating-point numbers")
+        out = torch.from_numpy(np.array(arr, dtype=np.float32))
+    except (ValueError, OSError, EOFError) as e:
+        raise MocohdError(f"{p}: not a readable .npy array (damaged or truncated?): {checks.brief(e)}") from e
+    if not checks.tensor_is_finite(out):
+        raise MocohdError(f"{p}: holds NaN or infinite values (damaged file); refusing it")
+    return out
+
+
 def read_official(folder: str | os.PathLike) -> PCABasis:
-    """MoCoGAN-HD's PCA folder: pca_comp.npy and pca_stdev.npy (+ var ratio, mean, var if present)."""
+    """MoCoGAN-HD's PCA folder: pca_comp.npy [n, w_dim] and pca_stdev.npy [n]
+    (+ pca_var_ratio.npy [n], style_mean.npy and style_var.npy [w_dim] if present),
+    checked for shapes that fit together, finite values, unit-length directions."""
     folder = Path(folder)
+    if not folder.exists():
+        raise MocohdError(f"{folder}: no such folder")
     if folder.is_file():
         folder = folder.parent
-    arrays = {}
-    for fname, key in OFFICIAL_FILES.items():
-        p = folder / fname
-        if p.is_file():
-            try:
-                arrays[key] = torch.from_numpy(np.load(p, allow_pickle=False).astype(np.float32))
-            except (ValueError, OSError) as e:
-                raise MocohdError(f"{p}: not a readable .npy array: {e}") from e
+    arrays = {key: _read_npy(folder / fname) for fname, key in OFFICIAL_FILES.items() if (folder / fname).is_file()}
     if "components" not in arrays or "stdev" not in arrays:
         raise MocohdError(f"{folder}: expected pca_comp.npy and pca_stdev.npy (MoCoGAN-HD's get_stats_pca.py output)")
-    comps = arrays["components"]
-    if comps.ndim != 2 or arrays["stdev"].ndim != 1 or arrays["stdev"].shape[0] > comps.shape[0]:
-        raise MocohdError(f"{folder}: pca_comp.npy must be [k, w_dim] and pca_stdev.npy [k]")
-    k = arrays["stdev"].shape[0]
-    return PCABasis(comps[:k], arrays["stdev"], arrays.get("var_ratio"), arrays.get("mean"), arrays.get("var"),
+    comps, stdev = arrays["components"], arrays["stdev"]
+    if comps.ndim != 2 or not 1 <= comps.shape[0] <= comps.shape[1]:
+        raise MocohdError(f"{folder}: pca_comp.npy is {list(comps.shape)}, expected [n, w_dim] with n <= w_dim")
+    n, d = comps.shape
+    expected = {"stdev": [n], "var_ratio": [n], "mean": [d], "var": [d]}
+    for key, fname in ((k, f) for f, k in OFFICIAL_FILES.items() if k in expected and k in arrays):
+        if list(arrays[key].shape) != expected[key]:
+            raise MocohdError(f"{folder}: {fname} is {list(arrays[key].shape)} but pca_comp.npy is {list(comps.shape)}: "
+                              f"expected {expected[key]} (files from different PCA runs?)")
+    if (stdev < 0).any() or ("var" in arrays and (arrays["var"] < 0).any()):
+        raise MocohdError(f"{folder}: negative standard deviations or variances: not a PCA folder")
+    norms = comps.double().norm(dim=1)
+    off = ((norms - 1).abs() > 1e-2).nonzero()
+    if len(off):
+        k = int(off[0])
+        raise MocohdError(f"{folder}: pca_comp.npy row {k} has length {float(norms[k]):.3g}; principal directions have length 1")
+    return PCABasis(comps, stdev, arrays.get("var_ratio"), arrays.get("mean"), arrays.get("var"),
                     {"origin": "MoCoGAN-HD get_stats_pca.py"})
 
 

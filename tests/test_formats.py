@@ -4,6 +4,7 @@ hostile, truncated and foreign files are refused cleanly."""
 import io
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from mocohd_cli.formats import canonical, read_any, rosinality, sniff
 from mocohd_cli.generators import StyleGAN2Generator
 
 from .conftest import randomized_generator, tiny_config
-from .nvidia_pickle import HostileReduce, write_nvidia_pickle
+from .nvidia_pickle import HostileReduce, _persist, nvidia_modules, write_nvidia_pickle
 
 
 def _images(G, seed=0, batch=2):
@@ -215,3 +216,118 @@ def test_canonical_metadata(good_files):
     G = StyleGAN2Generator(tiny_config(8))
     assert set(h.shapes) == set(G.state_dict())
     assert h.weights_sha256 == canonical.weights_sha256(canonical.load_tensors(h.path))
+
+
+# ---------------------------------------------------------------- files that lie
+
+
+def _canonical(path, G, config=None, sd=None, **meta):
+    """A canonical file of ``G``; ``meta`` overrides metadata (None drops a key)."""
+    from safetensors.torch import save_file
+
+    header = canonical.save_model(path, sd or G.state_dict(), kind="image", family="stylegan2", config=config or G.cfg.to_dict())
+    metadata = {**header.metadata, **{f"mocohd.{k}": v for k, v in meta.items()}}
+    save_file(canonical.load_tensors(path), path, metadata={k: v for k, v in metadata.items() if v is not None})
+    return path
+
+
+def test_recorded_weights_sha256_is_checked(tmp_path, capsys, isolated_store):
+    from mocohd_cli import pca
+    from mocohd_cli.models import describe, image_identity
+
+    from .test_cli import run
+
+    G = randomized_generator(tiny_config(8))
+    bad = _canonical(tmp_path / "edited.safetensors", G, weights_sha256="0" * 64)
+    msg = f"{bad}: its recorded weights sha256 does not match its tensors (damaged or edited file)"
+    for call in (load_image_generator, describe, image_identity, lambda p: import_model(p, "edited"),
+                 lambda p: pca.pca_for(p, samples=100, batch=50)):
+        with pytest.raises(MocohdError) as e:
+            call(bad)
+        assert str(e.value) == msg
+    assert _store_files(isolated_store) == []  # in particular no PCA basis cached under the false hash
+    code, out, err = run(capsys, "info", str(bad))
+    assert code == 1 and msg in err and err.count("\n") == 1 and "0000000000" not in out
+    # A file with no recorded hash (none is older than the hash, but one could be edited out) loads:
+    # there is nothing to contradict, and its identity is computed from its tensors.
+    unhashed = _canonical(tmp_path / "unhashed.safetensors", G, weights_sha256=None)
+    real = canonical.weights_sha256(G.state_dict())
+    assert load_image_generator(unhashed).identity["weights_sha256"] == real
+    assert describe(unhashed).weights_sha256 == image_identity(unhashed)["weights_sha256"] == real
+
+
+def test_configs_that_lie_about_sizes_are_refused_before_building(tmp_path, monkeypatch, isolated_store):
+    from mocohd_cli import models
+    from mocohd_cli.models import describe
+
+    def no_build(family, config):
+        raise AssertionError(f"built a {family} module from {config}")
+
+    monkeypatch.setattr(models, "build_generator", no_build)
+    monkeypatch.setattr("mocohd_cli.generators.build_generator", no_build)
+    G = randomized_generator(tiny_config(8))
+    cfg = G.cfg.to_dict()
+    lies = [
+        ({"w_dim": 10**9}, r"invalid stylegan2 config: w_dim must be in 1\.\.65536, got 1000000000"),
+        ({"mapping_layers": 10**9}, r"mapping_layers must be in 1\.\.64"),
+        ({"w_dim": 4096}, r"mapping\.fc0\.bias is \[32\] in the file, the config needs \[4096\]"),
+        ({"channel_base": 2**20, "channel_max": 4096}, r"weights do not match the stylegan2 config: synthesis\.b4\.const is \[32, 4, 4\]"),
+        ({"resolution": 16}, r"weights do not match the stylegan2 config \(missing \[.synthesis\.b16"),
+        ({"w_dim": 32.0}, r"w_dim must be a whole number, got 32\.0"),
+        ({"mapping_lr_mul": float("nan")}, r"mapping_lr_mul must be a finite number"),
+    ]
+    for i, (change, match) in enumerate(lies):
+        path = _canonical(tmp_path / f"lie{i}.safetensors", G, config={**cfg, **change})
+        for call in (load_image_generator, describe, lambda p: import_model(p, "lie")):
+            with pytest.raises(MocohdError, match=f"^{re.escape(str(path))}: .*{match}"):
+                call(path)
+    # Converted formats: an NVIDIA pickle whose attributes lie, a .pt whose shapes claim data it has not.
+    pkl = tmp_path / "lie.pkl"
+    with nvidia_modules() as easydict:
+        pkl.write_bytes(pickle.dumps({"G_ema": _persist(G, easydict, "", extra_state={"w_dim": 10**9})}))
+    with pytest.raises(MocohdError, match=rf"^{re.escape(str(pkl))}: invalid stylegan2 config: w_dim must be in"):
+        load_image_generator(pkl)
+    sd = rosinality.to_rosinality_state_dict(cfg, G.state_dict())
+    sd["g_ema"]["style.1.weight"] = torch.zeros(1).expand(10**6, 10**6)  # one stored value, a 4 TB claim
+    pt = tmp_path / "lie.pt"
+    torch.save(sd, pt)
+    with pytest.raises(MocohdError, match=rf"^{re.escape(str(pt))}: tensor g_ema\.style\.1\.weight claims \[1000000, 1000000\] values"):
+        import_model(pt, "lie")
+    assert _store_files(isolated_store) == []
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pt", "pkl"])
+def test_non_finite_weights_are_refused(tmp_path, isolated_store, fmt):
+    from mocohd_cli.models import describe
+
+    G = randomized_generator(tiny_config(8))
+    with torch.no_grad():
+        G.synthesis.b8.conv1.weight[0, 0, 1, 1] = float("nan")
+        G.synthesis.b8.torgb.bias[0] = float("inf")  # sorts after conv1: the first bad tensor is named
+    path = tmp_path / f"diverged.{fmt}"
+    if fmt == "safetensors":
+        canonical.save_model(path, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+    elif fmt == "pt":
+        _save_rosinality(G, path)
+    else:
+        write_nvidia_pickle(path, G)
+    match = rf"^{re.escape(str(path))}: tensor synthesis\.b8\.conv1\.weight holds NaN or infinite values"
+    for call in (load_image_generator, describe, lambda p: import_model(p, "diverged")):
+        with pytest.raises(MocohdError, match=match):
+            call(path)
+    assert _store_files(isolated_store) == []
+
+
+def test_state_shapes_are_the_modules():
+    from mocohd_cli.generators import BigGANConfig, BigGANGenerator, StyleGAN2Config
+
+    from .biggan_reference import TINY
+
+    configs = [tiny_config(8), tiny_config(32, img_channels=4, mapping_layers=3, conv_clamp=256.0),
+               StyleGAN2Config(resolution=64, z_dim=16, w_dim=24, channel_base=512, channel_max=64)]
+    for cfg in configs:
+        assert cfg.state_shapes() == {k: tuple(v.shape) for k, v in StyleGAN2Generator(cfg).state_dict().items()}
+    for attention in (0, 4, 6):
+        cfg = BigGANConfig(resolution=32, z_dim=8, embed_dim=8, channel_width=8, num_classes=10, layers=TINY["layers"],
+                           attention=attention, n_stats=5)
+        assert cfg.state_shapes() == {k: tuple(v.shape) for k, v in BigGANGenerator(cfg).state_dict().items()}

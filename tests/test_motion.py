@@ -1,5 +1,7 @@
 """The motion generator: the official equations, initialisation, unrolling, files."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -179,3 +181,78 @@ def test_motion_file_round_trip_with_image_identity(tmp_path):
         load_motion("imgonly")
     with pytest.raises(MocohdError, match="is an image model, expected a motion model"):
         load_motion(store.resolve("demo").path)
+
+
+def test_state_shapes_are_the_module():
+    for cfg in (CFG, MotionConfig(w_dim=64, noise_dim=32, h_dim=16, n_pca=64)):
+        assert cfg.state_shapes() == {k: tuple(v.shape) for k, v in MotionGenerator(cfg).state_dict().items()}
+
+
+def test_import_with_a_missing_pca_folder(tmp_path, capsys):
+    pth, _ = _official_files(tmp_path, _model())
+    code, _, err = run(capsys, "import", str(pth), "--name", "m", "--pca", "nonexist")
+    assert code == 1 and err.count("\n") == 1 and "nonexist: no such folder" in err
+
+
+def test_official_checkpoint_and_pca_must_fit(tmp_path, isolated_store):
+    pth, pca_dir = _official_files(tmp_path, _model())  # w 12, 6 directions used
+    g = torch.Generator().manual_seed(3)
+    other = tmp_path / "other"
+    other.mkdir()
+    q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g))
+    np.save(other / "pca_comp.npy", q.t().numpy())
+    np.save(other / "pca_stdev.npy", np.ones(16, np.float32))
+    with pytest.raises(MocohdError, match=rf"^{other}: the PCA basis is for a 16-d w, but the motion checkpoint modelR_epoch_5\.pth moves in a 12-d w$"):
+        import_model(pth, "m", pca=other)
+    few = tmp_path / "few"
+    few.mkdir()
+    np.save(few / "pca_comp.npy", _basis(0)[0][:4].numpy())
+    np.save(few / "pca_stdev.npy", np.ones(4, np.float32))
+    with pytest.raises(MocohdError, match=rf"^{few}: the PCA basis has 4 directions, but the motion checkpoint modelR_epoch_5\.pth needs 6$"):
+        import_model(pth, "m", pca=few)
+    # a checkpoint whose own tensors disagree with each other, or are not finite
+    sd = torch.load(pth, weights_only=True)
+    for change, match in [({"fc2.weight": torch.zeros(10, 11)}, r"fc2\.weight is \[10, 11\] in the file, the config needs \[10, 10\]"),
+                          ({"b": torch.zeros(7)}, r"b is \[7\] in the file, the config needs \[6\]"),
+                          ({"w": torch.full((8, 6), float("nan"))}, "tensor w holds NaN or infinite values")]:
+        torch.save({**sd, **change}, tmp_path / "bad.pth")
+        with pytest.raises(MocohdError, match=rf"^{tmp_path / 'bad.pth'}: .*{match}"):
+            import_model(tmp_path / "bad.pth", "m", pca=pca_dir)
+    assert not (isolated_store / "motion").exists()
+
+
+def test_motion_files_that_lie_are_refused_before_building(tmp_path, monkeypatch):
+    from mocohd_cli import motion
+
+    M = _model()
+    good = tmp_path / "m.safetensors"
+    save_motion(good, M)
+    header = canonical.read_header(good)
+    tensors = canonical.load_tensors(good)
+
+    def no_build(*a, **k):
+        raise AssertionError("built a motion generator from a lying file")
+
+    monkeypatch.setattr(motion, "MotionGenerator", no_build)
+    bad_config, bad_shapes = "invalid mocogan-hd-lstm config: ", "weights do not match the mocogan-hd-lstm config: "
+    cases = [
+        ({"noise_dim": 10**6}, bad_config + r"noise_dim must be in 1\.\.65536, got 1000000$"),
+        ({"noise_dim": 60000}, bad_shapes + r"cell\.weight_ih is \[32, 10\] in the file, the config needs \[32, 60000\]$"),
+        ({"h_dim": 10**4}, bad_shapes + r"cell\.bias_hh is \[32\] in the file, the config needs \[40000\]$"),
+        ({"n_pca": 13}, bad_config + r"n_pca must be in 1\.\.12, got 13$"),
+        ({"w_residual": float("nan")}, bad_config + "w_residual must be a finite number, got nan$"),
+    ]
+    for i, (change, match) in enumerate(cases):
+        path = tmp_path / f"lie{i}.safetensors"
+        canonical.save_model(path, tensors, kind="motion", family=header.family, config={**header.config, **change})
+        with pytest.raises(MocohdError, match=rf"^{re.escape(str(path))}: {match}"):
+            load_motion(path)
+    nan = tmp_path / "nan.safetensors"
+    canonical.save_model(nan, {**tensors, "fc1.bias": torch.full((10,), float("inf"))}, kind="motion", family=header.family, config=header.config)
+    with pytest.raises(MocohdError, match=rf"^{re.escape(str(nan))}: tensor fc1\.bias holds NaN or infinite values"):
+        load_motion(nan)
+    hashed = tmp_path / "hash.safetensors"
+    canonical.save_model(hashed, tensors, kind="motion", family=header.family, config=header.config,
+                         extra_metadata={"mocohd.weights_sha256": "0" * 64})
+    with pytest.raises(MocohdError, match="its recorded weights sha256 does not match its tensors"):
+        load_motion(hashed)

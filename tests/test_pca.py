@@ -1,5 +1,7 @@
 """Latent PCA: exact statistics, streaming, seeding, caching, official files."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,72 @@ def test_cli_pca(capsys, isolated_store):
     assert code == 0 and "pca" in out
     code, _, err = run(capsys, "pca", "--image", "nope", "--samples", "10")
     assert code == 1 and "unknown image model" in err
+
+
+def _official_folder(folder, **arrays):
+    folder.mkdir()
+    for name, arr in arrays.items():
+        np.save(folder / f"{name}.npy", arr)
+    return folder
+
+
+def test_official_folder_shapes_and_values_are_checked(tmp_path, isolated_store):
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(32, 32)))
+    comp, stdev = q.T.astype(np.float32), np.linspace(2, 0.1, 32).astype(np.float32)
+    nan_comp = comp.copy()
+    nan_comp[3, 5] = np.nan
+    cases = [
+        (dict(pca_comp=comp, pca_stdev=stdev[:10]), r"pca_stdev\.npy is \[10\] but pca_comp\.npy is \[32, 32\]"),
+        (dict(pca_comp=comp[:10], pca_stdev=stdev), r"pca_stdev\.npy is \[32\] but pca_comp\.npy is \[10, 32\]"),
+        (dict(pca_comp=np.concatenate([comp, comp[:1]]), pca_stdev=np.ones(33, np.float32)), r"pca_comp\.npy is \[33, 32\], expected \[n, w_dim\] with n <= w_dim"),
+        (dict(pca_comp=comp[None], pca_stdev=stdev), r"pca_comp\.npy is \[1, 32, 32\]"),
+        (dict(pca_comp=comp, pca_stdev=stdev, style_mean=np.zeros(31, np.float32)), r"style_mean\.npy is \[31\] but .* expected \[32\]"),
+        (dict(pca_comp=comp, pca_stdev=stdev, style_var=np.ones((32, 1), np.float32)), r"style_var\.npy is \[32, 1\]"),
+        (dict(pca_comp=comp, pca_stdev=stdev, pca_var_ratio=np.ones(10, np.float32)), r"pca_var_ratio\.npy is \[10\]"),
+        (dict(pca_comp=nan_comp, pca_stdev=stdev), r"pca_comp\.npy: holds NaN or infinite values"),
+        (dict(pca_comp=comp, pca_stdev=np.full(32, np.inf, np.float32)), r"pca_stdev\.npy: holds NaN or infinite values"),
+        (dict(pca_comp=comp, pca_stdev=-stdev), "negative standard deviations"),
+        (dict(pca_comp=comp * 3, pca_stdev=stdev), r"pca_comp\.npy row 0 has length 3; principal directions have length 1"),
+        (dict(pca_comp=comp.astype(np.complex64), pca_stdev=stdev), r"pca_comp\.npy: holds complex64 values"),
+        (dict(pca_comp=np.array([["a"] * 32] * 32), pca_stdev=stdev), r"pca_comp\.npy: holds <U1 values"),
+    ]
+    for i, (arrays, match) in enumerate(cases):
+        folder = _official_folder(tmp_path / f"case{i}", **arrays)
+        with pytest.raises(MocohdError, match=rf"^{re.escape(str(folder))}.*{match}"):
+            import_model(folder, "official", kind="pca")
+    # a .npy whose header promises more data than the file holds
+    folder = _official_folder(tmp_path / "short", pca_comp=comp, pca_stdev=stdev)
+    (folder / "pca_comp.npy").write_bytes((folder / "pca_comp.npy").read_bytes()[:-100])
+    with pytest.raises(MocohdError, match=r"pca_comp\.npy: not a readable \.npy array \(damaged or truncated\?\)"):
+        import_model(folder, "official", kind="pca")
+    with pytest.raises(MocohdError, match=r"^nonexist: no such folder$"):
+        pca.read_official("nonexist")
+    assert not (isolated_store / "pca").exists()
+
+
+def test_stored_basis_is_checked_before_use(tmp_path):
+    q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(12, 12)))
+    basis = pca.PCABasis(torch.from_numpy(q.T).float(), torch.linspace(2, 0.1, 12), mean=torch.zeros(12))
+    good = tmp_path / "good.safetensors"
+    basis.save(good)
+    assert torch.equal(pca.PCABasis.load(good).components, basis.components)
+
+    def lie(name, tensors=None, config=None, **meta):
+        path = tmp_path / f"{name}.safetensors"
+        canonical.save_model(path, tensors or basis.tensors(), kind="pca", family=pca.PCA_FAMILY,
+                             config={**basis.config(), **(config or {})}, extra_metadata={f"mocohd.{k}": v for k, v in meta.items()})
+        return path
+
+    cases = [
+        (lie("hash", weights_sha256="ab" * 32), "its recorded weights sha256 does not match its tensors"),
+        (lie("n", config={"n_components": 64}), r"invalid latent-pca config: n_components \(64\) cannot exceed w_dim \(12\)"),
+        (lie("d", config={"n_components": 6, "w_dim": 6}), r"components is \[12, 12\] in the file, the config needs \[6, 6\]"),
+        (lie("huge", config={"w_dim": 10**9}), r"w_dim must be a whole number in 1\.\.65536, got 1000000000"),
+        (lie("family", family="other"), "unknown PCA family 'other'"),
+        (lie("stdev", tensors={**basis.tensors(), "stdev": torch.ones(5)}), r"stdev is \[5\] in the file, the config needs \[12\]"),
+        (lie("nan", tensors={**basis.tensors(), "stdev": torch.full((12,), float("nan"))}), "tensor stdev holds NaN or infinite values"),
+        (lie("extra", tensors={**basis.tensors(), "junk": torch.ones(3)}), r"unexpected \['junk'\]"),
+    ]
+    for path, match in cases:
+        with pytest.raises(MocohdError, match=rf"^{re.escape(str(path))}: .*{match}"):
+            pca.PCABasis.load(path)

@@ -8,6 +8,10 @@
     NVIDIA .pkl              stylegan2-ada-pytorch network pickle (safe unpickler)
     BigGAN-deep .bin         pytorch-pretrained-BigGAN state dict (+ config.json beside it)
     PCA folder / .npy        MoCoGAN-HD's pca_comp.npy, pca_stdev.npy, ... (allow_pickle=False)
+
+Whatever the format, nothing is built from a file whose config does not fit its
+tensors' shapes, and no tensor with NaN or infinite values gets through
+(``checks``); a canonical file's recorded weights sha256 must match its tensors.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from pathlib import Path
 import torch
 
 from ..errors import MocohdError, a
-from . import biggan, canonical, nvidia, rosinality
+from . import biggan, canonical, checks, nvidia, rosinality
 
 # torch.save's legacy (non-zip) files start with a pickled magic number.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+UNRECOGNISED = "unrecognised file format (expected .safetensors, a rosinality .pt, an NVIDIA .pkl or a BigGAN-deep .bin)"
 
 
 @dataclass
@@ -32,6 +39,7 @@ class ConvertedModel:
     config: dict
     tensors: dict[str, torch.Tensor]
     source: dict = field(default_factory=dict)
+    weights_sha256: str | None = None  # set when read from a canonical file (verified against its tensors)
 
 
 def sniff(path: str | Path) -> str:
@@ -71,41 +79,54 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         header = canonical.read_header(path)
         if kind and header.kind != kind:
             raise MocohdError(f"{path}: is {a(header.kind)} model, expected {a(kind)} model")
+        checks.check_shapes(header.kind, header.family, header.config, header.shapes, path)  # before reading tensors
+        tensors, digest = canonical.load_verified(path, header)
         source = dict(header.source) or {"format": "mocohd"}
-        return ConvertedModel(header.kind, header.family, header.config, canonical.load_tensors(path), source)
+        return ConvertedModel(header.kind, header.family, header.config, tensors, source, weights_sha256=digest)
+    if fmt == "unknown":
+        raise MocohdError(f"{path}: {UNRECOGNISED}")
     if kind not in (None, "image"):
-        raise MocohdError(f"{path}: cannot import a {kind} model from a {fmt} file")
+        what = {"torch": "PyTorch checkpoint", "pickle": "network pickle"}.get(fmt, f"{fmt} file")
+        raise MocohdError(f"{path}: is {a(what)}, which holds image generators; {a(kind)} model cannot come from it")
     source = {"file": path.name, "file_sha256": canonical.file_sha256(path)}
     if fmt == "torch":
         reader = rosinality
         obj = rosinality.read_torch_file(path)
         if biggan.is_biggan(obj):
-            try:
-                config, tensors, notes = biggan.convert(obj, biggan.read_config_json(path))
-            except MocohdError as e:
-                raise MocohdError(f"{path}: {e}") from e
-            source.update(format=biggan.FORMAT, **notes)
-            return ConvertedModel("image", biggan.FAMILY, config, tensors, source)
-        if isinstance(obj, dict) and any(str(k).removeprefix("module.") == "enc_cell.weight_ih" for k in obj):
+            reader = biggan
+        elif isinstance(obj, dict) and any(str(k).removeprefix("module.") == "enc_cell.weight_ih" for k in obj):
             raise MocohdError(f"{path}: an official MoCoGAN-HD motion checkpoint: import it with --pca DIR "
                               "(the folder with its pca_comp.npy and pca_stdev.npy)")
-    elif fmt == "pickle":
+    else:  # a pickle
         reader = nvidia
         obj = nvidia.read_pickle(path)
-    else:
-        raise MocohdError(f"{path}: unrecognised file format (expected .safetensors, a rosinality .pt, an NVIDIA .pkl or a BigGAN-deep .bin)")
     try:
-        config, tensors, notes = reader.convert(obj)
+        if reader is biggan:
+            config, tensors, notes = biggan.convert(obj, biggan.read_config_json(path))
+        else:
+            config, tensors, notes = reader.convert(obj)
     except MocohdError as e:
         raise MocohdError(f"{path}: {e}") from e
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError, RuntimeError) as e:
+        # the converters index into untrusted containers: a damaged one fails anywhere
+        raise MocohdError(f"{path}: damaged or unusual {reader.FORMAT} file: the generator in it cannot be read "
+                          f"({checks.brief(e, 120)})") from e
     source.update(format=reader.FORMAT, **notes)
+    family = biggan.FAMILY if reader is biggan else "stylegan2"
+    model = ConvertedModel("image", family, config, tensors, source)
+    checks.check_size(tensors, path.stat().st_size, path)
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    if "mapping.w_avg" not in tensors and isinstance(config.get("w_dim"), int):
+        shapes["mapping.w_avg"] = (config["w_dim"],)  # estimated below, once the rest is known to fit
+    checks.check_shapes("image", family, config, shapes, path)
+    checks.check_finite(tensors, path)
     if "mapping.w_avg" not in tensors:
         from ..generators import build_generator
 
         g = build_generator("stylegan2", config)
         g.load_state_dict({**g.state_dict(), **tensors}, strict=True)
         tensors["mapping.w_avg"] = rosinality.estimate_w_avg(g)
-    return ConvertedModel("image", "stylegan2", config, tensors, source)
+    return model
 
 
-__all__ = ["ConvertedModel", "read_any", "sniff", "biggan", "canonical", "nvidia", "rosinality"]
+__all__ = ["ConvertedModel", "read_any", "sniff", "biggan", "canonical", "checks", "nvidia", "rosinality"]

@@ -8,7 +8,8 @@ Tensors keep the module's own state_dict names. String metadata:
     mocohd.config          JSON: every hyper-parameter needed to rebuild the module
     mocohd.source          JSON provenance: original file, format, repo, revision, sha256
     mocohd.weights_sha256  sha256 over the tensors (names, dtypes, shapes, bytes):
-                           the model's identity, unchanged by metadata edits
+                           the model's identity, unchanged by metadata edits;
+                           checked against the tensors on every load
 
 Files are written to a temporary name in the destination folder and renamed
 into place, so a reader never sees a half-written model.
@@ -62,14 +63,41 @@ def _prod(shape) -> int:
     return n
 
 
+def _hash_tensor(h, name: str, t: torch.Tensor) -> torch.Tensor:
+    t = t.detach().to("cpu").contiguous()
+    h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+    if t.numel():
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the bytes in place, no copy
+    return t
+
+
 def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """Content hash of a state dict, independent of file layout and metadata."""
     h = hashlib.sha256()
     for name in sorted(tensors):
-        t = tensors[name].detach().to("cpu").contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        _hash_tensor(h, name, tensors[name])
     return h.hexdigest()
+
+
+def verify_tensors(tensors: dict[str, torch.Tensor], recorded: str, origin) -> str:
+    """Hash the tensors and look for NaN/inf in one pass over them; refuse a recorded
+    hash that differs (an empty one, from a file that has none, is not compared).
+    Returns the computed weights sha256. About 0.55 ms per MB on one core (133 MB: 73 ms)."""
+    from .checks import check_real, tensor_is_finite
+
+    h = hashlib.sha256()
+    bad = None
+    for name in sorted(tensors):
+        check_real(name, tensors[name], origin)
+        t = _hash_tensor(h, name, tensors[name])
+        if bad is None and not tensor_is_finite(t):
+            bad = name
+    digest = h.hexdigest()
+    if recorded and recorded.lower() != digest:
+        raise MocohdError(f"{origin}: its recorded weights sha256 does not match its tensors (damaged or edited file)")
+    if bad is not None:
+        raise MocohdError(f"{origin}: tensor {bad} holds NaN or infinite values (a diverged or damaged model); refusing it")
+    return digest
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
@@ -155,17 +183,21 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
     except FileNotFoundError:
         raise MocohdError(f"{path}: no such file")
     except (SafetensorError, OSError, ValueError) as e:
-        raise MocohdError(f"{path}: not a readable safetensors file (corrupt or truncated?): {e}") from e
+        raise MocohdError(f"{path}: not a readable safetensors file (corrupt or truncated?): {str(e).splitlines()[0][:200]}") from e
     if "mocohd.kind" not in meta:
         raise MocohdError(f"{path}: a safetensors file without mocohd metadata; import its original checkpoint with `mocohd import` instead")
     try:
         fmt = int(meta.get("mocohd.format", "0"))
         config = json.loads(meta.get("mocohd.config", "{}"))
         source = json.loads(meta.get("mocohd.source", "{}"))
-    except ValueError as e:
-        raise MocohdError(f"{path}: damaged mocohd metadata: {e}") from e
+    except (ValueError, RecursionError) as e:
+        raise MocohdError(f"{path}: damaged mocohd metadata: {str(e)[:200]}") from e
     if fmt > FORMAT_VERSION:
         raise MocohdError(f"{path}: written by a newer mocohd (format {fmt}); upgrade mocohd to read it")
+    if meta["mocohd.kind"] not in KINDS:
+        raise MocohdError(f"{path}: damaged mocohd metadata: unknown model kind {meta['mocohd.kind'][:40]!r}")
+    if not isinstance(config, dict) or not isinstance(source, dict):
+        raise MocohdError(f"{path}: damaged mocohd metadata: its config and source must be JSON objects")
     return ModelHeader(
         path=path,
         kind=meta["mocohd.kind"],
@@ -179,12 +211,21 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
     )
 
 
+def load_verified(path: str | os.PathLike, header: ModelHeader | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """(tensors, weights sha256) of a canonical file, after checking them against the
+    header's recorded hash and for NaN/inf (``verify_tensors``). Run ``checks.check_shapes``
+    on the header first: it refuses a config that does not fit the tensors without reading them."""
+    header = header or read_header(path)
+    tensors = load_tensors(path)
+    return tensors, verify_tensors(tensors, header.weights_sha256, path)
+
+
 def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     out = {}
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             for k in f.keys():
                 out[k] = f.get_tensor(k)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise MocohdError(f"{path}: could not read tensors (corrupt or truncated?): {e}") from e
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise MocohdError(f"{path}: could not read tensors (corrupt or truncated?): {str(e).splitlines()[0][:200]}") from e
     return out

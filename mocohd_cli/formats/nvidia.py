@@ -89,6 +89,10 @@ def _numpy_scalar(dtype, data=None):
 def _numpy_array(cls, shape, dtype_code):
     if cls is not np.ndarray:
         raise RefusedContent("only plain numpy arrays are allowed")
+    # numpy pickles an array as _reconstruct(ndarray, (0,), b'b') + __setstate__(shape, dtype, raw bytes):
+    # the real shape comes with its data. A large placeholder would be allocated for nothing.
+    if not isinstance(shape, tuple) or len(shape) > 32 or not all(isinstance(n, int) and 0 <= n <= 1 for n in shape):
+        raise pickle.UnpicklingError("malformed numpy array")
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 
@@ -134,15 +138,22 @@ class SafeUnpickler(pickle.Unpickler):
 
 
 def read_pickle(path: str | Path) -> object:
+    """The pickle's contents, through ``SafeUnpickler``; refuses tensors that claim
+    more data than the file holds (``checks.check_storage``)."""
+    from .checks import brief, check_storage
+
     try:
         with open(path, "rb") as f:
-            return SafeUnpickler(f).load()
+            obj = SafeUnpickler(f).load()
     except FileNotFoundError:
         raise MocohdError(f"{path}: no such file")
     except RefusedContent as e:
         raise MocohdError(f"{path}: refused to load: {e}; nothing in it was executed") from e
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError, MemoryError, OSError) as e:
-        raise MocohdError(f"{path}: not a readable network pickle (corrupt or truncated?): {type(e).__name__}: {str(e)[:160]}") from e
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError,
+            MemoryError, OSError, OverflowError, RecursionError) as e:
+        raise MocohdError(f"{path}: not a readable network pickle (corrupt or truncated?): {brief(e)}") from e
+    check_storage(obj, Path(path).stat().st_size, path)
+    return obj
 
 
 def _is_stylegan3(g: PersistentObject) -> bool:

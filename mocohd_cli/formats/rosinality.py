@@ -33,15 +33,21 @@ FORMAT = "rosinality"
 
 
 def read_torch_file(path: str | Path) -> object:
-    """``torch.load(weights_only=True)`` with one-line errors."""
+    """``torch.load(weights_only=True)`` with one-line errors; refuses tensors that
+    claim more data than the file holds (``checks.check_storage``)."""
+    from .checks import brief, check_storage
+
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise MocohdError(f"{path}: no such file")
     except pickle.UnpicklingError as e:
         raise MocohdError(f"{path}: refused: the file holds objects other than tensors and plain containers ({weights_only_reason(e)}); nothing in it was executed") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise MocohdError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {str(e).splitlines()[0][:200]}") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, TypeError,
+            AttributeError, OverflowError, MemoryError, RecursionError) as e:
+        raise MocohdError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {brief(e)}") from e
+    check_storage(obj, Path(path).stat().st_size, path)
+    return obj
 
 
 def weights_only_reason(e: Exception) -> str:

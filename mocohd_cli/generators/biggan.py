@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import DictConfig
+from .config import MAX_LAYERS, DictConfig, check_int, check_real
 
 THRESHOLD = 2.0  # z is drawn from N(0, 1) truncated to [-THRESHOLD, THRESHOLD]
 
@@ -72,14 +72,20 @@ class BigGANConfig(DictConfig):
     n_stats: int = 51  # stored batch-norm statistics: truncation 0, 1/(n-1), ..., 1
 
     def __post_init__(self):
-        self.layers = [[bool(u), int(i), int(o)] for u, i, o in self.layers]
+        if not isinstance(self.layers, (list, tuple)) or not 1 <= len(self.layers) <= MAX_LAYERS:
+            raise ValueError(f"layers must be a list of 1..{MAX_LAYERS} blocks [up, in, out]")
+        layers = []
+        for k, item in enumerate(self.layers):
+            if not isinstance(item, (list, tuple)) or len(item) != 3 or not isinstance(item[0], (bool, int)):
+                raise ValueError(f"layer {k} must be [up, in, out], got {item!r}")
+            layers.append([bool(item[0]), check_int(item[1], f"layer {k} in"), check_int(item[2], f"layer {k} out")])
+        self.layers = layers
         for name in ("z_dim", "embed_dim", "num_classes", "channel_width"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be positive")
-        if self.n_stats < 2:
-            raise ValueError("n_stats must be at least 2")
-        if not self.layers:
-            raise ValueError("layers is empty")
+            check_int(getattr(self, name), name)
+        check_int(self.resolution, "resolution", lo=4, hi=4096)
+        check_int(self.n_stats, "n_stats", lo=2, hi=4096)
+        check_int(self.attention, "attention", lo=0, hi=len(self.layers))
+        check_real(self.eps, "eps", lo=0, lo_open=True)
         ups = sum(u for u, _, _ in self.layers)
         if self.resolution != 4 * 2**ups:
             raise ValueError(f"{ups} up-sampling blocks make {4 * 2**ups} px, not {self.resolution}")
@@ -97,6 +103,37 @@ class BigGANConfig(DictConfig):
     def attention_channels(self) -> int:
         k = min(self.attention, len(self.layers) - 1)
         return self.channel_width * (self.layers[k][1] if self.attention < len(self.layers) else self.layers[k][2])
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every tensor in the generator's state dict, computed
+        from the config alone (no module is built, nothing is allocated)."""
+        ch, cond, n = self.channel_width, self.z_dim + self.embed_dim, self.n_stats
+        out: dict[str, tuple[int, ...]] = {"mapping.w_avg": (self.z_dim,),
+                                           "synthesis.embed.weight": (self.embed_dim, self.num_classes)}
+        c0 = 16 * self.layers[0][1] * ch
+        out.update({"synthesis.gen_z.weight": (c0, cond), "synthesis.gen_z.bias": (c0,)})
+
+        def bn(prefix: str, c: int, conditional: bool = True):
+            out.update({f"{prefix}.running_mean": (n, c), f"{prefix}.running_var": (n, c)})
+            if conditional:
+                out.update({f"{prefix}.scale.weight": (c, cond), f"{prefix}.offset.weight": (c, cond)})
+            else:
+                out.update({f"{prefix}.weight": (c,), f"{prefix}.bias": (c,)})
+
+        for k, (_, i, o) in enumerate(self.layers):
+            cin, cout, p = i * ch, o * ch, f"synthesis.blocks.{k}"
+            mid = cin // 4
+            for j, (a, b, size) in enumerate([(cin, mid, 1), (mid, mid, 3), (mid, mid, 3), (mid, cout, 1)]):
+                bn(f"{p}.bn{j}", a)
+                out.update({f"{p}.conv{j}.weight": (b, a, size, size), f"{p}.conv{j}.bias": (b,)})
+        c = self.attention_channels
+        out.update({"synthesis.attention.theta.weight": (c // 8, c, 1, 1), "synthesis.attention.phi.weight": (c // 8, c, 1, 1),
+                    "synthesis.attention.g.weight": (c // 2, c, 1, 1), "synthesis.attention.o.weight": (c, c // 2, 1, 1),
+                    "synthesis.attention.gamma": (1,)})
+        last = self.layers[-1][2] * ch
+        bn("synthesis.bn", last, conditional=False)
+        out.update({"synthesis.to_rgb.weight": (3, last, 3, 3), "synthesis.to_rgb.bias": (3,)})
+        return out
 
 
 def stat_rows(truncation: float, n_stats: int) -> tuple[int, int, float]:

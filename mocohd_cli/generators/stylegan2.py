@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
-from .config import DictConfig
+from .config import MAX_LAYERS, DictConfig, check_int, check_real
 
 NOISE_MODES = ("const", "random", "none")
 
@@ -47,11 +47,17 @@ class StyleGAN2Config(DictConfig):
 
     def __post_init__(self):
         r = self.resolution
-        if not (isinstance(r, int) and 4 <= r <= 1024 and r & (r - 1) == 0):
-            raise ValueError(f"resolution must be a power of two in 4..1024, got {r}")
-        for name in ("z_dim", "w_dim", "img_channels", "mapping_layers", "channel_base", "channel_max"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be positive")
+        if not (isinstance(r, int) and not isinstance(r, bool) and 4 <= r <= 1024 and r & (r - 1) == 0):
+            raise ValueError(f"resolution must be a power of two in 4..1024, got {r!r}")
+        for name in ("z_dim", "w_dim", "channel_max"):
+            check_int(getattr(self, name), name)
+        check_int(self.img_channels, "img_channels", hi=64)
+        check_int(self.mapping_layers, "mapping_layers", hi=MAX_LAYERS)
+        check_int(self.channel_base, "channel_base", hi=1 << 26)
+        check_real(self.mapping_lr_mul, "mapping_lr_mul", lo=0, lo_open=True)
+        check_real(self.w_avg_beta, "w_avg_beta", lo=0, hi=1)
+        if self.conv_clamp is not None:
+            check_real(self.conv_clamp, "conv_clamp", lo=0, lo_open=True)
         if min(self.channel_base // r, self.channel_max) < 1:
             raise ValueError("channel_base is too small for this resolution")
 
@@ -73,6 +79,34 @@ class StyleGAN2Config(DictConfig):
     @property
     def num_ws(self) -> int:
         return 2 * int(math.log2(self.resolution)) - 2
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every tensor in the generator's state dict, computed
+        from the config alone (no module is built, nothing is allocated)."""
+        out: dict[str, tuple[int, ...]] = {}
+        dims = [self.z_dim] + [self.w_dim] * self.mapping_layers
+        for i in range(self.mapping_layers):
+            out[f"mapping.fc{i}.weight"] = (dims[i + 1], dims[i])
+            out[f"mapping.fc{i}.bias"] = (dims[i + 1],)
+        out["mapping.w_avg"] = (self.w_dim,)
+
+        def layer(prefix: str, cin: int, cout: int, res: int):
+            out.update({f"{prefix}.affine.weight": (cin, self.w_dim), f"{prefix}.affine.bias": (cin,),
+                        f"{prefix}.weight": (cout, cin, 3, 3), f"{prefix}.bias": (cout,),
+                        f"{prefix}.noise_strength": (), f"{prefix}.noise_const": (res, res)})
+
+        cin = 0
+        for res in self.block_resolutions:
+            cout, p = self.channels(res), f"synthesis.b{res}"
+            if cin == 0:
+                out[f"{p}.const"] = (cout, 4, 4)
+            else:
+                layer(f"{p}.conv0", cin, cout, res)
+            layer(f"{p}.conv1", cout, cout, res)
+            out.update({f"{p}.torgb.affine.weight": (cout, self.w_dim), f"{p}.torgb.affine.bias": (cout,),
+                        f"{p}.torgb.weight": (self.img_channels, cout, 1, 1), f"{p}.torgb.bias": (self.img_channels,)})
+            cin = cout
+        return out
 
 
 class FullyConnected(nn.Module):

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from .. import store
-from ..errors import MocohdError, a
-from ..formats import ConvertedModel, canonical, read_any
+from ..errors import MocohdError, UsageError, a
+from ..formats import ConvertedModel, canonical, checks, read_any
+from ..generators.config import check_real
 from .generator import MotionConfig, MotionGenerator, MotionState
 
 FAMILY = "mocogan-hd-lstm"
@@ -31,6 +32,8 @@ def build_motion(model: ConvertedModel, origin: str = "") -> MotionGenerator:
         raise MocohdError(f"{origin}: is {a(model.kind)} model, expected a motion model")
     if model.family != FAMILY:
         raise MocohdError(f"{origin}: unknown motion model family {model.family!r}")
+    # shapes from the config alone must be the tensors' before anything is allocated
+    checks.check_shapes("motion", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin)
     M = MotionGenerator(MotionConfig.from_dict(model.config))
     try:
         M.load_state_dict(model.tensors, strict=True)
@@ -70,23 +73,43 @@ def import_official(path: str | os.PathLike, pca_dir: str | os.PathLike, w_resid
     from ..formats.rosinality import read_torch_file
     from ..pca import read_official
 
-    path = Path(path)
+    path, pca_dir = Path(path), Path(pca_dir)
+    try:
+        check_real(w_residual, "--w-residual")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if not pca_dir.exists():
+        raise MocohdError(f"{pca_dir}: no such folder")
     sd = read_torch_file(path)
     if isinstance(sd, dict) and all(isinstance(k, str) for k in sd) and any(k.startswith("module.") for k in sd):
         sd = {k.removeprefix("module."): v for k, v in sd.items()}  # saved from a (Distributed)DataParallel wrapper
-    if not isinstance(sd, dict) or not all(k in sd and isinstance(sd[k], torch.Tensor) for k in OFFICIAL_KEYS):
+    if (not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items())
+            or not all(k in sd for k in OFFICIAL_KEYS) or any(sd[k].ndim != 2 for k in ("enc_cell.weight_ih", "cell.weight_ih", "w"))):
         raise MocohdError(f"{path}: unknown architecture: not a MoCoGAN-HD motion state dict (modelR_epoch_N.pth)")
-    basis = read_official(pca_dir)
     h4, w_dim = sd["enc_cell.weight_ih"].shape
-    cfg = MotionConfig(w_dim=int(w_dim), noise_dim=int(sd["cell.weight_ih"].shape[1]), h_dim=int(h4) // 4,
-                       n_pca=int(sd["w"].shape[1]), w_residual=w_residual)
+    try:
+        cfg = MotionConfig(w_dim=int(w_dim), noise_dim=int(sd["cell.weight_ih"].shape[1]), h_dim=int(h4) // 4,
+                           n_pca=int(sd["w"].shape[1]), w_residual=w_residual)
+    except UsageError as e:
+        raise MocohdError(f"{path}: not a usable MoCoGAN-HD motion checkpoint: {e}") from e
+    # Every tensor's shape must follow from those four sizes before the module is built;
+    # the PCA buffers, if the file has them, are replaced by the folder's basis.
+    shapes = {k: tuple(v.shape) for k, v in sd.items() if not k.startswith("pca_")}
+    shapes.update({k: v for k, v in cfg.state_shapes().items() if k.startswith("pca_")})
+    checks.check_shapes("motion", FAMILY, cfg.to_dict(), shapes, path)
+    checks.check_finite(sd, path)
+    basis = read_official(pca_dir)
+    if basis.w_dim != cfg.w_dim:
+        raise MocohdError(f"{pca_dir}: the PCA basis is for a {basis.w_dim}-d w, but the motion checkpoint {path.name} "
+                          f"moves in a {cfg.w_dim}-d w")
+    if basis.components.shape[0] < cfg.n_pca:
+        raise MocohdError(f"{pca_dir}: the PCA basis has {basis.components.shape[0]} directions, but the motion "
+                          f"checkpoint {path.name} needs {cfg.n_pca}")
     M = MotionGenerator(cfg)
-    missing, unexpected = M.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
-    if unexpected or set(missing) - {"pca_components", "pca_stdev"}:
-        raise MocohdError(f"{path}: state dict does not match the motion architecture (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+    M.load_state_dict({k: v.float() for k, v in sd.items() if not k.startswith("pca_")}, strict=False)
     M.set_basis(basis.components, basis.stdev)
     source = {"format": "mocogan-hd-pth", "file": path.name, "file_sha256": canonical.file_sha256(path),
-              "pca": Path(pca_dir).name}
+              "pca": pca_dir.name}
     return motion_model(M, source=source)
 
 

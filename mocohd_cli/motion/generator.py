@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 from torch.nn import init
 
-from ..errors import MocohdError
+from ..errors import MocohdError, UsageError
+from ..generators.config import check_int, check_real
 
 
 @dataclass
@@ -34,13 +35,36 @@ class MotionConfig:
     n_pca: int = 384
     w_residual: float = 0.2  # lambda, the step weight
 
+    def __post_init__(self):
+        try:
+            for name in ("w_dim", "noise_dim", "h_dim"):
+                check_int(getattr(self, name), name)
+            check_int(self.n_pca, "n_pca", hi=self.w_dim)
+            check_real(self.w_residual, "w_residual")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
     @classmethod
     def from_dict(cls, d: dict) -> "MotionConfig":
+        """Known keys of ``d`` (a file's config also names its image generator); missing ones keep their defaults."""
+        if not isinstance(d, dict):
+            raise UsageError("a motion config must be a JSON object")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every tensor in the motion generator's state dict (nothing is allocated)."""
+        h4, h, n = 4 * self.h_dim, self.h_dim, self.noise_dim
+        out: dict[str, tuple[int, ...]] = {}
+        for cell, inp in (("enc_cell", self.w_dim), ("cell", n)):
+            out.update({f"{cell}.weight_ih": (h4, inp), f"{cell}.weight_hh": (h4, h), f"{cell}.bias_ih": (h4,), f"{cell}.bias_hh": (h4,)})
+        out.update({"w": (h, self.n_pca), "b": (self.n_pca,), "fc1.weight": (n, 2 * h), "fc1.bias": (n,),
+                    "fc2.weight": (n, n), "fc2.bias": (n,), "pca_components": (self.n_pca, self.w_dim),
+                    "pca_stdev": (self.n_pca,)})
+        return out
 
 
 @dataclass

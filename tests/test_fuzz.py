@@ -1,0 +1,385 @@
+"""Fuzzing the readers with damaged and lying model files.
+
+Valid canonical (.safetensors), rosinality (.pt) and NVIDIA (.pkl) generators
+and a canonical motion model are truncated, have bytes flipped, and are
+rewritten with metadata, configs, shapes and values that lie. Every load
+either gives a model whose forward pass is finite or fails with a one-line
+MocohdError naming the file: never another exception, and never a module
+larger than the file justifies (a guard around the builders fails the test
+before such a module would be allocated). Seeded: the same cases every run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+import struct
+
+import pytest
+import torch
+
+from mocohd_cli import MocohdError, generators, models, motion
+from mocohd_cli.formats import canonical, read_any, rosinality
+from mocohd_cli.models import describe, import_model, load_image_generator
+from mocohd_cli.motion import MotionConfig, load_motion, save_motion
+from mocohd_cli.motion.generator import MotionGenerator
+
+from . import nvidia_pickle
+from .conftest import randomized_generator, tiny_config
+
+LIMIT = 10  # a built module may take at most LIMIT x the file's size
+HUGE = 10**9
+
+
+# ---------------------------------------------------------------- the builders' guard
+
+
+def _stylegan2_bytes(c) -> int | None:
+    """A lower bound of the bytes a StyleGAN2 config allocates (mapping + conv weights);
+    None when the config is not even well-typed (the builder refuses those)."""
+    try:
+        r, z, w, layers = c["resolution"], c["z_dim"], c["w_dim"], c["mapping_layers"]
+        base, cmax = c["channel_base"], c["channel_max"]
+        if not all(isinstance(v, int) and v > 0 for v in (r, z, w, layers, base, cmax)):
+            return None
+        n = z * w + (layers - 1) * w * w
+        img = c.get("img_channels", 3)
+        res, cin = 4, 0
+        while res <= r:
+            cout = min(base // res, cmax)
+            n += 9 * (cin * cout + cout * cout) + (cout * img if isinstance(img, int) else 0)
+            cin, res = cout, res * 2
+        return 4 * n
+    except (KeyError, TypeError):
+        return None
+
+
+def _motion_bytes(cfg: MotionConfig) -> int:
+    h, w, e, k = cfg.h_dim, cfg.w_dim, cfg.noise_dim, cfg.n_pca
+    return 4 * (4 * h * (w + e + 2 * h) + h * k + 2 * h * e + e * e + k * w)
+
+
+@pytest.fixture
+def guard(monkeypatch):
+    """Fail the test (before allocating) if a module bigger than LIMIT x the file is built."""
+    size = {"bytes": 0}
+    real_build = generators.build_generator
+
+    def build(family, config):
+        need = _stylegan2_bytes(config) if family == "stylegan2" else None
+        assert need is None or need <= LIMIT * size["bytes"], f"would build {need:,} bytes from a {size['bytes']:,}-byte file"
+        return real_build(family, config)
+
+    real_motion = motion.MotionGenerator
+
+    class GuardedMotion(real_motion):
+        def __init__(self, cfg, *args, **kw):
+            need = _motion_bytes(cfg)
+            assert need <= LIMIT * size["bytes"], f"would build {need:,} bytes from a {size['bytes']:,}-byte file"
+            super().__init__(cfg, *args, **kw)
+
+    monkeypatch.setattr(generators, "build_generator", build)
+    monkeypatch.setattr(models, "build_generator", build)
+    monkeypatch.setattr(motion, "MotionGenerator", GuardedMotion)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny forwards: thread start-up (and a busy machine) would dominate
+    yield size
+    torch.set_num_threads(threads)
+
+
+def _attempt(path, kind: str, guard) -> str:
+    """Load ``path`` every way a user can; 'loaded' or 'refused' (a proper MocohdError)."""
+    guard["bytes"] = path.stat().st_size
+    try:
+        if kind == "image":
+            G = load_image_generator(path)
+            with torch.no_grad():
+                z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
+                img = G.synthesis(G.mapping(z), noise_mode="const")
+            assert torch.isfinite(img).all(), f"{path.name}: loaded, but renders non-finite pixels"
+        else:
+            M = load_motion(path)
+            with torch.no_grad():
+                ws = M(torch.zeros(2, M.cfg.w_dim), 4, generator=torch.Generator().manual_seed(0))
+            assert torch.isfinite(ws).all(), f"{path.name}: loaded, but its trajectory is not finite"
+        info = describe(path)
+        assert len(info.weights_sha256) == 64
+        import_model(path, "fuzzed", overwrite=True)
+    except MocohdError as e:
+        msg = str(e)
+        assert "\n" not in msg.strip(), f"{path.name}: a multi-line error: {msg!r}"
+        assert path.name in msg, f"{path.name}: the error does not name the file: {msg!r}"
+        return "refused"
+    return "loaded"
+
+
+def _run_cases(cases, kind, guard, tmp_path) -> dict:
+    """Write and attempt each (label, bytes, expect) case; collect every failure, then assert."""
+    failures, outcomes = [], {}
+    for i, (label, data, expect) in enumerate(cases):
+        suffix = {"image-st": ".safetensors", "motion": ".safetensors"}.get(kind, "")
+        path = tmp_path / f"case{i:03d}{suffix}"  # the readers sniff content, not names
+        path.write_bytes(data)
+        try:
+            got = _attempt(path, "motion" if kind == "motion" else "image", guard)
+        except Exception as e:  # noqa: BLE001 - the point: anything but a MocohdError is a failure
+            failures.append(f"{label}: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}")
+            continue
+        outcomes[label] = got
+        if expect is not None and got != expect:
+            failures.append(f"{label}: {got}, expected {expect}")
+    assert not failures, f"{len(failures)} of {len(cases)} cases failed:\n" + "\n".join(failures[:25])
+    return outcomes
+
+
+def _damage(data: bytes, rng: random.Random, n_trunc: int, n_flip: int, protect: int = 0) -> list:
+    """Truncations at random points and 1-4 random byte changes (past the first ``protect`` bytes)."""
+    cases = [(f"truncated at {k}", data[:k], None) for k in sorted(rng.sample(range(1, len(data)), n_trunc))]
+    for j in range(n_flip):
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            b[rng.randrange(protect, len(b))] = rng.randrange(256)
+        cases.append((f"flip {j}", bytes(b), None))
+    return cases
+
+
+# ---------------------------------------------------------------- canonical .safetensors
+
+
+def _split(data: bytes) -> tuple[dict, bytes]:
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + n]), data[8 + n :]
+
+
+def _join(header: dict, body: bytes) -> bytes:
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + body
+
+
+def _with_config(data: bytes, **changes) -> bytes:
+    header, body = _split(data)
+    cfg = json.loads(header["__metadata__"]["mocohd.config"])
+    cfg.update(changes)
+    header["__metadata__"]["mocohd.config"] = json.dumps(cfg)
+    return _join(header, body)
+
+
+def _with_meta(data: bytes, **changes) -> bytes:
+    header, body = _split(data)
+    for k, v in changes.items():
+        if v is None:
+            header["__metadata__"].pop(f"mocohd.{k}", None)
+        else:
+            header["__metadata__"][f"mocohd.{k}"] = v
+    return _join(header, body)
+
+
+def _with_tensor(data: bytes, name: str, **changes) -> bytes:
+    header, body = _split(data)
+    header[name].update(changes)
+    return _join(header, body)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return randomized_generator(tiny_config(8))
+
+
+def _canonical_bytes(tmp_path, G, name="g.safetensors", sd=None, config=None) -> bytes:
+    path = tmp_path / name
+    canonical.save_model(path, sd or G.state_dict(), kind="image", family="stylegan2", config=config or G.cfg.to_dict())
+    return path.read_bytes()
+
+
+def test_fuzz_canonical_image(tmp_path, guard, generator):
+    rng = random.Random(10)
+    good = _canonical_bytes(tmp_path, generator)
+    header, _ = _split(good)
+    nan_sd = dict(generator.state_dict())
+    nan_sd["synthesis.b8.conv1.weight"] = nan_sd["synthesis.b8.conv1.weight"].clone().index_put_((torch.tensor([0]),), torch.tensor(float("nan")))
+    inf_sd = dict(generator.state_dict())
+    inf_sd["mapping.w_avg"] = torch.full_like(inf_sd["mapping.w_avg"], float("inf"))
+
+    R, L = "refused", "loaded"
+    cases = [("original", good, L)]
+    cases += _damage(good, rng, n_trunc=20, n_flip=40, protect=8)
+    # metadata that lies
+    cases += [
+        ("hash of zeros", _with_meta(good, weights_sha256="0" * 64), R),
+        ("hash of another model", _with_meta(good, weights_sha256=canonical.weights_sha256(randomized_generator(tiny_config(8), seed=1).state_dict())), R),
+        ("no hash (older file)", _with_meta(good, weights_sha256=None), L),
+        ("kind motion", _with_meta(good, kind="motion"), R),
+        ("kind pca", _with_meta(good, kind="pca"), R),
+        ("kind banana", _with_meta(good, kind="banana"), R),
+        ("family biggan", _with_meta(good, family="biggan-deep"), R),
+        ("family unknown", _with_meta(good, family="stylegan9"), R),
+        ("format 99", _with_meta(good, format="99"), R),
+        ("format x", _with_meta(good, format="x"), R),
+        ("config a list", _with_meta(good, config="[1, 2]"), R),
+        ("config not json", _with_meta(good, config="{w_dim: 32"), R),
+        ("config nested 100000 deep", _with_meta(good, config="[" * 100000 + "]" * 100000), R),
+        ("source a string", _with_meta(good, source='"x"'), R),
+    ]
+    for key, value in [("w_dim", HUGE), ("z_dim", HUGE), ("mapping_layers", HUGE), ("channel_max", HUGE),
+                       ("channel_base", 10**12), ("resolution", 2**20), ("resolution", 16), ("w_dim", 64),
+                       ("w_dim", -1), ("w_dim", 0), ("w_dim", 32.5), ("w_dim", "32"), ("w_dim", None), ("w_dim", True),
+                       ("mapping_lr_mul", float("nan")), ("mapping_lr_mul", float("inf")), ("mapping_lr_mul", -0.01),
+                       ("conv_clamp", -1.0), ("conv_clamp", float("nan")), ("img_channels", HUGE), ("w_avg_beta", 7.0),
+                       ("extra_key", 1)]:
+        cases.append((f"config {key}={value!r}", _with_config(good, **{key: value}), R))
+    # shapes and offsets that lie
+    a, b = "mapping.fc0.weight", "mapping.fc1.weight"
+    n = math.prod(header[a]["shape"])
+    cases += [
+        (f"{a} shape doubled", _with_tensor(good, a, shape=[2 * s for s in header[a]["shape"]]), R),
+        (f"{a} shape reshaped", _with_tensor(good, a, shape=[n]), R),
+        (f"{a} shape huge", _with_tensor(good, a, shape=[HUGE, HUGE]), R),
+        (f"{a} offsets past the end", _with_tensor(good, a, data_offsets=[0, 10**12]), R),
+        (f"{a} offsets of {b}", _with_tensor(good, a, data_offsets=header[b]["data_offsets"]), R),
+        (f"{a} dtype F64", _with_tensor(good, a, dtype="F64"), R),
+        (f"{a} dtype F16", _with_tensor(good, a, dtype="F16"), R),
+        ("header length huge", struct.pack("<Q", 2**40) + good[8:], R),
+    ]
+    # values that lie (a consistent hash over non-finite weights), unusual dtypes
+    as_dtype = {k: (v.to(torch.float8_e4m3fn) if k == "mapping.fc0.weight" else v) for k, v in generator.state_dict().items()}
+    as_complex = {k: (v.to(torch.complex64) if k == "mapping.fc0.weight" else v) for k, v in generator.state_dict().items()}
+    cases += [
+        ("NaN weight", _canonical_bytes(tmp_path, generator, "nan.safetensors", sd=nan_sd), R),
+        ("inf w_avg", _canonical_bytes(tmp_path, generator, "inf.safetensors", sd=inf_sd), R),
+        ("float8 weight", _canonical_bytes(tmp_path, generator, "f8.safetensors", sd=as_dtype), L),
+        ("complex weight", _canonical_bytes(tmp_path, generator, "c.safetensors", sd=as_complex), R),
+    ]
+    out = _run_cases(cases, "image-st", guard, tmp_path)
+    assert out["original"] == "loaded"
+
+
+def test_fuzz_canonical_motion(tmp_path, guard):
+    rng = random.Random(11)
+    torch.manual_seed(0)
+    cfg = MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6)
+    q, _ = torch.linalg.qr(torch.randn(12, 12))
+    M = MotionGenerator(cfg, q.t(), torch.linspace(2, 0.5, 12))  # the module itself, not the guarded one
+    save_motion(tmp_path / "m.safetensors", M)
+    good = (tmp_path / "m.safetensors").read_bytes()
+    M.b.data[0] = float("nan")
+    save_motion(tmp_path / "nan.safetensors", M)
+    R = "refused"
+    cases = [("original", good, "loaded")] + _damage(good, rng, n_trunc=15, n_flip=30, protect=8)
+    for key, value in [("w_dim", HUGE), ("noise_dim", HUGE), ("h_dim", HUGE), ("n_pca", HUGE), ("noise_dim", 10**5),
+                       ("h_dim", 9), ("n_pca", 13), ("w_dim", 12.0), ("w_residual", float("nan")), ("w_residual", "x")]:
+        cases.append((f"config {key}={value!r}", _with_config(good, **{key: value}), R))
+    cases += [("hash of zeros", _with_meta(good, weights_sha256="0" * 64), R), ("kind image", _with_meta(good, kind="image"), R),
+              ("family other", _with_meta(good, family="other"), R),
+              ("NaN b", (tmp_path / "nan.safetensors").read_bytes(), R)]
+    _run_cases(cases, "motion", guard, tmp_path)
+
+
+# ---------------------------------------------------------------- rosinality .pt
+
+
+def _pt_bytes(tmp_path, ckpt, name="g.pt") -> bytes:
+    torch.save(ckpt, tmp_path / name)
+    return (tmp_path / name).read_bytes()
+
+
+def test_fuzz_rosinality(tmp_path, guard, generator):
+    rng = random.Random(12)
+    G = generator
+    base = rosinality.to_rosinality_state_dict(G.cfg.to_dict(), G.state_dict())
+    good = _pt_bytes(tmp_path, base)
+
+    def lie(label, expect="refused", **g_ema):
+        ckpt = {"g_ema": {**base["g_ema"], **{k.replace("__", "."): v for k, v in g_ema.items()}}, "latent_avg": base["latent_avg"]}
+        return label, _pt_bytes(tmp_path, ckpt, "lie.pt"), expect
+
+    w = base["g_ema"]["style.1.weight"]
+    cases = [("original", good, "loaded")] + _damage(good, rng, n_trunc=15, n_flip=30)
+    cases += [
+        # shapes whose data is not in the file: zero-stride views of one value
+        lie("style.1 [1e9, 1e9] stride 0", style__1__weight=torch.zeros(1).expand(HUGE, HUGE)),
+        lie("style.1 [1e5, 32] stride 0", style__1__weight=torch.zeros(1).expand(10**5, 32)),
+        lie("style.1 and style.2 [1e5, 1e5]", style__1__weight=torch.zeros(1).expand(10**5, 10**5),
+            style__2__weight=torch.zeros(1).expand(10**5, 10**5)),
+        lie("conv1 weight stride 0", conv1__conv__weight=torch.zeros(1).expand(1, HUGE, 32, 3, 3)),
+        lie("style.2 [32, 16] after style.1 [32, 32]", style__2__weight=w[:, :16].contiguous()),
+        lie("style.1 a 0-d tensor", style__1__weight=torch.tensor(1.0)),
+        lie("style.1 a string", style__1__weight="weights"),
+        lie("input.input 0-d", input__input=torch.tensor(1.0)),
+        lie("noise weight empty", conv1__noise__weight=torch.zeros(0)),
+        lie("style.1 int64", "loaded", style__1__weight=w.long()),
+        lie("style.1 float8", "loaded", style__1__weight=w.to(torch.float8_e4m3fn)),
+        lie("style.1 complex", style__1__weight=w.to(torch.complex64)),
+        lie("style.1 sparse", style__1__weight=w.to_sparse()),
+        lie("style.1 on the meta device", style__1__weight=torch.empty(32, 32, device="meta")),
+        lie("style.1 NaN", style__1__weight=w.clone().fill_(float("nan"))),
+        lie("to_rgb1 bias inf", to_rgb1__bias=torch.full_like(base["g_ema"]["to_rgb1.bias"], float("inf"))),
+        ("latent_avg NaN", _pt_bytes(tmp_path, {**base, "latent_avg": torch.full_like(base["latent_avg"], float("nan"))}, "l.pt"), "refused"),
+        ("latent_avg [1e9] stride 0", _pt_bytes(tmp_path, {**base, "latent_avg": torch.zeros(1).expand(HUGE)}, "l.pt"), "refused"),
+        ("a list of 2000 references", _pt_bytes(tmp_path, {**base, "junk": [base["g_ema"]["convs.0.conv.weight"]] * 2000}, "l.pt"), "refused"),
+    ]
+    _run_cases(cases, "pt", guard, tmp_path)
+
+
+# ---------------------------------------------------------------- NVIDIA .pkl
+
+
+def _pkl_bytes(G, attrs=None, tensors=None) -> bytes:
+    """An NVIDIA pickle of ``G``, with Generator attributes and tensors (dotted module path
+    -> tensor) replaced."""
+    with nvidia_pickle.nvidia_modules() as easydict:
+        g = nvidia_pickle._persist(G, easydict, "", extra_state=attrs)
+        for dotted, t in (tensors or {}).items():
+            *mods, leaf = dotted.split(".")
+            node = g
+            for m in mods:
+                node = node.meta["state"]["_modules"][m]
+            group = "_buffers" if leaf in node.meta["state"]["_buffers"] else "_parameters"
+            node.meta["state"][group][leaf] = t
+        return pickle.dumps({"G": None, "D": None, "G_ema": g})
+
+
+def test_fuzz_nvidia_pickle(tmp_path, guard, generator):
+    rng = random.Random(13)
+    G = generator
+    good = _pkl_bytes(G)
+    w = G.mapping.fc0.weight.detach()
+    R = "refused"
+    cases = [("original", good, "loaded")] + _damage(good, rng, n_trunc=20, n_flip=40)
+    for key, value in [("z_dim", HUGE), ("w_dim", HUGE), ("z_dim", 64), ("img_resolution", 2**20), ("img_resolution", 16),
+                       ("img_channels", HUGE), ("z_dim", "abc"), ("z_dim", None), ("c_dim", 10)]:
+        cases.append((f"attr {key}={value!r}", _pkl_bytes(G, attrs={key: value}), R))
+    cases += [
+        ("fc0 [1e9, 1e9] stride 0", _pkl_bytes(G, tensors={"mapping.fc0.weight": torch.zeros(1).expand(HUGE, HUGE)}), R),
+        ("fc0 [32, 1e5] stride 0 float16", _pkl_bytes(G, tensors={"mapping.fc0.weight": torch.zeros(1, dtype=torch.float16).expand(32, 10**5)}), R),
+        ("fc0 transposed shape", _pkl_bytes(G, tensors={"mapping.fc0.weight": w[:16].contiguous()}), R),
+        ("fc0 NaN", _pkl_bytes(G, tensors={"mapping.fc0.weight": torch.full_like(w, float("nan"))}), R),
+        ("w_avg inf", _pkl_bytes(G, tensors={"mapping.w_avg": torch.full_like(G.mapping.w_avg, float("-inf"))}), R),
+        ("const a string", _pkl_bytes(G, tensors={"synthesis.b4.const": "const"}), R),
+        ("fc0 float16", _pkl_bytes(G, tensors={"mapping.fc0.weight": w.half()}), "loaded"),
+    ]
+    _run_cases(cases, "pkl", guard, tmp_path)
+
+
+def test_fuzz_memory_stays_bounded(tmp_path, guard, generator):
+    """The lies above that would allocate (configs and shapes 1e9 wide) are refused before
+    they do: peak memory hardly moves while reading a batch of them."""
+    resource = pytest.importorskip("resource")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    good = _canonical_bytes(tmp_path, generator)
+    base = rosinality.to_rosinality_state_dict(generator.cfg.to_dict(), generator.state_dict())
+    files = {
+        "w.safetensors": _with_config(good, w_dim=10**5),
+        "m.safetensors": _with_config(good, mapping_layers=64, w_dim=10**4),  # 25 GB, within bounds
+        "c.safetensors": _with_config(good, channel_max=2**16, channel_base=2**26),  # within bounds: the shapes refuse it
+        "s.pt": _pt_bytes(tmp_path, {"g_ema": {**base["g_ema"], "style.1.weight": torch.zeros(1).expand(10**5, 10**5)}}, "x.pt"),
+        "z.pkl": _pkl_bytes(generator, attrs={"z_dim": 10**5}),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(MocohdError, match=name.replace(".", r"\.")):
+            read_any(tmp_path / name)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 512, f"peak memory grew by {grown_mib:.0f} MiB reading lying files of a few kB"
