@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from mocohd_cli import MocohdError, load_motion
+from mocohd_cli import MocohdError, load_motion, store
+from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
 from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
 from mocohd_cli.pca import pca_for
@@ -132,8 +133,22 @@ def test_existing_runs_and_missing_checkpoints(setup):
         train(tiny(setup, name="nothing"), resume=True)
     with pytest.raises(MocohdError, match="resolution"):
         train(tiny(setup, name="big", frame_size=32))
-    with pytest.raises(MocohdError, match="multiple"):
+    with pytest.raises(UsageError, match="--batch must be a whole number >= 1, got 0"):
         train(tiny(setup, name="odd", batch=0))
+
+
+def test_a_new_run_never_replaces_a_model_it_did_not_make(setup):
+    from mocohd_cli.models import import_model
+    from mocohd_cli.store import weights_dir
+
+    import_model(weights_dir() / "motion-demo.safetensors", "taken")
+    before = canonical.file_sha256(store.store_path("motion", "taken"))
+    with pytest.raises(MocohdError, match="already holds motion model 'taken'.*--force"):
+        train(tiny(setup, name="taken", steps=1))
+    assert canonical.file_sha256(store.store_path("motion", "taken")) == before
+    train(tiny(setup, name="taken", steps=1), force=True)  # asked for: replaced
+    assert canonical.read_header(store.store_path("motion", "taken")).source["run"] == "taken"
+    train(tiny(setup, name="taken", steps=1), force=True)  # its own export: no question
 
 
 def test_fine_tune_from_a_motion_model(setup):
@@ -263,11 +278,11 @@ def test_two_process_gloo_run(setup):
 
 def test_cli_train_errors_are_one_line(capsys, setup):
     code, _, err = run(capsys, "train", "--image", "demo")
-    assert code == 1 and "--data" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--data" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "train", "--name", "ghost", "--resume")
     assert code == 1 and "no checkpoint" in err
     code, _, err = run(capsys, *_cli_args(setup, "x", 1, "--domain", "sideways"))
-    assert code == 1 and "--domain" in err
+    assert code == 2 and "--domain must be cross or in, got 'sideways'" in err and len(err.strip().splitlines()) == 1
     code, out, _ = run(capsys, *_cli_args(setup, "ok", 1))
     assert code == 0 and "finished at step 1/1" in out and "mocohd render --motion ok" in out
 
@@ -278,3 +293,116 @@ def test_info_shows_the_generator_a_trained_motion_belongs_to(capsys, setup):
     code, out, _ = run(capsys, "info", "told", "--kind", "motion")
     sha = canonical.read_header(gpath).weights_sha256
     assert code == 0 and f"g (weights {sha[:12]})" in out and "trained with" in out and "mocohd-train" in out
+
+
+# ---------------------------------------------------------------------------- resume: what it keeps, what it refuses
+
+
+def _runs(name) -> Path:
+    return Path(os.environ["MOCOHD_HOME"]) / "runs" / name
+
+
+def _stored(name) -> dict:
+    return json.loads((_runs(name) / "config.json").read_text())
+
+
+def test_resume_keeps_the_runs_intervals_unless_given(capsys, setup):
+    """--resume without --save-every / --log-every / --workers / ... keeps the run's own
+    values (not the command line's defaults); given ones change, with a note."""
+    code, _, err = run(capsys, *_cli_args(setup, "keep", 2, "--save-every", "1", "--log-every", "2", "--sample-every", "7"))
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--name", "keep", "--resume", "--steps", "3")
+    assert code == 0, err
+    kept = _stored("keep")
+    assert (kept["save_every"], kept["log_every"], kept["sample_every"]) == (1, 2, 7)
+    assert (kept["workers"], kept["device"], kept["steps"]) == (0, "cpu", 3)
+    assert "--steps 2 -> 3" in err
+    assert [json.loads(x)["step"] for x in (_runs("keep") / "metrics.jsonl").read_text().splitlines()] == [2, 3]
+    # from Python: the fields given to TrainConfig are the changes, the others are the run's
+    r = train(TrainConfig(name="keep", steps=4, log_every=1), resume=True)
+    assert r.step == 4 and load_checkpoint(r.run / "checkpoint.pt")["step"] == 4
+    kept = _stored("keep")
+    assert (kept["save_every"], kept["log_every"], kept["workers"], kept["device"], kept["h_dim"]) == (1, 1, 0, "cpu", 16)
+
+
+def test_resume_refuses_changed_settings_and_force(capsys, setup):
+    gpath, data = setup
+    train(tiny(setup, name="fixed", steps=1))
+    code, _, err = run(capsys, "train", "--name", "fixed", "--resume", "--lr", "0.5", "--image", "other",
+                       "--h-dim", "64", "--steps", "2")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "cannot change --image, --lr, --h-dim when resuming run 'fixed'" in err
+    assert "--lr 0.0001" in err and "--h-dim 16" in err and "--name" in err and "Error" not in err
+    assert load_checkpoint(_runs("fixed") / "checkpoint.pt")["step"] == 1  # nothing ran
+    code, _, err = run(capsys, "train", "--name", "fixed", "--resume", "--force")
+    assert code == 2 and "--resume" in err and "--force" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(UsageError, match=r"cannot change --domain, --frames when resuming run 'fixed'.*--frames 4"):
+        train(tiny(setup, name="fixed", steps=2, frames=5, domain="in"), resume=True)
+    # given values equal to the run's are fine (the data folder and generator as given at the start)
+    code, out, err = run(capsys, *_cli_args(setup, "fixed", 2, "--resume", "--lr", "1e-4", "--frame-size", "16"))
+    assert code == 0 and "finished at step 2/2" in out, err
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over(setup):
+    """Nothing to lose, so no --force needed; a --resume starts it from step 0 with its settings."""
+    r = train(tiny(setup, name="early", steps=2, sample_every=1))
+    (r.run / "checkpoint.pt").unlink()  # what a kill before the first checkpoint leaves
+    (r.run / ".checkpoint.pt.tmp-99999").write_bytes(b"half a checkpoint")
+    notes = []
+    r = train(tiny(setup, name="early", steps=1, sample_every=1), on_event=lambda k, i: k == "note" and notes.append(i["text"]))
+    assert r.step == 1 and any("stopped before its first checkpoint: starting it over" in n for n in notes)
+    assert sorted(p.name for p in r.run.rglob("*")) == ["checkpoint.pt", "config.json", "metrics.jsonl", "samples",
+                                                        "step_0000001.mp4"]  # the old run's step 2 sample is gone
+    assert [json.loads(x)["step"] for x in (r.run / "metrics.jsonl").read_text().splitlines()] == [1]
+    (r.run / "checkpoint.pt").unlink()
+    notes.clear()
+    r = train(TrainConfig(name="early", steps=2), resume=True, on_event=lambda k, i: k == "note" and notes.append(i["text"]))
+    assert r.step == 2 and any("starting it from step 0 with its settings" in n for n in notes)
+    assert _stored("early")["sample_every"] == 1 and _stored("early")["workers"] == 0  # the run's, not the defaults
+
+
+def test_piped_training_prints_plain_progress_lines(capsys, setup):
+    code, out, err = run(capsys, *_cli_args(setup, "piped", 3, "--log-every", "1", "--save-every", "2"))
+    assert code == 0, err
+    lines = err.splitlines()
+    assert any(re.fullmatch(r"step 1/3  [\d.]+ it/s  G_video=[\d.-]+ .*mutual=[\d.-]+", x) for x in lines), err
+    assert any(x.startswith("step 3/3  ") for x in lines) and "checkpoint at step 2" in lines
+
+
+def test_settings_are_checked_by_the_library(setup):
+    for bad in (dict(log_every=0), dict(save_every=-1), dict(lr=0.0), dict(lr=float("nan")), dict(lr=float("inf")),
+                dict(steps=0), dict(frames=1), dict(workers=-1), dict(batch=2.5), dict(w_match=-1.0),
+                dict(domain="sideways"), dict(precision="fp8"), dict(moco_momentum=1.5), dict(sample_videos=0)):
+        with pytest.raises(UsageError) as e:
+            TrainConfig(**bad)
+        assert len(str(e.value).splitlines()) == 1 and ("--" + next(iter(bad)).replace("_", "-")) in str(e.value)
+    cfg = tiny(setup, name="later")
+    cfg.log_every = 0  # assigned after construction: checked when the run starts, before any work
+    with pytest.raises(UsageError, match="--log-every must be a whole number >= 1, got 0"):
+        train(cfg)
+    assert not _runs("later").exists()
+
+
+def test_config_remembers_what_was_given():
+    cfg = TrainConfig("d", "g", steps=5)
+    assert cfg.given == {"data", "image", "steps"} and cfg.lr == 1e-4
+    cfg.lr = 0.5
+    assert cfg.given == {"data", "image", "steps", "lr"}
+    assert TrainConfig(data=Path("d")).data == "d"  # a Path works as its text
+
+
+def test_cli_defaults_are_the_configs():
+    """The command line shows the library's defaults and passes only the options given."""
+    import typer.main
+    from dataclasses import fields
+
+    from mocohd_cli import cli
+    from mocohd_cli.train.image import ImageTrainConfig
+
+    for command, config in (("train", TrainConfig), ("train-image", ImageTrainConfig)):
+        click_cmd = typer.main.get_command(cli.app).commands[command]
+        defaults = {f.name: f.default for f in fields(config)}
+        params = [p for p in click_cmd.params if p.name not in ("resume", "force")]
+        assert {p.name for p in params} <= set(defaults)
+        for p in params:
+            assert p.default == defaults[p.name] or (p.default is None and defaults[p.name] is None), (command, p.name)

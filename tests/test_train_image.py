@@ -1,6 +1,7 @@
 """`mocohd train-image` at tiny sizes: it learns, resumes exactly, runs under
 torchrun, and its generator is a store model that the rest of mocohd uses."""
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from mocohd_cli import MocohdError, load_image_generator
 from mocohd_cli.augment import diff_augment
 from mocohd_cli.data.procedural import write_dataset
 from mocohd_cli.discriminators.stylegan2 import StyleGAN2Discriminator
+from mocohd_cli.errors import UsageError
 from mocohd_cli.train import load_checkpoint
 from mocohd_cli.train.image import ImageTrainConfig, train_image
 
@@ -119,3 +121,52 @@ def test_cli(capsys, heads):
     assert code == 0 and "finished at step 1/1" in out and "mocohd pca --image heads" in out
     code, _, err = run(capsys, "train-image", "--name", "ghost", "--resume")
     assert code == 1 and "no checkpoint" in err
+
+
+def _cli_args(heads, name, steps, *extra):
+    return ["train-image", "--data", str(heads), "--resolution", "16", "--name", name, "--steps", str(steps), "--batch",
+            "2", "--channel-base", "256", "--channel-max", "16", "--mapping-layers", "2", "--w-dim", "16", "--workers",
+            "0", "--device", "cpu", *extra]
+
+
+def _stored(name) -> dict:
+    return json.loads((Path(os.environ["MOCOHD_HOME"]) / "runs" / f"{name}-image" / "config.json").read_text())
+
+
+def test_resume_keeps_the_runs_settings_and_refuses_changes(capsys, heads):
+    code, _, err = run(capsys, *_cli_args(heads, "kept", 2, "--save-every", "1", "--log-every", "2", "--no-augment"))
+    assert code == 0, err
+    code, _, err = run(capsys, "train-image", "--name", "kept", "--resume", "--steps", "3")
+    assert code == 0, err
+    kept = _stored("kept")
+    assert (kept["save_every"], kept["log_every"], kept["workers"], kept["device"], kept["augment"]) == (1, 2, 0, "cpu", False)
+    assert _ckpt("kept")["step"] == 3
+    code, _, err = run(capsys, "train-image", "--name", "kept", "--resume", "--steps", "4", "--lr", "0.5", "--w-dim", "8")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "cannot change --lr, --w-dim when resuming image run 'kept'" in err and "--lr 0.0025, --w-dim 16" in err
+    code, _, err = run(capsys, "train-image", "--name", "kept", "--resume", "--force")
+    assert code == 2 and "--force" in err
+    # the same values as the run's are fine
+    code, out, err = run(capsys, *_cli_args(heads, "kept", 4, "--resume", "--no-augment"))
+    assert code == 0 and "finished at step 4/4" in out, err
+
+
+def test_an_image_run_killed_before_its_first_checkpoint_starts_over(heads):
+    r = train_image(tiny(heads, name="early", steps=1, log_every=1))
+    (r.run / "checkpoint.pt").unlink()
+    notes = []
+    r = train_image(ImageTrainConfig(name="early", steps=2), resume=True,
+                    on_event=lambda k, i: k == "note" and notes.append(i["text"]))
+    assert r.step == 2 and any("stopped before its first checkpoint: starting it from step 0" in n for n in notes)
+    (r.run / "checkpoint.pt").unlink()
+    r = train_image(tiny(heads, name="early", steps=1))  # no --force needed
+    assert r.step == 1 and _ckpt("early")["step"] == 1
+
+
+def test_settings_are_checked_by_the_library(heads):
+    for bad, words in ((dict(r1_every=0), "--r1-every"), (dict(lr=float("nan")), "--lr"), (dict(log_every=0), "--log-every"),
+                       (dict(precision="fp16"), "--precision"), (dict(resolution=24), "power of two"),
+                       (dict(ema_rampup=-1.0), "--ema-rampup"), (dict(steps=0), "--steps")):
+        with pytest.raises(UsageError, match=words):
+            ImageTrainConfig(**bad)
+    assert ImageTrainConfig(ema_rampup=None).ema_rampup is None  # off

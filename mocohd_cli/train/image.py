@@ -25,22 +25,22 @@ import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from .. import store
-from ..errors import MocohdError
+from ..errors import UsageError
 from .distributed import Dist
 from ..formats.canonical import atomic_write_bytes
 from ..runtime import enable_tf32
-from .trainer import (CHECKPOINT_VERSION, Loop, _atomic_torch_save, _ignore_interrupts, _resolve_precision, _StopFlag,
-                      open_run, restore_rng, run_dir, start_run_folder)
+from .trainer import (CHECKPOINT_VERSION, Loop, RunSettings, _atomic_torch_save, _ignore_interrupts, _paths_as_text,
+                      _resolve_precision, _StopFlag, check_settings, open_run, restore_rng, run_dir, start_run_folder)
 
 
 @dataclass
-class ImageTrainConfig:
+class ImageTrainConfig(RunSettings):
     data: str | None = None
     resolution: int | None = None
     name: str | None = None  # default: the data folder's name
@@ -50,7 +50,7 @@ class ImageTrainConfig:
     r1_gamma: float | None = None  # default: StyleGAN2's heuristic 0.0002 * resolution^2 / batch
     r1_every: int = 16
     ema_kimg: float = 10.0
-    ema_rampup: float | None = 0.05  # early on, the half-life is at most this fraction of the images seen
+    ema_rampup: float | None = 0.05  # early on, the half-life is at most this fraction of the images seen; 0 or None: off
     augment: bool = True
     channel_base: int = 16384
     channel_max: int = 512
@@ -63,6 +63,31 @@ class ImageTrainConfig:
     save_every: int = 1000
     sample_every: int = 1000
     log_every: int = 10
+
+    # what a resume may change; the others must stay as the run was started
+    MUTABLE: ClassVar[tuple[str, ...]] = ("steps", "device", "workers", "save_every", "sample_every", "log_every")
+
+    def validate(self) -> None:
+        _paths_as_text(self, "data")
+        check_settings(self, dict(resolution=4, steps=1, batch=1, r1_every=1, channel_base=1, channel_max=1,
+                                  mapping_layers=1, w_dim=1, seed=0, workers=0, save_every=1, sample_every=1, log_every=1),
+                       positive=("lr",), nonnegative=("r1_gamma", "ema_kimg", "ema_rampup"), optional=("ema_rampup",),
+                       choices={"precision": ("auto", "fp32", "bf16"), "augment": (True, False)})
+        if self.seed >= 2**32:
+            raise UsageError(f"--seed must be below 2^32, got {self.seed}")
+        if self.resolution is not None:
+            self.generator_config()
+
+    def generator_config(self):
+        """The StyleGAN2 architecture these settings describe."""
+        from ..generators import StyleGAN2Config
+
+        try:
+            return StyleGAN2Config(resolution=self.resolution, z_dim=self.w_dim, w_dim=self.w_dim,
+                                   mapping_layers=self.mapping_layers, channel_base=self.channel_base,
+                                   channel_max=self.channel_max)
+        except ValueError as e:
+            raise UsageError(f"generator size: {e}") from e
 
 
 @dataclass
@@ -103,42 +128,36 @@ class FrameDataset(torch.utils.data.Dataset):
 
 def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False,
                 on_event: Callable[[str, dict], None] | None = None) -> ImageTrainResult:
-    """Train (or resume) a StyleGAN2 generator; events as ``mocohd_cli.train.train``."""
+    """Train (or resume) a StyleGAN2 generator; events, ``resume`` and ``force`` as
+    ``mocohd_cli.train.train`` (a resume may change ``ImageTrainConfig.MUTABLE``)."""
     from ..augment import diff_augment
     from ..data import EpochSampler, prepare
     from ..discriminators.stylegan2 import StyleGAN2Discriminator
     from ..formats import ConvertedModel
-    from ..generators import StyleGAN2Config, StyleGAN2Generator
+    from ..generators import StyleGAN2Generator
     from ..models import store_model
 
+    cfg.validate()  # again: fields may have been assigned since the config was made
     dist = Dist.from_env(cfg.device)
     emit = on_event if (on_event and dist.writer) else (lambda kind, info: None)
     try:
         if cfg.name is None:
             if cfg.data is None:
-                raise MocohdError("give --data (and --resolution), or --name of a run to --resume")
+                raise UsageError("give --data (and --resolution), or --name of a run to --resume")
             cfg.name = Path(cfg.data).resolve().name
         store.check_name(cfg.name)
         run = run_dir(f"{cfg.name}-image")
         ckpt_path = run / "checkpoint.pt"
-        ck = open_run(cfg, run, resume, force, ("steps", "device", "workers", "save_every", "sample_every", "log_every"),
-                      what="image run")
+        ck = open_run(cfg, run, resume, force, emit, what="image run", exports="image")
         if cfg.data is None or cfg.resolution is None:
-            raise MocohdError("--data and --resolution are required for a new run")
-        if cfg.batch < 1 or cfg.batch % dist.world:
-            raise MocohdError(f"--batch {cfg.batch} must be a positive multiple of the number of processes ({dist.world})")
+            raise UsageError("--data and --resolution are required for a new run")
+        if cfg.batch % dist.world:
+            raise UsageError(f"--batch {cfg.batch} must be a multiple of the number of processes ({dist.world})")
         device = dist.device
         precision = _resolve_precision(cfg.precision, device)
-        if precision == "fp16":
-            raise MocohdError("--precision must be auto, fp32 or bf16 for train-image")
         amp = torch.bfloat16 if precision == "bf16" else None
         enable_tf32(device)
-        try:
-            gcfg = StyleGAN2Config(resolution=cfg.resolution, z_dim=cfg.w_dim, w_dim=cfg.w_dim,
-                                   mapping_layers=cfg.mapping_layers, channel_base=cfg.channel_base,
-                                   channel_max=cfg.channel_max)
-        except ValueError as e:
-            raise MocohdError(f"generator size: {e}") from e
+        gcfg = cfg.generator_config()
         R, local = cfg.resolution, cfg.batch // dist.world
         gamma = cfg.r1_gamma if cfg.r1_gamma is not None else 0.0002 * R * R / cfg.batch
 
@@ -175,7 +194,7 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
             step = int(ck["step"])
             restore_rng(rng, ck["rng"], dist, cfg.seed * 7919 + 104729 * step, emit)
         if dist.writer:
-            start_run_folder(run, cfg, step, fresh=ck is None and force)
+            start_run_folder(run, cfg, step, fresh=ck is None)
         total = cfg.steps
 
         def ema_beta(step: int) -> float:

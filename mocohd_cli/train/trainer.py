@@ -16,7 +16,9 @@ at every checkpoint, so ``mocohd render --motion NAME`` works during
 training. Checkpoints are written to a temporary file and renamed: a kill at
 any moment loses at most the steps since the last one and never leaves a
 corrupt checkpoint. Ctrl-C (SIGINT or SIGTERM) finishes the current
-iteration, saves, and returns.
+iteration, saves, and returns. A resume keeps the run's settings: only the
+``TrainConfig.MUTABLE`` ones may change (see ``RunSettings``). A run that
+stopped before its first checkpoint has nothing to keep and simply starts over.
 
 A step is one iteration of the official schedule (``g_steps`` updates of the
 motion generator, then one of each discriminator) on one global batch;
@@ -27,17 +29,19 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
 import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 
 from .. import store
-from ..errors import MocohdError
+from ..errors import MocohdError, UsageError
 from ..runtime import enable_tf32
 from .distributed import Dist
 from .steps import GANConfig, MotionGAN
@@ -45,8 +49,82 @@ from .steps import GANConfig, MotionGAN
 CHECKPOINT_VERSION = 1
 
 
+class RunSettings:
+    """Base of the training configs (``TrainConfig``, ``ImageTrainConfig``).
+
+    A config remembers which settings its caller gave (``given``): the
+    constructor's arguments and any field assigned afterwards. A new run takes
+    the dataclass defaults for the others; a resume takes the run's stored
+    values for them, applies the given ones listed in ``MUTABLE`` and refuses
+    any other given one that differs from the stored value. The values are
+    checked (``validate``) on construction and again when a run starts."""
+
+    MUTABLE: ClassVar[tuple[str, ...]] = ()
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        names = [f.name for f in fields(cls) if f.init]
+        object.__setattr__(self, "_given", None)  # not tracked while __init__ fills in the defaults
+        object.__setattr__(self, "_args", set(names[: len(args)]) | set(kwargs))
+        return self
+
+    def __post_init__(self):
+        object.__setattr__(self, "_given", self.__dict__.pop("_args", set()))
+        self.validate()
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        given = self.__dict__.get("_given")
+        if given is not None and name in self.__dataclass_fields__:
+            given.add(name)
+
+    @property
+    def given(self) -> frozenset[str]:
+        """The settings the caller gave (a resume changes or checks only these)."""
+        return frozenset(self.__dict__.get("_given") or ())
+
+    def validate(self) -> None:
+        raise NotImplementedError
+
+
+def option(name: str) -> str:
+    """The command-line option of a setting: ``log_every`` -> ``--log-every``."""
+    return "--class" if name == "classes" else "--" + name.replace("_", "-")
+
+
+def check_settings(cfg, whole: dict[str, int], positive: tuple = (), nonnegative: tuple = (),
+                   choices: dict | None = None, optional: tuple = ()) -> None:
+    """UsageError (one line) unless each ``whole`` setting is a whole number >= its bound,
+    each ``positive`` / ``nonnegative`` one a finite number > 0 / >= 0 and each ``choices``
+    one among its values. None passes for the settings whose default is None and ``optional``."""
+    can_be_none = {f.name for f in fields(cfg) if f.default is None} | set(optional)
+    for name, least in whole.items():
+        v = getattr(cfg, name)
+        if v is None and name in can_be_none:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < least:
+            raise UsageError(f"{option(name)} must be a whole number >= {least}, got {v!r}")
+    for name in positive + nonnegative:
+        v = getattr(cfg, name)
+        if v is None and name in can_be_none:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0 or (
+                v == 0 and name in positive):
+            raise UsageError(f"{option(name)} must be a finite number {'>' if name in positive else '>='} 0, got {v!r}")
+    for name, allowed in (choices or {}).items():
+        if getattr(cfg, name) not in allowed:
+            raise UsageError(f"{option(name)} must be {', '.join(map(str, allowed[:-1]))} or {allowed[-1]}, "
+                             f"got {getattr(cfg, name)!r}")
+
+
+def _paths_as_text(cfg, *names: str) -> None:
+    for name in names:  # a Path works as well as its text (and config.json stays JSON)
+        if isinstance(getattr(cfg, name), os.PathLike):
+            object.__setattr__(cfg, name, os.fspath(getattr(cfg, name)))
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(RunSettings):
     data: str | None = None  # folder of videos and/or frame folders
     image: str | None = None  # image generator (name, store entry or path)
     name: str | None = None  # run and exported motion model; default: the data folder's name
@@ -83,6 +161,25 @@ class TrainConfig:
     sample_videos: int = 4
     log_every: int = 10
     pca_samples: int = 1_000_000
+
+    # what a resume may change; the others must stay as the run was started
+    MUTABLE: ClassVar[tuple[str, ...]] = ("steps", "epochs", "device", "workers", "save_every", "sample_every",
+                                          "log_every", "sample_videos")
+
+    def validate(self) -> None:
+        _paths_as_text(self, "data", "image", "init")
+        if isinstance(self.classes, (str, int)):
+            object.__setattr__(self, "classes", [self.classes])
+        check_settings(self, dict(steps=1, epochs=1, batch=1, frames=2, time_step=1, frame_size=4, g_steps=1, n_pca=1,
+                                  h_dim=1, dv_channels=1, di_channels=1, proj_dim=1, queue=1, seed=0, workers=0,
+                                  save_every=1, sample_every=1, sample_videos=1, log_every=1, pca_samples=2),
+                       positive=("lr", "w_residual", "moco_temperature", "truncation"),
+                       nonnegative=("w_match", "w_mutual", "gp_weight", "moco_momentum"),
+                       choices={"domain": ("cross", "in"), "precision": ("auto", "fp32", "bf16", "fp16")})
+        if self.moco_momentum > 1:
+            raise UsageError(f"--moco-momentum must be in [0, 1], got {self.moco_momentum}")
+        if self.seed >= 2**32:
+            raise UsageError(f"--seed must be below 2^32, got {self.seed}")
 
 
 @dataclass
@@ -148,25 +245,41 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
-def open_run(cfg, run: Path, resume: bool, force: bool, mutable: tuple[str, ...], what: str = "run") -> dict | None:
-    """Check a run folder before any work: with ``resume``, load its checkpoint and
-    take the run's settings into ``cfg`` (except the ``mutable`` ones given);
-    otherwise refuse to overwrite an existing run unless ``force``. Fails fast on
-    a data folder that does not exist, and records it as an absolute path (a
-    resume may start from another folder). Returns the checkpoint, or None."""
-    ckpt = run / "checkpoint.pt"
+def open_run(cfg: RunSettings, run: Path, resume: bool, force: bool, emit, what: str = "run",
+             exports: str = "motion") -> dict | None:
+    """Check a run folder before any work and return its checkpoint (or None: a fresh start).
+
+    ``resume`` continues the run: its stored settings fill in those ``cfg`` was not
+    given, the given ``cfg.MUTABLE`` ones apply and any other given one must equal
+    the stored value. Without ``resume`` an existing run (one with a checkpoint) is
+    refused unless ``force``. A run that stopped before its first checkpoint has
+    nothing to lose: it starts over from step 0 (a resume keeps its stored settings).
+    Fails fast on a data folder that does not exist, and records it as an absolute
+    path (a resume may start from another folder)."""
+    if resume and force:
+        raise UsageError("--resume continues a run and --force starts it over: give one of them")
+    ckpt, saved_cfg = run / "checkpoint.pt", run / "config.json"
     ck = None
-    if resume:
-        if not ckpt.is_file():
-            raise MocohdError(f"{what} '{cfg.name}' has no checkpoint to resume ({ckpt})")
+    if ckpt.is_file() and resume:
         ck = load_checkpoint(ckpt)
-        saved = json.loads(ck["config"])
-        for f in fields(cfg):
-            if f.name in saved and (f.name not in mutable or getattr(cfg, f.name) is None):
-                setattr(cfg, f.name, saved[f.name])
+        _take_stored(cfg, json.loads(ck["config"]), f"{what} '{cfg.name}'", emit)
+    elif resume:
+        if not saved_cfg.is_file():
+            raise MocohdError(f"{what} '{cfg.name}' has no checkpoint to resume ({ckpt})")
+        try:
+            saved = json.loads(saved_cfg.read_text())
+        except (OSError, ValueError) as e:
+            raise MocohdError(f"{what} '{cfg.name}' has no checkpoint and an unreadable {saved_cfg}") from e
+        _take_stored(cfg, saved, f"{what} '{cfg.name}'", emit)
+        emit("note", {"text": f"{what} '{cfg.name}' stopped before its first checkpoint: "
+                              "starting it from step 0 with its settings"})
     elif ckpt.exists() and not force:
         raise MocohdError(f"{what} '{cfg.name}' already exists ({run}): pass --resume to continue it "
                           "or --force to start over")
+    elif not ckpt.exists() and run.is_dir() and any(run.iterdir()):
+        emit("note", {"text": f"{what} '{cfg.name}' stopped before its first checkpoint: starting it over"})
+    if ck is None and not force:
+        _check_export_name(exports, cfg.name)
     if cfg.data is not None:
         if not Path(cfg.data).is_dir():
             raise MocohdError(f"{cfg.data}: not a folder of videos or images")
@@ -174,10 +287,80 @@ def open_run(cfg, run: Path, resume: bool, force: bool, mutable: tuple[str, ...]
     return ck
 
 
+def _check_export_name(kind: str, name: str) -> None:
+    """A new run exports its model to the store as ``name`` at every checkpoint: refuse
+    to start when that would replace a ``kind`` model that did not come from this run
+    (one imported, fetched or made by another run), unless the user passes --force."""
+    from ..formats.canonical import read_header
+
+    path = store.store_path(kind, name)
+    if not path.is_file():
+        return
+    try:
+        source = read_header(path).source
+    except MocohdError:
+        source = {}
+    if str(source.get("format", "")).startswith("mocohd-train") and source.get("run") == name:
+        return  # this run's own export, from an earlier start
+    origin = source.get("file") or source.get("repo") or source.get("run") or "elsewhere"
+    raise MocohdError(f"the store already holds {kind} model '{name}' (from {origin}), which this run would replace "
+                      "at its first checkpoint: pick another --name, or pass --force to replace it")
+
+
+def _take_stored(cfg: RunSettings, saved: dict, run: str, emit) -> None:
+    """A resume: the stored settings replace those not given; given ones must be
+    ``MUTABLE`` or equal to the stored value (else one UsageError naming them all)."""
+    given, refused, changed = cfg.given, [], []
+    for f in fields(cfg):
+        if f.name not in saved or f.name == "name":  # a setting newer than the run keeps its default
+            continue
+        new, old = getattr(cfg, f.name), saved[f.name]
+        if f.name in given and not (new is None and f.default is None):  # None: 'automatic', as not given
+            if _comparable(f.name, new) == _comparable(f.name, old):
+                pass
+            elif f.name in cfg.MUTABLE:
+                changed.append(f"{option(f.name)} {old} -> {new}")
+                continue
+            else:
+                refused.append(f.name)
+                continue
+        setattr(cfg, f.name, old)
+    if refused:
+        raise UsageError(f"cannot change {', '.join(map(option, refused))} when resuming {run} (it was started with "
+                         + ", ".join(f"{option(n)} {saved[n]}" for n in refused)
+                         + "): leave them out, or start a new run (another --name, or --force without --resume)")
+    if changed:
+        emit("note", {"text": f"resuming {run} with " + ", ".join(changed)})
+
+
+def _comparable(name: str, value):
+    """A setting as a resume compares it with the stored one: paths as they were
+    recorded, classes as numbers, no EMA ramp-up as None."""
+    if value is None:
+        return None
+    if name == "data":
+        return str(Path(value).resolve())
+    if name == "image" and Path(value).is_file():
+        return str(Path(value).resolve())
+    if name == "classes":
+        from ..generators.biggan import parse_classes
+
+        try:
+            return parse_classes(value, 1000)
+        except MocohdError:
+            return [str(v) for v in value]
+    if name == "ema_rampup":
+        return value or None
+    return value
+
+
 def start_run_folder(run: Path, cfg, step: int, fresh: bool) -> None:
-    """(Writer rank.) Create the run folder, clear an old run's files when starting over
-    (``fresh``), write config.json and drop metric lines past ``step``."""
+    """(Writer rank.) Create the run folder, clear what an earlier start left there
+    when starting from step 0 (``fresh``) and the temporary files of a killed save,
+    write config.json and drop metric lines past ``step``."""
     run.mkdir(parents=True, exist_ok=True)
+    for tmp in run.glob(".*.tmp-*"):  # atomic writes cut by a kill
+        tmp.unlink(missing_ok=True)
     if fresh:
         for old in ("checkpoint.pt", "metrics.jsonl"):
             (run / old).unlink(missing_ok=True)
@@ -204,8 +387,6 @@ def _ignore_interrupts(_worker_id: int) -> None:
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise MocohdError("--precision must be auto, fp32, bf16 or fp16")
     if precision == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     return precision
@@ -215,36 +396,38 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
           on_event: Callable[[str, dict], None] | None = None) -> TrainResult:
     """Train (or resume) a motion generator. ``on_event(kind, info)`` reports
     progress on the writer rank: 'prepare' {done, total}, 'start' {...},
-    'step' {step, total, losses, it_s}, 'sample' {path}, 'checkpoint' {step},
-    'note' {text}."""
+    'step' {step, total, losses; every ``log_every`` steps also mean (losses) and it_s},
+    'sample' {path}, 'checkpoint' {step}, 'note' {text}.
+
+    ``resume``: continue the run ``cfg.name`` from its checkpoint. The settings
+    ``cfg`` was given (``cfg.given``) are checked against the run's: those in
+    ``TrainConfig.MUTABLE`` (steps, epochs, device, workers, the ``*_every``,
+    sample_videos) change, any other must be equal (else UsageError); the rest
+    are the run's. ``force``: start an existing run over."""
     from ..data import ClipDataset, EpochSampler, prepare, to_model_input
     from ..models import load_image_generator
     from ..motion import MotionConfig, MotionGenerator, load_motion, motion_model
     from ..pca import pca_for
 
+    cfg.validate()  # again: fields may have been assigned since the config was made
     dist = Dist.from_env(cfg.device)
     emit = on_event if (on_event and dist.writer) else (lambda kind, info: None)
     try:
         # ---------------------------------------------------------------- the run folder
         if cfg.name is None:
             if cfg.data is None:
-                raise MocohdError("give --data (and --image), or --name of a run to --resume")
+                raise UsageError("give --data (and --image), or --name of a run to --resume")
             cfg.name = Path(cfg.data).resolve().name
         store.check_name(cfg.name)
         run = run_dir(cfg.name)
         ckpt_path = run / "checkpoint.pt"
-        ck = open_run(cfg, run, resume, force, ("steps", "epochs", "device", "workers", "save_every", "sample_every",
-                                                 "log_every", "sample_videos"))
+        ck = open_run(cfg, run, resume, force, emit)
         if cfg.data is None or cfg.image is None:
-            raise MocohdError("--data and --image are required for a new run")
-        if ck is None and Path(cfg.image).exists():  # a generator file: recorded absolute, like the data
+            raise UsageError("--data and --image are required for a new run")
+        if ck is None and Path(cfg.image).is_file():  # a generator file: recorded absolute, like the data
             cfg.image = str(Path(cfg.image).resolve())
-        if cfg.domain not in ("cross", "in"):
-            raise MocohdError("--domain must be cross or in")
-        if cfg.batch < 1 or cfg.batch % dist.world:
-            raise MocohdError(f"--batch {cfg.batch} must be a positive multiple of the number of processes ({dist.world})")
-        if cfg.frames < 2 or cfg.time_step < 1 or cfg.g_steps < 1:
-            raise MocohdError("--frames must be >= 2, --time-step and --g-steps >= 1")
+        if cfg.batch % dist.world:
+            raise UsageError(f"--batch {cfg.batch} must be a multiple of the number of processes ({dist.world})")
 
         device = dist.device
         precision = _resolve_precision(cfg.precision, device)
@@ -254,7 +437,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         G = load_image_generator(cfg.image, device=device)
         frame_size = cfg.frame_size or min(128, G.resolution)
         if frame_size > G.resolution:
-            raise MocohdError(f"--frame-size {frame_size} exceeds the image generator's resolution ({G.resolution})")
+            raise UsageError(f"--frame-size {frame_size} exceeds the image generator's resolution ({G.resolution})")
         cfg.frame_size = frame_size
         labels = None
         if G.c_dim:
@@ -263,11 +446,9 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
             labels = tuple(parse_classes(cfg.classes, G.c_dim)) or None
             cfg.classes = list(labels) if labels else None
             if not 0 < cfg.truncation <= 1:
-                raise MocohdError(f"--truncation must be in (0, 1] for {G.family}, got {cfg.truncation}")
+                raise UsageError(f"--truncation must be in (0, 1] for {G.family}, got {cfg.truncation}")
         elif cfg.classes:
-            raise MocohdError(f"--class is for class-conditional generators (BigGAN); '{cfg.image}' is unconditional")
-        if cfg.truncation <= 0:
-            raise MocohdError("--truncation must be positive")
+            raise UsageError(f"--class is for class-conditional generators (BigGAN); '{cfg.image}' is unconditional")
         if dist.writer:
             basis, _, computed = pca_for(cfg.image, G=G, samples=cfg.pca_samples)
             if computed:
@@ -281,7 +462,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
             M.requires_grad_(True).train()
             cfg.n_pca, cfg.h_dim, cfg.w_residual = M.cfg.n_pca, M.cfg.h_dim, M.cfg.w_residual
             if M.cfg.w_dim != G.w_dim:
-                raise MocohdError(f"--init {cfg.init} moves in a {M.cfg.w_dim}-d space, '{cfg.image}' has a {G.w_dim}-d w")
+                raise UsageError(f"--init {cfg.init} moves in a {M.cfg.w_dim}-d space, '{cfg.image}' has a {G.w_dim}-d w")
         else:
             cfg.n_pca = cfg.n_pca or min(384, G.w_dim, basis.components.shape[0])
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
@@ -319,7 +500,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
             step = int(ck["step"])
             restore_rng(gan.rng, ck["rng"], dist, cfg.seed * 7919 + 104729 * step, emit)
         if dist.writer:
-            start_run_folder(run, cfg, step, fresh=ck is None and force)
+            start_run_folder(run, cfg, step, fresh=ck is None)
         ident = {"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]}
 
         def export() -> None:
@@ -390,14 +571,16 @@ class Loop:
         for k, v in losses.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.count += 1
+        event = {"step": step, "total": total, "losses": losses}
         if step % cfg.log_every == 0 or step == total:
             dt = time.perf_counter() - self.t0
             self.last = {k: v / self.count for k, v in self.sums.items()}
+            event.update(mean=self.last, it_s=self.count / dt)
             if dist.writer:
                 _append_metrics(self.run / "metrics.jsonl", {"step": step, "epoch": step / self.per_epoch,
                                                              "it_s": self.count / dt, **self.last})
             self.sums, self.count, self.t0 = {}, 0, time.perf_counter()
-        self.emit("step", {"step": step, "total": total, "losses": losses})
+        self.emit("step", event)
         if dist.any(not all(math.isfinite(v) for v in losses.values())):  # the last checkpoint stays as it was
             raise MocohdError(f"training diverged at step {step} (a loss is not finite); {self.hint}, "
                               "and --resume from the last checkpoint")
