@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -58,38 +59,97 @@ def _size(n: int) -> str:
 @app.command("list")
 def list_models():
     """Known models (the registry in weights/) and what is in the local store."""
+    from rich.text import Text
+
     from .formats.canonical import read_header
 
-    table = Table(title=f"models  (store: {store.home()})", title_justify="left")
-    for col in ("name", "kind", "family", "res", "where", "description"):
-        table.add_column(col, overflow="fold")
+    # Two lines per model, so that any terminal width reads well: the short
+    # columns, then aliases / Hub repo / description, cut to the width with an ellipsis.
+    rows = []  # (name, kind, family, res, where, detail)
     for e in store.registry():
         fetched = (store.home() / e.kind / f"{e.name}.safetensors").is_file()
-        where = "shipped" if e.shipped else f"hub: {e.repo_id}" + (" [green](in store)[/green]" if fetched else "")
-        aliases = f" ({', '.join(e.aliases)})" if e.aliases else ""
-        table.add_row(e.name + aliases, e.kind, e.family, str(e.resolution or ""), where, e.description)
+        where = "shipped" if e.shipped else "hub, in store" if fetched else "hub"
+        detail = [f"aka {', '.join(e.aliases)}" if e.aliases else "", f"hub {e.repo_id}" if e.repo_id else "",
+                  e.description]
+        rows.append((e.name, e.kind, e.family, str(e.resolution or ""), where, detail))
     for kind, name, path in store.list_store():
         try:
             h = read_header(path)
-            res, family = str(h.config.get("resolution", "")), h.family
+            res, family, src = str(h.config.get("resolution", "")), h.family, h.source
+            detail = [_stored_origin(h.kind, h.config, src)]
         except MocohdError:
-            res, family = "", "[red]unreadable[/red]"
-        table.add_row(name, kind, family, res, f"store ({_size(path.stat().st_size)})", "")
-    out.print(table)
+            res, family, src, detail = "", "unreadable", {}, ["cannot read its header"]
+        shadow = store.shadowed(kind, name, src)
+        if shadow is not None:
+            detail.insert(0, f"hides the {'shipped' if shadow.shipped else 'registry'} {kind} model {shadow.name}")
+        rows.append((name, kind, family, res, f"store, {_size(path.stat().st_size)}", detail))
+    head = ("name", "kind", "family", "res", "where")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells, style=None):
+        parts = [c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        out.print(Text("  ".join(parts).rstrip(), style=style or ""), no_wrap=True, overflow="ellipsis", crop=True)
+
+    out.print(f"models  (store: {store.home()})", soft_wrap=True, markup=False)
+    line(head, "bold")
+    for *cells, detail in rows:
+        line(cells)
+        text = " · ".join(d for d in detail if d)
+        if text:
+            out.print(Text("    " + text, style="dim"), no_wrap=True, overflow="ellipsis", crop=True)
+
+
+def _stored_origin(kind: str, config: dict, src: dict) -> str:
+    """Where a store model came from, in a few words (for `mocohd list`)."""
+    if src.get("repo"):
+        what = f"fetched from {src['repo']}/{src.get('file', '')}"
+    elif src.get("data"):
+        what = f"trained on {src['data']}" + (f", step {src['step']}" if src.get("step") else "")
+    elif src.get("file"):
+        what = f"imported from {src['file']}"
+    else:
+        what = ""
+    image = config.get("image_name")
+    if image and kind in ("motion", "pca"):
+        what += ("; " if what else "") + ("for" if kind == "motion" else "of") + f" image generator {image}"
+    return what
 
 
 @app.command()
 def info(
     name: str = typer.Argument(..., help="Model name or path (.safetensors, rosinality .pt, NVIDIA .pkl)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="image, motion or pca, when a name has several."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="image, motion or pca: show only that kind (default: every "
+                                       "kind the name has, e.g. the demo image generator and the demo motion model)."),
 ):
     """What a model is: kind, family, resolution, latent size, parameters, provenance, sha256."""
     from .formats.canonical import KINDS
     from .models import describe
 
     if kind is not None and kind not in KINDS:
-        raise MocohdError(f"--kind must be one of {', '.join(KINDS)}")
-    m = describe(name, kind=kind)
+        raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
+    kinds = [kind]
+    if kind is None and store.resolve(name).origin != "path":  # a name: every kind it resolves to
+        kinds = [k for k in KINDS if _resolves(name, k)] or [None]
+    for i, k in enumerate(kinds):
+        m = describe(name, kind=k)
+        if len(kinds) > 1:
+            out.print(("\n" if i else "") + f"[bold]{m.kind} model {m.name}[/bold]", soft_wrap=True)
+        _info_table(m)
+    if len(kinds) > 1:
+        out.print(f"\n'{name}' names {len(kinds)} models; --kind {kinds[0]} (or {', '.join(kinds[1:])}) shows one",
+                  soft_wrap=True, markup=False)
+
+
+def _resolves(name: str, kind: str) -> bool:
+    try:
+        store.resolve(name, kind=kind)
+    except MocohdError:
+        return False
+    return True
+
+
+def _info_table(m) -> None:
+    """The rows of `mocohd info` for one model (a models.ModelInfo)."""
     cfg = m.config
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -143,11 +203,35 @@ def import_(
     from .models import import_model
 
     if kind is not None and kind not in KINDS:
-        raise MocohdError(f"--kind must be one of {', '.join(KINDS)}")
-    with err.status(f"importing {path.name}..."):
+        raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
+    with err.status(f"importing {path.name}..."), _shadow_notes() as notes:
         h = import_model(path, name, kind=kind, overwrite=force, pca=pca, image=image, w_residual=w_residual)
     what = f"{h.config['resolution']} px" if "resolution" in h.config else f"w {h.config.get('w_dim', '?')}"
-    out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {what}) -> {h.path}")
+    out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {what}) -> {h.path}", soft_wrap=True)
+    _print_notes(notes or [store.shadow_note(h.kind, name, h.source)])
+
+
+@contextmanager
+def _shadow_notes():
+    """Collect the library's ShadowWarnings (a stored name that hides a shipped or
+    registry model) into a list, to print as notes rather than as Python warnings."""
+    import warnings
+
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", store.ShadowWarning)
+        try:
+            yield notes
+        finally:
+            others = [w for w in caught if not issubclass(w.category, store.ShadowWarning)]
+            notes += [str(w.message) for w in caught if issubclass(w.category, store.ShadowWarning)]
+    for w in others:  # anything else is shown as it would have been
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _print_notes(notes) -> None:
+    for note in dict.fromkeys(n for n in notes if n):
+        err.print(f"note: {note}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()
@@ -160,10 +244,12 @@ def fetch(
     """Download a model from the Hugging Face Hub, verify it, convert it and put it in the store."""
     from .hub import fetch as fetch_model
 
-    h, downloaded = fetch_model(target, name=name, revision=revision, force=force)
+    with _shadow_notes() as notes:
+        h, downloaded = fetch_model(target, name=name, revision=revision, force=force)
     src = h.source
     what = "fetched" if downloaded else "already in the store (use --force to fetch again)"
-    out.print(f"{h.kind} model [bold]{h.path.stem}[/bold] {what}: {h.path}")
+    out.print(f"{h.kind} model [bold]{h.path.stem}[/bold] {what}: {h.path}", soft_wrap=True)
+    _print_notes(notes)
     out.print(f"from {src.get('repo')}/{src.get('file')} @ {(src.get('commit') or src.get('revision') or '?')[:12]}, "
               f"sha256 {str(src.get('file_sha256', ''))[:16]}...")
 
@@ -240,6 +326,31 @@ def pca(
                   + ", ".join(f"{v:.3f}" for v in top.tolist()) + f"; 90% of the variance in {k}")
 
 
+def _plain_progress(label: str, unit: str, total: int | None, first: int = 0, every_s: float = 10.0):
+    """Progress for a stderr that is not a terminal (a pipe, a log file, CI), where a live bar shows
+    nothing until the end. Returns ``report(done, extra="")``, which prints one plain line such as
+    ``rendering: 120/480 frames, 35.2 frames/s`` (``extra`` appended after a comma) when ``done``
+    reaches another tenth of ``total``, or ``every_s`` seconds after the last line; rates count
+    from the call to ``_plain_progress`` and from ``first`` (a resumed run's first step)."""
+    import time
+
+    t0 = time.perf_counter()
+    state = {"tenth": (first * 10 // total) if total else 0, "said": t0}
+
+    def report(done: int, extra: str = "") -> None:
+        now = time.perf_counter()
+        tenth = (done * 10 // total) if total else 0
+        if tenth <= state["tenth"] and now - state["said"] < every_s:
+            return
+        state.update(tenth=tenth, said=now)
+        rate = (done - first) / max(now - t0, 1e-9)
+        line = f"{label}: {done}/{total} {unit}" if total else f"{label}: {done} {unit}"
+        line += f", {rate:.1f} {unit}/s" + (f", {extra}" if extra else "")
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    return report
+
+
 @app.command()
 def render(
     output: Path = typer.Argument(Path("out.mp4"), metavar="OUT", help="Output: .mp4, .webm, .gif, or a folder for PNG frames."),
@@ -262,34 +373,46 @@ def render(
     class_to: Optional[str] = typer.Option(None, "--class-to", help="BigGAN: move each video's class vector "
                                            "linearly to this class over the video."),
 ):
-    """Render videos: a motion model walks the latent space of an image generator."""
+    """Render videos: a motion model walks the latent space of an image generator.
+
+    An existing OUT file is replaced only when the new one is complete; a PNG folder must be new,
+    empty or a previous render's frames. Ctrl-C or SIGTERM leave nothing partial."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .render import render as render_videos
 
+    live = err.is_terminal  # a terminal gets a live bar; a pipe or a log file plain lines
     bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err, transient=True)
+                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err, transient=True, disable=not live)
     task = bar.add_task("render", total=None, rate="")
     t0 = time.perf_counter()
+    plain = None
 
     def started(total, note):  # models are loaded: from here on there is something to show
-        nonlocal t0
+        nonlocal t0, plain
         if note:
             err.print(note)
         bar.update(task, total=total)
         bar.start()
         t0 = time.perf_counter()
+        plain = None if live else _plain_progress("rendering", "frames", total)
 
     def advanced(n):
         bar.update(task, completed=n, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.1f} frames/s")
+        if plain:
+            plain(n)
 
     try:
         result = render_videos(output, motion=motion, image=image, frames=frames, videos=videos, grid=grid, seed=seed,
                                fps=fps, truncation=truncation, noise=noise, interpolate=interpolate, device=device,
                                dtype=dtype, batch=batch, fmt=fmt, on_start=started, on_frame=advanced,
                                classes=classes, class_to=class_to)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: main prints one line with this outcome
+        if getattr(e, "outcome", None) is None:
+            e.outcome = "nothing written"
+        raise
     finally:
         bar.stop()
     elapsed = time.perf_counter() - t0
@@ -301,38 +424,58 @@ def render(
               f"{total} frames in {elapsed:.1f} s ({total / max(elapsed, 1e-9):.1f} frames/s)")
 
 
+def _given(ctx: typer.Context, values: dict) -> dict:
+    """The options of ``values`` that the command line gave: the library takes the others
+    from its config's defaults (a new run) or from the run's stored settings (a resume)."""
+    sources = {k: ctx.get_parameter_source(k) for k in values}  # typer's own copy of click: compare by name
+    return {k: v for k, v in values.items() if sources[k] is not None and sources[k].name != "DEFAULT"}
+
+
 def _run_training(start, describe, shown) -> object:
     """Run a trainer with a progress bar (steps, it/s, the ``shown`` losses) fed by its events;
-    ``describe(info)`` is the first line of the 'start' event."""
+    ``describe(info)`` is the first line of the 'start' event. When stderr is not a terminal
+    (a pipe, a log file), plain lines instead: a logged step at most every 10 s, the last step
+    and each checkpoint."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    plain = not err.is_terminal
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                    TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                   console=err, transient=True)
+                   console=err, transient=True, disable=plain)
     task = bar.add_task("train", total=None, rate="", losses="")
-    state = {"t0": 0.0, "first": 0}
+    state = {"t0": 0.0, "first": 0, "said": -1e9}
+
+    def say(text):  # plain: one line each, however long (a log is read by programs too)
+        err.print(text, soft_wrap=plain)
 
     def on_event(kind, info):
         if kind == "prepare":
             bar.update(task, completed=info["done"], total=info["total"], losses="decoding")
             bar.start()
         elif kind == "note":
-            err.print(info["text"])
+            say(info["text"])
         elif kind == "start":
             state.update(t0=time.perf_counter(), first=info["step"])
             where = f"{info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else "")
-            err.print(f"{describe(info)}, {where}, {info['precision']}"
-                      + (f"; resuming at step {info['step']}" if info["step"] else ""))
+            say(f"{describe(info)}, {where}, {info['precision']}"
+                + (f"; resuming at step {info['step']}" if info["step"] else ""))
             bar.update(task, completed=info["step"], total=info["total"], losses="")
             bar.start()
         elif kind == "step":
             rate = (info["step"] - state["first"]) / max(time.perf_counter() - state["t0"], 1e-9)
-            bar.update(task, completed=info["step"], rate=f"{rate:.2f} it/s",
-                       losses=" ".join(f"{k}={info['losses'][k]:.3f}" for k in shown if k in info["losses"]))
+            losses = info.get("mean", info["losses"]) if plain else info["losses"]  # plain: the logged means
+            text = " ".join(f"{k}={losses[k]:.3f}" for k in shown if k in losses)
+            bar.update(task, completed=info["step"], rate=f"{rate:.2f} it/s", losses=text)
+            now = time.perf_counter()
+            if plain and "mean" in info and (now - state["said"] >= 10 or info["step"] == info["total"]):
+                state["said"] = now
+                say(f"step {info['step']}/{info['total']}  {rate:.2f} it/s  {text}")
+        elif kind == "checkpoint" and plain:
+            say(f"checkpoint at step {info['step']}")
         elif kind == "sample":
-            bar.console.print(f"sample: {info['path']}")
+            say(f"sample: {info['path']}")
 
     try:
         return start(on_event)
@@ -342,6 +485,7 @@ def _run_training(start, describe, shown) -> object:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of videos and/or frame folders (required for a new run)."),
     image: Optional[str] = typer.Option(None, "--image", "-i", help="Image generator: name or path (required for a new run)."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name and exported motion model (default: the data folder's name)."),
@@ -368,7 +512,9 @@ def train(
     classes: Optional[list[str]] = typer.Option(None, "--class", help="BigGAN: the class(es) of the fake videos, "
                                                 "numbers or ImageNet names (default: all classes)."),
     truncation: float = typer.Option(1.0, "--truncation", help="Truncation of the fake clips (BigGAN: 0.4-1; render with the same)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run --name (or the data folder's) from its checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run --name (or the data folder's) from its checkpoint, "
+                                "with its settings; only --steps, --epochs, --device, --workers, --sample-videos and the "
+                                "--*-every options may change."),
     force: bool = typer.Option(False, "--force", help="Start the run over if it exists."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random stream."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps (under torchrun: one GPU per rank)."),
@@ -376,25 +522,17 @@ def train(
     workers: int = typer.Option(2, "--workers", help="Data loader processes per rank."),
     save_every: int = typer.Option(1000, "--save-every", help="Steps between checkpoints (and motion exports)."),
     sample_every: int = typer.Option(1000, "--sample-every", help="Steps between sample videos."),
-    log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines."),
+    sample_videos: int = typer.Option(4, "--sample-videos", help="Videos in each sample grid."),
+    log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines (and progress lines when not on a terminal)."),
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
+    settings = _given(ctx, {k: v for k, v in locals().items() if k not in ("ctx", "resume", "force")})
+    from functools import partial
+
     from .train import TrainConfig
     from .train import train as run_training
 
-    for opt, v in (("--save-every", save_every), ("--sample-every", sample_every), ("--log-every", log_every),
-                   ("--epochs", epochs), ("--workers", workers + 1)):
-        if v < 1:
-            raise MocohdError(f"{opt} must be positive")
-    if steps is not None and steps < 1:
-        raise MocohdError("--steps must be positive")
-    cfg = TrainConfig(data=str(data) if data else None, image=image, name=name, domain=domain, steps=steps,
-                      epochs=epochs, batch=batch, lr=lr, frames=frames, time_step=time_step, frame_size=frame_size,
-                      g_steps=g_steps, n_pca=n_pca, h_dim=h_dim, w_residual=w_residual, w_match=w_match, w_mutual=w_mutual,
-                      gp_weight=gp_weight, dv_channels=dv_channels, di_channels=di_channels, queue=queue, init=init,
-                      seed=seed, device=device, precision=precision, workers=workers, save_every=save_every,
-                      sample_every=sample_every, log_every=log_every, pca_samples=pca_samples,
-                      classes=classes or None, truncation=truncation)
+    cfg = TrainConfig(**settings)  # only what the command line gave: the library knows the defaults
 
     def started(info):
         return (f"run [bold]{info['run'].name}[/bold] ({info['run']}): {info['domain']}-domain, {info['videos']} videos, "
@@ -405,15 +543,17 @@ def train(
     if not result.writer:
         return
     how = "interrupted" if result.interrupted else "finished"
-    out.print(f"{how} at step {result.step}/{result.total}; motion model [bold]{cfg.name}[/bold] -> {result.motion}")
+    say = partial(out.print, soft_wrap=True)  # one line each, also in a pipe
+    say(f"{how} at step {result.step}/{result.total}; motion model [bold]{cfg.name}[/bold] -> {result.motion}")
     if result.interrupted:
-        out.print(f"continue with: mocohd train --name {cfg.name} --resume")
+        say(f"continue with: mocohd train --name {cfg.name} --resume")
     else:
-        out.print(f"render with: mocohd render --motion {cfg.name} --image {cfg.image} out.mp4")
+        say(f"render with: mocohd render --motion {cfg.name} --image {cfg.image} out.mp4")
 
 
 @app.command("train-image")
 def train_image(
+    ctx: typer.Context,
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of images, frame folders and/or videos (required for a new run)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Image size, a power of two (required for a new run)."),
     name: Optional[str] = typer.Option(None, "--name", help="Run and exported generator name (default: the data folder's name)."),
@@ -421,6 +561,7 @@ def train_image(
     batch: int = typer.Option(32, "--batch", help="Global batch, split across processes."),
     lr: float = typer.Option(0.0025, "--lr", help="Adam learning rate (betas 0, 0.99)."),
     r1_gamma: Optional[float] = typer.Option(None, "--r1-gamma", help="R1 weight (default: 0.0002 x resolution^2 / batch)."),
+    r1_every: int = typer.Option(16, "--r1-every", help="Steps between (lazy) R1 regularisations."),
     ema_kimg: float = typer.Option(10.0, "--ema-kimg", help="Half-life of the generator average, in thousands of images."),
     ema_rampup: float = typer.Option(0.05, "--ema-rampup", help="Early half-life cap, as a fraction of the images seen (0: off)."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="DiffAugment (colour, translation, cut-out)."),
@@ -428,7 +569,8 @@ def train_image(
     channel_max: int = typer.Option(512, "--channel-max", help="Largest channel count."),
     mapping_layers: int = typer.Option(8, "--mapping-layers", help="Depth of the mapping network."),
     w_dim: int = typer.Option(512, "--w-dim", help="Size of z and w."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run from its checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its checkpoint, with its settings; only "
+                                "--steps, --device, --workers and the --*-every options may change."),
     force: bool = typer.Option(False, "--force", help="Start the run over if it exists."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random stream."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -436,22 +578,17 @@ def train_image(
     workers: int = typer.Option(2, "--workers", help="Data loader processes per rank."),
     save_every: int = typer.Option(1000, "--save-every", help="Steps between checkpoints (and exports)."),
     sample_every: int = typer.Option(1000, "--sample-every", help="Steps between sample grids."),
-    log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines."),
+    log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines (and progress lines when not on a terminal)."),
 ):
     """Train a StyleGAN2 image generator on images or video frames (in-domain work)."""
+    settings = _given(ctx, {k: v for k, v in locals().items() if k not in ("ctx", "resume", "force")})
+    from functools import partial
+
     from .train.image import ImageTrainConfig
     from .train.image import train_image as run_training
 
-    for opt, v in (("--steps", steps), ("--save-every", save_every), ("--sample-every", sample_every),
-                   ("--log-every", log_every), ("--workers", workers + 1)):
-        if v < 1:
-            raise MocohdError(f"{opt} must be positive")
-    cfg = ImageTrainConfig(data=str(data) if data else None, resolution=resolution, name=name, steps=steps, batch=batch,
-                           lr=lr, r1_gamma=r1_gamma, ema_kimg=ema_kimg, ema_rampup=ema_rampup or None,
-                           augment=augment, channel_base=channel_base,
-                           channel_max=channel_max, mapping_layers=mapping_layers, w_dim=w_dim, seed=seed, device=device,
-                           precision=precision, workers=workers, save_every=save_every, sample_every=sample_every,
-                           log_every=log_every)
+    cfg = ImageTrainConfig(**settings)  # only what the command line gave: the library knows the defaults
+
     def started(info):
         return (f"image run [bold]{info['run'].name}[/bold]: {info['images']} images, generator "
                 f"{info['parameters']:,} parameters, R1 gamma {info['gamma']:.4g}")
@@ -461,30 +598,70 @@ def train_image(
     if not result.writer:
         return
     how = "interrupted" if result.interrupted else "finished"
-    out.print(f"{how} at step {result.step}/{result.total}; image generator [bold]{cfg.name}[/bold] -> {result.image}")
+    say = partial(out.print, soft_wrap=True)  # one line each, also in a pipe
+    say(f"{how} at step {result.step}/{result.total}; image generator [bold]{cfg.name}[/bold] -> {result.image}")
     if result.interrupted:
-        out.print(f"continue with: mocohd train-image --name {cfg.name} --resume")
+        say(f"continue with: mocohd train-image --name {cfg.name} --resume")
     else:
-        out.print(f"next: mocohd pca --image {cfg.name}; mocohd train --data {cfg.data} --image {cfg.name} --domain in")
+        say(f"next: mocohd pca --image {cfg.name}; mocohd train --data {cfg.data} --image {cfg.name} --domain in")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, systemd, ``docker stop``), raised in the main thread so that it unwinds
+    like Ctrl-C: writers remove their temporaries on the way out, and ``main`` exits with 143."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _interrupt_behind(e: BaseException | None) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt that caused ``e``: typer turns one into a silent SystemExit(130)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app, turning errors into one line + exit 1."""
+    """Console-script entry point: run the app, turning errors into one line + exit 1 (2 for usage
+    errors), Ctrl-C into one line + exit 130 and SIGTERM into one line + exit 143. The line says
+    what a command kept when it tells (an ``outcome`` on the interrupt)."""
+    import signal
+    import threading
+
     global _debug
     argv = list(sys.argv[1:] if argv is None else argv)
     _debug = _debug or "--debug" in argv
+    old_term = None  # a SIGTERM ignored by whoever started us stays ignored
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(args=argv, prog_name="mocohd", standalone_mode=True)
+        try:
+            app(args=argv, prog_name="mocohd", standalone_mode=True)
+        except SystemExit as e:
+            stopped = _interrupt_behind(e) if e.code == 130 else None
+            if stopped is None:
+                raise
+            raise stopped from None
     except MocohdError as e:
         if _debug:
             raise
         err.print(f"[red]error:[/red] {e}", soft_wrap=True)
         sys.exit(2 if isinstance(e, UsageError) else 1)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        outcome = getattr(e, "outcome", None)
+        err.print(f"{what}: {outcome}" if outcome else what, markup=False, highlight=False, soft_wrap=True)
+        sys.exit(143 if isinstance(e, Terminated) else 130)
     except Exception as e:  # a bug or an unanticipated failure: still one line
         if _debug:
             raise
         err.print(f"[red]error:[/red] {type(e).__name__}: {e} (run with --debug for the traceback)", soft_wrap=True)
         sys.exit(1)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)

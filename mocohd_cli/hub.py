@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import store
-from .errors import MocohdError
+from .errors import MocohdError, UsageError, a
 from .formats import canonical, read_any
 
 HF_URL = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:/(?P<path>.+))?$")
@@ -40,7 +40,11 @@ class HubFile:
 
 def parse_target(target: str, name: str | None = None, revision: str | None = None) -> HubFile:
     """A registry name/alias or an ``hf://OWNER/REPO/PATH`` URL -> what to download."""
+    if target.startswith("hf://") and target.count("/") == 4 and target.endswith("/"):
+        target = target[:-1]  # hf://OWNER/REPO/ is the repo
     m = HF_URL.match(target)
+    if target.startswith("hf://"):
+        _check_hf_url(target, m)
     if m:
         path = m.group("path") or _single_model_file(m.group("repo"), revision)
         stem = Path(path).name.split(".")[0]
@@ -59,21 +63,60 @@ def parse_target(target: str, name: str | None = None, revision: str | None = No
                    revision=revision or e.revision, sha256=e.sha256, extra=tuple(e.extra_files))
 
 
+_REPO_PART = re.compile(r"^[A-Za-z0-9_.-]{1,96}$")
+
+
+def _check_hf_url(target: str, m: re.Match | None) -> None:
+    """A one-line error saying what is wrong with an ``hf://`` address, or nothing."""
+    form = "expected hf://OWNER/REPO or hf://OWNER/REPO/PATH"
+    parts = target[len("hf://"):].split("/")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise UsageError(f"{target}: not a Hub address: {form} (the repo id is an owner and a name, e.g. someone/some-gan)")
+    for part in parts[:2]:
+        if not _REPO_PART.match(part) or part[0] in "-." or part[-1] in "-." or "--" in part or ".." in part:
+            raise UsageError(f"{target}: '{part}' is not a valid Hub owner or repo name (letters, digits, '-', '_' "
+                             "and '.', at most 96 characters, not starting or ending with '-' or '.', no '--' or '..')")
+    if len(parts) > 2 and not all(parts[2:]):
+        raise UsageError(f"{target}: the path must name a file in the repo ({form}, "
+                         f"e.g. hf://{parts[0]}/{parts[1]}/model.safetensors)")
+    if m is None:  # anything else HF_URL refuses
+        raise UsageError(f"{target}: not a Hub address: {form}")
+
+
+def _revision_message(where: str, repo_id: str, revision: str | None, endpoint: str) -> str:
+    return (f"{where}: revision '{revision or 'main'}' not found in the repo {repo_id} on {endpoint} "
+            "(give a branch, tag or commit that exists there)")
+
+
+def _detail(e: BaseException) -> str:
+    """The first line of an exception's message, short, without the exception's class name."""
+    text = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+    if text:
+        return text
+    return "timed out" if isinstance(e, TimeoutError) or "timeout" in type(e).__name__.lower() else "connection lost"
+
+
 def _single_model_file(repo_id: str, revision: str | None) -> str:
     """The one top-level .safetensors file of a repo (how `mocohd push` shares a model)."""
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or not _reachable(endpoint):
         raise MocohdError(f"hf://{repo_id}: cannot list the repo offline; give the file: hf://{repo_id}/NAME.safetensors")
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         with _quiet_hub_logs():
             files = [x.rfilename for x in HfApi().model_info(repo_id, revision=revision).siblings or []]
+    except GatedRepoError as e:
+        raise MocohdError(f"hf://{repo_id}: access denied (gated or private repo): log in with `hf auth login` or set HF_TOKEN") from e
     except RepositoryNotFoundError as e:
         raise MocohdError(f"hf://{repo_id}: repository not found on {endpoint} (or private: set HF_TOKEN)") from e
+    except RevisionNotFoundError as e:
+        raise MocohdError(_revision_message(f"hf://{repo_id}", repo_id, revision, endpoint)) from e
     except HfHubHTTPError as e:
-        raise MocohdError(f"hf://{repo_id}: cannot list the repo: {str(e).splitlines()[0][:160]}") from e
+        raise MocohdError(f"hf://{repo_id}: cannot list the repo: {_detail(e)}") from e
+    except (OSError, ValueError) as e:
+        raise MocohdError(f"hf://{repo_id}: cannot list the repo: {_detail(e)} (check the network or HF_ENDPOINT)") from e
     top = [f for f in files if f.endswith(".safetensors") and "/" not in f]
     if len(top) != 1:
         raise MocohdError(f"hf://{repo_id}: expected one top-level .safetensors file, found {len(top)}; "
@@ -126,7 +169,8 @@ def download(f: HubFile, force: bool = False) -> tuple[Path, str | None]:
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
-                                            LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
+                                            HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                            RevisionNotFoundError)
     except ImportError as e:  # pragma: no cover - a dependency
         raise MocohdError(f"huggingface_hub is not installed: {e}") from e
     where = f"{f.repo_id}/{f.filename}" + (f"@{f.revision}" if f.revision else "")
@@ -147,31 +191,39 @@ def download(f: HubFile, force: bool = False) -> tuple[Path, str | None]:
     except RepositoryNotFoundError as e:
         raise MocohdError(f"{where}: repository not found on {endpoint} (or private: set HF_TOKEN)") from e
     except RevisionNotFoundError as e:
-        raise MocohdError(f"{where}: revision not found") from e
+        raise MocohdError(_revision_message(where, f.repo_id, f.revision, endpoint)) from e
     except EntryNotFoundError as e:
         raise MocohdError(f"{where}: no such file in the repository") from e
     except HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status in (401, 403):
             raise MocohdError(f"{where}: access denied ({status}): log in with `hf auth login` or set HF_TOKEN") from e
-        raise MocohdError(f"{where}: the Hub answered {status or 'an error'}: {str(e).splitlines()[0][:160]}") from e
-    except (OSError, ValueError) as e:  # connection dropped, timeouts, disk errors
-        raise MocohdError(f"{where}: download failed ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'no detail'}); "
-                          "run the command again to resume, or check HF_ENDPOINT") from e
+        raise MocohdError(f"{where}: the Hub answered {status or 'an error'}: {_detail(e)}") from e
+    except HFValidationError as e:  # a registry entry's repo id or revision the client refuses
+        raise MocohdError(f"{where}: not a valid Hub repo id or revision: {_detail(e)}") from e
+    except OSError as e:  # connection dropped, timeouts, disk errors
+        why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else _detail(e)
+        raise MocohdError(f"{where}: download failed ({why}); run the command again to resume, or check HF_ENDPOINT") from e
     except Exception as e:  # noqa: BLE001 - httpx errors and the like, still one line
-        raise MocohdError(f"{where}: download failed ({type(e).__name__}: {str(e)[:160]}); run the command again, "
+        raise MocohdError(f"{where}: download failed ({_detail(e)}); run the command again, "
                           "or check the network / HF_ENDPOINT") from e
     m = re.search(r"[/\\]snapshots[/\\]([0-9a-f]{40})[/\\]", path)
     return Path(path), (m.group(1) if m else None)
 
 
 def fetch(target: str, name: str | None = None, revision: str | None = None, force: bool = False) -> tuple[canonical.ModelHeader, bool]:
-    """Download, verify, convert and store a model. Returns (header, downloaded)."""
+    """Download, verify, convert and store a model. Returns (header, downloaded).
+
+    A store model of the same name that came from elsewhere (an import, another
+    Hub file) is only replaced with ``force``. When the stored name hides a
+    shipped or registry model, a ``store.ShadowWarning`` says so."""
     f = parse_target(target, name, revision)
     if not force:
         h = _already_stored(f)
         if h is not None:
             return h, False
+        if f.kind:  # before the download when the kind is known (a registry entry)
+            _refuse_replacing_another(f.kind, f)
     path, commit = download(f, force=force)
     for extra in f.extra:  # at the commit just downloaded, so they land in the same snapshot folder
         try:
@@ -188,8 +240,28 @@ def fetch(target: str, name: str | None = None, revision: str | None = None, for
                         format=model.source.get("format", "mocohd"))
     from .models import store_model
 
+    if not force:
+        _refuse_replacing_another(model.kind, f)
     h = store_model(model, f.name, f"{f.repo_id}/{f.filename}", overwrite=True)
+    store.warn_shadowing(h.kind, f.name, h.source)
     return h, True
+
+
+def _refuse_replacing_another(kind: str, f: HubFile) -> None:
+    """A store model of that name from elsewhere (an import, another Hub file) is
+    only replaced with ``force``; an older fetch of the same Hub file is updated."""
+    dest = store.store_path(kind, f.name)
+    if not dest.is_file():
+        return
+    try:
+        src = canonical.read_header(dest).source
+    except MocohdError:
+        src = {}
+    if (src.get("repo"), src.get("file")) == (f.repo_id, f.filename):
+        return
+    origin = f"{src['repo']}/{src['file']}" if src.get("repo") else src.get("file") or src.get("data") or "elsewhere"
+    raise MocohdError(f"{a(kind)} model named '{f.name}' is already in the store (from {origin}): "
+                      "pass --name to store this one under another name, or --force to replace it")
 
 
 # ----------------------------------------------------------------------------
@@ -281,6 +353,7 @@ def push(motion: str, repo_id: str, private: bool = False, samples: list[str | o
     header = canonical.read_header(r.path)
     if header.kind != "motion":
         raise MocohdError(f"{r.path}: is {header.kind} model; push shares motion models")
+    canonical.load_verified(r.path, header)  # never share a damaged or edited file
     for s in samples or []:
         if not Path(s).is_file():
             raise MocohdError(f"{s}: no such sample file")
@@ -310,7 +383,7 @@ def push(motion: str, repo_id: str, private: bool = False, samples: list[str | o
             status = getattr(getattr(e, "response", None), "status_code", None)
             if status in (401, 403):
                 raise MocohdError(f"{repo_id}: not allowed to write ({status}): log in with `hf auth login` or set HF_TOKEN") from e
-            raise MocohdError(f"{repo_id}: the Hub answered {status or 'an error'}: {str(e).splitlines()[0][:160]}") from e
+            raise MocohdError(f"{repo_id}: the Hub answered {status or 'an error'}: {_detail(e)}") from e
         except (OSError, ValueError) as e:
-            raise MocohdError(f"{repo_id}: upload failed ({type(e).__name__}: {str(e)[:160]})") from e
+            raise MocohdError(f"{repo_id}: upload failed ({_detail(e)}); run the command again, or check HF_ENDPOINT") from e
     return f"{endpoint}/{repo_id}"

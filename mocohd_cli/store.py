@@ -7,11 +7,14 @@ Layout under ``MOCOHD_HOME`` (default: the user's cache folder + ``mocohd``)::
     pca/NAME.safetensors      latent PCA bases
     runs/NAME/                training runs
 
-A name resolves, in order, as: an existing path; then for each kind (image,
+A name resolves, in order, as: an existing file; then for each kind (image,
 motion, pca, or only the kind asked for) a model in the store, then one
 shipped in the package's ``weights/`` folder; then a registry entry (or one
 of its aliases) that has not been downloaded, which asks the user to run
 ``mocohd fetch``. Anything else is an error that lists the close matches.
+A folder is never a model file: a bare word that names a folder in the
+current directory (``heads``, the data of the run ``heads``) is looked up as
+a name; a folder given as a path (``./heads``, ``heads/``) is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -109,10 +113,26 @@ class RegistryEntry:
 @lru_cache(maxsize=4)
 def _load_registry(path: str, mtime: float) -> tuple[RegistryEntry, ...]:
     try:
-        data = json.loads(Path(path).read_text())
-        return tuple(RegistryEntry(**e) for e in data["models"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise MocohdError(f"the model registry {path} is damaged: {e}") from e
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise MocohdError(f"cannot read the model registry {path}: {e.strerror}") from e
+    except ValueError as e:  # bad JSON or bad UTF-8
+        where = f" ({e.msg}, line {e.lineno})" if isinstance(e, json.JSONDecodeError) else ""
+        raise MocohdError(f"the model registry {path} is not valid JSON{where}") from e
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise MocohdError(f'the model registry {path} has no "models" list')
+    known = {f.name for f in fields(RegistryEntry)}
+    out = []
+    for i, e in enumerate(models, 1):
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str):
+            raise MocohdError(f'the model registry {path}: entry {i} has no "name"')
+        unknown = sorted(set(e) - known)
+        if unknown:
+            raise MocohdError(f"the model registry {path}: entry '{e['name']}' has unknown field(s) "
+                              f"{', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        out.append(RegistryEntry(**e))
+    return tuple(out)
 
 
 def registry() -> tuple[RegistryEntry, ...]:
@@ -134,6 +154,42 @@ def registry() -> tuple[RegistryEntry, ...]:
 def registry_entries(name: str) -> list[RegistryEntry]:
     """Registry entries called ``name`` (or with it as an alias); one per kind at most."""
     return [e for e in registry() if name == e.name or name in e.aliases]
+
+
+class ShadowWarning(UserWarning):
+    """A store model now hides a shipped or registry model of the same kind and name."""
+
+
+def shadowed(kind: str, name: str, source: dict | None = None) -> RegistryEntry | None:
+    """The shipped or registry model of ``kind`` that a store model called ``name``
+    hides from name resolution (the store comes first), if any. A store model
+    fetched from that entry's own Hub file (``source`` repo and file) is that
+    model, not a shadow."""
+    for e in registry_entries(name):
+        if e.kind != kind:
+            continue
+        if source and e.repo_id and (source.get("repo"), source.get("file")) == (e.repo_id, e.filename):
+            return None
+        return e
+    return None
+
+
+def shadow_note(kind: str, name: str, source: dict | None = None) -> str | None:
+    """One line saying which shipped or registry model the store model ``name`` now hides, or None."""
+    e = shadowed(kind, name, source)
+    if e is None:
+        return None
+    what = f"the shipped {e.name} {kind} model" if e.shipped else f"the registry {kind} model {e.name} (Hub {e.repo_id})"
+    return f"the store model '{name}' now shadows {what}; use --name to pick another name"
+
+
+def warn_shadowing(kind: str, name: str, source: dict | None = None, stacklevel: int = 2) -> str | None:
+    """Warn (``ShadowWarning``) when the store model ``name`` hides a shipped or
+    registry model; returns the message, or None."""
+    note = shadow_note(kind, name, source)
+    if note:
+        warnings.warn(note, ShadowWarning, stacklevel=stacklevel + 1)
+    return note
 
 
 # ----------------------------------------------------------------------------
@@ -175,19 +231,26 @@ def resolve(name_or_path: str | os.PathLike, kind: str | None = None) -> Resolve
     p = Path(s).expanduser()
     if p.is_file():
         return Resolved(p, "path", p.stem)
-    if p.is_dir():
-        raise MocohdError(f"{p}: is a folder, expected a model file or name")
-    if _looks_like_path(s):
+    explicit = _looks_like_path(s) or p.is_absolute()
+    if p.is_dir() and explicit:
+        # A folder is never a model file; a bare word that happens to name a
+        # folder here (a training data folder called like its run) is a name.
+        raise MocohdError(_folder_message(s, p, kind))
+    if explicit:
         raise MocohdError(f"{s}: no such file")
     if not NAME_RE.match(s):
         raise MocohdError(f"invalid model name {s!r}")
 
     entries = registry_entries(s)
     by_kind = {e.kind: e for e in entries}
-    names = list(dict.fromkeys([s] + [n for e in entries for n in [e.name, *e.aliases]]))
+
+    def names(k: str) -> list[str]:  # an alias stands for its own entry's kind only
+        e = by_kind.get(k)
+        return list(dict.fromkeys([s] + ([e.name, *e.aliases] if e else [])))
+
     # Kind by kind (image first), the store before what the package ships.
     for k in [kind] if kind else KINDS:
-        for n in names:
+        for n in names(k):
             f = home() / k / f"{n}{SUFFIX}"
             if f.is_file():
                 return Resolved(f, "store", n)
@@ -203,7 +266,7 @@ def resolve(name_or_path: str | os.PathLike, kind: str | None = None) -> Resolve
 
     if kind:
         for other in KINDS:
-            if other != kind and (any((home() / other / f"{n}{SUFFIX}").is_file() for n in names)
+            if other != kind and (any((home() / other / f"{n}{SUFFIX}").is_file() for n in names(other))
                                   or (other in by_kind and by_kind[other].shipped)):
                 raise MocohdError(f"'{s}' is {a(other)} model, not {a(kind)} model")
     known = sorted({n for e in registry() if kind in (None, e.kind) for n in [e.name, *e.aliases]}
@@ -211,4 +274,21 @@ def resolve(name_or_path: str | os.PathLike, kind: str | None = None) -> Resolve
     close = difflib.get_close_matches(s, known, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `mocohd list` shows the known models"
     what = f"{kind} model" if kind else "model"
+    if p.is_dir():
+        hint = f" (./{s} here is a folder, not a model file){hint}"
     raise MocohdError(f"unknown {what} '{s}'{hint}")
+
+
+def _folder_message(s: str, p: Path, kind: str | None) -> str:
+    """Why a folder given as a path is not a model, and the name to use if one matches."""
+    what = f"{kind} model" if kind else "model"
+    name = p.name
+    if NAME_RE.match(name):
+        try:
+            r = resolve(name, kind=kind)
+        except MocohdError:
+            r = None
+        if r is not None and r.origin != "path":
+            where = "stored" if r.origin == "store" else r.origin
+            return f"{s}: is a folder, not a model file; to use the {where} {what} '{name}', give its name alone: {name}"
+    return f"{s}: is a folder, not a model file: give a model file (.safetensors, .pt, .pkl) or a {what} name"

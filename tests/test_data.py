@@ -105,3 +105,35 @@ def test_cli_prepare(capsys, dataset):
     assert "prepared: 2 videos" in out and "skipped 1 unreadable, 1 too short, 1 not videos" in out
     code, out, _ = run(capsys, "prepare", "--data", str(dataset), "--frame-size", "8")
     assert "reused the clip cache" in out
+
+
+def test_nothing_usable_says_why_in_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(MocohdError) as e:
+        prepare(empty)
+    msg = str(e.value)
+    assert msg.startswith(f"{empty}: no usable videos: no video files (") and "folders of images" in msg
+    assert "skipped )" not in msg and "0 found" not in msg
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(MocohdError, match=r"; 1 other file\(s\) ignored$"):
+        prepare(empty)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.mp4").write_bytes(b"junk")
+    with pytest.raises(MocohdError) as e:
+        prepare(junk)
+    assert str(e.value) == f"{junk}: no usable videos (1 found: 1 unreadable)"
+    _frame_folder(junk / "short", 5)
+    with pytest.raises(MocohdError) as e:
+        prepare(junk, min_frames=31)
+    assert str(e.value) == f"{junk}: no usable videos (2 found: 1 unreadable, 1 too short); each needs at least 31 frames"
+
+
+def test_unwritable_cache_is_one_line(capsys, dataset, isolated_store):
+    isolated_store.parent.mkdir(parents=True, exist_ok=True)
+    isolated_store.write_text("a file where the store should be")
+    with pytest.raises(MocohdError, match=r"cannot create the clip cache folder .*: .* \(set MOCOHD_HOME"):
+        prepare(dataset, frame_size=8)
+    code, _, err = run(capsys, "prepare", "--data", str(dataset), "--frame-size", "8")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "Error:" not in err, err

@@ -200,3 +200,46 @@ def test_push_errors_are_one_line(tmp_path, hub):
     assert code == 1 and "unknown motion model 'nope'" in err
     code, _, err = mocohd(tmp_path, hub.url, "push", "vox", "--repo", "not-a-repo", env={"HF_TOKEN": "w-token"})
     assert code == 1 and "OWNER/NAME" in err
+
+
+@pytest.mark.parametrize("url,message", [
+    ("hf://bad", "hf://bad: not a Hub address: expected hf://OWNER/REPO or hf://OWNER/REPO/PATH"),
+    ("hf://", "hf://: not a Hub address"),
+    ("hf://so@me/repo/g.pt", "'so@me' is not a valid Hub owner or repo name"),
+    ("hf://someone/-gan/g.pt", "'-gan' is not a valid Hub owner or repo name"),
+    ("hf://someone/tiny-gan/nets/", "the path must name a file in the repo"),
+])
+def test_malformed_hub_address_is_a_usage_error(tmp_path, hub, url, message):
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", url)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert "registry" not in err and hub.requests == []  # refused before asking anything
+
+
+@pytest.mark.parametrize("target", ["hf://someone/tiny-gan/nets/g.pt", "hf://someone/tiny-gan", "tiny"])
+def test_unknown_revision_is_named(tmp_path, hub, checkpoint, target):
+    hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
+    registry(tmp_path)
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", target, "--revision", "deadbeef")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "revision 'deadbeef' not found in the repo someone/tiny-gan" in err and "Client Error" not in err
+    assert stored(tmp_path) == []
+
+
+def test_fetch_keeps_a_different_model_of_that_name_and_notes_shadowing(tmp_path, hub, checkpoint):
+    hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
+    hub.add_file("other/repo", "g.pt", checkpoint)
+    registry(tmp_path)
+    local = tmp_path / "local.pt"
+    local.write_bytes(checkpoint)
+    assert mocohd(tmp_path, hub.url, "import", str(local), "--name", "tiny")[0] == 0
+    before = (tmp_path / "home" / "image" / "tiny.safetensors").read_bytes()
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", "tiny")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "an image model named 'tiny' is already in the store (from local.pt)" in err and "--force" in err
+    assert (tmp_path / "home" / "image" / "tiny.safetensors").read_bytes() == before and hub.requests == []
+    code, _, err = mocohd(tmp_path, hub.url, "fetch", "tiny", "--force")
+    assert code == 0, err
+    # a Hub file stored as 'demo' hides the shipped demo generator: say so
+    code, out, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo/g.pt", "--name", "demo")
+    assert code == 0 and "fetched" in out
+    assert err.strip() == "note: the store model 'demo' now shadows the shipped demo image model; use --name to pick another name"

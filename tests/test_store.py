@@ -102,3 +102,64 @@ def test_store_that_is_a_file_is_reported(isolated_store):
     isolated_store.write_text("not a folder")
     with pytest.raises(MocohdError, match="not a folder"):
         store.list_store()
+
+
+def test_a_bare_name_that_is_also_a_folder_is_a_model_name(tmp_path, isolated_store, monkeypatch):
+    # `mocohd train --data heads ...` stores the motion model 'heads' next to the data folder 'heads'.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "heads").mkdir()
+    (tmp_path / "data").mkdir()
+    _save(store.store_path("image", "heads"), randomized_generator(tiny_config(4)))
+    assert store.resolve("heads").origin == "store"
+    assert store.resolve("heads", kind="image").path == isolated_store / "image" / "heads.safetensors"
+    # A folder given as a path is still refused, with the name to use instead.
+    for explicit in ("./heads", "heads/", str(tmp_path / "heads")):
+        with pytest.raises(MocohdError, match="is a folder, not a model file; .* give its name alone: heads$"):
+            store.resolve(explicit)
+    with pytest.raises(MocohdError, match=r"^\./data: is a folder, not a model file: give a model file"):
+        store.resolve("./data")
+    # A folder with no model of its name: an unknown name, and the folder is mentioned.
+    with pytest.raises(MocohdError, match=r"unknown model 'data' \(\./data here is a folder, not a model file\)"):
+        store.resolve("data")
+
+
+def test_damaged_registry_is_explained_without_python_names(tmp_path, monkeypatch):
+    reg = tmp_path / "team.json"
+    monkeypatch.setenv("MOCOHD_REGISTRY", str(reg))
+    reg.write_text(json.dumps({"models": [{"name": "x", "repo": "a/b"}]}))
+    with pytest.raises(MocohdError) as e:
+        store.registry()
+    assert "entry 'x' has unknown field(s) repo" in str(e.value) and "__init__" not in str(e.value)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    monkeypatch.setenv("MOCOHD_REGISTRY", str(bad))
+    with pytest.raises(MocohdError, match=r"bad.json is not valid JSON \(.*line 1\)$"):
+        store.registry()
+    other = tmp_path / "list.json"
+    other.write_text("[]")
+    monkeypatch.setenv("MOCOHD_REGISTRY", str(other))
+    with pytest.raises(MocohdError, match='has no "models" list'):
+        store.registry()
+
+
+def test_store_names_that_shadow_shipped_or_registry_models():
+    assert store.shadow_note("image", "demo") == (
+        "the store model 'demo' now shadows the shipped demo image model; use --name to pick another name")
+    assert store.shadowed("motion", "motion-demo").file == "motion-demo.safetensors"  # an alias
+    assert "registry image model ffhq (Hub ZeqiangLai/StyleGAN2)" in store.shadow_note("image", "ffhq-1024")
+    assert store.shadowed("pca", "demo") is None and store.shadowed("image", "mine") is None
+    # the registry's own file, fetched under its name, is that model, not a shadow
+    e = store.registry_entries("ffhq")[0]
+    assert store.shadowed("image", "ffhq", {"repo": e.repo_id, "file": e.filename}) is None
+    with pytest.warns(store.ShadowWarning, match="shadows the shipped demo motion model"):
+        assert store.warn_shadowing("motion", "demo")
+
+
+def test_an_alias_stands_for_its_own_kind_only():
+    from mocohd_cli.pca import PCABasis
+
+    PCABasis(torch.eye(3), torch.ones(3)).save(store.store_path("pca", "demo"))
+    assert store.resolve("demo", kind="pca").origin == "store"
+    assert store.resolve("motion-demo").path.name == "motion-demo.safetensors"
+    with pytest.raises(MocohdError, match="'motion-demo' is a motion model, not a pca model"):
+        store.resolve("motion-demo", kind="pca")  # the motion entry's alias, not the pca 'demo'

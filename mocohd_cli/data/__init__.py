@@ -152,13 +152,20 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
     out = cache_dir(root, frame_size)
     index_path = out / "index.json"
     if index_path.is_file() and not force:
-        idx = json.loads(index_path.read_text())
-        return PreparedData(out, len(idx["videos"]), sum(v["frames"] for v in idx["videos"]), frame_size,
-                            idx["skipped"], reused=True)
+        try:
+            idx = json.loads(index_path.read_text())
+            return PreparedData(out, len(idx["videos"]), sum(v["frames"] for v in idx["videos"]), frame_size,
+                                idx["skipped"], reused=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # an unreadable index: decode again
     videos, others = scan(root)
     skipped = {"unreadable": 0, "too short": 0, "not videos": len(others)}
     entries = []
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MocohdError(f"cannot create the clip cache folder {out}: {e.strerror} "
+                          "(set MOCOHD_HOME to a writable folder)") from e
     for i, src in enumerate(videos):
         try:
             frames = [square_resize(torch.from_numpy(b), frame_size) for b in _frame_batches(src)]
@@ -171,17 +178,35 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
                 skipped["too short"] += 1
             else:
                 fname = f"{len(entries):06d}.safetensors"
-                atomic_write_bytes(out / fname, st_save({"frames": t}))
+                _write(out / fname, st_save({"frames": t}))
                 entries.append({"file": fname, "source": str(src.path.relative_to(root)), "frames": int(t.shape[0])})
         if progress:
             progress(i + 1, len(videos))
     if not entries:
-        raise MocohdError(f"{root}: no usable videos ({len(videos)} found; skipped "
-                          + ", ".join(f"{n} {why}" for why, n in skipped.items() if n) + f"); each needs {min_frames}+ frames")
+        raise MocohdError(_nothing_usable(root, len(videos), skipped, min_frames))
     index = {"version": CACHE_VERSION, "root": str(root.resolve()), "frame_size": frame_size, "min_frames": min_frames,
              "videos": entries, "skipped": skipped}
-    atomic_write_bytes(index_path, json.dumps(index, indent=1).encode())
+    _write(index_path, json.dumps(index, indent=1).encode())
     return PreparedData(out, len(entries), sum(e["frames"] for e in entries), frame_size, skipped)
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:  # disk full, read-only: name the cache file, never its temporary name
+        raise MocohdError(f"cannot write the clip cache file {path}: {e.strerror or e}") from e
+
+
+def _nothing_usable(root: Path, found: int, skipped: dict[str, int], min_frames: int) -> str:
+    """One line on why a dataset folder gave no video: none found, or why each was skipped."""
+    if not found:
+        kinds = ", ".join(sorted(e.lstrip(".") for e in VIDEO_EXTS))
+        ignored = f"; {skipped['not videos']} other file(s) ignored" if skipped.get("not videos") else ""
+        return f"{root}: no usable videos: no video files ({kinds}) or folders of images in it{ignored}"
+    why = ", ".join(f"{n} {reason}" for reason, n in skipped.items() if n and reason != "not videos")
+    need = (f"; each needs at least {min_frames} frame{'s' if min_frames != 1 else ''}"
+            if skipped.get("too short") else "")
+    return f"{root}: no usable videos ({found} found: {why}){need}"
 
 
 class ClipDataset(torch.utils.data.Dataset):
