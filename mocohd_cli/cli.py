@@ -312,18 +312,29 @@ def pca(
     from .pca import pca_for
 
     G = load_image_generator(image, device=device)
+    plain = None if err.is_terminal else _plain_progress("mapping z -> w", "samples", samples)
+
+    def advanced(n):
+        bar.update(task, completed=n)
+        if plain:
+            plain(n)
+
     with Progress(TextColumn("mapping z -> w"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as bar:
+                  console=err, transient=True, disable=plain is not None) as bar:
         task = bar.add_task("pca", total=samples)
-        basis, path, computed = pca_for(image, G=G, samples=samples, batch=batch, seed=seed, name=name, force=force, exact=True,
-                                        progress=lambda n: bar.update(task, completed=n))
+        try:
+            basis, path, computed = pca_for(image, G=G, samples=samples, batch=batch, seed=seed, name=name, force=force,
+                                            exact=True, progress=advanced)
+        except KeyboardInterrupt as e:  # main prints one line with this outcome
+            e.outcome = "the fit stopped before its end; nothing stored (the store is as it was)"
+            raise
     top = basis.var_ratio[: min(5, len(basis.var_ratio))] if basis.var_ratio is not None else None
     head = "fitted" if computed else "already in the store (use --force to refit)"
     out.print(f"PCA basis of [bold]{image}[/bold] {head}: {path}")
     if top is not None:
         k = int((basis.var_ratio.cumsum(0) < 0.9).sum()) + 1
         out.print(f"{basis.components.shape[0]} directions; top variance ratios "
-                  + ", ".join(f"{v:.3f}" for v in top.tolist()) + f"; 90% of the variance in {k}")
+                  + ", ".join(f"{v:.3f}" for v in top.tolist()) + f"; 90% of the variance in {k}", soft_wrap=True)
 
 
 def _plain_progress(label: str, unit: str, total: int | None, first: int = 0, every_s: float = 10.0):

@@ -84,3 +84,22 @@ def test_a_model_named_like_a_folder_here_renders(capsys, tmp_path, monkeypatch,
     code, _, err = run(capsys, "render", "out2", "--motion", "./heads", "-n", "2", "--format", "png")
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "./heads: is a folder, not a model file; to use the stored motion model 'heads', give its name alone: heads" in err
+
+
+def test_pca_interrupted_says_nothing_was_stored_and_piped_progress_is_plain(capsys, monkeypatch, isolated_store):
+    import mocohd_cli.pca as pca_module
+
+    real = pca_module.pca_for
+
+    def interrupted(*args, progress=None, **kw):
+        progress(1000)  # some work done, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pca_module, "pca_for", interrupted)
+    code, out, err = run(capsys, "pca", "--samples", "2000", "--batch", "1000")
+    assert code == 130 and err.strip().splitlines()[-1].startswith("interrupted: ") and "nothing stored" in err
+    assert not (isolated_store / "pca").exists()
+
+    monkeypatch.setattr(pca_module, "pca_for", real)
+    code, out, err = run(capsys, "pca", "--samples", "2000", "--batch", "1000")
+    assert code == 0 and "mapping z -> w: 2000/2000 samples" in err  # stderr is not a terminal here
