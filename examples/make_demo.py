@@ -54,7 +54,7 @@ def main():
     sys.path.insert(0, str(ROOT))
 
     from mocohd_cli.data.procedural import write_dataset
-    from mocohd_cli.pca import pca_for
+    from mocohd_cli.models.pca import pca_for
     from mocohd_cli.train import TrainConfig, train
     from mocohd_cli.train.image import ImageTrainConfig, train_image
 

@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import torch
 
 from mocohd_cli import load_image_generator
-from mocohd_cli.generators.biggan import one_hot, parse_class
+from mocohd_cli.classes import one_hot, parse_class
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("out", help="output image (.png, .jpg)")

@@ -17,8 +17,10 @@ __version__ = "0.1.0"
 
 from .errors import MocohdError  # noqa: E402
 from .models import describe, import_model, load_image_generator  # noqa: E402
-from .motion import MotionGenerator, load_motion  # noqa: E402
-from .pca import PCABasis, fit_pca, pca_for  # noqa: E402
+from .models.motion import load_motion  # noqa: E402
+from .models.pca import pca_for  # noqa: E402
+from .motion import MotionGenerator  # noqa: E402
+from .pca import PCABasis, fit_pca  # noqa: E402
 from .render import render_frames  # noqa: E402
 
 __all__ = ["MocohdError", "MotionGenerator", "PCABasis", "__version__", "describe", "fit_pca", "import_model",

@@ -8,17 +8,35 @@ stderr with exit code 1; ``--debug`` (or ``MOCOHD_DEBUG=1``) shows tracebacks.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import time
+import warnings
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__, store
+from .data import prepare as prepare_data
 from .errors import MocohdError, UsageError
+from .formats.canonical import KINDS, read_header
+from .hub import fetch as fetch_model
+from .hub import push as push_model
+from .models import describe, import_model, load_image_generator
+from .models.pca import pca_for
+from .render import render as render_videos
+from .train import TrainConfig
+from .train import train as train_motion
+from .train.image import ImageTrainConfig
+from .train.image import train_image as train_images
 
 app = typer.Typer(
     name="mocohd",
@@ -59,10 +77,6 @@ def _size(n: int) -> str:
 @app.command("list")
 def list_models():
     """Known models (the registry in weights/) and what is in the local store."""
-    from rich.text import Text
-
-    from .formats.canonical import read_header
-
     # Two lines per model, so that any terminal width reads well: the short
     # columns, then aliases / Hub repo / description, cut to the width with an ellipsis.
     rows = []  # (name, kind, family, res, where, detail)
@@ -122,9 +136,6 @@ def info(
                                        "kind the name has, e.g. the demo image generator and the demo motion model)."),
 ):
     """What a model is: kind, family, resolution, latent size, parameters, provenance, sha256."""
-    from .formats.canonical import KINDS
-    from .models import describe
-
     if kind is not None and kind not in KINDS:
         raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
     kinds = [kind]
@@ -199,9 +210,6 @@ def import_(
     w_residual: float = typer.Option(0.2, "--w-residual", help="Step weight lambda of an official motion checkpoint (not stored in it)."),
 ):
     """Convert a local weight file (or an official PCA folder) to the canonical format and add it to the store."""
-    from .formats.canonical import KINDS
-    from .models import import_model
-
     if kind is not None and kind not in KINDS:
         raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
     with err.status(f"importing {path.name}..."), _shadow_notes() as notes:
@@ -215,8 +223,6 @@ def import_(
 def _shadow_notes():
     """Collect the library's ShadowWarnings (a stored name that hides a shipped or
     registry model) into a list, to print as notes rather than as Python warnings."""
-    import warnings
-
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", store.ShadowWarning)
@@ -242,8 +248,6 @@ def fetch(
     force: bool = typer.Option(False, "--force", help="Download and convert again even if the model is in the store."),
 ):
     """Download a model from the Hugging Face Hub, verify it, convert it and put it in the store."""
-    from .hub import fetch as fetch_model
-
     with _shadow_notes() as notes:
         h, downloaded = fetch_model(target, name=name, revision=revision, force=force)
     src = h.source
@@ -264,8 +268,6 @@ def push(
     message: Optional[str] = typer.Option(None, "--message", help="Commit message."),
 ):
     """Share a motion model on the Hugging Face Hub, with a generated model card."""
-    from .hub import push as push_model
-
     with err.status(f"uploading {motion} to {repo}..."):
         url = push_model(motion, repo, private=private, samples=samples or [], license=license, message=message)
     out.print(f"pushed [bold]{motion}[/bold] -> {url}")
@@ -281,10 +283,6 @@ def prepare(
     force: bool = typer.Option(False, "--force", help="Decode again even if the cache exists."),
 ):
     """Decode a video dataset once into the clip cache that training reads."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from .data import prepare as prepare_data
-
     if frames < 1 or time_step < 1 or frame_size < 4:
         raise MocohdError("--frames and --time-step must be positive and --frame-size at least 4")
     with Progress(TextColumn("decoding videos"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -306,11 +304,6 @@ def pca(
     force: bool = typer.Option(False, "--force", help="Refit even if the store has a basis for this generator."),
 ):
     """Fit the latent PCA basis of an image generator and store it (cached per generator)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from .models import load_image_generator
-    from .pca import pca_for
-
     G = load_image_generator(image, device=device)
     plain = None if err.is_terminal else _plain_progress("mapping z -> w", "samples", samples)
 
@@ -343,8 +336,6 @@ def _plain_progress(label: str, unit: str, total: int | None, first: int = 0, ev
     ``rendering: 120/480 frames, 35.2 frames/s`` (``extra`` appended after a comma) when ``done``
     reaches another tenth of ``total``, or ``every_s`` seconds after the last line; rates count
     from the call to ``_plain_progress`` and from ``first`` (a resumed run's first step)."""
-    import time
-
     t0 = time.perf_counter()
     state = {"tenth": (first * 10 // total) if total else 0, "said": t0}
 
@@ -388,12 +379,6 @@ def render(
 
     An existing OUT file is replaced only when the new one is complete; a PNG folder must be new,
     empty or a previous render's frames. Ctrl-C or SIGTERM leave nothing partial."""
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .render import render as render_videos
-
     live = err.is_terminal  # a terminal gets a live bar; a pipe or a log file plain lines
     bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err, transient=True, disable=not live)
@@ -447,10 +432,6 @@ def _run_training(start, describe, shown) -> object:
     ``describe(info)`` is the first line of the 'start' event. When stderr is not a terminal
     (a pipe, a log file), plain lines instead: a logged step at most every 10 s, the last step
     and each checkpoint."""
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     plain = not err.is_terminal
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                    TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -538,18 +519,13 @@ def train(
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
     settings = _given(ctx, {k: v for k, v in locals().items() if k not in ("ctx", "resume", "force")})
-    from functools import partial
-
-    from .train import TrainConfig
-    from .train import train as run_training
-
     cfg = TrainConfig(**settings)  # only what the command line gave: the library knows the defaults
 
     def started(info):
         return (f"run [bold]{info['run'].name}[/bold] ({info['run']}): {info['domain']}-domain, {info['videos']} videos, "
                 f"{info['n_pca']} PCA directions, {info['frame_size']} px frames, {info['per_epoch']} steps per epoch")
 
-    result = _run_training(lambda on_event: run_training(cfg, resume=resume, force=force, on_event=on_event), started,
+    result = _run_training(lambda on_event: train_motion(cfg, resume=resume, force=force, on_event=on_event), started,
                            ("G_video", "G_image", "D_video_real", "D_image_real", "mutual"))
     if not result.writer:
         return
@@ -593,18 +569,13 @@ def train_image(
 ):
     """Train a StyleGAN2 image generator on images or video frames (in-domain work)."""
     settings = _given(ctx, {k: v for k, v in locals().items() if k not in ("ctx", "resume", "force")})
-    from functools import partial
-
-    from .train.image import ImageTrainConfig
-    from .train.image import train_image as run_training
-
     cfg = ImageTrainConfig(**settings)  # only what the command line gave: the library knows the defaults
 
     def started(info):
         return (f"image run [bold]{info['run'].name}[/bold]: {info['images']} images, generator "
                 f"{info['parameters']:,} parameters, R1 gamma {info['gamma']:.4g}")
 
-    result = _run_training(lambda on_event: run_training(cfg, resume=resume, force=force, on_event=on_event), started,
+    result = _run_training(lambda on_event: train_images(cfg, resume=resume, force=force, on_event=on_event), started,
                            ("D_real", "D_fake", "G"))
     if not result.writer:
         return
@@ -641,9 +612,6 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning errors into one line + exit 1 (2 for usage
     errors), Ctrl-C into one line + exit 130 and SIGTERM into one line + exit 143. The line says
     what a command kept when it tells (an ``outcome`` on the interrupt)."""
-    import signal
-    import threading
-
     global _debug
     argv = list(sys.argv[1:] if argv is None else argv)
     _debug = _debug or "--debug" in argv

@@ -13,14 +13,23 @@ A model already in the store is returned at once, without the network.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shutil
+import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from . import store
 from .errors import MocohdError, UsageError, a
 from .formats import canonical, read_any
+from .models import store_model
+
+# huggingface_hub is imported where it is used: it takes about 0.2 s to import,
+# which every other command (render, train, ...) would otherwise pay at start-up.
 
 HF_URL = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:/(?P<path>.+))?$")
 ETAG_TIMEOUT = 10  # seconds to wait for the Hub before giving up with a clear message
@@ -101,7 +110,7 @@ def _single_model_file(repo_id: str, revision: str | None) -> str:
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or not _reachable(endpoint):
         raise MocohdError(f"hf://{repo_id}: cannot list the repo offline; give the file: hf://{repo_id}/NAME.safetensors")
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # deferred: 0.2 s to import (see the top)
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
@@ -138,9 +147,6 @@ def _already_stored(f: HubFile) -> canonical.ModelHeader | None:
 
 def _reachable(endpoint: str, timeout: float = 5.0) -> bool:
     """Whether a TCP connection to the endpoint's host opens within ``timeout`` seconds."""
-    import socket
-    from urllib.parse import urlparse
-
     u = urlparse(endpoint)
     port = u.port or (443 if u.scheme == "https" else 80)
     try:
@@ -154,8 +160,6 @@ class _quiet_hub_logs:
     """Silence huggingface_hub's retry warnings: our error is the one line the user needs."""
 
     def __enter__(self):
-        import logging
-
         self.logger = logging.getLogger("huggingface_hub")
         self.level = self.logger.level
         self.logger.setLevel(logging.ERROR)
@@ -166,7 +170,7 @@ class _quiet_hub_logs:
 
 def download(f: HubFile, force: bool = False) -> tuple[Path, str | None]:
     """hf_hub_download with one-line errors. Returns (local path, commit sha)."""
-    try:
+    try:  # deferred: 0.2 s to import (see the top)
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
                                             HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError,
@@ -238,8 +242,6 @@ def fetch(target: str, name: str | None = None, revision: str | None = None, for
     model = read_any(path, kind=f.kind)
     model.source.update(repo=f.repo_id, file=f.filename, revision=f.revision or "main", commit=commit, file_sha256=sha,
                         format=model.source.get("format", "mocohd"))
-    from .models import store_model
-
     if not force:
         _refuse_replacing_another(model.kind, f)
     h = store_model(model, f.name, f"{f.repo_id}/{f.filename}", overwrite=True)
@@ -261,7 +263,7 @@ def _refuse_replacing_another(kind: str, f: HubFile) -> None:
         return
     origin = f"{src['repo']}/{src['file']}" if src.get("repo") else src.get("file") or src.get("data") or "elsewhere"
     raise MocohdError(f"{a(kind)} model named '{f.name}' is already in the store (from {origin}): "
-                      "pass --name to store this one under another name, or --force to replace it")
+                      "give this one another name, or replace it (force=True, --force)")
 
 
 # ----------------------------------------------------------------------------
@@ -344,11 +346,8 @@ def _scalar(v) -> str:
 def push(motion: str, repo_id: str, private: bool = False, samples: list[str | os.PathLike] | None = None,
          license: str = "other", message: str | None = None) -> str:
     """Upload a motion model (canonical file + model card + optional samples) to a Hub repo. Returns its URL."""
-    import shutil
-    import tempfile
-
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
-        raise MocohdError(f"--repo must be OWNER/NAME, got {repo_id!r}")
+        raise MocohdError(f"the Hub repository must be OWNER/NAME, got {repo_id!r}")
     r = store.resolve(motion, kind="motion")
     header = canonical.read_header(r.path)
     if header.kind != "motion":
@@ -362,7 +361,7 @@ def push(motion: str, repo_id: str, private: bool = False, samples: list[str | o
         raise MocohdError("cannot push in offline mode (HF_HUB_OFFLINE is set)")
     if not _reachable(endpoint):
         raise MocohdError(f"cannot reach {endpoint} (check the network or HF_ENDPOINT)")
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # deferred: 0.2 s to import (see the top)
     from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi()

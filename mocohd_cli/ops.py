@@ -21,6 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .errors import UsageError
+
 # The 1-D binomial filter [1, 3, 3, 1] normalised to unit sum. Used for every
 # 2x up-sampling (gain 2 per axis, 4 for the 2-D filter).
 FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
@@ -34,7 +36,7 @@ IMPLS = ("fast", "reference")
 
 def _check_impl(impl: str) -> None:
     if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        raise UsageError(f"impl must be one of {IMPLS}, got {impl!r}")
 
 
 def fir_filter_2d(device=None, dtype=torch.float32) -> torch.Tensor:
@@ -68,7 +70,7 @@ def bias_act(
         x = F.leaky_relu(x, LRELU_SLOPE, inplace=inplace)
         inplace = fresh_ok
     elif act != "linear":
-        raise ValueError(f"unknown activation {act!r}")
+        raise UsageError(f"unknown activation {act!r}")
     if gain != 1:
         x = x.mul_(gain) if inplace else x * gain
         inplace = fresh_ok

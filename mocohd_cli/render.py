@@ -17,7 +17,6 @@ Arguments are checked before any model is loaded: numbers out of range raise
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +24,16 @@ from typing import Callable, Iterator
 
 import torch
 
-from .errors import MocohdError, UsageError
-from .generators import synthesis_kwargs
-from .generators.biggan import one_hot
+from .classes import describe_class
+from .errors import UsageError
+from .frames import (NOISE_MODES, VideoNoise, check_noise, check_pair, check_truncation, class_vectors,  # noqa: F401
+                     draw_classes, draw_w1, synthesize)
+from .models import load_image_generator
+from .models.motion import load_motion
+from .models.pca import pca_for
 from .video import (FORMATS, VideoWriter, check_fps, check_frame_budget, check_output, check_videos, grid_shape,  # noqa: F401
                     output_format, output_paths, sweep_stale, tile, whole, write_videos)
 
-NOISE_MODES = ("fixed", "random", "off")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SEED_STREAMS = 40  # _generator shifts stream k by k << 40: seeds below 2**40 never share a stream
 MAX_SEED = (1 << SEED_STREAMS) - 1
@@ -68,14 +70,13 @@ def trajectory_chunks(M, w1: torch.Tensor, frames: int, interpolate: int = 1, ch
         yield ws
 
 
-def video_classes(G, videos: int, seed: int = 0, classes: list[int] | None = None) -> list[int]:
-    """The class of each video: ``classes`` in turn, or drawn from the seed (its own stream)."""
+def video_classes(G, videos: int, seed: int = 0, classes: list[int | str] | None = None) -> list[int]:
+    """The class of each video: ``classes`` (numbers or ImageNet names) in turn, or drawn from
+    the seed (its own stream)."""
+    classes = check_pair(None, G, classes)
     if classes:
-        for k in classes:
-            if not 0 <= k < G.c_dim:
-                raise MocohdError(f"class {k} is out of range: this generator has classes 0..{G.c_dim - 1}")
         return [classes[v % len(classes)] for v in range(videos)]
-    return torch.randint(G.c_dim, (videos,), generator=_generator(seed, 3)).tolist()
+    return draw_classes(G, videos, _generator(seed, 3)).tolist()
 
 
 def check_numbers(frames, videos, seed, truncation, interpolate, batch) -> tuple[int, int, int, float, int, int]:
@@ -85,14 +86,7 @@ def check_numbers(frames, videos, seed, truncation, interpolate, batch) -> tuple
     seed = whole("seed", seed, 0, MAX_SEED)
     interpolate = whole("interpolate", interpolate)
     batch = whole("batch", batch)
-    try:
-        psi = float(truncation)
-    except (TypeError, ValueError):
-        raise UsageError(f"truncation must be a number, got {truncation!r}") from None
-    if not math.isfinite(psi) or psi < 0:
-        raise UsageError(f"truncation must be a finite number >= 0 (1: none, < 1 toward the average, > 1 away from it), "
-                         f"got {truncation}")
-    return frames, videos, seed, psi, interpolate, batch
+    return frames, videos, seed, check_truncation(truncation), interpolate, batch
 
 
 def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation: float = 1.0, noise: str = "fixed",
@@ -102,31 +96,25 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
 
     ``M`` is moved to G's device. Same seed, same frames (on the same machine and device). ``noise``:
     'fixed' (per-layer noise drawn once per video, shared by its frames),
-    'random' (drawn for every frame) or 'off'.
+    'random' (drawn for every frame) or 'off' (``frames.VideoNoise``).
 
     Class-conditional generators (BigGAN): video v shows class ``classes[v % len(classes)]``
-    (``video_classes`` draws them when None); with ``class_to`` the class vector moves
-    linearly from that class to ``class_to`` over the video.
+    (numbers or ImageNet names; ``video_classes`` draws them when None); with ``class_to`` the
+    class vector moves linearly from that class to ``class_to`` over the video.
 
-    The arguments are checked when it is called (UsageError): frames, videos, interpolate and
-    batch >= 1, seed in 0..2**40 - 1, truncation finite and >= 0 (BigGAN: in (0, 1]), and
-    videos x resolution^2 at most ``video.MAX_STEP_PIXELS``.
+    The arguments are checked when it is called: frames, videos, interpolate and batch >= 1,
+    seed in 0..2**40 - 1, truncation finite and >= 0, and videos x resolution^2 at most
+    ``video.MAX_STEP_PIXELS`` (UsageError); the pair with ``frames.check_pair`` (w sizes,
+    classes, BigGAN's truncation in (0, 1]).
     """
-    if noise not in NOISE_MODES:
-        raise UsageError(f"noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
+    check_noise(noise)
     frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
                                                                          interpolate, batch)
     check_frame_budget(videos, G.resolution, G.resolution, grid=False)
-    if G.c_dim and not 0 < truncation <= 1:
-        raise UsageError(f"truncation must be in (0, 1] for {G.family} (its stored batch-norm statistics), got {truncation}")
-    if M.cfg.w_dim != G.w_dim:
-        raise MocohdError(f"the motion model moves in a {M.cfg.w_dim}-d latent space, the image generator's w is {G.w_dim}-d")
-    labels = None
-    if G.c_dim:
-        labels = video_classes(G, videos, seed, classes)
-    elif classes or class_to is not None:
-        raise MocohdError(f"--class is for class-conditional generators (BigGAN); this {G.family} generator is unconditional")
-    return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to)
+    labels = check_pair(M, G, classes, truncation)
+    label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
+    labels = video_classes(G, videos, seed, labels) if G.c_dim else None
+    return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to)
 
 
 def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to):
@@ -134,37 +122,24 @@ def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, d
     M = M.to(device)
     z_gen, eps_gen, noise_gen = _generator(seed, 0), _generator(seed, 1), _generator(seed, 2)
     total = (frames - 1) * interpolate + 1
-    start = end = None
-    if labels is not None:
-        start = one_hot(labels, G.c_dim, device)  # [videos, c_dim]
-        end = start if class_to is None else one_hot([class_to], G.c_dim, device).expand_as(start)
     done = 0
     with torch.no_grad():
-        w1 = G.mapping(torch.randn(videos, G.z_dim, generator=z_gen).to(device))
-        fixed = G.synthesis.make_noise(videos, generator=noise_gen, device=device) if noise == "fixed" else None
-        w_avg = G.mapping.w_avg
+        w1 = draw_w1(G, videos, z_gen, device)
+        noise_of = VideoNoise(G, videos, noise, noise_gen, device)
         for ws in trajectory_chunks(M, w1, frames, interpolate, generator=eps_gen):
-            if truncation != 1:
-                ws = w_avg.lerp(ws, truncation)
             steps = ws.shape[1]
             flat = ws.transpose(0, 1).reshape(steps * videos, -1)  # time-major: frame t of every video
             video_of = torch.arange(videos, device=device).repeat(steps)
-            if start is not None:  # class vectors, frame by frame: [steps * videos, c_dim]
-                alpha = (torch.arange(done, done + steps, device=device, dtype=torch.float32) / max(total - 1, 1))
-                cs = torch.lerp(start[None], end[None], alpha[:, None, None]).reshape(steps * videos, -1)
+            cs = None
+            if labels is not None:  # [steps * videos, c_dim]
+                cs = class_vectors(G, labels, torch.arange(done, done + steps), total, class_to, device)
             done += steps
             images = []
             for i in range(0, flat.shape[0], batch):
-                sel = video_of[i : i + batch]
-                if noise == "fixed":
-                    maps = [n[sel] for n in fixed]
-                elif noise == "random":  # drawn frame by frame: the same frames whatever the batch
-                    per_frame = [G.synthesis.make_noise(1, generator=noise_gen, device=device) for _ in range(len(sel))]
-                    maps = [torch.cat(layer) for layer in zip(*per_frame)]
-                else:
-                    maps = [None] * len(fixed or G.synthesis.layers())
-                cond = synthesis_kwargs(G, cs[i : i + batch], truncation) if start is not None else {}
-                images.append(to_uint8(G.synthesis(flat[i : i + batch], noise=maps, dtype=dtype, **cond)).cpu())
+                part = slice(i, i + batch)
+                img = synthesize(G, flat[part], noise_of(video_of[part]), None if cs is None else cs[part], truncation,
+                                 dtype)
+                images.append(to_uint8(img).cpu())
             images = torch.cat(images).reshape(steps, videos, *images[0].shape[1:])
             yield from images
 
@@ -209,18 +184,13 @@ def render(
     generators (BigGAN); without ``classes``, the classes the motion model was trained
     on with this generator, else classes drawn from the seed.
     """
-    from .models import load_image_generator
-    from .motion import load_motion
-    from .pca import pca_for
-
     out = Path(out)
     fmt = output_format(out, fmt)
     frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
                                                                          interpolate, batch)
     fps = check_fps(fmt, fps)
     videos = check_videos(videos, grid)
-    if noise not in NOISE_MODES:
-        raise UsageError(f"noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
+    check_noise(noise)
     if dtype not in DTYPES:
         raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     for path in output_paths(out, videos, grid):  # before loading anything: fail fast
@@ -228,9 +198,8 @@ def render(
     G = load_image_generator(image, device=device)
     check_frame_budget(videos, G.resolution, G.resolution, grid)
     M = load_motion(motion, device=next(G.parameters()).device)
-    if M.cfg.w_dim != G.w_dim:
-        raise MocohdError(f"motion '{motion}' moves in a {M.cfg.w_dim}-d latent space but '{image}' has a {G.w_dim}-d w: "
-                          "they cannot be combined")
+    labels = check_pair(M, G, classes, truncation) or None  # before any work
+    label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
     note = None
     source_sha = M.image.get("image_sha256")
     if source_sha and source_sha != G.identity["weights_sha256"]:
@@ -238,14 +207,7 @@ def render(
         M = M.retarget(basis.components, basis.stdev)
         note = (f"cross-domain: motion trained with '{M.image.get('image_name', '?')}' re-expressed in the PCA basis "
                 f"of '{G.identity['name']}' (direction k -> direction k, scaled by its stdev)")
-    labels, label_to = None, None
     if G.c_dim:
-        from .generators.biggan import describe_class, parse_class, parse_classes
-
-        if not 0 < truncation <= 1:
-            raise UsageError(f"truncation must be in (0, 1] for {G.family} (its stored batch-norm statistics), got {truncation}")
-        labels = parse_classes(classes, G.c_dim) or None
-        label_to = parse_class(class_to, G.c_dim) if class_to is not None else None
         if labels is None and M.source.get("classes") and source_sha == G.identity["weights_sha256"]:
             labels = [int(k) for k in M.source["classes"]]
         shown = sorted(set(video_classes(G, videos, seed, labels)))
@@ -253,8 +215,6 @@ def render(
         if label_to is not None:
             line += f" -> {describe_class(label_to, G.c_dim)}"
         note = f"{note}\n{line}" if note else line
-    elif classes or class_to is not None:
-        raise MocohdError(f"--class is for class-conditional generators (BigGAN); '{image}' is unconditional")
     total = (frames - 1) * interpolate + 1
     if on_start:
         on_start(total * videos, note)

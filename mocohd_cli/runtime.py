@@ -54,7 +54,7 @@ def pick_device(name: str = "auto") -> torch.device:
     except RuntimeError as e:
         raise MocohdError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from e
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise MocohdError(f"device {name!r} requested but CUDA is not available (use --device cpu or auto)")
+        raise MocohdError(f"device {name!r} requested but CUDA is not available (use device cpu or auto)")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise MocohdError(f"device {name!r} requested but Apple MPS is not available")
     return device

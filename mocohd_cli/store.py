@@ -27,6 +27,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 
 from .errors import MocohdError, a
@@ -52,8 +53,6 @@ def home() -> Path:
 def weights_dir() -> Path:
     """The shipped ``weights/`` folder (the ``mocohd_cli.weights`` package in an install)."""
     try:
-        from importlib.resources import files
-
         p = Path(str(files("mocohd_cli.weights")))
         if (p / "registry.json").is_file():
             return p
@@ -180,7 +179,7 @@ def shadow_note(kind: str, name: str, source: dict | None = None) -> str | None:
     if e is None:
         return None
     what = f"the shipped {e.name} {kind} model" if e.shipped else f"the registry {kind} model {e.name} (Hub {e.repo_id})"
-    return f"the store model '{name}' now shadows {what}; use --name to pick another name"
+    return f"the store model '{name}' now shadows {what}; store it under another name to keep both"
 
 
 def warn_shadowing(kind: str, name: str, source: dict | None = None, stacklevel: int = 2) -> str | None:

@@ -34,6 +34,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable
 
+import imageio.v3 as iio
+import imageio_ffmpeg
 import numpy as np
 
 from .errors import MocohdError, UsageError
@@ -83,9 +85,10 @@ def output_format(path: Path, fmt: str | None) -> str:
             return implied
         if path.suffix == "" or path.name in ("", ".", ".."):
             return "png"
-        raise UsageError(f"cannot tell the format from '{path.name}': use .mp4, .webm, .gif, a folder name, or --format")
+        raise UsageError(f"cannot tell the format from '{path.name}': use .mp4, .webm, .gif or a folder name, "
+                         f"or give the format ({', '.join(FORMATS)})")
     if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
+        raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if implied and implied != fmt:
         what = "PNG frames" if implied == "png" else f"{'an' if implied == 'mp4' else 'a'} {implied} file"
         raise UsageError(f"the name '{path.name}' says {what} but the format asked for is {fmt}: "
@@ -274,8 +277,6 @@ def sweep_stale(path: Path) -> list[Path]:
 
 
 def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
@@ -337,8 +338,6 @@ class VideoWriter:
 
     def write(self, frame: np.ndarray) -> None:  # [H, W, 3] uint8
         if self.fmt == "png":
-            import imageio.v3 as iio
-
             data = iio.imwrite("<bytes>", frame, extension=".png")
             try:
                 with open(self.tmp / f"{self.count:06d}.png", "wb") as f:

@@ -250,7 +250,7 @@ def test_fetch_train_render_end_to_end(tmp_path, ref):
 
 
 def test_pca_of_the_latent_space_is_isotropic(tmp_path, ref):
-    from mocohd_cli.pca import pca_for
+    from mocohd_cli.models.pca import pca_for
 
     G = load_image_generator(save_port_files(tmp_path / "p", ref))
     G.identity = {"name": "tiny-biggan", "weights_sha256": "0" * 64}
@@ -261,7 +261,7 @@ def test_pca_of_the_latent_space_is_isotropic(tmp_path, ref):
 
 
 def test_class_names_and_numbers():
-    from mocohd_cli.generators.biggan import class_names, parse_class, parse_classes
+    from mocohd_cli.classes import class_names, parse_class, parse_classes
 
     names = class_names()
     assert len(names) == 1000 and names[207] == "golden retriever" and names[0] == "tench"

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from mocohd_cli import cli, store
 from mocohd_cli.formats import rosinality
+from mocohd_cli.models.pca import save_pca
 from mocohd_cli.pca import PCABasis
 
 from .conftest import randomized_generator, tiny_config
@@ -49,7 +50,7 @@ def test_list_reads_well_at_80_columns(capsys, monkeypatch, checkpoint):
 
 
 def test_info_shows_every_kind_of_a_name_and_kind_picks_one(capsys):
-    PCABasis(torch.eye(3), torch.ones(3)).save(store.store_path("pca", "demo"))
+    save_pca(PCABasis(torch.eye(3), torch.ones(3)), store.store_path("pca", "demo"))
     code, out, err = run(capsys, "info", "demo")
     assert code == 0, err
     for heading in ("image model demo", "motion model demo", "pca model demo"):
@@ -67,7 +68,7 @@ def test_info_shows_every_kind_of_a_name_and_kind_picks_one(capsys):
 def test_import_notes_a_shadowed_shipped_model(capsys, checkpoint):
     code, out, err = run(capsys, "import", str(checkpoint), "--name", "demo")
     assert code == 0 and "imported image model demo" in out
-    assert err.strip() == "note: the store model 'demo' now shadows the shipped demo image model; use --name to pick another name"
+    assert err.strip() == "note: the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both"
     code, _, err = run(capsys, "import", str(checkpoint), "--name", "other")
     assert code == 0 and err.strip() == ""
 
@@ -87,19 +88,17 @@ def test_a_model_named_like_a_folder_here_renders(capsys, tmp_path, monkeypatch,
 
 
 def test_pca_interrupted_says_nothing_was_stored_and_piped_progress_is_plain(capsys, monkeypatch, isolated_store):
-    import mocohd_cli.pca as pca_module
-
-    real = pca_module.pca_for
+    real = cli.pca_for
 
     def interrupted(*args, progress=None, **kw):
         progress(1000)  # some work done, then Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pca_module, "pca_for", interrupted)
+    monkeypatch.setattr(cli, "pca_for", interrupted)
     code, out, err = run(capsys, "pca", "--samples", "2000", "--batch", "1000")
     assert code == 130 and err.strip().splitlines()[-1].startswith("interrupted: ") and "nothing stored" in err
     assert not (isolated_store / "pca").exists()
 
-    monkeypatch.setattr(pca_module, "pca_for", real)
+    monkeypatch.setattr(cli, "pca_for", real)
     code, out, err = run(capsys, "pca", "--samples", "2000", "--batch", "1000")
     assert code == 0 and "mapping z -> w: 2000/2000 samples" in err  # stderr is not a terminal here

@@ -232,8 +232,8 @@ def _canonical(path, G, config=None, sd=None, **meta):
 
 
 def test_recorded_weights_sha256_is_checked(tmp_path, capsys, isolated_store):
-    from mocohd_cli import pca
     from mocohd_cli.models import describe, image_identity
+    from mocohd_cli.models.pca import pca_for
 
     from .test_cli import run
 
@@ -241,7 +241,7 @@ def test_recorded_weights_sha256_is_checked(tmp_path, capsys, isolated_store):
     bad = _canonical(tmp_path / "edited.safetensors", G, weights_sha256="0" * 64)
     msg = f"{bad}: its recorded weights sha256 does not match its tensors (damaged or edited file)"
     for call in (load_image_generator, describe, image_identity, lambda p: import_model(p, "edited"),
-                 lambda p: pca.pca_for(p, samples=100, batch=50)):
+                 lambda p: pca_for(p, samples=100, batch=50)):
         with pytest.raises(MocohdError) as e:
             call(bad)
         assert str(e.value) == msg

@@ -20,10 +20,12 @@ import struct
 import pytest
 import torch
 
-from mocohd_cli import MocohdError, generators, models, motion
+from mocohd_cli import MocohdError, generators, models
 from mocohd_cli.formats import canonical, read_any, rosinality
 from mocohd_cli.models import describe, import_model, load_image_generator
-from mocohd_cli.motion import MotionConfig, load_motion, save_motion
+from mocohd_cli.models import motion
+from mocohd_cli.models.motion import load_motion, save_motion
+from mocohd_cli.motion import MotionConfig
 from mocohd_cli.motion.generator import MotionGenerator
 
 from . import nvidia_pickle

@@ -151,7 +151,8 @@ def test_unknown_registry_name(tmp_path, hub):
 
 
 def _stored_motion(tmp_path):
-    from mocohd_cli.motion import MotionConfig, MotionGenerator, save_motion
+    from mocohd_cli.models.motion import save_motion
+    from mocohd_cli.motion import MotionConfig, MotionGenerator
 
     torch.manual_seed(0)
     M = MotionGenerator(MotionConfig(w_dim=12, noise_dim=12, h_dim=8, n_pca=4), torch.eye(12)[:4], torch.ones(4))
@@ -242,4 +243,4 @@ def test_fetch_keeps_a_different_model_of_that_name_and_notes_shadowing(tmp_path
     # a Hub file stored as 'demo' hides the shipped demo generator: say so
     code, out, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo/g.pt", "--name", "demo")
     assert code == 0 and "fetched" in out
-    assert err.strip() == "note: the store model 'demo' now shadows the shipped demo image model; use --name to pick another name"
+    assert err.strip() == "note: the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both"

@@ -8,7 +8,8 @@ import torch
 
 from mocohd_cli import MocohdError, import_model, store
 from mocohd_cli.formats import canonical
-from mocohd_cli.motion import MotionConfig, MotionGenerator, load_motion, save_motion
+from mocohd_cli.models.motion import load_motion, save_motion
+from mocohd_cli.motion import MotionConfig, MotionGenerator
 
 from .conftest import randomized_generator, tiny_config
 from .test_cli import run
@@ -159,7 +160,7 @@ def test_official_checkpoint_import(tmp_path, prefix, w_residual):
 def test_official_checkpoint_needs_its_pca(tmp_path, capsys):
     pth, pca_dir = _official_files(tmp_path, _model())
     code, _, err = run(capsys, "import", str(pth), "--name", "m")
-    assert code == 1 and "--pca" in err
+    assert code == 1 and "import it together with its PCA folder" in err
     code, out, err = run(capsys, "import", str(pth), "--name", "m", "--pca", str(pca_dir))
     assert code == 0, err
     code, _, err = run(capsys, "import", str(pth), "--name", "m2", "--pca", str(pca_dir), "--image", "demo")
@@ -222,7 +223,7 @@ def test_official_checkpoint_and_pca_must_fit(tmp_path, isolated_store):
 
 
 def test_motion_files_that_lie_are_refused_before_building(tmp_path, monkeypatch):
-    from mocohd_cli import motion
+    from mocohd_cli.models import motion
 
     M = _model()
     good = tmp_path / "m.safetensors"

@@ -8,6 +8,8 @@ import torch
 
 from mocohd_cli import MocohdError, import_model, pca, store
 from mocohd_cli.formats import canonical
+from mocohd_cli.formats.mocogan_hd import read_official
+from mocohd_cli.models import pca as pca_store
 
 from .conftest import randomized_generator, tiny_config
 from .test_cli import run
@@ -69,18 +71,18 @@ def test_seeded(G):
 def test_store_cache_keyed_by_generator(G, tmp_path, monkeypatch):
     path = tmp_path / "g.safetensors"
     canonical.save_model(path, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
-    basis, stored, computed = pca.pca_for(path, samples=400, batch=100)
+    basis, stored, computed = pca_store.pca_for(path, samples=400, batch=100)
     assert computed and stored == store.store_path("pca", "g")
     assert basis.info["image_sha256"] == canonical.read_header(path).weights_sha256
 
     def no_refit(*a, **k):
         raise AssertionError("refitted")
 
-    monkeypatch.setattr(pca, "fit_pca", no_refit)
-    again, _, computed = pca.pca_for(path, samples=400, batch=100)
+    monkeypatch.setattr(pca_store, "fit_pca", no_refit)
+    again, _, computed = pca_store.pca_for(path, samples=400, batch=100)
     assert not computed and torch.equal(again.components, basis.components)
     with pytest.raises(AssertionError):  # other settings, asked for exactly: refit
-        pca.pca_for(path, samples=800, exact=True)
+        pca_store.pca_for(path, samples=800, exact=True)
 
 
 def test_official_npy_folder_imports(tmp_path):
@@ -91,7 +93,7 @@ def test_official_npy_folder_imports(tmp_path):
     np.save(tmp_path / "style_mean.npy", np.zeros(12, np.float32))
     h = import_model(tmp_path, "official", kind="pca")
     assert h.kind == "pca"
-    basis = pca.PCABasis.load(h.path)
+    basis = pca_store.load_pca(h.path)
     np.testing.assert_allclose(basis.components.numpy(), q.T, atol=1e-6)
     assert basis.mean is not None and basis.var is None
 
@@ -154,7 +156,7 @@ def test_official_folder_shapes_and_values_are_checked(tmp_path, isolated_store)
     with pytest.raises(MocohdError, match=r"pca_comp\.npy: not a readable \.npy array \(damaged or truncated\?\)"):
         import_model(folder, "official", kind="pca")
     with pytest.raises(MocohdError, match=r"^nonexist: no such folder$"):
-        pca.read_official("nonexist")
+        read_official("nonexist")
     assert not (isolated_store / "pca").exists()
 
 
@@ -162,8 +164,8 @@ def test_stored_basis_is_checked_before_use(tmp_path):
     q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(12, 12)))
     basis = pca.PCABasis(torch.from_numpy(q.T).float(), torch.linspace(2, 0.1, 12), mean=torch.zeros(12))
     good = tmp_path / "good.safetensors"
-    basis.save(good)
-    assert torch.equal(pca.PCABasis.load(good).components, basis.components)
+    pca_store.save_pca(basis, good)
+    assert torch.equal(pca_store.load_pca(good).components, basis.components)
 
     def lie(name, tensors=None, config=None, **meta):
         path = tmp_path / f"{name}.safetensors"
@@ -183,4 +185,4 @@ def test_stored_basis_is_checked_before_use(tmp_path):
     ]
     for path, match in cases:
         with pytest.raises(MocohdError, match=rf"^{re.escape(str(path))}: .*{match}"):
-            pca.PCABasis.load(path)
+            pca_store.load_pca(path)

@@ -16,7 +16,9 @@ import torch
 from mocohd_cli import MocohdError, render as R
 from mocohd_cli.formats import canonical
 from mocohd_cli.models import load_image_generator
-from mocohd_cli.motion import MotionConfig, MotionGenerator, load_motion, save_motion
+from mocohd_cli.models.motion import load_motion, save_motion
+from mocohd_cli.models.pca import find_cached, load_pca
+from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
 
 from .conftest import randomized_generator, tiny_config
@@ -124,11 +126,9 @@ def test_cross_domain_re_expression(tmp_path, pair):
     r = R.render(tmp_path / "x", motion=m, image=opath, frames=4, device="cpu", noise="off")
     assert r.cross_domain and "re-expressed" in r.cross_domain
     # ... in the basis of 'other', cached in the store on first use
-    from mocohd_cli.pca import find_cached, PCABasis
-
     cached = find_cached(canonical.read_header(opath).weights_sha256)
     assert cached is not None
-    basis = PCABasis.load(cached)
+    basis = load_pca(cached)
     G, M = load_image_generator(opath), load_motion(m).retarget(basis.components, basis.stdev)
     expected = [f[0].numpy() for f in R.render_frames(M, G, 4, noise="off")]
     got = [iio.imread(p) for p in sorted((tmp_path / "x").glob("*.png"))]
@@ -191,7 +191,7 @@ def test_bad_output_names(tmp_path):
     with pytest.raises(MocohdError, match="cannot tell the format"):
         R.output_format(tmp_path / "v.avi", None)
     assert R.output_format(tmp_path / "v.avi", "mp4") == "mp4"
-    with pytest.raises(MocohdError, match="--format must be one of"):
+    with pytest.raises(MocohdError, match="format must be one of mp4, webm, gif, png, got 'mov'"):
         R.output_format(tmp_path / "v.mp4", "mov")
 
 

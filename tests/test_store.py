@@ -144,7 +144,7 @@ def test_damaged_registry_is_explained_without_python_names(tmp_path, monkeypatc
 
 def test_store_names_that_shadow_shipped_or_registry_models():
     assert store.shadow_note("image", "demo") == (
-        "the store model 'demo' now shadows the shipped demo image model; use --name to pick another name")
+        "the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both")
     assert store.shadowed("motion", "motion-demo").file == "motion-demo.safetensors"  # an alias
     assert "registry image model ffhq (Hub ZeqiangLai/StyleGAN2)" in store.shadow_note("image", "ffhq-1024")
     assert store.shadowed("pca", "demo") is None and store.shadowed("image", "mine") is None
@@ -156,9 +156,10 @@ def test_store_names_that_shadow_shipped_or_registry_models():
 
 
 def test_an_alias_stands_for_its_own_kind_only():
+    from mocohd_cli.models.pca import save_pca
     from mocohd_cli.pca import PCABasis
 
-    PCABasis(torch.eye(3), torch.ones(3)).save(store.store_path("pca", "demo"))
+    save_pca(PCABasis(torch.eye(3), torch.ones(3)), store.store_path("pca", "demo"))
     assert store.resolve("demo", kind="pca").origin == "store"
     assert store.resolve("motion-demo").path.name == "motion-demo.safetensors"
     with pytest.raises(MocohdError, match="'motion-demo' is a motion model, not a pca model"):

@@ -19,7 +19,7 @@ from mocohd_cli import MocohdError, load_motion, store
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
 from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
-from mocohd_cli.pca import pca_for
+from mocohd_cli.models.pca import pca_for
 from mocohd_cli.render import render
 from mocohd_cli.train import TrainConfig, load_checkpoint, train
 

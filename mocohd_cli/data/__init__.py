@@ -27,9 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import imageio.v3 as iio
+import imageio_ffmpeg
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save as st_save
 
 from .. import store
 from ..errors import MocohdError
@@ -87,8 +91,6 @@ def square_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
 def _frame_batches(src: VideoSource, batch: int = 64) -> Iterator[np.ndarray]:
     """Decoded RGB frames of one video, ``batch`` at a time, [n, H, W, 3] uint8."""
     if src.kind == "frames":
-        import imageio.v3 as iio
-
         for i in range(0, len(src.frames), batch):
             imgs = []
             for p in src.frames[i : i + batch]:
@@ -100,8 +102,6 @@ def _frame_batches(src: VideoSource, batch: int = 64) -> Iterator[np.ndarray]:
                 raise ValueError("frames of different sizes")
             yield np.stack(imgs)
         return
-    import imageio_ffmpeg
-
     reader = imageio_ffmpeg.read_frames(str(src.path), pix_fmt="rgb24")
     try:
         meta = next(reader)
@@ -146,8 +146,6 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
     ``min_frames``: shorter videos are skipped (one clip of 16 frames every 2nd
     frame needs 31). ``progress(done, total)`` is called per video.
     """
-    from safetensors.torch import save as st_save
-
     root = Path(root)
     out = cache_dir(root, frame_size)
     index_path = out / "index.json"
@@ -229,8 +227,6 @@ class ClipDataset(torch.utils.data.Dataset):
         return len(self.videos)
 
     def clip(self, i: int, start: int) -> torch.Tensor:
-        from safetensors import safe_open
-
         v = self.videos[i]
         with safe_open(str(self.cache / v["file"]), framework="pt") as f:
             block = f.get_slice("frames")[start : start + self.span]

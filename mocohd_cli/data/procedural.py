@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import torch
 
@@ -163,8 +165,6 @@ def write_dataset(folder: str | os.PathLike, videos: int = 200, frames: int = 64
                   progress=None) -> Path:
     """Write ``videos`` procedural talking heads as frame folders (``video_0000/0000.png``, ...).
     Video i uses seed ``seed * 1_000_003 + i``; existing complete folders are kept."""
-    import imageio.v3 as iio
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(videos):
@@ -175,8 +175,6 @@ def write_dataset(folder: str | os.PathLike, videos: int = 200, frames: int = 64
             for k, frame in enumerate(talking_head(seed * 1_000_003 + i, frames, size)):
                 iio.imwrite(tmp / f"{k:04d}.png", frame)
             if out.exists():
-                import shutil
-
                 shutil.rmtree(out)
             tmp.rename(out)
         if progress:

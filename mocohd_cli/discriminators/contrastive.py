@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import MocohdError
+from ..errors import UsageError
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -49,7 +49,7 @@ class ContrastiveDiscriminator(nn.Module):
                  temperature: float = 0.07, world_batch: int = 1):
         super().__init__()
         if queue < world_batch:
-            raise MocohdError(f"the contrastive queue ({queue}) must hold at least one global batch ({world_batch})")
+            raise UsageError(f"the contrastive queue ({queue}) must hold at least one global batch ({world_batch})")
         self.D = D
         self.ema = copy.deepcopy(D).requires_grad_(False)
         self.momentum, self.temperature = momentum, temperature

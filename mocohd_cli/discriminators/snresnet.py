@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ..errors import MocohdError
+from ..errors import UsageError
 
 
 def _sn(module: nn.Module) -> nn.Module:
@@ -38,7 +38,7 @@ def channel_multipliers(resolution: int) -> list[int]:
     """Output channels of each block, as multiples of the base: one block per
     halving down to 4x4, then a last block at 4x4 with 16x."""
     if resolution < 8 or resolution & (resolution - 1):
-        raise MocohdError(f"the image discriminator needs a power-of-two frame size >= 8, got {resolution}")
+        raise UsageError(f"the image discriminator needs a power-of-two frame size >= 8, got {resolution}")
     downs = int(math.log2(resolution)) - 2
     grow = [1, 2, 4, 8, 16]
     mults = grow[:downs] if downs <= 5 else grow[:4] + [8] * (downs - 5) + [16]

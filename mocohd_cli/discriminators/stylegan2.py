@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import MocohdError
+from ..errors import UsageError
 
 _GAIN = math.sqrt(2.0)
 
@@ -80,7 +80,7 @@ class StyleGAN2Discriminator(nn.Module):
                  mbstd_group: int = 4):
         super().__init__()
         if resolution < 4 or resolution & (resolution - 1):
-            raise MocohdError(f"the discriminator needs a power-of-two resolution >= 4, got {resolution}")
+            raise UsageError(f"the discriminator needs a power-of-two resolution >= 4, got {resolution}")
         ch = lambda r: min(channel_base // r, channel_max)  # noqa: E731
         self.resolution, self.mbstd_group = resolution, mbstd_group
         self.from_rgb = EqConv(img_channels, ch(resolution), 1)

@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 
 from ..errors import MocohdError, a
-from . import biggan, canonical, checks, nvidia, rosinality
+from ..generators import build_generator
+from ..pca import PCA_FAMILY
+from . import biggan, canonical, checks, mocogan_hd, nvidia, rosinality, torch_io
 
 # torch.save's legacy (non-zip) files start with a pickled magic number.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
@@ -70,9 +72,7 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     """Read and convert any supported file. ``kind`` forces the expected kind."""
     path = Path(path)
     if kind in (None, "pca") and (path.is_dir() or path.suffix == ".npy"):
-        from ..pca import PCA_FAMILY, read_official
-
-        basis = read_official(path)
+        basis = mocogan_hd.read_official(path)
         return ConvertedModel("pca", PCA_FAMILY, basis.config(), basis.tensors(), {"format": "mocogan-hd-npy", "file": path.name})
     fmt = sniff(path)
     if fmt == "safetensors":
@@ -91,12 +91,12 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     source = {"file": path.name, "file_sha256": canonical.file_sha256(path)}
     if fmt == "torch":
         reader = rosinality
-        obj = rosinality.read_torch_file(path)
+        obj = torch_io.read_torch_file(path)
         if biggan.is_biggan(obj):
             reader = biggan
         elif isinstance(obj, dict) and any(str(k).removeprefix("module.") == "enc_cell.weight_ih" for k in obj):
-            raise MocohdError(f"{path}: an official MoCoGAN-HD motion checkpoint: import it with --pca DIR "
-                              "(the folder with its pca_comp.npy and pca_stdev.npy)")
+            raise MocohdError(f"{path}: an official MoCoGAN-HD motion checkpoint: import it together with its PCA "
+                              "folder (pca: the folder with its pca_comp.npy and pca_stdev.npy)")
     else:  # a pickle
         reader = nvidia
         obj = nvidia.read_pickle(path)
@@ -121,12 +121,11 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     checks.check_shapes("image", family, config, shapes, path)
     checks.check_finite(tensors, path)
     if "mapping.w_avg" not in tensors:
-        from ..generators import build_generator
-
         g = build_generator("stylegan2", config)
         g.load_state_dict({**g.state_dict(), **tensors}, strict=True)
         tensors["mapping.w_avg"] = rosinality.estimate_w_avg(g)
     return model
 
 
-__all__ = ["ConvertedModel", "read_any", "sniff", "biggan", "canonical", "checks", "nvidia", "rosinality"]
+__all__ = ["ConvertedModel", "read_any", "sniff", "biggan", "canonical", "checks", "mocogan_hd", "nvidia", "rosinality",
+           "torch_io"]

@@ -30,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from ..errors import MocohdError
+from .checks import check_real, tensor_is_finite
 
 FORMAT_VERSION = 1
 KINDS = ("image", "motion", "pca")
@@ -83,8 +84,6 @@ def verify_tensors(tensors: dict[str, torch.Tensor], recorded: str, origin) -> s
     """Hash the tensors and look for NaN/inf in one pass over them; refuse a recorded
     hash that differs (an empty one, from a file that has none, is not compared).
     Returns the computed weights sha256. About 0.55 ms per MB on one core (133 MB: 73 ms)."""
-    from .checks import check_real, tensor_is_finite
-
     h = hashlib.sha256()
     bad = None
     for name in sorted(tensors):

@@ -21,6 +21,9 @@ import re
 import torch
 
 from ..errors import MocohdError
+from ..generators import FAMILIES
+from ..motion.generator import FAMILY as MOTION_FAMILY, MotionConfig
+from ..pca import PCA_FAMILY
 
 MAX_NODES = 1_000_000  # objects in a checkpoint's containers (a 1024 px NVIDIA generator: about 1,000)
 
@@ -73,15 +76,21 @@ def check_finite(tensors: dict[str, torch.Tensor], origin) -> None:
         raise MocohdError(f"{origin}: tensor {bad} holds NaN or infinite values (a diverged or damaged model); refusing it")
 
 
+class PickledState:
+    """Base of the inert stand-ins a safe unpickler builds for pickled objects
+    (``nvidia.PersistentObject``): ``state`` is the object's pickled ``__dict__``,
+    whose tensors ``check_storage`` walks like any other container's."""
+
+    state: dict
+
+
 def _children(obj):
     """(key, child) pairs of the containers a checkpoint is made of."""
-    from .nvidia import PersistentObject
-
     if isinstance(obj, dict):
         return obj.items()
     if isinstance(obj, (list, tuple)):
         return enumerate(obj)
-    if isinstance(obj, PersistentObject):
+    if isinstance(obj, PickledState):
         return obj.state.items() if isinstance(obj.state, dict) else ()
     return ()
 
@@ -132,14 +141,10 @@ def expected_shapes(kind: str, family: str, config: dict) -> tuple[dict[str, tup
     if not isinstance(config, dict):
         raise ValueError("the config is not a JSON object")
     if kind == "image":
-        from ..generators import FAMILIES
-
         if family not in FAMILIES:
             raise MocohdError(f"unknown image generator family {family!r} (known: {', '.join(FAMILIES)})")
         return FAMILIES[family][0].from_dict(config).state_shapes(), set()
     if kind == "motion":
-        from ..motion.generator import MotionConfig
-
         return MotionConfig.from_dict(config).state_shapes(), set()
     if kind == "pca":
         k, d = config.get("n_components"), config.get("w_dim")
@@ -157,13 +162,9 @@ def check_shapes(kind: str, family: str, config: dict, shapes: dict[str, tuple[i
     """Refuse a model whose tensors (``shapes``: name -> shape, from a file header or
     loaded tensors) are not exactly those its config describes."""
     if kind == "motion":
-        from ..motion import FAMILY
-
-        if family != FAMILY:
+        if family != MOTION_FAMILY:
             raise MocohdError(f"{origin}: unknown motion model family {family!r}")
     if kind == "pca":
-        from ..pca import PCA_FAMILY
-
         if family != PCA_FAMILY:
             raise MocohdError(f"{origin}: unknown PCA family {family!r}")
     what = f"{family or kind} config"

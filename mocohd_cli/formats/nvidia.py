@@ -26,13 +26,14 @@ import numpy as np
 import torch
 
 from ..errors import MocohdError
-from .rosinality import weights_only_reason
+from .checks import PickledState, brief, check_storage
 from .stylegan2_layout import check_fir_kernel, infer_channel_layout
+from .torch_io import weights_only_reason
 
 FORMAT = "nvidia-pickle"
 
 
-class PersistentObject:
+class PersistentObject(PickledState):
     """Inert stand-in for a network saved by NVIDIA's ``torch_utils.persistence``."""
 
     def __init__(self, meta: dict):
@@ -140,8 +141,6 @@ class SafeUnpickler(pickle.Unpickler):
 def read_pickle(path: str | Path) -> object:
     """The pickle's contents, through ``SafeUnpickler``; refuses tensors that claim
     more data than the file holds (``checks.check_storage``)."""
-    from .checks import brief, check_storage
-
     try:
         with open(path, "rb") as f:
             obj = SafeUnpickler(f).load()

@@ -19,45 +19,14 @@ parameters as ours under other names:
 from __future__ import annotations
 
 import math
-import pickle
-import re
-import zipfile
-from pathlib import Path
 
 import torch
 
 from ..errors import MocohdError
+from ..ops import FIR_TAPS
 from .stylegan2_layout import check_fir_kernel, infer_channel_layout
 
 FORMAT = "rosinality"
-
-
-def read_torch_file(path: str | Path) -> object:
-    """``torch.load(weights_only=True)`` with one-line errors; refuses tensors that
-    claim more data than the file holds (``checks.check_storage``)."""
-    from .checks import brief, check_storage
-
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise MocohdError(f"{path}: no such file")
-    except pickle.UnpicklingError as e:
-        raise MocohdError(f"{path}: refused: the file holds objects other than tensors and plain containers ({weights_only_reason(e)}); nothing in it was executed") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, TypeError,
-            AttributeError, OverflowError, MemoryError, RecursionError) as e:
-        raise MocohdError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {brief(e)}") from e
-    check_storage(obj, Path(path).stat().st_size, path)
-    return obj
-
-
-def weights_only_reason(e: Exception) -> str:
-    """The useful part of torch.load's weights_only refusal (it also suggests weights_only=False, which we never do)."""
-    text = str(e)
-    m = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", text)
-    if m:
-        return f"it references {m.group(1)}"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln and "documentation" not in ln]
-    return lines[0][:160] if lines else "unsupported content"
 
 
 def _generator_state(obj) -> dict | None:
@@ -153,8 +122,6 @@ def estimate_w_avg(generator, samples: int = 100_000, batch: int = 10_000, seed:
 
 def to_rosinality_state_dict(config: dict, sd: dict[str, torch.Tensor]) -> dict:
     """Inverse of ``convert``: our StyleGAN2 state dict -> a rosinality ``{'g_ema', 'latent_avg'}`` checkpoint."""
-    from ..ops import FIR_TAPS
-
     out: dict[str, torch.Tensor] = {}
     for i in range(config["mapping_layers"]):
         out[f"style.{i + 1}.weight"] = sd[f"mapping.fc{i}.weight"]

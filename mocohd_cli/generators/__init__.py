@@ -6,7 +6,7 @@ and ``truncation`` (``synthesis_kwargs`` builds them)."""
 
 from __future__ import annotations
 
-from ..errors import MocohdError
+from ..errors import MocohdError, UsageError
 from .biggan import BigGANConfig, BigGANGenerator
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
@@ -34,7 +34,7 @@ def synthesis_kwargs(G, c=None, truncation: float = 1.0) -> dict:
     if not getattr(G, "c_dim", 0):
         return {}
     if c is None:
-        raise MocohdError(f"the {G.family} generator is class-conditional: give a class")
+        raise UsageError(f"the {G.family} generator is class-conditional: give a class")
     return {"c": c, "truncation": truncation}
 
 

@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import UsageError
 from .config import MAX_LAYERS, DictConfig, check_int, check_real
 
 THRESHOLD = 2.0  # z is drawn from N(0, 1) truncated to [-THRESHOLD, THRESHOLD]
@@ -51,7 +52,7 @@ def deep_layers(resolution: int) -> list[list]:
     """The BigGAN-deep block plan [[up, in_mult, out_mult], ...] for 128 px (the paper's table):
     at each resolution a plain block then an up block, channels 16,16,16,8,4,2,1 x width."""
     if resolution != 128:
-        raise ValueError("only the 128 px plan is built in; 256 and 512 px models bring theirs in config.json")
+        raise UsageError("only the 128 px plan is built in; 256 and 512 px models bring theirs in config.json")
     mults = [16, 16, 8, 4, 2, 1]
     plan = [[False, 16, 16]]
     for i in range(5):
@@ -73,11 +74,11 @@ class BigGANConfig(DictConfig):
 
     def __post_init__(self):
         if not isinstance(self.layers, (list, tuple)) or not 1 <= len(self.layers) <= MAX_LAYERS:
-            raise ValueError(f"layers must be a list of 1..{MAX_LAYERS} blocks [up, in, out]")
+            raise UsageError(f"layers must be a list of 1..{MAX_LAYERS} blocks [up, in, out]")
         layers = []
         for k, item in enumerate(self.layers):
             if not isinstance(item, (list, tuple)) or len(item) != 3 or not isinstance(item[0], (bool, int)):
-                raise ValueError(f"layer {k} must be [up, in, out], got {item!r}")
+                raise UsageError(f"layer {k} must be [up, in, out], got {item!r}")
             layers.append([bool(item[0]), check_int(item[1], f"layer {k} in"), check_int(item[2], f"layer {k} out")])
         self.layers = layers
         for name in ("z_dim", "embed_dim", "num_classes", "channel_width"):
@@ -88,16 +89,16 @@ class BigGANConfig(DictConfig):
         check_real(self.eps, "eps", lo=0, lo_open=True)
         ups = sum(u for u, _, _ in self.layers)
         if self.resolution != 4 * 2**ups:
-            raise ValueError(f"{ups} up-sampling blocks make {4 * 2**ups} px, not {self.resolution}")
+            raise UsageError(f"{ups} up-sampling blocks make {4 * 2**ups} px, not {self.resolution}")
         for k, (_, i, o) in enumerate(self.layers):
             if i * self.channel_width < 4 or o < 1 or o > i:
-                raise ValueError(f"layer {k}: channels {i} -> {o} (x{self.channel_width}) are not a bottleneck block")
+                raise UsageError(f"layer {k}: channels {i} -> {o} (x{self.channel_width}) are not a bottleneck block")
             if k and self.layers[k - 1][2] != i:
-                raise ValueError(f"layer {k} takes {i} x width channels but layer {k - 1} gives {self.layers[k - 1][2]}")
+                raise UsageError(f"layer {k} takes {i} x width channels but layer {k - 1} gives {self.layers[k - 1][2]}")
         if not 0 <= self.attention <= len(self.layers):
-            raise ValueError(f"attention position {self.attention} is outside 0..{len(self.layers)}")
+            raise UsageError(f"attention position {self.attention} is outside 0..{len(self.layers)}")
         if self.attention < len(self.layers) and self.layers[self.attention][1] * self.channel_width < 8:
-            raise ValueError("self-attention needs at least 8 channels")
+            raise UsageError("self-attention needs at least 8 channels")
 
     @property
     def attention_channels(self) -> int:
@@ -146,7 +147,7 @@ def stat_rows(truncation: float, n_stats: int) -> tuple[int, int, float]:
     keep it to reproduce their images exactly.
     """
     if not 0 < truncation <= 1:
-        raise ValueError(f"BigGAN truncation must be in (0, 1], got {truncation}")
+        raise UsageError(f"BigGAN truncation must be in (0, 1], got {truncation}")
     a, i = math.modf(truncation / (1.0 / (n_stats - 1)))
     i = int(i)
     if a == 0.0:
@@ -280,11 +281,11 @@ class BigGANSynthesis(nn.Module):
         """w [B, z_dim], c [B, num_classes] (one-hot or a mix) -> [B, 3, R, R]. ``truncation``
         picks the batch-norm statistics; scale w with it too (``mapping`` does) as BigGAN does."""
         if c is None:
-            raise ValueError("BigGAN is class-conditional: give a class vector c")
+            raise UsageError("BigGAN is class-conditional: give a class vector c")
         if c.shape != (w.shape[0], self.cfg.num_classes):
-            raise ValueError(f"class vector shape {tuple(c.shape)}, expected ({w.shape[0]}, {self.cfg.num_classes})")
+            raise UsageError(f"class vector shape {tuple(c.shape)}, expected ({w.shape[0]}, {self.cfg.num_classes})")
         if noise and any(n is not None for n in noise):
-            raise ValueError("BigGAN takes no noise inputs")
+            raise UsageError("BigGAN takes no noise inputs")
         rows = stat_rows(truncation, self.cfg.n_stats)
         amp = (torch.autocast(w.device.type, dtype=dtype) if dtype is not None and dtype != torch.float32
                else contextlib.nullcontext())
@@ -322,67 +323,3 @@ class BigGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, c: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
         return self.synthesis(self.mapping(z, truncation_psi=truncation), c, truncation=truncation)
 
-
-def one_hot(classes, num_classes: int, device=None) -> torch.Tensor:
-    """[len(classes), num_classes] float one-hot rows."""
-    idx = torch.as_tensor(list(classes), dtype=torch.long)
-    return F.one_hot(idx, num_classes).float().to(device)
-
-
-# ----------------------------------------------------------------------------
-# ImageNet classes by number or name (``--class 207``, ``--class golden_retriever``).
-
-
-def class_names() -> list[str]:
-    """The 1000 ImageNet class names, index = label (mocohd_cli/data/imagenet_classes.txt)."""
-    from importlib.resources import files
-
-    text = files("mocohd_cli.data").joinpath("imagenet_classes.txt").read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
-def _norm(name: str) -> str:
-    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
-
-
-def parse_class(value: str | int, num_classes: int) -> int:
-    """A class label from a number or an ImageNet class name (case, '_' and '-' ignored)."""
-    from ..errors import MocohdError
-
-    s = str(value).strip()
-    if s.lstrip("-").isdigit():
-        k = int(s)
-        if not 0 <= k < num_classes:
-            raise MocohdError(f"class {k} is out of range: this generator has classes 0..{num_classes - 1}")
-        return k
-    names = class_names()
-    if num_classes != len(names):
-        raise MocohdError(f"class names are ImageNet's 1000; this generator has {num_classes} classes: give a number")
-    wanted = _norm(s)
-    exact = [k for k, n in enumerate(names) if _norm(n) == wanted]
-    if exact:
-        return exact[0]
-    partial = [k for k, n in enumerate(names) if wanted in _norm(n)]
-    if len(partial) == 1:
-        return partial[0]
-    if partial:
-        shown = ", ".join(f"{k} {names[k]}" for k in partial[:6])
-        raise MocohdError(f"class {s!r} is ambiguous: {shown}{', ...' if len(partial) > 6 else ''}")
-    import difflib
-
-    close = difflib.get_close_matches(wanted, [_norm(n) for n in names], n=3, cutoff=0.7)
-    hint = f" (did you mean {', '.join(repr(c.replace(' ', '_')) for c in close)}?)" if close else ""
-    raise MocohdError(f"unknown class {s!r}{hint}; give an ImageNet class number 0..999 or name")
-
-
-def parse_classes(values, num_classes: int) -> list[int]:
-    """Labels from a list of numbers/names, each item possibly comma-separated."""
-    out = []
-    for v in values or []:
-        out += [parse_class(p, num_classes) for p in str(v).split(",") if p.strip()]
-    return out
-
-
-def describe_class(k: int, num_classes: int) -> str:
-    names = class_names() if num_classes == 1000 else []
-    return f"{k} {names[k]}" if names else str(k)

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
+from ..errors import UsageError
 from .config import MAX_LAYERS, DictConfig, check_int, check_real
 
 NOISE_MODES = ("const", "random", "none")
@@ -48,7 +49,7 @@ class StyleGAN2Config(DictConfig):
     def __post_init__(self):
         r = self.resolution
         if not (isinstance(r, int) and not isinstance(r, bool) and 4 <= r <= 1024 and r & (r - 1) == 0):
-            raise ValueError(f"resolution must be a power of two in 4..1024, got {r!r}")
+            raise UsageError(f"resolution must be a power of two in 4..1024, got {r!r}")
         for name in ("z_dim", "w_dim", "channel_max"):
             check_int(getattr(self, name), name)
         check_int(self.img_channels, "img_channels", hi=64)
@@ -59,14 +60,14 @@ class StyleGAN2Config(DictConfig):
         if self.conv_clamp is not None:
             check_real(self.conv_clamp, "conv_clamp", lo=0, lo_open=True)
         if min(self.channel_base // r, self.channel_max) < 1:
-            raise ValueError("channel_base is too small for this resolution")
+            raise UsageError("channel_base is too small for this resolution")
 
     @classmethod
     def preset(cls, name: str, resolution: int, **overrides) -> "StyleGAN2Config":
         """NVIDIA's configs: 'e' (channel_base 16384) and 'f' (32768)."""
         bases = {"e": 16384, "f": 32768}
         if name not in bases:
-            raise ValueError(f"unknown StyleGAN2 config {name!r} (known: e, f)")
+            raise UsageError(f"unknown StyleGAN2 config {name!r} (known: e, f)")
         return cls(resolution=resolution, channel_base=bases[name], **overrides)
 
     def channels(self, res: int) -> int:
@@ -281,11 +282,11 @@ class SynthesisNetwork(nn.Module):
         if ws.ndim == 2:
             ws = ws.unsqueeze(1).expand(-1, self.num_ws, -1)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.cfg.w_dim):
-            raise ValueError(f"ws must be [B, {self.cfg.w_dim}] or [B, {self.num_ws}, {self.cfg.w_dim}], got {list(ws.shape)}")
+            raise UsageError(f"ws must be [B, {self.cfg.w_dim}] or [B, {self.num_ws}, {self.cfg.w_dim}], got {list(ws.shape)}")
         layers = self.layers()
         if noise is None:
             if noise_mode not in NOISE_MODES:
-                raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+                raise UsageError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
             if noise_mode == "const":
                 noise = [layer.noise_const[None, None] for layer in layers]
             elif noise_mode == "random":
@@ -293,7 +294,7 @@ class SynthesisNetwork(nn.Module):
             else:
                 noise = [None] * len(layers)
         elif len(noise) != len(layers):
-            raise ValueError(f"expected {len(layers)} noise maps, got {len(noise)}")
+            raise UsageError(f"expected {len(layers)} noise maps, got {len(noise)}")
 
         fmt = torch.channels_last if self.channels_last and impl == "fast" else torch.contiguous_format
         if impl != "fast" or dtype is None:

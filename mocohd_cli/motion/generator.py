@@ -23,8 +23,10 @@ import torch
 import torch.nn as nn
 from torch.nn import init
 
-from ..errors import MocohdError, UsageError
+from ..errors import UsageError
 from ..generators.config import check_int, check_real
+
+FAMILY = "mocogan-hd-lstm"  # the family of a motion model file (kind "motion")
 
 
 @dataclass
@@ -35,14 +37,11 @@ class MotionConfig:
     n_pca: int = 384
     w_residual: float = 0.2  # lambda, the step weight
 
-    def __post_init__(self):
-        try:
-            for name in ("w_dim", "noise_dim", "h_dim"):
-                check_int(getattr(self, name), name)
-            check_int(self.n_pca, "n_pca", hi=self.w_dim)
-            check_real(self.w_residual, "w_residual")
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+    def __post_init__(self):  # UsageError for a value out of range
+        for name in ("w_dim", "noise_dim", "h_dim"):
+            check_int(getattr(self, name), name)
+        check_int(self.n_pca, "n_pca", hi=self.w_dim)
+        check_real(self.w_residual, "w_residual")
 
     @classmethod
     def from_dict(cls, d: dict) -> "MotionConfig":
@@ -80,7 +79,7 @@ class MotionGenerator(nn.Module):
     def __init__(self, cfg: MotionConfig, components: torch.Tensor | None = None, stdev: torch.Tensor | None = None):
         super().__init__()
         if cfg.n_pca > cfg.w_dim:
-            raise MocohdError(f"n_pca ({cfg.n_pca}) cannot exceed w_dim ({cfg.w_dim})")
+            raise UsageError(f"n_pca ({cfg.n_pca}) cannot exceed w_dim ({cfg.w_dim})")
         self.cfg = cfg
         self.enc_cell = nn.LSTMCell(cfg.w_dim, cfg.h_dim)
         self.cell = nn.LSTMCell(cfg.noise_dim, cfg.h_dim)
@@ -115,9 +114,9 @@ class MotionGenerator(nn.Module):
         """Use the first n_pca rows of ``components`` [k, w_dim] and ``stdev`` [k]."""
         n, d = self.cfg.n_pca, self.cfg.w_dim
         if components.ndim != 2 or components.shape[1] != d:
-            raise MocohdError(f"PCA basis has w size {components.shape[-1]}, the motion model needs {d}")
+            raise UsageError(f"PCA basis has w size {components.shape[-1]}, the motion model needs {d}")
         if components.shape[0] < n or stdev.shape[0] < n:
-            raise MocohdError(f"PCA basis has {min(components.shape[0], stdev.shape[0])} directions, the motion model needs {n}")
+            raise UsageError(f"PCA basis has {min(components.shape[0], stdev.shape[0])} directions, the motion model needs {n}")
         self.pca_components.copy_(components[:n])
         self.pca_stdev.copy_(stdev[:n])
 
@@ -145,7 +144,7 @@ class MotionGenerator(nn.Module):
         if eps is None:
             eps = self.draw_eps(batch, steps, generator)
         if eps.shape != (batch, steps, self.cfg.noise_dim):
-            raise ValueError(f"eps must be [{batch}, {steps}, {self.cfg.noise_dim}], got {list(eps.shape)}")
+            raise UsageError(f"eps must be [{batch}, {steps}, {self.cfg.noise_dim}], got {list(eps.shape)}")
         step_basis = self.pca_components * self.pca_stdev[:, None]  # [n_pca, w_dim]
         h, c, w = state.h, state.c, state.w
         ws, hcs = [], []
@@ -171,7 +170,7 @@ class MotionGenerator(nn.Module):
         reconstruction from the LSTM states (the mutual-information loss).
         """
         if n_frames < 1:
-            raise ValueError("n_frames must be >= 1")
+            raise UsageError("n_frames must be >= 1")
         ws, eps, hc, _ = self.unroll(self.start(w1), n_frames - 1, eps, generator)
         ws = torch.cat([w1.unsqueeze(1), ws], dim=1)
         if return_eps:

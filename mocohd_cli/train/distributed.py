@@ -16,6 +16,7 @@ writer (checkpoints, metrics, samples, the exported model).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -101,8 +102,6 @@ class Dist:
         otherwise): compare checksums, and stop if they differ."""
         if not self.enabled:
             return
-        import hashlib
-
         h = hashlib.sha256()
         for m in modules:
             for p in m.parameters():

@@ -27,14 +27,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, ClassVar
 
+import imageio.v3 as iio
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 
 from .. import store
+from ..augment import diff_augment
+from ..data import EpochSampler, prepare
+from ..discriminators.stylegan2 import StyleGAN2Discriminator
 from ..errors import UsageError
-from .distributed import Dist
+from ..formats import ConvertedModel
 from ..formats.canonical import atomic_write_bytes
+from ..generators import StyleGAN2Config, StyleGAN2Generator
+from ..models import store_model
+from ..render import to_uint8
 from ..runtime import enable_tf32
+from ..video import tile
+from .distributed import Dist
 from .trainer import (CHECKPOINT_VERSION, Loop, RunSettings, _atomic_torch_save, _ignore_interrupts, _paths_as_text,
                       _resolve_precision, _StopFlag, check_settings, open_run, restore_rng, run_dir, start_run_folder)
 
@@ -80,8 +90,6 @@ class ImageTrainConfig(RunSettings):
 
     def generator_config(self):
         """The StyleGAN2 architecture these settings describe."""
-        from ..generators import StyleGAN2Config
-
         try:
             return StyleGAN2Config(resolution=self.resolution, z_dim=self.w_dim, w_dim=self.w_dim,
                                    mapping_layers=self.mapping_layers, channel_base=self.channel_base,
@@ -117,8 +125,6 @@ class FrameDataset(torch.utils.data.Dataset):
         return self.total
 
     def __getitem__(self, item) -> torch.Tensor:
-        from safetensors import safe_open
-
         i = item[0] if isinstance(item, (tuple, list)) else item
         v = int(torch.searchsorted(self.starts, torch.tensor(i), right=True)) - 1
         with safe_open(str(self.cache / self.files[v]), framework="pt") as f:
@@ -130,13 +136,6 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
                 on_event: Callable[[str, dict], None] | None = None) -> ImageTrainResult:
     """Train (or resume) a StyleGAN2 generator; events, ``resume`` and ``force`` as
     ``mocohd_cli.train.train`` (a resume may change ``ImageTrainConfig.MUTABLE``)."""
-    from ..augment import diff_augment
-    from ..data import EpochSampler, prepare
-    from ..discriminators.stylegan2 import StyleGAN2Discriminator
-    from ..formats import ConvertedModel
-    from ..generators import StyleGAN2Generator
-    from ..models import store_model
-
     cfg.validate()  # again: fields may have been assigned since the config was made
     dist = Dist.from_env(cfg.device)
     emit = on_event if (on_event and dist.writer) else (lambda kind, info: None)
@@ -238,10 +237,6 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
 
         def sample() -> None:
             if dist.writer:
-                import imageio.v3 as iio
-
-                from ..render import tile, to_uint8
-
                 with torch.no_grad():
                     imgs = to_uint8(G_ema(fixed_z, noise_mode="const")).cpu().numpy()
                 path = run / "samples" / f"step_{step:07d}.png"

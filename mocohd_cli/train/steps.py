@@ -7,6 +7,8 @@ generator updates, then one update of each discriminator.
 Fake clips: z ~ N(0, I) -> w_1 = G.mapping(z) -> the motion generator's
 trajectory -> frozen G.synthesis, with one noise map per layer drawn per
 video and shared by its frames -> average-pooled to the training frame size.
+The trajectory becomes frames through ``frames.synthesize``, the function
+rendering uses: training sees exactly the frames rendering makes.
 
 Video discriminator D_V (both domains): relativistic-average LSGAN on clips
 (each clip batch flipped in time with probability 1/2), gradient penalty.
@@ -35,8 +37,7 @@ from .. import losses
 from ..augment import warp
 from ..discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscriminator, MultiscaleVideoDiscriminator,
                               SNResNetDiscriminator)
-from ..generators import synthesis_kwargs
-from ..generators.biggan import one_hot
+from ..frames import VideoNoise, draw_classes, draw_w1, synthesize
 from .distributed import Dist
 
 
@@ -116,26 +117,26 @@ class MotionGAN:
         return clips.flip(2) if self._randint(0, 1) == 0 else clips
 
     def fake_clips(self, batch: int):
-        """(clips [B, T, 3, S, S], eps [B, T-1, d], reconstructed eps), differentiable w.r.t. M."""
+        """(clips [B, T, 3, S, S], eps [B, T-1, d], reconstructed eps), differentiable w.r.t. M:
+        the draws (w_1, eps, per-video noise, classes) from the run's generator, then ``clips``."""
         c, G = self.cfg, self.G
-        z = torch.randn(batch, G.z_dim, generator=self.rng).to(self.device)
-        with torch.no_grad():
-            w1 = G.mapping(z)
+        w1 = draw_w1(G, batch, self.rng, self.device)
         eps = self.M.draw_eps(batch, c.frames - 1, self.rng).to(self.device)
+        noise = VideoNoise(G, batch, "fixed", self.rng, self.device)  # one draw per video, shared by its frames
+        labels = draw_classes(G, batch, self.rng, c.classes) if G.c_dim else None  # one class per video
+        return self.clips(w1, eps, noise, labels)
+
+    def clips(self, w1: torch.Tensor, eps: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None):
+        """The clips of given draws: w_1 [B, w_dim], eps [B, T-1, d], the videos' noise and
+        classes [B] -> the motion model's trajectories -> ``frames.synthesize`` (as rendering
+        does) -> the training frame size. Returns (clips, eps, reconstructed eps)."""
+        c, G = self.cfg, self.G
+        batch = w1.shape[0]
         ws, eps, eps_rec = self.M(w1, c.frames, eps=eps, return_eps=True)
-        if c.truncation != 1:
-            ws = G.mapping.w_avg.lerp(ws, c.truncation)
-        noise = G.synthesis.make_noise(batch, generator=self.rng, device=self.device)
-        noise = [n.repeat_interleave(c.frames, 0) for n in noise]  # one draw per video, shared by its frames
-        cond = {}
-        if G.c_dim:  # one class per video
-            pool = torch.tensor(c.classes) if c.classes else torch.arange(G.c_dim)
-            labels = pool[torch.randint(len(pool), (batch,), generator=self.rng)]
-            onehot = one_hot(labels.tolist(), G.c_dim, self.device).repeat_interleave(c.frames, 0)
-            cond = synthesis_kwargs(G, onehot, c.truncation)
+        video_of = torch.arange(batch, device=self.device).repeat_interleave(c.frames)  # video-major: clip b's frames
+        classes = None if labels is None else labels.repeat_interleave(c.frames)
         with self.autocast():
-            img = G.synthesis(ws.reshape(batch * c.frames, -1), noise=noise, **cond)
-        img = img.float()
+            img = synthesize(G, ws.reshape(batch * c.frames, -1), noise(video_of), classes, c.truncation)
         if img.shape[-1] != c.frame_size:
             img = F.interpolate(img, size=(c.frame_size, c.frame_size), mode="area")
         return img.reshape(batch, c.frames, *img.shape[1:]), eps, eps_rec

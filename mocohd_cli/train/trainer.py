@@ -41,8 +41,18 @@ from typing import Callable, ClassVar
 import torch
 
 from .. import store
+from ..classes import parse_classes
+from ..data import ClipDataset, EpochSampler, prepare, to_model_input
 from ..errors import MocohdError, UsageError
+from ..formats.canonical import atomic_write_bytes, atomic_writer, read_header
+from ..frames import check_pair
+from ..models import load_image_generator, store_model
+from ..models.motion import load_motion, motion_model
+from ..models.pca import pca_for
+from ..motion import MotionConfig, MotionGenerator
+from ..render import render_frames
 from ..runtime import enable_tf32
+from ..video import write_videos
 from .distributed import Dist
 from .steps import GANConfig, MotionGAN
 
@@ -198,15 +208,11 @@ def run_dir(name: str) -> Path:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    from ..formats.canonical import atomic_writer
-
     with atomic_writer(path) as f:
         torch.save(obj, f)
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    from ..formats.canonical import atomic_write_bytes
-
     atomic_write_bytes(path, text.encode())
 
 
@@ -291,8 +297,6 @@ def _check_export_name(kind: str, name: str) -> None:
     """A new run exports its model to the store as ``name`` at every checkpoint: refuse
     to start when that would replace a ``kind`` model that did not come from this run
     (one imported, fetched or made by another run), unless the user passes --force."""
-    from ..formats.canonical import read_header
-
     path = store.store_path(kind, name)
     if not path.is_file():
         return
@@ -343,8 +347,6 @@ def _comparable(name: str, value):
     if name == "image" and Path(value).is_file():
         return str(Path(value).resolve())
     if name == "classes":
-        from ..generators.biggan import parse_classes
-
         try:
             return parse_classes(value, 1000)
         except MocohdError:
@@ -404,11 +406,6 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
     ``TrainConfig.MUTABLE`` (steps, epochs, device, workers, the ``*_every``,
     sample_videos) change, any other must be equal (else UsageError); the rest
     are the run's. ``force``: start an existing run over."""
-    from ..data import ClipDataset, EpochSampler, prepare, to_model_input
-    from ..models import load_image_generator
-    from ..motion import MotionConfig, MotionGenerator, load_motion, motion_model
-    from ..pca import pca_for
-
     cfg.validate()  # again: fields may have been assigned since the config was made
     dist = Dist.from_env(cfg.device)
     emit = on_event if (on_event and dist.writer) else (lambda kind, info: None)
@@ -439,16 +436,9 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         if frame_size > G.resolution:
             raise UsageError(f"--frame-size {frame_size} exceeds the image generator's resolution ({G.resolution})")
         cfg.frame_size = frame_size
-        labels = None
+        labels = tuple(check_pair(None, G, cfg.classes, cfg.truncation)) or None  # the motion model's side below
         if G.c_dim:
-            from ..generators.biggan import parse_classes
-
-            labels = tuple(parse_classes(cfg.classes, G.c_dim)) or None
             cfg.classes = list(labels) if labels else None
-            if not 0 < cfg.truncation <= 1:
-                raise UsageError(f"--truncation must be in (0, 1] for {G.family}, got {cfg.truncation}")
-        elif cfg.classes:
-            raise UsageError(f"--class is for class-conditional generators (BigGAN); '{cfg.image}' is unconditional")
         if dist.writer:
             basis, _, computed = pca_for(cfg.image, G=G, samples=cfg.pca_samples)
             if computed:
@@ -458,11 +448,10 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
             basis, _, _ = pca_for(cfg.image, G=G, samples=cfg.pca_samples)
         if cfg.init:
             M = load_motion(cfg.init, device="cpu")
+            check_pair(M, G, labels, cfg.truncation)
             M = M.retarget(basis.components, basis.stdev)
             M.requires_grad_(True).train()
             cfg.n_pca, cfg.h_dim, cfg.w_residual = M.cfg.n_pca, M.cfg.h_dim, M.cfg.w_residual
-            if M.cfg.w_dim != G.w_dim:
-                raise UsageError(f"--init {cfg.init} moves in a {M.cfg.w_dim}-d space, '{cfg.image}' has a {G.w_dim}-d w")
         else:
             cfg.n_pca = cfg.n_pca or min(384, G.w_dim, basis.components.shape[0])
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
@@ -504,8 +493,6 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         ident = {"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]}
 
         def export() -> None:
-            from ..models import store_model
-
             model = motion_model(gan.M, ident, {"format": "mocohd-train", "run": cfg.name, "step": step,
                                                 "domain": cfg.domain, "data": Path(cfg.data).name,
                                                 **({"classes": cfg.classes} if cfg.classes else {}),
@@ -621,8 +608,6 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 def _write_samples(gan: MotionGAN, G, path: Path, cfg: TrainConfig) -> Path:
     """A grid of ``sample_videos`` fixed-seed videos of 2 x frames steps."""
-    from ..render import render_frames, write_videos
-
     M = gan.M
     was = M.training
     M.eval()

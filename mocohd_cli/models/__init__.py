@@ -3,6 +3,10 @@
 
     G = load_image_generator("ffhq")            # a name, a store entry or a path
     header = import_model("stylegan2-ffhq-config-f.pt", name="ffhq")
+
+Names resolve through the store (``store.resolve``), files are read by
+``formats``. Motion models: ``models.motion``; the PCA basis cached per
+image generator: ``models.pca``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from . import store
-from .errors import MocohdError, a
-from .formats import ConvertedModel, canonical, checks, read_any, sniff
-from .generators import build_generator
-from .runtime import pick_device, tune_allocator
+from .. import store
+from ..errors import MocohdError, a
+from ..formats import ConvertedModel, canonical, checks, read_any, sniff
+from ..generators import build_generator
+from ..runtime import pick_device, tune_allocator
+from .motion import build_motion, import_official
 
 
 def _build_image_generator(model: ConvertedModel, origin: str):
@@ -87,15 +92,15 @@ def import_model(
     store.check_name(name)
     if pca is not None:
         if kind not in (None, "motion"):
-            raise MocohdError("--pca goes with an official motion checkpoint (kind motion)")
-        from .motion import import_official
-
+            raise MocohdError(f"a PCA folder (pca) goes with an official motion checkpoint (kind motion), "
+                              f"not kind {kind!r}")
         model = import_official(path, pca, w_residual=w_residual)
     else:
         model = read_any(path, kind=kind)
     if image is not None:
         if model.kind == "image":
-            raise MocohdError("--image names the generator of a motion model or PCA basis; this file is an image generator")
+            raise MocohdError("image names the generator of a motion model or PCA basis; "
+                              "this file is itself an image generator")
         ident = image_identity(image)
         if model.config.get("w_dim") not in (None, ident["w_dim"]):
             raise MocohdError(f"{image} has w size {ident['w_dim']}, this {model.kind} model {model.config.get('w_dim')}")
@@ -111,14 +116,13 @@ def store_model(model: ConvertedModel, name: str, origin: str, overwrite: bool =
     if model.kind == "image":
         _build_image_generator(model, origin)
     elif model.kind == "motion":
-        from .motion import build_motion
-
         build_motion(model, origin)
     else:
         checks.check_shapes(model.kind, model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin)
     dest = store.store_path(model.kind, name)
     if dest.exists() and not overwrite:
-        raise MocohdError(f"a {model.kind} model named '{name}' already exists in the store (pass --force to replace it)")
+        raise MocohdError(f"a {model.kind} model named '{name}' already exists in the store: pick another name, "
+                          "or replace it (overwrite=True, --force)")
     store.kind_dir(model.kind, create=True)
     try:
         return canonical.save_model(dest, model.tensors, kind=model.kind, family=model.family, config=model.config, source=model.source)

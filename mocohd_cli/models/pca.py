@@ -1,0 +1,76 @@
+"""The latent PCA basis of each image generator, cached in the store.
+
+    basis, path, computed = pca_for("ffhq")        # from the store, or fitted and stored
+    save_pca(basis, "basis.safetensors")
+    basis = load_pca("basis.safetensors")
+
+A stored basis is a model file of kind ``pca`` tagged with the weights
+sha256 of the generator it was fitted for; the maths is ``pca.fit_pca``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .. import store
+from ..errors import MocohdError, a
+from ..formats import canonical, checks
+from ..pca import PCA_FAMILY, PCABasis, fit_pca
+from . import image_identity, load_image_generator
+
+
+def save_pca(basis: PCABasis, path: str | os.PathLike, source: dict | None = None) -> canonical.ModelHeader:
+    """Write ``basis`` as a canonical model file (kind ``pca``)."""
+    return canonical.save_model(path, basis.tensors(), kind="pca", family=PCA_FAMILY, config=basis.config(), source=source)
+
+
+def load_pca(path: str | os.PathLike) -> PCABasis:
+    """A stored basis; its shapes are checked against its config before its tensors
+    are read, and the tensors against its recorded hash and for NaN/inf."""
+    h = canonical.read_header(path)
+    if h.kind != "pca":
+        raise MocohdError(f"{path}: is {a(h.kind)} model, expected a PCA basis")
+    checks.check_shapes("pca", h.family, h.config, h.shapes, path)
+    t, _ = canonical.load_verified(path, h)
+    return PCABasis.from_tensors(t, h.config)
+
+
+def find_cached(image_sha256: str) -> Path | None:
+    """A stored PCA basis fitted for the image generator with these weights, if any."""
+    for kind, _name, path in store.list_store("pca"):
+        try:
+            h = canonical.read_header(path)
+        except MocohdError:
+            continue
+        if h.config.get("image_sha256") == image_sha256:
+            return path
+    return None
+
+
+def pca_for(image: str | os.PathLike, G=None, samples: int = 1_000_000, batch: int = 4096, seed: int = 0,
+            name: str | None = None, force: bool = False, exact: bool = False, progress=None) -> tuple[PCABasis, Path, bool]:
+    """The PCA basis of an image generator: from the store cache, or fitted and stored.
+
+    Returns (basis, path, computed). The cache is keyed by the generator's
+    weights sha256; with ``exact`` a cached basis must also have been fitted
+    with the same ``samples`` and ``seed``; ``force`` always refits.
+    """
+    ident = G.identity if G is not None and hasattr(G, "identity") else image_identity(image)
+    if not force:
+        cached = find_cached(ident["weights_sha256"])
+        if cached is not None:
+            basis = load_pca(cached)
+            if not exact or (basis.info.get("samples"), basis.info.get("seed")) == (samples, seed):
+                return basis, cached, False
+    if G is None:
+        G = load_image_generator(image, device="auto")
+    basis = fit_pca(G, samples=samples, batch=batch, seed=seed, progress=progress)
+    basis.info.update(image_name=ident["name"], image_sha256=ident["weights_sha256"])
+    dest = store.store_path("pca", store.check_name(name or ident["name"]))
+    store.kind_dir("pca", create=True)
+    save_pca(basis, dest, source={"format": "mocohd", "image": ident["name"], "image_sha256": ident["weights_sha256"]})
+    return basis, dest, True
+
+
+__all__ = ["find_cached", "load_pca", "pca_for", "save_pca"]

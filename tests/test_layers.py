@@ -1,0 +1,218 @@
+"""The import layers of mocohd_cli (README, "How the code is laid out").
+
+Each module imports only from its own layer or a lower one, same-layer
+imports form no cycle, and no module of the package is imported inside a
+function: the import graph is read from the source (``ast``), so a
+violation fails here before it can become an import-order bug. Then every
+module is imported alone, with only what it imports itself, to show that
+the graph really holds.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+PACKAGE = "mocohd_cli"
+ROOT = Path(__file__).resolve().parents[1] / PACKAGE
+
+# Module or package -> layer. A module's layer is that of its longest listed prefix
+# (the package itself, its __init__, only by name: a new module must be listed).
+LAYERS = {
+    # 0 base: errors, devices, ImageNet class names
+    "mocohd_cli.errors": 0, "mocohd_cli.runtime": 0, "mocohd_cli.classes": 0,
+    # 1 kernels
+    "mocohd_cli.ops": 1,
+    # 2 networks
+    "mocohd_cli.generators": 2, "mocohd_cli.motion": 2, "mocohd_cli.discriminators": 2,
+    "mocohd_cli.losses": 2, "mocohd_cli.augment": 2,
+    # 3 PCA maths
+    "mocohd_cli.pca": 3,
+    # 4 file formats
+    "mocohd_cli.formats": 4,
+    # 5 the model store
+    "mocohd_cli.store": 5,
+    # 6 models by name, caches
+    "mocohd_cli.models": 6,
+    # 7 recipes: frames, video files, datasets
+    "mocohd_cli.frames": 7, "mocohd_cli.video": 7, "mocohd_cli.data": 7,
+    # 8 commands
+    "mocohd_cli.render": 8, "mocohd_cli.train": 8, "mocohd_cli.hub": 8,
+    # 9 the command line and the package's public API
+    "mocohd_cli.cli": 9, "mocohd_cli.__main__": 9, "mocohd_cli": 9,
+}
+
+# Third-party packages that may be imported inside a function, and why.
+DEFERRED_OK = {
+    "huggingface_hub": "about 0.2 s to import; only fetch and push use it",
+}
+
+
+def layer(module: str) -> int | None:
+    if module == PACKAGE:
+        return LAYERS[PACKAGE]
+    parts = module.split(".")
+    for n in range(len(parts), 1, -1):
+        prefix = ".".join(parts[:n])
+        if prefix in LAYERS:
+            return LAYERS[prefix]
+    return None
+
+
+def package_sources() -> dict[str, tuple[str, bool]]:
+    """module name -> (source, is_package) for every module of the package."""
+    out = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        is_package = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_package else parts)
+        out[name] = (path.read_text(encoding="utf-8"), is_package)
+    return out
+
+
+def imports(module: str, source: str, is_package: bool, known: set[str]):
+    """(imported module, line, inside a function) for every import statement of ``module``, at
+    any depth. ``from X import name`` imports X.name when that is a module of the package, else X."""
+    here = module if is_package else module.rpartition(".")[0]
+    found = []
+
+    def visit(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            deferred = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                found.extend((a.name, child.lineno, in_function) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    up = here.split(".")[: len(here.split(".")) - (child.level - 1)]
+                    base = ".".join(up + ([base] if base else []))
+                for a in child.names:
+                    target = f"{base}.{a.name}"
+                    found.append((target if target in known else base, child.lineno, in_function))
+            visit(child, deferred)
+
+    visit(ast.parse(source), False)
+    return found
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles of a directed graph found by depth-first search (one per back edge)."""
+    state, stack, found = {}, [], []
+
+    def dfs(v):
+        state[v] = "open"
+        stack.append(v)
+        for w in sorted(edges.get(v, ())):
+            if state.get(w) == "open":
+                found.append(stack[stack.index(w):] + [w])
+            elif w not in state:
+                dfs(w)
+        stack.pop()
+        state[v] = "done"
+
+    for v in sorted(edges):
+        if v not in state:
+            dfs(v)
+    return found
+
+
+def violations(sources: dict[str, tuple[str, bool]]) -> list[str]:
+    """Every breach of the layering in ``sources`` (module name -> (source, is_package))."""
+    known = set(sources)
+    bad, edges = [], {}
+    for module, (source, is_package) in sorted(sources.items()):
+        mine = layer(module)
+        if mine is None:
+            bad.append(f"{module}: not in the layer table (tests/test_layers.py LAYERS)")
+            continue
+        for target, line, deferred in imports(module, source, is_package, known):
+            where = f"{module}:{line}"
+            if target != PACKAGE and not target.startswith(PACKAGE + "."):
+                if deferred and target.split(".")[0] not in DEFERRED_OK:
+                    bad.append(f"{where}: imports {target} inside a function (only {sorted(DEFERRED_OK)} may be)")
+                continue
+            if deferred:
+                bad.append(f"{where}: imports {target} inside a function; import it at the top")
+            theirs = layer(target)
+            if theirs is None:
+                bad.append(f"{where}: imports {target}, which is not in the layer table")
+            elif theirs > mine:
+                bad.append(f"{where}: layer {mine} imports {target} of the higher layer {theirs}")
+            if target != module:
+                edges.setdefault(module, set()).add(target)
+    bad += [f"import cycle: {' -> '.join(c)}" for c in _cycles(edges)]
+    return bad
+
+
+def test_every_module_imports_only_its_own_layer_or_lower_at_the_top():
+    sources = package_sources()
+    assert len(sources) > 40 and "mocohd_cli.models.pca" in sources
+    assert violations(sources) == []
+
+
+def test_the_layer_check_catches_each_kind_of_breach():
+    good = package_sources()
+
+    def check(**changed):
+        sources = {**good, **{k.replace("__", "."): (textwrap.dedent(v), False) for k, v in changed.items()}}
+        return violations(sources)
+
+    assert check() == []
+    # a network that reaches up to the store cache
+    up = check(mocohd_cli__ops="from .models.pca import pca_for\n")
+    assert any("mocohd_cli.ops:1: layer 1 imports mocohd_cli.models.pca of the higher layer 6" in v for v in up), up
+    # the same import, hidden in a function
+    hidden = check(mocohd_cli__pca="def f():\n    from . import store\n")
+    assert any("mocohd_cli.pca:2: imports mocohd_cli.store inside a function" in v for v in hidden), hidden
+    assert any("layer 3 imports mocohd_cli.store of the higher layer 5" in v for v in hidden), hidden
+    # an absolute import, a relative one from a sub-package, and a name imported from a package
+    assert any("layer 2 imports mocohd_cli.formats" in v for v in check(mocohd_cli__losses="import mocohd_cli.formats.checks\n"))
+    assert any("mocohd_cli.formats of the higher layer 4" in v
+               for v in check(mocohd_cli__motion__generator="from ..formats import read_any\n"))
+    # two modules of one layer that import each other
+    cycle = check(mocohd_cli__frames="from .video import tile\n", mocohd_cli__video="from . import frames\n")
+    assert "import cycle: mocohd_cli.frames -> mocohd_cli.video -> mocohd_cli.frames" in cycle, cycle
+    # a slow third-party import may wait for its function; any other may not
+    assert check(mocohd_cli__hub="def f():\n    import huggingface_hub\n") == []
+    assert any("imports numpy inside a function" in v for v in check(mocohd_cli__hub="def f():\n    import numpy\n"))
+    # a new module must be given a layer
+    assert any("mocohd_cli.eval: not in the layer table" in v for v in check(mocohd_cli__eval="import torch\n"))
+
+
+IMPORT_ALONE = """
+import importlib, importlib.util, sys, traceback
+names = sys.argv[1:]
+spec = importlib.util.find_spec("mocohd_cli")
+failed = []
+for name in names:
+    for k in [k for k in sys.modules if k == "mocohd_cli" or k.startswith("mocohd_cli.")]:
+        del sys.modules[k]
+    if name not in ("mocohd_cli", "mocohd_cli.cli", "mocohd_cli.__main__"):
+        # the package without running its __init__ (which imports the public API): only what
+        # ``name`` imports itself is imported
+        sys.modules["mocohd_cli"] = importlib.util.module_from_spec(spec)
+    try:
+        if name == "mocohd_cli.__main__":  # runs the command line: ask it for its version
+            sys.argv = ["mocohd", "--version"]
+            try:
+                importlib.import_module(name)
+            except SystemExit as e:
+                assert e.code in (0, None), e.code
+        else:
+            importlib.import_module(name)
+    except BaseException:
+        failed.append(name + ":\\n" + traceback.format_exc())
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_every_module_imports_alone():
+    """Each module, in turn, is imported with no other module of the package loaded (one
+    interpreter for all, so torch is imported once: about 2 s instead of 1 s per module)."""
+    names = sorted(package_sources())
+    r = subprocess.run([sys.executable, "-c", IMPORT_ALONE, *names], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
