@@ -90,7 +90,7 @@ def list_models():
         try:
             h = read_header(path)
             res, family, src = str(h.config.get("resolution", "")), h.family, h.source
-            detail = [_stored_origin(h.kind, h.config, src)]
+            detail = [_stored_origin(h.kind, h.image, src)]
         except MocohdError:
             res, family, src, detail = "", "unreadable", {}, ["cannot read its header"]
         shadow = store.shadowed(kind, name, src)
@@ -113,7 +113,7 @@ def list_models():
             out.print(Text("    " + text, style="dim"), no_wrap=True, overflow="ellipsis", crop=True)
 
 
-def _stored_origin(kind: str, config: dict, src: dict) -> str:
+def _stored_origin(kind: str, image: dict, src: dict) -> str:
     """Where a store model came from, in a few words (for `mocohd list`)."""
     if src.get("repo"):
         what = f"fetched from {src['repo']}/{src.get('file', '')}"
@@ -123,7 +123,7 @@ def _stored_origin(kind: str, config: dict, src: dict) -> str:
         what = f"imported from {src['file']}"
     else:
         what = ""
-    image = config.get("image_name")
+    image = image.get("image_name")
     if image and kind in ("motion", "pca"):
         what += ("; " if what else "") + ("for" if kind == "motion" else "of") + f" image generator {image}"
     return what
@@ -187,9 +187,9 @@ def _info_table(m) -> None:
         rows.append(("motion", f"w {cfg.get('w_dim')}, {cfg['n_pca']} PCA directions, LSTM {cfg.get('h_dim')}, "
                                f"step weight {cfg.get('w_residual')}"))
     if m.kind in ("motion", "pca"):
-        who = cfg.get("image_name")
+        who, sha = m.image.get("image_name"), m.image.get("image_sha256")
         rows.append(("trained with" if m.kind == "motion" else "fitted on",
-                     f"{who} (weights {cfg['image_sha256'][:12]})" if who and cfg.get("image_sha256") else "unknown"))
+                     f"{who} (weights {sha[:12]})" if who and sha else "unknown"))
     rows.append(("parameters", f"{m.parameters:,}"))
     labels = {"format": "source format", "file": "original file", "file_sha256": "original sha256"}
     rows += [(labels.get(k, f"source {k}"), str(v)) for k, v in sorted(m.source.items())] or [("source", "-")]
@@ -427,7 +427,25 @@ def _given(ctx: typer.Context, values: dict) -> dict:
     return {k: v for k, v in values.items() if sources[k] is not None and sources[k].name != "DEFAULT"}
 
 
-def _run_training(start, describe, shown) -> object:
+def _run_training(ctx: typer.Context, options: dict, config, trainer, describe, shown: tuple[str, ...],
+                  model: str, next_step) -> None:
+    """What `train` and `train-image` do: build ``config`` (a TrainConfig or ImageTrainConfig) of the
+    options the command line gave, run ``trainer`` with a progress display (``_with_progress``:
+    ``describe``, ``shown``) and print the result in two lines: where the ``model`` went, then how
+    to continue an interrupted run or ``next_step(cfg)``."""
+    settings = {k: v for k, v in options.items() if k not in ("ctx", "resume", "force")}
+    cfg = config(**_given(ctx, settings))  # only what the command line gave: the library knows the defaults
+    result = _with_progress(lambda on_event: trainer(cfg, resume=options["resume"], force=options["force"],
+                                                     on_event=on_event), describe, shown)
+    if not result.writer:
+        return
+    how = "interrupted" if result.interrupted else "finished"
+    say = partial(out.print, soft_wrap=True)  # one line each, also in a pipe
+    say(f"{how} at step {result.step}/{result.total}; {model} [bold]{cfg.name}[/bold] -> {getattr(result, cfg.EXPORTS)}")
+    say(f"continue with: mocohd {ctx.info_name} --name {cfg.name} --resume" if result.interrupted else next_step(cfg))
+
+
+def _with_progress(start, describe, shown) -> object:
     """Run a trainer with a progress bar (steps, it/s, the ``shown`` losses) fed by its events;
     ``describe(info)`` is the first line of the 'start' event. When stderr is not a terminal
     (a pipe, a log file), plain lines instead: a logged step at most every 10 s, the last step
@@ -481,61 +499,50 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of videos and/or frame folders (required for a new run)."),
     image: Optional[str] = typer.Option(None, "--image", "-i", help="Image generator: name or path (required for a new run)."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name and exported motion model (default: the data folder's name)."),
-    domain: str = typer.Option("cross", "--domain", help="cross (image generator trained on other data) or in."),
+    domain: str = typer.Option(TrainConfig.domain, "--domain", help="cross (image generator trained on other data) or in."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total steps (one step: --g-steps motion updates + one D update)."),
-    epochs: int = typer.Option(5, "--epochs", help="Passes over the videos, when --steps is not given."),
-    batch: int = typer.Option(16, "--batch", help="Global batch of clips, split across processes."),
-    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate of every network."),
-    frames: int = typer.Option(16, "--frames", help="Frames per training clip."),
-    time_step: int = typer.Option(2, "--time-step", help="Take every n-th frame of the videos."),
+    epochs: int = typer.Option(TrainConfig.epochs, "--epochs", help="Passes over the videos, when --steps is not given."),
+    batch: int = typer.Option(TrainConfig.batch, "--batch", help="Global batch of clips, split across processes."),
+    lr: float = typer.Option(TrainConfig.lr, "--lr", help="Adam learning rate of every network."),
+    frames: int = typer.Option(TrainConfig.frames, "--frames", help="Frames per training clip."),
+    time_step: int = typer.Option(TrainConfig.time_step, "--time-step", help="Take every n-th frame of the videos."),
     frame_size: Optional[int] = typer.Option(None, "--frame-size", help="Training frame size (default: min(128, resolution))."),
-    g_steps: int = typer.Option(5, "--g-steps", help="Motion generator updates per discriminator update."),
+    g_steps: int = typer.Option(TrainConfig.g_steps, "--g-steps", help="Motion generator updates per discriminator update."),
     n_pca: Optional[int] = typer.Option(None, "--n-pca", help="PCA directions the motion moves along (default: min(384, w size))."),
-    h_dim: int = typer.Option(384, "--h-dim", help="LSTM hidden size."),
-    w_residual: float = typer.Option(0.2, "--w-residual", help="Step weight lambda."),
-    w_match: float = typer.Option(1.0, "--w-match", help="Feature-matching weight (cross-domain)."),
-    w_mutual: float = typer.Option(1.0, "--w-mutual", help="Motion-diversity (mutual information) weight."),
-    gp_weight: float = typer.Option(10.0, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
-    dv_channels: int = typer.Option(64, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
-    di_channels: int = typer.Option(96, "--di-channels", help="Base channels of the cross-domain SN-ResNet D_I."),
-    queue: int = typer.Option(4096, "--queue", help="Contrastive queue length (cross-domain)."),
-    pca_samples: int = typer.Option(1_000_000, "--pca-samples", help="Samples of the PCA fit, when the generator has no cached basis."),
+    h_dim: int = typer.Option(TrainConfig.h_dim, "--h-dim", help="LSTM hidden size."),
+    w_residual: float = typer.Option(TrainConfig.w_residual, "--w-residual", help="Step weight lambda."),
+    w_match: float = typer.Option(TrainConfig.w_match, "--w-match", help="Feature-matching weight (cross-domain)."),
+    w_mutual: float = typer.Option(TrainConfig.w_mutual, "--w-mutual", help="Motion-diversity (mutual information) weight."),
+    gp_weight: float = typer.Option(TrainConfig.gp_weight, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
+    dv_channels: int = typer.Option(TrainConfig.dv_channels, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
+    di_channels: int = typer.Option(TrainConfig.di_channels, "--di-channels", help="Base channels of the cross-domain SN-ResNet D_I."),
+    queue: int = typer.Option(TrainConfig.queue, "--queue", help="Contrastive queue length (cross-domain)."),
+    pca_samples: int = typer.Option(TrainConfig.pca_samples, "--pca-samples", help="Samples of the PCA fit, when the generator has no cached basis."),
     init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from this motion model."),
     classes: Optional[list[str]] = typer.Option(None, "--class", help="BigGAN: the class(es) of the fake videos, "
                                                 "numbers or ImageNet names (default: all classes)."),
-    truncation: float = typer.Option(1.0, "--truncation", help="Truncation of the fake clips (BigGAN: 0.4-1; render with the same)."),
+    truncation: float = typer.Option(TrainConfig.truncation, "--truncation", help="Truncation of the fake clips (BigGAN: 0.4-1; render with the same)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run --name (or the data folder's) from its checkpoint, "
                                 "with its settings; only --steps, --epochs, --device, --workers, --sample-videos and the "
                                 "--*-every options may change."),
     force: bool = typer.Option(False, "--force", help="Start the run over if it exists."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random stream."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps (under torchrun: one GPU per rank)."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CUDA, else fp32), fp32, bf16 or fp16."),
-    workers: int = typer.Option(2, "--workers", help="Data loader processes per rank."),
-    save_every: int = typer.Option(1000, "--save-every", help="Steps between checkpoints (and motion exports)."),
-    sample_every: int = typer.Option(1000, "--sample-every", help="Steps between sample videos."),
-    sample_videos: int = typer.Option(4, "--sample-videos", help="Videos in each sample grid."),
-    log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines (and progress lines when not on a terminal)."),
+    seed: int = typer.Option(TrainConfig.seed, "--seed", help="Seed of every random stream."),
+    device: str = typer.Option(TrainConfig.device, "--device", help="auto, cpu, cuda, cuda:N or mps (under torchrun: one GPU per rank)."),
+    precision: str = typer.Option(TrainConfig.precision, "--precision", help="auto (bf16 on CUDA, else fp32), fp32, bf16 or fp16."),
+    workers: int = typer.Option(TrainConfig.workers, "--workers", help="Data loader processes per rank."),
+    save_every: int = typer.Option(TrainConfig.save_every, "--save-every", help="Steps between checkpoints (and motion exports)."),
+    sample_every: int = typer.Option(TrainConfig.sample_every, "--sample-every", help="Steps between sample videos."),
+    sample_videos: int = typer.Option(TrainConfig.sample_videos, "--sample-videos", help="Videos in each sample grid."),
+    log_every: int = typer.Option(TrainConfig.log_every, "--log-every", help="Steps between metric lines (and progress lines when not on a terminal)."),
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
-    settings = _given(ctx, {k: v for k, v in locals().items() if k not in ("ctx", "resume", "force")})
-    cfg = TrainConfig(**settings)  # only what the command line gave: the library knows the defaults
-
-    def started(info):
-        return (f"run [bold]{info['run'].name}[/bold] ({info['run']}): {info['domain']}-domain, {info['videos']} videos, "
-                f"{info['n_pca']} PCA directions, {info['frame_size']} px frames, {info['per_epoch']} steps per epoch")
-
-    result = _run_training(lambda on_event: train_motion(cfg, resume=resume, force=force, on_event=on_event), started,
-                           ("G_video", "G_image", "D_video_real", "D_image_real", "mutual"))
-    if not result.writer:
-        return
-    how = "interrupted" if result.interrupted else "finished"
-    say = partial(out.print, soft_wrap=True)  # one line each, also in a pipe
-    say(f"{how} at step {result.step}/{result.total}; motion model [bold]{cfg.name}[/bold] -> {result.motion}")
-    if result.interrupted:
-        say(f"continue with: mocohd train --name {cfg.name} --resume")
-    else:
-        say(f"render with: mocohd render --motion {cfg.name} --image {cfg.image} out.mp4")
+    _run_training(ctx, locals(), TrainConfig, train_motion,
+                  shown=("G_video", "G_image", "D_video_real", "D_image_real", "mutual"),
+                  describe=lambda info: (f"run [bold]{info['run'].name}[/bold] ({info['run']}): {info['domain']}-domain, "
+                                         f"{info['videos']} videos, {info['n_pca']} PCA directions, "
+                                         f"{info['frame_size']} px frames, {info['per_epoch']} steps per epoch"),
+                  model="motion model",
+                  next_step=lambda cfg: f"render with: mocohd render --motion {cfg.name} --image {cfg.image} out.mp4")
 
 
 @app.command("train-image")
@@ -544,48 +551,36 @@ def train_image(
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of images, frame folders and/or videos (required for a new run)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Image size, a power of two (required for a new run)."),
     name: Optional[str] = typer.Option(None, "--name", help="Run and exported generator name (default: the data folder's name)."),
-    steps: int = typer.Option(10000, "--steps", help="Training steps (one D and one G update on one global batch)."),
-    batch: int = typer.Option(32, "--batch", help="Global batch, split across processes."),
-    lr: float = typer.Option(0.0025, "--lr", help="Adam learning rate (betas 0, 0.99)."),
+    steps: int = typer.Option(ImageTrainConfig.steps, "--steps", help="Training steps (one D and one G update on one global batch)."),
+    batch: int = typer.Option(ImageTrainConfig.batch, "--batch", help="Global batch, split across processes."),
+    lr: float = typer.Option(ImageTrainConfig.lr, "--lr", help="Adam learning rate (betas 0, 0.99)."),
     r1_gamma: Optional[float] = typer.Option(None, "--r1-gamma", help="R1 weight (default: 0.0002 x resolution^2 / batch)."),
-    r1_every: int = typer.Option(16, "--r1-every", help="Steps between (lazy) R1 regularisations."),
-    ema_kimg: float = typer.Option(10.0, "--ema-kimg", help="Half-life of the generator average, in thousands of images."),
-    ema_rampup: float = typer.Option(0.05, "--ema-rampup", help="Early half-life cap, as a fraction of the images seen (0: off)."),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="DiffAugment (colour, translation, cut-out)."),
-    channel_base: int = typer.Option(16384, "--channel-base", help="Channels at resolution r: min(base / r, max)."),
-    channel_max: int = typer.Option(512, "--channel-max", help="Largest channel count."),
-    mapping_layers: int = typer.Option(8, "--mapping-layers", help="Depth of the mapping network."),
-    w_dim: int = typer.Option(512, "--w-dim", help="Size of z and w."),
+    r1_every: int = typer.Option(ImageTrainConfig.r1_every, "--r1-every", help="Steps between (lazy) R1 regularisations."),
+    ema_kimg: float = typer.Option(ImageTrainConfig.ema_kimg, "--ema-kimg", help="Half-life of the generator average, in thousands of images."),
+    ema_rampup: float = typer.Option(ImageTrainConfig.ema_rampup, "--ema-rampup", help="Early half-life cap, as a fraction of the images seen (0: off)."),
+    augment: bool = typer.Option(ImageTrainConfig.augment, "--augment/--no-augment", help="DiffAugment (colour, translation, cut-out)."),
+    channel_base: int = typer.Option(ImageTrainConfig.channel_base, "--channel-base", help="Channels at resolution r: min(base / r, max)."),
+    channel_max: int = typer.Option(ImageTrainConfig.channel_max, "--channel-max", help="Largest channel count."),
+    mapping_layers: int = typer.Option(ImageTrainConfig.mapping_layers, "--mapping-layers", help="Depth of the mapping network."),
+    w_dim: int = typer.Option(ImageTrainConfig.w_dim, "--w-dim", help="Size of z and w."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its checkpoint, with its settings; only "
                                 "--steps, --device, --workers and the --*-every options may change."),
     force: bool = typer.Option(False, "--force", help="Start the run over if it exists."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random stream."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CUDA, else fp32), fp32 or bf16."),
-    workers: int = typer.Option(2, "--workers", help="Data loader processes per rank."),
-    save_every: int = typer.Option(1000, "--save-every", help="Steps between checkpoints (and exports)."),
-    sample_every: int = typer.Option(1000, "--sample-every", help="Steps between sample grids."),
-    log_every: int = typer.Option(10, "--log-every", help="Steps between metric lines (and progress lines when not on a terminal)."),
+    seed: int = typer.Option(ImageTrainConfig.seed, "--seed", help="Seed of every random stream."),
+    device: str = typer.Option(ImageTrainConfig.device, "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option(ImageTrainConfig.precision, "--precision", help="auto (bf16 on CUDA, else fp32), fp32 or bf16."),
+    workers: int = typer.Option(ImageTrainConfig.workers, "--workers", help="Data loader processes per rank."),
+    save_every: int = typer.Option(ImageTrainConfig.save_every, "--save-every", help="Steps between checkpoints (and exports)."),
+    sample_every: int = typer.Option(ImageTrainConfig.sample_every, "--sample-every", help="Steps between sample grids."),
+    log_every: int = typer.Option(ImageTrainConfig.log_every, "--log-every", help="Steps between metric lines (and progress lines when not on a terminal)."),
 ):
     """Train a StyleGAN2 image generator on images or video frames (in-domain work)."""
-    settings = _given(ctx, {k: v for k, v in locals().items() if k not in ("ctx", "resume", "force")})
-    cfg = ImageTrainConfig(**settings)  # only what the command line gave: the library knows the defaults
-
-    def started(info):
-        return (f"image run [bold]{info['run'].name}[/bold]: {info['images']} images, generator "
-                f"{info['parameters']:,} parameters, R1 gamma {info['gamma']:.4g}")
-
-    result = _run_training(lambda on_event: train_images(cfg, resume=resume, force=force, on_event=on_event), started,
-                           ("D_real", "D_fake", "G"))
-    if not result.writer:
-        return
-    how = "interrupted" if result.interrupted else "finished"
-    say = partial(out.print, soft_wrap=True)  # one line each, also in a pipe
-    say(f"{how} at step {result.step}/{result.total}; image generator [bold]{cfg.name}[/bold] -> {result.image}")
-    if result.interrupted:
-        say(f"continue with: mocohd train-image --name {cfg.name} --resume")
-    else:
-        say(f"next: mocohd pca --image {cfg.name}; mocohd train --data {cfg.data} --image {cfg.name} --domain in")
+    _run_training(ctx, locals(), ImageTrainConfig, train_images, shown=("D_real", "D_fake", "G"),
+                  describe=lambda info: (f"image run [bold]{info['run'].name}[/bold]: {info['images']} images, "
+                                         f"generator {info['parameters']:,} parameters, R1 gamma {info['gamma']:.4g}"),
+                  model="image generator",
+                  next_step=lambda cfg: (f"next: mocohd pca --image {cfg.name}; mocohd train --data {cfg.data} "
+                                         f"--image {cfg.name} --domain in"))
 
 
 class Terminated(KeyboardInterrupt):

@@ -276,7 +276,7 @@ def model_card(name: str, header: canonical.ModelHeader, repo_id: str, license: 
                samples: list[str] | None = None) -> str:
     """README.md for a pushed motion model: YAML metadata, then how to use it."""
     cfg, src = header.config, header.source
-    image = cfg.get("image_name")
+    image, image_sha256 = header.image.get("image_name"), header.image.get("image_sha256", "unknown")
     meta = {
         "library_name": "mocohd",
         "license": license,
@@ -286,7 +286,7 @@ def model_card(name: str, header: canonical.ModelHeader, repo_id: str, license: 
             "file": f"{name}.safetensors",
             "weights_sha256": header.weights_sha256,
             "image_generator": image or "unknown",
-            "image_generator_sha256": cfg.get("image_sha256", "unknown"),
+            "image_generator_sha256": image_sha256,
             "training_data": src.get("data", "unknown"),
             "training_steps": src.get("steps", "unknown"),
         },
@@ -312,7 +312,7 @@ def model_card(name: str, header: canonical.ModelHeader, repo_id: str, license: 
         "",
         "| | |",
         "|---|---|",
-        f"| trained with image generator | {image or 'unknown'} (weights sha256 `{cfg.get('image_sha256', 'unknown')}`) |",
+        f"| trained with image generator | {image or 'unknown'} (weights sha256 `{image_sha256}`) |",
         f"| training data | {src.get('data', 'unknown')} |",
         f"| training steps | {src.get('steps', 'unknown')} |",
         f"| hidden size / PCA directions / step weight | {cfg.get('h_dim')} / {cfg.get('n_pca')} / {cfg.get('w_residual')} |",

@@ -18,7 +18,7 @@ from mocohd_cli.errors import UsageError
 from mocohd_cli.train import load_checkpoint
 from mocohd_cli.train.image import ImageTrainConfig, train_image
 
-from .test_cli import run
+from .conftest import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_resume_is_exact(heads):
 
 
 def test_errors(heads):
-    with pytest.raises(MocohdError, match="--resolution"):
+    with pytest.raises(MocohdError, match="data and resolution are required for a new image run"):
         train_image(ImageTrainConfig(data=str(heads), device="cpu"))
     with pytest.raises(MocohdError, match="power of two"):
         train_image(tiny(heads, name="bad", resolution=24))
@@ -143,9 +143,9 @@ def test_resume_keeps_the_runs_settings_and_refuses_changes(capsys, heads):
     assert _ckpt("kept")["step"] == 3
     code, _, err = run(capsys, "train-image", "--name", "kept", "--resume", "--steps", "4", "--lr", "0.5", "--w-dim", "8")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "cannot change --lr, --w-dim when resuming image run 'kept'" in err and "--lr 0.0025, --w-dim 16" in err
+    assert "cannot change lr, w_dim (--w-dim) when resuming image run 'kept'" in err and "lr 0.0025, w_dim 16" in err
     code, _, err = run(capsys, "train-image", "--name", "kept", "--resume", "--force")
-    assert code == 2 and "--force" in err
+    assert code == 2 and "resume continues a run and force starts it over" in err
     # the same values as the run's are fine
     code, out, err = run(capsys, *_cli_args(heads, "kept", 4, "--resume", "--no-augment"))
     assert code == 0 and "finished at step 4/4" in out, err
@@ -164,9 +164,10 @@ def test_an_image_run_killed_before_its_first_checkpoint_starts_over(heads):
 
 
 def test_settings_are_checked_by_the_library(heads):
-    for bad, words in ((dict(r1_every=0), "--r1-every"), (dict(lr=float("nan")), "--lr"), (dict(log_every=0), "--log-every"),
-                       (dict(precision="fp16"), "--precision"), (dict(resolution=24), "power of two"),
-                       (dict(ema_rampup=-1.0), "--ema-rampup"), (dict(steps=0), "--steps")):
+    for bad, words in ((dict(r1_every=0), r"^r1_every \(--r1-every\) must"), (dict(lr=float("nan")), "^lr must"),
+                       (dict(log_every=0), r"^log_every \(--log-every\) must"), (dict(precision="fp16"), "^precision must"),
+                       (dict(resolution=24), "power of two"), (dict(ema_rampup=-1.0), r"^ema_rampup \(--ema-rampup\) must"),
+                       (dict(steps=0), "^steps must")):
         with pytest.raises(UsageError, match=words):
             ImageTrainConfig(**bad)
     assert ImageTrainConfig(ema_rampup=None).ema_rampup is None  # off

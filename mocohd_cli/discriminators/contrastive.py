@@ -2,7 +2,7 @@
 of D_I (momentum 0.999), a queue of its projections (4096, gathered across
 ranks), and the InfoNCE loss (temperature 0.07) as MoCoGAN-HD computes it.
 
-    C = ContrastiveDiscriminator(D, queue=4096, momentum=0.999, temperature=0.07)
+    C = ContrastiveDiscriminator(D)        # QUEUE, MOMENTUM, TEMPERATURE: the official values
     with torch.no_grad():
         C.enqueue(C.ema(frame1_aug, proj_only=True), C.ema(frame_t_aug, proj_only=True))
     loss = C.loss(p1, p1b, pt, ptb)        # two augmentations of frame 1, two of frame t
@@ -21,6 +21,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UsageError
+from .snresnet import PROJ_DIM
+
+QUEUE = 4096  # projections kept per queue (whole global batches of them)
+MOMENTUM = 0.999  # of the EMA copy of D_I
+TEMPERATURE = 0.07  # of the InfoNCE logits
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -45,8 +50,8 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, queue: torch.Tensor, temperature:
 
 
 class ContrastiveDiscriminator(nn.Module):
-    def __init__(self, D: nn.Module, proj_dim: int = 256, queue: int = 4096, momentum: float = 0.999,
-                 temperature: float = 0.07, world_batch: int = 1):
+    def __init__(self, D: nn.Module, proj_dim: int = PROJ_DIM, queue: int = QUEUE, momentum: float = MOMENTUM,
+                 temperature: float = TEMPERATURE, world_batch: int = 1):
         super().__init__()
         if queue < world_batch:
             raise UsageError(f"the contrastive queue ({queue}) must hold at least one global batch ({world_batch})")

@@ -25,13 +25,15 @@ import math
 import torch
 import torch.nn as nn
 
+BASE_CHANNELS = 64  # the official D_V (and in-domain D_I) width
+
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 _POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
 
 class PatchDiscriminator(nn.Module):
-    def __init__(self, dims: int, in_channels: int, base_channels: int = 64, n_layers: int = 3):
+    def __init__(self, dims: int, in_channels: int, base_channels: int = BASE_CHANNELS, n_layers: int = 3):
         super().__init__()
         conv, k, pad = _CONV[dims], 4, int(math.ceil((4 - 1) / 2))
 
@@ -57,7 +59,7 @@ class PatchDiscriminator(nn.Module):
 
 
 class MultiscalePatchDiscriminator(nn.Module):
-    def __init__(self, dims: int, in_channels: int, base_channels: int = 64, n_layers: int = 3, num_scales: int = 2,
+    def __init__(self, dims: int, in_channels: int, base_channels: int = BASE_CHANNELS, n_layers: int = 3, num_scales: int = 2,
                  max_first_channels: int = 64, pool_stride=2):
         super().__init__()
         # scale s (0 = full resolution) gets min(64, base * 2^s) first-layer channels, as the official model

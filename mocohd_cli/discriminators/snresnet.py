@@ -1,7 +1,7 @@
 """The cross-domain image discriminator: a BigGAN-style spectrally normalised
 ResNet with a projection head (MoCoGAN-HD's D_I for cross-domain training).
 
-    D = SNResNetDiscriminator(resolution=128)       # 96 base channels, 256-d projections
+    D = SNResNetDiscriminator(resolution=128)       # CHANNELS (96) base channels, PROJ_DIM (256)-d projections
     score, proj = D(x)                              # x: [B, 3, 128, 128] -> [B], [B, 256]
     proj = D(x, proj_only=True)
 
@@ -27,6 +27,9 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import UsageError
+
+CHANNELS = 96  # base channels of MoCoGAN-HD's cross-domain D_I
+PROJ_DIM = 256  # size of its projections (the contrastive loss, feature matching)
 
 
 def _sn(module: nn.Module) -> nn.Module:
@@ -69,7 +72,7 @@ class ResBlock(nn.Module):
 
 
 class SNResNetDiscriminator(nn.Module):
-    def __init__(self, resolution: int = 128, channels: int = 96, proj_dim: int = 256, in_channels: int = 3):
+    def __init__(self, resolution: int = 128, channels: int = CHANNELS, proj_dim: int = PROJ_DIM, in_channels: int = 3):
         super().__init__()
         mults = channel_multipliers(resolution)
         self.resolution = resolution

@@ -42,6 +42,7 @@ class ConvertedModel:
     tensors: dict[str, torch.Tensor]
     source: dict = field(default_factory=dict)
     weights_sha256: str | None = None  # set when read from a canonical file (verified against its tensors)
+    image: dict = field(default_factory=dict)  # motion / pca: the image generator's identity (canonical.IMAGE_KEYS)
 
 
 def sniff(path: str | Path) -> str:
@@ -82,7 +83,8 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         checks.check_shapes(header.kind, header.family, header.config, header.shapes, path)  # before reading tensors
         tensors, digest = canonical.load_verified(path, header)
         source = dict(header.source) or {"format": "mocohd"}
-        return ConvertedModel(header.kind, header.family, header.config, tensors, source, weights_sha256=digest)
+        return ConvertedModel(header.kind, header.family, header.config, tensors, source, weights_sha256=digest,
+                              image=header.image)
     if fmt == "unknown":
         raise MocohdError(f"{path}: {UNRECOGNISED}")
     if kind not in (None, "image"):

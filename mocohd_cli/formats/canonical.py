@@ -10,6 +10,10 @@ Tensors keep the module's own state_dict names. String metadata:
     mocohd.weights_sha256  sha256 over the tensors (names, dtypes, shapes, bytes):
                            the model's identity, unchanged by metadata edits;
                            checked against the tensors on every load
+    mocohd.image           JSON, motion models and PCA bases: the image generator they
+                           belong to (image_name, image_sha256), when known. Files
+                           written before this entry kept these keys in their config;
+                           ``read_header`` reads them from there and takes them out
 
 Files are written to a temporary name in the destination folder and renamed
 into place, so a reader never sees a half-written model.
@@ -36,6 +40,7 @@ FORMAT_VERSION = 1
 KINDS = ("image", "motion", "pca")
 SUFFIX = ".safetensors"
 BUFFER_SUFFIXES = ("noise_const", "w_avg", "running_mean", "running_var")  # stored state that is not a learned parameter
+IMAGE_KEYS = ("image_name", "image_sha256")  # the identity of the image generator of a motion model or PCA basis
 
 
 @dataclass
@@ -51,6 +56,7 @@ class ModelHeader:
     format: int
     metadata: dict[str, str] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    image: dict[str, str] = field(default_factory=dict)  # mocohd.image: IMAGE_KEYS, when known
 
     def parameter_count(self) -> int:
         """Elements of all tensors except buffers (noise maps, w_avg)."""
@@ -140,9 +146,11 @@ def save_model(
     family: str,
     config: dict,
     source: dict | None = None,
+    image: dict | None = None,
     extra_metadata: dict[str, str] | None = None,
 ) -> ModelHeader:
-    """Write a canonical model file atomically and return its header."""
+    """Write a canonical model file atomically and return its header. ``image``: the
+    identity (``IMAGE_KEYS``) of the image generator a motion model or PCA basis belongs to."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
@@ -155,6 +163,8 @@ def save_model(
         "mocohd.source": json.dumps(source or {}, sort_keys=True),
         "mocohd.weights_sha256": digest,
     }
+    if image:
+        metadata["mocohd.image"] = json.dumps(image, sort_keys=True)
     metadata.update(extra_metadata or {})
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
     return read_header(path)
@@ -189,14 +199,17 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
         fmt = int(meta.get("mocohd.format", "0"))
         config = json.loads(meta.get("mocohd.config", "{}"))
         source = json.loads(meta.get("mocohd.source", "{}"))
+        image = json.loads(meta.get("mocohd.image", "{}"))
     except (ValueError, RecursionError) as e:
         raise MocohdError(f"{path}: damaged mocohd metadata: {str(e)[:200]}") from e
     if fmt > FORMAT_VERSION:
         raise MocohdError(f"{path}: written by a newer mocohd (format {fmt}); upgrade mocohd to read it")
     if meta["mocohd.kind"] not in KINDS:
         raise MocohdError(f"{path}: damaged mocohd metadata: unknown model kind {meta['mocohd.kind'][:40]!r}")
-    if not isinstance(config, dict) or not isinstance(source, dict):
-        raise MocohdError(f"{path}: damaged mocohd metadata: its config and source must be JSON objects")
+    if not isinstance(config, dict) or not isinstance(source, dict) or not isinstance(image, dict):
+        raise MocohdError(f"{path}: damaged mocohd metadata: its config, source and image must be JSON objects")
+    older = {k: config.pop(k) for k in IMAGE_KEYS if k in config}  # written before mocohd.image: in the config
+    image = {k: v for k, v in (image or older).items() if k in IMAGE_KEYS and isinstance(v, str) and v}
     return ModelHeader(
         path=path,
         kind=meta["mocohd.kind"],
@@ -207,6 +220,7 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
         format=fmt,
         metadata=dict(meta),
         shapes=shapes,
+        image=image,
     )
 
 

@@ -104,7 +104,7 @@ def import_model(
         ident = image_identity(image)
         if model.config.get("w_dim") not in (None, ident["w_dim"]):
             raise MocohdError(f"{image} has w size {ident['w_dim']}, this {model.kind} model {model.config.get('w_dim')}")
-        model.config.update(image_name=ident["name"], image_sha256=ident["weights_sha256"])
+        model.image = {"image_name": ident["name"], "image_sha256": ident["weights_sha256"]}
     header = store_model(model, name, str(path), overwrite)
     store.warn_shadowing(header.kind, name, header.source)
     return header
@@ -125,7 +125,8 @@ def store_model(model: ConvertedModel, name: str, origin: str, overwrite: bool =
                           "or replace it (overwrite=True, --force)")
     store.kind_dir(model.kind, create=True)
     try:
-        return canonical.save_model(dest, model.tensors, kind=model.kind, family=model.family, config=model.config, source=model.source)
+        return canonical.save_model(dest, model.tensors, kind=model.kind, family=model.family, config=model.config,
+                                    source=model.source, image=model.image)
     except OSError as e:
         raise MocohdError(f"cannot write {dest}: {e.strerror}") from e
 
@@ -144,6 +145,7 @@ class ModelInfo:
     weights_sha256: str
     file_sha256: str
     file_size: int
+    image: dict  # motion / pca: the image generator's identity (image_name, image_sha256), {} if unknown
 
 
 def describe(name_or_path: str | os.PathLike, kind: str | None = None) -> ModelInfo:
@@ -157,6 +159,6 @@ def describe(name_or_path: str | os.PathLike, kind: str | None = None) -> ModelI
     return ModelInfo(
         name=r.name, origin=r.origin, path=r.path, format=file_format, kind=m.kind, family=m.family, config=m.config,
         source=m.source, parameters=params, weights_sha256=_identity(r.name, m)["weights_sha256"],
-        file_sha256=canonical.file_sha256(r.path), file_size=r.path.stat().st_size,
+        file_sha256=canonical.file_sha256(r.path), file_size=r.path.stat().st_size, image=m.image,
     )
 

@@ -6,8 +6,8 @@
 
 A motion file (kind ``motion``) holds the weights, the PCA directions and
 stdev it moves along (``pca_components``, ``pca_stdev``), its config, and
-the identity (name, weights sha256) of the image generator it was trained
-with, when known.
+in its metadata (``mocohd.image``) the identity (name, weights sha256) of the
+image generator it was trained with, when known: ``M.image``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def build_motion(model: ConvertedModel, origin: str = "") -> MotionGenerator:
         M.load_state_dict(model.tensors, strict=True)
     except RuntimeError as e:
         raise MocohdError(f"{origin}: weights do not match the motion config: {str(e).splitlines()[-1].strip()[:200]}") from e
+    M.image, M.source = dict(model.image), dict(model.source)
     return M
 
 
@@ -48,21 +49,21 @@ def load_motion(name_or_path: str | os.PathLike, device: str | torch.device = "c
     r = store.resolve(name_or_path, kind="motion")
     model = read_any(r.path, kind="motion")
     M = build_motion(model, str(r.path))
-    M.image = {k: model.config[k] for k in ("image_name", "image_sha256") if model.config.get(k)}
-    M.source = model.source
     M.requires_grad_(False)
     return M.eval().to(device)
 
 
 def motion_model(M: MotionGenerator, image: dict | None = None, source: dict | None = None) -> ConvertedModel:
-    """The canonical-file view of a motion generator (for saving)."""
-    config = {**M.cfg.to_dict(), **(image or {})}
-    return ConvertedModel("motion", FAMILY, config, {k: v.detach() for k, v in M.state_dict().items()}, source or {})
+    """The canonical-file view of a motion generator (for saving); ``image``: the identity
+    (image_name, image_sha256) of the image generator it goes with."""
+    return ConvertedModel("motion", FAMILY, M.cfg.to_dict(), {k: v.detach() for k, v in M.state_dict().items()},
+                          source or {}, image=dict(image or {}))
 
 
 def save_motion(path: str | os.PathLike, M: MotionGenerator, image: dict | None = None, source: dict | None = None):
     m = motion_model(M, image, source)
-    return canonical.save_model(path, m.tensors, kind="motion", family=FAMILY, config=m.config, source=m.source)
+    return canonical.save_model(path, m.tensors, kind="motion", family=FAMILY, config=m.config, source=m.source,
+                                image=m.image)
 
 
 def import_official(path: str | os.PathLike, pca_dir: str | os.PathLike, w_residual: float = 0.2) -> ConvertedModel:

@@ -21,8 +21,12 @@ from . import image_identity, load_image_generator
 
 
 def save_pca(basis: PCABasis, path: str | os.PathLike, source: dict | None = None) -> canonical.ModelHeader:
-    """Write ``basis`` as a canonical model file (kind ``pca``)."""
-    return canonical.save_model(path, basis.tensors(), kind="pca", family=PCA_FAMILY, config=basis.config(), source=source)
+    """Write ``basis`` as a canonical model file (kind ``pca``); the image generator's
+    identity in ``basis.info`` goes to the file's ``mocohd.image``."""
+    config = basis.config()
+    image = {k: config.pop(k) for k in canonical.IMAGE_KEYS if k in config}
+    return canonical.save_model(path, basis.tensors(), kind="pca", family=PCA_FAMILY, config=config, source=source,
+                                image=image)
 
 
 def load_pca(path: str | os.PathLike) -> PCABasis:
@@ -33,7 +37,7 @@ def load_pca(path: str | os.PathLike) -> PCABasis:
         raise MocohdError(f"{path}: is {a(h.kind)} model, expected a PCA basis")
     checks.check_shapes("pca", h.family, h.config, h.shapes, path)
     t, _ = canonical.load_verified(path, h)
-    return PCABasis.from_tensors(t, h.config)
+    return PCABasis.from_tensors(t, {**h.config, **h.image})
 
 
 def find_cached(image_sha256: str) -> Path | None:
@@ -43,7 +47,7 @@ def find_cached(image_sha256: str) -> Path | None:
             h = canonical.read_header(path)
         except MocohdError:
             continue
-        if h.config.get("image_sha256") == image_sha256:
+        if h.image.get("image_sha256") == image_sha256:
             return path
     return None
 

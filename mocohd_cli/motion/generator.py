@@ -17,20 +17,20 @@ stdev). Tensor names follow the official state dict (``enc_cell``, ``cell``,
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.nn import init
 
 from ..errors import UsageError
-from ..generators.config import check_int, check_real
+from ..generators.config import DictConfig, check_int, check_real
 
 FAMILY = "mocogan-hd-lstm"  # the family of a motion model file (kind "motion")
 
 
 @dataclass
-class MotionConfig:
+class MotionConfig(DictConfig):
     w_dim: int = 512  # the image generator's w size (the official latent_dimension)
     noise_dim: int = 512  # size of eps (the official model uses latent_dimension)
     h_dim: int = 384
@@ -42,17 +42,6 @@ class MotionConfig:
             check_int(getattr(self, name), name)
         check_int(self.n_pca, "n_pca", hi=self.w_dim)
         check_real(self.w_residual, "w_residual")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MotionConfig":
-        """Known keys of ``d`` (a file's config also names its image generator); missing ones keep their defaults."""
-        if not isinstance(d, dict):
-            raise UsageError("a motion config must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every tensor in the motion generator's state dict (nothing is allocated)."""
@@ -81,6 +70,8 @@ class MotionGenerator(nn.Module):
         if cfg.n_pca > cfg.w_dim:
             raise UsageError(f"n_pca ({cfg.n_pca}) cannot exceed w_dim ({cfg.w_dim})")
         self.cfg = cfg
+        self.image: dict[str, str] = {}  # the image generator it was trained with (image_name, image_sha256), if known
+        self.source: dict = {}  # provenance, as its file records it
         self.enc_cell = nn.LSTMCell(cfg.w_dim, cfg.h_dim)
         self.cell = nn.LSTMCell(cfg.noise_dim, cfg.h_dim)
         self.w = nn.Parameter(torch.empty(cfg.h_dim, cfg.n_pca))

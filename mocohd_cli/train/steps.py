@@ -1,7 +1,7 @@
 """One training iteration of MoCoGAN-HD (SPEC section 5): ``g_steps`` motion
 generator updates, then one update of each discriminator.
 
-    gan = MotionGAN(G, M, cfg, dist)
+    gan = MotionGAN(G, M, GANConfig.from_train(cfg, precision="bf16"), dist)    # cfg: a TrainConfig
     losses = gan.iteration(x)          # x: real clips [B, T, 3, S, S] in [-1, 1]
 
 Fake clips: z ~ N(0, I) -> w_1 = G.mapping(z) -> the motion generator's
@@ -28,7 +28,7 @@ checkpoints: a resumed run continues exactly.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -37,32 +37,52 @@ from .. import losses
 from ..augment import warp
 from ..discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscriminator, MultiscaleVideoDiscriminator,
                               SNResNetDiscriminator)
+from ..errors import UsageError
 from ..frames import VideoNoise, draw_classes, draw_w1, synthesize
+from .config import MAX_FRAME_SIZE, TrainConfig
 from .distributed import Dist
+
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
 class GANConfig:
-    domain: str = "cross"  # "cross" | "in"
-    frames: int = 16
-    frame_size: int = 128
-    g_steps: int = 5
-    lr: float = 1e-4
+    """The recipe's settings. A run derives them from its ``TrainConfig`` (``from_train``):
+    the fields of the same name, its global batch, and what the run resolved (the frame
+    size, the precision, the classes). The defaults are ``TrainConfig``'s."""
+
+    domain: str = TrainConfig.domain  # "cross" | "in"
+    frames: int = TrainConfig.frames
+    frame_size: int = MAX_FRAME_SIZE
+    g_steps: int = TrainConfig.g_steps
+    lr: float = TrainConfig.lr
     beta1: float = 0.5
     beta2: float = 0.999
-    gp_weight: float = 10.0
-    w_match: float = 1.0
-    w_mutual: float = 1.0  # motion diversity (mutual information on eps)
-    dv_channels: int = 64  # D_V (and in-domain D_I) base channels
-    di_channels: int = 96  # cross-domain D_I (SN-ResNet) base channels
-    proj_dim: int = 256
-    queue: int = 4096
-    moco_momentum: float = 0.999
-    moco_temperature: float = 0.07
-    world_batch: int = 16
-    precision: str = "fp32"  # "fp32" | "bf16" | "fp16"
+    gp_weight: float = TrainConfig.gp_weight
+    w_match: float = TrainConfig.w_match
+    w_mutual: float = TrainConfig.w_mutual  # motion diversity (mutual information on eps)
+    dv_channels: int = TrainConfig.dv_channels  # D_V (and in-domain D_I) base channels
+    di_channels: int = TrainConfig.di_channels  # cross-domain D_I (SN-ResNet) base channels
+    proj_dim: int = TrainConfig.proj_dim
+    queue: int = TrainConfig.queue
+    moco_momentum: float = TrainConfig.moco_momentum
+    moco_temperature: float = TrainConfig.moco_temperature
+    world_batch: int = TrainConfig.batch  # the global batch: the contrastive queue holds whole ones
+    precision: str = "fp32"  # "fp32" | "bf16" | "fp16" (resolved: no "auto")
     classes: tuple[int, ...] | None = None  # class-conditional G: each video's class is drawn from these (None: all)
-    truncation: float = 1.0  # trajectories lerped toward w_avg (and BigGAN's batch-norm statistics), as in rendering
+    truncation: float = TrainConfig.truncation  # trajectories lerped toward w_avg (and BigGAN's batch-norm statistics)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision must be fp32, bf16 or fp16 (resolved), got {self.precision!r}")
+
+    @classmethod
+    def from_train(cls, cfg: TrainConfig, **resolved) -> "GANConfig":
+        """The recipe's settings of a run: ``cfg``'s fields of the same names (but None, 'automatic':
+        the default), ``cfg.batch`` as the global batch, then ``resolved`` (the frame size, precision
+        and classes the run settled on)."""
+        shared = {f.name: getattr(cfg, f.name) for f in fields(cls) if getattr(cfg, f.name, None) is not None}
+        return cls(**{**shared, "world_batch": cfg.batch, **resolved})
 
 
 def _amp_dtype(precision: str):
@@ -99,6 +119,10 @@ class MotionGAN:
         where = self.device.type if scaled else "cpu"
         self.scalers = {k: torch.amp.GradScaler(where, enabled=scaled) for k in ("M", "V", "I")}
         self.rng = torch.Generator().manual_seed(int(seed) * 7919 + self.dist.rank)
+
+    def networks(self) -> tuple[torch.nn.Module, ...]:
+        """What training changes (every rank must hold the same)."""
+        return self.M, self.D_V, self.D_I
 
     def _di_params(self):
         return self.D_I.D.parameters() if isinstance(self.D_I, ContrastiveDiscriminator) else self.D_I.parameters()

@@ -1,0 +1,225 @@
+"""The settings of a training run: the one place their defaults live.
+
+    TrainConfig(data="./voxceleb", image="ffhq-256", steps=20000)    # motion training (``train``)
+    ImageTrainConfig(data="./heads", resolution=64)                  # image training (``train_image``)
+
+A config checks its values when it is built (``validate``: UsageError, one
+line) and remembers the fields its caller gave (``given``): a resume changes
+or checks only those. Messages name a setting as Python spells it, with its
+command-line option when that is spelled otherwise: "batch must be ...",
+"save_every (--save-every) must be ..." (``setting``).
+
+The defaults of the MoCoGAN-HD recipe come from the networks that define
+them (``discriminators``, ``motion``); ``steps.GANConfig`` is derived from a
+``TrainConfig``, the command line shows these defaults and passes only what
+it was given.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from ..discriminators import contrastive, patchgan, snresnet
+from ..errors import UsageError
+from ..generators import StyleGAN2Config
+from ..motion import MotionConfig
+
+MAX_FRAME_SIZE = 128  # the training frame size when not given: min(this, the generator's resolution)
+
+
+def setting(name: str) -> str:
+    """A setting as messages name it: ``batch``, ``save_every (--save-every)``, ``classes (--class)``."""
+    flag = "--class" if name == "classes" else "--" + name.replace("_", "-")
+    return name if flag == "--" + name else f"{name} ({flag})"
+
+
+@dataclass(kw_only=True)
+class RunSettings:
+    """What every training run has (the fields of ``TrainConfig`` and ``ImageTrainConfig`` after
+    their own), and the book-keeping of which settings the caller gave (``given``).
+
+    A new run takes the defaults for the settings not given; a resume takes the run's
+    stored values for them, applies the given ones listed in ``MUTABLE`` and refuses any
+    other given one that differs from the stored value (``run.open_run``). The values are
+    checked (``validate``) on construction and again when a run starts."""
+
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32
+    workers: int = 2  # data loader processes per rank
+    save_every: int = 1000  # steps between checkpoints (and exports to the store)
+    sample_every: int = 1000
+    log_every: int = 10
+
+    MUTABLE: ClassVar[tuple[str, ...]] = ()  # what a resume may change
+    KIND: ClassVar[str] = "run"  # how messages call such a run
+    FOLDER_SUFFIX: ClassVar[str] = ""  # its folder: runs/NAME + this
+    EXPORTS: ClassVar[str] = "motion"  # the store kind of the model it exports
+    REQUIRED: ClassVar[tuple[str, ...]] = ("data",)  # the settings a new run needs
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        names = [f.name for f in fields(cls) if f.init and not f.kw_only]
+        object.__setattr__(self, "_given", None)  # not tracked while __init__ fills in the defaults
+        object.__setattr__(self, "_args", set(names[: len(args)]) | set(kwargs))
+        return self
+
+    def __post_init__(self):
+        object.__setattr__(self, "_given", self.__dict__.pop("_args", set()))
+        self.validate()
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        given = self.__dict__.get("_given")
+        if given is not None and name in self.__dataclass_fields__:
+            given.add(name)
+
+    @property
+    def given(self) -> frozenset[str]:
+        """The settings the caller gave (a resume changes or checks only these)."""
+        return frozenset(self.__dict__.get("_given") or ())
+
+    def validate(self) -> None:
+        raise NotImplementedError
+
+    def _validate_run(self, precisions: tuple[str, ...]) -> None:
+        """The checks of the settings every run has."""
+        check_settings(self, dict(seed=0, workers=0, save_every=1, sample_every=1, log_every=1),
+                       choices={"precision": precisions})
+        if self.seed >= 2**32:
+            raise UsageError(f"seed must be below 2^32, got {self.seed}")
+
+
+def check_settings(cfg, whole: dict[str, int], positive: tuple = (), nonnegative: tuple = (),
+                   choices: dict | None = None, optional: tuple = ()) -> None:
+    """UsageError (one line) unless each ``whole`` setting is a whole number >= its bound,
+    each ``positive`` / ``nonnegative`` one a finite number > 0 / >= 0 and each ``choices``
+    one among its values. None passes for the settings whose default is None and ``optional``."""
+    can_be_none = {f.name for f in fields(cfg) if f.default is None} | set(optional)
+    for name, least in whole.items():
+        v = getattr(cfg, name)
+        if v is None and name in can_be_none:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < least:
+            raise UsageError(f"{setting(name)} must be a whole number >= {least}, got {v!r}")
+    for name in positive + nonnegative:
+        v = getattr(cfg, name)
+        if v is None and name in can_be_none:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0 or (
+                v == 0 and name in positive):
+            bound = ">" if name in positive else ">="
+            raise UsageError(f"{setting(name)} must be a finite number {bound} 0, got {v!r}")
+    for name, allowed in (choices or {}).items():
+        if getattr(cfg, name) not in allowed:
+            raise UsageError(f"{setting(name)} must be {', '.join(map(str, allowed[:-1]))} or {allowed[-1]}, "
+                             f"got {getattr(cfg, name)!r}")
+
+
+def _paths_as_text(cfg, *names: str) -> None:
+    for name in names:  # a Path works as well as its text (and config.json stays JSON)
+        if isinstance(getattr(cfg, name), os.PathLike):
+            object.__setattr__(cfg, name, os.fspath(getattr(cfg, name)))
+
+
+@dataclass
+class TrainConfig(RunSettings):
+    """Motion training (``trainer.train``): MoCoGAN-HD's recipe and its official values."""
+
+    data: str | None = None  # folder of videos and/or frame folders
+    image: str | None = None  # image generator (name, store entry or path)
+    name: str | None = None  # run and exported motion model; default: the data folder's name
+    domain: str = "cross"
+    steps: int | None = None  # total steps; default: epochs x steps per epoch
+    epochs: int = 5
+    batch: int = 16  # global batch (clips), split across ranks
+    lr: float = 1e-4
+    frames: int = 16
+    time_step: int = 2
+    frame_size: int | None = None  # default: min(MAX_FRAME_SIZE, the generator's resolution)
+    g_steps: int = 5
+    n_pca: int | None = None  # default: min(MotionConfig.n_pca, w_dim)
+    h_dim: int = MotionConfig.h_dim
+    w_residual: float = MotionConfig.w_residual
+    w_match: float = 1.0
+    w_mutual: float = 1.0
+    gp_weight: float = 10.0
+    dv_channels: int = patchgan.BASE_CHANNELS
+    di_channels: int = snresnet.CHANNELS
+    proj_dim: int = snresnet.PROJ_DIM
+    queue: int = contrastive.QUEUE
+    moco_momentum: float = contrastive.MOMENTUM
+    moco_temperature: float = contrastive.TEMPERATURE
+    init: str | None = None  # motion model to fine-tune from
+    classes: list | None = None  # class-conditional generators (BigGAN): numbers or ImageNet names; None: all
+    truncation: float = 1.0  # of the fake clips (BigGAN: also its batch-norm statistics)
+    sample_videos: int = 4
+    pca_samples: int = 1_000_000
+
+    MUTABLE: ClassVar[tuple[str, ...]] = ("steps", "epochs", "device", "workers", "save_every", "sample_every",
+                                          "log_every", "sample_videos")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("data", "image")
+
+    def validate(self) -> None:
+        _paths_as_text(self, "data", "image", "init")
+        if isinstance(self.classes, (str, int)):
+            object.__setattr__(self, "classes", [self.classes])
+        check_settings(self, dict(steps=1, epochs=1, batch=1, frames=2, time_step=1, frame_size=4, g_steps=1, n_pca=1,
+                                  h_dim=1, dv_channels=1, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
+                                  pca_samples=2),
+                       positive=("lr", "w_residual", "moco_temperature", "truncation"),
+                       nonnegative=("w_match", "w_mutual", "gp_weight", "moco_momentum"),
+                       choices={"domain": ("cross", "in")})
+        self._validate_run(("auto", "fp32", "bf16", "fp16"))
+        if self.moco_momentum > 1:
+            raise UsageError(f"{setting('moco_momentum')} must be in [0, 1], got {self.moco_momentum}")
+
+
+@dataclass
+class ImageTrainConfig(RunSettings):
+    """StyleGAN2 image training (``image.train_image``)."""
+
+    data: str | None = None
+    resolution: int | None = None
+    name: str | None = None  # default: the data folder's name
+    steps: int = 10000
+    batch: int = 32  # global
+    lr: float = 0.0025
+    r1_gamma: float | None = None  # default: StyleGAN2's heuristic 0.0002 * resolution^2 / batch
+    r1_every: int = 16
+    ema_kimg: float = 10.0
+    ema_rampup: float | None = 0.05  # early on, the half-life is at most this fraction of the images seen; 0 or None: off
+    augment: bool = True
+    channel_base: int = 16384
+    channel_max: int = 512
+    mapping_layers: int = 8
+    w_dim: int = 512
+
+    MUTABLE: ClassVar[tuple[str, ...]] = ("steps", "device", "workers", "save_every", "sample_every", "log_every")
+    KIND: ClassVar[str] = "image run"
+    FOLDER_SUFFIX: ClassVar[str] = "-image"
+    EXPORTS: ClassVar[str] = "image"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("data", "resolution")
+
+    def validate(self) -> None:
+        _paths_as_text(self, "data")
+        check_settings(self, dict(resolution=4, steps=1, batch=1, r1_every=1, channel_base=1, channel_max=1,
+                                  mapping_layers=1, w_dim=1),
+                       positive=("lr",), nonnegative=("r1_gamma", "ema_kimg", "ema_rampup"), optional=("ema_rampup",),
+                       choices={"augment": (True, False)})
+        self._validate_run(("auto", "fp32", "bf16"))
+        if self.resolution is not None:
+            self.generator_config()
+
+    def generator_config(self) -> StyleGAN2Config:
+        """The StyleGAN2 architecture these settings describe."""
+        try:
+            return StyleGAN2Config(resolution=self.resolution, z_dim=self.w_dim, w_dim=self.w_dim,
+                                   mapping_layers=self.mapping_layers, channel_base=self.channel_base,
+                                   channel_max=self.channel_max)
+        except ValueError as e:
+            raise UsageError(f"generator size: {e}") from e

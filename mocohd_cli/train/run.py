@@ -1,0 +1,450 @@
+"""The skeleton of a training run, the same for the motion GAN (``trainer.train``)
+and StyleGAN2 (``image.train_image``):
+
+    with open_run(cfg, resume, force, on_event) as run:   # settings, folder and processes, before any work
+        gan = ...                                         # the recipe: iteration(batch), state_dict(), rng, networks()
+        info = run.prepare(frame_size, min_frames, "clip cache")   # the writer rank decodes the data first
+        loader = run.loader(dataset, batch_per_rank)
+        step = run.restore(gan.rng, load)                 # a resume's state and random streams
+        loop = run.train(gan, loader, step, total, inputs=..., state=..., export=..., sample=..., hint=...)
+
+A run lives in ``MOCOHD_HOME/runs/NAME/`` (an image run in ``NAME-image/``):
+
+    config.json          the run's settings (a resume reads them back)
+    checkpoint.pt        the full state: the recipe's ``state_dict``, the step, every rank's RNG
+    metrics.jsonl        one JSON line per ``log_every`` steps (mean losses, it/s)
+    samples/step_N.*     what the run shows every ``sample_every`` steps
+
+and its model is exported to the store as NAME at every checkpoint. Checkpoints
+are written to a temporary file and renamed: a kill at any moment loses at most
+the steps since the last one and never leaves a corrupt checkpoint. Ctrl-C
+(SIGINT or SIGTERM) finishes the current step, saves, and returns. A resume
+keeps the run's settings: only ``MUTABLE`` ones may change. A run that stopped
+before its first checkpoint has nothing to keep and simply starts over.
+
+``on_event(kind, info)`` reports progress on the writer rank: 'prepare' {done,
+total}, 'start' {run, step, total, per_epoch, device, world, precision, ...},
+'step' {step, total, losses; every ``log_every`` steps also mean and it_s},
+'sample' {path}, 'checkpoint' {step}, 'note' {text}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass, fields
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+import torch
+
+from .. import store
+from ..classes import parse_classes
+from ..data import EpochSampler, prepare
+from ..errors import MocohdError, UsageError
+from ..formats.canonical import atomic_write_bytes, atomic_writer, read_header
+from ..runtime import enable_tf32
+from .config import RunSettings, setting
+from .distributed import Dist
+
+CHECKPOINT_VERSION = 1
+T = TypeVar("T")
+
+
+def run_dir(name: str) -> Path:
+    return store.kind_dir("runs", create=True) / store.check_name(name)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unreadable for any reason
+        raise MocohdError(f"{path}: unreadable checkpoint ({type(e).__name__})") from e
+    if not isinstance(ck, dict) or ck.get("version") != CHECKPOINT_VERSION:
+        raise MocohdError(f"{path}: not a mocohd training checkpoint")
+    return ck
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto': bf16 on CUDA when supported, else fp32; any other value as it is."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
+# ---------------------------------------------------------------------------- opening a run
+
+
+@contextlib.contextmanager
+def open_run(cfg: RunSettings, resume: bool = False, force: bool = False,
+             on_event: Callable[[str, dict], None] | None = None) -> Iterator["Run"]:
+    """Check the settings and the run folder before any work, join the other processes
+    (torchrun) and give the ``Run``; the processes part when the block ends.
+
+    ``resume``: continue the run ``cfg.name`` from its checkpoint. The settings ``cfg``
+    was given (``cfg.given``) are checked against the run's: those in ``cfg.MUTABLE``
+    change, any other must be equal (else UsageError); the rest are the run's.
+    ``force``: start an existing run over."""
+    cfg.validate()  # again: fields may have been assigned since the config was made
+    dist = Dist.from_env(cfg.device)
+    emit = on_event if (on_event and dist.writer) else (lambda kind, info: None)
+    try:
+        if cfg.name is None:
+            if cfg.data is None:
+                raise UsageError(f"give data (and {cfg.REQUIRED[-1]}) for a new {cfg.KIND}, "
+                                 "or the name of one to resume")
+            cfg.name = Path(cfg.data).resolve().name
+        store.check_name(cfg.name)
+        folder = run_dir(cfg.name + cfg.FOLDER_SUFFIX)
+        checkpoint = _resume_or_start(cfg, folder, resume, force, emit)
+        if any(getattr(cfg, name) is None for name in cfg.REQUIRED):
+            raise UsageError(f"{' and '.join(map(setting, cfg.REQUIRED))} are required for a new {cfg.KIND}")
+        if cfg.batch % dist.world:
+            raise UsageError(f"batch ({cfg.batch}) must be a multiple of the number of processes ({dist.world})")
+        enable_tf32(dist.device)
+        yield Run(cfg, folder, dist, emit, checkpoint)
+    finally:
+        dist.close()
+
+
+def _resume_or_start(cfg: RunSettings, folder: Path, resume: bool, force: bool, emit) -> dict | None:
+    """The checkpoint a resume continues from, or None: a fresh start (see ``open_run``).
+    Without ``resume`` an existing run (one with a checkpoint) is refused unless ``force``.
+    A run that stopped before its first checkpoint has nothing to lose: it starts over
+    from step 0 (a resume keeps its stored settings). Fails fast on a data folder that
+    does not exist, and records it as an absolute path (a resume may start from another folder)."""
+    if resume and force:
+        raise UsageError("resume continues a run and force starts it over: give one of them")
+    run = f"{cfg.KIND} '{cfg.name}'"
+    ckpt, saved_cfg = folder / "checkpoint.pt", folder / "config.json"
+    ck = None
+    if ckpt.is_file() and resume:
+        ck = load_checkpoint(ckpt)
+        _take_stored(cfg, json.loads(ck["config"]), run, emit)
+    elif resume:
+        if not saved_cfg.is_file():
+            raise MocohdError(f"{run} has no checkpoint to resume ({ckpt})")
+        try:
+            saved = json.loads(saved_cfg.read_text())
+        except (OSError, ValueError) as e:
+            raise MocohdError(f"{run} has no checkpoint and an unreadable {saved_cfg}") from e
+        _take_stored(cfg, saved, run, emit)
+        emit("note", {"text": f"{run} stopped before its first checkpoint: starting it from step 0 with its settings"})
+    elif ckpt.exists() and not force:
+        raise MocohdError(f"{run} already exists ({folder}): give resume to continue it, or force to start it over")
+    elif not ckpt.exists() and folder.is_dir() and any(folder.iterdir()):
+        emit("note", {"text": f"{run} stopped before its first checkpoint: starting it over"})
+    if ck is None and not force:
+        _check_export_name(cfg.EXPORTS, cfg.name)
+    if cfg.data is not None:
+        if not Path(cfg.data).is_dir():
+            raise MocohdError(f"{cfg.data}: not a folder of videos or images")
+        cfg.data = str(Path(cfg.data).resolve())
+    return ck
+
+
+def _check_export_name(kind: str, name: str) -> None:
+    """A new run exports its model to the store as ``name`` at every checkpoint: refuse
+    to start when that would replace a ``kind`` model that did not come from this run
+    (one imported, fetched or made by another run), unless forced."""
+    path = store.store_path(kind, name)
+    if not path.is_file():
+        return
+    try:
+        source = read_header(path).source
+    except MocohdError:
+        source = {}
+    if str(source.get("format", "")).startswith("mocohd-train") and source.get("run") == name:
+        return  # this run's own export, from an earlier start
+    origin = source.get("file") or source.get("repo") or source.get("run") or "elsewhere"
+    raise MocohdError(f"the store already holds {kind} model '{name}' (from {origin}), which this run would replace "
+                      "at its first checkpoint: pick another name, or give force to replace it")
+
+
+def _take_stored(cfg: RunSettings, saved: dict, run: str, emit) -> None:
+    """A resume: the stored settings replace those not given; given ones must be
+    ``MUTABLE`` or equal to the stored value (else one UsageError naming them all)."""
+    given, refused, changed = cfg.given, [], []
+    for f in fields(cfg):
+        if f.name not in saved or f.name == "name":  # a setting newer than the run keeps its default
+            continue
+        new, old = getattr(cfg, f.name), saved[f.name]
+        if f.name in given and not (new is None and f.default is None):  # None: 'automatic', as not given
+            if _comparable(f.name, new) == _comparable(f.name, old):
+                pass
+            elif f.name in cfg.MUTABLE:
+                changed.append(f"{setting(f.name)} {old} -> {new}")
+                continue
+            else:
+                refused.append(f.name)
+                continue
+        setattr(cfg, f.name, old)
+    if refused:
+        raise UsageError(f"cannot change {', '.join(map(setting, refused))} when resuming {run} (it was started with "
+                         + ", ".join(f"{n} {saved[n]}" for n in refused)
+                         + "): leave them out, or start a new run (another name, or force without resume)")
+    if changed:
+        emit("note", {"text": f"resuming {run} with " + ", ".join(changed)})
+
+
+def _comparable(name: str, value):
+    """A setting as a resume compares it with the stored one: paths as they were
+    recorded, classes as numbers, no EMA ramp-up as None."""
+    if value is None:
+        return None
+    if name == "data":
+        return str(Path(value).resolve())
+    if name == "image" and Path(value).is_file():
+        return str(Path(value).resolve())
+    if name == "classes":
+        try:
+            return parse_classes(value, 1000)
+        except MocohdError:
+            return [str(v) for v in value]
+    if name == "ema_rampup":
+        return value or None
+    return value
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Run:
+    """An opened run (``open_run``): its settings, folder, processes and events, and the
+    checkpoint a resume continues from (None: a fresh start)."""
+
+    cfg: RunSettings
+    folder: Path
+    dist: Dist
+    emit: Callable[[str, dict], None]
+    checkpoint: dict | None
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    @property
+    def precision(self) -> str:
+        return resolve_precision(self.cfg.precision, self.device)
+
+    def writer_first(self, work: Callable[[bool], T]) -> T:
+        """``work(True)`` on the writer rank, then, after a barrier, ``work(False)`` on the others:
+        the writer fills a cache (the decoded data, the PCA basis) that the others then read."""
+        if self.dist.writer:
+            out = work(True)
+        self.dist.barrier()
+        if not self.dist.writer:
+            out = work(False)
+        return out
+
+    def prepare(self, frame_size: int, min_frames: int, cache: str):
+        """The data folder decoded into its ``cache`` (``data.prepare``), writer first,
+        with 'prepare' progress events and a summary note."""
+        def work(writer: bool):
+            if not writer:
+                return prepare(self.cfg.data, frame_size=frame_size, min_frames=min_frames)
+            info = prepare(self.cfg.data, frame_size=frame_size, min_frames=min_frames,
+                           progress=lambda done, total: self.emit("prepare", {"done": done, "total": total}))
+            self.emit("note", {"text": (f"reused the {cache}: " if info.reused else "prepared: ") + info.summary()})
+            return info
+        return self.writer_first(work)
+
+    def loader(self, dataset, per_rank: int) -> torch.utils.data.DataLoader:
+        """This rank's batches of ``per_rank`` items, epoch after epoch (an ``EpochSampler``:
+        ``loader.batch_sampler.batches_per_epoch()`` steps per epoch)."""
+        cfg, dist = self.cfg, self.dist
+        return torch.utils.data.DataLoader(
+            dataset, batch_sampler=EpochSampler(len(dataset), per_rank, dist.rank, dist.world, cfg.seed),
+            num_workers=cfg.workers, pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_interrupts,
+            persistent_workers=False, multiprocessing_context="spawn" if cfg.workers and dist.enabled else None)
+
+    def restore(self, rng: torch.Generator, load: Callable[[dict], None]) -> int:
+        """The step to start from. A resume loads its checkpoint into the recipe (``load``)
+        and takes back each rank's random stream (``rng``); then the writer (re)starts the folder."""
+        step = 0
+        if self.checkpoint is not None:
+            load(self.checkpoint)
+            step = int(self.checkpoint["step"])
+            restore_rng(rng, self.checkpoint["rng"], self.dist, self.cfg.seed * 7919 + 104729 * step, self.emit)
+        if self.dist.writer:
+            start_run_folder(self.folder, self.cfg, step, fresh=self.checkpoint is None)
+        return step
+
+    def started(self, step: int, total: int, per_epoch: int, **info) -> None:
+        """The 'start' event: where the run stands, and what else the trainer tells (``info``)."""
+        self.emit("start", {"run": self.folder, "step": step, "total": total, "per_epoch": per_epoch,
+                            "device": str(self.device), "world": self.dist.world, "precision": self.precision, **info})
+
+    def train(self, gan, loader, step: int, total: int, *, inputs: Callable, state: Callable[[], dict],
+              export: Callable[[int], None], sample: Callable[[int], Path], hint: str) -> "Loop":
+        """Run ``gan.iteration(inputs(batch))`` from ``step`` to ``total`` with the ``Loop``'s
+        book-keeping. A checkpoint holds ``state()`` (the recipe's entries) and every rank's
+        ``gan.rng`` after checking that the ranks' ``gan.networks()`` agree; the writer then
+        calls ``export(step)``. ``sample(step)`` writes samples and returns their path.
+        Returns the Loop: the step it stopped at, the last mean losses, whether interrupted."""
+        sampler = loader.batch_sampler
+        per_epoch = sampler.batches_per_epoch()
+        sampler.epoch, sampler.start = divmod(step, per_epoch)  # a resume continues mid-epoch
+        save, show = partial(self._save, gan, state, export), partial(self._sample, sample)
+        loop = Loop(self, step, total, per_epoch, save, show, hint)
+        with _StopFlag() as stop:
+            batches = iter(loader)
+            while loop.step < total:
+                if loop.after(gan.iteration(inputs(next(batches))), stop):
+                    break
+            del batches
+        loop.finish()
+        return loop
+
+    def _sample(self, sample: Callable[[int], Path], step: int) -> None:
+        if self.dist.writer:
+            self.emit("sample", {"path": sample(step)})
+
+    def _save(self, gan, state: Callable[[], dict], export: Callable[[int], None], step: int) -> None:
+        states = self.dist.gather_objects(gan.rng.get_state())
+        self.dist.check_in_sync(*gan.networks(), step=step)
+        if self.dist.writer:
+            _atomic_torch_save({"version": CHECKPOINT_VERSION, "step": step, "config": json.dumps(asdict(self.cfg)),
+                                **state(), "rng": states}, self.folder / "checkpoint.pt")
+            export(step)
+            self.emit("checkpoint", {"step": step})
+        self.dist.barrier()
+
+
+def restore_rng(generator: torch.Generator, states: list, dist: Dist, reseed: int, emit) -> None:
+    """Each rank takes back its own random stream; with another number of
+    processes the streams restart from ``reseed`` (models and optimisers stay exact)."""
+    if len(states) == dist.world:
+        generator.set_state(states[dist.rank])
+    else:
+        generator.manual_seed(reseed + dist.rank)
+        emit("note", {"text": f"resumed with {dist.world} processes instead of {len(states)}: "
+                              "random streams restart (the models and optimisers are exact)"})
+
+
+def start_run_folder(run: Path, cfg, step: int, fresh: bool) -> None:
+    """(Writer rank.) Create the run folder, clear what an earlier start left there
+    when starting from step 0 (``fresh``) and the temporary files of a killed save,
+    write config.json and drop metric lines past ``step``."""
+    run.mkdir(parents=True, exist_ok=True)
+    for tmp in run.glob(".*.tmp-*"):  # atomic writes cut by a kill
+        tmp.unlink(missing_ok=True)
+    if fresh:
+        for old in ("checkpoint.pt", "metrics.jsonl"):
+            (run / old).unlink(missing_ok=True)
+        shutil.rmtree(run / "samples", ignore_errors=True)
+    atomic_write_bytes(run / "config.json", json.dumps(asdict(cfg), indent=1).encode())
+    _trim_metrics(run / "metrics.jsonl", step)
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+class Loop:
+    """What a training loop does after each step, the same for every trainer:
+    mean losses to metrics.jsonl every ``log_every`` steps, a 'step' event,
+    a stop on a non-finite loss (keeping the last good checkpoint), samples, a clean stop
+    on Ctrl-C (every rank agrees), periodic and final checkpoints."""
+
+    def __init__(self, run: Run, step: int, total: int, per_epoch: int, save: Callable[[int], None],
+                 sample: Callable[[int], None], hint: str):
+        self.run, self.step, self.total, self.per_epoch = run, step, total, per_epoch
+        self.save, self.sample, self.hint = save, sample, hint
+        self.sums: dict[str, float] = {}
+        self.count, self.t0, self.last, self.interrupted = 0, time.perf_counter(), {}, False
+
+    def after(self, losses: dict[str, float], stop: "_StopFlag") -> bool:
+        """Book-keeping after one more step; True when the loop must stop (interrupted)."""
+        self.step += 1
+        step, total, cfg, dist = self.step, self.total, self.run.cfg, self.run.dist
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+        event = {"step": step, "total": total, "losses": losses}
+        if step % cfg.log_every == 0 or step == total:
+            dt = time.perf_counter() - self.t0
+            self.last = {k: v / self.count for k, v in self.sums.items()}
+            event.update(mean=self.last, it_s=self.count / dt)
+            if dist.writer:
+                _append_metrics(self.run.folder / "metrics.jsonl", {"step": step, "epoch": step / self.per_epoch,
+                                                                    "it_s": self.count / dt, **self.last})
+            self.sums, self.count, self.t0 = {}, 0, time.perf_counter()
+        self.run.emit("step", event)
+        if dist.any(not all(math.isfinite(v) for v in losses.values())):  # the last checkpoint stays as it was
+            raise MocohdError(f"training diverged at step {step} (a loss is not finite); {self.hint}, "
+                              "and resume from the last checkpoint")
+        if step % cfg.sample_every == 0:
+            self.sample(step)
+        if dist.any(stop.set) and step < total:
+            self.interrupted = True
+            self.save(step)
+            return True
+        if step % cfg.save_every == 0 or step == total:
+            self.save(step)
+        return False
+
+    def finish(self) -> None:
+        if not self.interrupted and self.step % self.run.cfg.sample_every:
+            self.sample(self.step)
+
+
+class _StopFlag:
+    """SIGINT / SIGTERM set a flag that the loop checks after each step."""
+
+    def __init__(self):
+        self.set = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: no handlers
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.set:  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _ignore_interrupts(_worker_id: int) -> None:
+    """Data workers ignore Ctrl-C (sent to the whole process group): the main
+    process finishes its step and saves while they keep serving."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    with atomic_writer(path) as f:
+        torch.save(obj, f)
+
+
+def _append_metrics(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Keep the metric lines of steps <= ``step`` (a resumed run rewrites what came after)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by a kill
+    atomic_write_bytes(path, "".join(line + "\n" for line in keep).encode())
