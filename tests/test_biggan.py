@@ -17,6 +17,7 @@ from mocohd_cli.generators.biggan import (BigGANConfig, ConditionalBatchNorm, Tr
 from mocohd_cli.models import load_image_generator, store_model
 
 from .biggan_reference import TINY, make_reference
+from .conftest import mocohd, run, store_files
 
 
 def save_port_files(folder, ref, config=TINY, with_config=True):
@@ -194,7 +195,6 @@ def test_fetch_train_render_end_to_end(tmp_path, ref):
     from mocohd_cli.data.procedural import write_dataset
 
     from .hub_server import FakeHub
-    from .test_hub import mocohd, stored
 
     folder = save_port_files(tmp_path / "port", ref).parent
     with FakeHub() as hub:
@@ -202,7 +202,7 @@ def test_fetch_train_render_end_to_end(tmp_path, ref):
         hub.add_file("osanseviero/BigGAN-deep-128", "config.json", (folder / "config.json").read_bytes())
         code, out, err = mocohd(tmp_path, hub.url, "fetch", "biggan-deep-128")
         assert code == 0, err
-        assert stored(tmp_path) == ["image/biggan-deep-128.safetensors"]
+        assert store_files(tmp_path / "home") == ["image/biggan-deep-128.safetensors"]
         assert any(path.endswith("/config.json") for _, path, _ in hub.requests)
         code, out, err = mocohd(tmp_path, hub.url, "info", "biggan-deep-128")
         assert code == 0 and "biggan-deep" in out and "osanseviero/BigGAN-deep-128" in out.replace("\n", "")
@@ -214,7 +214,8 @@ def test_fetch_train_render_end_to_end(tmp_path, ref):
                                 "--di-channels", "4", "--queue", "4", "--pca-samples", "500", "--workers", "0",
                                 "--truncation", "0.5", timeout=300)
         assert code == 0, err
-        assert "image/biggan-deep-128.safetensors" in stored(tmp_path) and "motion/dogs.safetensors" in stored(tmp_path)
+        files = store_files(tmp_path / "home")
+        assert "image/biggan-deep-128.safetensors" in files and "motion/dogs.safetensors" in files
 
         out_a = tmp_path / "a"
         code, out, err = mocohd(tmp_path, hub.url, "render", str(out_a), "--format", "png", "--image", "biggan-deep-128",
@@ -260,19 +261,6 @@ def test_pca_of_the_latent_space_is_isotropic(tmp_path, ref):
     assert torch.allclose(basis.stdev, torch.full((8,), math.sqrt(var)), atol=0.02)
 
 
-def test_class_names_and_numbers():
-    from mocohd_cli.classes import class_names, parse_class, parse_classes
-
-    names = class_names()
-    assert len(names) == 1000 and names[207] == "golden retriever" and names[0] == "tench"
-    assert parse_classes(["Golden-Retriever,1", "tench"], 1000) == [207, 1, 0]
-    with pytest.raises(MocohdError, match="ambiguous: 205 flat-coated retriever"):
-        parse_class("retriever", 1000)
-    with pytest.raises(MocohdError, match="give a number"):
-        parse_class("tench", 10)
-    assert parse_class("9", 10) == 9
-
-
 def test_legacy_torch_file_is_read(tmp_path, ref):
     """The 2019 port wrote .bin files with torch.save's legacy (non-zip) serialisation."""
     folder = tmp_path / "legacy"
@@ -287,8 +275,6 @@ def test_legacy_torch_file_is_read(tmp_path, ref):
 def test_the_demo_motion_drives_biggan_cross_domain(tmp_path, capsys):
     """`mocohd render --image biggan-deep-128 --class 207 out.mp4` with the shipped 128-d demo motion."""
     import imageio.v3 as iio
-
-    from .test_cli import run
 
     cfg = dict(TINY, z_dim=128, class_embed_dim=128)
     path = save_port_files(tmp_path / "p", make_reference(cfg, seed=3), config=cfg)

@@ -1,4 +1,5 @@
-"""Video data: scanning, preparation, junk handling, clips."""
+"""Video data (mocohd_cli/data/): scanning, preparation, junk handling, clips, and
+the epoch sampler that splits each epoch's clips between processes."""
 
 import imageio.v3 as iio
 import imageio_ffmpeg
@@ -7,9 +8,9 @@ import pytest
 import torch
 
 from mocohd_cli import MocohdError
-from mocohd_cli.data import ClipDataset, natural_key, prepare, scan, square_resize, to_model_input
+from mocohd_cli.data import ClipDataset, EpochSampler, natural_key, prepare, scan, square_resize, to_model_input
 
-from .test_cli import run
+from .conftest import run
 
 
 def _frame_folder(path, n, size=(12, 16)):
@@ -137,3 +138,17 @@ def test_unwritable_cache_is_one_line(capsys, dataset, isolated_store):
         prepare(dataset, frame_size=8)
     code, _, err = run(capsys, "prepare", "--data", str(dataset), "--frame-size", "8")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "Error:" not in err, err
+
+
+def test_epoch_sampler_splits_covers_and_resumes():
+    s0, s1 = EpochSampler(10, 2, rank=0, world=2, seed=1), EpochSampler(10, 2, rank=1, world=2, seed=1)
+    assert s0.batches_per_epoch() == 2  # 10 videos // global batch 4
+    e0, e1 = s0.epoch_batches(0), s1.epoch_batches(0)
+    items = [it for b in e0 + e1 for it in b]
+    videos, keys = [v for v, _ in items], [k for _, k in items]
+    assert len(set(videos)) == 8 and len(set(keys)) == 8  # disjoint across ranks, no repeats within an epoch
+    assert s0.epoch_batches(1) != e0  # a new permutation each epoch
+    it = iter(EpochSampler(10, 2, rank=0, world=2, seed=1, epoch=0, start=1))
+    assert next(it) == e0[1] and next(it) == s0.epoch_batches(1)[0]
+    # fewer videos than a global batch: the permutation repeats
+    assert len(EpochSampler(3, 4).epoch_batches(0)[0]) == 4

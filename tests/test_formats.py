@@ -13,7 +13,7 @@ from mocohd_cli import MocohdError, import_model, load_image_generator
 from mocohd_cli.formats import canonical, read_any, rosinality, sniff
 from mocohd_cli.generators import StyleGAN2Generator
 
-from .conftest import randomized_generator, tiny_config
+from .conftest import randomized_generator, run, save_canonical, save_rosinality, store_files, tiny_config
 from .nvidia_pickle import HostileReduce, _persist, nvidia_modules, write_nvidia_pickle
 
 
@@ -23,21 +23,13 @@ def _images(G, seed=0, batch=2):
         return G.synthesis(G.mapping(z, truncation_psi=0.8), noise_mode="const")
 
 
-def _store_files(home):
-    return sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file()) if home.exists() else []
-
-
-def _save_rosinality(G, path):
-    torch.save(rosinality.to_rosinality_state_dict(G.cfg.to_dict(), G.state_dict()), path)
-
-
 # ---------------------------------------------------------------- rosinality
 
 
 def test_rosinality_round_trip(tmp_path):
     G = randomized_generator(tiny_config(16, channel_max=16, channel_base=128))
     pt = tmp_path / "g.pt"
-    _save_rosinality(G, pt)
+    save_rosinality(G, pt)
     assert sniff(pt) == "torch"
     h = import_model(pt, "rosi")
     assert h.kind == "image" and h.family == "stylegan2" and h.source["format"] == "rosinality"
@@ -101,7 +93,7 @@ def test_hostile_pickle_is_refused_and_nothing_runs(tmp_path, isolated_store):
     with pytest.raises(MocohdError, match=r"refused.*(posix|os)\.system.*allow-list"):
         import_model(path, "evil")
     assert not marker.exists()
-    assert _store_files(isolated_store) == []
+    assert store_files(isolated_store) == []
 
 
 def test_pickle_with_exec_global_is_refused(tmp_path):
@@ -155,9 +147,9 @@ def test_non_skip_architecture_is_refused(tmp_path):
 def good_files(tmp_path):
     G = randomized_generator(tiny_config(8))
     files = {"pt": tmp_path / "g.pt", "pkl": tmp_path / "g.pkl", "safetensors": tmp_path / "g.safetensors"}
-    _save_rosinality(G, files["pt"])
+    save_rosinality(G, files["pt"])
     write_nvidia_pickle(files["pkl"], G)
-    canonical.save_model(files["safetensors"], G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+    save_canonical(files["safetensors"], G)
     return files
 
 
@@ -169,7 +161,7 @@ def test_truncated_files_are_refused_cleanly(good_files, tmp_path, isolated_stor
     bad.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(MocohdError, match=r"corrupt or truncated"):
         import_model(bad, "bad")
-    assert _store_files(isolated_store) == []
+    assert store_files(isolated_store) == []
 
 
 def test_foreign_files_are_refused(tmp_path):
@@ -195,7 +187,7 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
     sd = G.state_dict()
     sd["synthesis.b8.conv1.weight"] = sd["synthesis.b8.conv1.weight"][:, :5]
     path = tmp_path / "mismatch.safetensors"
-    canonical.save_model(path, sd, kind="image", family="stylegan2", config=G.cfg.to_dict())
+    save_canonical(path, G, sd=sd)
     with pytest.raises(MocohdError, match="do not match"):
         load_image_generator(path)
 
@@ -207,7 +199,7 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch, good_files, iso
     monkeypatch.setattr(canonical.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         import_model(good_files["pt"], "half")
-    assert [f for f in _store_files(isolated_store)] == []
+    assert [f for f in store_files(isolated_store)] == []
 
 
 def test_canonical_metadata(good_files):
@@ -225,7 +217,7 @@ def _canonical(path, G, config=None, sd=None, **meta):
     """A canonical file of ``G``; ``meta`` overrides metadata (None drops a key)."""
     from safetensors.torch import save_file
 
-    header = canonical.save_model(path, sd or G.state_dict(), kind="image", family="stylegan2", config=config or G.cfg.to_dict())
+    header = save_canonical(path, G, sd=sd, config=config)
     metadata = {**header.metadata, **{f"mocohd.{k}": v for k, v in meta.items()}}
     save_file(canonical.load_tensors(path), path, metadata={k: v for k, v in metadata.items() if v is not None})
     return path
@@ -235,8 +227,6 @@ def test_recorded_weights_sha256_is_checked(tmp_path, capsys, isolated_store):
     from mocohd_cli.models import describe, image_identity
     from mocohd_cli.models.pca import pca_for
 
-    from .test_cli import run
-
     G = randomized_generator(tiny_config(8))
     bad = _canonical(tmp_path / "edited.safetensors", G, weights_sha256="0" * 64)
     msg = f"{bad}: its recorded weights sha256 does not match its tensors (damaged or edited file)"
@@ -245,7 +235,7 @@ def test_recorded_weights_sha256_is_checked(tmp_path, capsys, isolated_store):
         with pytest.raises(MocohdError) as e:
             call(bad)
         assert str(e.value) == msg
-    assert _store_files(isolated_store) == []  # in particular no PCA basis cached under the false hash
+    assert store_files(isolated_store) == []  # in particular no PCA basis cached under the false hash
     code, out, err = run(capsys, "info", str(bad))
     assert code == 1 and msg in err and err.count("\n") == 1 and "0000000000" not in out
     # A file with no recorded hash (none is older than the hash, but one could be edited out) loads:
@@ -293,7 +283,7 @@ def test_configs_that_lie_about_sizes_are_refused_before_building(tmp_path, monk
     torch.save(sd, pt)
     with pytest.raises(MocohdError, match=rf"^{re.escape(str(pt))}: tensor g_ema\.style\.1\.weight claims \[1000000, 1000000\] values"):
         import_model(pt, "lie")
-    assert _store_files(isolated_store) == []
+    assert store_files(isolated_store) == []
 
 
 @pytest.mark.parametrize("fmt", ["safetensors", "pt", "pkl"])
@@ -306,16 +296,16 @@ def test_non_finite_weights_are_refused(tmp_path, isolated_store, fmt):
         G.synthesis.b8.torgb.bias[0] = float("inf")  # sorts after conv1: the first bad tensor is named
     path = tmp_path / f"diverged.{fmt}"
     if fmt == "safetensors":
-        canonical.save_model(path, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+        save_canonical(path, G)
     elif fmt == "pt":
-        _save_rosinality(G, path)
+        save_rosinality(G, path)
     else:
         write_nvidia_pickle(path, G)
     match = rf"^{re.escape(str(path))}: tensor synthesis\.b8\.conv1\.weight holds NaN or infinite values"
     for call in (load_image_generator, describe, lambda p: import_model(p, "diverged")):
         with pytest.raises(MocohdError, match=match):
             call(path)
-    assert _store_files(isolated_store) == []
+    assert store_files(isolated_store) == []
 
 
 def test_state_shapes_are_the_modules():

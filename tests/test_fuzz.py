@@ -29,7 +29,7 @@ from mocohd_cli.motion import MotionConfig
 from mocohd_cli.motion.generator import MotionGenerator
 
 from . import nvidia_pickle
-from .conftest import randomized_generator, tiny_config
+from .conftest import randomized_generator, save_canonical, tiny_config
 
 LIMIT = 10  # a built module may take at most LIMIT x the file's size
 HUGE = 10**9
@@ -192,7 +192,7 @@ def generator():
 
 def _canonical_bytes(tmp_path, G, name="g.safetensors", sd=None, config=None) -> bytes:
     path = tmp_path / name
-    canonical.save_model(path, sd or G.state_dict(), kind="image", family="stylegan2", config=config or G.cfg.to_dict())
+    save_canonical(path, G, sd=sd, config=config)
     return path.read_bytes()
 
 

@@ -1,22 +1,18 @@
 """mocohd fetch against a local imitation of the Hugging Face Hub (no Internet).
 
-The CLI runs in a subprocess so that HF_ENDPOINT / HF_HOME / HF_HUB_OFFLINE
-are set before huggingface_hub is imported, as they would be for a user.
+The CLI runs in a subprocess (conftest's ``mocohd``) so that HF_ENDPOINT /
+HF_HOME / HF_HUB_OFFLINE are set before huggingface_hub is imported, as they
+would be for a user.
 """
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-from mocohd_cli.formats import rosinality
-
-from .conftest import randomized_generator, tiny_config
+from .conftest import mocohd, store_files
 from .hub_server import FakeHub
 
 
@@ -27,22 +23,9 @@ def hub():
 
 
 @pytest.fixture
-def checkpoint(tmp_path):
-    G = randomized_generator(tiny_config(8))
-    path = tmp_path / "g.pt"
-    torch.save(rosinality.to_rosinality_state_dict(G.cfg.to_dict(), G.state_dict()), path)
-    return path.read_bytes()
-
-
-def mocohd(tmp_path, hub_url, *args, env=None, timeout=60):
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
-    e.update(MOCOHD_HOME=str(tmp_path / "home"), HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=hub_url,
-             HF_HUB_DISABLE_TELEMETRY="1", MOCOHD_REGISTRY=str(tmp_path / "registry.json"), COLUMNS="250")
-    e.update(env or {})
-    if not (tmp_path / "registry.json").exists():
-        (tmp_path / "registry.json").write_text(json.dumps({"models": []}))
-    p = subprocess.run([sys.executable, "-m", "mocohd_cli", *args], capture_output=True, text=True, env=e, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
+def checkpoint(rosinality_pt):
+    """The bytes of a tiny rosinality checkpoint, as the Hub serves them."""
+    return rosinality_pt.read_bytes()
 
 
 def registry(tmp_path, **entry):
@@ -52,17 +35,12 @@ def registry(tmp_path, **entry):
     (tmp_path / "registry.json").write_text(json.dumps({"models": [base]}))
 
 
-def stored(tmp_path):
-    home = tmp_path / "home"
-    return sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file()) if home.exists() else []
-
-
 def test_fetch_by_name_then_cache_hit(tmp_path, hub, checkpoint):
     commit = hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
     registry(tmp_path, sha256=hashlib.sha256(checkpoint).hexdigest())
     code, out, err = mocohd(tmp_path, hub.url, "fetch", "stylegan2-tiny")
     assert code == 0, err
-    assert "fetched" in out and stored(tmp_path) == ["image/tiny.safetensors"]
+    assert "fetched" in out and store_files(tmp_path / "home") == ["image/tiny.safetensors"]
     code, out, _ = mocohd(tmp_path, hub.url, "info", "tiny")
     assert "someone/tiny-gan" in out and commit in out.replace("\n", "").replace(" ", "")
     requests = len(hub.requests)
@@ -76,7 +54,7 @@ def test_fetch_any_hub_file_by_url(tmp_path, hub, checkpoint):
     hub.add_file("other/repo", "deep/dir/model.pt", checkpoint)
     code, out, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo/deep/dir/model.pt", "--name", "mine")
     assert code == 0, err
-    assert stored(tmp_path) == ["image/mine.safetensors"]
+    assert store_files(tmp_path / "home") == ["image/mine.safetensors"]
     code, _, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo")
     assert code == 1 and "expected one top-level .safetensors file, found 0" in err
 
@@ -86,7 +64,7 @@ def test_sha256_mismatch_is_refused_and_nothing_stored(tmp_path, hub, checkpoint
     registry(tmp_path, sha256="0" * 64)
     code, _, err = mocohd(tmp_path, hub.url, "fetch", "tiny")
     assert code == 1 and "does not match" in err and len(err.strip().splitlines()) == 1
-    assert stored(tmp_path) == []
+    assert store_files(tmp_path / "home") == []
 
 
 @pytest.mark.parametrize("url,message", [
@@ -100,7 +78,7 @@ def test_hub_errors_are_one_line(tmp_path, hub, checkpoint, url, message):
     hub.set_private("private/repo", "secret-token")
     code, _, err = mocohd(tmp_path, hub.url, "fetch", url)
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
-    assert stored(tmp_path) == []
+    assert store_files(tmp_path / "home") == []
 
 
 def test_private_repo_with_token(tmp_path, hub, checkpoint):
@@ -116,10 +94,10 @@ def test_dropped_connection_then_success(tmp_path, hub, checkpoint):
     registry(tmp_path, sha256=hashlib.sha256(checkpoint).hexdigest())
     code, out, err = mocohd(tmp_path, hub.url, "fetch", "tiny")
     if code != 0:  # a clean one-line error, then the next attempt succeeds
-        assert len(err.strip().splitlines()) == 1 and stored(tmp_path) == []
+        assert len(err.strip().splitlines()) == 1 and store_files(tmp_path / "home") == []
         code, out, err = mocohd(tmp_path, hub.url, "fetch", "tiny")
     assert code == 0, err
-    assert stored(tmp_path) == ["image/tiny.safetensors"]  # verified against the pinned sha256
+    assert store_files(tmp_path / "home") == ["image/tiny.safetensors"]  # verified against the pinned sha256
 
 
 def test_offline(tmp_path, hub, checkpoint):
@@ -189,7 +167,7 @@ def test_push_then_fetch(tmp_path, hub):
 
     hdr = canonical.read_header(got)
     assert hdr.kind == "motion" and hdr.weights_sha256 == h.weights_sha256
-    assert hdr.source["repo"] == "me/vox-motion" and hdr.config["image_name"] == "ffhq"
+    assert hdr.source["repo"] == "me/vox-motion" and hdr.image["image_name"] == "ffhq"
 
 
 def test_push_errors_are_one_line(tmp_path, hub):
@@ -223,7 +201,7 @@ def test_unknown_revision_is_named(tmp_path, hub, checkpoint, target):
     code, _, err = mocohd(tmp_path, hub.url, "fetch", target, "--revision", "deadbeef")
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert "revision 'deadbeef' not found in the repo someone/tiny-gan" in err and "Client Error" not in err
-    assert stored(tmp_path) == []
+    assert store_files(tmp_path / "home") == []
 
 
 def test_fetch_keeps_a_different_model_of_that_name_and_notes_shadowing(tmp_path, hub, checkpoint):

@@ -1,5 +1,6 @@
 """The motion generator: the official equations, initialisation, unrolling, files."""
 
+import json
 import re
 
 import numpy as np
@@ -7,12 +8,12 @@ import pytest
 import torch
 
 from mocohd_cli import MocohdError, import_model, store
+from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
 from mocohd_cli.models.motion import load_motion, save_motion
-from mocohd_cli.motion import MotionConfig, MotionGenerator
+from mocohd_cli.motion import FAMILY, MotionConfig, MotionGenerator
 
-from .conftest import randomized_generator, tiny_config
-from .test_cli import run
+from .conftest import randomized_generator, run, save_canonical, tiny_config
 
 
 def _tiny_image():
@@ -177,11 +178,31 @@ def test_motion_file_round_trip_with_image_identity(tmp_path):
         assert torch.equal(v, M2.state_dict()[k]), k
     assert load_motion("demo").cfg.n_pca == 64  # the shipped default motion
     G = _tiny_image()
-    canonical.save_model(store.store_path("image", "imgonly"), G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+    save_canonical(store.store_path("image", "imgonly"), G)
     with pytest.raises(MocohdError, match="'imgonly' is an image model"):
         load_motion("imgonly")
     with pytest.raises(MocohdError, match="is an image model, expected a motion model"):
         load_motion(store.resolve("demo").path)
+
+
+def test_the_image_identity_is_metadata_and_files_written_before_still_load(tmp_path):
+    """A motion file keeps its image generator's identity in a metadata entry of its own
+    (mocohd.image), not in its config; files that kept it in their config (written before,
+    as the shipped demo) load the same, and the config refuses keys it does not know."""
+    M, ident = _model(), {"image_name": "g", "image_sha256": "ab" * 32}
+    save_motion(tmp_path / "m.safetensors", M, image=ident)
+    h = canonical.read_header(tmp_path / "m.safetensors")
+    assert json.loads(h.metadata["mocohd.image"]) == ident == h.image and h.config == M.cfg.to_dict()
+    old = tmp_path / "old.safetensors"
+    canonical.save_model(old, M.state_dict(), kind="motion", family=FAMILY, config={**M.cfg.to_dict(), **ident})
+    h = canonical.read_header(old)
+    assert h.image == ident and "mocohd.image" not in h.metadata and h.config == M.cfg.to_dict()
+    assert load_motion(old).image == ident
+    demo = canonical.read_header(store.resolve("demo", kind="motion").path)
+    assert "image_name" in json.loads(demo.metadata["mocohd.config"])  # the shipped demo: written before
+    assert load_motion("demo").image == demo.image and demo.image["image_name"] == "heads"
+    with pytest.raises(UsageError, match="unknown MotionConfig keys: \\['colour'\\]"):
+        MotionConfig.from_dict({**M.cfg.to_dict(), "colour": 1})
 
 
 def test_state_shapes_are_the_module():

@@ -11,8 +11,7 @@ from mocohd_cli.formats import canonical
 from mocohd_cli.formats.mocogan_hd import read_official
 from mocohd_cli.models import pca as pca_store
 
-from .conftest import randomized_generator, tiny_config
-from .test_cli import run
+from .conftest import randomized_generator, run, save_canonical, tiny_config
 
 
 def _samples(G, n, batch, seed):
@@ -70,7 +69,7 @@ def test_seeded(G):
 
 def test_store_cache_keyed_by_generator(G, tmp_path, monkeypatch):
     path = tmp_path / "g.safetensors"
-    canonical.save_model(path, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+    save_canonical(path, G)
     basis, stored, computed = pca_store.pca_for(path, samples=400, batch=100)
     assert computed and stored == store.store_path("pca", "g")
     assert basis.info["image_sha256"] == canonical.read_header(path).weights_sha256
@@ -83,6 +82,21 @@ def test_store_cache_keyed_by_generator(G, tmp_path, monkeypatch):
     assert not computed and torch.equal(again.components, basis.components)
     with pytest.raises(AssertionError):  # other settings, asked for exactly: refit
         pca_store.pca_for(path, samples=800, exact=True)
+
+
+def test_a_stored_basis_names_its_generator_in_its_metadata(G, tmp_path, monkeypatch):
+    """The generator's identity is the file's mocohd.image, not part of its config; a basis
+    stored before (the identity in its config) is still found in the cache and reads the same."""
+    path = tmp_path / "g.safetensors"
+    save_canonical(path, G)
+    basis, stored, _ = pca_store.pca_for(path, samples=400, batch=100)
+    h, sha = canonical.read_header(stored), canonical.read_header(path).weights_sha256
+    assert h.image == {"image_name": "g", "image_sha256": sha} and "image_sha256" not in h.config
+    canonical.save_model(stored, basis.tensors(), kind="pca", family=pca.PCA_FAMILY, config=basis.config())  # as before
+    assert "image_sha256" in canonical.read_header(stored).metadata["mocohd.config"]
+    monkeypatch.setattr(pca_store, "fit_pca", lambda *a, **k: pytest.fail("refitted"))
+    again, _, computed = pca_store.pca_for(path, samples=400, batch=100)
+    assert not computed and again.info == basis.info and again.info["image_sha256"] == sha
 
 
 def test_official_npy_folder_imports(tmp_path):

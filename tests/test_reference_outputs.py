@@ -15,9 +15,9 @@ import torch
 from safetensors import safe_open
 
 from mocohd_cli import import_model, load_image_generator
-from mocohd_cli.formats import rosinality
 from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
 
+from .conftest import save_rosinality
 from .nvidia_pickle import write_nvidia_pickle
 
 DATA = Path(__file__).parent / "data" / "reference_outputs.safetensors"
@@ -41,7 +41,7 @@ def test_matches_public_implementation(tmp_path, name, impl):
         write_nvidia_pickle(path, G_src)
     else:
         path = tmp_path / "g.pt"
-        torch.save(rosinality.to_rosinality_state_dict(G_src.cfg.to_dict(), G_src.state_dict()), path)
+        save_rosinality(G_src, path)
     import_model(path, name)
     G = load_image_generator(name)
     with torch.no_grad():

@@ -21,8 +21,7 @@ from mocohd_cli.models.pca import find_cached, load_pca
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
 
-from .conftest import randomized_generator, tiny_config
-from .test_cli import run
+from .conftest import randomized_generator, run, save_canonical, tiny_config
 
 
 def _read_video(path):
@@ -37,7 +36,7 @@ def pair(tmp_path):
     """A tiny image generator (w 16) and a motion model trained 'with' it."""
     G = randomized_generator(tiny_config(16, z_dim=16, w_dim=16))
     gpath = tmp_path / "g.safetensors"
-    h = canonical.save_model(gpath, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+    h = save_canonical(gpath, G)
     basis = fit_pca(G, samples=2000, batch=500)
     torch.manual_seed(0)
     M = MotionGenerator(MotionConfig(w_dim=16, noise_dim=16, h_dim=8, n_pca=8, w_residual=1.0), basis.components, basis.stdev)
@@ -122,7 +121,7 @@ def test_cross_domain_re_expression(tmp_path, pair):
     g, m = pair
     other = randomized_generator(tiny_config(16, z_dim=16, w_dim=16), seed=9)
     opath = tmp_path / "other.safetensors"
-    canonical.save_model(opath, other.state_dict(), kind="image", family="stylegan2", config=other.cfg.to_dict())
+    save_canonical(opath, other)
     r = R.render(tmp_path / "x", motion=m, image=opath, frames=4, device="cpu", noise="off")
     assert r.cross_domain and "re-expressed" in r.cross_domain
     # ... in the basis of 'other', cached in the store on first use

@@ -23,10 +23,49 @@ def test_unavailable_or_unknown_devices_are_clear_errors(monkeypatch):
     assert runtime.pick_device("cpu") == torch.device("cpu")
 
 
-def test_allocator_tuning_can_be_switched_off(monkeypatch):
+class _FakeLibc:
+    """Stands in for glibc: records each mallopt(param, value) call and returns ``result`` (1: success)."""
+
+    def __init__(self, result=1):
+        self.result, self.calls = result, []
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return self.result
+
+
+@pytest.fixture
+def libc(monkeypatch):
+    """tune_allocator as on a fresh Linux process, with ctypes handing it a _FakeLibc for the C library."""
+    fake = _FakeLibc()
     monkeypatch.setattr(runtime, "_allocator_tuned", False)
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    monkeypatch.setattr(runtime.ctypes.util, "find_library", lambda name: "libc.so.6")
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: fake)
+    return fake
+
+
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's malloc.h
+
+
+def test_allocator_tuning_turns_off_mmap_and_raises_the_trim_threshold(libc, monkeypatch):
+    monkeypatch.delenv("MOCOHD_MALLOC_TUNE", raising=False)
+    assert runtime.tune_allocator() is True
+    assert libc.calls == [(M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 1 << 30)]
+    assert runtime.tune_allocator() is True and len(libc.calls) == 2  # once per process
+
+
+def test_allocator_tuning_can_be_switched_off(libc, monkeypatch):
     monkeypatch.setenv("MOCOHD_MALLOC_TUNE", "0")
     assert runtime.tune_allocator() is False
-    monkeypatch.delenv("MOCOHD_MALLOC_TUNE")
-    applied = runtime.tune_allocator()
-    assert applied == runtime.tune_allocator()  # idempotent
+    assert libc.calls == []  # mallopt never called
+    monkeypatch.setenv("MOCOHD_MALLOC_TUNE", "1")
+    assert runtime.tune_allocator() is True and libc.calls == [(M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 1 << 30)]
+
+
+def test_allocator_tuning_that_fails_or_has_no_mallopt_reports_false(libc, monkeypatch):
+    monkeypatch.delenv("MOCOHD_MALLOC_TUNE", raising=False)
+    libc.result = 0  # mallopt refused the first setting
+    assert runtime.tune_allocator() is False and libc.calls
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: object())  # a C library without mallopt (musl)
+    assert runtime.tune_allocator() is False

@@ -9,11 +9,7 @@ import torch
 from mocohd_cli import MocohdError, load_image_generator, store
 from mocohd_cli.formats import canonical
 
-from .conftest import randomized_generator, tiny_config
-
-
-def _save(path, G):
-    return canonical.save_model(path, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+from .conftest import randomized_generator, save_canonical, tiny_config
 
 
 def test_home_follows_mocohd_home(isolated_store):
@@ -42,16 +38,16 @@ def test_shipped_demo_resolves_and_loads():
 def test_resolution_order_path_then_store_then_shipped(tmp_path, isolated_store, monkeypatch):
     a, b, c = (randomized_generator(tiny_config(8), seed=s) for s in (1, 2, 3))
     # The store shadows the shipped model of the same name.
-    _save(store.store_path("image", "demo"), a)
+    save_canonical(store.store_path("image", "demo"), a)
     assert store.resolve("demo").origin == "store"
     # An existing path wins over a store name.
     monkeypatch.chdir(tmp_path)
-    _save(tmp_path / "demo", b)
+    save_canonical(tmp_path / "demo", b)
     assert store.resolve("demo").origin == "path"
     # Paths that do not exist are reported as such, not as unknown names.
     with pytest.raises(MocohdError, match="no such file"):
         store.resolve("./missing.safetensors")
-    _save(store.store_path("image", "other"), c)
+    save_canonical(store.store_path("image", "other"), c)
     assert store.resolve("other").path == isolated_store / "image" / "other.safetensors"
 
 
@@ -92,7 +88,7 @@ def test_invalid_names_are_refused():
 
 
 def test_store_listing_ignores_temporary_files(isolated_store):
-    _save(store.store_path("image", "one"), randomized_generator(tiny_config(4)))
+    save_canonical(store.store_path("image", "one"), randomized_generator(tiny_config(4)))
     (isolated_store / "image" / ".two.safetensors.tmp-1").write_bytes(b"partial")
     assert [(k, n) for k, n, _ in store.list_store()] == [("image", "one")]
 
@@ -109,7 +105,7 @@ def test_a_bare_name_that_is_also_a_folder_is_a_model_name(tmp_path, isolated_st
     monkeypatch.chdir(tmp_path)
     (tmp_path / "heads").mkdir()
     (tmp_path / "data").mkdir()
-    _save(store.store_path("image", "heads"), randomized_generator(tiny_config(4)))
+    save_canonical(store.store_path("image", "heads"), randomized_generator(tiny_config(4)))
     assert store.resolve("heads").origin == "store"
     assert store.resolve("heads", kind="image").path == isolated_store / "image" / "heads.safetensors"
     # A folder given as a path is still refused, with the name to use instead.

@@ -1,4 +1,5 @@
-"""The StyleGAN2 generator: fast path == reference path, shapes, API, noise modes."""
+"""The StyleGAN2 generator (mocohd_cli/generators/stylegan2.py): fast path ==
+reference path, shapes, API, noise modes."""
 
 import pytest
 import torch
