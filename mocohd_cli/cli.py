@@ -32,6 +32,7 @@ from .hub import fetch as fetch_model
 from .hub import push as push_model
 from .models import describe, import_model, load_image_generator
 from .models.pca import pca_for
+from .motion import MotionConfig
 from .render import render as render_videos
 from .train import TrainConfig
 from .train import train as train_motion
@@ -207,7 +208,7 @@ def import_(
     force: bool = typer.Option(False, "--force", help="Replace a model of the same name in the store."),
     pca: Optional[Path] = typer.Option(None, "--pca", help="PCA folder (pca_comp.npy, pca_stdev.npy) of an official motion checkpoint."),
     image: Optional[str] = typer.Option(None, "--image", help="Image generator a motion model or PCA basis belongs to."),
-    w_residual: float = typer.Option(0.2, "--w-residual", help="Step weight lambda of an official motion checkpoint (not stored in it)."),
+    w_residual: float = typer.Option(MotionConfig.w_residual, "--w-residual", help="Step weight lambda of an official motion checkpoint (not stored in it)."),
 ):
     """Convert a local weight file (or an official PCA folder) to the canonical format and add it to the store."""
     if kind is not None and kind not in KINDS:

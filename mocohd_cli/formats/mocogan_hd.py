@@ -90,7 +90,7 @@ def read_official(folder: str | os.PathLike) -> PCABasis:
 # Motion checkpoints
 
 
-def read_motion_checkpoint(path: str | os.PathLike, w_residual: float = 0.2) -> tuple[MotionConfig, dict[str, torch.Tensor]]:
+def read_motion_checkpoint(path: str | os.PathLike, w_residual: float = MotionConfig.w_residual) -> tuple[MotionConfig, dict[str, torch.Tensor]]:
     """An official ``modelR_epoch_N.pth`` -> (its motion config with step weight ``w_residual``,
     its state dict without PCA buffers). The sizes are read off the tensors, every tensor's
     shape must follow from them, and all values must be finite."""

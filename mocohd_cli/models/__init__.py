@@ -21,6 +21,7 @@ from .. import store
 from ..errors import MocohdError, a
 from ..formats import ConvertedModel, canonical, checks, read_any, sniff
 from ..generators import build_generator
+from ..motion import MotionConfig
 from ..runtime import pick_device, tune_allocator
 from .motion import build_motion, import_official
 
@@ -80,7 +81,7 @@ def import_model(
     overwrite: bool = False,
     pca: str | os.PathLike | None = None,
     image: str | None = None,
-    w_residual: float = 0.2,
+    w_residual: float = MotionConfig.w_residual,
 ) -> canonical.ModelHeader:
     """Convert any supported file to the canonical format and put it in the store as ``name``.
 

@@ -66,7 +66,7 @@ def save_motion(path: str | os.PathLike, M: MotionGenerator, image: dict | None 
                                 image=m.image)
 
 
-def import_official(path: str | os.PathLike, pca_dir: str | os.PathLike, w_residual: float = 0.2) -> ConvertedModel:
+def import_official(path: str | os.PathLike, pca_dir: str | os.PathLike, w_residual: float = MotionConfig.w_residual) -> ConvertedModel:
     """An official ``modelR_epoch_N.pth`` state dict plus its PCA folder -> a motion model."""
     path, pca_dir = Path(path), Path(pca_dir)
     check_real(w_residual, "w_residual")
