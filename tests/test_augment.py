@@ -1,12 +1,11 @@
 """The cross-domain augmentations (mocohd_cli/augment.py): cutout boxes, the
-per-image warp, random affine transforms. DiffAugment is tested with train-image
-(tests/test_train_image.py)."""
+per-image warp, random affine transforms; and DiffAugment (train-image)."""
 
 import math
 
 import torch
 
-from mocohd_cli.augment import affine_thetas, cutout, cutout_boxes, warp
+from mocohd_cli.augment import affine_thetas, cutout, cutout_boxes, diff_augment, warp
 
 
 def test_cutout_boxes_follow_the_official_ranges():
@@ -58,3 +57,15 @@ def test_affine_thetas_are_rotations_scales_and_translations():
     assert float(th[:, :, 2].abs().max()) <= 0.1
     angles = torch.atan2(lin[:, 1, 0], lin[:, 0, 0])
     assert float(angles.min()) < -0.9 * math.pi and float(angles.max()) > 0.9 * math.pi
+
+
+def test_diff_augment_is_seeded_and_differentiable():
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    a = diff_augment(x, torch.Generator().manual_seed(1))
+    b = diff_augment(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
+    # every image has a zeroed cut-out square, at least a quarter of it inside the image
+    zeros = (a.detach() == 0).all(dim=1).sum(dim=(1, 2))
+    assert bool((zeros >= 16).all())
+    a.square().sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

@@ -1,8 +1,7 @@
 """The discriminators (mocohd_cli/discriminators/): the multi-scale PatchGAN
 video and image discriminators of the in-domain setting, the SN-ResNet image
 discriminator of the cross-domain setting, and its contrastive head (InfoNCE,
-momentum copy, queue). StyleGAN2's discriminator is tested with train-image
-(tests/test_train_image.py)."""
+momentum copy, queue), and StyleGAN2's residual discriminator (train-image)."""
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from mocohd_cli.discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscriminator,
                                        MultiscaleVideoDiscriminator, SNResNetDiscriminator, info_nce)
 from mocohd_cli.discriminators.snresnet import channel_multipliers
+from mocohd_cli.discriminators.stylegan2 import StyleGAN2Discriminator
 
 # ---------------------------------------------------------------- PatchGAN (in-domain)
 
@@ -115,3 +115,19 @@ def test_contrastive_momentum_copy_and_queue():
     assert torch.equal(C.queue_later[:4], torch.full((4, 4), -2.0))
     loss = C.loss(*torch.randn(4, 2, 4).unbind(0))
     assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+# ---------------------------------------------------------------- StyleGAN2 (train-image)
+
+
+def test_discriminator_shapes_and_minibatch_std():
+    torch.manual_seed(0)
+    D = StyleGAN2Discriminator(32, channel_base=512, channel_max=32)
+    assert D(torch.randn(6, 3, 32, 32)).shape == (6,)
+    x = torch.randn(8, 4, 4, 4)
+    y = D.minibatch_std(x)
+    assert y.shape == (8, 5, 4, 4) and torch.equal(y[:, :4], x)
+    # sample i belongs to group i % 2 (groups of 4 among 8): its extra channel is that group's mean std
+    group = x[[0, 2, 4, 6]]
+    expected = (group.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
+    torch.testing.assert_close(y[0, 4, 0, 0], expected)
