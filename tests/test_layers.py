@@ -29,8 +29,8 @@ LAYERS = {
     # 2 networks
     "mocohd_cli.generators": 2, "mocohd_cli.motion": 2, "mocohd_cli.discriminators": 2,
     "mocohd_cli.losses": 2, "mocohd_cli.augment": 2,
-    # 3 PCA maths
-    "mocohd_cli.pca": 3,
+    # 3 PCA maths; metric maths (Fréchet distance, feature statistics)
+    "mocohd_cli.pca": 3, "mocohd_cli.metrics": 3,
     # 4 file formats
     "mocohd_cli.formats": 4,
     # 5 the model store
@@ -39,6 +39,7 @@ LAYERS = {
     "mocohd_cli.models": 6,
     # 7 recipes: frames, video files, datasets
     "mocohd_cli.frames": 7, "mocohd_cli.video": 7, "mocohd_cli.data": 7,
+    "mocohd_cli.metrics.protocol": 7,  # the evaluation protocol: real clips from datasets
     # 8 commands
     "mocohd_cli.render": 8, "mocohd_cli.train": 8, "mocohd_cli.hub": 8,
     # 9 the command line and the package's public API

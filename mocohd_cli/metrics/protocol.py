@@ -1,0 +1,240 @@
+"""The evaluation protocol of StyleGAN-V (Skorokhodov et al., CVPR 2022), as data, and its real clips.
+
+    p = PROTOCOLS["fvd16"]
+    real = sample_real_clips("./voxceleb", p, seed=0, frame_size=256)
+    real.skipped                              # videos too short for p, counted
+    for clips in real:                        # uint8 [B, T, H, W, C], B <= batch
+        x = to_detector_input(clips)          # float [B, C, T, H, W] in [-1, 1]
+
+Where each choice comes from (StyleGAN-V's code: ``src/metrics/metric_main.py``,
+``frechet_video_distance.py``, ``metric_utils.py``, ``src/training/dataset.py``):
+- Metrics: ``fvd2048_16f`` = 16 consecutive frames, ``fvd2048_128f`` = 128,
+  ``fvd2048_128f_subsample8f`` = 16 frames every 8th (``subsample_factor=8``);
+  2048 real and 2048 fake clips (``max_real``, ``num_gen``). FID: frames, 50,000.
+- Too-short videos are discarded (``discard_short_videos=True``) when they
+  have fewer than ``frames * step`` frames (128 for fvd128-sub8, although a
+  clip spans only 121): StyleGAN-V's rule, kept so the same videos count.
+- The offset of a real clip is uniform over every start whose clip fits:
+  0 .. length - ((frames - 1) * step + 1), both ends included (StyleGAN-V's
+  ``random.randint(0, len - n * f + f - 1)``, the same range). StyleGAN-V
+  draws it from Python's global ``random`` in data-loader workers, so its real
+  statistics change from run to run (its issues #23, #37, #46). OUR CHOICE:
+  clip k's offset comes from its own generator seeded with (seed, k), so the
+  same seed gives the same clips whatever the batch size or process count.
+- One clip per video, the first ``min(n, videos)`` videos in dataset order
+  (StyleGAN-V: ``max_items = min(len(dataset), max_real)``, items 0, 1, ...):
+  a dataset with fewer usable videos than ``n`` gives fewer real clips, not
+  an error (``RealClips.count`` says how many). OUR CHOICE: ``repeat=True``
+  instead cycles through the videos with fresh offsets until ``n`` clips,
+  for small datasets; it is off by default, as the protocol has it. Taking
+  the first videos (not a random subset) follows StyleGAN-V too, and biases
+  class-sorted datasets (UCF-101) toward their first classes.
+- Fakes (``random_offset=False``): StyleGAN-V reads generated videos from
+  their first frame (``load_n_consecutive_random_offset=False``).
+- Covariance: StyleGAN-V's FeatureStats divides by n (``ddof=0``) for FVD;
+  FID follows pytorch-fid, ``np.cov`` (``ddof=1``), as issue 14 asks.
+- FID frames, OUR CHOICE: all frames of the usable videos when they are at
+  most ``n``, else a seeded uniform sample of ``n`` of them without
+  replacement, read in dataset order (StyleGAN-V's ``fid50k_full`` reads every
+  real frame; 50,000 is pytorch-fid's and StyleGAN2's usual count).
+- Frames come from mocohd's clip cache (``mocohd_cli.data.prepare``): square
+  centre crops resized with antialiasing to ``frame_size`` (StyleGAN-V's
+  datasets are pre-resized squares). A folder is prepared with
+  ``min_frames=1`` so that no video a protocol could use is dropped; a cache
+  prepared earlier for training (``min_frames`` 31) has already dropped the
+  shorter ones, which are then counted as skipped too (``prepared_min_frames``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..data import ClipDataset, PreparedData, prepare
+from ..errors import MocohdError, UsageError
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    frames: int  # frames per clip given to the detector (1: single frames, FID)
+    step: int  # every step-th frame
+    count: int  # default number of real and of fake clips (frames for FID)
+    detector: str  # "i3d" | "inception"
+    ddof: int  # covariance estimator: 0 StyleGAN-V, 1 numpy.cov / pytorch-fid
+
+    @property
+    def span(self) -> int:
+        """Source frames one clip covers."""
+        return (self.frames - 1) * self.step + 1
+
+    @property
+    def min_length(self) -> int:
+        """Shorter videos are skipped (StyleGAN-V: ``frames * subsample_factor``)."""
+        return self.frames * self.step
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "fvd16": Protocol("fvd16", frames=16, step=1, count=2048, detector="i3d", ddof=0),
+    "fvd128": Protocol("fvd128", frames=128, step=1, count=2048, detector="i3d", ddof=0),
+    "fvd128-sub8": Protocol("fvd128-sub8", frames=16, step=8, count=2048, detector="i3d", ddof=0),
+    "fid": Protocol("fid", frames=1, step=1, count=50_000, detector="inception", ddof=1),
+}
+
+
+def get_protocol(protocol: str | Protocol) -> Protocol:
+    if isinstance(protocol, Protocol):
+        return protocol
+    try:
+        return PROTOCOLS[protocol]
+    except (KeyError, TypeError):
+        raise UsageError(f"unknown metric {protocol!r} (known: {', '.join(PROTOCOLS)})") from None
+
+
+class _CacheVideos:
+    """Videos of a prepared clip cache, read through ``ClipDataset`` (memory-mapped, frames on demand)."""
+
+    def __init__(self, cache: Path, p: Protocol):
+        try:
+            self.index = json.loads((cache / "index.json").read_text())
+            lengths = [int(v["frames"]) for v in self.index["videos"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise MocohdError(f"{cache}: not a prepared clip cache (run `mocohd prepare`)") from e
+        self.prepared_min_frames = int(self.index.get("min_frames", 1))
+        dropped = int(self.index.get("skipped", {}).get("too short", 0))
+        self.usable = [i for i, n in enumerate(lengths) if n >= p.min_length]
+        self.lengths = [lengths[i] for i in self.usable]
+        self.skipped = len(lengths) - len(self.usable) + dropped
+        self.ds_index = []
+        if self.usable:  # ClipDataset keeps the videos of at least ``span`` frames: find ours among them
+            self.ds = ClipDataset(cache, frames=p.frames, time_step=p.step)
+            pos = {v["file"]: k for k, v in enumerate(self.ds.videos)}
+            self.ds_index = [pos[self.index["videos"][i]["file"]] for i in self.usable]
+
+    def clip(self, k: int, start: int) -> torch.Tensor:
+        return self.ds.clip(self.ds_index[k], start)
+
+
+class _MemoryVideos:
+    """Videos given as uint8 arrays or tensors [T, H, W, C]."""
+
+    prepared_min_frames = 1
+
+    def __init__(self, videos: Sequence, p: Protocol):
+        self.step, self.span = p.step, p.span
+        tensors = []
+        for i, v in enumerate(videos):
+            t = torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
+            if t.dtype != torch.uint8 or t.ndim != 4:
+                raise UsageError(f"video {i}: expected uint8 [T, H, W, C], got {t.dtype} {list(t.shape)}")
+            tensors.append(t)
+        self.usable = [i for i, t in enumerate(tensors) if t.shape[0] >= p.min_length]
+        self.videos = [tensors[i] for i in self.usable]
+        self.lengths = [int(t.shape[0]) for t in self.videos]
+        self.skipped = len(tensors) - len(self.usable)
+
+    def clip(self, k: int, start: int) -> torch.Tensor:
+        return self.videos[k][start : start + self.span : self.step]
+
+
+@dataclass
+class RealClips:
+    """The clips of one protocol from one dataset: iterate for uint8 batches [B, T, H, W, C].
+
+    ``plan``: (video, start) per clip, video numbered among the usable ones
+    (``sources[video]`` is its number in the dataset); ``skipped``: videos too
+    short for the protocol. Only the plan is held; frames are read batch by
+    batch, so memory does not grow with the number of clips."""
+
+    protocol: Protocol
+    plan: list[tuple[int, int]]
+    skipped: int
+    videos: int  # usable videos
+    sources: list[int]
+    prepared_min_frames: int
+    batch: int
+    _reader: object
+
+    @property
+    def count(self) -> int:
+        return len(self.plan)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for b in range(0, len(self.plan), self.batch):
+            yield torch.stack([self._reader.clip(k, s) for k, s in self.plan[b : b + self.batch]])
+
+
+def _clip_start(seed: int, k: int, high: int) -> int:
+    """Clip k's offset in [0, high): its own generator, seeded by (seed, k)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + k)
+    return int(torch.randint(high, (), generator=g))
+
+
+def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, protocol: str | Protocol,
+                      n: int | None = None, seed: int = 0, *, batch: int = 16, frame_size: int = 128,
+                      repeat: bool = False, random_offset: bool = True) -> RealClips:
+    """The clips ``protocol`` compares, from ``source``: a dataset folder (prepared into the clip cache
+    at ``frame_size`` if it is not yet), a clip cache folder, a ``PreparedData``, or a list of uint8
+    videos [T, H, W, C]. ``n``: clips (frames for fid), the protocol's count by default. See the
+    module docstring for where each rule comes from. Raises ``MocohdError`` when no video is long
+    enough."""
+    p = get_protocol(protocol)
+    n = p.count if n is None else n
+    for name, value in (("n", n), ("batch", batch), ("frame_size", frame_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"sample_real_clips: {name} must be a positive integer, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**40:
+        raise UsageError(f"sample_real_clips: seed must be an integer in 0..2^40-1, got {seed!r}")
+
+    if isinstance(source, PreparedData):
+        reader, where = _CacheVideos(source.cache, p), str(source.cache)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_dir():
+            raise MocohdError(f"{path}: no such dataset folder")
+        cache = path if (path / "index.json").is_file() else prepare(path, frame_size=frame_size, min_frames=1).cache
+        reader, where = _CacheVideos(cache, p), str(path)
+    else:
+        reader, where = _MemoryVideos(source, p), "the videos given"
+    if not reader.usable:
+        raise MocohdError(f"{where}: no video has the {p.min_length} frames {p.name} needs "
+                          f"({reader.skipped} too short)")
+
+    if p.frames == 1:  # single frames: all of them, or a seeded sample in dataset order
+        ends = np.cumsum(reader.lengths)
+        total = int(ends[-1])
+        if n >= total:
+            flat = np.arange(total)
+        else:
+            g = torch.Generator().manual_seed(seed)
+            flat = np.sort(torch.randperm(total, generator=g)[:n].numpy())
+        video = np.searchsorted(ends, flat, side="right")
+        starts = flat - np.concatenate([[0], ends[:-1]])[video]
+        plan = [(int(v), int(s)) for v, s in zip(video, starts)]
+    else:
+        count = n if repeat else min(n, len(reader.lengths))
+        plan = []
+        for k in range(count):
+            v = k % len(reader.lengths)
+            high = reader.lengths[v] - p.span + 1
+            plan.append((v, _clip_start(seed, k, high) if random_offset else 0))
+    return RealClips(p, plan, reader.skipped, len(reader.usable), list(reader.usable),
+                     reader.prepared_min_frames, batch, reader)
+
+
+def to_detector_input(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, T, H, W, C] -> float32 [B, C, T, H, W] in [-1, 1] (x / 127.5 - 1), on the clips' device.
+    Resizing to the detector's input size (224 for I3D, 299 for Inception) is the detector's job."""
+    if not isinstance(clips, torch.Tensor) or clips.dtype != torch.uint8 or clips.ndim != 5:
+        what = f"{clips.dtype} {list(clips.shape)}" if isinstance(clips, torch.Tensor) else type(clips).__name__
+        raise UsageError(f"to_detector_input: expected uint8 clips [B, T, H, W, C], got {what}")
+    return clips.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)
