@@ -62,6 +62,28 @@ def test_prepare_skips_and_counts_junk(dataset):
     assert not [p for p in info.cache.iterdir() if ".tmp-" in p.name]
 
 
+def test_one_cache_serves_every_clip_length(dataset):
+    """Training first (31 frames per video) must not hide the short video from a later
+    user of the same cache that needs fewer (train-image, evaluation)."""
+    assert prepare(dataset, frame_size=8, min_frames=31).videos == 2
+    every = prepare(dataset, frame_size=8, min_frames=1)
+    assert every.reused and (every.videos, every.frames) == (3, 85)
+    assert every.skipped == {"unreadable": 1, "too short": 0, "not videos": 1}
+    assert len(ClipDataset(every.cache, frames=16, time_step=2)) == 2  # clips skip what is too short for them
+
+
+def test_a_cache_that_dropped_short_videos_is_decoded_again_when_they_are_needed(dataset):
+    import json
+
+    info = prepare(dataset, frame_size=8, min_frames=31)
+    index = json.loads((info.cache / "index.json").read_text())  # as an older mocohd wrote it: short ones dropped
+    index.update(min_frames=31, videos=[v for v in index["videos"] if v["frames"] >= 31])
+    (info.cache / "index.json").write_text(json.dumps(index))
+    assert prepare(dataset, frame_size=8, min_frames=31).reused
+    again = prepare(dataset, frame_size=8, min_frames=1)
+    assert not again.reused and again.videos == 3
+
+
 def test_clips_take_every_nth_frame(dataset):
     info = prepare(dataset, frame_size=8)
     ds = ClipDataset(info.cache, frames=16, time_step=2)

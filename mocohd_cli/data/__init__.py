@@ -144,7 +144,11 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
     """Decode every video under ``root`` once into the clip cache (reused unless ``force``).
 
     ``min_frames``: shorter videos are skipped (one clip of 16 frames every 2nd
-    frame needs 31). ``progress(done, total)`` is called per video.
+    frame needs 31): counted, and not in the returned counts. The cache itself
+    keeps every video with a frame, so that later users with other needs (an
+    image generator's frames, an evaluation protocol) find them all; a cache
+    written by an older mocohd that dropped short videos is decoded again when
+    a caller needs shorter ones. ``progress(done, total)`` is called per video.
     """
     root = Path(root)
     out = cache_dir(root, frame_size)
@@ -152,8 +156,8 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
     if index_path.is_file() and not force:
         try:
             idx = json.loads(index_path.read_text())
-            return PreparedData(out, len(idx["videos"]), sum(v["frames"] for v in idx["videos"]), frame_size,
-                                idx["skipped"], reused=True)
+            if int(idx.get("min_frames", 1)) <= min_frames:  # it holds every video this caller can use
+                return _usable(root, out, idx, min_frames, reused=True)
         except (OSError, ValueError, KeyError, TypeError):
             pass  # an unreadable index: decode again
     videos, others = scan(root)
@@ -172,7 +176,7 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
             frames = None
         if frames is not None:
             t = torch.cat(frames) if frames else torch.empty(0, frame_size, frame_size, 3, dtype=torch.uint8)
-            if t.shape[0] < min_frames:
+            if t.shape[0] == 0:
                 skipped["too short"] += 1
             else:
                 fname = f"{len(entries):06d}.safetensors"
@@ -180,12 +184,24 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
                 entries.append({"file": fname, "source": str(src.path.relative_to(root)), "frames": int(t.shape[0])})
         if progress:
             progress(i + 1, len(videos))
-    if not entries:
-        raise MocohdError(_nothing_usable(root, len(videos), skipped, min_frames))
-    index = {"version": CACHE_VERSION, "root": str(root.resolve()), "frame_size": frame_size, "min_frames": min_frames,
-             "videos": entries, "skipped": skipped}
-    _write(index_path, json.dumps(index, indent=1).encode())
-    return PreparedData(out, len(entries), sum(e["frames"] for e in entries), frame_size, skipped)
+    index = {"version": CACHE_VERSION, "root": str(root.resolve()), "frame_size": frame_size, "min_frames": 1,
+             "videos": entries, "skipped": skipped, "found": len(videos)}
+    if entries:
+        _write(index_path, json.dumps(index, indent=1).encode())
+    return _usable(root, out, index, min_frames, reused=False)
+
+
+def _usable(root: Path, out: Path, index: dict, min_frames: int, reused: bool) -> PreparedData:
+    """What a cache offers a caller that needs ``min_frames`` frames per video: the
+    shorter ones are counted as too short (they stay in the cache for others)."""
+    usable = [v for v in index["videos"] if v["frames"] >= min_frames]
+    skipped = dict(index["skipped"])
+    skipped["too short"] = skipped.get("too short", 0) + len(index["videos"]) - len(usable)
+    if not usable:
+        found = int(index.get("found", len(index["videos"]) + skipped.get("unreadable", 0) + skipped["too short"]))
+        raise MocohdError(_nothing_usable(root, found, skipped, min_frames))
+    return PreparedData(out, len(usable), sum(v["frames"] for v in usable), int(index["frame_size"]), skipped,
+                        reused=reused)
 
 
 def _write(path: Path, data: bytes) -> None:
