@@ -150,6 +150,12 @@ class MappingNetwork(nn.Module):
         return x
 
 
+def _compiling() -> bool:
+    """Whether torch.compile is tracing (the weight cache compares data pointers, which it cannot trace)."""
+    check = getattr(torch.compiler, "is_compiling", None)
+    return bool(check and check())
+
+
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally 2x up-sampling) + noise + bias + lrelu."""
 
@@ -166,7 +172,7 @@ class SynthesisLayer(nn.Module):
     def weight_sq(self) -> torch.Tensor:
         """Per (out, in) squared norm of the 3x3 kernels, cached while the weight is unchanged."""
         w = self.weight
-        if w.requires_grad and torch.is_grad_enabled():
+        if (w.requires_grad and torch.is_grad_enabled()) or _compiling():  # a compiled graph computes it once itself
             return w.square().sum(dim=[2, 3])
         key = (w._version, w.data_ptr(), w.device, w.dtype)
         if self._weight_sq[0] != key:
