@@ -9,7 +9,7 @@ tensor is scanned for NaN/inf. This measures, on the same files in one run:
 reading the tensors alone, the check alone (hash + scan), and the whole
 ``load_image_generator``; and, as the machine's peak for the hash, plain
 ``hashlib.sha256`` over one buffer of the same size. Reported as times,
-MB/s, the check's share of the whole load and its fraction of the hash peak.
+MiB/s, the check's share of the whole load and its fraction of the hash peak.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ def measure(path: Path, repeats: int) -> dict:
     load = best_of(lambda: load_image_generator(str(path), device="cpu"), repeats)
     buffer = b"\0" * size
     peak = best_of(lambda: hashlib.sha256(buffer).digest(), repeats)
-    mb = size / 2**20
-    return {"file": path.name, "MB": mb, "read_ms": read * 1e3, "check_ms": check * 1e3, "load_ms": load * 1e3,
-            "check_MB_s": mb / check, "share_of_load": check / load, "of_hash_peak": peak / check}
+    mib = size / 2**20
+    return {"file": path.name, "MiB": mib, "read_ms": read * 1e3, "check_ms": check * 1e3, "load_ms": load * 1e3,
+            "check_MiB_s": mib / check, "share_of_load": check / load, "of_hash_peak": peak / check}
 
 
 def main() -> None:
@@ -70,11 +70,11 @@ def main() -> None:
         canonical.save_model(path, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
         del G
         rows.append(measure(path, args.repeats))
-    print("| file | MB | read tensors ms | check ms | whole load ms | check MB/s | check / load | hash peak / check |")
+    print("| file | MiB | read tensors ms | check ms | whole load ms | check MiB/s | check / load | hash peak / check |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['file']} | {r['MB']:.1f} | {r['read_ms']:.1f} | {r['check_ms']:.1f} | {r['load_ms']:.1f} | "
-              f"{r['check_MB_s']:.0f} | {r['share_of_load']:.0%} | {r['of_hash_peak']:.0%} |")
+        print(f"| {r['file']} | {r['MiB']:.1f} | {r['read_ms']:.1f} | {r['check_ms']:.1f} | {r['load_ms']:.1f} | "
+              f"{r['check_MiB_s']:.0f} | {r['share_of_load']:.0%} | {r['of_hash_peak']:.0%} |")
 
 
 if __name__ == "__main__":

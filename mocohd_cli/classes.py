@@ -11,6 +11,7 @@ read as a file of the ``mocohd_cli`` package (no module of ``mocohd_cli.data`` i
 from __future__ import annotations
 
 import difflib
+from functools import lru_cache
 from importlib.resources import files
 
 import torch
@@ -27,11 +28,12 @@ def one_hot(classes, num_classes: int, device=None) -> torch.Tensor:
     return F.one_hot(idx, num_classes).float().to(device)
 
 
-def class_names() -> list[str]:
-    """The 1000 ImageNet class names, index = label (mocohd_cli/data/imagenet_classes.txt)."""
+@lru_cache(maxsize=1)
+def class_names() -> tuple[str, ...]:
+    """The 1000 ImageNet class names, index = label (mocohd_cli/data/imagenet_classes.txt); read once."""
     folder, name = CLASS_FILE
     text = (files("mocohd_cli") / folder / name).read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 def _norm(name: str) -> str:

@@ -26,13 +26,13 @@ import torch
 
 from .classes import describe_class
 from .errors import UsageError
-from .frames import (NOISE_MODES, VideoNoise, check_noise, check_pair, check_truncation, class_vectors,  # noqa: F401
-                     draw_classes, draw_w1, synthesize)
+from .frames import (VideoNoise, check_noise, check_pair, check_truncation, class_vectors, draw_classes, draw_w1,
+                     synthesize)
 from .models import load_image_generator
 from .models.motion import load_motion
 from .models.pca import pca_for
-from .video import (FORMATS, VideoWriter, check_fps, check_frame_budget, check_output, check_videos, grid_shape,  # noqa: F401
-                    output_format, output_paths, sweep_stale, tile, whole, write_videos)
+from .video import (check_fps, check_frame_budget, check_output, check_videos, output_format, output_paths,  # noqa: F401
+                    tile, whole, write_videos)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SEED_STREAMS = 40  # _generator shifts stream k by k << 40: seeds below 2**40 never share a stream
@@ -207,10 +207,12 @@ def render(
         M = M.retarget(basis.components, basis.stdev)
         note = (f"cross-domain: motion trained with '{M.image.get('image_name', '?')}' re-expressed in the PCA basis "
                 f"of '{G.identity['name']}' (direction k -> direction k, scaled by its stdev)")
+    per_video = None
     if G.c_dim:
         if labels is None and M.source.get("classes") and source_sha == G.identity["weights_sha256"]:
             labels = [int(k) for k in M.source["classes"]]
-        shown = sorted(set(video_classes(G, videos, seed, labels)))
+        per_video = video_classes(G, videos, seed, labels)
+        shown = sorted(set(per_video))
         line = "class " + ", ".join(describe_class(k, G.c_dim) for k in shown[:8]) + (", ..." if len(shown) > 8 else "")
         if label_to is not None:
             line += f" -> {describe_class(label_to, G.c_dim)}"
@@ -218,7 +220,7 @@ def render(
     total = (frames - 1) * interpolate + 1
     if on_start:
         on_start(total * videos, note)
-    stream = render_frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, DTYPES[dtype],
-                           classes=labels, class_to=label_to)
+    # everything is checked above: straight to the frames (render_frames would check it all again)
+    stream = _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, DTYPES[dtype], per_video, label_to)
     paths, count, size = write_videos(stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos)))
     return RenderResult(paths, count, size, note)

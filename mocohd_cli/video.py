@@ -424,7 +424,9 @@ class VideoWriter:
                 return
             if foreign_entries(self.path):
                 raise MocohdError(f"'{self.path}' got other files while rendering: the frames were not kept")
-            self._write_marker(self.path)  # first: from here on the folder is recognisably ours
+            # The marker goes while frames are replaced and comes back last: a folder cut short
+            # by a kill (old and new frames mixed) is never taken for a complete render again.
+            (self.path / FRAMES_MARKER).unlink(missing_ok=True)
             for k in range(self.count):
                 name = f"{k:06d}.png"
                 os.replace(self.tmp / name, self.path / name)  # each frame replaced whole
@@ -432,6 +434,7 @@ class VideoWriter:
                 m = _FRAME.fullmatch(name)
                 if m and int(m.group(1)) >= self.count and _is_frame_file(self.path, name):
                     (self.path / name).unlink()
+            self._write_marker(self.path)
             self.tmp.rmdir()
         except OSError as e:
             raise write_error(self.path, e) from None

@@ -2,9 +2,9 @@
 
     MOCOHD_TEST_DEVICE=cuda python -m pytest -m device     # what benchmarks/gpu_check.py runs on a GPU
 
-``test_device()`` reads ``MOCOHD_TEST_DEVICE`` (default ``cpu``) and skips the calling test
-when that device is not available here, so the marked tests run anywhere: on a CPU-only
-machine they compare the CPU with itself (smoke tests), on a GPU machine the GPU with the CPU.
+``test_device()`` reads ``MOCOHD_TEST_DEVICE`` (default ``cpu``) and fails the calling test
+when that device is not available here. By default the marked tests compare the CPU with
+itself (smoke tests); on a GPU machine, with the variable set, the GPU with the CPU.
 """
 
 from __future__ import annotations
@@ -31,14 +31,15 @@ def available(device: torch.device) -> bool:
 
 
 def test_device() -> torch.device:
-    """The device asked for by ``MOCOHD_TEST_DEVICE`` (default cpu); skips the test if it is unavailable."""
+    """The device asked for by ``MOCOHD_TEST_DEVICE`` (default cpu). A device that was asked
+    for and is not there fails the test: a run meant for a GPU must never pass by skipping."""
     name = os.environ.get(ENV, "").strip() or "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
-        pytest.skip(f"{ENV}={name!r} is not a device name")
+        pytest.fail(f"{ENV}={name!r} is not a device name", pytrace=False)
     if not available(device):
-        pytest.skip(f"{ENV}={name}: that device is not available here")
+        pytest.fail(f"{ENV}={name}: that device is not available here", pytrace=False)
     return device
 
 

@@ -236,6 +236,26 @@ def test_a_previous_renders_frames_are_replaced(tmp_path, pair, capsys):
     assert code == 1 and "keep.txt" in err and len(list(frames_dir.glob("*.png"))) == 3
 
 
+def test_frames_replaced_halfway_are_never_taken_for_a_complete_render(tmp_path, pair, capsys, monkeypatch):
+    frames_dir = tmp_path / "frames"
+    assert _cli(capsys, tmp_path, pair, frames_dir, "-n", "4")[0] == 0
+    real_replace, moved = os.replace, []
+
+    def cut_after_one_frame(src, dst):  # a kill (here: a failure) while the frames are moved in
+        if str(dst).endswith(".png") and moved:
+            raise OSError(28, "No space left on device")
+        moved.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", cut_after_one_frame)
+    code, _, err = _cli(capsys, tmp_path, pair, frames_dir, "-n", "4", "--seed", "1")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert code == 1 and "no space left on device" in err
+    assert not (frames_dir / ".mocohd-frames").exists()  # old and new frames mixed: no longer marked as ours
+    code, _, err = _cli(capsys, tmp_path, pair, frames_dir, "-n", "2")
+    assert code == 1 and "not a previous render's frames" in err and len(list(frames_dir.glob("*.png"))) == 4
+
+
 def test_empty_and_symlinked_folders_and_dot(tmp_path, pair, capsys, monkeypatch):
     target = tmp_path / "target"
     target.mkdir()

@@ -7,6 +7,7 @@ import torch
 from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
 
 from .conftest import randomized_generator, tiny_config
+from .devices import psnr
 
 
 @pytest.mark.parametrize("resolution,batch", [(4, 1), (8, 2), (16, 1), (32, 4), (64, 2)])
@@ -88,11 +89,6 @@ def test_config_f_parameter_count():
     assert sum(p.numel() for p in G.parameters()) == 30_370_060
 
 
-def _psnr(a, b):
-    mse = (a - b).square().mean()
-    return float(10 * torch.log10((b.max() - b.min()) ** 2 / mse))
-
-
 def test_bfloat16_path_stays_above_40db():
     G = randomized_generator(tiny_config(32, channel_base=1024, channel_max=64))
     w = G.mapping(torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(0)))
@@ -100,7 +96,7 @@ def test_bfloat16_path_stays_above_40db():
         ref = G.synthesis(w)
         bf = G.synthesis(w, dtype=torch.bfloat16)
     assert bf.dtype == torch.float32 and bf.shape == ref.shape
-    assert 40 < _psnr(bf, ref) < 90  # close, but really computed in reduced precision
+    assert 40 < psnr(bf, ref) < 90  # close, but really computed in reduced precision
 
 
 def test_sub_batches_give_the_same_frames(tiny_generator):

@@ -134,6 +134,10 @@ def test_an_image_run_killed_before_its_first_checkpoint_starts_over(heads):
     (r.run / "checkpoint.pt").unlink()
     r = train_image(tiny(heads, name="early", steps=1))  # no --force needed
     assert r.step == 1 and _ckpt("early")["step"] == 1
+    (r.run / "samples").mkdir(exist_ok=True)
+    (r.run / "samples" / ".step_0000009.png.tmp-999999").write_bytes(b"half a png")  # a sample write cut by a kill
+    r = train_image(ImageTrainConfig(name="early", steps=2), resume=True)
+    assert r.step == 2 and not list(r.run.rglob(".*.tmp-*"))
 
 
 def test_settings_are_checked_by_the_library(heads):

@@ -165,6 +165,7 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
     entries = []
     try:
         out.mkdir(parents=True, exist_ok=True)
+        index_path.unlink(missing_ok=True)  # the index is written last: a cache cut short is never reused
     except OSError as e:
         raise MocohdError(f"cannot create the clip cache folder {out}: {e.strerror} "
                           "(set MOCOHD_HOME to a writable folder)") from e

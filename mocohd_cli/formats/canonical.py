@@ -89,7 +89,7 @@ def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
 def verify_tensors(tensors: dict[str, torch.Tensor], recorded: str, origin) -> str:
     """Hash the tensors and look for NaN/inf in one pass over them; refuse a recorded
     hash that differs (an empty one, from a file that has none, is not compared).
-    Returns the computed weights sha256. About 0.55 ms per MB on one core (133 MB: 73 ms)."""
+    Returns the computed weights sha256 (cost: benchmarks/bench_load_checks.py)."""
     h = hashlib.sha256()
     bad = None
     for name in sorted(tensors):

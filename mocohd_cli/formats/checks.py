@@ -184,9 +184,3 @@ def check_shapes(kind: str, family: str, config: dict, shapes: dict[str, tuple[i
             raise MocohdError(f"{origin}: weights do not match the {what}: {name} is {_shape(shapes[name])} "
                               f"in the file, the config needs {_shape(expected[name])}")
 
-
-def check_model(model, origin) -> None:
-    """Shapes against the config, then finiteness, of a converted model (``ConvertedModel``)."""
-    check_shapes(model.kind, model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin)
-    check_finite(model.tensors, origin)
-

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from .. import store
-from ..errors import MocohdError, a
-from ..formats import canonical, checks
+from ..errors import MocohdError
+from ..formats import canonical, read_any
 from ..pca import PCA_FAMILY, PCABasis, fit_pca
 from . import image_identity, load_image_generator
 
@@ -32,12 +32,8 @@ def save_pca(basis: PCABasis, path: str | os.PathLike, source: dict | None = Non
 def load_pca(path: str | os.PathLike) -> PCABasis:
     """A stored basis; its shapes are checked against its config before its tensors
     are read, and the tensors against its recorded hash and for NaN/inf."""
-    h = canonical.read_header(path)
-    if h.kind != "pca":
-        raise MocohdError(f"{path}: is {a(h.kind)} model, expected a PCA basis")
-    checks.check_shapes("pca", h.family, h.config, h.shapes, path)
-    t, _ = canonical.load_verified(path, h)
-    return PCABasis.from_tensors(t, {**h.config, **h.image})
+    m = read_any(path, kind="pca")
+    return PCABasis.from_tensors(m.tensors, {**m.config, **m.image})
 
 
 def find_cached(image_sha256: str) -> Path | None:
@@ -60,15 +56,15 @@ def pca_for(image: str | os.PathLike, G=None, samples: int = 1_000_000, batch: i
     weights sha256; with ``exact`` a cached basis must also have been fitted
     with the same ``samples`` and ``seed``; ``force`` always refits.
     """
-    ident = G.identity if G is not None and hasattr(G, "identity") else image_identity(image)
+    if G is None:  # loaded once: its file is read and verified once, cached basis or not
+        G = load_image_generator(image, device="auto")
+    ident = G.identity if hasattr(G, "identity") else image_identity(image)
     if not force:
         cached = find_cached(ident["weights_sha256"])
         if cached is not None:
             basis = load_pca(cached)
             if not exact or (basis.info.get("samples"), basis.info.get("seed")) == (samples, seed):
                 return basis, cached, False
-    if G is None:
-        G = load_image_generator(image, device="auto")
     basis = fit_pca(G, samples=samples, batch=batch, seed=seed, progress=progress)
     basis.info.update(image_name=ident["name"], image_sha256=ident["weights_sha256"])
     dest = store.store_path("pca", store.check_name(name or ident["name"]))

@@ -333,13 +333,14 @@ def start_run_folder(run: Path, cfg, step: int, fresh: bool) -> None:
     when starting from step 0 (``fresh``) and the temporary files of a killed save,
     write config.json and drop metric lines past ``step``."""
     run.mkdir(parents=True, exist_ok=True)
-    for tmp in run.glob(".*.tmp-*"):  # atomic writes cut by a kill
-        tmp.unlink(missing_ok=True)
+    for tmp in [*run.rglob(".*.tmp-*"), *run.rglob(".*.partial-*")]:  # checkpoint or sample writes cut by a kill
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    # config.json first: a kill between the two steps leaves the new settings, never the old ones without a checkpoint
+    atomic_write_bytes(run / "config.json", json.dumps(asdict(cfg), indent=1).encode())
     if fresh:
         for old in ("checkpoint.pt", "metrics.jsonl"):
             (run / old).unlink(missing_ok=True)
         shutil.rmtree(run / "samples", ignore_errors=True)
-    atomic_write_bytes(run / "config.json", json.dumps(asdict(cfg), indent=1).encode())
     _trim_metrics(run / "metrics.jsonl", step)
 
 
