@@ -128,13 +128,11 @@ class ImageGAN:
         """A loader's batch [B, R, R, 3] uint8 -> images [B, 3, R, R] in [-1, 1] on ``device``."""
         return batch.to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
 
+    STATE = ("G", "G_ema", "D", "opt_G", "opt_D")  # what a checkpoint holds, under these names
+
     def state_dict(self) -> dict:
-        return {"G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(), "D": self.D.state_dict(),
-                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict()}
+        return {k: getattr(self, k).state_dict() for k in self.STATE}
 
     def load_state_dict(self, sd: dict) -> None:
-        self.G.load_state_dict(sd["G"])
-        self.G_ema.load_state_dict(sd["G_ema"])
-        self.D.load_state_dict(sd["D"])
-        self.opt_G.load_state_dict(sd["opt_G"])
-        self.opt_D.load_state_dict(sd["opt_D"])
+        for k in self.STATE:
+            getattr(self, k).load_state_dict(sd[k])

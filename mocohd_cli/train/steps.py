@@ -262,20 +262,15 @@ class MotionGAN:
 
     # ------------------------------------------------------------------ state
 
+    STATE = ("M", "D_V", "D_I", "opt_M", "opt_V", "opt_I")  # what a checkpoint holds, under these names
+
     def state_dict(self) -> dict:
-        return {
-            "M": self.M.state_dict(), "D_V": self.D_V.state_dict(), "D_I": self.D_I.state_dict(),
-            "opt_M": self.opt_M.state_dict(), "opt_V": self.opt_V.state_dict(), "opt_I": self.opt_I.state_dict(),
-            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
-        }
+        return {**{k: getattr(self, k).state_dict() for k in self.STATE},
+                "scalers": {k: s.state_dict() for k, s in self.scalers.items()}}
 
     def load_state_dict(self, sd: dict) -> None:
-        self.M.load_state_dict(sd["M"])
-        self.D_V.load_state_dict(sd["D_V"])
-        self.D_I.load_state_dict(sd["D_I"])
-        self.opt_M.load_state_dict(sd["opt_M"])
-        self.opt_V.load_state_dict(sd["opt_V"])
-        self.opt_I.load_state_dict(sd["opt_I"])
+        for k in self.STATE:
+            getattr(self, k).load_state_dict(sd[k])
         for k, s in self.scalers.items():
             if sd.get("scalers", {}).get(k):
                 s.load_state_dict(sd["scalers"][k])
