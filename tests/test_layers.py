@@ -22,13 +22,13 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # Module or package -> layer. A module's layer is that of its longest listed prefix
 # (the package itself, its __init__, only by name: a new module must be listed).
 LAYERS = {
-    # 0 base: errors, devices, ImageNet class names
-    "mocohd_cli.errors": 0, "mocohd_cli.runtime": 0, "mocohd_cli.classes": 0,
+    # 0 base: errors, devices, process groups, ImageNet class names
+    "mocohd_cli.errors": 0, "mocohd_cli.runtime": 0, "mocohd_cli.distributed": 0, "mocohd_cli.classes": 0,
     # 1 kernels
     "mocohd_cli.ops": 1,
     # 2 networks
     "mocohd_cli.generators": 2, "mocohd_cli.motion": 2, "mocohd_cli.discriminators": 2,
-    "mocohd_cli.losses": 2, "mocohd_cli.augment": 2,
+    "mocohd_cli.losses": 2, "mocohd_cli.augment": 2, "mocohd_cli.detectors": 2,
     # 3 PCA maths; metric maths (Fréchet distance, feature statistics)
     "mocohd_cli.pca": 3, "mocohd_cli.metrics": 3,
     # 4 file formats
@@ -42,6 +42,7 @@ LAYERS = {
     "mocohd_cli.metrics.protocol": 7,  # the evaluation protocol: real clips from datasets
     # 8 commands
     "mocohd_cli.render": 8, "mocohd_cli.train": 8, "mocohd_cli.hub": 8,
+    "mocohd_cli.metrics.evaluate": 8,  # `mocohd eval`: renders fakes, embeds, compares (train --eval-every uses it)
     # 9 the command line and the package's public API
     "mocohd_cli.cli": 9, "mocohd_cli.__main__": 9, "mocohd_cli": 9,
 }

@@ -15,7 +15,7 @@ motion recipe, ``MotionGAN``), ``image_gan`` (the image recipe, ``ImageGAN``),
 """
 
 from .config import ImageTrainConfig, TrainConfig
-from .distributed import Dist
+from ..distributed import Dist
 from .run import load_checkpoint, run_dir
 from .steps import GANConfig, MotionGAN
 from .trainer import TrainResult, train

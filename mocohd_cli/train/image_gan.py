@@ -25,7 +25,7 @@ from ..augment import diff_augment
 from ..discriminators.stylegan2 import StyleGAN2Discriminator
 from ..generators import StyleGAN2Generator
 from .config import ImageTrainConfig
-from .distributed import Dist
+from ..distributed import Dist
 
 
 class ImageGAN:

@@ -50,7 +50,7 @@ from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, atomic_writer, read_header
 from ..runtime import enable_tf32
 from .config import RunSettings, setting
-from .distributed import Dist
+from ..distributed import Dist
 
 CHECKPOINT_VERSION = 1
 T = TypeVar("T")
@@ -234,14 +234,9 @@ class Run:
         return resolve_precision(self.cfg.precision, self.device)
 
     def writer_first(self, work: Callable[[bool], T]) -> T:
-        """``work(True)`` on the writer rank, then, after a barrier, ``work(False)`` on the others:
+        """``work(True)`` on the writer rank, then ``work(False)`` on the others (``Dist.writer_first``):
         the writer fills a cache (the decoded data, the PCA basis) that the others then read."""
-        if self.dist.writer:
-            out = work(True)
-        self.dist.barrier()
-        if not self.dist.writer:
-            out = work(False)
-        return out
+        return self.dist.writer_first(work)
 
     def prepare(self, frame_size: int, min_frames: int, cache: str):
         """The data folder decoded into its ``cache`` (``data.prepare``), writer first,
@@ -282,17 +277,20 @@ class Run:
                             "device": str(self.device), "world": self.dist.world, "precision": self.precision, **info})
 
     def train(self, gan, loader, step: int, total: int, *, inputs: Callable, state: Callable[[], dict],
-              export: Callable[[int], None], sample: Callable[[int], Path], hint: str) -> "Loop":
+              export: Callable[[int], None], sample: Callable[[int], Path], hint: str,
+              evaluate: Callable[[int], dict] | None = None) -> "Loop":
         """Run ``gan.iteration(inputs(batch))`` from ``step`` to ``total`` with the ``Loop``'s
         book-keeping. A checkpoint holds ``state()`` (the recipe's entries) and every rank's
         ``gan.rng`` after checking that the ranks' ``gan.networks()`` agree; the writer then
         calls ``export(step)``. ``sample(step)`` writes samples and returns their path.
+        ``evaluate(step)`` (every rank, every ``cfg.eval_every`` steps) returns {metric: value}, which
+        goes to metrics.jsonl and an 'eval' event.
         Returns the Loop: the step it stopped at, the last mean losses, whether interrupted."""
         sampler = loader.batch_sampler
         per_epoch = sampler.batches_per_epoch()
         sampler.epoch, sampler.start = divmod(step, per_epoch)  # a resume continues mid-epoch
         save, show = partial(self._save, gan, state, export), partial(self._sample, sample)
-        loop = Loop(self, step, total, per_epoch, save, show, hint)
+        loop = Loop(self, step, total, per_epoch, save, show, hint, evaluate and partial(self._evaluate, evaluate))
         with _StopFlag() as stop:
             batches = iter(loader)
             while loop.step < total:
@@ -305,6 +303,12 @@ class Run:
     def _sample(self, sample: Callable[[int], Path], step: int) -> None:
         if self.dist.writer:
             self.emit("sample", {"path": sample(step)})
+
+    def _evaluate(self, evaluate: Callable[[int], dict], step: int) -> None:
+        values = evaluate(step)
+        if self.dist.writer:
+            _append_metrics(self.folder / "metrics.jsonl", {"step": step, "eval": values})
+        self.emit("eval", {"step": step, "values": values})
 
     def _save(self, gan, state: Callable[[], dict], export: Callable[[int], None], step: int) -> None:
         states = self.dist.gather_objects(gan.rng.get_state())
@@ -354,9 +358,9 @@ class Loop:
     on Ctrl-C (every rank agrees), periodic and final checkpoints."""
 
     def __init__(self, run: Run, step: int, total: int, per_epoch: int, save: Callable[[int], None],
-                 sample: Callable[[int], None], hint: str):
+                 sample: Callable[[int], None], hint: str, evaluate: Callable[[int], None] | None = None):
         self.run, self.step, self.total, self.per_epoch = run, step, total, per_epoch
-        self.save, self.sample, self.hint = save, sample, hint
+        self.save, self.sample, self.hint, self.evaluate = save, sample, hint, evaluate
         self.sums: dict[str, float] = {}
         self.count, self.t0, self.last, self.interrupted = 0, time.perf_counter(), {}, False
 
@@ -388,6 +392,9 @@ class Loop:
             return True
         if step % cfg.save_every == 0 or step == total:
             self.save(step)
+        every = getattr(cfg, "eval_every", 0)
+        if self.evaluate is not None and every and step % every == 0:
+            self.evaluate(step)
         return False
 
     def finish(self) -> None:

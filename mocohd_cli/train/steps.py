@@ -40,7 +40,7 @@ from ..discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscrimin
 from ..errors import UsageError
 from ..frames import VideoNoise, draw_classes, draw_w1, synthesize
 from .config import MAX_FRAME_SIZE, TrainConfig
-from .distributed import Dist
+from ..distributed import Dist
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 

@@ -24,8 +24,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as td
 
-from ..errors import MocohdError
-from ..runtime import pick_device
+from .errors import MocohdError
+from .runtime import pick_device
 
 
 @dataclass
@@ -124,6 +124,26 @@ class Dist:
         t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         td.all_reduce(t, op=td.ReduceOp.MAX)
         return bool(t.item())
+
+    def writer_first(self, work):
+        """``work(True)`` on the writer rank, then ``work(False)`` on the others: the writer fills a
+        cache (decoded data, a PCA basis) that the others then read. A ``MocohdError`` on the writer
+        stops every rank (the others raise one line too) instead of leaving them at a barrier."""
+        if not self.enabled:
+            return work(True)
+        failure = None
+        if self.writer:
+            try:
+                out = work(True)
+            except MocohdError as e:
+                failure = e
+        if self.any(failure is not None):  # also the barrier
+            if failure is not None:
+                raise failure
+            raise MocohdError("process 0 failed (its error is above); this process stops too")
+        if not self.writer:
+            out = work(False)
+        return out
 
     def barrier(self) -> None:
         if self.enabled:
