@@ -63,6 +63,12 @@ def parse_target(target: str, name: str | None = None, revision: str | None = No
         return HubFile(m.group("repo"), path, store.check_name(name or re.sub(r"[^A-Za-z0-9._-]", "-", stem)),
                        revision=revision, extra=extra, extra_required=False)
     entries = [e for e in store.registry_entries(target) if e.repo_id]
+    by_hand = [e for e in store.registry_entries(target) if e.url and not e.repo_id]
+    if not entries and by_hand:
+        e = by_hand[0]
+        pin = f" (sha256 {e.sha256[:16]}...)" if e.sha256 else ""
+        raise MocohdError(f"'{e.name}' has no copy on the Hub that mocohd can verify: download {e.url}{pin} and run "
+                          f"`mocohd import FILE --name {e.name} --kind {e.kind}`")
     if not entries:
         known = sorted({e.name for e in store.registry() if e.repo_id})
         hint = f" (known: {', '.join(known)})" if known else ""

@@ -33,7 +33,7 @@ from pathlib import Path
 from .errors import MocohdError, a
 from .formats.canonical import KINDS, SUFFIX
 
-STORE_KINDS = KINDS + ("runs",)
+STORE_KINDS = KINDS + ("runs", "eval-stats")  # eval-stats: cached real feature statistics (mocohd eval)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -103,6 +103,7 @@ class RegistryEntry:
     format: str | None = None
     revision: str | None = None
     sha256: str | None = None
+    url: str | None = None  # not on the Hub: where to download it by hand (then `mocohd import`)
 
     @property
     def shipped(self) -> bool:

@@ -222,3 +222,21 @@ def test_fetch_keeps_a_different_model_of_that_name_and_notes_shadowing(tmp_path
     code, out, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo/g.pt", "--name", "demo")
     assert code == 0 and "fetched" in out
     assert err.strip() == "note: the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_fetch_i3d_converts_the_torchscript_archive_without_running_it(tmp_path, hub):
+    """`mocohd fetch i3d`: the shipped registry's entry (flateon/FVD-I3D-torchscript), here served a
+    small scripted reference I3D; it is read as data into the store as kind i3d, and eval finds it."""
+    from .i3d_reference import make_reference
+
+    archive = tmp_path / "i3d_torchscript.pt"
+    torch.jit.script(make_reference(1 / 16, seed=0)).save(str(archive))
+    hub.add_file("flateon/FVD-I3D-torchscript", "i3d_torchscript.pt", archive.read_bytes())
+    code, out, err = mocohd(tmp_path, hub.url, "fetch", "i3d")
+    assert code == 0, err
+    assert store_files(tmp_path / "home") == ["i3d/i3d.safetensors"]
+    code, out, err = mocohd(tmp_path, hub.url, "info", "i3d")
+    assert code == 0 and "i3d-torchscript" in out and "flateon/FVD-I3D-torchscript" in out
+    code, out, err = mocohd(tmp_path, hub.url, "fetch", "inception")
+    assert code == 1 and "no copy on the Hub" in err and "mocohd import FILE --name inception --kind inception" in err

@@ -7,6 +7,8 @@
     rosinality .pt           torch.save of {'g_ema': state_dict, 'latent_avg': ...}
     NVIDIA .pkl              stylegan2-ada-pytorch network pickle (safe unpickler)
     BigGAN-deep .bin         pytorch-pretrained-BigGAN state dict (+ config.json beside it)
+    I3D TorchScript .pt      StyleGAN-V's i3d_torchscript.pt, read as data (never torch.jit.load)
+    Inception .pth           pytorch-fid's pt_inception-2015-12-05 state dict
     PCA folder / .npy        MoCoGAN-HD's pca_comp.npy, pca_stdev.npy, ... (allow_pickle=False)
 
 Whatever the format, nothing is built from a file whose config does not fit its
@@ -25,13 +27,14 @@ import torch
 from ..errors import MocohdError, a
 from ..generators import build_generator
 from ..pca import PCA_FAMILY
-from . import biggan, canonical, checks, mocogan_hd, nvidia, rosinality, torch_io
+from . import biggan, canonical, checks, i3d, inception, mocogan_hd, nvidia, rosinality, torch_io, torchscript
 
 # torch.save's legacy (non-zip) files start with a pickled magic number.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
-UNRECOGNISED = "unrecognised file format (expected .safetensors, a rosinality .pt, an NVIDIA .pkl or a BigGAN-deep .bin)"
+UNRECOGNISED = ("unrecognised file format (expected .safetensors, a rosinality .pt, an NVIDIA .pkl, a BigGAN-deep .bin, "
+                "an I3D TorchScript .pt or a pytorch-fid Inception .pth)")
 
 
 @dataclass
@@ -87,6 +90,10 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
                               image=header.image)
     if fmt == "unknown":
         raise MocohdError(f"{path}: {UNRECOGNISED}")
+    if fmt == "torch" and torchscript.is_torchscript(path):
+        return _read_detector(path, "i3d", kind)
+    if kind == "inception" and fmt == "torch":
+        return _read_detector(path, "inception", kind)
     if kind not in (None, "image"):
         what = {"torch": "PyTorch checkpoint", "pickle": "network pickle"}.get(fmt, f"{fmt} file")
         raise MocohdError(f"{path}: is {a(what)}, which holds image generators; {a(kind)} model cannot come from it")
@@ -94,6 +101,8 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     if fmt == "torch":
         reader = rosinality
         obj = torch_io.read_torch_file(path)
+        if _is_inception(obj):
+            return _read_detector(path, "inception", kind, obj)
         if biggan.is_biggan(obj):
             reader = biggan
         elif isinstance(obj, dict) and any(str(k).removeprefix("module.") == "enc_cell.weight_ih" for k in obj):
@@ -129,5 +138,29 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     return model
 
 
-__all__ = ["ConvertedModel", "read_any", "sniff", "biggan", "canonical", "checks", "mocogan_hd", "nvidia", "rosinality",
-           "torch_io"]
+def _is_inception(obj) -> bool:
+    """A pytorch-fid Inception-v3 state dict (or its ``InceptionV3`` wrapper's, keys under ``blocks.``)."""
+    return isinstance(obj, dict) and any(str(k).endswith("Conv2d_1a_3x3.conv.weight") for k in obj)
+
+
+def _read_detector(path: Path, family: str, kind: str | None, obj=None) -> ConvertedModel:
+    """An FVD or FID detector file (the TorchScript I3D, pytorch-fid's Inception), converted; its kind is its family."""
+    if kind not in (None, family):
+        what = "an I3D TorchScript archive" if family == "i3d" else "a pytorch-fid Inception-v3 state dict"
+        raise MocohdError(f"{path}: is {what}, not {a(kind)} model")
+    source = {"file": path.name, "file_sha256": canonical.file_sha256(path)}
+    try:
+        if family == "i3d":
+            config, tensors, notes = i3d.convert(torchscript.read_archive(path))
+        else:
+            config, tensors, notes = inception.convert(torch_io.read_torch_file(path) if obj is None else obj)
+    except MocohdError as e:
+        raise MocohdError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from e
+    source.update(format=i3d.FORMAT if family == "i3d" else inception.FORMAT, **notes)
+    checks.check_shapes(family, family, config, {k: tuple(v.shape) for k, v in tensors.items()}, path)
+    checks.check_finite(tensors, path)
+    return ConvertedModel(family, family, config, tensors, source)
+
+
+__all__ = ["ConvertedModel", "read_any", "sniff", "biggan", "canonical", "checks", "i3d", "inception", "mocogan_hd",
+           "nvidia", "rosinality", "torch_io", "torchscript"]

@@ -3,7 +3,7 @@
 Tensors keep the module's own state_dict names. String metadata:
 
     mocohd.format          integer version of this layout
-    mocohd.kind            image | motion | pca
+    mocohd.kind            image | motion | pca | i3d | inception
     mocohd.family          e.g. stylegan2
     mocohd.config          JSON: every hyper-parameter needed to rebuild the module
     mocohd.source          JSON provenance: original file, format, repo, revision, sha256
@@ -37,7 +37,7 @@ from ..errors import MocohdError
 from .checks import check_real, tensor_is_finite
 
 FORMAT_VERSION = 1
-KINDS = ("image", "motion", "pca")
+KINDS = ("image", "motion", "pca", "i3d", "inception")  # i3d, inception: the detectors of FVD and FID
 SUFFIX = ".safetensors"
 BUFFER_SUFFIXES = ("noise_const", "w_avg", "running_mean", "running_var")  # stored state that is not a learned parameter
 IMAGE_KEYS = ("image_name", "image_sha256")  # the identity of the image generator of a motion model or PCA basis

@@ -21,6 +21,7 @@ import re
 import torch
 
 from ..errors import MocohdError
+from ..detectors import FAMILIES as DETECTOR_FAMILIES
 from ..generators import FAMILIES
 from ..motion.generator import FAMILY as MOTION_FAMILY, MotionConfig
 from ..pca import PCA_FAMILY
@@ -155,6 +156,10 @@ def expected_shapes(kind: str, family: str, config: dict) -> tuple[dict[str, tup
             raise ValueError(f"n_components ({k}) cannot exceed w_dim ({d})")
         shapes = {"components": (k, d), "stdev": (k,), "var_ratio": (k,), "mean": (d,), "var": (d,)}
         return shapes, {"var_ratio", "mean", "var"}
+    if kind in DETECTOR_FAMILIES:  # a detector's kind is its family: i3d, inception
+        if family != kind:
+            raise MocohdError(f"unknown {kind} family {family!r}")
+        return DETECTOR_FAMILIES[kind][0].from_dict(config).state_shapes(), set()
     raise MocohdError(f"unknown model kind {kind!r}")
 
 

@@ -18,11 +18,13 @@ from pathlib import Path
 import torch
 
 from .. import store
+from ..detectors import FAMILIES as DETECTORS
 from ..errors import MocohdError, a
 from ..formats import ConvertedModel, canonical, checks, read_any, sniff
 from ..generators import build_generator
 from ..motion import MotionConfig
 from ..runtime import pick_device, tune_allocator
+from .detectors import build_from as build_detector_model
 from .motion import build_motion, import_official
 
 
@@ -118,6 +120,8 @@ def store_model(model: ConvertedModel, name: str, origin: str, overwrite: bool =
         _build_image_generator(model, origin)
     elif model.kind == "motion":
         build_motion(model, origin)
+    elif model.kind in DETECTORS:
+        build_detector_model(model, origin)
     else:
         checks.check_shapes(model.kind, model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin)
     dest = store.store_path(model.kind, name)
