@@ -7,6 +7,7 @@ stderr with exit code 1; ``--debug`` (or ``MOCOHD_DEBUG=1``) shows tracebacks.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -29,6 +30,8 @@ from .data import prepare as prepare_data
 from .errors import MocohdError, UsageError
 from .formats.canonical import KINDS, read_header
 from .hub import fetch as fetch_model
+from .metrics.evaluate import append_results, run_of
+from .metrics.evaluate import evaluate as evaluate_videos
 from .hub import push as push_model
 from .models import describe, import_model, load_image_generator
 from .models.pca import pca_for
@@ -83,9 +86,9 @@ def list_models():
     rows = []  # (name, kind, family, res, where, detail)
     for e in store.registry():
         fetched = (store.home() / e.kind / f"{e.name}.safetensors").is_file()
-        where = "shipped" if e.shipped else "hub, in store" if fetched else "hub"
+        where = "shipped" if e.shipped else ("hub" if e.repo_id else "by hand") + (", in store" if fetched else "")
         detail = [f"aka {', '.join(e.aliases)}" if e.aliases else "", f"hub {e.repo_id}" if e.repo_id else "",
-                  e.description]
+                  f"from {e.url}" if e.url and not e.repo_id else "", e.description]
         rows.append((e.name, e.kind, e.family, str(e.resolution or ""), where, detail))
     for kind, name, path in store.list_store():
         try:
@@ -133,7 +136,7 @@ def _stored_origin(kind: str, image: dict, src: dict) -> str:
 @app.command()
 def info(
     name: str = typer.Argument(..., help="Model name or path (.safetensors, rosinality .pt, NVIDIA .pkl)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="image, motion or pca: show only that kind (default: every "
+    kind: Optional[str] = typer.Option(None, "--kind", help="image, motion, pca, i3d or inception: show only that kind (default: every "
                                        "kind the name has, e.g. the demo image generator and the demo motion model)."),
 ):
     """What a model is: kind, family, resolution, latent size, parameters, provenance, sha256."""
@@ -202,9 +205,10 @@ def _info_table(m) -> None:
 
 @app.command("import")
 def import_(
-    path: Path = typer.Argument(..., help="File to import: rosinality .pt, NVIDIA .pkl or mocohd .safetensors."),
-    name: str = typer.Option(..., "--name", help="Name to store it under."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Force the kind (image); auto-detected by default."),
+    path: Path = typer.Argument(..., help="File to import: rosinality .pt, NVIDIA .pkl, BigGAN .bin, I3D TorchScript .pt, "
+                                "pytorch-fid Inception .pth or mocohd .safetensors."),
+    name: str = typer.Option(..., "--name", help="Name to store it under (detectors: i3d, inception are the defaults eval uses)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Force the kind (image, motion, pca, i3d, inception); auto-detected by default."),
     force: bool = typer.Option(False, "--force", help="Replace a model of the same name in the store."),
     pca: Optional[Path] = typer.Option(None, "--pca", help="PCA folder (pca_comp.npy, pca_stdev.npy) of an official motion checkpoint."),
     image: Optional[str] = typer.Option(None, "--image", help="Image generator a motion model or PCA basis belongs to."),
@@ -215,7 +219,8 @@ def import_(
         raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
     with err.status(f"importing {path.name}..."), _shadow_notes() as notes:
         h = import_model(path, name, kind=kind, overwrite=force, pca=pca, image=image, w_residual=w_residual)
-    what = f"{h.config['resolution']} px" if "resolution" in h.config else f"w {h.config.get('w_dim', '?')}"
+    what = (f"{h.config['resolution']} px" if "resolution" in h.config else f"w {h.config.get('w_dim', '?')}"
+            if "w_dim" in h.config else f"{h.config.get('num_classes', h.config.get('feature_dim', '?'))}-d features")
     out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {what}) -> {h.path}", soft_wrap=True)
     _print_notes(notes or [store.shadow_note(h.kind, name, h.source)])
 
@@ -421,6 +426,105 @@ def render(
               f"{total} frames in {elapsed:.1f} s ({total / max(elapsed, 1e-9):.1f} frames/s)")
 
 
+@app.command("eval")
+def eval_(
+    data: Path = typer.Option(..., "--data", help="The real videos: a folder of videos and/or frame folders."),
+    motion: Optional[str] = typer.Option(None, "--motion", "-m", help="Motion model (name or path) whose videos to score."),
+    image: Optional[str] = typer.Option(None, "--image", "-i", help="Image generator it drives (default: demo)."),
+    fake: Optional[Path] = typer.Option(None, "--fake", help="Score this folder of videos instead (another system's)."),
+    metrics: Optional[list[str]] = typer.Option(None, "--metric", help="fvd16 (default), fvd128, fvd128-sub8, fid; repeat for several."),
+    videos: Optional[int] = typer.Option(None, "--videos", help="Real and fake clips of FVD (default 2048, the protocol's)."),
+    fid_frames: Optional[str] = typer.Option(None, "--fid-frames", help="Frames of FID: a number (default 50000, or what the data has) or 'all'."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the real clips' offsets and of the fakes: same seed, same number."),
+    truncation: float = typer.Option(1.0, "--truncation", help="Truncation psi of the rendered fakes (1 = none)."),
+    frame_size: Optional[int] = typer.Option(None, "--frame-size", help="Square size both sides are compared at (default: the generator's resolution up to 256; 256 with --fake)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    batch: int = typer.Option(8, "--batch", help="Frames per generator forward and clips per detector forward."),
+    i3d: Optional[str] = typer.Option(None, "--i3d", help="I3D detector: name or file (default: the store's, `mocohd fetch i3d`)."),
+    inception: Optional[str] = typer.Option(None, "--inception", help="Inception detector: name or file (default: the store's)."),
+    repeat: bool = typer.Option(False, "--repeat", help="Small datasets: cycle through the real videos (new offsets) until --videos clips."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+):
+    """Score generated videos against a dataset: FVD (I3D) and FID (Inception), by StyleGAN-V's protocol.
+
+    Fakes are rendered on the fly (nothing written) from --motion and --image, or read from --fake.
+    Real statistics are cached in the store, so a second evaluation only renders. Under torchrun
+    every process takes its share of the videos."""
+    if fid_frames is not None and fid_frames != "all":
+        try:
+            fid_frames = int(fid_frames)
+        except ValueError:
+            raise UsageError(f"--fid-frames must be a number or 'all', got {fid_frames!r}") from None
+    if fake is None and motion is None:
+        raise UsageError("give --motion (with --image) to render the fakes, or --fake DIR to score a folder of videos")
+    if json_out is not None:
+        _check_json_path(json_out)
+    live = err.is_terminal
+    bar = Progress(TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TimeRemainingColumn(), console=err, transient=True, disable=not live)
+    state = {"stage": None, "t0": 0.0, "plain": None, "task": None}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        unit = "frames" if stage.endswith("fid") else "clips"
+        if stage != state["stage"]:  # a new stage: a new bar (and a new plain-line counter)
+            state.update(stage=stage, t0=now, plain=None if live else _plain_progress(stage, unit, total))
+            state["task"] = bar.add_task(stage, total=total, stage=stage, rate="")
+            bar.start()
+        bar.update(state["task"], completed=done, rate=f"{done / max(now - state['t0'], 1e-9):.1f} {unit}/s")
+        if state["plain"]:
+            state["plain"](done)
+
+    try:
+        results = evaluate_videos(metrics or ["fvd16"], data, motion=motion, image=image if image is not None else
+                                  ("demo" if fake is None else None), fake=fake, videos=videos, fid_frames=fid_frames,
+                                  seed=seed, truncation=truncation, device=device, batch=batch, frame_size=frame_size,
+                                  i3d=i3d, inception=inception, repeat=repeat, progress=progress)
+    except KeyboardInterrupt as e:
+        e.outcome = "nothing written"
+        raise
+    finally:
+        bar.stop()
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("metric", "value", "real", "fake", "skipped", "real stats", "time"):
+        table.add_column(col, justify="right" if col in ("value", "real", "fake", "skipped", "time") else "left")
+    for r in results:
+        table.add_row(r.metric, f"{r.value:.2f}", str(r.real), str(r.fake), str(r.skipped),
+                      "cached" if r.real_cached else "computed", f"{r.seconds['total']:.1f} s")
+    out.print(table)
+    detectors = {f"{r.detector['name']} {r.detector['weights_sha256'][:12]}" for r in results}
+    out.print(f"seed {seed}; detectors: {', '.join(sorted(detectors))}", soft_wrap=True)
+    if json_out is not None:
+        _write_atomic(json_out, json.dumps([r.to_dict() for r in results], indent=1) + "\n")
+        out.print(f"wrote {json_out}")
+    if motion is not None and fake is None:
+        folder = run_of(motion)
+        if folder is not None:
+            append_results(folder, results, step=None, extra={"motion": motion, "image": image or "demo"})
+            out.print(f"appended to {folder / 'metrics.jsonl'}")
+
+
+def _check_json_path(path: Path) -> None:
+    """Before any work: ``path`` must be a file that can be written (its folder exists, it is no folder)."""
+    if path.is_dir():
+        raise UsageError(f"--json {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise MocohdError(f"--json {path}: the folder {path.parent} does not exist")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` under a temporary name beside ``path``, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise MocohdError(f"cannot write {path}: {e.strerror}") from e
+
+
 def _given(ctx: typer.Context, values: dict) -> dict:
     """The options of ``values`` that the command line gave: the library takes the others
     from its config's defaults (a new run) or from the run's stored settings (a resume)."""
@@ -478,6 +582,7 @@ def _with_progress(start, describe, shown) -> object:
             rate = (info["step"] - state["first"]) / max(time.perf_counter() - state["t0"], 1e-9)
             losses = info.get("mean", info["losses"]) if plain else info["losses"]  # plain: the logged means
             text = " ".join(f"{k}={losses[k]:.3f}" for k in shown if k in losses)
+            text += f"  {state['eval']}" if state.get("eval") else ""
             bar.update(task, completed=info["step"], rate=f"{rate:.2f} it/s", losses=text)
             now = time.perf_counter()
             if plain and "mean" in info and (now - state["said"] >= 10 or info["step"] == info["total"]):
@@ -487,6 +592,10 @@ def _with_progress(start, describe, shown) -> object:
             say(f"checkpoint at step {info['step']}")
         elif kind == "sample":
             say(f"sample: {info['path']}")
+        elif kind == "eval":
+            text = ", ".join(f"{k} {v:.2f}" for k, v in info["values"].items())
+            state["eval"] = text
+            say(f"step {info['step']}: {text}")
 
     try:
         return start(on_event)
@@ -535,6 +644,8 @@ def train(
     sample_every: int = typer.Option(TrainConfig.sample_every, "--sample-every", help="Steps between sample videos."),
     sample_videos: int = typer.Option(TrainConfig.sample_videos, "--sample-videos", help="Videos in each sample grid."),
     log_every: int = typer.Option(TrainConfig.log_every, "--log-every", help="Steps between metric lines (and progress lines when not on a terminal)."),
+    eval_every: int = typer.Option(TrainConfig.eval_every, "--eval-every", help="Steps between fvd16 evaluations on the run's data (0: none; needs `mocohd fetch i3d`)."),
+    eval_videos: int = typer.Option(TrainConfig.eval_videos, "--eval-videos", help="Real and fake clips of each --eval-every evaluation."),
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
     _run_training(ctx, locals(), TrainConfig, train_motion,

@@ -47,6 +47,7 @@ Where each choice comes from (StyleGAN-V's code: ``src/metrics/metric_main.py``,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -102,7 +103,9 @@ class _CacheVideos:
 
     def __init__(self, cache: Path, p: Protocol):
         try:
-            self.index = json.loads((cache / "index.json").read_text())
+            raw = (cache / "index.json").read_bytes()
+            self.digest = hashlib.sha256(raw).hexdigest()  # the cache's identity (cached real statistics)
+            self.index = json.loads(raw)
             lengths = [int(v["frames"]) for v in self.index["videos"]]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise MocohdError(f"{cache}: not a prepared clip cache (run `mocohd prepare`)") from e
@@ -125,6 +128,7 @@ class _MemoryVideos:
     """Videos given as uint8 arrays or tensors [T, H, W, C]."""
 
     prepared_min_frames = 1
+    digest = None  # no identity: statistics of videos in memory are never cached
 
     def __init__(self, videos: Sequence, p: Protocol):
         self.step, self.span = p.step, p.span
@@ -160,6 +164,7 @@ class RealClips:
     prepared_min_frames: int
     batch: int
     _reader: object
+    source_digest: str | None = None  # sha256 of the clip cache's index (None: videos given in memory)
 
     @property
     def count(self) -> int:
@@ -228,7 +233,7 @@ def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, proto
             high = reader.lengths[v] - p.span + 1
             plan.append((v, _clip_start(seed, k, high) if random_offset else 0))
     return RealClips(p, plan, reader.skipped, len(reader.usable), list(reader.usable),
-                     reader.prepared_min_frames, batch, reader)
+                     reader.prepared_min_frames, batch, reader, reader.digest)
 
 
 def to_detector_input(clips: torch.Tensor) -> torch.Tensor:

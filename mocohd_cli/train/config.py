@@ -159,9 +159,11 @@ class TrainConfig(RunSettings):
     truncation: float = 1.0  # of the fake clips (BigGAN: also its batch-norm statistics)
     sample_videos: int = 4
     pca_samples: int = 1_000_000
+    eval_every: int = 0  # steps between fvd16 evaluations on the run's own data (0: none; needs the I3D detector)
+    eval_videos: int = 256  # real and fake clips of each of those evaluations
 
     MUTABLE: ClassVar[tuple[str, ...]] = ("steps", "epochs", "device", "workers", "save_every", "sample_every",
-                                          "log_every", "sample_videos")
+                                          "log_every", "sample_videos", "eval_every", "eval_videos")
     REQUIRED: ClassVar[tuple[str, ...]] = ("data", "image")
 
     def validate(self) -> None:
@@ -170,7 +172,7 @@ class TrainConfig(RunSettings):
             object.__setattr__(self, "classes", [self.classes])
         check_settings(self, dict(steps=1, epochs=1, batch=1, frames=2, time_step=1, frame_size=4, g_steps=1, n_pca=1,
                                   h_dim=1, dv_channels=1, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
-                                  pca_samples=2),
+                                  pca_samples=2, eval_every=0, eval_videos=2),
                        positive=("lr", "w_residual", "moco_temperature", "truncation"),
                        nonnegative=("w_match", "w_mutual", "gp_weight", "moco_momentum"),
                        choices={"domain": ("cross", "in")})

@@ -25,7 +25,9 @@ from .. import store
 from ..data import ClipDataset, to_model_input
 from ..errors import MocohdError, UsageError
 from ..frames import check_pair
+from ..metrics.evaluate import DEFAULT_SIZE, check_real, evaluate, prepare_data
 from ..models import load_image_generator, store_model
+from ..models.detectors import load_detector
 from ..models.motion import load_motion, motion_model
 from ..models.pca import pca_for
 from ..motion import MotionConfig, MotionGenerator
@@ -86,11 +88,29 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         def sample(step: int) -> Path:
             return _write_samples(gan, G, run.folder / "samples" / f"step_{step:07d}.mp4", cfg)
 
+        i3d = None
+        if cfg.eval_every:  # a missing detector or data too short for fvd16: fail now, not at the first evaluation
+            i3d = load_detector("i3d", device=run.device)
+            size = min(G.resolution, DEFAULT_SIZE)
+            check_real(prepare_data(cfg.data, size, run.dist), "fvd16", cfg.eval_videos, cfg.seed, where=cfg.data)
+
+        def evaluate_now(step: int) -> dict:
+            """fvd16 of the motion model as it is, against the run's data (real statistics cached)."""
+            was = gan.M.training
+            gan.M.eval()
+            try:
+                results = evaluate(["fvd16"], cfg.data, M=gan.M, G=G, videos=cfg.eval_videos, seed=cfg.seed,
+                                   truncation=cfg.truncation, device=run.device, dist=run.dist,
+                                   classes=gan.cfg.classes and list(gan.cfg.classes), detectors={"i3d": i3d})
+            finally:
+                gan.M.train(was)
+            return {r.metric: r.value for r in results}
+
         run.started(step, total, per_epoch, videos=len(dataset), domain=cfg.domain, n_pca=cfg.n_pca,
                     frame_size=cfg.frame_size)
         loop = run.train(gan, loader, step, total, inputs=lambda batch: to_model_input(batch, run.device),
                          state=lambda: {"gan": gan.state_dict()}, export=export, sample=sample,
-                         hint="try a lower lr or precision fp32")
+                         hint="try a lower lr or precision fp32", evaluate=evaluate_now if cfg.eval_every else None)
         return TrainResult(run.folder, store.store_path("motion", cfg.name), loop.step, total, loop.interrupted,
                            loop.last, run.dist.writer)
 

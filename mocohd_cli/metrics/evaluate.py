@@ -1,0 +1,487 @@
+"""``mocohd eval``: FVD and FID of generated videos against a dataset, by StyleGAN-V's protocol.
+
+    results = evaluate(["fvd16", "fid"], data="./voxceleb", motion="voxceleb", image="ffhq-256")
+    results = evaluate(["fvd16"], data="./voxceleb", fake="./other-system-videos")
+    results[0].value, results[0].to_dict()
+
+Fakes are rendered here, batch by batch, and never written: video ``i`` takes
+its first w, motion noise, noise maps and class from its own generator seeded
+by (seed, i), so the same seed gives the same videos whatever the batch size
+or the number of processes. Under torchrun, process r renders and embeds
+videos r, r + world, ...; real clips are shared out the same way; the feature
+statistics (count, mean, centred second moment; ``FeatureStats``) are
+gathered and merged, so every process ends with the statistics of one
+process's run, to float rounding.
+
+Real statistics are cached in the store (``eval-stats/``), keyed by the clip
+cache's index, the protocol, the number of clips, the seed and the detector's
+weights: evaluating again renders and embeds only the fakes.
+
+What each metric compares (``protocol.PROTOCOLS``):
+- ``fvd16`` / ``fvd128``: 16 / 128 consecutive frames from each video's first
+  frame (StyleGAN-V reads generated videos from frame 0), against one real
+  clip per video at a seeded random offset; ``fvd128-sub8``: frames 0, 8, ...,
+  120 (only those are rendered; the motion itself runs every step).
+- ``fid``: frames. Real: every frame of the usable videos, or a seeded sample
+  of N of them. Fake (OUR CHOICE): the 16 frames of ceil(N / 16) rendered
+  videos, the first N of them; a folder of fakes is sampled like the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as st_save
+
+from .. import store
+from ..detectors import InceptionV3
+from ..distributed import Dist
+from ..data import PreparedData, prepare, square_resize
+from ..errors import MocohdError, UsageError
+from ..formats.canonical import read_header
+from ..frames import check_noise, check_pair, check_truncation, draw_classes, synthesize
+from ..models import load_image_generator
+from ..models.detectors import load_detector
+from ..models.motion import load_motion
+from . import frechet_distance
+from .protocol import PROTOCOLS, Protocol, RealClips, get_protocol, sample_real_clips, to_detector_input
+from .stats import FeatureStats
+
+FID_FRAMES_PER_VIDEO = 16  # frames of each rendered video that FID takes (OUR CHOICE, see the docstring)
+STATS_VERSION = 1  # bump when anything that real statistics depend on changes
+DEFAULT_SIZE = 256  # frames are compared at most at this size by default (StyleGAN-V's datasets are 256 x 256)
+MAX_BATCH_BYTES = 256 << 20  # uint8 frames of rendered videos held at once (per process)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total): "real fvd16", "fake fvd16", ...
+
+
+@dataclass
+class MetricResult:
+    """One metric's value and what it was computed from."""
+
+    metric: str
+    value: float
+    real: int  # real clips (frames for fid)
+    fake: int
+    skipped: int  # real videos too short for the protocol
+    real_videos: int  # real videos used
+    detector: dict  # name and weights_sha256
+    seed: int
+    real_cached: bool = False
+    seconds: dict = field(default_factory=dict)  # real, fake (render + embed), total
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------
+# Embedding
+
+
+def embed(detector: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """uint8 clips [B, T, H, W, C] -> features [B, D] float32 on the CPU. Inception (FID) takes
+    single frames (T = 1); I3D whole clips. Rescaling to [-1, 1] happens here; resizing to the
+    detector's input size (224 / 299) in the detector, as the reference files do."""
+    device = next(detector.parameters()).device
+    x = to_detector_input(clips.to(device))
+    if isinstance(detector, InceptionV3):
+        x = x[:, :, 0]
+    # float32 throughout: cuDNN's TF32 convolutions (on by default) would move features by ~1e-3
+    with torch.no_grad(), torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+        return detector(x).float().cpu()
+
+
+def _embed_batches(detector, batches: Iterator[torch.Tensor], stats: FeatureStats, batch: int,
+                   tick: Callable[[int], None] | None = None) -> None:
+    for clips in batches:
+        for i in range(0, clips.shape[0], batch):
+            part = clips[i : i + batch]
+            stats.update(embed(detector, part))
+            if tick:
+                tick(part.shape[0])
+
+
+def gather_stats(stats: FeatureStats, dist: Dist) -> FeatureStats:
+    """Every process's statistics merged in rank order (the same on every process)."""
+    if not dist.enabled:
+        return stats
+    merged = FeatureStats()
+    for state in dist.gather_objects(stats.state_dict()):
+        merged.merge(FeatureStats.from_state_dict(state))
+    return merged
+
+
+# ----------------------------------------------------------------------------
+# Real statistics, cached
+
+
+def _stats_path(key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return store.kind_dir("eval-stats") / f"{digest}.safetensors"
+
+
+def _read_cached(path: Path, key: dict) -> tuple[FeatureStats, dict] | None:
+    """Cached statistics for ``key``, or None (absent, unreadable, or another key: recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if json.loads(meta.get("mocohd.eval_key", "null")) != key:
+                return None
+            info = json.loads(meta["mocohd.eval_info"])
+            state = {"count": int(info["count"]), "max_items": -1, "mean": f.get_tensor("mean"), "m2": f.get_tensor("m2")}
+        return FeatureStats.from_state_dict(state), info
+    except (OSError, ValueError, KeyError, TypeError, MocohdError, Exception):  # noqa: BLE001 - any damage: recompute
+        return None
+
+
+def _write_cached(path: Path, key: dict, stats: FeatureStats, info: dict) -> None:
+    state = stats.state_dict()
+    data = st_save({"mean": state["mean"].contiguous(), "m2": state["m2"].contiguous()},
+                   metadata={"mocohd.eval_key": json.dumps(key, sort_keys=True),
+                             "mocohd.eval_info": json.dumps({**info, "count": stats.count})})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:  # a cache that cannot be written only costs time next run
+        tmp.unlink(missing_ok=True)
+
+
+def real_stats(real: RealClips, detector, dist: Dist, batch: int = 8, seed: int = 0,
+               progress: Progress | None = None, cache: bool = True) -> tuple[FeatureStats, bool]:
+    """Statistics of ``real``'s clips under ``detector`` (shared out over processes), from the
+    store's cache when the same clips were embedded by the same detector before.
+    Returns (stats, from_cache)."""
+    p = real.protocol
+    key = None
+    if cache and real.source_digest is not None:
+        key = {"version": STATS_VERSION, "data": real.source_digest, "protocol": p.name, "frames": p.frames,
+               "step": p.step, "clips": real.count, "plan": _plan_digest(real.plan), "seed": seed,
+               "detector": detector.identity["weights_sha256"] if hasattr(detector, "identity") else None}
+        if key["detector"] is not None:
+            hit = _read_cached(_stats_path(key), key)
+            if not dist.any(hit is None):  # every process uses the cache, or none does
+                return hit[0], True
+    stats = FeatureStats()
+    mine = real.plan[dist.rank :: dist.world]
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(f"real {p.name}", min(done[0] * dist.world, real.count), real.count)
+
+    if progress:
+        progress(f"real {p.name}", 0, real.count)
+    own = RealClips(p, mine, real.skipped, real.videos, real.sources, real.prepared_min_frames, real.batch,
+                    real._reader, real.source_digest)
+    _embed_batches(detector, iter(own), stats, batch, tick)
+    stats = gather_stats(stats, dist)
+    if key is not None and key["detector"] is not None and dist.writer:
+        _write_cached(_stats_path(key), key, stats, {"skipped": real.skipped, "videos": real.videos})
+    return stats, False
+
+
+def _plan_digest(plan: list[tuple[int, int]]) -> str:
+    return hashlib.sha256(json.dumps(plan).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------
+# Fake videos
+
+
+def video_generator(seed: int, i: int) -> torch.Generator:
+    """Video ``i``'s own random stream (first w, motion noise, noise maps, class)."""
+    h = hashlib.sha256(f"mocohd-eval-fake:{seed}:{i}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(h[:8], "little") >> 1)
+
+
+def fake_videos(M, G, indices: Sequence[int], frames: Sequence[int], seed: int = 0, truncation: float = 1.0,
+                noise: str = "fixed", batch: int = 8, classes: list[int] | None = None,
+                size: int | None = None) -> Iterator[torch.Tensor]:
+    """Rendered videos ``indices``, frames ``frames`` of each (trajectory steps from 0): uint8
+    [V, len(frames), S, S, 3], a few videos at a time; S = ``size`` (frames resized with
+    antialiasing, as the clip cache resizes real ones) or the generator's resolution. Video i is
+    the same whatever else is rendered with it (``video_generator``). ``batch``: frames per
+    synthesis call."""
+    frames = list(frames)
+    steps = max(frames) + 1
+    device = next(G.parameters()).device
+    M = M.to(device)
+    per_video = len(frames) * G.resolution * G.resolution * 3
+    group = max(1, min(len(indices) or 1, MAX_BATCH_BYTES // per_video, 64))
+    pick = torch.tensor(frames, device=device)
+    for g0 in range(0, len(indices), group):
+        ids = indices[g0 : g0 + group]
+        gens = [video_generator(seed, i) for i in ids]
+        z = torch.cat([torch.randn(1, G.z_dim, generator=g) for g in gens])
+        eps = torch.cat([M.draw_eps(1, steps - 1, g).cpu() for g in gens]).to(device)
+        maps = [G.synthesis.make_noise(1, generator=g, device=device) for g in gens] if noise == "fixed" else None
+        labels = None
+        if G.c_dim:
+            pool = classes or None
+            labels = torch.cat([draw_classes(G, 1, g, pool) for g in gens])
+        with torch.no_grad():
+            w1 = G.mapping(z.to(device))
+            ws, _, _, _ = M.unroll(M.start(w1), steps - 1, eps)
+            ws = torch.cat([w1[:, None], ws], dim=1)[:, pick]  # [V, F, w_dim]
+            V, F = ws.shape[:2]
+            flat = ws.reshape(V * F, -1)
+            video_of = torch.arange(V, device=device).repeat_interleave(F)
+            out = []
+            for s in range(0, V * F, batch):
+                part = video_of[s : s + batch]
+                nz = None
+                if noise == "random":  # a new map per frame, from the frame's own video's stream
+                    maps_now = [G.synthesis.make_noise(1, generator=gens[v], device=device) for v in part.tolist()]
+                    nz = [torch.cat(layer) for layer in zip(*maps_now)] or None
+                elif maps is not None and maps[0]:
+                    nz = [torch.cat([maps[v][layer] for v in part.tolist()]) for layer in range(len(maps[0]))]
+                cs = labels[part.cpu()] if labels is not None else None
+                img = synthesize(G, flat[s : s + batch], nz, cs, truncation)
+                frames_u8 = ((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+                if size is not None and size != G.resolution:
+                    frames_u8 = square_resize(frames_u8, size)
+                out.append(frames_u8.cpu())
+        yield torch.cat(out).reshape(V, F, *out[0].shape[1:])
+
+
+# ----------------------------------------------------------------------------
+# The whole evaluation
+
+
+def _check_count(name: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UsageError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return value
+
+
+def check_metrics(metrics: Sequence[str] | str) -> list[Protocol]:
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not names:
+        raise UsageError(f"name at least one metric ({', '.join(PROTOCOLS)})")
+    return [get_protocol(m) for m in dict.fromkeys(names)]
+
+
+def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str | None = None,
+             image: str | None = None, fake: str | os.PathLike | None = None, videos: int | None = None,
+             fid_frames: int | str | None = None, seed: int = 0, truncation: float = 1.0, noise: str = "fixed",
+             device: str | torch.device = "auto", batch: int = 8, frame_size: int | None = None,
+             i3d: str | None = None, inception: str | None = None, repeat: bool = False, cache: bool = True,
+             progress: Progress | None = None, dist: Dist | None = None, M=None, G=None,
+             classes: list[int] | None = None, detectors: dict | None = None) -> list[MetricResult]:
+    """Compute ``metrics`` (names of ``protocol.PROTOCOLS``) of generated videos against ``data``.
+
+    The fakes: ``motion`` + ``image`` (names or files; rendered here, never written), or ``fake``,
+    a folder of videos (files or frame folders, read like training data). ``videos``: real and
+    fake clips of the FVD metrics (default: the protocol's 2048); fewer usable real videos give
+    fewer real clips (``repeat``: cycle through them instead). ``fid_frames``: frames of FID
+    (default 50,000 or what the data has; 'all': every frame of the data). ``frame_size``: the
+    square size both sides are compared at (real frames are prepared at it, rendered ones resized
+    to it with the same antialiased resize; default: the generator's resolution up to 256, and
+    256 for a folder). ``i3d`` / ``inception``: detector names or files (default:
+    the store's, ``mocohd fetch i3d``). ``M``, ``G``, ``detectors`` ({'i3d': net}): already loaded
+    models (training passes its own). ``classes``: class-conditional generators, the classes the
+    fakes are drawn from (all when None).
+    """
+    protocols = check_metrics(metrics)
+    seed = _check_count("seed", seed, 0)
+    batch = _check_count("batch", batch)
+    if videos is not None:
+        _check_count("videos", videos)
+    if fid_frames is not None and fid_frames != "all":
+        _check_count("fid_frames", fid_frames)
+    if frame_size is not None:
+        _check_count("frame_size", frame_size, 8)
+    check_noise(noise)
+    truncation = check_truncation(truncation)
+    rendered = fake is None
+    if rendered and (M is None and motion is None or G is None and image is None):
+        raise UsageError("give the fakes: a motion model and an image generator (motion, image), or a folder (fake)")
+    if not rendered and (motion is not None or image is not None or M is not None):
+        raise UsageError("give either a motion model and image generator, or a folder of fakes, not both")
+    if not Path(data).is_dir():
+        raise MocohdError(f"{data}: no such dataset folder")
+    if not rendered and not Path(fake).is_dir():
+        raise MocohdError(f"{fake}: no such folder of videos")
+
+    dist = dist or Dist.from_env(device if isinstance(device, str) else str(device))
+    dev = dist.device if isinstance(device, str) else torch.device(device)
+    detectors = dict(detectors or {})
+    for p in protocols:  # fail on a missing detector before any rendering
+        if p.detector not in detectors:
+            detectors[p.detector] = load_detector(p.detector, i3d if p.detector == "i3d" else inception, dev)
+    if rendered:
+        G = G if G is not None else load_image_generator(image, dev)
+        M = M if M is not None else load_motion(motion, dev)
+        classes = check_pair(M, G, classes, truncation) or None
+        check_truncation(truncation, G)
+    size = frame_size or (min(G.resolution, DEFAULT_SIZE) if rendered else DEFAULT_SIZE)
+    real_data = prepare_data(data, size, dist)
+    fake_data = prepare_data(fake, size, dist) if not rendered else None
+
+    results = []
+    for p in protocols:
+        detector = detectors[p.detector]
+        t0 = time.perf_counter()
+        n = p.count if p.frames == 1 else (videos or p.count)
+        if p.frames == 1 and fid_frames is not None:
+            n = 1 << 62 if fid_frames == "all" else fid_frames
+        real = check_real(real_data, p, n, seed, batch, repeat, where=data)
+        want = real.count if fid_frames == "all" and p.frames == 1 else n  # fakes: n, as StyleGAN-V's num_gen
+        rstats, cached = real_stats(real, detector, dist, batch, seed, progress, cache)
+        t_real = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        fstats = FeatureStats(max_items=want)
+        done = [0]
+
+        def tick(k: int, name=p.name, total=want) -> None:
+            done[0] += k
+            if progress:
+                progress(f"fake {name}", min(done[0] * dist.world, total), total)
+
+        if progress:
+            progress(f"fake {p.name}", 0, want)
+        if rendered:
+            if p.frames == 1:
+                count = math.ceil(want / FID_FRAMES_PER_VIDEO)
+                frames = list(range(FID_FRAMES_PER_VIDEO))
+            else:
+                count, frames = want, list(range(0, p.span, p.step))
+            # the first ``want`` items in video order, shared out; FID keeps the first frames of the last video
+            mine = list(range(dist.rank, count, dist.world))
+            stream = fake_videos(M, G, mine, frames, seed, truncation, noise, batch, classes, size)
+            if p.frames == 1:
+                stream = _fid_frames(stream, mine, want)
+            _embed_batches(detector, stream, fstats, batch, tick)
+        else:
+            fakes = sample_real_clips(fake_data, p, want, seed, batch=batch, random_offset=False, repeat=repeat)
+            mine = RealClips(p, fakes.plan[dist.rank :: dist.world], fakes.skipped, fakes.videos, fakes.sources,
+                             fakes.prepared_min_frames, fakes.batch, fakes._reader, fakes.source_digest)
+            _embed_batches(detector, iter(mine), fstats, batch, tick)
+        fstats = gather_stats(fstats, dist)
+        if fstats.count < 2:
+            raise MocohdError(f"{fake or 'the rendered videos'}: {fstats.count} fake {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+                              "a covariance needs at least 2")
+        value = frechet_distance(rstats.mean, rstats.covariance(p.ddof), fstats.mean, fstats.covariance(p.ddof))
+        t_fake = time.perf_counter() - t1
+        results.append(MetricResult(p.name, float(value), rstats.count, fstats.count, real.skipped, real.videos,
+                                    dict(detector.identity), seed, cached,
+                                    {"real": round(t_real, 3), "fake": round(t_fake, 3),
+                                     "total": round(t_real + t_fake, 3)}))
+    return results
+
+
+def score(metric: str, real, fake, detector: torch.nn.Module | str | None = None, n: int | None = None,
+          seed: int = 0, batch: int = 8, frame_size: int = 256, device: str | torch.device = "cpu") -> float:
+    """One metric between two sets of videos, each a folder or a list of uint8 videos [T, H, W, C]:
+
+        fvd = score("fvd16", real_videos, fake_videos)
+        fid = score("fid", "./data", "./fakes", n=10_000)
+
+    Real clips start at seeded random offsets, fake ones at frame 0 (the protocol's rules);
+    ``detector``: a loaded detector, a name or file, or None for the store's."""
+    p = get_protocol(metric)
+    if not isinstance(detector, torch.nn.Module):
+        detector = load_detector(p.detector, detector, device)
+    n = p.count if n is None else _check_count("n", n)
+    sets = []
+    for what, videos, offset in (("real", real, True), ("fake", fake, False)):
+        clips = sample_real_clips(videos, p, n, seed, batch=batch, frame_size=frame_size, random_offset=offset)
+        stats = FeatureStats()
+        _embed_batches(detector, iter(clips), stats, batch)
+        if stats.count < 2:
+            raise MocohdError(f"{stats.count} {what} {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+                              "a covariance needs at least 2")
+        sets.append(stats)
+    (r, f) = sets
+    return float(frechet_distance(r.mean, r.covariance(p.ddof), f.mean, f.covariance(p.ddof)))
+
+
+def fvd(real, fake, frames: int = 16, detector=None, **kwargs) -> float:
+    """FVD of two sets of videos (``score``): ``frames`` 16 or 128 consecutive frames per clip."""
+    if frames not in (16, 128):
+        raise UsageError(f"fvd: frames must be 16 or 128 (fvd128-sub8: score('fvd128-sub8', ...)), got {frames!r}")
+    return score(f"fvd{frames}", real, fake, detector, **kwargs)
+
+
+def fid(real, fake, detector=None, **kwargs) -> float:
+    """FID of the frames of two sets of videos (``score``), pytorch-fid's covariance (ddof 1)."""
+    return score("fid", real, fake, detector, **kwargs)
+
+
+def prepare_data(folder: str | os.PathLike, frame_size: int, dist: Dist) -> PreparedData:
+    """``folder`` decoded into the clip cache at ``frame_size`` (every video kept), process 0 first."""
+    return dist.writer_first(lambda writer: prepare(folder, frame_size=frame_size, min_frames=1))
+
+
+def check_real(data: PreparedData, protocol: str | Protocol, n: int, seed: int = 0, batch: int = 8,
+               repeat: bool = False, where: str | os.PathLike = "the data") -> RealClips:
+    """The real clips of ``protocol`` in prepared ``data``; one line when there are fewer than 2."""
+    p = get_protocol(protocol)
+    try:
+        real = sample_real_clips(data, p, n, seed, batch=batch, repeat=repeat)
+    except MocohdError as e:  # name the user's folder, not the cache's
+        raise MocohdError(str(e).replace(str(data.cache), str(where), 1)) from e
+    if real.count < 2:
+        raise MocohdError(f"{where}: {real.count} real {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+                          "a covariance needs at least 2")
+    return real
+
+
+def _fid_frames(stream: Iterator[torch.Tensor], mine: list[int], want: int) -> Iterator[torch.Tensor]:
+    """Rendered videos [V, F, ...] -> single frames [N, 1, ...], dropping the frames past ``want``
+    (counted in global video order: video i holds items i * F .. i * F + F - 1)."""
+    k = 0
+    for videos in stream:
+        V, F = videos.shape[:2]
+        keep = []
+        for v in range(V):
+            first = mine[k + v] * F
+            keep.append(videos[v, : max(0, min(F, want - first))])
+        k += V
+        frames = torch.cat(keep)
+        if frames.shape[0]:
+            yield frames[:, None]
+
+
+# ----------------------------------------------------------------------------
+# Training runs keep their evaluations
+
+
+def run_of(motion: str) -> Path | None:
+    """The training run folder a stored motion model came from (its metrics.jsonl gets the results), or None."""
+    try:
+        r = store.resolve(motion, kind="motion")
+        source = read_header(r.path).source
+    except MocohdError:
+        return None
+    if source.get("format") != "mocohd-train" or not isinstance(source.get("run"), str):
+        return None
+    folder = store.home() / "runs" / source["run"]
+    return folder if (folder / "metrics.jsonl").is_file() else None
+
+
+def append_results(folder: Path, results: list[MetricResult], step: int | None = None, extra: dict | None = None) -> None:
+    """One line per evaluation in ``folder``/metrics.jsonl: {"eval": {metric: value}, ...}."""
+    record = {"eval": {r.metric: r.value for r in results}, "step": step, "seed": results[0].seed if results else None,
+              "real": {r.metric: r.real for r in results}, "fake": {r.metric: r.fake for r in results},
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+__all__ = ["DEFAULT_SIZE", "FID_FRAMES_PER_VIDEO", "MetricResult", "append_results", "check_real", "embed", "evaluate",
+           "fake_videos", "fid", "fvd", "gather_stats", "prepare_data", "real_stats", "run_of", "score", "video_generator"]

@@ -1,0 +1,269 @@
+"""`mocohd eval` and the metrics API: FVD / FID of rendered or given videos against a dataset.
+
+The detectors here are small random ones saved into the store (an I3D at 1/16 of
+the published widths; the fixed Inception-v3 resizing to 75 px instead of 299),
+so every path runs in seconds; their exactness against the reference files is
+tests/test_i3d.py's and tests/test_inception.py's.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mocohd_cli import store
+from mocohd_cli.data.procedural import write_dataset
+from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3
+from mocohd_cli.errors import MocohdError, UsageError
+from mocohd_cli.formats import canonical
+from mocohd_cli.metrics.evaluate import MetricResult, evaluate, fake_videos, fvd, score
+from mocohd_cli.models import load_image_generator
+from mocohd_cli.models.detectors import load_detector
+from mocohd_cli.models.motion import load_motion
+
+from mocohd_cli.models.pca import pca_for
+from mocohd_cli.train import TrainConfig, train
+
+from .conftest import randomized_generator, run, tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def random_detector(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Seeded weights with a sensible scale (He init; small biases), so features are not all zero."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.ndim > 1:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return net
+
+
+def store_detector(kind: str, seed: int = 0, name: str | None = None) -> Path:
+    """A small random detector of ``kind`` saved in the store under ``name`` (default: the kind)."""
+    cfg = I3DConfig.scaled(1 / 16) if kind == "i3d" else InceptionConfig(size=75)
+    net = random_detector(I3D(cfg) if kind == "i3d" else InceptionV3(cfg), seed)
+    store.kind_dir(kind, create=True)
+    path = store.store_path(kind, name or kind)
+    canonical.save_model(path, net.state_dict(), kind=kind, family=kind, config=cfg.to_dict(), source={"format": "test"})
+    return path
+
+
+@pytest.fixture
+def heads(tmp_path):
+    """Six procedural talking heads of 20 frames at 16 px, and the small I3D in the store."""
+    store_detector("i3d")
+    return write_dataset(tmp_path / "heads", videos=6, frames=20, size=16, seed=0)
+
+
+def fvd16(data, **kw) -> MetricResult:
+    base = dict(motion="demo", image="demo", videos=4, seed=0, device="cpu", batch=4)
+    base.update(kw)
+    return evaluate(["fvd16"], data, **base)[0]
+
+
+def test_fvd_of_rendered_videos_is_seeded_and_reuses_real_statistics(heads, isolated_store):
+    first = fvd16(heads)
+    assert first.metric == "fvd16" and np.isfinite(first.value) and first.value > 0
+    assert (first.real, first.fake, first.skipped, first.real_videos) == (4, 4, 0, 6)
+    assert not first.real_cached and first.detector["name"] == "i3d"
+    cached = sorted((isolated_store / "eval-stats").glob("*.safetensors"))
+    assert len(cached) == 1
+    again = fvd16(heads)
+    assert again.real_cached and again.value == first.value  # the same seed: the same number, bit for bit
+    other = fvd16(heads, seed=1)
+    assert not other.real_cached and other.value != first.value
+    assert len(list((isolated_store / "eval-stats").glob("*.safetensors"))) == 2
+
+
+def test_cached_statistics_are_used_not_recomputed(heads, monkeypatch):
+    fvd16(heads)
+    from mocohd_cli.metrics import evaluate as ev
+
+    embedded = []
+    real_embed = ev.embed
+    monkeypatch.setattr(ev, "embed", lambda det, clips: embedded.append(clips.shape[0]) or real_embed(det, clips))
+    assert fvd16(heads).real_cached
+    assert sum(embedded) == 4  # the fakes only
+    # another detector (other weights): the cached statistics do not apply
+    store_detector("i3d", seed=1)
+    embedded.clear()
+    r = fvd16(heads)
+    assert not r.real_cached and sum(embedded) == 8
+
+
+def test_a_set_against_itself_is_zero_and_different_sets_are_not(heads):
+    g = torch.Generator().manual_seed(0)
+    smooth = [torch.linspace(0, 255, 16 * 8 * 8 * 3).reshape(16, 8, 8, 3).roll(k * 37).to(torch.uint8) for k in range(5)]
+    noise = [torch.randint(0, 256, (16, 8, 8, 3), generator=g, dtype=torch.uint8) for _ in range(5)]
+    same = fvd(smooth, smooth, batch=5)  # 16-frame videos: real and fake clips are the same clips
+    apart = fvd(smooth, noise, batch=5)
+    assert abs(same) < 1e-6 * max(1.0, apart) and apart > 1.0
+    assert score("fvd16", noise, smooth, detector=load_detector("i3d")) == pytest.approx(apart, rel=1e-9)
+
+
+def test_video_i_is_the_same_whatever_it_is_rendered_with(heads):
+    G, M = load_image_generator("demo"), load_motion("demo")
+    frames = [0, 3, 7]
+    together = torch.cat(list(fake_videos(M, G, [0, 1, 2, 3], frames, seed=5, batch=5)))
+    alone = next(fake_videos(M, G, [2], frames, seed=5, batch=2))
+    assert together.shape == (4, 3, 64, 64, 3) and alone.shape == (1, 3, 64, 64, 3)
+    assert (together[2].int() - alone[0].int()).abs().max() <= 1  # batched float rounding at most
+    other_seed = next(fake_videos(M, G, [2], frames, seed=6))
+    assert not torch.equal(other_seed, alone)
+
+
+def test_fvd128_sub8_renders_only_the_frames_it_scores(heads, monkeypatch):
+    from mocohd_cli.metrics import evaluate as ev
+
+    seen = []
+    real_fake_videos = ev.fake_videos
+
+    def spy(M, G, indices, frames, *a, **kw):
+        seen.append(list(frames))
+        return real_fake_videos(M, G, indices, frames, *a, **kw)
+
+    monkeypatch.setattr(ev, "fake_videos", spy)
+    long = write_dataset(Path(heads).parent / "long", videos=3, frames=128, size=8, seed=1)
+    r = evaluate(["fvd128-sub8"], long, motion="demo", image="demo", videos=3, device="cpu", batch=8)[0]
+    assert seen == [list(range(0, 121, 8))] and r.real == 3 and np.isfinite(r.value)
+
+
+def test_fid_on_frames_with_the_inception_detector(heads):
+    store_detector("inception")
+    r = evaluate(["fid"], heads, motion="demo", image="demo", fid_frames=20, device="cpu", batch=10)[0]
+    assert (r.metric, r.real, r.fake) == ("fid", 20, 20) and np.isfinite(r.value) and r.value > 0
+    every = evaluate(["fid"], heads, motion="demo", image="demo", fid_frames="all", device="cpu", batch=40)[0]
+    assert (every.real, every.fake) == (120, 120)
+
+
+def test_a_folder_of_fakes_is_scored_like_the_data(heads, tmp_path):
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    r = evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4, frame_size=16)[0]
+    assert (r.real, r.fake) == (4, 4) and r.value > 0
+    itself = evaluate(["fvd16"], fakes, fake=fakes, videos=4, device="cpu", batch=4, frame_size=16)[0]
+    assert abs(itself.value) < 1e-6  # 16-frame videos: the same clips on both sides
+
+
+def test_clear_errors(heads, tmp_path, isolated_store):
+    with pytest.raises(MocohdError, match="no such dataset folder"):
+        fvd16(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MocohdError, match="empty"):
+        fvd16(tmp_path / "empty")
+    short = write_dataset(tmp_path / "short", videos=2, frames=10, size=16)
+    with pytest.raises(MocohdError, match="no video has the 16 frames fvd16 needs \\(2 too short\\)"):
+        fvd16(short)
+    one = write_dataset(tmp_path / "one", videos=1, frames=20, size=16)
+    with pytest.raises(MocohdError, match="1 real clip for fvd16; a covariance needs at least 2"):
+        fvd16(one)
+    with pytest.raises(UsageError, match="unknown metric 'fvd17'"):
+        evaluate(["fvd17"], heads, motion="demo", image="demo")
+    with pytest.raises(UsageError, match="videos must be a whole number >= 1"):
+        fvd16(heads, videos=0)
+    with pytest.raises(UsageError, match="not both"):
+        evaluate(["fvd16"], heads, motion="demo", image="demo", fake=heads)
+    # the detector: missing, then damaged
+    (isolated_store / "i3d" / "i3d.safetensors").unlink()
+    with pytest.raises(MocohdError, match="not in the store: run `mocohd fetch i3d`"):
+        fvd16(heads)
+    with pytest.raises(MocohdError, match="download https://github.com/mseitzer/pytorch-fid/.*mocohd import FILE"):
+        evaluate(["fid"], heads, motion="demo", image="demo", device="cpu")
+    path = store_detector("i3d")
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(MocohdError, match="i3d.safetensors"):
+        fvd16(heads)
+
+
+def test_cli_eval_table_json_and_one_line_errors(capsys, heads, tmp_path):
+    out_json = tmp_path / "r.json"
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--videos", "4", "--batch", "4",
+                         "--device", "cpu", "--json", str(out_json))
+    assert code == 0, err
+    assert "fvd16" in out and "computed" in out and f"wrote {out_json}" in out
+    saved = json.loads(out_json.read_text())
+    assert saved[0]["metric"] == "fvd16" and saved[0]["real"] == 4 and saved[0]["fake"] == 4
+    code, out, _ = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--videos", "4", "--batch", "4",
+                       "--device", "cpu")
+    assert code == 0 and "cached" in out and f"{saved[0]['value']:.2f}" in out
+    code, _, err = run(capsys, "eval", "--data", str(heads))
+    assert code == 2 and "give --motion" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--metric", "fvd17")
+    assert code == 2 and "unknown metric 'fvd17'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "eval", "--data", str(tmp_path / "nowhere"), "--motion", "demo")
+    assert code == 1 and "no such dataset folder" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--json", str(tmp_path))
+    assert code == 2 and "is a folder" in err
+
+
+def _torchrun_eval(tmp_path, *args) -> dict:
+    out_json = tmp_path / "two.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mocohd_cli",
+           "eval", *args, "--device", "cpu", "--json", str(out_json)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("fvd16") == 1  # one writer
+    return json.loads(out_json.read_text())[0]
+
+
+def test_two_process_eval_equals_one_process(heads, tmp_path):
+    """torchrun with 2 gloo processes: each embeds (and renders) half of the videos and the
+    statistics are merged. Videos read from folders give the one-process number to float
+    rounding (convolutions over 2 clips instead of 4, 1 thread instead of 2: 5e-7 relative seen
+    on an FVD of 0.1); rendered videos to 1e-4, since a frame rendered in another batch may also
+    round a pixel to the other uint8 value (5e-6 relative seen)."""
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    one = evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4, frame_size=16, cache=False)[0]
+    two = _torchrun_eval(tmp_path, "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
+                         "--frame-size", "16")
+    assert (two["real"], two["fake"]) == (4, 4)
+    assert two["value"] == pytest.approx(one.value, rel=1e-5)
+    one = fvd16(heads, cache=False)
+    two = _torchrun_eval(tmp_path, "--data", str(heads), "--motion", "demo", "--videos", "4", "--batch", "4")
+    assert (two["real"], two["fake"]) == (4, 4)
+    assert two["value"] == pytest.approx(one.value, rel=1e-4)
+
+
+def test_training_evaluates_at_its_checkpoints_and_eval_appends_to_the_run(capsys, heads, tmp_path):
+    G = randomized_generator(tiny_config(16))
+    gpath = tmp_path / "g.safetensors"
+    canonical.save_model(gpath, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+    pca_for(str(gpath), samples=1000, batch=500)
+    events = []
+    base = dict(data=str(heads), image=str(gpath), name="evald", steps=2, batch=2, frames=4, h_dim=16, dv_channels=4,
+                di_channels=4, proj_dim=8, queue=8, workers=0, pca_samples=1000, sample_every=1000, log_every=1,
+                device="cpu", eval_every=1, eval_videos=3)
+    train(TrainConfig(**base), on_event=lambda k, i: events.append((k, i)))
+    evals = [i for k, i in events if k == "eval"]
+    assert [e["step"] for e in evals] == [1, 2] and all(np.isfinite(e["values"]["fvd16"]) for e in evals)
+    lines = [json.loads(x) for x in (isolated_home() / "runs" / "evald" / "metrics.jsonl").read_text().splitlines()]
+    logged = [x for x in lines if "eval" in x]
+    assert [x["step"] for x in logged] == [1, 2] and logged[1]["eval"]["fvd16"] == evals[1]["values"]["fvd16"]
+    # the exported motion model is the step-2 one: mocohd eval gives the same number and appends it to the run
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "evald", "--image", str(gpath),
+                         "--videos", "3", "--batch", "8", "--device", "cpu")
+    assert code == 0, err
+    assert "cached" in out and "metrics.jsonl" in out
+    last = json.loads((isolated_home() / "runs" / "evald" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["eval"]["fvd16"] == pytest.approx(evals[1]["values"]["fvd16"], rel=1e-6)
+    # too short for fvd16, or no detector: refused before the first step
+    short = write_dataset(tmp_path / "short", videos=3, frames=12, size=16)
+    with pytest.raises(MocohdError, match="no video has the 16 frames fvd16 needs"):
+        train(TrainConfig(**{**base, "data": str(short), "name": "short"}))
+    (isolated_home() / "i3d" / "i3d.safetensors").unlink()
+    with pytest.raises(MocohdError, match="mocohd fetch i3d"):
+        train(TrainConfig(**{**base, "name": "nodet"}))
+    assert not (isolated_home() / "runs" / "nodet" / "checkpoint.pt").exists()
+
+
+def isolated_home() -> Path:
+    return Path(os.environ["MOCOHD_HOME"])
