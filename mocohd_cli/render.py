@@ -30,7 +30,7 @@ from .frames import (VideoNoise, check_noise, check_pair, check_truncation, clas
                      synthesize)
 from .models import load_image_generator
 from .models.motion import load_motion
-from .models.pca import pca_for
+from .models.pca import express
 from .video import (check_fps, check_frame_budget, check_output, check_videos, output_format, output_paths,  # noqa: F401
                     tile, whole, write_videos)
 
@@ -198,15 +198,10 @@ def render(
     G = load_image_generator(image, device=device)
     check_frame_budget(videos, G.resolution, G.resolution, grid)
     M = load_motion(motion, device=next(G.parameters()).device)
+    source_sha = M.image.get("image_sha256")
+    M, note = express(M, G, image)  # another generator (any w size): its PCA basis
     labels = check_pair(M, G, classes, truncation) or None  # before any work
     label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
-    note = None
-    source_sha = M.image.get("image_sha256")
-    if source_sha and source_sha != G.identity["weights_sha256"]:
-        basis, _, _ = pca_for(image, G=G)
-        M = M.retarget(basis.components, basis.stdev)
-        note = (f"cross-domain: motion trained with '{M.image.get('image_name', '?')}' re-expressed in the PCA basis "
-                f"of '{G.identity['name']}' (direction k -> direction k, scaled by its stdev)")
     per_video = None
     if G.c_dim:
         if labels is None and M.source.get("classes") and source_sha == G.identity["weights_sha256"]:

@@ -10,7 +10,7 @@ import torch
 from mocohd_cli import MocohdError, import_model, store
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
-from mocohd_cli.models.motion import load_motion, save_motion
+from mocohd_cli.models.motion import load_motion, motion_model, save_motion
 from mocohd_cli.motion import FAMILY, MotionConfig, MotionGenerator
 
 from .conftest import randomized_generator, run, save_canonical, tiny_config
@@ -126,10 +126,48 @@ def test_retarget_moves_along_the_other_basis():
     db = (b[:, 1:] - b[:, :-1]) @ M2.pca_components.t() / M2.pca_stdev
     torch.testing.assert_close(da, db, rtol=1e-4, atol=1e-5)
     assert torch.equal(M.pca_components, _basis(0)[0][:6])  # the original is untouched
-    with pytest.raises(MocohdError, match="w size"):
-        M.retarget(torch.randn(6, 20), torch.ones(6))
-    with pytest.raises(MocohdError, match="directions"):
-        M.retarget(comps2[:3], stdev2[:3])
+    assert M2.input_map is None and M2.retargeted["directions"] == 6  # same w size: w1 goes in as it is
+
+
+def test_a_target_with_fewer_directions_moves_along_those_it_has():
+    M = _model()
+    comps2, stdev2 = _basis(seed=5)
+    M3 = M.retarget(comps2[:3], stdev2[:3])
+    assert (M3.retargeted["directions"], M3.retargeted["n_pca"]) == (3, 6)
+    eps, w1 = torch.randn(1, 5, 10), torch.randn(1, 12)
+    with torch.no_grad():
+        a, b = M(w1, 6, eps=eps), M3(w1, 6, eps=eps)
+    da = (a[:, 1:] - a[:, :-1]) @ M.pca_components.t() / M.pca_stdev  # [1, 5, 6] coordinates
+    db = (b[:, 1:] - b[:, :-1]) @ comps2.t() / stdev2  # on all 12 of the target's directions
+    torch.testing.assert_close(db[..., :3], da[..., :3], rtol=1e-4, atol=1e-5)
+    assert db[..., 3:].abs().max() < 1e-5  # the motion's last 3 directions are dropped
+
+
+def test_another_w_size_carries_the_first_latent_through_pca_coordinates():
+    """A 12-d motion model driving a 20-d generator: the encoder reads the 20-d w1 expressed in
+    the model's own basis (same coordinates), and the steps are the model's, in the target's basis."""
+    M = _model()
+    mean12 = torch.randn(12)
+    M.set_basis(M.pca_components, M.pca_stdev, mean12)
+    comps20, stdev20 = _basis(seed=3, k=8, d=20)
+    mean20 = torch.randn(20)
+    P = M.retarget(comps20, stdev20, mean20)
+    assert P.cfg.w_dim == 20 and P.retargeted["w_dim"] == 20 and P.retargeted["own_w_dim"] == 12
+    coords = torch.randn(1, 6)  # a first latent in the span of both bases, by its coordinates
+    w1_20 = mean20 + (coords * stdev20[:6]) @ comps20[:6]
+    w1_12 = mean12 + (coords * M.pca_stdev) @ M.pca_components
+    eps = torch.randn(1, 5, 10)
+    with torch.no_grad():
+        a, b = M(w1_12, 6, eps=eps), P(w1_20, 6, eps=eps)
+    assert b.shape == (1, 6, 20) and torch.equal(b[:, 0], w1_20)  # it starts where the target's w1 is
+    da = (a[:, 1:] - a[:, :-1]) @ M.pca_components.t() / M.pca_stdev
+    db = (b[:, 1:] - b[:, :-1]) @ comps20[:6].t() / stdev20[:6]
+    torch.testing.assert_close(db, da, rtol=1e-4, atol=1e-4)
+    assert (b[:, 1:] - b[:, :-1]).abs().max() > 1e-3  # and it moves
+    with pytest.raises(MocohdError, match="cannot be saved"):
+        motion_model(P)
+    with pytest.raises(MocohdError, match="a PCA basis is components"):
+        M.retarget(torch.randn(6, 20), torch.ones(5))
 
 
 def _official_files(tmp_path, M, prefix=""):
@@ -199,8 +237,11 @@ def test_the_image_identity_is_metadata_and_files_written_before_still_load(tmp_
     assert h.image == ident and "mocohd.image" not in h.metadata and h.config == M.cfg.to_dict()
     assert load_motion(old).image == ident
     demo = canonical.read_header(store.resolve("demo", kind="motion").path)
-    assert "image_name" in json.loads(demo.metadata["mocohd.config"])  # the shipped demo: written before
-    assert load_motion("demo").image == demo.image and demo.image["image_name"] == "heads"
+    assert json.loads(demo.metadata["mocohd.image"])["image_name"] == "heads"  # the shipped demo: rewritten with it
+    assert load_motion("demo").image == demo.image and "pca_mean" in demo.shapes and load_motion("demo").has_mean
+    del_mean = {k: v for k, v in M.state_dict().items() if k != "pca_mean"}  # files before pca_mean load, mean unknown
+    canonical.save_model(old, del_mean, kind="motion", family=FAMILY, config=M.cfg.to_dict())
+    assert not load_motion(old).has_mean and not load_motion(tmp_path / "m.safetensors").has_mean
     with pytest.raises(UsageError, match="unknown MotionConfig keys: \\['colour'\\]"):
         MotionConfig.from_dict({**M.cfg.to_dict(), "colour": 1})
 

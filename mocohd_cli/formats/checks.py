@@ -23,7 +23,7 @@ import torch
 from ..errors import MocohdError
 from ..detectors import FAMILIES as DETECTOR_FAMILIES
 from ..generators import FAMILIES
-from ..motion.generator import FAMILY as MOTION_FAMILY, MotionConfig
+from ..motion.generator import FAMILY as MOTION_FAMILY, OPTIONAL as MOTION_OPTIONAL, MotionConfig
 from ..pca import PCA_FAMILY
 
 MAX_NODES = 1_000_000  # objects in a checkpoint's containers (a 1024 px NVIDIA generator: about 1,000)
@@ -146,7 +146,7 @@ def expected_shapes(kind: str, family: str, config: dict) -> tuple[dict[str, tup
             raise MocohdError(f"unknown image generator family {family!r} (known: {', '.join(FAMILIES)})")
         return FAMILIES[family][0].from_dict(config).state_shapes(), set()
     if kind == "motion":
-        return MotionConfig.from_dict(config).state_shapes(), set()
+        return MotionConfig.from_dict(config).state_shapes(), set(MOTION_OPTIONAL)
     if kind == "pca":
         k, d = config.get("n_components"), config.get("w_dim")
         for name, v in (("n_components", k), ("w_dim", d)):

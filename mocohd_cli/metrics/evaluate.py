@@ -52,6 +52,7 @@ from ..frames import check_noise, check_pair, check_truncation, draw_classes, sy
 from ..models import load_image_generator
 from ..models.detectors import load_detector
 from ..models.motion import load_motion
+from ..models.pca import express
 from . import frechet_distance
 from .protocol import PROTOCOLS, Protocol, RealClips, get_protocol, sample_real_clips, to_detector_input
 from .stats import FeatureStats
@@ -325,7 +326,8 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
             detectors[p.detector] = load_detector(p.detector, i3d if p.detector == "i3d" else inception, dev)
     if rendered:
         G = G if G is not None else load_image_generator(image, dev)
-        M = M if M is not None else load_motion(motion, dev)
+        if M is None:  # a motion model of another generator (any w size) moves in G's PCA basis
+            M, _ = express(load_motion(motion, dev), G, image)
         classes = check_pair(M, G, classes, truncation) or None
         check_truncation(truncation, G)
     size = frame_size or (min(G.resolution, DEFAULT_SIZE) if rendered else DEFAULT_SIZE)

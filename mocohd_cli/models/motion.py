@@ -23,6 +23,7 @@ from ..formats import ConvertedModel, canonical, checks, read_any
 from ..formats.mocogan_hd import read_motion_checkpoint, read_official
 from ..generators.config import check_real
 from ..motion import FAMILY, MotionConfig, MotionGenerator
+from ..motion.generator import OPTIONAL
 from ..runtime import pick_device
 
 
@@ -34,10 +35,14 @@ def build_motion(model: ConvertedModel, origin: str = "") -> MotionGenerator:
     # shapes from the config alone must be the tensors' before anything is allocated
     checks.check_shapes("motion", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin)
     M = MotionGenerator(MotionConfig.from_dict(model.config))
+    tensors = dict(model.tensors)
+    for name in OPTIONAL:  # files written before these existed: the module's defaults stand in
+        tensors.setdefault(name, M.state_dict()[name])
     try:
-        M.load_state_dict(model.tensors, strict=True)
+        M.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
         raise MocohdError(f"{origin}: weights do not match the motion config: {str(e).splitlines()[-1].strip()[:200]}") from e
+    M.has_mean = "pca_mean" in model.tensors
     M.image, M.source = dict(model.image), dict(model.source)
     return M
 
@@ -55,9 +60,13 @@ def load_motion(name_or_path: str | os.PathLike, device: str | torch.device = "c
 
 def motion_model(M: MotionGenerator, image: dict | None = None, source: dict | None = None) -> ConvertedModel:
     """The canonical-file view of a motion generator (for saving); ``image``: the identity
-    (image_name, image_sha256) of the image generator it goes with."""
-    return ConvertedModel("motion", FAMILY, M.cfg.to_dict(), {k: v.detach() for k, v in M.state_dict().items()},
-                          source or {}, image=dict(image or {}))
+    (image_name, image_sha256) of the image generator it goes with. A copy re-expressed for
+    another w size (``retarget``) is refused: save the model it came from."""
+    if M.input_map is not None:
+        raise MocohdError("this motion model was re-expressed for another w size and cannot be saved; "
+                          "save the model it came from")
+    tensors = {k: v.detach() for k, v in M.state_dict().items() if k != "pca_mean" or M.has_mean}
+    return ConvertedModel("motion", FAMILY, M.cfg.to_dict(), tensors, source or {}, image=dict(image or {}))
 
 
 def save_motion(path: str | os.PathLike, M: MotionGenerator, image: dict | None = None, source: dict | None = None):
@@ -82,7 +91,7 @@ def import_official(path: str | os.PathLike, pca_dir: str | os.PathLike, w_resid
                           f"checkpoint {path.name} needs {cfg.n_pca}")
     M = MotionGenerator(cfg)
     M.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
-    M.set_basis(basis.components, basis.stdev)
+    M.set_basis(basis.components, basis.stdev, basis.mean)
     source = {"format": "mocogan-hd-pth", "file": path.name, "file_sha256": canonical.file_sha256(path),
               "pca": pca_dir.name}
     return motion_model(M, source=source)

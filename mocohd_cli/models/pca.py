@@ -10,6 +10,7 @@ sha256 of the generator it was fitted for; the maths is ``pca.fit_pca``.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -73,4 +74,37 @@ def pca_for(image: str | os.PathLike, G=None, samples: int = 1_000_000, batch: i
     return basis, dest, True
 
 
-__all__ = ["find_cached", "load_pca", "pca_for", "save_pca"]
+def express(M, G, image: str | os.PathLike | None = None) -> tuple[object, str | None]:
+    """Motion model ``M`` made to drive image generator ``G``: itself when it was trained with
+    ``G`` (same weights sha256) or does not know its generator and has G's w size; else
+    re-expressed in G's PCA basis (``MotionGenerator.retarget``: direction k -> direction k,
+    scaled by G's stdev; another w size carries the first latent through PCA coordinates).
+    ``image``: G's name or path (its basis is cached in the store under it; default G's name).
+    Returns (motion model, a one-line note of what was done or None)."""
+    own = M.image.get("image_sha256")
+    target = G.identity["weights_sha256"]
+    if (own == target or not own) and M.cfg.w_dim == G.w_dim:
+        return M, None
+    basis, _, _ = pca_for(image if image is not None else G.identity["name"], G=G)
+    if M.cfg.w_dim != G.w_dim and not M.has_mean and own:  # an older file: its generator's cached basis knows the mean
+        cached = find_cached(own)
+        own_mean = load_pca(cached).mean if cached is not None else None
+        if own_mean is not None and own_mean.shape == M.pca_mean.shape:
+            M = copy.deepcopy(M)
+            M.pca_mean.copy_(own_mean)
+            M.has_mean = True
+    R = M.retarget(basis.components, basis.stdev, basis.mean)
+    info = R.retargeted
+    trained = f"'{M.image['image_name']}'" if M.image.get("image_name") else "another generator"
+    note = (f"cross-domain: motion trained with {trained} re-expressed in the PCA basis of '{G.identity['name']}' "
+            "(direction k -> direction k, scaled by its stdev)")
+    if info["w_dim"] != info["own_w_dim"]:
+        note += (f"; its {info['own_w_dim']}-d first latent carried from the {info['w_dim']}-d w through PCA "
+                 "coordinates" + ("" if info["own_mean"] else " (the motion file has no PCA mean: taken as 0)"))
+    if info["directions"] < info["n_pca"]:
+        note += (f"; '{G.identity['name']}' has {info['target_directions']} directions, the motion "
+                 f"{info['n_pca']}: the last {info['n_pca'] - info['directions']} are dropped")
+    return R, note
+
+
+__all__ = ["express", "find_cached", "load_pca", "pca_for", "save_pca"]

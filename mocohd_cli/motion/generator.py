@@ -7,11 +7,13 @@ generator's principal directions (SPEC section 5).
     w_t      = w_{t-1} + lambda * r_t (V * s)                 V: [n_pca, w_dim] directions, s: stdev
     e_rec_t  = fc2(relu(fc1([h_t, c_t])))                     reconstructs eps_t (diversity loss)
 
-The PCA directions travel with the model (buffers), so a motion file is
-self-contained; ``retarget`` swaps in another generator's basis for
-cross-domain synthesis (direction k -> direction k, scaled by the target's
-stdev). Tensor names follow the official state dict (``enc_cell``, ``cell``,
-``w``, ``b``, ``fc1``, ``fc2``).
+The PCA directions travel with the model (buffers, with the mean of w they
+were fitted around), so a motion file is self-contained; ``retarget`` swaps
+in another generator's basis for cross-domain synthesis (direction k ->
+direction k, scaled by the target's stdev), whatever its w size: for another
+w size the first latent is carried into the model's own space through PCA
+coordinates, since the encoder LSTM reads it. Tensor names follow the
+official state dict (``enc_cell``, ``cell``, ``w``, ``b``, ``fc1``, ``fc2``).
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ class MotionConfig(DictConfig):
             out.update({f"{cell}.weight_ih": (h4, inp), f"{cell}.weight_hh": (h4, h), f"{cell}.bias_ih": (h4,), f"{cell}.bias_hh": (h4,)})
         out.update({"w": (h, self.n_pca), "b": (self.n_pca,), "fc1.weight": (n, 2 * h), "fc1.bias": (n,),
                     "fc2.weight": (n, n), "fc2.bias": (n,), "pca_components": (self.n_pca, self.w_dim),
-                    "pca_stdev": (self.n_pca,)})
+                    "pca_stdev": (self.n_pca,), "pca_mean": (self.w_dim,)})
         return out
+
+
+OPTIONAL = ("pca_mean",)  # state entries files written before they existed lack (then: unknown, zeros)
 
 
 @dataclass
@@ -65,7 +70,8 @@ class MotionState:
 
 
 class MotionGenerator(nn.Module):
-    def __init__(self, cfg: MotionConfig, components: torch.Tensor | None = None, stdev: torch.Tensor | None = None):
+    def __init__(self, cfg: MotionConfig, components: torch.Tensor | None = None, stdev: torch.Tensor | None = None,
+                 mean: torch.Tensor | None = None):
         super().__init__()
         if cfg.n_pca > cfg.w_dim:
             raise UsageError(f"n_pca ({cfg.n_pca}) cannot exceed w_dim ({cfg.w_dim})")
@@ -80,9 +86,15 @@ class MotionGenerator(nn.Module):
         self.fc2 = nn.Linear(cfg.noise_dim, cfg.noise_dim)
         self.register_buffer("pca_components", torch.zeros(cfg.n_pca, cfg.w_dim))
         self.register_buffer("pca_stdev", torch.zeros(cfg.n_pca))
+        self.register_buffer("pca_mean", torch.zeros(cfg.w_dim))  # the mean of w the basis was fitted around
+        self.has_mean = False  # whether pca_mean is known (files before it existed: not)
+        # Set by ``retarget`` to another w size: the encoder's input x = w1 @ input_map + input_offset
+        self.input_map: torch.Tensor | None = None
+        self.input_offset: torch.Tensor | None = None
+        self.retargeted: dict = {}  # what ``retarget`` did (for messages)
         self.reset_parameters()
         if components is not None:
-            self.set_basis(components, stdev)
+            self.set_basis(components, stdev, mean)
 
     def reset_parameters(self) -> None:
         """The official initialisation: orthogonal LSTM gate blocks and linear
@@ -101,8 +113,9 @@ class MotionGenerator(nn.Module):
         init.normal_(self.w, std=0.02)
         init.zeros_(self.b)
 
-    def set_basis(self, components: torch.Tensor, stdev: torch.Tensor) -> None:
-        """Use the first n_pca rows of ``components`` [k, w_dim] and ``stdev`` [k]."""
+    def set_basis(self, components: torch.Tensor, stdev: torch.Tensor, mean: torch.Tensor | None = None) -> None:
+        """Use the first n_pca rows of ``components`` [k, w_dim] and ``stdev`` [k]; ``mean`` [w_dim]:
+        the mean of w they were fitted around (kept with the model; None: unknown)."""
         n, d = self.cfg.n_pca, self.cfg.w_dim
         if components.ndim != 2 or components.shape[1] != d:
             raise UsageError(f"PCA basis has w size {components.shape[-1]}, the motion model needs {d}")
@@ -110,17 +123,56 @@ class MotionGenerator(nn.Module):
             raise UsageError(f"PCA basis has {min(components.shape[0], stdev.shape[0])} directions, the motion model needs {n}")
         self.pca_components.copy_(components[:n])
         self.pca_stdev.copy_(stdev[:n])
+        if mean is not None:
+            if mean.shape != (d,):
+                raise UsageError(f"PCA mean has shape {list(mean.shape)}, the motion model needs [{d}]")
+            self.pca_mean.copy_(mean)
+            self.has_mean = True
 
-    def retarget(self, components: torch.Tensor, stdev: torch.Tensor) -> "MotionGenerator":
-        """A copy that moves along another generator's principal directions."""
+    def retarget(self, components: torch.Tensor, stdev: torch.Tensor, mean: torch.Tensor | None = None) -> "MotionGenerator":
+        """A copy that moves along another generator's principal directions: step direction k is the
+        target's direction k, scaled by its stdev. Where the target has fewer directions than the
+        model's n_pca, the model's last ones have none (they are dropped); extra target directions
+        are unused. ``retargeted`` says what was done.
+
+        Same w size: only the basis changes; the encoder reads the target's first latent as it is
+        (the frames of earlier versions, exactly). Another w size: the first latent is carried into
+        the model's own space through PCA coordinates, a_k = (w1 - mean_t) . v_k / s_k for the
+        directions both bases have, then x = mean_m + sum_k a_k s'_k v'_k (the model's own basis
+        and mean, ``pca_mean``; zeros when the file does not know it), and the encoder reads x. The
+        copy cannot be saved (its encoder still reads the model's own w size)."""
+        n, d_own = self.cfg.n_pca, self.pca_components.shape[1]
+        if components.ndim != 2 or stdev.ndim != 1 or components.shape[0] != stdev.shape[0] or components.shape[0] < 1:
+            raise UsageError(f"a PCA basis is components [k, w_dim] and stdev [k], got {list(components.shape)} "
+                             f"and {list(stdev.shape)}")
+        k, d = components.shape
+        m = min(n, k)
+        comp = components.to(self.pca_components)
+        sd = stdev.to(self.pca_stdev)
         other = copy.deepcopy(self)
-        other.set_basis(components.to(self.pca_components), stdev.to(self.pca_stdev))
+        other.cfg = copy.copy(self.cfg)
+        other.cfg.w_dim = d  # the w it moves in now (not validated: n_pca may exceed a smaller target w size)
+        step_comp = torch.zeros(n, d, dtype=comp.dtype, device=comp.device)
+        step_sd = torch.zeros(n, dtype=sd.dtype, device=sd.device)
+        step_comp[:m], step_sd[:m] = comp[:m], sd[:m]
+        other.pca_components, other.pca_stdev = step_comp, step_sd  # buffers of the new shape
+        target_mean = torch.zeros(d, dtype=comp.dtype, device=comp.device) if mean is None else mean.to(comp)
+        other.pca_mean, other.has_mean = target_mean, mean is not None
+        if d != d_own:
+            scale = self.pca_stdev[:m] / sd[:m].clamp_min(1e-12)  # [m]
+            other.input_map = comp[:m].T @ (scale[:, None] * self.pca_components[:m])  # [d, d_own]
+            other.input_offset = self.pca_mean - target_mean @ other.input_map  # [d_own]
+        else:
+            other.input_map = other.input_offset = None
+        other.retargeted = {"directions": m, "n_pca": n, "target_directions": k, "w_dim": d, "own_w_dim": d_own,
+                            "own_mean": bool(self.has_mean)}
         return other
 
     # ------------------------------------------------------------------ unrolling
 
     def start(self, w1: torch.Tensor) -> MotionState:  # w1: [B, w_dim]
-        h, c = self.enc_cell(w1)
+        x = w1 if self.input_map is None else w1 @ self.input_map.to(w1) + self.input_offset.to(w1)
+        h, c = self.enc_cell(x)
         return MotionState(h, c, w1)
 
     def draw_eps(self, batch: int, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
