@@ -70,6 +70,7 @@ FULL = dict(
     lever=dict(resolution=1024, dtype="bf16", batch=8), compile_backend="inductor",
     train=dict(steps=8, videos=8, video_frames=32, video_size=64, workers=2, pca_samples=100_000, resolution=256),
     torchrun_steps=3, render=dict(resolution=1024, frames=64, batch=8, dtypes=["fp32", "bf16"], pca_samples=20_000),
+    eval=dict(i3d_scale=1.0, inception_size=299, i3d_batches=[8, 32], inception_batches=[32, 128], fvd_videos=256),
 )
 QUICK = dict(
     sg_resolutions=[16, 32], sg_batches=[1, 2], dtypes=list(DTYPE_NAMES), min_time=0.02, max_iters=3,
@@ -77,6 +78,7 @@ QUICK = dict(
     lever=dict(resolution=16, dtype="bf16", batch=2), compile_backend="eager",
     train=dict(steps=2, videos=2, video_frames=8, video_size=16, workers=0, pca_samples=1000, resolution=16),
     torchrun_steps=2, render=dict(resolution=16, frames=8, batch=4, dtypes=["fp32", "bf16"], pca_samples=1000),
+    eval=dict(i3d_scale=1 / 16, inception_size=75, i3d_batches=[2], inception_batches=[2], fvd_videos=4),
 )
 # the dry run's training sizes (the real check uses TrainConfig's defaults: the authors')
 TINY_TRAIN = dict(batch=2, frames=4, time_step=2, frame_size=16, h_dim=16, dv_channels=4, di_channels=8, proj_dim=8,
@@ -96,9 +98,10 @@ STEPS = [
     ("torchrun", 120, 60),
     ("levers", 90, 40),
     ("compile", 180, 60),
+    ("eval", 150, 60),
 ]
 SECTIONS = ["goals", "machine", "setup", "steps", "tests", "peak", "stylegan2", "biggan", "train", "torchrun", "render",
-            "encoders", "levers"]
+            "encoders", "levers", "eval"]
 HIDDEN = {"step", "memory"}  # in the JSON, not in the tables
 COLUMNS = {  # preferred column order per section (others follow)
     "goals": ["goal", "measured", "met"],
@@ -114,6 +117,8 @@ COLUMNS = {  # preferred column order per section (others follow)
     "render": ["dtype", "frames", "resolution", "generate_fps", "render_fps", "render_vs_generate",
                "encode_only_fps", "bottleneck", "peak_mb"],
     "encoders": ["encoder", "ok", "fps", "seconds", "frames", "ffmpeg"],
+    "eval": ["what", "batch", "items_per_s", "unit", "gflop_per_item", "tflops", "max_rel_diff_vs_cpu", "seconds",
+             "peak_mb"],
     "levers": ["variant", "resolution", "dtype", "batch", "ms_per_batch", "fps", "vs_eager", "compile_s",
                "max_abs_diff", "graph_breaks", "peak_mb"],
 }
@@ -1164,6 +1169,65 @@ def orchestrate(args) -> int:
     return 0
 
 
+def step_eval(ctx: Ctx) -> None:
+    """The detectors of `mocohd eval` (random weights of the published sizes; float32, TF32 off as
+    eval runs them): clips/s and frames/s, their features against the CPU's on the same weights,
+    and a whole fvd16 on the demo (render + embed) against procedural talking heads."""
+    import os
+
+    from mocohd_cli import store
+    from mocohd_cli.data.procedural import write_dataset
+    from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3
+    from mocohd_cli.formats.canonical import save_model
+    from mocohd_cli.metrics.evaluate import embed, evaluate
+
+    torch = ctx.torch
+    ev = ctx.size["eval"]
+
+    def randomized(net):
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * ((2.0 / p[0].numel()) ** 0.5 if p.ndim > 1 else 0.05))
+        return net.eval().requires_grad_(False)
+
+    i3d_cfg = I3DConfig() if ev["i3d_scale"] == 1 else I3DConfig.scaled(ev["i3d_scale"])
+    nets = {"i3d": randomized(I3D(i3d_cfg)), "inception": randomized(InceptionV3(InceptionConfig(size=ev["inception_size"])))}
+    g = torch.Generator().manual_seed(1)
+    for kind, batches in (("i3d", ev["i3d_batches"]), ("inception", ev["inception_batches"])):
+        cpu_net = nets[kind]
+        net = randomized(type(cpu_net)(cpu_net.config if hasattr(cpu_net, "config") else None)).to(ctx.device)
+        frames = 16 if kind == "i3d" else 1
+        gflop = counted_gflop(torch, lambda: net(torch.zeros(1, 3, frames, 224, 224, device=ctx.device)) if kind == "i3d"
+                              else net(torch.zeros(1, 3, 299, 299, device=ctx.device)))
+        for batch in batches:
+            with ctx.record("eval", what=kind, batch=batch, unit="clips" if kind == "i3d" else "frames") as row:
+                clips = torch.randint(0, 256, (batch, frames, 64, 64, 3), generator=g, dtype=torch.uint8)
+                base = ctx.reset_memory()
+                sec, out = ctx.time_fn(lambda: embed(net, clips))
+                row.update(items_per_s=batch / sec, gflop_per_item=gflop, **ctx.memory(base))
+                if gflop:
+                    row["tflops"] = gflop * batch / sec / 1000
+                if batch == batches[0]:
+                    ref = embed(cpu_net, clips[:2])
+                    row["max_rel_diff_vs_cpu"] = float((out[:2] - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
+    with ctx.record("eval", what="fvd16 on the demo", batch=8, unit="videos") as row:
+        home = ctx.work / "eval-home"
+        os.environ["MOCOHD_HOME"] = str(home)
+        store.kind_dir("i3d", create=True)
+        save_model(store.store_path("i3d", "i3d"), nets["i3d"].state_dict(), kind="i3d", family="i3d",
+                   config=i3d_cfg.to_dict())
+        data = write_dataset(ctx.work / "eval-heads", videos=ev["fvd_videos"], frames=20, size=64, seed=0)
+        t0 = time.perf_counter()
+        r = evaluate(["fvd16"], data, motion="demo", image="demo", videos=ev["fvd_videos"], device=str(ctx.device),
+                     batch=8)[0]
+        again = evaluate(["fvd16"], data, motion="demo", image="demo", videos=ev["fvd_videos"], device=str(ctx.device),
+                         batch=8)[0]
+        row.update(items_per_s=2 * r.real / max(r.seconds["total"], 1e-9), seconds=time.perf_counter() - t0,
+                   first_s=r.seconds["total"], cached_s=again.seconds["total"], real=r.real, fake=r.fake,
+                   same_value_again=again.value == r.value, real_cached_again=again.real_cached)
+
+
 STEP_FUNCS = {
     "machine": step_machine,
     "peak": step_peak,
@@ -1176,6 +1240,7 @@ STEP_FUNCS = {
     "torchrun": step_torchrun,
     "levers": step_levers,
     "compile": step_compile,
+    "eval": step_eval,
 }
 
 

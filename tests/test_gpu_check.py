@@ -16,7 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 STEPS = ["machine", "tests", "peak", "stylegan2-lo", "stylegan2-hi", "biggan", "train-cross", "train-in", "render",
-         "torchrun", "levers", "compile"]
+         "torchrun", "levers", "compile", "eval"]
 
 
 def _env() -> dict:
@@ -45,7 +45,7 @@ def test_every_step_runs_and_succeeds(dry_run):
     assert list(steps) == STEPS
     bad = {k: (s["status"], s.get("note")) for k, s in steps.items() if s["status"] != "ok"}
     assert not bad, bad
-    assert "12/12 steps ok" in p.stderr
+    assert "13/13 steps ok" in p.stderr
     assert result["meta"]["quick"] and result["meta"]["device"] == "cpu"
     assert _number(result["meta"]["wall_s"]) and result["meta"]["wall_s"] < result["meta"]["budget_s"]
 
