@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -35,6 +36,12 @@ from .metrics.evaluate import evaluate as evaluate_videos
 from .hub import push as push_model
 from .models import describe, import_model, load_image_generator
 from .models.pca import pca_for
+from .invert import check_generator as check_invert_generator, check_options as check_invert_options
+from .invert import invert as invert_photos
+from .models.latent import default_name as default_latent_name, save_latent
+from .models.perceptual import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
+from .photos import check_crop, photo_identity, read_photo
+from .photos import probe as probe_photo
 from .motion import MotionConfig
 from .render import render as render_videos
 from .train import TrainConfig
@@ -128,15 +135,15 @@ def _stored_origin(kind: str, image: dict, src: dict) -> str:
     else:
         what = ""
     image = image.get("image_name")
-    if image and kind in ("motion", "pca"):
-        what += ("; " if what else "") + ("for" if kind == "motion" else "of") + f" image generator {image}"
+    if image and kind in ("motion", "pca", "latent"):
+        what += ("; " if what else "") + ("of" if kind == "pca" else "for") + f" image generator {image}"
     return what
 
 
 @app.command()
 def info(
     name: str = typer.Argument(..., help="Model name or path (.safetensors, rosinality .pt, NVIDIA .pkl)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="image, motion, pca, i3d or inception: show only that kind (default: every "
+    kind: Optional[str] = typer.Option(None, "--kind", help="image, motion, pca, i3d, inception, vgg16 or latent: show only that kind (default: every "
                                        "kind the name has, e.g. the demo image generator and the demo motion model)."),
 ):
     """What a model is: kind, family, resolution, latent size, parameters, provenance, sha256."""
@@ -190,9 +197,15 @@ def _info_table(m) -> None:
     if m.kind == "motion" and "n_pca" in cfg:
         rows.append(("motion", f"w {cfg.get('w_dim')}, {cfg['n_pca']} PCA directions, LSTM {cfg.get('h_dim')}, "
                                f"step weight {cfg.get('w_residual')}"))
-    if m.kind in ("motion", "pca"):
+    if m.kind == "latent":
+        rows.append(("latent", f"{cfg.get('count')} x {cfg.get('num_ws')} w's of size {cfg.get('w_dim')} (space "
+                               f"{cfg.get('space')}), noise maps {'stored' if cfg.get('noise') else 'none'}; "
+                               f"{cfg.get('loss', '?')} loss, {cfg.get('steps', '?')} steps"))
+        for p, d in zip(cfg.get("photos") or [], cfg.get("distance") or []):
+            rows.append(("photo", f"{p.get('file')} (sha256 {str(p.get('sha256'))[:12]}): distance {d:.4f}"))
+    if m.kind in ("motion", "pca", "latent"):
         who, sha = m.image.get("image_name"), m.image.get("image_sha256")
-        rows.append(("trained with" if m.kind == "motion" else "fitted on",
+        rows.append(({"motion": "trained with", "pca": "fitted on", "latent": "image generator"}[m.kind],
                      f"{who} (weights {sha[:12]})" if who and sha else "unknown"))
     rows.append(("parameters", f"{m.parameters:,}"))
     labels = {"format": "source format", "file": "original file", "file_sha256": "original sha256"}
@@ -208,7 +221,7 @@ def import_(
     path: Path = typer.Argument(..., help="File to import: rosinality .pt, NVIDIA .pkl, BigGAN .bin, I3D TorchScript .pt, "
                                 "pytorch-fid Inception .pth or mocohd .safetensors."),
     name: str = typer.Option(..., "--name", help="Name to store it under (detectors: i3d, inception are the defaults eval uses)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Force the kind (image, motion, pca, i3d, inception); auto-detected by default."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Force the kind (image, motion, pca, i3d, inception, vgg16); auto-detected by default."),
     force: bool = typer.Option(False, "--force", help="Replace a model of the same name in the store."),
     pca: Optional[Path] = typer.Option(None, "--pca", help="PCA folder (pca_comp.npy, pca_stdev.npy) of an official motion checkpoint."),
     image: Optional[str] = typer.Option(None, "--image", help="Image generator a motion model or PCA basis belongs to."),
@@ -365,7 +378,8 @@ def render(
     motion: str = typer.Option("demo", "--motion", "-m", help="Motion model: name or path."),
     image: str = typer.Option("demo", "--image", "-i", help="Image generator: name or path."),
     frames: int = typer.Option(32, "-n", "--frames", help="Motion steps per video (any length; memory does not grow)."),
-    videos: int = typer.Option(1, "--videos", "-k", help="Number of videos (one file each, or one grid with --grid)."),
+    videos: Optional[int] = typer.Option(None, "--videos", "-k", help="Number of videos (one file each, or one grid "
+                                         "with --grid); default 1, or one per --start latent."),
     grid: bool = typer.Option(False, "--grid", help="Tile all videos into one video."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same frames (on the same machine and device)."),
     fps: float = typer.Option(12.0, "--fps", help="Frames per second of the written video."),
@@ -380,6 +394,8 @@ def render(
                                                 "(golden_retriever); repeat or comma-separate for one per video."),
     class_to: Optional[str] = typer.Option(None, "--class-to", help="BigGAN: move each video's class vector "
                                            "linearly to this class over the video."),
+    start: Optional[list[str]] = typer.Option(None, "--start", help="Start the videos from latents made by `mocohd "
+                                              "invert` (a name or file), or from a photo (inverted first); repeat for several."),
 ):
     """Render videos: a motion model walks the latent space of an image generator.
 
@@ -410,7 +426,8 @@ def render(
         result = render_videos(output, motion=motion, image=image, frames=frames, videos=videos, grid=grid, seed=seed,
                                fps=fps, truncation=truncation, noise=noise, interpolate=interpolate, device=device,
                                dtype=dtype, batch=batch, fmt=fmt, on_start=started, on_frame=advanced,
-                               classes=classes, class_to=class_to)
+                               classes=classes, class_to=class_to, start=start,
+                               on_note=lambda text: err.print(text, markup=False, highlight=False, soft_wrap=True))
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: main prints one line with this outcome
         if getattr(e, "outcome", None) is None:
             e.outcome = "nothing written"
@@ -419,7 +436,7 @@ def render(
         bar.stop()
     elapsed = time.perf_counter() - t0
     h, w = result.size
-    total = result.frames * videos
+    total = result.frames * result.videos
     for p in result.paths:
         out.print(f"wrote {p}")
     out.print(f"{len(result.paths)} file(s), {result.frames} frames of {w}x{h} each, "
@@ -504,6 +521,91 @@ def eval_(
         if folder is not None:
             append_results(folder, results, step=None, extra={"motion": motion, "image": image or "demo"})
             out.print(f"appended to {folder / 'metrics.jsonl'}")
+
+
+@app.command("invert")
+def invert_(
+    photos: list[Path] = typer.Argument(..., metavar="PHOTO...", help="Photos (any format Pillow reads), one latent each."),
+    image: str = typer.Option(..., "--image", "-i", help="Image generator (StyleGAN2): name or path."),
+    name: Optional[str] = typer.Option(None, "--name", help="Store name of the latent (default: the first photo's name)."),
+    steps: int = typer.Option(1000, "--steps", help="Optimisation steps (NVIDIA's projector: 1000)."),
+    space: str = typer.Option("w", "--space", help="w (one w for every layer, as the projector) or w+ (one per layer: closer, less editable)."),
+    loss: str = typer.Option("perceptual", "--loss", help="perceptual (VGG16 features; `mocohd fetch vgg16`) or pixel (MSE + multi-scale SSIM, no weights)."),
+    crop: str = typer.Option("center", "--crop", help="center (the centred square) or none (the whole photo, squeezed to a square)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise maps' start and of the w noise."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    force: bool = typer.Option(False, "--force", help="Replace a stored latent of the same name."),
+):
+    """Find the latent that makes an image generator reproduce a photo, and store it (kind latent).
+
+    NVIDIA's projector recipe: Adam over w and the noise maps from the average w, for --steps steps.
+    Several photos are inverted together, each on its own. Ctrl-C stops early and keeps the best
+    latent so far; then `mocohd render --start NAME` animates it."""
+    check_invert_options(steps, space, loss, seed=seed)
+    check_crop(crop)
+    name = store.check_name(name or default_latent_name(photos[0]))
+    dest = store.store_path("latent", name)
+    if dest.exists() and not force:
+        raise MocohdError(f"a latent named '{name}' is already in the store ({dest}): pick another --name, or "
+                          "replace it with --force")
+    for p in photos:  # headers only: a missing or unreadable photo stops us before anything loads
+        probe_photo(p)
+    if loss == "perceptual" and not have_vgg16():
+        raise MocohdError(VGG16_MISSING)
+    G = load_image_generator(image, device=device)
+    check_invert_generator(G)
+    targets = torch.stack([read_photo(p, G.resolution, crop=crop) for p in photos])
+    known = [photo_identity(p) for p in photos]
+    net = load_vgg16(device=next(G.parameters()).device) if loss == "perceptual" else None
+
+    plain = None if err.is_terminal else _plain_progress("inverting", "steps", steps)
+    bar = Progress(TextColumn("inverting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[dist]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True, disable=plain is not None)
+    task = bar.add_task("invert", total=steps, dist="")
+    signals = {"count": 0, "which": None}
+
+    def on_signal(signum, frame):  # the first Ctrl-C (or SIGTERM) stops after this step; a second one at once
+        signals["count"] += 1
+        signals["which"] = signals["which"] or signum
+        if signals["count"] > 1:
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        err.print("stopping after this step (the best latent so far is kept; Ctrl-C again to quit without it)",
+                  markup=False, highlight=False, soft_wrap=True)
+
+    def advanced(done, total, dist):
+        text = f"distance {dist.mean():.4f}" if len(dist) == 1 else f"mean distance {dist.mean():.4f}"
+        bar.update(task, completed=done, dist=text)
+        if plain:
+            plain(done, text)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    try:
+        bar.start()
+        where = f"{G.identity['name']} ({G.resolution} px)"
+        err.print(f"inverting {len(photos)} photo(s) into {where}: {steps} steps, space {space}, {loss} loss, "
+                  f"{next(G.parameters()).device}", markup=False, highlight=False, soft_wrap=True)
+        latent = invert_photos(G, targets, steps=steps, space=space, loss=loss, perceptual=net, seed=seed,
+                               progress=advanced, stop=lambda: signals["count"] > 0, photos=known)
+        latent.info["crop"] = crop
+    except KeyboardInterrupt as e:
+        e.outcome = getattr(e, "outcome", None) or "nothing stored"
+        raise
+    finally:
+        bar.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+    header = save_latent(latent, name, overwrite=force)
+    say = partial(out.print, soft_wrap=True, markup=False, highlight=False)
+    for p, d, k in zip(photos, latent.distance, latent.info["best_step"]):
+        say(f"{p}: distance {d:.4f} ({loss}, best after {k} of {latent.info['steps']} steps)")
+    done = f"latent {name} ({len(photos)} photo(s), space {space}) -> {header.path}"
+    if latent.info["stopped"]:
+        e = Terminated() if signals["which"] == signal.SIGTERM else KeyboardInterrupt()
+        e.outcome = f"stopped at step {latent.info['steps']}/{steps}; stored the best {done}"
+        raise e
+    say(f"stored {done}")
+    say(f"next: mocohd render {name}.mp4 --image {image} --start {name}")
 
 
 def _check_json_path(path: Path) -> None:

@@ -24,13 +24,18 @@ from typing import Callable, Iterator
 
 import torch
 
+from . import store
 from .classes import describe_class
-from .errors import UsageError
+from .errors import MocohdError, UsageError
+from .formats import canonical, sniff
 from .frames import (VideoNoise, check_noise, check_pair, check_truncation, class_vectors, draw_classes, draw_w1,
                      synthesize)
+from .invert import invert
 from .models import load_image_generator
+from .models.latent import Latent, default_name, load_latent, save_latent
 from .models.motion import load_motion
 from .models.pca import express
+from .photos import read_photo
 from .video import (check_fps, check_frame_budget, check_output, check_videos, output_format, output_paths,  # noqa: F401
                     tile, whole, write_videos)
 
@@ -91,7 +96,8 @@ def check_numbers(frames, videos, seed, truncation, interpolate, batch) -> tuple
 
 def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation: float = 1.0, noise: str = "fixed",
                   interpolate: int = 1, batch: int = 8, dtype: torch.dtype | None = None,
-                  classes: list[int] | None = None, class_to: int | None = None) -> Iterator[torch.Tensor]:
+                  classes: list[int] | None = None, class_to: int | None = None,
+                  start: Latent | None = None) -> Iterator[torch.Tensor]:
     """Yield the videos' frames one time step at a time: [videos, H, W, 3] uint8 (CPU).
 
     ``M`` is moved to G's device. Same seed, same frames (on the same machine and device). ``noise``:
@@ -106,6 +112,10 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     seed in 0..2**40 - 1, truncation finite and >= 0, and videos x resolution^2 at most
     ``video.MAX_STEP_PIXELS`` (UsageError); the pair with ``frames.check_pair`` (w sizes,
     classes, BigGAN's truncation in (0, 1]).
+
+    ``start`` (a ``Latent`` of G, from ``mocohd invert``): video v starts from its latent
+    v % count, with its noise maps when it has them, so frame 0 is the inverted image; in space
+    'w+' the motion's displacement from the layers' mean w is added to every layer's w.
     """
     check_noise(noise)
     frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
@@ -114,22 +124,91 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     labels = check_pair(M, G, classes, truncation)
     label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
     labels = video_classes(G, videos, seed, labels) if G.c_dim else None
-    return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to)
+    if start is not None:
+        check_start(start, G)
+    return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start)
 
 
-def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to):
+def read_starts(start) -> list:
+    """``render``'s ``start`` as a list of ``Latent`` objects (names and latent files read now) and
+    photo paths (inverted later, once the generator is loaded)."""
+    specs = [] if start is None else [start] if isinstance(start, (str, os.PathLike, Latent)) else list(start)
+    out = []
+    for spec in specs:
+        if isinstance(spec, Latent):
+            out.append(spec)
+        elif Path(spec).is_file() and sniff(spec) != "safetensors":
+            out.append(Path(spec))  # a photo
+        else:
+            out.append(load_latent(spec))
+    return out
+
+
+def start_latent(starts: list, G, on_note: Callable[[str], None] | None = None, invert_options: dict | None = None) -> Latent:
+    """One ``Latent`` of every start, in order: photos are inverted with ``invert``'s defaults and
+    their latents stored under the photo's name when no latent has it yet."""
+    latents = []
+    for s in starts:
+        if isinstance(s, Latent):
+            latents.append(s)
+            continue
+        if on_note:
+            on_note(f"inverting {s.name} with '{G.identity['name']}' (mocohd invert's defaults) ...")
+        photo = {"file": s.name, "sha256": canonical.file_sha256(s)}
+        latent = invert(G, read_photo(s, G.resolution), photos=[photo], **(invert_options or {}))
+        name = default_name(s)
+        if not store.store_path("latent", name).exists():
+            save_latent(latent, name)
+            if on_note:
+                on_note(f"stored its latent as '{name}' (render --start {name} reuses it)")
+        latents.append(latent)
+    if len(latents) == 1:
+        return latents[0]
+    plus = any(x.space == "w+" for x in latents)
+    noise = None
+    if all(x.noise is not None for x in latents):
+        noise = [torch.cat(maps) for maps in zip(*(x.noise for x in latents))]
+    return Latent(torch.cat([x.ws for x in latents]), noise, "w+" if plus else "w", dict(latents[0].image),
+                  [p for x in latents for p in x.photos] if all(x.photos for x in latents) else [],
+                  [d for x in latents for d in x.distance] if all(x.distance for x in latents) else [])
+
+
+def check_start(start: Latent, G) -> None:
+    """A latent can start G's videos only if it was found with G (its weights sha256 and sizes)."""
+    own = start.image.get("image_sha256")
+    if own and own != G.identity.get("weights_sha256", own):
+        raise MocohdError(f"the start latent belongs to the image generator '{start.image.get('image_name', '?')}', "
+                          f"not to '{G.identity.get('name', '?')}': invert the photo with this generator")
+    if (start.num_ws, start.w_dim) != (G.num_ws, G.w_dim):
+        raise MocohdError(f"the start latent has {start.num_ws} w's of size {start.w_dim}, the generator "
+                          f"{G.num_ws} of size {G.w_dim}")
+
+
+def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to, start=None):
     device = next(G.parameters()).device
     M = M.to(device)
     z_gen, eps_gen, noise_gen = _generator(seed, 0), _generator(seed, 1), _generator(seed, 2)
     total = (frames - 1) * interpolate + 1
     done = 0
+    layers = None  # start in space w+: each video's per-layer w's [V, num_ws, w_dim]
     with torch.no_grad():
-        w1 = draw_w1(G, videos, z_gen, device)
-        noise_of = VideoNoise(G, videos, noise, noise_gen, device)
+        if start is None:
+            w1 = draw_w1(G, videos, z_gen, device)
+            noise_of = VideoNoise(G, videos, noise, noise_gen, device)
+        else:
+            pick = torch.arange(videos) % start.count
+            base = start.ws[pick].to(device)
+            layers = base if start.space == "w+" else None
+            w1 = base.mean(1) if layers is not None else base[:, 0]  # w: every layer's w is this one
+            noise_of = VideoNoise(G, videos, noise, noise_gen, device)
+            if start.noise is not None and noise == "fixed":  # the maps the inversion found
+                noise_of.maps = [m[pick].to(device) for m in start.noise]
         for ws in trajectory_chunks(M, w1, frames, interpolate, generator=eps_gen):
             steps = ws.shape[1]
             flat = ws.transpose(0, 1).reshape(steps * videos, -1)  # time-major: frame t of every video
             video_of = torch.arange(videos, device=device).repeat(steps)
+            if layers is not None:  # w+: the motion's displacement added to every layer's w
+                flat = layers[video_of] + (flat - w1[video_of])[:, None, :]
             cs = None
             if labels is not None:  # [steps * videos, c_dim]
                 cs = class_vectors(G, labels, torch.arange(done, done + steps), total, class_to, device)
@@ -150,6 +229,7 @@ class RenderResult:
     frames: int  # frames per video, as written
     size: tuple[int, int]  # (height, width) of each written frame
     cross_domain: str | None = None  # what was re-expressed, if anything
+    videos: int = 1  # how many were rendered
 
 
 def render(
@@ -157,7 +237,7 @@ def render(
     motion: str = "demo",
     image: str = "demo",
     frames: int = 32,
-    videos: int = 1,
+    videos: int | None = None,
     grid: bool = False,
     seed: int = 0,
     fps: float = 12.0,
@@ -172,6 +252,9 @@ def render(
     on_frame: Callable[[int], None] | None = None,
     classes: list[str | int] | None = None,
     class_to: str | int | None = None,
+    start: list[str | os.PathLike | Latent] | str | Latent | None = None,
+    on_note: Callable[[str], None] | None = None,
+    invert_options: dict | None = None,
 ) -> RenderResult:
     """Render ``videos`` videos of ``frames`` motion steps with a motion model and an image generator.
 
@@ -180,12 +263,21 @@ def render(
     first use). ``on_start(total_frames, note)`` and ``on_frame(frames_done)``
     report progress (frames of all videos together).
 
+    ``start``: latent names, latent files, ``Latent`` objects or photos (inverted first with
+    ``invert.invert``'s defaults and stored under the photo's name when that name is free): the
+    videos start from them, one video per latent (``videos`` None: as many as there are; more:
+    they are used in turn). ``on_note(text)`` hears about long steps (an inversion) before them;
+    ``invert_options``: keyword arguments for ``invert`` (steps, loss, space, seed).
+
     ``classes`` (numbers or ImageNet names) and ``class_to`` are for class-conditional
     generators (BigGAN); without ``classes``, the classes the motion model was trained
     on with this generator, else classes drawn from the seed.
     """
     out = Path(out)
     fmt = output_format(out, fmt)
+    starts = read_starts(start)  # latents read (and checked) now; photos are inverted once G is loaded
+    if videos is None:
+        videos = sum(s.count if isinstance(s, Latent) else 1 for s in starts) or 1
     frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
                                                                          interpolate, batch)
     fps = check_fps(fmt, fps)
@@ -212,10 +304,14 @@ def render(
         if label_to is not None:
             line += f" -> {describe_class(label_to, G.c_dim)}"
         note = f"{note}\n{line}" if note else line
+    first = start_latent(starts, G, on_note, invert_options) if starts else None
+    if first is not None:
+        check_start(first, G)
     total = (frames - 1) * interpolate + 1
     if on_start:
         on_start(total * videos, note)
     # everything is checked above: straight to the frames (render_frames would check it all again)
-    stream = _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, DTYPES[dtype], per_video, label_to)
+    stream = _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, DTYPES[dtype], per_video, label_to,
+                     first)
     paths, count, size = write_videos(stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos)))
-    return RenderResult(paths, count, size, note)
+    return RenderResult(paths, count, size, note, videos)

@@ -5,10 +5,13 @@ Layout under ``MOCOHD_HOME`` (default: the user's cache folder + ``mocohd``)::
     image/NAME.safetensors    image generators
     motion/NAME.safetensors   motion generators
     pca/NAME.safetensors      latent PCA bases
+    i3d/, inception/          the detectors of FVD and FID
+    vgg16/NAME.safetensors    VGG16, the perceptual distance of ``invert`` (``vgg16``)
+    latent/NAME.safetensors   latents ``invert`` found for photos (w's + noise maps)
     runs/NAME/                training runs
 
 A name resolves, in order, as: an existing file; then for each kind (image,
-motion, pca, or only the kind asked for) a model in the store, then one
+motion, pca, ..., latent, or only the kind asked for) a model in the store, then one
 shipped in the package's ``weights/`` folder; then a registry entry (or one
 of its aliases) that has not been downloaded, which asks the user to run
 ``mocohd fetch``. Anything else is an error that lists the close matches.

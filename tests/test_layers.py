@@ -29,6 +29,7 @@ LAYERS = {
     # 2 networks
     "mocohd_cli.generators": 2, "mocohd_cli.motion": 2, "mocohd_cli.discriminators": 2,
     "mocohd_cli.losses": 2, "mocohd_cli.augment": 2, "mocohd_cli.detectors": 2,
+    "mocohd_cli.perceptual": 2,  # VGG16 and the pixel distance of invert
     # 3 PCA maths; metric maths (Fréchet distance, feature statistics)
     "mocohd_cli.pca": 3, "mocohd_cli.metrics": 3,
     # 4 file formats
@@ -40,8 +41,10 @@ LAYERS = {
     # 7 recipes: frames, video files, datasets
     "mocohd_cli.frames": 7, "mocohd_cli.video": 7, "mocohd_cli.data": 7,
     "mocohd_cli.metrics.protocol": 7,  # the evaluation protocol: real clips from datasets
+    "mocohd_cli.photos": 7,  # photos read for invert
     # 8 commands
     "mocohd_cli.render": 8, "mocohd_cli.train": 8, "mocohd_cli.hub": 8,
+    "mocohd_cli.invert": 8,  # `mocohd invert`: the latent of a photo
     "mocohd_cli.metrics.evaluate": 8,  # `mocohd eval`: renders fakes, embeds, compares (train --eval-every uses it)
     # 9 the command line and the package's public API
     "mocohd_cli.cli": 9, "mocohd_cli.__main__": 9, "mocohd_cli": 9,

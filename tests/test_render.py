@@ -17,12 +17,14 @@ from mocohd_cli import MocohdError, render as R
 from mocohd_cli.formats import canonical
 from mocohd_cli.frames import draw_w1, synthesize
 from mocohd_cli.models import load_image_generator
+from mocohd_cli.models.latent import Latent, save_latent
 from mocohd_cli.models.motion import load_motion, save_motion
 from mocohd_cli.models.pca import express, find_cached, load_pca
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
 
 from .conftest import randomized_generator, run, save_canonical, tiny_config
+from .test_invert import trained_looking_generator  # a tiny generator that inversions succeed with
 
 
 def _read_video(path):
@@ -421,3 +423,85 @@ def test_a_signal_mid_render_leaves_nothing_and_says_so(tmp_path, pair, sig, cod
     assert proc.returncode == code, err
     assert err.strip() == f"{word}: nothing written"
     assert [p.name for p in outdir.iterdir()] == ["v.mp4"] and (outdir / "v.mp4").read_bytes() == b"previous"
+
+
+def _latent_of(G, n=2, plus=False, seed=0):
+    """A Latent of ``G`` made from known w's (what `mocohd invert` would store), with noise maps."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        w = G.mapping(torch.randn(n, G.z_dim, generator=g))
+    ws = w[:, None].repeat(1, G.num_ws, 1)
+    if plus:
+        ws = ws + 0.3 * torch.randn(ws.shape, generator=g)
+    noise = G.synthesis.make_noise(n, generator=g)
+    return Latent(ws, noise, "w+" if plus else "w", dict(image_name=G.identity["name"],
+                                                         image_sha256=G.identity["weights_sha256"]))
+
+
+@pytest.mark.parametrize("plus", [False, True])
+def test_render_start_begins_at_the_latents_image_and_moves(tmp_path, pair, capsys, plus):
+    g, m = pair
+    G = load_image_generator(g)
+    latent = _latent_of(G, n=2, plus=plus)
+    save_latent(latent, "me")
+    code, out, err = run(capsys, "render", str(tmp_path / "v"), "--motion", str(m), "--image", str(g), "-n", "4",
+                         "--start", "me", "--grid", "--device", "cpu")
+    assert code == 0, err
+    assert "2 frames" not in out and "4 frames of 32x16" in out  # one video per latent, side by side
+    frames = [iio.imread(p) for p in sorted((tmp_path / "v").glob("*.png"))]
+    with torch.no_grad():
+        first = R.to_uint8(G.synthesis(latent.ws, noise=latent.noise)).numpy()
+    want = np.concatenate(list(first), axis=1)  # frame 0 is each latent's image (batched rounding: at most 1 level)
+    assert np.abs(frames[0].astype(int) - want.astype(int)).max() <= 1 and (frames[0] == want).mean() > 0.99
+    assert np.abs(frames[3].astype(float) - frames[0].astype(float)).mean() > 1.0  # and the videos move
+    # three videos from two latents: used in turn
+    r = R.render(tmp_path / "w.mp4", motion=m, image=g, frames=2, videos=3, start=["me"], device="cpu")
+    assert r.videos == 3 and len(r.paths) == 3
+
+
+def test_a_start_latent_of_another_generator_is_refused(tmp_path, pair, capsys):
+    g, m = pair
+    other = randomized_generator(tiny_config(16, z_dim=16, w_dim=16), seed=9)
+    opath = tmp_path / "other.safetensors"
+    save_canonical(opath, other)
+    save_latent(_latent_of(load_image_generator(opath)), "theirs")
+    code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
+                       "--start", "theirs")
+    assert code == 1 and "belongs to the image generator 'other'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
+                       "--start", "nobody")
+    assert code == 1 and "unknown latent model 'nobody'" in err
+
+
+@pytest.fixture
+def single_thread():
+    """Tiny forwards run faster on one thread (thread start-up dominates, worse on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_path, isolated_store, single_thread):
+
+    g = tmp_path / "tone.safetensors"
+    save_canonical(g, trained_looking_generator(16))
+    G = load_image_generator(g)
+    basis = fit_pca(G, samples=2000, batch=500)
+    torch.manual_seed(0)
+    M = MotionGenerator(MotionConfig(w_dim=32, noise_dim=32, h_dim=8, n_pca=8, w_residual=1.0), basis.components,
+                        basis.stdev)
+    m = tmp_path / "m.safetensors"
+    save_motion(m, M, image={"image_name": "tone", "image_sha256": G.identity["weights_sha256"]})
+    latent = _latent_of(G, n=1)
+    with torch.no_grad():
+        photo = R.to_uint8(G.synthesis(latent.ws, noise=latent.noise))[0].numpy()
+    iio.imwrite(tmp_path / "me.png", photo)
+    notes = []
+    r = R.render(tmp_path / "v", motion=m, image=g, frames=3, start=[str(tmp_path / "me.png")], device="cpu",
+                 on_note=notes.append, invert_options=dict(steps=150, loss="pixel"))
+    assert r.videos == 1 and any("inverting me.png" in n for n in notes) and any("stored its latent as 'me'" in n for n in notes)
+    first = iio.imread(sorted((tmp_path / "v").glob("*.png"))[0]).astype(float)
+    mse = ((first - photo.astype(float)) ** 2).mean()
+    assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 25  # frame 0 is the photo, within the inversion's error
+    assert (isolated_store / "latent" / "me.safetensors").is_file()

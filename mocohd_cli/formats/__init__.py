@@ -9,6 +9,7 @@
     BigGAN-deep .bin         pytorch-pretrained-BigGAN state dict (+ config.json beside it)
     I3D TorchScript .pt      StyleGAN-V's i3d_torchscript.pt, read as data (never torch.jit.load)
     Inception .pth           pytorch-fid's pt_inception-2015-12-05 state dict
+    VGG16 .pth/.safetensors  torchvision's vgg16 state dict, timm's vgg16.tv_in1k (features only)
     PCA folder / .npy        MoCoGAN-HD's pca_comp.npy, pca_stdev.npy, ... (allow_pickle=False)
 
 Whatever the format, nothing is built from a file whose config does not fit its
@@ -23,18 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from ..errors import MocohdError, a
 from ..generators import build_generator
 from ..pca import PCA_FAMILY
-from . import biggan, canonical, checks, i3d, inception, mocogan_hd, nvidia, rosinality, torch_io, torchscript
+from . import biggan, canonical, checks, i3d, inception, mocogan_hd, nvidia, rosinality, torch_io, torchscript, vgg
 
 # torch.save's legacy (non-zip) files start with a pickled magic number.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
 UNRECOGNISED = ("unrecognised file format (expected .safetensors, a rosinality .pt, an NVIDIA .pkl, a BigGAN-deep .bin, "
-                "an I3D TorchScript .pt or a pytorch-fid Inception .pth)")
+                "an I3D TorchScript .pt, a pytorch-fid Inception .pth or a VGG16 .pth)")
 
 
 @dataclass
@@ -49,7 +51,9 @@ class ConvertedModel:
 
 
 def sniff(path: str | Path) -> str:
-    """'safetensors' | 'torch' | 'pickle' | 'unknown' from the first bytes."""
+    """'safetensors' (mocohd's own, or damaged) | 'safetensors-plain' (readable, without mocohd
+    metadata: another library's weights) | 'torch' | 'pickle' | 'unknown' from the first bytes
+    (and a safetensors file's header)."""
     path = Path(path)
     if not path.exists():
         raise MocohdError(f"{path}: no such file")
@@ -63,7 +67,7 @@ def sniff(path: str | Path) -> str:
     if not head:
         raise MocohdError(f"{path}: empty file")
     if canonical.is_safetensors(path):
-        return "safetensors"
+        return "safetensors" if _plain_safetensors_keys(path) is None else "safetensors-plain"
     # torch.save files are zip archives (a truncated one still starts with a local file header)
     if head.startswith(_LEGACY_TORCH_MAGIC) or head.startswith(b"PK\x03\x04") or zipfile.is_zipfile(path):
         return "torch"
@@ -90,6 +94,13 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
                               image=header.image)
     if fmt == "unknown":
         raise MocohdError(f"{path}: {UNRECOGNISED}")
+    if fmt == "safetensors-plain":
+        if not vgg.is_vgg(_plain_safetensors_keys(path) or []):
+            raise MocohdError(f"{path}: a safetensors file without mocohd metadata; import its original checkpoint "
+                              "with `mocohd import` instead")
+        return _read_vgg(path, kind)
+    if kind == "vgg16":
+        return _read_vgg(path, kind)
     if fmt == "torch" and torchscript.is_torchscript(path):
         return _read_detector(path, "i3d", kind)
     if kind == "inception" and fmt == "torch":
@@ -103,6 +114,8 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         obj = torch_io.read_torch_file(path)
         if _is_inception(obj):
             return _read_detector(path, "inception", kind, obj)
+        if isinstance(obj, dict) and vgg.is_vgg(obj.keys()):
+            return _read_vgg(path, kind, obj)
         if biggan.is_biggan(obj):
             reader = biggan
         elif isinstance(obj, dict) and any(str(k).removeprefix("module.") == "enc_cell.weight_ih" for k in obj):
@@ -123,7 +136,7 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         raise MocohdError(f"{path}: damaged or unusual {reader.FORMAT} file: the generator in it cannot be read "
                           f"({checks.brief(e, 120)})") from e
     source.update(format=reader.FORMAT, **notes)
-    family = biggan.FAMILY if reader is biggan else "stylegan2"
+    family = biggan.FAMILY if reader is biggan else nvidia.family_of(config) if reader is nvidia else "stylegan2"
     model = ConvertedModel("image", family, config, tensors, source)
     checks.check_size(tensors, path.stat().st_size, path)
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
@@ -141,6 +154,49 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
 def _is_inception(obj) -> bool:
     """A pytorch-fid Inception-v3 state dict (or its ``InceptionV3`` wrapper's, keys under ``blocks.``)."""
     return isinstance(obj, dict) and any(str(k).endswith("Conv2d_1a_3x3.conv.weight") for k in obj)
+
+
+def _plain_safetensors_keys(path: Path) -> list[str] | None:
+    """The tensor names of a readable safetensors file without mocohd metadata; None for one of
+    ours, or one whose header cannot be read (``canonical.read_header`` then says why)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if "mocohd.kind" in (f.metadata() or {}):
+                return None
+            return list(f.keys())
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return None
+
+
+def _read_vgg(path: Path, kind: str | None, obj=None) -> ConvertedModel:
+    """VGG16 weights (the perceptual distance of ``invert``): a torchvision state dict (.pth) or
+    timm's safetensors, of which only the ``features`` tensors are read."""
+    if kind not in (None, "vgg16"):
+        raise MocohdError(f"{path}: is a VGG16 state dict, not {a(kind)} model")
+    fmt = sniff(path)
+    if fmt == "safetensors":  # one of ours, of another kind
+        raise MocohdError(f"{path}: is {a(canonical.read_header(path).kind)} model, expected a vgg16 model")
+    if fmt not in ("torch", "safetensors-plain"):
+        raise MocohdError(f"{path}: not a VGG16 file (expected a torchvision .pth state dict or timm's model.safetensors)")
+    source = {"file": path.name, "file_sha256": canonical.file_sha256(path)}
+    if fmt == "torch":
+        sd = torch_io.read_torch_file(path) if obj is None else obj
+        source["format"] = vgg.FORMAT_TORCHVISION
+    else:
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                keys = list(f.keys())
+                if not vgg.is_vgg(keys):
+                    raise MocohdError(f"{path}: not a VGG16 state dict (expected features.0.weight, ... features.28.bias)")
+                sd = {k: f.get_tensor(k) for k in vgg.wanted(keys)}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise MocohdError(f"{path}: could not read tensors (corrupt or truncated?): {checks.brief(e)}") from e
+        source["format"] = vgg.FORMAT_TIMM
+    config, tensors, notes = vgg.convert(sd, path)
+    source.update(notes)
+    checks.check_shapes("vgg16", "vgg16", config, {k: tuple(v.shape) for k, v in tensors.items()}, path)
+    checks.check_finite(tensors, path)
+    return ConvertedModel("vgg16", "vgg16", config, tensors, source)
 
 
 def _read_detector(path: Path, family: str, kind: str | None, obj=None) -> ConvertedModel:
@@ -163,4 +219,4 @@ def _read_detector(path: Path, family: str, kind: str | None, obj=None) -> Conve
 
 
 __all__ = ["ConvertedModel", "read_any", "sniff", "biggan", "canonical", "checks", "i3d", "inception", "mocogan_hd",
-           "nvidia", "rosinality", "torch_io", "torchscript"]
+           "nvidia", "rosinality", "torch_io", "torchscript", "vgg"]

@@ -3,15 +3,15 @@
 Tensors keep the module's own state_dict names. String metadata:
 
     mocohd.format          integer version of this layout
-    mocohd.kind            image | motion | pca | i3d | inception
+    mocohd.kind            image | motion | pca | i3d | inception | vgg16 | latent
     mocohd.family          e.g. stylegan2
     mocohd.config          JSON: every hyper-parameter needed to rebuild the module
     mocohd.source          JSON provenance: original file, format, repo, revision, sha256
     mocohd.weights_sha256  sha256 over the tensors (names, dtypes, shapes, bytes):
                            the model's identity, unchanged by metadata edits;
                            checked against the tensors on every load
-    mocohd.image           JSON, motion models and PCA bases: the image generator they
-                           belong to (image_name, image_sha256), when known. Files
+    mocohd.image           JSON, motion models, PCA bases and latents: the image generator
+                           they belong to (image_name, image_sha256), when known. Files
                            written before this entry kept these keys in their config;
                            ``read_header`` reads them from there and takes them out
 
@@ -37,7 +37,9 @@ from ..errors import MocohdError
 from .checks import check_real, tensor_is_finite
 
 FORMAT_VERSION = 1
-KINDS = ("image", "motion", "pca", "i3d", "inception")  # i3d, inception: the detectors of FVD and FID
+KINDS = ("image", "motion", "pca", "i3d", "inception", "vgg16", "latent")
+# i3d, inception: the detectors of FVD and FID; vgg16: the perceptual distance of `invert`;
+# latent: the w's (and noise maps) `invert` found for photos
 SUFFIX = ".safetensors"
 BUFFER_SUFFIXES = ("noise_const", "w_avg", "running_mean", "running_var")  # stored state that is not a learned parameter
 IMAGE_KEYS = ("image_name", "image_sha256")  # the identity of the image generator of a motion model or PCA basis

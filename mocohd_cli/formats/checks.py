@@ -25,8 +25,12 @@ from ..detectors import FAMILIES as DETECTOR_FAMILIES
 from ..generators import FAMILIES
 from ..motion.generator import FAMILY as MOTION_FAMILY, OPTIONAL as MOTION_OPTIONAL, MotionConfig
 from ..pca import PCA_FAMILY
+from ..perceptual import FAMILY as VGG_FAMILY, VGG16Config
 
 MAX_NODES = 1_000_000  # objects in a checkpoint's containers (a 1024 px NVIDIA generator: about 1,000)
+LATENT_FAMILY = "stylegan2-w"  # latents of StyleGAN2 generators: w's per layer (+ noise maps)
+LATENT_SPACES = ("w", "w+")  # one w for every layer, or one per layer
+MAX_LATENTS = 4096  # photos in one latent file
 
 def brief(e: BaseException, limit: int = 160) -> str:
     """The first sentence of an exception's message, for the end of a one-line error."""
@@ -156,11 +160,50 @@ def expected_shapes(kind: str, family: str, config: dict) -> tuple[dict[str, tup
             raise ValueError(f"n_components ({k}) cannot exceed w_dim ({d})")
         shapes = {"components": (k, d), "stdev": (k,), "var_ratio": (k,), "mean": (d,), "var": (d,)}
         return shapes, {"var_ratio", "mean", "var"}
+    if kind == "vgg16":
+        if family != VGG_FAMILY:
+            raise MocohdError(f"unknown vgg16 family {family!r}")
+        return VGG16Config.from_dict(config).state_shapes(), set()
+    if kind == "latent":
+        if family != LATENT_FAMILY:
+            raise MocohdError(f"unknown latent family {family!r} (known: {LATENT_FAMILY})")
+        return latent_shapes(config), set()
     if kind in DETECTOR_FAMILIES:  # a detector's kind is its family: i3d, inception
         if family != kind:
             raise MocohdError(f"unknown {kind} family {family!r}")
         return DETECTOR_FAMILIES[kind][0].from_dict(config).state_shapes(), set()
     raise MocohdError(f"unknown model kind {kind!r}")
+
+
+def noise_resolutions(resolution: int) -> list[int]:
+    """The sizes of a StyleGAN2 generator's noise maps, in the order of its ``noise`` lists:
+    one at 4 px, then two per block from 8 px to ``resolution``."""
+    return [4] + [r for r in (2**i for i in range(3, resolution.bit_length())) for _ in range(2)]
+
+
+def latent_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """The tensors of a latent file (kind ``latent``): ``ws`` [count, num_ws, w_dim] and, when
+    its config says ``noise``, ``noise.I`` [count, 1, r, r] for each noise map I of the generator."""
+    n, num_ws, w_dim, res = (config.get(k) for k in ("count", "num_ws", "w_dim", "resolution"))
+    for name, v, hi in (("count", n, MAX_LATENTS), ("num_ws", num_ws, 64), ("w_dim", w_dim, 1 << 16),
+                        ("resolution", res, 1024)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+            raise ValueError(f"{name} must be a whole number in 1..{hi}, got {v!r}")
+    if res < 4 or res & (res - 1):
+        raise ValueError(f"resolution must be a power of two in 4..1024, got {res}")
+    if num_ws != 2 * (res.bit_length() - 1) - 2:
+        raise ValueError(f"a {res} px StyleGAN2 has {2 * (res.bit_length() - 1) - 2} w's per image, not {num_ws}")
+    if config.get("space") not in LATENT_SPACES:
+        raise ValueError(f"space must be one of {', '.join(LATENT_SPACES)}, got {config.get('space')!r}")
+    if not isinstance(config.get("noise", False), bool):
+        raise ValueError(f"noise must be true or false, got {config.get('noise')!r}")
+    for key in ("distance", "photos"):
+        if key in config and (not isinstance(config[key], list) or len(config[key]) != n):
+            raise ValueError(f"{key} must list one entry per latent ({n})")
+    shapes = {"ws": (n, num_ws, w_dim)}
+    if config.get("noise", False):
+        shapes.update({f"noise.{i}": (n, 1, r, r) for i, r in enumerate(noise_resolutions(res))})
+    return shapes
 
 
 def check_shapes(kind: str, family: str, config: dict, shapes: dict[str, tuple[int, ...]], origin) -> None:

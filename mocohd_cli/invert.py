@@ -1,0 +1,297 @@
+"""Inversion: the latent that makes a frozen image generator reproduce a photo.
+
+    G = load_image_generator("ffhq")
+    photo = read_photo("me.jpg", G.resolution)                 # uint8 [R, R, 3]
+    latent = invert(G, photo, steps=1000)                       # a models.latent.Latent
+    save_latent(latent, "me")                                   # then: mocohd render --start me
+
+The recipe is NVIDIA's projector (stylegan2-ada-pytorch ``projector.py``, Karras
+et al. 2020, appendix D):
+- the w statistics: 10,000 z ~ N(0, I) mapped to w; the optimisation starts at
+  their mean, and w_std = sqrt(sum |w - mean|^2 / 10,000);
+- Adam (betas 0.9, 0.999) over w and the generator's noise maps (drawn from
+  N(0, I), renormalised to zero mean and unit variance after every step);
+- learning rate ``lr`` (0.1) x a ramp: up linearly over the first 5% of the
+  steps, down along a half cosine over the last 25%;
+- Gaussian noise added to w, of std w_std x 0.05 x max(0, 1 - t / 0.75)^2 (t:
+  the fraction of the steps done), so early steps explore;
+- the loss: the distance to the photo (``perceptual``: VGG16 features, see
+  ``perceptual``; or ``pixel``: MSE + multi-scale SSIM, needing no weights) plus
+  1e5 x the noise regulariser: for every noise map, at 2x2-averaged scales down
+  to 8 px, the squared mean of its product with itself shifted by one pixel,
+  horizontally and vertically (noise must not carry the image).
+
+Beyond the projector: a batch of photos is inverted in one run, each an
+independent problem (its own w, noise maps and distance; Adam works element
+by element, so photo i's result does not depend on the others); space ``w+``
+optimises one w per layer; the best latent seen so far is kept per photo (by
+its distance, the regulariser aside), and ``stop()`` returning True ends the
+run early with it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .errors import MocohdError, UsageError
+from .frames import synthesize
+from .models.latent import SPACES, Latent
+from .models.perceptual import load_vgg16
+from .perceptual import pixel_distance
+
+LOSSES = ("perceptual", "pixel")
+
+# stylegan2-ada-pytorch projector.py, project()'s defaults
+W_AVG_SAMPLES = 10_000
+W_AVG_SEED = 123  # the projector draws its z samples from np.random.RandomState(123)
+INITIAL_LR = 0.1
+INITIAL_NOISE_FACTOR = 0.05
+LR_RAMPDOWN_LENGTH = 0.25
+LR_RAMPUP_LENGTH = 0.05
+NOISE_RAMP_LENGTH = 0.75
+REGULARIZE_NOISE_WEIGHT = 1e5
+BETAS = (0.9, 0.999)
+MAX_STEPS = 1_000_000
+
+
+def w_stats(G, samples: int = W_AVG_SAMPLES, seed: int = W_AVG_SEED, batch: int = 2000) -> tuple[torch.Tensor, float]:
+    """(mean w [w_dim], w_std) of ``samples`` seeded z's mapped by ``G.mapping``: the start of
+    the search and the scale of its w noise. w_std is the root of the summed variances."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise UsageError(f"samples must be a whole number >= 2, got {samples!r}")
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)  # CPU draws: the same statistics on any device
+    total = torch.zeros(G.w_dim, dtype=torch.float64)
+    sq = torch.zeros((), dtype=torch.float64)
+    with torch.no_grad():
+        for i in range(0, samples, batch):
+            z = torch.randn(min(batch, samples - i), G.z_dim, generator=gen)
+            w = G.mapping(z.to(device)).double().cpu()
+            total += w.sum(dim=0)
+            sq += w.square().sum()
+    mean = total / samples
+    std = math.sqrt(max(float(sq / samples - mean.square().sum()), 0.0))  # sum over dims of E|w|^2 - |E w|^2
+    return mean.float(), std
+
+
+def learning_rate(step: int, steps: int, lr: float = INITIAL_LR) -> float:
+    """The projector's schedule: ``lr`` x (linear ramp up over the first 5%) x (half-cosine ramp
+    down over the last 25%) at step ``step`` of ``steps``."""
+    t = step / steps
+    ramp = min(1.0, (1.0 - t) / LR_RAMPDOWN_LENGTH)
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    return lr * ramp * min(1.0, t / LR_RAMPUP_LENGTH)
+
+
+def w_noise_scale(step: int, steps: int, w_std: float) -> float:
+    """The std of the Gaussian noise added to w at step ``step``: it fades out by 75% of the steps."""
+    return w_std * INITIAL_NOISE_FACTOR * max(0.0, 1.0 - (step / steps) / NOISE_RAMP_LENGTH) ** 2
+
+
+def noise_regularizer(maps: list[torch.Tensor]) -> torch.Tensor:
+    """[N]: per image, over every noise map [N, 1, r, r] and its 2x2-averaged versions down to
+    8 px, the squared mean of the map times itself rolled by one pixel, along x and along y."""
+    total = 0
+    for n in maps:
+        while True:
+            total = total + (n * n.roll(1, dims=3)).mean(dim=(1, 2, 3)).square()
+            total = total + (n * n.roll(1, dims=2)).mean(dim=(1, 2, 3)).square()
+            if n.shape[2] <= 8:
+                break
+            n = F.avg_pool2d(n, kernel_size=2)
+    return total
+
+
+def normalize_noise_(maps: list[torch.Tensor]) -> None:
+    """Each image's maps to zero mean and unit variance, in place."""
+    with torch.no_grad():
+        for n in maps:
+            n.sub_(n.mean(dim=(1, 2, 3), keepdim=True))
+            n.mul_(n.square().mean(dim=(1, 2, 3), keepdim=True).rsqrt())
+
+
+def as_images(images, resolution: int, device) -> torch.Tensor:
+    """Photos -> float [N, 3, R, R] in [-1, 1] on ``device``: uint8 [N, R, R, 3] or [R, R, 3]
+    (``read_photo``), or float [N, 3, R, R] already in [-1, 1]."""
+    if isinstance(images, (list, tuple)):
+        images = torch.stack([torch.as_tensor(i) for i in images])
+    if not torch.is_tensor(images):
+        raise UsageError(f"images must be a tensor, got {type(images).__name__}")
+    if images.dtype == torch.uint8:
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[3] != 3:
+            raise UsageError(f"uint8 images must be [N, H, W, 3] (read_photo's layout), got {list(images.shape)}")
+        images = images.permute(0, 3, 1, 2).float() / 127.5 - 1
+    elif images.is_floating_point():
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise UsageError(f"float images must be [N, 3, H, W] in [-1, 1], got {list(images.shape)}")
+        if not torch.isfinite(images).all():
+            raise UsageError("images hold NaN or infinite values")
+        images = images.float()
+    else:
+        raise UsageError(f"images must be uint8 or float, got {images.dtype}")
+    if images.shape[0] < 1:
+        raise UsageError("no images to invert")
+    if tuple(images.shape[2:]) != (resolution, resolution):
+        raise UsageError(f"images are {images.shape[3]} x {images.shape[2]} but the generator makes {resolution} x "
+                         f"{resolution}: read them at its size (read_photo(path, G.resolution))")
+    return images.to(device).contiguous()
+
+
+def check_options(steps, space, loss, lr=INITIAL_LR, seed=0) -> None:
+    """UsageError for a value of invert's options that can never work (before any work)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise UsageError(f"steps must be a whole number in 1..{MAX_STEPS:,}, got {steps!r}")
+    if space not in SPACES:
+        raise UsageError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    if loss not in LOSSES:
+        raise UsageError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise UsageError(f"lr must be a finite number > 0, got {lr!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise UsageError(f"seed must be a whole number in 0..2^63-1, got {seed!r}")
+
+
+def check_generator(G) -> None:
+    """Only StyleGAN2-like generators (a w per layer, noise maps) can be inverted for now."""
+    if getattr(G, "c_dim", 0):
+        raise MocohdError(f"inverting photos into a class-conditional generator ({G.family}) is not supported yet; "
+                          "use a StyleGAN2 generator")
+    if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
+        raise UsageError("G must be an image generator with mapping and synthesis (load_image_generator)")
+    family = getattr(G, "family", "stylegan2")
+    if family != "stylegan2":  # latents are StyleGAN2's: a w per layer and its noise maps
+        raise MocohdError(f"inverting photos into a {family} generator is not supported yet; use a StyleGAN2 generator")
+
+
+def invert(
+    G,
+    images,
+    steps: int = 1000,
+    space: str = "w",
+    loss: str = "perceptual",
+    perceptual=None,
+    seed: int = 0,
+    lr: float = INITIAL_LR,
+    progress: Callable[[int, int, torch.Tensor], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+    dtype: torch.dtype | None = None,
+    photos: list[dict] | None = None,
+    w_avg_samples: int = W_AVG_SAMPLES,
+) -> Latent:
+    """The latents that make ``G`` reproduce ``images`` (see the module docstring).
+
+    ``images``: uint8 [N, R, R, 3] or [R, R, 3] (``photos.read_photo``), or float [N, 3, R, R]
+    in [-1, 1], at G's resolution R. ``space``: 'w' (one w for every layer) or 'w+' (one per
+    layer). ``loss``: 'perceptual' (VGG16; ``perceptual`` is the network, default the store's
+    ``vgg16``) or 'pixel'. ``seed``: the noise maps' start and the w noise. ``progress(step,
+    steps, distance [N])`` after every step; ``stop()`` before every step: True ends the run
+    with the best latents so far. ``dtype``: the generator's compute dtype (e.g.
+    torch.bfloat16; the perceptual network then runs under autocast). ``photos``: what to
+    record of each image ({file, sha256}). Returns a ``Latent`` whose ``info`` says how far it
+    got (``steps``, ``stopped``) and at which step each photo's best latent was seen.
+    """
+    check_options(steps, space, loss, lr, seed)
+    check_generator(G)
+    device = next(G.parameters()).device
+    target = as_images(images, G.resolution, device)
+    n = target.shape[0]
+    if photos is not None and len(photos) != n:
+        raise UsageError(f"photos must describe each of the {n} images, got {len(photos)}")
+    if loss == "perceptual":
+        net = perceptual if perceptual is not None else load_vgg16(device=device)
+        if not (hasattr(net, "embed") and hasattr(net, "distance")):
+            raise UsageError("perceptual must be a perceptual.VGG16 (load_vgg16())")
+        net = net.to(device).eval().requires_grad_(False)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype in (torch.bfloat16, torch.float16))
+
+    if loss == "perceptual":
+        with torch.no_grad(), autocast:
+            target_features = [f.detach() for f in net.embed(target)]
+
+        def distance(img):
+            with autocast:
+                return net.distance(net.embed(img), target_features).float()
+    else:
+        from_pixels = target
+
+        def distance(img):
+            return pixel_distance(img, from_pixels)
+
+    w_avg, w_std = w_stats(G, w_avg_samples)
+    num_ws = G.num_ws
+    rows = 1 if space == "w" else num_ws
+    w_opt = w_avg.to(device).view(1, 1, -1).repeat(n, rows, 1).requires_grad_(True)
+    # Each photo draws its noise maps and w noise from its own CPU stream: the same run on any
+    # device, and photo i's result does not depend on the other photos of the batch.
+    gens = [torch.Generator().manual_seed((seed * 0x9E3779B1 + i) % 2**63) for i in range(n)]
+    noise = [torch.cat(maps).to(device).requires_grad_(True)
+             for maps in zip(*(G.synthesis.make_noise(1, generator=g) for g in gens))]
+    opt = torch.optim.Adam([w_opt, *noise], lr=lr, betas=BETAS)
+
+    best_ws = w_avg.to(device).view(1, 1, -1).repeat(n, num_ws, 1)
+    best_noise = [m.detach().clone() for m in noise]
+    best = torch.full((n,), math.inf, device=device)
+    best_step = torch.full((n,), -1, dtype=torch.long, device=device)
+
+    def keep(dist, ws, maps, step):
+        better = dist < best
+        best.copy_(torch.where(better, dist, best))
+        best_step.copy_(torch.where(better, torch.full_like(best_step, step), best_step))
+        best_ws.copy_(torch.where(better[:, None, None], ws.expand(-1, num_ws, -1), best_ws))
+        for b, m in zip(best_noise, maps):
+            b.copy_(torch.where(better[:, None, None, None], m, b))
+
+    done, stopped = 0, False
+    with torch.enable_grad():  # also when called under torch.no_grad()
+        for step in range(steps):
+            if stop is not None and stop():
+                stopped = True
+                break
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(step, steps, lr)
+            scale = w_noise_scale(step, steps, w_std)
+            ws = w_opt
+            if scale > 0:
+                draws = torch.cat([torch.randn((1, *w_opt.shape[1:]), generator=g) for g in gens])
+                ws = w_opt + draws.to(device) * scale
+            img = synthesize(G, ws.expand(-1, num_ws, -1), noise, dtype=dtype)
+            dist = distance(img)
+            total = (dist + noise_regularizer(noise) * REGULARIZE_NOISE_WEIGHT).sum()
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            with torch.no_grad():
+                dist = dist.detach()
+                if not torch.isfinite(dist).all():
+                    raise MocohdError(f"the distance became non-finite at step {step + 1} (a diverged run); "
+                                      "try a smaller lr")
+                keep(dist, ws.detach(), noise, step)
+            opt.step()
+            normalize_noise_(noise)
+            done = step + 1
+            if progress is not None:
+                progress(done, steps, best.detach().cpu().clone())
+
+    with torch.no_grad():  # the last update has not been measured yet
+        ws = w_opt.detach()
+        keep(distance(synthesize(G, ws.expand(-1, num_ws, -1), noise, dtype=dtype)).detach(), ws, noise, done)
+    ident = getattr(G, "identity", None) or {}
+    image = {"image_name": ident["name"], "image_sha256": ident["weights_sha256"]} if "weights_sha256" in ident else {}
+    info = {"loss": loss, "steps": done, "steps_planned": steps, "stopped": stopped, "seed": seed, "lr": lr,
+            "best_step": [int(s) for s in best_step.tolist()]}  # updates made when each best was measured
+    if loss == "perceptual" and getattr(net, "identity", None):
+        info["perceptual_sha256"] = net.identity["weights_sha256"]
+    return Latent(ws=best_ws.detach().float().cpu(), noise=[b.detach().float().cpu() for b in best_noise],
+                  space=space, image=image, photos=list(photos or []), distance=[float(d) for d in best.tolist()],
+                  info=info)
+
+
+__all__ = ["LOSSES", "as_images", "check_generator", "check_options", "invert", "learning_rate", "noise_regularizer",
+           "normalize_noise_", "w_noise_scale", "w_stats"]
