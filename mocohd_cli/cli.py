@@ -496,7 +496,8 @@ def eval_(
         results = evaluate_videos(metrics or ["fvd16"], data, motion=motion, image=image if image is not None else
                                   ("demo" if fake is None else None), fake=fake, videos=videos, fid_frames=fid_frames,
                                   seed=seed, truncation=truncation, device=device, batch=batch, frame_size=frame_size,
-                                  i3d=i3d, inception=inception, repeat=repeat, progress=progress)
+                                  i3d=i3d, inception=inception, repeat=repeat,
+                                  progress=progress if os.environ.get("RANK", "0") == "0" else None)
     except KeyboardInterrupt as e:
         e.outcome = "nothing written"
         raise
