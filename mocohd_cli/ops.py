@@ -223,3 +223,141 @@ def _modulated_conv2d_reference(x, weight, styles, demodulate: bool, up: int) ->
         # ... then the FIR filter, padded by 1 on each side, gain 4.
         outs.append(_upfirdn2d_reference(z, f, up=1, pad=(1, 1), gain=4.0))
     return torch.cat(outs)
+
+
+# ----------------------------------------------------------------------------
+# Filtered leaky ReLU (StyleGAN3's alias-free nonlinearity).
+#
+#   x + b -> up-sample by ``up`` (insert zeros), pad, low-pass ``fu`` (gain up^2)
+#         -> leaky ReLU * gain, clamp -> low-pass ``fd`` -> keep every ``down``-th sample
+#
+# Filters are 1-D (separable: the same taps along both axes), 2-D, or None (identity).
+# Filtering is convolution (the taps flipped), padding may be negative (cropping);
+# ``padding`` is (left, right, top, bottom) with respect to the up-sampled image.
+
+
+def filtered_lrelu_size(size: tuple[int, int], fu, fd, up: int, down: int, padding) -> tuple[int, int]:
+    """Output (height, width) of ``filtered_lrelu`` for an input of (height, width) ``size``."""
+    px0, px1, py0, py1 = padding
+    fu_h, fu_w = _filter_hw(fu)
+    fd_h, fd_w = _filter_hw(fd)
+    h = (size[0] * up + py0 + py1 - (fu_h - 1) - (fd_h - 1) + down - 1) // down
+    w = (size[1] * up + px0 + px1 - (fu_w - 1) - (fd_w - 1) + down - 1) // down
+    return h, w
+
+
+def _filter_hw(f) -> tuple[int, int]:
+    if f is None:
+        return 1, 1
+    return (f.shape[0], f.shape[-1])
+
+
+def filtered_lrelu(
+    x: torch.Tensor,  # [B, C, H, W]
+    fu: torch.Tensor | None,  # up-sampling filter: [taps], [taps, taps] or None
+    fd: torch.Tensor | None,  # down-sampling filter: [taps], [taps, taps] or None
+    b: torch.Tensor | None = None,  # [C]
+    up: int = 1,
+    down: int = 1,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    gain: float = LRELU_GAIN,
+    slope: float = LRELU_SLOPE,
+    clamp: float | None = None,
+    impl: str = "fast",
+) -> torch.Tensor:
+    """StyleGAN3's filtered leaky ReLU (see above); ``slope`` 1 and ``gain`` 1 make it a
+    plain resampling filter. Fast path: up-sampling, padding and the up-sampling filter as
+    one depthwise transposed convolution (the leaky ReLU's gain folded into the filter),
+    leaky ReLU and clamp in place, the down-sampling filter as one strided depthwise
+    convolution (only kept samples are computed). Separable filters run as their 2-D
+    outer products: on channels-last memory (what StyleGAN3's synthesis uses)
+    oneDNN's depthwise kernels are faster than two 1-D passes."""
+    _check_impl(impl)
+    assert x.ndim == 4 and up >= 1 and down >= 1 and gain > 0 and slope >= 0
+    if impl == "reference":
+        return _filtered_lrelu_reference(x, fu, fd, b, up, down, padding, gain, slope, clamp)
+    src = x
+    if b is not None:
+        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    x = _upfir_fast(x, fu, up, padding, gain)
+    # In place on a tensor of our own, unless autograd keeps what the activation saw.
+    inplace = x is not src and x.data_ptr() != src.data_ptr() and not (torch.is_grad_enabled() and x.requires_grad)
+    if slope != 1:
+        x = F.leaky_relu(x, slope, inplace=inplace)
+    if clamp is not None:
+        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
+    return _firdown_fast(x, fd, down)
+
+
+def _upfirdn_reference(x, f, up: int, down: int, padding, gain: float) -> torch.Tensor:
+    """Zero insertion, padding/cropping, the full filter as one convolution, decimation."""
+    c = x.shape[1]
+    if up > 1:
+        x = _zero_insert(x, up)
+    x = F.pad(x, list(padding))  # negative values crop
+    if f is None:
+        f = torch.ones([1, 1])
+    f = f.to(device=x.device, dtype=torch.float32) * gain ** (f.ndim / 2)
+    kernel = f.flip(list(range(f.ndim))).to(x.dtype)
+    if kernel.ndim == 2:
+        x = F.conv2d(x, kernel[None, None].repeat(c, 1, 1, 1), groups=c)
+    else:
+        x = F.conv2d(x, kernel[None, None, None].repeat(c, 1, 1, 1), groups=c)
+        x = F.conv2d(x, kernel[None, None, :, None].repeat(c, 1, 1, 1), groups=c)
+    return x[:, :, ::down, ::down]
+
+
+def _filtered_lrelu_reference(x, fu, fd, b, up, down, padding, gain, slope, clamp) -> torch.Tensor:
+    if b is not None:
+        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    x = _upfirdn_reference(x, fu, up, 1, padding, up**2)
+    x = F.leaky_relu(x, slope) * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return _upfirdn_reference(x, fd, 1, down, (0, 0, 0, 0), 1.0)
+
+
+def _kernel_2d(f: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Tensor:
+    """A separable [taps] filter as its 2-D outer product (a 2-D one as it is), times ``scale``,
+    as a depthwise weight [C, 1, kh, kw] for x's channels."""
+    f = f.to(device=x.device, dtype=torch.float32)
+    f2 = torch.outer(f, f) if f.ndim == 1 else f
+    return (f2 * scale).to(x.dtype).expand(x.shape[1], 1, *f2.shape).contiguous()
+
+
+def _upfir_fast(x: torch.Tensor, f, up: int, padding, gain: float) -> torch.Tensor:
+    """up-sample, pad, filter with f * up^2 * gain (gain: the leaky ReLU's, folded in).
+
+    One depthwise transposed convolution with stride ``up`` and the 2-D filter inserts
+    the zeros and filters in one pass (it computes the full convolution of the
+    zero-inserted image); the padding then selects the window. On channels-last
+    memory oneDNN vectorises it over channels, which beats two separable passes."""
+    px0, px1, py0, py1 = padding
+    if f is None:
+        x = F.pad(x, [px0, px1, py0, py1])
+        return x * gain if gain != 1 else x
+    kh, kw = _filter_hw(f)
+    _, _, h, w = x.shape
+    kernel = _kernel_2d(f, x, up**2 * gain)
+    # The full convolution y has (n - 1) * up + L samples per axis; the result is
+    # y[L - 1 - pad0 : ...], zero outside y.
+    out_h, out_w = h * up + py0 + py1 - kh + 1, w * up + px0 + px1 - kw + 1
+    sy, sx = kh - 1 - py0, kw - 1 - px0
+    oy, ox = out_h - ((h - 1) * up + kh - 2 * sy), out_w - ((w - 1) * up + kw - 2 * sx)
+    if sy == sx and oy == ox and sy >= 0 and 0 <= oy < up:
+        # The window is y cropped by sy at the start and sy - oy at the end: the
+        # transposed convolution's own padding computes just that (no copy after).
+        return F.conv_transpose2d(x, kernel, stride=up, padding=sy, output_padding=oy, groups=x.shape[1])
+    y = F.conv_transpose2d(x, kernel, stride=up, groups=x.shape[1])
+    if sy >= 0 and sx >= 0 and sy + out_h <= y.shape[2] and sx + out_w <= y.shape[3]:
+        return y[:, :, sy : sy + out_h, sx : sx + out_w]
+    return F.pad(y, [-sx, sx + out_w - y.shape[3], -sy, sy + out_h - y.shape[2]])
+
+
+def _firdown_fast(x: torch.Tensor, f, down: int) -> torch.Tensor:
+    """Filter with f ('valid'), keep every down-th sample: one strided depthwise convolution
+    with the 2-D filter (only kept samples are computed)."""
+    if f is None:
+        return x[:, :, ::down, ::down] if down > 1 else x
+    kernel = _kernel_2d(f, x, 1.0).flip([2, 3])
+    return F.conv2d(x, kernel, stride=down, groups=x.shape[1])

@@ -18,6 +18,7 @@ import pickle
 import sys
 import types
 
+import numpy as np
 import torch
 
 from mocohd_cli.generators import stylegan2 as sg2
@@ -142,3 +143,96 @@ class HostileReduce:
         import os
 
         return (os.system, (f"touch {self.marker}",))
+
+
+# ----------------------------------------------------------------------------
+# StyleGAN3 (NVlabs/stylegan3's training/networks_stylegan3.py layout)
+
+
+def _sg3_state(module, easydict, src, class_name, attrs=None, init_kwargs=None, children=None):
+    state = {
+        "training": False,
+        "_parameters": collections.OrderedDict(module._parameters.items()),
+        "_buffers": collections.OrderedDict(module._buffers.items()),  # unset filters stay None, as NVIDIA's
+        "_modules": collections.OrderedDict(children or {}),
+        "_init_args": (),
+        "_init_kwargs": easydict(init_kwargs or {}),
+    }
+    state.update(attrs or {})
+    return _Persistent(dict(type="class", version=6, module_src=src, class_name=class_name, state=state))
+
+
+def _sg3_fc(fc, easydict, src):
+    return _sg3_state(fc, easydict, src, "FullyConnectedLayer", dict(
+        in_features=fc.weight.shape[1], out_features=fc.weight.shape[0], activation=fc.activation,
+        weight_gain=np.float64(fc.weight_gain), bias_gain=fc.bias_gain))
+
+
+def write_stylegan3_pickle(path, G, marker: str = "/nonexistent/marker", c_dim: int = 0, extra_kwargs=None,
+                           layer_attrs=None) -> None:
+    """Pickle a ``StyleGAN3Generator`` as {'G': ..., 'D': None, 'G_ema': ...} in NVIDIA's StyleGAN3
+    layout: constructor arguments as ``_init_kwargs`` (``extra_kwargs`` added to them), the
+    attributes NVIDIA's modules keep (numpy sizes and rates), filters and magnitude averages as
+    buffers. ``c_dim`` > 0 claims a conditional generator; ``layer_attrs`` overrides attributes
+    of every synthesis layer. ``module_src`` is a program that writes ``marker``."""
+    src = HOSTILE_SRC.format(marker=str(marker))
+    G = G.to("cpu")
+    c = G.cfg
+    synthesis_kwargs = dict(
+        channel_base=c.channel_base, channel_max=c.channel_max, num_layers=c.num_layers, num_critical=c.num_critical,
+        first_cutoff=c.first_cutoff, first_stopband=c.first_stopband, last_stopband_rel=c.last_stopband_rel,
+        margin_size=c.margin_size, output_scale=c.output_scale, num_fp16_res=c.num_fp16_res, conv_kernel=c.conv_kernel,
+        filter_size=c.filter_size, lrelu_upsampling=c.lrelu_upsampling, use_radial_filters=c.use_radial_filters,
+        conv_clamp=c.conv_clamp, magnitude_ema_beta=c.magnitude_ema_beta)
+    synthesis_kwargs.update(extra_kwargs or {})
+    with nvidia_modules() as easydict:
+        m = G.mapping
+        mapping = _sg3_state(m, easydict, src, "MappingNetwork",
+                             dict(z_dim=c.z_dim, c_dim=c_dim, w_dim=c.w_dim, num_ws=c.num_ws, num_layers=m.num_layers,
+                                  w_avg_beta=c.w_avg_beta),
+                             dict(z_dim=c.z_dim, c_dim=c_dim, w_dim=c.w_dim, num_ws=c.num_ws,
+                                  num_layers=c.mapping_layers, w_avg_beta=c.w_avg_beta),
+                             {f"fc{i}": _sg3_fc(getattr(m, f"fc{i}"), easydict, src) for i in range(m.num_layers)})
+        inp = G.synthesis.input
+        spec_in = c.input_spec()
+        children = {"input": _sg3_state(inp, easydict, src, "SynthesisInput",
+                                        dict(w_dim=c.w_dim, channels=inp.channels, size=np.array([inp.size] * 2),
+                                             sampling_rate=np.float64(spec_in["sampling_rate"]),
+                                             bandwidth=np.float64(spec_in["bandwidth"])),
+                                        dict(w_dim=c.w_dim, channels=inp.channels, size=inp.size,
+                                             sampling_rate=np.float64(spec_in["sampling_rate"]),
+                                             bandwidth=np.float64(spec_in["bandwidth"])),
+                                        {"affine": _sg3_fc(inp.affine, easydict, src)})}
+        for layer in G.synthesis.conv_layers():
+            s = layer.spec
+            attrs = dict(w_dim=c.w_dim, is_torgb=s["torgb"], is_critically_sampled=s["critical"], use_fp16=False,
+                         in_channels=s["in_channels"], out_channels=s["out_channels"],
+                         in_size=np.array([s["in_size"]] * 2), out_size=np.array([s["out_size"]] * 2),
+                         in_sampling_rate=s["in_sampling_rate"], out_sampling_rate=s["out_sampling_rate"],
+                         tmp_sampling_rate=s["tmp_sampling_rate"], in_cutoff=np.float64(s["in_cutoff"]),
+                         out_cutoff=np.float64(s["out_cutoff"]), conv_kernel=s["conv_kernel"],
+                         conv_clamp=c.conv_clamp, magnitude_ema_beta=c.magnitude_ema_beta, up_factor=s["up"],
+                         up_taps=s["up_taps"], down_factor=s["down"], down_taps=s["down_taps"],
+                         down_radial=s["down_radial"], padding=list(s["padding"]))
+            attrs.update(layer_attrs or {})
+            children[s["name"]] = _sg3_state(layer, easydict, src, "SynthesisLayer", attrs, {},
+                                             {"affine": _sg3_fc(layer.affine, easydict, src)})
+        synthesis = _sg3_state(G.synthesis, easydict, src, "SynthesisNetwork",
+                               dict(w_dim=c.w_dim, num_ws=c.num_ws, img_resolution=c.resolution,
+                                    img_channels=c.img_channels, num_layers=c.num_layers, num_critical=c.num_critical,
+                                    margin_size=c.margin_size, output_scale=c.output_scale,
+                                    num_fp16_res=c.num_fp16_res, layer_names=list(G.synthesis.layer_names)),
+                               dict(w_dim=c.w_dim, img_resolution=c.resolution, img_channels=c.img_channels,
+                                    **synthesis_kwargs),
+                               children)
+        g = _sg3_state(G, easydict, src, "Generator",
+                       dict(z_dim=c.z_dim, c_dim=c_dim, w_dim=c.w_dim, img_resolution=c.resolution,
+                            img_channels=c.img_channels, num_ws=c.num_ws),
+                       dict(z_dim=c.z_dim, c_dim=c_dim, w_dim=c.w_dim, img_resolution=c.resolution,
+                            img_channels=c.img_channels, mapping_kwargs=easydict(num_layers=c.mapping_layers),
+                            **synthesis_kwargs),
+                       {"synthesis": synthesis, "mapping": mapping})
+        data = {"G": g, "D": None, "G_ema": g, "training_set_kwargs": easydict(resolution=c.resolution),
+                "augment_pipe": None}
+        with open(path, "wb") as f:
+            pickle.dump(data, f)

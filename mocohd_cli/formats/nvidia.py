@@ -1,4 +1,5 @@
-"""NVIDIA stylegan2-ada-pytorch network pickles (``.pkl`` with ``G_ema``).
+"""NVIDIA network pickles (``.pkl`` with ``G_ema``): stylegan2-ada-pytorch's
+StyleGAN2 and stylegan3's StyleGAN3 (T and R) generators.
 
 Such a pickle stores each network as a call to
 ``torch_utils.persistence._reconstruct_persistent_obj(meta)``, where ``meta``
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import MocohdError
+from ..generators.stylegan3 import StyleGAN3Config, design_lowpass_filter
 from .checks import PickledState, brief, check_storage
 from .stylegan2_layout import check_fir_kernel, infer_channel_layout
 from .torch_io import weights_only_reason
@@ -163,13 +165,19 @@ def _is_stylegan3(g: PersistentObject) -> bool:
     return isinstance(kids.get("input"), PersistentObject) and kids["input"].class_name == "SynthesisInput"
 
 
+def family_of(config: dict) -> str:
+    """The generator family of a config that ``convert`` returned."""
+    return "stylegan3" if "num_critical" in config else "stylegan2"
+
+
 def convert(obj: object) -> tuple[dict, dict[str, torch.Tensor], dict]:
-    """NVIDIA pickle contents -> (stylegan2 config dict, our state dict, notes)."""
+    """NVIDIA pickle contents -> (config dict, our state dict, notes); ``family_of(config)``
+    says whether it is a stylegan2 or a stylegan3 config."""
     g = obj.get("G_ema") if isinstance(obj, dict) else obj
     if not isinstance(g, PersistentObject):
         raise MocohdError("not a StyleGAN network pickle: no 'G_ema' network in it")
     if _is_stylegan3(g):
-        raise MocohdError("StyleGAN3 is not supported yet (this is a StyleGAN3 network pickle)")
+        return convert_stylegan3(g)
     if g.class_name != "Generator" or not {"mapping", "synthesis"} <= set(g.children()):
         raise MocohdError(f"unknown architecture: G_ema is a {g.class_name or 'unnamed class'} without mapping/synthesis networks")
     if int(g.attr("c_dim", 0) or 0) > 0:
@@ -223,3 +231,115 @@ def convert(obj: object) -> tuple[dict, dict[str, torch.Tensor], dict]:
         w_avg_beta=float(mapping.attr("w_avg_beta", 0.995) or 0.995),
     )
     return config, out, {}
+
+
+# ----------------------------------------------------------------------------
+# StyleGAN3 (NVlabs/stylegan3, training/networks_stylegan3.py)
+
+# Hyper-parameter -> (where NVIDIA keeps it, its default in NVIDIA's code).
+_SG3_SYNTHESIS = {
+    "channel_base": 32768, "channel_max": 512, "num_layers": 14, "num_critical": 2, "first_cutoff": 2.0,
+    "first_stopband": 2**2.1, "last_stopband_rel": 2**0.3, "margin_size": 10, "output_scale": 0.25,
+    "num_fp16_res": 4, "conv_kernel": 3, "filter_size": 6, "lrelu_upsampling": 2, "use_radial_filters": False,
+    "conv_clamp": 256, "magnitude_ema_beta": 0.999,
+}
+_SG3_INT = {"channel_base", "channel_max", "num_layers", "num_critical", "margin_size", "num_fp16_res", "conv_kernel",
+            "filter_size", "lrelu_upsampling"}
+
+
+def _plain(value, name: str):
+    """A pickled hyper-parameter (int, float, bool, None or numpy scalar) as a plain Python value."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    raise MocohdError(f"unknown architecture: hyper-parameter {name} is a {type(value).__name__}")
+
+
+def _kwargs(obj: PersistentObject) -> dict:
+    kw = obj.attr("_init_kwargs") or {}
+    return dict(kw) if isinstance(kw, dict) else {}
+
+
+def convert_stylegan3(g: PersistentObject) -> tuple[dict, dict[str, torch.Tensor], dict]:
+    """A StyleGAN3 ``G_ema`` -> (stylegan3 config dict, state dict, notes). The
+    hyper-parameters come from the networks' constructor arguments (NVIDIA's defaults
+    where one was not given), then every layer's recorded design (sizes, factors,
+    padding) and designed filters must be what the config gives."""
+    kids = g.children()
+    mapping, synthesis = kids.get("mapping"), kids.get("synthesis")
+    if g.class_name != "Generator" or not isinstance(mapping, PersistentObject) or not isinstance(synthesis, PersistentObject):
+        raise MocohdError("unknown architecture: a StyleGAN3 G_ema without mapping/synthesis networks")
+    c_dim = _plain(g.attr("c_dim", 0) or 0, "c_dim")
+    if c_dim:
+        raise MocohdError(f"conditional StyleGAN3 generators (c_dim {c_dim}) are not supported yet")
+    g_kw, s_kw, m_kw = _kwargs(g), _kwargs(synthesis), _kwargs(mapping)
+    layer_kw = {**g_kw, **s_kw}
+    config = {}
+    for key, default in _SG3_SYNTHESIS.items():
+        value = _plain(layer_kw.get(key, synthesis.attr(key, default)), key)
+        if key in _SG3_INT and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if key not in _SG3_INT and key != "use_radial_filters" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        config[key] = value
+    fcs = sorted(k for k in mapping.children() if k.startswith("fc"))
+    gains = {float(_plain(mapping.children()[k].attr("bias_gain", 0.01), "lr_multiplier")) for k in fcs}
+    if len(gains) != 1:
+        raise MocohdError("unknown architecture: mapping layers differ in lr multiplier")
+    config.update(
+        resolution=_plain(g.attr("img_resolution"), "img_resolution"),
+        z_dim=_plain(g.attr("z_dim"), "z_dim"),
+        w_dim=_plain(g.attr("w_dim"), "w_dim"),
+        img_channels=_plain(g.attr("img_channels", 3), "img_channels"),
+        mapping_layers=len(fcs),
+        mapping_lr_mul=gains.pop(),
+        w_avg_beta=float(_plain(mapping.attr("w_avg_beta", m_kw.get("w_avg_beta", 0.998)), "w_avg_beta")),
+    )
+    if config["conv_clamp"] is not None:
+        config["conv_clamp"] = float(config["conv_clamp"])
+    if set(m_kw) - {"num_layers", "lr_multiplier", "w_avg_beta", "z_dim", "c_dim", "w_dim", "num_ws"}:
+        raise MocohdError(f"unknown architecture: mapping arguments {sorted(set(m_kw))}")
+    try:
+        cfg = StyleGAN3Config.from_dict(config)
+    except ValueError as e:
+        raise MocohdError(f"unsupported StyleGAN3 configuration: {e}") from e
+
+    specs = cfg.layer_specs()
+    names = [k for k in synthesis.children() if k != "input"]
+    if names != [s["name"] for s in specs]:
+        raise MocohdError(f"unknown architecture: synthesis layers {names[:3]}... differ from the design of its "
+                          f"hyper-parameters ({[s['name'] for s in specs][:3]}...)")
+    for spec in specs:
+        layer = synthesis.children()[spec["name"]]
+        recorded = {"up_factor": spec["up"], "down_factor": spec["down"], "conv_kernel": spec["conv_kernel"],
+                    "padding": list(spec["padding"]), "is_torgb": spec["torgb"], "conv_clamp": cfg.conv_clamp}
+        for key, want in recorded.items():
+            have = layer.attr(key, want)
+            have = [int(v) for v in have] if isinstance(have, (list, tuple)) else _plain(have, key)
+            if have != want:
+                raise MocohdError(f"unknown architecture: layer {spec['name']} has {key} {have}, its design {want}")
+
+    out: dict[str, torch.Tensor] = {}
+    for name, t in g.tensors().items():
+        if name.startswith("mapping.embed"):
+            raise MocohdError(f"unknown architecture: unexpected tensor {name}")
+        out[name] = t.float()
+    if "mapping.w_avg" not in out:
+        raise MocohdError("unknown architecture: no mapping.w_avg in the StyleGAN3 generator")
+    shapes = cfg.state_shapes()
+    if set(out) != set(shapes):
+        extra, missing = sorted(set(out) - set(shapes)), sorted(set(shapes) - set(out))
+        raise MocohdError(f"unknown architecture: tensors differ from the StyleGAN3 config (unexpected {extra[:3]}, "
+                          f"missing {missing[:3]})")
+    for spec in specs:  # the designed filters must be those of the config: they decide what the layer does
+        for key, taps, cutoff, half, radial in (("up_filter", spec["up_taps"], spec["in_cutoff"], spec["in_half_width"], False),
+                                                ("down_filter", spec["down_taps"], spec["out_cutoff"], spec["out_half_width"],
+                                                 spec["down_radial"])):
+            name = f"synthesis.{spec['name']}.{key}"
+            if name not in out:
+                continue
+            want = design_lowpass_filter(taps, cutoff, half * 2, spec["tmp_sampling_rate"], radial)
+            if out[name].shape != want.shape or not torch.allclose(out[name], want, atol=1e-6):
+                raise MocohdError(f"unknown architecture: {name} is not the low-pass filter its config designs")
+    return cfg.to_dict(), out, {}

@@ -9,9 +9,11 @@ from __future__ import annotations
 from ..errors import MocohdError, UsageError
 from .biggan import BigGANConfig, BigGANGenerator
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from .stylegan3 import StyleGAN3Config, StyleGAN3Generator
 
 FAMILIES = {
     "stylegan2": (StyleGAN2Config, StyleGAN2Generator),
+    "stylegan3": (StyleGAN3Config, StyleGAN3Generator),
     "biggan-deep": (BigGANConfig, BigGANGenerator),
 }
 
@@ -38,4 +40,5 @@ def synthesis_kwargs(G, c=None, truncation: float = 1.0) -> dict:
     return {"c": c, "truncation": truncation}
 
 
-__all__ = ["FAMILIES", "BigGANConfig", "BigGANGenerator", "synthesis_kwargs", "StyleGAN2Config", "StyleGAN2Generator", "build_generator"]
+__all__ = ["FAMILIES", "BigGANConfig", "BigGANGenerator", "synthesis_kwargs", "StyleGAN2Config", "StyleGAN2Generator", "StyleGAN3Config",
+           "StyleGAN3Generator", "build_generator"]

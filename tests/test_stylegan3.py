@@ -1,0 +1,333 @@
+"""StyleGAN3 (T and R): NVIDIA's images for the same weights, the config's state
+shapes, the filtered leaky ReLU's fast path against its reference, safe import of
+StyleGAN3 network pickles, and the generator in the video pipeline (PCA, motion,
+render, training's clips).
+
+tests/data/stylegan3_reference.safetensors was made by
+tests/data/make_stylegan3_reference.py with NVlabs/stylegan3 (CPU, float32).
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from mocohd_cli import import_model, load_image_generator, ops
+from mocohd_cli import render as R
+from mocohd_cli.errors import MocohdError, UsageError
+from mocohd_cli.formats import read_any
+from mocohd_cli.frames import VideoNoise, synthesize
+from mocohd_cli.generators import FAMILIES, build_generator
+from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator, design_lowpass_filter
+from mocohd_cli.motion import MotionConfig, MotionGenerator
+from mocohd_cli.pca import fit_pca
+from mocohd_cli.train.steps import GANConfig, MotionGAN
+
+from . import devices
+from .nvidia_pickle import HostileReduce, write_stylegan3_pickle
+
+DATA = Path(__file__).parent / "data" / "stylegan3_reference.safetensors"
+with safe_open(str(DATA), "pt") as _f:
+    CONFIGS = json.loads(_f.metadata()["configs"])
+    PSIS = json.loads(_f.metadata()["psis"])
+
+
+def _case(name):
+    with safe_open(str(DATA), "pt") as f:
+        t = {k.split("/", 1)[1]: f.get_tensor(k) for k in f.keys() if k.startswith(name + "/")}
+    cfg = StyleGAN3Config.from_dict(CONFIGS[name])
+    G = StyleGAN3Generator(cfg).eval()
+    G.load_state_dict({k.split("/", 1)[1]: v for k, v in t.items() if k.startswith("state/")}, strict=True)
+    return G, t
+
+
+def _check_images(G, t, impl="fast"):
+    worst = 0.0
+    for psi in PSIS:
+        with torch.no_grad():
+            w = G.mapping(t["z"], truncation_psi=psi)
+            img = G.synthesis(w, impl=impl)
+        ref = t[f"img_{psi}"]
+        assert (w - t[f"w_{psi}"]).abs().max() < 1e-5
+        assert img.shape == ref.shape
+        # Images of random generators may exceed [-1, 1]; scale the 1e-4 bound accordingly.
+        diff = float((img - ref).abs().max())
+        assert diff < 1e-4 * max(1.0, float(ref.abs().max())), (psi, diff)
+        worst = max(worst, diff)
+    return worst
+
+
+# ----------------------------------------------------------------------------
+# NVIDIA's images
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_matches_nvidia(name, impl):
+    G, t = _case(name)
+    _check_images(G, t, impl)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_designed_filters_are_nvidias(name):
+    """A fresh generator designs the low-pass filters NVIDIA's code designs for the config."""
+    _, t = _case(name)
+    fresh = StyleGAN3Generator(StyleGAN3Config.from_dict(CONFIGS[name])).state_dict()
+    designed = {k.split("/", 1)[1]: v for k, v in t.items() if k.startswith("designed/")}
+    assert designed and set(designed) == {k for k in fresh if k.endswith("_filter")}
+    for k, v in designed.items():
+        assert fresh[k].shape == v.shape and (fresh[k] - v).abs().max() < 1e-7, k
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_imported_pickle_matches_nvidia(tmp_path, name):
+    """The same weights through the import path: a network pickle, imported, loaded, run."""
+    G_src, t = _case(name)
+    write_stylegan3_pickle(tmp_path / "network-snapshot.pkl", G_src)
+    import_model(tmp_path / "network-snapshot.pkl", name)
+    G = load_image_generator(name)
+    assert G.family == "stylegan3" and G.cfg == G_src.cfg
+    _check_images(G, t)
+
+
+# ----------------------------------------------------------------------------
+# Config and module
+
+
+def test_layer_names_of_nvidias_published_configs():
+    """NVIDIA's 1024 px T and R generators name their layers so (size, channels)."""
+    t = [s["name"] for s in StyleGAN3Config.preset("t", 1024).layer_specs()]
+    assert t == ["L0_36_512", "L1_36_512", "L2_52_512", "L3_52_512", "L4_84_512", "L5_148_512", "L6_148_512",
+                 "L7_276_323", "L8_276_203", "L9_532_128", "L10_1044_81", "L11_1044_51", "L12_1044_32",
+                 "L13_1024_32", "L14_1024_3"]
+    r = [s["name"] for s in StyleGAN3Config.preset("r", 1024).layer_specs()]
+    assert r == ["L0_36_1024", "L1_36_1024", "L2_52_1024", "L3_52_1024", "L4_84_1024", "L5_148_1024",
+                 "L6_148_1024", "L7_276_645", "L8_276_406", "L9_532_256", "L10_1044_161", "L11_1044_102",
+                 "L12_1044_64", "L13_1024_64", "L14_1024_3"]
+    r256 = StyleGAN3Config.preset("r", 256).state_shapes()
+    assert r256["synthesis.L2_36_1024.weight"] == (1024, 1024, 1, 1) and r256["synthesis.L2_36_1024.down_filter"] == (12, 12)
+    assert StyleGAN3Config.preset("t", 256).state_shapes()["synthesis.L14_256_3.weight"] == (3, 128, 1, 1)
+
+
+@pytest.mark.parametrize("cfg", [
+    StyleGAN3Config.preset("t", 16, z_dim=8, w_dim=8, channel_base=128, channel_max=8, num_layers=4, margin_size=2),
+    StyleGAN3Config.preset("r", 32, z_dim=8, w_dim=12, channel_base=256, channel_max=16, num_layers=5, num_critical=1),
+    StyleGAN3Config.preset("t", 64, z_dim=8, w_dim=8, channel_base=256, channel_max=8, num_layers=7, mapping_layers=3,
+                           img_channels=1, conv_clamp=None),
+])
+def test_state_shapes_equal_the_module(cfg):
+    G = build_generator("stylegan3", cfg.to_dict())
+    assert {k: tuple(v.shape) for k, v in G.state_dict().items()} == cfg.state_shapes()
+    assert StyleGAN3Config.from_dict(cfg.to_dict()) == cfg
+    assert G.num_ws == cfg.num_layers + 2 and G.c_dim == 0 and G.family == "stylegan3"
+    with torch.no_grad():
+        img = G.synthesis(G.mapping(torch.randn(2, cfg.z_dim)))
+    assert img.shape == (2, cfg.img_channels, cfg.resolution, cfg.resolution)
+
+
+@pytest.mark.parametrize("bad", [dict(resolution=24), dict(num_critical=14), dict(conv_kernel=0),
+                                 dict(use_radial_filters=1), dict(first_stopband=1.0),
+                                 dict(first_cutoff=0.05, first_stopband=0.1), dict(first_cutoff=float("nan")), dict(conv_clamp=-1.0),
+                                 dict(channel_base=1, channel_max=1), dict(surprise=1)])
+def test_bad_configs_are_usage_errors(bad):
+    with pytest.raises(UsageError):
+        StyleGAN3Config.from_dict({**StyleGAN3Config(resolution=64).to_dict(), **bad})
+    assert "stylegan3" in FAMILIES
+
+
+def test_radial_filter_is_a_unit_sum_jinc():
+    f = design_lowpass_filter(12, 4.0, 3.0, 16.0, radial=True)
+    assert f.shape == (12, 12) and abs(float(f.sum()) - 1) < 1e-6 and torch.allclose(f, f.t())
+    assert design_lowpass_filter(1, 4.0, 3.0, 16.0) is None
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    G, _ = _case("t16")
+    return G
+
+
+def test_frames_do_not_depend_on_their_batch(tiny):
+    w = tiny.mapping(torch.randn(4, tiny.z_dim, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        together = tiny.synthesis(w)
+        alone = torch.cat([tiny.synthesis(w[i : i + 1]) for i in range(4)])
+    assert (together - alone).abs().max() < 1e-6
+
+
+def test_synthesis_protocol(tiny):
+    """The StyleGAN2 protocol: w or w+ input, no noise maps (empty lists, None entries)."""
+    w = tiny.mapping(torch.randn(2, tiny.z_dim, generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        a = tiny.synthesis(w)
+        b = tiny.synthesis(w.unsqueeze(1).expand(-1, tiny.num_ws, -1), noise=[], noise_mode="random")
+        c = tiny.synthesis(w, noise=[None, None])
+    assert torch.equal(a, b) and torch.equal(a, c)
+    assert tiny.synthesis.make_noise(3) == [] and tiny.synthesis.layers() == []
+    with pytest.raises(UsageError, match="no noise"):
+        tiny.synthesis(w, noise=[torch.zeros(2, 1, 16, 16)])
+    with pytest.raises(UsageError, match="ws must be"):
+        tiny.synthesis(w[:, :-1])
+    with torch.no_grad():
+        bf = tiny.synthesis(w, dtype=torch.bfloat16)
+    assert bf.dtype == torch.float32 and (bf - a).abs().max() < 0.1
+
+
+# ----------------------------------------------------------------------------
+# The filtered leaky ReLU: fast path against the reference
+
+
+@pytest.mark.parametrize("up,down,taps_up,taps_down,padding,radial", [
+    (2, 2, 12, 12, (11, 10, 11, 10), False),
+    (2, 2, 12, 12, (10, 10, 10, 10), False),
+    (4, 2, 24, 12, (15, 14, 13, 16), False),
+    (2, 4, 12, 8, (-1, 3, 2, -2), True),
+    (1, 2, 1, 12, (2, 1, 2, 1), False),
+    (2, 1, 12, 1, (5, 6, 5, 6), False),
+    (1, 1, 1, 1, (1, -1, 0, 2), False),
+    (1, 1, 1, 1, (0, 0, 0, 0), False),
+    (3, 2, 7, 5, (4, 2, 3, 3), True),
+])
+def test_filtered_lrelu_fast_equals_reference(up, down, taps_up, taps_down, padding, radial):
+    g = torch.Generator().manual_seed(up * 10 + down)
+    x = torch.randn(2, 5, 14, 17, generator=g)
+    b = torch.randn(5, generator=g)
+    fu = torch.rand(taps_up, generator=g) if taps_up > 1 else None
+    fd = (torch.rand(taps_down, taps_down, generator=g) if radial else torch.rand(taps_down, generator=g)) if taps_down > 1 else None
+    x0 = x.clone()
+    for clamp in (None, 0.8):
+        for gain, slope in ((ops.LRELU_GAIN, 0.2), (1.0, 1.0)):
+            ref = ops.filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, impl="reference")
+            fast = ops.filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp)
+            assert ref.shape == fast.shape == (2, 5) + ops.filtered_lrelu_size((14, 17), fu, fd, up, down, padding)
+            assert (ref - fast).abs().max() < 1e-5 * max(1.0, float(ref.abs().max()))
+    assert torch.equal(x, x0)  # the input is never written
+
+
+# ----------------------------------------------------------------------------
+# Import of network pickles
+
+
+def _pickle(tmp_path, G, **kw):
+    path = tmp_path / "network-snapshot.pkl"
+    write_stylegan3_pickle(path, G, marker=str(tmp_path / "pwned"), **kw)
+    return path
+
+
+def test_pickle_imports_to_the_module_it_came_from(tmp_path, tiny):
+    m = read_any(_pickle(tmp_path, tiny))
+    assert m.family == "stylegan3" and m.config == tiny.cfg.to_dict() and m.source["format"] == "nvidia-pickle"
+    sd = tiny.state_dict()
+    assert set(m.tensors) == set(sd) and all(torch.equal(m.tensors[k], sd[k]) for k in sd)
+    assert not (tmp_path / "pwned").exists()  # module_src was never run
+
+
+@pytest.mark.parametrize("payload", ["reduce", "global"])
+def test_hostile_stylegan3_pickle_is_refused(tmp_path, tiny, payload):
+    marker = tmp_path / "pwned"
+    evil = HostileReduce(marker) if payload == "reduce" else __import__("collections").Counter(a=1)
+    path = _pickle(tmp_path, tiny, layer_attrs={"magnitude_ema_beta": evil})
+    with pytest.raises(MocohdError, match="refused to load") as e:
+        read_any(path)
+    assert "\n" not in str(e.value) and not marker.exists()
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(c_dim=10), "conditional StyleGAN3 generators"),
+    (dict(layer_attrs={"padding": [0, 0, 0, 0]}), "unknown architecture: layer L0_.* padding"),
+    (dict(extra_kwargs={"num_critical": 7}), "unsupported StyleGAN3 configuration: num_critical"),
+    (dict(extra_kwargs={"filter_size": 4}), "unknown architecture"),
+])
+def test_unsupported_stylegan3_pickles_are_one_line(tmp_path, tiny, change, message):
+    with pytest.raises(MocohdError, match=message) as e:
+        read_any(_pickle(tmp_path, tiny, **change))
+    assert "\n" not in str(e.value)
+
+
+def test_changed_filter_is_refused(tmp_path, tiny):
+    G = StyleGAN3Generator(tiny.cfg).eval()
+    G.load_state_dict(tiny.state_dict())
+    name = next(k for k in G.state_dict() if k.endswith("down_filter"))
+    G.get_buffer(name).mul_(1.01)
+    with pytest.raises(MocohdError, match="not the low-pass filter its config designs"):
+        read_any(_pickle(tmp_path, G))
+
+
+# ----------------------------------------------------------------------------
+# In the video pipeline
+
+
+@pytest.fixture(scope="module")
+def lively(tiny):
+    """``tiny`` with mapping weights at their initial scale (1 / lr_mul), so that w's vary."""
+    G = StyleGAN3Generator(tiny.cfg).eval()
+    G.load_state_dict(tiny.state_dict())
+    with torch.no_grad():
+        for i in range(G.cfg.mapping_layers):
+            getattr(G.mapping, f"fc{i}").weight.mul_(1 / G.cfg.mapping_lr_mul)
+    return G
+
+
+def test_pca_motion_render_and_truncation(tmp_path, lively):
+    tiny = lively
+
+    basis = fit_pca(tiny, samples=1000, batch=250)
+    assert basis.components.shape[1] == tiny.w_dim
+    torch.manual_seed(0)
+    M = MotionGenerator(MotionConfig(w_dim=tiny.w_dim, noise_dim=8, h_dim=8, n_pca=6, w_residual=1.0),
+                        basis.components[:6], basis.stdev[:6])
+    for noise in ("fixed", "random", "off"):
+        frames = list(R.render_frames(M, tiny, 3, videos=2, truncation=0.7, noise=noise, batch=4))
+        assert len(frames) == 3 and frames[0].shape == (2, 16, 16, 3) and frames[0].dtype == torch.uint8
+    assert not torch.equal(frames[0], frames[2])  # it moves
+
+    w = tiny.mapping(torch.randn(3, tiny.z_dim, generator=torch.Generator().manual_seed(4)))
+    noise = VideoNoise(tiny, 3, "fixed", torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        img = synthesize(tiny, w, noise(torch.arange(3)), truncation=0.5)
+        ref = tiny.synthesis(tiny.mapping.w_avg.lerp(w, 0.5))
+    assert torch.equal(img, ref)
+
+
+def test_motion_gan_clips_flow_through_stylegan3(lively):
+    tiny = lively
+    G = StyleGAN3Generator(tiny.cfg).eval().requires_grad_(False)
+    G.load_state_dict(tiny.state_dict())
+    torch.manual_seed(0)
+    components, _ = torch.linalg.qr(torch.randn(tiny.w_dim, 4))
+    M = MotionGenerator(MotionConfig(w_dim=tiny.w_dim, noise_dim=8, h_dim=8, n_pca=4), components.T, torch.ones(4))
+    cfg = GANConfig(domain="in", frames=3, frame_size=16, world_batch=2, dv_channels=4, di_channels=4, proj_dim=8, queue=8)
+    gan = MotionGAN(G, M.train(), cfg, seed=1)
+    out = gan.fake_clips(2)
+    clips = out[0] if isinstance(out, tuple) else out
+    assert clips.shape[:2] == (2, 3) and clips.shape[-2:] == (16, 16)
+    clips.float().mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in M.parameters())
+
+
+# ----------------------------------------------------------------------------
+# On the device of MOCOHD_TEST_DEVICE (benchmarks/gpu_check.py runs `-m device` on CUDA)
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("name", ["t32", "r32"])
+def test_stylegan3_synthesis_matches_cpu(name):
+    G, t = _case(name)
+    G.requires_grad_(False)
+    dev = devices.test_device()
+    w = G.mapping(t["z"], truncation_psi=0.7)
+    ref = G.synthesis(w)
+    Gd = copy.deepcopy(G).to(dev)
+    with devices.exact_fp32():
+        out = Gd.synthesis(w.to(dev))
+    assert (out.cpu() - ref).abs().max() < 1e-4 * max(1.0, float(ref.abs().max()))
+    assert (Gd.synthesis(w.to(dev), impl="reference").cpu() - ref).abs().max() < 1e-4 * max(1.0, float(ref.abs().max()))
+    for dtype in (torch.bfloat16, torch.float16):
+        if dtype == torch.float16 and dev.type == "cpu":
+            continue  # CPU autocast has no float16
+        low = Gd.synthesis(w.to(dev), dtype=dtype)
+        assert low.dtype == torch.float32 and torch.isfinite(low).all()
+        assert devices.psnr(low, ref) >= 25, dtype
