@@ -9,6 +9,7 @@ tests/data/make_stylegan3_reference.py with NVlabs/stylegan3 (CPU, float32).
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,16 @@ from safetensors import safe_open
 
 from mocohd_cli import import_model, load_image_generator, ops
 from mocohd_cli import render as R
+from mocohd_cli.data.procedural import write_dataset
 from mocohd_cli.errors import MocohdError, UsageError
-from mocohd_cli.formats import read_any
+from mocohd_cli.formats import canonical, read_any
 from mocohd_cli.frames import VideoNoise, synthesize
 from mocohd_cli.generators import FAMILIES, build_generator
 from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator, design_lowpass_filter
+from mocohd_cli.models.pca import pca_for
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
+from mocohd_cli.train import TrainConfig, train
 from mocohd_cli.train.steps import GANConfig, MotionGAN
 
 from . import devices
@@ -331,3 +335,17 @@ def test_stylegan3_synthesis_matches_cpu(name):
         low = Gd.synthesis(w.to(dev), dtype=dtype)
         assert low.dtype == torch.float32 and torch.isfinite(low).all()
         assert devices.psnr(low, ref) >= 25, dtype
+
+
+def test_two_motion_training_steps_on_a_stylegan3(tmp_path, lively):
+    """`mocohd train` with a StyleGAN3 image generator: two steps, the motion exported, rendered."""
+    gpath = tmp_path / "sg3.safetensors"
+    canonical.save_model(gpath, lively.state_dict(), kind="image", family="stylegan3", config=lively.cfg.to_dict())
+    pca_for(str(gpath), samples=1000, batch=500)
+    data = write_dataset(tmp_path / "heads", videos=3, frames=10, size=16, seed=0)
+    r = train(TrainConfig(data=str(data), image=str(gpath), name="sg3", steps=2, batch=2, frames=4, h_dim=8,
+                          dv_channels=4, di_channels=4, proj_dim=8, queue=8, workers=0, pca_samples=1000,
+                          sample_every=1000, log_every=1, device="cpu"))
+    assert r.step == 2 and r.motion.is_file() and all(math.isfinite(v) for v in r.losses.values())
+    out = R.render(tmp_path / "v", motion="sg3", image=str(gpath), frames=3, device="cpu")
+    assert out.frames == 3 and out.cross_domain is None
