@@ -396,11 +396,21 @@ def render(
                                            "linearly to this class over the video."),
     start: Optional[list[str]] = typer.Option(None, "--start", help="Start the videos from latents made by `mocohd "
                                               "invert` (a name or file), or from a photo (inverted first); repeat for several."),
+    rotate: float = typer.Option(0.0, "--rotate", help="StyleGAN3 camera: degrees per second of rotation."),
+    translate: str = typer.Option("0,0", "--translate", help="StyleGAN3 camera: X,Y image widths per second."),
+    shake: float = typer.Option(0.0, "--shake", help="StyleGAN3 camera: a smooth random shake of this many degrees "
+                                "(and hundredths of the image), from the seed."),
 ):
     """Render videos: a motion model walks the latent space of an image generator.
 
     An existing OUT file is replaced only when the new one is complete; a PNG folder must be new,
     empty or a previous render's frames. Ctrl-C or SIGTERM leave nothing partial."""
+    try:
+        shift = tuple(float(v) for v in translate.split(","))
+        if len(shift) != 2:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--translate must be X,Y (two numbers), got {translate!r}") from None
     live = err.is_terminal  # a terminal gets a live bar; a pipe or a log file plain lines
     bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err, transient=True, disable=not live)
@@ -426,7 +436,8 @@ def render(
         result = render_videos(output, motion=motion, image=image, frames=frames, videos=videos, grid=grid, seed=seed,
                                fps=fps, truncation=truncation, noise=noise, interpolate=interpolate, device=device,
                                dtype=dtype, batch=batch, fmt=fmt, on_start=started, on_frame=advanced,
-                               classes=classes, class_to=class_to, start=start,
+                               classes=classes, class_to=class_to, start=start, rotate=rotate, translate=shift,
+                               shake=shake,
                                on_note=lambda text: err.print(text, markup=False, highlight=False, soft_wrap=True))
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: main prints one line with this outcome
         if getattr(e, "outcome", None) is None:

@@ -147,14 +147,16 @@ def class_vectors(G, labels, t: torch.Tensor, total: int, to: int | None = None,
 
 
 def synthesize(G, ws: torch.Tensor, noise: list | None = None, classes=None, truncation: float = 1.0,
-               dtype: torch.dtype | None = None) -> torch.Tensor:
+               dtype: torch.dtype | None = None, camera: torch.Tensor | None = None) -> torch.Tensor:
     """Frames from w's: [N, w_dim] -> [N, 3, R, R] float32 in [-1, 1]; differentiable w.r.t. ``ws``.
 
     ``truncation`` psi != 1 first moves each w to ``w_avg + psi (w - w_avg)`` (BigGAN: w_avg is 0,
     and psi also selects its batch-norm statistics). ``noise``: per-layer maps, one per frame
     (``VideoNoise``), or None for no noise. ``classes`` (class-conditional generators only):
     class numbers [N] (one-hot rows) or class vectors [N, c_dim] (mixes). ``dtype``: the
-    synthesis's compute dtype (e.g. torch.bfloat16), None for the dtype of ``ws``.
+    synthesis's compute dtype (e.g. torch.bfloat16), None for the dtype of ``ws``. ``camera``
+    [N, 3, 3] (StyleGAN3 only): each frame's camera, moving the view through the generator's input
+    transform (``generators.stylegan3.camera_matrix``).
     """
     if ws.shape[-1] != G.w_dim:
         raise UsageError(f"ws are {ws.shape[-1]}-d but {_image_name(G)} has a {G.w_dim}-d w")
@@ -169,6 +171,10 @@ def synthesize(G, ws: torch.Tensor, noise: list | None = None, classes=None, tru
         labels = classes.tolist() if torch.is_tensor(classes) else list(classes)
         classes = one_hot(labels, G.c_dim, ws.device)
     cond = synthesis_kwargs(G, classes, truncation)
+    if camera is not None:
+        if getattr(G, "family", None) != "stylegan3":
+            raise UsageError(f"a camera track moves StyleGAN3's input transform; {_image_name(G)} has none")
+        cond["camera"] = camera
     return G.synthesis(ws, noise=noise, dtype=dtype, **cond).float()
 
 

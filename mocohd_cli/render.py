@@ -17,6 +17,7 @@ Arguments are checked before any model is loaded: numbers out of range raise
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from .errors import MocohdError, UsageError
 from .formats import canonical, sniff
 from .frames import (VideoNoise, check_noise, check_pair, check_truncation, class_vectors, draw_classes, draw_w1,
                      synthesize)
+from .generators.stylegan3 import camera_matrix
 from .invert import invert
 from .models import load_image_generator
 from .models.latent import Latent, default_name, load_latent, save_latent
@@ -97,7 +99,7 @@ def check_numbers(frames, videos, seed, truncation, interpolate, batch) -> tuple
 def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation: float = 1.0, noise: str = "fixed",
                   interpolate: int = 1, batch: int = 8, dtype: torch.dtype | None = None,
                   classes: list[int] | None = None, class_to: int | None = None,
-                  start: Latent | None = None) -> Iterator[torch.Tensor]:
+                  start: Latent | None = None, camera: Camera | None = None) -> Iterator[torch.Tensor]:
     """Yield the videos' frames one time step at a time: [videos, H, W, 3] uint8 (CPU).
 
     ``M`` is moved to G's device. Same seed, same frames (on the same machine and device). ``noise``:
@@ -116,6 +118,7 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     ``start`` (a ``Latent`` of G, from ``mocohd invert``): video v starts from its latent
     v % count, with its noise maps when it has them, so frame 0 is the inverted image; in space
     'w+' the motion's displacement from the layers' mean w is added to every layer's w.
+    ``camera`` (StyleGAN3 only): a ``Camera`` track through the generator's input transform.
     """
     check_noise(noise)
     frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
@@ -126,7 +129,9 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     labels = video_classes(G, videos, seed, labels) if G.c_dim else None
     if start is not None:
         check_start(start, G)
-    return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start)
+    camera = check_camera(camera, G)
+    return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start,
+                   camera)
 
 
 def read_starts(start) -> list:
@@ -173,6 +178,56 @@ def start_latent(starts: list, G, on_note: Callable[[str], None] | None = None, 
                   [d for x in latents for d in x.distance] if all(x.distance for x in latents) else [])
 
 
+@dataclass(frozen=True)
+class Camera:
+    """A camera track for StyleGAN3 (its input transform), on top of the learned motion: a steady
+    rotation (degrees per second), a steady translation (image widths per second) and a smooth
+    random shake of ``shake`` degrees (and shake / 100 image widths), three sinusoids per axis of
+    0.2-1 Hz with phases from the seed. Frame 0 is never moved."""
+
+    rotate: float = 0.0
+    translate: tuple[float, float] = (0.0, 0.0)
+    shake: float = 0.0
+    fps: float = 12.0
+    seed: int = 0
+
+    def __post_init__(self):
+        values = [self.rotate, *self.translate, self.shake, self.fps]
+        if len(self.translate) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                                           for v in values):
+            raise UsageError("camera: rotate, translate (x, y), shake and fps must be finite numbers")
+        if self.shake < 0 or self.fps <= 0:
+            raise UsageError("camera: shake must be >= 0 and fps > 0")
+
+    @property
+    def moves(self) -> bool:
+        return bool(self.rotate or any(self.translate) or self.shake)
+
+    def __call__(self, frame: torch.Tensor) -> torch.Tensor:
+        """[N] frame numbers -> [N, 3, 3] cameras (``generators.stylegan3.camera_matrix``)."""
+        t = frame.double().cpu() / self.fps
+        angle, tx, ty = self.rotate * t, self.translate[0] * t, self.translate[1] * t
+        if self.shake:
+            g = _generator(self.seed, 4)
+            wave = []
+            for _ in range(3):  # angle, x, y
+                f = 0.2 + 0.8 * torch.rand(3, generator=g, dtype=torch.float64)
+                phase = 2 * math.pi * torch.rand(3, generator=g, dtype=torch.float64)
+                wave.append((torch.sin(2 * math.pi * f * t[:, None] + phase) - torch.sin(phase)).sum(1) / 3)
+            angle, tx, ty = angle + self.shake * wave[0], tx + self.shake / 100 * wave[1], ty + self.shake / 100 * wave[2]
+        return camera_matrix(angle, tx, ty)
+
+
+def check_camera(camera: Camera | None, G) -> Camera | None:
+    """``camera`` if it moves (None if it does not); a UsageError unless G is a StyleGAN3."""
+    if camera is None or not camera.moves:
+        return None
+    if getattr(G, "family", None) != "stylegan3":
+        raise UsageError(f"a camera track (rotate, translate, shake) moves StyleGAN3's input; '{G.identity.get('name', '?')}' "
+                         f"is {G.family}")
+    return camera
+
+
 def check_start(start: Latent, G) -> None:
     """A latent can start G's videos only if it was found with G (its weights sha256 and sizes)."""
     own = start.image.get("image_sha256")
@@ -184,7 +239,8 @@ def check_start(start: Latent, G) -> None:
                           f"{G.num_ws} of size {G.w_dim}")
 
 
-def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to, start=None):
+def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to, start=None,
+            camera: Camera | None = None):
     device = next(G.parameters()).device
     M = M.to(device)
     z_gen, eps_gen, noise_gen = _generator(seed, 0), _generator(seed, 1), _generator(seed, 2)
@@ -212,12 +268,13 @@ def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, d
             cs = None
             if labels is not None:  # [steps * videos, c_dim]
                 cs = class_vectors(G, labels, torch.arange(done, done + steps), total, class_to, device)
+            cams = camera(done + torch.arange(steps).repeat_interleave(videos)) if camera is not None else None
             done += steps
             images = []
             for i in range(0, flat.shape[0], batch):
                 part = slice(i, i + batch)
                 img = synthesize(G, flat[part], noise_of(video_of[part]), None if cs is None else cs[part], truncation,
-                                 dtype)
+                                 dtype, None if cams is None else cams[part].to(device))
                 images.append(to_uint8(img).cpu())
             images = torch.cat(images).reshape(steps, videos, *images[0].shape[1:])
             yield from images
@@ -255,6 +312,9 @@ def render(
     start: list[str | os.PathLike | Latent] | str | Latent | None = None,
     on_note: Callable[[str], None] | None = None,
     invert_options: dict | None = None,
+    rotate: float = 0.0,
+    translate: tuple[float, float] = (0.0, 0.0),
+    shake: float = 0.0,
 ) -> RenderResult:
     """Render ``videos`` videos of ``frames`` motion steps with a motion model and an image generator.
 
@@ -269,6 +329,9 @@ def render(
     they are used in turn). ``on_note(text)`` hears about long steps (an inversion) before them;
     ``invert_options``: keyword arguments for ``invert`` (steps, loss, space, seed).
 
+    ``rotate`` (degrees per second), ``translate`` (x, y image widths per second) and ``shake``
+    (degrees): a camera track for StyleGAN3 on top of the motion (``Camera``; seeded by ``seed``).
+
     ``classes`` (numbers or ImageNet names) and ``class_to`` are for class-conditional
     generators (BigGAN); without ``classes``, the classes the motion model was trained
     on with this generator, else classes drawn from the seed.
@@ -281,6 +344,7 @@ def render(
     frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
                                                                          interpolate, batch)
     fps = check_fps(fmt, fps)
+    camera = Camera(rotate, tuple(translate), shake, fps, seed)
     videos = check_videos(videos, grid)
     check_noise(noise)
     if dtype not in DTYPES:
@@ -304,6 +368,7 @@ def render(
         if label_to is not None:
             line += f" -> {describe_class(label_to, G.c_dim)}"
         note = f"{note}\n{line}" if note else line
+    camera = check_camera(camera, G)
     first = start_latent(starts, G, on_note, invert_options) if starts else None
     if first is not None:
         check_start(first, G)
@@ -312,6 +377,6 @@ def render(
         on_start(total * videos, note)
     # everything is checked above: straight to the frames (render_frames would check it all again)
     stream = _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, DTYPES[dtype], per_video, label_to,
-                     first)
+                     first, camera)
     paths, count, size = write_videos(stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos)))
     return RenderResult(paths, count, size, note, videos)

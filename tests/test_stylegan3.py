@@ -23,7 +23,7 @@ from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.formats import canonical, read_any
 from mocohd_cli.frames import VideoNoise, synthesize
 from mocohd_cli.generators import FAMILIES, build_generator
-from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator, design_lowpass_filter
+from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator, camera_matrix, design_lowpass_filter
 from mocohd_cli.models.pca import pca_for
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
@@ -349,3 +349,38 @@ def test_two_motion_training_steps_on_a_stylegan3(tmp_path, lively):
     assert r.step == 2 and r.motion.is_file() and all(math.isfinite(v) for v in r.losses.values())
     out = R.render(tmp_path / "v", motion="sg3", image=str(gpath), frames=3, device="cpu")
     assert out.frames == 3 and out.cross_domain is None
+
+
+def test_the_camera_track_moves_the_view_and_leaves_frame_0(tmp_path, lively, capsys):
+    """render --rotate / --translate / --shake: StyleGAN3's input transform per frame, frame 0 untouched;
+    the camera is exactly NVIDIA's user transform (its inverse in the input's buffer)."""
+    G = lively
+    w = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(2)))
+    cam = camera_matrix(torch.tensor([30.0, 30.0]), torch.tensor([0.1, 0.1]), torch.tensor([0.0, 0.0]))
+    with torch.no_grad():
+        moved = G.synthesis(w, camera=cam)
+        same = G.synthesis(w, camera=camera_matrix(torch.zeros(2), torch.zeros(2), torch.zeros(2)))
+        H = copy.deepcopy(G)
+        H.synthesis.input.transform.copy_(torch.linalg.inv(cam[0]))
+        by_buffer = H.synthesis(w)
+        plain = G.synthesis(w)
+    assert torch.allclose(same, plain, atol=1e-6) and torch.allclose(moved, by_buffer, atol=1e-5)
+    assert (moved - plain).abs().mean() > 0.05
+
+    basis = fit_pca(G, samples=1000, batch=250)
+    torch.manual_seed(0)
+    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=6, w_residual=0.0), basis.components[:6],
+                        basis.stdev[:6])  # a motion that stands still: only the camera moves
+    still = list(R.render_frames(M, G, 4, videos=1, seed=1))
+    turned = list(R.render_frames(M, G, 4, videos=1, seed=1, camera=R.Camera(rotate=90, fps=4)))
+    shaken = list(R.render_frames(M, G, 4, videos=1, seed=1, camera=R.Camera(shake=10, fps=4, seed=1)))
+    assert torch.equal(turned[0], still[0]) and torch.equal(shaken[0], still[0])  # frame 0 is never moved
+    assert torch.equal(still[3], still[0]) and not torch.equal(turned[3], still[3]) and not torch.equal(shaken[3], still[3])
+    assert torch.equal(torch.stack(shaken), torch.stack(list(R.render_frames(M, G, 4, videos=1, seed=1,
+                                                                              camera=R.Camera(shake=10, fps=4, seed=1)))))
+    with pytest.raises(UsageError, match="camera: shake must be >= 0"):
+        R.Camera(shake=-1)
+    demo = R.render(tmp_path / "d", motion="demo", image="demo", frames=2, device="cpu")  # no camera: fine
+    assert demo.frames == 2
+    with pytest.raises(UsageError, match="moves StyleGAN3's input; 'demo' is stylegan2"):
+        R.render(tmp_path / "e", motion="demo", image="demo", frames=2, rotate=10, device="cpu")

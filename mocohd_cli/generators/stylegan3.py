@@ -258,14 +258,20 @@ class SynthesisInput(nn.Module):
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", torch.rand([channels]) - 0.5)
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:  # [B, w_dim] -> [B, C, size, size]
+    def forward(self, w: torch.Tensor, camera: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, w_dim] -> [B, C, size, size]. ``camera`` [B, 3, 3]: each image's camera (rotation and
+        translation of the view, ``camera_matrix``); the features are sampled through its inverse,
+        after the stored user ``transform`` (NVIDIA's gen_video sets that buffer to the same inverse)."""
         batch = w.shape[0]
         t = self.affine(w)  # (r_c, r_s, t_x, t_y)
         t = t / t[:, :2].norm(dim=1, keepdim=True)
         one, zero = torch.ones_like(t[:, 0]), torch.zeros_like(t[:, 0])
         rot = torch.stack([t[:, 0], -t[:, 1], zero, t[:, 1], t[:, 0], zero, zero, zero, one], 1).view(batch, 3, 3)
         shift = torch.stack([one, zero, -t[:, 2], zero, one, -t[:, 3], zero, zero, one], 1).view(batch, 3, 3)
-        transforms = rot @ shift @ self.transform.unsqueeze(0)
+        user = self.transform.unsqueeze(0)
+        if camera is not None:
+            user = user @ torch.linalg.inv(camera.to(user))
+        transforms = rot @ shift @ user
         phases = self.phases.unsqueeze(0) + (self.freqs.unsqueeze(0) @ transforms[:, :2, 2:]).squeeze(2)
         freqs = self.freqs.unsqueeze(0) @ transforms[:, :2, :2]  # [B, C, 2]
         # Damp frequencies that the user transform pushes out of band.
@@ -277,6 +283,16 @@ class SynthesisInput(nn.Module):
         x = torch.sin((x + phases[:, None, None]) * (2 * math.pi)) * amplitudes[:, None, None]
         x = x @ (self.weight / math.sqrt(self.channels)).t()
         return x.permute(0, 3, 1, 2)
+
+
+def camera_matrix(angle_deg: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
+    """[N, 3, 3] cameras: a rotation by ``angle_deg`` (counter-clockwise) and a translation by
+    (tx, ty) in the input's coordinates (the image is about 1 wide), as NVIDIA's ``make_transform``
+    builds them for gen_video.py / the visualizer (which then take the inverse)."""
+    a = torch.deg2rad(torch.as_tensor(angle_deg, dtype=torch.float64))
+    tx, ty = torch.as_tensor(tx, dtype=torch.float64), torch.as_tensor(ty, dtype=torch.float64)
+    c, s, one, zero = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([c, s, tx, -s, c, ty, zero, zero, one], -1).view(-1, 3, 3).float()
 
 
 class SynthesisLayer(nn.Module):
@@ -392,6 +408,7 @@ class SynthesisNetwork(nn.Module):
         noise: list | None = None,  # must be empty or all None
         impl: str = "fast",
         dtype: torch.dtype | None = None,  # compute dtype (autocast), e.g. torch.bfloat16
+        camera: torch.Tensor | None = None,  # [B, 3, 3]: each image's camera (``camera_matrix``)
     ) -> torch.Tensor:  # [B, img_channels, R, R], float32
         if ws.ndim == 2:
             ws = ws.unsqueeze(1).expand(-1, self.num_ws, -1)
@@ -403,8 +420,10 @@ class SynthesisNetwork(nn.Module):
         amp = (torch.autocast(ws.device.type, dtype=dtype) if impl == "fast" and dtype is not None and dtype != torch.float32
                else contextlib.nullcontext())
         ws = ws.float()
+        if camera is not None and camera.shape != (ws.shape[0], 3, 3):
+            raise UsageError(f"camera must be [{ws.shape[0]}, 3, 3], got {list(camera.shape)}")
         with amp:
-            x = self.input(ws[:, 0])
+            x = self.input(ws[:, 0], camera)
             if impl == "fast":  # oneDNN's depthwise filters are fastest on channels-last memory
                 x = x.contiguous(memory_format=torch.channels_last)
             for i, layer in enumerate(self.conv_layers()):
