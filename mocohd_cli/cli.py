@@ -29,7 +29,7 @@ from rich.text import Text
 from . import __version__, store
 from .data import prepare as prepare_data
 from .errors import MocohdError, UsageError
-from .formats.canonical import KINDS, read_header
+from .formats.canonical import KINDS, atomic_write_bytes, read_header
 from .hub import fetch as fetch_model
 from .metrics.evaluate import append_results, run_of
 from .metrics.evaluate import evaluate as evaluate_videos
@@ -526,7 +526,10 @@ def eval_(
     detectors = {f"{r.detector['name']} {r.detector['weights_sha256'][:12]}" for r in results}
     out.print(f"seed {seed}; detectors: {', '.join(sorted(detectors))}", soft_wrap=True)
     if json_out is not None:
-        _write_atomic(json_out, json.dumps([r.to_dict() for r in results], indent=1) + "\n")
+        try:
+            atomic_write_bytes(json_out, (json.dumps([r.to_dict() for r in results], indent=1) + "\n").encode())
+        except OSError as e:
+            raise MocohdError(f"cannot write {json_out}: {e.strerror}") from e
         out.print(f"wrote {json_out}")
     if motion is not None and fake is None:
         folder = run_of(motion)
@@ -626,17 +629,6 @@ def _check_json_path(path: Path) -> None:
         raise UsageError(f"--json {path}: is a folder; give a file name")
     if not path.parent.is_dir():
         raise MocohdError(f"--json {path}: the folder {path.parent} does not exist")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` under a temporary name beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise MocohdError(f"cannot write {path}: {e.strerror}") from e
 
 
 def _given(ctx: typer.Context, values: dict) -> dict:

@@ -33,6 +33,16 @@ def no_debug(monkeypatch):
     monkeypatch.setattr(cli, "_debug", False)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny CPU work on one thread: OpenMP threads spinning on a busy 2-core machine make tiny ops
+    10x slower. Files whose every test is tiny make it autouse (``pytestmark`` / a wrapper)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def store_files(home) -> list[str]:
     """The files under a model store, as sorted relative paths ([] if it does not exist)."""
     return sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file()) if home.exists() else []

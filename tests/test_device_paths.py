@@ -38,13 +38,7 @@ def dev() -> torch.device:
     return devices.test_device()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny CPU work: one thread (OpenMP threads spinning on a busy machine make tiny ops 10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny forwards (tests/conftest.py)
 
 
 def stylegan2(resolution: int = 16, seed: int = 0) -> StyleGAN2Generator:

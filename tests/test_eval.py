@@ -167,7 +167,7 @@ def test_clear_errors(heads, tmp_path, isolated_store):
         fvd16(one)
     with pytest.raises(UsageError, match="unknown metric 'fvd17'"):
         evaluate(["fvd17"], heads, motion="demo", image="demo")
-    with pytest.raises(UsageError, match="videos must be a whole number >= 1"):
+    with pytest.raises(UsageError, match="videos must be at least 1, got 0"):
         fvd16(heads, videos=0)
     with pytest.raises(UsageError, match="not both"):
         evaluate(["fvd16"], heads, motion="demo", image="demo", fake=heads)

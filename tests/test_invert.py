@@ -39,13 +39,7 @@ from .hub_server import FakeHub
 TINY_WIDTHS = (4, 8, 8, 16, 16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny forwards: thread start-up (and a busy machine) would dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny forwards (tests/conftest.py)
 
 
 def trained_looking_generator(resolution: int = 16, seed: int = 0):

@@ -473,16 +473,7 @@ def test_a_start_latent_of_another_generator_is_refused(tmp_path, pair, capsys):
     assert code == 1 and "unknown latent model 'nobody'" in err
 
 
-@pytest.fixture
-def single_thread():
-    """Tiny forwards run faster on one thread (thread start-up dominates, worse on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_path, isolated_store, single_thread):
+def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_path, isolated_store, one_thread):
 
     g = tmp_path / "tone.safetensors"
     save_canonical(g, trained_looking_generator(16))

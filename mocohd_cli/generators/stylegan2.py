@@ -84,12 +84,7 @@ class StyleGAN2Config(DictConfig):
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every tensor in the generator's state dict, computed
         from the config alone (no module is built, nothing is allocated)."""
-        out: dict[str, tuple[int, ...]] = {}
-        dims = [self.z_dim] + [self.w_dim] * self.mapping_layers
-        for i in range(self.mapping_layers):
-            out[f"mapping.fc{i}.weight"] = (dims[i + 1], dims[i])
-            out[f"mapping.fc{i}.bias"] = (dims[i + 1],)
-        out["mapping.w_avg"] = (self.w_dim,)
+        out = mapping_shapes(self)
 
         def layer(prefix: str, cin: int, cout: int, res: int):
             out.update({f"{prefix}.affine.weight": (cin, self.w_dim), f"{prefix}.affine.bias": (cin,),
@@ -130,6 +125,17 @@ class FullyConnected(nn.Module):
         # weights and one fused matmul + bias is followed by one in-place activation.
         g = ops.LRELU_GAIN
         return F.leaky_relu(torch.addmm((b * g).unsqueeze(0), x, (w * g).t()), ops.LRELU_SLOPE, inplace=True)
+
+
+def mapping_shapes(cfg) -> dict[str, tuple[int, ...]]:
+    """The state shapes of ``MappingNetwork(cfg)`` (StyleGAN2's and StyleGAN3's), under ``mapping.``."""
+    out: dict[str, tuple[int, ...]] = {}
+    dims = [cfg.z_dim] + [cfg.w_dim] * cfg.mapping_layers
+    for i in range(cfg.mapping_layers):
+        out[f"mapping.fc{i}.weight"] = (dims[i + 1], dims[i])
+        out[f"mapping.fc{i}.bias"] = (dims[i + 1],)
+    out["mapping.w_avg"] = (cfg.w_dim,)
+    return out
 
 
 class MappingNetwork(nn.Module):
@@ -335,16 +341,18 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-class StyleGAN2Generator(nn.Module):
-    """z -> w -> image. ``mapping`` and ``synthesis`` are usable on their own."""
+class MappedGenerator(nn.Module):
+    """z -> w (``MappingNetwork``) -> image (the family's ``SYNTHESIS``); ``mapping`` and
+    ``synthesis`` are usable on their own. The skeleton StyleGAN2 and StyleGAN3 share."""
 
-    family = "stylegan2"
+    family = ""
+    SYNTHESIS: type = nn.Module
 
-    def __init__(self, cfg: StyleGAN2Config):
+    def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
         self.mapping = MappingNetwork(cfg)
-        self.synthesis = SynthesisNetwork(cfg)
+        self.synthesis = self.SYNTHESIS(cfg)
 
     z_dim = property(lambda self: self.cfg.z_dim)
     w_dim = property(lambda self: self.cfg.w_dim)
@@ -355,3 +363,8 @@ class StyleGAN2Generator(nn.Module):
 
     def forward(self, z, truncation_psi: float = 1.0, noise_mode: str = "const", impl: str = "fast"):
         return self.synthesis(self.mapping(z, truncation_psi=truncation_psi), noise_mode=noise_mode, impl=impl)
+
+
+class StyleGAN2Generator(MappedGenerator):
+    family = "stylegan2"
+    SYNTHESIS = SynthesisNetwork

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from .. import ops
 from ..errors import UsageError
 from .config import MAX_LAYERS, DictConfig, check_int, check_real
-from .stylegan2 import FullyConnected, MappingNetwork, _compiling
+from .stylegan2 import FullyConnected, MappedGenerator, _compiling, mapping_shapes
 
 
 @dataclass
@@ -176,12 +176,7 @@ class StyleGAN3Config(DictConfig):
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every tensor in the generator's state dict, computed
         from the config alone (no module is built, nothing is allocated)."""
-        out: dict[str, tuple[int, ...]] = {}
-        dims = [self.z_dim] + [self.w_dim] * self.mapping_layers
-        for i in range(self.mapping_layers):
-            out[f"mapping.fc{i}.weight"] = (dims[i + 1], dims[i])
-            out[f"mapping.fc{i}.bias"] = (dims[i + 1],)
-        out["mapping.w_avg"] = (self.w_dim,)
+        out = mapping_shapes(self)
         c = self.input_spec()["channels"]
         out.update({"synthesis.input.weight": (c, c), "synthesis.input.affine.weight": (4, self.w_dim),
                     "synthesis.input.affine.bias": (4,), "synthesis.input.transform": (3, 3),
@@ -434,23 +429,8 @@ class SynthesisNetwork(nn.Module):
         return x.contiguous()
 
 
-class StyleGAN3Generator(nn.Module):
-    """z -> w -> image. ``mapping`` and ``synthesis`` are usable on their own."""
+class StyleGAN3Generator(MappedGenerator):
+    """z -> w -> image (StyleGAN2's mapping, the alias-free synthesis)."""
 
     family = "stylegan3"
-
-    def __init__(self, cfg: StyleGAN3Config):
-        super().__init__()
-        self.cfg = cfg
-        self.mapping = MappingNetwork(cfg)
-        self.synthesis = SynthesisNetwork(cfg)
-
-    z_dim = property(lambda self: self.cfg.z_dim)
-    w_dim = property(lambda self: self.cfg.w_dim)
-    c_dim = 0  # unconditional
-    resolution = property(lambda self: self.cfg.resolution)
-    num_ws = property(lambda self: self.cfg.num_ws)
-    img_channels = property(lambda self: self.cfg.img_channels)
-
-    def forward(self, z, truncation_psi: float = 1.0, noise_mode: str = "const", impl: str = "fast"):
-        return self.synthesis(self.mapping(z, truncation_psi=truncation_psi), noise_mode=noise_mode, impl=impl)
+    SYNTHESIS = SynthesisNetwork

@@ -47,13 +47,14 @@ from ..detectors import InceptionV3
 from ..distributed import Dist
 from ..data import PreparedData, prepare, square_resize
 from ..errors import MocohdError, UsageError
-from ..formats.canonical import read_header
+from ..formats.canonical import atomic_write_bytes, read_header
 from ..frames import check_noise, check_pair, check_truncation, draw_classes, synthesize
 from ..models import load_image_generator
 from ..models.detectors import load_detector
 from ..models.motion import load_motion
 from ..models.pca import express
 from . import frechet_distance
+from ..video import whole
 from .protocol import PROTOCOLS, Protocol, RealClips, get_protocol, sample_real_clips, to_detector_input
 from .stats import FeatureStats
 
@@ -142,7 +143,7 @@ def _read_cached(path: Path, key: dict) -> tuple[FeatureStats, dict] | None:
             info = json.loads(meta["mocohd.eval_info"])
             state = {"count": int(info["count"]), "max_items": -1, "mean": f.get_tensor("mean"), "m2": f.get_tensor("m2")}
         return FeatureStats.from_state_dict(state), info
-    except (OSError, ValueError, KeyError, TypeError, MocohdError, Exception):  # noqa: BLE001 - any damage: recompute
+    except Exception:  # noqa: BLE001 - a damaged or foreign cache file: recompute
         return None
 
 
@@ -151,13 +152,10 @@ def _write_cached(path: Path, key: dict, stats: FeatureStats, info: dict) -> Non
     data = st_save({"mean": state["mean"].contiguous(), "m2": state["m2"].contiguous()},
                    metadata={"mocohd.eval_key": json.dumps(key, sort_keys=True),
                              "mocohd.eval_info": json.dumps({**info, "count": stats.count})})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     except OSError:  # a cache that cannot be written only costs time next run
-        tmp.unlink(missing_ok=True)
+        pass
 
 
 def real_stats(real: RealClips, detector, dist: Dist, batch: int = 8, seed: int = 0,
@@ -176,7 +174,6 @@ def real_stats(real: RealClips, detector, dist: Dist, batch: int = 8, seed: int 
             if not dist.any(hit is None):  # every process uses the cache, or none does
                 return hit[0], True
     stats = FeatureStats()
-    mine = real.plan[dist.rank :: dist.world]
     done = [0]
 
     def tick(n: int) -> None:
@@ -186,8 +183,7 @@ def real_stats(real: RealClips, detector, dist: Dist, batch: int = 8, seed: int 
 
     if progress:
         progress(f"real {p.name}", 0, real.count)
-    own = RealClips(p, mine, real.skipped, real.videos, real.sources, real.prepared_min_frames, real.batch,
-                    real._reader, real.source_digest)
+    own = real.share(dist.rank, dist.world)
     _embed_batches(detector, iter(own), stats, batch, tick)
     stats = gather_stats(stats, dist)
     if key is not None and key["detector"] is not None and dist.writer:
@@ -263,12 +259,6 @@ def fake_videos(M, G, indices: Sequence[int], frames: Sequence[int], seed: int =
 # The whole evaluation
 
 
-def _check_count(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UsageError(f"{name} must be a whole number >= {low}, got {value!r}")
-    return value
-
-
 def check_metrics(metrics: Sequence[str] | str) -> list[Protocol]:
     names = [metrics] if isinstance(metrics, str) else list(metrics)
     if not names:
@@ -298,14 +288,14 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
     fakes are drawn from (all when None).
     """
     protocols = check_metrics(metrics)
-    seed = _check_count("seed", seed, 0)
-    batch = _check_count("batch", batch)
+    seed = whole("seed", seed, 0)
+    batch = whole("batch", batch)
     if videos is not None:
-        _check_count("videos", videos)
+        whole("videos", videos)
     if fid_frames is not None and fid_frames != "all":
-        _check_count("fid_frames", fid_frames)
+        whole("fid_frames", fid_frames)
     if frame_size is not None:
-        _check_count("frame_size", frame_size, 8)
+        whole("frame_size", frame_size, 8)
     check_noise(noise)
     truncation = check_truncation(truncation)
     rendered = fake is None
@@ -370,8 +360,7 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
             _embed_batches(detector, stream, fstats, batch, tick)
         else:
             fakes = sample_real_clips(fake_data, p, want, seed, batch=batch, random_offset=False, repeat=repeat)
-            mine = RealClips(p, fakes.plan[dist.rank :: dist.world], fakes.skipped, fakes.videos, fakes.sources,
-                             fakes.prepared_min_frames, fakes.batch, fakes._reader, fakes.source_digest)
+            mine = fakes.share(dist.rank, dist.world)
             _embed_batches(detector, iter(mine), fstats, batch, tick)
         fstats = gather_stats(fstats, dist)
         if fstats.count < 2:
@@ -398,7 +387,7 @@ def score(metric: str, real, fake, detector: torch.nn.Module | str | None = None
     p = get_protocol(metric)
     if not isinstance(detector, torch.nn.Module):
         detector = load_detector(p.detector, detector, device)
-    n = p.count if n is None else _check_count("n", n)
+    n = p.count if n is None else whole("n", n)
     sets = []
     for what, videos, offset in (("real", real, True), ("fake", fake, False)):
         clips = sample_real_clips(videos, p, n, seed, batch=batch, frame_size=frame_size, random_offset=offset)

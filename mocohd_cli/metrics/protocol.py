@@ -47,6 +47,7 @@ Where each choice comes from (StyleGAN-V's code: ``src/metrics/metric_main.py``,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -172,6 +173,10 @@ class RealClips:
 
     def __len__(self) -> int:
         return len(self.plan)
+
+    def share(self, rank: int, world: int) -> RealClips:
+        """Process ``rank``'s clips of ``world`` (every world-th, from the rank-th), the rest alike."""
+        return dataclasses.replace(self, plan=self.plan[rank::world])
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         for b in range(0, len(self.plan), self.batch):
