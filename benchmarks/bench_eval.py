@@ -5,6 +5,7 @@ convolution peak, and a whole ``fvd16`` on the demo (render + embed) with its ti
     python benchmarks/bench_eval.py --videos 64          # a shorter fvd16
     python benchmarks/bench_eval.py --device cuda
     python benchmarks/bench_eval.py --skip-fvd           # the detectors only
+    python benchmarks/bench_eval.py --skip-detectors --skip-fvd --fid-frames 2048   # FID on the demo
 
 Detectors have the published sizes with random weights (speed does not depend on the weights;
 no real detector file is needed). FLOPs are counted as 2 x multiply-adds of every convolution as
@@ -29,30 +30,15 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_generator import machine_line, measure_peak  # noqa: E402
+from bench_generator import calls_per_s, machine_line, measure_peak  # noqa: E402
 
 from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3  # noqa: E402
 from mocohd_cli.runtime import pick_device  # noqa: E402
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def rate(fn, device, windows=3, min_time=1.0) -> float:
-    """Calls per second: the best of ``windows`` windows of at least ``min_time`` s (the machine is shared)."""
-    fn()
-    best = 0.0
-    for _ in range(windows):
-        _sync(device)
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < min_time:
-            fn()
-            n += 1
-        _sync(device)
-        best = max(best, n / (time.perf_counter() - t0))
-    return best
+def rate(fn, device) -> float:
+    """Calls per second (``bench_generator.calls_per_s``, windows of 1 s)."""
+    return calls_per_s(fn, device, min_time=1.0)
 
 
 def conv3d_peak(device) -> float:
@@ -157,6 +143,40 @@ def bench_fvd(device, videos: int, batch: int) -> None:
     print(f"\nvalue (random-weight I3D, so not a real FVD): {first.value:.4f}, again {again.value:.4f}")
 
 
+def bench_fid(device, frames: int, batch: int) -> None:
+    """FID on the demo with a random full-size Inception in a temporary store: ``frames`` real frames
+    (procedural heads, 64 videos x ceil(frames / 64) frames at 64 px) against as many rendered ones
+    (16 per video), first with the real statistics computed, then cached."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MOCOHD_HOME"] = str(Path(tmp) / "home")
+        from mocohd_cli import store
+        from mocohd_cli.data.procedural import write_dataset
+        from mocohd_cli.formats import canonical
+        from mocohd_cli.metrics.evaluate import evaluate
+
+        net = randomize(InceptionV3(InceptionConfig()))
+        store.kind_dir("inception", create=True)
+        canonical.save_model(store.store_path("inception", "inception"), net.state_dict(), kind="inception",
+                             family="inception", config=InceptionConfig().to_dict())
+        data = write_dataset(Path(tmp) / "heads", videos=64, frames=-(-frames // 64), size=64, seed=0)
+        t0 = time.perf_counter()
+        first = evaluate(["fid"], data, motion="demo", image="demo", fid_frames=frames, device=device, batch=batch)[0]
+        t1 = time.perf_counter()
+        again = evaluate(["fid"], data, motion="demo", image="demo", fid_frames=frames, device=device, batch=batch)[0]
+        t2 = time.perf_counter()
+    print(f"\n## fid on the demo, {first.real} real + {first.fake} fake frames of 64 px (Inception resizes to 299), "
+          f"batch {batch}, {device}\n")
+    print("| part | seconds | frames/s |")
+    print("|---|---|---|")
+    print(f"| first eval, real side: decode + Inception on {first.real} frames | {first.seconds['real']:.1f} | "
+          f"{first.real / first.seconds['real']:.1f} |")
+    print(f"| first eval, fake side: render + Inception on {first.fake} frames | {first.seconds['fake']:.1f} | "
+          f"{first.fake / first.seconds['fake']:.1f} |")
+    print(f"| first eval, total | {t1 - t0:.1f} | |")
+    print(f"| second eval (real statistics cached: {again.real_cached}) | {t2 - t1:.1f} | |")
+    print(f"\nvalue (random-weight Inception, so not a real FID): {first.value:.4f}, again {again.value:.4f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -164,6 +184,7 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--skip-fvd", action="store_true")
     ap.add_argument("--skip-detectors", action="store_true")
+    ap.add_argument("--fid-frames", type=int, default=0, help="also FID on the demo with this many frames (0: no)")
     args = ap.parse_args()
     device = pick_device(args.device)
     print(f"# {machine_line(device)}; {time.strftime('%Y-%m-%d')}")
@@ -178,6 +199,8 @@ def main():
             print("| " + " | ".join(r) + " |")
     if not args.skip_fvd:
         bench_fvd(device, args.videos, args.batch)
+    if args.fid_frames:
+        bench_fid(device, args.fid_frames, max(args.batch, 32))
 
 
 if __name__ == "__main__":

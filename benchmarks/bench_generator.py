@@ -50,22 +50,28 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def calls_per_s(fn, device, windows: int = 3, min_time: float = 0.7) -> float:
+    """Calls of ``fn`` per second: the best of ``windows`` windows of at least ``min_time`` s (the
+    machine may be shared), after one warm-up call."""
+    fn()
+    best = 0.0
+    for _ in range(windows):
+        _sync(device)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < min_time:
+            fn()
+            n += 1
+        _sync(device)
+        best = max(best, n / (time.perf_counter() - t0))
+    return best
+
+
 def measure_peak(device, dtype) -> dict:
     """Measured matmul and 3x3-convolution throughput (GFLOP/s) in ``dtype``."""
     import torch.nn.functional as F
 
-    def rate(fn, flops, windows=3, min_time=0.7):
-        fn()
-        best = 0.0
-        for _ in range(windows):  # best window: the machine may be shared
-            _sync(device)
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < min_time:
-                fn()
-                n += 1
-            _sync(device)
-            best = max(best, flops * n / (time.perf_counter() - t0) / 1e9)
-        return best
+    def rate(fn, flops):
+        return calls_per_s(fn, device) * flops / 1e9
 
     n = 4096 if device.type == "cpu" else 8192
     a = torch.randn(n, n, device=device, dtype=dtype)
