@@ -28,7 +28,7 @@ from mocohd_cli.train import Dist, GANConfig, MotionGAN, TrainConfig, train
 from . import devices
 from .conftest import randomized_generator, tiny_config
 
-pytestmark = pytest.mark.device
+pytestmark = [pytest.mark.device, pytest.mark.usefixtures("one_thread")]  # one thread: tiny forwards (conftest)
 
 CPU = torch.device("cpu")
 
@@ -38,7 +38,6 @@ def dev() -> torch.device:
     return devices.test_device()
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tiny forwards (tests/conftest.py)
 
 
 def stylegan2(resolution: int = 16, seed: int = 0) -> StyleGAN2Generator:
