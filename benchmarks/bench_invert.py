@@ -5,6 +5,8 @@ weights too), and where a step's time goes.
     python benchmarks/bench_invert.py                                  # 256 and 1024 px, fp32, CPU
     python benchmarks/bench_invert.py --dtypes fp32 bf16 --steps 5
     python benchmarks/bench_invert.py --device cuda --steps 50 --json invert.json
+    python benchmarks/bench_invert.py --family stylegan3 --resolutions 256    # StyleGAN3-T (no noise maps)
+    python benchmarks/bench_invert.py --family biggan-deep --resolutions 128  # BigGAN-deep 128 (z + class mix)
 
 Per resolution and dtype (each in a fresh process), for one photo:
 
@@ -16,6 +18,9 @@ Per resolution and dtype (each in a fresh process), for one photo:
 - VGG share: one VGG16 forward and backward (to the image) of the synthesised image,
   area-resized to 256 px when larger, as a share of the step (target: < 25% at 256 px);
 - pixel step: seconds per step with the pixel loss (MSE + multi-scale SSIM) instead.
+
+``--family``: stylegan2 (config f), stylegan3 (config T: w only, no noise maps) or biggan-deep (the
+128 px plan only: z and the 1000 class logits optimised, G fwd+bwd to both).
 
 bf16 runs the generator in bfloat16 (``synthesize(dtype=...)``) and VGG16 under autocast;
 the optimiser and the losses stay in float32.
@@ -53,7 +58,8 @@ def worker(args) -> dict:
 
     tune_allocator()
     from mocohd_cli.frames import synthesize
-    from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
+    from mocohd_cli.generators import (BigGANConfig, BigGANGenerator, StyleGAN2Config, StyleGAN2Generator,
+                                       StyleGAN3Config, StyleGAN3Generator)
     from mocohd_cli.invert import invert
     from mocohd_cli.perceptual import VGG16
 
@@ -61,12 +67,22 @@ def worker(args) -> dict:
     dtype = DTYPES[args.dtype]
     compute = None if args.dtype == "fp32" else dtype
     torch.manual_seed(0)
-    G = StyleGAN2Generator(StyleGAN2Config.preset("f", args.resolution)).eval().requires_grad_(False).to(device)
+    if args.family == "stylegan3":
+        G = StyleGAN3Generator(StyleGAN3Config.preset("t", args.resolution))
+    elif args.family == "biggan-deep":
+        G = BigGANGenerator(BigGANConfig(resolution=args.resolution))
+    else:
+        G = StyleGAN2Generator(StyleGAN2Config.preset("f", args.resolution))
+    G = G.eval().requires_grad_(False).to(device)
     net = VGG16().eval().requires_grad_(False).to(device)
     gen = torch.Generator().manual_seed(1)
+    c = None
+    if G.c_dim:  # BigGAN: a class mix (what invert optimises), its gradient wanted
+        c = torch.randn(1, G.c_dim, generator=gen).to(device).softmax(dim=1).requires_grad_(True)
     with torch.no_grad():
         w = G.mapping(torch.randn(1, G.z_dim, generator=gen).to(device))
-        photo = synthesize(G, w[:, None].expand(-1, G.num_ws, -1), G.synthesis.make_noise(1, generator=gen)).clamp(-1, 1)
+        ws0 = w if G.c_dim else w[:, None].expand(-1, G.num_ws, -1)
+        photo = synthesize(G, ws0, G.synthesis.make_noise(1, generator=gen), c).clamp(-1, 1)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=compute is not None)
 
     def timed(fn, reps):
@@ -80,11 +96,11 @@ def worker(args) -> dict:
             out.append(time.perf_counter() - t0)
         return _median(out)
 
-    ws = w[:, None].expand(-1, G.num_ws, -1).clone().requires_grad_(True)
+    ws = ws0.clone().requires_grad_(True)
     noise = [n.to(device).requires_grad_(True) for n in G.synthesis.make_noise(1, generator=gen)]
 
     def gen_fwd_bwd():
-        synthesize(G, ws, noise, dtype=compute).square().mean().backward()
+        synthesize(G, ws, noise, c, dtype=compute).square().mean().backward()
 
     with torch.no_grad(), autocast:
         target = [f.detach() for f in net.embed(photo)]
@@ -109,7 +125,7 @@ def worker(args) -> dict:
 
     t_step, t_setup = step_time("perceptual")
     t_pixel, _ = step_time("pixel")
-    result = {"resolution": args.resolution, "dtype": args.dtype, "device": args.device, "steps": args.steps,
+    result = {"family": args.family, "resolution": args.resolution, "dtype": args.dtype, "device": args.device, "steps": args.steps,
               "step_s": t_step, "steps_per_s": 1 / t_step, "setup_s": t_setup, "gen_fwd_bwd_s": t_gen,
               "step_over_gen": t_step / t_gen, "vgg_fwd_bwd_s": t_vgg, "vgg_share": t_vgg / t_step,
               "pixel_step_s": t_pixel, "pixel_steps_per_s": 1 / t_pixel}
@@ -120,7 +136,8 @@ def worker(args) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--resolutions", type=int, nargs="+", default=[256, 1024])
+    p.add_argument("--family", default="stylegan2", choices=["stylegan2", "stylegan3", "biggan-deep"])
+    p.add_argument("--resolutions", type=int, nargs="+", default=None, help="default: 256 1024 (BigGAN: 128)")
     p.add_argument("--dtypes", nargs="+", default=["fp32"], choices=list(DTYPES))
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=4, help="invert steps timed per loss (the first is a warm-up)")
@@ -135,13 +152,16 @@ def main():
         return
     if args.steps < 2:
         raise SystemExit("--steps must be at least 2 (the first step is a warm-up)")
-    print(f"# invert: {machine_line(torch.device(args.device))}")
+    if args.resolutions is None:
+        args.resolutions = [128] if args.family == "biggan-deep" else [256, 1024]
+    print(f"# invert ({args.family}): {machine_line(torch.device(args.device))}")
     print("| res | dtype | steps/s | s/step | setup s | G fwd+bwd s | step / G | VGG fwd+bwd s | VGG share | pixel steps/s |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = []
     for res in args.resolutions:
         for dt in args.dtypes:
-            cmd = [sys.executable, __file__, "--worker", "--resolution", str(res), "--dtype", dt, "--device",
+            cmd = [sys.executable, __file__, "--worker", "--family", args.family, "--resolution", str(res), "--dtype", dt,
+                   "--device",
                    args.device, "--steps", str(args.steps), "--reps", str(args.reps)]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:

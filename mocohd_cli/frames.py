@@ -134,9 +134,13 @@ class VideoNoise:
 
 def class_vectors(G, labels, t: torch.Tensor, total: int, to: int | None = None, device=None) -> torch.Tensor:
     """The class vectors of frames ``t`` [n] (frame numbers) of videos showing classes ``labels``
-    [V], time-major (frame t of every video): [n * V, c_dim]. With ``to`` each video's vector
-    moves linearly from its class (frame 0) to class ``to`` (frame ``total`` - 1)."""
-    start = one_hot(labels, G.c_dim, device)  # [V, c_dim]
+    [V] (or class vectors [V, c_dim]: mixes, e.g. an inverted photo's), time-major (frame t of every
+    video): [n * V, c_dim]. With ``to`` each video's vector moves linearly from its class (frame 0)
+    to class ``to`` (frame ``total`` - 1)."""
+    if torch.is_tensor(labels) and labels.is_floating_point():
+        start = labels.float().to(device if device is not None else labels.device)
+    else:
+        start = one_hot(labels, G.c_dim, device)  # [V, c_dim]
     end = start if to is None else one_hot([to], G.c_dim, device).expand_as(start)
     alpha = t.to(device=start.device, dtype=torch.float32) / max(total - 1, 1)
     return torch.lerp(start[None], end[None], alpha[:, None, None]).reshape(len(t) * start.shape[0], -1)

@@ -27,6 +27,23 @@ by element, so photo i's result does not depend on the others); space ``w+``
 optimises one w per layer; the best latent seen so far is kept per photo (by
 its distance, the regulariser aside), and ``stop()`` returning True ends the
 run early with it.
+
+The families (``check_generator``):
+- StyleGAN2: as above.
+- StyleGAN3: the same in w or w+ (its 16 w's at any size), with no noise maps
+  and so no noise regulariser; the latent stores none.
+- BigGAN (class-conditional): the search is over z and a soft class mix. Its w
+  is ``mapping(z)``, BigGAN's truncated normal in [-2, 2] (the latent the
+  motion model walks), so z is optimised (from 0, where w is 0, the mean w;
+  the w noise, of std sqrt(z_dim) x 0.05 x the ramp, is added to z) and w
+  stays in that range. The class vector is softmax(logits) over the classes
+  (synthesis embeds it linearly: a mix of the class embeddings), its logits
+  optimised by the same Adam from 0 (every class equally) or, given
+  ``classes``, from those classes (the others ``CLASS_LOGIT_GAP`` below). The
+  image is made at ``truncation`` (BigGAN's psi: w scaled by it and its
+  batch-norm statistics; render at the same truncation to start from this
+  image). Space w+ has no meaning (one w feeds every block) and is refused.
+  The latent stores w [N, 1, z_dim] and the class vectors [N, c_dim].
 """
 
 from __future__ import annotations
@@ -38,7 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import MocohdError, UsageError
-from .frames import synthesize
+from .frames import check_pair, synthesize
 from .models.latent import SPACES, Latent
 from .models.perceptual import load_vgg16
 from .perceptual import pixel_distance
@@ -56,6 +73,8 @@ NOISE_RAMP_LENGTH = 0.75
 REGULARIZE_NOISE_WEIGHT = 1e5
 BETAS = (0.9, 0.999)
 MAX_STEPS = 1_000_000
+FAMILIES = ("stylegan2", "stylegan3", "biggan-deep")  # the generator families invert searches
+CLASS_LOGIT_GAP = 10.0  # BigGAN, classes given: the other classes' logits start this far below theirs
 
 
 def w_stats(G, samples: int = W_AVG_SAMPLES, seed: int = W_AVG_SEED, batch: int = 2000) -> tuple[torch.Tensor, float]:
@@ -159,16 +178,22 @@ def check_options(steps, space, loss, lr=INITIAL_LR, seed=0) -> None:
         raise UsageError(f"seed must be a whole number in 0..2^63-1, got {seed!r}")
 
 
-def check_generator(G) -> None:
-    """Only StyleGAN2-like generators (a w per layer, noise maps) can be inverted for now."""
-    if getattr(G, "c_dim", 0):
-        raise MocohdError(f"inverting photos into a class-conditional generator ({G.family}) is not supported yet; "
-                          "use a StyleGAN2 generator")
+def check_generator(G, space: str = "w", classes=None, truncation: float = 1.0) -> str:
+    """G's family if ``invert`` can search its latents in ``space`` (see the module docstring:
+    StyleGAN2, StyleGAN3; BigGAN in space w only) with these start ``classes`` and this
+    ``truncation`` (both BigGAN's only), else a one-line error."""
     if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
         raise UsageError("G must be an image generator with mapping and synthesis (load_image_generator)")
     family = getattr(G, "family", "stylegan2")
-    if family != "stylegan2":  # latents are StyleGAN2's: a w per layer and its noise maps
-        raise MocohdError(f"inverting photos into a {family} generator is not supported yet; use a StyleGAN2 generator")
+    if family not in FAMILIES:
+        raise MocohdError(f"inverting photos into a {family} generator is not supported (only {', '.join(FAMILIES)})")
+    if family == "biggan-deep" and space == "w+":
+        raise UsageError("space w+ has no meaning for BigGAN (one w, from z, feeds every block): use space w")
+    check_pair(None, G, classes, truncation)  # MocohdError for classes of an unconditional G
+    if family != "biggan-deep" and truncation != 1:
+        raise UsageError(f"truncation is for BigGAN's inversion (its batch-norm statistics); a {family} latent is "
+                         "found at truncation 1")
+    return family
 
 
 def invert(
@@ -185,21 +210,27 @@ def invert(
     dtype: torch.dtype | None = None,
     photos: list[dict] | None = None,
     w_avg_samples: int = W_AVG_SAMPLES,
+    classes: list[int | str] | None = None,
+    truncation: float = 1.0,
 ) -> Latent:
     """The latents that make ``G`` reproduce ``images`` (see the module docstring).
 
     ``images``: uint8 [N, R, R, 3] or [R, R, 3] (``photos.read_photo``), or float [N, 3, R, R]
     in [-1, 1], at G's resolution R. ``space``: 'w' (one w for every layer) or 'w+' (one per
-    layer). ``loss``: 'perceptual' (VGG16; ``perceptual`` is the network, default the store's
-    ``vgg16``) or 'pixel'. ``seed``: the noise maps' start and the w noise. ``progress(step,
-    steps, distance [N])`` after every step; ``stop()`` before every step: True ends the run
-    with the best latents so far. ``dtype``: the generator's compute dtype (e.g.
+    layer; not BigGAN). ``loss``: 'perceptual' (VGG16; ``perceptual`` is the network, default
+    the store's ``vgg16``) or 'pixel'. ``seed``: the noise maps' start and the w noise.
+    ``progress(step, steps, distance [N])`` after every step; ``stop()`` before every step: True
+    ends the run with the best latents so far. ``dtype``: the generator's compute dtype (e.g.
     torch.bfloat16; the perceptual network then runs under autocast). ``photos``: what to
-    record of each image ({file, sha256}). Returns a ``Latent`` whose ``info`` says how far it
-    got (``steps``, ``stopped``) and at which step each photo's best latent was seen.
+    record of each image ({file, sha256}). BigGAN only: ``classes`` (numbers or ImageNet names)
+    the class mix starts from, equally shared (default: all classes equally); ``truncation``
+    in (0, 1], the psi the images are made at. Returns a ``Latent`` whose ``info`` says how far
+    it got (``steps``, ``stopped``) and at which step each photo's best latent was seen.
     """
     check_options(steps, space, loss, lr, seed)
-    check_generator(G)
+    family = check_generator(G, space, classes, truncation)
+    conditional = family == "biggan-deep"
+    start_classes = check_pair(None, G, classes, truncation)  # the class numbers (names parsed)
     device = next(G.parameters()).device
     target = as_images(images, G.resolution, device)
     n = target.shape[0]
@@ -225,29 +256,52 @@ def invert(
         def distance(img):
             return pixel_distance(img, from_pixels)
 
-    w_avg, w_std = w_stats(G, w_avg_samples)
     num_ws = G.num_ws
     rows = 1 if space == "w" else num_ws
-    w_opt = w_avg.to(device).view(1, 1, -1).repeat(n, rows, 1).requires_grad_(True)
+    logits = None
+    if conditional:  # the search is over z (w = mapping(z)) from 0, where w is the mean w (0), and class logits
+        w_avg, w_std = torch.zeros(G.z_dim), math.sqrt(G.z_dim)  # z ~ N(0, I): the summed variances are z_dim
+        logits = torch.zeros(n, G.c_dim)
+        if start_classes:
+            logits.fill_(-CLASS_LOGIT_GAP)
+            logits[:, start_classes] = 0
+        logits = logits.to(device).requires_grad_(True)
+    else:
+        w_avg, w_std = w_stats(G, w_avg_samples)
+    w_opt = w_avg.to(device).view(1, 1, -1).repeat(n, rows, 1).requires_grad_(True)  # BigGAN: z
     # Each photo draws its noise maps and w noise from its own CPU stream: the same run on any
     # device, and photo i's result does not depend on the other photos of the batch.
     gens = [torch.Generator().manual_seed((seed * 0x9E3779B1 + i) % 2**63) for i in range(n)]
-    noise = [torch.cat(maps).to(device).requires_grad_(True)
+    noise = [torch.cat(maps).to(device).requires_grad_(True)  # none for StyleGAN3 and BigGAN
              for maps in zip(*(G.synthesis.make_noise(1, generator=g) for g in gens))]
-    opt = torch.optim.Adam([w_opt, *noise], lr=lr, betas=BETAS)
+    opt = torch.optim.Adam([w_opt, *noise, *([logits] if conditional else [])], lr=lr, betas=BETAS)
 
-    best_ws = w_avg.to(device).view(1, 1, -1).repeat(n, num_ws, 1)
+    def latent_of(x):  # the searched variable -> w's [N, rows, w_dim]
+        return G.mapping(x) if conditional else x
+
+    def class_mix():  # BigGAN's class vectors [N, c_dim]
+        return logits.softmax(dim=1) if conditional else None
+
+    def image(ws, c):
+        return synthesize(G, ws[:, 0] if conditional else ws.expand(-1, num_ws, -1), noise, c, truncation,
+                          dtype=dtype)
+
+    with torch.no_grad():
+        best_ws = latent_of(w_opt).expand(-1, num_ws, -1).clone()
+        best_classes = class_mix().clone() if conditional else None
     best_noise = [m.detach().clone() for m in noise]
     best = torch.full((n,), math.inf, device=device)
     best_step = torch.full((n,), -1, dtype=torch.long, device=device)
 
-    def keep(dist, ws, maps, step):
+    def keep(dist, ws, maps, c, step):
         better = dist < best
         best.copy_(torch.where(better, dist, best))
         best_step.copy_(torch.where(better, torch.full_like(best_step, step), best_step))
         best_ws.copy_(torch.where(better[:, None, None], ws.expand(-1, num_ws, -1), best_ws))
         for b, m in zip(best_noise, maps):
             b.copy_(torch.where(better[:, None, None, None], m, b))
+        if c is not None:
+            best_classes.copy_(torch.where(better[:, None], c, best_classes))
 
     done, stopped = 0, False
     with torch.enable_grad():  # also when called under torch.no_grad()
@@ -258,12 +312,12 @@ def invert(
             for group in opt.param_groups:
                 group["lr"] = learning_rate(step, steps, lr)
             scale = w_noise_scale(step, steps, w_std)
-            ws = w_opt
+            x = w_opt
             if scale > 0:
                 draws = torch.cat([torch.randn((1, *w_opt.shape[1:]), generator=g) for g in gens])
-                ws = w_opt + draws.to(device) * scale
-            img = synthesize(G, ws.expand(-1, num_ws, -1), noise, dtype=dtype)
-            dist = distance(img)
+                x = w_opt + draws.to(device) * scale
+            ws, c = latent_of(x), class_mix()
+            dist = distance(image(ws, c))
             total = (dist + noise_regularizer(noise) * REGULARIZE_NOISE_WEIGHT).sum()
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -272,7 +326,7 @@ def invert(
                 if not torch.isfinite(dist).all():
                     raise MocohdError(f"the distance became non-finite at step {step + 1} (a diverged run); "
                                       "try a smaller lr")
-                keep(dist, ws.detach(), noise, step)
+                keep(dist, ws.detach(), noise, None if c is None else c.detach(), step)
             opt.step()
             normalize_noise_(noise)
             done = step + 1
@@ -280,18 +334,21 @@ def invert(
                 progress(done, steps, best.detach().cpu().clone())
 
     with torch.no_grad():  # the last update has not been measured yet
-        ws = w_opt.detach()
-        keep(distance(synthesize(G, ws.expand(-1, num_ws, -1), noise, dtype=dtype)).detach(), ws, noise, done)
+        ws, c = latent_of(w_opt.detach()), class_mix()
+        keep(distance(image(ws, c)).detach(), ws, noise, c, done)
     ident = getattr(G, "identity", None) or {}
-    image = {"image_name": ident["name"], "image_sha256": ident["weights_sha256"]} if "weights_sha256" in ident else {}
+    image_of = {"image_name": ident["name"], "image_sha256": ident["weights_sha256"]} if "weights_sha256" in ident else {}
     info = {"loss": loss, "steps": done, "steps_planned": steps, "stopped": stopped, "seed": seed, "lr": lr,
             "best_step": [int(s) for s in best_step.tolist()]}  # updates made when each best was measured
+    if conditional:
+        info.update(truncation=float(truncation), classes_start=list(start_classes))
     if loss == "perceptual" and getattr(net, "identity", None):
         info["perceptual_sha256"] = net.identity["weights_sha256"]
-    return Latent(ws=best_ws.detach().float().cpu(), noise=[b.detach().float().cpu() for b in best_noise],
-                  space=space, image=image, photos=list(photos or []), distance=[float(d) for d in best.tolist()],
-                  info=info)
+    return Latent(ws=best_ws.detach().float().cpu(), noise=[b.detach().float().cpu() for b in best_noise] or None,
+                  space=space, image=image_of, photos=list(photos or []), distance=[float(d) for d in best.tolist()],
+                  info=info, generator=family, resolution=G.resolution,
+                  classes=best_classes.detach().float().cpu() if conditional else None)
 
 
-__all__ = ["LOSSES", "as_images", "check_generator", "check_options", "invert", "learning_rate", "noise_regularizer",
+__all__ = ["CLASS_LOGIT_GAP", "FAMILIES", "LOSSES", "as_images", "check_generator", "check_options", "invert", "learning_rate", "noise_regularizer",
            "normalize_noise_", "w_noise_scale", "w_stats"]

@@ -34,7 +34,7 @@ from .frames import (VideoNoise, check_noise, check_pair, check_truncation, clas
 from .generators.stylegan3 import camera_matrix
 from .invert import invert
 from .models import load_image_generator
-from .models.latent import Latent, default_name, load_latent, save_latent
+from .models.latent import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
 from .models.motion import load_motion
 from .models.pca import express
 from .photos import read_photo
@@ -116,8 +116,9 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     classes, BigGAN's truncation in (0, 1]).
 
     ``start`` (a ``Latent`` of G, from ``mocohd invert``): video v starts from its latent
-    v % count, with its noise maps when it has them, so frame 0 is the inverted image; in space
-    'w+' the motion's displacement from the layers' mean w is added to every layer's w.
+    v % count, with its noise maps when it has them (BigGAN: with its class vector; ``classes`` must
+    then be None), so frame 0 is the inverted image; in space 'w+' the motion's displacement from
+    the layers' mean w is added to every layer's w.
     ``camera`` (StyleGAN3 only): a ``Camera`` track through the generator's input transform.
     """
     check_noise(noise)
@@ -126,9 +127,12 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     check_frame_budget(videos, G.resolution, G.resolution, grid=False)
     labels = check_pair(M, G, classes, truncation)
     label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
-    labels = video_classes(G, videos, seed, labels) if G.c_dim else None
     if start is not None:
-        check_start(start, G)
+        check_start(start, G, labels)
+    if G.c_dim and start is not None:  # BigGAN: each video shows its start latent's class vector
+        labels = start.classes[torch.arange(videos) % start.count]
+    else:
+        labels = video_classes(G, videos, seed, labels) if G.c_dim else None
     camera = check_camera(camera, G)
     return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start,
                    camera)
@@ -167,15 +171,7 @@ def start_latent(starts: list, G, on_note: Callable[[str], None] | None = None, 
             if on_note:
                 on_note(f"stored its latent as '{name}' (render --start {name} reuses it)")
         latents.append(latent)
-    if len(latents) == 1:
-        return latents[0]
-    plus = any(x.space == "w+" for x in latents)
-    noise = None
-    if all(x.noise is not None for x in latents):
-        noise = [torch.cat(maps) for maps in zip(*(x.noise for x in latents))]
-    return Latent(torch.cat([x.ws for x in latents]), noise, "w+" if plus else "w", dict(latents[0].image),
-                  [p for x in latents for p in x.photos] if all(x.photos for x in latents) else [],
-                  [d for x in latents for d in x.distance] if all(x.distance for x in latents) else [])
+    return concat_latents(latents)
 
 
 @dataclass(frozen=True)
@@ -228,15 +224,15 @@ def check_camera(camera: Camera | None, G) -> Camera | None:
     return camera
 
 
-def check_start(start: Latent, G) -> None:
-    """A latent can start G's videos only if it was found with G (its weights sha256 and sizes)."""
-    own = start.image.get("image_sha256")
-    if own and own != G.identity.get("weights_sha256", own):
-        raise MocohdError(f"the start latent belongs to the image generator '{start.image.get('image_name', '?')}', "
-                          f"not to '{G.identity.get('name', '?')}': invert the photo with this generator")
-    if (start.num_ws, start.w_dim) != (G.num_ws, G.w_dim):
-        raise MocohdError(f"the start latent has {start.num_ws} w's of size {start.w_dim}, the generator "
-                          f"{G.num_ws} of size {G.w_dim}")
+def check_start(start: Latent | None, G, classes=None) -> None:
+    """A latent can start G's videos only if it was found with G (``models.latent.check_latent``:
+    its weights sha256, family and sizes); a BigGAN start brings its class vector, so ``classes``
+    cannot be given with it (``start`` None: that check alone, before any photo is inverted)."""
+    if G.c_dim and classes:
+        raise MocohdError("--class does not apply with --start: a start latent brings the class mix its inversion "
+                          "found (--class-to still moves the videos to a class)")
+    if start is not None:
+        check_latent(start, G)
 
 
 def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to, start=None,
@@ -359,7 +355,9 @@ def render(
     labels = check_pair(M, G, classes, truncation) or None  # before any work
     label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
     per_video = None
-    if G.c_dim:
+    if starts:
+        check_start(None, G, labels)  # BigGAN: the classes come with the start latents (below)
+    elif G.c_dim:
         if labels is None and M.source.get("classes") and source_sha == G.identity["weights_sha256"]:
             labels = [int(k) for k in M.source["classes"]]
         per_video = video_classes(G, videos, seed, labels)
@@ -369,9 +367,21 @@ def render(
             line += f" -> {describe_class(label_to, G.c_dim)}"
         note = f"{note}\n{line}" if note else line
     camera = check_camera(camera, G)
+    if G.c_dim:  # BigGAN: photos are inverted at the truncation the videos are made at
+        invert_options = {"truncation": truncation, **(invert_options or {})}
     first = start_latent(starts, G, on_note, invert_options) if starts else None
     if first is not None:
         check_start(first, G)
+        if G.c_dim:  # BigGAN: each video shows its start latent's class vector
+            per_video = first.classes[torch.arange(videos) % first.count]
+            top = sorted({int(k) for k in first.classes.argmax(dim=1).tolist()})
+            line = "class mix of the start latent(s), mostly " + ", ".join(describe_class(k, G.c_dim) for k in top[:8])
+            if label_to is not None:
+                line += f" -> {describe_class(label_to, G.c_dim)}"
+            found = float(first.info.get("truncation", 1.0))
+            if found != truncation:
+                line += f"; found at truncation {found:g}: frame 0 shows the photo only at --truncation {found:g}"
+            note = f"{note}\n{line}" if note else line
     total = (frames - 1) * interpolate + 1
     if on_start:
         on_start(total * videos, note)

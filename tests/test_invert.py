@@ -201,8 +201,12 @@ def test_bad_arguments_are_refused():
         invert(G, torch.zeros(1, 3, 8, 8), loss="pixel")
     with pytest.raises(UsageError, match=r"\[N, H, W, 3\]"):
         invert(G, torch.zeros(1, 3, 16, 16, dtype=torch.uint8), loss="pixel")
-    with pytest.raises(MocohdError, match="class-conditional.*not supported yet"):
-        invert(types.SimpleNamespace(c_dim=1000, family="biggan-deep"), images, loss="pixel")
+    with pytest.raises(MocohdError, match="into a progan generator is not supported"):
+        invert(types.SimpleNamespace(c_dim=0, family="progan", mapping=None, synthesis=None), images, loss="pixel")
+    with pytest.raises(UsageError, match="truncation is for BigGAN"):
+        invert(G, images, loss="pixel", truncation=0.5)
+    with pytest.raises(MocohdError, match="classes are for class-conditional"):
+        invert(G, images, loss="pixel", classes=["207"])
     with pytest.raises(MocohdError, match="mocohd fetch vgg16.*--loss pixel"):
         invert(G, images, steps=1)  # the perceptual loss, and no VGG16 in the store
 

@@ -29,6 +29,8 @@ from ..perceptual import FAMILY as VGG_FAMILY, VGG16Config
 
 MAX_NODES = 1_000_000  # objects in a checkpoint's containers (a 1024 px NVIDIA generator: about 1,000)
 LATENT_FAMILY = "stylegan2-w"  # latents of StyleGAN2 generators: w's per layer (+ noise maps)
+# latent family -> the image generator family its latents belong to
+LATENT_FAMILIES = {LATENT_FAMILY: "stylegan2", "stylegan3-w": "stylegan3", "biggan-deep-w": "biggan-deep"}
 LATENT_SPACES = ("w", "w+")  # one w for every layer, or one per layer
 MAX_LATENTS = 4096  # photos in one latent file
 
@@ -165,9 +167,9 @@ def expected_shapes(kind: str, family: str, config: dict) -> tuple[dict[str, tup
             raise MocohdError(f"unknown vgg16 family {family!r}")
         return VGG16Config.from_dict(config).state_shapes(), set()
     if kind == "latent":
-        if family != LATENT_FAMILY:
-            raise MocohdError(f"unknown latent family {family!r} (known: {LATENT_FAMILY})")
-        return latent_shapes(config), set()
+        if family not in LATENT_FAMILIES:
+            raise MocohdError(f"unknown latent family {family!r} (known: {', '.join(LATENT_FAMILIES)})")
+        return latent_shapes(config, family), set()
     if kind in DETECTOR_FAMILIES:  # a detector's kind is its family: i3d, inception
         if family != kind:
             raise MocohdError(f"unknown {kind} family {family!r}")
@@ -181,28 +183,40 @@ def noise_resolutions(resolution: int) -> list[int]:
     return [4] + [r for r in (2**i for i in range(3, resolution.bit_length())) for _ in range(2)]
 
 
-def latent_shapes(config: dict) -> dict[str, tuple[int, ...]]:
-    """The tensors of a latent file (kind ``latent``): ``ws`` [count, num_ws, w_dim] and, when
-    its config says ``noise``, ``noise.I`` [count, 1, r, r] for each noise map I of the generator."""
+def latent_shapes(config: dict, family: str = LATENT_FAMILY) -> dict[str, tuple[int, ...]]:
+    """The tensors of a latent file (kind ``latent``): ``ws`` [count, num_ws, w_dim]; for StyleGAN2
+    (``stylegan2-w``), when its config says ``noise``, ``noise.I`` [count, 1, r, r] for each noise
+    map I of the generator; for BigGAN (``biggan-deep-w``: one w, space w) ``classes`` [count,
+    c_dim], each latent's class vector. StyleGAN3 (``stylegan3-w``) has no noise maps."""
     n, num_ws, w_dim, res = (config.get(k) for k in ("count", "num_ws", "w_dim", "resolution"))
     for name, v, hi in (("count", n, MAX_LATENTS), ("num_ws", num_ws, 64), ("w_dim", w_dim, 1 << 16),
-                        ("resolution", res, 1024)):
+                        ("resolution", res, 4096)):
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
             raise ValueError(f"{name} must be a whole number in 1..{hi}, got {v!r}")
     if res < 4 or res & (res - 1):
-        raise ValueError(f"resolution must be a power of two in 4..1024, got {res}")
-    if num_ws != 2 * (res.bit_length() - 1) - 2:
+        raise ValueError(f"resolution must be a power of two in 4..4096, got {res}")
+    generator = LATENT_FAMILIES.get(family, family)
+    if generator == "stylegan2" and num_ws != 2 * (res.bit_length() - 1) - 2:
         raise ValueError(f"a {res} px StyleGAN2 has {2 * (res.bit_length() - 1) - 2} w's per image, not {num_ws}")
     if config.get("space") not in LATENT_SPACES:
         raise ValueError(f"space must be one of {', '.join(LATENT_SPACES)}, got {config.get('space')!r}")
     if not isinstance(config.get("noise", False), bool):
         raise ValueError(f"noise must be true or false, got {config.get('noise')!r}")
+    if config.get("noise", False) and generator != "stylegan2":
+        raise ValueError(f"a {generator} generator has no noise maps")
     for key in ("distance", "photos"):
         if key in config and (not isinstance(config[key], list) or len(config[key]) != n):
             raise ValueError(f"{key} must list one entry per latent ({n})")
     shapes = {"ws": (n, num_ws, w_dim)}
     if config.get("noise", False):
         shapes.update({f"noise.{i}": (n, 1, r, r) for i, r in enumerate(noise_resolutions(res))})
+    if generator == "biggan-deep":
+        c = config.get("c_dim")
+        if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 1 << 16:
+            raise ValueError(f"c_dim must be a whole number in 1..65536, got {c!r}")
+        if num_ws != 1 or config.get("space") != "w":
+            raise ValueError(f"a BigGAN latent is one w (space w), not {num_ws} (space {config.get('space')})")
+        shapes["classes"] = (n, c)
     return shapes
 
 
