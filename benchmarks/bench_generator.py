@@ -66,20 +66,22 @@ def calls_per_s(fn, device, windows: int = 3, min_time: float = 0.7) -> float:
     return best
 
 
-def measure_peak(device, dtype) -> dict:
-    """Measured matmul and 3x3-convolution throughput (GFLOP/s) in ``dtype``."""
+def measure_peak(device, dtype, quick: bool = False) -> dict:
+    """Measured matmul and 3x3-convolution throughput (GFLOP/s) in ``dtype`` (``quick``: tiny
+    sizes and one short window, for smoke tests only)."""
     import torch.nn.functional as F
 
     def rate(fn, flops):
-        return calls_per_s(fn, device) * flops / 1e9
+        return calls_per_s(fn, device, **(dict(windows=1, min_time=0.05) if quick else {})) * flops / 1e9
 
-    n = 4096 if device.type == "cpu" else 8192
+    n = 256 if quick else 4096 if device.type == "cpu" else 8192
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     mm = rate(lambda: a @ b, 2 * n**3)
-    x = torch.randn(1 if device.type == "cpu" else 16, 512, 64, 64, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(512, 512, 3, 3, device=device, dtype=dtype)
-    conv = rate(lambda: F.conv2d(x, w, padding=1), 2 * x.shape[0] * 64 * 64 * 9 * 512 * 512)
+    ch, hw = (64, 16) if quick else (512, 64)
+    x = torch.randn(1 if device.type == "cpu" else 16, ch, hw, hw, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(ch, ch, 3, 3, device=device, dtype=dtype)
+    conv = rate(lambda: F.conv2d(x, w, padding=1), 2 * x.shape[0] * hw * hw * 9 * ch * ch)
     return {"matmul_gflops": mm, "conv_gflops": conv}
 
 

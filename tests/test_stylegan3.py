@@ -8,8 +8,12 @@ tests/data/make_stylegan3_reference.py with NVlabs/stylegan3 (CPU, float32).
 """
 
 import copy
+import importlib.util
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +35,7 @@ from mocohd_cli.train import TrainConfig, train
 from mocohd_cli.train.steps import GANConfig, MotionGAN
 
 from . import devices
+from .conftest import run
 from .nvidia_pickle import HostileReduce, write_stylegan3_pickle
 
 DATA = Path(__file__).parent / "data" / "stylegan3_reference.safetensors"
@@ -251,6 +256,33 @@ def test_unsupported_stylegan3_pickles_are_one_line(tmp_path, tiny, change, mess
     assert "\n" not in str(e.value)
 
 
+def test_info_shows_the_variant_and_its_design(capsys, tmp_path, tiny):
+    """`mocohd info` on a StyleGAN3 (stored, or a pickle it does not import): T or R and the
+    hyper-parameters of the layer design, besides what it shows for StyleGAN2."""
+    code, out, err = run(capsys, "info", str(_pickle(tmp_path, tiny)))
+    assert code == 0, err
+    out = " ".join(out.split())  # rows wrapped at the terminal's width, joined
+    for expected in ("stylegan3", "not imported", "16 x 16", "z 32, w 32", "base 512, max 32, mapping layers 2",
+                     "T (translation equivariant: 3x3 convolutions)", "6 + toRGB (2 critically sampled), 8 w's",
+                     "margin 4 px", "no noise inputs", "cutoff 2 -> 8", "stopband 4.287 -> 9.849 (x1.231)",
+                     "6 taps per rate", "leaky ReLU at 2x", "scale 0.25, conv clamp 256.0"):
+        assert expected in out, expected
+    G, _ = _case("r16")
+    path = tmp_path / "r16.safetensors"
+    canonical.save_model(path, G.state_dict(), kind="image", family="stylegan3", config=G.cfg.to_dict())
+    code, out, err = run(capsys, "info", str(path))
+    assert code == 0, err
+    out = " ".join(out.split())
+    assert "R (rotation equivariant: 1x1 convolutions, radial down-sampling filters)" in out
+    assert "base 1024, max 48" in out and "conv clamp 0.5" in out and "stylegan2" not in out
+    H = StyleGAN3Generator(StyleGAN3Config.from_dict({**tiny.cfg.to_dict(), "conv_kernel": 1})).eval()
+    canonical.save_model(tmp_path / "c.safetensors", H.state_dict(), kind="image", family="stylegan3",
+                         config=H.cfg.to_dict())
+    code, out, err = run(capsys, "info", str(tmp_path / "c.safetensors"))
+    assert code == 0, err
+    assert "custom (1x1 convolutions, radial filters off)" in " ".join(out.split())
+
+
 def test_changed_filter_is_refused(tmp_path, tiny):
     G = StyleGAN3Generator(tiny.cfg).eval()
     G.load_state_dict(tiny.state_dict())
@@ -384,3 +416,63 @@ def test_the_camera_track_moves_the_view_and_leaves_frame_0(tmp_path, lively, ca
     assert demo.frames == 2
     with pytest.raises(UsageError, match="moves StyleGAN3's input; 'demo' is stylegan2"):
         R.render(tmp_path / "e", motion="demo", image="demo", frames=2, rotate=10, device="cpu")
+
+
+# ----------------------------------------------------------------------------
+# benchmarks/bench_stylegan3.py cannot rot: FLOP count and a --quick run
+
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_stylegan3.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The benchmark script as a module (sys.path as it was before)."""
+    saved = list(sys.path)
+    spec = importlib.util.spec_from_file_location("bench_stylegan3", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
+    return module
+
+
+@pytest.mark.parametrize("name", ["t", "r"])
+def test_benchmark_flops_are_the_fast_path_as_run(bench, name):
+    """The analytic FLOP count (dense convolutions, 2-D filters, matrix products) is what torch's
+    FlopCounterMode counts on one forward of the fast path; at NVIDIA's sizes the dense
+    convolutions of T at 256 px are 463 GFLOP."""
+    cfg = bench.bench_config(name, 16, quick=True)
+    torch.manual_seed(0)
+    G = StyleGAN3Generator(cfg).eval()
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(1, cfg.z_dim)).unsqueeze(1).repeat(1, cfg.num_ws, 1)
+    analytic = bench.synthesis_flops(cfg)
+    assert sum(analytic.values()) == bench.counted_flops(lambda w: G.synthesis(w), ws)
+    assert min(analytic.values()) > 0
+    assert round(bench.synthesis_flops(StyleGAN3Config.preset("t", 256))["conv"] / 1e9) == 463
+
+
+def test_benchmark_quick_run(tmp_path):
+    """One --quick run (tiny config, no NVIDIA code) reports every figure the full run does."""
+    out = tmp_path / "sg3.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("MOCOHD_DEBUG", "PYTEST_ADDOPTS")}
+    p = subprocess.run([sys.executable, str(BENCH), "--quick", "--threads", "1", "--batches", "1", "2",
+                        "--json", str(out)], cwd=BENCH.parents[1], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    d = json.loads(out.read_text())
+    rows = {(r["path"], r["dtype"], r["batch"]): r for r in d["rows"]}
+    assert set(rows) == {("fast", "fp32", 1), ("fast", "fp32", 2), ("fast", "bf16", 1), ("fast", "bf16", 2),
+                         ("reference", "fp32", 1)}
+    assert d["quick"] and d["nvidia"] is None and d["threads"] == 1
+    assert d["gflop_per_frame"] == pytest.approx(sum(d["analytic_gflop"].values()), rel=1e-9)
+    assert all(d["peaks"][k]["conv_gflops"] > 0 for k in ("fp32", "bf16"))
+    for key, r in rows.items():
+        assert math.isfinite(r["frames_per_s"]) and r["frames_per_s"] > 0, key
+        assert r["rss_mb"] > 0 and r["synthesis_mb"] >= 0, key
+        assert ("conv_peak_pct" in r) == (key[0] == "fast") and r.get("conv_peak_pct", 1) > 0, key
+    assert rows[("fast", "fp32", 1)]["max_abs_diff"] == 0
+    assert rows[("reference", "fp32", 1)]["max_abs_diff"] < 1e-4
+    assert rows[("fast", "bf16", 1)]["psnr_db"] > 25
+    assert "| T, 16 px | mocohd fast | bf16 | 2 |" in p.stdout and "% conv peak" in p.stdout
