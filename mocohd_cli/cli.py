@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__, store
+from .classes import describe_class
 from .data import prepare as prepare_data
 from .errors import MocohdError, UsageError
 from .formats.canonical import KINDS, atomic_write_bytes, read_header
@@ -47,6 +48,7 @@ from .render import render as render_videos
 from .train import TrainConfig
 from .train import train as train_motion
 from .train.image import ImageTrainConfig
+from .train.monitor import summary as monitor_summary
 from .train.image import train_image as train_images
 
 app = typer.Typer(
@@ -194,6 +196,8 @@ def _info_table(m) -> None:
                                  f"self-attention before block {cfg['attention']}, {cfg['n_stats']} truncation statistics"))
     if "channel_base" in cfg:
         rows.append(("channels", f"base {cfg['channel_base']}, max {cfg['channel_max']}, mapping layers {cfg.get('mapping_layers')}"))
+    if m.family == "stylegan3":
+        rows += _stylegan3_rows(cfg)
     if m.kind == "motion" and "n_pca" in cfg:
         rows.append(("motion", f"w {cfg.get('w_dim')}, {cfg['n_pca']} PCA directions, LSTM {cfg.get('h_dim')}, "
                                f"step weight {cfg.get('w_residual')}"))
@@ -201,6 +205,9 @@ def _info_table(m) -> None:
         rows.append(("latent", f"{cfg.get('count')} x {cfg.get('num_ws')} w's of size {cfg.get('w_dim')} (space "
                                f"{cfg.get('space')}), noise maps {'stored' if cfg.get('noise') else 'none'}; "
                                f"{cfg.get('loss', '?')} loss, {cfg.get('steps', '?')} steps"))
+        if cfg.get("c_dim"):  # BigGAN
+            rows.append(("classes", f"a mix of {cfg['c_dim']} classes per photo, found at truncation "
+                                    f"{cfg.get('truncation', 1)}"))
         for p, d in zip(cfg.get("photos") or [], cfg.get("distance") or []):
             rows.append(("photo", f"{p.get('file')} (sha256 {str(p.get('sha256'))[:12]}): distance {d:.4f}"))
     if m.kind in ("motion", "pca", "latent"):
@@ -214,6 +221,25 @@ def _info_table(m) -> None:
     for k, v in rows:
         table.add_row(k, str(v))
     out.print(table)
+
+
+def _stylegan3_rows(cfg: dict) -> list[tuple[str, str]]:
+    """`mocohd info` rows of a StyleGAN3 config: the variant (T or R, from the convolution size and
+    the down-sampling filters, as NVIDIA's configs differ) and the hyper-parameters of its layer design."""
+    k, radial = cfg.get("conv_kernel"), cfg.get("use_radial_filters")
+    variant = {(3, False): "T (translation equivariant: 3x3 convolutions)",
+               (1, True): "R (rotation equivariant: 1x1 convolutions, radial down-sampling filters)"}.get(
+        (k, radial), f"custom ({k}x{k} convolutions, radial filters {'on' if radial else 'off'})")
+    r = cfg.get("resolution", 0)
+    return [
+        ("config", variant),
+        ("layers", f"{cfg.get('num_layers')} + toRGB ({cfg.get('num_critical')} critically sampled), "
+                   f"{cfg.get('num_layers', 0) + 2} w's, margin {cfg.get('margin_size')} px, no noise inputs"),
+        ("filters", f"cutoff {cfg.get('first_cutoff'):g} -> {r / 2:g}, stopband {cfg.get('first_stopband'):.4g} -> "
+                    f"{r / 2 * cfg.get('last_stopband_rel', 0):.4g} (x{cfg.get('last_stopband_rel', 0):.4g}), "
+                    f"{cfg.get('filter_size')} taps per rate, leaky ReLU at {cfg.get('lrelu_upsampling')}x"),
+        ("output", f"scale {cfg.get('output_scale'):g}, conv clamp {cfg.get('conv_clamp')}"),
+    ]
 
 
 @app.command("import")
@@ -541,7 +567,7 @@ def eval_(
 @app.command("invert")
 def invert_(
     photos: list[Path] = typer.Argument(..., metavar="PHOTO...", help="Photos (any format Pillow reads), one latent each."),
-    image: str = typer.Option(..., "--image", "-i", help="Image generator (StyleGAN2): name or path."),
+    image: str = typer.Option(..., "--image", "-i", help="Image generator (StyleGAN2, StyleGAN3 or BigGAN): name or path."),
     name: Optional[str] = typer.Option(None, "--name", help="Store name of the latent (default: the first photo's name)."),
     steps: int = typer.Option(1000, "--steps", help="Optimisation steps (NVIDIA's projector: 1000)."),
     space: str = typer.Option("w", "--space", help="w (one w for every layer, as the projector) or w+ (one per layer: closer, less editable)."),
@@ -550,10 +576,15 @@ def invert_(
     seed: int = typer.Option(0, "--seed", help="Seed of the noise maps' start and of the w noise."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     force: bool = typer.Option(False, "--force", help="Replace a stored latent of the same name."),
+    classes: Optional[list[str]] = typer.Option(None, "--class", help="BigGAN: the class mix starts on these classes "
+                                                "(numbers or ImageNet names, shared equally; default: all 1000 equally)."),
+    truncation: float = typer.Option(1.0, "--truncation", help="BigGAN: the truncation psi the photo is matched at "
+                                     "(render with the same --truncation)."),
 ):
     """Find the latent that makes an image generator reproduce a photo, and store it (kind latent).
 
-    NVIDIA's projector recipe: Adam over w and the noise maps from the average w, for --steps steps.
+    NVIDIA's projector recipe: Adam over w and the noise maps from the average w, for --steps steps
+    (StyleGAN3: no noise maps; BigGAN: over z and a soft mix of the classes, space w only).
     Several photos are inverted together, each on its own. Ctrl-C stops early and keeps the best
     latent so far; then `mocohd render --start NAME` animates it."""
     check_invert_options(steps, space, loss, seed=seed)
@@ -568,7 +599,7 @@ def invert_(
     if loss == "perceptual" and not have_vgg16():
         raise MocohdError(VGG16_MISSING)
     G = load_image_generator(image, device=device)
-    check_invert_generator(G)
+    check_invert_generator(G, space, classes, truncation)
     targets = torch.stack([read_photo(p, G.resolution, crop=crop) for p in photos])
     known = [photo_identity(p) for p in photos]
     net = load_vgg16(device=next(G.parameters()).device) if loss == "perceptual" else None
@@ -601,7 +632,8 @@ def invert_(
         err.print(f"inverting {len(photos)} photo(s) into {where}: {steps} steps, space {space}, {loss} loss, "
                   f"{next(G.parameters()).device}", markup=False, highlight=False, soft_wrap=True)
         latent = invert_photos(G, targets, steps=steps, space=space, loss=loss, perceptual=net, seed=seed,
-                               progress=advanced, stop=lambda: signals["count"] > 0, photos=known)
+                               progress=advanced, stop=lambda: signals["count"] > 0, photos=known,
+                               classes=classes, truncation=truncation)
         latent.info["crop"] = crop
     except KeyboardInterrupt as e:
         e.outcome = getattr(e, "outcome", None) or "nothing stored"
@@ -614,13 +646,17 @@ def invert_(
     say = partial(out.print, soft_wrap=True, markup=False, highlight=False)
     for p, d, k in zip(photos, latent.distance, latent.info["best_step"]):
         say(f"{p}: distance {d:.4f} ({loss}, best after {k} of {latent.info['steps']} steps)")
+    for p, mix in zip(photos, latent.classes if latent.classes is not None else []):  # BigGAN: its class mix
+        share, k = mix.topk(3)
+        say(f"{p}: classes " + ", ".join(f"{describe_class(int(c), G.c_dim)} {v:.0%}" for v, c in zip(share, k)))
     done = f"latent {name} ({len(photos)} photo(s), space {space}) -> {header.path}"
     if latent.info["stopped"]:
         e = Terminated() if signals["which"] == signal.SIGTERM else KeyboardInterrupt()
         e.outcome = f"stopped at step {latent.info['steps']}/{steps}; stored the best {done}"
         raise e
     say(f"stored {done}")
-    say(f"next: mocohd render {name}.mp4 --image {image} --start {name}")
+    psi = f" --truncation {truncation:g}" if G.c_dim and truncation != 1 else ""
+    say(f"next: mocohd render {name}.mp4 --image {image} --start {name}{psi}")
 
 
 def _check_json_path(path: Path) -> None:
@@ -652,7 +688,9 @@ def _run_training(ctx: typer.Context, options: dict, config, trainer, describe, 
         return
     how = "interrupted" if result.interrupted else "finished"
     say = partial(out.print, soft_wrap=True)  # one line each, also in a pipe
-    say(f"{how} at step {result.step}/{result.total}; {model} [bold]{cfg.name}[/bold] -> {getattr(result, cfg.EXPORTS)}")
+    kept = getattr(result, "kept", None)  # --keep-best
+    kept = f" (kept step {kept['step']}: {kept['criterion']} {kept['value']:.4g})" if kept else ""
+    say(f"{how} at step {result.step}/{result.total}; {model} [bold]{cfg.name}[/bold] -> {getattr(result, cfg.EXPORTS)}{kept}")
     say(f"continue with: mocohd {ctx.info_name} --name {cfg.name} --resume" if result.interrupted else next_step(cfg))
 
 
@@ -689,6 +727,7 @@ def _with_progress(start, describe, shown) -> object:
             losses = info.get("mean", info["losses"]) if plain else info["losses"]  # plain: the logged means
             text = " ".join(f"{k}={losses[k]:.3f}" for k in shown if k in losses)
             text += f"  {state['eval']}" if state.get("eval") else ""
+            text += f"  {state['monitor']}" if state.get("monitor") else ""
             bar.update(task, completed=info["step"], rate=f"{rate:.2f} it/s", losses=text)
             now = time.perf_counter()
             if plain and "mean" in info and (now - state["said"] >= 10 or info["step"] == info["total"]):
@@ -701,6 +740,10 @@ def _with_progress(start, describe, shown) -> object:
         elif kind == "eval":
             text = ", ".join(f"{k} {v:.2f}" for k, v in info["values"].items())
             state["eval"] = text
+            say(f"step {info['step']}: {text}")
+        elif kind == "monitor":
+            text = monitor_summary(info["values"])
+            state["monitor"] = text.split(" (")[0]  # the progress line: the distance only
             say(f"step {info['step']}: {text}")
 
     try:
@@ -739,8 +782,8 @@ def train(
                                                 "numbers or ImageNet names (default: all classes)."),
     truncation: float = typer.Option(TrainConfig.truncation, "--truncation", help="Truncation of the fake clips (BigGAN: 0.4-1; render with the same)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run --name (or the data folder's) from its checkpoint, "
-                                "with its settings; only --steps, --epochs, --device, --workers, --sample-videos and the "
-                                "--*-every options may change."),
+                                "with its settings; only --steps, --epochs, --device, --workers, --sample-videos, the "
+                                "--*-every options and --monitor, --monitor-clips, --keep-best may change."),
     force: bool = typer.Option(False, "--force", help="Start the run over if it exists."),
     seed: int = typer.Option(TrainConfig.seed, "--seed", help="Seed of every random stream."),
     device: str = typer.Option(TrainConfig.device, "--device", help="auto, cpu, cuda, cuda:N or mps (under torchrun: one GPU per rank)."),
@@ -752,6 +795,13 @@ def train(
     log_every: int = typer.Option(TrainConfig.log_every, "--log-every", help="Steps between metric lines (and progress lines when not on a terminal)."),
     eval_every: int = typer.Option(TrainConfig.eval_every, "--eval-every", help="Steps between fvd16 evaluations on the run's data (0: none; needs `mocohd fetch i3d`)."),
     eval_videos: int = typer.Option(TrainConfig.eval_videos, "--eval-videos", help="Real and fake clips of each --eval-every evaluation."),
+    monitor: bool = typer.Option(TrainConfig.monitor, "--monitor/--no-monitor", help="Measure the motion against the real "
+                                 "clips at every checkpoint (metrics.jsonl, progress line)."),
+    monitor_clips: int = typer.Option(TrainConfig.monitor_clips, "--monitor-clips", help="In-domain, experimental: "
+                                      "real clips inverted into w once, for the monitor's per-direction comparison "
+                                      "(0: none)."),
+    keep_best: bool = typer.Option(TrainConfig.keep_best, "--keep-best/--no-keep-best", help="Export the checkpoint "
+                                   "closest to the real clips (monitor distance, or fvd16 with --eval-every) instead of the latest."),
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
     _run_training(ctx, locals(), TrainConfig, train_motion,

@@ -62,6 +62,12 @@ def tiny(setup, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def _loss_records(path: Path) -> list[dict]:
+    """metrics.jsonl's loss lines (not the monitor's or the evaluations' records)."""
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    return [x for x in lines if "monitor" not in x and "eval" not in x]
+
+
 def _state(name):
     return {k: v.clone() for k, v in load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / name / "checkpoint.pt")["gan"]["M"].items()}
 
@@ -79,7 +85,7 @@ def test_a_few_steps_train_the_motion_generator(setup, domain):
     notes = [i["text"] for k, i in events if k == "note"]
     assert any("3 videos" in n and "1 unreadable" in n and "1 too short" in n and "1 not videos" in n for n in notes)
     # metrics: one JSON line per step with the losses
-    lines = [json.loads(x) for x in (r.run / "metrics.jsonl").read_text().splitlines()]
+    lines = _loss_records(r.run / "metrics.jsonl")
     assert [x["step"] for x in lines] == [1, 2] and "G_video" in lines[0] and "mutual" in lines[0]
     if domain == "cross":
         assert "contrastive" in lines[0] and "match" in lines[0]
@@ -120,7 +126,7 @@ def test_resume_continues_exactly(setup):
     for part in ("D_V", "D_I"):
         assert all(torch.equal(full["gan"][part][k], half["gan"][part][k]) for k in full["gan"][part])
     assert torch.equal(full["rng"][0], half["rng"][0]) and full["step"] == half["step"] == 4
-    steps = [json.loads(x)["step"] for x in (Path(os.environ["MOCOHD_HOME"]) / "runs/halves/metrics.jsonl").read_text().splitlines()]
+    steps = [x["step"] for x in _loss_records(Path(os.environ["MOCOHD_HOME"]) / "runs/halves/metrics.jsonl")]
     assert steps == [1, 2, 3, 4]
 
 
@@ -332,7 +338,7 @@ def test_resume_keeps_the_runs_intervals_unless_given(capsys, setup):
     assert (kept["save_every"], kept["log_every"], kept["sample_every"]) == (1, 2, 7)
     assert (kept["workers"], kept["device"], kept["steps"]) == (0, "cpu", 3)
     assert "resuming run 'keep' with steps 2 -> 3" in err
-    assert [json.loads(x)["step"] for x in (_runs("keep") / "metrics.jsonl").read_text().splitlines()] == [2, 3]
+    assert [x["step"] for x in _loss_records(_runs("keep") / "metrics.jsonl")] == [2, 3]
     # from Python: the fields given to TrainConfig are the changes, the others are the run's
     r = train(TrainConfig(name="keep", steps=4, log_every=1), resume=True)
     assert r.step == 4 and load_checkpoint(r.run / "checkpoint.pt")["step"] == 4
@@ -368,7 +374,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over(setup):
     assert r.step == 1 and any("stopped before its first checkpoint: starting it over" in n for n in notes)
     assert sorted(p.name for p in r.run.rglob("*")) == ["checkpoint.pt", "config.json", "metrics.jsonl", "samples",
                                                         "step_0000001.mp4"]  # the old run's step 2 sample is gone
-    assert [json.loads(x)["step"] for x in (r.run / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert [x["step"] for x in _loss_records(r.run / "metrics.jsonl")] == [1]
     (r.run / "checkpoint.pt").unlink()
     notes.clear()
     r = train(TrainConfig(name="early", steps=2), resume=True, on_event=lambda k, i: k == "note" and notes.append(i["text"]))

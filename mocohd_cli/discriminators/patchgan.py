@@ -32,9 +32,27 @@ _NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 _POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
 
+def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
+    """x [B, C, ...] with one more channel: the standard deviation of the features over groups of
+    ``group`` samples (sample i in group i mod B/group, as StyleGAN's layer; the group shrinks to
+    divide the batch), averaged over channels and positions, the same for every member of a group. It lets a discriminator see the variety of a batch, which a per-sample one cannot: fakes
+    that all move alike (one movement where the real clips have several) score as fakes."""
+    b = x.shape[0]
+    g = min(group, b)
+    while b % g:  # the largest group size <= group dividing the batch
+        g -= 1
+    y = x.float().reshape(g, b // g, *x.shape[1:])  # sample i is in group i % (b // g)
+    y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # [B/g, C, ...]
+    y = y.mean(dim=tuple(range(1, y.ndim)))  # [B/g]
+    y = y.repeat(g).reshape(b, *([1] * (x.ndim - 1))).expand(b, 1, *x.shape[2:])
+    return torch.cat([x, y.to(x.dtype)], dim=1)
+
+
 class PatchDiscriminator(nn.Module):
-    def __init__(self, dims: int, in_channels: int, base_channels: int = BASE_CHANNELS, n_layers: int = 3):
+    def __init__(self, dims: int, in_channels: int, base_channels: int = BASE_CHANNELS, n_layers: int = 3,
+                 mbstd_group: int = 0):
         super().__init__()
+        self.mbstd_group = mbstd_group  # > 0: a minibatch-stddev channel before the stride-1 layers
         conv, k, pad = _CONV[dims], 4, int(math.ceil((4 - 1) / 2))
 
         def norm(ch):
@@ -46,13 +64,16 @@ class PatchDiscriminator(nn.Module):
             prev, ch = ch, min(ch * 2, 512)
             layers.append(nn.Sequential(conv(prev, ch, k, stride=2, padding=pad), norm(ch), nn.LeakyReLU(0.2, True)))
         prev, ch = ch, min(ch * 2, 512)
+        prev += mbstd_group > 0
         layers.append(nn.Sequential(conv(prev, ch, k, stride=1, padding=pad), norm(ch), nn.LeakyReLU(0.2, True)))
         layers.append(nn.Sequential(conv(ch, 1, k, stride=1, padding=pad)))
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # features, scores last
         feats = []
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            if self.mbstd_group and i == len(self.layers) - 2:
+                x = minibatch_stddev(x, self.mbstd_group)
             x = layer(x)
             feats.append(x)
         return feats
@@ -60,11 +81,11 @@ class PatchDiscriminator(nn.Module):
 
 class MultiscalePatchDiscriminator(nn.Module):
     def __init__(self, dims: int, in_channels: int, base_channels: int = BASE_CHANNELS, n_layers: int = 3, num_scales: int = 2,
-                 max_first_channels: int = 64, pool_stride=2):
+                 max_first_channels: int = 64, pool_stride=2, mbstd_group: int = 0):
         super().__init__()
         # scale s (0 = full resolution) gets min(64, base * 2^s) first-layer channels, as the official model
         self.scales = nn.ModuleList(
-            PatchDiscriminator(dims, in_channels, min(max_first_channels, base_channels * 2**s), n_layers)
+            PatchDiscriminator(dims, in_channels, min(max_first_channels, base_channels * 2**s), n_layers, mbstd_group)
             for s in range(num_scales)
         )
         self.downsample = _POOL[dims](3, stride=pool_stride, padding=1, count_include_pad=False)

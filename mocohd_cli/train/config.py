@@ -144,11 +144,13 @@ class TrainConfig(RunSettings):
     g_steps: int = 5
     n_pca: int | None = None  # default: min(MotionConfig.n_pca, w_dim)
     h_dim: int = MotionConfig.h_dim
+    noise_dim: int | None = None  # size of the motion noise eps; default: the generator's w size (official)
     w_residual: float = MotionConfig.w_residual
     w_match: float = 1.0
     w_mutual: float = 1.0
     gp_weight: float = 10.0
     dv_channels: int = patchgan.BASE_CHANNELS
+    dv_mbstd: int = 0  # D_V's minibatch-stddev group (0: none, as the official model)
     di_channels: int = snresnet.CHANNELS
     proj_dim: int = snresnet.PROJ_DIM
     queue: int = contrastive.QUEUE
@@ -161,9 +163,13 @@ class TrainConfig(RunSettings):
     pca_samples: int = 1_000_000
     eval_every: int = 0  # steps between fvd16 evaluations on the run's own data (0: none; needs the I3D detector)
     eval_videos: int = 256  # real and fake clips of each of those evaluations
+    monitor: bool = True  # motion statistics against the real clips' at every checkpoint (``monitor``)
+    monitor_clips: int = 0  # in-domain: real clips inverted into w for the monitor's latent statistics (0: none)
+    keep_best: bool = False  # export the checkpoint closest to the real clips (fvd16 when evaluating); implies monitor
 
     MUTABLE: ClassVar[tuple[str, ...]] = ("steps", "epochs", "device", "workers", "save_every", "sample_every",
-                                          "log_every", "sample_videos", "eval_every", "eval_videos")
+                                          "log_every", "sample_videos", "eval_every", "eval_videos", "monitor",
+                                          "monitor_clips", "keep_best")
     REQUIRED: ClassVar[tuple[str, ...]] = ("data", "image")
 
     def validate(self) -> None:
@@ -171,11 +177,12 @@ class TrainConfig(RunSettings):
         if isinstance(self.classes, (str, int)):
             object.__setattr__(self, "classes", [self.classes])
         check_settings(self, dict(steps=1, epochs=1, batch=1, frames=2, time_step=1, frame_size=4, g_steps=1, n_pca=1,
-                                  h_dim=1, dv_channels=1, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
-                                  pca_samples=2, eval_every=0, eval_videos=2),
+                                  h_dim=1, noise_dim=1, dv_channels=1, dv_mbstd=0, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
+                                  pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0),
                        positive=("lr", "w_residual", "moco_temperature", "truncation"),
                        nonnegative=("w_match", "w_mutual", "gp_weight", "moco_momentum"),
-                       choices={"domain": ("cross", "in")})
+                       choices={"domain": ("cross", "in"), "monitor": (True, False),
+                                "keep_best": (True, False)})
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
         if self.moco_momentum > 1:
             raise UsageError(f"{setting('moco_momentum')} must be in [0, 1], got {self.moco_momentum}")

@@ -14,6 +14,8 @@ A run lives in ``MOCOHD_HOME/runs/NAME/`` (an image run in ``NAME-image/``):
     checkpoint.pt        the full state: the recipe's ``state_dict``, the step, every rank's RNG
     metrics.jsonl        one JSON line per ``log_every`` steps (mean losses, it/s)
     samples/step_N.*     what the run shows every ``sample_every`` steps
+    best                 motion runs with --keep-best: the exported step (``monitor.KeepBest``)
+    monitor_real.json    in-domain motion runs with --monitor: the real clips' latent motion (a cache)
 
 and its model is exported to the store as NAME at every checkpoint. Checkpoints
 are written to a temporary file and renamed: a kill at any moment loses at most
@@ -25,7 +27,8 @@ before its first checkpoint has nothing to keep and simply starts over.
 ``on_event(kind, info)`` reports progress on the writer rank: 'prepare' {done,
 total}, 'start' {run, step, total, per_epoch, device, world, precision, ...},
 'step' {step, total, losses; every ``log_every`` steps also mean and it_s},
-'sample' {path}, 'checkpoint' {step}, 'note' {text}.
+'sample' {path}, 'checkpoint' {step}, 'note' {text}, and the measurements a trainer
+``report``s: 'eval' {step, values} (fvd16), 'monitor' {step, values} (motion statistics).
 """
 
 from __future__ import annotations
@@ -305,10 +308,14 @@ class Run:
             self.emit("sample", {"path": sample(step)})
 
     def _evaluate(self, evaluate: Callable[[int], dict], step: int) -> None:
-        values = evaluate(step)
+        self.report("eval", step, evaluate(step))
+
+    def report(self, kind: str, step: int, values: dict) -> None:
+        """Measurements of ``kind`` ('eval', 'monitor') at ``step``: a metrics.jsonl line
+        {"step", kind: values} (writer rank) and a ``kind`` event {step, values}."""
         if self.dist.writer:
-            _append_metrics(self.folder / "metrics.jsonl", {"step": step, "eval": values})
-        self.emit("eval", {"step": step, "values": values})
+            _append_metrics(self.folder / "metrics.jsonl", {"step": step, kind: values})
+        self.emit(kind, {"step": step, "values": values})
 
     def _save(self, gan, state: Callable[[], dict], export: Callable[[int], None], step: int) -> None:
         states = self.dist.gather_objects(gan.rng.get_state())

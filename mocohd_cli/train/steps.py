@@ -62,6 +62,7 @@ class GANConfig:
     w_match: float = TrainConfig.w_match
     w_mutual: float = TrainConfig.w_mutual  # motion diversity (mutual information on eps)
     dv_channels: int = TrainConfig.dv_channels  # D_V (and in-domain D_I) base channels
+    dv_mbstd: int = TrainConfig.dv_mbstd  # D_V's minibatch-stddev group (0: none)
     di_channels: int = TrainConfig.di_channels  # cross-domain D_I (SN-ResNet) base channels
     proj_dim: int = TrainConfig.proj_dim
     queue: int = TrainConfig.queue
@@ -96,7 +97,8 @@ class MotionGAN:
         self.device = self.dist.device
         c = cfg
         pair = 2 if c.domain == "in" else 1
-        self.D_V = MultiscaleVideoDiscriminator(3 * pair, c.frames - (c.domain == "in"), base_channels=c.dv_channels)
+        self.D_V = MultiscaleVideoDiscriminator(3 * pair, c.frames - (c.domain == "in"), base_channels=c.dv_channels,
+                                                mbstd_group=c.dv_mbstd)
         if c.domain == "in":
             self.D_I = MultiscaleImageDiscriminator(6, base_channels=c.dv_channels)
             di_betas, di_eps = (c.beta1, c.beta2), 1e-8

@@ -11,6 +11,9 @@ motion generator, then one of each discriminator: ``steps.MotionGAN``) on one
 global batch; ``epochs`` counts passes over the videos (one clip per video per
 epoch). The run (its folder, checkpoints, resume, Ctrl-C, events) is
 ``run.open_run``'s; the run folder's samples are grids of fixed-seed videos.
+With ``monitor`` each checkpoint also measures the motion against the real
+clips (``monitor``: metrics.jsonl, 'monitor' events); with ``keep_best`` the
+store keeps the best checkpoint by that measure (or fvd16) instead of the latest.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..motion import MotionConfig, MotionGenerator
 from ..render import render_frames
 from ..video import write_videos
 from .config import MAX_FRAME_SIZE, TrainConfig, setting
+from .monitor import KeepBest, Monitor
 from .run import Run, open_run
 from .steps import GANConfig, MotionGAN
 
@@ -47,6 +51,7 @@ class TrainResult:
     interrupted: bool = False
     losses: dict = field(default_factory=dict)
     writer: bool = True  # False on the ranks > 0 of a torchrun job (they print nothing)
+    kept: dict | None = None  # --keep-best: the exported step {step, criterion, value} (None: the latest)
 
 
 def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
@@ -79,11 +84,38 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         step = run.restore(gan.rng, lambda ck: gan.load_state_dict(ck["gan"]))
         ident = {"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]}
 
-        def export(step: int) -> None:
+        def export_model(step: int) -> None:
             source = {"format": "mocohd-train", "run": cfg.name, "step": step, "domain": cfg.domain,
                       "data": Path(cfg.data).name, **({"classes": cfg.classes} if cfg.classes else {}),
                       **({"truncation": cfg.truncation} if cfg.truncation != 1 else {})}
             store_model(motion_model(gan.M, ident, source), cfg.name, str(run.folder), overwrite=True)
+
+        watch = cfg.monitor or cfg.keep_best
+        monitor = keeper = None
+        if watch and run.dist.writer:
+            def note(text: str) -> None:
+                run.emit("note", {"text": text})
+
+            monitor = Monitor(gan, dataset, seed=cfg.seed, domain=cfg.domain, clips=cfg.monitor_clips,
+                              cache=run.folder / "monitor_real.json", note=note)
+            if cfg.keep_best:
+                keeper = KeepBest(run.folder / "best", "fvd16" if cfg.eval_every else "monitor distance",
+                                  fresh=run.checkpoint is None, note=note)
+        if watch:  # the real clips' statistics, once, before training (the other ranks wait)
+            run.writer_first(lambda writer: monitor.prepare() if writer else None)
+
+        def export(step: int) -> None:
+            """At every checkpoint (writer rank): the monitor's record, then the export (--keep-best:
+            only a better step; with fvd16 as the criterion, the latest until the first evaluation)."""
+            record = None
+            if monitor is not None:
+                record = monitor(step)
+                run.report("monitor", step, record)
+            if keeper is None or (keeper.criterion == "fvd16" and keeper.best is None):
+                export_model(step)
+                (run.folder / "best").unlink(missing_ok=True)  # the store holds the latest now
+            elif keeper.criterion == "monitor distance":
+                keeper.offer(step, record["distance"], export_model)
 
         def sample(step: int) -> Path:
             return _write_samples(gan, G, run.folder / "samples" / f"step_{step:07d}.mp4", cfg)
@@ -104,7 +136,10 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                                    classes=gan.cfg.classes and list(gan.cfg.classes), detectors={"i3d": i3d})
             finally:
                 gan.M.train(was)
-            return {r.metric: r.value for r in results}
+            values = {r.metric: r.value for r in results}
+            if keeper is not None and keeper.criterion == "fvd16":
+                keeper.offer(step, values.get("fvd16"), export_model)
+            return values
 
         run.started(step, total, per_epoch, videos=len(dataset), domain=cfg.domain, n_pca=cfg.n_pca,
                     frame_size=cfg.frame_size)
@@ -112,7 +147,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                          state=lambda: {"gan": gan.state_dict()}, export=export, sample=sample,
                          hint="try a lower lr or precision fp32", evaluate=evaluate_now if cfg.eval_every else None)
         return TrainResult(run.folder, store.store_path("motion", cfg.name), loop.step, total, loop.interrupted,
-                           loop.last, run.dist.writer)
+                           loop.last, run.dist.writer, keeper.best if keeper is not None else None)
 
 
 def _motion_generator(cfg: TrainConfig, G, run: Run) -> MotionGenerator:
@@ -131,10 +166,12 @@ def _motion_generator(cfg: TrainConfig, G, run: Run) -> MotionGenerator:
         check_pair(M, G, cfg.classes, cfg.truncation)
         M = M.retarget(basis.components, basis.stdev, basis.mean)
         cfg.n_pca, cfg.h_dim, cfg.w_residual = M.cfg.n_pca, M.cfg.h_dim, M.cfg.w_residual
+        cfg.noise_dim = M.cfg.noise_dim
         return M.requires_grad_(True).train()
     cfg.n_pca = cfg.n_pca or min(MotionConfig.n_pca, G.w_dim, basis.components.shape[0])
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
-    return MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=G.w_dim, h_dim=cfg.h_dim, n_pca=cfg.n_pca,
+    cfg.noise_dim = cfg.noise_dim or G.w_dim
+    return MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=cfg.noise_dim, h_dim=cfg.h_dim, n_pca=cfg.n_pca,
                                         w_residual=cfg.w_residual), basis.components, basis.stdev, basis.mean)
 
 
