@@ -769,11 +769,15 @@ def train(
     g_steps: int = typer.Option(TrainConfig.g_steps, "--g-steps", help="Motion generator updates per discriminator update."),
     n_pca: Optional[int] = typer.Option(None, "--n-pca", help="PCA directions the motion moves along (default: min(384, w size))."),
     h_dim: int = typer.Option(TrainConfig.h_dim, "--h-dim", help="LSTM hidden size."),
+    noise_dim: Optional[int] = typer.Option(None, "--noise-dim", help="Size of the motion noise fed at each step "
+                                            "(default: the generator's w size, as the authors)."),
     w_residual: float = typer.Option(TrainConfig.w_residual, "--w-residual", help="Step weight lambda."),
     w_match: float = typer.Option(TrainConfig.w_match, "--w-match", help="Feature-matching weight (cross-domain)."),
     w_mutual: float = typer.Option(TrainConfig.w_mutual, "--w-mutual", help="Motion-diversity (mutual information) weight."),
     gp_weight: float = typer.Option(TrainConfig.gp_weight, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
     dv_channels: int = typer.Option(TrainConfig.dv_channels, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
+    dv_mbstd: int = typer.Option(TrainConfig.dv_mbstd, "--dv-mbstd", help="Minibatch-stddev group of the video "
+                                 "discriminator (0: none, as the authors)."),
     di_channels: int = typer.Option(TrainConfig.di_channels, "--di-channels", help="Base channels of the cross-domain SN-ResNet D_I."),
     queue: int = typer.Option(TrainConfig.queue, "--queue", help="Contrastive queue length (cross-domain)."),
     pca_samples: int = typer.Option(TrainConfig.pca_samples, "--pca-samples", help="Samples of the PCA fit, when the generator has no cached basis."),
