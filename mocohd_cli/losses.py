@@ -53,3 +53,24 @@ def hinge_generator(scores_fake: torch.Tensor) -> torch.Tensor:
 def motion_diversity(eps_rec: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """Mutual-information term on the motion noise: -mean cos(e_rec_t, eps_t) over the last dim."""
     return -F.cosine_similarity(eps_rec, eps, dim=-1).mean()
+
+
+def temporal_spectrum(clips: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean temporal power spectrum of clips [B, T, C, H, W]: every pixel's time series, mean
+    removed, Hann-windowed, |rfft|^2, averaged over clips, channels and pixels -> [T // 2 + 1]
+    (float32). How much the frames change at each temporal frequency, whatever moves."""
+    x = clips.float()
+    x = x - x.mean(dim=1, keepdim=True)
+    win = torch.hann_window(x.shape[1], periodic=False, dtype=x.dtype, device=x.device)
+    spec = torch.fft.rfft(x * win[None, :, None, None, None], dim=1).abs().square()
+    return spec.mean(dim=(0, 2, 3, 4)) + eps
+
+
+def spectrum_matching(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the log temporal power spectra of fake and real clips
+    [B, T, C, H, W] (the real one a fixed target): a feature-matching term on the rhythms
+    of the motion. A motion model that moves everything at one compromise period, where the
+    real clips mix several, has its power at the wrong frequencies and is pulled apart."""
+    with torch.no_grad():
+        target = temporal_spectrum(real).log()
+    return (temporal_spectrum(fake).log() - target).square().mean()

@@ -1,5 +1,7 @@
 """The training losses (mocohd_cli/losses.py, SPEC section 5): relativistic LSGAN,
-the gradient penalty, hinge, and the motion-diversity term."""
+the gradient penalty, hinge, the motion-diversity term and temporal-spectrum matching."""
+
+import math
 
 import pytest
 import torch
@@ -58,3 +60,24 @@ def test_hinge_and_motion_diversity():
     eps = torch.randn(3, 5, 8)
     assert float(losses.motion_diversity(eps * 2, eps)) == pytest.approx(-1.0)
     assert float(losses.motion_diversity(-eps, eps)) == pytest.approx(1.0)
+
+
+def test_temporal_spectrum_finds_the_rhythm_of_a_flickering_clip():
+    t = torch.arange(16, dtype=torch.float32)
+    for period in (4.0, 8.0):
+        clips = torch.sin(2 * math.pi * t / period)[None, :, None, None, None].expand(2, 16, 3, 4, 4)
+        spec = losses.temporal_spectrum(clips)
+        assert spec.shape == (9,) and int(spec.argmax()) == round(16 / period)
+    assert float(losses.temporal_spectrum(torch.zeros(2, 16, 3, 4, 4)).max()) == pytest.approx(1e-8)
+
+
+def test_spectrum_matching_is_zero_for_the_same_rhythm_and_pulls_only_the_fakes():
+    t = torch.arange(16, dtype=torch.float32)
+    real = torch.sin(2 * math.pi * t / 5)[None, :, None, None, None].expand(2, 16, 3, 4, 4).clone()
+    assert float(losses.spectrum_matching(real, real)) == pytest.approx(0.0, abs=1e-10)
+    fake = torch.sin(2 * math.pi * t / 10)[None, :, None, None, None].expand(2, 16, 3, 4, 4).clone().requires_grad_(True)
+    real.requires_grad_(True)
+    loss = losses.spectrum_matching(fake, real)
+    assert float(loss.detach()) > 1.0  # one period where the real clips have another: far apart in log power
+    loss.backward()
+    assert fake.grad.abs().sum() > 0 and real.grad is None  # the real spectrum is a fixed target

@@ -148,6 +148,7 @@ class TrainConfig(RunSettings):
     w_residual: float = MotionConfig.w_residual
     w_match: float = 1.0
     w_mutual: float = 1.0
+    w_spectrum: float = 0.0  # temporal-spectrum matching of fake and real clips (0: off, as the official recipe)
     gp_weight: float = 10.0
     dv_channels: int = patchgan.BASE_CHANNELS
     dv_mbstd: int = 0  # D_V's minibatch-stddev group (0: none, as the official model)
@@ -180,7 +181,7 @@ class TrainConfig(RunSettings):
                                   h_dim=1, noise_dim=1, dv_channels=1, dv_mbstd=0, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
                                   pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0),
                        positive=("lr", "w_residual", "moco_temperature", "truncation"),
-                       nonnegative=("w_match", "w_mutual", "gp_weight", "moco_momentum"),
+                       nonnegative=("w_match", "w_mutual", "w_spectrum", "gp_weight", "moco_momentum"),
                        choices={"domain": ("cross", "in"), "monitor": (True, False),
                                 "keep_best": (True, False)})
         self._validate_run(("auto", "fp32", "bf16", "fp16"))

@@ -61,6 +61,7 @@ class GANConfig:
     gp_weight: float = TrainConfig.gp_weight
     w_match: float = TrainConfig.w_match
     w_mutual: float = TrainConfig.w_mutual  # motion diversity (mutual information on eps)
+    w_spectrum: float = TrainConfig.w_spectrum  # temporal-spectrum matching against the real clips
     dv_channels: int = TrainConfig.dv_channels  # D_V (and in-domain D_I) base channels
     dv_mbstd: int = TrainConfig.dv_mbstd  # D_V's minibatch-stddev group (0: none)
     di_channels: int = TrainConfig.di_channels  # cross-domain D_I (SN-ResNet) base channels
@@ -214,6 +215,10 @@ class MotionGAN:
         v_real, v_fake = _float(v_real), _float(v_fake)
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
         loss = g_vid + g_img + c.w_match * l_match + c.w_mutual * l_mutual
+        if c.w_spectrum:
+            l_spec = losses.spectrum_matching(fake, x)
+            loss = loss + c.w_spectrum * l_spec
+            out["spectrum"] = _item(l_spec)
         self._step("M", self.opt_M, loss, self.M.parameters())
         out.update(G_video=_item(g_vid), G_image=_item(g_img), mutual=_item(l_mutual))
         return out

@@ -1,0 +1,35 @@
+"""The motion benchmarks run (tiny settings: a smoke test so that they cannot rot)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args, tmp_path):
+    env = {**os.environ, "MOCOHD_HOME": str(tmp_path / "home")}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_recovery_benchmark_multi_case(tmp_path):
+    out = tmp_path / "curve.json"
+    p = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--videos", "8", "--steps", "2", "--eval-every", "1",
+             "--threads", "1", "--train", "g_steps=1", "--json", str(out), tmp_path=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "real clips (16 frames)" in p.stdout and "per direction: shares" in p.stdout
+    curve = json.loads(out.read_text())
+    assert [r["step"] for r in curve["curve"]] == [0, 1, 2]
+    assert abs(curve["real"]["periods"][0] - 5.0) < 0.1 and curve["args"]["train"] == ["g_steps=1"]
+    assert len(curve["curve"][-1]["within"]) == 3 and "monitor" in curve["curve"][-1]  # training's monitor, recorded
+    assert _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--periods", "1,2", "--steps", "1",
+                tmp_path=tmp_path).returncode != 0  # 2 periods for 3 directions: refused
+
+
+def test_latent_ablation_runs(tmp_path):
+    p = _run("benchmarks/ablate_motion_latent.py", "--steps", "2", "--eval-every", "1", "--blocks", "4",
+             "--batch", "4", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("\nstep ") == 2 and "coh" in p.stdout
