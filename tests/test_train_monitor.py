@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-import imageio.v3 as iio
-import numpy as np
 import pytest
 import torch
 
@@ -20,6 +18,7 @@ from mocohd_cli.train import TrainConfig, load_checkpoint, monitor, train, train
 from mocohd_cli.train.monitor import KeepBest, Monitor, distance
 
 from .conftest import randomized_generator, run, tiny_config
+from .test_train import _moving_bar_video, tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,22 +32,9 @@ def setup(tmp_path, monkeypatch):
     canonical.save_model(gpath, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
     data = tmp_path / "bars"
     for v in range(3):
-        (data / f"v{v}").mkdir(parents=True)
-        for i in range(10):
-            a = np.zeros((16, 16, 3), np.uint8)
-            a[:, (i + v) % 16] = (255, 128, 64)
-            iio.imwrite(data / f"v{v}" / f"frame_{i + 1}.png", a)
+        _moving_bar_video(data / f"v{v}", 10, v)
     pca_for(str(gpath), samples=1000, batch=500)
     return gpath, data
-
-
-def tiny(setup, **kw) -> TrainConfig:
-    gpath, data = setup
-    base = dict(data=str(data), image=str(gpath), steps=2, batch=2, frames=4, time_step=2, h_dim=16, dv_channels=4,
-                di_channels=4, proj_dim=8, queue=8, workers=0, pca_samples=1000, sample_every=1000, sample_videos=2,
-                log_every=1, device="cpu")
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def _runs(name) -> Path:
