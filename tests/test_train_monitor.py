@@ -13,28 +13,19 @@ import torch
 from mocohd_cli import load_motion, store
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
-from mocohd_cli.models.pca import pca_for
 from mocohd_cli.train import TrainConfig, load_checkpoint, monitor, train, trainer
 from mocohd_cli.train.monitor import KeepBest, Monitor, distance
 
-from .conftest import randomized_generator, run, tiny_config
-from .test_train import _moving_bar_video, tiny
+from .conftest import run
+from . import test_train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+setup, tiny = test_train.setup, test_train.tiny  # the tiny generator and videos of test_train, its config
 
 
-@pytest.fixture
-def setup(tmp_path, monkeypatch):
-    """A tiny frozen generator (16 px, w 32) and 3 videos of a moving bar; few inversion steps."""
+@pytest.fixture(autouse=True)
+def few_inversion_steps(monkeypatch):
     monkeypatch.setattr(monitor, "INVERT_STEPS", 10)
-    G = randomized_generator(tiny_config(16))
-    gpath = tmp_path / "g.safetensors"
-    canonical.save_model(gpath, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
-    data = tmp_path / "bars"
-    for v in range(3):
-        _moving_bar_video(data / f"v{v}", 10, v)
-    pca_for(str(gpath), samples=1000, batch=500)
-    return gpath, data
 
 
 def _runs(name) -> Path:
