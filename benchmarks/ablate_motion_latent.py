@@ -109,7 +109,7 @@ def main():
     opt_M = torch.optim.Adam(M.parameters(), args.lr, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), args.lr, betas=(0.5, 0.999))
     real_ws, _ = real_batch(512)
-    rs = bench.trajectory_stats(real_ws, V[dirs])
+    rs, _ = bench.trajectory_stats(real_ws, V[dirs])
     real = {"within": rs.shares.tolist(), "periods": rs.periods.tolist()}
     print(f"real: shares {bench._fmt(real['within'])} periods {bench._fmt(real['periods'])}", flush=True)
     t0 = time.perf_counter()

@@ -112,19 +112,18 @@ def measure(M, G, basis, dirs, frames: int, videos: int = 256, seed: int = 123):
 
 
 def trajectory_stats(ws, V):
-    """motion_stats of trajectories [B, T, w_dim] along V, plus the one dominant frequency of all of V."""
+    """(motion_stats of trajectories [B, T, w_dim] along V, the one dominant frequency of all of V)."""
     from mocohd_cli.motion.stats import dominant_frequency, motion_stats
 
-    s = motion_stats(ws, V)
-    s.freq_all = dominant_frequency((ws.double() - ws[:, :1].double()) @ V.double().T)
-    return s
+    return motion_stats(ws, V), dominant_frequency((ws.double() - ws[:, :1].double()) @ V.double().T)
 
 
-def row(step: int, seconds: float, s, real) -> dict:
+def row(step: int, seconds: float, measured, real) -> dict:
     """One checkpoint's measures: overall (energy, freq) and per direction (its share of the energy in
     the true span against the real clips', its period against the truth), and the coherence."""
+    s, freq = measured
     within = (s.shares / s.shares.sum().clamp(min=1e-300)).tolist()
-    return {"step": step, "seconds": seconds, "energy": s.on_span, "freq": s.freq_all,
+    return {"step": step, "seconds": seconds, "energy": s.on_span, "freq": freq,
             "within": within, "share_error": max(abs(a - b) for a, b in zip(within, real["within"])),
             "periods": s.periods.tolist(),
             "period_error": max(abs(p / q - 1) for p, q in zip(s.periods.tolist(), real["periods"])),
@@ -230,8 +229,7 @@ def main():
     print(f"rendered {args.videos} videos of {args.video_frames} frames in {time.perf_counter() - t0:.1f} s", flush=True)
     V = basis.components[dirs]
     windows = torch.cat([ws[:, o : o + args.frames] for o in range(0, args.video_frames - args.frames + 1, 4)])
-    rs = trajectory_stats(windows, V)  # the real clips, measured as the learned motion will be
-    true_freq = rs.freq_all
+    rs, true_freq = trajectory_stats(windows, V)  # the real clips, measured as the learned motion will be
     real = {"within": rs.shares.tolist(), "periods": rs.periods.tolist(), "coherence":
             float(rs.coherence.masked_fill(torch.eye(len(dirs), dtype=torch.bool), 0).max())}
     print(f"true: directions {dirs} of {args.n_pca}, periods {periods} frames, amplitudes {amplitudes} stdev", flush=True)
@@ -242,7 +240,7 @@ def main():
     M0 = MotionGenerator(MotionConfig(w_dim=args.w_dim, noise_dim=args.w_dim, h_dim=args.h_dim, n_pca=args.n_pca,
                                       w_residual=args.w_residual), basis.components, basis.stdev)
     s0 = measure(M0, G, basis, dirs, args.frames)
-    e0, f0 = s0.on_span, s0.freq_all
+    e0, f0 = s0[0].on_span, s0[1]
     share = float(basis.stdev[dirs].square().sum() / basis.stdev[: args.n_pca].square().sum())
     print(f"untrained: energy {e0:.1%} (variance-weighted share of the true directions {share:.1%}, "
           f"n_true/n_pca {len(dirs) / args.n_pca:.1%}), frequency {f0:.4f}", flush=True)

@@ -743,7 +743,7 @@ def _with_progress(start, describe, shown) -> object:
             say(f"step {info['step']}: {text}")
         elif kind == "monitor":
             text = monitor_summary(info["values"])
-            state["monitor"] = text.split(" (")[0]  # the progress line: the distance only
+            state["monitor"] = f"monitor {info['values']['distance']:.3f}"  # the progress line: the distance only
             say(f"step {info['step']}: {text}")
 
     try:

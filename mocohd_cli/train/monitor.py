@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from ..data import to_model_input
 from ..errors import MocohdError
 from ..formats.canonical import atomic_write_bytes
-from ..frames import VideoNoise, draw_classes, draw_w1
+from ..frames import draw_w1
 from ..invert import check_generator, invert
 from ..motion.stats import motion_stats, pixel_stats
 
@@ -235,16 +235,9 @@ class Monitor:
 
     def fake_clips(self, n: int = FAKE_CLIPS) -> torch.Tensor:
         """[n, T, 3, S, S] clips of fixed draws, rendered as training renders them, clamped to [-1, 1]."""
-        gan, G = self.gan, self.gan.G
-        gen, out = self._gen(2), []
-        for i in range(0, n, CHUNK):
-            b = min(CHUNK, n - i)
-            w1 = draw_w1(G, b, gen, self.device)
-            eps = gan.M.draw_eps(b, gan.cfg.frames - 1, gen).to(self.device)
-            noise = VideoNoise(G, b, "fixed", gen, self.device)
-            labels = draw_classes(G, b, gen, gan.cfg.classes) if G.c_dim else None
-            out.append(gan.clips(w1, eps, noise, labels)[0].float().clamp(-1, 1).cpu())
-        return torch.cat(out)
+        gen = self._gen(2)
+        return torch.cat([self.gan.fake_clips(min(CHUNK, n - i), gen)[0].float().clamp(-1, 1).cpu()
+                          for i in range(0, n, CHUNK)])
 
     def __call__(self, step: int) -> dict:
         """The record of the motion model as it is now (module docstring)."""

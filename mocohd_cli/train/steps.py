@@ -143,14 +143,16 @@ class MotionGAN:
     def _flip_time(self, clips: torch.Tensor) -> torch.Tensor:  # [B, C, T, H, W]
         return clips.flip(2) if self._randint(0, 1) == 0 else clips
 
-    def fake_clips(self, batch: int):
+    def fake_clips(self, batch: int, generator: torch.Generator | None = None):
         """(clips [B, T, 3, S, S], eps [B, T-1, d], reconstructed eps), differentiable w.r.t. M:
-        the draws (w_1, eps, per-video noise, classes) from the run's generator, then ``clips``."""
+        the draws (w_1, eps, per-video noise, classes) from ``generator`` (default: the run's),
+        then ``clips``."""
         c, G = self.cfg, self.G
-        w1 = draw_w1(G, batch, self.rng, self.device)
-        eps = self.M.draw_eps(batch, c.frames - 1, self.rng).to(self.device)
-        noise = VideoNoise(G, batch, "fixed", self.rng, self.device)  # one draw per video, shared by its frames
-        labels = draw_classes(G, batch, self.rng, c.classes) if G.c_dim else None  # one class per video
+        rng = self.rng if generator is None else generator
+        w1 = draw_w1(G, batch, rng, self.device)
+        eps = self.M.draw_eps(batch, c.frames - 1, rng).to(self.device)
+        noise = VideoNoise(G, batch, "fixed", rng, self.device)  # one draw per video, shared by its frames
+        labels = draw_classes(G, batch, rng, c.classes) if G.c_dim else None  # one class per video
         return self.clips(w1, eps, noise, labels)
 
     def clips(self, w1: torch.Tensor, eps: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None):

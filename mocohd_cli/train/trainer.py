@@ -103,6 +103,8 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                                   fresh=run.checkpoint is None, note=note)
         if watch:  # the real clips' statistics, once, before training (the other ranks wait)
             run.writer_first(lambda writer: monitor.prepare() if writer else None)
+        if not cfg.keep_best and run.dist.writer:  # the store will hold the latest checkpoint
+            (run.folder / "best").unlink(missing_ok=True)
 
         def export(step: int) -> None:
             """At every checkpoint (writer rank): the monitor's record, then the export (--keep-best:
@@ -113,7 +115,6 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                 run.report("monitor", step, record)
             if keeper is None or (keeper.criterion == "fvd16" and keeper.best is None):
                 export_model(step)
-                (run.folder / "best").unlink(missing_ok=True)  # the store holds the latest now
             elif keeper.criterion == "monitor distance":
                 keeper.offer(step, record["distance"], export_model)
 
