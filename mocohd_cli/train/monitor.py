@@ -25,14 +25,12 @@ real      the same pixel statistics of 32 real clips (fixed videos and starts,
           were inverted into w (``invert``: pixel loss, space w,
           ``INVERT_STEPS`` steps, all frames of a frame index together), along
           the same directions; computed once and cached in ``monitor_real.json``.
-          Experimental (``monitor_clips`` 0 by default): on the demo's talking
-          heads (64 px, 4 clips x 16 frames, 67 s on one CPU thread) 93% of the
-          inverted step energy falls outside the K directions and the rms step
-          is 12x the trained model's (per-frame jitter), and these terms added
-          about 1.4 to the distance of the trained, the untrained and a 3x-step
-          model alike; on a known two-direction motion the periods came back
-          within 2% but the split between the directions 0.3 off (L1 of
-          share / on_span; 0.55 with 25 steps).
+          Experimental (``monitor_clips`` 0 by default): independent per-frame
+          inversions jitter, so in development trials on the demo (not a
+          benchmark) most of the inverted step energy fell off the K directions
+          and these terms did not separate trained, untrained and overshooting
+          models; periods of a known motion came back well, its split between
+          directions did not.
 
 distance  |log(change / real change)| + |log(drift / real drift)|
           + sum_k |p_k - real p_k|                                (in-domain, real motion known)
