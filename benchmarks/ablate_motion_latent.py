@@ -74,6 +74,10 @@ def main():
     ap.add_argument("--noise-dim", type=int, default=64)
     ap.add_argument("--h-dim", type=int, default=128)
     ap.add_argument("--blocks", type=int, default=1, help="block-diagonal recurrent weights: independent LSTM groups")
+    ap.add_argument("--oscillators", type=int, default=0, help="the motion model's oscillator bank (0: the authors' model)")
+    ap.add_argument("--w-residual", type=float, default=1.0, help="lambda, the LSTM's step weight (0: only the oscillators move)")
+    ap.add_argument("--freeze", nargs="*", default=[], choices=["osc_move", "osc_log_period"],
+                    help="oscillator parameters kept at their initial values")
     ap.add_argument("--case", default="multi", choices=sorted(bench.CASES))
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
@@ -100,13 +104,16 @@ def main():
             w1 = G.mapping(torch.randn(n, G.z_dim, generator=g))
         return bench.true_trajectories(w1, basis, dirs, amplitudes, periods, args.frames, g), w1
 
-    M = MotionGenerator(MotionConfig(w_dim=64, noise_dim=args.noise_dim, h_dim=args.h_dim, n_pca=n_pca, w_residual=1.0),
+    M = MotionGenerator(MotionConfig(w_dim=64, noise_dim=args.noise_dim, h_dim=args.h_dim, n_pca=n_pca, w_residual=args.w_residual,
+                                    oscillators=args.oscillators),
                         basis.components, basis.stdev)
     mask = block_mask(args.h_dim, args.blocks)
     with torch.no_grad():
         M.cell.weight_hh.mul_(mask)
+    for name in args.freeze:
+        getattr(M, name).requires_grad_(False)
     D = TrajectoryDiscriminator(n_pca)
-    opt_M = torch.optim.Adam(M.parameters(), args.lr, betas=(0.5, 0.999))
+    opt_M = torch.optim.Adam([p for p in M.parameters() if p.requires_grad], args.lr, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), args.lr, betas=(0.5, 0.999))
     real_ws, _ = real_batch(512)
     rs, _ = bench.trajectory_stats(real_ws, V[dirs])
@@ -123,7 +130,7 @@ def main():
             loss = 0.5 * (losses.ralsgan(d_f, d_r, 1.0) + losses.ralsgan(d_r, d_f, 0.0))
             loss = loss + args.w_mutual * losses.motion_diversity(eps_rec, eps)
             opt_M.zero_grad(set_to_none=True)
-            loss.backward(inputs=list(M.parameters()))
+            loss.backward(inputs=[p for p in M.parameters() if p.requires_grad])
             opt_M.step()
             with torch.no_grad():  # keep the groups independent: no recurrent weight between them
                 M.cell.weight_hh.mul_(mask)
@@ -142,6 +149,10 @@ def main():
             print(f"step {step:5d} {r['seconds'] / 60:5.1f} min  energy {r['energy']:6.1%}  shares {bench._fmt(r['within'])} "
                   f"(err {r['share_error']:.2f})  periods {bench._fmt(r['periods'])} (err {r['period_error']:.0%})  "
                   f"coh {r['coherence']:.2f}", flush=True)
+            if args.oscillators:
+                size = M.osc_move.detach().norm(dim=1)
+                top = size.argsort(descending=True)[:5]
+                print("    oscillators (period: size): " + ", ".join(f"{M.periods()[k]:.2f}: {size[k]:.2f}" for k in top.tolist()), flush=True)
 
 
 if __name__ == "__main__":

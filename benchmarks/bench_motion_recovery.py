@@ -238,7 +238,8 @@ def main():
 
     torch.manual_seed(args.seed)
     M0 = MotionGenerator(MotionConfig(w_dim=args.w_dim, noise_dim=args.w_dim, h_dim=args.h_dim, n_pca=args.n_pca,
-                                      w_residual=args.w_residual), basis.components, basis.stdev)
+                                      w_residual=args.w_residual, oscillators=int(extra.get("oscillators", 0))),
+                     basis.components, basis.stdev)
     s0 = measure(M0, G, basis, dirs, args.frames)
     e0, f0 = s0[0].on_span, s0[1]
     share = float(basis.stdev[dirs].square().sum() / basis.stdev[: args.n_pca].square().sum())
@@ -268,6 +269,12 @@ def main():
             if monitor:
                 line += f"  monitor {monitor['distance']:.3f}"
             print(line, flush=True)
+            if M.cfg.oscillators:  # the bank's largest movements, by the size of u_k
+                size = M.osc_move.detach().norm(dim=1)
+                top = size.argsort(descending=True)[:4].tolist()
+                r["oscillators"] = [[float(M.periods()[k]), float(size[k])] for k in top]
+                print("    oscillators (period: size) " + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in r["oscillators"]),
+                      flush=True)
             if sec > args.minutes * 60 and not curve[0].get("stopping"):
                 curve[0]["stopping"] = True
                 os.kill(os.getpid(), 2)  # SIGINT: the trainer saves and stops after this step

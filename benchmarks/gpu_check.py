@@ -748,9 +748,9 @@ def step_torchrun(ctx: Ctx) -> None:
         metrics = Path(os.environ["MOCOHD_HOME"]) / "runs" / name / "metrics.jsonl"
         if metrics.is_file():
             lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-            lines = [x for x in lines if "monitor" not in x and "eval" not in x]  # the loss lines: one per step
-            row["steps"] = len(lines)
-            its = [x["it_s"] for x in lines[1:] if "it_s" in x] or [x["it_s"] for x in lines if "it_s" in x]
+            lines = [x for x in lines if "it_s" in x]  # the loss records (--log-every 1: one per step)
+            row["steps"] = max((x.get("step", 0) for x in lines), default=0)
+            its = [x["it_s"] for x in lines[1:]] or [x["it_s"] for x in lines]
             if its:
                 row["it_s"] = statistics.median(its)
         if rc != 0:

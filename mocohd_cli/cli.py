@@ -201,6 +201,8 @@ def _info_table(m) -> None:
     if m.kind == "motion" and "n_pca" in cfg:
         rows.append(("motion", f"w {cfg.get('w_dim')}, {cfg['n_pca']} PCA directions, LSTM {cfg.get('h_dim')}, "
                                f"step weight {cfg.get('w_residual')}"))
+        if cfg.get("oscillators"):
+            rows.append(("oscillators", _oscillator_row(m)))
     if m.kind == "latent":
         rows.append(("latent", f"{cfg.get('count')} x {cfg.get('num_ws')} w's of size {cfg.get('w_dim')} (space "
                                f"{cfg.get('space')}), noise maps {'stored' if cfg.get('noise') else 'none'}; "
@@ -221,6 +223,12 @@ def _info_table(m) -> None:
     for k, v in rows:
         table.add_row(k, str(v))
     out.print(table)
+
+
+def _oscillator_row(m) -> str:
+    """The oscillator bank of a motion model: its size and largest movements."""
+    return (f"{len(m.oscillators)}, largest (period in frames: size in stdevs) "
+            + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in m.oscillators[:4]))
 
 
 def _stylegan3_rows(cfg: dict) -> list[tuple[str, str]]:
@@ -771,7 +779,11 @@ def train(
     h_dim: int = typer.Option(TrainConfig.h_dim, "--h-dim", help="LSTM hidden size."),
     noise_dim: Optional[int] = typer.Option(None, "--noise-dim", help="Size of the motion noise fed at each step "
                                             "(default: the generator's w size, as the authors)."),
-    w_residual: float = typer.Option(TrainConfig.w_residual, "--w-residual", help="Step weight lambda."),
+    w_residual: float = typer.Option(TrainConfig.w_residual, "--w-residual", help="Step weight lambda (0 with "
+                                     "--oscillators: only the oscillators move)."),
+    oscillators: int = typer.Option(TrainConfig.oscillators, "--oscillators", help="Oscillator bank of the motion model: "
+                                    "K movements with learned periods and independent random phases (0: the authors' "
+                                    "LSTM alone; see README, 'Several movements at once')."),
     w_match: float = typer.Option(TrainConfig.w_match, "--w-match", help="Feature-matching weight (cross-domain)."),
     w_mutual: float = typer.Option(TrainConfig.w_mutual, "--w-mutual", help="Motion-diversity (mutual information) weight."),
     w_spectrum: float = typer.Option(TrainConfig.w_spectrum, "--w-spectrum", help="Temporal-spectrum matching weight "

@@ -12,7 +12,7 @@ image generator: ``models.pca``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -151,6 +151,7 @@ class ModelInfo:
     file_sha256: str
     file_size: int
     image: dict  # motion / pca: the image generator's identity (image_name, image_sha256), {} if unknown
+    oscillators: list = field(default_factory=list)  # motion: the bank's (period in frames, size in stdevs), largest first
 
 
 def describe(name_or_path: str | os.PathLike, kind: str | None = None) -> ModelInfo:
@@ -165,5 +166,15 @@ def describe(name_or_path: str | os.PathLike, kind: str | None = None) -> ModelI
         name=r.name, origin=r.origin, path=r.path, format=file_format, kind=m.kind, family=m.family, config=m.config,
         source=m.source, parameters=params, weights_sha256=_identity(r.name, m)["weights_sha256"],
         file_sha256=canonical.file_sha256(r.path), file_size=r.path.stat().st_size, image=m.image,
+        oscillators=_oscillators(m.tensors),
     )
+
+
+def _oscillators(tensors: dict) -> list[tuple[float, float]]:
+    """A motion model's oscillator bank as (period in frames, size of its movement in stdevs), largest first."""
+    if "osc_log_period" not in tensors:
+        return []
+    periods = tensors["osc_log_period"].double().exp().tolist()
+    sizes = tensors["osc_move"].double().norm(dim=1).tolist()
+    return sorted(zip(periods, sizes), key=lambda ps: -ps[1])
 

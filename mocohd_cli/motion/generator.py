@@ -7,6 +7,22 @@ generator's principal directions (SPEC section 5).
     w_t      = w_{t-1} + lambda * r_t (V * s)                 V: [n_pca, w_dim] directions, s: stdev
     e_rec_t  = fc2(relu(fc1([h_t, c_t])))                     reconstructs eps_t (diversity loss)
 
+With ``oscillators`` K > 0 (our extension; 0 is the authors' model) a bank of
+K oscillators adds independent periodic movements to the walk:
+
+    o_t = sum_k sin(2 pi t / P_k + phi_k) u_k                [n_pca], t = 0..n-1
+    w_t = w_{t-1} + lambda * r_t (V * s) + (o_t - o_{t-1}) (V * s)
+
+Each oscillator has a learned period P_k (initialised log-spaced over
+[osc_min_period, osc_max_period] frames) and a learned movement u_k in PCA
+coordinates (stdevs). Its phase phi_k is drawn per video, uniform on
+[0, 2 pi): the normal CDF of the first step's noise eps_1[k], so the noise
+the callers already draw decides it and a seed gives the same video. This is
+the spectral picture of stationary motion (a sum of sinusoids with
+independent random phases): movements at different periods stay independent
+of each other, which one recurrent oscillator cannot represent (see
+``benchmarks/RESULTS.md``, "Several movements at once").
+
 The PCA directions travel with the model (buffers, with the mean of w they
 were fitted around), so a motion file is self-contained; ``retarget`` swaps
 in another generator's basis for cross-domain synthesis (direction k ->
@@ -19,6 +35,7 @@ official state dict (``enc_cell``, ``cell``, ``w``, ``b``, ``fc1``, ``fc2``).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -38,12 +55,18 @@ class MotionConfig(DictConfig):
     h_dim: int = 384
     n_pca: int = 384
     w_residual: float = 0.2  # lambda, the step weight
+    oscillators: int = 0  # K, the oscillator bank's size (0: the authors' model)
+    osc_min_period: float = 3.0  # the bank's initial periods, in frames, log-spaced over [min, max]
+    osc_max_period: float = 32.0
 
     def __post_init__(self):  # UsageError for a value out of range
         for name in ("w_dim", "noise_dim", "h_dim"):
             check_int(getattr(self, name), name)
         check_int(self.n_pca, "n_pca", hi=self.w_dim)
         check_real(self.w_residual, "w_residual")
+        check_int(self.oscillators, "oscillators", lo=0, hi=self.noise_dim)  # phases come from eps_1[:K]
+        check_real(self.osc_min_period, "osc_min_period", lo=2.0)
+        check_real(self.osc_max_period, "osc_max_period", lo=self.osc_min_period, hi=1e6)
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every tensor in the motion generator's state dict (nothing is allocated)."""
@@ -54,6 +77,9 @@ class MotionConfig(DictConfig):
         out.update({"w": (h, self.n_pca), "b": (self.n_pca,), "fc1.weight": (n, 2 * h), "fc1.bias": (n,),
                     "fc2.weight": (n, n), "fc2.bias": (n,), "pca_components": (self.n_pca, self.w_dim),
                     "pca_stdev": (self.n_pca,), "pca_mean": (self.w_dim,)})
+        if self.oscillators:
+            k = self.oscillators
+            out.update({"osc_log_period": (k,), "osc_move": (k, self.n_pca)})
         return out
 
 
@@ -62,11 +88,16 @@ OPTIONAL = ("pca_mean",)  # state entries files written before they existed lack
 
 @dataclass
 class MotionState:
-    """Where an unrolled trajectory stands: LSTM state and the last w."""
+    """Where an unrolled trajectory stands: LSTM state, the last w and, with oscillators,
+    the frame index, the videos' phases and the last oscillator offset (None before the
+    first step has drawn the phases)."""
 
     h: torch.Tensor  # [B, h_dim]
     c: torch.Tensor  # [B, h_dim]
     w: torch.Tensor  # [B, w_dim]
+    t: int = 0  # frames after the first
+    phase: torch.Tensor | None = None  # [B, K]
+    osc: torch.Tensor | None = None  # [B, n_pca], o_t of the last frame
 
 
 class MotionGenerator(nn.Module):
@@ -84,6 +115,9 @@ class MotionGenerator(nn.Module):
         self.b = nn.Parameter(torch.empty(cfg.n_pca))
         self.fc1 = nn.Linear(2 * cfg.h_dim, cfg.noise_dim)
         self.fc2 = nn.Linear(cfg.noise_dim, cfg.noise_dim)
+        if cfg.oscillators:
+            self.osc_log_period = nn.Parameter(torch.empty(cfg.oscillators))
+            self.osc_move = nn.Parameter(torch.empty(cfg.oscillators, cfg.n_pca))
         self.register_buffer("pca_components", torch.zeros(cfg.n_pca, cfg.w_dim))
         self.register_buffer("pca_stdev", torch.zeros(cfg.n_pca))
         self.register_buffer("pca_mean", torch.zeros(cfg.w_dim))  # the mean of w the basis was fitted around
@@ -112,6 +146,10 @@ class MotionGenerator(nn.Module):
             init.orthogonal_(fc.weight)
         init.normal_(self.w, std=0.02)
         init.zeros_(self.b)
+        if self.cfg.oscillators:
+            lo, hi = math.log(self.cfg.osc_min_period), math.log(self.cfg.osc_max_period)
+            self.osc_log_period.data.copy_(torch.linspace(lo, hi, self.cfg.oscillators))
+            init.normal_(self.osc_move, std=0.02)
 
     def set_basis(self, components: torch.Tensor, stdev: torch.Tensor, mean: torch.Tensor | None = None) -> None:
         """Use the first n_pca rows of ``components`` [k, w_dim] and ``stdev`` [k]; ``mean`` [w_dim]:
@@ -179,7 +217,8 @@ class MotionGenerator(nn.Module):
         """eps for ``steps`` steps, [batch, steps, noise_dim]; drawn step by step on
         the CPU, so a seed gives the same noise whatever the device or chunking."""
         eps = [torch.randn(batch, self.cfg.noise_dim, generator=generator) for _ in range(steps)]
-        return torch.stack(eps, dim=1).to(self.pca_components.device)
+        eps = torch.stack(eps, dim=1) if eps else torch.zeros(batch, 0, self.cfg.noise_dim)
+        return eps.to(self.pca_components.device)
 
     def unroll(self, state: MotionState, steps: int, eps: torch.Tensor | None = None, generator=None):
         """Advance ``steps`` frames. Returns (ws [B, steps, w_dim], eps, hc [B, steps, 2 h_dim], new state)."""
@@ -190,17 +229,37 @@ class MotionGenerator(nn.Module):
             raise UsageError(f"eps must be [{batch}, {steps}, {self.cfg.noise_dim}], got {list(eps.shape)}")
         step_basis = self.pca_components * self.pca_stdev[:, None]  # [n_pca, w_dim]
         h, c, w = state.h, state.c, state.w
+        phase, osc = state.phase, state.osc
+        if self.cfg.oscillators and steps and phase is None:  # the first step: the videos' phases, o_0
+            phase = 2 * math.pi * torch.special.ndtr(eps[:, 0, : self.cfg.oscillators])
+            osc = self.oscillation(state.t, phase)
         ws, hcs = [], []
         for t in range(steps):
             h, c = self.cell(eps[:, t], (h, c))
             r = torch.tanh(h @ self.w + self.b)
-            w = w + self.cfg.w_residual * (r @ step_basis)
+            step = self.cfg.w_residual * r
+            if phase is not None:
+                new = self.oscillation(state.t + t + 1, phase)
+                step, osc = step + (new - osc), new
+            w = w + step @ step_basis
             ws.append(w)
             hcs.append(torch.cat([h, c], dim=1))
         empty = state.w.new_zeros(batch, 0, self.cfg.w_dim)
         ws_t = torch.stack(ws, dim=1) if ws else empty
         hc_t = torch.stack(hcs, dim=1) if hcs else state.w.new_zeros(batch, 0, 2 * self.cfg.h_dim)
-        return ws_t, eps, hc_t, MotionState(h, c, w)
+        return ws_t, eps, hc_t, MotionState(h, c, w, state.t + steps, phase, osc)
+
+    def oscillation(self, t: int, phase: torch.Tensor) -> torch.Tensor:
+        """The oscillator bank's offset at frame ``t`` in PCA coordinates [B, n_pca]:
+        sum_k sin(2 pi t / P_k + phase_k) u_k (the angle in float64: long videos keep their phase)."""
+        angle = (2 * math.pi * t) * torch.exp(-self.osc_log_period.double()) + phase.double()  # [B, K]
+        return torch.sin(angle).to(self.osc_move.dtype) @ self.osc_move
+
+    def periods(self) -> torch.Tensor:
+        """The oscillators' periods in frames [K] (empty for the authors' model)."""
+        if not self.cfg.oscillators:
+            return torch.zeros(0)
+        return self.osc_log_period.detach().exp()
 
     def reconstruct_eps(self, hc: torch.Tensor) -> torch.Tensor:  # [..., 2 h_dim] -> [..., noise_dim]
         return self.fc2(torch.relu(self.fc1(hc)))

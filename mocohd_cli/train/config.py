@@ -146,6 +146,7 @@ class TrainConfig(RunSettings):
     h_dim: int = MotionConfig.h_dim
     noise_dim: int | None = None  # size of the motion noise eps; default: the generator's w size (official)
     w_residual: float = MotionConfig.w_residual
+    oscillators: int = MotionConfig.oscillators  # the motion model's oscillator bank (0: the authors' model)
     w_match: float = 1.0
     w_mutual: float = 1.0
     w_spectrum: float = 0.0  # temporal-spectrum matching of fake and real clips (0: off, as the official recipe)
@@ -179,14 +180,17 @@ class TrainConfig(RunSettings):
             object.__setattr__(self, "classes", [self.classes])
         check_settings(self, dict(steps=1, epochs=1, batch=1, frames=2, time_step=1, frame_size=4, g_steps=1, n_pca=1,
                                   h_dim=1, noise_dim=1, dv_channels=1, dv_mbstd=0, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
-                                  pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0),
-                       positive=("lr", "w_residual", "moco_temperature", "truncation"),
-                       nonnegative=("w_match", "w_mutual", "w_spectrum", "gp_weight", "moco_momentum"),
+                                  pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0, oscillators=0),
+                       positive=("lr", "moco_temperature", "truncation") + (() if self.oscillators else ("w_residual",)),
+                       nonnegative=("w_match", "w_mutual", "w_spectrum", "gp_weight", "moco_momentum", "w_residual"),
                        choices={"domain": ("cross", "in"), "monitor": (True, False),
                                 "keep_best": (True, False)})
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
         if self.moco_momentum > 1:
             raise UsageError(f"{setting('moco_momentum')} must be in [0, 1], got {self.moco_momentum}")
+        if self.noise_dim is not None and self.oscillators > self.noise_dim:
+            raise UsageError(f"{setting('oscillators')} must be at most {setting('noise_dim')} (each oscillator's phase "
+                             f"comes from one noise value), got {self.oscillators} > {self.noise_dim}")
 
 
 @dataclass

@@ -167,13 +167,14 @@ def _motion_generator(cfg: TrainConfig, G, run: Run) -> MotionGenerator:
         check_pair(M, G, cfg.classes, cfg.truncation)
         M = M.retarget(basis.components, basis.stdev, basis.mean)
         cfg.n_pca, cfg.h_dim, cfg.w_residual = M.cfg.n_pca, M.cfg.h_dim, M.cfg.w_residual
-        cfg.noise_dim = M.cfg.noise_dim
+        cfg.noise_dim, cfg.oscillators = M.cfg.noise_dim, M.cfg.oscillators
         return M.requires_grad_(True).train()
     cfg.n_pca = cfg.n_pca or min(MotionConfig.n_pca, G.w_dim, basis.components.shape[0])
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
-    cfg.noise_dim = cfg.noise_dim or G.w_dim
+    cfg.noise_dim = cfg.noise_dim or max(G.w_dim, cfg.oscillators)  # the authors': w size
     return MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=cfg.noise_dim, h_dim=cfg.h_dim, n_pca=cfg.n_pca,
-                                        w_residual=cfg.w_residual), basis.components, basis.stdev, basis.mean)
+                                        w_residual=cfg.w_residual, oscillators=cfg.oscillators),
+                           basis.components, basis.stdev, basis.mean)
 
 
 def _write_samples(gan: MotionGAN, G, path: Path, cfg: TrainConfig) -> Path:

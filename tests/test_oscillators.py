@@ -1,0 +1,218 @@
+"""The motion model's oscillator bank (MotionConfig.oscillators): its equations, phases drawn
+from the noise, streaming, files, retargeting, statistics and training with it."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from mocohd_cli import MocohdError
+from mocohd_cli.errors import UsageError
+from mocohd_cli.formats import canonical
+from mocohd_cli.models import describe
+from mocohd_cli.models.motion import load_motion, save_motion
+from mocohd_cli.motion import FAMILY, MotionConfig, MotionGenerator
+from mocohd_cli.motion.stats import motion_stats
+
+from .conftest import run
+from .test_motion import _basis
+
+CFG = MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6, w_residual=0.3, oscillators=4)
+
+
+def _model(seed=0, cfg=CFG):
+    torch.manual_seed(seed)
+    comps, stdev = _basis(seed)
+    M = MotionGenerator(cfg, comps, stdev)
+    with torch.no_grad():
+        M.osc_move.normal_(0, 0.5)  # movements large enough to matter
+    return M
+
+
+def _bank(periods, moves, cfg=CFG):
+    """A model that moves by its oscillators alone (lambda 0): given periods [K] and movements [K, n_pca]."""
+    M = _model(cfg=MotionConfig(**{**cfg.to_dict(), "w_residual": 0.0, "oscillators": len(periods)}))
+    with torch.no_grad():
+        M.osc_log_period.copy_(torch.tensor(periods).log())
+        M.osc_move.copy_(torch.as_tensor(moves))
+    return M
+
+
+def test_the_bank_moves_by_its_sinusoids_with_phases_from_the_first_noise():
+    moves = torch.zeros(2, 6)
+    moves[0, 1], moves[1, 4] = 0.7, 1.5
+    M = _bank([5.0, 11.0], moves)
+    w1, eps = torch.randn(3, 12), torch.randn(3, 19, 10)
+    with torch.no_grad():
+        ws = M(w1, 20, eps=eps)
+    coords = (ws - w1[:, None]) @ M.pca_components.T / M.pca_stdev  # [B, T, n_pca], in stdevs
+    t = torch.arange(20, dtype=torch.float64)[None, :, None]
+    phase = 2 * math.pi * torch.special.ndtr(eps[:, 0, :2].double())[:, None]  # uniform phases from eps_1[:K]
+    want = torch.sin(2 * math.pi * t / torch.tensor([5.0, 11.0], dtype=torch.float64) + phase) - torch.sin(phase)
+    want = want @ moves.double()
+    torch.testing.assert_close(coords.double(), want, rtol=0, atol=2e-5)
+    assert torch.equal(ws[:, 0], w1)
+
+
+def test_the_lstm_steps_and_the_bank_add_up():
+    M = _model()
+    w1, eps = torch.randn(2, 12), torch.randn(2, 9, 10)
+    with torch.no_grad():
+        ws = M(w1, 10, eps=eps)
+        plain = MotionGenerator(MotionConfig(**{**CFG.to_dict(), "oscillators": 0}))
+        plain.load_state_dict({k: v for k, v in M.state_dict().items() if not k.startswith("osc_")})
+        lstm_only = plain(w1, 10, eps=eps)
+        bank = MotionGenerator(MotionConfig(**{**CFG.to_dict(), "w_residual": 0.0}))
+        bank.load_state_dict(M.state_dict())
+        bank_only = bank(w1, 10, eps=eps)
+    torch.testing.assert_close(ws - w1[:, None], (lstm_only - w1[:, None]) + (bank_only - w1[:, None]),
+                               rtol=1e-4, atol=1e-5)
+    assert (bank_only - w1[:, None]).abs().max() > 0.1 and (lstm_only - w1[:, None]).abs().max() > 0.01
+
+
+def test_streaming_in_chunks_equals_one_unroll_and_seeds_repeat():
+    M = _model()
+    w1 = torch.randn(2, 12)
+    with torch.no_grad():
+        whole = M(w1, 40, generator=torch.Generator().manual_seed(3))
+        state, parts, gen = M.start(w1), [w1[:, None]], torch.Generator().manual_seed(3)
+        for steps in (1, 0, 7, 31):
+            ws, _, _, state = M.unroll(state, steps, generator=gen)
+            parts.append(ws)
+        other = M(w1, 40, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(torch.cat(parts, 1), whole, rtol=1e-5, atol=1e-5)
+    assert state.t == 39 and state.phase.shape == (2, 4)
+    assert not torch.allclose(whole, other)
+
+
+def test_independent_movements_measure_as_independent():
+    """Three oscillators along three directions: the statistics find each one's period and no
+    coherence between them, unlike one recurrent oscillator driving all three."""
+    moves = torch.zeros(3, 6)
+    moves[0, 0], moves[1, 2], moves[2, 4] = 0.4, 0.8, 1.3
+    M = _bank([5.0, 8.0, 12.0], moves)
+    with torch.no_grad():
+        ws = M(torch.randn(512, 12), 48, generator=torch.Generator().manual_seed(0))
+    s = motion_stats(ws, M.pca_components[[0, 2, 4]])
+    assert s.on_span == pytest.approx(1.0, abs=1e-4)
+    torch.testing.assert_close(s.periods, torch.tensor([5.0, 8.0, 12.0], dtype=s.periods.dtype), rtol=0.05, atol=0)
+    assert s.to_dict()["max_coherence"] < 0.15
+
+
+def test_gradients_reach_the_periods_and_movements():
+    M = _model()
+    ws = M(torch.randn(4, 12), 12, generator=torch.Generator().manual_seed(0))
+    ws.square().sum().backward()
+    assert M.osc_log_period.grad.abs().min() > 0 and M.osc_move.grad.abs().sum() > 0
+
+
+def test_initial_periods_span_the_configured_range():
+    M = MotionGenerator(MotionConfig(w_dim=12, noise_dim=16, h_dim=8, n_pca=6, oscillators=16,
+                                     osc_min_period=3.0, osc_max_period=32.0))
+    p = M.periods()
+    assert p[0] == pytest.approx(3.0) and p[-1] == pytest.approx(32.0) and (p[1:] / p[:-1]).std() < 1e-5
+    assert 0.005 < M.osc_move.std() < 0.05  # small movements: training decides which oscillators move
+    assert MotionGenerator(MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6)).periods().numel() == 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"oscillators": 11}, "oscillators must be in 0..10"),  # phases come from the first noise vector
+    ({"oscillators": -1}, "oscillators must be in 0..10"),
+    ({"osc_min_period": 1.5}, "osc_min_period must be >= 2.0"),
+    ({"osc_max_period": 2.5}, "osc_max_period must be >= 3.0"),
+])
+def test_bad_settings_are_one_line(change, message):
+    with pytest.raises(UsageError, match=message):
+        MotionConfig(**{**CFG.to_dict(), **change})
+
+
+def test_files_round_trip_retarget_and_info(tmp_path, capsys):
+    M = _model()
+    path = tmp_path / "osc.safetensors"
+    save_motion(path, M)
+    M2 = load_motion(path)
+    assert M2.cfg == M.cfg
+    for k, v in M.state_dict().items():
+        assert torch.equal(v, M2.state_dict()[k]), k
+    assert CFG.state_shapes() == {k: tuple(v.shape) for k, v in M.state_dict().items()}
+    w1 = torch.randn(2, 12)
+    with torch.no_grad():  # retargeted: the same PCA coordinates along the other basis
+        comps, stdev = _basis(seed=5)
+        M3 = M.retarget(comps, stdev * 2)
+        eps = torch.randn(2, 11, 10)
+        a, b = M(w1, 12, eps=eps), M3(w1, 12, eps=eps)
+    da = (a - w1[:, None]) @ M.pca_components.T / M.pca_stdev
+    db = (b - w1[:, None]) @ M3.pca_components.T / M3.pca_stdev
+    torch.testing.assert_close(da, db, rtol=1e-4, atol=1e-4)
+    info = describe(path)
+    assert len(info.oscillators) == 4 and info.oscillators[0][1] >= info.oscillators[-1][1]
+    code, out, _ = run(capsys, "info", str(path))
+    assert code == 0 and "oscillators" in out and "period in frames" in out
+    # a file whose bank is missing a tensor is refused with one line, before building
+    bad = tmp_path / "bad.safetensors"
+    canonical.save_model(bad, {k: v for k, v in M.state_dict().items() if k != "osc_move"}, kind="motion",
+                         family=FAMILY, config=M.cfg.to_dict())
+    with pytest.raises(MocohdError, match="osc_move"):
+        load_motion(bad)
+
+
+# ---------------------------------------------------------------- training with the bank
+
+from mocohd_cli.train import TrainConfig, train  # noqa: E402
+
+from . import test_train  # noqa: E402
+
+setup = test_train.setup  # the fixture: a tiny frozen generator (16 px, w 32) and 3 videos of a moving bar
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("domain", ["in", "cross"])
+def test_training_with_oscillators_exports_the_bank_and_fine_tunes_it(setup, domain):
+    r = train(test_train.tiny(setup, name=f"osc-{domain}", domain=domain, oscillators=4, monitor=False))
+    M = load_motion(r.motion)
+    assert M.cfg.oscillators == 4 and M.osc_move.shape == (4, M.cfg.n_pca)
+    assert all(math.isfinite(v) for v in r.losses.values())
+    init = MotionGenerator(M.cfg)
+    assert not torch.equal(M.osc_move, init.osc_move)  # trained (a fresh model has other random movements)
+    if domain == "in":  # fine-tuning keeps the model's bank, whatever the default
+        r2 = train(test_train.tiny(setup, name="osc-tuned", steps=1, init="osc-in", monitor=False))
+        assert load_motion(r2.motion).cfg.oscillators == 4
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_default_is_the_authors_model_and_a_resume_keeps_the_bank(setup):
+    assert TrainConfig().oscillators == 0
+    r = train(test_train.tiny(setup, name="osc-resume", oscillators=4, monitor=False))
+    with pytest.raises(UsageError, match="cannot change oscillators"):
+        train(TrainConfig(name="osc-resume", steps=3, oscillators=8), resume=True)
+    r2 = train(TrainConfig(name="osc-resume", steps=3), resume=True)
+    assert load_motion(r2.motion).cfg.oscillators == 4 and r2.step == 3
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_command_line_trains_a_bank_and_info_shows_it(setup, capsys):
+    args = test_train._cli_args(setup, "osc-cli", 1, "--oscillators", "3", "--no-monitor")
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    assert load_motion("osc-cli").cfg.oscillators == 3
+    code, out, _ = run(capsys, "info", "osc-cli", "--kind", "motion")
+    assert code == 0 and "oscillators" in out and "3, largest" in out
+    gpath, _ = setup
+    out_dir = gpath.parent / "frames"
+    code, out, err = run(capsys, "render", str(out_dir), "--motion", "osc-cli", "--image", str(gpath), "-n", "12",
+                         "--format", "png", "--device", "cpu")
+    assert code == 0, err
+    assert len(list(out_dir.glob("*.png"))) == 12
+    code, _, err = run(capsys, *test_train._cli_args(setup, "osc-bad", 1, "--oscillators", "8", "--noise-dim", "4"))
+    assert code == 2 and err.count("\n") == 1 and "oscillators must be at most noise_dim" in err
+
+
+def test_training_settings_of_the_bank_are_checked():
+    with pytest.raises(UsageError, match=r"oscillators must be at most noise_dim \(--noise-dim\)"):
+        TrainConfig(oscillators=8, noise_dim=4)
+    with pytest.raises(UsageError, match=r"w_residual \(--w-residual\) must be a finite number > 0"):
+        TrainConfig(oscillators=0, w_residual=0.0)
+    TrainConfig(oscillators=4, w_residual=0.0)  # the bank alone
+    with pytest.raises(UsageError, match=r"oscillators must be a whole number >= 0"):
+        TrainConfig(oscillators=-1)
