@@ -102,6 +102,28 @@ def render_videos(G, ws, folder: Path, noise_seed: int):
             iio.imwrite(out / f"{i:04d}.png", f)
 
 
+def pixel_effects(G, basis, dirs, frame_size: int, videos: int = 64, seed: int = 7):
+    """Can the true directions be told apart in the training frames? For each, the change of the
+    frames (pooled to ``frame_size``) per stdev along it, by central differences at ``videos``
+    random w's (each with its own noise). Returns (mean norm per direction [K], mean cosine
+    between the directions' changes [K, K])."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    effects = []
+    with torch.no_grad():
+        for _ in range(videos):
+            w = G.mapping(torch.randn(1, G.z_dim, generator=g))
+            noise = G.synthesis.make_noise(1, generator=g)
+            d = basis.components[dirs] * basis.stdev[dirs, None] * 0.1  # [K, w_dim]: 0.1 stdev
+            x = G.synthesis(torch.cat([w + d, w - d]), noise=noise)
+            x = F.interpolate(x, size=(frame_size, frame_size), mode="area").flatten(1)
+            effects.append((x[: len(dirs)] - x[len(dirs):]) / 0.2)  # [K, pixels] per stdev
+    e = torch.stack(effects)  # [videos, K, pixels]
+    unit = e / e.norm(dim=2, keepdim=True)
+    return e.norm(dim=2).mean(0), torch.einsum("vkp,vjp->kj", unit, unit) / len(effects)
+
+
 def measure(M, G, basis, dirs, frames: int, videos: int = 256, seed: int = 123):
     """The motion statistics (``mocohd_cli.motion.stats``) of M's trajectories along the true directions."""
     g = torch.Generator().manual_seed(seed)
@@ -197,6 +219,8 @@ def main():
     ap.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                     help="any other TrainConfig setting, e.g. g_steps=1 (repeatable; for ablations)")
     ap.add_argument("--json", type=Path, help="write the curve here")
+    ap.add_argument("--pixel-effects", action="store_true", help="only print how the true directions change the "
+                    "training frames (size per stdev, cosines between them), then stop")
     args = ap.parse_args()
     case = CASES[args.case]
     dirs = [int(d) for d in (args.dirs or case["dirs"]).split(",")]
@@ -218,6 +242,12 @@ def main():
     canonical.save_model(gpath, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
     basis = fit_pca(G, samples=50_000, batch=5000, seed=0)
 
+    if args.pixel_effects:
+        size, cos = pixel_effects(G, basis, dirs, args.frame_size)
+        print(f"directions {dirs}: frame change per stdev (mean |d frame|, {args.frame_size} px, [-1, 1]) "
+              f"{_fmt(size.tolist())}")
+        print("cosines between their frame changes:\n" + "\n".join(_fmt(r) for r in cos.tolist()))
+        return
     g = torch.Generator().manual_seed(args.seed + 1)
     with torch.no_grad():
         w1 = G.mapping(torch.randn(args.videos, G.z_dim, generator=g))

@@ -33,3 +33,21 @@ def test_latent_ablation_runs(tmp_path):
              "--batch", "4", tmp_path=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.count("\nstep ") == 2 and "coh" in p.stdout
+
+
+def test_latent_ablation_with_an_oscillator_bank(tmp_path):
+    p = _run("benchmarks/ablate_motion_latent.py", "--steps", "2", "--eval-every", "2", "--oscillators", "4",
+             "--w-residual", "0", "--freeze", "osc_log_period", "--batch", "4", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "oscillators (period: size)" in p.stdout and "3.00:" in p.stdout  # the frozen first period stays 3 frames
+
+
+def test_pixel_effects_of_a_direction_repeated_are_identical(tmp_path):
+    """The identifiability check: a direction listed twice has cosine 1 with itself and the same size."""
+    p = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--dirs", "1,3,1", "--pixel-effects",
+             "--threads", "1", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    sizes = [float(x) for x in lines[0].split("[")[-1].rstrip("]").split()]
+    cos = [[float(x) for x in line.strip("[]").split()] for line in lines[2:5]]
+    assert sizes[0] == sizes[2] > 0 and cos[0][2] == 1.0 and cos[0][0] == 1.0 and abs(cos[0][1]) < 0.9
