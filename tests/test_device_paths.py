@@ -61,12 +61,16 @@ def biggan(seed: int = 0) -> BigGANGenerator:
     return G
 
 
-def motion(G, seed: int = 0) -> MotionGenerator:
-    """A motion generator in G's w space, moving along an orthonormal basis."""
+def motion(G, seed: int = 0, oscillators: int = 0) -> MotionGenerator:
+    """A motion generator in G's w space, moving along an orthonormal basis (with an oscillator bank of
+    visible movements when ``oscillators``)."""
     torch.manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(G.w_dim, G.w_dim))
-    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=G.w_dim, h_dim=16, n_pca=8), q.T[:8].contiguous(),
-                        torch.linspace(2.0, 0.5, 8))
+    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=G.w_dim, h_dim=16, n_pca=8, oscillators=oscillators),
+                        q.T[:8].contiguous(), torch.linspace(2.0, 0.5, 8))
+    if oscillators:
+        with torch.no_grad():
+            M.osc_move.normal_(0, 0.5)
     return M.eval().requires_grad_(False)
 
 
@@ -141,9 +145,10 @@ def test_biggan_synthesis_matches_cpu(dev):
 # ---------------------------------------------------------------------------- motion, rendering, PCA
 
 
-def test_motion_unroll_matches_cpu(dev):
+@pytest.mark.parametrize("oscillators", [0, 4], ids=["authors", "bank"])
+def test_motion_unroll_matches_cpu(dev, oscillators):
     G = stylegan2(16)
-    M = motion(G)
+    M = motion(G, oscillators=oscillators)
     w1 = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(3)))
     eps = M.draw_eps(2, 7, torch.Generator().manual_seed(4))
     ref, ref_eps, ref_rec = M(w1, 8, eps=eps, return_eps=True)

@@ -251,8 +251,10 @@ class MotionGenerator(nn.Module):
 
     def oscillation(self, t: int, phase: torch.Tensor) -> torch.Tensor:
         """The oscillator bank's offset at frame ``t`` in PCA coordinates [B, n_pca]:
-        sum_k sin(2 pi t / P_k + phase_k) u_k (the angle in float64: long videos keep their phase)."""
-        angle = (2 * math.pi * t) * torch.exp(-self.osc_log_period.double()) + phase.double()  # [B, K]
+        sum_k sin(2 pi t / P_k + phase_k) u_k (the angle in float64, so long videos keep their phase;
+        float32 on MPS, which has no float64)."""
+        dt = torch.float32 if phase.device.type == "mps" else torch.float64
+        angle = (2 * math.pi * t) * torch.exp(-self.osc_log_period.to(dt)) + phase.to(dt)  # [B, K]
         return torch.sin(angle).to(self.osc_move.dtype) @ self.osc_move
 
     def periods(self) -> torch.Tensor:
