@@ -237,11 +237,10 @@ class MotionGenerator(nn.Module):
         for t in range(steps):
             h, c = self.cell(eps[:, t], (h, c))
             r = torch.tanh(h @ self.w + self.b)
-            step = self.cfg.w_residual * r
+            w = w + self.cfg.w_residual * (r @ step_basis)  # the authors' step, bit for bit
             if phase is not None:
                 new = self.oscillation(state.t + t + 1, phase)
-                step, osc = step + (new - osc), new
-            w = w + step @ step_basis
+                w, osc = w + (new - osc) @ step_basis, new
             ws.append(w)
             hcs.append(torch.cat([h, c], dim=1))
         empty = state.w.new_zeros(batch, 0, self.cfg.w_dim)
