@@ -111,6 +111,10 @@ def open_run(cfg: RunSettings, resume: bool = False, force: bool = False,
             raise UsageError(f"batch ({cfg.batch}) must be a multiple of the number of processes ({dist.world})")
         enable_tf32(dist.device)
         yield Run(cfg, folder, dist, emit, checkpoint)
+        # A run that ended well: every process leaves together. One that closed gloo while
+        # process 0 still wrote its last sample was aborted ("terminate called without an
+        # active exception"); on an error no barrier, a stopped peer would never reach it.
+        dist.barrier()
     finally:
         dist.close()
 
