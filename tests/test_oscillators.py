@@ -1,7 +1,6 @@
 """The motion model's oscillator bank (MotionConfig.oscillators): its equations, phases drawn
 from the noise, streaming, files, retargeting, statistics and training with it."""
 
-import json
 import math
 
 import pytest
@@ -183,7 +182,7 @@ def test_training_with_oscillators_exports_the_bank_and_fine_tunes_it(setup, dom
 @pytest.mark.usefixtures("one_thread")
 def test_the_default_is_the_authors_model_and_a_resume_keeps_the_bank(setup):
     assert TrainConfig().oscillators == 0
-    r = train(test_train.tiny(setup, name="osc-resume", oscillators=4, monitor=False))
+    train(test_train.tiny(setup, name="osc-resume", oscillators=4, monitor=False))
     with pytest.raises(UsageError, match="cannot change oscillators"):
         train(TrainConfig(name="osc-resume", steps=3, oscillators=8), resume=True)
     r2 = train(TrainConfig(name="osc-resume", steps=3), resume=True)
