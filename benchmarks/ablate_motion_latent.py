@@ -150,9 +150,8 @@ def main():
                   f"(err {r['share_error']:.2f})  periods {bench._fmt(r['periods'])} (err {r['period_error']:.0%})  "
                   f"coh {r['coherence']:.2f}", flush=True)
             if args.oscillators:
-                size = M.osc_move.detach().norm(dim=1)
-                top = size.argsort(descending=True)[:5]
-                print("    oscillators (period: size): " + ", ".join(f"{M.periods()[k]:.2f}: {size[k]:.2f}" for k in top.tolist()), flush=True)
+                print("    oscillators (period: size): " + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in M.bank()[:5]),
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -300,9 +300,7 @@ def main():
                 line += f"  monitor {monitor['distance']:.3f}"
             print(line, flush=True)
             if M.cfg.oscillators:  # the bank's largest movements, by the size of u_k
-                size = M.osc_move.detach().norm(dim=1)
-                top = size.argsort(descending=True)[:4].tolist()
-                r["oscillators"] = [[float(M.periods()[k]), float(size[k])] for k in top]
+                r["oscillators"] = [list(ps) for ps in M.bank()[:4]]
                 print("    oscillators (period: size) " + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in r["oscillators"]),
                       flush=True)
             if sec > args.minutes * 60 and not curve[0].get("stopping"):

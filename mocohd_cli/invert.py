@@ -178,10 +178,11 @@ def check_options(steps, space, loss, lr=INITIAL_LR, seed=0) -> None:
         raise UsageError(f"seed must be a whole number in 0..2^63-1, got {seed!r}")
 
 
-def check_generator(G, space: str = "w", classes=None, truncation: float = 1.0) -> str:
-    """G's family if ``invert`` can search its latents in ``space`` (see the module docstring:
-    StyleGAN2, StyleGAN3; BigGAN in space w only) with these start ``classes`` and this
-    ``truncation`` (both BigGAN's only), else a one-line error."""
+def check_generator(G, space: str = "w", classes=None, truncation: float = 1.0) -> tuple[str, list[int]]:
+    """(G's family, the start classes as numbers) if ``invert`` can search its latents in ``space``
+    (see the module docstring: StyleGAN2, StyleGAN3; BigGAN in space w only) with these start
+    ``classes`` (numbers or ImageNet names) and this ``truncation`` (both BigGAN's only), else a
+    one-line error."""
     if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
         raise UsageError("G must be an image generator with mapping and synthesis (load_image_generator)")
     family = getattr(G, "family", "stylegan2")
@@ -189,11 +190,11 @@ def check_generator(G, space: str = "w", classes=None, truncation: float = 1.0) 
         raise MocohdError(f"inverting photos into a {family} generator is not supported (only {', '.join(FAMILIES)})")
     if family == "biggan-deep" and space == "w+":
         raise UsageError("space w+ has no meaning for BigGAN (one w, from z, feeds every block): use space w")
-    check_pair(None, G, classes, truncation)  # MocohdError for classes of an unconditional G
+    numbers = check_pair(None, G, classes, truncation)  # MocohdError for classes of an unconditional G
     if family != "biggan-deep" and truncation != 1:
         raise UsageError(f"truncation is for BigGAN's inversion (its batch-norm statistics); a {family} latent is "
                          "found at truncation 1")
-    return family
+    return family, numbers
 
 
 def invert(
@@ -228,9 +229,8 @@ def invert(
     it got (``steps``, ``stopped``) and at which step each photo's best latent was seen.
     """
     check_options(steps, space, loss, lr, seed)
-    family = check_generator(G, space, classes, truncation)
+    family, start_classes = check_generator(G, space, classes, truncation)
     conditional = family == "biggan-deep"
-    start_classes = check_pair(None, G, classes, truncation)  # the class numbers (names parsed)
     device = next(G.parameters()).device
     target = as_images(images, G.resolution, device)
     n = target.shape[0]

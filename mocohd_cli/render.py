@@ -130,7 +130,7 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     if start is not None:
         check_start(start, G, labels)
     if G.c_dim and start is not None:  # BigGAN: each video shows its start latent's class vector
-        labels = start.classes[torch.arange(videos) % start.count]
+        labels = start.classes[start.of_videos(videos)]
     else:
         labels = video_classes(G, videos, seed, labels) if G.c_dim else None
     camera = check_camera(camera, G)
@@ -248,7 +248,7 @@ def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, d
             w1 = draw_w1(G, videos, z_gen, device)
             noise_of = VideoNoise(G, videos, noise, noise_gen, device)
         else:
-            pick = torch.arange(videos) % start.count
+            pick = start.of_videos(videos)
             base = start.ws[pick].to(device)
             layers = base if start.space == "w+" else None
             w1 = base.mean(1) if layers is not None else base[:, 0]  # w: every layer's w is this one
@@ -373,7 +373,7 @@ def render(
     if first is not None:
         check_start(first, G)
         if G.c_dim:  # BigGAN: each video shows its start latent's class vector
-            per_video = first.classes[torch.arange(videos) % first.count]
+            per_video = first.classes[first.of_videos(videos)]
             top = sorted({int(k) for k in first.classes.argmax(dim=1).tolist()})
             line = "class mix of the start latent(s), mostly " + ", ".join(describe_class(k, G.c_dim) for k in top[:8])
             if label_to is not None:

@@ -109,10 +109,13 @@ def test_gradients_reach_the_periods_and_movements():
 def test_initial_periods_span_the_configured_range():
     M = MotionGenerator(MotionConfig(w_dim=12, noise_dim=16, h_dim=8, n_pca=6, oscillators=16,
                                      osc_min_period=3.0, osc_max_period=32.0))
-    p = M.periods()
+    p = M.osc_log_period.detach().exp()
     assert p[0] == pytest.approx(3.0) and p[-1] == pytest.approx(32.0) and (p[1:] / p[:-1]).std() < 1e-5
     assert 0.005 < M.osc_move.std() < 0.05  # small movements: training decides which oscillators move
-    assert MotionGenerator(MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6)).periods().numel() == 0
+    assert MotionGenerator(MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6)).bank() == []
+    bank = _model().bank()
+    assert len(bank) == 4 and sorted(p for p, _ in bank) == pytest.approx(_model().osc_log_period.detach().exp().tolist())
+    assert [z for _, z in bank] == sorted((z for _, z in bank), reverse=True)
 
 
 @pytest.mark.parametrize("change, message", [

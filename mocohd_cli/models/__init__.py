@@ -22,7 +22,7 @@ from ..detectors import FAMILIES as DETECTORS
 from ..errors import MocohdError, a
 from ..formats import ConvertedModel, canonical, checks, read_any, sniff
 from ..generators import build_generator
-from ..motion import MotionConfig
+from ..motion import MotionConfig, oscillator_bank
 from ..runtime import pick_device, tune_allocator
 from .detectors import build_from as build_detector_model
 from .motion import build_motion, import_official
@@ -166,15 +166,6 @@ def describe(name_or_path: str | os.PathLike, kind: str | None = None) -> ModelI
         name=r.name, origin=r.origin, path=r.path, format=file_format, kind=m.kind, family=m.family, config=m.config,
         source=m.source, parameters=params, weights_sha256=_identity(r.name, m)["weights_sha256"],
         file_sha256=canonical.file_sha256(r.path), file_size=r.path.stat().st_size, image=m.image,
-        oscillators=_oscillators(m.tensors),
+        oscillators=oscillator_bank(m.tensors),
     )
-
-
-def _oscillators(tensors: dict) -> list[tuple[float, float]]:
-    """A motion model's oscillator bank as (period in frames, size of its movement in stdevs), largest first."""
-    if "osc_log_period" not in tensors:
-        return []
-    periods = tensors["osc_log_period"].double().exp().tolist()
-    sizes = tensors["osc_move"].double().norm(dim=1).tolist()
-    return sorted(zip(periods, sizes), key=lambda ps: -ps[1])
 

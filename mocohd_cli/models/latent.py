@@ -98,6 +98,10 @@ class Latent:
     w_dim = property(lambda self: int(self.ws.shape[2]))
     family = property(lambda self: f"{self.generator}-w")  # the latent file's family
 
+    def of_videos(self, videos: int) -> torch.Tensor:
+        """Which latent starts each of ``videos`` videos (video v: latent v % count) [videos]."""
+        return torch.arange(videos) % self.count
+
     def config(self) -> dict:
         out = {**self.info, "space": self.space, "count": self.count, "num_ws": self.num_ws, "w_dim": self.w_dim,
                "resolution": self.resolution, "noise": self.noise is not None,

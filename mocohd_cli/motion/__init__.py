@@ -8,6 +8,6 @@ resolved by name in ``models.motion`` (``load_motion``, ``save_motion``);
 the official MoCoGAN-HD checkpoints in ``formats.mocogan_hd``.
 """
 
-from .generator import FAMILY, MotionConfig, MotionGenerator, MotionState
+from .generator import FAMILY, MotionConfig, MotionGenerator, MotionState, oscillator_bank
 
-__all__ = ["FAMILY", "MotionConfig", "MotionGenerator", "MotionState"]
+__all__ = ["FAMILY", "MotionConfig", "MotionGenerator", "MotionState", "oscillator_bank"]

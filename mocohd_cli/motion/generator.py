@@ -83,6 +83,16 @@ class MotionConfig(DictConfig):
         return out
 
 
+def oscillator_bank(tensors: dict) -> list[tuple[float, float]]:
+    """A motion model's oscillator bank from its tensors (a state dict or a file's): (period in
+    frames, size of its movement u_k in stdevs) per oscillator, largest first; [] for the authors' model."""
+    if "osc_log_period" not in tensors:
+        return []
+    periods = tensors["osc_log_period"].detach().double().exp().tolist()
+    sizes = tensors["osc_move"].detach().double().norm(dim=1).tolist()
+    return sorted(zip(periods, sizes), key=lambda ps: -ps[1])
+
+
 OPTIONAL = ("pca_mean",)  # state entries files written before they existed lack (then: unknown, zeros)
 
 
@@ -256,11 +266,9 @@ class MotionGenerator(nn.Module):
         angle = (2 * math.pi * t) * torch.exp(-self.osc_log_period.to(dt)) + phase.to(dt)  # [B, K]
         return torch.sin(angle).to(self.osc_move.dtype) @ self.osc_move
 
-    def periods(self) -> torch.Tensor:
-        """The oscillators' periods in frames [K] (empty for the authors' model)."""
-        if not self.cfg.oscillators:
-            return torch.zeros(0)
-        return self.osc_log_period.detach().exp()
+    def bank(self) -> list[tuple[float, float]]:
+        """The oscillator bank as (period in frames, size of its movement in stdevs), largest first."""
+        return oscillator_bank(self.state_dict())
 
     def reconstruct_eps(self, hc: torch.Tensor) -> torch.Tensor:  # [..., 2 h_dim] -> [..., noise_dim]
         return self.fc2(torch.relu(self.fc1(hc)))
