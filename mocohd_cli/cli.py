@@ -788,6 +788,9 @@ def train(
     w_mutual: float = typer.Option(TrainConfig.w_mutual, "--w-mutual", help="Motion-diversity (mutual information) weight."),
     w_spectrum: float = typer.Option(TrainConfig.w_spectrum, "--w-spectrum", help="Temporal-spectrum matching weight "
                                      "(0: off, as the authors; an ablation lever)."),
+    w_cross_spectrum: float = typer.Option(TrainConfig.w_cross_spectrum, "--w-cross-spectrum", help="Cross-spectral "
+                                           "density matching weight: what moves at which rhythm, against the real "
+                                           "clips' pixels (0: off, as the authors)."),
     gp_weight: float = typer.Option(TrainConfig.gp_weight, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
     dv_channels: int = typer.Option(TrainConfig.dv_channels, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
     dv_mbstd: int = typer.Option(TrainConfig.dv_mbstd, "--dv-mbstd", help="Minibatch-stddev group of the video "

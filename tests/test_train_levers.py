@@ -197,3 +197,23 @@ def test_lever_defaults_are_the_official_recipe():
     assert cfg.noise_dim is None and cfg.dv_mbstd == 0
     TrainConfig(noise_dim=1, dv_mbstd=0)  # the least values pass
     TrainConfig(noise_dim=None, dv_mbstd=8)
+
+
+# ---------------------------------------------------------------- cross-spectrum matching
+
+
+@pytest.mark.parametrize("domain", ["in", "cross"])
+def test_training_with_cross_spectrum_matching_runs(setup, domain):
+    r = train(tiny(setup, name=f"xspec-{domain}", domain=domain, steps=1, w_cross_spectrum=0.5, monitor=False))
+    assert r.step == 1 and "cross_spectrum" in r.losses
+    assert all(math.isfinite(v) for v in r.losses.values())
+    assert json.loads((r.run / "config.json").read_text())["w_cross_spectrum"] == 0.5
+    off = train(tiny(setup, name=f"plain-{domain}", domain=domain, steps=1, monitor=False))
+    assert "cross_spectrum" not in off.losses  # off by default, as the authors' recipe
+
+
+def test_cross_spectrum_weight_is_checked():
+    assert TrainConfig().w_cross_spectrum == 0.0
+    with pytest.raises(UsageError) as e:
+        TrainConfig(w_cross_spectrum=-1.0)
+    assert len(str(e.value).splitlines()) == 1 and "w_cross_spectrum (--w-cross-spectrum)" in str(e.value)

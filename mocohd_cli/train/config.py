@@ -150,6 +150,7 @@ class TrainConfig(RunSettings):
     w_match: float = 1.0
     w_mutual: float = 1.0
     w_spectrum: float = 0.0  # temporal-spectrum matching of fake and real clips (0: off, as the official recipe)
+    w_cross_spectrum: float = 0.0  # cross-spectral density matching: what moves at which rhythm (0: off, as the official recipe)
     gp_weight: float = 10.0
     dv_channels: int = patchgan.BASE_CHANNELS
     dv_mbstd: int = 0  # D_V's minibatch-stddev group (0: none, as the official model)
@@ -182,7 +183,7 @@ class TrainConfig(RunSettings):
                                   h_dim=1, noise_dim=1, dv_channels=1, dv_mbstd=0, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
                                   pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0, oscillators=0),
                        positive=("lr", "moco_temperature", "truncation") + (() if self.oscillators else ("w_residual",)),
-                       nonnegative=("w_match", "w_mutual", "w_spectrum", "gp_weight", "moco_momentum", "w_residual"),
+                       nonnegative=("w_match", "w_mutual", "w_spectrum", "w_cross_spectrum", "gp_weight", "moco_momentum", "w_residual"),
                        choices={"domain": ("cross", "in"), "monitor": (True, False),
                                 "keep_best": (True, False)})
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
