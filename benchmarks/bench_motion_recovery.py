@@ -133,6 +133,25 @@ def measure(M, G, basis, dirs, frames: int, videos: int = 256, seed: int = 123):
     return trajectory_stats(ws, basis.components[dirs])
 
 
+def parts(M, G, basis, dirs, frames: int) -> dict:
+    """With an oscillator bank: the motion of the LSTM's steps alone (the bank's movements
+    zeroed) and of the bank alone (lambda 0), each measured as ``measure`` does. Which part
+    moves which direction, and which part puts motion off the true span."""
+    import copy
+    import dataclasses
+
+    lstm, bank = copy.deepcopy(M), copy.deepcopy(M)
+    with torch.no_grad():
+        lstm.osc_move.zero_()
+    bank.cfg = dataclasses.replace(M.cfg, w_residual=0.0)
+    out = {}
+    for name, part in (("LSTM alone", lstm), ("bank alone", bank)):
+        s, _ = measure(part, G, basis, dirs, frames)
+        out[name] = {"energy": s.on_span, "step": s.step, "within": (s.shares / s.shares.sum().clamp(min=1e-300)).tolist(),
+                     "periods": s.periods.tolist()}
+    return out
+
+
 def trajectory_stats(ws, V):
     """(motion_stats of trajectories [B, T, w_dim] along V, the one dominant frequency of all of V)."""
     from mocohd_cli.motion.stats import dominant_frequency, motion_stats
@@ -303,6 +322,10 @@ def main():
                 r["oscillators"] = [list(ps) for ps in M.bank()[:4]]
                 print("    oscillators (period: size) " + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in r["oscillators"]),
                       flush=True)
+                r["parts"] = parts(M, G, basis, dirs, args.frames)
+                print("    " + ", ".join(f"{k}: energy {v['energy']:.1%}, rms step {v['step']:.3f}, shares "
+                                         f"{_fmt(v['within'])}, periods {_fmt(v['periods'], '.1f')}"
+                                         for k, v in r["parts"].items()), flush=True)
             if sec > args.minutes * 60 and not curve[0].get("stopping"):
                 curve[0]["stopping"] = True
                 os.kill(os.getpid(), 2)  # SIGINT: the trainer saves and stops after this step

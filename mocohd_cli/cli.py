@@ -791,6 +791,9 @@ def train(
     w_cross_spectrum: float = typer.Option(TrainConfig.w_cross_spectrum, "--w-cross-spectrum", help="Cross-spectral "
                                            "density matching weight: what moves at which rhythm, against the real "
                                            "clips' pixels (0: off, as the authors)."),
+    w_bank_energy: float = typer.Option(TrainConfig.w_bank_energy, "--w-bank-energy", help="Prior on the oscillator "
+                                        "bank's step energy: the smallest movements that make the video (needs "
+                                        "--oscillators; 0: off)."),
     gp_weight: float = typer.Option(TrainConfig.gp_weight, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
     dv_channels: int = typer.Option(TrainConfig.dv_channels, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
     dv_mbstd: int = typer.Option(TrainConfig.dv_mbstd, "--dv-mbstd", help="Minibatch-stddev group of the video "

@@ -106,6 +106,20 @@ def test_gradients_reach_the_periods_and_movements():
     assert M.osc_log_period.grad.abs().min() > 0 and M.osc_move.grad.abs().sum() > 0
 
 
+def test_bank_step_energy_is_the_mean_square_step_and_leaves_the_periods_alone():
+    M = _bank([3.0, 7.0, 19.0], torch.randn(3, 6, generator=torch.Generator().manual_seed(1)))
+    phase = torch.rand(20000, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2 * math.pi
+    with torch.no_grad():  # the mean over phases of |o_{t+1} - o_t|^2, in stdev^2, at any t
+        for t in (0, 5):
+            step = (M.oscillation(t + 1, phase) - M.oscillation(t, phase)).double().square().sum(dim=1).mean()
+            assert float(M.bank_step_energy()) == pytest.approx(float(step), rel=0.03)
+    want = sum(2 * math.sin(math.pi / p) ** 2 * float(u.square().sum()) for p, u in zip((3.0, 7.0, 19.0), M.osc_move))
+    assert float(M.bank_step_energy()) == pytest.approx(want, rel=1e-5)
+    M.bank_step_energy().backward()
+    assert M.osc_log_period.grad is None and M.osc_move.grad.abs().sum() > 0  # shrinks movements, never slows them
+    assert float(MotionGenerator(MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6)).bank_step_energy()) == 0
+
+
 def test_initial_periods_span_the_configured_range():
     M = MotionGenerator(MotionConfig(w_dim=12, noise_dim=16, h_dim=8, n_pca=6, oscillators=16,
                                      osc_min_period=3.0, osc_max_period=32.0))
@@ -218,3 +232,22 @@ def test_training_settings_of_the_bank_are_checked():
     TrainConfig(oscillators=4, w_residual=0.0)  # the bank alone
     with pytest.raises(UsageError, match=r"oscillators must be a whole number >= 0"):
         TrainConfig(oscillators=-1)
+    with pytest.raises(UsageError, match=r"w_bank_energy \(--w-bank-energy\) is a prior on the oscillator bank: "
+                                         r"it needs oscillators > 0"):
+        TrainConfig(w_bank_energy=0.1)
+    with pytest.raises(UsageError, match=r"w_bank_energy \(--w-bank-energy\) must be a finite number >= 0"):
+        TrainConfig(oscillators=4, w_bank_energy=-1.0)
+    assert TrainConfig().w_bank_energy == 0.0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_training_with_the_bank_energy_prior_shrinks_idle_movements(setup):
+    """A tiny in-domain run: the prior enters the motion loss (logged as bank_energy) and,
+    at a large weight over a few steps, the bank ends smaller than without it."""
+    sizes = {}
+    for w in (0.0, 100.0):
+        r = train(test_train.tiny(setup, name=f"bank-energy-{w:g}", steps=4, oscillators=4, w_bank_energy=w,
+                                  monitor=False))
+        assert ("bank_energy" in r.losses) == bool(w) and all(math.isfinite(v) for v in r.losses.values())
+        sizes[w] = float(load_motion(r.motion).osc_move.norm())
+    assert sizes[100.0] < sizes[0.0]

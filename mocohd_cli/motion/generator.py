@@ -266,6 +266,16 @@ class MotionGenerator(nn.Module):
         angle = (2 * math.pi * t) * torch.exp(-self.osc_log_period.to(dt)) + phase.to(dt)  # [B, K]
         return torch.sin(angle).to(self.osc_move.dtype) @ self.osc_move
 
+    def bank_step_energy(self) -> torch.Tensor:
+        """The bank's expected step energy per frame, in stdev^2 (a scalar): an oscillator moves
+        |sin(a + 2 pi / P) - sin(a)|^2 = 2 sin^2(pi / P) |u|^2 per frame on average over its phase.
+        The periods enter as constants, so a penalty on it shrinks movements without slowing them:
+        the prior of training's ``w_bank_energy`` (0 without a bank)."""
+        if not self.cfg.oscillators:
+            return self.fc2.weight.new_zeros(())
+        per_frame = 2 * torch.sin(math.pi * torch.exp(-self.osc_log_period.detach())).square()
+        return (per_frame * self.osc_move.square().sum(dim=1)).sum()
+
     def bank(self) -> list[tuple[float, float]]:
         """The oscillator bank as (period in frames, size of its movement in stdevs), largest first."""
         return oscillator_bank(self.state_dict())

@@ -63,6 +63,7 @@ class GANConfig:
     w_mutual: float = TrainConfig.w_mutual  # motion diversity (mutual information on eps)
     w_spectrum: float = TrainConfig.w_spectrum  # temporal-spectrum matching against the real clips
     w_cross_spectrum: float = TrainConfig.w_cross_spectrum  # cross-spectral density matching against them
+    w_bank_energy: float = TrainConfig.w_bank_energy  # the prior on the oscillator bank's step energy
     dv_channels: int = TrainConfig.dv_channels  # D_V (and in-domain D_I) base channels
     dv_mbstd: int = TrainConfig.dv_mbstd  # D_V's minibatch-stddev group (0: none)
     di_channels: int = TrainConfig.di_channels  # cross-domain D_I (SN-ResNet) base channels
@@ -226,6 +227,10 @@ class MotionGAN:
             l_xspec = losses.cross_spectrum_matching(fake, x)
             loss = loss + c.w_cross_spectrum * l_xspec
             out["cross_spectrum"] = _item(l_xspec)
+        if c.w_bank_energy:
+            l_bank = self.M.bank_step_energy()
+            loss = loss + c.w_bank_energy * l_bank
+            out["bank_energy"] = _item(l_bank)
         self._step("M", self.opt_M, loss, self.M.parameters())
         out.update(G_video=_item(g_vid), G_image=_item(g_img), mutual=_item(l_mutual))
         return out
