@@ -19,6 +19,11 @@ checkpoint its motion is measured along the true directions
   coh        the largest phase coherence between two directions (the real
              clips' movements are independent: about 0).
 
+With an oscillator bank (``--train oscillators=K``) each checkpoint also
+prints the bank's largest oscillators and the motion of its two parts: the
+LSTM's steps alone and the bank alone (which part moves what, and which
+puts motion off the true directions).
+
 Cases (``--case``):
   single  issue 4: one period (8 frames) along directions 1, 3 and 5 of 16.
           Targets: energy >= 60 % and freq within 25 % of the true one,

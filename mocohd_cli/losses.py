@@ -6,6 +6,8 @@ last feature of each scale is its patch scores.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -76,20 +78,30 @@ def spectrum_matching(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return (temporal_spectrum(fake).log() - target).square().mean()
 
 
-def _temporal_fourier(clips: torch.Tensor) -> torch.Tensor:
-    """Clips [B, T, C, H, W] -> every pixel's temporal Fourier coefficients [F, B, C*H*W] (float32
-    complex; mean removed, Hann-windowed, the DC bin dropped: F = T // 2)."""
+def _temporal_fourier(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips [B, T, C, H, W] -> every pixel's temporal Fourier coefficients as (real, imaginary)
+    parts, each [F, B, C*H*W] in float32 (mean removed, Hann-windowed, the DC bin dropped:
+    F = T // 2). A DFT by matrix products, not ``torch.fft``: clips are short, and real
+    matmuls run on every device (MPS has no complex matmul)."""
     x = clips.float().flatten(2)
     x = x - x.mean(dim=1, keepdim=True)
-    win = torch.hann_window(x.shape[1], periodic=False, dtype=x.dtype, device=x.device)
-    return torch.fft.rfft(x * win[None, :, None], dim=1)[:, 1:].transpose(0, 1)
+    n = x.shape[1]
+    x = x * torch.hann_window(n, periodic=False, dtype=x.dtype, device=x.device)[None, :, None]
+    t = torch.arange(n, dtype=torch.float64)
+    f = torch.arange(1, n // 2 + 1, dtype=torch.float64)
+    angle = (2 * math.pi / n) * torch.outer(f, t)  # [F, T]
+    cos, sin = (a.to(device=x.device, dtype=x.dtype) for a in (angle.cos(), angle.sin()))
+    return torch.einsum("ft,btd->fbd", cos, x), -torch.einsum("ft,btd->fbd", sin, x)
 
 
-def _pair_power(a: torch.Tensor, b: torch.Tensor, same: bool) -> torch.Tensor:
-    """Mean over clip pairs of |<a_i, b_j>|^2 at each frequency [F]: a and b are [F, B, D]. With
-    ``same`` (b is a), the pairs i != j only, an unbiased estimate of ||E[a a^H]||_F^2 (a batch
-    of one falls back to its own pair)."""
-    k = torch.matmul(a, b.conj().transpose(1, 2)).abs().square()  # [F, Ba, Bb]
+def _pair_power(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], same: bool) -> torch.Tensor:
+    """Mean over clip pairs of |<a_i, b_j>|^2 at each frequency [F]: a and b are (real, imag)
+    pairs of [F, B, D]. With ``same`` (b is a), the pairs i != j only, an unbiased estimate
+    of ||E[a a^H]||_F^2 (a batch of one falls back to its own pair)."""
+    (ar, ai), (br, bi) = a, b
+    re = torch.matmul(ar, br.transpose(1, 2)) + torch.matmul(ai, bi.transpose(1, 2))
+    im = torch.matmul(ai, br.transpose(1, 2)) - torch.matmul(ar, bi.transpose(1, 2))
+    k = re.square() + im.square()  # [F, Ba, Bb]
     n = k.shape[1]
     if same and n > 1:
         return (k.sum(dim=(1, 2)) - k.diagonal(dim1=1, dim2=2).sum(dim=1)) / (n * (n - 1))

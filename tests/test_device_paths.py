@@ -194,7 +194,8 @@ def gan(domain: str, device: torch.device, precision: str) -> MotionGAN:
     M = motion(G).requires_grad_(True).train().to(device)
     torch.manual_seed(1)
     cfg = GANConfig(domain=domain, frames=4, frame_size=16, g_steps=1, dv_channels=4, di_channels=4, proj_dim=8,
-                    queue=8, world_batch=2, precision=precision)
+                    queue=8, world_batch=2, precision=precision,
+                    w_cross_spectrum=0.5 if domain == "in" else 0.0)  # in-domain also runs the cross-spectrum term
     return MotionGAN(G, M, cfg, Dist(device=device), seed=0)
 
 
