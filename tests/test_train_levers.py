@@ -204,12 +204,13 @@ def test_lever_defaults_are_the_official_recipe():
 
 @pytest.mark.parametrize("domain", ["in", "cross"])
 def test_training_with_cross_spectrum_matching_runs(setup, domain):
-    r = train(tiny(setup, name=f"xspec-{domain}", domain=domain, steps=1, w_cross_spectrum=0.5, monitor=False))
-    assert r.step == 1 and "cross_spectrum" in r.losses
+    r = train(tiny(setup, name=f"xspec-{domain}", domain=domain, steps=1, w_cross_spectrum=0.5, w_spectrum=0.2,
+                   monitor=False))
+    assert r.step == 1 and "cross_spectrum" in r.losses and "spectrum" in r.losses
     assert all(math.isfinite(v) for v in r.losses.values())
     assert json.loads((r.run / "config.json").read_text())["w_cross_spectrum"] == 0.5
     off = train(tiny(setup, name=f"plain-{domain}", domain=domain, steps=1, monitor=False))
-    assert "cross_spectrum" not in off.losses  # off by default, as the authors' recipe
+    assert not {"cross_spectrum", "spectrum"} & off.losses.keys()  # off by default, as the authors' recipe
 
 
 def test_cross_spectrum_weight_is_checked():

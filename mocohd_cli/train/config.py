@@ -184,7 +184,8 @@ class TrainConfig(RunSettings):
                                   h_dim=1, noise_dim=1, dv_channels=1, dv_mbstd=0, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
                                   pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0, oscillators=0),
                        positive=("lr", "moco_temperature", "truncation") + (() if self.oscillators else ("w_residual",)),
-                       nonnegative=("w_match", "w_mutual", "w_spectrum", "w_cross_spectrum", "w_bank_energy", "gp_weight", "moco_momentum", "w_residual"),
+                       nonnegative=("w_match", "w_mutual", "w_spectrum", "w_cross_spectrum", "w_bank_energy", "gp_weight",
+                                    "moco_momentum", "w_residual"),
                        choices={"domain": ("cross", "in"), "monitor": (True, False),
                                 "keep_best": (True, False)})
         self._validate_run(("auto", "fp32", "bf16", "fp16"))

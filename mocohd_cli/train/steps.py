@@ -219,18 +219,14 @@ class MotionGAN:
         v_real, v_fake = _float(v_real), _float(v_fake)
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
         loss = g_vid + g_img + c.w_match * l_match + c.w_mutual * l_mutual
-        if c.w_spectrum:
-            l_spec = losses.spectrum_matching(fake, x)
-            loss = loss + c.w_spectrum * l_spec
-            out["spectrum"] = _item(l_spec)
-        if c.w_cross_spectrum:
-            l_xspec = losses.cross_spectrum_matching(fake, x)
-            loss = loss + c.w_cross_spectrum * l_xspec
-            out["cross_spectrum"] = _item(l_xspec)
-        if c.w_bank_energy:
-            l_bank = self.M.bank_step_energy()
-            loss = loss + c.w_bank_energy * l_bank
-            out["bank_energy"] = _item(l_bank)
+        # optional terms beyond the authors' recipe (weight 0: not computed, not logged)
+        for name, weight, term in (("spectrum", c.w_spectrum, lambda: losses.spectrum_matching(fake, x)),
+                                   ("cross_spectrum", c.w_cross_spectrum, lambda: losses.cross_spectrum_matching(fake, x)),
+                                   ("bank_energy", c.w_bank_energy, self.M.bank_step_energy)):
+            if weight:
+                value = term()
+                loss = loss + weight * value
+                out[name] = _item(value)
         self._step("M", self.opt_M, loss, self.M.parameters())
         out.update(G_video=_item(g_vid), G_image=_item(g_img), mutual=_item(l_mutual))
         return out
