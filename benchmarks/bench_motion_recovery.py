@@ -152,8 +152,7 @@ def parts(M, G, basis, dirs, frames: int) -> dict:
     out = {}
     for name, part in (("LSTM alone", lstm), ("bank alone", bank)):
         s, _ = measure(part, G, basis, dirs, frames)
-        out[name] = {"energy": s.on_span, "step": s.step, "within": (s.shares / s.shares.sum().clamp(min=1e-300)).tolist(),
-                     "periods": s.periods.tolist()}
+        out[name] = {"energy": s.on_span, "step": s.step, "within": _within(s), "periods": s.periods.tolist()}
     return out
 
 
@@ -164,11 +163,16 @@ def trajectory_stats(ws, V):
     return motion_stats(ws, V), dominant_frequency((ws.double() - ws[:, :1].double()) @ V.double().T)
 
 
+def _within(s) -> list[float]:
+    """Each true direction's share of the step energy within their span (MotionStats -> [K])."""
+    return (s.shares / s.shares.sum().clamp(min=1e-300)).tolist()
+
+
 def row(step: int, seconds: float, measured, real) -> dict:
     """One checkpoint's measures: overall (energy, freq) and per direction (its share of the energy in
     the true span against the real clips', its period against the truth), and the coherence."""
     s, freq = measured
-    within = (s.shares / s.shares.sum().clamp(min=1e-300)).tolist()
+    within = _within(s)
     return {"step": step, "seconds": seconds, "energy": s.on_span, "freq": freq,
             "within": within, "share_error": max(abs(a - b) for a, b in zip(within, real["within"])),
             "periods": s.periods.tolist(),

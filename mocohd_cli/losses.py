@@ -61,11 +61,17 @@ def temporal_spectrum(clips: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Mean temporal power spectrum of clips [B, T, C, H, W]: every pixel's time series, mean
     removed, Hann-windowed, |rfft|^2, averaged over clips, channels and pixels -> [T // 2 + 1]
     (float32). How much the frames change at each temporal frequency, whatever moves."""
+    spec = torch.fft.rfft(_centred_windowed(clips), dim=1).abs().square()
+    return spec.mean(dim=(0, 2, 3, 4)) + eps
+
+
+def _centred_windowed(clips: torch.Tensor) -> torch.Tensor:
+    """Clips [B, T, ...] as float32 time series ready for a Fourier transform along T: each
+    one's mean over time removed, then a (symmetric) Hann window."""
     x = clips.float()
     x = x - x.mean(dim=1, keepdim=True)
     win = torch.hann_window(x.shape[1], periodic=False, dtype=x.dtype, device=x.device)
-    spec = torch.fft.rfft(x * win[None, :, None, None, None], dim=1).abs().square()
-    return spec.mean(dim=(0, 2, 3, 4)) + eps
+    return x * win.view(-1, *[1] * (x.ndim - 2))
 
 
 def spectrum_matching(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -83,10 +89,8 @@ def _temporal_fourier(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     parts, each [F, B, C*H*W] in float32 (mean removed, Hann-windowed, the DC bin dropped:
     F = T // 2). A DFT by matrix products, not ``torch.fft``: clips are short, and real
     matmuls run on every device (MPS has no complex matmul)."""
-    x = clips.float().flatten(2)
-    x = x - x.mean(dim=1, keepdim=True)
+    x = _centred_windowed(clips.flatten(2))
     n = x.shape[1]
-    x = x * torch.hann_window(n, periodic=False, dtype=x.dtype, device=x.device)[None, :, None]
     t = torch.arange(n, dtype=torch.float64)
     f = torch.arange(1, n // 2 + 1, dtype=torch.float64)
     angle = (2 * math.pi / n) * torch.outer(f, t)  # [F, T]

@@ -99,18 +99,25 @@ def test_official_initialisation():
     assert not M.b.any() and 0.01 < M.w.std() < 0.03
 
 
-def test_chunked_unrolling_and_seeds():
-    M = _model()
-    w1 = torch.randn(2, 12)
+def unroll_in_chunks(M, w1: torch.Tensor, chunks: tuple[int, ...], seed: int):
+    """M's trajectory from w1 of 1 + sum(chunks) frames, drawn whole and streamed in ``chunks``
+    (steps per ``unroll`` call) from one seed, and again whole from the seed and from the next:
+    (whole, streamed, the streamed state at the end, again, other)."""
+    frames = 1 + sum(chunks)
     with torch.no_grad():
-        whole = M(w1, 12, generator=torch.Generator().manual_seed(7))
-        state, parts, gen = M.start(w1), [w1[:, None]], torch.Generator().manual_seed(7)
-        for steps in (1, 4, 6):
+        whole = M(w1, frames, generator=torch.Generator().manual_seed(seed))
+        state, parts, gen = M.start(w1), [w1[:, None]], torch.Generator().manual_seed(seed)
+        for steps in chunks:
             ws, _, _, state = M.unroll(state, steps, generator=gen)
             parts.append(ws)
-        again = M(w1, 12, generator=torch.Generator().manual_seed(7))
-        other = M(w1, 12, generator=torch.Generator().manual_seed(8))
-    torch.testing.assert_close(torch.cat(parts, 1), whole)
+        again = M(w1, frames, generator=torch.Generator().manual_seed(seed))
+        other = M(w1, frames, generator=torch.Generator().manual_seed(seed + 1))
+    return whole, torch.cat(parts, 1), state, again, other
+
+
+def test_chunked_unrolling_and_seeds():
+    whole, streamed, _, again, other = unroll_in_chunks(_model(), torch.randn(2, 12), (1, 4, 6), seed=7)
+    torch.testing.assert_close(streamed, whole)
     assert torch.equal(whole, again) and not torch.equal(whole, other)
 
 

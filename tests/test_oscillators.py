@@ -15,7 +15,7 @@ from mocohd_cli.motion import FAMILY, MotionConfig, MotionGenerator
 from mocohd_cli.motion.stats import motion_stats
 
 from .conftest import run
-from .test_motion import _basis
+from .test_motion import _basis, unroll_in_chunks
 
 CFG = MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6, w_residual=0.3, oscillators=4)
 
@@ -71,18 +71,10 @@ def test_the_lstm_steps_and_the_bank_add_up():
 
 
 def test_streaming_in_chunks_equals_one_unroll_and_seeds_repeat():
-    M = _model()
-    w1 = torch.randn(2, 12)
-    with torch.no_grad():
-        whole = M(w1, 40, generator=torch.Generator().manual_seed(3))
-        state, parts, gen = M.start(w1), [w1[:, None]], torch.Generator().manual_seed(3)
-        for steps in (1, 0, 7, 31):
-            ws, _, _, state = M.unroll(state, steps, generator=gen)
-            parts.append(ws)
-        other = M(w1, 40, generator=torch.Generator().manual_seed(4))
-    torch.testing.assert_close(torch.cat(parts, 1), whole, rtol=1e-5, atol=1e-5)
+    whole, streamed, state, again, other = unroll_in_chunks(_model(), torch.randn(2, 12), (1, 0, 7, 31), seed=3)
+    torch.testing.assert_close(streamed, whole, rtol=1e-5, atol=1e-5)
     assert state.t == 39 and state.phase.shape == (2, 4)
-    assert not torch.allclose(whole, other)
+    assert torch.equal(whole, again) and not torch.allclose(whole, other)
 
 
 def test_independent_movements_measure_as_independent():
