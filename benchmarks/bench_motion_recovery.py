@@ -43,6 +43,7 @@ Cases (``--case``):
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -142,7 +143,6 @@ def parts(M, G, basis, dirs, frames: int) -> dict:
     """With an oscillator bank: the motion of the LSTM's steps alone (the bank's movements
     zeroed) and of the bank alone (lambda 0), each measured as ``measure`` does. Which part
     moves which direction, and which part puts motion off the true span."""
-    import copy
     import dataclasses
 
     lstm, bank = copy.deepcopy(M), copy.deepcopy(M)
@@ -246,6 +246,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                     help="any other TrainConfig setting, e.g. g_steps=1 (repeatable; for ablations)")
+    ap.add_argument("--ema-half-life", type=float, nargs="*", default=[], help="also measure exponential moving "
+                    "averages of the motion model's weights over the checkpoints, with these half-lives in steps")
     ap.add_argument("--json", type=Path, help="write the curve here")
     ap.add_argument("--pixel-effects", action="store_true", help="only print how the true directions change the "
                     "training frames (size per stdev, cosines between them), then stop")
@@ -307,6 +309,7 @@ def main():
     start = time.perf_counter()
 
     monitor = {}
+    ema = {}  # the moving average of the checkpoints' motion weights (--ema-half-life)
 
     def on_event(kind, info):
         if kind == "monitor":  # training's own monitor (pixel change and drift against the real clips)
@@ -335,6 +338,20 @@ def main():
                 print("    " + ", ".join(f"{k}: energy {v['energy']:.1%}, rms step {v['step']:.3f}, shares "
                                          f"{_fmt(v['within'])}, periods {_fmt(v['periods'], '.1f')}"
                                          for k, v in r["parts"].items()), flush=True)
+            for half_life in args.ema_half_life:  # the checkpoints' weights averaged, then measured
+                keep = 0.5 ** (args.eval_every / half_life)
+                avg = ema.setdefault(half_life, {})
+                for k, v in M.state_dict().items():
+                    if k in avg and v.is_floating_point():
+                        avg[k].lerp_(v, 1 - keep)
+                    else:
+                        avg[k] = v.detach().clone()
+                A = copy.deepcopy(M)
+                A.load_state_dict(avg)
+                e = r.setdefault("ema", {})[half_life] = row(info["step"], sec, measure(A, G, basis, dirs, args.frames), real)
+                print(f"    EMA {half_life:g}: energy {e['energy']:.1%}  freq {e['freq'] / true_freq - 1:+.0%}  shares "
+                      f"{_fmt(e['within'])} (err {e['share_error']:.2f})  periods {_fmt(e['periods'], '.2f')} "
+                      f"(err {e['period_error']:.0%})  coh {e['coherence']:.2f}", flush=True)
             if sec > args.minutes * 60 and not curve[0].get("stopping"):
                 curve[0]["stopping"] = True
                 os.kill(os.getpid(), 2)  # SIGINT: the trainer saves and stops after this step

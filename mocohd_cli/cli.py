@@ -794,9 +794,6 @@ def train(
     w_bank_energy: float = typer.Option(TrainConfig.w_bank_energy, "--w-bank-energy", help="Prior on the oscillator "
                                         "bank's step energy: the smallest movements that make the video (needs "
                                         "--oscillators; 0: off)."),
-    bank_shared_scale: bool = typer.Option(TrainConfig.bank_shared_scale, "--bank-shared-scale/--no-bank-shared-scale",
-                                           help="Step each oscillator's movement along its gradient: one Adam scale "
-                                           "per oscillator, not one per element (needs --oscillators)."),
     gp_weight: float = typer.Option(TrainConfig.gp_weight, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
     dv_channels: int = typer.Option(TrainConfig.dv_channels, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
     dv_mbstd: int = typer.Option(TrainConfig.dv_mbstd, "--dv-mbstd", help="Minibatch-stddev group of the video "

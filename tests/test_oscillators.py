@@ -1,7 +1,6 @@
 """The motion model's oscillator bank (MotionConfig.oscillators): its equations, phases drawn
 from the noise, streaming, files, retargeting, statistics and training with it."""
 
-import json
 import math
 
 import pytest
@@ -107,7 +106,7 @@ def test_bank_step_energy_is_the_mean_square_step_and_leaves_the_periods_alone()
             step = (M.oscillation(t + 1, phase) - M.oscillation(t, phase)).double().square().sum(dim=1).mean()
             assert float(M.bank_step_energy()) == pytest.approx(float(step), rel=0.03)
     want = sum(2 * math.sin(math.pi / p) ** 2 * float(u.square().sum()) for p, u in zip((3.0, 7.0, 19.0), M.osc_move.detach()))
-    assert float(M.bank_step_energy()) == pytest.approx(want, rel=1e-5)
+    assert float(M.bank_step_energy().detach()) == pytest.approx(want, rel=1e-5)
     M.bank_step_energy().backward()
     assert M.osc_log_period.grad is None and M.osc_move.grad.abs().sum() > 0  # shrinks movements, never slows them
     assert float(MotionGenerator(MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6)).bank_step_energy()) == 0
@@ -215,9 +214,8 @@ def test_the_command_line_trains_a_bank_and_info_shows_it(setup, capsys):
     assert len(list(out_dir.glob("*.png"))) == 12
     code, _, err = run(capsys, *test_train._cli_args(setup, "osc-bad", 1, "--oscillators", "8", "--noise-dim", "4"))
     assert code == 2 and err.count("\n") == 1 and "oscillators must be at most noise_dim" in err
-    for flag in (["--bank-shared-scale"], ["--w-bank-energy", "1"]):  # levers on a bank that is not there
-        code, _, err = run(capsys, *test_train._cli_args(setup, "osc-none", 1, *flag))
-        assert code == 2 and err.count("\n") == 1 and "acts on the oscillator bank: it needs oscillators > 0" in err
+    code, _, err = run(capsys, *test_train._cli_args(setup, "osc-none", 1, "--w-bank-energy", "1"))  # no bank
+    assert code == 2 and err.count("\n") == 1 and "is a prior on the oscillator bank: it needs oscillators > 0" in err
 
 
 def test_training_settings_of_the_bank_are_checked():
@@ -228,15 +226,12 @@ def test_training_settings_of_the_bank_are_checked():
     TrainConfig(oscillators=4, w_residual=0.0)  # the bank alone
     with pytest.raises(UsageError, match=r"oscillators must be a whole number >= 0"):
         TrainConfig(oscillators=-1)
-    for name, value in (("w_bank_energy", 0.1), ("bank_shared_scale", True)):
-        flag = name.replace("_", "-")
-        with pytest.raises(UsageError, match=rf"^{name} \(--{flag}\) acts on the oscillator bank: it needs oscillators > 0$"):
-            TrainConfig(**{name: value})
+    with pytest.raises(UsageError, match=r"w_bank_energy \(--w-bank-energy\) is a prior on the oscillator bank: "
+                                         r"it needs oscillators > 0"):
+        TrainConfig(w_bank_energy=0.1)
     with pytest.raises(UsageError, match=r"w_bank_energy \(--w-bank-energy\) must be a finite number >= 0"):
         TrainConfig(oscillators=4, w_bank_energy=-1.0)
-    assert TrainConfig().w_bank_energy == 0.0 and TrainConfig().bank_shared_scale is False
-    with pytest.raises(UsageError, match=r"bank_shared_scale \(--bank-shared-scale\) must be True or False, got .yes.$"):
-        TrainConfig(oscillators=4, bank_shared_scale="yes")
+    assert TrainConfig().w_bank_energy == 0.0
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -250,26 +245,3 @@ def test_training_with_the_bank_energy_prior_shrinks_idle_movements(setup):
         assert ("bank_energy" in r.losses) == bool(w) and all(math.isfinite(v) for v in r.losses.values())
         sizes[w] = float(load_motion(r.motion).osc_move.norm())
     assert sizes[100.0] < sizes[0.0]
-
-
-@pytest.mark.usefixtures("one_thread")
-def test_shared_scale_steps_the_bank_in_its_own_group_and_resumes_exactly(setup):
-    """With bank_shared_scale the checkpoint's motion optimiser holds the bank's movements in
-    a group of their own with one second moment per oscillator; a run resumed halfway ends where a straight
-    one does, bit for bit."""
-    from mocohd_cli.train import load_checkpoint
-
-    def run(name, steps, **kw):
-        return train(test_train.tiny(setup, name=name, steps=steps, save_every=2, oscillators=4,
-                                     bank_shared_scale=True, monitor=False, **kw))
-
-    straight = run("shared-straight", 4)
-    run("shared-halves", 2)
-    halves = train(TrainConfig(name="shared-halves", steps=4), resume=True)
-    a, b = (load_checkpoint(r.run / "checkpoint.pt")["gan"] for r in (straight, halves))
-    groups = a["opt_M"]["param_groups"]
-    assert [tuple(g["shared_dims"]) for g in groups] == [(), (1,)] and len(groups[1]["params"]) == 1
-    assert a["opt_M"]["state"][groups[1]["params"][0]]["exp_avg_sq"].shape == (4, 1)  # one per oscillator
-    for part in ("M", "D_V"):
-        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
-    assert json.loads((straight.run / "config.json").read_text())["bank_shared_scale"] is True

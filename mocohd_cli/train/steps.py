@@ -40,7 +40,6 @@ from ..discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscrimin
 from ..errors import UsageError
 from ..frames import VideoNoise, draw_classes, draw_w1, synthesize
 from .config import MAX_FRAME_SIZE, TrainConfig
-from .optim import SharedScaleAdam
 from ..distributed import Dist
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -65,7 +64,6 @@ class GANConfig:
     w_spectrum: float = TrainConfig.w_spectrum  # temporal-spectrum matching against the real clips
     w_cross_spectrum: float = TrainConfig.w_cross_spectrum  # cross-spectral density matching against them
     w_bank_energy: float = TrainConfig.w_bank_energy  # the prior on the oscillator bank's step energy
-    bank_shared_scale: bool = TrainConfig.bank_shared_scale  # the bank's movements: one Adam scale per oscillator
     dv_channels: int = TrainConfig.dv_channels  # D_V (and in-domain D_I) base channels
     dv_mbstd: int = TrainConfig.dv_mbstd  # D_V's minibatch-stddev group (0: none)
     di_channels: int = TrainConfig.di_channels  # cross-domain D_I (SN-ResNet) base channels
@@ -117,7 +115,7 @@ class MotionGAN:
         self.dist.broadcast_module(self.M)
         self.dist.broadcast_module(self.D_V)
         self.dist.broadcast_module(self.D_I)
-        self.opt_M = self._motion_optimizer()
+        self.opt_M = torch.optim.Adam(M.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_V = torch.optim.Adam(self.D_V.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_I = torch.optim.Adam(self._di_params(), c.lr, betas=di_betas, eps=di_eps)
         self.amp = _amp_dtype(c.precision)
@@ -126,16 +124,6 @@ class MotionGAN:
         where = self.device.type if scaled else "cpu"
         self.scalers = {k: torch.amp.GradScaler(where, enabled=scaled) for k in ("M", "V", "I")}
         self.rng = torch.Generator().manual_seed(int(seed) * 7919 + self.dist.rank)
-
-    def _motion_optimizer(self) -> torch.optim.Optimizer:
-        """The official Adam; with ``bank_shared_scale``, the bank's movements u_k in a group of their own
-        with one second moment per oscillator (``optim.SharedScaleAdam``)."""
-        c = self.cfg
-        if not c.bank_shared_scale:
-            return torch.optim.Adam(self.M.parameters(), c.lr, betas=(c.beta1, c.beta2))
-        rest = [p for name, p in self.M.named_parameters() if name != "osc_move"]
-        return SharedScaleAdam([{"params": rest}, {"params": [self.M.osc_move], "shared_dims": (1,)}], c.lr,
-                               betas=(c.beta1, c.beta2))
 
     def networks(self) -> tuple[torch.nn.Module, ...]:
         """What training changes (every rank must hold the same)."""
