@@ -24,6 +24,10 @@ prints the bank's largest oscillators and the motion of its two parts: the
 LSTM's steps alone and the bank alone (which part moves what, and which
 puts motion off the true directions).
 
+With ``--ema-half-life H [H ...]`` each checkpoint also measures exponential
+moving averages of the motion model's weights over the checkpoints (as a
+GAN's G_ema): does averaging remove motion that a single checkpoint has?
+
 Cases (``--case``):
   single  issue 4: one period (8 frames) along directions 1, 3 and 5 of 16.
           Targets: energy >= 60 % and freq within 25 % of the true one,
