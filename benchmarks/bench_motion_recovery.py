@@ -28,6 +28,12 @@ With ``--ema-half-life H [H ...]`` each checkpoint also measures exponential
 moving averages of the motion model's weights over the checkpoints (as a
 GAN's G_ema): does averaging remove motion that a single checkpoint has?
 
+``--term-sensitivity [BATCH ...]`` only measures what the cross-spectrum term
+(``--w-cross-spectrum``) sees: clips of the case against clips of the same
+kind, with added off-span movements, with the rhythms off, and (``--bank
+checkpoint.pt``) made by a trained bank and by that bank cut to the true
+directions.
+
 Cases (``--case``):
   single  issue 4: one period (8 frames) along directions 1, 3 and 5 of 16.
           Targets: energy >= 60 % and freq within 25 % of the true one,
@@ -42,6 +48,7 @@ Cases (``--case``):
     python benchmarks/bench_motion_recovery.py --case multi         # ~20 min
     python benchmarks/bench_motion_recovery.py --minutes 3          # a quick look
     python benchmarks/bench_motion_recovery.py --case multi --steps 600 --train g_steps=1   # an ablation
+    python benchmarks/bench_motion_recovery.py --term-sensitivity 8 32 --bank RUN/checkpoint.pt  # ~4 min
 """
 
 from __future__ import annotations
@@ -132,6 +139,77 @@ def pixel_effects(G, basis, dirs, frame_size: int, videos: int = 64, seed: int =
     e = torch.stack(effects)  # [videos, K, pixels]
     unit = e / e.norm(dim=2, keepdim=True)
     return e.norm(dim=2).mean(0), torch.einsum("vkp,vjp->kj", unit, unit) / len(effects)
+
+
+def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_size: int, batch: int,
+                     pairs: int = 64, seed: int = 11, bank=None) -> dict:
+    """What ``losses.cross_spectrum_matching`` sees of motion off the true directions. Clips of the
+    real kind (the case's movements) are compared with clips of the same kind (the term's noise
+    floor), with clips that add as much step energy again along the two largest-variance
+    directions not in ``dirs``, each at the case's first period (half the energy off the true
+    span, as the bank learns it), and with clips whose movements run at 1.5 times their periods
+    (a rhythm error, for scale). With ``bank``, a trained motion model with oscillators, also
+    its bank's clips (lambda 0) and those of the same bank with its movements cut to the true
+    directions. Returns, per variant, the mean and stdev of the term over ``pairs`` pairs of
+    batches of ``batch`` clips, pooled to ``frame_size``."""
+    import torch.nn.functional as F
+
+    from mocohd_cli import losses
+
+    g = torch.Generator().manual_seed(seed)
+    stdev = basis.stdev.double()
+    off = [d for d in range(len(stdev)) if d not in dirs][:2]
+    on_energy = sum(a * a * float(stdev[d]) ** 2 for a, d in zip(amplitudes, dirs))
+    a_off = math.sqrt(on_energy / sum(float(stdev[d]) ** 2 for d in off))
+    variants = {"the same kind": (dirs, amplitudes, periods),
+                f"+ directions {off} at period {periods[0]:g} (half the energy)":
+                    (dirs + off, amplitudes + [a_off] * 2, periods + [periods[0]] * 2),
+                "periods x 1.5": (dirs, amplitudes, [1.5 * p for p in periods])}
+
+    models = {}
+    if bank is not None:
+        import dataclasses
+
+        models["the trained bank"] = copy.deepcopy(bank)
+        models["the trained bank"].cfg = dataclasses.replace(bank.cfg, w_residual=0.0)
+        cut = models["the trained bank, cut to the true directions"] = copy.deepcopy(models["the trained bank"])
+        keep = torch.zeros(cut.cfg.n_pca, dtype=torch.bool)
+        keep[dirs] = True
+        with torch.no_grad():
+            cut.osc_move[:, ~keep] = 0
+        variants.update(dict.fromkeys(models))
+
+    def clips(kind):
+        with torch.no_grad():
+            w1 = G.mapping(torch.randn(batch, G.z_dim, generator=g))
+            if kind in models:
+                ws = models[kind](w1, frames, generator=g)
+            else:
+                ws = true_trajectories(w1, basis, *variants[kind], frames, g)
+            noise = [n.repeat_interleave(frames, 0) for n in G.synthesis.make_noise(batch, generator=g)]
+            x = G.synthesis(ws.flatten(0, 1), noise=noise).clamp(-1, 1)
+            x = F.interpolate(x, size=(frame_size, frame_size), mode="area")
+        return x.reshape(batch, frames, *x.shape[1:])
+
+    out = {}
+    for kind in variants:
+        vals = torch.tensor([float(losses.cross_spectrum_matching(clips(kind), clips("the same kind")))
+                             for _ in range(pairs)])
+        out[kind] = {"mean": float(vals.mean()), "stdev": float(vals.std())}
+    return out
+
+
+def _checkpoint_motion(path: Path, w_dim: int):
+    """The motion model of a training checkpoint, as it stood at that step."""
+    from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
+    from mocohd_cli.train import load_checkpoint
+
+    ck = load_checkpoint(path)
+    cfg = json.loads(ck["config"])
+    M = MotionGenerator(MotionConfig(w_dim=w_dim, noise_dim=cfg["noise_dim"], h_dim=cfg["h_dim"], n_pca=cfg["n_pca"],
+                                     w_residual=cfg["w_residual"], oscillators=cfg["oscillators"]))
+    M.load_state_dict(ck["gan"]["M"])
+    return M.eval()
 
 
 def measure(M, G, basis, dirs, frames: int, videos: int = 256, seed: int = 123):
@@ -252,6 +330,10 @@ def main():
                     help="any other TrainConfig setting, e.g. g_steps=1 (repeatable; for ablations)")
     ap.add_argument("--ema-half-life", type=float, nargs="*", default=[], help="also measure exponential moving "
                     "averages of the motion model's weights over the checkpoints, with these half-lives in steps")
+    ap.add_argument("--term-sensitivity", type=int, nargs="*", metavar="BATCH", help="only print what the "
+                    "cross-spectrum term sees of off-span motion, at these batch sizes (default: --batch), then stop")
+    ap.add_argument("--bank", type=Path, help="with --term-sensitivity: a training checkpoint (checkpoint.pt) of "
+                    "this case, seed and recipe with an oscillator bank, whose bank is compared too")
     ap.add_argument("--json", type=Path, help="write the curve here")
     ap.add_argument("--pixel-effects", action="store_true", help="only print how the true directions change the "
                     "training frames (size per stdev, cosines between them), then stop")
@@ -281,6 +363,14 @@ def main():
         print(f"directions {dirs}: frame change per stdev (mean |d frame|, {args.frame_size} px, [-1, 1]) "
               f"{_fmt(size.tolist())}")
         print("cosines between their frame changes:\n" + "\n".join(_fmt(r) for r in cos.tolist()))
+        return
+    if args.term_sensitivity is not None:
+        bank = _checkpoint_motion(args.bank, G.w_dim) if args.bank else None
+        for b in args.term_sensitivity or [args.batch]:
+            for kind, v in term_sensitivity(G, basis, dirs, amplitudes, periods, args.frames, args.frame_size, b,
+                                            bank=bank).items():
+                print(f"batch {b}: {kind}: cross-spectrum term {v['mean']:+.3f} (stdev {v['stdev']:.3f} over 64 pairs)",
+                      flush=True)
         return
     g = torch.Generator().manual_seed(args.seed + 1)
     with torch.no_grad():
