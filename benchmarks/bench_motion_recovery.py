@@ -332,6 +332,7 @@ def main():
                     "averages of the motion model's weights over the checkpoints, with these half-lives in steps")
     ap.add_argument("--term-sensitivity", type=int, nargs="*", metavar="BATCH", help="only print what the "
                     "cross-spectrum term sees of off-span motion, at these batch sizes (default: --batch), then stop")
+    ap.add_argument("--pairs", type=int, default=64, help="with --term-sensitivity: pairs of batches per variant")
     ap.add_argument("--bank", type=Path, help="with --term-sensitivity: a training checkpoint (checkpoint.pt) of "
                     "this case, seed and recipe with an oscillator bank, whose bank is compared too")
     ap.add_argument("--json", type=Path, help="write the curve here")
@@ -368,9 +369,9 @@ def main():
         bank = _checkpoint_motion(args.bank, G.w_dim) if args.bank else None
         for b in args.term_sensitivity or [args.batch]:
             for kind, v in term_sensitivity(G, basis, dirs, amplitudes, periods, args.frames, args.frame_size, b,
-                                            bank=bank).items():
-                print(f"batch {b}: {kind}: cross-spectrum term {v['mean']:+.3f} (stdev {v['stdev']:.3f} over 64 pairs)",
-                      flush=True)
+                                            pairs=args.pairs, bank=bank).items():
+                print(f"batch {b}: {kind}: cross-spectrum term {v['mean']:+.3f} (stdev {v['stdev']:.3f} over "
+                      f"{args.pairs} pairs)", flush=True)
         return
     g = torch.Generator().manual_seed(args.seed + 1)
     with torch.no_grad():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,40 @@ def test_recovery_benchmark_multi_case(tmp_path):
     assert len(curve["curve"][-1]["within"]) == 3 and "monitor" in curve["curve"][-1]  # training's monitor, recorded
     assert _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--periods", "1,2", "--steps", "1",
                 tmp_path=tmp_path).returncode != 0  # 2 periods for 3 directions: refused
+
+
+def test_recovery_benchmark_averages_and_term_sensitivity(tmp_path):
+    """--ema-half-life: a tiny half-life is the checkpoint itself, a huge one keeps the first
+    checkpoint's weights. --term-sensitivity with a trained bank from that run (--keep): every
+    variant printed, and movement added off the true directions costs more than the noise floor."""
+    out = tmp_path / "curve.json"
+    p = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--videos", "8", "--steps", "2", "--eval-every", "1",
+             "--threads", "1", "--train", "g_steps=1", "--train", "oscillators=4", "--ema-half-life", "1e-9", "1e9",
+             "--keep", "--json", str(out), tmp_path=tmp_path)
+    assert "work folder: " in p.stdout, p.stderr
+    work = Path(p.stdout.split("work folder: ")[-1].strip())
+    assert work.name.startswith("mocohd-recovery-")
+    try:
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.count("    EMA 1e-09: energy") == 2 and p.stdout.count("    EMA 1e+09: energy") == 2
+        curve = json.loads(out.read_text())["curve"]
+        first, last = curve[1], curve[2]
+        tiny, huge = sorted(last["ema"], key=float)
+        for key in ("energy", "share_error", "period_error", "within", "periods"):
+            assert last["ema"][tiny][key] == last[key]
+            assert last["ema"][huge][key] == first[key]
+        assert last["energy"] != first["energy"]  # the two checkpoints differ, so the averages are told apart
+        q = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--threads", "1", "--term-sensitivity", "4",
+                 "--pairs", "3", "--bank", str(work / "home" / "runs" / "recovery" / "checkpoint.pt"), tmp_path=tmp_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert q.returncode == 0, q.stderr
+    terms = {line.split(": cross-spectrum term")[0]: float(line.split("term ")[1].split()[0])
+             for line in q.stdout.splitlines() if "cross-spectrum term" in line}
+    assert len(terms) == 5 and all(k.startswith("batch 4: ") for k in terms)
+    assert "batch 4: the trained bank" in terms and "batch 4: the trained bank, cut to the true directions" in terms
+    off = next(v for k, v in terms.items() if "+ directions" in k)
+    assert off > terms["batch 4: the same kind"] + 1
 
 
 def test_latent_ablation_runs(tmp_path):
