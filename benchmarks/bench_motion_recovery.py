@@ -168,11 +168,8 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
 
     models = {}
     if bank is not None:
-        import dataclasses
-
-        models["the trained bank"] = copy.deepcopy(bank)
-        models["the trained bank"].cfg = dataclasses.replace(bank.cfg, w_residual=0.0)
-        cut = models["the trained bank, cut to the true directions"] = copy.deepcopy(models["the trained bank"])
+        models["the trained bank"] = _bank_alone(bank)
+        cut = models["the trained bank, cut to the true directions"] = _bank_alone(bank)
         keep = torch.zeros(cut.cfg.n_pca, dtype=torch.bool)
         keep[dirs] = True
         with torch.no_grad():
@@ -199,16 +196,19 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
     return out
 
 
-def _checkpoint_motion(path: Path, w_dim: int):
-    """The motion model of a training checkpoint, as it stood at that step."""
+def _checkpoint_motion(path: Path, basis):
+    """The motion model of a training checkpoint, as it stood at that step; refused unless it was
+    trained on this generator's PCA basis (this case's seed)."""
     from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
     from mocohd_cli.train import load_checkpoint
 
     ck = load_checkpoint(path)
     cfg = json.loads(ck["config"])
-    M = MotionGenerator(MotionConfig(w_dim=w_dim, noise_dim=cfg["noise_dim"], h_dim=cfg["h_dim"], n_pca=cfg["n_pca"],
-                                     w_residual=cfg["w_residual"], oscillators=cfg["oscillators"]))
+    M = MotionGenerator(MotionConfig(w_dim=basis.components.shape[1], noise_dim=cfg["noise_dim"], h_dim=cfg["h_dim"],
+                                     n_pca=cfg["n_pca"], w_residual=cfg["w_residual"], oscillators=cfg["oscillators"]))
     M.load_state_dict(ck["gan"]["M"])
+    if not M.cfg.oscillators or not torch.allclose(M.pca_components, basis.components[: M.cfg.n_pca], atol=1e-5):
+        raise SystemExit(f"--bank: {path} is not a run with an oscillator bank on this generator (check --seed)")
     return M.eval()
 
 
@@ -221,16 +221,22 @@ def measure(M, G, basis, dirs, frames: int, videos: int = 256, seed: int = 123):
     return trajectory_stats(ws, basis.components[dirs])
 
 
+def _bank_alone(M):
+    """A copy of motion model M whose LSTM steps are switched off (lambda 0): its bank alone."""
+    import dataclasses
+
+    bank = copy.deepcopy(M)
+    bank.cfg = dataclasses.replace(M.cfg, w_residual=0.0)
+    return bank
+
+
 def parts(M, G, basis, dirs, frames: int) -> dict:
     """With an oscillator bank: the motion of the LSTM's steps alone (the bank's movements
     zeroed) and of the bank alone (lambda 0), each measured as ``measure`` does. Which part
     moves which direction, and which part puts motion off the true span."""
-    import dataclasses
-
-    lstm, bank = copy.deepcopy(M), copy.deepcopy(M)
+    lstm, bank = copy.deepcopy(M), _bank_alone(M)
     with torch.no_grad():
         lstm.osc_move.zero_()
-    bank.cfg = dataclasses.replace(M.cfg, w_residual=0.0)
     out = {}
     for name, part in (("LSTM alone", lstm), ("bank alone", bank)):
         s, _ = measure(part, G, basis, dirs, frames)
@@ -366,7 +372,7 @@ def main():
         print("cosines between their frame changes:\n" + "\n".join(_fmt(r) for r in cos.tolist()))
         return
     if args.term_sensitivity is not None:
-        bank = _checkpoint_motion(args.bank, G.w_dim) if args.bank else None
+        bank = _checkpoint_motion(args.bank, basis) if args.bank else None
         for b in args.term_sensitivity or [args.batch]:
             for kind, v in term_sensitivity(G, basis, dirs, amplitudes, periods, args.frames, args.frame_size, b,
                                             pairs=args.pairs, bank=bank).items():

@@ -50,8 +50,12 @@ def test_recovery_benchmark_averages_and_term_sensitivity(tmp_path):
             assert last["ema"][tiny][key] == last[key]
             assert last["ema"][huge][key] == first[key]
         assert last["energy"] != first["energy"]  # the two checkpoints differ, so the averages are told apart
+        ck = str(work / "home" / "runs" / "recovery" / "checkpoint.pt")
         q = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--threads", "1", "--term-sensitivity", "4",
-                 "--pairs", "3", "--bank", str(work / "home" / "runs" / "recovery" / "checkpoint.pt"), tmp_path=tmp_path)
+                 "--pairs", "3", "--bank", ck, tmp_path=tmp_path)
+        other = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--threads", "1", "--term-sensitivity", "4",
+                     "--pairs", "1", "--seed", "1", "--bank", ck, tmp_path=tmp_path)
+        assert other.returncode == 1 and "not a run with an oscillator bank on this generator" in other.stderr
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert q.returncode == 0, q.stderr
