@@ -125,7 +125,7 @@ def test_cross_spectrum_matching_equals_its_formula_and_pulls_only_the_fakes():
     real, fake = _two_rhythms(5, (4, 8), gen), _two_rhythms(3, (6, 6), gen).requires_grad_(True)
     real.requires_grad_(True)
     loss = losses.cross_spectrum_matching(fake, real)
-    assert float(loss) == pytest.approx(_cross_spectrum_by_hand(fake.detach(), real.detach()), rel=1e-4)
+    assert float(loss.detach()) == pytest.approx(_cross_spectrum_by_hand(fake.detach(), real.detach()), rel=1e-4)
     loss.backward()
     assert fake.grad.abs().sum() > 0 and real.grad is None  # the real clips are a fixed target
     one = losses.cross_spectrum_matching(fake[:1].detach(), real.detach())  # a batch of one: its own pair
