@@ -145,9 +145,9 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
                      pairs: int = 64, seed: int = 11, bank=None) -> dict:
     """What ``losses.cross_spectrum_matching`` sees of motion off the true directions. Clips of the
     real kind (the case's movements) are compared with clips of the same kind (the term's noise
-    floor), with clips that add as much step energy again along the two largest-variance
-    directions not in ``dirs``, each at the case's first period (half the energy off the true
-    span, as the bank learns it), and with clips whose movements run at 1.5 times their periods
+    floor), with clips that add as much motion variance again (in w units) along the two
+    largest-variance directions not in ``dirs``, each at the case's first period (half the
+    variance off the true span, about what the bank learns), and with clips whose movements run at 1.5 times their periods
     (a rhythm error, for scale). With ``bank``, a trained motion model with oscillators, also
     its bank's clips (lambda 0) and those of the same bank with its movements cut to the true
     directions. Returns, per variant, the mean and stdev of the term over ``pairs`` pairs of
@@ -155,6 +155,7 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
     import torch.nn.functional as F
 
     from mocohd_cli import losses
+    from mocohd_cli.frames import VideoNoise, synthesize
 
     g = torch.Generator().manual_seed(seed)
     stdev = basis.stdev.double()
@@ -162,7 +163,7 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
     on_energy = sum(a * a * float(stdev[d]) ** 2 for a, d in zip(amplitudes, dirs))
     a_off = math.sqrt(on_energy / sum(float(stdev[d]) ** 2 for d in off))
     variants = {"the same kind": (dirs, amplitudes, periods),
-                f"+ directions {off} at period {periods[0]:g} (half the energy)":
+                f"+ directions {off} at period {periods[0]:g} (half the variance)":
                     (dirs + off, amplitudes + [a_off] * 2, periods + [periods[0]] * 2),
                 "periods x 1.5": (dirs, amplitudes, [1.5 * p for p in periods])}
 
@@ -183,8 +184,8 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
                 ws = models[kind](w1, frames, generator=g)
             else:
                 ws = true_trajectories(w1, basis, *variants[kind], frames, g)
-            noise = [n.repeat_interleave(frames, 0) for n in G.synthesis.make_noise(batch, generator=g)]
-            x = G.synthesis(ws.flatten(0, 1), noise=noise).clamp(-1, 1)
+            noise = VideoNoise(G, batch, "fixed", g)  # one draw per video, shared by its frames, as in training
+            x = synthesize(G, ws.flatten(0, 1), noise(torch.arange(batch).repeat_interleave(frames))).clamp(-1, 1)
             x = F.interpolate(x, size=(frame_size, frame_size), mode="area")
         return x.reshape(batch, frames, *x.shape[1:])
 
@@ -202,13 +203,21 @@ def _checkpoint_motion(path: Path, basis):
     from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
     from mocohd_cli.train import load_checkpoint
 
-    ck = load_checkpoint(path)
-    cfg = json.loads(ck["config"])
-    M = MotionGenerator(MotionConfig(w_dim=basis.components.shape[1], noise_dim=cfg["noise_dim"], h_dim=cfg["h_dim"],
-                                     n_pca=cfg["n_pca"], w_residual=cfg["w_residual"], oscillators=cfg["oscillators"]))
-    M.load_state_dict(ck["gan"]["M"])
+    from mocohd_cli import MocohdError
+
+    refused = f"--bank: {path} is not a run with an oscillator bank on this generator (check --seed)"
+    try:
+        ck = load_checkpoint(path)
+        cfg = json.loads(ck["config"])
+        M = MotionGenerator(MotionConfig(w_dim=basis.components.shape[1], noise_dim=cfg["noise_dim"], h_dim=cfg["h_dim"],
+                                         n_pca=cfg["n_pca"], w_residual=cfg["w_residual"], oscillators=cfg["oscillators"]))
+        M.load_state_dict(ck["gan"]["M"])
+    except MocohdError as e:
+        raise SystemExit(f"--bank: {e}") from None
+    except (KeyError, RuntimeError, ValueError):  # another kind of run, or another w size
+        raise SystemExit(refused) from None
     if not M.cfg.oscillators or not torch.allclose(M.pca_components, basis.components[: M.cfg.n_pca], atol=1e-5):
-        raise SystemExit(f"--bank: {path} is not a run with an oscillator bank on this generator (check --seed)")
+        raise SystemExit(refused)
     return M.eval()
 
 

@@ -55,7 +55,11 @@ def test_recovery_benchmark_averages_and_term_sensitivity(tmp_path):
                  "--pairs", "3", "--bank", ck, tmp_path=tmp_path)
         other = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--threads", "1", "--term-sensitivity", "4",
                      "--pairs", "1", "--seed", "1", "--bank", ck, tmp_path=tmp_path)
-        assert other.returncode == 1 and "not a run with an oscillator bank on this generator" in other.stderr
+        assert other.returncode == 1 and other.stderr.strip().count("\n") == 0 and "not a run with an oscillator bank on this generator" in other.stderr
+        missing = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--threads", "1", "--term-sensitivity",
+                       "4", "--pairs", "1", "--bank", str(tmp_path / "none.pt"), tmp_path=tmp_path)
+        assert missing.returncode == 1 and missing.stderr.strip().count("\n") == 0
+        assert missing.stderr.startswith("--bank: ") and "unreadable checkpoint" in missing.stderr
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert q.returncode == 0, q.stderr
