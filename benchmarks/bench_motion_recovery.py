@@ -141,8 +141,68 @@ def pixel_effects(G, basis, dirs, frame_size: int, videos: int = 64, seed: int =
     return e.norm(dim=2).mean(0), torch.einsum("vkp,vjp->kj", unit, unit) / len(effects)
 
 
+def identifiability(G, basis, dirs, amplitudes, frame_size: int, n_pca: int, videos: int = 128, seed: int = 7,
+                    bandwidths=(1.0, 0.5)) -> dict:
+    """Can movement off the true directions make the frames move as the true movements do? To
+    first order a movement along latent covariance C changes the frames (pooled to
+    ``frame_size``) with covariance J C J^T, J the generator's Jacobian at the video's w, along
+    the ``n_pca`` directions the motion model moves, measured by central differences at ``videos`` random w's. The target
+    is the case's movement (all true directions at their amplitudes, then each one alone),
+    C = sum_k A_k^2 e_k e_k^T; the candidates are every C with no true-by-true entry (off-span
+    directions, and their cross terms with the true ones: in-phase mixtures). Returned: the
+    relative residual of the best candidate (least squares, 0: indistinguishable, 1: nothing in
+    common) when compared pooled over videos (what a loss on pooled statistics sees), weighted
+    by a Gaussian kernel on the first frames at each bandwidth (times the median distance;
+    compared given the first frame), and video by video (each video's own J)."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    n = n_pca
+    step = basis.components[:n] * basis.stdev[:n, None] * 0.1  # [n, w_dim]: 0.1 stdev along each direction
+    effects, firsts = [], []
+    with torch.no_grad():
+        for _ in range(videos):
+            w = G.mapping(torch.randn(1, G.z_dim, generator=g))
+            noise = G.synthesis.make_noise(1, generator=g)
+            x = G.synthesis(torch.cat([w, w + step, w - step]), noise=noise)
+            x = F.interpolate(x, size=(frame_size, frame_size), mode="area").flatten(1).double()
+            firsts.append(x[0])
+            effects.append((x[1 : n + 1] - x[n + 1 :]) / 0.2)  # [n, pixels] per stdev
+    e, x0 = torch.stack(effects), torch.stack(firsts)  # [V, n, P], [V, P]
+    gram = torch.einsum("vap,wcp->vawc", e, e)
+    pairs = [(a, b) for a in range(n) for b in range(a, n)]
+    ia, ib = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+    on = set(dirs)
+    free = [i for i, (a, b) in enumerate(pairs) if not (a in on and b in on)]
+
+    def residuals(weight):  # weight [V, V] over pairs of videos
+        m4 = torch.einsum("vw,vawc,vbwd->abcd", weight, gram, gram) / weight.sum()
+        q = 0.5 * (m4[ia[:, None], ib[:, None], ia[None], ib[None]] + m4[ia[:, None], ib[:, None], ib[None], ia[None]])
+        out = {}
+        for name, target in [("all", dict(zip(dirs, amplitudes)))] + [(f"direction {d}", {d: a})
+                                                                       for d, a in zip(dirs, amplitudes)]:
+            t = torch.zeros(len(pairs), dtype=torch.float64)
+            for d, a in target.items():
+                t[pairs.index((d, d))] = a * a
+            tt, qt, qf = t @ q @ t, q[free] @ t, q[free][:, free]
+            if not free:  # every direction the model moves is a true one: no other movement to try
+                out[name] = 1.0
+                continue
+            c = torch.linalg.lstsq(qf + 1e-9 * qf.diagonal().mean() * torch.eye(len(free), dtype=torch.float64), qt).solution
+            out[name] = float((tt - 2 * c @ qt + c @ qf @ c).clamp(min=0).sqrt() / tt.sqrt())
+        return out
+
+    d2 = torch.cdist(x0, x0).square()
+    median = d2[~torch.eye(videos, dtype=torch.bool)].median()
+    result = {"pooled": residuals(torch.ones(videos, videos, dtype=torch.float64))}
+    for h in bandwidths:
+        result[f"first-frame kernel {h:g}"] = residuals(torch.exp(-d2 / (2 * h * h * median)))
+    result["video by video"] = residuals(torch.eye(videos, dtype=torch.float64))
+    return result
+
+
 def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_size: int, batch: int,
-                     pairs: int = 64, seed: int = 11, bank=None) -> dict:
+                     pairs: int = 64, seed: int = 11, bank=None, content: float | None = None) -> dict:
     """What ``losses.cross_spectrum_matching`` sees of motion off the true directions. Clips of the
     real kind (the case's movements) are compared with clips of the same kind (the term's noise
     floor), with clips that add as much motion variance again (in w units) along the two
@@ -151,7 +211,8 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
     (a rhythm error, for scale). With ``bank``, a trained motion model with oscillators, also
     its bank's clips (lambda 0) and those of the same bank with its movements cut to the true
     directions. Returns, per variant, the mean and stdev of the term over ``pairs`` pairs of
-    batches of ``batch`` clips, pooled to ``frame_size``."""
+    batches of ``batch`` clips, pooled to ``frame_size``. ``content``: the term's first-frame
+    bandwidth (compared given the first frame; None: pooled, as trained by default)."""
     import torch.nn.functional as F
 
     from mocohd_cli import losses
@@ -191,7 +252,7 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
 
     out = {}
     for kind in variants:
-        vals = torch.tensor([float(losses.cross_spectrum_matching(clips(kind), clips("the same kind")))
+        vals = torch.tensor([float(losses.cross_spectrum_matching(clips(kind), clips("the same kind"), content))
                              for _ in range(pairs)])
         out[kind] = {"mean": float(vals.mean()), "stdev": float(vals.std())}
     return out
@@ -347,10 +408,14 @@ def main():
                     "averages of the motion model's weights over the checkpoints, with these half-lives in steps")
     ap.add_argument("--term-sensitivity", type=int, nargs="*", metavar="BATCH", help="only print what the "
                     "cross-spectrum term sees of off-span motion, at these batch sizes (default: --batch), then stop")
+    ap.add_argument("--content", type=float, nargs="*", default=[None], metavar="H", help="with --term-sensitivity: "
+                    "the term given the first frame, at these bandwidths (times the median first-frame distance)")
     ap.add_argument("--pairs", type=int, default=64, help="with --term-sensitivity: pairs of batches per variant")
     ap.add_argument("--bank", type=Path, help="with --term-sensitivity: a training checkpoint (checkpoint.pt) of "
                     "this case, seed and recipe with an oscillator bank, whose bank is compared too")
     ap.add_argument("--json", type=Path, help="write the curve here")
+    ap.add_argument("--identifiability", action="store_true", help="only print how well movement off the true "
+                    "directions can make the frames move as the true movements do (pooled, given the first frame, per video)")
     ap.add_argument("--pixel-effects", action="store_true", help="only print how the true directions change the "
                     "training frames (size per stdev, cosines between them), then stop")
     args = ap.parse_args()
@@ -380,13 +445,21 @@ def main():
               f"{_fmt(size.tolist())}")
         print("cosines between their frame changes:\n" + "\n".join(_fmt(r) for r in cos.tolist()))
         return
+    if args.identifiability:
+        print(f"the best movement off the true directions (and in phase with them), against the case's: relative "
+              f"residual of the frames' change covariance ({args.frame_size} px; 0: indistinguishable)")
+        for how, res in identifiability(G, basis, dirs, amplitudes, args.frame_size, args.n_pca, videos=args.videos).items():
+            print(f"  {how}: " + ", ".join(f"{k} {v:.3f}" for k, v in res.items()), flush=True)
+        return
     if args.term_sensitivity is not None:
         bank = _checkpoint_motion(args.bank, basis) if args.bank else None
         for b in args.term_sensitivity or [args.batch]:
-            for kind, v in term_sensitivity(G, basis, dirs, amplitudes, periods, args.frames, args.frame_size, b,
-                                            pairs=args.pairs, bank=bank).items():
-                print(f"batch {b}: {kind}: cross-spectrum term {v['mean']:+.3f} (stdev {v['stdev']:.3f} over "
-                      f"{args.pairs} pairs)", flush=True)
+            for h in args.content:
+                given = "" if h is None else f", given the first frame (bandwidth {h:g})"
+                for kind, v in term_sensitivity(G, basis, dirs, amplitudes, periods, args.frames, args.frame_size, b,
+                                                pairs=args.pairs, bank=bank, content=h).items():
+                    print(f"batch {b}: {kind}: cross-spectrum term{given} {v['mean']:+.3f} (stdev {v['stdev']:.3f} "
+                          f"over {args.pairs} pairs)", flush=True)
         return
     g = torch.Generator().manual_seed(args.seed + 1)
     with torch.no_grad():

@@ -98,21 +98,26 @@ def _temporal_fourier(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.einsum("ft,btd->fbd", cos, x), -torch.einsum("ft,btd->fbd", sin, x)
 
 
-def _pair_power(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], same: bool) -> torch.Tensor:
+def _pair_power(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], same: bool,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over clip pairs of |<a_i, b_j>|^2 at each frequency [F]: a and b are (real, imag)
     pairs of [F, B, D]. With ``same`` (b is a), the pairs i != j only, an unbiased estimate
-    of ||E[a a^H]||_F^2 (a batch of one falls back to its own pair)."""
+    of ||E[a a^H]||_F^2 (a batch of one falls back to its own pair). ``weight`` [Ba, Bb]
+    multiplies each pair's power (a kernel on what else the clips have: a product kernel)."""
     (ar, ai), (br, bi) = a, b
     re = torch.matmul(ar, br.transpose(1, 2)) + torch.matmul(ai, bi.transpose(1, 2))
     im = torch.matmul(ai, br.transpose(1, 2)) - torch.matmul(ar, bi.transpose(1, 2))
     k = re.square() + im.square()  # [F, Ba, Bb]
+    if weight is not None:
+        k = k * weight
     n = k.shape[1]
     if same and n > 1:
         return (k.sum(dim=(1, 2)) - k.diagonal(dim1=1, dim2=2).sum(dim=1)) / (n * (n - 1))
     return k.mean(dim=(1, 2))
 
 
-def cross_spectrum_matching(fake: torch.Tensor, real: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def cross_spectrum_matching(fake: torch.Tensor, real: torch.Tensor, content: float | None = None,
+                            eps: float = 1e-12) -> torch.Tensor:
     """Distance between the cross-spectral densities of fake and real clips [B, T, C, H, W]: at
     each temporal frequency f, S_f = E[X_f X_f^H] over clips, X_f every pixel's Fourier
     coefficient, so S_f says which pixels move at that rhythm, and together. The term is
@@ -124,11 +129,36 @@ def cross_spectrum_matching(fake: torch.Tensor, real: torch.Tensor, eps: float =
     ``temporal_spectrum`` averages the pixels away and sees only how much moves at each
     rhythm; this term also sees what moves at each one. A model that moves the eyes at the
     mouth's rhythm, or locks two movements together (cross terms the real S_f lacks), pays
-    for it. Near 0 (it may dip below) when the two sets move alike."""
+    for it. Near 0 (it may dip below) when the two sets move alike.
+
+    With ``content`` (a bandwidth, in units of the median distance between the real batch's
+    first frames), the densities are compared given the first frame: each pair of clips is
+    weighted by exp(-|x_0 - y_0|^2 / 2 h^2), an MMD with a product kernel on (first frame,
+    motion). Pooled over all clips, motion off the true directions can rebuild S_f (what moves
+    differs from frame to frame, and the average hides it); compared between clips that look
+    alike, it cannot. Smaller bandwidths condition more and weigh fewer pairs (more noise)."""
     xf = _temporal_fourier(fake)
+    w_ff = w_fr = w_rr = None
     with torch.no_grad():
         xr = _temporal_fourier(real)
-        rr = _pair_power(xr, xr, same=True)
-    ff = _pair_power(xf, xf, same=True)
-    fr = _pair_power(xf, xr, same=False)
+        if content is not None:
+            w_ff, w_fr, w_rr = _content_kernel(fake[:, 0], real[:, 0], content)
+        rr = _pair_power(xr, xr, same=True, weight=w_rr)
+    ff = _pair_power(xf, xf, same=True, weight=w_ff)
+    fr = _pair_power(xf, xr, same=False, weight=w_fr)
     return ((ff - 2 * fr + rr) / rr.clamp_min(eps)).mean()
+
+
+def _content_kernel(fake0: torch.Tensor, real0: torch.Tensor, bandwidth: float):
+    """Gaussian kernel between first frames [B, ...] (fake-fake, fake-real, real-real), its
+    width ``bandwidth`` times the median distance between distinct real first frames."""
+    if not bandwidth > 0:
+        raise ValueError(f"content bandwidth must be > 0, got {bandwidth}")
+    f, r = fake0.flatten(1).float(), real0.flatten(1).float()
+    d_rr = torch.cdist(r, r).square()
+    n = r.shape[0]
+    if n < 2:  # no distance to scale by: nothing to condition on
+        return tuple(torch.ones(a, b, device=r.device) for a, b in ((len(f), len(f)), (len(f), n), (n, n)))
+    distinct = d_rr[~torch.eye(n, dtype=torch.bool, device=r.device)]
+    scale = 2 * (bandwidth * distinct.sqrt().median()).square().clamp_min(1e-12)
+    return tuple(torch.exp(-d / scale) for d in (torch.cdist(f, f).square(), torch.cdist(f, r).square(), d_rr))

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,6 +55,9 @@ def test_recovery_benchmark_averages_and_term_sensitivity(tmp_path):
         ck = str(work / "home" / "runs" / "recovery" / "checkpoint.pt")
         q = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--threads", "1", "--term-sensitivity", "4",
                  "--pairs", "3", "--bank", ck, tmp_path=tmp_path)
+        # given the first frame, at a bandwidth far wider than the frames' distances: the pooled term
+        wide = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--threads", "1", "--term-sensitivity", "4",
+                    "--pairs", "3", "--content", "1e4", "--bank", ck, tmp_path=tmp_path)
         other = _run("benchmarks/bench_motion_recovery.py", "--case", "multi", "--threads", "1", "--term-sensitivity", "4",
                      "--pairs", "1", "--seed", "1", "--bank", ck, tmp_path=tmp_path)
         assert other.returncode == 1 and other.stderr.strip().count("\n") == 0 and "not a run with an oscillator bank on this generator" in other.stderr
@@ -69,6 +74,9 @@ def test_recovery_benchmark_averages_and_term_sensitivity(tmp_path):
     assert "batch 4: the trained bank" in terms and "batch 4: the trained bank, cut to the true directions" in terms
     off = next(v for k, v in terms.items() if "+ directions" in k)
     assert off > terms["batch 4: the same kind"] + 1
+    assert wide.returncode == 0, wide.stderr
+    given = [float(line.split(") ")[1].split()[0]) for line in wide.stdout.splitlines() if "given the first frame (bandwidth 10000)" in line]
+    assert given == pytest.approx(list(terms.values()), rel=1e-3, abs=1e-4)
 
 
 def test_latent_ablation_runs(tmp_path):
@@ -94,3 +102,21 @@ def test_pixel_effects_of_a_direction_repeated_are_identical(tmp_path):
     sizes = [float(x) for x in lines[0].split("[")[-1].rstrip("]").split()]
     cos = [[float(x) for x in line.strip("[]").split()] for line in lines[2:5]]
     assert sizes[0] == sizes[2] > 0 and cos[0][2] == 1.0 and cos[0][0] == 1.0 and abs(cos[0][1]) < 0.9
+
+
+def test_identifiability_known_answers(tmp_path):
+    """With no direction besides the true ones there is no other movement: residual 1 every
+    way. With one more direction, the residuals lie in [0, 1], and every comparison is printed."""
+    def residuals(*extra):
+        p = _run("benchmarks/bench_motion_recovery.py", "--case", "single", "--identifiability", "--videos", "12",
+                 "--threads", "1", *extra, tmp_path=tmp_path)
+        assert p.returncode == 0, p.stderr
+        rows = [line.strip().split(": ", 1) for line in p.stdout.splitlines()[1:]]
+        return {how: [float(part.split()[-1]) for part in values.split(", ")] for how, values in rows}
+
+    alone = residuals("--n-pca", "3", "--dirs", "0,1,2")
+    assert list(alone) == ["pooled", "first-frame kernel 1", "first-frame kernel 0.5", "video by video"]
+    assert all(v == [1.0] * 4 for v in alone.values())
+    more = residuals("--n-pca", "4", "--dirs", "0,1,2")
+    assert all(len(v) == 4 and all(0.0 <= x <= 1.0 for x in v) for v in more.values())
+    assert min(min(v) for v in more.values()) < 1.0

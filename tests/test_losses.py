@@ -161,3 +161,45 @@ def test_cross_spectrum_matching_is_nearly_unbiased():
         plain.append(float(((ff - 2 * fr + rr) / rr).mean()))
     assert abs(sum(values) / len(values)) < 0.05
     assert sum(plain) / len(plain) > 0.3
+
+
+def _looks_and_rhythms(n: int, gen: torch.Generator, swapped: bool = False) -> torch.Tensor:
+    """n clips [n, 16, 3, 4, 4] of two looks (the left or the right half of the frame bright,
+    fixed over the clip): with the first look the top half moves, with the second the bottom
+    half, both at period 6 with a random phase (``swapped``: the other way round)."""
+    t = torch.arange(16, dtype=torch.float64)
+    look = torch.randint(0, 2, (n,), generator=gen)
+    left, top = torch.zeros(3, 4, 4, dtype=torch.float64), torch.zeros(3, 4, 4, dtype=torch.float64)
+    left[..., :2], top[:, :2] = 1, 1
+    content = torch.where(look[:, None, None, None] == 0, 3 * left, 3 * (1 - left))
+    moving = torch.where((look == 0) != swapped, 1, 0)[:, None, None, None] * top
+    moving = moving + (1 - moving.amax(dim=(1, 2, 3), keepdim=True)) * (1 - top)  # the other half
+    s = torch.sin(2 * math.pi * t / 6 + torch.rand(n, 1, generator=gen, dtype=torch.float64) * 2 * math.pi)
+    x = content[:, None] + s[..., None, None, None] * moving[:, None]
+    return (x + 0.05 * torch.randn(x.shape, generator=gen, dtype=torch.float64)).float()
+
+
+def test_cross_spectrum_given_the_first_frame_sees_what_pooling_hides():
+    """Real clips move the top half in one look and the bottom half in the other; the fakes do
+    the reverse. Pooled over clips, both sets move each half equally often: the plain term is
+    blind. Compared given the first frame, the swap is plain."""
+    gen = torch.Generator().manual_seed(3)
+    real = _looks_and_rhythms(256, gen)
+    alike, swapped = _looks_and_rhythms(256, gen), _looks_and_rhythms(256, gen, swapped=True).requires_grad_(True)
+    assert abs(float(losses.cross_spectrum_matching(swapped.detach(), real))) < 0.1
+    given = losses.cross_spectrum_matching(swapped, real, content=0.3)
+    assert float(given.detach()) > 0.5
+    assert abs(float(losses.cross_spectrum_matching(alike, real, content=0.3))) < 0.1
+    given.backward()
+    assert swapped.grad.abs().sum() > 0
+
+
+def test_cross_spectrum_given_the_first_frame_widens_to_the_pooled_term():
+    gen = torch.Generator().manual_seed(4)
+    real, fake = _two_rhythms(6, (4, 8), gen), _two_rhythms(5, (6, 6), gen)
+    pooled = float(losses.cross_spectrum_matching(fake, real))
+    assert float(losses.cross_spectrum_matching(fake, real, content=1e4)) == pytest.approx(pooled, rel=1e-4)
+    assert math.isfinite(float(losses.cross_spectrum_matching(fake, real[:1], content=0.5)))  # one real clip
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError):
+            losses.cross_spectrum_matching(fake, real, content=bad)
