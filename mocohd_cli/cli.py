@@ -794,6 +794,9 @@ def train(
     w_bank_energy: float = typer.Option(TrainConfig.w_bank_energy, "--w-bank-energy", help="Prior on the oscillator "
                                         "bank's step energy: the smallest movements that make the video (needs "
                                         "--oscillators; 0: off)."),
+    w_bank_spread: float = typer.Option(TrainConfig.w_bank_spread, "--w-bank-spread", help="Prior that turns each "
+                                        "oscillator's movement toward few PCA directions, without shrinking it "
+                                        "(needs --oscillators; 0: off)."),
     gp_weight: float = typer.Option(TrainConfig.gp_weight, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
     dv_channels: int = typer.Option(TrainConfig.dv_channels, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
     dv_mbstd: int = typer.Option(TrainConfig.dv_mbstd, "--dv-mbstd", help="Minibatch-stddev group of the video "

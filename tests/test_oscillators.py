@@ -112,6 +112,31 @@ def test_bank_step_energy_is_the_mean_square_step_and_leaves_the_periods_alone()
     assert float(MotionGenerator(MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6)).bank_step_energy()) == 0
 
 
+def test_bank_spread_counts_directions_and_only_turns_movements():
+    """0 when every oscillator moves one direction, 1 when each moves all n_pca alike, weighted
+    by the oscillators' step energy; its gradient is orthogonal to each movement (it turns the
+    movement, it does not shrink it) and never reaches the periods."""
+    one_each = torch.zeros(2, 6)
+    one_each[0, 1], one_each[1, 4] = 1.0, -3.0
+    assert float(_bank([5.0, 8.0], one_each).bank_spread().detach()) == pytest.approx(0.0, abs=1e-6)
+    assert float(_bank([5.0, 8.0], torch.ones(2, 6)).bank_spread().detach()) == pytest.approx(1.0, rel=1e-6)
+    mixed = torch.zeros(2, 6)
+    mixed[0, :4] = 1.0  # four directions alike: (4 / 2 - 1) / (sqrt 6 - 1)
+    mixed[1, 2] = 2.0  # one direction, twice as large, period 4 against 8
+    e = [2 * math.sin(math.pi / p) ** 2 * n for p, n in ((8.0, 4.0), (4.0, 4.0))]
+    want = e[0] / sum(e) * (4 / 2 - 1) / (math.sqrt(6) - 1)
+    M = _bank([8.0, 4.0], mixed + 0.3 * torch.eye(2, 6))
+    with torch.no_grad():
+        M.osc_move.copy_(mixed)
+    assert float(M.bank_spread().detach()) == pytest.approx(want, rel=1e-6)
+    M = _model()
+    M.bank_spread().backward()
+    radial = (M.osc_move.grad * M.osc_move.detach()).sum(dim=1)
+    assert radial.abs().max() < 1e-6 and M.osc_move.grad.abs().max() > 1e-4
+    assert M.osc_log_period.grad is None or float(M.osc_log_period.grad.abs().max()) == 0
+    assert float(MotionGenerator(MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6)).bank_spread().detach()) == 0
+
+
 def test_initial_periods_span_the_configured_range():
     M = MotionGenerator(MotionConfig(w_dim=12, noise_dim=16, h_dim=8, n_pca=6, oscillators=16,
                                      osc_min_period=3.0, osc_max_period=32.0))
@@ -232,6 +257,12 @@ def test_training_settings_of_the_bank_are_checked():
     with pytest.raises(UsageError, match=r"w_bank_energy \(--w-bank-energy\) must be a finite number >= 0"):
         TrainConfig(oscillators=4, w_bank_energy=-1.0)
     assert TrainConfig().w_bank_energy == 0.0
+    with pytest.raises(UsageError, match=r"w_bank_spread \(--w-bank-spread\) is a prior on the oscillator bank: "
+                                         r"it needs oscillators > 0"):
+        TrainConfig(w_bank_spread=0.1)
+    with pytest.raises(UsageError, match=r"w_bank_spread \(--w-bank-spread\) must be a finite number >= 0"):
+        TrainConfig(oscillators=4, w_bank_spread=-1.0)
+    assert TrainConfig().w_bank_spread == 0.0
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -245,3 +276,16 @@ def test_training_with_the_bank_energy_prior_shrinks_idle_movements(setup):
         assert ("bank_energy" in r.losses) == bool(w) and all(math.isfinite(v) for v in r.losses.values())
         sizes[w] = float(load_motion(r.motion).osc_move.norm())
     assert sizes[100.0] < sizes[0.0]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_training_with_the_bank_spread_prior_turns_movements_toward_few_directions(setup):
+    """A tiny in-domain run: the prior enters the motion loss (logged as bank_spread) and, at a
+    large weight over a few steps, the bank ends on fewer directions than without it."""
+    spread = {}
+    for w in (0.0, 100.0):
+        r = train(test_train.tiny(setup, name=f"bank-spread-{w:g}", steps=4, oscillators=4, w_bank_spread=w,
+                                  monitor=False))
+        assert ("bank_spread" in r.losses) == bool(w) and all(math.isfinite(v) for v in r.losses.values())
+        spread[w] = float(load_motion(r.motion).bank_spread().detach())
+    assert spread[100.0] < spread[0.0]

@@ -276,6 +276,25 @@ class MotionGenerator(nn.Module):
         per_frame = 2 * torch.sin(math.pi * torch.exp(-self.osc_log_period.detach())).square()
         return (per_frame * self.osc_move.square().sum(dim=1)).sum()
 
+    def bank_spread(self) -> torch.Tensor:
+        """How many PCA directions each oscillator moves, in [0, 1] (a scalar): per oscillator
+        (|u|_1 / |u|_2 - 1) / (sqrt(n_pca) - 1), 0 for one direction and 1 for all alike,
+        averaged with weights its share of the bank's step energy (taken as constants). The
+        ratio does not change with |u|, so a penalty on it turns movements toward few
+        directions without shrinking them: the prior of training's ``w_bank_spread`` (0 without
+        a bank). Why: pooled over videos, what a mixture of directions does to the pixels can
+        rebuild what the true ones do (benchmarks/RESULTS.md); the sparser answer is the one
+        that moves along the generator's principal directions, as in GANSpace."""
+        if not self.cfg.oscillators or self.cfg.n_pca < 2:
+            return self.fc2.weight.new_zeros(())
+        u = self.osc_move
+        norm = u.norm(dim=1)
+        ratio = u.abs().sum(dim=1) / norm.clamp_min(1e-12)
+        with torch.no_grad():
+            energy = 2 * torch.sin(math.pi * torch.exp(-self.osc_log_period)).square() * norm.square()
+            weight = energy / energy.sum().clamp_min(1e-30)
+        return (weight * (ratio - 1)).sum() / (math.sqrt(self.cfg.n_pca) - 1)
+
     def bank(self) -> list[tuple[float, float]]:
         """The oscillator bank as (period in frames, size of its movement in stdevs), largest first."""
         return oscillator_bank(self.state_dict())

@@ -152,6 +152,7 @@ class TrainConfig(RunSettings):
     w_spectrum: float = 0.0  # temporal-spectrum matching of fake and real clips (0: off, as the official recipe)
     w_cross_spectrum: float = 0.0  # cross-spectral density matching: what moves at which rhythm (0: off, as the official recipe)
     w_bank_energy: float = 0.0  # a prior on the oscillator bank's step energy: the smallest movements that make the video
+    w_bank_spread: float = 0.0  # a prior that turns each oscillator's movement toward few PCA directions
     gp_weight: float = 10.0
     dv_channels: int = patchgan.BASE_CHANNELS
     dv_mbstd: int = 0  # D_V's minibatch-stddev group (0: none, as the official model)
@@ -184,16 +185,17 @@ class TrainConfig(RunSettings):
                                   h_dim=1, noise_dim=1, dv_channels=1, dv_mbstd=0, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
                                   pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0, oscillators=0),
                        positive=("lr", "moco_temperature", "truncation") + (() if self.oscillators else ("w_residual",)),
-                       nonnegative=("w_match", "w_mutual", "w_spectrum", "w_cross_spectrum", "w_bank_energy", "gp_weight",
+                       nonnegative=("w_match", "w_mutual", "w_spectrum", "w_cross_spectrum", "w_bank_energy", "w_bank_spread",
+                                    "gp_weight",
                                     "moco_momentum", "w_residual"),
                        choices={"domain": ("cross", "in"), "monitor": (True, False),
                                 "keep_best": (True, False)})
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
         if self.moco_momentum > 1:
             raise UsageError(f"{setting('moco_momentum')} must be in [0, 1], got {self.moco_momentum}")
-        if self.w_bank_energy and not self.oscillators:
-            raise UsageError(f"{setting('w_bank_energy')} is a prior on the oscillator bank: it needs "
-                             f"{setting('oscillators')} > 0")
+        for prior in ("w_bank_energy", "w_bank_spread"):
+            if getattr(self, prior) and not self.oscillators:
+                raise UsageError(f"{setting(prior)} is a prior on the oscillator bank: it needs {setting('oscillators')} > 0")
         if self.noise_dim is not None and self.oscillators > self.noise_dim:
             raise UsageError(f"{setting('oscillators')} must be at most {setting('noise_dim')} (each oscillator's phase "
                              f"comes from one noise value), got {self.oscillators} > {self.noise_dim}")

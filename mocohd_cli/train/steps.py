@@ -64,6 +64,7 @@ class GANConfig:
     w_spectrum: float = TrainConfig.w_spectrum  # temporal-spectrum matching against the real clips
     w_cross_spectrum: float = TrainConfig.w_cross_spectrum  # cross-spectral density matching against them
     w_bank_energy: float = TrainConfig.w_bank_energy  # the prior on the oscillator bank's step energy
+    w_bank_spread: float = TrainConfig.w_bank_spread  # the prior on how many directions each oscillator moves
     dv_channels: int = TrainConfig.dv_channels  # D_V (and in-domain D_I) base channels
     dv_mbstd: int = TrainConfig.dv_mbstd  # D_V's minibatch-stddev group (0: none)
     di_channels: int = TrainConfig.di_channels  # cross-domain D_I (SN-ResNet) base channels
@@ -222,7 +223,8 @@ class MotionGAN:
         # optional terms beyond the authors' recipe (weight 0: not computed, not logged)
         for name, weight, term in (("spectrum", c.w_spectrum, lambda: losses.spectrum_matching(fake, x)),
                                    ("cross_spectrum", c.w_cross_spectrum, lambda: losses.cross_spectrum_matching(fake, x)),
-                                   ("bank_energy", c.w_bank_energy, self.M.bank_step_energy)):
+                                   ("bank_energy", c.w_bank_energy, self.M.bank_step_energy),
+                                   ("bank_spread", c.w_bank_spread, self.M.bank_spread)):
             if weight:
                 value = term()
                 loss = loss + weight * value
