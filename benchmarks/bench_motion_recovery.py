@@ -103,6 +103,25 @@ def true_trajectories(w1, basis, dirs, amplitudes, periods, frames, g):
     return (w1.double()[:, None] + coef @ steps).float()
 
 
+def rotated_truth(basis, dirs, degrees: float, n_pca: int):
+    """The true movements turned away from the PCA axes (``--rotate``): a copy of ``basis``
+    whose rows ``dirs`` are, in whitened PCA coordinates, cos(a) e_k + sin(a) e_k' with k' the
+    next direction outside ``dirs``, as a unit w-space row with its stdev. The motion model
+    keeps the real basis; the videos and every measure use this one."""
+    import dataclasses
+
+    others = [d for d in range(n_pca) if d not in dirs]
+    if len(others) < len(dirs):
+        raise SystemExit(f"--rotate needs {len(dirs)} directions besides the true ones among --n-pca {n_pca}")
+    a = math.radians(degrees)
+    comps, stdev = basis.components.clone(), basis.stdev.clone()
+    for k, k2 in zip(dirs, others):
+        step = math.cos(a) * basis.stdev[k] * basis.components[k] + math.sin(a) * basis.stdev[k2] * basis.components[k2]
+        stdev[k] = step.norm()
+        comps[k] = step / stdev[k]
+    return dataclasses.replace(basis, components=comps, stdev=stdev), others[: len(dirs)]
+
+
 def render_videos(G, ws, folder: Path, noise_seed: int):
     import imageio.v3 as iio
 
@@ -386,6 +405,8 @@ def main():
     ap.add_argument("--n-pca", type=int, default=16)
     ap.add_argument("--case", choices=sorted(CASES), default="single",
                     help="single: one period along three directions (issue 4); multi: three independent movements")
+    ap.add_argument("--rotate", type=float, default=0.0, metavar="DEGREES", help="turn each true movement this far "
+                    "from its PCA direction toward the next direction outside them (movements off the axes)")
     ap.add_argument("--dirs", help="the true PCA directions (default: the case's)")
     ap.add_argument("--periods", help="true period of each direction, frames (one value: all; default: the case's)")
     ap.add_argument("--amplitudes", help="amplitude of each direction in its stdevs (one value: all; default: the case's)")
@@ -424,6 +445,8 @@ def main():
     periods = _per_direction(args.periods or case["periods"], len(dirs), "--periods")
     amplitudes = _per_direction(args.amplitudes or case["amplitudes"], len(dirs), "--amplitudes")
     extra = _train_settings(args.train)
+    if args.rotate and (args.pixel_effects or args.identifiability or args.term_sensitivity is not None):
+        raise SystemExit("--rotate applies to training runs only (not --pixel-effects, --identifiability, --term-sensitivity)")
     torch.set_num_threads(args.threads)
 
     work = Path(tempfile.mkdtemp(prefix="mocohd-recovery-"))
@@ -461,16 +484,20 @@ def main():
                     print(f"batch {b}: {kind}: cross-spectrum term{given} {v['mean']:+.3f} (stdev {v['stdev']:.3f} "
                           f"over {args.pairs} pairs)", flush=True)
         return
+    truth = basis
+    if args.rotate:
+        truth, partners = rotated_truth(basis, dirs, args.rotate, args.n_pca)
+        print(f"true movements turned {args.rotate:g} degrees from directions {dirs} toward {partners}", flush=True)
     g = torch.Generator().manual_seed(args.seed + 1)
     with torch.no_grad():
         w1 = G.mapping(torch.randn(args.videos, G.z_dim, generator=g))
-    ws = true_trajectories(w1, basis, dirs, amplitudes, periods, args.video_frames, g)
+    ws = true_trajectories(w1, truth, dirs, amplitudes, periods, args.video_frames, g)
     data = work / "videos"
     data.mkdir()
     t0 = time.perf_counter()
     render_videos(G, ws, data, args.seed + 2)
     print(f"rendered {args.videos} videos of {args.video_frames} frames in {time.perf_counter() - t0:.1f} s", flush=True)
-    V = basis.components[dirs]
+    V = truth.components[dirs]
     windows = torch.cat([ws[:, o : o + args.frames] for o in range(0, args.video_frames - args.frames + 1, 4)])
     rs, true_freq = trajectory_stats(windows, V)  # the real clips, measured as the learned motion will be
     real = {"within": rs.shares.tolist(), "periods": rs.periods.tolist(), "coherence":
@@ -483,9 +510,9 @@ def main():
     M0 = MotionGenerator(MotionConfig(w_dim=args.w_dim, noise_dim=args.w_dim, h_dim=args.h_dim, n_pca=args.n_pca,
                                       w_residual=args.w_residual, oscillators=int(extra.get("oscillators", 0))),
                      basis.components, basis.stdev)
-    s0 = measure(M0, G, basis, dirs, args.frames)
+    s0 = measure(M0, G, truth, dirs, args.frames)
     e0, f0 = s0[0].on_span, s0[1]
-    share = float(basis.stdev[dirs].square().sum() / basis.stdev[: args.n_pca].square().sum())
+    share = float(truth.stdev[dirs].square().sum() / basis.stdev[: args.n_pca].square().sum())
     print(f"untrained: energy {e0:.1%} (variance-weighted share of the true directions {share:.1%}, "
           f"n_true/n_pca {len(dirs) / args.n_pca:.1%}), frequency {f0:.4f}", flush=True)
     curve = [row(0, 0.0, s0, real)]
@@ -500,7 +527,7 @@ def main():
         if kind == "checkpoint":
             M = load_motion("recovery")
             sec = time.perf_counter() - start
-            r = row(info["step"], sec, measure(M, G, basis, dirs, args.frames), real)
+            r = row(info["step"], sec, measure(M, G, truth, dirs, args.frames), real)
             if monitor:
                 r["monitor"] = {k: monitor[k] for k in ("distance", "change", "drift")} | {
                     "real_change": monitor["real"]["change"], "real_drift": monitor["real"]["drift"]}
@@ -517,7 +544,7 @@ def main():
                 r["oscillators"] = [list(ps) for ps in M.bank()[:4]]
                 print("    oscillators (period: size) " + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in r["oscillators"]),
                       flush=True)
-                r["parts"] = parts(M, G, basis, dirs, args.frames)
+                r["parts"] = parts(M, G, truth, dirs, args.frames)
                 print("    " + ", ".join(f"{k}: energy {v['energy']:.1%}, rms step {v['step']:.3f}, shares "
                                          f"{_fmt(v['within'])}, periods {_fmt(v['periods'], '.1f')}"
                                          for k, v in r["parts"].items()), flush=True)
@@ -531,7 +558,7 @@ def main():
                         avg[k] = v.detach().clone()
                 A = copy.deepcopy(M)
                 A.load_state_dict(avg)
-                e = r.setdefault("ema", {})[half_life] = row(info["step"], sec, measure(A, G, basis, dirs, args.frames), real)
+                e = r.setdefault("ema", {})[half_life] = row(info["step"], sec, measure(A, G, truth, dirs, args.frames), real)
                 print(f"    EMA {half_life:g}: energy {e['energy']:.1%}  freq {e['freq'] / true_freq - 1:+.0%}  shares "
                       f"{_fmt(e['within'])} (err {e['share_error']:.2f})  periods {_fmt(e['periods'], '.2f')} "
                       f"(err {e['period_error']:.0%})  coh {e['coherence']:.2f}", flush=True)
