@@ -28,11 +28,16 @@ With ``--ema-half-life H [H ...]`` each checkpoint also measures exponential
 moving averages of the motion model's weights over the checkpoints (as a
 GAN's G_ema): does averaging remove motion that a single checkpoint has?
 
+``--identifiability`` only measures, to first order, how well movement off the
+true directions (in phase with them) can make the frames move as the true
+movements do: pooled over videos, given the first frame, and video by video.
+``--rotate DEGREES`` turns the true movements off the PCA axes.
+
 ``--term-sensitivity [BATCH ...]`` only measures what the cross-spectrum term
 (``--w-cross-spectrum``) sees: clips of the case against clips of the same
 kind, with added off-span movements, with the rhythms off, and (``--bank
 checkpoint.pt``) made by a trained bank and by that bank cut to the true
-directions.
+directions; ``--content H`` compares them given the first frame.
 
 Cases (``--case``):
   single  issue 4: one period (8 frames) along directions 1, 3 and 5 of 16.
@@ -49,6 +54,7 @@ Cases (``--case``):
     python benchmarks/bench_motion_recovery.py --minutes 3          # a quick look
     python benchmarks/bench_motion_recovery.py --case multi --steps 600 --train g_steps=1   # an ablation
     python benchmarks/bench_motion_recovery.py --term-sensitivity 8 32 --bank RUN/checkpoint.pt  # ~4 min
+    python benchmarks/bench_motion_recovery.py --identifiability --videos 128   # ~1 min
 """
 
 from __future__ import annotations

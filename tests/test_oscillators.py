@@ -239,8 +239,10 @@ def test_the_command_line_trains_a_bank_and_info_shows_it(setup, capsys):
     assert len(list(out_dir.glob("*.png"))) == 12
     code, _, err = run(capsys, *test_train._cli_args(setup, "osc-bad", 1, "--oscillators", "8", "--noise-dim", "4"))
     assert code == 2 and err.count("\n") == 1 and "oscillators must be at most noise_dim" in err
-    code, _, err = run(capsys, *test_train._cli_args(setup, "osc-none", 1, "--w-bank-energy", "1"))  # no bank
-    assert code == 2 and err.count("\n") == 1 and "is a prior on the oscillator bank: it needs oscillators > 0" in err
+    for prior in ("--w-bank-energy", "--w-bank-spread"):
+        code, _, err = run(capsys, *test_train._cli_args(setup, "osc-none", 1, prior, "1"))  # no bank
+        assert code == 2 and err.count("\n") == 1 and "is a prior on the oscillator bank: it needs oscillators > 0" in err
+        assert prior in err
 
 
 def test_training_settings_of_the_bank_are_checked():
