@@ -134,8 +134,8 @@ def cross_spectrum_matching(fake: torch.Tensor, real: torch.Tensor, content: flo
     With ``content`` (a bandwidth, in units of the median distance between the real batch's
     first frames), the densities are compared given the first frame: each pair of clips is
     weighted by exp(-|x_0 - y_0|^2 / 2 h^2), an MMD with a product kernel on (first frame,
-    motion). Pooled over all clips, motion off the true directions can rebuild S_f (what moves
-    differs from frame to frame, and the average hides it); compared between clips that look
+    motion). Pooled over all clips, motion off the true directions can rebuild S_f (what a
+    direction moves differs from video to video, and the average hides it); compared between clips that look
     alike, it cannot. Smaller bandwidths condition more and weigh fewer pairs (more noise)."""
     xf = _temporal_fourier(fake)
     w_ff = w_fr = w_rr = None

@@ -253,18 +253,13 @@ def test_training_settings_of_the_bank_are_checked():
     TrainConfig(oscillators=4, w_residual=0.0)  # the bank alone
     with pytest.raises(UsageError, match=r"oscillators must be a whole number >= 0"):
         TrainConfig(oscillators=-1)
-    with pytest.raises(UsageError, match=r"w_bank_energy \(--w-bank-energy\) is a prior on the oscillator bank: "
-                                         r"it needs oscillators > 0"):
-        TrainConfig(w_bank_energy=0.1)
-    with pytest.raises(UsageError, match=r"w_bank_energy \(--w-bank-energy\) must be a finite number >= 0"):
-        TrainConfig(oscillators=4, w_bank_energy=-1.0)
-    assert TrainConfig().w_bank_energy == 0.0
-    with pytest.raises(UsageError, match=r"w_bank_spread \(--w-bank-spread\) is a prior on the oscillator bank: "
-                                         r"it needs oscillators > 0"):
-        TrainConfig(w_bank_spread=0.1)
-    with pytest.raises(UsageError, match=r"w_bank_spread \(--w-bank-spread\) must be a finite number >= 0"):
-        TrainConfig(oscillators=4, w_bank_spread=-1.0)
-    assert TrainConfig().w_bank_spread == 0.0
+    for prior in ("w_bank_energy", "w_bank_spread"):
+        flag = "--" + prior.replace("_", "-")
+        with pytest.raises(UsageError, match=rf"{prior} \({flag}\) is a prior on the oscillator bank: it needs oscillators > 0"):
+            TrainConfig(**{prior: 0.1})
+        with pytest.raises(UsageError, match=rf"{prior} \({flag}\) must be a finite number >= 0"):
+            TrainConfig(oscillators=4, **{prior: -1.0})
+        assert getattr(TrainConfig(), prior) == 0.0
 
 
 @pytest.mark.usefixtures("one_thread")

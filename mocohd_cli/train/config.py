@@ -186,8 +186,7 @@ class TrainConfig(RunSettings):
                                   pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0, oscillators=0),
                        positive=("lr", "moco_temperature", "truncation") + (() if self.oscillators else ("w_residual",)),
                        nonnegative=("w_match", "w_mutual", "w_spectrum", "w_cross_spectrum", "w_bank_energy", "w_bank_spread",
-                                    "gp_weight",
-                                    "moco_momentum", "w_residual"),
+                                    "gp_weight", "moco_momentum", "w_residual"),
                        choices={"domain": ("cross", "in"), "monitor": (True, False),
                                 "keep_best": (True, False)})
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
