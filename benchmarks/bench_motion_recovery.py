@@ -144,26 +144,33 @@ def render_videos(G, ws, folder: Path, noise_seed: int):
             iio.imwrite(out / f"{i:04d}.png", f)
 
 
-def pixel_effects(G, basis, dirs, frame_size: int, videos: int = 64, seed: int = 7):
-    """Can the true directions be told apart in the training frames? For each, the change of the
-    frames (pooled to ``frame_size``) per stdev along it, by central differences at ``videos``
-    random w's (each with its own noise). Returns (mean norm per direction [K], mean cosine
-    between the directions' changes [K, K])."""
+def frame_effects(G, steps, frame_size: int, videos: int, seed: int = 7):
+    """How the training frames (pooled to ``frame_size``) change along each latent step [K, w_dim],
+    by central differences at ``videos`` random w's (each with its own noise), per unit step.
+    Returns (changes [videos, K, pixels], the frames at w [videos, pixels])."""
     import torch.nn.functional as F
 
     g = torch.Generator().manual_seed(seed)
-    effects = []
+    k = len(steps)
+    effects, firsts = [], []
     with torch.no_grad():
         for _ in range(videos):
             w = G.mapping(torch.randn(1, G.z_dim, generator=g))
             noise = G.synthesis.make_noise(1, generator=g)
-            d = basis.components[dirs] * basis.stdev[dirs, None] * 0.1  # [K, w_dim]: 0.1 stdev
-            x = G.synthesis(torch.cat([w + d, w - d]), noise=noise)
+            x = G.synthesis(torch.cat([w, w + 0.1 * steps, w - 0.1 * steps]), noise=noise)
             x = F.interpolate(x, size=(frame_size, frame_size), mode="area").flatten(1)
-            effects.append((x[: len(dirs)] - x[len(dirs):]) / 0.2)  # [K, pixels] per stdev
-    e = torch.stack(effects)  # [videos, K, pixels]
+            firsts.append(x[0])
+            effects.append((x[1 : k + 1] - x[k + 1 :]) / 0.2)
+    return torch.stack(effects), torch.stack(firsts)
+
+
+def pixel_effects(G, basis, dirs, frame_size: int, videos: int = 64, seed: int = 7):
+    """Can the true directions be told apart in the training frames? For each, the change of the
+    frames per stdev along it (``frame_effects``). Returns (mean norm per direction [K], mean
+    cosine between the directions' changes [K, K])."""
+    e, _ = frame_effects(G, basis.components[dirs] * basis.stdev[dirs, None], frame_size, videos, seed)
     unit = e / e.norm(dim=2, keepdim=True)
-    return e.norm(dim=2).mean(0), torch.einsum("vkp,vjp->kj", unit, unit) / len(effects)
+    return e.norm(dim=2).mean(0), torch.einsum("vkp,vjp->kj", unit, unit) / len(e)
 
 
 def identifiability(G, basis, dirs, amplitudes, frame_size: int, n_pca: int, videos: int = 128, seed: int = 7,
@@ -179,21 +186,11 @@ def identifiability(G, basis, dirs, amplitudes, frame_size: int, n_pca: int, vid
     common) when compared pooled over videos (what a loss on pooled statistics sees), weighted
     by a Gaussian kernel on the first frames at each bandwidth (times the median distance;
     compared given the first frame), and video by video (each video's own J)."""
-    import torch.nn.functional as F
+    from mocohd_cli import losses
 
-    g = torch.Generator().manual_seed(seed)
     n = n_pca
-    step = basis.components[:n] * basis.stdev[:n, None] * 0.1  # [n, w_dim]: 0.1 stdev along each direction
-    effects, firsts = [], []
-    with torch.no_grad():
-        for _ in range(videos):
-            w = G.mapping(torch.randn(1, G.z_dim, generator=g))
-            noise = G.synthesis.make_noise(1, generator=g)
-            x = G.synthesis(torch.cat([w, w + step, w - step]), noise=noise)
-            x = F.interpolate(x, size=(frame_size, frame_size), mode="area").flatten(1).double()
-            firsts.append(x[0])
-            effects.append((x[1 : n + 1] - x[n + 1 :]) / 0.2)  # [n, pixels] per stdev
-    e, x0 = torch.stack(effects), torch.stack(firsts)  # [V, n, P], [V, P]
+    e, x0 = frame_effects(G, basis.components[:n] * basis.stdev[:n, None], frame_size, videos, seed)
+    e = e.double()  # [V, n, P] per stdev
     gram = torch.einsum("vap,wcp->vawc", e, e)
     pairs = [(a, b) for a in range(n) for b in range(a, n)]
     ia, ib = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
@@ -217,11 +214,9 @@ def identifiability(G, basis, dirs, amplitudes, frame_size: int, n_pca: int, vid
             out[name] = float((tt - 2 * c @ qt + c @ qf @ c).clamp(min=0).sqrt() / tt.sqrt())
         return out
 
-    d2 = torch.cdist(x0, x0).square()
-    median = d2[~torch.eye(videos, dtype=torch.bool)].median()
     result = {"pooled": residuals(torch.ones(videos, videos, dtype=torch.float64))}
-    for h in bandwidths:
-        result[f"first-frame kernel {h:g}"] = residuals(torch.exp(-d2 / (2 * h * h * median)))
+    for h in bandwidths:  # the kernel of the cross-spectrum term given the first frame
+        result[f"first-frame kernel {h:g}"] = residuals(losses._content_kernel(x0, x0, h)[2].double())
     result["video by video"] = residuals(torch.eye(videos, dtype=torch.float64))
     return result
 
@@ -451,6 +446,8 @@ def main():
     periods = _per_direction(args.periods or case["periods"], len(dirs), "--periods")
     amplitudes = _per_direction(args.amplitudes or case["amplitudes"], len(dirs), "--amplitudes")
     extra = _train_settings(args.train)
+    if any(h is not None and not h > 0 for h in args.content):
+        raise SystemExit(f"--content: bandwidths must be > 0, got {args.content}")
     if args.rotate and (args.pixel_effects or args.identifiability or args.term_sensitivity is not None):
         raise SystemExit("--rotate applies to training runs only (not --pixel-effects, --identifiability, --term-sensitivity)")
     torch.set_num_threads(args.threads)

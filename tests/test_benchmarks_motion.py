@@ -137,3 +137,5 @@ def test_rotated_truth_at_90_degrees_is_the_partner_directions(tmp_path):
     assert turned != real_line()[0]
     p = _run("benchmarks/bench_motion_recovery.py", "--rotate", "30", "--identifiability", tmp_path=tmp_path)
     assert p.returncode == 1 and p.stderr.strip().count("\n") == 0 and "--rotate applies to training runs only" in p.stderr
+    p = _run("benchmarks/bench_motion_recovery.py", "--term-sensitivity", "4", "--content", "0", tmp_path=tmp_path)
+    assert p.returncode == 1 and p.stderr.strip().count("\n") == 0 and "--content: bandwidths must be > 0" in p.stderr

@@ -266,15 +266,20 @@ class MotionGenerator(nn.Module):
         angle = (2 * math.pi * t) * torch.exp(-self.osc_log_period.to(dt)) + phase.to(dt)  # [B, K]
         return torch.sin(angle).to(self.osc_move.dtype) @ self.osc_move
 
+    def _oscillator_step_energy(self) -> torch.Tensor:
+        """Each oscillator's expected step energy per frame, in stdev^2 [K]: it moves
+        |sin(a + 2 pi / P) - sin(a)|^2 = 2 sin^2(pi / P) |u|^2 per frame on average over its
+        phase, the periods taken as constants."""
+        per_frame = 2 * torch.sin(math.pi * torch.exp(-self.osc_log_period.detach())).square()
+        return per_frame * self.osc_move.square().sum(dim=1)
+
     def bank_step_energy(self) -> torch.Tensor:
-        """The bank's expected step energy per frame, in stdev^2 (a scalar): an oscillator moves
-        |sin(a + 2 pi / P) - sin(a)|^2 = 2 sin^2(pi / P) |u|^2 per frame on average over its phase.
-        The periods enter as constants, so a penalty on it shrinks movements without slowing them:
-        the prior of training's ``w_bank_energy`` (0 without a bank)."""
+        """The bank's expected step energy per frame, in stdev^2 (a scalar). The periods enter as
+        constants, so a penalty on it shrinks movements without slowing them: the prior of
+        training's ``w_bank_energy`` (0 without a bank)."""
         if not self.cfg.oscillators:
             return self.fc2.weight.new_zeros(())
-        per_frame = 2 * torch.sin(math.pi * torch.exp(-self.osc_log_period.detach())).square()
-        return (per_frame * self.osc_move.square().sum(dim=1)).sum()
+        return self._oscillator_step_energy().sum()
 
     def bank_spread(self) -> torch.Tensor:
         """How many PCA directions each oscillator moves, in [0, 1] (a scalar): per oscillator
@@ -288,10 +293,9 @@ class MotionGenerator(nn.Module):
         if not self.cfg.oscillators or self.cfg.n_pca < 2:
             return self.fc2.weight.new_zeros(())
         u = self.osc_move
-        norm = u.norm(dim=1)
-        ratio = u.abs().sum(dim=1) / norm.clamp_min(1e-12)
+        ratio = u.abs().sum(dim=1) / u.norm(dim=1).clamp_min(1e-12)
         with torch.no_grad():
-            energy = 2 * torch.sin(math.pi * torch.exp(-self.osc_log_period)).square() * norm.square()
+            energy = self._oscillator_step_energy()
             weight = energy / energy.sum().clamp_min(1e-30)
         return (weight * (ratio - 1)).sum() / (math.sqrt(self.cfg.n_pca) - 1)
 
