@@ -174,3 +174,58 @@ def test_epoch_sampler_splits_covers_and_resumes():
     assert next(it) == e0[1] and next(it) == s0.epoch_batches(1)[0]
     # fewer videos than a global batch: the permutation repeats
     assert len(EpochSampler(3, 4).epoch_batches(0)[0]) == 4
+
+
+# ---------------------------------------------------------------- frames of every kind, bad frames
+
+
+def test_16_bit_and_grey_alpha_frames_are_rgb_of_the_right_values(dataset):
+    """16-bit grey frames (PNG I;16) are scaled by their bit depth (not clamped to white), grey+alpha
+    (LA) and palette frames become 3 channels, composited on white: clips are always [.., 3]."""
+    from PIL import Image
+
+    g16 = dataset / "g16"
+    g16.mkdir()
+    for i in range(20):
+        Image.fromarray(np.full((8, 8), 257 * (10 * i), np.uint16)).save(g16 / f"f{i}.png")  # I;16
+    la = dataset / "la"
+    la.mkdir()
+    for i in range(20):
+        a = np.zeros((8, 8, 2), np.uint8)
+        a[..., 0], a[:4, :, 1] = 5 * i, 255  # the top half opaque grey, the bottom transparent
+        Image.fromarray(a, "LA").save(la / f"f{i}.png")
+    info = prepare(dataset, frame_size=8, min_frames=1)
+    ds = ClipDataset(info.cache, frames=20, time_step=1)
+    by_source = {v["source"]: k for k, v in enumerate(ds.videos)}
+    grey = ds.clip(by_source["g16"], 0)
+    assert grey.shape == (20, 8, 8, 3) and grey[:, 0, 0, 0].tolist() == [10 * i for i in range(20)]
+    alpha = ds.clip(by_source["la"], 0)
+    assert alpha.shape == (20, 8, 8, 3)
+    assert alpha[:, 0, 0].tolist() == [[5 * i] * 3 for i in range(20)] and (alpha[:, 7] == 255).all()
+    x = to_model_input(torch.stack([ds[by_source["la"]], ds[by_source["g16"]]]))
+    assert x.shape == (2, 20, 3, 8, 8)
+
+
+def test_bad_frames_make_the_video_unreadable(tmp_path):
+    """A frame whose pixel data stops early (Pillow would fill the rest), a frame that is not an
+    image, and frames of two sizes (also across decoding batches): each video is counted
+    unreadable, never decoded wrong."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    root = tmp_path / "bad"
+    _frame_folder(root / "good", 3)
+    _frame_folder(root / "short", 3)
+    rows = b"".join(b"\x00" + bytes(48) for _ in range(4))  # 4 of the 12 rows of a 16 x 12 RGB frame
+    (root / "short" / "img_2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 12, 8, 2, 0, 0, 0))
+                                               + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    _frame_folder(root / "garbage", 3)
+    (root / "garbage" / "img_3.png").write_bytes(b"\x89PNG not really")
+    (root / "sizes").mkdir()
+    for i in range(70):  # the 66th frame, in the second batch of 64, is larger
+        iio.imwrite(root / "sizes" / f"img_{i + 1}.png", np.zeros((24, 32, 3) if i == 65 else (12, 16, 3), np.uint8))
+    info = prepare(root, frame_size=8, min_frames=1)
+    assert info.videos == 1 and info.skipped["unreadable"] == 3

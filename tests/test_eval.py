@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -267,3 +268,25 @@ def test_training_evaluates_at_its_checkpoints_and_eval_appends_to_the_run(capsy
 
 def isolated_home() -> Path:
     return Path(os.environ["MOCOHD_HOME"])
+
+
+def _grey_alpha_videos(folder: Path, videos: int, frames: int, size: int = 16) -> Path:
+    """Frame folders of grey+alpha (LA) PNGs: a moving opaque band over a transparent background."""
+    from PIL import Image
+
+    for v in range(videos):
+        (folder / f"v{v}").mkdir(parents=True)
+        for t in range(frames):
+            a = np.zeros((size, size, 2), np.uint8)
+            a[:, (t + v) % size] = (40 * v, 255)
+            Image.fromarray(a, "LA").save(folder / f"v{v}" / f"{t}.png")
+    return folder
+
+
+def test_grey_alpha_frames_evaluate(tmp_path):
+    """LA frames once gave 2-channel clips that crashed the detector."""
+    store_detector("i3d")
+    la = _grey_alpha_videos(tmp_path / "la", 3, 16)
+    fakes = write_dataset(tmp_path / "fakes", videos=3, frames=16, size=16, seed=3)
+    r = evaluate(["fvd16"], la, fake=fakes, videos=3, device="cpu", batch=4)[0]
+    assert (r.real, r.fake) == (3, 3) and np.isfinite(r.value)

@@ -7,9 +7,13 @@
 
 A dataset folder holds video files (mp4, avi, mov, mkv, webm, gif; decoded
 with ffmpeg) and/or frame folders (a folder of images is one video, frames
-in natural order: img_2.png before img_10.png). Every frame is centre-cropped
-to a square and resized (antialiased) to ``frame_size``. Unreadable files and
-videos too short for one clip are skipped and counted, never fatal.
+in natural order: img_2.png before img_10.png). Frames are read by invert's
+photo reader (``mocohd_cli.photos.read_frame``): every Pillow mode becomes RGB,
+16-bit grey scaled by its bit depth, transparency composited on white, a file
+whose pixel data stops early refused. Every frame is centre-cropped to a square
+and resized (antialiased) to ``frame_size``. Unreadable files (and frame
+folders with an unreadable frame or frames of different sizes) and videos
+too short for one clip are skipped and counted, never fatal.
 
 The cache is one safetensors file per video (``frames``: [T, S, S, 3] uint8)
 plus ``index.json``, under ``MOCOHD_HOME/data/``: training reads just the
@@ -27,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
 import torch
@@ -38,9 +41,10 @@ from safetensors.torch import save as st_save
 from .. import store
 from ..errors import MocohdError
 from ..formats.canonical import atomic_write_bytes
+from ..photos import read_frame
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 CACHE_VERSION = 1
 
 
@@ -89,16 +93,14 @@ def square_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _frame_batches(src: VideoSource, batch: int = 64) -> Iterator[np.ndarray]:
-    """Decoded RGB frames of one video, ``batch`` at a time, [n, H, W, 3] uint8."""
+    """Decoded RGB frames of one video, ``batch`` at a time, [n, H, W, 3] uint8 (every frame
+    of a frame folder the same size, else ValueError)."""
     if src.kind == "frames":
+        shape = None
         for i in range(0, len(src.frames), batch):
-            imgs = []
-            for p in src.frames[i : i + batch]:
-                img = iio.imread(p)
-                if img.ndim == 2:
-                    img = np.repeat(img[..., None], 3, axis=2)
-                imgs.append(img[..., :3])
-            if len({im.shape for im in imgs}) != 1:
+            imgs = [read_frame(p) for p in src.frames[i : i + batch]]
+            shape = shape or imgs[0].shape
+            if any(im.shape != shape for im in imgs):
                 raise ValueError("frames of different sizes")
             yield np.stack(imgs)
         return
