@@ -343,7 +343,7 @@ def prepare(
         task = bar.add_task("prepare", total=None)
         info = prepare_data(data, frame_size=frame_size, min_frames=(frames - 1) * time_step + 1, force=force,
                             progress=lambda done, total: bar.update(task, completed=done, total=total))
-    out.print(("reused the clip cache: " if info.reused else "prepared: ") + info.summary())
+    out.print(("reused the clip cache: " if info.reused else "prepared: ") + info.summary(), soft_wrap=True)
 
 
 @app.command()
@@ -542,7 +542,8 @@ def eval_(
                                   ("demo" if fake is None else None), fake=fake, videos=videos, fid_frames=fid_frames,
                                   seed=seed, truncation=truncation, device=device, batch=batch, frame_size=frame_size,
                                   i3d=i3d, inception=inception, repeat=repeat,
-                                  progress=progress if os.environ.get("RANK", "0") == "0" else None)
+                                  progress=progress if os.environ.get("RANK", "0") == "0" else None,
+                                  note=lambda text: err.print(text, markup=False, highlight=False, soft_wrap=True))
     except KeyboardInterrupt as e:
         e.outcome = "nothing written"
         raise

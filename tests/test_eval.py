@@ -290,3 +290,22 @@ def test_grey_alpha_frames_evaluate(tmp_path):
     fakes = write_dataset(tmp_path / "fakes", videos=3, frames=16, size=16, seed=3)
     r = evaluate(["fvd16"], la, fake=fakes, videos=3, device="cpu", batch=4)[0]
     assert (r.real, r.fake) == (3, 3) and np.isfinite(r.value)
+
+
+def test_a_changed_dataset_never_meets_its_old_statistics(capsys, heads, tmp_path):
+    """Videos removed and blacked out: the clip cache is refreshed (said in one line), so the
+    cached real statistics (keyed by the cache's index) are not those of the old data."""
+    import shutil
+
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    first = evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4)[0]
+    shutil.rmtree(heads / "video_0005")
+    for p in (heads / "video_0000").iterdir():
+        iio.imwrite(p, np.zeros((16, 16, 3), np.uint8))
+    out_json = tmp_path / "r.json"
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
+                         "--device", "cpu", "--json", str(out_json))
+    assert code == 0, err
+    again = json.loads(out_json.read_text())[0]
+    assert not again["real_cached"] and again["real_videos"] == 5 and again["value"] != first.value
+    assert f"{heads}: clip cache refreshed: 1 video changed, 1 removed" in err

@@ -15,7 +15,9 @@ process's run, to float rounding.
 
 Real statistics are cached in the store (``eval-stats/``), keyed by the clip
 cache's index, the protocol, the number of clips, the seed and the detector's
-weights: evaluating again renders and embeds only the fakes.
+weights: evaluating again renders and embeds only the fakes. The index holds
+every video's source signature (``mocohd_cli.data``) and is refreshed when the
+dataset changes, so a changed dataset never meets statistics of its old self.
 
 What each metric compares (``protocol.PROTOCOLS``):
 - ``fvd16`` / ``fvd128``: 16 / 128 consecutive frames from each video's first
@@ -272,7 +274,8 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
              device: str | torch.device = "auto", batch: int = 8, frame_size: int | None = None,
              i3d: str | None = None, inception: str | None = None, repeat: bool = False, cache: bool = True,
              progress: Progress | None = None, dist: Dist | None = None, M=None, G=None,
-             classes: list[int] | None = None, detectors: dict | None = None) -> list[MetricResult]:
+             classes: list[int] | None = None, detectors: dict | None = None,
+             note: Callable[[str], None] | None = None) -> list[MetricResult]:
     """Compute ``metrics`` (names of ``protocol.PROTOCOLS``) of generated videos against ``data``.
 
     The fakes: ``motion`` + ``image`` (names or files; rendered here, never written), or ``fake``,
@@ -285,7 +288,8 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
     256 for a folder). ``i3d`` / ``inception``: detector names or files (default:
     the store's, ``mocohd fetch i3d``). ``M``, ``G``, ``detectors`` ({'i3d': net}): already loaded
     models (training passes its own). ``classes``: class-conditional generators, the classes the
-    fakes are drawn from (all when None).
+    fakes are drawn from (all when None). ``note(text)``: one-line notes for the user (the
+    dataset's clip cache refreshed because the folder changed).
     """
     protocols = check_metrics(metrics)
     seed = whole("seed", seed, 0)
@@ -322,6 +326,8 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
         check_truncation(truncation, G)
     size = frame_size or (min(G.resolution, DEFAULT_SIZE) if rendered else DEFAULT_SIZE)
     real_data = prepare_data(data, size, dist)
+    if note is not None and dist.writer and real_data.changed:
+        note(f"{data}: {real_data.change_note()}")
     fake_data = prepare_data(fake, size, dist) if not rendered else None
 
     results = []
