@@ -59,6 +59,7 @@ from safetensors.torch import save as st_save
 from .. import store
 from ..errors import MocohdError
 from ..formats.canonical import atomic_write_bytes
+from ..photos import probe as probe_image
 from ..photos import read_frame
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
@@ -136,6 +137,18 @@ def _frame_batches(src: VideoSource, batch: int = 64) -> Iterator[np.ndarray]:
                 buf = []
         if buf:
             yield np.stack(buf)
+    finally:
+        reader.close()
+
+
+def probe_size(src: VideoSource) -> tuple[int, int]:
+    """(width, height) of a video's frames, from the first frame's header or ffmpeg's; raises
+    ``MocohdError`` (a frame) or another exception (ffmpeg) when it cannot be read."""
+    if src.kind == "frames":
+        return probe_image(src.frames[0])
+    reader = imageio_ffmpeg.read_frames(str(src.path), pix_fmt="rgb24")
+    try:
+        return tuple(next(reader)["size"])
     finally:
         reader.close()
 
