@@ -343,7 +343,7 @@ def prepare(
         task = bar.add_task("prepare", total=None)
         info = prepare_data(data, frame_size=frame_size, min_frames=(frames - 1) * time_step + 1, force=force,
                             progress=lambda done, total: bar.update(task, completed=done, total=total))
-    out.print(("reused the clip cache: " if info.reused else "prepared: ") + info.summary())
+    out.print(("reused the clip cache: " if info.reused else "prepared: ") + info.summary(), soft_wrap=True)
 
 
 @app.command()
@@ -499,7 +499,7 @@ def eval_(
     fid_frames: Optional[str] = typer.Option(None, "--fid-frames", help="Frames of FID: a number (default 50000, or what the data has) or 'all'."),
     seed: int = typer.Option(0, "--seed", help="Seed of the real clips' offsets and of the fakes: same seed, same number."),
     truncation: float = typer.Option(1.0, "--truncation", help="Truncation psi of the rendered fakes (1 = none)."),
-    frame_size: Optional[int] = typer.Option(None, "--frame-size", help="Square size both sides are compared at (default: the generator's resolution up to 256; 256 with --fake)."),
+    frame_size: Optional[int] = typer.Option(None, "--frame-size", help="Square size both sides are compared at (default: the generator's resolution up to 256; with --fake, the videos' own size up to 256 when they are squares of one size, else 256)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     batch: int = typer.Option(8, "--batch", help="Frames per generator forward and clips per detector forward."),
     i3d: Optional[str] = typer.Option(None, "--i3d", help="I3D detector: name or file (default: the store's, `mocohd fetch i3d`)."),
@@ -542,7 +542,8 @@ def eval_(
                                   ("demo" if fake is None else None), fake=fake, videos=videos, fid_frames=fid_frames,
                                   seed=seed, truncation=truncation, device=device, batch=batch, frame_size=frame_size,
                                   i3d=i3d, inception=inception, repeat=repeat,
-                                  progress=progress if os.environ.get("RANK", "0") == "0" else None)
+                                  progress=progress if os.environ.get("RANK", "0") == "0" else None,
+                                  note=lambda text: err.print(text, markup=False, highlight=False, soft_wrap=True))
     except KeyboardInterrupt as e:
         e.outcome = "nothing written"
         raise
@@ -558,7 +559,8 @@ def eval_(
                       "cached" if r.real_cached else "computed", f"{r.seconds['total']:.1f} s")
     out.print(table)
     detectors = {f"{r.detector['name']} {r.detector['weights_sha256'][:12]}" for r in results}
-    out.print(f"seed {seed}; detectors: {', '.join(sorted(detectors))}", soft_wrap=True)
+    out.print(f"seed {seed}; frames compared at {results[0].frame_size} px; detectors: {', '.join(sorted(detectors))}",
+              soft_wrap=True)
     if json_out is not None:
         try:
             atomic_write_bytes(json_out, (json.dumps([r.to_dict() for r in results], indent=1) + "\n").encode())

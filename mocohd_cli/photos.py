@@ -1,23 +1,36 @@
-"""Reading photos for ``invert``: any file Pillow reads, as a square RGB image of one size.
+"""Reading images: photos for ``invert``, and the frames of datasets, through one reader.
 
     img = read_photo("me.jpg", 256)                  # uint8 [256, 256, 3]
     img = read_photo("scan.png", 256, crop="none")   # the whole image, squeezed to a square
+    frame = read_frame("clip/img_1.png")             # uint8 [H, W, 3], the whole image (mocohd_cli.data)
 
-What comes in and what is done with it:
+What comes in and what is done with it (``read_frame``; ``read_photo`` then crops and resizes):
 - JPEG orientation (EXIF) is applied (Pillow's ``ImageOps.exif_transpose``), so a
   phone picture is upright;
-- transparency (RGBA, LA, palette with a transparent colour) is composited on white;
-  grey, palette, CMYK and the like become RGB; 16-bit grey PNGs are scaled to 8 bits;
-  of an animation, the first frame;
+- every Pillow mode becomes 8-bit RGB (``to_rgb``), always 3 channels: transparency
+  (RGBA, LA, PA, palette or grey with a transparent colour, premultiplied RGBa / La)
+  is composited on white; 1, L, P, CMYK, YCbCr, LAB, HSV are converted by Pillow;
+  samples wider than 8 bits are scaled by their bit depth, never by the data's
+  maximum (so a dark image stays dark): I;16 (16-bit grey PNG, TIFF) by 65535 -> 255,
+  I by the same (Pillow keeps 16-bit samples there: PGM / PPM deeper than 8 bits), or
+  by 2^31 - 1 -> 255 when the file says its samples are 32-bit integers (TIFF); F
+  (float TIFF) is 0..1 -> 0..255, as float images are written (GIMP, Photoshop,
+  ImageMagick); out-of-range values are clipped; of an animation, the first frame;
 - ``crop='center'``: the centred square of side min(width, height) (as NVIDIA's
   projector crops); ``'none'``: the whole image (its aspect is not kept);
 - resized with Pillow's antialiased Lanczos filter (the projector's).
 
 Every failure is one line naming the file: missing, a folder, empty, not an
 image, 0 x 0, larger than ``MAX_PIXELS`` (refused from the header, before anything
-is decoded: Pillow's decompression-bomb guard, tightened), or damaged or truncated
-(the whole image is decoded before it is used, so a cut-off file cannot pass for
-a grey-bottomed one).
+is decoded: Pillow's decompression-bomb guard, tightened), or damaged or truncated.
+The whole image is decoded before it is used, so a cut-off file cannot pass for a
+grey-bottomed one; and since Pillow silently leaves undecoded the pixels of a
+well-formed file whose data simply stops early (a PNG whose compressed stream ends
+after a few rows), the image is decoded into a buffer filled with a marker value:
+pixels still holding it were never written (a second decode with another marker
+tells them from real pixels of that value, only when the first marker is seen at
+all, so almost every image is decoded once). GIF is exempt: its first frame may
+rightly cover only part of the canvas.
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import MocohdError, UsageError
 from .formats.canonical import file_sha256
@@ -49,9 +62,7 @@ def read_photo(path: str | os.PathLike, size: int, crop: str = "center") -> torc
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SIZE:
         raise UsageError(f"size must be a whole number in 1..{MAX_SIZE}, got {size!r}")
     check_crop(crop)
-    path = Path(path)
-    im = _open_decoded(path)
-    im = _to_rgb(im, path)
+    im = Image.fromarray(read_frame(path))
     w, h = im.size
     if crop == "center":
         s = min(w, h)
@@ -60,6 +71,14 @@ def read_photo(path: str | os.PathLike, size: int, crop: str = "center") -> torc
     if im.size != (size, size):
         im = im.resize((size, size), Image.Resampling.LANCZOS)
     return torch.from_numpy(np.array(im, dtype=np.uint8, copy=True))
+
+
+def read_frame(path: str | os.PathLike) -> np.ndarray:
+    """The image at ``path``, whole and upright, as uint8 RGB [H, W, 3] whatever its mode
+    (see the module docstring); a one-line ``MocohdError`` naming the file when it cannot be."""
+    path = Path(path)
+    im, bits = _open_decoded(path)
+    return to_rgb(im, bits, path)
 
 
 def probe(path: str | os.PathLike) -> tuple[int, int]:
@@ -128,18 +147,85 @@ def _zero_size(path: Path) -> bool:
     return False
 
 
-def _open_decoded(path: Path) -> Image.Image:
-    """The image at ``path``, fully decoded, upright (EXIF orientation applied)."""
+def _open_decoded(path: Path) -> tuple[Image.Image, int | None]:
+    """The image at ``path``, fully decoded (every pixel written by its decoder), upright (EXIF
+    orientation applied), and the bits of its samples when the file says (``_sample_bits``)."""
     with _open(path) as im:
+        bits = _sample_bits(im)
+        marked = _markable(im)
+        _load(im, path, _MARKS[0] if marked else None)
+        unwritten = _holds(im, _MARKS[0]) if marked else None
+        if unwritten is not None and unwritten.any():  # the marker, or real pixels of its value: decode again
+            with _open(path) as again:
+                _load(again, path, _MARKS[1])
+                unwritten &= _holds(again, _MARKS[1])
+            if unwritten.any():
+                w, h = im.size
+                raise MocohdError(f"{path}: damaged or truncated image: its pixel data stops early "
+                                  f"({int(unwritten.sum())} of {w * h} pixels never decoded)")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im.load()  # the whole image: a truncated or damaged file fails here
-                out = ImageOps.exif_transpose(im) if _has_orientation(im) else im.copy()
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, MemoryError,
-                Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            out = ImageOps.exif_transpose(im) if _has_orientation(im) else im.copy()
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, MemoryError) as e:
             raise MocohdError(f"{path}: damaged or truncated image, cannot decode it ({_brief(e)})") from e
-    return out
+    return out, bits
+
+
+# Two marker patterns an image buffer is filled with before decoding, per band of 8 bits, and for
+# the wider modes; a pixel that holds the first after one decode and the second after another
+# was never written by the decoder.
+_MARKS = ((0x5A, 0xA5, 0x3C, 0xC3), (0xA5, 0x5A, 0xC3, 0x3C))
+_WIDE_MARKS = {"I;16": (0x5A5A, 0xA5A5), "I": (-0x5A5A5A5A, 0x5A5A5A5A), "F": (-1.5e38, 1.5e38), "1": (0, 1)}
+
+
+def _mark(mode: str, pattern: tuple[int, ...]) -> int | float | tuple[int, ...]:
+    """The fill value of ``pattern`` (one of ``_MARKS``) for an image of ``mode``."""
+    wide = _WIDE_MARKS.get("I;16" if mode.startswith("I;16") else mode)
+    if wide is not None:
+        return wide[_MARKS.index(pattern)]
+    bands = Image.getmodebands(mode)
+    return pattern[0] if bands == 1 else tuple(pattern[:bands])
+
+
+def _markable(im: Image.Image) -> bool:
+    """Whether ``im`` is still to be decoded into a buffer this module may fill first (not a GIF:
+    its first frame may rightly leave the rest of the canvas as it was)."""
+    return isinstance(im, ImageFile.ImageFile) and bool(im.tile) and im.format != "GIF"
+
+
+def _load(im: Image.Image, path: Path, pattern: tuple[int, ...] | None) -> None:
+    """Decode the whole of ``im`` (a truncated or damaged file fails here); unless ``pattern`` is
+    None, into a buffer first filled with its marker (Pillow's loaders decode into the image's
+    buffer, ``im.im``, when one of its mode and size is already there)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if pattern is not None:
+                im.im = Image.core.fill(im.mode, im.size, _mark(im.mode, pattern))
+            im.load()
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, MemoryError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise MocohdError(f"{path}: damaged or truncated image, cannot decode it ({_brief(e)})") from e
+
+
+def _holds(im: Image.Image, pattern: tuple[int, ...]) -> np.ndarray:
+    """[H, W] bool: the pixels of decoded ``im`` equal to ``pattern``'s marker in every band."""
+    a = np.asarray(im)
+    if a.ndim == 2:
+        return a == np.asarray(_mark(im.mode, pattern), dtype=a.dtype)
+    held = a[..., 0] == pattern[0]  # band by band: much faster than comparing pixels whole
+    for band in range(1, a.shape[2]):
+        held &= a[..., band] == pattern[band]
+    return held
+
+
+def _sample_bits(im: Image.Image) -> int | None:
+    """32 when the still undecoded ``im`` (mode I) says its samples are 32-bit integers (its
+    decoder's raw mode: TIFF's I;32S), else None (Pillow's I then holds 16-bit samples)."""
+    if im.mode != "I" or not getattr(im, "tile", None):
+        return None
+    args = im.tile[0][3]
+    raw = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
+    return 32 if isinstance(raw, str) and "32" in raw else None
 
 
 def _has_orientation(im: Image.Image) -> bool:
@@ -150,24 +236,29 @@ def _has_orientation(im: Image.Image) -> bool:
         return False
 
 
-def _to_rgb(im: Image.Image, path: Path) -> Image.Image:
-    """8-bit RGB: alpha composited on white, 16-bit grey scaled to 8 bits, any other mode converted."""
+def to_rgb(im: Image.Image, bits: int | None = None, path: str | os.PathLike = "image") -> np.ndarray:
+    """Decoded ``im`` of any Pillow mode as uint8 RGB [H, W, 3]: alpha composited on white, samples
+    wider than 8 bits scaled by their bit depth (``bits``: 32 for 32-bit integer samples in mode I),
+    any other mode converted by Pillow (see the module docstring)."""
     mode = im.mode
     try:
-        if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        if mode.startswith("I;16") or mode in ("I", "F"):
             a = np.asarray(im, dtype=np.float64)
             if mode == "F":
-                a = a * 255 if np.nanmax(a, initial=0) <= 1 else a
+                a = a * 255  # 0..1
             else:
-                a = a / 257 if np.nanmax(a, initial=0) > 255 else a  # 16-bit: 65535 -> 255
-            grey = Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8), "L")
-            return grey.convert("RGB")
-        if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info) \
-                or (mode in ("L", "RGB") and "transparency" in im.info):
+                a = a * (255 / (2**31 - 1) if bits == 32 else 1 / 257)  # 65535 -> 255 (2^31 - 1 -> 255)
+            grey = np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
+            return np.repeat(grey[..., None], 3, axis=2)
+        if mode in ("RGBa", "La"):  # premultiplied: on white, value + (255 - alpha)
+            a = np.asarray(im, dtype=np.int32)
+            rgb = a[..., :1].repeat(3, axis=2) if mode == "La" else a[..., :3]
+            return np.clip(rgb + 255 - a[..., -1:], 0, 255).astype(np.uint8)
+        if mode in ("RGBA", "LA", "PA") or (mode in ("P", "L", "RGB") and "transparency" in im.info):
             rgba = im.convert("RGBA")
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return Image.alpha_composite(white, rgba).convert("RGB")
-        return im if mode == "RGB" else im.convert("RGB")
+            im = Image.alpha_composite(white, rgba)
+        return np.array(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError, TypeError) as e:
         raise MocohdError(f"{path}: cannot convert its {mode} pixels to RGB ({_brief(e)})") from e
 
@@ -177,4 +268,4 @@ def _brief(e: BaseException) -> str:
     return text[:160]
 
 
-__all__ = ["CROPS", "MAX_PIXELS", "check_crop", "photo_identity", "probe", "read_photo"]
+__all__ = ["CROPS", "MAX_PIXELS", "check_crop", "photo_identity", "probe", "read_frame", "read_photo", "to_rgb"]

@@ -1,6 +1,8 @@
 """Video data (mocohd_cli/data/): scanning, preparation, junk handling, clips, and
 the epoch sampler that splits each epoch's clips between processes."""
 
+import shutil
+
 import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
@@ -73,15 +75,22 @@ def test_one_cache_serves_every_clip_length(dataset):
 
 
 def test_a_cache_that_dropped_short_videos_is_decoded_again_when_they_are_needed(dataset):
+    """An index that lacks a video of the folder (as an older mocohd's did for the videos too short
+    for training) gets that video decoded, the others kept; an index of the older format (version
+    1) is decoded again whole."""
     import json
 
     info = prepare(dataset, frame_size=8, min_frames=31)
-    index = json.loads((info.cache / "index.json").read_text())  # as an older mocohd wrote it: short ones dropped
-    index.update(min_frames=31, videos=[v for v in index["videos"] if v["frames"] >= 31])
-    (info.cache / "index.json").write_text(json.dumps(index))
-    assert prepare(dataset, frame_size=8, min_frames=31).reused
+    path = info.cache / "index.json"
+    index = json.loads(path.read_text())
+    path.write_text(json.dumps({**index, "videos": [v for v in index["videos"] if v["frames"] >= 31]}))
     again = prepare(dataset, frame_size=8, min_frames=1)
-    assert not again.reused and again.videos == 3
+    assert not again.reused and again.videos == 3 and again.changed == {"added": 1}
+    assert json.loads(path.read_text()) == index
+    path.write_text(json.dumps({**index, "version": 1, "min_frames": 31}))
+    again = prepare(dataset, frame_size=8, min_frames=1)
+    assert not again.reused and again.videos == 3 and again.changed == {}  # decoded whole, not refreshed
+    assert json.loads(path.read_text()) == index
 
 
 def test_clips_take_every_nth_frame(dataset):
@@ -174,3 +183,155 @@ def test_epoch_sampler_splits_covers_and_resumes():
     assert next(it) == e0[1] and next(it) == s0.epoch_batches(1)[0]
     # fewer videos than a global batch: the permutation repeats
     assert len(EpochSampler(3, 4).epoch_batches(0)[0]) == 4
+
+
+# ---------------------------------------------------------------- frames of every kind, bad frames
+
+
+def test_16_bit_and_grey_alpha_frames_are_rgb_of_the_right_values(dataset):
+    """16-bit grey frames (PNG I;16) are scaled by their bit depth (not clamped to white), grey+alpha
+    (LA) and palette frames become 3 channels, composited on white: clips are always [.., 3]."""
+    from PIL import Image
+
+    g16 = dataset / "g16"
+    g16.mkdir()
+    for i in range(20):
+        Image.fromarray(np.full((8, 8), 257 * (10 * i), np.uint16)).save(g16 / f"f{i}.png")  # I;16
+    la = dataset / "la"
+    la.mkdir()
+    for i in range(20):
+        a = np.zeros((8, 8, 2), np.uint8)
+        a[..., 0], a[:4, :, 1] = 5 * i, 255  # the top half opaque grey, the bottom transparent
+        Image.fromarray(a, "LA").save(la / f"f{i}.png")
+    info = prepare(dataset, frame_size=8, min_frames=1)
+    ds = ClipDataset(info.cache, frames=20, time_step=1)
+    by_source = {v["source"]: k for k, v in enumerate(ds.videos)}
+    grey = ds.clip(by_source["g16"], 0)
+    assert grey.shape == (20, 8, 8, 3) and grey[:, 0, 0, 0].tolist() == [10 * i for i in range(20)]
+    alpha = ds.clip(by_source["la"], 0)
+    assert alpha.shape == (20, 8, 8, 3)
+    assert alpha[:, 0, 0].tolist() == [[5 * i] * 3 for i in range(20)] and (alpha[:, 7] == 255).all()
+    x = to_model_input(torch.stack([ds[by_source["la"]], ds[by_source["g16"]]]))
+    assert x.shape == (2, 20, 3, 8, 8)
+
+
+def test_bad_frames_make_the_video_unreadable(tmp_path):
+    """A frame whose pixel data stops early (Pillow would fill the rest), a frame that is not an
+    image, and frames of two sizes (also across decoding batches): each video is counted
+    unreadable, never decoded wrong."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    root = tmp_path / "bad"
+    _frame_folder(root / "good", 3)
+    _frame_folder(root / "short", 3)
+    rows = b"".join(b"\x00" + bytes(48) for _ in range(4))  # 4 of the 12 rows of a 16 x 12 RGB frame
+    (root / "short" / "img_2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 12, 8, 2, 0, 0, 0))
+                                               + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    _frame_folder(root / "garbage", 3)
+    (root / "garbage" / "img_3.png").write_bytes(b"\x89PNG not really")
+    (root / "sizes").mkdir()
+    for i in range(70):  # the 66th frame, in the second batch of 64, is larger
+        iio.imwrite(root / "sizes" / f"img_{i + 1}.png", np.zeros((24, 32, 3) if i == 65 else (12, 16, 3), np.uint8))
+    info = prepare(root, frame_size=8, min_frames=1)
+    assert info.videos == 1 and info.skipped["unreadable"] == 3
+
+
+# ---------------------------------------------------------------- a changed folder, failures
+
+
+def _cached_files(cache) -> dict:
+    """Video file name -> (inode, mtime_ns) of a clip cache's decoded videos."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.glob("*.safetensors")}
+
+
+def test_a_changed_folder_is_refreshed_not_served_from_the_old_decode(capsys, dataset):
+    """Videos added, changed and removed since the last prepare: only those are decoded again (the
+    others' cache files stay as they were), and one line says what changed."""
+    first = prepare(dataset, frame_size=8, min_frames=1)
+    before = _cached_files(first.cache)
+    for p in (dataset / "clip_a").iterdir():  # every frame of clip_a blacked out
+        iio.imwrite(p, np.zeros((12, 16, 3), np.uint8))
+    (dataset / "v.mp4").unlink()
+    _frame_folder(dataset / "clip_c", 12)
+    again = prepare(dataset, frame_size=8, min_frames=1)
+    assert not again.reused and again.changed == {"added": 1, "changed": 1, "removed": 1}
+    assert again.change_note() == "clip cache refreshed: 1 video added, 1 changed, 1 removed"
+    assert again.change_note() in again.summary() and (again.videos, again.frames) == (3, 62)
+    ds = ClipDataset(again.cache, frames=1, time_step=1)
+    sources = [v["source"] for v in ds.videos]
+    assert sources == ["clip_a", "clip_b", "clip_c"]
+    assert ds.clip(0, 39).max() == 0  # the new, black frames
+    after = _cached_files(again.cache)
+    assert len(after) == 3 and len(set(after) & set(before)) == 1  # clip_b's file untouched, the rest gone
+    kept = (set(after) & set(before)).pop()
+    assert after[kept] == before[kept]
+    third = prepare(dataset, frame_size=8, min_frames=1)
+    assert third.reused and third.changed == {} and "refreshed" not in third.summary()
+    code, out, _ = run(capsys, "prepare", "--data", str(dataset), "--frame-size", "8")
+    assert code == 0 and "reused the clip cache" in out
+    (dataset / "clip_b" / "img_3.png").unlink()
+    code, out, _ = run(capsys, "prepare", "--data", str(dataset), "--frame-size", "8")
+    assert code == 0 and "clip cache refreshed: 1 video changed" in out and len(out.strip().splitlines()) == 1
+    next(again.cache.glob("*.safetensors")).unlink()  # a cache file lost: that video decoded again
+    assert prepare(dataset, frame_size=8, min_frames=1).changed == {"re-decoded": 1}
+    (again.cache / "index.json").write_text('{"version": 2, "videos": [{"file": "../../x"}]}')  # damaged: decoded whole
+    redone = prepare(dataset, frame_size=8, min_frames=1)
+    assert not redone.reused and redone.changed == {} and redone.videos == 3
+
+
+def test_a_frame_replaced_with_its_size_and_time_kept_is_seen(dataset):
+    """`cp -p` or an archive puts back another file with the same size and modification time:
+    the status-change time in the signature still sees it."""
+    import os
+
+    prepare(dataset, frame_size=8, min_frames=1)
+    frame = dataset / "clip_a" / "img_2.png"  # value 6 everywhere
+    st = frame.stat()
+    other = (dataset / "clip_a" / "img_3.png").read_bytes()  # value 12, compressed to as many bytes
+    assert len(other) == st.st_size
+    frame.write_bytes(other)
+    os.utime(frame, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (frame.stat().st_size, frame.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    again = prepare(dataset, frame_size=8, min_frames=1)
+    assert again.changed == {"changed": 1}
+    assert ClipDataset(again.cache, frames=1, time_step=1).clip(0, 1).min() == 12
+
+
+def test_a_failed_or_interrupted_prepare_leaves_nothing(tmp_path, dataset, isolated_store):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.mp4").write_bytes(b"junk")
+    with pytest.raises(MocohdError, match="no usable videos"):
+        prepare(junk, frame_size=8)
+    assert list((isolated_store / "data").iterdir()) == []  # no empty cache folder
+
+    def stop_after(n):
+        def progress(done, total):
+            if done == n:
+                raise KeyboardInterrupt
+        return progress
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare(dataset, frame_size=8, progress=stop_after(2))  # clip_a decoded, then cut
+    assert list((isolated_store / "data").iterdir()) == []  # a first preparation cut short: no folder at all
+    info = prepare(dataset, frame_size=8, min_frames=1)
+    index = (info.cache / "index.json").read_bytes()
+    before = _cached_files(info.cache)
+    _frame_folder(dataset / "new_1", 5)
+    _frame_folder(dataset / "new_2", 5)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(dataset, frame_size=8, progress=stop_after(4))  # new_1 decoded, then cut
+    assert (info.cache / "index.json").read_bytes() == index and _cached_files(info.cache) == before
+    shutil.rmtree(dataset / "new_1")
+    shutil.rmtree(dataset / "new_2")
+    assert prepare(dataset, frame_size=8, min_frames=1).reused
+    for p in list(dataset.rglob("*")):  # the folder emptied of videos: the cache goes too
+        if p.is_file() and p.suffix in (".png", ".mp4"):
+            p.unlink()
+    with pytest.raises(MocohdError, match="no usable videos"):
+        prepare(dataset, frame_size=8, min_frames=1)
+    assert list((isolated_store / "data").iterdir()) == []

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -267,3 +268,78 @@ def test_training_evaluates_at_its_checkpoints_and_eval_appends_to_the_run(capsy
 
 def isolated_home() -> Path:
     return Path(os.environ["MOCOHD_HOME"])
+
+
+def _grey_alpha_videos(folder: Path, videos: int, frames: int, size: int = 16) -> Path:
+    """Frame folders of grey+alpha (LA) PNGs: a moving opaque band over a transparent background."""
+    from PIL import Image
+
+    for v in range(videos):
+        (folder / f"v{v}").mkdir(parents=True)
+        for t in range(frames):
+            a = np.zeros((size, size, 2), np.uint8)
+            a[:, (t + v) % size] = (40 * v, 255)
+            Image.fromarray(a, "LA").save(folder / f"v{v}" / f"{t}.png")
+    return folder
+
+
+def test_grey_alpha_frames_evaluate(tmp_path):
+    """LA frames once gave 2-channel clips that crashed the detector."""
+    store_detector("i3d")
+    la = _grey_alpha_videos(tmp_path / "la", 3, 16)
+    fakes = write_dataset(tmp_path / "fakes", videos=3, frames=16, size=16, seed=3)
+    r = evaluate(["fvd16"], la, fake=fakes, videos=3, device="cpu", batch=4)[0]
+    assert (r.real, r.fake) == (3, 3) and np.isfinite(r.value)
+
+
+def test_a_changed_dataset_never_meets_its_old_statistics(capsys, heads, tmp_path):
+    """Videos removed and blacked out: the clip cache is refreshed (said in one line), so the
+    cached real statistics (keyed by the cache's index) are not those of the old data."""
+    import shutil
+
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    first = evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4)[0]
+    shutil.rmtree(heads / "video_0005")
+    for p in (heads / "video_0000").iterdir():
+        iio.imwrite(p, np.zeros((16, 16, 3), np.uint8))
+    out_json = tmp_path / "r.json"
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
+                         "--device", "cpu", "--json", str(out_json))
+    assert code == 0, err
+    again = json.loads(out_json.read_text())[0]
+    assert not again["real_cached"] and again["real_videos"] == 5 and again["value"] != first.value
+    assert f"{heads}: clip cache refreshed: 1 video changed, 1 removed" in err
+
+
+def test_fakes_are_decoded_into_a_scratch_folder_that_goes_away(heads, tmp_path, isolated_store, monkeypatch):
+    """Each `eval --fake` decodes the folder again into a scratch folder removed at the end (after
+    an error or Ctrl-C too), and its errors name the user's folder, never the scratch one."""
+    short = write_dataset(tmp_path / "short", videos=2, frames=10, size=16)
+    with pytest.raises(MocohdError) as e:
+        evaluate(["fvd16"], heads, fake=short, videos=4, device="cpu", batch=4, frame_size=16)
+    assert str(e.value) == f"{short}: no video has the 16 frames fvd16 needs (2 too short)"
+    data = isolated_store / "data"
+    assert [p.name.split("-")[:2] for p in data.iterdir()] == [["heads", "16px"]]  # the dataset's cache only
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    r = evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4)[0]
+    assert np.isfinite(r.value)
+    assert [p.name.split("-")[:2] for p in data.iterdir()] == [["heads", "16px"]]
+    from mocohd_cli.metrics import evaluate as ev
+
+    monkeypatch.setattr(ev, "embed", lambda det, clips: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4, cache=False)
+    assert [p.name.split("-")[:2] for p in data.iterdir()] == [["heads", "16px"]]
+
+
+def test_fakes_are_compared_at_their_own_size(capsys, heads, tmp_path):
+    """A folder of 16 px fakes is compared at 16 px, not upscaled to 256 (said under the table);
+    --frame-size wins; fakes of several sizes fall back to 256."""
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
+                         "--device", "cpu")
+    assert code == 0, err
+    assert "frames compared at 16 px" in out
+    assert evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4, frame_size=8)[0].frame_size == 8
+    write_dataset(tmp_path / "fakes", videos=5, frames=16, size=8, seed=4)  # a fifth video, at 8 px
+    assert evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4)[0].frame_size == 256

@@ -1,4 +1,4 @@
-"""Fuzzing the readers with damaged and lying model files.
+"""Fuzzing the readers with damaged and lying model files, and datasets of odd frames.
 
 Valid canonical (.safetensors), rosinality (.pt) and NVIDIA (.pkl) generators
 and a canonical motion model are truncated, have bytes flipped, and are
@@ -7,20 +7,31 @@ either gives a model whose forward pass is finite or fails with a one-line
 MocohdError naming the file: never another exception, and never a module
 larger than the file justifies (a guard around the builders fails the test
 before such a module would be allocated). Seeded: the same cases every run.
+
+A dataset of frame folders in every Pillow mode and bit depth the dataset
+formats hold, lying, truncated and damaged frames, and frames of two sizes:
+``prepare`` never raises, every video it keeps is [T, S, S, 3] uint8 of the
+values drawn, and each bad video is counted unreadable.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import pickle
 import random
 import struct
+import zlib
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+from safetensors.torch import load_file
 
 from mocohd_cli import MocohdError, generators, models
+from mocohd_cli.data import prepare
 from mocohd_cli.formats import canonical, read_any, rosinality
 from mocohd_cli.models import describe, import_model, load_image_generator
 from mocohd_cli.models import motion
@@ -29,7 +40,7 @@ from mocohd_cli.motion import MotionConfig
 from mocohd_cli.motion.generator import MotionGenerator
 
 from . import nvidia_pickle
-from .conftest import randomized_generator, save_canonical, tiny_config
+from .conftest import randomized_generator, run, save_canonical, tiny_config
 
 LIMIT = 10  # a built module may take at most LIMIT x the file's size
 HUGE = 10**9
@@ -385,3 +396,183 @@ def test_fuzz_memory_stays_bounded(tmp_path, guard, generator):
             read_any(tmp_path / name)
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 512, f"peak memory grew by {grown_mib:.0f} MiB reading lying files of a few kB"
+
+
+# ---------------------------------------------------------------- datasets: frames of every mode, bad frames
+
+SIDE = 12  # square frames, prepared at their own size: the values come through exact
+LEVELS = (40, 120, 200)  # frame t of every video is drawn at level LEVELS[t]
+
+
+def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _solid(mode: str, value) -> Image.Image:
+    return Image.new(mode, (SIDE, SIDE), value)
+
+
+def _palette(level: int, transparent: bool = False) -> Image.Image:
+    im = _solid("P", 0)
+    im.putpalette([level, 255 - level, 50] + [0] * 765)
+    if transparent:
+        im.info["transparency"] = 0
+    return im
+
+
+def _png(depth: int, colour: int, row: bytes, rows: int = SIDE) -> bytes:
+    """A SIDE x SIDE PNG written by hand (depths and colour types Pillow does not write), every
+    row ``row``, its pixel data stopping after ``rows`` rows."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pixels = b"".join(b"\x00" + row for _ in range(rows))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", SIDE, SIDE, depth, colour, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(pixels)) + chunk(b"IEND", b""))
+
+
+def _rgb_via_pillow(mode: str, value) -> tuple:
+    """What Pillow's own conversion makes of one pixel (the colour spaces it converts: CMYK, LAB, YCbCr)."""
+    return tuple(int(c) for c in np.asarray(Image.new(mode, (1, 1), value).convert("RGB"))[0, 0])
+
+
+def _good_frame_cases() -> list:
+    """(name, extension, make(level) -> bytes, expect(level) -> RGB, tolerance)."""
+    u16 = lambda level: np.full((SIDE, SIDE), 257 * level, np.uint16)  # noqa: E731
+    over = lambda c, a: round(c * a / 255 + 255 * (255 - a) / 255)  # noqa: E731 - on white
+    grey = lambda level: (level,) * 3  # noqa: E731
+    colour = lambda level: (level, 255 - level, 50)  # noqa: E731
+    return [
+        ("png-1", ".png", lambda v: _encode(_solid("1", int(v >= 128)), "PNG"), lambda v: (255 if v >= 128 else 0,) * 3, 0),
+        ("png-L", ".png", lambda v: _encode(_solid("L", v), "PNG"), grey, 0),
+        ("png-LA", ".png", lambda v: _encode(_solid("LA", (v, 255)), "PNG"), grey, 0),
+        ("png-LA-clear", ".png", lambda v: _encode(_solid("LA", (v, 0)), "PNG"), lambda v: (255,) * 3, 0),
+        ("png-LA-half", ".png", lambda v: _encode(_solid("LA", (v, 100)), "PNG"), lambda v: (over(v, 100),) * 3, 1),
+        ("png-P", ".png", lambda v: _encode(_palette(v), "PNG"), colour, 0),
+        ("png-P-clear", ".png", lambda v: _encode(_palette(v, True), "PNG", transparency=0), lambda v: (255,) * 3, 0),
+        ("png-RGB", ".png", lambda v: _encode(_solid("RGB", colour(v)), "PNG"), colour, 0),
+        ("png-RGBA-half", ".png", lambda v: _encode(_solid("RGBA", (*colour(v), 128)), "PNG"),
+         lambda v: tuple(over(c, 128) for c in colour(v)), 1),
+        ("png-I16", ".png", lambda v: _encode(Image.fromarray(u16(v)), "PNG"), grey, 0),
+        ("png-I16-dark", ".png", lambda v: _encode(Image.fromarray(u16(v) // 257), "PNG"), lambda v: (round(v / 257),) * 3, 0),
+        ("png-grey-4bit", ".png", lambda v: _png(4, 0, bytes([round(v / 17) * 17]) * (SIDE // 2)),
+         lambda v: (round(v / 17) * 17,) * 3, 0),
+        ("png-LA16", ".png", lambda v: _png(16, 4, struct.pack(">HH", 257 * v, 65535) * SIDE), grey, 0),
+        ("png-RGB16", ".png", lambda v: _png(16, 2, struct.pack(">HHH", *(257 * c for c in colour(v))) * SIDE), colour, 0),
+        ("png-RGBA16", ".png", lambda v: _png(16, 6, struct.pack(">HHHH", *(257 * c for c in colour(v)), 65535) * SIDE),
+         colour, 0),
+        ("bmp-1", ".bmp", lambda v: _encode(_solid("1", int(v >= 128)), "BMP"), lambda v: (255 if v >= 128 else 0,) * 3, 0),
+        ("bmp-L", ".bmp", lambda v: _encode(_solid("L", v), "BMP"), grey, 0),
+        ("bmp-P", ".bmp", lambda v: _encode(_palette(v), "BMP"), colour, 0),
+        ("bmp-RGB", ".bmp", lambda v: _encode(_solid("RGB", colour(v)), "BMP"), colour, 0),
+        ("jpg-L", ".jpg", lambda v: _encode(_solid("L", v), "JPEG"), grey, 3),
+        ("jpg-RGB", ".jpeg", lambda v: _encode(_solid("RGB", colour(v)), "JPEG", quality=95), colour, 6),
+        ("jpg-CMYK", ".jpg", lambda v: _encode(_solid("CMYK", (v, 0, 255 - v, 30)), "JPEG", quality=95),
+         lambda v: _rgb_via_pillow("CMYK", (v, 0, 255 - v, 30)), 6),
+        ("webp-RGB", ".webp", lambda v: _encode(_solid("RGB", colour(v)), "WEBP", lossless=True), colour, 0),
+        ("webp-RGBA-clear", ".webp", lambda v: _encode(_solid("RGBA", (*colour(v), 0)), "WEBP", lossless=True),
+         lambda v: (255,) * 3, 0),
+        ("tif-I16", ".tif", lambda v: _encode(Image.fromarray(u16(v)), "TIFF"), grey, 0),
+        ("tif-I16B", ".tiff", lambda v: _encode(Image.frombytes("I;16B", (SIDE, SIDE), u16(v).astype(">u2").tobytes()), "TIFF"),
+         grey, 0),
+        ("tif-I32", ".tif", lambda v: _encode(Image.fromarray(np.full((SIDE, SIDE), v << 23, np.int32)), "TIFF"),
+         lambda v: (round((v << 23) * 255 / (2**31 - 1)),) * 3, 0),
+        ("tif-F", ".tif", lambda v: _encode(Image.fromarray(np.full((SIDE, SIDE), v / 255, np.float32)), "TIFF"), grey, 0),
+        ("tif-CMYK", ".tif", lambda v: _encode(_solid("CMYK", (v, 0, 255 - v, 30)), "TIFF"),
+         lambda v: _rgb_via_pillow("CMYK", (v, 0, 255 - v, 30)), 0),
+        ("tif-LAB", ".tif", lambda v: _encode(_solid("LAB", (v, 100, 160)), "TIFF"), lambda v: _rgb_via_pillow("LAB", (v, 100, 160)), 0),
+        ("tif-YCbCr", ".tif", lambda v: _encode(_solid("YCbCr", (v, 100, 160)), "TIFF"),
+         lambda v: _rgb_via_pillow("YCbCr", (v, 100, 160)), 0),
+        ("tif-PA", ".tif", lambda v: _encode(_palette(v).convert("PA"), "TIFF"), colour, 0),
+        # lying names: the content decides
+        ("png-is-jpeg", ".png", lambda v: _encode(_solid("RGB", colour(v)), "JPEG", quality=95), colour, 6),
+        ("jpg-is-png", ".jpg", lambda v: _encode(_solid("L", v), "PNG"), grey, 0),
+        ("webp-is-bmp", ".webp", lambda v: _encode(_solid("RGB", colour(v)), "BMP"), colour, 0),
+    ]
+
+
+def _bad_frames(rng: random.Random) -> list:
+    """(name, extension, bytes of the middle frame) of videos that must be counted unreadable: the
+    frames before and after it are good."""
+    good = _encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)), "PNG")
+    jpeg = _encode(_solid("RGB", (10, 200, 30)), "JPEG")
+    webp = _encode(_solid("RGB", (10, 200, 30)), "WEBP", lossless=True)
+    idat_end = good.index(b"IEND") - 4
+    cases = [
+        ("garbage", ".png", b"\x89PNG\r\n\x1a\n" + bytes(rng.randrange(256) for _ in range(200))),
+        ("empty", ".png", b""),
+        ("text", ".jpg", b"not an image at all"),
+        ("rows-stop-early", ".png", _png(8, 2, bytes(3 * SIDE), rows=5)),
+        ("jpeg-cut", ".jpg", jpeg[: len(jpeg) // 2]),
+        ("webp-cut", ".webp", webp[: len(webp) // 2]),
+        ("zero-size", ".png", good[:16] + struct.pack(">II", 0, 0) + good[24:]),
+        ("bomb", ".png", good[:16] + struct.pack(">II", 30000, 30000) + good[24:29]
+         + struct.pack(">I", zlib.crc32(good[12:16] + struct.pack(">II", 30000, 30000) + good[24:29])) + good[33:]),
+        ("other-size", ".png", _encode(_solid("RGB", (1, 2, 3)).resize((SIDE + 4, SIDE)), "PNG")),
+    ]
+    cases += [(f"png-cut-at-{k}", ".png", good[:k]) for k in sorted(rng.sample(range(9, idat_end), 8))]
+    return cases
+
+
+def test_fuzz_dataset_frames(tmp_path, capsys):
+    """Frame folders of every mode, bit depth and lie, and of bad frames (truncated, damaged,
+    empty, a decompression bomb, another size): prepare keeps the good ones, 3 channels of the
+    drawn values, counts the bad ones unreadable, and flipped bytes never crash it."""
+    rng = random.Random(14)
+    root = tmp_path / "data"
+    good = _good_frame_cases()
+    for name, ext, make, _, _ in good:
+        (root / name).mkdir(parents=True)
+        for t, level in enumerate(LEVELS):
+            (root / name / f"f{t}{ext}").write_bytes(make(level))
+    bad = _bad_frames(rng)
+    middle = _encode(_solid("RGB", (9, 9, 9)), "PNG")
+    for name, ext, data in bad:
+        (root / name).mkdir(parents=True)
+        (root / name / "f0.png").write_bytes(middle)
+        (root / name / f"f1{ext}").write_bytes(data)
+        (root / name / "f2.png").write_bytes(middle)
+    flips = []  # flipped bytes: kept or counted unreadable, never a crash
+    for j in range(12):
+        b = bytearray(_encode(_solid("RGB", (5 * j, 60, 90)), "PNG"))
+        for _ in range(rng.randint(1, 4)):
+            b[rng.randrange(8, len(b))] = rng.randrange(256)
+        (root / f"flip-{j}").mkdir()
+        (root / f"flip-{j}" / "f0.png").write_bytes(bytes(b))
+        flips.append(f"flip-{j}")
+
+    info = prepare(root, frame_size=SIDE, min_frames=1)
+    index = json.loads((info.cache / "index.json").read_text())
+    kept = {v["source"]: v for v in index["videos"]}
+    unreadable = {p.name for p in root.iterdir()} - set(kept)  # each has frames: not kept is unreadable
+    failures = []
+    for name, _, _, expect, tol in good:
+        if name not in kept:
+            failures.append(f"{name}: not kept")
+            continue
+        frames = load_file(str(info.cache / kept[name]["file"]))["frames"]
+        if frames.dtype != torch.uint8 or tuple(frames.shape) != (3, SIDE, SIDE, 3):
+            failures.append(f"{name}: {frames.dtype} {list(frames.shape)}")
+            continue
+        for t, level in enumerate(LEVELS):
+            want = torch.tensor(expect(level)).expand(SIDE, SIDE, 3)
+            err = int((frames[t].int() - want).abs().max())
+            if err > tol:
+                failures.append(f"{name} level {level}: {frames[t, 0, 0].tolist()}, expected {list(expect(level))}")
+    for name, _, _ in bad:
+        if name not in unreadable:
+            failures.append(f"{name}: not counted unreadable")
+    for name in flips:
+        if name in kept:
+            frames = load_file(str(info.cache / kept[name]["file"]))["frames"]
+            if tuple(frames.shape) != (1, SIDE, SIDE, 3):
+                failures.append(f"{name}: {list(frames.shape)}")
+        elif name not in unreadable:
+            failures.append(f"{name}: neither kept nor unreadable")
+    assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
+    assert info.skipped["unreadable"] == len(unreadable) >= len(bad)
+    assert info.videos + info.skipped["unreadable"] == len(good) + len(bad) + len(flips)
+    code, out, err = run(capsys, "prepare", "--data", str(root), "--frame-size", str(SIDE), "--frames", "1")
+    assert code == 0 and err.strip() == "" and "reused the clip cache" in out and f"{len(unreadable)} unreadable" in out

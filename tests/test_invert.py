@@ -419,6 +419,60 @@ def test_bad_photos_are_one_line_errors(tmp_path, capsys):
     assert store_files(tmp_path / "mocohd-home") == []
 
 
+def short_png(width: int, height: int, rows: int) -> bytes:
+    """A well-formed RGB PNG (checksums right, its compressed stream complete) whose pixel data
+    stops after ``rows`` of its ``height`` rows (Pillow fills the rest unasked)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pixels = b"".join(b"\x00" + bytes([200]) * (3 * width) for _ in range(rows))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(pixels)) + chunk(b"IEND", b""))
+
+
+def test_a_dark_16_bit_photo_stays_dark_and_every_mode_is_rgb(tmp_path):
+    """16-bit samples are scaled by their bit depth, never by the photo's own maximum: values
+    0..200 of 65535 are black, not mid-grey."""
+    dark = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 200 // 63)
+    (tmp_path / "dark.png").write_bytes(png_bytes(dark))
+    assert Image.open(tmp_path / "dark.png").mode == "I;16"
+    out = read_photo(tmp_path / "dark.png", 8)
+    assert out.max() <= 1 and out.shape == (8, 8, 3)
+    from mocohd_cli.photos import to_rgb
+
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1040)  # 0..65520
+    for mode, dtype in (("I;16", "<u2"), ("I;16B", ">u2"), ("I", "<i4")):  # every mode Pillow keeps 16-bit samples in
+        im = Image.frombytes(mode, (8, 8), ramp.astype(dtype).tobytes())
+        assert to_rgb(im)[..., 0].tolist() == np.round(ramp / 257).astype(np.uint8).tolist(), mode
+    assert to_rgb(Image.frombytes("I", (2, 1), np.int32([2**30, 2**31 - 1]).tobytes()), bits=32)[0, :, 0].tolist() == [128, 255]
+    assert to_rgb(Image.fromarray(np.float32([[0.0, 0.5, 1.0, 2.0]])))[0, :, 0].tolist() == [0, 128, 255, 255]
+    for mode in ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "F"):
+        assert to_rgb(Image.new(mode, (3, 2))).shape == (2, 3, 3), mode
+    la = Image.fromarray(np.uint8([[[100, 255], [100, 0]]]), "LA")
+    assert to_rgb(la)[0].tolist() == [[100] * 3, [255] * 3]  # on white
+    assert to_rgb(la.convert("La"))[0].tolist() == [[100] * 3, [255] * 3]
+
+
+def test_a_png_whose_pixel_data_stops_early_is_refused(tmp_path, capsys):
+    (tmp_path / "short.png").write_bytes(short_png(8, 8, 3))
+    assert Image.open(tmp_path / "short.png").size == (8, 8)  # a header that passes
+    with pytest.raises(MocohdError, match="short.png: damaged or truncated image: its pixel data stops early "
+                                          r"\(40 of 64 pixels never decoded\)"):
+        read_photo(tmp_path / "short.png", 8)
+    save_canonical(tmp_path / "g.safetensors", trained_looking_generator())
+    code, _, err = run(capsys, "invert", str(tmp_path / "short.png"), "--image", str(tmp_path / "g.safetensors"),
+                       "--loss", "pixel", "--steps", "2")
+    assert code == 1 and "stops early" in err and len(err.strip().splitlines()) == 1, err
+    (tmp_path / "whole.png").write_bytes(short_png(8, 8, 8))  # the same, whole: read
+    assert (read_photo(tmp_path / "whole.png", 8) == 200).all()
+    marked = np.full((8, 8, 3), (0x5A, 0xA5, 0x3C), np.uint8)  # real pixels of the marker's value are fine
+    (tmp_path / "marked.png").write_bytes(png_bytes(marked))
+    assert read_photo(tmp_path / "marked.png", 8).tolist() == marked.tolist()
+    grey = np.full((8, 8), 0x5A, np.uint8)
+    (tmp_path / "grey.png").write_bytes(png_bytes(grey, "L"))
+    assert (read_photo(tmp_path / "grey.png", 8) == 0x5A).all()
+
+
 # ---------------------------------------------------------------- the command
 
 

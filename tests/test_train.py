@@ -274,6 +274,23 @@ def test_divergence_keeps_the_last_good_checkpoint(setup, monkeypatch):
     assert canonical.read_header(Path(os.environ["MOCOHD_HOME"]) / "motion" / "nan.safetensors").weights_sha256 == exported
 
 
+def test_grey_alpha_and_16_bit_frames_train(setup, tmp_path):
+    """Frame folders of grey+alpha (LA) and 16-bit grey (I;16) PNGs become 3-channel clips (LA
+    once gave 2-channel ones that crashed the discriminators)."""
+    from PIL import Image
+
+    data = tmp_path / "modes"
+    for v in range(3):
+        (data / f"v{v}").mkdir(parents=True)
+        for i in range(10):
+            a = np.zeros((16, 16), np.uint16)
+            a[:, (i + v) % 16] = 60000
+            im = Image.fromarray(a) if v == 2 else Image.fromarray(np.stack([(a >> 8).astype(np.uint8)] * 2, -1), "LA")
+            im.save(data / f"v{v}" / f"{i}.png")
+    r = train(tiny(setup, name="modes", data=str(data), steps=1))
+    assert r.step == 1 and r.motion.is_file()
+
+
 def test_missing_data_fails_before_any_work(setup, tmp_path):
     with pytest.raises(MocohdError, match="not a folder"):
         train(tiny(setup, name="nodata", data=str(tmp_path / "nowhere")))

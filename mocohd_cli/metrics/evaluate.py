@@ -15,7 +15,14 @@ process's run, to float rounding.
 
 Real statistics are cached in the store (``eval-stats/``), keyed by the clip
 cache's index, the protocol, the number of clips, the seed and the detector's
-weights: evaluating again renders and embeds only the fakes.
+weights: evaluating again renders and embeds only the fakes. The index holds
+every video's source signature (``mocohd_cli.data``) and is refreshed when the
+dataset changes, so a changed dataset never meets statistics of its old self.
+
+A folder of fakes (``fake``) is decoded into a scratch folder of the store that
+is removed when the evaluation ends, however it ends; by default at the
+videos' own size when they are squares of one size (up to ``DEFAULT_SIZE``),
+else at ``DEFAULT_SIZE`` (``MetricResult.frame_size`` says which).
 
 What each metric compares (``protocol.PROTOCOLS``):
 - ``fvd16`` / ``fvd128``: 16 / 128 consecutive frames from each video's first
@@ -33,6 +40,8 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +54,7 @@ from safetensors.torch import save as st_save
 from .. import store
 from ..detectors import InceptionV3
 from ..distributed import Dist
-from ..data import PreparedData, prepare, square_resize
+from ..data import PreparedData, prepare, probe_size, scan, square_resize
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, read_header
 from ..frames import check_noise, check_pair, check_truncation, draw_classes, synthesize
@@ -80,6 +89,7 @@ class MetricResult:
     seed: int
     real_cached: bool = False
     seconds: dict = field(default_factory=dict)  # real, fake (render + embed), total
+    frame_size: int = 0  # the square size both sides were compared at
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -272,7 +282,8 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
              device: str | torch.device = "auto", batch: int = 8, frame_size: int | None = None,
              i3d: str | None = None, inception: str | None = None, repeat: bool = False, cache: bool = True,
              progress: Progress | None = None, dist: Dist | None = None, M=None, G=None,
-             classes: list[int] | None = None, detectors: dict | None = None) -> list[MetricResult]:
+             classes: list[int] | None = None, detectors: dict | None = None,
+             note: Callable[[str], None] | None = None) -> list[MetricResult]:
     """Compute ``metrics`` (names of ``protocol.PROTOCOLS``) of generated videos against ``data``.
 
     The fakes: ``motion`` + ``image`` (names or files; rendered here, never written), or ``fake``,
@@ -282,10 +293,12 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
     (default 50,000 or what the data has; 'all': every frame of the data). ``frame_size``: the
     square size both sides are compared at (real frames are prepared at it, rendered ones resized
     to it with the same antialiased resize; default: the generator's resolution up to 256, and
-    256 for a folder). ``i3d`` / ``inception``: detector names or files (default:
+    for a folder the videos' own size when they are squares of one size, up to 256, else 256).
+    ``i3d`` / ``inception``: detector names or files (default:
     the store's, ``mocohd fetch i3d``). ``M``, ``G``, ``detectors`` ({'i3d': net}): already loaded
     models (training passes its own). ``classes``: class-conditional generators, the classes the
-    fakes are drawn from (all when None).
+    fakes are drawn from (all when None). ``note(text)``: one-line notes for the user (the
+    dataset's clip cache refreshed because the folder changed).
     """
     protocols = check_metrics(metrics)
     seed = whole("seed", seed, 0)
@@ -320,59 +333,69 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
             M, _ = express(load_motion(motion, dev), G, image)
         classes = check_pair(M, G, classes, truncation) or None
         check_truncation(truncation, G)
-    size = frame_size or (min(G.resolution, DEFAULT_SIZE) if rendered else DEFAULT_SIZE)
-    real_data = prepare_data(data, size, dist)
-    fake_data = prepare_data(fake, size, dist) if not rendered else None
-
-    results = []
-    for p in protocols:
-        detector = detectors[p.detector]
-        t0 = time.perf_counter()
-        n = p.count if p.frames == 1 else (videos or p.count)
-        if p.frames == 1 and fid_frames is not None:
-            n = 1 << 62 if fid_frames == "all" else fid_frames
-        real = check_real(real_data, p, n, seed, batch, repeat, where=data)
-        want = real.count if fid_frames == "all" and p.frames == 1 else n  # fakes: n, as StyleGAN-V's num_gen
-        rstats, cached = real_stats(real, detector, dist, batch, seed, progress, cache)
-        t_real = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        fstats = FeatureStats(max_items=want)
-        done = [0]
-
-        def tick(k: int, name=p.name, total=want) -> None:
-            done[0] += k
-            if progress:
-                progress(f"fake {name}", min(done[0] * dist.world, total), total)
-
-        if progress:
-            progress(f"fake {p.name}", 0, want)
+    scratch = None if rendered else scratch_folder(dist)
+    try:
         if rendered:
-            if p.frames == 1:
-                count = math.ceil(want / FID_FRAMES_PER_VIDEO)
-                frames = list(range(FID_FRAMES_PER_VIDEO))
-            else:
-                count, frames = want, list(range(0, p.span, p.step))
-            # the first ``want`` items in video order, shared out; FID keeps the first frames of the last video
-            mine = list(range(dist.rank, count, dist.world))
-            stream = fake_videos(M, G, mine, frames, seed, truncation, noise, batch, classes, size)
-            if p.frames == 1:
-                stream = _fid_frames(stream, mine, want)
-            _embed_batches(detector, stream, fstats, batch, tick)
+            size, fake_data = frame_size or min(G.resolution, DEFAULT_SIZE), None
         else:
-            fakes = sample_real_clips(fake_data, p, want, seed, batch=batch, random_offset=False, repeat=repeat)
-            mine = fakes.share(dist.rank, dist.world)
-            _embed_batches(detector, iter(mine), fstats, batch, tick)
-        fstats = gather_stats(fstats, dist)
-        if fstats.count < 2:
-            raise MocohdError(f"{fake or 'the rendered videos'}: {fstats.count} fake {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
-                              "a covariance needs at least 2")
-        value = frechet_distance(rstats.mean, rstats.covariance(p.ddof), fstats.mean, fstats.covariance(p.ddof))
-        t_fake = time.perf_counter() - t1
-        results.append(MetricResult(p.name, float(value), rstats.count, fstats.count, real.skipped, real.videos,
-                                    dict(detector.identity), seed, cached,
-                                    {"real": round(t_real, 3), "fake": round(t_fake, 3),
-                                     "total": round(t_real + t_fake, 3)}))
-    return results
+            fake_data = prepare_fakes(fake, frame_size, dist, scratch)
+            size = fake_data.frame_size
+        real_data = prepare_data(data, size, dist)
+        if note is not None and dist.writer and real_data.changed:
+            note(f"{data}: {real_data.change_note()}")
+
+        results = []
+        for p in protocols:
+            detector = detectors[p.detector]
+            t0 = time.perf_counter()
+            n = p.count if p.frames == 1 else (videos or p.count)
+            if p.frames == 1 and fid_frames is not None:
+                n = 1 << 62 if fid_frames == "all" else fid_frames
+            real = check_real(real_data, p, n, seed, batch, repeat, where=data)
+            want = real.count if fid_frames == "all" and p.frames == 1 else n  # fakes: n, as StyleGAN-V's num_gen
+            rstats, cached = real_stats(real, detector, dist, batch, seed, progress, cache)
+            t_real = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            fstats = FeatureStats(max_items=want)
+            done = [0]
+
+            def tick(k: int, name=p.name, total=want) -> None:
+                done[0] += k
+                if progress:
+                    progress(f"fake {name}", min(done[0] * dist.world, total), total)
+
+            if progress:
+                progress(f"fake {p.name}", 0, want)
+            if rendered:
+                if p.frames == 1:
+                    count = math.ceil(want / FID_FRAMES_PER_VIDEO)
+                    frames = list(range(FID_FRAMES_PER_VIDEO))
+                else:
+                    count, frames = want, list(range(0, p.span, p.step))
+                # the first ``want`` items in video order, shared out; FID keeps the first frames of the last video
+                mine = list(range(dist.rank, count, dist.world))
+                stream = fake_videos(M, G, mine, frames, seed, truncation, noise, batch, classes, size)
+                if p.frames == 1:
+                    stream = _fid_frames(stream, mine, want)
+                _embed_batches(detector, stream, fstats, batch, tick)
+            else:
+                fakes = _clips(fake_data, p, want, seed, batch, repeat, where=fake, random_offset=False)
+                mine = fakes.share(dist.rank, dist.world)
+                _embed_batches(detector, iter(mine), fstats, batch, tick)
+            fstats = gather_stats(fstats, dist)
+            if fstats.count < 2:
+                raise MocohdError(f"{fake or 'the rendered videos'}: {fstats.count} fake {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+                                  "a covariance needs at least 2")
+            value = frechet_distance(rstats.mean, rstats.covariance(p.ddof), fstats.mean, fstats.covariance(p.ddof))
+            t_fake = time.perf_counter() - t1
+            results.append(MetricResult(p.name, float(value), rstats.count, fstats.count, real.skipped, real.videos,
+                                        dict(detector.identity), seed, cached,
+                                        {"real": round(t_real, 3), "fake": round(t_fake, 3),
+                                         "total": round(t_real + t_fake, 3)}, size))
+        return results
+    finally:
+        if scratch is not None and dist.writer:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def score(metric: str, real, fake, detector: torch.nn.Module | str | None = None, n: int | None = None,
@@ -418,14 +441,69 @@ def prepare_data(folder: str | os.PathLike, frame_size: int, dist: Dist) -> Prep
     return dist.writer_first(lambda writer: prepare(folder, frame_size=frame_size, min_frames=1))
 
 
+def scratch_folder(dist: Dist) -> Path:
+    """A new, empty folder for decoded fakes, in the store's data folder (where clip caches go: the
+    room for them is there, not always in /tmp): process 0's on every process. The caller removes it."""
+    def make(writer: bool) -> str | None:
+        if not writer:
+            return None
+        base = store.home() / "data"
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkdtemp(prefix=".eval-fakes-", dir=base)
+        except OSError as e:
+            raise MocohdError(f"cannot create a scratch folder for the decoded fakes in {base}: {e.strerror} "
+                              "(set MOCOHD_HOME to a writable folder)") from e
+
+    return Path(dist.gather_objects(dist.writer_first(make))[0])
+
+
+def prepare_fakes(folder: str | os.PathLike, frame_size: int | None, dist: Dist, scratch: Path) -> PreparedData:
+    """A folder of fake videos decoded into ``scratch`` at ``frame_size``, by default at the videos' own
+    size when they are squares of one size (up to ``DEFAULT_SIZE``), else ``DEFAULT_SIZE``: the first
+    video's size is tried, and the folder decoded again at ``DEFAULT_SIZE`` if another video differs.
+    Process 0 decides and decodes; the others read what it wrote."""
+    def decide(writer: bool) -> PreparedData | None:
+        if not writer:
+            return None
+        own = _own_size(folder) if frame_size is None else None
+        size = frame_size or min(own or DEFAULT_SIZE, DEFAULT_SIZE)
+        info = prepare(folder, frame_size=size, min_frames=1, cache=scratch)
+        if frame_size is None and size != DEFAULT_SIZE and info.sizes != [(own, own)]:  # they disagree
+            info = prepare(folder, frame_size=DEFAULT_SIZE, min_frames=1, cache=scratch, force=True)
+        return info
+
+    info = dist.writer_first(decide)
+    size = dist.gather_objects(info.frame_size if dist.writer else None)[0]
+    return info if dist.writer else prepare(folder, frame_size=size, min_frames=1, cache=scratch)
+
+
+def _own_size(folder: str | os.PathLike) -> int | None:
+    """The side of the first readable video's frames under ``folder`` when they are square, else None."""
+    for src in scan(folder)[0]:
+        try:
+            w, h = probe_size(src)
+        except Exception:  # noqa: BLE001 - unreadable: the next one (prepare counts it)
+            continue
+        return w if w == h else None
+    return None
+
+
+def _clips(data: PreparedData, p: Protocol, n: int, seed: int, batch: int, repeat: bool,
+           where: str | os.PathLike, random_offset: bool = True) -> RealClips:
+    """``sample_real_clips`` of prepared ``data``, its errors naming the user's folder ``where``,
+    not the cache's (a scratch folder, for fakes)."""
+    try:
+        return sample_real_clips(data, p, n, seed, batch=batch, repeat=repeat, random_offset=random_offset)
+    except MocohdError as e:
+        raise MocohdError(str(e).replace(str(data.cache), str(where), 1)) from e
+
+
 def check_real(data: PreparedData, protocol: str | Protocol, n: int, seed: int = 0, batch: int = 8,
                repeat: bool = False, where: str | os.PathLike = "the data") -> RealClips:
     """The real clips of ``protocol`` in prepared ``data``; one line when there are fewer than 2."""
     p = get_protocol(protocol)
-    try:
-        real = sample_real_clips(data, p, n, seed, batch=batch, repeat=repeat)
-    except MocohdError as e:  # name the user's folder, not the cache's
-        raise MocohdError(str(e).replace(str(data.cache), str(where), 1)) from e
+    real = _clips(data, p, n, seed, batch, repeat, where)
     if real.count < 2:
         raise MocohdError(f"{where}: {real.count} real {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
                           "a covariance needs at least 2")
@@ -475,4 +553,5 @@ def append_results(folder: Path, results: list[MetricResult], step: int | None =
 
 
 __all__ = ["DEFAULT_SIZE", "FID_FRAMES_PER_VIDEO", "MetricResult", "append_results", "check_real", "embed", "evaluate",
-           "fake_videos", "fid", "fvd", "gather_stats", "prepare_data", "real_stats", "run_of", "score", "video_generator"]
+           "fake_videos", "fid", "fvd", "gather_stats", "prepare_data", "prepare_fakes", "real_stats", "run_of",
+           "scratch_folder", "score", "video_generator"]

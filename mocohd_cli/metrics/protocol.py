@@ -40,9 +40,9 @@ Where each choice comes from (StyleGAN-V's code: ``src/metrics/metric_main.py``,
 - Frames come from mocohd's clip cache (``mocohd_cli.data.prepare``): square
   centre crops resized with antialiasing to ``frame_size`` (StyleGAN-V's
   datasets are pre-resized squares). A folder is prepared with
-  ``min_frames=1`` so that no video a protocol could use is dropped; a cache
-  prepared earlier for training (``min_frames`` 31) has already dropped the
-  shorter ones, which are then counted as skipped too (``prepared_min_frames``).
+  ``min_frames=1`` so that no video a protocol could use is dropped (the
+  cache keeps every video with a frame, whoever prepared it), and refreshed
+  when the folder changed since.
 """
 
 from __future__ import annotations
