@@ -390,6 +390,24 @@ def test_piped_training_prints_plain_progress_lines(capsys, setup):
     assert any(x.startswith("step 3/3  ") for x in lines) and "checkpoint at step 2" in lines
 
 
+def test_clips_must_be_long_enough_for_the_video_discriminator(capsys, setup):
+    """--frames 2 or 3 passed the settings' check and crashed inside D_V (issue 26): the shortest clip
+    comes from D_V's layers (shortest_clip: its pooling between scales), in-domain one frame more
+    (it sees the pairs (frame 1, frame t)); refused in one line before any work."""
+    for domain, least, what in (("in", 4, "3 (frame 1, frame t) pairs"), ("cross", 3, "clips of 3 frames")):
+        said = f"frames must be at least {least} {domain}-domain (the video discriminator needs {what}), got {least - 1}"
+        with pytest.raises(UsageError, match=f"^{re.escape(said)}$"):
+            TrainConfig(domain=domain, frames=least - 1)
+        code, _, err = run(capsys, *_cli_args(setup, f"short-{domain}", 1, "--domain", domain, "--frames", str(least - 1)))
+        assert code == 2 and err.strip().splitlines() == [f"error: {said}"], err
+        assert not _runs(f"short-{domain}").exists() and not (Path(os.environ["MOCOHD_HOME"]) / "data").exists()
+    r = train(tiny(setup, name="three", frames=3, domain="cross", steps=1, monitor=False))  # the shortest trains
+    assert r.step == 1 and all(np.isfinite(v) for v in r.losses.values())
+    from mocohd_cli.discriminators import shortest_clip
+
+    assert shortest_clip() == 3
+
+
 def test_settings_are_checked_by_the_library(setup):
     for bad in (dict(log_every=0), dict(save_every=-1), dict(lr=0.0), dict(lr=float("nan")), dict(lr=float("inf")),
                 dict(steps=0), dict(frames=1), dict(workers=-1), dict(batch=2.5), dict(w_match=-1.0),

@@ -190,6 +190,7 @@ class TrainConfig(RunSettings):
                        choices={"domain": ("cross", "in"), "monitor": (True, False),
                                 "keep_best": (True, False)})
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
+        self._check_frames()
         if self.moco_momentum > 1:
             raise UsageError(f"{setting('moco_momentum')} must be in [0, 1], got {self.moco_momentum}")
         for prior in ("w_bank_energy", "w_bank_spread"):
@@ -198,6 +199,16 @@ class TrainConfig(RunSettings):
         if self.noise_dim is not None and self.oscillators > self.noise_dim:
             raise UsageError(f"{setting('oscillators')} must be at most {setting('noise_dim')} (each oscillator's phase "
                              f"comes from one noise value), got {self.oscillators} > {self.noise_dim}")
+
+    def _check_frames(self) -> None:
+        """Clips long enough for the video discriminator (``patchgan.shortest_clip``): in-domain it
+        sees the frames - 1 pairs (frame 1, frame t) of a clip, cross-domain the frames themselves."""
+        shortest = patchgan.shortest_clip()
+        pairs = self.domain == "in"
+        if self.frames - pairs < shortest:
+            what = f"{shortest} (frame 1, frame t) pairs" if pairs else f"clips of {shortest} frames"
+            raise UsageError(f"{setting('frames')} must be at least {shortest + pairs} {self.domain}-domain (the video "
+                             f"discriminator needs {what}), got {self.frames}")
 
 
 @dataclass
