@@ -793,10 +793,10 @@ def train(
                                            "clips' pixels (0: off, as the authors)."),
     w_bank_energy: float = typer.Option(TrainConfig.w_bank_energy, "--w-bank-energy", help="Prior on the oscillator "
                                         "bank's step energy: the smallest movements that make the video (needs "
-                                        "--oscillators; 0: off)."),
+                                        "a bank: --oscillators, or an --init model's; 0: off)."),
     w_bank_spread: float = typer.Option(TrainConfig.w_bank_spread, "--w-bank-spread", help="Prior that turns each "
                                         "oscillator's movement toward few PCA directions, without shrinking it "
-                                        "(needs --oscillators; 0: off)."),
+                                        "(needs a bank: --oscillators, or an --init model's; 0: off)."),
     gp_weight: float = typer.Option(TrainConfig.gp_weight, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
     dv_channels: int = typer.Option(TrainConfig.dv_channels, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
     dv_mbstd: int = typer.Option(TrainConfig.dv_mbstd, "--dv-mbstd", help="Minibatch-stddev group of the video "
@@ -804,7 +804,9 @@ def train(
     di_channels: int = typer.Option(TrainConfig.di_channels, "--di-channels", help="Base channels of the cross-domain SN-ResNet D_I."),
     queue: int = typer.Option(TrainConfig.queue, "--queue", help="Contrastive queue length (cross-domain)."),
     pca_samples: int = typer.Option(TrainConfig.pca_samples, "--pca-samples", help="Samples of the PCA fit, when the generator has no cached basis."),
-    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from this motion model."),
+    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from this motion model; its architecture "
+                                       "(--n-pca, --h-dim, --noise-dim, --w-residual, --oscillators) stays: leave those "
+                                       "out (a different value is refused)."),
     classes: Optional[list[str]] = typer.Option(None, "--class", help="BigGAN: the class(es) of the fake videos, "
                                                 "numbers or ImageNet names (default: all classes)."),
     truncation: float = typer.Option(TrainConfig.truncation, "--truncation", help="Truncation of the fake clips (BigGAN: 0.4-1; render with the same)."),

@@ -165,6 +165,29 @@ def test_fine_tune_from_a_motion_model(setup):
     assert not torch.equal(base.w, tuned.w)
 
 
+def test_fine_tuning_keeps_the_models_architecture(capsys, setup):
+    """--init takes n_pca, h_dim, noise_dim, w_residual and oscillators from the model (issue 26: they
+    silently replaced the options given): a given value that differs is refused before any work, in
+    one line naming both values; the model's own value is fine, and the settings left out are its."""
+    train(tiny(setup, name="base", steps=1, n_pca=8, noise_dim=6, w_residual=0.3, monitor=False))
+    for given, said in ((dict(n_pca=4), "n_pca 8, not n_pca (--n-pca) 4"), (dict(h_dim=32), "h_dim 16, not h_dim (--h-dim) 32"),
+                        (dict(noise_dim=7), "noise_dim 6, not noise_dim (--noise-dim) 7"),
+                        (dict(w_residual=0.2), "w_residual 0.3, not w_residual (--w-residual) 0.2"),
+                        (dict(oscillators=2), "oscillators 0, not oscillators 2")):
+        with pytest.raises(UsageError, match=rf"^the init model 'base' has {re.escape(said)}: fine-tuning keeps"):
+            train(tiny(setup, name="tuned", init="base", **given))
+    code, _, err = run(capsys, *_cli_args(setup, "tuned", 1, "--init", "base", "--h-dim", "32", "--oscillators", "4"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the init model 'base' has h_dim 16, oscillators 0, not h_dim (--h-dim) 32, oscillators 4" in err
+    assert not _runs("tuned").exists() and not store.store_path("motion", "tuned").exists()  # nothing ran
+    code, out, err = run(capsys, *_cli_args(setup, "tuned", 1, "--init", "base", "--n-pca", "8", "--no-monitor"))
+    assert code == 0 and "finished at step 1/1" in out, err
+    assert load_motion("tuned").cfg == load_motion("base").cfg
+    stored = _stored("tuned")
+    assert (stored["n_pca"], stored["h_dim"], stored["noise_dim"], stored["w_residual"], stored["oscillators"]) == \
+        (8, 16, 6, 0.3, 0)
+
+
 @pytest.mark.parametrize("precision,dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
 def test_autocast_precisions_stay_finite(setup, precision, dtype):
     """The step really runs under autocast in the precision's dtype: the convolutions of the video
