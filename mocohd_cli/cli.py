@@ -706,7 +706,7 @@ def _with_progress(start, describe, shown) -> object:
     """Run a trainer with a progress bar (steps, it/s, the ``shown`` losses) fed by its events;
     ``describe(info)`` is the first line of the 'start' event. When stderr is not a terminal
     (a pipe, a log file), plain lines instead: a logged step at most every 10 s, the last step
-    and each checkpoint."""
+    and each checkpoint (and the monitor's inversion: a line every tenth of it or 10 s)."""
     plain = not err.is_terminal
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                    TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -721,6 +721,14 @@ def _with_progress(start, describe, shown) -> object:
         if kind == "prepare":
             bar.update(task, completed=info["done"], total=info["total"], losses="decoding")
             bar.start()
+        elif kind == "invert":  # the monitor's real clips, before training (plain: a line every tenth or 10 s)
+            if plain:
+                if "invert" not in state:
+                    state["invert"] = _plain_progress("monitor: inverting", "steps", info["total"])
+                state["invert"](info["done"])
+            else:
+                bar.update(task, completed=info["done"], total=info["total"], losses="monitor: inverting real clips")
+                bar.start()
         elif kind == "note":
             say(info["text"])
         elif kind == "start":
@@ -728,7 +736,7 @@ def _with_progress(start, describe, shown) -> object:
             where = f"{info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else "")
             say(f"{describe(info)}, {where}, {info['precision']}"
                 + (f"; resuming at step {info['step']}" if info["step"] else ""))
-            bar.update(task, completed=info["step"], total=info["total"], losses="")
+            bar.reset(task, completed=info["step"], total=info["total"], rate="", losses="")  # the rate and time of training alone
             bar.start()
         elif kind == "step":
             rate = (info["step"] - state["first"]) / max(time.perf_counter() - state["t0"], 1e-9)

@@ -102,7 +102,8 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                 run.emit("note", {"text": text})
 
             monitor = Monitor(gan, dataset, seed=cfg.seed, domain=cfg.domain, clips=cfg.monitor_clips,
-                              cache=run.folder / "monitor_real.json", note=note)
+                              cache=run.folder / "monitor_real.json", note=note,
+                              progress=lambda done, total: run.emit("invert", {"done": done, "total": total}))
             if cfg.keep_best:
                 keeper = KeepBest(run.folder / "best", "fvd16" if cfg.eval_every else "monitor distance",
                                   fresh=run.checkpoint is None, note=note)
