@@ -165,6 +165,7 @@ def test_fine_tune_from_a_motion_model(setup):
     assert not torch.equal(base.w, tuned.w)
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_fine_tuning_keeps_the_models_architecture(capsys, setup):
     """--init takes n_pca, h_dim, noise_dim, w_residual and oscillators from the model (issue 26: they
     silently replaced the options given): a given value that differs is refused before any work, in
@@ -413,6 +414,7 @@ def test_piped_training_prints_plain_progress_lines(capsys, setup):
     assert any(x.startswith("step 3/3  ") for x in lines) and "checkpoint at step 2" in lines
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_clips_must_be_long_enough_for_the_video_discriminator(capsys, setup):
     """--frames 2 or 3 passed the settings' check and crashed inside D_V (issue 26): the shortest clip
     comes from D_V's layers (shortest_clip: its pooling between scales), in-domain one frame more
