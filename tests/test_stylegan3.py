@@ -160,11 +160,14 @@ def tiny():
 
 
 def test_frames_do_not_depend_on_their_batch(tiny):
+    """The same images alone or in a batch, up to float rounding: the kernels' sums depend on the batch
+    and on the threads (1.07e-6 apart with 2 threads on an AMD EPYC, 0 with one), so 1e-5, far below
+    anything a per-batch draw or mix-up would do."""
     w = tiny.mapping(torch.randn(4, tiny.z_dim, generator=torch.Generator().manual_seed(0)))
     with torch.no_grad():
         together = tiny.synthesis(w)
         alone = torch.cat([tiny.synthesis(w[i : i + 1]) for i in range(4)])
-    assert (together - alone).abs().max() < 1e-6
+    assert (together - alone).abs().max() < 1e-5
 
 
 def test_synthesis_protocol(tiny):
