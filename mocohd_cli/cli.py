@@ -708,7 +708,7 @@ def _with_progress(start, describe, shown) -> object:
     """Run a trainer with a progress bar (steps, it/s, the ``shown`` losses) fed by its events;
     ``describe(info)`` is the first line of the 'start' event. When stderr is not a terminal
     (a pipe, a log file), plain lines instead: a logged step at most every 10 s, the last step
-    and each checkpoint."""
+    and each checkpoint (and the monitor's inversion: a line every tenth of it or 10 s)."""
     plain = not err.is_terminal
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                    TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -723,6 +723,14 @@ def _with_progress(start, describe, shown) -> object:
         if kind == "prepare":
             bar.update(task, completed=info["done"], total=info["total"], losses="decoding")
             bar.start()
+        elif kind == "invert":  # the monitor's real clips, before training (plain: a line every tenth or 10 s)
+            if plain:
+                if "invert" not in state:
+                    state["invert"] = _plain_progress("monitor: inverting", "steps", info["total"])
+                state["invert"](info["done"])
+            else:
+                bar.update(task, completed=info["done"], total=info["total"], losses="monitor: inverting real clips")
+                bar.start()
         elif kind == "note":
             say(info["text"])
         elif kind == "start":
@@ -730,7 +738,7 @@ def _with_progress(start, describe, shown) -> object:
             where = f"{info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else "")
             say(f"{describe(info)}, {where}, {info['precision']}"
                 + (f"; resuming at step {info['step']}" if info["step"] else ""))
-            bar.update(task, completed=info["step"], total=info["total"], losses="")
+            bar.reset(task, completed=info["step"], total=info["total"], rate="", losses="")  # the rate and time of training alone
             bar.start()
         elif kind == "step":
             rate = (info["step"] - state["first"]) / max(time.perf_counter() - state["t0"], 1e-9)
@@ -795,10 +803,10 @@ def train(
                                            "clips' pixels (0: off, as the authors)."),
     w_bank_energy: float = typer.Option(TrainConfig.w_bank_energy, "--w-bank-energy", help="Prior on the oscillator "
                                         "bank's step energy: the smallest movements that make the video (needs "
-                                        "--oscillators; 0: off)."),
+                                        "a bank: --oscillators, or an --init model's; 0: off)."),
     w_bank_spread: float = typer.Option(TrainConfig.w_bank_spread, "--w-bank-spread", help="Prior that turns each "
                                         "oscillator's movement toward few PCA directions, without shrinking it "
-                                        "(needs --oscillators; 0: off)."),
+                                        "(needs a bank: --oscillators, or an --init model's; 0: off)."),
     gp_weight: float = typer.Option(TrainConfig.gp_weight, "--gp-weight", help="Gradient penalty weight of the video discriminator."),
     dv_channels: int = typer.Option(TrainConfig.dv_channels, "--dv-channels", help="Base channels of the PatchGAN discriminators."),
     dv_mbstd: int = typer.Option(TrainConfig.dv_mbstd, "--dv-mbstd", help="Minibatch-stddev group of the video "
@@ -806,7 +814,9 @@ def train(
     di_channels: int = typer.Option(TrainConfig.di_channels, "--di-channels", help="Base channels of the cross-domain SN-ResNet D_I."),
     queue: int = typer.Option(TrainConfig.queue, "--queue", help="Contrastive queue length (cross-domain)."),
     pca_samples: int = typer.Option(TrainConfig.pca_samples, "--pca-samples", help="Samples of the PCA fit, when the generator has no cached basis."),
-    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from this motion model."),
+    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from this motion model; its architecture "
+                                       "(--n-pca, --h-dim, --noise-dim, --w-residual, --oscillators) stays: leave those "
+                                       "out (a different value is refused)."),
     classes: Optional[list[str]] = typer.Option(None, "--class", help="BigGAN: the class(es) of the fake videos, "
                                                 "numbers or ImageNet names (default: all classes)."),
     truncation: float = typer.Option(TrainConfig.truncation, "--truncation", help="Truncation of the fake clips (BigGAN: 0.4-1; render with the same)."),

@@ -31,7 +31,7 @@ from .errors import MocohdError, UsageError
 from .formats import canonical, sniff
 from .frames import (VideoNoise, check_noise, check_pair, check_truncation, class_vectors, draw_classes, draw_w1,
                      synthesize)
-from .generators.stylegan3 import camera_matrix
+from .generators.stylegan3 import MAX_CAMERA_SHIFT, camera_matrix
 from .invert import invert
 from .models import load_image_generator
 from .models.latent import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
@@ -133,7 +133,7 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
         labels = start.classes[start.of_videos(videos)]
     else:
         labels = video_classes(G, videos, seed, labels) if G.c_dim else None
-    camera = check_camera(camera, G)
+    camera = check_camera(camera, G, (frames - 1) * interpolate + 1)
     return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start,
                    camera)
 
@@ -179,7 +179,13 @@ class Camera:
     """A camera track for StyleGAN3 (its input transform), on top of the learned motion: a steady
     rotation (degrees per second), a steady translation (image widths per second) and a smooth
     random shake of ``shake`` degrees (and shake / 100 image widths), three sinusoids per axis of
-    0.2-1 Hz with phases from the seed. Frame 0 is never moved."""
+    0.2-1 Hz with phases from the seed. Frame 0 is never moved.
+
+    The ranges (UsageError beyond them): a rotation of at most half a turn per frame either way
+    (faster turns look like slower ones backwards), a translation of at most one image width per
+    frame on each axis (faster, no two frames show the same content), a shake of at most 180
+    degrees; and a track (``check_track``) whose translation stays within ``MAX_CAMERA_SHIFT``
+    (10,000) image widths, as far as StyleGAN3's float32 input can place the view."""
 
     rotate: float = 0.0
     translate: tuple[float, float] = (0.0, 0.0)
@@ -194,6 +200,24 @@ class Camera:
             raise UsageError("camera: rotate, translate (x, y), shake and fps must be finite numbers")
         if self.shake < 0 or self.fps <= 0:
             raise UsageError("camera: shake must be >= 0 and fps > 0")
+        if abs(self.rotate) / self.fps > 180:
+            raise UsageError(f"camera: rotate must be at most 180 degrees per frame either way ({180 * self.fps:g} per "
+                             f"second at {self.fps:g} fps), got {self.rotate:g}")
+        if max(map(abs, self.translate)) / self.fps > 1:
+            raise UsageError(f"camera: translate must be at most 1 image width per frame on each axis ({self.fps:g} per "
+                             f"second at {self.fps:g} fps), got {self.translate[0]:g},{self.translate[1]:g}")
+        if self.shake > 180:
+            raise UsageError(f"camera: shake must be at most 180 degrees, got {self.shake:g}")
+
+    def check_track(self, frames: int) -> None:
+        """UsageError unless the translation of a track of ``frames`` frames stays within
+        ``MAX_CAMERA_SHIFT`` image widths (the steady part grows with time; the shake adds at
+        most 2 x shake / 100)."""
+        reach = max(map(abs, self.translate)) * (frames - 1) / self.fps + 2 * self.shake / 100
+        if reach > MAX_CAMERA_SHIFT:
+            raise UsageError(f"camera: the translation reaches {reach:.4g} image widths by frame {frames}; at most "
+                             f"{MAX_CAMERA_SHIFT:g} (StyleGAN3's float32 input cannot place the view further): "
+                             "translate slower or render fewer frames")
 
     @property
     def moves(self) -> bool:
@@ -214,10 +238,12 @@ class Camera:
         return camera_matrix(angle, tx, ty)
 
 
-def check_camera(camera: Camera | None, G) -> Camera | None:
-    """``camera`` if it moves (None if it does not); a UsageError unless G is a StyleGAN3."""
+def check_camera(camera: Camera | None, G, frames: int) -> Camera | None:
+    """``camera`` if it moves (None if it does not); a UsageError unless G is a StyleGAN3 and the
+    track of ``frames`` frames stays in range (``Camera.check_track``)."""
     if camera is None or not camera.moves:
         return None
+    camera.check_track(frames)
     if getattr(G, "family", None) != "stylegan3":
         raise UsageError(f"a camera track (rotate, translate, shake) moves StyleGAN3's input; '{G.identity.get('name', '?')}' "
                          f"is {G.family}")
@@ -341,6 +367,7 @@ def render(
                                                                          interpolate, batch)
     fps = check_fps(fmt, fps)
     camera = Camera(rotate, tuple(translate), shake, fps, seed)
+    camera.check_track((frames - 1) * interpolate + 1)
     videos = check_videos(videos, grid)
     check_noise(noise)
     if dtype not in DTYPES:
@@ -366,7 +393,7 @@ def render(
         if label_to is not None:
             line += f" -> {describe_class(label_to, G.c_dim)}"
         note = f"{note}\n{line}" if note else line
-    camera = check_camera(camera, G)
+    camera = check_camera(camera, G, (frames - 1) * interpolate + 1)
     if G.c_dim:  # BigGAN: photos are inverted at the truncation the videos are made at
         invert_options = {"truncation": truncation, **(invert_options or {})}
     first = start_latent(starts, G, on_note, invert_options) if starts else None

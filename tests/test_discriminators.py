@@ -35,6 +35,26 @@ def test_video_discriminator_shapes_and_scales():
     assert norms and all(n.track_running_stats and not n.affine for n in norms)
 
 
+@pytest.mark.parametrize("num_scales", [1, 2, 3])
+def test_shortest_clip_is_what_the_video_discriminator_takes(num_scales):
+    """shortest_clip reads the layers (``takes``); training forwards agree: the shortest clip goes
+    through (with a gradient), one frame less does not (the official 2 scales: 3 frames)."""
+    from mocohd_cli.discriminators import shortest_clip
+
+    torch.manual_seed(0)
+    shortest = shortest_clip(num_scales=num_scales)
+    assert shortest == (1 if num_scales == 1 else 3)
+    for frames in (shortest, shortest + 1, 17):
+        D = MultiscaleVideoDiscriminator(3, frames, base_channels=4, num_scales=num_scales)
+        assert D.takes(frames)
+        sum(f[-1].mean() for f in D(torch.randn(2, 3, frames, 16, 16))).backward()
+    if shortest > 1:
+        D = MultiscaleVideoDiscriminator(3, shortest - 1, base_channels=4, num_scales=num_scales)
+        assert not D.takes(shortest - 1)
+        with pytest.raises(RuntimeError):
+            D(torch.randn(2, 3, shortest - 1, 16, 16))
+
+
 def test_in_domain_video_input_is_channel_pairs():
     D = MultiscaleVideoDiscriminator(in_channels=6, n_frames=15)
     assert D(torch.randn(1, 6, 15, 32, 32))[0][-1].shape[1] == 1

@@ -243,6 +243,31 @@ def test_the_command_line_trains_a_bank_and_info_shows_it(setup, capsys):
         assert prior in err
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_fine_tuning_keeps_the_models_bank_and_its_priors_apply_to_it(setup, capsys):
+    """Issue 26: `--init osc0 --oscillators 16 --w-bank-energy 1` trained without a bank (the prior did
+    nothing), and `--init` of a bank model with --w-bank-energy was refused as needing oscillators."""
+    train(test_train.tiny(setup, name="osc0", steps=1, monitor=False))
+    train(test_train.tiny(setup, name="bank", steps=1, oscillators=4, monitor=False))
+    code, _, err = run(capsys, *test_train._cli_args(setup, "t", 1, "--init", "osc0", "--oscillators", "16",
+                                                     "--w-bank-energy", "1"))
+    assert code == 2 and err.count("\n") == 1 and "the init model 'osc0' has oscillators 0, not oscillators 16" in err
+    code, _, err = run(capsys, *test_train._cli_args(setup, "t", 1, "--init", "osc0", "--w-bank-spread", "1"))
+    assert code == 2 and err.count("\n") == 1
+    assert "w_bank_spread (--w-bank-spread) is a prior on the oscillator bank, and the init model 'osc0' has none" in err
+    code, out, err = run(capsys, *test_train._cli_args(setup, "t", 2, "--init", "bank", "--w-bank-energy", "1",
+                                                       "--no-monitor", "--log-every", "1"))
+    assert code == 0, err
+    assert load_motion("t").cfg.oscillators == 4
+    lines = test_train._loss_records(test_train._runs("t") / "metrics.jsonl")
+    assert len(lines) == 2 and all("bank_energy" in x for x in lines)  # the prior works on the model's bank
+    # the library: the same (a prior without oscillators given waits for the init model's bank)
+    r = train(test_train.tiny(setup, name="t2", steps=1, init="bank", w_bank_spread=1.0, monitor=False))
+    assert "bank_spread" in r.losses and load_motion(r.motion).cfg.oscillators == 4
+    with pytest.raises(UsageError, match="the init model 'bank' has oscillators 4, not oscillators 2"):
+        train(test_train.tiny(setup, name="t3", init="bank", oscillators=2, w_bank_spread=1.0))
+
+
 def test_training_settings_of_the_bank_are_checked():
     with pytest.raises(UsageError, match=r"oscillators must be at most noise_dim \(--noise-dim\)"):
         TrainConfig(oscillators=8, noise_dim=4)

@@ -165,6 +165,30 @@ def test_fine_tune_from_a_motion_model(setup):
     assert not torch.equal(base.w, tuned.w)
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_fine_tuning_keeps_the_models_architecture(capsys, setup):
+    """--init takes n_pca, h_dim, noise_dim, w_residual and oscillators from the model (issue 26: they
+    silently replaced the options given): a given value that differs is refused before any work, in
+    one line naming both values; the model's own value is fine, and the settings left out are its."""
+    train(tiny(setup, name="base", steps=1, n_pca=8, noise_dim=6, w_residual=0.3, monitor=False))
+    for given, said in ((dict(n_pca=4), "n_pca 8, not n_pca (--n-pca) 4"), (dict(h_dim=32), "h_dim 16, not h_dim (--h-dim) 32"),
+                        (dict(noise_dim=7), "noise_dim 6, not noise_dim (--noise-dim) 7"),
+                        (dict(w_residual=0.2), "w_residual 0.3, not w_residual (--w-residual) 0.2"),
+                        (dict(oscillators=2), "oscillators 0, not oscillators 2")):
+        with pytest.raises(UsageError, match=rf"^the init model 'base' has {re.escape(said)}: fine-tuning keeps"):
+            train(tiny(setup, name="tuned", init="base", **given))
+    code, _, err = run(capsys, *_cli_args(setup, "tuned", 1, "--init", "base", "--h-dim", "32", "--oscillators", "4"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the init model 'base' has h_dim 16, oscillators 0, not h_dim (--h-dim) 32, oscillators 4" in err
+    assert not _runs("tuned").exists() and not store.store_path("motion", "tuned").exists()  # nothing ran
+    code, out, err = run(capsys, *_cli_args(setup, "tuned", 1, "--init", "base", "--n-pca", "8", "--no-monitor"))
+    assert code == 0 and "finished at step 1/1" in out, err
+    assert load_motion("tuned").cfg == load_motion("base").cfg
+    stored = _stored("tuned")
+    assert (stored["n_pca"], stored["h_dim"], stored["noise_dim"], stored["w_residual"], stored["oscillators"]) == \
+        (8, 16, 6, 0.3, 0)
+
+
 @pytest.mark.parametrize("precision,dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
 def test_autocast_precisions_stay_finite(setup, precision, dtype):
     """The step really runs under autocast in the precision's dtype: the convolutions of the video
@@ -405,6 +429,25 @@ def test_piped_training_prints_plain_progress_lines(capsys, setup):
     lines = err.splitlines()
     assert any(re.fullmatch(r"step 1/3  [\d.]+ it/s  G_video=[\d.-]+ .*mutual=[\d.-]+", x) for x in lines), err
     assert any(x.startswith("step 3/3  ") for x in lines) and "checkpoint at step 2" in lines
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_clips_must_be_long_enough_for_the_video_discriminator(capsys, setup):
+    """--frames 2 or 3 passed the settings' check and crashed inside D_V (issue 26): the shortest clip
+    comes from D_V's layers (shortest_clip: its pooling between scales), in-domain one frame more
+    (it sees the pairs (frame 1, frame t)); refused in one line before any work."""
+    for domain, least, what in (("in", 4, "3 (frame 1, frame t) pairs"), ("cross", 3, "clips of 3 frames")):
+        said = f"frames must be at least {least} {domain}-domain (the video discriminator needs {what}), got {least - 1}"
+        with pytest.raises(UsageError, match=f"^{re.escape(said)}$"):
+            TrainConfig(domain=domain, frames=least - 1)
+        code, _, err = run(capsys, *_cli_args(setup, f"short-{domain}", 1, "--domain", domain, "--frames", str(least - 1)))
+        assert code == 2 and err.strip().splitlines() == [f"error: {said}"], err
+        assert not _runs(f"short-{domain}").exists() and not (Path(os.environ["MOCOHD_HOME"]) / "data").exists()
+    r = train(tiny(setup, name="three", frames=3, domain="cross", steps=1, monitor=False))  # the shortest trains
+    assert r.step == 1 and all(np.isfinite(v) for v in r.losses.values())
+    from mocohd_cli.discriminators import shortest_clip
+
+    assert shortest_clip() == 3
 
 
 def test_settings_are_checked_by_the_library(setup):

@@ -4,6 +4,7 @@ every checkpoint, training unchanged by them, the exported best checkpoint, resu
 import json
 import math
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -106,6 +107,44 @@ def test_monitor_records_every_checkpoint(setup, domain):
               on_event=lambda k, i: events.append((k, i)))
         assert not any("inverted" in i["text"] for k, i in events if k == "note")
         assert [x["step"] for x in _records(cfg.name)] == [2, 3, 4] and _records(cfg.name)[2]["monitor"]["real"] == real
+
+
+def test_the_monitors_inversion_says_what_it_does_and_shows_progress(setup, capsys, monkeypatch):
+    """Issue 26: --monitor-clips inverted the real clips without a word (421 s of silence for one clip of
+    4 frames at 64 px). A note says what it does, 'invert' events count its steps (frame by frame, the
+    clips together), shown as plain lines in a pipe (a live bar on a terminal), and a note its cost."""
+    events = []
+    train(tiny(setup, name="inv", steps=1, domain="in", monitor_clips=2), on_event=lambda k, i: events.append((k, i)))
+    steps = [i for k, i in events if k == "invert"]
+    assert [i["done"] for i in steps] == list(range(1, 41)) and {i["total"] for i in steps} == {40}  # 4 frames x 10
+    kinds = [k for k, _ in events]
+    assert kinds.index("invert") < kinds.index("start")  # before training
+    notes = [i["text"] for k, i in events if k == "note"]
+    said = [n for n in notes if n.startswith("monitor: inverting")]
+    assert said == ["monitor: inverting 2 real clips (4 frames each) into w, once, before training: 10 steps per frame "
+                    "at 16 px, the clips together (40 steps)"]
+    assert notes.index(said[0]) < notes.index(next(n for n in notes if n.startswith("monitor: inverted 2 real clips")))
+    assert any(re.search(r"inverted 2 real clips into w in [\d.]+ s \([\d.]+ s per frame; their motion", n) for n in notes)
+    code, out, err = run(capsys, *test_train._cli_args(setup, "inv-cli", 1, "--domain", "in", "--monitor-clips", "1"))
+    assert code == 0, err
+    lines = err.splitlines()
+    start = lines.index("monitor: inverting 1 real clip (4 frames each) into w, once, before training: 10 steps per "
+                        "frame at 16 px, the clips together (40 steps)")
+    shown = [x for x in lines if x.startswith("monitor: inverting: ")]
+    assert shown and re.fullmatch(r"monitor: inverting: 40/40 steps, [\d.]+ steps/s", shown[-1])
+    assert start < lines.index(shown[0]) and any(x.startswith("monitor: inverted 1 real clip into w in") for x in lines)
+    # on a terminal: the live bar shows the inversion, then training (its own rate and time)
+    import io
+
+    from rich.console import Console
+
+    from mocohd_cli import cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=screen, force_terminal=True, no_color=True, highlight=False, width=250))
+    code, out, _ = run(capsys, *test_train._cli_args(setup, "inv-live", 2, "--domain", "in", "--monitor-clips", "1"))
+    assert code == 0 and "finished at step 2/2" in out, screen.getvalue()[-2000:]
+    assert "monitor: inverting 1 real clip" in screen.getvalue() and " 2/2 " in screen.getvalue()
 
 
 def test_the_monitor_does_not_change_training(setup):

@@ -5,8 +5,9 @@ contrastive queue)."""
 
 from .contrastive import ContrastiveDiscriminator, info_nce
 from .patchgan import (MultiscaleImageDiscriminator, MultiscalePatchDiscriminator, MultiscaleVideoDiscriminator,
-                       PatchDiscriminator)
+                       PatchDiscriminator, shortest_clip)
 from .snresnet import SNResNetDiscriminator
 
 __all__ = ["ContrastiveDiscriminator", "MultiscaleImageDiscriminator", "MultiscalePatchDiscriminator",
-           "MultiscaleVideoDiscriminator", "PatchDiscriminator", "SNResNetDiscriminator", "info_nce"]
+           "MultiscaleVideoDiscriminator", "PatchDiscriminator", "SNResNetDiscriminator", "info_nce",
+           "shortest_clip"]

@@ -16,10 +16,12 @@ statistics, conv weights ~ N(0, 0.02).
     D_I = MultiscaleImageDiscriminator(in_channels=6)                # in-domain: (frame 1, frame t) pairs
     feats = D_V(x)      # x: [B, C, T, H, W]; feats[s][l]: layer l of scale s (full resolution first)
     scores = [f[-1] for f in feats]
+    shortest_clip()     # 3: the fewest frames D_V takes (its pooling between scales needs 3)
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -108,9 +110,51 @@ class MultiscaleVideoDiscriminator(MultiscalePatchDiscriminator):
     def __init__(self, in_channels: int = 3, n_frames: int = 16, **kw):
         super().__init__(3, in_channels, pool_stride=2 if n_frames > 16 else (1, 2, 2), **kw)
 
+    def takes(self, frames: int) -> bool:
+        """Whether clips of ``frames`` frames get through every layer along time: each convolution
+        and the average pooling between scales (which PyTorch runs only on an input at least as
+        long as its kernel) must leave at least one frame."""
+        length = frames
+        for s, D in enumerate(self.scales):
+            if s:
+                length = _length_after(self.downsample, length)
+            n = length
+            for m in D.modules():
+                if isinstance(m, nn.Conv3d):
+                    n = _length_after(m, n)
+                if n < 1:
+                    return False
+        return length >= 1
+
 
 class MultiscaleImageDiscriminator(MultiscalePatchDiscriminator):
     """The in-domain D_I on frame pairs [B, 2C, H, W]."""
 
     def __init__(self, in_channels: int = 6, **kw):
         super().__init__(2, in_channels, **kw)
+
+
+def _length_after(module: nn.Module, length: int) -> int:
+    """The length along time (the first axis after the channels) of a Conv3d's or an AvgPool3d's
+    output for an input of ``length``; 0 when it refuses such an input."""
+    def first(v):
+        return v[0] if isinstance(v, tuple) else v
+
+    k, s, p, d = (first(module.kernel_size), first(module.stride), first(module.padding),
+                  first(getattr(module, "dilation", 1)))
+    if isinstance(module, nn.AvgPool3d) and length < k:  # its shape check: the unpadded input covers the kernel
+        return 0
+    return max(0, (length + 2 * p - d * (k - 1) - 1) // s + 1)
+
+
+@functools.lru_cache(maxsize=None)
+def shortest_clip(n_layers: int = 3, num_scales: int = 2) -> int:
+    """The fewest frames a clip of ``MultiscaleVideoDiscriminator`` may have, read from the layers
+    of a one-channel copy of the architecture (``takes``). With the official layers every
+    convolution takes any length (kernel 4, padding 2), but the average pooling between scales
+    (kernel 3) needs 3 frames."""
+    for frames in range(1, 65):
+        D = MultiscaleVideoDiscriminator(1, frames, base_channels=1, n_layers=n_layers, num_scales=num_scales)
+        if D.takes(frames):
+            return frames
+    raise ValueError(f"no clip of up to 64 frames fits a video discriminator of {n_layers} layers and {num_scales} scales")

@@ -280,6 +280,25 @@ class SynthesisInput(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
+# How far a camera may move the view, in image widths: the input transform is float32, which places
+# the view to about 1/1000 of a width up to 10^4 widths; at 10^6 a step of 1/64 of a width is lost.
+MAX_CAMERA_SHIFT = 1e4
+
+
+def check_cameras(camera: torch.Tensor, batch: int) -> None:
+    """UsageError unless ``camera`` is [batch, 3, 3] cameras (``camera_matrix``) that are finite,
+    invertible (|det| of the rotation part >= 1e-6) and move the view by at most MAX_CAMERA_SHIFT
+    image widths on each axis: anything else samples the input at NaN or meaningless positions."""
+    if camera.shape != (batch, 3, 3):
+        raise UsageError(f"camera must be [{batch}, 3, 3], got {list(camera.shape)}")
+    c = camera.detach().float()
+    det = c[:, 0, 0] * c[:, 1, 1] - c[:, 0, 1] * c[:, 1, 0]
+    fine = torch.isfinite(c).all() & (c[:, :2, 2].abs() <= MAX_CAMERA_SHIFT).all() & (det.abs() >= 1e-6).all()
+    if not bool(fine):
+        raise UsageError(f"camera: each [3, 3] camera must be finite and invertible and move the view by at most "
+                         f"{MAX_CAMERA_SHIFT:g} image widths (StyleGAN3's float32 input cannot place it further)")
+
+
 def camera_matrix(angle_deg: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
     """[N, 3, 3] cameras: a rotation by ``angle_deg`` (counter-clockwise) and a translation by
     (tx, ty) in the input's coordinates (the image is about 1 wide), as NVIDIA's ``make_transform``
@@ -415,8 +434,8 @@ class SynthesisNetwork(nn.Module):
         amp = (torch.autocast(ws.device.type, dtype=dtype) if impl == "fast" and dtype is not None and dtype != torch.float32
                else contextlib.nullcontext())
         ws = ws.float()
-        if camera is not None and camera.shape != (ws.shape[0], 3, 3):
-            raise UsageError(f"camera must be [{ws.shape[0]}, 3, 3], got {list(camera.shape)}")
+        if camera is not None:
+            check_cameras(camera, ws.shape[0])
         with amp:
             x = self.input(ws[:, 0], camera)
             if impl == "fast":  # oneDNN's depthwise filters are fastest on channels-last memory

@@ -29,6 +29,8 @@ from ..generators import StyleGAN2Config
 from ..motion import MotionConfig
 
 MAX_FRAME_SIZE = 128  # the training frame size when not given: min(this, the generator's resolution)
+# The motion model's architecture: a fine-tuned model (``init``) keeps its own (``TrainConfig.take_init``).
+ARCHITECTURE = ("n_pca", "h_dim", "noise_dim", "w_residual", "oscillators")
 
 
 def setting(name: str) -> str:
@@ -178,26 +180,67 @@ class TrainConfig(RunSettings):
     REQUIRED: ClassVar[tuple[str, ...]] = ("data", "image")
 
     def validate(self) -> None:
+        """The settings' checks (UsageError, one line). With ``init``, those that depend on the motion
+        model's architecture (``ARCHITECTURE``) wait for the model when it decides them, that is when
+        ``oscillators`` was not given (``take_init``)."""
         _paths_as_text(self, "data", "image", "init")
         if isinstance(self.classes, (str, int)):
             object.__setattr__(self, "classes", [self.classes])
+        bank_known = not self.init or "oscillators" in self.given  # else: the init model's bank
         check_settings(self, dict(steps=1, epochs=1, batch=1, frames=2, time_step=1, frame_size=4, g_steps=1, n_pca=1,
                                   h_dim=1, noise_dim=1, dv_channels=1, dv_mbstd=0, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
                                   pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0, oscillators=0),
-                       positive=("lr", "moco_temperature", "truncation") + (() if self.oscillators else ("w_residual",)),
+                       positive=("lr", "moco_temperature", "truncation") + (() if self.oscillators or not bank_known
+                                                                           else ("w_residual",)),
                        nonnegative=("w_match", "w_mutual", "w_spectrum", "w_cross_spectrum", "w_bank_energy", "w_bank_spread",
                                     "gp_weight", "moco_momentum", "w_residual"),
                        choices={"domain": ("cross", "in"), "monitor": (True, False),
                                 "keep_best": (True, False)})
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
+        self._check_frames()
         if self.moco_momentum > 1:
             raise UsageError(f"{setting('moco_momentum')} must be in [0, 1], got {self.moco_momentum}")
         for prior in ("w_bank_energy", "w_bank_spread"):
-            if getattr(self, prior) and not self.oscillators:
+            if getattr(self, prior) and not self.oscillators and bank_known:
                 raise UsageError(f"{setting(prior)} is a prior on the oscillator bank: it needs {setting('oscillators')} > 0")
-        if self.noise_dim is not None and self.oscillators > self.noise_dim:
+        if self.noise_dim is not None and self.oscillators > self.noise_dim and bank_known:
             raise UsageError(f"{setting('oscillators')} must be at most {setting('noise_dim')} (each oscillator's phase "
                              f"comes from one noise value), got {self.oscillators} > {self.noise_dim}")
+
+    def take_init(self, model: MotionConfig, name: str) -> None:
+        """Fine-tuning the motion model ``name`` (``init``) keeps its architecture: the settings of
+        ``ARCHITECTURE`` not given take the model's values (``model``: its config); a given one that
+        differs is refused (UsageError naming both values), as is a bank prior when the model has no
+        bank. Then the settings are checked again."""
+        def differs(key: str) -> bool:
+            mine, theirs = getattr(self, key), getattr(model, key)
+            if mine is None:  # 'automatic': as not given
+                return False
+            return not math.isclose(mine, theirs, rel_tol=1e-9, abs_tol=0.0) if key == "w_residual" else mine != theirs
+
+        clash = [k for k in ARCHITECTURE if k in self.given and differs(k)]
+        if clash:
+            raise UsageError(f"the init model '{name}' has " + ", ".join(f"{k} {getattr(model, k)}" for k in clash)
+                             + ", not " + ", ".join(f"{setting(k)} {getattr(self, k)}" for k in clash)
+                             + ": fine-tuning keeps the model's architecture (leave those out, or train a new model "
+                               "without init)")
+        for key in ARCHITECTURE:
+            setattr(self, key, getattr(model, key))
+        for prior in ("w_bank_energy", "w_bank_spread"):
+            if getattr(self, prior) and not self.oscillators:
+                raise UsageError(f"{setting(prior)} is a prior on the oscillator bank, and the init model '{name}' "
+                                 "has none (oscillators 0)")
+        self.validate()
+
+    def _check_frames(self) -> None:
+        """Clips long enough for the video discriminator (``patchgan.shortest_clip``): in-domain it
+        sees the frames - 1 pairs (frame 1, frame t) of a clip, cross-domain the frames themselves."""
+        shortest = patchgan.shortest_clip()
+        pairs = self.domain == "in"
+        if self.frames - pairs < shortest:
+            what = f"{shortest} (frame 1, frame t) pairs" if pairs else f"clips of {shortest} frames"
+            raise UsageError(f"{setting('frames')} must be at least {shortest + pairs} {self.domain}-domain (the video "
+                             f"discriminator needs {what}), got {self.frames}")
 
 
 @dataclass

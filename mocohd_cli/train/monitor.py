@@ -2,7 +2,7 @@
 compared with the real clips (``mocohd train --monitor``; ``--keep-best``).
 
     mon = Monitor(gan, dataset, seed=cfg.seed, domain=cfg.domain, clips=cfg.monitor_clips,
-                  cache=run.folder / "monitor_real.json", note=print)
+                  cache=run.folder / "monitor_real.json", note=print, progress=lambda done, total: ...)
     mon.prepare()          # once, writer rank: the real clips' statistics (in-domain latents inverted, cached)
     record = mon(step)     # {"distance", "change", "drift", "motion": {...}, "real": {...}, "seconds"}
 
@@ -30,7 +30,9 @@ real      the same pixel statistics of 32 real clips (fixed videos and starts,
           benchmark) most of the inverted step energy fell off the K directions
           and these terms did not separate trained, untrained and overshooting
           models; periods of a known motion came back well, its split between
-          directions did not.
+          directions did not. The inversion is slow on a CPU (``INVERT_STEPS``
+          generator forwards and backwards per frame of every clip): a note says
+          what it does and ``progress(done, total)`` counts its steps.
 
 distance  |log(change / real change)| + |log(drift / real drift)|
           + sum_k |p_k - real p_k|                                (in-domain, real motion known)
@@ -125,12 +127,14 @@ def _private(device: torch.device, M: torch.nn.Module):
 class Monitor:
     """The motion monitor of a run (module docstring). ``gan``: the ``steps.MotionGAN`` being
     trained; ``dataset``: its ``data.ClipDataset``; ``clips``: real clips inverted for the
-    in-domain latent statistics (0: none); ``cache``: their file; ``note(text)``: one-line notes."""
+    in-domain latent statistics (0: none); ``cache``: their file; ``note(text)``: one-line notes;
+    ``progress(done, total)``: the inversion's steps (all frames of all clips together)."""
 
     def __init__(self, gan, dataset, *, seed: int, domain: str, clips: int, cache: Path | None,
-                 note: Callable[[str], None] = lambda text: None):
+                 note: Callable[[str], None] = lambda text: None,
+                 progress: Callable[[int, int], None] | None = None):
         self.gan, self.dataset, self.seed, self.domain, self.clips = gan, dataset, int(seed), domain, clips
-        self.cache, self.note = cache, note
+        self.cache, self.note, self.progress = cache, note, progress
         self.device = gan.device
         self.real: dict | None = None
 
@@ -190,34 +194,44 @@ class Monitor:
         except MocohdError as e:
             self.note(f"monitor: no real latent statistics ({e})")
             return None
+        clips = f"{self.clips} real clip" + ("s" if self.clips != 1 else "")
+        frames = self.gan.cfg.frames
+        self.note(f"monitor: inverting {clips} ({frames} frames each) into w, once, before training: "
+                  f"{INVERT_STEPS} steps per frame at {G.resolution} px, the clips together ({frames * INVERT_STEPS} "
+                  "steps)")
         t0 = time.perf_counter()
         try:
-            ws = self.invert_clips(self.real_clips(self.clips))
+            ws = self.invert_clips(self.real_clips(self.clips), progress=self.progress)
         except MocohdError as e:  # e.g. a diverged inversion: training goes on without them
             self.note(f"monitor: no real latent statistics ({e})")
             return None
         motion = motion_stats(ws, self.directions).to_dict()
         if self.cache is not None:
             atomic_write_bytes(self.cache, json.dumps({"key": key, "motion": motion}, indent=1).encode())
-        clips = f"{self.clips} real clip" + ("s" if self.clips != 1 else "")
-        self.note(f"monitor: inverted {clips} into w in {time.perf_counter() - t0:.1f} s "
-                  f"(their motion: {_shares(motion)})")
+        seconds = time.perf_counter() - t0
+        self.note(f"monitor: inverted {clips} into w in {seconds:.1f} s ({seconds / frames:.1f} s per frame; "
+                  f"their motion: {_shares(motion)})")
         return motion
 
-    def invert_clips(self, clips: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    def invert_clips(self, clips: torch.Tensor, steps: int | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """[C, T, 3, S, S] real clips -> their w trajectories [C, T, w_dim]: frame t of every clip
         inverted together (photo i's noise and w-noise streams are the same at every frame, which
-        keeps a clip's inversions alike), frames resized to G's resolution."""
+        keeps a clip's inversions alike), frames resized to G's resolution. ``progress(done, total)``
+        after every step: T x ``steps`` in all."""
         G, c = self.gan.G, self.gan.cfg
         extra = {"classes": list(c.classes) if c.classes else None, "truncation": c.truncation} if G.c_dim else {}
         dtype = torch.bfloat16 if self.gan.amp is torch.bfloat16 else None
+        steps = steps or INVERT_STEPS
+        total = clips.shape[1] * steps
         ws = []
         for t in range(clips.shape[1]):
             frames = clips[:, t].to(self.device)
             if frames.shape[-1] != G.resolution:
                 frames = F.interpolate(frames, size=(G.resolution, G.resolution), mode="bilinear", align_corners=False)
-            latent = invert(G, frames.clamp(-1, 1), steps=steps or INVERT_STEPS, space="w", loss="pixel",
-                            seed=self.seed, dtype=dtype, **extra)
+            step = None if progress is None else (lambda done, _steps, _dist, t=t: progress(t * steps + done, total))
+            latent = invert(G, frames.clamp(-1, 1), steps=steps, space="w", loss="pixel", seed=self.seed, dtype=dtype,
+                            progress=step, **extra)
             ws.append(latent.ws[:, 0])
         return torch.stack(ws, dim=1)
 

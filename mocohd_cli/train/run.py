@@ -25,7 +25,8 @@ keeps the run's settings: only ``MUTABLE`` ones may change. A run that stopped
 before its first checkpoint has nothing to keep and simply starts over.
 
 ``on_event(kind, info)`` reports progress on the writer rank: 'prepare' {done,
-total}, 'start' {run, step, total, per_epoch, device, world, precision, ...},
+total}, 'invert' {done, total} (motion runs: the monitor inverting real clips, in
+steps, before training), 'start' {run, step, total, per_epoch, device, world, precision, ...},
 'step' {step, total, losses; every ``log_every`` steps also mean and it_s},
 'sample' {path}, 'checkpoint' {step}, 'note' {text}, and the measurements a trainer
 ``report``s: 'eval' {step, values} (fvd16), 'monitor' {step, values} (motion statistics).

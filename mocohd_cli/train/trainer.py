@@ -61,6 +61,11 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
     with open_run(cfg, resume, force, on_event) as run:
         if run.checkpoint is None and Path(cfg.image).is_file():  # a generator file: recorded absolute, like the data
             cfg.image = str(Path(cfg.image).resolve())
+        init = None
+        if cfg.init:  # before any work: the model's architecture against the settings given
+            init = load_motion(cfg.init, device="cpu")
+            if run.checkpoint is None:
+                cfg.take_init(init.cfg, cfg.init)
         G = load_image_generator(cfg.image, device=run.device)
         cfg.frame_size = cfg.frame_size or min(MAX_FRAME_SIZE, G.resolution)
         if cfg.frame_size > G.resolution:
@@ -69,7 +74,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         labels = tuple(check_pair(None, G, cfg.classes, cfg.truncation)) or None  # the motion model's side below
         if G.c_dim:
             cfg.classes = list(labels) if labels else None
-        M = _motion_generator(cfg, G, run).to(run.device)
+        M = _motion_generator(cfg, G, run, init).to(run.device)
         torch.manual_seed(cfg.seed + 1)
         gan = MotionGAN(G, M, GANConfig.from_train(cfg, precision=run.precision, classes=labels), run.dist,
                         seed=cfg.seed)
@@ -97,7 +102,8 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                 run.emit("note", {"text": text})
 
             monitor = Monitor(gan, dataset, seed=cfg.seed, domain=cfg.domain, clips=cfg.monitor_clips,
-                              cache=run.folder / "monitor_real.json", note=note)
+                              cache=run.folder / "monitor_real.json", note=note,
+                              progress=lambda done, total: run.emit("invert", {"done": done, "total": total}))
             if cfg.keep_best:
                 keeper = KeepBest(run.folder / "best", "fvd16" if cfg.eval_every else "monitor distance",
                                   fresh=run.checkpoint is None, note=note)
@@ -151,10 +157,11 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                            loop.last, run.dist.writer, keeper.best if keeper is not None else None)
 
 
-def _motion_generator(cfg: TrainConfig, G, run: Run) -> MotionGenerator:
+def _motion_generator(cfg: TrainConfig, G, run: Run, init: MotionGenerator | None = None) -> MotionGenerator:
     """The motion generator to train, in the PCA basis of ``G`` (fitted on the writer rank
-    first when not cached): a new one (seeded: the same on every rank) or, with ``cfg.init``,
-    a trained one re-expressed in that basis, whose sizes the run then takes."""
+    first when not cached): a new one (seeded: the same on every rank) or ``init``, the model
+    of ``cfg.init``, re-expressed in that basis, whose sizes the run then takes (a new run has
+    checked them against the settings given: ``TrainConfig.take_init``)."""
     def basis_of(writer: bool):
         basis, _, computed = pca_for(cfg.image, G=G, samples=cfg.pca_samples)
         if writer and computed:
@@ -162,8 +169,8 @@ def _motion_generator(cfg: TrainConfig, G, run: Run) -> MotionGenerator:
         return basis
 
     basis = run.writer_first(basis_of)
-    if cfg.init:
-        M = load_motion(cfg.init, device="cpu")
+    if init is not None:
+        M = init
         check_pair(M, G, cfg.classes, cfg.truncation)
         M = M.retarget(basis.components, basis.stdev, basis.mean)
         cfg.n_pca, cfg.h_dim, cfg.w_residual = M.cfg.n_pca, M.cfg.h_dim, M.cfg.w_residual
