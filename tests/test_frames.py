@@ -122,17 +122,25 @@ def reduced(frames: torch.Tensor) -> np.ndarray:
 def this_machine() -> dict:
     """What bit-for-bit frames depend on: the CPU's model and vector extensions (/proc/cpuinfo where
     there is one), the vector kernels ATen picked for it, and the torch version."""
-    model, flags = "", set()
+    model, flags, kind = "", set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "Hardware") and not model:
+            key = key.strip()
+            if key in ("model name", "Model", "Hardware") and not model:
                 model = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
+            elif key in ("flags", "Features") and not flags:
                 flags = set(value.split())
+            elif key in ("vendor_id", "cpu family", "model", "stepping", "CPU implementer", "CPU part") \
+                    and key not in kind:
+                kind[key] = value.strip()
     except OSError:
         pass
-    return {"cpu": model or platform.processor() or platform.machine(), "vector": [f for f in VECTOR_FLAGS if f in flags],
+    # A virtual machine may name every generation alike ("AMD EPYC"): the family, model and stepping
+    # numbers tell Zen 2 from Zen 3 and Zen 4, whose kernels round some sums differently.
+    generation = " ".join(f"{k} {v}" for k, v in kind.items())
+    return {"cpu": model or platform.processor() or platform.machine(), "generation": generation,
+            "vector": [f for f in VECTOR_FLAGS if f in flags],
             "aten": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
 
 
