@@ -6,12 +6,14 @@ so every path runs in seconds; their exactness against the reference files is
 tests/test_i3d.py's and tests/test_inception.py's.
 """
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,7 @@ from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.formats import canonical
 from mocohd_cli.metrics.evaluate import MetricResult, evaluate, fake_videos, fvd, score
+from mocohd_cli.metrics.protocol import sample_real_clips
 from mocohd_cli.models import load_image_generator
 from mocohd_cli.models.detectors import load_detector
 from mocohd_cli.models.motion import load_motion
@@ -267,3 +270,55 @@ def test_training_evaluates_at_its_checkpoints_and_eval_appends_to_the_run(capsy
 
 def isolated_home() -> Path:
     return Path(os.environ["MOCOHD_HOME"])
+
+
+# ---------------------------------------------------------------- issue 26: runs, absurd numbers, --json, --fake
+
+
+def test_absurd_numbers_are_one_line_usage_errors(capsys, heads, isolated_store):
+    """Issue 26, defect 10: no exception names, the valid range in one line, exit 2, before any work."""
+    cases = [(["--videos", str(10**20)], "videos must be at most 1099511627776, got 100000000000000000000"),
+             (["--videos", str(2**63 - 1)], "videos must be at most 1099511627776"),
+             (["--metric", "fid", "--fid-frames", str(10**20)], "fid_frames must be at most 1099511627776"),
+             (["--seed", str(2**40)], "seed must be in 0..1099511627775, got 1099511627776"),
+             (["--seed", "-1"], "seed must be in 0..1099511627775, got -1"),
+             (["--frame-size", "100000"], "frame_size must be at most 1024 (the detectors see 224 or 299 px frames)"),
+             (["--batch", str(10**20)], "batch must be at most 1099511627776")]
+    for args, message in cases:
+        code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--device", "cpu", *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert "Error" not in err and "internal" not in err
+    assert not (isolated_store / "data").exists()  # nothing prepared, no empty cache folder
+
+
+def test_memory_does_not_grow_with_videos(heads, monkeypatch):
+    """Issue 26, defect 10: the fakes' indices and the clips of --repeat are never listed, so memory stays
+    flat whatever --videos is; the real statistics' cache key is the same as when plans were lists."""
+    from mocohd_cli.metrics import evaluate as ev
+
+    seen = []
+
+    class Enough(Exception):
+        pass
+
+    def spy(M, G, indices, *a, **kw):
+        seen.append((type(indices), sys.getsizeof(indices), len(indices), indices[-1]))
+        raise Enough
+
+    monkeypatch.setattr(ev, "fake_videos", spy)
+    with pytest.raises(Enough):
+        fvd16(heads, videos=10**6)
+    assert seen == [(range, sys.getsizeof(range(1)), 10**6, 10**6 - 1)]
+    clips = sample_real_clips(load_videos(heads), "fvd16", n=10**6, seed=3, repeat=True)
+    assert clips.count == 10**6 and sys.getsizeof(clips.plan) < 1000
+    assert clips.plan[7] == (1, clips.plan[7][1]) and clips.plan[7] == clips.plan[7]  # video 7 % 6, computed again
+    few = sample_real_clips(load_videos(heads), "fvd16", n=10, seed=3, repeat=True)
+    assert list(few.plan) == list(clips.plan[:10]) and list(few.share(1, 2).plan) == list(few.plan)[1::2]
+    assert ev._plan_digest(few.plan) == hashlib.sha256(json.dumps(list(few.plan)).encode()).hexdigest()[:16]
+
+
+def load_videos(folder) -> list[torch.Tensor]:
+    """A dataset folder of frame folders as uint8 videos [T, H, W, C] in memory."""
+    return [torch.from_numpy(np.stack([iio.imread(f) for f in sorted(v.glob("*.png"))]))
+            for v in sorted(Path(folder).iterdir())]
+

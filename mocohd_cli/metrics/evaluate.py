@@ -55,7 +55,8 @@ from ..models.motion import load_motion
 from ..models.pca import express
 from . import frechet_distance
 from ..video import whole
-from .protocol import PROTOCOLS, Protocol, RealClips, get_protocol, sample_real_clips, to_detector_input
+from .protocol import (MAX_CLIPS, MAX_FRAME_SIZE, MAX_SEED, PROTOCOLS, Protocol, RealClips, get_protocol,
+                       sample_real_clips, to_detector_input)
 from .stats import FeatureStats
 
 FID_FRAMES_PER_VIDEO = 16  # frames of each rendered video that FID takes (OUR CHOICE, see the docstring)
@@ -191,8 +192,13 @@ def real_stats(real: RealClips, detector, dist: Dist, batch: int = 8, seed: int 
     return stats, False
 
 
-def _plan_digest(plan: list[tuple[int, int]]) -> str:
-    return hashlib.sha256(json.dumps(plan).encode()).hexdigest()[:16]
+def _plan_digest(plan: Sequence[tuple[int, int]]) -> str:
+    """sha256 of the plan's JSON (``json.dumps(list(plan))``), streamed: a plan is never listed."""
+    h = hashlib.sha256(b"[")
+    for i, (v, s) in enumerate(plan):
+        h.update(f"{', ' if i else ''}[{v}, {s}]".encode())
+    h.update(b"]")
+    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------
@@ -282,20 +288,24 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
     (default 50,000 or what the data has; 'all': every frame of the data). ``frame_size``: the
     square size both sides are compared at (real frames are prepared at it, rendered ones resized
     to it with the same antialiased resize; default: the generator's resolution up to 256, and
-    256 for a folder). ``i3d`` / ``inception``: detector names or files (default:
-    the store's, ``mocohd fetch i3d``). ``M``, ``G``, ``detectors`` ({'i3d': net}): already loaded
-    models (training passes its own). ``classes``: class-conditional generators, the classes the
-    fakes are drawn from (all when None).
+    256 for a folder; at most ``MAX_FRAME_SIZE``, 1024). ``i3d`` / ``inception``: detector names
+    or files (default: the store's, ``mocohd fetch i3d``). ``M``, ``G``, ``detectors`` ({'i3d':
+    net}): already loaded models (training passes its own). ``classes``: class-conditional
+    generators, the classes the fakes are drawn from (all when None).
+
+    ``seed`` is in 0..2^40 - 1 and ``videos`` / ``fid_frames`` at most 2^40; the fakes' indices
+    and the clips of ``repeat`` are computed as they are read, so memory does not grow with them.
     """
     protocols = check_metrics(metrics)
-    seed = whole("seed", seed, 0)
-    batch = whole("batch", batch)
+    seed = whole("seed", seed, 0, MAX_SEED)
+    batch = _at_most("batch", whole("batch", batch), MAX_CLIPS)
     if videos is not None:
-        whole("videos", videos)
+        _at_most("videos", whole("videos", videos), MAX_CLIPS)
     if fid_frames is not None and fid_frames != "all":
-        whole("fid_frames", fid_frames)
+        _at_most("fid_frames", whole("fid_frames", fid_frames), MAX_CLIPS)
     if frame_size is not None:
-        whole("frame_size", frame_size, 8)
+        _at_most("frame_size", whole("frame_size", frame_size, 8), MAX_FRAME_SIZE,
+                 "the detectors see 224 or 299 px frames")
     check_noise(noise)
     truncation = check_truncation(truncation)
     rendered = fake is None
@@ -330,7 +340,7 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
         t0 = time.perf_counter()
         n = p.count if p.frames == 1 else (videos or p.count)
         if p.frames == 1 and fid_frames is not None:
-            n = 1 << 62 if fid_frames == "all" else fid_frames
+            n = MAX_CLIPS if fid_frames == "all" else fid_frames
         real = check_real(real_data, p, n, seed, batch, repeat, where=data)
         want = real.count if fid_frames == "all" and p.frames == 1 else n  # fakes: n, as StyleGAN-V's num_gen
         rstats, cached = real_stats(real, detector, dist, batch, seed, progress, cache)
@@ -352,8 +362,9 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
                 frames = list(range(FID_FRAMES_PER_VIDEO))
             else:
                 count, frames = want, list(range(0, p.span, p.step))
-            # the first ``want`` items in video order, shared out; FID keeps the first frames of the last video
-            mine = list(range(dist.rank, count, dist.world))
+            # the first ``want`` items in video order, shared out (a range: memory does not grow with the
+            # number of videos); FID keeps the first frames of the last video
+            mine = range(dist.rank, count, dist.world)
             stream = fake_videos(M, G, mine, frames, seed, truncation, noise, batch, classes, size)
             if p.frames == 1:
                 stream = _fid_frames(stream, mine, want)
@@ -373,6 +384,13 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
                                     {"real": round(t_real, 3), "fake": round(t_fake, 3),
                                      "total": round(t_real + t_fake, 3)}))
     return results
+
+
+def _at_most(name: str, value: int, high: int, why: str = "") -> int:
+    """``value`` (checked by ``whole``) if it is at most ``high``, else a UsageError naming ``name``."""
+    if value > high:
+        raise UsageError(f"{name} must be at most {high}{f' ({why})' if why else ''}, got {value}")
+    return value
 
 
 def score(metric: str, real, fake, detector: torch.nn.Module | str | None = None, n: int | None = None,
