@@ -519,8 +519,7 @@ def eval_(
             raise UsageError(f"--fid-frames must be a number or 'all', got {fid_frames!r}") from None
     if fake is None and motion is None:
         raise UsageError("give --motion (with --image) to render the fakes, or --fake DIR to score a folder of videos")
-    if json_out is not None:
-        _check_json_path(json_out)
+    json_file = _check_json_path(json_out) if json_out is not None else None
     live = err.is_terminal
     bar = Progress(TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                    TimeRemainingColumn(), console=err, transient=True, disable=not live)
@@ -550,6 +549,20 @@ def eval_(
         bar.stop()
     if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports
         return
+    # the results are kept before anything is printed: a closed stdout (`| head -1`) loses nothing
+    if json_file is not None:
+        try:
+            atomic_write_bytes(json_file, (json.dumps([r.to_dict() for r in results], indent=1) + "\n").encode())
+        except OSError as e:
+            raise MocohdError(f"cannot write {json_out}: {e.strerror}") from e
+    notes: list[str] = []
+    folder = run_of(motion, note=notes.append) if motion is not None and fake is None else None
+    if folder is not None:
+        try:
+            append_results(folder, results, step=None, extra={"motion": motion, "image": image or "demo"})
+        except OSError as e:
+            notes.append(f"could not append to {folder / 'metrics.jsonl'}: {e.strerror}")
+            folder = None
     table = Table(box=None, pad_edge=False)
     for col in ("metric", "value", "real", "fake", "skipped", "real stats", "time"):
         table.add_column(col, justify="right" if col in ("value", "real", "fake", "skipped", "time") else "left")
@@ -559,17 +572,12 @@ def eval_(
     out.print(table)
     detectors = {f"{r.detector['name']} {r.detector['weights_sha256'][:12]}" for r in results}
     out.print(f"seed {seed}; detectors: {', '.join(sorted(detectors))}", soft_wrap=True)
-    if json_out is not None:
-        try:
-            atomic_write_bytes(json_out, (json.dumps([r.to_dict() for r in results], indent=1) + "\n").encode())
-        except OSError as e:
-            raise MocohdError(f"cannot write {json_out}: {e.strerror}") from e
-        out.print(f"wrote {json_out}")
-    if motion is not None and fake is None:
-        folder = run_of(motion)
-        if folder is not None:
-            append_results(folder, results, step=None, extra={"motion": motion, "image": image or "demo"})
-            out.print(f"appended to {folder / 'metrics.jsonl'}")
+    if json_file is not None:
+        out.print(f"wrote {json_out}" + (f" (through the link, to {json_file})" if json_out.is_symlink() else ""),
+                  soft_wrap=True, markup=False)
+    if folder is not None:
+        out.print(f"appended to {folder / 'metrics.jsonl'}", soft_wrap=True, markup=False)
+    _print_notes(notes)
 
 
 @app.command("invert")
@@ -667,12 +675,24 @@ def invert_(
     say(f"next: mocohd render {name}.mp4 --image {image} --start {name}{psi}")
 
 
-def _check_json_path(path: Path) -> None:
-    """Before any work: ``path`` must be a file that can be written (its folder exists, it is no folder)."""
-    if path.is_dir():
-        raise UsageError(f"--json {path}: is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise MocohdError(f"--json {path}: the folder {path.parent} does not exist")
+def _check_json_path(path: Path) -> Path:
+    """Before any work: the file ``--json`` writes, ``path`` or, for a symbolic link, the file it points
+    to (written through, atomically: the link stays a link). It must be a file or not exist yet, in a
+    folder that exists and takes a new file (tried: the atomic write puts a temporary file beside it)."""
+    target = Path(os.path.realpath(path))
+    try:
+        if target.is_dir():
+            raise UsageError(f"--json {path}: is a folder; give a file name")
+        if target.exists() and not target.is_file():
+            raise UsageError(f"--json {path}: is not a regular file; give a file name")
+        if not target.parent.is_dir():
+            raise MocohdError(f"--json {path}: the folder {target.parent} does not exist")
+        probe = target.parent / f".{target.name}.tmp-{os.getpid()}-probe"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as e:  # a name too long, a read-only folder, no permission...
+        raise MocohdError(f"--json {path}: cannot write it: {e.strerror}") from e
+    return target
 
 
 def _given(ctx: typer.Context, values: dict) -> dict:

@@ -47,7 +47,7 @@ from ..detectors import InceptionV3
 from ..distributed import Dist
 from ..data import PreparedData, prepare, square_resize
 from ..errors import MocohdError, UsageError
-from ..formats.canonical import atomic_write_bytes, read_header
+from ..formats.canonical import atomic_write_bytes, load_verified, read_header, weights_sha256
 from ..frames import check_noise, check_pair, check_truncation, draw_classes, synthesize
 from ..models import load_image_generator
 from ..models.detectors import load_detector
@@ -470,17 +470,58 @@ def _fid_frames(stream: Iterator[torch.Tensor], mine: list[int], want: int) -> I
 # Training runs keep their evaluations
 
 
-def run_of(motion: str) -> Path | None:
-    """The training run folder a stored motion model came from (its metrics.jsonl gets the results), or None."""
+def run_of(motion: str, note: Callable[[str], None] | None = None) -> Path | None:
+    """The training run folder that made the motion model ``motion`` (its metrics.jsonl gets the
+    results), or None. The run is named in the model's metadata, which its weights hash does not
+    cover: it is taken only as a plain run name under the store's runs, and only when that run's
+    own files show it made these weights (``run_weights``). ``note`` hears, in one line, why a
+    model that names a run is not appended to it (not for a shipped model, whose run is its authors')."""
     try:
         r = store.resolve(motion, kind="motion")
-        source = read_header(r.path).source
+        header = read_header(r.path)
     except MocohdError:
         return None
-    if source.get("format") != "mocohd-train" or not isinstance(source.get("run"), str):
+    source, say = header.source, (note if note is not None and r.origin != "shipped" else lambda text: None)
+    run = source.get("run")
+    if source.get("format") != "mocohd-train" or run is None:
         return None
-    folder = store.home() / "runs" / source["run"]
-    return folder if (folder / "metrics.jsonl").is_file() else None
+    if not isinstance(run, str) or not store.NAME_RE.match(run):  # a path, '..', a crafted value: never followed
+        say(f"not appended to a run's metrics.jsonl: the motion model names the run {str(run)[:80]!r}, which is "
+            "no run name")
+        return None
+    folder = store.home() / "runs" / run
+    if not (folder / "metrics.jsonl").is_file():
+        return None
+    sha = header.weights_sha256
+    if not sha:  # a file from before the hash was recorded
+        try:
+            sha = load_verified(r.path, header)[1]
+        except MocohdError:
+            return None
+    if sha not in run_weights(folder):
+        say(f"not appended to the run '{run}' (metrics.jsonl): its checkpoint does not hold this motion model's "
+            f"weights (sha256 {sha[:12]}); the run went on, started over, or is another one of that name")
+        return None
+    return folder
+
+
+def run_weights(folder: Path) -> set[str]:
+    """The weights sha256 of the motion models the run ``folder`` made, as its checkpoint shows them:
+    its motion generator's (with and without ``pca_mean``, as the exports of files that lack it) and
+    the last export's it records (``--keep-best`` may have kept an earlier step). Read as data
+    (``weights_only``, memory-mapped: only the motion generator's tensors are read); a missing,
+    damaged or foreign checkpoint shows nothing."""
+    out = set()
+    try:
+        ck = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True)
+        tensors = {k: v for k, v in ck["gan"]["M"].items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+        if tensors:
+            out |= {weights_sha256(tensors), weights_sha256({k: v for k, v in tensors.items() if k != "pca_mean"})}
+        if isinstance(ck.get("exported"), str):
+            out.add(ck["exported"])
+    except Exception:  # noqa: BLE001 - unreadable for any reason: it shows nothing
+        pass
+    return out
 
 
 def append_results(folder: Path, results: list[MetricResult], step: int | None = None, extra: dict | None = None) -> None:
@@ -493,4 +534,5 @@ def append_results(folder: Path, results: list[MetricResult], step: int | None =
 
 
 __all__ = ["DEFAULT_SIZE", "FID_FRAMES_PER_VIDEO", "MetricResult", "append_results", "check_real", "embed", "evaluate",
-           "fake_videos", "fid", "fvd", "gather_stats", "prepare_data", "real_stats", "run_of", "score", "video_generator"]
+           "fake_videos", "fid", "fvd", "gather_stats", "prepare_data", "real_stats", "run_of", "run_weights", "score",
+           "video_generator"]
