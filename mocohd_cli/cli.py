@@ -567,7 +567,8 @@ def eval_(
     for col in ("metric", "value", "real", "fake", "skipped", "real stats", "time"):
         table.add_column(col, justify="right" if col in ("value", "real", "fake", "skipped", "time") else "left")
     for r in results:
-        table.add_row(r.metric, f"{r.value:.2f}", str(r.real), str(r.fake), str(r.skipped),
+        skipped = str(r.skipped) if r.fake_skipped is None else f"{r.skipped} real, {r.fake_skipped} fake"
+        table.add_row(r.metric, f"{r.value:.2f}", str(r.real), str(r.fake), skipped,
                       "cached" if r.real_cached else "computed", f"{r.seconds['total']:.1f} s")
     out.print(table)
     detectors = {f"{r.detector['name']} {r.detector['weights_sha256'][:12]}" for r in results}

@@ -322,8 +322,9 @@ def render(
     ``start``: latent names, latent files, ``Latent`` objects or photos (inverted first with
     ``invert.invert``'s defaults and stored under the photo's name when that name is free): the
     videos start from them, one video per latent (``videos`` None: as many as there are; more:
-    they are used in turn). ``on_note(text)`` hears about long steps (an inversion) before them;
-    ``invert_options``: keyword arguments for ``invert`` (steps, loss, space, seed).
+    they are used in turn; fewer: a UsageError, none is dropped). ``on_note(text)`` hears about
+    long steps (an inversion) before them; ``invert_options``: keyword arguments for ``invert``
+    (steps, loss, space, seed).
 
     ``rotate`` (degrees per second), ``translate`` (x, y image widths per second) and ``shake``
     (degrees): a camera track for StyleGAN3 on top of the motion (``Camera``; seeded by ``seed``).
@@ -335,10 +336,15 @@ def render(
     out = Path(out)
     fmt = output_format(out, fmt)
     starts = read_starts(start)  # latents read (and checked) now; photos are inverted once G is loaded
+    count = sum(s.count if isinstance(s, Latent) else 1 for s in starts)
     if videos is None:
-        videos = sum(s.count if isinstance(s, Latent) else 1 for s in starts) or 1
+        videos = count or 1
     frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
                                                                          interpolate, batch)
+    if videos < count:  # the starts are explicit (a photo costs an inversion): none is dropped without a word
+        raise UsageError(f"{count} start latents but {videos} video{'s' if videos > 1 else ''}: each start latent "
+                         f"begins a video of its own, so {count - videos} would not be used; give --videos {count} "
+                         "or more (more videos take the latents in turn), or fewer --start")
     fps = check_fps(fmt, fps)
     camera = Camera(rotate, tuple(translate), shake, fps, seed)
     videos = check_videos(videos, grid)

@@ -446,3 +446,20 @@ def test_json_is_written_before_the_table_is_printed(heads, tmp_path):
     assert "Traceback" not in err
     assert json.loads(out_json.read_text())[0]["fake"] == 4, err
 
+
+def test_a_folder_of_fakes_refuses_rendering_options_and_counts_its_short_videos(capsys, heads, tmp_path):
+    """Issue 26, defect 16: --truncation means nothing for a folder of fakes (refused); fakes too short
+    for the metric are counted in the skipped column and the JSON."""
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    write_dataset(fakes, videos=6, frames=10, size=16, seed=4)  # two more, too short for fvd16
+    code, _, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--truncation", "0.7")
+    assert code == 2 and "truncation applies only to fakes rendered here" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(UsageError, match="noise applies only"):
+        evaluate(["fvd16"], heads, fake=fakes, noise="random")
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
+                         "--frame-size", "16", "--device", "cpu", "--json", str(tmp_path / "r.json"))
+    assert code == 0, err
+    assert "0 real, 2 fake" in out
+    saved = json.loads((tmp_path / "r.json").read_text())[0]
+    assert (saved["skipped"], saved["fake_skipped"], saved["fake"]) == (0, 2, 4)
+    assert fvd16(heads).fake_skipped is None  # rendered fakes are never too short

@@ -497,3 +497,21 @@ def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_pat
     mse = ((first - photo.astype(float)) ** 2).mean()
     assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 25  # frame 0 is the photo, within the inversion's error
     assert (isolated_store / "latent" / "me.safetensors").is_file()
+
+
+def test_fewer_videos_than_start_latents_is_refused(tmp_path, pair, capsys):
+    """Issue 26, defect 16: `--start a --start b --start c --videos 2` would drop c: refused (exit 2), as
+    the starts are explicit and a photo among them costs an inversion; more videos take them in turn."""
+    g, m = pair
+    G = load_image_generator(g)
+    for k, name in enumerate("abc"):
+        save_latent(_latent_of(G, n=1, seed=k), name)
+    starts = ["--start", "a", "--start", "b", "--start", "c"]
+    code, out, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
+                         *starts, "--videos", "2")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "3 start latents but 2 videos" in err and "1 would not be used" in err and "--videos 3" in err
+    assert not list(tmp_path.glob("v*.mp4"))
+    r = R.render(tmp_path / "w.mp4", motion=m, image=g, frames=2, start=["a", "b", "c"], device="cpu")
+    assert r.videos == 3 and len(r.paths) == 3
+

@@ -81,6 +81,7 @@ class MetricResult:
     seed: int
     real_cached: bool = False
     seconds: dict = field(default_factory=dict)  # real, fake (render + embed), total
+    fake_skipped: int | None = None  # a folder of fakes: its videos too short for the protocol (None: rendered)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -291,10 +292,12 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
     256 for a folder; at most ``MAX_FRAME_SIZE``, 1024). ``i3d`` / ``inception``: detector names
     or files (default: the store's, ``mocohd fetch i3d``). ``M``, ``G``, ``detectors`` ({'i3d':
     net}): already loaded models (training passes its own). ``classes``: class-conditional
-    generators, the classes the fakes are drawn from (all when None).
+    generators, the classes the fakes are drawn from (all when None). ``truncation``, ``noise``, ``classes`` and ``G`` are for
+    rendered fakes: with ``fake`` they are refused (UsageError), not ignored.
 
     ``seed`` is in 0..2^40 - 1 and ``videos`` / ``fid_frames`` at most 2^40; the fakes' indices
     and the clips of ``repeat`` are computed as they are read, so memory does not grow with them.
+    A folder of fakes reports its videos too short for a metric (``MetricResult.fake_skipped``).
     """
     protocols = check_metrics(metrics)
     seed = whole("seed", seed, 0, MAX_SEED)
@@ -313,6 +316,12 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
         raise UsageError("give the fakes: a motion model and an image generator (motion, image), or a folder (fake)")
     if not rendered and (motion is not None or image is not None or M is not None):
         raise UsageError("give either a motion model and image generator, or a folder of fakes, not both")
+    if not rendered:  # what only rendering uses would be ignored without a word
+        unused = [name for name, value, default in (("truncation", truncation, 1.0), ("noise", noise, "fixed"),
+                                                    ("classes", classes, None), ("G", G, None)) if value != default]
+        if unused:
+            raise UsageError(f"{' and '.join(unused)} appl{'ies' if len(unused) == 1 else 'y'} only to fakes rendered "
+                             "here (motion, image), not to a folder of fakes (fake)")
     if not Path(data).is_dir():
         raise MocohdError(f"{data}: no such dataset folder")
     if not rendered and not Path(fake).is_dir():
@@ -347,6 +356,7 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
         t_real = time.perf_counter() - t0
         t1 = time.perf_counter()
         fstats = FeatureStats(max_items=want)
+        fake_skipped = None
         done = [0]
 
         def tick(k: int, name=p.name, total=want) -> None:
@@ -371,6 +381,7 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
             _embed_batches(detector, stream, fstats, batch, tick)
         else:
             fakes = sample_real_clips(fake_data, p, want, seed, batch=batch, random_offset=False, repeat=repeat)
+            fake_skipped = fakes.skipped
             mine = fakes.share(dist.rank, dist.world)
             _embed_batches(detector, iter(mine), fstats, batch, tick)
         fstats = gather_stats(fstats, dist)
@@ -382,7 +393,7 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
         results.append(MetricResult(p.name, float(value), rstats.count, fstats.count, real.skipped, real.videos,
                                     dict(detector.identity), seed, cached,
                                     {"real": round(t_real, 3), "fake": round(t_fake, 3),
-                                     "total": round(t_real + t_fake, 3)}))
+                                     "total": round(t_real + t_fake, 3)}, fake_skipped))
     return results
 
 
