@@ -37,6 +37,7 @@ from .models import load_image_generator
 from .models.latent import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
 from .models.motion import load_motion
 from .models.pca import express
+from .models.perceptual import have_vgg16
 from .photos import read_photo
 from .video import (check_fps, check_frame_budget, check_output, check_videos, output_format, output_paths,  # noqa: F401
                     tile, whole, write_videos)
@@ -322,7 +323,8 @@ def render(
     ``start``: latent names, latent files, ``Latent`` objects or photos (inverted first with
     ``invert.invert``'s defaults and stored under the photo's name when that name is free): the
     videos start from them, one video per latent (``videos`` None: as many as there are; more:
-    they are used in turn; fewer: a UsageError, none is dropped). ``on_note(text)`` hears about
+    they are used in turn; fewer: a UsageError, none is dropped); a photo needs VGG16 in the store
+    unless ``invert_options`` picks the pixel loss (checked first). ``on_note(text)`` hears about
     long steps (an inversion) before them; ``invert_options``: keyword arguments for ``invert``
     (steps, loss, space, seed).
 
@@ -345,6 +347,12 @@ def render(
         raise UsageError(f"{count} start latents but {videos} video{'s' if videos > 1 else ''}: each start latent "
                          f"begins a video of its own, so {count - videos} would not be used; give --videos {count} "
                          "or more (more videos take the latents in turn), or fewer --start")
+    photos = [s for s in starts if isinstance(s, Path)]
+    if photos and (invert_options or {}).get("loss", "perceptual") == "perceptual" and not have_vgg16():
+        raise MocohdError(f"--start {photos[0]}: a photo is inverted first, with the perceptual loss, which needs VGG16 "
+                          f"weights (not in the store): run `mocohd fetch vgg16`, or invert it with the pixel loss "
+                          f"first: `mocohd invert {photos[0]} --image {image} --loss pixel`, then "
+                          f"`mocohd render --start {default_name(photos[0])} ...`")
     fps = check_fps(fmt, fps)
     camera = Camera(rotate, tuple(translate), shake, fps, seed)
     videos = check_videos(videos, grid)
