@@ -39,7 +39,7 @@ from .models import describe, import_model, load_image_generator
 from .models.pca import pca_for
 from .invert import check_generator as check_invert_generator, check_options as check_invert_options
 from .invert import invert as invert_photos
-from .models.latent import default_name as default_latent_name, save_latent
+from .models.latent import default_name as default_latent_name, free_name as free_latent_name, save_latent
 from .models.perceptual import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .photos import check_crop, photo_identity, read_photo
 from .photos import probe as probe_photo
@@ -267,7 +267,8 @@ def import_(
     with err.status(f"importing {path.name}..."), _shadow_notes() as notes:
         h = import_model(path, name, kind=kind, overwrite=force, pca=pca, image=image, w_residual=w_residual)
     what = (f"{h.config['resolution']} px" if "resolution" in h.config else f"w {h.config.get('w_dim', '?')}"
-            if "w_dim" in h.config else f"{h.config.get('num_classes', h.config.get('feature_dim', '?'))}-d features")
+            if "w_dim" in h.config else f"widths {', '.join(map(str, h.config['widths']))}" if h.kind == "vgg16"
+            else f"{h.config.get('num_classes', h.config.get('feature_dim', '?'))}-d features")
     out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {what}) -> {h.path}", soft_wrap=True)
     _print_notes(notes or [store.shadow_note(h.kind, name, h.source)])
 
@@ -606,7 +607,12 @@ def invert_(
     latent so far; then `mocohd render --start NAME` animates it."""
     check_invert_options(steps, space, loss, seed=seed)
     check_crop(crop)
-    name = store.check_name(name or default_latent_name(photos[0]))
+    if name is not None:  # given: it must be a name ('' is none: leave --name out for the photo's)
+        try:
+            store.check_name(name)
+        except MocohdError as e:
+            raise UsageError(f"--name: {e}; leave --name out to name the latent after the photo") from None
+    name = store.check_name(name if name is not None else default_latent_name(photos[0]))
     dest = store.store_path("latent", name)
     if dest.exists() and not force:
         raise MocohdError(f"a latent named '{name}' is already in the store ({dest}): pick another --name, or "
@@ -659,7 +665,12 @@ def invert_(
         bar.stop()
         for s, h in old.items():
             signal.signal(s, h)
-    header = save_latent(latent, name, overwrite=force)
+    stored = name if force else free_latent_name(name)  # taken while it ran (another invert): the result is kept
+    header = save_latent(latent, stored, overwrite=force)
+    if stored != name:
+        _print_notes([f"a latent named '{name}' was stored while this one was found (another invert?); this one is "
+                      f"stored as '{stored}'"])
+    name = stored
     say = partial(out.print, soft_wrap=True, markup=False, highlight=False)
     for p, d, k in zip(photos, latent.distance, latent.info["best_step"]):
         say(f"{p}: distance {d:.4f} ({loss}, best after {k} of {latent.info['steps']} steps)")

@@ -245,6 +245,15 @@ def load_latent(name_or_path: str | os.PathLike) -> Latent:
     return from_model(read_any(r.path, kind="latent"), str(r.path))
 
 
+def free_name(name: str) -> str:
+    """``name`` if no stored latent has it, else the first of ``name-2``, ``name-3``, ... that none has."""
+    candidate, k = store.check_name(name), 1
+    while store.store_path("latent", candidate).exists():
+        k += 1
+        candidate = f"{name[: 127 - len(str(k))]}-{k}"
+    return candidate
+
+
 def default_name(photo: str | os.PathLike) -> str:
     """A store name for the latent of ``photo``: its file name without the extension, with
     anything but letters, digits, '.', '_' and '-' replaced by '-' ('photo' if nothing is left)."""
@@ -253,4 +262,4 @@ def default_name(photo: str | os.PathLike) -> str:
 
 
 __all__ = ["FAMILIES", "FAMILY", "GENERATORS", "Latent", "SPACES", "check_latent", "concat_latents", "default_name",
-           "from_model", "latent_model", "load_latent", "save_latent"]
+           "free_name", "from_model", "latent_model", "load_latent", "save_latent"]
