@@ -372,8 +372,13 @@ def render(
     if starts:
         check_start(None, G, labels)  # BigGAN: the classes come with the start latents (below)
     elif G.c_dim:
-        if labels is None and M.source.get("classes") and source_sha == G.identity["weights_sha256"]:
-            labels = [int(k) for k in M.source["classes"]]
+        recorded = M.source.get("classes")  # metadata: not covered by the weights hash, checked like --class
+        if labels is None and recorded and source_sha == G.identity["weights_sha256"]:
+            try:
+                labels = check_pair(None, G, [int(k) for k in recorded])
+            except (TypeError, ValueError, OverflowError, MocohdError):
+                raise MocohdError(f"{motion}: damaged metadata: the classes it records ({str(recorded)[:60]}) are "
+                                  f"not classes of '{G.identity['name']}'") from None
         per_video = video_classes(G, videos, seed, labels)
         shown = sorted(set(per_video))
         line = "class " + ", ".join(describe_class(k, G.c_dim) for k in shown[:8]) + (", ..." if len(shown) > 8 else "")
