@@ -39,7 +39,7 @@ from .models import describe, import_model, load_image_generator
 from .models.pca import pca_for
 from .invert import check_generator as check_invert_generator, check_options as check_invert_options
 from .invert import invert as invert_photos
-from .models.latent import default_name as default_latent_name, save_latent
+from .models.latent import default_name as default_latent_name, free_name as free_latent_name, save_latent
 from .models.perceptual import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .photos import check_crop, photo_identity, read_photo
 from .photos import probe as probe_photo
@@ -267,7 +267,8 @@ def import_(
     with err.status(f"importing {path.name}..."), _shadow_notes() as notes:
         h = import_model(path, name, kind=kind, overwrite=force, pca=pca, image=image, w_residual=w_residual)
     what = (f"{h.config['resolution']} px" if "resolution" in h.config else f"w {h.config.get('w_dim', '?')}"
-            if "w_dim" in h.config else f"{h.config.get('num_classes', h.config.get('feature_dim', '?'))}-d features")
+            if "w_dim" in h.config else f"widths {', '.join(map(str, h.config['widths']))}" if h.kind == "vgg16"
+            else f"{h.config.get('num_classes', h.config.get('feature_dim', '?'))}-d features")
     out.print(f"imported {h.kind} model [bold]{name}[/bold] ({h.family}, {what}) -> {h.path}", soft_wrap=True)
     _print_notes(notes or [store.shadow_note(h.kind, name, h.source)])
 
@@ -519,8 +520,7 @@ def eval_(
             raise UsageError(f"--fid-frames must be a number or 'all', got {fid_frames!r}") from None
     if fake is None and motion is None:
         raise UsageError("give --motion (with --image) to render the fakes, or --fake DIR to score a folder of videos")
-    if json_out is not None:
-        _check_json_path(json_out)
+    json_file = _check_json_path(json_out) if json_out is not None else None
     live = err.is_terminal
     bar = Progress(TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                    TimeRemainingColumn(), console=err, transient=True, disable=not live)
@@ -551,27 +551,37 @@ def eval_(
         bar.stop()
     if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports
         return
+    # the results are kept before anything is printed: a closed stdout (`| head -1`) loses nothing
+    if json_file is not None:
+        try:
+            atomic_write_bytes(json_file, (json.dumps([r.to_dict() for r in results], indent=1) + "\n").encode())
+        except OSError as e:
+            raise MocohdError(f"cannot write {json_out}: {e.strerror}") from e
+    notes: list[str] = []
+    folder = run_of(motion, note=notes.append) if motion is not None and fake is None else None
+    if folder is not None:
+        try:
+            append_results(folder, results, step=None, extra={"motion": motion, "image": image or "demo"})
+        except OSError as e:
+            notes.append(f"could not append to {folder / 'metrics.jsonl'}: {e.strerror}")
+            folder = None
     table = Table(box=None, pad_edge=False)
     for col in ("metric", "value", "real", "fake", "skipped", "real stats", "time"):
         table.add_column(col, justify="right" if col in ("value", "real", "fake", "skipped", "time") else "left")
     for r in results:
-        table.add_row(r.metric, f"{r.value:.2f}", str(r.real), str(r.fake), str(r.skipped),
+        skipped = str(r.skipped) if r.fake_skipped is None else f"{r.skipped} real, {r.fake_skipped} fake"
+        table.add_row(r.metric, f"{r.value:.2f}", str(r.real), str(r.fake), skipped,
                       "cached" if r.real_cached else "computed", f"{r.seconds['total']:.1f} s")
     out.print(table)
     detectors = {f"{r.detector['name']} {r.detector['weights_sha256'][:12]}" for r in results}
     out.print(f"seed {seed}; frames compared at {results[0].frame_size} px; detectors: {', '.join(sorted(detectors))}",
               soft_wrap=True)
-    if json_out is not None:
-        try:
-            atomic_write_bytes(json_out, (json.dumps([r.to_dict() for r in results], indent=1) + "\n").encode())
-        except OSError as e:
-            raise MocohdError(f"cannot write {json_out}: {e.strerror}") from e
-        out.print(f"wrote {json_out}")
-    if motion is not None and fake is None:
-        folder = run_of(motion)
-        if folder is not None:
-            append_results(folder, results, step=None, extra={"motion": motion, "image": image or "demo"})
-            out.print(f"appended to {folder / 'metrics.jsonl'}")
+    if json_file is not None:
+        out.print(f"wrote {json_out}" + (f" (through the link, to {json_file})" if json_out.is_symlink() else ""),
+                  soft_wrap=True, markup=False)
+    if folder is not None:
+        out.print(f"appended to {folder / 'metrics.jsonl'}", soft_wrap=True, markup=False)
+    _print_notes(notes)
 
 
 @app.command("invert")
@@ -599,7 +609,12 @@ def invert_(
     latent so far; then `mocohd render --start NAME` animates it."""
     check_invert_options(steps, space, loss, seed=seed)
     check_crop(crop)
-    name = store.check_name(name or default_latent_name(photos[0]))
+    if name is not None:  # given: it must be a name ('' is none: leave --name out for the photo's)
+        try:
+            store.check_name(name)
+        except MocohdError as e:
+            raise UsageError(f"--name: {e}; leave --name out to name the latent after the photo") from None
+    name = store.check_name(name if name is not None else default_latent_name(photos[0]))
     dest = store.store_path("latent", name)
     if dest.exists() and not force:
         raise MocohdError(f"a latent named '{name}' is already in the store ({dest}): pick another --name, or "
@@ -652,7 +667,12 @@ def invert_(
         bar.stop()
         for s, h in old.items():
             signal.signal(s, h)
-    header = save_latent(latent, name, overwrite=force)
+    stored = name if force else free_latent_name(name)  # taken while it ran (another invert): the result is kept
+    header = save_latent(latent, stored, overwrite=force)
+    if stored != name:
+        _print_notes([f"a latent named '{name}' was stored while this one was found (another invert?); this one is "
+                      f"stored as '{stored}'"])
+    name = stored
     say = partial(out.print, soft_wrap=True, markup=False, highlight=False)
     for p, d, k in zip(photos, latent.distance, latent.info["best_step"]):
         say(f"{p}: distance {d:.4f} ({loss}, best after {k} of {latent.info['steps']} steps)")
@@ -669,12 +689,24 @@ def invert_(
     say(f"next: mocohd render {name}.mp4 --image {image} --start {name}{psi}")
 
 
-def _check_json_path(path: Path) -> None:
-    """Before any work: ``path`` must be a file that can be written (its folder exists, it is no folder)."""
-    if path.is_dir():
-        raise UsageError(f"--json {path}: is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise MocohdError(f"--json {path}: the folder {path.parent} does not exist")
+def _check_json_path(path: Path) -> Path:
+    """Before any work: the file ``--json`` writes, ``path`` or, for a symbolic link, the file it points
+    to (written through, atomically: the link stays a link). It must be a file or not exist yet, in a
+    folder that exists and takes a new file (tried: the atomic write puts a temporary file beside it)."""
+    target = Path(os.path.realpath(path))
+    try:
+        if target.is_dir():
+            raise UsageError(f"--json {path}: is a folder; give a file name")
+        if target.exists() and not target.is_file():
+            raise UsageError(f"--json {path}: is not a regular file; give a file name")
+        if not target.parent.is_dir():
+            raise MocohdError(f"--json {path}: the folder {target.parent} does not exist")
+        probe = target.parent / f".{target.name}.tmp-{os.getpid()}-probe"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as e:  # a name too long, a read-only folder, no permission...
+        raise MocohdError(f"--json {path}: cannot write it: {e.strerror}") from e
+    return target
 
 
 def _given(ctx: typer.Context, values: dict) -> dict:

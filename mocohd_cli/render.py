@@ -37,6 +37,7 @@ from .models import load_image_generator
 from .models.latent import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
 from .models.motion import load_motion
 from .models.pca import express
+from .models.perceptual import have_vgg16
 from .photos import read_photo
 from .video import (check_fps, check_frame_budget, check_output, check_videos, output_format, output_paths,  # noqa: F401
                     tile, whole, write_videos)
@@ -348,8 +349,10 @@ def render(
     ``start``: latent names, latent files, ``Latent`` objects or photos (inverted first with
     ``invert.invert``'s defaults and stored under the photo's name when that name is free): the
     videos start from them, one video per latent (``videos`` None: as many as there are; more:
-    they are used in turn). ``on_note(text)`` hears about long steps (an inversion) before them;
-    ``invert_options``: keyword arguments for ``invert`` (steps, loss, space, seed).
+    they are used in turn; fewer: a UsageError, none is dropped); a photo needs VGG16 in the store
+    unless ``invert_options`` picks the pixel loss (checked first). ``on_note(text)`` hears about
+    long steps (an inversion) before them; ``invert_options``: keyword arguments for ``invert``
+    (steps, loss, space, seed).
 
     ``rotate`` (degrees per second), ``translate`` (x, y image widths per second) and ``shake``
     (degrees): a camera track for StyleGAN3 on top of the motion (``Camera``; seeded by ``seed``).
@@ -361,10 +364,21 @@ def render(
     out = Path(out)
     fmt = output_format(out, fmt)
     starts = read_starts(start)  # latents read (and checked) now; photos are inverted once G is loaded
+    count = sum(s.count if isinstance(s, Latent) else 1 for s in starts)
     if videos is None:
-        videos = sum(s.count if isinstance(s, Latent) else 1 for s in starts) or 1
+        videos = count or 1
     frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
                                                                          interpolate, batch)
+    if videos < count:  # the starts are explicit (a photo costs an inversion): none is dropped without a word
+        raise UsageError(f"{count} start latents but {videos} video{'s' if videos > 1 else ''}: each start latent "
+                         f"begins a video of its own, so {count - videos} would not be used; give --videos {count} "
+                         "or more (more videos take the latents in turn), or fewer --start")
+    photos = [s for s in starts if isinstance(s, Path)]
+    if photos and (invert_options or {}).get("loss", "perceptual") == "perceptual" and not have_vgg16():
+        raise MocohdError(f"--start {photos[0]}: a photo is inverted first, with the perceptual loss, which needs VGG16 "
+                          f"weights (not in the store): run `mocohd fetch vgg16`, or invert it with the pixel loss "
+                          f"first: `mocohd invert {photos[0]} --image {image} --loss pixel`, then "
+                          f"`mocohd render --start {default_name(photos[0])} ...`")
     fps = check_fps(fmt, fps)
     camera = Camera(rotate, tuple(translate), shake, fps, seed)
     camera.check_track((frames - 1) * interpolate + 1)
@@ -385,8 +399,13 @@ def render(
     if starts:
         check_start(None, G, labels)  # BigGAN: the classes come with the start latents (below)
     elif G.c_dim:
-        if labels is None and M.source.get("classes") and source_sha == G.identity["weights_sha256"]:
-            labels = [int(k) for k in M.source["classes"]]
+        recorded = M.source.get("classes")  # metadata: not covered by the weights hash, checked like --class
+        if labels is None and recorded and source_sha == G.identity["weights_sha256"]:
+            try:
+                labels = check_pair(None, G, [int(k) for k in recorded])
+            except (TypeError, ValueError, OverflowError, MocohdError):
+                raise MocohdError(f"{motion}: damaged metadata: the classes it records ({str(recorded)[:60]}) are "
+                                  f"not classes of '{G.identity['name']}'") from None
         per_video = video_classes(G, videos, seed, labels)
         shown = sorted(set(per_video))
         line = "class " + ", ".join(describe_class(k, G.c_dim) for k in shown[:8]) + (", ..." if len(shown) > 8 else "")

@@ -182,7 +182,8 @@ def shadow_note(kind: str, name: str, source: dict | None = None) -> str | None:
     e = shadowed(kind, name, source)
     if e is None:
         return None
-    what = f"the shipped {e.name} {kind} model" if e.shipped else f"the registry {kind} model {e.name} (Hub {e.repo_id})"
+    where = f" (Hub {e.repo_id})" if e.repo_id else f" (from {e.url})" if e.url else ""
+    what = f"the shipped {e.name} {kind} model" if e.shipped else f"the registry {kind} model {e.name}{where}"
     return f"the store model '{name}' now shadows {what}; store it under another name to keep both"
 
 

@@ -179,3 +179,14 @@ def test_pca_interrupted_says_nothing_was_stored_and_piped_progress_is_plain(cap
     monkeypatch.setattr(cli, "pca_for", real)
     code, out, err = run(capsys, "pca", "--samples", "2000", "--batch", "1000")
     assert code == 0 and "mapping z -> w: 2000/2000 samples" in err  # stderr is not a terminal here
+
+
+def test_train_names_the_option_past_its_limit(capsys, tmp_path, isolated_store):
+    """Issue 26, defect 10: `train --oscillators 100000` names --oscillators and its limit (not the
+    noise size it implies), exit 2, before anything is loaded or fitted."""
+    code, _, err = run(capsys, "train", "--data", str(tmp_path), "--image", "demo", "--oscillators", "100000")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "error: oscillators must be at most 65536, got 100000" in err and "noise_dim" not in err
+    code, _, err = run(capsys, "train", "--data", str(tmp_path), "--image", "demo", "--noise-dim", "70000")
+    assert code == 2 and "noise_dim (--noise-dim) must be at most 65536" in err
+    assert not (isolated_store / "pca").exists()

@@ -6,8 +6,10 @@ so every path runs in seconds; their exactness against the reference files is
 tests/test_i3d.py's and tests/test_inception.py's.
 """
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +24,12 @@ from mocohd_cli.data.procedural import write_dataset
 from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.formats import canonical
-from mocohd_cli.metrics.evaluate import MetricResult, evaluate, fake_videos, fvd, score
+from mocohd_cli.metrics.evaluate import MetricResult, evaluate, fake_videos, fvd, run_of, score
+from mocohd_cli.metrics.protocol import sample_real_clips
 from mocohd_cli.models import load_image_generator
 from mocohd_cli.models.detectors import load_detector
-from mocohd_cli.models.motion import load_motion
+from mocohd_cli.models.motion import load_motion, save_motion
+from mocohd_cli.motion import MotionGenerator
 
 from mocohd_cli.models.pca import pca_for
 from mocohd_cli.train import TrainConfig, train
@@ -343,3 +347,194 @@ def test_fakes_are_compared_at_their_own_size(capsys, heads, tmp_path):
     assert evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4, frame_size=8)[0].frame_size == 8
     write_dataset(tmp_path / "fakes", videos=5, frames=16, size=8, seed=4)  # a fifth video, at 8 px
     assert evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4)[0].frame_size == 256
+
+
+# ---------------------------------------------------------------- issue 26: runs, absurd numbers, --json, --fake
+
+
+def _motion_of_run(name: str, run: object, M=None) -> Path:
+    """The demo motion model stored as ``name``, its metadata naming the training run ``run`` (the weights
+    hash does not cover it: anyone can write any run there)."""
+    M = M if M is not None else load_motion("demo")
+    store.kind_dir("motion", create=True)
+    path = store.store_path("motion", name)
+    save_motion(path, M, image=M.image, source={"format": "mocohd-train", "run": run, "step": 2})
+    return path
+
+
+def _run_folder(name: str, M=None, exported: str | None = None) -> Path:
+    """A training run folder of the store: a metrics.jsonl of one line and a checkpoint holding ``M``'s
+    weights (a new random model's by default: not the demo's), as `mocohd train` writes them."""
+    folder = store.kind_dir("runs", create=True) / name
+    folder.mkdir()
+    (folder / "metrics.jsonl").write_text('{"step": 1}\n')
+    if M is None:
+        torch.manual_seed(1)
+        demo = load_motion("demo")
+        M = MotionGenerator(demo.cfg, demo.pca_components, demo.pca_stdev)
+    torch.save({"version": 1, "step": 2, "gan": {"M": M.state_dict()}, "exported": exported}, folder / "checkpoint.pt")
+    return folder
+
+
+def test_eval_appends_only_to_the_run_whose_checkpoint_made_the_model(capsys, heads, tmp_path):
+    """Issue 26, defect 2: the run is named in the motion file's metadata, which its weights hash does
+    not cover; eval appends only to a plain run name of the store whose checkpoint holds these weights."""
+    # a stored model whose run's checkpoint holds other weights: not appended, and said in one line
+    _motion_of_run("mine", "mine")
+    other = _run_folder("mine")
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "mine", "--videos", "4", "--batch", "4",
+                         "--device", "cpu")
+    assert code == 0, err
+    assert "appended" not in out and (other / "metrics.jsonl").read_text() == '{"step": 1}\n'
+    assert [x for x in err.splitlines() if x.startswith("note:")] == [
+        x for x in err.splitlines() if "not appended to the run 'mine'" in x and "does not hold" in x]
+    # the run that made it (its checkpoint holds the weights): appended
+    shutil.rmtree(other)
+    made = _run_folder("mine", load_motion("mine"))
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "mine", "--videos", "4", "--batch", "4",
+                         "--device", "cpu")
+    assert code == 0, err
+    assert f"appended to {made / 'metrics.jsonl'}" in out and "note:" not in err
+    last = json.loads((made / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["motion"] == "mine" and "fvd16" in last["eval"]
+
+
+def test_run_of_never_follows_a_path_and_knows_a_kept_step(tmp_path, isolated_store):
+    """Issue 26, defect 2: crafted run values (absolute, '..', separators, other types) are never followed;
+    a --keep-best run's checkpoint records the weights it exported (an earlier step's)."""
+    from mocohd_cli.metrics.evaluate import run_weights
+
+    outside = tmp_path / "victim"
+    outside.mkdir()
+    (outside / "metrics.jsonl").write_text("mine\n")
+    (isolated_store / "runs" / "deep").mkdir(parents=True)
+    for run_name in (str(outside), "../../victim", "..", "deep/../../../victim", "a/b", 5, ["victim"], {"a": 1},
+                     "x" * 5000):
+        _motion_of_run("crafted", run_name)
+        notes = []
+        assert run_of("crafted", note=notes.append) is None, run_name
+        assert len(notes) == 1 and "no run name" in notes[0] and len(notes[0]) < 300, notes
+    assert (outside / "metrics.jsonl").read_text() == "mine\n"
+    # a plain name whose folder is missing: silently nothing; the demo, whose run 'heads' the user has too
+    # (another run of that name): not appended, and no note (a shipped model's run is its authors')
+    _motion_of_run("gone", "gone")
+    notes = []
+    assert run_of("gone", note=notes.append) is None and notes == []
+    _run_folder("heads")
+    assert run_of("demo", note=notes.append) is None and notes == []
+    # --keep-best: the checkpoint holds a later step, and records the sha256 of the export it kept
+    sha = canonical.read_header(_motion_of_run("kept", "kept")).weights_sha256
+    folder = _run_folder("kept", exported=sha)
+    assert run_of("kept") == folder and sha in run_weights(folder)
+    (folder / "checkpoint.pt").write_bytes(b"damaged")
+    assert run_of("kept", note=notes.append) is None and "does not hold" in notes[0]
+
+
+def test_absurd_numbers_are_one_line_usage_errors(capsys, heads, isolated_store):
+    """Issue 26, defect 10: no exception names, the valid range in one line, exit 2, before any work."""
+    cases = [(["--videos", str(10**20)], "videos must be at most 1099511627776, got 100000000000000000000"),
+             (["--videos", str(2**63 - 1)], "videos must be at most 1099511627776"),
+             (["--metric", "fid", "--fid-frames", str(10**20)], "fid_frames must be at most 1099511627776"),
+             (["--seed", str(2**40)], "seed must be in 0..1099511627775, got 1099511627776"),
+             (["--seed", "-1"], "seed must be in 0..1099511627775, got -1"),
+             (["--frame-size", "100000"], "frame_size must be at most 1024 (the detectors see 224 or 299 px frames)"),
+             (["--batch", str(10**20)], "batch must be at most 1099511627776")]
+    for args, message in cases:
+        code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--device", "cpu", *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert "Error" not in err and "internal" not in err
+    assert not (isolated_store / "data").exists()  # nothing prepared, no empty cache folder
+
+
+def test_memory_does_not_grow_with_videos(heads, monkeypatch):
+    """Issue 26, defect 10: the fakes' indices and the clips of --repeat are never listed, so memory stays
+    flat whatever --videos is; the real statistics' cache key is the same as when plans were lists."""
+    from mocohd_cli.metrics import evaluate as ev
+
+    seen = []
+
+    class Enough(Exception):
+        pass
+
+    def spy(M, G, indices, *a, **kw):
+        seen.append((type(indices), sys.getsizeof(indices), len(indices), indices[-1]))
+        raise Enough
+
+    monkeypatch.setattr(ev, "fake_videos", spy)
+    with pytest.raises(Enough):
+        fvd16(heads, videos=10**6)
+    assert seen == [(range, sys.getsizeof(range(1)), 10**6, 10**6 - 1)]
+    clips = sample_real_clips(load_videos(heads), "fvd16", n=10**6, seed=3, repeat=True)
+    assert clips.count == 10**6 and sys.getsizeof(clips.plan) < 1000
+    assert clips.plan[7] == (1, clips.plan[7][1]) and clips.plan[7] == clips.plan[7]  # video 7 % 6, computed again
+    few = sample_real_clips(load_videos(heads), "fvd16", n=10, seed=3, repeat=True)
+    assert list(few.plan) == list(clips.plan[:10]) and list(few.share(1, 2).plan) == list(few.plan)[1::2]
+    assert ev._plan_digest(few.plan) == hashlib.sha256(json.dumps(list(few.plan)).encode()).hexdigest()[:16]
+
+
+def load_videos(folder) -> list[torch.Tensor]:
+    """A dataset folder of frame folders as uint8 videos [T, H, W, C] in memory."""
+    return [torch.from_numpy(np.stack([iio.imread(f) for f in sorted(v.glob("*.png"))]))
+            for v in sorted(Path(folder).iterdir())]
+
+
+def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, heads, tmp_path, monkeypatch):
+    """Issue 26, defects 15 and 18: an unwritable --json fails before the evaluation; a link stays a link."""
+    from mocohd_cli import cli
+
+    real = cli.evaluate_videos
+    monkeypatch.setattr(cli, "evaluate_videos", lambda *a, **kw: pytest.fail("evaluated before checking --json"))
+    long_name = tmp_path / ("x" * 300 + ".json")  # no file system takes such a name, even for root
+    code, _, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--json", str(long_name))
+    assert code == 1 and "cannot write it" in err and len(err.strip().splitlines()) == 1
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir(mode=0o555)
+        code, _, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--json",
+                           str(tmp_path / "ro" / "r.json"))
+        assert code == 1 and "cannot write it" in err
+    code, _, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--json", "/dev/null")
+    assert code == 2 and "not a regular file" in err
+    assert not list(tmp_path.glob(".*probe*"))
+    monkeypatch.setattr(cli, "evaluate_videos", real)
+    target = tmp_path / "kept" / "r.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    (tmp_path / "link.json").symlink_to(target)
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--videos", "4", "--batch", "4",
+                         "--device", "cpu", "--json", str(tmp_path / "link.json"))
+    assert code == 0, err
+    assert (tmp_path / "link.json").is_symlink() and json.loads(target.read_text())[0]["metric"] == "fvd16"
+    assert f"wrote {tmp_path / 'link.json'} (through the link, to {os.path.realpath(target)})" in out
+
+
+def test_json_is_written_before_the_table_is_printed(heads, tmp_path):
+    """Issue 26, defect 15: with stdout closed early (`| head -1`), the JSON file is there all the same."""
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    out_json = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "mocohd_cli", "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4",
+           "--batch", "4", "--frame-size", "16", "--device", "cpu", "--json", str(out_json)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    p.stdout.close()  # the reader is gone before the first line
+    err = p.stderr.read().decode()
+    p.wait(timeout=120)
+    assert "Traceback" not in err
+    assert json.loads(out_json.read_text())[0]["fake"] == 4, err
+
+
+def test_a_folder_of_fakes_refuses_rendering_options_and_counts_its_short_videos(capsys, heads, tmp_path):
+    """Issue 26, defect 16: --truncation means nothing for a folder of fakes (refused); fakes too short
+    for the metric are counted in the skipped column and the JSON."""
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    write_dataset(fakes, videos=6, frames=10, size=16, seed=4)  # two more, too short for fvd16
+    code, _, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--truncation", "0.7")
+    assert code == 2 and "truncation applies only to fakes rendered here" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(UsageError, match="noise applies only"):
+        evaluate(["fvd16"], heads, fake=fakes, noise="random")
+    code, out, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
+                         "--frame-size", "16", "--device", "cpu", "--json", str(tmp_path / "r.json"))
+    assert code == 0, err
+    assert "0 real, 2 fake" in out
+    saved = json.loads((tmp_path / "r.json").read_text())[0]
+    assert (saved["skipped"], saved["fake_skipped"], saved["fake"]) == (0, 2, 4)
+    assert fvd16(heads).fake_skipped is None  # rendered fakes are never too short

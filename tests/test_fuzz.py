@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from mocohd_cli import MocohdError, generators, models
+from mocohd_cli import MocohdError, generators, models, store
 from mocohd_cli.data import prepare
 from mocohd_cli.formats import canonical, read_any, rosinality
 from mocohd_cli.models import describe, import_model, load_image_generator
@@ -576,3 +576,150 @@ def test_fuzz_dataset_frames(tmp_path, capsys):
     assert info.videos + info.skipped["unreadable"] == len(good) + len(bad) + len(flips)
     code, out, err = run(capsys, "prepare", "--data", str(root), "--frame-size", str(SIDE), "--frames", "1")
     assert code == 0 and err.strip() == "" and "reused the clip cache" in out and f"{len(unreadable)} unreadable" in out
+
+
+# ---------------------------------------------------------------- latent and motion metadata
+
+
+def _rewrite_meta(data: bytes, key: str, value) -> bytes:
+    """``data`` with its ``mocohd.KEY`` entry merged with ``value`` (a dict) or replaced by it (a string)."""
+    header, body = _split(data)
+    meta = header["__metadata__"]
+    if isinstance(value, dict):
+        value = json.dumps({**json.loads(meta.get(f"mocohd.{key}", "{}")), **value})
+    meta[f"mocohd.{key}"] = value
+    return _join(header, body)
+
+
+def _files_outside(root, *skip) -> dict:
+    """Every file under ``root`` but those under ``skip``: path -> bytes."""
+    return {p: p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not any(p.is_relative_to(s) for s in skip)}
+
+
+RAW_LIES = ["{not json", "[1, 2]", '"a string"', "null", "[" * 100000 + "]" * 100000, "x" * 100000]
+
+
+def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store):
+    """Issue 26: crafted ``mocohd.source`` / ``mocohd.config`` / ``mocohd.image`` values in latent and
+    motion files (absolute paths, '..', huge sizes, wrong types, non-JSON), read by every command that
+    reads them (info, import, list, render --motion / --start, eval's run of a motion model): each loads,
+    or is refused in one line with exit 1; never a traceback or an unanticipated exception, never a
+    write outside the store and the command's own output, never a huge allocation (the guard)."""
+    from mocohd_cli.metrics.evaluate import run_of
+    from mocohd_cli.models.latent import Latent, save_latent
+    from mocohd_cli.models.pca import pca_for
+
+    from .conftest import run
+
+    G0 = randomized_generator(tiny_config(8))
+    gpath = tmp_path / "g.safetensors"
+    save_canonical(gpath, G0)
+    guard["bytes"] = gpath.stat().st_size
+    G = load_image_generator(gpath)
+    basis, _, _ = pca_for(str(gpath), G=G, samples=2000, batch=1000)  # cached: no re-expression fits one
+    ident = {"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]}
+    torch.manual_seed(0)
+    M = MotionGenerator(MotionConfig(w_dim=32, noise_dim=10, h_dim=8, n_pca=6, w_residual=1.0), basis.components,
+                        basis.stdev, basis.mean)
+    save_motion(tmp_path / "m.safetensors", M, image=ident, source={"format": "mocohd-train", "run": "m", "step": 1})
+    motion_good = (tmp_path / "m.safetensors").read_bytes()
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(1)))[:, None].repeat(1, G.num_ws, 1)
+    save_latent(Latent(ws, None, "w", dict(ident), [{"file": "me.png", "sha256": "ab" * 32}], [0.1],
+                       {"loss": "pixel", "steps": 10}), tmp_path / "l.safetensors")
+    latent_good = (tmp_path / "l.safetensors").read_bytes()
+    victim = tmp_path / "victim"  # a metrics.jsonl outside the store that a crafted run could point at
+    victim.mkdir()
+    (victim / "metrics.jsonl").write_text("mine\n")
+    store.kind_dir("runs", create=True)
+
+    paths = [str(victim), "../../victim", "..", "../runs/../../victim", "a/b", "C:\\\\x", "", "x" * 5000]
+    wrong = [5, 1e308, True, None, ["victim"], {"a": 1}]
+    run_lies = [{"run": v} for v in paths + wrong] + [{"format": v, "run": "m"} for v in (5, ["mocohd-train"])]
+    source_lies = [{"file": paths[0], "data": paths[1]}, {"step": "x", "data": 5}, {"classes": "abc", "truncation": "x"},
+                   {"classes": [None], "truncation": 1e308}]
+    image_lies = [{"image_name": paths[0], "image_sha256": "0" * 64}, {"image_name": 5, "image_sha256": ["x"]},
+                  {"image_name": "../../x"}]
+    motion_config_lies = [{"oscillators": v} for v in (10**9, -1, 7, "2")] + [
+        {"osc_max_period": v} for v in (1e308, "x")] + [{"n_pca": v} for v in (10**9, "6")]
+    latent_config_lies = [{"photos": v} for v in ([{"file": "/etc/passwd", "sha256": 5}], ["x"], "x", [None],
+                                                  [{"file": ["a"], "sha256": {"b": 1}}])]
+    latent_config_lies += [{"distance": v} for v in (["a"], [1e308], [None], [[1]])]
+    latent_config_lies += [{k: v} for k in ("count", "w_dim", "resolution") for v in (10**9, "4", None)]
+    latent_config_lies += [{"space": "z"}, {"noise": "yes"}]
+    latent_config_lies += [{k: v for k in ("loss", "steps", "truncation", "crop", "best_step", "stopped", "c_dim")}
+                           for v in ({"a": 1}, "x", 10**9, ["../x"])]
+    cases = [("motion", "original", motion_good), ("latent", "original", latent_good)]
+    cases += [("motion", f"source {v!r}"[:80], _rewrite_meta(motion_good, "source", v)) for v in run_lies]
+    for kind, good, config_lies in (("motion", motion_good, motion_config_lies), ("latent", latent_good,
+                                                                                    latent_config_lies)):
+        cases += [(kind, f"source {v!r}"[:80], _rewrite_meta(good, "source", v)) for v in source_lies + RAW_LIES]
+        cases += [(kind, f"config {v!r}"[:80], _rewrite_meta(good, "config", v)) for v in config_lies + RAW_LIES]
+        cases += [(kind, f"image {v!r}"[:80], _rewrite_meta(good, "image", v)) for v in image_lies + RAW_LIES[:2]]
+
+    before = _files_outside(tmp_path, isolated_store, tmp_path / "out", tmp_path / "cases")
+    (tmp_path / "cases").mkdir()
+    failures, outcomes = [], {"loaded": 0, "refused": 0}
+
+    def attempt(label, *args):
+        try:
+            code, _, err = run(capsys, *args)
+        except Exception as e:  # noqa: BLE001 - anything escaping the command line is a failure
+            failures.append(f"{label}: {args[0]}: {type(e).__name__}: {e}"[:300])
+            return None
+        lines = err.strip().splitlines()
+        if code not in (0, 1) or (code == 1 and (len(lines) != 1 or "--debug" in err or "Traceback" in err)):
+            failures.append(f"{label}: {args[0]}: exit {code}: {err.strip()[:240]!r}")
+        return code
+
+    for i, (kind, label, data) in enumerate(cases):
+        path = tmp_path / "cases" / f"{kind}{i:03d}.safetensors"
+        path.write_bytes(data)
+        guard["bytes"] = path.stat().st_size + gpath.stat().st_size  # the files a command reads
+        label = f"{kind} {label}"
+        attempt(label, "info", str(path))
+        attempt(label, "import", str(path), "--name", f"fuzzed{i:03d}")  # `list` reads them all below
+        what = ["--motion", str(path)] if kind == "motion" else ["--motion", str(tmp_path / "m.safetensors"),
+                                                                 "--start", str(path)]
+        code = attempt(label, "render", str(tmp_path / "out" / f"{i:03d}"), *what, "--image", str(gpath), "-n", "2",
+                       "--device", "cpu")  # a new folder of PNG frames
+        outcomes["loaded" if code == 0 else "refused"] += 1
+        if kind == "motion":  # what `mocohd eval --motion FILE` appends to
+            try:
+                if run_of(str(path)) is not None:
+                    failures.append(f"{label}: eval would append to {run_of(str(path))}")
+            except Exception as e:  # noqa: BLE001
+                failures.append(f"{label}: run_of: {type(e).__name__}: {e}"[:300])
+    attempt("the store of them all", "list")
+    assert not failures, f"{len(failures)} failures in {len(cases)} cases:\n" + "\n".join(failures[:30])
+    assert outcomes["loaded"] >= 10 and outcomes["refused"] >= 10, outcomes  # both kinds of case are here
+    after = _files_outside(tmp_path, isolated_store, tmp_path / "out", tmp_path / "cases")
+    assert after == before  # the victim's metrics.jsonl, and everything else, as it was
+
+
+def test_fuzz_the_classes_a_biggan_motion_records(tmp_path, capsys):
+    """Issue 26: render takes a BigGAN motion model's recorded classes (metadata, outside the weights hash)
+    as its default --class: lies are refused in one line, as a bad --class would be."""
+    from .biggan_reference import TINY, make_reference
+    from .conftest import run
+
+    (tmp_path / "port").mkdir()
+    torch.save(make_reference().state_dict(), tmp_path / "port" / "pytorch_model.bin")
+    (tmp_path / "port" / "config.json").write_text(json.dumps(TINY))
+    assert run(capsys, "import", str(tmp_path / "port" / "pytorch_model.bin"), "--name", "big")[0] == 0
+    G = load_image_generator("big")
+    ident = {"image_name": "big", "image_sha256": G.identity["weights_sha256"]}
+    torch.manual_seed(0)
+    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=4, w_residual=1.0),
+                        torch.eye(G.w_dim), torch.ones(G.w_dim))
+    for i, (classes, ok) in enumerate(((["207", 3], True), ("abc", False), (10**9, False), ([-1], False),
+                                       ([None], False), ([10**30], False), ([{"a": 1}], False))):
+        save_motion(tmp_path / "m.safetensors", M, image=ident, source={"format": "mocohd-train", "classes": classes})
+        code, out, err = run(capsys, "render", str(tmp_path / f"v{i}"), "--motion", str(tmp_path / "m.safetensors"),
+                             "--image", "big", "-n", "2", "--device", "cpu")
+        if ok:
+            assert code == 0 and "class 207 golden retriever" in err, err  # one video: the first class
+        else:
+            assert code == 1 and "damaged metadata: the classes it records" in err, (classes, err)
+            assert len(err.strip().splitlines()) == 1 and not (tmp_path / f"v{i}").exists()

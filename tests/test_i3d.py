@@ -436,3 +436,29 @@ def test_a_flat_archive_with_prefixed_names_converts_like_the_nested_one(tmp_pat
     config_s, tensors_s, _ = i3d_format.convert(torchscript.read_archive(path))
     assert config_f == config_s
     assert all(torch.equal(tensors_f[k], tensors_s[k]) for k in tensors_s)
+
+
+def test_files_that_are_no_i3d_archive_say_what_is_wrong_with_them_as_one(scripted, tmp_path):
+    """Issue 26, defect 14: imported with kind i3d, a truncated archive, a state dict, a legacy torch file
+    or a pickle is not said to 'hold image generators': the message says what it lacks as an I3D."""
+    from mocohd_cli.formats import read_any
+    from mocohd_cli.models import import_model
+
+    ref, path = scripted
+    raw = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
+    torch.save(ref.state_dict(), tmp_path / "state.pt")
+    torch.save({"w": torch.ones(2)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    (tmp_path / "pickled.pkl").write_bytes(pickle.dumps({"w": [1, 2]}, protocol=2))
+    says = {"cut.pt": "not a readable I3D TorchScript archive (a truncated or damaged zip)",
+            "state.pt": "a PyTorch state dict or checkpoint (torch.save), not an I3D TorchScript archive",
+            "legacy.pt": "a legacy torch.save file, not an I3D TorchScript archive",
+            "pickled.pkl": "a Python pickle, not an I3D TorchScript archive"}
+    for name, words in says.items():
+        f = tmp_path / name
+        for read in (lambda: read_any(f, kind="i3d"), lambda: import_model(f, "x", kind="i3d")):
+            with pytest.raises(MocohdError) as e:
+                read()
+            msg = str(e.value)
+            assert msg.startswith(f"{f}: {words}") and "image generator" not in msg and "\n" not in msg, msg
+            assert "i3d_torchscript.pt" in msg

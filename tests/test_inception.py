@@ -245,3 +245,12 @@ def test_a_file_holding_code_is_refused_unexecuted(tmp_path):
         reader.read(path)
     one_line(e)
     assert not marker.exists()
+
+
+def test_the_shadow_note_of_the_inception_says_where_it_comes_from():
+    """Issue 26, defect 18: the registry's Inception is downloaded by hand, from GitHub: no '(Hub None)'."""
+    from mocohd_cli import store
+
+    note = store.shadow_note("inception", "inception")
+    assert "Hub None" not in note and "(from https://github.com/mseitzer/pytorch-fid/" in note
+    assert "(Hub flateon/FVD-I3D-torchscript)" in store.shadow_note("i3d", "i3d")

@@ -536,3 +536,35 @@ def test_invert_module_is_the_projector():
     assert (invert_mod.W_AVG_SAMPLES, invert_mod.INITIAL_LR, invert_mod.INITIAL_NOISE_FACTOR) == (10_000, 0.1, 0.05)
     assert (invert_mod.LR_RAMPDOWN_LENGTH, invert_mod.LR_RAMPUP_LENGTH, invert_mod.NOISE_RAMP_LENGTH) == (0.25, 0.05, 0.75)
     assert invert_mod.REGULARIZE_NOISE_WEIGHT == 1e5 and invert_mod.BETAS == (0.9, 0.999)
+
+
+def test_cli_refuses_an_empty_name_and_keeps_a_result_whose_name_was_taken_meanwhile(photo_and_generator, capsys,
+                                                                                    monkeypatch, isolated_store):
+    """Issue 26, defect 18: `--name ''` is no name (exit 2, not the photo's name); when another invert
+    stores the same name while this one runs, this result is stored under a free name, and said."""
+    photo, g = photo_and_generator
+    code, _, err = run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "2", "--name", "")
+    assert code == 2 and "--name" in err and len(err.strip().splitlines()) == 1
+    assert store_files(isolated_store) == []
+    real = cli.invert_photos
+
+    def racing(*args, **kw):  # another invert stores 'me' while this one runs
+        latent = real(*args, **kw)
+        save_latent(latent, "me")
+        return latent
+
+    monkeypatch.setattr(cli, "invert_photos", racing)
+    code, out, err = run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "2")
+    assert code == 0, err
+    assert "note: a latent named 'me' was stored while this one was found" in err and "stored as 'me-2'" in err
+    assert "stored latent me-2" in out and "--start me-2" in out
+    assert store_files(isolated_store) == ["latent/me-2.safetensors", "latent/me.safetensors"]
+    assert "crop" in load_latent("me-2").info and "crop" not in load_latent("me").info  # each its own
+
+
+def test_vgg16_import_says_what_it_imported(tmp_path, capsys):
+    """Issue 26, defect 18: VGG16 has no feature size: the line shows its widths, not '?-d features'."""
+    torch.save(vgg_state_dict(), tmp_path / "vgg16-397923af.pth")
+    code, out, err = run(capsys, "import", str(tmp_path / "vgg16-397923af.pth"), "--name", "vgg16")
+    assert code == 0, err
+    assert "(vgg16, widths 4, 8, 8, 16, 16)" in out and "?" not in out

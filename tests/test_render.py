@@ -497,3 +497,46 @@ def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_pat
     mse = ((first - photo.astype(float)) ** 2).mean()
     assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 25  # frame 0 is the photo, within the inversion's error
     assert (isolated_store / "latent" / "me.safetensors").is_file()
+
+
+def test_fewer_videos_than_start_latents_is_refused(tmp_path, pair, capsys):
+    """Issue 26, defect 16: `--start a --start b --start c --videos 2` would drop c: refused (exit 2), as
+    the starts are explicit and a photo among them costs an inversion; more videos take them in turn."""
+    g, m = pair
+    G = load_image_generator(g)
+    for k, name in enumerate("abc"):
+        save_latent(_latent_of(G, n=1, seed=k), name)
+    starts = ["--start", "a", "--start", "b", "--start", "c"]
+    code, out, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
+                         *starts, "--videos", "2")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "3 start latents but 2 videos" in err and "1 would not be used" in err and "--videos 3" in err
+    assert not list(tmp_path.glob("v*.mp4"))
+    r = R.render(tmp_path / "w.mp4", motion=m, image=g, frames=2, start=["a", "b", "c"], device="cpu")
+    assert r.videos == 3 and len(r.paths) == 3
+
+
+def test_a_photo_start_without_vgg16_says_what_render_can_do(tmp_path, pair, capsys, isolated_store):
+    """Issue 26, defect 11: render has no --loss; the advice is to invert with the pixel loss first."""
+    g, m = pair
+    iio.imwrite(tmp_path / "me.png", np.full((16, 16, 3), 128, np.uint8))
+    code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
+                       "--start", str(tmp_path / "me.png"))
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "mocohd fetch vgg16" in err and f"mocohd invert {tmp_path / 'me.png'} --image {g} --loss pixel" in err
+    assert "mocohd render --start me" in err and "use the pixel loss" not in err
+    assert not (isolated_store / "latent").exists() and not (tmp_path / "v.mp4").exists()
+
+
+def test_a_latent_of_a_namesake_generator_shows_both_hashes(tmp_path, pair, capsys):
+    """Issue 26, defect 12: two generators called 'g' (other weights): the message tells them apart."""
+    g, m = pair
+    (tmp_path / "other").mkdir()
+    other = tmp_path / "other" / "g.safetensors"
+    save_canonical(other, randomized_generator(tiny_config(16, z_dim=16, w_dim=16), seed=9))
+    save_latent(_latent_of(load_image_generator(other)), "theirs")
+    code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
+                       "--start", "theirs")
+    mine, theirs = (load_image_generator(p).identity["weights_sha256"][:12] for p in (g, other))
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"'g' (weights {theirs}), not to 'g' (weights {mine})" in err

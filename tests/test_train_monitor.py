@@ -14,6 +14,7 @@ import torch
 from mocohd_cli import load_motion, store
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
+from mocohd_cli.metrics.evaluate import run_of
 from mocohd_cli.train import TrainConfig, load_checkpoint, monitor, train, trainer
 from mocohd_cli.train.monitor import KeepBest, Monitor, distance
 
@@ -188,6 +189,7 @@ def test_keep_best_exports_the_closest_checkpoint_and_resumes(setup, monkeypatch
     exported = load_motion("kb").state_dict()
     assert all(torch.equal(exported[k], v) for k, v in weights[2].items() if k in exported)
     assert not all(torch.equal(exported[k], v) for k, v in weights[4].items() if k in exported)  # not the latest
+    assert run_of("kb") == r.run  # `mocohd eval` appends to it: the step-4 checkpoint records the export it kept
     assert [x["monitor"]["distance"] for x in _records("kb")] == [0.5, 0.2, 0.9, 0.3]
     # a resume compares with the best so far (step 5's 0.25 is worse than 0.2), and says what it kept
     code, out, err = run(capsys, "train", "--name", "kb", "--resume", "--steps", "6")

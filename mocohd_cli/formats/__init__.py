@@ -105,6 +105,8 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         return _read_detector(path, "i3d", kind)
     if kind == "inception" and fmt == "torch":
         return _read_detector(path, "inception", kind)
+    if kind == "i3d":  # not a TorchScript archive (those were read above): what is wrong with it as one
+        raise MocohdError(f"{path}: {_not_i3d(path, fmt)}")
     if kind not in (None, "image"):
         what = {"torch": "PyTorch checkpoint", "pickle": "network pickle"}.get(fmt, f"{fmt} file")
         raise MocohdError(f"{path}: is {a(what)}, which holds image generators; {a(kind)} model cannot come from it")
@@ -149,6 +151,23 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         g.load_state_dict({**g.state_dict(), **tensors}, strict=True)
         tensors["mapping.w_avg"] = rosinality.estimate_w_avg(g)
     return model
+
+
+def _not_i3d(path: Path, fmt: str) -> str:
+    """Why a file that is no TorchScript archive cannot be the I3D detector (the words after its path)."""
+    want = "FVD's detector is StyleGAN-V's i3d_torchscript.pt (`mocohd fetch i3d`)"
+    if fmt == "pickle":
+        return f"a Python pickle, not an I3D TorchScript archive: {want}"
+    with open(path, "rb") as f:
+        if f.read(2) != b"PK":
+            return f"a legacy torch.save file, not an I3D TorchScript archive: {want}"
+    try:
+        with zipfile.ZipFile(path) as z:
+            z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return f"not a readable I3D TorchScript archive (a truncated or damaged zip): download it again; {want}"
+    return (f"a PyTorch state dict or checkpoint (torch.save), not an I3D TorchScript archive (it has no code or "
+            f"constants): {want}")
 
 
 def _is_inception(obj) -> bool:

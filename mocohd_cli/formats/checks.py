@@ -207,6 +207,10 @@ def latent_shapes(config: dict, family: str = LATENT_FAMILY) -> dict[str, tuple[
     for key in ("distance", "photos"):
         if key in config and (not isinstance(config[key], list) or len(config[key]) != n):
             raise ValueError(f"{key} must list one entry per latent ({n})")
+    if not all(isinstance(p, dict) for p in config.get("photos") or []):
+        raise ValueError("photos must be objects (file, sha256)")
+    if not all(isinstance(d, (int, float)) and not isinstance(d, bool) for d in config.get("distance") or []):
+        raise ValueError("distances must be numbers")
     shapes = {"ws": (n, num_ws, w_dim)}
     if config.get("noise", False):
         shapes.update({f"noise.{i}": (n, 1, r, r) for i, r in enumerate(noise_resolutions(res))})

@@ -56,7 +56,7 @@ from ..detectors import InceptionV3
 from ..distributed import Dist
 from ..data import PreparedData, prepare, probe_size, scan, square_resize
 from ..errors import MocohdError, UsageError
-from ..formats.canonical import atomic_write_bytes, read_header
+from ..formats.canonical import atomic_write_bytes, load_verified, read_header, weights_sha256
 from ..frames import check_noise, check_pair, check_truncation, draw_classes, synthesize
 from ..models import load_image_generator
 from ..models.detectors import load_detector
@@ -64,7 +64,8 @@ from ..models.motion import load_motion
 from ..models.pca import express
 from . import frechet_distance
 from ..video import whole
-from .protocol import PROTOCOLS, Protocol, RealClips, get_protocol, sample_real_clips, to_detector_input
+from .protocol import (MAX_CLIPS, MAX_FRAME_SIZE, MAX_SEED, PROTOCOLS, Protocol, RealClips, get_protocol,
+                       sample_real_clips, to_detector_input)
 from .stats import FeatureStats
 
 FID_FRAMES_PER_VIDEO = 16  # frames of each rendered video that FID takes (OUR CHOICE, see the docstring)
@@ -89,6 +90,7 @@ class MetricResult:
     seed: int
     real_cached: bool = False
     seconds: dict = field(default_factory=dict)  # real, fake (render + embed), total
+    fake_skipped: int | None = None  # a folder of fakes: its videos too short for the protocol (None: rendered)
     frame_size: int = 0  # the square size both sides were compared at
 
     def to_dict(self) -> dict:
@@ -201,8 +203,13 @@ def real_stats(real: RealClips, detector, dist: Dist, batch: int = 8, seed: int 
     return stats, False
 
 
-def _plan_digest(plan: list[tuple[int, int]]) -> str:
-    return hashlib.sha256(json.dumps(plan).encode()).hexdigest()[:16]
+def _plan_digest(plan: Sequence[tuple[int, int]]) -> str:
+    """sha256 of the plan's JSON (``json.dumps(list(plan))``), streamed: a plan is never listed."""
+    h = hashlib.sha256(b"[")
+    for i, (v, s) in enumerate(plan):
+        h.update(f"{', ' if i else ''}[{v}, {s}]".encode())
+    h.update(b"]")
+    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------
@@ -293,22 +300,28 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
     (default 50,000 or what the data has; 'all': every frame of the data). ``frame_size``: the
     square size both sides are compared at (real frames are prepared at it, rendered ones resized
     to it with the same antialiased resize; default: the generator's resolution up to 256, and
-    for a folder the videos' own size when they are squares of one size, up to 256, else 256).
-    ``i3d`` / ``inception``: detector names or files (default:
+    for a folder the videos' own size when they are squares of one size, up to 256, else 256; at
+    most ``MAX_FRAME_SIZE``, 1024). ``i3d`` / ``inception``: detector names or files (default:
     the store's, ``mocohd fetch i3d``). ``M``, ``G``, ``detectors`` ({'i3d': net}): already loaded
     models (training passes its own). ``classes``: class-conditional generators, the classes the
-    fakes are drawn from (all when None). ``note(text)``: one-line notes for the user (the
-    dataset's clip cache refreshed because the folder changed).
+    fakes are drawn from (all when None). ``truncation``, ``noise``, ``classes`` and ``G`` are for
+    rendered fakes: with ``fake`` they are refused (UsageError), not ignored. ``note(text)``:
+    one-line notes for the user (the dataset's clip cache refreshed because the folder changed).
+
+    ``seed`` is in 0..2^40 - 1 and ``videos`` / ``fid_frames`` at most 2^40; the fakes' indices
+    and the clips of ``repeat`` are computed as they are read, so memory does not grow with them.
+    A folder of fakes reports its videos too short for a metric (``MetricResult.fake_skipped``).
     """
     protocols = check_metrics(metrics)
-    seed = whole("seed", seed, 0)
-    batch = whole("batch", batch)
+    seed = whole("seed", seed, 0, MAX_SEED)
+    batch = _at_most("batch", whole("batch", batch), MAX_CLIPS)
     if videos is not None:
-        whole("videos", videos)
+        _at_most("videos", whole("videos", videos), MAX_CLIPS)
     if fid_frames is not None and fid_frames != "all":
-        whole("fid_frames", fid_frames)
+        _at_most("fid_frames", whole("fid_frames", fid_frames), MAX_CLIPS)
     if frame_size is not None:
-        whole("frame_size", frame_size, 8)
+        _at_most("frame_size", whole("frame_size", frame_size, 8), MAX_FRAME_SIZE,
+                 "the detectors see 224 or 299 px frames")
     check_noise(noise)
     truncation = check_truncation(truncation)
     rendered = fake is None
@@ -316,6 +329,12 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
         raise UsageError("give the fakes: a motion model and an image generator (motion, image), or a folder (fake)")
     if not rendered and (motion is not None or image is not None or M is not None):
         raise UsageError("give either a motion model and image generator, or a folder of fakes, not both")
+    if not rendered:  # what only rendering uses would be ignored without a word
+        unused = [name for name, value, default in (("truncation", truncation, 1.0), ("noise", noise, "fixed"),
+                                                    ("classes", classes, None), ("G", G, None)) if value != default]
+        if unused:
+            raise UsageError(f"{' and '.join(unused)} appl{'ies' if len(unused) == 1 else 'y'} only to fakes rendered "
+                             "here (motion, image), not to a folder of fakes (fake)")
     if not Path(data).is_dir():
         raise MocohdError(f"{data}: no such dataset folder")
     if not rendered and not Path(fake).is_dir():
@@ -350,13 +369,14 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
             t0 = time.perf_counter()
             n = p.count if p.frames == 1 else (videos or p.count)
             if p.frames == 1 and fid_frames is not None:
-                n = 1 << 62 if fid_frames == "all" else fid_frames
+                n = MAX_CLIPS if fid_frames == "all" else fid_frames
             real = check_real(real_data, p, n, seed, batch, repeat, where=data)
             want = real.count if fid_frames == "all" and p.frames == 1 else n  # fakes: n, as StyleGAN-V's num_gen
             rstats, cached = real_stats(real, detector, dist, batch, seed, progress, cache)
             t_real = time.perf_counter() - t0
             t1 = time.perf_counter()
             fstats = FeatureStats(max_items=want)
+            fake_skipped = None
             done = [0]
 
             def tick(k: int, name=p.name, total=want) -> None:
@@ -372,14 +392,16 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
                     frames = list(range(FID_FRAMES_PER_VIDEO))
                 else:
                     count, frames = want, list(range(0, p.span, p.step))
-                # the first ``want`` items in video order, shared out; FID keeps the first frames of the last video
-                mine = list(range(dist.rank, count, dist.world))
+                # the first ``want`` items in video order, shared out (a range: memory does not grow with the
+                # number of videos); FID keeps the first frames of the last video
+                mine = range(dist.rank, count, dist.world)
                 stream = fake_videos(M, G, mine, frames, seed, truncation, noise, batch, classes, size)
                 if p.frames == 1:
                     stream = _fid_frames(stream, mine, want)
                 _embed_batches(detector, stream, fstats, batch, tick)
             else:
                 fakes = _clips(fake_data, p, want, seed, batch, repeat, where=fake, random_offset=False)
+                fake_skipped = fakes.skipped
                 mine = fakes.share(dist.rank, dist.world)
                 _embed_batches(detector, iter(mine), fstats, batch, tick)
             fstats = gather_stats(fstats, dist)
@@ -391,11 +413,19 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
             results.append(MetricResult(p.name, float(value), rstats.count, fstats.count, real.skipped, real.videos,
                                         dict(detector.identity), seed, cached,
                                         {"real": round(t_real, 3), "fake": round(t_fake, 3),
-                                         "total": round(t_real + t_fake, 3)}, size))
+                                         "total": round(t_real + t_fake, 3)}, fake_skipped=fake_skipped,
+                                        frame_size=size))
         return results
     finally:
         if scratch is not None and dist.writer:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _at_most(name: str, value: int, high: int, why: str = "") -> int:
+    """``value`` (checked by ``whole``) if it is at most ``high``, else a UsageError naming ``name``."""
+    if value > high:
+        raise UsageError(f"{name} must be at most {high}{f' ({why})' if why else ''}, got {value}")
+    return value
 
 
 def score(metric: str, real, fake, detector: torch.nn.Module | str | None = None, n: int | None = None,
@@ -530,17 +560,58 @@ def _fid_frames(stream: Iterator[torch.Tensor], mine: list[int], want: int) -> I
 # Training runs keep their evaluations
 
 
-def run_of(motion: str) -> Path | None:
-    """The training run folder a stored motion model came from (its metrics.jsonl gets the results), or None."""
+def run_of(motion: str, note: Callable[[str], None] | None = None) -> Path | None:
+    """The training run folder that made the motion model ``motion`` (its metrics.jsonl gets the
+    results), or None. The run is named in the model's metadata, which its weights hash does not
+    cover: it is taken only as a plain run name under the store's runs, and only when that run's
+    own files show it made these weights (``run_weights``). ``note`` hears, in one line, why a
+    model that names a run is not appended to it (not for a shipped model, whose run is its authors')."""
     try:
         r = store.resolve(motion, kind="motion")
-        source = read_header(r.path).source
+        header = read_header(r.path)
     except MocohdError:
         return None
-    if source.get("format") != "mocohd-train" or not isinstance(source.get("run"), str):
+    source, say = header.source, (note if note is not None and r.origin != "shipped" else lambda text: None)
+    run = source.get("run")
+    if source.get("format") != "mocohd-train" or run is None:
         return None
-    folder = store.home() / "runs" / source["run"]
-    return folder if (folder / "metrics.jsonl").is_file() else None
+    if not isinstance(run, str) or not store.NAME_RE.match(run):  # a path, '..', a crafted value: never followed
+        say(f"not appended to a run's metrics.jsonl: the motion model names the run {str(run)[:80]!r}, which is "
+            "no run name")
+        return None
+    folder = store.home() / "runs" / run
+    if not (folder / "metrics.jsonl").is_file():
+        return None
+    sha = header.weights_sha256
+    if not sha:  # a file from before the hash was recorded
+        try:
+            sha = load_verified(r.path, header)[1]
+        except MocohdError:
+            return None
+    if sha not in run_weights(folder):
+        say(f"not appended to the run '{run}' (metrics.jsonl): its checkpoint does not hold this motion model's "
+            f"weights (sha256 {sha[:12]}); the run went on, started over, or is another one of that name")
+        return None
+    return folder
+
+
+def run_weights(folder: Path) -> set[str]:
+    """The weights sha256 of the motion models the run ``folder`` made, as its checkpoint shows them:
+    its motion generator's (with and without ``pca_mean``, as the exports of files that lack it) and
+    the last export's it records (``--keep-best`` may have kept an earlier step). Read as data
+    (``weights_only``, memory-mapped: only the motion generator's tensors are read); a missing,
+    damaged or foreign checkpoint shows nothing."""
+    out = set()
+    try:
+        ck = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True)
+        tensors = {k: v for k, v in ck["gan"]["M"].items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+        if tensors:
+            out |= {weights_sha256(tensors), weights_sha256({k: v for k, v in tensors.items() if k != "pca_mean"})}
+        if isinstance(ck.get("exported"), str):
+            out.add(ck["exported"])
+    except Exception:  # noqa: BLE001 - unreadable for any reason: it shows nothing
+        pass
+    return out
 
 
 def append_results(folder: Path, results: list[MetricResult], step: int | None = None, extra: dict | None = None) -> None:
@@ -554,4 +625,4 @@ def append_results(folder: Path, results: list[MetricResult], step: int | None =
 
 __all__ = ["DEFAULT_SIZE", "FID_FRAMES_PER_VIDEO", "MetricResult", "append_results", "check_real", "embed", "evaluate",
            "fake_videos", "fid", "fvd", "gather_stats", "prepare_data", "prepare_fakes", "real_stats", "run_of",
-           "scratch_folder", "score", "video_generator"]
+           "run_weights", "scratch_folder", "score", "video_generator"]

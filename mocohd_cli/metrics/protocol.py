@@ -51,6 +51,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -60,6 +61,10 @@ import torch
 
 from ..data import ClipDataset, PreparedData, prepare
 from ..errors import MocohdError, UsageError
+
+MAX_SEED = 2**40 - 1  # seeds of the clips' offsets (and of the fakes): 0 .. 2^40 - 1, as render's
+MAX_CLIPS = 2**40  # clips (frames for fid) one evaluation may ask for: more than could ever be embedded
+MAX_FRAME_SIZE = 1024  # frames compared at most at this size: the detectors see 224 (I3D) or 299 (Inception) px
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,32 @@ class _MemoryVideos:
         return self.videos[k][start : start + self.span : self.step]
 
 
+class ClipPlan(SequenceABC):
+    """The (video, start) of clips ``ks`` (a range of clip numbers), each computed when asked: clip k
+    is from usable video k % V, at its own seeded offset (or 0). Slices are plans too, so neither
+    sharing out nor batching ever lists the clips: memory does not grow with their number."""
+
+    def __init__(self, ks: range, lengths: list[int], span: int, seed: int, random_offset: bool):
+        self.ks, self.lengths, self.span, self.seed, self.random_offset = ks, lengths, span, seed, random_offset
+
+    def __len__(self) -> int:
+        return len(self.ks)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ClipPlan(self.ks[i], self.lengths, self.span, self.seed, self.random_offset)
+        k = self.ks[i]
+        v = k % len(self.lengths)
+        return v, (_clip_start(self.seed, k, self.lengths[v] - self.span + 1) if self.random_offset else 0)
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, SequenceABC) and len(self) == len(other)
+                and all(a == tuple(b) for a, b in zip(self, other)))
+
+    def __repr__(self) -> str:
+        return f"ClipPlan({len(self)} clips of {len(self.lengths)} videos)"
+
+
 @dataclass
 class RealClips:
     """The clips of one protocol from one dataset: iterate for uint8 batches [B, T, H, W, C].
@@ -158,7 +189,7 @@ class RealClips:
     batch, so memory does not grow with the number of clips."""
 
     protocol: Protocol
-    plan: list[tuple[int, int]]
+    plan: Sequence[tuple[int, int]]  # a list (fid) or a ClipPlan (the clips' (video, start), computed when read)
     skipped: int
     videos: int  # usable videos
     sources: list[int]
@@ -199,11 +230,14 @@ def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, proto
     enough."""
     p = get_protocol(protocol)
     n = p.count if n is None else n
-    for name, value in (("n", n), ("batch", batch), ("frame_size", frame_size)):
+    for name, value, high in (("n", n, MAX_CLIPS), ("batch", batch, None),
+                              ("frame_size", frame_size, MAX_FRAME_SIZE)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"sample_real_clips: {name} must be a positive integer, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**40:
-        raise UsageError(f"sample_real_clips: seed must be an integer in 0..2^40-1, got {seed!r}")
+        if high is not None and value > high:
+            raise UsageError(f"sample_real_clips: {name} must be in 1..{high}, got {value}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"sample_real_clips: seed must be in 0..{MAX_SEED}, got {seed!r}")
 
     if isinstance(source, PreparedData):
         reader, where = _CacheVideos(source.cache, p), str(source.cache)
@@ -230,13 +264,9 @@ def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, proto
         video = np.searchsorted(ends, flat, side="right")
         starts = flat - np.concatenate([[0], ends[:-1]])[video]
         plan = [(int(v), int(s)) for v, s in zip(video, starts)]
-    else:
+    else:  # --repeat asks for any number of clips: they are computed when read, never listed
         count = n if repeat else min(n, len(reader.lengths))
-        plan = []
-        for k in range(count):
-            v = k % len(reader.lengths)
-            high = reader.lengths[v] - p.span + 1
-            plan.append((v, _clip_start(seed, k, high) if random_offset else 0))
+        plan = ClipPlan(range(count), reader.lengths, p.span, seed, random_offset)
     return RealClips(p, plan, reader.skipped, len(reader.usable), list(reader.usable),
                      reader.prepared_min_frames, batch, reader, reader.digest)
 

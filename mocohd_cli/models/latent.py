@@ -122,10 +122,12 @@ class Latent:
 def check_latent(latent: Latent, G) -> None:
     """MocohdError unless ``latent`` was found with ``G``: its weights sha256 (when both know it),
     its family, the number and size of its w's, its resolution and (BigGAN) its class vector."""
-    own, name = latent.image.get("image_sha256"), (getattr(G, "identity", None) or {}).get("name", "?")
-    if own and own != (getattr(G, "identity", None) or {}).get("weights_sha256", own):
-        raise MocohdError(f"the start latent belongs to the image generator '{latent.image.get('image_name', '?')}', "
-                          f"not to '{name}': invert the photo with this generator")
+    identity = getattr(G, "identity", None) or {}
+    own, name, theirs = latent.image.get("image_sha256"), identity.get("name", "?"), identity.get("weights_sha256")
+    if own and theirs and own != theirs:  # names can be equal (a retrained 'demo'): the hashes tell them apart
+        raise MocohdError(f"the start latent belongs to the image generator '{latent.image.get('image_name', '?')}' "
+                          f"(weights {str(own)[:12]}), not to '{name}' (weights {str(theirs)[:12]}): invert the "
+                          "photo with this generator")
     family = getattr(G, "family", "stylegan2")
     if latent.generator != family:
         raise MocohdError(f"the start latent is a {latent.generator} latent but '{name}' is a {family} generator: "
@@ -243,6 +245,15 @@ def load_latent(name_or_path: str | os.PathLike) -> Latent:
     return from_model(read_any(r.path, kind="latent"), str(r.path))
 
 
+def free_name(name: str) -> str:
+    """``name`` if no stored latent has it, else the first of ``name-2``, ``name-3``, ... that none has."""
+    candidate, k = store.check_name(name), 1
+    while store.store_path("latent", candidate).exists():
+        k += 1
+        candidate = f"{name[: 127 - len(str(k))]}-{k}"
+    return candidate
+
+
 def default_name(photo: str | os.PathLike) -> str:
     """A store name for the latent of ``photo``: its file name without the extension, with
     anything but letters, digits, '.', '_' and '-' replaced by '-' ('photo' if nothing is left)."""
@@ -251,4 +262,4 @@ def default_name(photo: str | os.PathLike) -> str:
 
 
 __all__ = ["FAMILIES", "FAMILY", "GENERATORS", "Latent", "SPACES", "check_latent", "concat_latents", "default_name",
-           "from_model", "latent_model", "load_latent", "save_latent"]
+           "free_name", "from_model", "latent_model", "load_latent", "save_latent"]

@@ -26,6 +26,7 @@ from typing import ClassVar
 from ..discriminators import contrastive, patchgan, snresnet
 from ..errors import UsageError
 from ..generators import StyleGAN2Config
+from ..generators.config import MAX_DIM
 from ..motion import MotionConfig
 
 MAX_FRAME_SIZE = 128  # the training frame size when not given: min(this, the generator's resolution)
@@ -206,6 +207,9 @@ class TrainConfig(RunSettings):
         if self.noise_dim is not None and self.oscillators > self.noise_dim and bank_known:
             raise UsageError(f"{setting('oscillators')} must be at most {setting('noise_dim')} (each oscillator's phase "
                              f"comes from one noise value), got {self.oscillators} > {self.noise_dim}")
+        for name in ("oscillators", "noise_dim", "h_dim"):  # the motion model's sizes, named as the caller gave them
+            if isinstance(getattr(self, name), int) and getattr(self, name) > MAX_DIM:
+                raise UsageError(f"{setting(name)} must be at most {MAX_DIM}, got {getattr(self, name)}")
 
     def take_init(self, model: MotionConfig, name: str) -> None:
         """Fine-tuning the motion model ``name`` (``init``) keeps its architecture: the settings of

@@ -89,11 +89,16 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         step = run.restore(gan.rng, lambda ck: gan.load_state_dict(ck["gan"]))
         ident = {"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]}
 
+        # the weights sha256 of the last export, kept in the checkpoints: with --keep-best the store may hold
+        # an earlier step than the checkpoint, and `mocohd eval` appends to a run only what it made
+        exported = {"sha256": (run.checkpoint or {}).get("exported")}
+
         def export_model(step: int) -> None:
             source = {"format": "mocohd-train", "run": cfg.name, "step": step, "domain": cfg.domain,
                       "data": Path(cfg.data).name, **({"classes": cfg.classes} if cfg.classes else {}),
                       **({"truncation": cfg.truncation} if cfg.truncation != 1 else {})}
-            store_model(motion_model(gan.M, ident, source), cfg.name, str(run.folder), overwrite=True)
+            header = store_model(motion_model(gan.M, ident, source), cfg.name, str(run.folder), overwrite=True)
+            exported["sha256"] = header.weights_sha256
 
         watch = cfg.monitor or cfg.keep_best
         monitor = keeper = None
@@ -151,8 +156,9 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         run.started(step, total, per_epoch, videos=len(dataset), domain=cfg.domain, n_pca=cfg.n_pca,
                     frame_size=cfg.frame_size)
         loop = run.train(gan, loader, step, total, inputs=lambda batch: to_model_input(batch, run.device),
-                         state=lambda: {"gan": gan.state_dict()}, export=export, sample=sample,
-                         hint="try a lower lr or precision fp32", evaluate=evaluate_now if cfg.eval_every else None)
+                         state=lambda: {"gan": gan.state_dict(), "exported": exported["sha256"]}, export=export,
+                         sample=sample, hint="try a lower lr or precision fp32",
+                         evaluate=evaluate_now if cfg.eval_every else None)
         return TrainResult(run.folder, store.store_path("motion", cfg.name), loop.step, total, loop.interrupted,
                            loop.last, run.dist.writer, keeper.best if keeper is not None else None)
 
