@@ -349,7 +349,7 @@ def test_fakes_are_compared_at_their_own_size(capsys, heads, tmp_path):
     assert evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4)[0].frame_size == 256
 
 
-# ---------------------------------------------------------------- issue 26: runs, absurd numbers, --json, --fake
+# ---------------------------------------------------------------- runs, absurd numbers, --json, --fake
 
 
 def _motion_of_run(name: str, run: object, M=None) -> Path:

@@ -65,7 +65,7 @@ def motion(w_dim):
 # digests of the five demo cases and of the first two BigGAN cases are those taken from the code
 # before the frame recipe moved into frames.py (commit 0dd39bb, torch 2.13.0, CPU, fp32, on an
 # AMD EPYC); the third BigGAN case's (classes drawn from the seed) was taken again with the
-# machine recorded (issue 26): on that AMD EPYC (AVX2) even the commit that pinned it gives
+# machine recorded: on that AMD EPYC (AVX2) even the commit that pinned it gives
 # other bytes, so the first one was another kind of machine. Measured with other kernels on
 # one machine (ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=SSE41): 6 of the 8 digests
 # change, 0.002-0.005% of the pixels move one level, the references stay within 1 level (mean

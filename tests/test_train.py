@@ -167,7 +167,7 @@ def test_fine_tune_from_a_motion_model(setup):
 
 @pytest.mark.usefixtures("one_thread")
 def test_fine_tuning_keeps_the_models_architecture(capsys, setup):
-    """--init takes n_pca, h_dim, noise_dim, w_residual and oscillators from the model (issue 26: they
+    """--init takes n_pca, h_dim, noise_dim, w_residual and oscillators from the model (before, they
     silently replaced the options given): a given value that differs is refused before any work, in
     one line naming both values; the model's own value is fine, and the settings left out are its."""
     train(tiny(setup, name="base", steps=1, n_pca=8, noise_dim=6, w_residual=0.3, monitor=False))
@@ -433,7 +433,7 @@ def test_piped_training_prints_plain_progress_lines(capsys, setup):
 
 @pytest.mark.usefixtures("one_thread")
 def test_clips_must_be_long_enough_for_the_video_discriminator(capsys, setup):
-    """--frames 2 or 3 passed the settings' check and crashed inside D_V (issue 26): the shortest clip
+    """--frames 2 or 3 passed the settings' check and crashed inside D_V: the shortest clip
     comes from D_V's layers (shortest_clip: its pooling between scales), in-domain one frame more
     (it sees the pairs (frame 1, frame t)); refused in one line before any work."""
     for domain, least, what in (("in", 4, "3 (frame 1, frame t) pairs"), ("cross", 3, "clips of 3 frames")):
