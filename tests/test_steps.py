@@ -61,8 +61,24 @@ def test_d_step_changes_only_the_discriminators(domain):
     assert moved(gan.M, before["M"]) == [] and torch.equal(gan.M.pca_components, pca)
     assert moved(gan.G, before["G"]) == []
     assert gan.opt_M.state == {}
-    for name, D in (("D_V", gan.D_V), ("D_I", gan.D_I)):
-        assert len(moved(D, before[name])) >= len(before[name]) - 1, name  # trained (cross: the EMA copy follows)
+    for name, D in (("D_V", gan.D_V), ("D_I", gan.D_I)):  # trained (cross: D_I's EMA copy follows)
+        still = set(before[name]) - set(moved(D, before[name]))
+        # The relativistic loss compares real scores with the mean fake score, so the bias of each scale's
+        # output layer cancels out: its gradient is zero up to rounding, and whether Adam moves it depends
+        # on how the CPU's kernels round (on one AMD EPYC one of them moves, on another none does).
+        assert still <= output_biases(D), (name, still)
+        for k in still:
+            grad = D.get_parameter(k).grad
+            assert grad is None or grad.abs().max() < 1e-6, (name, k, grad)
+
+
+def output_biases(D: torch.nn.Module) -> set[str]:
+    """The bias of the last layer of each scale of a multi-scale PatchGAN ('scales.S.layers.L.0.bias')."""
+    last = {}
+    for k, _ in D.named_parameters():
+        if k.startswith("scales.") and k.endswith(".bias"):
+            last[k.split(".")[1]] = k
+    return set(last.values())
 
 
 def test_the_recipe_settings_are_derived_from_the_runs():
