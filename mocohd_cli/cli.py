@@ -337,8 +337,8 @@ def prepare(
     force: bool = typer.Option(False, "--force", help="Decode again even if the cache exists."),
 ):
     """Decode a video dataset once into the clip cache that training reads."""
-    if frames < 1 or time_step < 1 or frame_size < 4:
-        raise MocohdError("--frames and --time-step must be positive and --frame-size at least 4")
+    if frames < 1 or time_step < 1:
+        raise UsageError("--frames and --time-step must be positive")
     with Progress(TextColumn("decoding videos"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task("prepare", total=None)

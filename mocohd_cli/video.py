@@ -229,7 +229,8 @@ def check_output(path: Path, fmt: str) -> None:
         raise MocohdError(f"cannot write '{path}': permission denied in '{here}'")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except PermissionError:  # another user's live process
@@ -266,7 +267,7 @@ def sweep_stale(path: Path) -> list[Path]:
             continue
         for name in names:
             m = pat.fullmatch(name)
-            if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            if m and int(m.group(1)) != os.getpid() and not process_alive(int(m.group(1))):
                 _remove(folder / name)
                 removed.append(folder / name)
     return removed

@@ -139,6 +139,15 @@ def test_cli_prepare(capsys, dataset):
     assert "reused the clip cache" in out
 
 
+def test_an_absurd_frame_size_is_refused_before_any_work(capsys, dataset, isolated_store):
+    """--frame-size 100000 decoded nothing ("12 unreadable") and left an empty cache folder."""
+    for size in ("100000", "3"):
+        code, out, err = run(capsys, "prepare", "--data", str(dataset), "--frame-size", size)
+        assert code == 2 and "frame_size must be a whole number in 4..4096" in err, (size, err)
+        assert len(err.strip().splitlines()) == 1
+    assert not (isolated_store / "data").exists()
+
+
 def test_nothing_usable_says_why_in_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

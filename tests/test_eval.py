@@ -336,6 +336,37 @@ def test_fakes_are_decoded_into_a_scratch_folder_that_goes_away(heads, tmp_path,
     assert [p.name.split("-")[:2] for p in data.iterdir()] == [["heads", "16px"]]
 
 
+def test_score_of_a_folder_of_fakes_keeps_no_decoded_copy(heads, tmp_path, isolated_store):
+    """The library's ``score`` decodes a folder of fakes into a scratch folder too (the real folder's
+    clip cache stays, for the next score)."""
+    fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
+    assert np.isfinite(score("fvd16", heads, fakes, n=4, batch=4, frame_size=16))
+    assert [p.name.split("-")[:2] for p in (isolated_store / "data").iterdir()] == [["heads", "16px"]]
+
+
+def test_scratch_folders_of_killed_evaluations_are_swept(isolated_store):
+    """A SIGKILLed `eval --fake` leaves its scratch folder: the next evaluation removes those of this
+    machine's processes that are gone, and keeps a live one's and another machine's."""
+    import subprocess
+    import sys
+
+    from mocohd_cli.distributed import Dist
+    from mocohd_cli.metrics import evaluate as ev
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = int(gone.stdout), os.getppid()
+    data = isolated_store / "data"
+    here = f"{ev.SCRATCH_PREFIX}{ev._host()}-"
+    left = {name: data / name for name in (f"{here}{dead_pid}-abc", f"{here}{live_pid}-def",
+                                            f"{ev.SCRATCH_PREFIX}otherhost-{dead_pid}-ghi")}
+    for folder in left.values():
+        folder.mkdir(parents=True)
+        (folder / "000000.safetensors").write_bytes(b"decoded frames")
+    new = ev.scratch_folder(Dist(device="cpu"))
+    assert new.is_dir() and new.name.startswith(f"{here}{os.getpid()}-")
+    assert sorted(p.name for p in data.iterdir()) == sorted([new.name, *list(left)[1:]])
+
+
 def test_fakes_are_compared_at_their_own_size(capsys, heads, tmp_path):
     """A folder of 16 px fakes is compared at 16 px, not upscaled to 256 (said under the table);
     --frame-size wins; fakes of several sizes fall back to 256."""

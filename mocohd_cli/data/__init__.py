@@ -57,7 +57,7 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 
 from .. import store
-from ..errors import MocohdError
+from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes
 from ..photos import probe as probe_image
 from ..photos import read_frame
@@ -66,6 +66,7 @@ VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 CACHE_VERSION = 2  # 2: each video's source signature, the unusable ones, the frames' own size
 FOLDER_KEY = 1  # in the cache folder's name (so an older index is found there, and decoded again)
+MAX_FRAME_SIZE = 4096  # the largest cached frame: 4 x 1024 px, far above any generator's training size
 
 
 def natural_key(name: str) -> list:
@@ -218,6 +219,8 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
     ``progress(done, total)`` is called per video. ``cache``: the folder to
     decode into instead of the store's (a scratch folder the caller removes).
     """
+    if isinstance(frame_size, bool) or not isinstance(frame_size, int) or not 4 <= frame_size <= MAX_FRAME_SIZE:
+        raise UsageError(f"frame_size must be a whole number in 4..{MAX_FRAME_SIZE}, got {frame_size!r}")
     root = Path(root)
     videos, others = scan(root)
     out = Path(cache) if cache is not None else cache_dir(root, frame_size)

@@ -41,6 +41,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -63,7 +64,7 @@ from ..models.detectors import load_detector
 from ..models.motion import load_motion
 from ..models.pca import express
 from . import frechet_distance
-from ..video import whole
+from ..video import process_alive, whole
 from .protocol import (MAX_CLIPS, MAX_FRAME_SIZE, MAX_SEED, PROTOCOLS, Protocol, RealClips, get_protocol,
                        sample_real_clips, to_detector_input)
 from .stats import FeatureStats
@@ -436,20 +437,30 @@ def score(metric: str, real, fake, detector: torch.nn.Module | str | None = None
         fid = score("fid", "./data", "./fakes", n=10_000)
 
     Real clips start at seeded random offsets, fake ones at frame 0 (the protocol's rules);
-    ``detector``: a loaded detector, a name or file, or None for the store's."""
+    ``detector``: a loaded detector, a name or file, or None for the store's. A real folder is
+    prepared into the clip cache (kept for the next score); a folder of fakes into a scratch
+    folder removed at the end, as ``evaluate`` does."""
     p = get_protocol(metric)
     if not isinstance(detector, torch.nn.Module):
         detector = load_detector(p.detector, detector, device)
     n = p.count if n is None else whole("n", n)
-    sets = []
-    for what, videos, offset in (("real", real, True), ("fake", fake, False)):
-        clips = sample_real_clips(videos, p, n, seed, batch=batch, frame_size=frame_size, random_offset=offset)
-        stats = FeatureStats()
-        _embed_batches(detector, iter(clips), stats, batch)
-        if stats.count < 2:
-            raise MocohdError(f"{stats.count} {what} {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
-                              "a covariance needs at least 2")
-        sets.append(stats)
+    sets, scratch = [], None
+    try:
+        for what, videos, offset in (("real", real, True), ("fake", fake, False)):
+            if what == "fake" and isinstance(videos, (str, os.PathLike)) and Path(videos).is_dir() \
+                    and not (Path(videos) / "index.json").is_file():
+                scratch = scratch_folder(Dist(device="cpu"))
+                videos = prepare(videos, frame_size=frame_size, min_frames=1, cache=scratch)
+            clips = sample_real_clips(videos, p, n, seed, batch=batch, frame_size=frame_size, random_offset=offset)
+            stats = FeatureStats()
+            _embed_batches(detector, iter(clips), stats, batch)
+            if stats.count < 2:
+                raise MocohdError(f"{stats.count} {what} {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+                                  "a covariance needs at least 2")
+            sets.append(stats)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     (r, f) = sets
     return float(frechet_distance(r.mean, r.covariance(p.ddof), f.mean, f.covariance(p.ddof)))
 
@@ -471,6 +482,14 @@ def prepare_data(folder: str | os.PathLike, frame_size: int, dist: Dist) -> Prep
     return dist.writer_first(lambda writer: prepare(folder, frame_size=frame_size, min_frames=1))
 
 
+SCRATCH_PREFIX = ".eval-fakes-"  # then the machine's name and the process id: .eval-fakes-HOST-PID-XXXXXXXX
+
+
+def _host() -> str:
+    """This machine's name as a file name part (a store shared by several machines: each sweeps its own)."""
+    return "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:64] or "host"
+
+
 def scratch_folder(dist: Dist) -> Path:
     """A new, empty folder for decoded fakes, in the store's data folder (where clip caches go: the
     room for them is there, not always in /tmp): process 0's on every process. The caller removes it."""
@@ -478,9 +497,14 @@ def scratch_folder(dist: Dist) -> Path:
         if not writer:
             return None
         base = store.home() / "data"
+        prefix = f"{SCRATCH_PREFIX}{_host()}-"
         try:
             base.mkdir(parents=True, exist_ok=True)
-            return tempfile.mkdtemp(prefix=".eval-fakes-", dir=base)
+            for old in base.glob(f"{prefix}*"):  # left by an evaluation that was killed (SIGKILL, power loss)
+                pid = old.name[len(prefix):].split("-", 1)[0]
+                if pid.isdigit() and not process_alive(int(pid)):
+                    shutil.rmtree(old, ignore_errors=True)
+            return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base)
         except OSError as e:
             raise MocohdError(f"cannot create a scratch folder for the decoded fakes in {base}: {e.strerror} "
                               "(set MOCOHD_HOME to a writable folder)") from e
