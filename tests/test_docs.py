@@ -5,6 +5,7 @@ The site itself is built by CI (`mkdocs build --strict`, .ci/run), which fails o
 and anchors; these checks need no docs dependencies.
 """
 
+import difflib
 import importlib.util
 import re
 from pathlib import Path
@@ -26,9 +27,8 @@ def test_cli_reference_is_up_to_date():
     expected = _generator().render_reference()
     actual = (DOCS / "cli.md").read_text(encoding="utf-8")
     if actual != expected:
-        diff = [f"{i + 1}: {a!r} != {e!r}" for i, (a, e) in
-                enumerate(zip(actual.splitlines(), expected.splitlines())) if a != e][:5]
-        pytest.fail("docs/cli.md is out of date: run `python docs/gen_cli_reference.py`\n" + "\n".join(diff))
+        diff = difflib.unified_diff(actual.splitlines(), expected.splitlines(), "docs/cli.md", "the app", lineterm="")
+        pytest.fail("docs/cli.md is out of date: run `python docs/gen_cli_reference.py`\n" + "\n".join(list(diff)[:20]))
 
 
 def test_cli_reference_has_every_command_and_option():
