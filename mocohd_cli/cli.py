@@ -825,7 +825,7 @@ def train(
                                      "--oscillators: only the oscillators move)."),
     oscillators: int = typer.Option(TrainConfig.oscillators, "--oscillators", help="Oscillator bank of the motion model: "
                                     "K movements with learned periods and independent random phases (0: the authors' "
-                                    "LSTM alone; see README, 'Several movements at once')."),
+                                    "LSTM alone; see docs/training.md)."),
     w_match: float = typer.Option(TrainConfig.w_match, "--w-match", help="Feature-matching weight (cross-domain)."),
     w_mutual: float = typer.Option(TrainConfig.w_mutual, "--w-mutual", help="Motion-diversity (mutual information) weight."),
     w_spectrum: float = typer.Option(TrainConfig.w_spectrum, "--w-spectrum", help="Temporal-spectrum matching weight "
