@@ -23,5 +23,16 @@ from .motion import MotionGenerator  # noqa: E402
 from .pca import PCABasis, fit_pca  # noqa: E402
 from .render import render_frames  # noqa: E402
 
-__all__ = ["MocohdError", "MotionGenerator", "PCABasis", "__version__", "describe", "fit_pca", "import_model",
-           "load_image_generator", "load_motion", "pca_for", "render_frames"]
+__all__ = [
+    "MocohdError",
+    "MotionGenerator",
+    "PCABasis",
+    "__version__",
+    "describe",
+    "fit_pca",
+    "import_model",
+    "load_image_generator",
+    "load_motion",
+    "pca_for",
+    "render_frames",
+]

@@ -54,8 +54,10 @@ class Dist:
         dev = pick_device(device)
         if dev.type == "cuda":
             if local >= torch.cuda.device_count():
-                raise MocohdError(f"local rank {local} has no GPU ({torch.cuda.device_count()} visible): "
-                                  "use --nproc_per_node <= the GPU count")
+                raise MocohdError(
+                    f"local rank {local} has no GPU ({torch.cuda.device_count()} visible): "
+                    "use --nproc_per_node <= the GPU count"
+                )
             dev = torch.device("cuda", local)
             torch.cuda.set_device(dev)
         elif dev.type == "mps":

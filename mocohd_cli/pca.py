@@ -43,7 +43,9 @@ class PCABasis:
 
     def __post_init__(self):
         if self.components.ndim != 2 or not 1 <= self.components.shape[0] <= self.components.shape[1]:
-            raise MocohdError(f"PCA components have shape {list(self.components.shape)}, expected [k, w_dim] with k <= w_dim")
+            raise MocohdError(
+                f"PCA components have shape {list(self.components.shape)}, expected [k, w_dim] with k <= w_dim"
+            )
         k, d = self.components.shape
         for name, n in (("stdev", k), ("var_ratio", k), ("mean", d), ("var", d)):
             t = getattr(self, name)

@@ -20,6 +20,7 @@ _STUBBED = ("torchvision._meta_registrations", "torchvision._autograd_registrati
 
 try:
     import torchvision  # noqa: F401
+
     STUBBED = False
 except (RuntimeError, ImportError, OSError):
     # drop what the failed import left half-initialised, then retry without the registrations
@@ -28,4 +29,5 @@ except (RuntimeError, ImportError, OSError):
     for name in _STUBBED:
         sys.modules[name] = types.ModuleType(name)
     import torchvision  # noqa: F401
+
     STUBBED = True

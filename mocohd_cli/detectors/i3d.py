@@ -164,8 +164,10 @@ class I3DConfig(DictConfig):
                 _check_width(w, f"{name}[{branch}]")
             object.__setattr__(self, name, tuple(widths))
         if _reduced(self.size, 1) != HEAD_POOL[1]:
-            raise ValueError(f"size must leave a {HEAD_POOL[1]}x{HEAD_POOL[2]} map for the final pool "
-                             f"(193..224; the published model uses 224), got {self.size}")
+            raise ValueError(
+                f"size must leave a {HEAD_POOL[1]}x{HEAD_POOL[2]} map for the final pool "
+                f"(193..224; the published model uses 224), got {self.size}"
+            )
 
     def to_dict(self) -> dict:
         """JSON-ready: the mixed widths as lists."""
@@ -174,15 +176,20 @@ class I3DConfig(DictConfig):
     @classmethod
     def scaled(cls, factor: float, num_classes: int = 400) -> I3DConfig:
         """The published widths times ``factor`` (at least 1 each): small networks for tests."""
+
         def s(w: int) -> int:
             return max(1, int(round(w * factor)))
+
         mixed = {_config_field(b): tuple(s(w) for w in ws) for b, ws in _MIXED_WIDTHS.items()}
         stem = dict(zip(("conv3d_1a_7x7", "conv3d_2b_1x1", "conv3d_2c_3x3"), (s(w) for w in _STEM_WIDTHS)))
         return cls(**stem, **mixed, num_classes=num_classes)
 
     def stem_widths(self) -> dict[str, int]:
-        return {"Conv3d_1a_7x7": self.conv3d_1a_7x7, "Conv3d_2b_1x1": self.conv3d_2b_1x1,
-                "Conv3d_2c_3x3": self.conv3d_2c_3x3}
+        return {
+            "Conv3d_1a_7x7": self.conv3d_1a_7x7,
+            "Conv3d_2b_1x1": self.conv3d_2b_1x1,
+            "Conv3d_2c_3x3": self.conv3d_2c_3x3,
+        }
 
     def mixed_widths(self, block: str) -> dict[str, int]:
         """{'b0': .., 'b1a': .., ...} of ``block`` ('Mixed_3b')."""
@@ -348,4 +355,3 @@ class I3D(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, min_frames={self.min_frames}, feature_dim={self.feature_dim}"
-

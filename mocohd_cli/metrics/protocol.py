@@ -172,8 +172,11 @@ class ClipPlan(SequenceABC):
         return v, (_clip_start(self.seed, k, self.lengths[v] - self.span + 1) if self.random_offset else 0)
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, SequenceABC) and len(self) == len(other)
-                and all(a == tuple(b) for a, b in zip(self, other)))
+        return (
+            isinstance(other, SequenceABC)
+            and len(self) == len(other)
+            and all(a == tuple(b) for a, b in zip(self, other))
+        )
 
     def __repr__(self) -> str:
         return f"ClipPlan({len(self)} clips of {len(self.lengths)} videos)"
@@ -220,9 +223,17 @@ def _clip_start(seed: int, k: int, high: int) -> int:
     return int(torch.randint(high, (), generator=g))
 
 
-def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, protocol: str | Protocol,
-                      n: int | None = None, seed: int = 0, *, batch: int = 16, frame_size: int = 128,
-                      repeat: bool = False, random_offset: bool = True) -> RealClips:
+def sample_real_clips(
+    source: str | os.PathLike | PreparedData | Sequence,
+    protocol: str | Protocol,
+    n: int | None = None,
+    seed: int = 0,
+    *,
+    batch: int = 16,
+    frame_size: int = 128,
+    repeat: bool = False,
+    random_offset: bool = True,
+) -> RealClips:
     """The clips ``protocol`` compares, from ``source``: a dataset folder (prepared into the clip cache
     at ``frame_size`` if it is not yet), a clip cache folder, a ``PreparedData``, or a list of uint8
     videos [T, H, W, C]. ``n``: clips (frames for fid), the protocol's count by default. See the
@@ -230,8 +241,7 @@ def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, proto
     enough."""
     p = get_protocol(protocol)
     n = p.count if n is None else n
-    for name, value, high in (("n", n, MAX_CLIPS), ("batch", batch, None),
-                              ("frame_size", frame_size, MAX_FRAME_SIZE)):
+    for name, value, high in (("n", n, MAX_CLIPS), ("batch", batch, None), ("frame_size", frame_size, MAX_FRAME_SIZE)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"sample_real_clips: {name} must be a positive integer, got {value!r}")
         if high is not None and value > high:
@@ -250,8 +260,9 @@ def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, proto
     else:
         reader, where = _MemoryVideos(source, p), "the videos given"
     if not reader.usable:
-        raise MocohdError(f"{where}: no video has the {p.min_length} frames {p.name} needs "
-                          f"({reader.skipped} too short)")
+        raise MocohdError(
+            f"{where}: no video has the {p.min_length} frames {p.name} needs ({reader.skipped} too short)"
+        )
 
     if p.frames == 1:  # single frames: all of them, or a seeded sample in dataset order
         ends = np.cumsum(reader.lengths)
@@ -267,8 +278,17 @@ def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, proto
     else:  # --repeat asks for any number of clips: they are computed when read, never listed
         count = n if repeat else min(n, len(reader.lengths))
         plan = ClipPlan(range(count), reader.lengths, p.span, seed, random_offset)
-    return RealClips(p, plan, reader.skipped, len(reader.usable), list(reader.usable),
-                     reader.prepared_min_frames, batch, reader, reader.digest)
+    return RealClips(
+        p,
+        plan,
+        reader.skipped,
+        len(reader.usable),
+        list(reader.usable),
+        reader.prepared_min_frames,
+        batch,
+        reader,
+        reader.digest,
+    )
 
 
 def to_detector_input(clips: torch.Tensor) -> torch.Tensor:

@@ -20,5 +20,14 @@ from .run import load_checkpoint, run_dir
 from .steps import GANConfig, MotionGAN
 from .trainer import TrainResult, train
 
-__all__ = ["Dist", "GANConfig", "ImageTrainConfig", "MotionGAN", "TrainConfig", "TrainResult", "load_checkpoint",
-           "run_dir", "train"]
+__all__ = [
+    "Dist",
+    "GANConfig",
+    "ImageTrainConfig",
+    "MotionGAN",
+    "TrainConfig",
+    "TrainResult",
+    "load_checkpoint",
+    "run_dir",
+    "train",
+]

@@ -24,8 +24,19 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from tests.test_frames import (BIGGAN_CASES, DEMO_CASES, DIGESTS, MAX_LEVELS, MEAN_LEVELS, REFERENCES,  # noqa: E402
-                               case_frames, digest, reduced, this_machine, tiny_biggan)
+from tests.test_frames import (
+    BIGGAN_CASES,
+    DEMO_CASES,
+    DIGESTS,
+    MAX_LEVELS,
+    MEAN_LEVELS,
+    REFERENCES,  # noqa: E402
+    case_frames,
+    digest,
+    reduced,
+    this_machine,
+    tiny_biggan,
+)
 
 
 def main():
