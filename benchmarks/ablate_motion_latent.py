@@ -60,6 +60,7 @@ def block_mask(h: int, blocks: int) -> torch.Tensor:
 
 def main():
     import bench_motion_recovery as bench
+
     from mocohd_cli import losses
     from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
     from mocohd_cli.pca import fit_pca

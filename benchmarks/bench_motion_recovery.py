@@ -304,10 +304,9 @@ def term_sensitivity(
 def _checkpoint_motion(path: Path, basis):
     """The motion model of a training checkpoint, as it stood at that step; refused unless it was
     trained on this generator's PCA basis (this case's seed)."""
+    from mocohd_cli import MocohdError
     from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
     from mocohd_cli.train import load_checkpoint
-
-    from mocohd_cli import MocohdError
 
     refused = f"--bank: {path} is not a run with an oscillator bank on this generator (check --seed)"
     try:

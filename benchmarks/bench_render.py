@@ -47,7 +47,7 @@ def worker(args) -> dict:
     os.environ["MOCOHD_HOME"] = args.home
     from mocohd_cli.models import load_image_generator
     from mocohd_cli.models.motion import load_motion
-    from mocohd_cli.render import render, render_frames, DTYPES
+    from mocohd_cli.render import DTYPES, render, render_frames
 
     G = load_image_generator(args.image, device="cpu")
     M = load_motion(args.motion)

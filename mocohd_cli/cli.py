@@ -17,7 +17,6 @@ import warnings
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Optional
 
 import torch
 import typer
@@ -31,25 +30,23 @@ from .classes import describe_class
 from .data import prepare as prepare_data
 from .errors import MocohdError, UsageError
 from .formats.canonical import KINDS, atomic_write_bytes, read_header
-from .hub import fetch as fetch_model
-from .metrics.evaluate import append_results, run_of
-from .metrics.evaluate import evaluate as evaluate_videos
-from .hub import push as push_model
+from .hub import fetch as fetch_model, push as push_model
+from .invert import (
+    check_generator as check_invert_generator,
+    check_options as check_invert_options,
+    invert as invert_photos,
+)
+from .metrics.evaluate import append_results, evaluate as evaluate_videos, run_of
 from .models import describe, import_model, load_image_generator
-from .models.pca import pca_for
-from .invert import check_generator as check_invert_generator, check_options as check_invert_options
-from .invert import invert as invert_photos
 from .models.latent import default_name as default_latent_name, free_name as free_latent_name, save_latent
+from .models.pca import pca_for
 from .models.perceptual import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
-from .photos import check_crop, photo_identity, read_photo
-from .photos import probe as probe_photo
 from .motion import MotionConfig
+from .photos import check_crop, photo_identity, probe as probe_photo, read_photo
 from .render import render as render_videos
-from .train import TrainConfig
-from .train import train as train_motion
-from .train.image import ImageTrainConfig
+from .train import TrainConfig, train as train_motion
+from .train.image import ImageTrainConfig, train_image as train_images
 from .train.monitor import summary as monitor_summary
-from .train.image import train_image as train_images
 
 app = typer.Typer(
     name="mocohd",
@@ -151,7 +148,7 @@ def _stored_origin(kind: str, image: dict, src: dict) -> str:
 @app.command()
 def info(
     name: str = typer.Argument(..., help="Model name or path (.safetensors, rosinality .pt, NVIDIA .pkl)."),
-    kind: Optional[str] = typer.Option(
+    kind: str | None = typer.Option(
         None,
         "--kind",
         help="image, motion, pca, i3d, inception, vgg16 or latent: show only that kind (default: every "
@@ -313,16 +310,14 @@ def import_(
     name: str = typer.Option(
         ..., "--name", help="Name to store it under (detectors: i3d, inception are the defaults eval uses)."
     ),
-    kind: Optional[str] = typer.Option(
+    kind: str | None = typer.Option(
         None, "--kind", help="Force the kind (image, motion, pca, i3d, inception, vgg16); auto-detected by default."
     ),
     force: bool = typer.Option(False, "--force", help="Replace a model of the same name in the store."),
-    pca: Optional[Path] = typer.Option(
+    pca: Path | None = typer.Option(
         None, "--pca", help="PCA folder (pca_comp.npy, pca_stdev.npy) of an official motion checkpoint."
     ),
-    image: Optional[str] = typer.Option(
-        None, "--image", help="Image generator a motion model or PCA basis belongs to."
-    ),
+    image: str | None = typer.Option(None, "--image", help="Image generator a motion model or PCA basis belongs to."),
     w_residual: float = typer.Option(
         MotionConfig.w_residual,
         "--w-residual",
@@ -373,10 +368,8 @@ def fetch(
     target: str = typer.Argument(
         ..., metavar="NAME|hf://OWNER/REPO/PATH", help="A registry name (see `mocohd list`) or any Hub file."
     ),
-    name: Optional[str] = typer.Option(
-        None, "--name", help="Store name (default: the registry name or the file name)."
-    ),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Branch, tag or commit on the Hub."),
+    name: str | None = typer.Option(None, "--name", help="Store name (default: the registry name or the file name)."),
+    revision: str | None = typer.Option(None, "--revision", help="Branch, tag or commit on the Hub."),
     force: bool = typer.Option(False, "--force", help="Download and convert again even if the model is in the store."),
 ):
     """Download a model from the Hugging Face Hub, verify it, convert it and put it in the store."""
@@ -397,11 +390,11 @@ def push(
     motion: str = typer.Argument(..., help="Motion model to share: name or path."),
     repo: str = typer.Option(..., "--repo", help="Hub repo OWNER/NAME (created if needed)."),
     private: bool = typer.Option(False, "--private", help="Create the repo as private."),
-    samples: Optional[list[Path]] = typer.Option(
+    samples: list[Path] | None = typer.Option(
         None, "--sample", help="A sample video or image to upload with it (repeatable)."
     ),
     license: str = typer.Option("other", "--license", help="Licence for the model card metadata."),
-    message: Optional[str] = typer.Option(None, "--message", help="Commit message."),
+    message: str | None = typer.Option(None, "--message", help="Commit message."),
 ):
     """Share a motion model on the Hugging Face Hub, with a generated model card."""
     with err.status(f"uploading {motion} to {repo}..."):
@@ -449,7 +442,7 @@ def pca(
     batch: int = typer.Option(4096, "--batch", help="Samples per mapping-network forward."),
     seed: int = typer.Option(0, "--seed", help="Seed of the z samples: same seed, same basis."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    name: Optional[str] = typer.Option(None, "--name", help="Store name (default: the generator's name)."),
+    name: str | None = typer.Option(None, "--name", help="Store name (default: the generator's name)."),
     force: bool = typer.Option(False, "--force", help="Refit even if the store has a basis for this generator."),
 ):
     """Fit the latent PCA basis of an image generator and store it (cached per generator)."""
@@ -530,7 +523,7 @@ def render(
     motion: str = typer.Option("demo", "--motion", "-m", help="Motion model: name or path."),
     image: str = typer.Option("demo", "--image", "-i", help="Image generator: name or path."),
     frames: int = typer.Option(32, "-n", "--frames", help="Motion steps per video (any length; memory does not grow)."),
-    videos: Optional[int] = typer.Option(
+    videos: int | None = typer.Option(
         None,
         "--videos",
         "-k",
@@ -547,16 +540,16 @@ def render(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16 or fp16 synthesis."),
     batch: int = typer.Option(8, "--batch", help="Frames per generator forward."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="mp4, webm, gif or png (default: from OUT)."),
-    classes: Optional[list[str]] = typer.Option(
+    fmt: str | None = typer.Option(None, "--format", help="mp4, webm, gif or png (default: from OUT)."),
+    classes: list[str] | None = typer.Option(
         None,
         "--class",
         help="BigGAN: class number or ImageNet name (golden_retriever); repeat or comma-separate for one per video.",
     ),
-    class_to: Optional[str] = typer.Option(
+    class_to: str | None = typer.Option(
         None, "--class-to", help="BigGAN: move each video's class vector linearly to this class over the video."
     ),
-    start: Optional[list[str]] = typer.Option(
+    start: list[str] | None = typer.Option(
         None,
         "--start",
         help="Start the videos from latents made by `mocohd "
@@ -658,41 +651,41 @@ def render(
 @app.command("eval")
 def eval_(
     data: Path = typer.Option(..., "--data", help="The real videos: a folder of videos and/or frame folders."),
-    motion: Optional[str] = typer.Option(
+    motion: str | None = typer.Option(
         None, "--motion", "-m", help="Motion model (name or path) whose videos to score."
     ),
-    image: Optional[str] = typer.Option(None, "--image", "-i", help="Image generator it drives (default: demo)."),
-    fake: Optional[Path] = typer.Option(None, "--fake", help="Score this folder of videos instead (another system's)."),
-    metrics: Optional[list[str]] = typer.Option(
+    image: str | None = typer.Option(None, "--image", "-i", help="Image generator it drives (default: demo)."),
+    fake: Path | None = typer.Option(None, "--fake", help="Score this folder of videos instead (another system's)."),
+    metrics: list[str] | None = typer.Option(
         None, "--metric", help="fvd16 (default), fvd128, fvd128-sub8, fid; repeat for several."
     ),
-    videos: Optional[int] = typer.Option(
+    videos: int | None = typer.Option(
         None, "--videos", help="Real and fake clips of FVD (default 2048, the protocol's)."
     ),
-    fid_frames: Optional[str] = typer.Option(
+    fid_frames: str | None = typer.Option(
         None, "--fid-frames", help="Frames of FID: a number (default 50000, or what the data has) or 'all'."
     ),
     seed: int = typer.Option(
         0, "--seed", help="Seed of the real clips' offsets and of the fakes: same seed, same number."
     ),
     truncation: float = typer.Option(1.0, "--truncation", help="Truncation psi of the rendered fakes (1 = none)."),
-    frame_size: Optional[int] = typer.Option(
+    frame_size: int | None = typer.Option(
         None,
         "--frame-size",
         help="Square size both sides are compared at (default: the generator's resolution up to 256; with --fake, the videos' own size up to 256 when they are squares of one size, else 256).",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     batch: int = typer.Option(8, "--batch", help="Frames per generator forward and clips per detector forward."),
-    i3d: Optional[str] = typer.Option(
+    i3d: str | None = typer.Option(
         None, "--i3d", help="I3D detector: name or file (default: the store's, `mocohd fetch i3d`)."
     ),
-    inception: Optional[str] = typer.Option(
+    inception: str | None = typer.Option(
         None, "--inception", help="Inception detector: name or file (default: the store's)."
     ),
     repeat: bool = typer.Option(
         False, "--repeat", help="Small datasets: cycle through the real videos (new offsets) until --videos clips."
     ),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ):
     """Score generated videos against a dataset: FVD (I3D) and FID (Inception), by StyleGAN-V's protocol.
 
@@ -811,9 +804,7 @@ def invert_(
     image: str = typer.Option(
         ..., "--image", "-i", help="Image generator (StyleGAN2, StyleGAN3 or BigGAN): name or path."
     ),
-    name: Optional[str] = typer.Option(
-        None, "--name", help="Store name of the latent (default: the first photo's name)."
-    ),
+    name: str | None = typer.Option(None, "--name", help="Store name of the latent (default: the first photo's name)."),
     steps: int = typer.Option(1000, "--steps", help="Optimisation steps (NVIDIA's projector: 1000)."),
     space: str = typer.Option(
         "w", "--space", help="w (one w for every layer, as the projector) or w+ (one per layer: closer, less editable)."
@@ -829,7 +820,7 @@ def invert_(
     seed: int = typer.Option(0, "--seed", help="Seed of the noise maps' start and of the w noise."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     force: bool = typer.Option(False, "--force", help="Replace a stored latent of the same name."),
-    classes: Optional[list[str]] = typer.Option(
+    classes: list[str] | None = typer.Option(
         None,
         "--class",
         help="BigGAN: the class mix starts on these classes "
@@ -1098,19 +1089,19 @@ def _with_progress(start, describe, shown) -> object:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Optional[Path] = typer.Option(
+    data: Path | None = typer.Option(
         None, "--data", help="Folder of videos and/or frame folders (required for a new run)."
     ),
-    image: Optional[str] = typer.Option(
+    image: str | None = typer.Option(
         None, "--image", "-i", help="Image generator: name or path (required for a new run)."
     ),
-    name: Optional[str] = typer.Option(
+    name: str | None = typer.Option(
         None, "--name", help="Run name and exported motion model (default: the data folder's name)."
     ),
     domain: str = typer.Option(
         TrainConfig.domain, "--domain", help="cross (image generator trained on other data) or in."
     ),
-    steps: Optional[int] = typer.Option(
+    steps: int | None = typer.Option(
         None, "--steps", help="Total steps (one step: --g-steps motion updates + one D update)."
     ),
     epochs: int = typer.Option(
@@ -1120,17 +1111,17 @@ def train(
     lr: float = typer.Option(TrainConfig.lr, "--lr", help="Adam learning rate of every network."),
     frames: int = typer.Option(TrainConfig.frames, "--frames", help="Frames per training clip."),
     time_step: int = typer.Option(TrainConfig.time_step, "--time-step", help="Take every n-th frame of the videos."),
-    frame_size: Optional[int] = typer.Option(
+    frame_size: int | None = typer.Option(
         None, "--frame-size", help="Training frame size (default: min(128, resolution))."
     ),
     g_steps: int = typer.Option(
         TrainConfig.g_steps, "--g-steps", help="Motion generator updates per discriminator update."
     ),
-    n_pca: Optional[int] = typer.Option(
+    n_pca: int | None = typer.Option(
         None, "--n-pca", help="PCA directions the motion moves along (default: min(384, w size))."
     ),
     h_dim: int = typer.Option(TrainConfig.h_dim, "--h-dim", help="LSTM hidden size."),
-    noise_dim: Optional[int] = typer.Option(
+    noise_dim: int | None = typer.Option(
         None,
         "--noise-dim",
         help="Size of the motion noise fed at each step (default: the generator's w size, as the authors).",
@@ -1195,14 +1186,14 @@ def train(
     pca_samples: int = typer.Option(
         TrainConfig.pca_samples, "--pca-samples", help="Samples of the PCA fit, when the generator has no cached basis."
     ),
-    init: Optional[str] = typer.Option(
+    init: str | None = typer.Option(
         None,
         "--init",
         help="Fine-tune from this motion model; its architecture "
         "(--n-pca, --h-dim, --noise-dim, --w-residual, --oscillators) stays: leave those "
         "out (a different value is refused).",
     ),
-    classes: Optional[list[str]] = typer.Option(
+    classes: list[str] | None = typer.Option(
         None,
         "--class",
         help="BigGAN: the class(es) of the fake videos, numbers or ImageNet names (default: all classes).",
@@ -1285,13 +1276,13 @@ def train(
 @app.command("train-image")
 def train_image(
     ctx: typer.Context,
-    data: Optional[Path] = typer.Option(
+    data: Path | None = typer.Option(
         None, "--data", help="Folder of images, frame folders and/or videos (required for a new run)."
     ),
-    resolution: Optional[int] = typer.Option(
+    resolution: int | None = typer.Option(
         None, "--resolution", "-r", help="Image size, a power of two (required for a new run)."
     ),
-    name: Optional[str] = typer.Option(
+    name: str | None = typer.Option(
         None, "--name", help="Run and exported generator name (default: the data folder's name)."
     ),
     steps: int = typer.Option(
@@ -1299,7 +1290,7 @@ def train_image(
     ),
     batch: int = typer.Option(ImageTrainConfig.batch, "--batch", help="Global batch, split across processes."),
     lr: float = typer.Option(ImageTrainConfig.lr, "--lr", help="Adam learning rate (betas 0, 0.99)."),
-    r1_gamma: Optional[float] = typer.Option(
+    r1_gamma: float | None = typer.Option(
         None, "--r1-gamma", help="R1 weight (default: 0.0002 x resolution^2 / batch)."
     ),
     r1_every: int = typer.Option(

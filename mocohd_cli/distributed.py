@@ -44,7 +44,7 @@ class Dist:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls, device: str = "auto") -> "Dist":
+    def from_env(cls, device: str = "auto") -> Dist:
         """Join the process group torchrun set up (``WORLD_SIZE`` > 1), or run alone.
         NCCL on CUDA (one GPU per local rank), gloo otherwise."""
         world = int(os.environ.get("WORLD_SIZE", "1"))

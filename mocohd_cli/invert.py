@@ -49,7 +49,7 @@ The families (``check_generator``):
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -22,8 +22,8 @@ This module is the maths alone. Files: ``formats.mocogan_hd.read_official``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -67,7 +67,7 @@ class PCABasis:
         return {"n_components": int(self.components.shape[0]), "w_dim": self.w_dim, **self.info}
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor], config: dict | None = None) -> "PCABasis":
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], config: dict | None = None) -> PCABasis:
         """The inverse of ``tensors()`` and ``config()``: a basis from its named tensors
         (components and stdev; var_ratio, mean and var if present) and its config."""
         info = {k: v for k, v in (config or {}).items() if k not in ("n_components", "w_dim")}

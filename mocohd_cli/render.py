@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
@@ -53,8 +53,8 @@ from .video import (
     check_output,
     check_videos,
     output_format,
-    output_paths,  # noqa: F401
-    tile,
+    output_paths,
+    tile,  # noqa: F401 - re-exported: examples/make_demo.py and the tests call render.tile
     whole,
     write_videos,
 )

@@ -30,9 +30,9 @@ import signal
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
 
 import imageio.v3 as iio
 import imageio_ffmpeg

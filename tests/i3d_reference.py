@@ -17,8 +17,6 @@ converter must read by shape and attribute name, not by module name.
 
 from __future__ import annotations
 
-from typing import List
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,9 +36,9 @@ BLOCK_WIDTHS = [  # [Branch_0, Branch_1 a/b, Branch_2 a/b, Branch_3] of Mixed_3b
 ]
 
 
-def tf_same_pad(x: torch.Tensor, kernel: List[int], stride: List[int], value: float) -> torch.Tensor:
+def tf_same_pad(x: torch.Tensor, kernel: list[int], stride: list[int], value: float) -> torch.Tensor:
     """Pad (T, H, W) the way TensorFlow's padding='SAME' does: out = ceil(n / s)."""
-    pads: List[int] = []
+    pads: list[int] = []
     for i in range(3):
         d = 2 - i  # F.pad lists the last axis first
         n = x.shape[2 + d]
@@ -52,7 +50,7 @@ def tf_same_pad(x: torch.Tensor, kernel: List[int], stride: List[int], value: fl
 
 
 class TFMaxPool(nn.Module):
-    def __init__(self, kernel: List[int], stride: List[int]):
+    def __init__(self, kernel: list[int], stride: list[int]):
         super().__init__()
         self.kernel = kernel
         self.stride = stride
@@ -98,7 +96,7 @@ class ConvNormAct(nn.Module):
 
 
 class InceptionBlock(nn.Module):
-    def __init__(self, cin: int, w: List[int], norm: str, eps: float):
+    def __init__(self, cin: int, w: list[int], norm: str, eps: float):
         super().__init__()
         self.path0 = ConvNormAct(cin, w[0], 1, norm=norm, eps=eps)
         self.path1 = nn.Sequential(
@@ -139,7 +137,7 @@ class ReferenceI3D(nn.Module):
             ConvNormAct(c2, c3, 3, norm=norm, eps=eps),
             TFMaxPool([1, 3, 3], [1, 2, 2]),
         )
-        layers: List[nn.Module] = []
+        layers: list[nn.Module] = []
         cin = c3
         for i, w in enumerate(blocks):
             if i == 2:

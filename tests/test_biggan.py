@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from mocohd_cli.errors import MocohdError
-from mocohd_cli.formats import biggan as fmt
-from mocohd_cli.formats import read_any
+from mocohd_cli.formats import biggan as fmt, read_any
 from mocohd_cli.generators import build_generator, synthesis_kwargs
 from mocohd_cli.generators.biggan import BigGANConfig, ConditionalBatchNorm, TruncatedNormal, deep_layers, stat_rows
 from mocohd_cli.models import load_image_generator, store_model

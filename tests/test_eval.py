@@ -29,9 +29,8 @@ from mocohd_cli.metrics.protocol import sample_real_clips
 from mocohd_cli.models import load_image_generator
 from mocohd_cli.models.detectors import load_detector
 from mocohd_cli.models.motion import load_motion, save_motion
-from mocohd_cli.motion import MotionGenerator
-
 from mocohd_cli.models.pca import pca_for
+from mocohd_cli.motion import MotionGenerator
 from mocohd_cli.train import TrainConfig, train
 
 from .conftest import randomized_generator, run, tiny_config

@@ -14,9 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mocohd_cli import frames as fr
-from mocohd_cli import load_image_generator, load_motion
-from mocohd_cli import render as R
+from mocohd_cli import frames as fr, load_image_generator, load_motion, render as R
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.train import steps

@@ -33,8 +33,7 @@ from safetensors.torch import load_file
 from mocohd_cli import MocohdError, generators, models, store
 from mocohd_cli.data import prepare
 from mocohd_cli.formats import canonical, read_any, rosinality
-from mocohd_cli.models import describe, import_model, load_image_generator
-from mocohd_cli.models import motion
+from mocohd_cli.models import describe, import_model, load_image_generator, motion
 from mocohd_cli.models.motion import load_motion, save_motion
 from mocohd_cli.motion import MotionConfig
 from mocohd_cli.motion.generator import MotionGenerator

@@ -25,8 +25,7 @@ from torch import nn
 from mocohd_cli.detectors import I3D, I3DConfig
 from mocohd_cli.detectors.i3d import conv_same, max_pool_same, min_frames, same_pad
 from mocohd_cli.errors import MocohdError
-from mocohd_cli.formats import i3d as i3d_format
-from mocohd_cli.formats import torchscript
+from mocohd_cli.formats import i3d as i3d_format, torchscript
 
 from .i3d_reference import make_reference
 

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from . import torchvision_cpu  # noqa: F401  (before pytorch_fid: torchvision next to a CPU-only torch)
+from . import torchvision_cpu  # noqa: F401 - imported first: torchvision next to a CPU-only torch, before pytorch_fid
 
+# isort: split
 import pytorch_fid.fid_score as fid_score  # noqa: E402
 import pytorch_fid.inception as fid_inception  # noqa: E402
 import torchvision  # noqa: E402

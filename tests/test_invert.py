@@ -22,8 +22,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from mocohd_cli import MocohdError, cli
-from mocohd_cli import invert as invert_mod
+from mocohd_cli import MocohdError, cli, invert as invert_mod
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import read_any
 from mocohd_cli.frames import synthesize

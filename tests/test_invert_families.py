@@ -18,8 +18,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from mocohd_cli import MocohdError
-from mocohd_cli import render as R
+from mocohd_cli import MocohdError, render as R
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical, read_any
 from mocohd_cli.frames import synthesize

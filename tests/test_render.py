@@ -1,7 +1,7 @@
 """Rendering: frames, formats, grid, interpolation, seeds, cross-domain, failures."""
 
-import re
 import os
+import re
 import signal
 import subprocess
 import sys

@@ -20,8 +20,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from mocohd_cli import import_model, load_image_generator, ops
-from mocohd_cli import render as R
+from mocohd_cli import import_model, load_image_generator, ops, render as R
 from mocohd_cli.data.procedural import write_dataset
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.formats import canonical, read_any

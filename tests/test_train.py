@@ -18,13 +18,12 @@ import torch
 from mocohd_cli import MocohdError, load_motion, store
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
-from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
 from mocohd_cli.models.pca import pca_for
+from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
 from mocohd_cli.render import render
 from mocohd_cli.train import TrainConfig, load_checkpoint, train
 
-from .conftest import randomized_generator, tiny_config
-from .conftest import run
+from .conftest import randomized_generator, run, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -598,8 +597,9 @@ def test_config_remembers_what_was_given():
 
 def test_cli_defaults_are_the_configs():
     """The command line shows the library's defaults and passes only the options given."""
-    import typer.main
     from dataclasses import fields
+
+    import typer.main
 
     from mocohd_cli import cli
     from mocohd_cli.train.image import ImageTrainConfig

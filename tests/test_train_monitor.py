@@ -18,8 +18,8 @@ from mocohd_cli.metrics.evaluate import run_of
 from mocohd_cli.train import TrainConfig, load_checkpoint, monitor, train, trainer
 from mocohd_cli.train.monitor import KeepBest, Monitor, distance
 
-from .conftest import run
 from . import test_train
+from .conftest import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 setup, tiny = test_train.setup, test_train.tiny  # the tiny generator and videos of test_train, its config

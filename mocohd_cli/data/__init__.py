@@ -45,9 +45,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import imageio_ffmpeg
 import numpy as np
@@ -59,8 +59,7 @@ from safetensors.torch import save as st_save
 from .. import store
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes
-from ..photos import probe as probe_image
-from ..photos import read_frame
+from ..photos import probe as probe_image, read_frame
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}

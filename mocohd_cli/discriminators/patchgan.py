@@ -162,7 +162,7 @@ def _length_after(module: nn.Module, length: int) -> int:
     return max(0, (length + 2 * p - d * (k - 1) - 1) // s + 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shortest_clip(n_layers: int = 3, num_scales: int = 2) -> int:
     """The fewest frames a clip of ``MultiscaleVideoDiscriminator`` may have, read from the layers
     of a one-channel copy of the architecture (``takes``). With the official layers every

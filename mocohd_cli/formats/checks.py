@@ -20,8 +20,8 @@ import re
 
 import torch
 
-from ..errors import MocohdError
 from ..detectors import FAMILIES as DETECTOR_FAMILIES
+from ..errors import MocohdError
 from ..generators import FAMILIES
 from ..motion.generator import FAMILY as MOTION_FAMILY, OPTIONAL as MOTION_OPTIONAL, MotionConfig
 from ..pca import PCA_FAMILY

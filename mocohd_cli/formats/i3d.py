@@ -42,7 +42,7 @@ import re
 
 import torch
 
-from ..detectors.i3d import BLOCKS, BRANCHES, BRANCH_KERNEL, LOGITS, STEM, STEM_KERNEL, I3DConfig
+from ..detectors.i3d import BLOCKS, BRANCH_KERNEL, BRANCHES, LOGITS, STEM, STEM_KERNEL, I3DConfig
 from ..errors import MocohdError
 from .checks import check_finite
 from .torchscript import Archive, ScriptObject

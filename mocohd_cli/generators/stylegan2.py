@@ -63,7 +63,7 @@ class StyleGAN2Config(DictConfig):
             raise UsageError("channel_base is too small for this resolution")
 
     @classmethod
-    def preset(cls, name: str, resolution: int, **overrides) -> "StyleGAN2Config":
+    def preset(cls, name: str, resolution: int, **overrides) -> StyleGAN2Config:
         """NVIDIA's configs: 'e' (channel_base 16384) and 'f' (32768)."""
         bases = {"e": 16384, "f": 32768}
         if name not in bases:

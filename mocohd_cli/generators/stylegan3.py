@@ -107,7 +107,7 @@ class StyleGAN3Config(DictConfig):
                 raise UsageError(f"layer {spec['name']}: the stopband must lie above the cutoff")
 
     @classmethod
-    def preset(cls, name: str, resolution: int, **overrides) -> "StyleGAN3Config":
+    def preset(cls, name: str, resolution: int, **overrides) -> StyleGAN3Config:
         """NVIDIA's configs 'stylegan3-t' ('t') and 'stylegan3-r' ('r')."""
         presets = {
             "t": dict(channel_base=32768, channel_max=512),

@@ -44,18 +44,18 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
 from .. import store
+from ..data import PreparedData, prepare, probe_size, scan, square_resize
 from ..detectors import InceptionV3
 from ..distributed import Dist
-from ..data import PreparedData, prepare, probe_size, scan, square_resize
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, load_verified, read_header, weights_sha256
 from ..frames import check_noise, check_pair, check_truncation, draw_classes, synthesize
@@ -63,8 +63,8 @@ from ..models import load_image_generator
 from ..models.detectors import load_detector
 from ..models.motion import load_motion
 from ..models.pca import express
-from . import frechet_distance
 from ..video import process_alive, whole
+from . import frechet_distance
 from .protocol import (
     MAX_CLIPS,
     MAX_FRAME_SIZE,

@@ -51,10 +51,9 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Sequence as SequenceABC
+from collections.abc import Iterator, Sequence, Sequence as SequenceABC
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch

@@ -203,7 +203,7 @@ class MotionGenerator(nn.Module):
 
     def retarget(
         self, components: torch.Tensor, stdev: torch.Tensor, mean: torch.Tensor | None = None
-    ) -> "MotionGenerator":
+    ) -> MotionGenerator:
         """A copy that moves along another generator's principal directions: step direction k is the
         target's direction k, scaled by its stdev. Where the target has fewer directions than the
         model's n_pca, the model's last ones have none (they are dropped); extra target directions

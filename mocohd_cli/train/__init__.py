@@ -14,8 +14,8 @@ motion recipe, ``MotionGAN``), ``image_gan`` (the image recipe, ``ImageGAN``),
 ``trainer`` and ``image`` (the two trainers), ``distributed``.
 """
 
-from .config import ImageTrainConfig, TrainConfig
 from ..distributed import Dist
+from .config import ImageTrainConfig, TrainConfig
 from .run import load_checkpoint, run_dir
 from .steps import GANConfig, MotionGAN
 from .trainer import TrainResult, train

@@ -15,9 +15,9 @@ one, a resume is exact, Ctrl-C saves, and torchrun runs it on many processes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import imageio.v3 as iio
 import torch

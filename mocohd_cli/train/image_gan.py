@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from ..augment import diff_augment
 from ..discriminators.stylegan2 import StyleGAN2Discriminator
+from ..distributed import Dist
 from ..generators import StyleGAN2Generator
 from .config import ImageTrainConfig
-from ..distributed import Dist
 
 
 class ImageGAN:

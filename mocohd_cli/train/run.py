@@ -40,21 +40,22 @@ import math
 import shutil
 import signal
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import torch
 
 from .. import store
 from ..classes import parse_classes
 from ..data import EpochSampler, prepare
+from ..distributed import Dist
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, atomic_writer, read_header
 from ..runtime import enable_tf32
 from .config import RunSettings, setting
-from ..distributed import Dist
 
 CHECKPOINT_VERSION = 1
 T = TypeVar("T")
@@ -87,7 +88,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 @contextlib.contextmanager
 def open_run(
     cfg: RunSettings, resume: bool = False, force: bool = False, on_event: Callable[[str, dict], None] | None = None
-) -> Iterator["Run"]:
+) -> Iterator[Run]:
     """Check the settings and the run folder before any work, join the other processes
     (torchrun) and give the ``Run``; the processes part when the block ends.
 
@@ -325,7 +326,7 @@ class Run:
         sample: Callable[[int], Path],
         hint: str,
         evaluate: Callable[[int], dict] | None = None,
-    ) -> "Loop":
+    ) -> Loop:
         """Run ``gan.iteration(inputs(batch))`` from ``step`` to ``total`` with the ``Loop``'s
         book-keeping. A checkpoint holds ``state()`` (the recipe's entries) and every rank's
         ``gan.rng`` after checking that the ranks' ``gan.networks()`` agree; the writer then
@@ -437,7 +438,7 @@ class Loop:
         self.sums: dict[str, float] = {}
         self.count, self.t0, self.last, self.interrupted = 0, time.perf_counter(), {}, False
 
-    def after(self, losses: dict[str, float], stop: "_StopFlag") -> bool:
+    def after(self, losses: dict[str, float], stop: _StopFlag) -> bool:
         """Book-keeping after one more step; True when the loop must stop (interrupted)."""
         self.step += 1
         step, total, cfg, dist = self.step, self.total, self.run.cfg, self.run.dist

@@ -41,10 +41,10 @@ from ..discriminators import (
     MultiscaleVideoDiscriminator,
     SNResNetDiscriminator,
 )
+from ..distributed import Dist
 from ..errors import UsageError
 from ..frames import VideoNoise, draw_classes, draw_w1, synthesize
 from .config import MAX_FRAME_SIZE, TrainConfig
-from ..distributed import Dist
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -86,7 +86,7 @@ class GANConfig:
             raise UsageError(f"precision must be fp32, bf16 or fp16 (resolved), got {self.precision!r}")
 
     @classmethod
-    def from_train(cls, cfg: TrainConfig, **resolved) -> "GANConfig":
+    def from_train(cls, cfg: TrainConfig, **resolved) -> GANConfig:
         """The recipe's settings of a run: ``cfg``'s fields of the same names (but None, 'automatic':
         the default), ``cfg.batch`` as the global batch, then ``resolved`` (the frame size, precision
         and classes the run settled on)."""

@@ -18,9 +18,9 @@ store keeps the best checkpoint by that measure (or fvd16) instead of the latest
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 

@@ -14,11 +14,11 @@ is not part of this repository; point the script at a local checkout:
 """
 
 import argparse
-import pickle
-import tempfile
 import json
 import math
+import pickle
 import sys
+import tempfile
 import types
 from pathlib import Path
 
