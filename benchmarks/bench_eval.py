@@ -48,7 +48,7 @@ def conv3d_peak(device) -> float:
         x = torch.randn(2, 192, 8, 28, 28, device=device).contiguous(memory_format=layout)
         w = torch.randn(192, 192, 3, 3, 3, device=device).contiguous(memory_format=layout)
         flops = 2 * x.shape[0] * 8 * 28 * 28 * 27 * 192 * 192
-        best = max(best, rate(lambda: F.conv3d(x, w, padding=1), device) * flops / 1e9)
+        best = max(best, rate(lambda x=x, w=w: F.conv3d(x, w, padding=1), device) * flops / 1e9)
     return best
 
 
@@ -85,7 +85,7 @@ def bench_detectors(device, batches_i3d, batches_inc, rows) -> None:
         for size in (224, 64):  # 64: the demo's frames, resized inside
             x = torch.rand(b, 3, 16, size, size, device=device) * 2 - 1
             with torch.no_grad():
-                r = rate(lambda: i3d(x), device) * b
+                r = rate(lambda x=x: i3d(x), device) * b
             rows.append(
                 (
                     "I3D",
@@ -100,7 +100,7 @@ def bench_detectors(device, batches_i3d, batches_inc, rows) -> None:
         for size in (299, 64):
             x = torch.rand(b, 3, size, size, device=device) * 2 - 1
             with torch.no_grad():
-                r = rate(lambda: inc(x), device) * b
+                r = rate(lambda x=x: inc(x), device) * b
             rows.append(
                 (
                     "Inception",

@@ -57,6 +57,7 @@ import traceback
 import warnings
 import zipfile
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -541,7 +542,7 @@ def step_peak(ctx: Ctx) -> None:
             a = torch.randn(n, n, device=ctx.device, dtype=dt)
             bm = torch.randn(n, n, device=ctx.device, dtype=dt)
             t, _ = ctx.time_fn(
-                lambda: torch.mm(a, bm),
+                lambda a=a, bm=bm: torch.mm(a, bm),
                 warmup=3,
                 min_iters=5,
                 min_time=ctx.size["peak_time"],
@@ -552,7 +553,7 @@ def step_peak(ctx: Ctx) -> None:
             x = torch.randn(b, c, r, r, device=ctx.device, dtype=dt).contiguous(memory_format=torch.channels_last)
             w = torch.randn(c, c, 3, 3, device=ctx.device, dtype=dt)
             t, _ = ctx.time_fn(
-                lambda: F.conv2d(x, w, padding=1),
+                lambda x=x, w=w: F.conv2d(x, w, padding=1),
                 warmup=3,
                 min_iters=5,
                 min_time=ctx.size["peak_time"],
@@ -580,7 +581,7 @@ def measure_generator(
                 dt = compute_dtype(torch, name)
                 base = ctx.reset_memory()
                 with torch.no_grad():
-                    t, out = ctx.time_fn(lambda: synth(inputs, dt))
+                    t, out = ctx.time_fn(lambda inputs=inputs, dt=dt: synth(inputs, dt))
                 row.update(fps=batch / t, ms_per_batch=t * 1000, gflop_per_frame=gflop, gflop_counted=counted)
                 if gflop:
                     row["tflops"] = gflop * batch / t / 1000
@@ -735,7 +736,7 @@ def step_levers(ctx: Ctx) -> None:
                 with torch.cuda.graph(graph):
                     static_out = syn(static_w, dtype=dt)
                 row["capture_s"] = time.perf_counter() - t0
-            t, _ = ctx.time_fn(lambda: graph.replay())
+            t, _ = ctx.time_fn(graph.replay)
             ref = eager["eager" if sub else "eager-no-sub-batch"]
             row.update(
                 ms_per_batch=t * 1000,
@@ -793,7 +794,7 @@ def step_compile(ctx: Ctx) -> None:
             compiled = torch.compile(G.synthesis, **kw)
             step_begin = getattr(torch.compiler, "cudagraph_mark_step_begin", None) if "mode" in kw else None
 
-            def fn():
+            def fn(compiled=compiled, step_begin=step_begin):
                 if step_begin:  # CUDA graph trees: each call is a new step (outputs of the last may go)
                     step_begin()
                 return compiled(w, dtype=dt)
@@ -1005,6 +1006,11 @@ def step_torchrun(ctx: Ctx) -> None:
 # ---------------------------------------------------------------------------- render
 
 
+def _note_start(started: dict, total: int, note: str | None) -> None:
+    """render's ``on_start``: when its first frame's work began."""
+    started.setdefault("t", time.perf_counter())
+
+
 def step_render(ctx: Ctx) -> None:
     """render() to MP4 at 1024 px against render_frames alone, and the encoders on the same frames."""
     import numpy as np
@@ -1057,7 +1063,7 @@ def step_render(ctx: Ctx) -> None:
                 device=str(ctx.device),
                 dtype=name,
                 batch=batch,
-                on_start=lambda total, note: started.setdefault("t", time.perf_counter()),
+                on_start=partial(_note_start, started),
             )
             t1 = time.perf_counter()
             rend = t1 - started.get("t", t0)
@@ -1540,7 +1546,7 @@ def step_eval(ctx: Ctx) -> None:
         frames = 16 if kind == "i3d" else 1
         gflop = counted_gflop(
             torch,
-            lambda: (
+            lambda net=net, kind=kind, frames=frames: (
                 net(torch.zeros(1, 3, frames, 224, 224, device=ctx.device))
                 if kind == "i3d"
                 else net(torch.zeros(1, 3, 299, 299, device=ctx.device))
@@ -1550,7 +1556,7 @@ def step_eval(ctx: Ctx) -> None:
             with ctx.record("eval", what=kind, batch=batch, unit="clips" if kind == "i3d" else "frames") as row:
                 clips = torch.randint(0, 256, (batch, frames, 64, 64, 3), generator=g, dtype=torch.uint8)
                 base = ctx.reset_memory()
-                sec, out = ctx.time_fn(lambda: embed(net, clips))
+                sec, out = ctx.time_fn(partial(embed, net, clips))
                 row.update(items_per_s=batch / sec, gflop_per_item=gflop, **ctx.memory(base))
                 if gflop:
                     row["tflops"] = gflop * batch / sec / 1000

@@ -16,6 +16,7 @@ import re
 import struct
 import warnings
 import zipfile
+from functools import partial
 
 import pytest
 import torch
@@ -491,7 +492,7 @@ def test_files_that_are_no_i3d_archive_say_what_is_wrong_with_them_as_one(script
     }
     for name, words in says.items():
         f = tmp_path / name
-        for read in (lambda: read_any(f, kind="i3d"), lambda: import_model(f, "x", kind="i3d")):
+        for read in (partial(read_any, f, kind="i3d"), partial(import_model, f, "x", kind="i3d")):
             with pytest.raises(MocohdError) as e:
                 read()
             msg = str(e.value)

@@ -361,7 +361,7 @@ class SynthesisNetwork(nn.Module):
                 step = max(1, self.working_set_bytes // per_sample)
                 if step < batch:
 
-                    def part(t, j):
+                    def part(t, j, step=step):
                         return t if t is None or t.shape[0] == 1 else t[j : j + step]
 
                     return torch.cat(

@@ -456,7 +456,7 @@ def evaluate(
             fake_skipped = None
             done = [0]
 
-            def tick(k: int, name=p.name, total=want) -> None:
+            def tick(k: int, name=p.name, total=want, done=done) -> None:
                 done[0] += k
                 if progress:
                     progress(f"fake {name}", min(done[0] * dist.world, total), total)
