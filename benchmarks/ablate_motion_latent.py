@@ -166,7 +166,8 @@ def main():
         if step % args.eval_every == 0 or step == args.steps:
             r = bench.row(step, time.perf_counter() - t0, bench.measure(M, G, basis, dirs, args.frames), real)
             print(
-                f"step {step:5d} {r['seconds'] / 60:5.1f} min  energy {r['energy']:6.1%}  shares {bench._fmt(r['within'])} "
+                f"step {step:5d} {r['seconds'] / 60:5.1f} min  energy {r['energy']:6.1%}  "
+                f"shares {bench._fmt(r['within'])} "
                 f"(err {r['share_error']:.2f})  periods {bench._fmt(r['periods'])} (err {r['period_error']:.0%})  "
                 f"coh {r['coherence']:.2f}",
                 flush=True,

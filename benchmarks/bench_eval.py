@@ -77,7 +77,8 @@ def bench_detectors(device, batches_i3d, batches_inc, rows) -> None:
     p3 = conv3d_peak(device)
     p2 = measure_peak(device, torch.float32)["conv_gflops"]
     print(
-        f"# measured peaks: conv3d 3x3x3 (192 ch, 8x28x28) {p3:.0f} GFLOP/s, conv2d 3x3 (512 ch, 64x64) {p2:.0f} GFLOP/s"
+        f"# measured peaks: conv3d 3x3x3 (192 ch, 8x28x28) {p3:.0f} GFLOP/s, "
+        f"conv2d 3x3 (512 ch, 64x64) {p2:.0f} GFLOP/s"
     )
     f3 = conv_flops(i3d, torch.zeros(1, 3, 16, 224, 224, device=device))
     f2 = conv_flops(inc, torch.zeros(1, 3, 299, 299, device=device))

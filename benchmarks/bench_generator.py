@@ -250,7 +250,8 @@ def main():
     peaks = {d: measure_peak(device, DTYPES[d]) for d in args.dtypes}
     for d, pk in peaks.items():
         print(
-            f"# measured {d} peak: matmul {pk['matmul_gflops']:.0f} GFLOP/s, 3x3 conv (512 ch, 64x64) {pk['conv_gflops']:.0f} GFLOP/s"
+            f"# measured {d} peak: matmul {pk['matmul_gflops']:.0f} GFLOP/s, "
+            f"3x3 conv (512 ch, 64x64) {pk['conv_gflops']:.0f} GFLOP/s"
         )
     print()
 
@@ -282,7 +283,8 @@ def main():
         return
 
     print(
-        "| res | batch | dtype | frames/s | s/frame | GFLOP/frame | GFLOP/s | % matmul peak | % conv peak | peak RSS MB | PSNR vs fp32 |"
+        "| res | batch | dtype | frames/s | s/frame | GFLOP/frame | GFLOP/s | % matmul peak | % conv peak "
+        "| peak RSS MB | PSNR vs fp32 |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for res in args.resolutions:
@@ -295,8 +297,9 @@ def main():
                 psnr = f"{r['psnr_db']:.1f} dB" if "psnr_db" in r else "-"
                 mem = f"{r['cuda_peak_mb']:.0f} (GPU)" if "cuda_peak_mb" in r else f"{r['rss_mb']:.0f}"
                 print(
-                    f"| {res} | {batch} | {dtype} | {fps:.2f} | {1 / fps:.3f} | {r['gflop_per_frame']:.2f} | {gflops:.0f} | "
-                    f"{100 * gflops / pk['matmul_gflops']:.0f}% | {100 * gflops / pk['conv_gflops']:.0f}% | {mem} | {psnr} |",
+                    f"| {res} | {batch} | {dtype} | {fps:.2f} | {1 / fps:.3f} | {r['gflop_per_frame']:.2f} "
+                    f"| {gflops:.0f} | {100 * gflops / pk['matmul_gflops']:.0f}% "
+                    f"| {100 * gflops / pk['conv_gflops']:.0f}% | {mem} | {psnr} |",
                     flush=True,
                 )
 

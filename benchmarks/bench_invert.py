@@ -181,7 +181,8 @@ def main():
         args.resolutions = [128] if args.family == "biggan-deep" else [256, 1024]
     print(f"# invert ({args.family}): {machine_line(torch.device(args.device))}")
     print(
-        "| res | dtype | steps/s | s/step | setup s | G fwd+bwd s | step / G | VGG fwd+bwd s | VGG share | pixel steps/s |"
+        "| res | dtype | steps/s | s/step | setup s | G fwd+bwd s | step / G | VGG fwd+bwd s | VGG share "
+        "| pixel steps/s |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = []

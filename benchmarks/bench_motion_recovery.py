@@ -180,8 +180,8 @@ def identifiability(
     """Can movement off the true directions make the frames move as the true movements do? To
     first order a movement along latent covariance C changes the frames (pooled to
     ``frame_size``) with covariance J C J^T, J the generator's Jacobian at the video's w, along
-    the ``n_pca`` directions the motion model moves, measured by central differences at ``videos`` random w's. The target
-    is the case's movement (all true directions at their amplitudes, then each one alone),
+    the ``n_pca`` directions the motion model moves, measured by central differences at ``videos``
+    random w's. The target is the case's movement (all true directions at their amplitudes, then each one alone),
     C = sum_k A_k^2 e_k e_k^T; the candidates are every C with no true-by-true entry (off-span
     directions, and their cross terms with the true ones: in-phase mixtures). Returned: the
     relative residual of the best candidate (least squares, 0: indistinguishable, 1: nothing in
@@ -244,8 +244,8 @@ def term_sensitivity(
     real kind (the case's movements) are compared with clips of the same kind (the term's noise
     floor), with clips that add as much motion variance again (in w units) along the two
     largest-variance directions not in ``dirs``, each at the case's first period (half the
-    variance off the true span, about what the bank learns), and with clips whose movements run at 1.5 times their periods
-    (a rhythm error, for scale). With ``bank``, a trained motion model with oscillators, also
+    variance off the true span, about what the bank learns), and with clips whose movements run
+    at 1.5 times their periods (a rhythm error, for scale). With ``bank``, a trained motion model with oscillators, also
     its bank's clips (lambda 0) and those of the same bank with its movements cut to the true
     directions. Returns, per variant, the mean and stdev of the term over ``pairs`` pairs of
     batches of ``batch`` clips, pooled to ``frame_size``. ``content``: the term's first-frame

@@ -117,7 +117,8 @@ def main():
         )
         print(
             f"sklearn IncrementalPCA: {t_sk:.1f} s -> statistics {t_sk / t_ours:.0f}x faster, whole fit_pca "
-            f"{t_sk / t_fit:.1f}x faster than IncrementalPCA alone; top-{args.k} largest principal angle to ours {ang:.1e} deg "
+            f"{t_sk / t_fit:.1f}x faster than IncrementalPCA alone; "
+            f"top-{args.k} largest principal angle to ours {ang:.1e} deg "
             f"(IncrementalPCA to the float64 reference {ang_exact:.1e}); "
             f"max stdev difference {sd:.1e} (relative)"
         )

@@ -672,7 +672,10 @@ def eval_(
     frame_size: int | None = typer.Option(
         None,
         "--frame-size",
-        help="Square size both sides are compared at (default: the generator's resolution up to 256; with --fake, the videos' own size up to 256 when they are squares of one size, else 256).",
+        help=(
+            "Square size both sides are compared at (default: the generator's resolution up to 256; with --fake, "
+            "the videos' own size up to 256 when they are squares of one size, else 256)."
+        ),
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     batch: int = typer.Option(8, "--batch", help="Frames per generator forward and clips per detector forward."),
@@ -1002,7 +1005,8 @@ def _run_training(
     kept = getattr(result, "kept", None)  # --keep-best
     kept = f" (kept step {kept['step']}: {kept['criterion']} {kept['value']:.4g})" if kept else ""
     say(
-        f"{how} at step {result.step}/{result.total}; {model} [bold]{cfg.name}[/bold] -> {getattr(result, cfg.EXPORTS)}{kept}"
+        f"{how} at step {result.step}/{result.total}; "
+        f"{model} [bold]{cfg.name}[/bold] -> {getattr(result, cfg.EXPORTS)}{kept}"
     )
     say(f"continue with: mocohd {ctx.info_name} --name {cfg.name} --resume" if result.interrupted else next_step(cfg))
 

@@ -389,7 +389,8 @@ def model_card(
         f"| trained with image generator | {image or 'unknown'} (weights sha256 `{image_sha256}`) |",
         f"| training data | {src.get('data', 'unknown')} |",
         f"| training steps | {src.get('steps', 'unknown')} |",
-        f"| hidden size / PCA directions / step weight | {cfg.get('h_dim')} / {cfg.get('n_pca')} / {cfg.get('w_residual')} |",
+        f"| hidden size / PCA directions / step weight "
+        f"| {cfg.get('h_dim')} / {cfg.get('n_pca')} / {cfg.get('w_residual')} |",
         f"| weights sha256 | `{header.weights_sha256}` |",
         f"| provenance | {', '.join(f'{k}={v}' for k, v in sorted(src.items())) or '-'} |",
     ]

@@ -148,9 +148,9 @@ def test_info_shows_every_kind_of_a_name_and_kind_picks_one(capsys):
 def test_import_notes_a_shadowed_shipped_model(capsys, rosinality_pt):
     code, out, err = run(capsys, "import", str(rosinality_pt), "--name", "demo")
     assert code == 0 and "imported image model demo" in out
-    assert (
-        err.strip()
-        == "note: the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both"
+    assert err.strip() == (
+        "note: the store model 'demo' now shadows the shipped demo image model; "
+        "store it under another name to keep both"
     )
     code, _, err = run(capsys, "import", str(rosinality_pt), "--name", "other")
     assert code == 0 and err.strip() == ""

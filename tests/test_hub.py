@@ -257,9 +257,9 @@ def test_fetch_keeps_a_different_model_of_that_name_and_notes_shadowing(tmp_path
     # a Hub file stored as 'demo' hides the shipped demo generator: say so
     code, out, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo/g.pt", "--name", "demo")
     assert code == 0 and "fetched" in out
-    assert (
-        err.strip()
-        == "note: the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both"
+    assert err.strip() == (
+        "note: the store model 'demo' now shadows the shipped demo image model; "
+        "store it under another name to keep both"
     )
 
 

@@ -277,7 +277,10 @@ def test_official_checkpoint_and_pca_must_fit(tmp_path, isolated_store):
     np.save(other / "pca_stdev.npy", np.ones(16, np.float32))
     with pytest.raises(
         MocohdError,
-        match=rf"^{other}: the PCA basis is for a 16-d w, but the motion checkpoint modelR_epoch_5\.pth moves in a 12-d w$",
+        match=(
+            rf"^{other}: the PCA basis is for a 16-d w, "
+            r"but the motion checkpoint modelR_epoch_5\.pth moves in a 12-d w$"
+        ),
     ):
         import_model(pth, "m", pca=other)
     few = tmp_path / "few"

@@ -80,7 +80,8 @@ _FULL = textwrap.dedent("""
 
 @pytest.mark.parametrize("name,fmt", [("big.gif", "gif"), ("big.mp4", "mp4"), ("frames", "png")])
 def test_a_write_that_fails_for_real_is_reported_and_nothing_is_left(tmp_path, name, fmt):
-    """A file-size limit makes the encoder's (or our own PNG) writes fail with EFBIG, as a full disk does with ENOSPC."""
+    """A file-size limit makes the encoder's (or our own PNG) writes fail with EFBIG, as a full disk
+    does with ENOSPC."""
     r = subprocess.run(
         [sys.executable, "-c", _FULL, str(tmp_path / name), fmt], capture_output=True, text=True, timeout=120
     )

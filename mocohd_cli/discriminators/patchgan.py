@@ -37,7 +37,8 @@ _POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
 def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
     """x [B, C, ...] with one more channel: the standard deviation of the features over groups of
     ``group`` samples (sample i in group i mod B/group, as StyleGAN's layer; the group shrinks to
-    divide the batch), averaged over channels and positions, the same for every member of a group. It lets a discriminator see the variety of a batch, which a per-sample one cannot: fakes
+    divide the batch), averaged over channels and positions, the same for every member of a group.
+    It lets a discriminator see the variety of a batch, which a per-sample one cannot: fakes
     that all move alike (one movement where the real clips have several) score as fakes."""
     b = x.shape[0]
     g = min(group, b)

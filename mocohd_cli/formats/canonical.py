@@ -206,7 +206,8 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
         ) from e
     if "mocohd.kind" not in meta:
         raise MocohdError(
-            f"{path}: a safetensors file without mocohd metadata; import its original checkpoint with `mocohd import` instead"
+            f"{path}: a safetensors file without mocohd metadata; "
+            "import its original checkpoint with `mocohd import` instead"
         )
     try:
         fmt = int(meta.get("mocohd.format", "0"))

@@ -205,7 +205,8 @@ def convert(obj: object) -> tuple[dict, dict[str, torch.Tensor], dict]:
         arch = block.attr("architecture", "skip")
         if arch != "skip":
             raise MocohdError(
-                f"unknown architecture: synthesis block b{res} uses '{arch}'; only the 'skip' generator (configs e/f) is supported"
+                f"unknown architecture: synthesis block b{res} uses '{arch}'; "
+                "only the 'skip' generator (configs e/f) is supported"
             )
 
     raw = g.tensors()

@@ -44,7 +44,8 @@ def convert(obj: object, mapping_lr_mul: float = 0.01) -> tuple[dict, dict[str, 
     sd = _generator_state(obj)
     if sd is None:
         raise MocohdError(
-            "unknown architecture: a PyTorch checkpoint without a rosinality StyleGAN2 generator ('g_ema' with 'input.input')"
+            "unknown architecture: a PyTorch checkpoint without a rosinality StyleGAN2 generator "
+            "('g_ema' with 'input.input')"
         )
     notes: dict = {}
     try:

@@ -18,7 +18,8 @@ def infer_channel_layout(channels: dict[int, int]) -> tuple[int, int]:
         if all(min(base // r, cmax) == c for r, c in channels.items()):
             return base, cmax
     raise MocohdError(
-        f"unknown architecture: channel widths {dict(sorted(channels.items()))} do not follow min(base / resolution, max)"
+        f"unknown architecture: channel widths {dict(sorted(channels.items()))} "
+        "do not follow min(base / resolution, max)"
     )
 
 

@@ -29,7 +29,8 @@ def read_torch_file(path: str | Path) -> object:
         raise MocohdError(f"{path}: no such file")
     except pickle.UnpicklingError as e:
         raise MocohdError(
-            f"{path}: refused: the file holds objects other than tensors and plain containers ({weights_only_reason(e)}); nothing in it was executed"
+            f"{path}: refused: the file holds objects other than tensors and plain containers "
+            f"({weights_only_reason(e)}); nothing in it was executed"
         ) from e
     except (
         RuntimeError,

@@ -61,7 +61,8 @@ def convert(sd: dict, origin) -> tuple[dict, dict[str, torch.Tensor], dict]:
         m = _FEATURE.fullmatch(name)
         if m is None or not isinstance(v, torch.Tensor):
             raise MocohdError(
-                f"{origin}: unexpected entry {name} in a VGG16 state dict (a batch-norm VGG? only plain VGG16 is supported)"
+                f"{origin}: unexpected entry {name} in a VGG16 state dict "
+                "(a batch-norm VGG? only plain VGG16 is supported)"
             )
         if int(m.group(1)) not in CONV_INDICES:
             raise MocohdError(

@@ -484,7 +484,8 @@ def evaluate(
             fstats = gather_stats(fstats, dist)
             if fstats.count < 2:
                 raise MocohdError(
-                    f"{fake or 'the rendered videos'}: {fstats.count} fake {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+                    f"{fake or 'the rendered videos'}: {fstats.count} fake "
+                    f"{'frame' if p.frames == 1 else 'clip'} for {p.name}; "
                     "a covariance needs at least 2"
                 )
             value = frechet_distance(rstats.mean, rstats.covariance(p.ddof), fstats.mean, fstats.covariance(p.ddof))

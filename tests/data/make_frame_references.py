@@ -60,7 +60,10 @@ def main():
             if name in old_frames:
                 diff = np.abs(frames[name].astype(np.int16) - old_frames[name].astype(np.int16))
                 fits = diff.max() <= MAX_LEVELS and diff.mean() <= MEAN_LEVELS
-                said += f"; reference max {diff.max()}, mean {diff.mean():.4f} levels ({'within' if fits else 'OUTSIDE'} tolerance)"
+                said += (
+                    f"; reference max {diff.max()}, mean {diff.mean():.4f} levels "
+                    f"({'within' if fits else 'OUTSIDE'} tolerance)"
+                )
             print(f"{name}: {said}")
     if args.check:
         return
