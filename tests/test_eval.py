@@ -42,7 +42,7 @@ def random_detector(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Seeded weights with a sensible scale (He init; small biases), so features are not all zero."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in net.named_parameters():
+        for p in net.parameters():
             if p.ndim > 1:
                 fan_in = p[0].numel()
                 p.copy_(torch.randn(p.shape, generator=g) * (2.0 / fan_in) ** 0.5)

@@ -101,7 +101,7 @@ _MEMORY_FORMAT = torch.channels_last_3d  # activations and weights (see the modu
 
 def _reduced(n: int, axis: int) -> int:
     """The length of axis ``axis`` (0: time, 1/2: space) after every strided layer (ceil(n / s) each)."""
-    for kind, _, _, stride in LAYOUT:
+    for _kind, _, _, stride in LAYOUT:
         if stride is not None:
             n = -(-n // stride[axis])
     return n
@@ -321,7 +321,7 @@ class I3D(nn.Module):
         self.feature_dim = self.config.num_classes
         self.min_frames = min_frames()
         convs = self.config.convs()
-        for kind, name, kernel, stride in LAYOUT:
+        for kind, name, _kernel, stride in LAYOUT:
             if kind == "conv":
                 cin, cout, k = convs[name]
                 self.add_module(name, Unit(cin, cout, k, stride[0]))

@@ -198,8 +198,8 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except FileNotFoundError:
-        raise MocohdError(f"{path}: no such file")
+    except FileNotFoundError as e:
+        raise MocohdError(f"{path}: no such file") from e
     except (SafetensorError, OSError, ValueError) as e:
         raise MocohdError(
             f"{path}: not a readable safetensors file (corrupt or truncated?): {str(e).splitlines()[0][:200]}"

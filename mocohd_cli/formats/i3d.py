@@ -334,7 +334,7 @@ class _EpsFinder:
 
     def everywhere(self) -> tuple[float, str] | None:
         values = set()
-        for name, text in self.archive.code.items():
+        for text in self.archive.code.values():
             if "batch_norm" not in text and not re.search(r"\beps\b", text):
                 continue
             try:

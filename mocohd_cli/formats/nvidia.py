@@ -146,8 +146,8 @@ def read_pickle(path: str | Path) -> object:
     try:
         with open(path, "rb") as f:
             obj = SafeUnpickler(f).load()
-    except FileNotFoundError:
-        raise MocohdError(f"{path}: no such file")
+    except FileNotFoundError as e:
+        raise MocohdError(f"{path}: no such file") from e
     except RefusedContent as e:
         raise MocohdError(f"{path}: refused to load: {e}; nothing in it was executed") from e
     except (

@@ -25,8 +25,8 @@ def read_torch_file(path: str | Path) -> object:
     claim more data than the file holds (``checks.check_storage``)."""
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise MocohdError(f"{path}: no such file")
+    except FileNotFoundError as e:
+        raise MocohdError(f"{path}: no such file") from e
     except pickle.UnpicklingError as e:
         raise MocohdError(
             f"{path}: refused: the file holds objects other than tensors and plain containers "

@@ -40,7 +40,7 @@ def load_pca(path: str | os.PathLike) -> PCABasis:
 
 def find_cached(image_sha256: str) -> Path | None:
     """A stored PCA basis fitted for the image generator with these weights, if any."""
-    for kind, _name, path in store.list_store("pca"):
+    for _kind, _name, path in store.list_store("pca"):
         try:
             h = canonical.read_header(path)
         except MocohdError:
