@@ -34,6 +34,7 @@ import os
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 import torch
 
@@ -133,7 +134,7 @@ def worker(args) -> dict:
             progress=lambda *_: (_sync(device), stamps.append(time.perf_counter())),
         )
         total = time.perf_counter() - t0
-        per_step = _median([b - a for a, b in zip(stamps, stamps[1:])]) if len(stamps) > 1 else total
+        per_step = _median([b - a for a, b in pairwise(stamps)]) if len(stamps) > 1 else total
         return per_step, total - per_step * args.steps
 
     t_step, t_setup = step_time("perceptual")

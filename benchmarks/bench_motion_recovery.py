@@ -122,7 +122,7 @@ def rotated_truth(basis, dirs, degrees: float, n_pca: int):
         raise SystemExit(f"--rotate needs {len(dirs)} directions besides the true ones among --n-pca {n_pca}")
     a = math.radians(degrees)
     comps, stdev = basis.components.clone(), basis.stdev.clone()
-    for k, k2 in zip(dirs, others):
+    for k, k2 in zip(dirs, others, strict=False):  # others: at least as many as dirs
         step = math.cos(a) * basis.stdev[k] * basis.components[k] + math.sin(a) * basis.stdev[k2] * basis.components[k2]
         stdev[k] = step.norm()
         comps[k] = step / stdev[k]
@@ -203,8 +203,8 @@ def identifiability(
         m4 = torch.einsum("vw,vawc,vbwd->abcd", weight, gram, gram) / weight.sum()
         q = 0.5 * (m4[ia[:, None], ib[:, None], ia[None], ib[None]] + m4[ia[:, None], ib[:, None], ib[None], ia[None]])
         out = {}
-        for name, target in [("all", dict(zip(dirs, amplitudes)))] + [
-            (f"direction {d}", {d: a}) for d, a in zip(dirs, amplitudes)
+        for name, target in [("all", dict(zip(dirs, amplitudes, strict=True)))] + [
+            (f"direction {d}", {d: a}) for d, a in zip(dirs, amplitudes, strict=True)
         ]:
             t = torch.zeros(len(pairs), dtype=torch.float64)
             for d, a in target.items():
@@ -258,7 +258,7 @@ def term_sensitivity(
     g = torch.Generator().manual_seed(seed)
     stdev = basis.stdev.double()
     off = [d for d in range(len(stdev)) if d not in dirs][:2]
-    on_energy = sum(a * a * float(stdev[d]) ** 2 for a, d in zip(amplitudes, dirs))
+    on_energy = sum(a * a * float(stdev[d]) ** 2 for a, d in zip(amplitudes, dirs, strict=True))
     a_off = math.sqrt(on_energy / sum(float(stdev[d]) ** 2 for d in off))
     variants = {
         "the same kind": (dirs, amplitudes, periods),
@@ -387,9 +387,9 @@ def row(step: int, seconds: float, measured, real) -> dict:
         "energy": s.on_span,
         "freq": freq,
         "within": within,
-        "share_error": max(abs(a - b) for a, b in zip(within, real["within"])),
+        "share_error": max(abs(a - b) for a, b in zip(within, real["within"], strict=True)),
         "periods": s.periods.tolist(),
-        "period_error": max(abs(p / q - 1) for p, q in zip(s.periods.tolist(), real["periods"])),
+        "period_error": max(abs(p / q - 1) for p, q in zip(s.periods.tolist(), real["periods"], strict=True)),
         "coherence": float(s.coherence.masked_fill(torch.eye(len(within), dtype=torch.bool), 0).max()),
     }
 

@@ -1091,7 +1091,9 @@ def step_render(ctx: Ctx) -> None:
         ("libx264 veryfast crf 25", ["-c:v", "libx264", "-preset", "veryfast", "-crf", "25"]),
         ("libx264 ultrafast crf 25", ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "25"]),
     ]
-    nvenc = next((e for e, k in zip(exes, ("ffmpeg", "system_ffmpeg")) if e and info.get(f"{k}_h264_nvenc")), None)
+    nvenc = next(
+        (e for e, k in zip(exes, ("ffmpeg", "system_ffmpeg"), strict=True) if e and info.get(f"{k}_h264_nvenc")), None
+    )
     if nvenc and not ctx.cuda:
         ctx.emit("encoders", {"encoder": "h264_nvenc", "ok": False, "skipped": "listed, but NVENC needs the GPU"})
     elif nvenc:

@@ -117,7 +117,7 @@ def list_models():
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells, style=None):
-        parts = [c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        parts = [c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
         out.print(Text("  ".join(parts).rstrip(), style=style or ""), no_wrap=True, overflow="ellipsis", crop=True)
 
     out.print(f"models  (store: {store.home()})", soft_wrap=True, markup=False)
@@ -248,7 +248,8 @@ def _info_table(m) -> None:
                     f"a mix of {cfg['c_dim']} classes per photo, found at truncation {cfg.get('truncation', 1)}",
                 )
             )
-        for p, d in zip(cfg.get("photos") or [], cfg.get("distance") or []):
+        # the file's own metadata: a pair per photo, as far as both lists go
+        for p, d in zip(cfg.get("photos") or [], cfg.get("distance") or [], strict=False):
             rows.append(("photo", f"{p.get('file')} (sha256 {str(p.get('sha256'))[:12]}): distance {d:.4f}"))
     if m.kind in ("motion", "pca", "latent"):
         who, sha = m.image.get("image_name"), m.image.get("image_sha256")
@@ -942,11 +943,15 @@ def invert_(
         )
     name = stored
     say = partial(out.print, soft_wrap=True, markup=False, highlight=False)
-    for p, d, k in zip(photos, latent.distance, latent.info["best_step"]):
+    for p, d, k in zip(photos, latent.distance, latent.info["best_step"], strict=True):
         say(f"{p}: distance {d:.4f} ({loss}, best after {k} of {latent.info['steps']} steps)")
-    for p, mix in zip(photos, latent.classes if latent.classes is not None else []):  # BigGAN: its class mix
-        share, k = mix.topk(3)
-        say(f"{p}: classes " + ", ".join(f"{describe_class(int(c), G.c_dim)} {v:.0%}" for v, c in zip(share, k)))
+    if latent.classes is not None:  # BigGAN: its class mix
+        for p, mix in zip(photos, latent.classes, strict=True):
+            share, k = mix.topk(3)
+            say(
+                f"{p}: classes "
+                + ", ".join(f"{describe_class(int(c), G.c_dim)} {v:.0%}" for v, c in zip(share, k, strict=True))
+            )
     done = f"latent {name} ({len(photos)} photo(s), space {space}) -> {header.path}"
     if latent.info["stopped"]:
         e = Terminated() if signals["which"] == signal.SIGTERM else KeyboardInterrupt()

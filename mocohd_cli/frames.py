@@ -136,7 +136,7 @@ class VideoNoise:
                 self.G.synthesis.make_noise(1, generator=self.generator, device=self.device)
                 for _ in range(len(video_of))
             ]
-            return [torch.cat(layer) for layer in zip(*per_frame)]
+            return [torch.cat(layer) for layer in zip(*per_frame, strict=True)]
         return None
 
 

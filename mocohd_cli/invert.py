@@ -278,7 +278,7 @@ def invert(
     gens = [torch.Generator().manual_seed((seed * 0x9E3779B1 + i) % 2**63) for i in range(n)]
     noise = [
         torch.cat(maps).to(device).requires_grad_(True)  # none for StyleGAN3 and BigGAN
-        for maps in zip(*(G.synthesis.make_noise(1, generator=g) for g in gens))
+        for maps in zip(*(G.synthesis.make_noise(1, generator=g) for g in gens), strict=True)
     ]
     opt = torch.optim.Adam([w_opt, *noise, *([logits] if conditional else [])], lr=lr, betas=BETAS)
 
@@ -303,7 +303,7 @@ def invert(
         best.copy_(torch.where(better, dist, best))
         best_step.copy_(torch.where(better, torch.full_like(best_step, step), best_step))
         best_ws.copy_(torch.where(better[:, None, None], ws.expand(-1, num_ws, -1), best_ws))
-        for b, m in zip(best_noise, maps):
+        for b, m in zip(best_noise, maps, strict=True):
             b.copy_(torch.where(better[:, None, None, None], m, b))
         if c is not None:
             best_classes.copy_(torch.where(better[:, None], c, best_classes))

@@ -23,7 +23,7 @@ def ralsgan(outputs_a, outputs_b, target: float) -> torch.Tensor:
     generator:     ralsgan(fake, real, 1) + ralsgan(real, fake, 0).
     """
     loss = 0.0
-    for a, b in zip(_scores(outputs_a), _scores(outputs_b)):
+    for a, b in zip(_scores(outputs_a), _scores(outputs_b), strict=True):
         loss = loss + F.mse_loss(a - b.mean(), torch.full_like(a, target))
     return loss
 

@@ -44,7 +44,7 @@ def layout(widths=WIDTHS) -> tuple[list[tuple[int, int, int]], list[int]]:
     ReLUs whose outputs are compared) for torchvision's ``vgg16().features``: each convolution
     is followed by a ReLU, each stage by a 2x2 max pool."""
     convs, taps, i, cin = [], [], 0, 3
-    for n, cout in zip(STAGES, widths):
+    for n, cout in zip(STAGES, widths, strict=True):
         for _ in range(n):
             convs.append((i, cin, cout))
             cin, i = cout, i + 2
@@ -131,7 +131,7 @@ class VGG16(nn.Module):
     @staticmethod
     def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
         """[N]: per layer the squared differences summed over channels, averaged over pixels; summed over layers."""
-        return sum((fa - fb).square().sum(dim=1).mean(dim=(1, 2)) for fa, fb in zip(a, b))
+        return sum((fa - fb).square().sum(dim=1).mean(dim=(1, 2)) for fa, fb in zip(a, b, strict=True))
 
 
 # ----------------------------------------------------------------------------

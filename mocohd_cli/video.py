@@ -574,7 +574,9 @@ def write_videos(
                 if grid:
                     writers[0].write(tile(item))
                 else:
-                    for wr, f in zip(writers, item):
+                    # not strict: the first frame's video count was checked against the outputs (as before,
+                    # a later frame with a different count writes as many videos as both have)
+                    for wr, f in zip(writers, item, strict=False):
                         wr.write(f)
         except BaseException as e:  # noqa: BLE001 - reported to the producer
             failure.append(e)

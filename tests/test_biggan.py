@@ -304,7 +304,7 @@ def test_fetch_train_render_end_to_end(tmp_path, ref):
                 *args,
             )
             assert code == 0 and "207 golden retriever" in err, err
-            assert all((iio.imread(p) == f).all() for p, f in zip(sorted(out_b.rglob("*.png")), a))
+            assert all((iio.imread(p) == f).all() for p, f in zip(sorted(out_b.rglob("*.png")), a, strict=True))
         # class interpolation: the first frame is class 207's, the last differs from it
         out_c = tmp_path / "c"
         code, out, err = mocohd(

@@ -130,7 +130,7 @@ def test_contrastive_momentum_copy_and_queue():
         for p in C.D.parameters():
             p.add_(1.0)
     C.update_ema()
-    for b, p, q in zip(before, C.D.parameters(), C.ema.parameters()):
+    for b, p, q in zip(before, C.D.parameters(), C.ema.parameters(), strict=True):
         torch.testing.assert_close(q, 0.9 * b + 0.1 * p.detach())
         assert not q.requires_grad
     for i in range(3):

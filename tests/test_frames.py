@@ -404,8 +404,8 @@ def test_video_noise_modes(tiny_generator):
     a = fr.VideoNoise(G, 2, "random", torch.Generator().manual_seed(0))
     b = fr.VideoNoise(G, 2, "random", torch.Generator().manual_seed(0))
     together = a(torch.tensor([0, 1, 0]))
-    apart = [torch.cat(layer) for layer in zip(b(torch.tensor([0])), b(torch.tensor([1, 0])))]
-    assert all(torch.equal(x, y) and not torch.equal(x[0], x[2]) for x, y in zip(together, apart))
+    apart = [torch.cat(layer) for layer in zip(b(torch.tensor([0])), b(torch.tensor([1, 0])), strict=True)]
+    assert all(torch.equal(x, y) and not torch.equal(x[0], x[2]) for x, y in zip(together, apart, strict=True))
     assert fr.VideoNoise(G, 2, "off")(torch.tensor([0, 1])) is None
     with pytest.raises(UsageError, match=r"^noise must be one of fixed, random, off, got 'const'$"):
         fr.VideoNoise(G, 2, "const")

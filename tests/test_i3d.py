@@ -129,7 +129,7 @@ def test_tf_same_padding_helpers_match_explicit_padding():
     ]:
         for n in range(1, 12):
             x = torch.randn(1, 2, n, n + 1, max(n - 1, 1), generator=g)
-            pads = [same_pad(d, k, s) for d, k, s in zip(x.shape[2:], kernel, stride)]
+            pads = [same_pad(d, k, s) for d, k, s in zip(x.shape[2:], kernel, stride, strict=True)]
             flat = [p for ab in reversed(pads) for p in ab]
             want = F.max_pool3d(F.pad(x, flat, value=float("-inf")), kernel, stride)
             assert torch.equal(max_pool_same(x, kernel, stride), want), (kernel, stride, n)

@@ -15,6 +15,7 @@ import signal
 import struct
 import types
 import zlib
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -152,10 +153,10 @@ def test_perceptual_loss_brings_the_image_closer():
         perceptual=tiny_vgg(),
         progress=lambda step, steps, dist: seen.append(dist),
     )
-    assert len(seen) == 150 and all(torch.equal(a, b) or (b <= a).all() for a, b in zip(seen, seen[1:]))
+    assert len(seen) == 150 and all(torch.equal(a, b) or (b <= a).all() for a, b in pairwise(seen))
     assert (torch.tensor(latent.distance) < 0.25 * seen[0]).all()
     start = invert(G, images, steps=1, loss="perceptual", perceptual=tiny_vgg())  # lr 0 at step 0: the start
-    gain = [a - b for a, b in zip(psnr(rendered(G, latent), images), psnr(rendered(G, start), images))]
+    gain = [a - b for a, b in zip(psnr(rendered(G, latent), images), psnr(rendered(G, start), images), strict=True)]
     assert min(gain) > 6, gain
 
 
@@ -255,7 +256,7 @@ def test_the_perceptual_distance_by_hand():
                 out.append(x / (x.square().sum(dim=1, keepdim=True).sqrt() + 1e-10))
         return out
 
-    expected = sum(((fa - fb) ** 2).sum(dim=1).mean(dim=(1, 2)) for fa, fb in zip(feats(a), feats(b)))
+    expected = sum(((fa - fb) ** 2).sum(dim=1).mean(dim=(1, 2)) for fa, fb in zip(feats(a), feats(b), strict=True))
     torch.testing.assert_close(net.distance(net.embed(a), net.embed(b)), expected)
     assert net.distance(net.embed(a), net.embed(a)).abs().max() == 0
     # larger than 256 px: area-resized to 256 first, as the projector does
@@ -338,7 +339,9 @@ def test_a_latent_round_trips_through_the_store(tmp_path, capsys):
     header = save_latent(latent, "us")
     assert header.kind == "latent" and header.family == "stylegan2-w" and header.image["image_name"] == "tiny"
     back = load_latent("us")
-    assert torch.equal(back.ws, latent.ws) and all(torch.equal(a, b) for a, b in zip(back.noise, latent.noise))
+    assert torch.equal(back.ws, latent.ws) and all(
+        torch.equal(a, b) for a, b in zip(back.noise, latent.noise, strict=True)
+    )
     assert (back.space, back.photos, back.distance, back.image) == (latent.space, photos, latent.distance, latent.image)
     assert back.info["steps"] == 5 and back.info["loss"] == "pixel"
     with pytest.raises(MocohdError, match="already exists"):

@@ -335,7 +335,7 @@ def test_a_stylegan2_latent_file_of_before_reads_as_it_did(tmp_path):
         None,
         {"loss": "pixel", "steps": 5},
     )
-    assert torch.equal(back.ws, ws) and all(torch.equal(a, b) for a, b in zip(back.noise, noise))
+    assert torch.equal(back.ws, ws) and all(torch.equal(a, b) for a, b in zip(back.noise, noise, strict=True))
     check_latent(back, trained_looking_generator())
 
 

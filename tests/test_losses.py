@@ -14,7 +14,7 @@ from mocohd_cli.discriminators import MultiscaleVideoDiscriminator
 def test_ralsgan_matches_its_formula():
     a = [[torch.randn(2, 1, 3, 3, 3)], [torch.randn(2, 1, 2, 2, 2)]]
     b = [[torch.randn(2, 1, 3, 3, 3)], [torch.randn(2, 1, 2, 2, 2)]]
-    expected = sum(((x[-1] - y[-1].mean() - 1) ** 2).mean() for x, y in zip(a, b))
+    expected = sum(((x[-1] - y[-1].mean() - 1) ** 2).mean() for x, y in zip(a, b, strict=True))
     torch.testing.assert_close(losses.ralsgan(a, b, 1.0), expected)
     zero = [[b[0][-1].mean() + torch.zeros(2, 1, 3, 3, 3)]]
     assert float(losses.ralsgan(zero, [b[0]], 0.0)) == pytest.approx(0.0, abs=1e-12)

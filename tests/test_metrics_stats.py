@@ -11,7 +11,7 @@ from mocohd_cli.metrics import FeatureStats
 
 def fed(x, cuts, **kw):
     s = FeatureStats(**kw)
-    for a, b in zip([0, *cuts], [*cuts, len(x)]):
+    for a, b in zip([0, *cuts], [*cuts, len(x)], strict=True):
         s.update(x[a:b])
     return s
 

@@ -139,7 +139,7 @@ def test_cross_domain_re_expression(tmp_path, pair):
     G, M = load_image_generator(opath), load_motion(m).retarget(basis.components, basis.stdev)
     expected = [f[0].numpy() for f in R.render_frames(M, G, 4, noise="off")]
     got = [iio.imread(p) for p in sorted((tmp_path / "x").glob("*.png"))]
-    for e, o in zip(expected, got):
+    for e, o in zip(expected, got, strict=True):
         np.testing.assert_array_equal(e, o)
     # the same pair as trained: nothing to re-express
     assert R.render(tmp_path / "y", motion=m, image=g, frames=2, device="cpu").cross_domain is None

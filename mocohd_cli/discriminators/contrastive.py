@@ -76,7 +76,7 @@ class ContrastiveDiscriminator(nn.Module):
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        for p, q in zip(self.D.parameters(), self.ema.parameters()):
+        for p, q in zip(self.D.parameters(), self.ema.parameters(), strict=True):
             q.lerp_(p.detach(), 1.0 - self.momentum)
 
     @torch.no_grad()

@@ -102,7 +102,8 @@ def infer_config(sd: dict, config_json: dict | None = None) -> dict:
     if config_json and "layers" in config_json:
         ups = [bool(layer[0]) for layer in config_json["layers"]]
         if len(ups) != len(blocks) or any(
-            [int(a), int(b)] != [int(x) for x in layer[1:3]] for (a, b), layer in zip(blocks, config_json["layers"])
+            [int(a), int(b)] != [int(x) for x in layer[1:3]]
+            for (a, b), layer in zip(blocks, config_json["layers"], strict=True)
         ):
             raise MocohdError("config.json's layers do not match the weights")
     else:
@@ -115,7 +116,7 @@ def infer_config(sd: dict, config_json: dict | None = None) -> dict:
         embed_dim=embed_dim,
         num_classes=num_classes,
         channel_width=width,
-        layers=[[u, i, o] for u, (i, o) in zip(ups, blocks)],
+        layers=[[u, i, o] for u, (i, o) in zip(ups, blocks, strict=True)],
         attention=attention,
         eps=float((config_json or {}).get("eps", 1e-4)),
         n_stats=n_stats,

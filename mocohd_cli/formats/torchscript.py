@@ -158,7 +158,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     for n in size:
         numel *= n
     if numel:
-        last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
+        last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
         if last >= storage.numel():
             raise _Damaged(
                 f"a tensor [{', '.join(map(str, size))}] reaches element {last:,} of a storage of "

@@ -308,7 +308,7 @@ def fake_videos(
                 nz = None
                 if noise == "random":  # a new map per frame, from the frame's own video's stream
                     maps_now = [G.synthesis.make_noise(1, generator=gens[v], device=device) for v in part.tolist()]
-                    nz = [torch.cat(layer) for layer in zip(*maps_now)] or None
+                    nz = [torch.cat(layer) for layer in zip(*maps_now, strict=True)] or None
                 elif maps is not None and maps[0]:
                     nz = [torch.cat([maps[v][layer] for v in part.tolist()]) for layer in range(len(maps[0]))]
                 cs = labels[part.cpu()] if labels is not None else None

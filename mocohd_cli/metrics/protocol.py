@@ -174,7 +174,7 @@ class ClipPlan(SequenceABC):
         return (
             isinstance(other, SequenceABC)
             and len(self) == len(other)
-            and all(a == tuple(b) for a, b in zip(self, other))
+            and all(a == tuple(b) for a, b in zip(self, other, strict=True))
         )
 
     def __repr__(self) -> str:
@@ -273,7 +273,7 @@ def sample_real_clips(
             flat = np.sort(torch.randperm(total, generator=g)[:n].numpy())
         video = np.searchsorted(ends, flat, side="right")
         starts = flat - np.concatenate([[0], ends[:-1]])[video]
-        plan = [(int(v), int(s)) for v, s in zip(video, starts)]
+        plan = [(int(v), int(s)) for v, s in zip(video, starts, strict=True)]
     else:  # --repeat asks for any number of clips: they are computed when read, never listed
         count = n if repeat else min(n, len(reader.lengths))
         plan = ClipPlan(range(count), reader.lengths, p.span, seed, random_offset)

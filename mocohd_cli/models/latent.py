@@ -176,7 +176,7 @@ def concat_latents(latents: list[Latent]) -> Latent:
             raise MocohdError("the start latents belong to different image generators: give latents of one generator")
     noise = None
     if all(x.noise is not None for x in latents):
-        noise = [torch.cat(maps) for maps in zip(*(x.noise for x in latents))]
+        noise = [torch.cat(maps) for maps in zip(*(x.noise for x in latents), strict=True)]
     classes = torch.cat([x.classes for x in latents]) if first.classes is not None else None
     found = {x.info.get("truncation") for x in latents}  # BigGAN: the truncation they were found at, if one
     return Latent(

@@ -107,7 +107,7 @@ def oscillator_bank(tensors: dict) -> list[tuple[float, float]]:
         return []
     periods = tensors["osc_log_period"].detach().double().exp().tolist()
     sizes = tensors["osc_move"].detach().double().norm(dim=1).tolist()
-    return sorted(zip(periods, sizes), key=lambda ps: -ps[1])
+    return sorted(zip(periods, sizes, strict=True), key=lambda ps: -ps[1])
 
 
 OPTIONAL = ("pca_mean",)  # state entries files written before they existed lack (then: unknown, zeros)
