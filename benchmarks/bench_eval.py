@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_generator import calls_per_s, machine_line, measure_peak  # noqa: E402
+from bench_generator import calls_per_s, machine_line, measure_peak
 
-from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3  # noqa: E402
-from mocohd_cli.runtime import pick_device  # noqa: E402
+from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3
+from mocohd_cli.runtime import pick_device
 
 
 def rate(fn, device) -> float:

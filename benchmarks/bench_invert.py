@@ -39,7 +39,7 @@ from itertools import pairwise
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_generator import machine_line  # noqa: E402
+from bench_generator import machine_line
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

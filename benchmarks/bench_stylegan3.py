@@ -56,9 +56,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from bench_generator import DTYPES, machine_line, measure_peak  # noqa: E402
+from bench_generator import DTYPES, machine_line, measure_peak  # noqa: E402 - after sys.path (and HERE)
 
-from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator  # noqa: E402
+from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator  # noqa: E402 - after sys.path
 
 PATHS = ("fast", "reference", "nvidia")
 

@@ -419,7 +419,7 @@ def stylegan2_formula():
         from bench_generator import synthesis_flops
 
         return synthesis_flops
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - shown, and the step goes on without it
         traceback.print_exc()
         return None
 
@@ -460,7 +460,7 @@ def ffmpeg_info() -> dict:
         info["imageio_ffmpeg"] = getattr(imageio_ffmpeg, "__version__", "?")
         exe = imageio_ffmpeg.get_ffmpeg_exe()
         info["ffmpeg"] = exe
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - reported in the table
         info["imageio_ffmpeg"] = f"missing ({first_line(e)})"
         exe = None
     for key, path in (("ffmpeg", exe), ("system_ffmpeg", shutil.which("ffmpeg"))):
@@ -504,7 +504,7 @@ def step_machine(ctx: Ctx) -> None:
             )
             try:
                 row["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - reported in the table
                 row["nccl"] = f"unknown ({first_line(e, 80)})"
             rc, text = run_quiet(
                 ["nvidia-smi", "--query-gpu=driver_version,power.limit,clocks.max.sm", "--format=csv,noheader"], 20
@@ -1449,7 +1449,7 @@ def orchestrate(args) -> int:
     }
     try:
         result["setup"] = install_wheels(Path(args.wheels).resolve(), work, env)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - reported in the result
         result["setup"] = {"error": first_line(e)}
     result["setup"]["pythonpath"] = env["PYTHONPATH"]
     write_results(out, result)

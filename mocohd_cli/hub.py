@@ -268,7 +268,7 @@ def download(f: HubFile, force: bool = False) -> tuple[Path, str | None]:
         raise MocohdError(
             f"{where}: download failed ({why}); run the command again to resume, or check HF_ENDPOINT"
         ) from e
-    except Exception as e:  # noqa: BLE001 - httpx errors and the like, still one line
+    except Exception as e:  # httpx errors and the like, still one line
         raise MocohdError(
             f"{where}: download failed ({_detail(e)}); run the command again, or check the network / HF_ENDPOINT"
         ) from e

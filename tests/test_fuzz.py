@@ -905,7 +905,7 @@ def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store
             try:
                 if run_of(str(path)) is not None:
                     failures.append(f"{label}: eval would append to {run_of(str(path))}")
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - any exception is a failure, recorded
                 failures.append(f"{label}: run_of: {type(e).__name__}: {e}"[:300])
     attempt("the store of them all", "list")
     assert not failures, f"{len(failures)} failures in {len(cases)} cases:\n" + "\n".join(failures[:30])

@@ -24,16 +24,16 @@ import torch
 from . import torchvision_cpu  # noqa: F401 - imported first: torchvision next to a CPU-only torch, before pytorch_fid
 
 # isort: split
-import pytorch_fid.fid_score as fid_score  # noqa: E402
-import pytorch_fid.inception as fid_inception  # noqa: E402
-import torchvision  # noqa: E402
+import pytorch_fid.fid_score as fid_score
+import pytorch_fid.inception as fid_inception
+import torchvision
 
-from mocohd_cli.detectors import InceptionConfig, InceptionV3, detector_config  # noqa: E402
-from mocohd_cli.errors import MocohdError  # noqa: E402
-from mocohd_cli.formats import inception as reader  # noqa: E402
-from mocohd_cli.metrics import FeatureStats, frechet_distance  # noqa: E402
+from mocohd_cli.detectors import InceptionConfig, InceptionV3, detector_config
+from mocohd_cli.errors import MocohdError
+from mocohd_cli.formats import inception as reader
+from mocohd_cli.metrics import FeatureStats, frechet_distance
 
-from .nvidia_pickle import HostileReduce  # noqa: E402
+from .nvidia_pickle import HostileReduce
 
 N = 24  # frames per set; fewer than 2048, so both covariances are singular
 

@@ -205,9 +205,9 @@ def test_files_round_trip_retarget_and_info(tmp_path, capsys):
 
 # ---------------------------------------------------------------- training with the bank
 
-from mocohd_cli.train import TrainConfig, train  # noqa: E402
+from mocohd_cli.train import TrainConfig, train  # noqa: E402 - imported where the training tests begin
 
-from . import test_train  # noqa: E402
+from . import test_train  # noqa: E402 - its fixtures and helpers
 
 setup = test_train.setup  # the fixture: a tiny frozen generator (16 px, w 32) and 3 videos of a moving bar
 

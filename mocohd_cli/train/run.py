@@ -68,7 +68,7 @@ def run_dir(name: str) -> Path:
 def load_checkpoint(path: Path) -> dict:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unreadable for any reason
+    except Exception as e:  # unreadable for any reason
         raise MocohdError(f"{path}: unreadable checkpoint ({type(e).__name__})") from e
     if not isinstance(ck, dict) or ck.get("version") != CHECKPOINT_VERSION:
         raise MocohdError(f"{path}: not a mocohd training checkpoint")

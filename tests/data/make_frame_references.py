@@ -24,13 +24,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from tests.test_frames import (
+from tests.test_frames import (  # noqa: E402 - ROOT first: this checkout's tests package
     BIGGAN_CASES,
     DEMO_CASES,
     DIGESTS,
     MAX_LEVELS,
     MEAN_LEVELS,
-    REFERENCES,  # noqa: E402
+    REFERENCES,
     case_frames,
     digest,
     reduced,

@@ -25,8 +25,8 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mocohd_cli.formats.rosinality import to_rosinality_state_dict  # noqa: E402
-from tests.conftest import randomized_generator, tiny_config  # noqa: E402
+from mocohd_cli.formats.rosinality import to_rosinality_state_dict
+from tests.conftest import randomized_generator, tiny_config
 
 CASES = {
     # name: (config, seed, batch, truncation psi)

@@ -26,8 +26,8 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mocohd_cli.formats import nvidia  # noqa: E402
-from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator  # noqa: E402
+from mocohd_cli.formats import nvidia
+from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator
 
 PSIS = (0.7, 1.0)
 CASES = {
