@@ -1,4 +1,4 @@
-"""What the load-time checks of a model file cost (issue 12: recorded hash, NaN/inf).
+"""What the load-time checks of a model file cost (the recorded weights hash, the NaN/inf scan).
 
     python benchmarks/bench_load_checks.py                 # the shipped demo and a 1024 px config-f StyleGAN2
     python benchmarks/bench_load_checks.py --resolution 256

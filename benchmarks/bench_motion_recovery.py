@@ -40,10 +40,10 @@ checkpoint.pt``) made by a trained bank and by that bank cut to the true
 directions; ``--content H`` compares them given the first frame.
 
 Cases (``--case``):
-  single  issue 4: one period (8 frames) along directions 1, 3 and 5 of 16.
+  single  one movement: one period (8 frames) along directions 1, 3 and 5 of 16.
           Targets: energy >= 60 % and freq within 25 % of the true one,
           within 20 CPU minutes.
-  multi   issue 17: three independent movements, directions 1, 3 and 5 with
+  multi   three independent movements, directions 1, 3 and 5 with
           periods 5, 8 and 12 frames and amplitudes 0.4, 0.8 and 1.3 stdev
           (about equal shares of the real energy). Targets: every share
           within +-0.15 of the real one, every period within 20 %, energy
@@ -395,9 +395,9 @@ def row(step: int, seconds: float, measured, real) -> dict:
 
 
 CASES = {
-    # issue 4's case: one movement (a single period) along three directions
+    # one movement (a single period) along three directions
     "single": {"dirs": "1,3,5", "periods": "8", "amplitudes": "1"},
-    # issue 17's: three independent movements, each its own period, amplitude and random phase
+    # three independent movements, each its own period, amplitude and random phase
     "multi": {"dirs": "1,3,5", "periods": "5,8,12", "amplitudes": "0.4,0.8,1.3"},
 }
 
@@ -446,7 +446,7 @@ def main():
         "--case",
         choices=sorted(CASES),
         default="single",
-        help="single: one period along three directions (issue 4); multi: three independent movements",
+        help="single: one period along three directions; multi: three independent movements",
     )
     ap.add_argument(
         "--rotate",

@@ -1,4 +1,4 @@
-"""GPU readiness check (issue 18): every CUDA path of mocohd, measured in one run of at most
+"""GPU readiness check: every CUDA path of mocohd, measured in one run of at most
 8 minutes, with a timeout on every step, written as one JSON and one markdown file.
 
     python benchmarks/gpu_check.py --device cuda                  # the real check (needs a CUDA GPU)

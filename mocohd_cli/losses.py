@@ -1,4 +1,4 @@
-"""Losses of motion training (MoCoGAN-HD's, SPEC section 5).
+"""Losses of motion training (MoCoGAN-HD's, ICLR 2021).
 
 Discriminator outputs are lists over scales of lists of layer features; the
 last feature of each scale is its patch scores.

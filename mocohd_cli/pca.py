@@ -1,4 +1,5 @@
-"""Principal directions of an image generator's latent space (SPEC section 4).
+"""Principal directions of an image generator's latent space (MoCoGAN-HD, ICLR 2021: the motion
+model moves along them).
 
 The motion generator moves w along the first ``n_pca`` principal directions
 of w = mapping(z), z ~ N(0, I), each scaled by its standard deviation. The

@@ -1,4 +1,5 @@
-"""Rendering: motion x image generator -> frames -> video files (SPEC section 6).
+"""Rendering: motion x image generator -> frames -> video files (MoCoGAN-HD, ICLR 2021: a motion
+model walks the latent space of a frozen image generator, one frame per step).
 
     for frame in render_frames(M, G, frames=64, videos=2, seed=0):   # [videos, H, W, 3] uint8
         ...

@@ -191,7 +191,7 @@ def test_pca_interrupted_says_nothing_was_stored_and_piped_progress_is_plain(cap
 
 
 def test_train_names_the_option_past_its_limit(capsys, tmp_path, isolated_store):
-    """Issue 26, defect 10: `train --oscillators 100000` names --oscillators and its limit (not the
+    """`train --oscillators 100000` names --oscillators and its limit (not the
     noise size it implies), exit 2, before anything is loaded or fitted."""
     code, _, err = run(capsys, "train", "--data", str(tmp_path), "--image", "demo", "--oscillators", "100000")
     assert code == 2 and len(err.strip().splitlines()) == 1

@@ -490,7 +490,7 @@ def _run_folder(name: str, M=None, exported: str | None = None) -> Path:
 
 
 def test_eval_appends_only_to_the_run_whose_checkpoint_made_the_model(capsys, heads, tmp_path):
-    """Issue 26, defect 2: the run is named in the motion file's metadata, which its weights hash does
+    """The run is named in the motion file's metadata, which its weights hash does
     not cover; eval appends only to a plain run name of the store whose checkpoint holds these weights."""
     # a stored model whose run's checkpoint holds other weights: not appended, and said in one line
     _motion_of_run("mine", "mine")
@@ -516,7 +516,7 @@ def test_eval_appends_only_to_the_run_whose_checkpoint_made_the_model(capsys, he
 
 
 def test_run_of_never_follows_a_path_and_knows_a_kept_step(tmp_path, isolated_store):
-    """Issue 26, defect 2: crafted run values (absolute, '..', separators, other types) are never followed;
+    """Crafted run values (absolute, '..', separators, other types) are never followed;
     a --keep-best run's checkpoint records the weights it exported (an earlier step's)."""
     from mocohd_cli.metrics.evaluate import run_weights
 
@@ -556,7 +556,7 @@ def test_run_of_never_follows_a_path_and_knows_a_kept_step(tmp_path, isolated_st
 
 
 def test_absurd_numbers_are_one_line_usage_errors(capsys, heads, isolated_store):
-    """Issue 26, defect 10: no exception names, the valid range in one line, exit 2, before any work."""
+    """No exception names, the valid range in one line, exit 2, before any work."""
     cases = [
         (["--videos", str(10**20)], "videos must be at most 1099511627776, got 100000000000000000000"),
         (["--videos", str(2**63 - 1)], "videos must be at most 1099511627776"),
@@ -574,7 +574,7 @@ def test_absurd_numbers_are_one_line_usage_errors(capsys, heads, isolated_store)
 
 
 def test_memory_does_not_grow_with_videos(heads, monkeypatch):
-    """Issue 26, defect 10: the fakes' indices and the clips of --repeat are never listed, so memory stays
+    """The fakes' indices and the clips of --repeat are never listed, so memory stays
     flat whatever --videos is; the real statistics' cache key is the same as when plans were lists."""
     from mocohd_cli.metrics import evaluate as ev
 
@@ -608,7 +608,7 @@ def load_videos(folder) -> list[torch.Tensor]:
 
 
 def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, heads, tmp_path, monkeypatch):
-    """Issue 26, defects 15 and 18: an unwritable --json fails before the evaluation; a link stays a link."""
+    """An unwritable --json fails before the evaluation; a link stays a link."""
     from mocohd_cli import cli
 
     real = cli.evaluate_videos
@@ -652,7 +652,7 @@ def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, head
 
 
 def test_json_is_written_before_the_table_is_printed(heads, tmp_path):
-    """Issue 26, defect 15: with stdout closed early (`| head -1`), the JSON file is there all the same."""
+    """With stdout closed early (`| head -1`), the JSON file is there all the same."""
     fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
     out_json = tmp_path / "r.json"
     cmd = [
@@ -686,7 +686,7 @@ def test_json_is_written_before_the_table_is_printed(heads, tmp_path):
 
 
 def test_a_folder_of_fakes_refuses_rendering_options_and_counts_its_short_videos(capsys, heads, tmp_path):
-    """Issue 26, defect 16: --truncation means nothing for a folder of fakes (refused); fakes too short
+    """--truncation means nothing for a folder of fakes (refused); fakes too short
     for the metric are counted in the skipped column and the JSON."""
     fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
     write_dataset(fakes, videos=6, frames=10, size=16, seed=4)  # two more, too short for fvd16

@@ -228,7 +228,7 @@ def test_class_conditional_frames_bit_for_bit(name, request):
 
 
 def test_exact_digests_are_skipped_not_failed_on_another_machine(monkeypatch):
-    """Issue 26: on an Intel Xeon the digests (taken on an AMD EPYC) failed; there they are skipped,
+    """Regression: on an Intel Xeon the digests (taken on an AMD EPYC) failed; there they are skipped,
     before any rendering, with the reason; the references' check runs everywhere."""
     theirs = recorded()["machine"]
     assert set(theirs) == set(this_machine()) and theirs["vector"]  # recorded as this_machine() describes one

@@ -778,7 +778,7 @@ RAW_LIES = ["{not json", "[1, 2]", '"a string"', "null", "[" * 100000 + "]" * 10
 
 
 def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store):
-    """Issue 26: crafted ``mocohd.source`` / ``mocohd.config`` / ``mocohd.image`` values in latent and
+    """Crafted ``mocohd.source`` / ``mocohd.config`` / ``mocohd.image`` values in latent and
     motion files (absolute paths, '..', huge sizes, wrong types, non-JSON), read by every command that
     reads them (info, import, list, render --motion / --start, eval's run of a motion model): each loads,
     or is refused in one line with exit 1; never a traceback or an unanticipated exception, never a
@@ -915,7 +915,7 @@ def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store
 
 
 def test_fuzz_the_classes_a_biggan_motion_records(tmp_path, capsys):
-    """Issue 26: render takes a BigGAN motion model's recorded classes (metadata, outside the weights hash)
+    """`mocohd render` takes a BigGAN motion model's recorded classes (metadata, outside the weights hash)
     as its default --class: lies are refused in one line, as a bad --class would be."""
     from .biggan_reference import TINY, make_reference
     from .conftest import run

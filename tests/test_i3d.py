@@ -473,7 +473,7 @@ def test_a_flat_archive_with_prefixed_names_converts_like_the_nested_one(tmp_pat
 
 
 def test_files_that_are_no_i3d_archive_say_what_is_wrong_with_them_as_one(scripted, tmp_path):
-    """Issue 26, defect 14: imported with kind i3d, a truncated archive, a state dict, a legacy torch file
+    """Imported with kind i3d, a truncated archive, a state dict, a legacy torch file
     or a pickle is not said to 'hold image generators': the message says what it lacks as an I3D."""
     from mocohd_cli.formats import read_any
     from mocohd_cli.models import import_model

@@ -262,7 +262,7 @@ def test_a_file_holding_code_is_refused_unexecuted(tmp_path):
 
 
 def test_the_shadow_note_of_the_inception_says_where_it_comes_from():
-    """Issue 26, defect 18: the registry's Inception is downloaded by hand, from GitHub: no '(Hub None)'."""
+    """The registry's Inception is downloaded by hand, from GitHub: no '(Hub None)'."""
     from mocohd_cli import store
 
     note = store.shadow_note("inception", "inception")

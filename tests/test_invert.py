@@ -593,7 +593,7 @@ def test_invert_module_is_the_projector():
 def test_cli_refuses_an_empty_name_and_keeps_a_result_whose_name_was_taken_meanwhile(
     photo_and_generator, capsys, monkeypatch, isolated_store
 ):
-    """Issue 26, defect 18: `--name ''` is no name (exit 2, not the photo's name); when another invert
+    """`--name ''` is no name (exit 2, not the photo's name); when another invert
     stores the same name while this one runs, this result is stored under a free name, and said."""
     photo, g = photo_and_generator
     code, _, err = run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "2", "--name", "")
@@ -616,7 +616,7 @@ def test_cli_refuses_an_empty_name_and_keeps_a_result_whose_name_was_taken_meanw
 
 
 def test_vgg16_import_says_what_it_imported(tmp_path, capsys):
-    """Issue 26, defect 18: VGG16 has no feature size: the line shows its widths, not '?-d features'."""
+    """VGG16 has no feature size: the line shows its widths, not '?-d features'."""
     torch.save(vgg_state_dict(), tmp_path / "vgg16-397923af.pth")
     code, out, err = run(capsys, "import", str(tmp_path / "vgg16-397923af.pth"), "--name", "vgg16")
     assert code == 0, err

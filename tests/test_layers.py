@@ -1,4 +1,4 @@
-"""The import layers of mocohd_cli (README, "How the code is laid out").
+"""The import layers of mocohd_cli (LAYERS below: which modules each module may import).
 
 Each module imports only from its own layer or a lower one, same-layer
 imports form no cycle, and no module of the package is imported inside a

@@ -1,4 +1,4 @@
-"""The training losses (mocohd_cli/losses.py, SPEC section 5): relativistic LSGAN,
+"""The training losses (mocohd_cli/losses.py, after MoCoGAN-HD, ICLR 2021): relativistic LSGAN,
 the gradient penalty, hinge, the motion-diversity term and temporal-spectrum matching."""
 
 import math

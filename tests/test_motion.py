@@ -49,7 +49,7 @@ def _lstm(x, h, c, w_ih, w_hh, b_ih, b_hh):
 
 
 def _equations(M, w1, eps):
-    """SPEC section 5, restated with plain tensors."""
+    """The motion generator's equations (mocohd_cli/motion/generator.py's docstring), restated with plain tensors."""
     lam = M.cfg.w_residual
     p = {k: v.detach() for k, v in M.state_dict().items()}
     zeros = torch.zeros(w1.shape[0], CFG.h_dim)

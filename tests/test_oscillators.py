@@ -275,7 +275,7 @@ def test_the_command_line_trains_a_bank_and_info_shows_it(setup, capsys):
 
 @pytest.mark.usefixtures("one_thread")
 def test_fine_tuning_keeps_the_models_bank_and_its_priors_apply_to_it(setup, capsys):
-    """Issue 26: `--init osc0 --oscillators 16 --w-bank-energy 1` trained without a bank (the prior did
+    """Regression: `--init osc0 --oscillators 16 --w-bank-energy 1` trained without a bank (the prior did
     nothing), and `--init` of a bank model with --w-bank-energy was refused as needing oscillators."""
     train(test_train.tiny(setup, name="osc0", steps=1, monitor=False))
     train(test_train.tiny(setup, name="bank", steps=1, oscillators=4, monitor=False))

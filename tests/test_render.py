@@ -242,7 +242,7 @@ def test_bad_output_names(tmp_path):
 
 
 # ----------------------------------------------------------------------------
-# Output rules, failures, signals, limits (issue 12).
+# Output rules, failures, signals, limits.
 
 
 def _cli(capsys, tmp_path, pair, out, *args):
@@ -589,7 +589,7 @@ def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_pat
 
 
 def test_fewer_videos_than_start_latents_is_refused(tmp_path, pair, capsys):
-    """Issue 26, defect 16: `--start a --start b --start c --videos 2` would drop c: refused (exit 2), as
+    """`--start a --start b --start c --videos 2` would drop c: refused (exit 2), as
     the starts are explicit and a photo among them costs an inversion; more videos take them in turn."""
     g, m = pair
     G = load_image_generator(g)
@@ -618,7 +618,7 @@ def test_fewer_videos_than_start_latents_is_refused(tmp_path, pair, capsys):
 
 
 def test_a_photo_start_without_vgg16_says_what_render_can_do(tmp_path, pair, capsys, isolated_store):
-    """Issue 26, defect 11: render has no --loss; the advice is to invert with the pixel loss first."""
+    """`mocohd render` has no --loss; the advice is to invert with the pixel loss first."""
     g, m = pair
     iio.imwrite(tmp_path / "me.png", np.full((16, 16, 3), 128, np.uint8))
     code, _, err = run(
@@ -641,7 +641,7 @@ def test_a_photo_start_without_vgg16_says_what_render_can_do(tmp_path, pair, cap
 
 
 def test_a_latent_of_a_namesake_generator_shows_both_hashes(tmp_path, pair, capsys):
-    """Issue 26, defect 12: two generators called 'g' (other weights): the message tells them apart."""
+    """Two generators called 'g' (other weights): the message tells them apart."""
     g, m = pair
     (tmp_path / "other").mkdir()
     other = tmp_path / "other" / "g.safetensors"

@@ -532,7 +532,7 @@ def test_the_camera_track_moves_the_view_and_leaves_frame_0(tmp_path, lively, ca
 
 
 def test_absurd_camera_values_are_refused_in_one_line(tmp_path, lively, capsys):
-    """Issue 26: finite but absurd values (--translate 1e308,0, and --rotate, --shake) gave a NaN camera
+    """Regression: finite but absurd values (--translate 1e308,0, and --rotate, --shake) gave a NaN camera
     and black frames with exit 0. The ranges (render.Camera): half a turn and one image width per frame,
     a shake of 180 degrees, a track within 10^4 image widths; the generator refuses a camera matrix
     that is not finite, not invertible or beyond that reach."""

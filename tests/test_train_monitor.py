@@ -121,7 +121,7 @@ def test_monitor_records_every_checkpoint(setup, domain):
 
 
 def test_the_monitors_inversion_says_what_it_does_and_shows_progress(setup, capsys, monkeypatch):
-    """Issue 26: --monitor-clips inverted the real clips without a word (421 s of silence for one clip of
+    """Regression: --monitor-clips inverted the real clips without a word (421 s of silence for one clip of
     4 frames at 64 px). A note says what it does, 'invert' events count its steps (frame by frame, the
     clips together), shown as plain lines in a pipe (a live bar on a terminal), and a note its cost."""
     events = []

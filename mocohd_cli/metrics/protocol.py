@@ -18,7 +18,7 @@ Where each choice comes from (StyleGAN-V's code: ``src/metrics/metric_main.py``,
   0 .. length - ((frames - 1) * step + 1), both ends included (StyleGAN-V's
   ``random.randint(0, len - n * f + f - 1)``, the same range). StyleGAN-V
   draws it from Python's global ``random`` in data-loader workers, so its real
-  statistics change from run to run (its issues #23, #37, #46). OUR CHOICE:
+  statistics change from run to run (github.com/universome/stylegan-v issues #23, #37, #46). OUR CHOICE:
   clip k's offset comes from its own generator seeded with (seed, k), so the
   same seed gives the same clips whatever the batch size or process count.
 - One clip per video, the first ``min(n, videos)`` videos in dataset order
@@ -32,7 +32,7 @@ Where each choice comes from (StyleGAN-V's code: ``src/metrics/metric_main.py``,
 - Fakes (``random_offset=False``): StyleGAN-V reads generated videos from
   their first frame (``load_n_consecutive_random_offset=False``).
 - Covariance: StyleGAN-V's FeatureStats divides by n (``ddof=0``) for FVD;
-  FID follows pytorch-fid, ``np.cov`` (``ddof=1``), as issue 14 asks.
+  FID follows pytorch-fid, ``np.cov`` (``ddof=1``), so our FID compares with its numbers.
 - FID frames, OUR CHOICE: all frames of the usable videos when they are at
   most ``n``, else a seeded uniform sample of ``n`` of them without
   replacement, read in dataset order (StyleGAN-V's ``fid50k_full`` reads every

@@ -1,5 +1,5 @@
 """MoCoGAN-HD's motion generator: an LSTM that walks w through the image
-generator's principal directions (SPEC section 5).
+generator's principal directions (MoCoGAN-HD, ICLR 2021).
 
     h_1, c_1 = LSTM_enc(w_1)                                  (zero initial state)
     h_t, c_t = LSTM_dec(eps_t, (h_{t-1}, c_{t-1})),  eps_t ~ N(0, I),  t = 2..n

@@ -1,4 +1,4 @@
-"""Motion generator training (SPEC section 5): ``mocohd train``.
+"""Motion generator training (MoCoGAN-HD, ICLR 2021): ``mocohd train``.
 
     from mocohd_cli.train import TrainConfig, train
     result = train(TrainConfig(data="./voxceleb", image="ffhq-256", steps=20000))

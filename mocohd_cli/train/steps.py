@@ -1,4 +1,4 @@
-"""One training iteration of MoCoGAN-HD (SPEC section 5): ``g_steps`` motion
+"""One training iteration of MoCoGAN-HD (ICLR 2021; github.com/snap-research/MoCoGAN-HD): ``g_steps`` motion
 generator updates, then one update of each discriminator.
 
     gan = MotionGAN(G, M, GANConfig.from_train(cfg, precision="bf16"), dist)    # cfg: a TrainConfig
