@@ -60,6 +60,7 @@ def block_mask(h: int, blocks: int) -> torch.Tensor:
 
 def main():
     import bench_motion_recovery as bench
+
     from mocohd_cli import losses
     from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
     from mocohd_cli.pca import fit_pca
@@ -74,10 +75,19 @@ def main():
     ap.add_argument("--noise-dim", type=int, default=64)
     ap.add_argument("--h-dim", type=int, default=128)
     ap.add_argument("--blocks", type=int, default=1, help="block-diagonal recurrent weights: independent LSTM groups")
-    ap.add_argument("--oscillators", type=int, default=0, help="the motion model's oscillator bank (0: the authors' model)")
-    ap.add_argument("--w-residual", type=float, default=1.0, help="lambda, the LSTM's step weight (0: only the oscillators move)")
-    ap.add_argument("--freeze", nargs="*", default=[], choices=["osc_move", "osc_log_period"],
-                    help="oscillator parameters kept at their initial values")
+    ap.add_argument(
+        "--oscillators", type=int, default=0, help="the motion model's oscillator bank (0: the authors' model)"
+    )
+    ap.add_argument(
+        "--w-residual", type=float, default=1.0, help="lambda, the LSTM's step weight (0: only the oscillators move)"
+    )
+    ap.add_argument(
+        "--freeze",
+        nargs="*",
+        default=[],
+        choices=["osc_move", "osc_log_period"],
+        help="oscillator parameters kept at their initial values",
+    )
     ap.add_argument("--case", default="multi", choices=sorted(bench.CASES))
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
@@ -104,9 +114,18 @@ def main():
             w1 = G.mapping(torch.randn(n, G.z_dim, generator=g))
         return bench.true_trajectories(w1, basis, dirs, amplitudes, periods, args.frames, g), w1
 
-    M = MotionGenerator(MotionConfig(w_dim=64, noise_dim=args.noise_dim, h_dim=args.h_dim, n_pca=n_pca, w_residual=args.w_residual,
-                                    oscillators=args.oscillators),
-                        basis.components, basis.stdev)
+    M = MotionGenerator(
+        MotionConfig(
+            w_dim=64,
+            noise_dim=args.noise_dim,
+            h_dim=args.h_dim,
+            n_pca=n_pca,
+            w_residual=args.w_residual,
+            oscillators=args.oscillators,
+        ),
+        basis.components,
+        basis.stdev,
+    )
     mask = block_mask(args.h_dim, args.blocks)
     with torch.no_grad():
         M.cell.weight_hh.mul_(mask)
@@ -146,12 +165,18 @@ def main():
         opt_D.step()
         if step % args.eval_every == 0 or step == args.steps:
             r = bench.row(step, time.perf_counter() - t0, bench.measure(M, G, basis, dirs, args.frames), real)
-            print(f"step {step:5d} {r['seconds'] / 60:5.1f} min  energy {r['energy']:6.1%}  shares {bench._fmt(r['within'])} "
-                  f"(err {r['share_error']:.2f})  periods {bench._fmt(r['periods'])} (err {r['period_error']:.0%})  "
-                  f"coh {r['coherence']:.2f}", flush=True)
+            print(
+                f"step {step:5d} {r['seconds'] / 60:5.1f} min  energy {r['energy']:6.1%}  "
+                f"shares {bench._fmt(r['within'])} "
+                f"(err {r['share_error']:.2f})  periods {bench._fmt(r['periods'])} (err {r['period_error']:.0%})  "
+                f"coh {r['coherence']:.2f}",
+                flush=True,
+            )
             if args.oscillators:
-                print("    oscillators (period: size): " + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in M.bank()[:5]),
-                      flush=True)
+                print(
+                    "    oscillators (period: size): " + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in M.bank()[:5]),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,17 @@ def main():
     from mocohd_cli.generators.biggan import deep_layers
     from tests.biggan_reference import make_reference
 
-    cfg = dict(output_dim=128, z_dim=128, class_embed_dim=128, channel_width=128, num_classes=1000,
-               layers=deep_layers(128), attention_layer_position=8, eps=1e-4, n_stats=51)
+    cfg = dict(
+        output_dim=128,
+        z_dim=128,
+        class_embed_dim=128,
+        channel_width=128,
+        num_classes=1000,
+        layers=deep_layers(128),
+        attention_layer_position=8,
+        eps=1e-4,
+        n_stats=51,
+    )
     ref = make_reference(cfg)
     buf = io.BytesIO()
     torch.save(ref.state_dict(), buf)  # what a pytorch_model.bin holds
@@ -68,8 +77,11 @@ def main():
         a, b = ref(z, c, t), ours.synthesis(z, c, truncation=t)
     diff = float((a - b).abs().max())
 
-    runs = {"port": lambda: ref(z, c, t), "mocohd fp32": lambda: ours.synthesis(z, c, truncation=t),
-            "mocohd bf16": lambda: ours.synthesis(z, c, truncation=t, dtype=torch.bfloat16)}
+    runs = {
+        "port": lambda: ref(z, c, t),
+        "mocohd fp32": lambda: ours.synthesis(z, c, truncation=t),
+        "mocohd bf16": lambda: ours.synthesis(z, c, truncation=t, dtype=torch.bfloat16),
+    }
     times = {k: [] for k in runs}
     with torch.no_grad():
         for fn in runs.values():  # warm-up
@@ -82,12 +94,22 @@ def main():
                 sync(device)
                 times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"BigGAN-deep 128 px, batch {args.batch}, {device}, truncation {t}, {torch.get_num_threads()} threads; "
-          f"max |port - mocohd| = {diff:.2e}")
+    print(
+        f"BigGAN-deep 128 px, batch {args.batch}, {device}, truncation {t}, {torch.get_num_threads()} threads; "
+        f"max |port - mocohd| = {diff:.2e}"
+    )
     for k, s in med.items():
         print(f"  {k:12s} {s * 1000:8.1f} ms/batch  {args.batch / s:7.2f} images/s  x{med['port'] / s:.2f} vs port")
-    print(json.dumps({"device": str(device), "batch": args.batch, "max_abs_diff": diff,
-                      "seconds": {k: round(v, 4) for k, v in med.items()}}))
+    print(
+        json.dumps(
+            {
+                "device": str(device),
+                "batch": args.batch,
+                "max_abs_diff": diff,
+                "seconds": {k: round(v, 4) for k, v in med.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ import torch
 def make_videos(root: Path, n: int, frames: int, size: int) -> None:
     rng = np.random.default_rng(0)
     for i in range(n):
-        gen = imageio_ffmpeg.write_frames(str(root / f"v{i:03d}.mp4"), (size, size), fps=25, macro_block_size=1,
-                                          ffmpeg_log_level="error")
+        gen = imageio_ffmpeg.write_frames(
+            str(root / f"v{i:03d}.mp4"), (size, size), fps=25, macro_block_size=1, ffmpeg_log_level="error"
+        )
         gen.send(None)
         base = rng.integers(0, 255, (size // 8, size // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
         for t in range(frames):
@@ -49,15 +50,22 @@ def main():
         t0 = time.perf_counter()
         info = prepare(root, frame_size=args.frame_size)
         dt = time.perf_counter() - t0
-        print(f"# {args.videos} videos x {args.frames} frames of {args.size}x{args.size} -> {args.frame_size} px; "
-              f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores")
-        print(f"prepare (decode + crop + resize, once): {info.frames / dt:.0f} frames/s; cache "
-              f"{sum(f.stat().st_size for f in info.cache.iterdir()) / 2**20:.0f} MB")
+        print(
+            f"# {args.videos} videos x {args.frames} frames of {args.size}x{args.size} -> {args.frame_size} px; "
+            f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores"
+        )
+        print(
+            f"prepare (decode + crop + resize, once): {info.frames / dt:.0f} frames/s; cache "
+            f"{sum(f.stat().st_size for f in info.cache.iterdir()) / 2**20:.0f} MB"
+        )
         ds = ClipDataset(info.cache, frames=16, time_step=2)
         for workers in (0, 1, 2):
-            loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, num_workers=workers,
-                                                 sampler=torch.utils.data.RandomSampler(ds, replacement=True,
-                                                                                        num_samples=10**9))
+            loader = torch.utils.data.DataLoader(
+                ds,
+                batch_size=args.batch,
+                num_workers=workers,
+                sampler=torch.utils.data.RandomSampler(ds, replacement=True, num_samples=10**9),
+            )
             it = iter(loader)
             next(it)  # start-up
             t0 = time.perf_counter()

@@ -97,7 +97,7 @@ def fake_videos(image: str, motion: str, n: int, frames: int, seed: int) -> tupl
     from mocohd_cli import load_image_generator, load_motion, render_frames
 
     G = load_image_generator(image)
-    M = untrained_like(motion[len("init:"):]) if motion.startswith("init:") else load_motion(motion)
+    M = untrained_like(motion[len("init:") :]) if motion.startswith("init:") else load_motion(motion)
     t0 = time.perf_counter()
     out = np.stack([f.numpy() for f in render_frames(M, G, frames=frames, videos=n, seed=seed, batch=32)], axis=1)
     return out, time.perf_counter() - t0
@@ -133,22 +133,45 @@ def main():
     f_real = ends(real)
     held = real_videos(args.videos, args.frames, size, args.time_step, args.real_seed + 5_000_000)
     m, s = motion_stats(held)  # the reference row: held-out real videos, as many as the fakes
-    rows.append(dict(label="real (held-out procedural)", precision=manifold_coverage(f_real, ends(held)),
-                     recall=manifold_coverage(ends(held), f_real), motion=m, smooth=s, drift=drift(held)))
+    rows.append(
+        dict(
+            label="real (held-out procedural)",
+            precision=manifold_coverage(f_real, ends(held)),
+            recall=manifold_coverage(ends(held), f_real),
+            motion=m,
+            smooth=s,
+            drift=drift(held),
+        )
+    )
     for label, (fake, secs) in fakes.items():
         m, s = motion_stats(fake)
-        rows.append(dict(label=label, precision=manifold_coverage(f_real, ends(fake)),
-                         recall=manifold_coverage(ends(fake), f_real), motion=m, smooth=s, drift=drift(fake),
-                         render_s=round(secs, 2)))
-    print(f"{args.videos} videos x {args.frames} frames, {size} px, real frames every {args.time_step}; "
-          f"features: 16x16 RGB, k = 3")
+        rows.append(
+            dict(
+                label=label,
+                precision=manifold_coverage(f_real, ends(fake)),
+                recall=manifold_coverage(ends(fake), f_real),
+                motion=m,
+                smooth=s,
+                drift=drift(fake),
+                render_s=round(secs, 2),
+            )
+        )
+    print(
+        f"{args.videos} videos x {args.frames} frames, {size} px, real frames every {args.time_step}; "
+        f"features: 16x16 RGB, k = 3"
+    )
     print(f"{'':28s} {'precision':>9s} {'recall':>7s} {'motion':>7s} {'smooth':>7s} {'drift':>7s}")
     for r in rows:
-        print(f"{r['label']:28s} {r['precision']:9.3f} {r['recall']:7.3f} {r['motion']:7.2f} {r['smooth']:7.3f} "
-              f"{r['drift']:7.3f}")
+        print(
+            f"{r['label']:28s} {r['precision']:9.3f} {r['recall']:7.3f} {r['motion']:7.2f} {r['smooth']:7.3f} "
+            f"{r['drift']:7.3f}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "json"}, "rows": rows},
-                                        indent=1, default=str))
+        args.json.write_text(
+            json.dumps(
+                {"args": {k: v for k, v in vars(args).items() if k != "json"}, "rows": rows}, indent=1, default=str
+            )
+        )
 
 
 if __name__ == "__main__":

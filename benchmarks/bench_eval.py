@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_generator import calls_per_s, machine_line, measure_peak  # noqa: E402
+from bench_generator import calls_per_s, machine_line, measure_peak
 
-from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3  # noqa: E402
-from mocohd_cli.runtime import pick_device  # noqa: E402
+from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3
+from mocohd_cli.runtime import pick_device
 
 
 def rate(fn, device) -> float:
@@ -48,7 +48,7 @@ def conv3d_peak(device) -> float:
         x = torch.randn(2, 192, 8, 28, 28, device=device).contiguous(memory_format=layout)
         w = torch.randn(192, 192, 3, 3, 3, device=device).contiguous(memory_format=layout)
         flops = 2 * x.shape[0] * 8 * 28 * 28 * 27 * 192 * 192
-        best = max(best, rate(lambda: F.conv3d(x, w, padding=1), device) * flops / 1e9)
+        best = max(best, rate(lambda x=x, w=w: F.conv3d(x, w, padding=1), device) * flops / 1e9)
     return best
 
 
@@ -76,23 +76,42 @@ def bench_detectors(device, batches_i3d, batches_inc, rows) -> None:
     inc = randomize(InceptionV3(InceptionConfig())).to(device)
     p3 = conv3d_peak(device)
     p2 = measure_peak(device, torch.float32)["conv_gflops"]
-    print(f"# measured peaks: conv3d 3x3x3 (192 ch, 8x28x28) {p3:.0f} GFLOP/s, conv2d 3x3 (512 ch, 64x64) {p2:.0f} GFLOP/s")
+    print(
+        f"# measured peaks: conv3d 3x3x3 (192 ch, 8x28x28) {p3:.0f} GFLOP/s, "
+        f"conv2d 3x3 (512 ch, 64x64) {p2:.0f} GFLOP/s"
+    )
     f3 = conv_flops(i3d, torch.zeros(1, 3, 16, 224, 224, device=device))
     f2 = conv_flops(inc, torch.zeros(1, 3, 299, 299, device=device))
     for b in batches_i3d:
         for size in (224, 64):  # 64: the demo's frames, resized inside
             x = torch.rand(b, 3, 16, size, size, device=device) * 2 - 1
             with torch.no_grad():
-                r = rate(lambda: i3d(x), device) * b
-            rows.append(("I3D", f"{b} x 16 x {size}^2", f"{r:.2f} clips/s", f"{f3 / 1e9:.1f}", f"{r * f3 / 1e9:.0f}",
-                         f"{100 * r * f3 / 1e9 / p3:.0f}% of conv3d"))
+                r = rate(lambda x=x: i3d(x), device) * b
+            rows.append(
+                (
+                    "I3D",
+                    f"{b} x 16 x {size}^2",
+                    f"{r:.2f} clips/s",
+                    f"{f3 / 1e9:.1f}",
+                    f"{r * f3 / 1e9:.0f}",
+                    f"{100 * r * f3 / 1e9 / p3:.0f}% of conv3d",
+                )
+            )
     for b in batches_inc:
         for size in (299, 64):
             x = torch.rand(b, 3, size, size, device=device) * 2 - 1
             with torch.no_grad():
-                r = rate(lambda: inc(x), device) * b
-            rows.append(("Inception", f"{b} x {size}^2", f"{r:.1f} frames/s", f"{f2 / 1e9:.2f}", f"{r * f2 / 1e9:.0f}",
-                         f"{100 * r * f2 / 1e9 / p2:.0f}% of conv2d"))
+                r = rate(lambda x=x: inc(x), device) * b
+            rows.append(
+                (
+                    "Inception",
+                    f"{b} x {size}^2",
+                    f"{r:.1f} frames/s",
+                    f"{f2 / 1e9:.2f}",
+                    f"{r * f2 / 1e9:.0f}",
+                    f"{100 * r * f2 / 1e9 / p2:.0f}% of conv2d",
+                )
+            )
 
 
 def bench_fvd(device, videos: int, batch: int) -> None:
@@ -109,8 +128,13 @@ def bench_fvd(device, videos: int, batch: int) -> None:
 
         net = randomize(I3D(I3DConfig()))
         store.kind_dir("i3d", create=True)
-        canonical.save_model(store.store_path("i3d", "i3d"), net.state_dict(), kind="i3d", family="i3d",
-                             config=net.cfg.to_dict() if hasattr(net, "cfg") else I3DConfig().to_dict())
+        canonical.save_model(
+            store.store_path("i3d", "i3d"),
+            net.state_dict(),
+            kind="i3d",
+            family="i3d",
+            config=net.cfg.to_dict() if hasattr(net, "cfg") else I3DConfig().to_dict(),
+        )
         t0 = time.perf_counter()
         data = write_dataset(Path(tmp) / "heads", videos=videos, frames=24, size=64, seed=0)
         t_write = time.perf_counter() - t0
@@ -126,18 +150,26 @@ def bench_fvd(device, videos: int, batch: int) -> None:
             pass
         t_render = time.perf_counter() - t0
     prep = first.seconds["real"]
-    print(f"\n## fvd16 on the demo, {videos} real + {videos} fake clips of 16 x 64 px (I3D resizes to 224), "
-          f"batch {batch}, {device}\n")
+    print(
+        f"\n## fvd16 on the demo, {videos} real + {videos} fake clips of 16 x 64 px (I3D resizes to 224), "
+        f"batch {batch}, {device}\n"
+    )
     print("| part | seconds | clips/s |")
     print("|---|---|---|")
     print(f"| writing the dataset (not part of eval) | {t_write:.1f} | |")
-    print(f"| first eval, real side: decode into the clip cache + embed {first.real} clips | {prep:.1f} | "
-          f"{first.real / prep:.2f} |")
-    print(f"| first eval, fake side: render + embed {first.fake} clips | {first.seconds['fake']:.1f} | "
-          f"{first.fake / first.seconds['fake']:.2f} |")
+    print(
+        f"| first eval, real side: decode into the clip cache + embed {first.real} clips | {prep:.1f} | "
+        f"{first.real / prep:.2f} |"
+    )
+    print(
+        f"| first eval, fake side: render + embed {first.fake} clips | {first.seconds['fake']:.1f} | "
+        f"{first.fake / first.seconds['fake']:.2f} |"
+    )
     print(f"| of which render (16 frames x {videos} videos) | {t_render:.1f} | {videos / t_render:.2f} |")
-    print(f"| of which I3D on the fakes | {first.seconds['fake'] - t_render:.1f} | "
-          f"{first.fake / max(first.seconds['fake'] - t_render, 1e-9):.2f} |")
+    print(
+        f"| of which I3D on the fakes | {first.seconds['fake'] - t_render:.1f} | "
+        f"{first.fake / max(first.seconds['fake'] - t_render, 1e-9):.2f} |"
+    )
     print(f"| first eval, total | {t_first:.1f} | |")
     print(f"| second eval (real statistics cached: {again.real_cached}) | {t_again:.1f} | |")
     print(f"\nvalue (random-weight I3D, so not a real FVD): {first.value:.4f}, again {again.value:.4f}")
@@ -156,22 +188,33 @@ def bench_fid(device, frames: int, batch: int) -> None:
 
         net = randomize(InceptionV3(InceptionConfig()))
         store.kind_dir("inception", create=True)
-        canonical.save_model(store.store_path("inception", "inception"), net.state_dict(), kind="inception",
-                             family="inception", config=InceptionConfig().to_dict())
+        canonical.save_model(
+            store.store_path("inception", "inception"),
+            net.state_dict(),
+            kind="inception",
+            family="inception",
+            config=InceptionConfig().to_dict(),
+        )
         data = write_dataset(Path(tmp) / "heads", videos=64, frames=-(-frames // 64), size=64, seed=0)
         t0 = time.perf_counter()
         first = evaluate(["fid"], data, motion="demo", image="demo", fid_frames=frames, device=device, batch=batch)[0]
         t1 = time.perf_counter()
         again = evaluate(["fid"], data, motion="demo", image="demo", fid_frames=frames, device=device, batch=batch)[0]
         t2 = time.perf_counter()
-    print(f"\n## fid on the demo, {first.real} real + {first.fake} fake frames of 64 px (Inception resizes to 299), "
-          f"batch {batch}, {device}\n")
+    print(
+        f"\n## fid on the demo, {first.real} real + {first.fake} fake frames of 64 px (Inception resizes to 299), "
+        f"batch {batch}, {device}\n"
+    )
     print("| part | seconds | frames/s |")
     print("|---|---|---|")
-    print(f"| first eval, real side: decode + Inception on {first.real} frames | {first.seconds['real']:.1f} | "
-          f"{first.real / first.seconds['real']:.1f} |")
-    print(f"| first eval, fake side: render + Inception on {first.fake} frames | {first.seconds['fake']:.1f} | "
-          f"{first.fake / first.seconds['fake']:.1f} |")
+    print(
+        f"| first eval, real side: decode + Inception on {first.real} frames | {first.seconds['real']:.1f} | "
+        f"{first.real / first.seconds['real']:.1f} |"
+    )
+    print(
+        f"| first eval, fake side: render + Inception on {first.fake} frames | {first.seconds['fake']:.1f} | "
+        f"{first.fake / first.seconds['fake']:.1f} |"
+    )
     print(f"| first eval, total | {t1 - t0:.1f} | |")
     print(f"| second eval (real statistics cached: {again.real_cached}) | {t2 - t1:.1f} | |")
     print(f"\nvalue (random-weight Inception, so not a real FID): {first.value:.4f}, again {again.value:.4f}")

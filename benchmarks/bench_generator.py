@@ -79,7 +79,9 @@ def measure_peak(device, dtype, quick: bool = False) -> dict:
     b = torch.randn(n, n, device=device, dtype=dtype)
     mm = rate(lambda: a @ b, 2 * n**3)
     ch, hw = (64, 16) if quick else (512, 64)
-    x = torch.randn(1 if device.type == "cpu" else 16, ch, hw, hw, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(1 if device.type == "cpu" else 16, ch, hw, hw, device=device, dtype=dtype).contiguous(
+        memory_format=torch.channels_last
+    )
     w = torch.randn(ch, ch, 3, 3, device=device, dtype=dtype)
     conv = rate(lambda: F.conv2d(x, w, padding=1), 2 * x.shape[0] * hw * hw * 9 * ch * ch)
     return {"matmul_gflops": mm, "conv_gflops": conv}
@@ -121,14 +123,23 @@ def worker(args) -> dict:
         from training.networks import Generator
 
         c = G.cfg
-        ref = Generator(z_dim=c.z_dim, c_dim=0, w_dim=c.w_dim, img_resolution=c.resolution, img_channels=3,
-                        mapping_kwargs=dict(num_layers=c.mapping_layers),
-                        synthesis_kwargs=dict(channel_base=c.channel_base, channel_max=c.channel_max, num_fp16_res=0, conv_clamp=c.conv_clamp))
+        ref = Generator(
+            z_dim=c.z_dim,
+            c_dim=0,
+            w_dim=c.w_dim,
+            img_resolution=c.resolution,
+            img_channels=3,
+            mapping_kwargs=dict(num_layers=c.mapping_layers),
+            synthesis_kwargs=dict(
+                channel_base=c.channel_base, channel_max=c.channel_max, num_fp16_res=0, conv_clamp=c.conv_clamp
+            ),
+        )
         ref.load_state_dict(G.state_dict(), strict=False)
         ref = ref.eval().requires_grad_(False).to(device)
 
         def syn(w, impl=None, dtype=None):
             return ref.synthesis(w.unsqueeze(1).repeat(1, ref.num_ws, 1), noise_mode="const", force_fp32=True)
+
     dtype = DTYPES[args.dtype]
     z = torch.randn(args.batch, G.z_dim, device=device, generator=torch.Generator(device).manual_seed(1))
     with torch.no_grad():
@@ -148,8 +159,13 @@ def worker(args) -> dict:
             if len(times) >= args.max_iters:
                 break
         result = {
-            "resolution": args.resolution, "batch": args.batch, "dtype": args.dtype, "variant": args.variant,
-            "device": args.device, "seconds_per_batch": sorted(times)[len(times) // 2], "iters": len(times),
+            "resolution": args.resolution,
+            "batch": args.batch,
+            "dtype": args.dtype,
+            "variant": args.variant,
+            "device": args.device,
+            "seconds_per_batch": sorted(times)[len(times) // 2],
+            "iters": len(times),
             "gflop_per_frame": synthesis_flops(G.cfg) / 1e9,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "activation_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024,
@@ -165,9 +181,27 @@ def worker(args) -> dict:
 
 
 def run_worker(res, batch, dtype, device, variant, args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--resolution", str(res), "--batch", str(batch), "--dtype", dtype,
-           "--device", device, "--variant", variant, "--min-time", str(args.min_time),
-           "--min-iters", str(args.min_iters), "--max-iters", str(args.max_iters)] + (["--nvidia", args.nvidia] if args.nvidia else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--resolution",
+        str(res),
+        "--batch",
+        str(batch),
+        "--dtype",
+        dtype,
+        "--device",
+        device,
+        "--variant",
+        variant,
+        "--min-time",
+        str(args.min_time),
+        "--min-iters",
+        str(args.min_iters),
+        "--max-iters",
+        str(args.max_iters),
+    ] + (["--nvidia", args.nvidia] if args.nvidia else [])
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"worker failed: {' '.join(cmd)}\n{p.stderr}")
@@ -215,12 +249,23 @@ def main():
     print(f"# machine: {machine_line(device)}")
     peaks = {d: measure_peak(device, DTYPES[d]) for d in args.dtypes}
     for d, pk in peaks.items():
-        print(f"# measured {d} peak: matmul {pk['matmul_gflops']:.0f} GFLOP/s, 3x3 conv (512 ch, 64x64) {pk['conv_gflops']:.0f} GFLOP/s")
+        print(
+            f"# measured {d} peak: matmul {pk['matmul_gflops']:.0f} GFLOP/s, "
+            f"3x3 conv (512 ch, 64x64) {pk['conv_gflops']:.0f} GFLOP/s"
+        )
     print()
 
     if args.levers:
-        variants = ["default", "no-allocator", "no-channels-last", "all-fused", "all-batched",
-                    "no-sub-batch", "working-set-64", "working-set-256"] + (["nvidia"] if args.nvidia else [])
+        variants = [
+            "default",
+            "no-allocator",
+            "no-channels-last",
+            "all-fused",
+            "all-batched",
+            "no-sub-batch",
+            "working-set-64",
+            "working-set-256",
+        ] + (["nvidia"] if args.nvidia else [])
         if args.variants:
             variants = ["default"] + [v for v in args.variants if v != "default"]
         print("| res | batch | variant | s/frame | time vs default |")
@@ -237,7 +282,10 @@ def main():
                     print(f"| {res} | {batch} | {v} | {best[v]:.3f} | {best[v] / best['default']:.2f}x |", flush=True)
         return
 
-    print("| res | batch | dtype | frames/s | s/frame | GFLOP/frame | GFLOP/s | % matmul peak | % conv peak | peak RSS MB | PSNR vs fp32 |")
+    print(
+        "| res | batch | dtype | frames/s | s/frame | GFLOP/frame | GFLOP/s | % matmul peak | % conv peak "
+        "| peak RSS MB | PSNR vs fp32 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for res in args.resolutions:
         for dtype in args.dtypes:
@@ -248,8 +296,12 @@ def main():
                 pk = peaks[dtype]
                 psnr = f"{r['psnr_db']:.1f} dB" if "psnr_db" in r else "-"
                 mem = f"{r['cuda_peak_mb']:.0f} (GPU)" if "cuda_peak_mb" in r else f"{r['rss_mb']:.0f}"
-                print(f"| {res} | {batch} | {dtype} | {fps:.2f} | {1 / fps:.3f} | {r['gflop_per_frame']:.2f} | {gflops:.0f} | "
-                      f"{100 * gflops / pk['matmul_gflops']:.0f}% | {100 * gflops / pk['conv_gflops']:.0f}% | {mem} | {psnr} |", flush=True)
+                print(
+                    f"| {res} | {batch} | {dtype} | {fps:.2f} | {1 / fps:.3f} | {r['gflop_per_frame']:.2f} "
+                    f"| {gflops:.0f} | {100 * gflops / pk['matmul_gflops']:.0f}% "
+                    f"| {100 * gflops / pk['conv_gflops']:.0f}% | {mem} | {psnr} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

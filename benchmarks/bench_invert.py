@@ -34,11 +34,12 @@ import os
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_generator import machine_line  # noqa: E402
+from bench_generator import machine_line
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -58,8 +59,14 @@ def worker(args) -> dict:
 
     tune_allocator()
     from mocohd_cli.frames import synthesize
-    from mocohd_cli.generators import (BigGANConfig, BigGANGenerator, StyleGAN2Config, StyleGAN2Generator,
-                                       StyleGAN3Config, StyleGAN3Generator)
+    from mocohd_cli.generators import (
+        BigGANConfig,
+        BigGANGenerator,
+        StyleGAN2Config,
+        StyleGAN2Generator,
+        StyleGAN3Config,
+        StyleGAN3Generator,
+    )
     from mocohd_cli.invert import invert
     from mocohd_cli.perceptual import VGG16
 
@@ -117,18 +124,37 @@ def worker(args) -> dict:
     def step_time(loss):
         stamps = []
         t0 = time.perf_counter()
-        invert(G, photo, steps=args.steps, loss=loss, perceptual=net, dtype=compute,
-               progress=lambda *_: (_sync(device), stamps.append(time.perf_counter())))
+        invert(
+            G,
+            photo,
+            steps=args.steps,
+            loss=loss,
+            perceptual=net,
+            dtype=compute,
+            progress=lambda *_: (_sync(device), stamps.append(time.perf_counter())),
+        )
         total = time.perf_counter() - t0
-        per_step = _median([b - a for a, b in zip(stamps, stamps[1:])]) if len(stamps) > 1 else total
+        per_step = _median([b - a for a, b in pairwise(stamps)]) if len(stamps) > 1 else total
         return per_step, total - per_step * args.steps
 
     t_step, t_setup = step_time("perceptual")
     t_pixel, _ = step_time("pixel")
-    result = {"family": args.family, "resolution": args.resolution, "dtype": args.dtype, "device": args.device, "steps": args.steps,
-              "step_s": t_step, "steps_per_s": 1 / t_step, "setup_s": t_setup, "gen_fwd_bwd_s": t_gen,
-              "step_over_gen": t_step / t_gen, "vgg_fwd_bwd_s": t_vgg, "vgg_share": t_vgg / t_step,
-              "pixel_step_s": t_pixel, "pixel_steps_per_s": 1 / t_pixel}
+    result = {
+        "family": args.family,
+        "resolution": args.resolution,
+        "dtype": args.dtype,
+        "device": args.device,
+        "steps": args.steps,
+        "step_s": t_step,
+        "steps_per_s": 1 / t_step,
+        "setup_s": t_setup,
+        "gen_fwd_bwd_s": t_gen,
+        "step_over_gen": t_step / t_gen,
+        "vgg_fwd_bwd_s": t_vgg,
+        "vgg_share": t_vgg / t_step,
+        "pixel_step_s": t_pixel,
+        "pixel_steps_per_s": 1 / t_pixel,
+    }
     if device.type == "cuda":
         result["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
@@ -155,22 +181,42 @@ def main():
     if args.resolutions is None:
         args.resolutions = [128] if args.family == "biggan-deep" else [256, 1024]
     print(f"# invert ({args.family}): {machine_line(torch.device(args.device))}")
-    print("| res | dtype | steps/s | s/step | setup s | G fwd+bwd s | step / G | VGG fwd+bwd s | VGG share | pixel steps/s |")
+    print(
+        "| res | dtype | steps/s | s/step | setup s | G fwd+bwd s | step / G | VGG fwd+bwd s | VGG share "
+        "| pixel steps/s |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = []
     for res in args.resolutions:
         for dt in args.dtypes:
-            cmd = [sys.executable, __file__, "--worker", "--family", args.family, "--resolution", str(res), "--dtype", dt,
-                   "--device",
-                   args.device, "--steps", str(args.steps), "--reps", str(args.reps)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--family",
+                args.family,
+                "--resolution",
+                str(res),
+                "--dtype",
+                dt,
+                "--device",
+                args.device,
+                "--steps",
+                str(args.steps),
+                "--reps",
+                str(args.reps),
+            ]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 raise SystemExit(f"worker failed: {' '.join(cmd)}\n{r.stderr[-3000:]}")
             x = json.loads(r.stdout.strip().splitlines()[-1])
             results.append(x)
-            print(f"| {res} | {dt} | {x['steps_per_s']:.3f} | {x['step_s']:.3f} | {x['setup_s']:.2f} | "
-                  f"{x['gen_fwd_bwd_s']:.3f} | {x['step_over_gen']:.2f} | {x['vgg_fwd_bwd_s']:.3f} | "
-                  f"{100 * x['vgg_share']:.0f}% | {x['pixel_steps_per_s']:.3f} |", flush=True)
+            print(
+                f"| {res} | {dt} | {x['steps_per_s']:.3f} | {x['step_s']:.3f} | {x['setup_s']:.2f} | "
+                f"{x['gen_fwd_bwd_s']:.3f} | {x['step_over_gen']:.2f} | {x['vgg_fwd_bwd_s']:.3f} | "
+                f"{100 * x['vgg_share']:.0f}% | {x['pixel_steps_per_s']:.3f} |",
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

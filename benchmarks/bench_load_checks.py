@@ -1,4 +1,4 @@
-"""What the load-time checks of a model file cost (issue 12: recorded hash, NaN/inf).
+"""What the load-time checks of a model file cost (the recorded weights hash, the NaN/inf scan).
 
     python benchmarks/bench_load_checks.py                 # the shipped demo and a 1024 px config-f StyleGAN2
     python benchmarks/bench_load_checks.py --resolution 256
@@ -51,8 +51,16 @@ def measure(path: Path, repeats: int) -> dict:
     buffer = b"\0" * size
     peak = best_of(lambda: hashlib.sha256(buffer).digest(), repeats)
     mib = size / 2**20
-    return {"file": path.name, "MiB": mib, "read_ms": read * 1e3, "check_ms": check * 1e3, "load_ms": load * 1e3,
-            "check_MiB_s": mib / check, "share_of_load": check / load, "of_hash_peak": peak / check}
+    return {
+        "file": path.name,
+        "MiB": mib,
+        "read_ms": read * 1e3,
+        "check_ms": check * 1e3,
+        "load_ms": load * 1e3,
+        "check_MiB_s": mib / check,
+        "share_of_load": check / load,
+        "of_hash_peak": peak / check,
+    }
 
 
 def main() -> None:
@@ -60,8 +68,10 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=1024, help="config-f StyleGAN2 to build (random weights)")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     rows = [measure(weights_dir() / "stylegan2-demo.safetensors", args.repeats)]
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
@@ -70,11 +80,15 @@ def main() -> None:
         canonical.save_model(path, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
         del G
         rows.append(measure(path, args.repeats))
-    print("| file | MiB | read tensors ms | check ms | whole load ms | check MiB/s | check / load | hash peak / check |")
+    print(
+        "| file | MiB | read tensors ms | check ms | whole load ms | check MiB/s | check / load | hash peak / check |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['file']} | {r['MiB']:.1f} | {r['read_ms']:.1f} | {r['check_ms']:.1f} | {r['load_ms']:.1f} | "
-              f"{r['check_MiB_s']:.0f} | {r['share_of_load']:.0%} | {r['of_hash_peak']:.0%} |")
+        print(
+            f"| {r['file']} | {r['MiB']:.1f} | {r['read_ms']:.1f} | {r['check_ms']:.1f} | {r['load_ms']:.1f} | "
+            f"{r['check_MiB_s']:.0f} | {r['share_of_load']:.0%} | {r['of_hash_peak']:.0%} |"
+        )
 
 
 if __name__ == "__main__":

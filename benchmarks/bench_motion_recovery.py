@@ -40,10 +40,10 @@ checkpoint.pt``) made by a trained bank and by that bank cut to the true
 directions; ``--content H`` compares them given the first frame.
 
 Cases (``--case``):
-  single  issue 4: one period (8 frames) along directions 1, 3 and 5 of 16.
+  single  one movement: one period (8 frames) along directions 1, 3 and 5 of 16.
           Targets: energy >= 60 % and freq within 25 % of the true one,
           within 20 CPU minutes.
-  multi   issue 17: three independent movements, directions 1, 3 and 5 with
+  multi   three independent movements, directions 1, 3 and 5 with
           periods 5, 8 and 12 frames and amplitudes 0.4, 0.8 and 1.3 stdev
           (about equal shares of the real energy). Targets: every share
           within +-0.15 of the real one, every period within 20 %, energy
@@ -79,8 +79,9 @@ sys.path.insert(0, str(ROOT))
 def make_generator(resolution: int, w_dim: int, seed: int):
     from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
 
-    cfg = StyleGAN2Config(resolution=resolution, z_dim=w_dim, w_dim=w_dim, mapping_layers=4,
-                          channel_base=1024, channel_max=32)
+    cfg = StyleGAN2Config(
+        resolution=resolution, z_dim=w_dim, w_dim=w_dim, mapping_layers=4, channel_base=1024, channel_max=32
+    )
     torch.manual_seed(seed)
     G = StyleGAN2Generator(cfg).eval().requires_grad_(False)
     # A randomly initialised generator paints far outside [-1, 1] (a third of its pixels); real
@@ -121,7 +122,7 @@ def rotated_truth(basis, dirs, degrees: float, n_pca: int):
         raise SystemExit(f"--rotate needs {len(dirs)} directions besides the true ones among --n-pca {n_pca}")
     a = math.radians(degrees)
     comps, stdev = basis.components.clone(), basis.stdev.clone()
-    for k, k2 in zip(dirs, others):
+    for k, k2 in zip(dirs, others, strict=False):  # others: at least as many as dirs
         step = math.cos(a) * basis.stdev[k] * basis.components[k] + math.sin(a) * basis.stdev[k2] * basis.components[k2]
         stdev[k] = step.norm()
         comps[k] = step / stdev[k]
@@ -173,13 +174,14 @@ def pixel_effects(G, basis, dirs, frame_size: int, videos: int = 64, seed: int =
     return e.norm(dim=2).mean(0), torch.einsum("vkp,vjp->kj", unit, unit) / len(e)
 
 
-def identifiability(G, basis, dirs, amplitudes, frame_size: int, n_pca: int, videos: int = 128, seed: int = 7,
-                    bandwidths=(1.0, 0.5)) -> dict:
+def identifiability(
+    G, basis, dirs, amplitudes, frame_size: int, n_pca: int, videos: int = 128, seed: int = 7, bandwidths=(1.0, 0.5)
+) -> dict:
     """Can movement off the true directions make the frames move as the true movements do? To
     first order a movement along latent covariance C changes the frames (pooled to
     ``frame_size``) with covariance J C J^T, J the generator's Jacobian at the video's w, along
-    the ``n_pca`` directions the motion model moves, measured by central differences at ``videos`` random w's. The target
-    is the case's movement (all true directions at their amplitudes, then each one alone),
+    the ``n_pca`` directions the motion model moves, measured by central differences at ``videos``
+    random w's. The target is the case's movement (all true directions at their amplitudes, then each one alone),
     C = sum_k A_k^2 e_k e_k^T; the candidates are every C with no true-by-true entry (off-span
     directions, and their cross terms with the true ones: in-phase mixtures). Returned: the
     relative residual of the best candidate (least squares, 0: indistinguishable, 1: nothing in
@@ -201,8 +203,9 @@ def identifiability(G, basis, dirs, amplitudes, frame_size: int, n_pca: int, vid
         m4 = torch.einsum("vw,vawc,vbwd->abcd", weight, gram, gram) / weight.sum()
         q = 0.5 * (m4[ia[:, None], ib[:, None], ia[None], ib[None]] + m4[ia[:, None], ib[:, None], ib[None], ia[None]])
         out = {}
-        for name, target in [("all", dict(zip(dirs, amplitudes)))] + [(f"direction {d}", {d: a})
-                                                                       for d, a in zip(dirs, amplitudes)]:
+        for name, target in [("all", dict(zip(dirs, amplitudes, strict=True)))] + [
+            (f"direction {d}", {d: a}) for d, a in zip(dirs, amplitudes, strict=True)
+        ]:
             t = torch.zeros(len(pairs), dtype=torch.float64)
             for d, a in target.items():
                 t[pairs.index((d, d))] = a * a
@@ -210,7 +213,9 @@ def identifiability(G, basis, dirs, amplitudes, frame_size: int, n_pca: int, vid
             if not free:  # every direction the model moves is a true one: no other movement to try
                 out[name] = 1.0
                 continue
-            c = torch.linalg.lstsq(qf + 1e-9 * qf.diagonal().mean() * torch.eye(len(free), dtype=torch.float64), qt).solution
+            c = torch.linalg.lstsq(
+                qf + 1e-9 * qf.diagonal().mean() * torch.eye(len(free), dtype=torch.float64), qt
+            ).solution
             out[name] = float((tt - 2 * c @ qt + c @ qf @ c).clamp(min=0).sqrt() / tt.sqrt())
         return out
 
@@ -221,14 +226,26 @@ def identifiability(G, basis, dirs, amplitudes, frame_size: int, n_pca: int, vid
     return result
 
 
-def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_size: int, batch: int,
-                     pairs: int = 64, seed: int = 11, bank=None, content: float | None = None) -> dict:
+def term_sensitivity(
+    G,
+    basis,
+    dirs,
+    amplitudes,
+    periods,
+    frames: int,
+    frame_size: int,
+    batch: int,
+    pairs: int = 64,
+    seed: int = 11,
+    bank=None,
+    content: float | None = None,
+) -> dict:
     """What ``losses.cross_spectrum_matching`` sees of motion off the true directions. Clips of the
     real kind (the case's movements) are compared with clips of the same kind (the term's noise
     floor), with clips that add as much motion variance again (in w units) along the two
     largest-variance directions not in ``dirs``, each at the case's first period (half the
-    variance off the true span, about what the bank learns), and with clips whose movements run at 1.5 times their periods
-    (a rhythm error, for scale). With ``bank``, a trained motion model with oscillators, also
+    variance off the true span, about what the bank learns), and with clips whose movements run
+    at 1.5 times their periods (a rhythm error, for scale). With ``bank``, a trained motion model with oscillators, also
     its bank's clips (lambda 0) and those of the same bank with its movements cut to the true
     directions. Returns, per variant, the mean and stdev of the term over ``pairs`` pairs of
     batches of ``batch`` clips, pooled to ``frame_size``. ``content``: the term's first-frame
@@ -241,12 +258,17 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
     g = torch.Generator().manual_seed(seed)
     stdev = basis.stdev.double()
     off = [d for d in range(len(stdev)) if d not in dirs][:2]
-    on_energy = sum(a * a * float(stdev[d]) ** 2 for a, d in zip(amplitudes, dirs))
+    on_energy = sum(a * a * float(stdev[d]) ** 2 for a, d in zip(amplitudes, dirs, strict=True))
     a_off = math.sqrt(on_energy / sum(float(stdev[d]) ** 2 for d in off))
-    variants = {"the same kind": (dirs, amplitudes, periods),
-                f"+ directions {off} at period {periods[0]:g} (half the variance)":
-                    (dirs + off, amplitudes + [a_off] * 2, periods + [periods[0]] * 2),
-                "periods x 1.5": (dirs, amplitudes, [1.5 * p for p in periods])}
+    variants = {
+        "the same kind": (dirs, amplitudes, periods),
+        f"+ directions {off} at period {periods[0]:g} (half the variance)": (
+            dirs + off,
+            amplitudes + [a_off] * 2,
+            periods + [periods[0]] * 2,
+        ),
+        "periods x 1.5": (dirs, amplitudes, [1.5 * p for p in periods]),
+    }
 
     models = {}
     if bank is not None:
@@ -272,8 +294,9 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
 
     out = {}
     for kind in variants:
-        vals = torch.tensor([float(losses.cross_spectrum_matching(clips(kind), clips("the same kind"), content))
-                             for _ in range(pairs)])
+        vals = torch.tensor(
+            [float(losses.cross_spectrum_matching(clips(kind), clips("the same kind"), content)) for _ in range(pairs)]
+        )
         out[kind] = {"mean": float(vals.mean()), "stdev": float(vals.std())}
     return out
 
@@ -281,17 +304,24 @@ def term_sensitivity(G, basis, dirs, amplitudes, periods, frames: int, frame_siz
 def _checkpoint_motion(path: Path, basis):
     """The motion model of a training checkpoint, as it stood at that step; refused unless it was
     trained on this generator's PCA basis (this case's seed)."""
+    from mocohd_cli import MocohdError
     from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
     from mocohd_cli.train import load_checkpoint
-
-    from mocohd_cli import MocohdError
 
     refused = f"--bank: {path} is not a run with an oscillator bank on this generator (check --seed)"
     try:
         ck = load_checkpoint(path)
         cfg = json.loads(ck["config"])
-        M = MotionGenerator(MotionConfig(w_dim=basis.components.shape[1], noise_dim=cfg["noise_dim"], h_dim=cfg["h_dim"],
-                                         n_pca=cfg["n_pca"], w_residual=cfg["w_residual"], oscillators=cfg["oscillators"]))
+        M = MotionGenerator(
+            MotionConfig(
+                w_dim=basis.components.shape[1],
+                noise_dim=cfg["noise_dim"],
+                h_dim=cfg["h_dim"],
+                n_pca=cfg["n_pca"],
+                w_residual=cfg["w_residual"],
+                oscillators=cfg["oscillators"],
+            )
+        )
         M.load_state_dict(ck["gan"]["M"])
     except MocohdError as e:
         raise SystemExit(f"--bank: {e}") from None
@@ -351,17 +381,23 @@ def row(step: int, seconds: float, measured, real) -> dict:
     the true span against the real clips', its period against the truth), and the coherence."""
     s, freq = measured
     within = _within(s)
-    return {"step": step, "seconds": seconds, "energy": s.on_span, "freq": freq,
-            "within": within, "share_error": max(abs(a - b) for a, b in zip(within, real["within"])),
-            "periods": s.periods.tolist(),
-            "period_error": max(abs(p / q - 1) for p, q in zip(s.periods.tolist(), real["periods"])),
-            "coherence": float(s.coherence.masked_fill(torch.eye(len(within), dtype=torch.bool), 0).max())}
+    return {
+        "step": step,
+        "seconds": seconds,
+        "energy": s.on_span,
+        "freq": freq,
+        "within": within,
+        "share_error": max(abs(a - b) for a, b in zip(within, real["within"], strict=True)),
+        "periods": s.periods.tolist(),
+        "period_error": max(abs(p / q - 1) for p, q in zip(s.periods.tolist(), real["periods"], strict=True)),
+        "coherence": float(s.coherence.masked_fill(torch.eye(len(within), dtype=torch.bool), 0).max()),
+    }
 
 
 CASES = {
-    # issue 4's case: one movement (a single period) along three directions
+    # one movement (a single period) along three directions
     "single": {"dirs": "1,3,5", "periods": "8", "amplitudes": "1"},
-    # issue 17's: three independent movements, each its own period, amplitude and random phase
+    # three independent movements, each its own period, amplitude and random phase
     "multi": {"dirs": "1,3,5", "periods": "5,8,12", "amplitudes": "0.4,0.8,1.3"},
 }
 
@@ -398,48 +434,105 @@ def _fmt(values, spec: str = ".2f") -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=20.0, help="training time budget (stops at the first checkpoint past it)")
+    ap.add_argument(
+        "--minutes", type=float, default=20.0, help="training time budget (stops at the first checkpoint past it)"
+    )
     ap.add_argument("--steps", type=int, default=100000, help="upper bound on training steps")
     ap.add_argument("--eval-every", type=int, default=25, help="steps between checkpoints / measurements")
     ap.add_argument("--resolution", type=int, default=32)
     ap.add_argument("--w-dim", type=int, default=64)
     ap.add_argument("--n-pca", type=int, default=16)
-    ap.add_argument("--case", choices=sorted(CASES), default="single",
-                    help="single: one period along three directions (issue 4); multi: three independent movements")
-    ap.add_argument("--rotate", type=float, default=0.0, metavar="DEGREES", help="turn each true movement this far "
-                    "from its PCA direction toward the next direction outside them (movements off the axes)")
+    ap.add_argument(
+        "--case",
+        choices=sorted(CASES),
+        default="single",
+        help="single: one period along three directions; multi: three independent movements",
+    )
+    ap.add_argument(
+        "--rotate",
+        type=float,
+        default=0.0,
+        metavar="DEGREES",
+        help="turn each true movement this far "
+        "from its PCA direction toward the next direction outside them (movements off the axes)",
+    )
     ap.add_argument("--dirs", help="the true PCA directions (default: the case's)")
     ap.add_argument("--periods", help="true period of each direction, frames (one value: all; default: the case's)")
-    ap.add_argument("--amplitudes", help="amplitude of each direction in its stdevs (one value: all; default: the case's)")
+    ap.add_argument(
+        "--amplitudes", help="amplitude of each direction in its stdevs (one value: all; default: the case's)"
+    )
     ap.add_argument("--videos", type=int, default=96)
     ap.add_argument("--video-frames", type=int, default=48)
     ap.add_argument("--frames", type=int, default=16, help="clip length")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--frame-size", type=int, default=16, help="training frame size (generated frames are pooled to it)")
+    ap.add_argument(
+        "--frame-size", type=int, default=16, help="training frame size (generated frames are pooled to it)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work folder (videos, run, models)")
-    ap.add_argument("--lr", type=float, default=1e-3, help="Adam lr of every network (the official 1e-4 is too slow for a 20-minute budget)")
+    ap.add_argument(
+        "--lr",
+        type=float,
+        default=1e-3,
+        help="Adam lr of every network (the official 1e-4 is too slow for a 20-minute budget)",
+    )
     ap.add_argument("--w-residual", type=float, default=1.0)
     ap.add_argument("--h-dim", type=int, default=128)
     ap.add_argument("--w-mutual", type=float, default=1.0, help="motion-diversity weight (official: 1)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--d-channels", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
-                    help="any other TrainConfig setting, e.g. g_steps=1 (repeatable; for ablations)")
-    ap.add_argument("--ema-half-life", type=float, nargs="*", default=[], help="also measure exponential moving "
-                    "averages of the motion model's weights over the checkpoints, with these half-lives in steps")
-    ap.add_argument("--term-sensitivity", type=int, nargs="*", metavar="BATCH", help="only print what the "
-                    "cross-spectrum term sees of off-span motion, at these batch sizes (default: --batch), then stop")
-    ap.add_argument("--content", type=float, nargs="*", default=[None], metavar="H", help="with --term-sensitivity: "
-                    "the term given the first frame, at these bandwidths (times the median first-frame distance)")
+    ap.add_argument(
+        "--train",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other TrainConfig setting, e.g. g_steps=1 (repeatable; for ablations)",
+    )
+    ap.add_argument(
+        "--ema-half-life",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also measure exponential moving "
+        "averages of the motion model's weights over the checkpoints, with these half-lives in steps",
+    )
+    ap.add_argument(
+        "--term-sensitivity",
+        type=int,
+        nargs="*",
+        metavar="BATCH",
+        help="only print what the "
+        "cross-spectrum term sees of off-span motion, at these batch sizes (default: --batch), then stop",
+    )
+    ap.add_argument(
+        "--content",
+        type=float,
+        nargs="*",
+        default=[None],
+        metavar="H",
+        help="with --term-sensitivity: "
+        "the term given the first frame, at these bandwidths (times the median first-frame distance)",
+    )
     ap.add_argument("--pairs", type=int, default=64, help="with --term-sensitivity: pairs of batches per variant")
-    ap.add_argument("--bank", type=Path, help="with --term-sensitivity: a training checkpoint (checkpoint.pt) of "
-                    "this case, seed and recipe with an oscillator bank, whose bank is compared too")
+    ap.add_argument(
+        "--bank",
+        type=Path,
+        help="with --term-sensitivity: a training checkpoint (checkpoint.pt) of "
+        "this case, seed and recipe with an oscillator bank, whose bank is compared too",
+    )
     ap.add_argument("--json", type=Path, help="write the curve here")
-    ap.add_argument("--identifiability", action="store_true", help="only print how well movement off the true "
-                    "directions can make the frames move as the true movements do (pooled, given the first frame, per video)")
-    ap.add_argument("--pixel-effects", action="store_true", help="only print how the true directions change the "
-                    "training frames (size per stdev, cosines between them), then stop")
+    ap.add_argument(
+        "--identifiability",
+        action="store_true",
+        help="only print how well movement off the true "
+        "directions can make the frames move as the true movements do (pooled, given the first frame, per video)",
+    )
+    ap.add_argument(
+        "--pixel-effects",
+        action="store_true",
+        help="only print how the true directions change the "
+        "training frames (size per stdev, cosines between them), then stop",
+    )
     args = ap.parse_args()
     case = CASES[args.case]
     dirs = [int(d) for d in (args.dirs or case["dirs"]).split(",")]
@@ -449,7 +542,9 @@ def main():
     if any(h is not None and not h > 0 for h in args.content):
         raise SystemExit(f"--content: bandwidths must be > 0, got {args.content}")
     if args.rotate and (args.pixel_effects or args.identifiability or args.term_sensitivity is not None):
-        raise SystemExit("--rotate applies to training runs only (not --pixel-effects, --identifiability, --term-sensitivity)")
+        raise SystemExit(
+            "--rotate applies to training runs only (not --pixel-effects, --identifiability, --term-sensitivity)"
+        )
     torch.set_num_threads(args.threads)
 
     work = Path(tempfile.mkdtemp(prefix="mocohd-recovery-"))
@@ -467,14 +562,20 @@ def main():
 
     if args.pixel_effects:
         size, cos = pixel_effects(G, basis, dirs, args.frame_size)
-        print(f"directions {dirs}: frame change per stdev (mean |d frame|, {args.frame_size} px, [-1, 1]) "
-              f"{_fmt(size.tolist())}")
+        print(
+            f"directions {dirs}: frame change per stdev (mean |d frame|, {args.frame_size} px, [-1, 1]) "
+            f"{_fmt(size.tolist())}"
+        )
         print("cosines between their frame changes:\n" + "\n".join(_fmt(r) for r in cos.tolist()))
         return
     if args.identifiability:
-        print(f"the best movement off the true directions (and in phase with them), against the case's: relative "
-              f"residual of the frames' change covariance ({args.frame_size} px; 0: indistinguishable)")
-        for how, res in identifiability(G, basis, dirs, amplitudes, args.frame_size, args.n_pca, videos=args.videos).items():
+        print(
+            f"the best movement off the true directions (and in phase with them), against the case's: relative "
+            f"residual of the frames' change covariance ({args.frame_size} px; 0: indistinguishable)"
+        )
+        for how, res in identifiability(
+            G, basis, dirs, amplitudes, args.frame_size, args.n_pca, videos=args.videos
+        ).items():
             print(f"  {how}: " + ", ".join(f"{k} {v:.3f}" for k, v in res.items()), flush=True)
         return
     if args.term_sensitivity is not None:
@@ -482,10 +583,24 @@ def main():
         for b in args.term_sensitivity or [args.batch]:
             for h in args.content:
                 given = "" if h is None else f", given the first frame (bandwidth {h:g})"
-                for kind, v in term_sensitivity(G, basis, dirs, amplitudes, periods, args.frames, args.frame_size, b,
-                                                pairs=args.pairs, bank=bank, content=h).items():
-                    print(f"batch {b}: {kind}: cross-spectrum term{given} {v['mean']:+.3f} (stdev {v['stdev']:.3f} "
-                          f"over {args.pairs} pairs)", flush=True)
+                for kind, v in term_sensitivity(
+                    G,
+                    basis,
+                    dirs,
+                    amplitudes,
+                    periods,
+                    args.frames,
+                    args.frame_size,
+                    b,
+                    pairs=args.pairs,
+                    bank=bank,
+                    content=h,
+                ).items():
+                    print(
+                        f"batch {b}: {kind}: cross-spectrum term{given} {v['mean']:+.3f} (stdev {v['stdev']:.3f} "
+                        f"over {args.pairs} pairs)",
+                        flush=True,
+                    )
         return
     truth = basis
     if args.rotate:
@@ -499,25 +614,47 @@ def main():
     data.mkdir()
     t0 = time.perf_counter()
     render_videos(G, ws, data, args.seed + 2)
-    print(f"rendered {args.videos} videos of {args.video_frames} frames in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(
+        f"rendered {args.videos} videos of {args.video_frames} frames in {time.perf_counter() - t0:.1f} s", flush=True
+    )
     V = truth.components[dirs]
     windows = torch.cat([ws[:, o : o + args.frames] for o in range(0, args.video_frames - args.frames + 1, 4)])
     rs, true_freq = trajectory_stats(windows, V)  # the real clips, measured as the learned motion will be
-    real = {"within": rs.shares.tolist(), "periods": rs.periods.tolist(), "coherence":
-            float(rs.coherence.masked_fill(torch.eye(len(dirs), dtype=torch.bool), 0).max())}
-    print(f"true: directions {dirs} of {args.n_pca}, periods {periods} frames, amplitudes {amplitudes} stdev", flush=True)
-    print(f"real clips ({args.frames} frames): frequency of all {true_freq:.4f} cycles/frame; shares "
-          f"{_fmt(real['within'])}, periods {_fmt(real['periods'], '.2f')}, coherence {real['coherence']:.2f}", flush=True)
+    real = {
+        "within": rs.shares.tolist(),
+        "periods": rs.periods.tolist(),
+        "coherence": float(rs.coherence.masked_fill(torch.eye(len(dirs), dtype=torch.bool), 0).max()),
+    }
+    print(
+        f"true: directions {dirs} of {args.n_pca}, periods {periods} frames, amplitudes {amplitudes} stdev", flush=True
+    )
+    print(
+        f"real clips ({args.frames} frames): frequency of all {true_freq:.4f} cycles/frame; shares "
+        f"{_fmt(real['within'])}, periods {_fmt(real['periods'], '.2f')}, coherence {real['coherence']:.2f}",
+        flush=True,
+    )
 
     torch.manual_seed(args.seed)
-    M0 = MotionGenerator(MotionConfig(w_dim=args.w_dim, noise_dim=args.w_dim, h_dim=args.h_dim, n_pca=args.n_pca,
-                                      w_residual=args.w_residual, oscillators=int(extra.get("oscillators", 0))),
-                     basis.components, basis.stdev)
+    M0 = MotionGenerator(
+        MotionConfig(
+            w_dim=args.w_dim,
+            noise_dim=args.w_dim,
+            h_dim=args.h_dim,
+            n_pca=args.n_pca,
+            w_residual=args.w_residual,
+            oscillators=int(extra.get("oscillators", 0)),
+        ),
+        basis.components,
+        basis.stdev,
+    )
     s0 = measure(M0, G, truth, dirs, args.frames)
     e0, f0 = s0[0].on_span, s0[1]
     share = float(truth.stdev[dirs].square().sum() / basis.stdev[: args.n_pca].square().sum())
-    print(f"untrained: energy {e0:.1%} (variance-weighted share of the true directions {share:.1%}, "
-          f"n_true/n_pca {len(dirs) / args.n_pca:.1%}), frequency {f0:.4f}", flush=True)
+    print(
+        f"untrained: energy {e0:.1%} (variance-weighted share of the true directions {share:.1%}, "
+        f"n_true/n_pca {len(dirs) / args.n_pca:.1%}), frequency {f0:.4f}",
+        flush=True,
+    )
     curve = [row(0, 0.0, s0, real)]
     start = time.perf_counter()
 
@@ -533,24 +670,38 @@ def main():
             r = row(info["step"], sec, measure(M, G, truth, dirs, args.frames), real)
             if monitor:
                 r["monitor"] = {k: monitor[k] for k in ("distance", "change", "drift")} | {
-                    "real_change": monitor["real"]["change"], "real_drift": monitor["real"]["drift"]}
+                    "real_change": monitor["real"]["change"],
+                    "real_drift": monitor["real"]["drift"],
+                }
             curve.append(r)
-            line = (f"step {info['step']:6d}  {sec / 60:5.1f} min  energy {r['energy']:6.1%}  freq {r['freq']:.4f} "
-                    f"({r['freq'] / true_freq - 1:+.0%})")
+            line = (
+                f"step {info['step']:6d}  {sec / 60:5.1f} min  energy {r['energy']:6.1%}  freq {r['freq']:.4f} "
+                f"({r['freq'] / true_freq - 1:+.0%})"
+            )
             if len(dirs) > 1:
-                line += (f"  shares {_fmt(r['within'])} (err {r['share_error']:.2f})  periods {_fmt(r['periods'], '.2f')}"
-                         f" (err {r['period_error']:.0%})  coh {r['coherence']:.2f}")
+                line += (
+                    f"  shares {_fmt(r['within'])} (err {r['share_error']:.2f})  periods {_fmt(r['periods'], '.2f')}"
+                    f" (err {r['period_error']:.0%})  coh {r['coherence']:.2f}"
+                )
             if monitor:
                 line += f"  monitor {monitor['distance']:.3f}"
             print(line, flush=True)
             if M.cfg.oscillators:  # the bank's largest movements, by the size of u_k
                 r["oscillators"] = [list(ps) for ps in M.bank()[:4]]
-                print("    oscillators (period: size) " + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in r["oscillators"]),
-                      flush=True)
+                print(
+                    "    oscillators (period: size) " + ", ".join(f"{p:.2f}: {z:.2f}" for p, z in r["oscillators"]),
+                    flush=True,
+                )
                 r["parts"] = parts(M, G, truth, dirs, args.frames)
-                print("    " + ", ".join(f"{k}: energy {v['energy']:.1%}, rms step {v['step']:.3f}, shares "
-                                         f"{_fmt(v['within'])}, periods {_fmt(v['periods'], '.1f')}"
-                                         for k, v in r["parts"].items()), flush=True)
+                print(
+                    "    "
+                    + ", ".join(
+                        f"{k}: energy {v['energy']:.1%}, rms step {v['step']:.3f}, shares "
+                        f"{_fmt(v['within'])}, periods {_fmt(v['periods'], '.1f')}"
+                        for k, v in r["parts"].items()
+                    ),
+                    flush=True,
+                )
             for half_life in args.ema_half_life:  # the checkpoints' weights averaged, then measured
                 keep = 0.5 ** (args.eval_every / half_life)
                 avg = ema.setdefault(half_life, {})
@@ -561,20 +712,45 @@ def main():
                         avg[k] = v.detach().clone()
                 A = copy.deepcopy(M)
                 A.load_state_dict(avg)
-                e = r.setdefault("ema", {})[half_life] = row(info["step"], sec, measure(A, G, truth, dirs, args.frames), real)
-                print(f"    EMA {half_life:g}: energy {e['energy']:.1%}  freq {e['freq'] / true_freq - 1:+.0%}  shares "
-                      f"{_fmt(e['within'])} (err {e['share_error']:.2f})  periods {_fmt(e['periods'], '.2f')} "
-                      f"(err {e['period_error']:.0%})  coh {e['coherence']:.2f}", flush=True)
+                e = r.setdefault("ema", {})[half_life] = row(
+                    info["step"], sec, measure(A, G, truth, dirs, args.frames), real
+                )
+                print(
+                    f"    EMA {half_life:g}: energy {e['energy']:.1%}  freq {e['freq'] / true_freq - 1:+.0%}  shares "
+                    f"{_fmt(e['within'])} (err {e['share_error']:.2f})  periods {_fmt(e['periods'], '.2f')} "
+                    f"(err {e['period_error']:.0%})  coh {e['coherence']:.2f}",
+                    flush=True,
+                )
             if sec > args.minutes * 60 and not curve[0].get("stopping"):
                 curve[0]["stopping"] = True
                 os.kill(os.getpid(), 2)  # SIGINT: the trainer saves and stops after this step
 
     # the training clips are taken from the rendered videos at time step 1, so frequencies compare directly
-    cfg = TrainConfig(data=str(data), image=str(gpath), name="recovery", domain="in", steps=args.steps,
-                      batch=args.batch, lr=args.lr, frame_size=args.frame_size, frames=args.frames, time_step=1, n_pca=args.n_pca,
-                      h_dim=args.h_dim, w_residual=args.w_residual, w_mutual=args.w_mutual, dv_channels=args.d_channels, workers=1,
-                      save_every=args.eval_every, sample_every=10**9, log_every=args.eval_every,
-                      pca_samples=50_000, seed=args.seed, device="cpu", **extra)
+    cfg = TrainConfig(
+        data=str(data),
+        image=str(gpath),
+        name="recovery",
+        domain="in",
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        frame_size=args.frame_size,
+        frames=args.frames,
+        time_step=1,
+        n_pca=args.n_pca,
+        h_dim=args.h_dim,
+        w_residual=args.w_residual,
+        w_mutual=args.w_mutual,
+        dv_channels=args.d_channels,
+        workers=1,
+        save_every=args.eval_every,
+        sample_every=10**9,
+        log_every=args.eval_every,
+        pca_samples=50_000,
+        seed=args.seed,
+        device="cpu",
+        **extra,
+    )
     # the trainer's PCA basis must be the one the truth was built on: store it under the generator's identity
     from mocohd_cli import store
     from mocohd_cli.models import load_image_generator
@@ -589,18 +765,32 @@ def main():
     curve[0].pop("stopping", None)
     best = max(curve, key=lambda r: r["energy"])
     last = curve[-1]
-    print(f"\nfinal: step {last['step']}, {last['seconds'] / 60:.1f} min: energy {last['energy']:.1%} (target >= 60%), "
-          f"frequency {last['freq']:.4f} vs true {true_freq:.4f} ({last['freq'] / true_freq - 1:+.0%}, target within 25%)")
+    print(
+        f"\nfinal: step {last['step']}, {last['seconds'] / 60:.1f} min: energy {last['energy']:.1%} (target >= 60%), "
+        f"frequency {last['freq']:.4f} vs true {true_freq:.4f} ({last['freq'] / true_freq - 1:+.0%}, target within 25%)"
+    )
     print(f"best energy: {best['energy']:.1%} at step {best['step']}")
     if len(dirs) > 1:
         ok = last["share_error"] <= 0.15 and last["period_error"] <= 0.20 and last["energy"] >= 0.6
-        print(f"per direction: shares {_fmt(last['within'])} vs real {_fmt(real['within'])} (max error "
-              f"{last['share_error']:.2f}, target <= 0.15); periods {_fmt(last['periods'], '.2f')} vs real "
-              f"{_fmt(real['periods'], '.2f')} (max error {last['period_error']:.0%}, target <= 20%); coherence "
-              f"{last['coherence']:.2f} (real {real['coherence']:.2f}) -> {'PASS' if ok else 'FAIL'}")
+        print(
+            f"per direction: shares {_fmt(last['within'])} vs real {_fmt(real['within'])} (max error "
+            f"{last['share_error']:.2f}, target <= 0.15); periods {_fmt(last['periods'], '.2f')} vs real "
+            f"{_fmt(real['periods'], '.2f')} (max error {last['period_error']:.0%}, target <= 20%); coherence "
+            f"{last['coherence']:.2f} (real {real['coherence']:.2f}) -> {'PASS' if ok else 'FAIL'}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "true_freq": true_freq, "real": real,
-                                         "untrained_share": share, "curve": curve}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": vars(args) | {"json": str(args.json)},
+                    "true_freq": true_freq,
+                    "real": real,
+                    "untrained_share": share,
+                    "curve": curve,
+                },
+                indent=1,
+            )
+        )
     if args.keep:
         print(f"work folder: {work}")
     else:

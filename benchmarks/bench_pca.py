@@ -64,8 +64,10 @@ def main():
     cfg = G.cfg
     flops = args.samples * 2 * (cfg.z_dim * cfg.w_dim + (cfg.mapping_layers - 1) * cfg.w_dim**2)
     peak = matmul_peak()
-    print(f"# {args.samples} samples, mapping {cfg.mapping_layers} x {cfg.w_dim}: {flops / 1e12:.2f} TFLOP; "
-          f"measured fp32 matmul peak {peak:.0f} GFLOP/s -> mapping limit {flops / peak / 1e9:.1f} s")
+    print(
+        f"# {args.samples} samples, mapping {cfg.mapping_layers} x {cfg.w_dim}: {flops / 1e12:.2f} TFLOP; "
+        f"measured fp32 matmul peak {peak:.0f} GFLOP/s -> mapping limit {flops / peak / 1e9:.1f} s"
+    )
 
     t0 = time.perf_counter()
     basis = fit_pca(G, samples=args.samples, batch=args.batch, seed=0)
@@ -75,8 +77,12 @@ def main():
     # The same samples, materialised, for the statistics-only comparisons.
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        w = torch.cat([G.mapping(torch.randn(min(args.batch, args.samples - i), cfg.z_dim, generator=gen))
-                       for i in range(0, args.samples, args.batch)])
+        w = torch.cat(
+            [
+                G.mapping(torch.randn(min(args.batch, args.samples - i), cfg.z_dim, generator=gen))
+                for i in range(0, args.samples, args.batch)
+            ]
+        )
     t0 = time.perf_counter()
     m = _Moments(cfg.w_dim, torch.device("cpu"))
     for i in range(0, args.samples, args.batch):
@@ -86,10 +92,12 @@ def main():
     ev = ours.stdev.double() ** 2
     cov = torch.cov(w.double().t())  # the exact reference: float64 throughout
     exact = torch.linalg.eigh(cov).eigenvectors.flip(1)[:, : args.k].t()
-    print(f"statistics only: {t_ours:.2f} s; eigenvalue gap at the cut lambda_{args.k}/lambda_{args.k + 1} = "
-          f"{float(ev[args.k - 1] / ev[args.k]):.4f}; top-{args.k} largest principal angle to a float64 "
-          f"eigendecomposition of the same samples {largest_angle_deg(ours.components[:args.k], exact):.1e} deg "
-          f"(fit_pca: {largest_angle_deg(basis.components[:args.k], exact):.1e})")
+    print(
+        f"statistics only: {t_ours:.2f} s; eigenvalue gap at the cut lambda_{args.k}/lambda_{args.k + 1} = "
+        f"{float(ev[args.k - 1] / ev[args.k]):.4f}; top-{args.k} largest principal angle to a float64 "
+        f"eigendecomposition of the same samples {largest_angle_deg(ours.components[: args.k], exact):.1e} deg "
+        f"(fit_pca: {largest_angle_deg(basis.components[: args.k], exact):.1e})"
+    )
 
     if not args.no_sklearn:
         try:
@@ -104,11 +112,16 @@ def main():
         ref = torch.from_numpy(ipca.components_).float()
         ang = largest_angle_deg(ours.components[: args.k], ref[: args.k])
         ang_exact = largest_angle_deg(ref[: args.k], exact)
-        sd = float((ours.stdev - torch.from_numpy(ipca.explained_variance_).float().sqrt()).abs().max() / ours.stdev.max())
-        print(f"sklearn IncrementalPCA: {t_sk:.1f} s -> statistics {t_sk / t_ours:.0f}x faster, whole fit_pca "
-              f"{t_sk / t_fit:.1f}x faster than IncrementalPCA alone; top-{args.k} largest principal angle to ours {ang:.1e} deg "
-              f"(IncrementalPCA to the float64 reference {ang_exact:.1e}); "
-              f"max stdev difference {sd:.1e} (relative)")
+        sd = float(
+            (ours.stdev - torch.from_numpy(ipca.explained_variance_).float().sqrt()).abs().max() / ours.stdev.max()
+        )
+        print(
+            f"sklearn IncrementalPCA: {t_sk:.1f} s -> statistics {t_sk / t_ours:.0f}x faster, whole fit_pca "
+            f"{t_sk / t_fit:.1f}x faster than IncrementalPCA alone; "
+            f"top-{args.k} largest principal angle to ours {ang:.1e} deg "
+            f"(IncrementalPCA to the float64 reference {ang_exact:.1e}); "
+            f"max stdev difference {sd:.1e} (relative)"
+        )
 
 
 if __name__ == "__main__":

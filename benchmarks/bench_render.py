@@ -33,17 +33,21 @@ def setup(home: Path, resolution: int) -> None:
 
     torch.manual_seed(0)
     G = StyleGAN2Generator(StyleGAN2Config.preset("f", resolution)).eval()
-    h = save_model(home / "image" / "bench.safetensors", G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
+    h = save_model(
+        home / "image" / "bench.safetensors", G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict()
+    )
     basis = fit_pca(G, samples=20_000)
     M = MotionGenerator(MotionConfig(), basis.components, basis.stdev)
-    save_motion(home / "motion" / "bench.safetensors", M, image={"image_name": "bench", "image_sha256": h.weights_sha256})
+    save_motion(
+        home / "motion" / "bench.safetensors", M, image={"image_name": "bench", "image_sha256": h.weights_sha256}
+    )
 
 
 def worker(args) -> dict:
     os.environ["MOCOHD_HOME"] = args.home
     from mocohd_cli.models import load_image_generator
     from mocohd_cli.models.motion import load_motion
-    from mocohd_cli.render import render, render_frames, DTYPES
+    from mocohd_cli.render import DTYPES, render, render_frames
 
     G = load_image_generator(args.image, device="cpu")
     M = load_motion(args.motion)
@@ -53,16 +57,45 @@ def worker(args) -> dict:
         n = sum(1 for _ in render_frames(M, G, args.frames, batch=args.batch, dtype=DTYPES[args.dtype]))
     else:
         out = Path(args.home) / "out.mp4"
-        n = render(out, motion=args.motion, image=args.image, frames=args.frames, batch=args.batch, device="cpu",
-                   dtype=args.dtype).frames
+        n = render(
+            out,
+            motion=args.motion,
+            image=args.image,
+            frames=args.frames,
+            batch=args.batch,
+            device="cpu",
+            dtype=args.dtype,
+        ).frames
     dt = time.perf_counter() - t0
-    return {"mode": args.mode, "frames": n, "seconds": dt, "fps": n / dt,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "mode": args.mode,
+        "frames": n,
+        "seconds": dt,
+        "fps": n / dt,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run(args, mode, frames, image="bench", motion="bench") -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--home", args.home, "--mode", mode, "--frames", str(frames),
-           "--batch", str(args.batch), "--dtype", args.dtype, "--image", image, "--motion", motion]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--home",
+        args.home,
+        "--mode",
+        mode,
+        "--frames",
+        str(frames),
+        "--batch",
+        str(args.batch),
+        "--dtype",
+        args.dtype,
+        "--image",
+        image,
+        "--motion",
+        motion,
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(p.stderr)
@@ -93,11 +126,15 @@ def main():
             for mode in ("generate", "render"):
                 r = run(args, mode, args.frames)
                 best[mode] = max(best.get(mode, 0), r["fps"])
-        print(f"generation only: {best['generate']:.2f} frames/s; generation + MP4: {best['render']:.2f} frames/s "
-              f"({100 * best['render'] / best['generate']:.0f}%)")
+        print(
+            f"generation only: {best['generate']:.2f} frames/s; generation + MP4: {best['render']:.2f} frames/s "
+            f"({100 * best['render'] / best['generate']:.0f}%)"
+        )
         rss = {n: run(args, "render", n, image="demo", motion="demo")["rss_mb"] for n in (32, 1000)}
-        print(f"peak RSS, demo models (64 px): -n 32 {rss[32]:.0f} MB, -n 1000 {rss[1000]:.0f} MB "
-              f"(+{100 * (rss[1000] / rss[32] - 1):.1f}%)")
+        print(
+            f"peak RSS, demo models (64 px): -n 32 {rss[32]:.0f} MB, -n 1000 {rss[1000]:.0f} MB "
+            f"(+{100 * (rss[1000] / rss[32] - 1):.1f}%)"
+        )
 
 
 if __name__ == "__main__":

@@ -56,9 +56,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from bench_generator import DTYPES, machine_line, measure_peak  # noqa: E402
+from bench_generator import DTYPES, machine_line, measure_peak  # noqa: E402 - after sys.path (and HERE)
 
-from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator  # noqa: E402
+from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator  # noqa: E402 - after sys.path
 
 PATHS = ("fast", "reference", "nvidia")
 
@@ -66,8 +66,9 @@ PATHS = ("fast", "reference", "nvidia")
 def bench_config(name: str, resolution: int, quick: bool = False) -> StyleGAN3Config:
     """NVIDIA's published config ``name`` ('t' or 'r'); ``quick``: a tiny one at 16 px."""
     if quick:
-        return StyleGAN3Config.preset(name, 16, z_dim=32, w_dim=32, channel_base=1024, channel_max=32,
-                                      num_layers=6, margin_size=4)
+        return StyleGAN3Config.preset(
+            name, 16, z_dim=32, w_dim=32, channel_base=1024, channel_max=32, num_layers=6, margin_size=4
+        )
     return StyleGAN3Config.preset(name, resolution)
 
 
@@ -116,14 +117,33 @@ def nvidia_synthesis(root: Path, cfg: StyleGAN3Config, state: dict):
     from training.networks_stylegan3 import Generator
 
     c = cfg
-    G = Generator(z_dim=c.z_dim, c_dim=0, w_dim=c.w_dim, img_resolution=c.resolution, img_channels=c.img_channels,
-                  mapping_kwargs=dict(num_layers=c.mapping_layers), channel_base=c.channel_base,
-                  channel_max=c.channel_max, num_layers=c.num_layers, num_critical=c.num_critical,
-                  first_cutoff=c.first_cutoff, first_stopband=c.first_stopband, last_stopband_rel=c.last_stopband_rel,
-                  margin_size=c.margin_size, output_scale=c.output_scale, conv_kernel=c.conv_kernel,
-                  filter_size=c.filter_size, lrelu_upsampling=c.lrelu_upsampling,
-                  use_radial_filters=c.use_radial_filters, conv_clamp=c.conv_clamp,
-                  magnitude_ema_beta=c.magnitude_ema_beta).eval().requires_grad_(False)
+    G = (
+        Generator(
+            z_dim=c.z_dim,
+            c_dim=0,
+            w_dim=c.w_dim,
+            img_resolution=c.resolution,
+            img_channels=c.img_channels,
+            mapping_kwargs=dict(num_layers=c.mapping_layers),
+            channel_base=c.channel_base,
+            channel_max=c.channel_max,
+            num_layers=c.num_layers,
+            num_critical=c.num_critical,
+            first_cutoff=c.first_cutoff,
+            first_stopband=c.first_stopband,
+            last_stopband_rel=c.last_stopband_rel,
+            margin_size=c.margin_size,
+            output_scale=c.output_scale,
+            conv_kernel=c.conv_kernel,
+            filter_size=c.filter_size,
+            lrelu_upsampling=c.lrelu_upsampling,
+            use_radial_filters=c.use_radial_filters,
+            conv_clamp=c.conv_clamp,
+            magnitude_ema_beta=c.magnitude_ema_beta,
+        )
+        .eval()
+        .requires_grad_(False)
+    )
     G.load_state_dict(state, strict=True)
     return lambda ws: G.synthesis(ws, force_fp32=True)
 
@@ -163,9 +183,15 @@ def worker(args) -> dict:
             if len(times) >= args.max_iters:
                 break
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = {"path": args.path, "dtype": args.dtype, "batch": args.batch, "iters": len(times),
-              "seconds_per_batch": sorted(times)[len(times) // 2], "rss_mb": rss / 1024,
-              "synthesis_mb": (rss - rss0) / 1024}
+    result = {
+        "path": args.path,
+        "dtype": args.dtype,
+        "batch": args.batch,
+        "iters": len(times),
+        "seconds_per_batch": sorted(times)[len(times) // 2],
+        "rss_mb": rss / 1024,
+        "synthesis_mb": (rss - rss0) / 1024,
+    }
     if args.save_image:
         torch.save(img[:1].float().clone(), args.save_image)
     if args.count_flops:  # after the memory was read: the counter's own bookkeeping is not in it
@@ -174,11 +200,31 @@ def worker(args) -> dict:
 
 
 def run_worker(path: str, dtype: str, batch: int, args, image: Path | None = None, count_flops: bool = False) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--path", path, "--dtype", dtype, "--batch", str(batch),
-           "--config", args.config, "--resolution", str(args.resolution), "--min-time", str(args.min_time),
-           "--min-iters", str(args.min_iters), "--max-iters", str(args.max_iters)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--path",
+        path,
+        "--dtype",
+        dtype,
+        "--batch",
+        str(batch),
+        "--config",
+        args.config,
+        "--resolution",
+        str(args.resolution),
+        "--min-time",
+        str(args.min_time),
+        "--min-iters",
+        str(args.min_iters),
+        "--max-iters",
+        str(args.max_iters),
+    ]
     cmd += ["--quick"] * args.quick + ["--count-flops"] * count_flops
-    cmd += (["--threads", str(args.threads)] if args.threads else []) + (["--nvidia", str(args.nvidia)] if args.nvidia else [])
+    cmd += (["--threads", str(args.threads)] if args.threads else []) + (
+        ["--nvidia", str(args.nvidia)] if args.nvidia else []
+    )
     cmd += ["--save-image", str(image)] if image else []
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
@@ -190,8 +236,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="t", choices=["t", "r"])
     p.add_argument("--resolution", type=int, default=256)
-    p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
-                   help="dtypes of our fast path (fp32 is always run: the images are compared with it)")
+    p.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=["fp32", "bf16"],
+        choices=["fp32", "bf16"],
+        help="dtypes of our fast path (fp32 is always run: the images are compared with it)",
+    )
     p.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4], help="batch sizes of our fast path")
     p.add_argument("--nvidia", type=Path, default=None, help="a checkout of NVlabs/stylegan3: time NVIDIA's code too")
     p.add_argument("--nvidia-batches", type=int, nargs="+", default=[1], help="batch sizes of NVIDIA's code")
@@ -225,8 +276,10 @@ def main():
     print(f"# {title}; {machine_line(cpu)}; {time.strftime('%Y-%m-%d')}", flush=True)
     peaks = {d: measure_peak(cpu, DTYPES[d], quick=args.quick) for d in dtypes}
     for d, pk in peaks.items():
-        print(f"# measured {d} peak: 3x3 conv {pk['conv_gflops']:.0f} GFLOP/s, matmul {pk['matmul_gflops']:.0f} GFLOP/s",
-              flush=True)
+        print(
+            f"# measured {d} peak: 3x3 conv {pk['conv_gflops']:.0f} GFLOP/s, matmul {pk['matmul_gflops']:.0f} GFLOP/s",
+            flush=True,
+        )
 
     jobs = [("fast", d, b) for d in dtypes for b in batches]
     jobs += [] if args.skip_reference else [("reference", "fp32", 1)]
@@ -235,7 +288,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for path, dtype, batch in jobs:
             image = Path(tmp) / f"{path}-{dtype}.pt" if batch == 1 else None
-            r = run_worker(path, dtype, batch, args, image=image, count_flops=(path, dtype, batch) == ("fast", "fp32", 1))
+            r = run_worker(
+                path, dtype, batch, args, image=image, count_flops=(path, dtype, batch) == ("fast", "fp32", 1)
+            )
             if image:
                 r["image"] = torch.load(image)
             rows.append(r)
@@ -244,12 +299,16 @@ def main():
     analytic = synthesis_flops(cfg)
     flops = base["flops_counted"]
     nvidia = {r["batch"]: r for r in rows if r["path"] == "nvidia"}
-    print(f"# GFLOP/frame {flops / 1e9:.2f} (counted on our fast path; analytic {sum(analytic.values()) / 1e9:.2f}: "
-          f"dense convolutions {analytic['conv'] / 1e9:.2f}, filters {analytic['filters'] / 1e9:.2f}, "
-          f"other {analytic['other'] / 1e9:.3f})")
+    print(
+        f"# GFLOP/frame {flops / 1e9:.2f} (counted on our fast path; analytic {sum(analytic.values()) / 1e9:.2f}: "
+        f"dense convolutions {analytic['conv'] / 1e9:.2f}, filters {analytic['filters'] / 1e9:.2f}, "
+        f"other {analytic['other'] / 1e9:.3f})"
+    )
     print()
-    print("| config | path | dtype | batch | frames/s | s/frame | GFLOP/s | % conv peak | vs NVIDIA | peak RSS MB "
-          "| synthesis MB (per frame) | max abs diff | PSNR vs fp32 |")
+    print(
+        "| config | path | dtype | batch | frames/s | s/frame | GFLOP/s | % conv peak | vs NVIDIA | peak RSS MB "
+        "| synthesis MB (per frame) | max abs diff | PSNR vs fp32 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fps = r["batch"] / r["seconds_per_batch"]
@@ -265,20 +324,44 @@ def main():
             if r["dtype"] != "fp32":
                 mse = float((img - ref).square().mean())
                 r["psnr_db"] = 10 * math.log10(float(ref.max() - ref.min()) ** 2 / mse) if mse > 0 else float("inf")
-        name = {"fast": "mocohd fast", "reference": "mocohd reference", "nvidia": "NVIDIA (CPU reference ops)"}[r["path"]]
-        cells = [f"{args.config.upper()}, {cfg.resolution} px", name, r["dtype"], str(r["batch"]), f"{fps:.3f}",
-                 f"{1 / fps:.3f}", f"{r['gflops']:.0f}" if "gflops" in r else "-",
-                 f"{r['conv_peak_pct']:.0f}%" if "conv_peak_pct" in r else "-",
-                 f"{r['vs_nvidia']:.1f}x" if "vs_nvidia" in r else "-", f"{r['rss_mb']:.0f}",
-                 f"{r['synthesis_mb']:.0f} ({r['synthesis_mb'] / r['batch']:.0f})", f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "-",
-                 f"{r['psnr_db']:.1f} dB" if "psnr_db" in r else "-"]
+        name = {"fast": "mocohd fast", "reference": "mocohd reference", "nvidia": "NVIDIA (CPU reference ops)"}[
+            r["path"]
+        ]
+        cells = [
+            f"{args.config.upper()}, {cfg.resolution} px",
+            name,
+            r["dtype"],
+            str(r["batch"]),
+            f"{fps:.3f}",
+            f"{1 / fps:.3f}",
+            f"{r['gflops']:.0f}" if "gflops" in r else "-",
+            f"{r['conv_peak_pct']:.0f}%" if "conv_peak_pct" in r else "-",
+            f"{r['vs_nvidia']:.1f}x" if "vs_nvidia" in r else "-",
+            f"{r['rss_mb']:.0f}",
+            f"{r['synthesis_mb']:.0f} ({r['synthesis_mb'] / r['batch']:.0f})",
+            f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "-",
+            f"{r['psnr_db']:.1f} dB" if "psnr_db" in r else "-",
+        ]
         print("| " + " | ".join(cells) + " |", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({
-            "config": args.config, "resolution": cfg.resolution, "quick": args.quick, "machine": machine_line(cpu),
-            "torch": torch.__version__, "threads": args.threads or torch.get_num_threads(), "peaks": peaks,
-            "gflop_per_frame": flops / 1e9, "analytic_gflop": {k: v / 1e9 for k, v in analytic.items()},
-            "rows": rows, "nvidia": str(args.nvidia) if args.nvidia else None}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "config": args.config,
+                    "resolution": cfg.resolution,
+                    "quick": args.quick,
+                    "machine": machine_line(cpu),
+                    "torch": torch.__version__,
+                    "threads": args.threads or torch.get_num_threads(),
+                    "peaks": peaks,
+                    "gflop_per_frame": flops / 1e9,
+                    "analytic_gflop": {k: v / 1e9 for k, v in analytic.items()},
+                    "rows": rows,
+                    "nvidia": str(args.nvidia) if args.nvidia else None,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ from mocohd_cli.models.detectors import build_from
 
 def _ours(path: str, kind: str, device) -> torch.nn.Module:
     model = read_any(path, kind=kind)
-    print(f"# mocohd read {path} as {kind}: {model.source.get('format')}; notes "
-          f"{ {k: v for k, v in model.source.items() if k not in ('file', 'file_sha256', 'format')} }")
+    print(
+        f"# mocohd read {path} as {kind}: {model.source.get('format')}; notes "
+        f"{ {k: v for k, v in model.source.items() if k not in ('file', 'file_sha256', 'format')} }"
+    )
     return build_from(model, path).eval().requires_grad_(False).to(device)
 
 
@@ -76,8 +78,9 @@ def check_inception(path: str, device, frames: int, tol: float) -> bool:
 
     # pytorch-fid's own FID network, given this file where it would download the same one
     fid_inception.load_state_dict_from_url = lambda *a, **k: torch.load(path, map_location="cpu", weights_only=True)
-    ref = FidInception([FidInception.BLOCK_INDEX_BY_DIM[2048]], resize_input=True, normalize_input=True,
-                       use_fid_inception=True)
+    ref = FidInception(
+        [FidInception.BLOCK_INDEX_BY_DIM[2048]], resize_input=True, normalize_input=True, use_fid_inception=True
+    )
     ref = ref.eval().to(device)
     g = torch.Generator().manual_seed(0)
     ok = True

@@ -1,4 +1,4 @@
-"""GPU readiness check (issue 18): every CUDA path of mocohd, measured in one run of at most
+"""GPU readiness check: every CUDA path of mocohd, measured in one run of at most
 8 minutes, with a timeout on every step, written as one JSON and one markdown file.
 
     python benchmarks/gpu_check.py --device cuda                  # the real check (needs a CUDA GPU)
@@ -57,6 +57,7 @@ import traceback
 import warnings
 import zipfile
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,24 +66,43 @@ DTYPE_NAMES = ("fp32", "tf32", "bf16", "fp16")
 
 # Sizes of the real check and of the dry run (--quick).
 FULL = dict(
-    sg_resolutions=[256, 1024], sg_batches=[1, 8, 32], dtypes=list(DTYPE_NAMES), min_time=0.4, max_iters=200,
-    peak_mm=8192, peak_conv=(16, 512, 64), peak_time=0.3, biggan_batches=[1, 8, 32],
-    lever=dict(resolution=1024, dtype="bf16", batch=8), compile_backend="inductor",
+    sg_resolutions=[256, 1024],
+    sg_batches=[1, 8, 32],
+    dtypes=list(DTYPE_NAMES),
+    min_time=0.4,
+    max_iters=200,
+    peak_mm=8192,
+    peak_conv=(16, 512, 64),
+    peak_time=0.3,
+    biggan_batches=[1, 8, 32],
+    lever=dict(resolution=1024, dtype="bf16", batch=8),
+    compile_backend="inductor",
     train=dict(steps=8, videos=8, video_frames=32, video_size=64, workers=2, pca_samples=100_000, resolution=256),
-    torchrun_steps=3, render=dict(resolution=1024, frames=64, batch=8, dtypes=["fp32", "bf16"], pca_samples=20_000),
+    torchrun_steps=3,
+    render=dict(resolution=1024, frames=64, batch=8, dtypes=["fp32", "bf16"], pca_samples=20_000),
     eval=dict(i3d_scale=1.0, inception_size=299, i3d_batches=[8, 32], inception_batches=[32, 128], fvd_videos=256),
 )
 QUICK = dict(
-    sg_resolutions=[16, 32], sg_batches=[1, 2], dtypes=list(DTYPE_NAMES), min_time=0.02, max_iters=3,
-    peak_mm=256, peak_conv=(1, 64, 32), peak_time=0.02, biggan_batches=[1, 2],
-    lever=dict(resolution=16, dtype="bf16", batch=2), compile_backend="eager",
+    sg_resolutions=[16, 32],
+    sg_batches=[1, 2],
+    dtypes=list(DTYPE_NAMES),
+    min_time=0.02,
+    max_iters=3,
+    peak_mm=256,
+    peak_conv=(1, 64, 32),
+    peak_time=0.02,
+    biggan_batches=[1, 2],
+    lever=dict(resolution=16, dtype="bf16", batch=2),
+    compile_backend="eager",
     train=dict(steps=2, videos=2, video_frames=8, video_size=16, workers=0, pca_samples=1000, resolution=16),
-    torchrun_steps=2, render=dict(resolution=16, frames=8, batch=4, dtypes=["fp32", "bf16"], pca_samples=1000),
+    torchrun_steps=2,
+    render=dict(resolution=16, frames=8, batch=4, dtypes=["fp32", "bf16"], pca_samples=1000),
     eval=dict(i3d_scale=1 / 16, inception_size=75, i3d_batches=[2], inception_batches=[2], fvd_videos=4),
 )
 # the dry run's training sizes (the real check uses TrainConfig's defaults: the authors')
-TINY_TRAIN = dict(batch=2, frames=4, time_step=2, frame_size=16, h_dim=16, dv_channels=4, di_channels=8, proj_dim=8,
-                  queue=8)
+TINY_TRAIN = dict(
+    batch=2, frames=4, time_step=2, frame_size=16, h_dim=16, dv_channels=4, di_channels=8, proj_dim=8, queue=8
+)
 
 # (name, timeout of the real check, timeout of the dry run), in order of priority
 STEPS = [
@@ -100,27 +120,108 @@ STEPS = [
     ("compile", 180, 60),
     ("eval", 150, 60),
 ]
-SECTIONS = ["goals", "machine", "setup", "steps", "tests", "peak", "stylegan2", "biggan", "train", "torchrun", "render",
-            "encoders", "levers", "eval"]
+SECTIONS = [
+    "goals",
+    "machine",
+    "setup",
+    "steps",
+    "tests",
+    "peak",
+    "stylegan2",
+    "biggan",
+    "train",
+    "torchrun",
+    "render",
+    "encoders",
+    "levers",
+    "eval",
+]
 HIDDEN = {"step", "memory"}  # in the JSON, not in the tables
 COLUMNS = {  # preferred column order per section (others follow)
     "goals": ["goal", "measured", "met"],
     "steps": ["step", "status", "seconds", "timeout_s", "note"],
     "peak": ["dtype", "matmul_tflops", "conv_tflops", "matmul_shape", "conv_shape"],
-    "stylegan2": ["resolution", "batch", "dtype", "fps", "ms_per_batch", "gflop_per_frame", "tflops", "pct_matmul_peak",
-                  "pct_conv_peak", "peak_mb", "activation_mb", "psnr_db"],
-    "biggan": ["resolution", "batch", "dtype", "fps", "ms_per_batch", "gflop_per_frame", "tflops", "pct_matmul_peak",
-               "pct_conv_peak", "peak_mb", "activation_mb", "psnr_db"],
-    "train": ["domain", "precision", "steps_per_s", "s_per_step", "timed_steps", "first_step_s", "setup_s",
-              "peak_mb", "batch", "frames", "frame_size", "h_dim", "generator", "losses_finite"],
+    "stylegan2": [
+        "resolution",
+        "batch",
+        "dtype",
+        "fps",
+        "ms_per_batch",
+        "gflop_per_frame",
+        "tflops",
+        "pct_matmul_peak",
+        "pct_conv_peak",
+        "peak_mb",
+        "activation_mb",
+        "psnr_db",
+    ],
+    "biggan": [
+        "resolution",
+        "batch",
+        "dtype",
+        "fps",
+        "ms_per_batch",
+        "gflop_per_frame",
+        "tflops",
+        "pct_matmul_peak",
+        "pct_conv_peak",
+        "peak_mb",
+        "activation_mb",
+        "psnr_db",
+    ],
+    "train": [
+        "domain",
+        "precision",
+        "steps_per_s",
+        "s_per_step",
+        "timed_steps",
+        "first_step_s",
+        "setup_s",
+        "peak_mb",
+        "batch",
+        "frames",
+        "frame_size",
+        "h_dim",
+        "generator",
+        "losses_finite",
+    ],
     "torchrun": ["what", "ok", "backend", "world", "wall_s", "it_s", "steps"],
-    "render": ["dtype", "frames", "resolution", "generate_fps", "render_fps", "render_vs_generate",
-               "encode_only_fps", "bottleneck", "peak_mb"],
+    "render": [
+        "dtype",
+        "frames",
+        "resolution",
+        "generate_fps",
+        "render_fps",
+        "render_vs_generate",
+        "encode_only_fps",
+        "bottleneck",
+        "peak_mb",
+    ],
     "encoders": ["encoder", "ok", "fps", "seconds", "frames", "ffmpeg"],
-    "eval": ["what", "batch", "items_per_s", "unit", "gflop_per_item", "tflops", "max_rel_diff_vs_cpu", "seconds",
-             "peak_mb"],
-    "levers": ["variant", "resolution", "dtype", "batch", "ms_per_batch", "fps", "vs_eager", "compile_s",
-               "max_abs_diff", "graph_breaks", "peak_mb"],
+    "eval": [
+        "what",
+        "batch",
+        "items_per_s",
+        "unit",
+        "gflop_per_item",
+        "tflops",
+        "max_rel_diff_vs_cpu",
+        "seconds",
+        "peak_mb",
+    ],
+    "levers": [
+        "variant",
+        "resolution",
+        "dtype",
+        "batch",
+        "ms_per_batch",
+        "fps",
+        "vs_eager",
+        "compile_s",
+        "max_abs_diff",
+        "graph_breaks",
+        "peak_mb",
+    ],
 }
 
 
@@ -239,8 +340,15 @@ class Ctx:
 
         return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "memory": "process max RSS"}
 
-    def time_fn(self, fn, warmup: int = 2, min_iters: int = 3, min_time: float | None = None,
-                max_iters: int | None = None, best: bool = False):
+    def time_fn(
+        self,
+        fn,
+        warmup: int = 2,
+        min_iters: int = 3,
+        min_time: float | None = None,
+        max_iters: int | None = None,
+        best: bool = False,
+    ):
         """Seconds per call (median, or best) and the last output. CUDA: events around each call."""
         torch = self.torch
         min_time = self.size["min_time"] if min_time is None else min_time
@@ -285,8 +393,10 @@ def psnr(torch, out, ref) -> dict:
         return {"psnr_db": None, "nonfinite": bad}
     mse = (out - ref).square().mean().item()
     peak = (ref.max() - ref.min()).item()
-    return {"psnr_db": 10 * math.log10(peak**2 / mse) if mse > 0 else float("inf"),
-            "max_abs_diff": (out - ref).abs().max().item()}
+    return {
+        "psnr_db": 10 * math.log10(peak**2 / mse) if mse > 0 else float("inf"),
+        "max_abs_diff": (out - ref).abs().max().item(),
+    }
 
 
 def counted_gflop(torch, fn) -> float | None:
@@ -309,7 +419,7 @@ def stylegan2_formula():
         from bench_generator import synthesis_flops
 
         return synthesis_flops
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - shown, and the step goes on without it
         traceback.print_exc()
         return None
 
@@ -318,8 +428,9 @@ def sg2_config(resolution: int, quick: bool):
     from mocohd_cli.generators import StyleGAN2Config
 
     if quick:
-        return StyleGAN2Config(resolution=resolution, z_dim=64, w_dim=64, mapping_layers=2, channel_base=1024,
-                               channel_max=64)
+        return StyleGAN2Config(
+            resolution=resolution, z_dim=64, w_dim=64, mapping_layers=2, channel_base=1024, channel_max=64
+        )
     return StyleGAN2Config.preset("f", resolution)
 
 
@@ -349,7 +460,7 @@ def ffmpeg_info() -> dict:
         info["imageio_ffmpeg"] = getattr(imageio_ffmpeg, "__version__", "?")
         exe = imageio_ffmpeg.get_ffmpeg_exe()
         info["ffmpeg"] = exe
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - reported in the table
         info["imageio_ffmpeg"] = f"missing ({first_line(e)})"
         exe = None
     for key, path in (("ffmpeg", exe), ("system_ffmpeg", shutil.which("ffmpeg"))):
@@ -367,8 +478,14 @@ def ffmpeg_info() -> dict:
 def step_machine(ctx: Ctx) -> None:
     torch = ctx.torch
     with ctx.record("machine") as row:
-        row.update(python=platform.python_version(), platform=platform.platform(), cpus=os.cpu_count(),
-                   torch=torch.__version__, torch_cuda=torch.version.cuda, threads=torch.get_num_threads())
+        row.update(
+            python=platform.python_version(),
+            platform=platform.platform(),
+            cpus=os.cpu_count(),
+            torch=torch.__version__,
+            torch_cuda=torch.version.cuda,
+            threads=torch.get_num_threads(),
+        )
         try:
             with open("/proc/cpuinfo") as f:
                 row["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -376,19 +493,28 @@ def step_machine(ctx: Ctx) -> None:
             row["cpu"] = platform.processor()
         if ctx.cuda:
             p = torch.cuda.get_device_properties(ctx.device)
-            row.update(gpu=p.name, capability=f"{p.major}.{p.minor}", gpu_memory_gb=p.total_memory / 2**30,
-                       sms=p.multi_processor_count, gpus=torch.cuda.device_count(),
-                       cudnn=torch.backends.cudnn.version(), bf16_supported=torch.cuda.is_bf16_supported())
+            row.update(
+                gpu=p.name,
+                capability=f"{p.major}.{p.minor}",
+                gpu_memory_gb=p.total_memory / 2**30,
+                sms=p.multi_processor_count,
+                gpus=torch.cuda.device_count(),
+                cudnn=torch.backends.cudnn.version(),
+                bf16_supported=torch.cuda.is_bf16_supported(),
+            )
             try:
                 row["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - reported in the table
                 row["nccl"] = f"unknown ({first_line(e, 80)})"
-            rc, text = run_quiet(["nvidia-smi", "--query-gpu=driver_version,power.limit,clocks.max.sm",
-                                  "--format=csv,noheader"], 20)
+            rc, text = run_quiet(
+                ["nvidia-smi", "--query-gpu=driver_version,power.limit,clocks.max.sm", "--format=csv,noheader"], 20
+            )
             row["nvidia_smi"] = text.strip().splitlines()[0] if rc == 0 and text.strip() else None
-        row.update(default_matmul_tf32=torch.backends.cuda.matmul.allow_tf32,
-                   default_cudnn_tf32=torch.backends.cudnn.allow_tf32,
-                   default_cudnn_benchmark=torch.backends.cudnn.benchmark)
+        row.update(
+            default_matmul_tf32=torch.backends.cuda.matmul.allow_tf32,
+            default_cudnn_tf32=torch.backends.cudnn.allow_tf32,
+            default_cudnn_benchmark=torch.backends.cudnn.benchmark,
+        )
         import mocohd_cli
 
         row["mocohd"] = mocohd_cli.__version__
@@ -415,13 +541,25 @@ def step_peak(ctx: Ctx) -> None:
             set_tf32(torch, name == "tf32")
             a = torch.randn(n, n, device=ctx.device, dtype=dt)
             bm = torch.randn(n, n, device=ctx.device, dtype=dt)
-            t, _ = ctx.time_fn(lambda: torch.mm(a, bm), warmup=3, min_iters=5, min_time=ctx.size["peak_time"],
-                               max_iters=1000, best=True)
+            t, _ = ctx.time_fn(
+                lambda a=a, bm=bm: torch.mm(a, bm),
+                warmup=3,
+                min_iters=5,
+                min_time=ctx.size["peak_time"],
+                max_iters=1000,
+                best=True,
+            )
             row.update(matmul_tflops=2 * n**3 / t / 1e12, matmul_shape=f"{n}x{n}")
             x = torch.randn(b, c, r, r, device=ctx.device, dtype=dt).contiguous(memory_format=torch.channels_last)
             w = torch.randn(c, c, 3, 3, device=ctx.device, dtype=dt)
-            t, _ = ctx.time_fn(lambda: F.conv2d(x, w, padding=1), warmup=3, min_iters=5,
-                               min_time=ctx.size["peak_time"], max_iters=1000, best=True)
+            t, _ = ctx.time_fn(
+                lambda x=x, w=w: F.conv2d(x, w, padding=1),
+                warmup=3,
+                min_iters=5,
+                min_time=ctx.size["peak_time"],
+                max_iters=1000,
+                best=True,
+            )
             row.update(conv_tflops=2 * b * r * r * 9 * c * c / t / 1e12, conv_shape=f"{b}x{c}x{r}x{r} 3x3")
     set_tf32(torch, False)
 
@@ -429,8 +567,9 @@ def step_peak(ctx: Ctx) -> None:
 # ---------------------------------------------------------------------------- StyleGAN2 and BigGAN
 
 
-def measure_generator(ctx: Ctx, section: str, resolution: int, batches, synth, make_inputs, gflop: float | None,
-                      counted: float | None) -> None:
+def measure_generator(
+    ctx: Ctx, section: str, resolution: int, batches, synth, make_inputs, gflop: float | None, counted: float | None
+) -> None:
     """Frames/s, memory and PSNR against fp32 for each batch and dtype (fp32 first: the reference)."""
     torch = ctx.torch
     for batch in batches:
@@ -442,7 +581,7 @@ def measure_generator(ctx: Ctx, section: str, resolution: int, batches, synth, m
                 dt = compute_dtype(torch, name)
                 base = ctx.reset_memory()
                 with torch.no_grad():
-                    t, out = ctx.time_fn(lambda: synth(inputs, dt))
+                    t, out = ctx.time_fn(lambda inputs=inputs, dt=dt: synth(inputs, dt))
                 row.update(fps=batch / t, ms_per_batch=t * 1000, gflop_per_frame=gflop, gflop_counted=counted)
                 if gflop:
                     row["tflops"] = gflop * batch / t / 1000
@@ -474,17 +613,31 @@ def step_stylegan2(ctx: Ctx, which: str) -> None:
         with torch.no_grad():
             return G.mapping(z)
 
-    measure_generator(ctx, "stylegan2", resolution, ctx.size["sg_batches"],
-                      lambda w, dt: G.synthesis(w, noise_mode="const", dtype=dt), make_inputs, gflop, counted)
+    measure_generator(
+        ctx,
+        "stylegan2",
+        resolution,
+        ctx.size["sg_batches"],
+        lambda w, dt: G.synthesis(w, noise_mode="const", dtype=dt),
+        make_inputs,
+        gflop,
+        counted,
+    )
 
 
 def biggan_config(quick: bool):
     from mocohd_cli.generators import BigGANConfig
 
     if quick:
-        return BigGANConfig(resolution=32, z_dim=8, embed_dim=8, channel_width=8, n_stats=5, attention=4,
-                            layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1],
-                                    [True, 1, 1]])
+        return BigGANConfig(
+            resolution=32,
+            z_dim=8,
+            embed_dim=8,
+            channel_width=8,
+            n_stats=5,
+            attention=4,
+            layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1], [True, 1, 1]],
+        )
     return BigGANConfig()  # BigGAN-deep 128
 
 
@@ -507,8 +660,16 @@ def step_biggan(ctx: Ctx) -> None:
 
     w1, c1 = make_inputs(1)
     counted = counted_gflop(torch, lambda: G.synthesis(w1, c1, truncation=t))
-    measure_generator(ctx, "biggan", cfg.resolution, ctx.size["biggan_batches"],
-                      lambda wc, dt: G.synthesis(wc[0], wc[1], truncation=t, dtype=dt), make_inputs, counted, counted)
+    measure_generator(
+        ctx,
+        "biggan",
+        cfg.resolution,
+        ctx.size["biggan_batches"],
+        lambda wc, dt: G.synthesis(wc[0], wc[1], truncation=t, dtype=dt),
+        make_inputs,
+        counted,
+        counted,
+    )
 
 
 # ---------------------------------------------------------------------------- levers
@@ -547,8 +708,13 @@ def step_levers(ctx: Ctx) -> None:
                 t, out = ctx.time_fn(lambda: syn(w, dtype=dt), warmup=3)
         finally:
             ctx.torch.backends.cudnn.benchmark = False
-        row.update(ms_per_batch=t * 1000, fps=lv["batch"] / t, vs_eager=t / eager["eager"][0],
-                   max_abs_diff=(out - eager["eager"][1]).abs().max().item(), **ctx.memory(mem))
+        row.update(
+            ms_per_batch=t * 1000,
+            fps=lv["batch"] / t,
+            vs_eager=t / eager["eager"][0],
+            max_abs_diff=(out - eager["eager"][1]).abs().max().item(),
+            **ctx.memory(mem),
+        )
     for sub in (True, False):
         name = "cuda-graph" if sub else "cuda-graph-no-sub-batch"
         with ctx.record("levers", variant=name, **base) as row:
@@ -570,10 +736,15 @@ def step_levers(ctx: Ctx) -> None:
                 with torch.cuda.graph(graph):
                     static_out = syn(static_w, dtype=dt)
                 row["capture_s"] = time.perf_counter() - t0
-            t, _ = ctx.time_fn(lambda: graph.replay())
+            t, _ = ctx.time_fn(graph.replay)
             ref = eager["eager" if sub else "eager-no-sub-batch"]
-            row.update(ms_per_batch=t * 1000, fps=lv["batch"] / t, vs_eager=t / eager["eager"][0],
-                       max_abs_diff=(static_out - ref[1]).abs().max().item(), **ctx.memory(mem))
+            row.update(
+                ms_per_batch=t * 1000,
+                fps=lv["batch"] / t,
+                vs_eager=t / eager["eager"][0],
+                max_abs_diff=(static_out - ref[1]).abs().max().item(),
+                **ctx.memory(mem),
+            )
             graph = static_out = None  # its memory pool goes with it
     syn.working_set_bytes = default_ws
 
@@ -591,12 +762,23 @@ def step_compile(ctx: Ctx) -> None:
     base = dict(resolution=lv["resolution"], dtype=lv["dtype"], batch=lv["batch"])
     with torch.no_grad():
         t_eager, ref = ctx.time_fn(lambda: G.synthesis(w, dtype=dt))
-    ctx.emit("levers", {"variant": "eager (compile step's baseline)", **base, "ms_per_batch": t_eager * 1000,
-                        "fps": lv["batch"] / t_eager, "vs_eager": 1.0})
+    ctx.emit(
+        "levers",
+        {
+            "variant": "eager (compile step's baseline)",
+            **base,
+            "ms_per_batch": t_eager * 1000,
+            "fps": lv["batch"] / t_eager,
+            "vs_eager": 1.0,
+        },
+    )
     backend = ctx.size["compile_backend"]
     # the smaller graph first (no sub-batches: one pass per block), then the default, then CUDA graphs too
-    variants = [("compile-no-sub-batch", dict(backend=backend), False), ("compile", dict(backend=backend), True),
-                ("compile-reduce-overhead", dict(mode="reduce-overhead"), False)]
+    variants = [
+        ("compile-no-sub-batch", dict(backend=backend), False),
+        ("compile", dict(backend=backend), True),
+        ("compile-reduce-overhead", dict(mode="reduce-overhead"), False),
+    ]
     if ctx.quick:  # the dry run traces one (tracing costs seconds on a CPU); the others are CUDA's
         variants = [v for v in variants if v[0] != "compile"]
     for name, kw, sub in variants:
@@ -612,7 +794,7 @@ def step_compile(ctx: Ctx) -> None:
             compiled = torch.compile(G.synthesis, **kw)
             step_begin = getattr(torch.compiler, "cudagraph_mark_step_begin", None) if "mode" in kw else None
 
-            def fn():
+            def fn(compiled=compiled, step_begin=step_begin):
                 if step_begin:  # CUDA graph trees: each call is a new step (outputs of the last may go)
                     step_begin()
                 return compiled(w, dtype=dt)
@@ -625,11 +807,16 @@ def step_compile(ctx: Ctx) -> None:
                 row["compile_s"] = time.perf_counter() - t0
                 t, out = ctx.time_fn(fn)
             breaks = counters.get("graph_break", {})
-            row.update(ms_per_batch=t * 1000, fps=lv["batch"] / t, vs_eager=t / t_eager,
-                       max_abs_diff=(out.float() - ref.float()).abs().max().item(),
-                       graph_breaks=sum(breaks.values()), graphs=counters.get("stats", {}).get("unique_graphs"),
-                       first_break=next(iter(breaks), "").strip().splitlines()[0][:120] if breaks else None,
-                       **ctx.memory(mem))
+            row.update(
+                ms_per_batch=t * 1000,
+                fps=lv["batch"] / t,
+                vs_eager=t / t_eager,
+                max_abs_diff=(out.float() - ref.float()).abs().max().item(),
+                graph_breaks=sum(breaks.values()),
+                graphs=counters.get("stats", {}).get("unique_graphs"),
+                first_break=next(iter(breaks), "").strip().splitlines()[0][:120] if breaks else None,
+                **ctx.memory(mem),
+            )
 
 
 # ---------------------------------------------------------------------------- training
@@ -663,10 +850,22 @@ def step_train(ctx: Ctx, domain: str) -> None:
     gpath, data = ensure_training_inputs(ctx)
     sizes = dict(TINY_TRAIN) if ctx.quick else {}  # else TrainConfig's defaults: the authors' sizes
     with ctx.record("train", domain=domain, generator=f"{tr['resolution']} px") as row:
-        cfg = TrainConfig(data=str(data), image=str(gpath), name=f"gpucheck-{domain}", domain=domain,
-                          steps=tr["steps"], device=str(ctx.device), precision="auto", workers=tr["workers"],
-                          pca_samples=tr["pca_samples"], log_every=1, save_every=10**6, sample_every=10**6,
-                          sample_videos=1, **sizes)
+        cfg = TrainConfig(
+            data=str(data),
+            image=str(gpath),
+            name=f"gpucheck-{domain}",
+            domain=domain,
+            steps=tr["steps"],
+            device=str(ctx.device),
+            precision="auto",
+            workers=tr["workers"],
+            pca_samples=tr["pca_samples"],
+            log_every=1,
+            save_every=10**6,
+            sample_every=10**6,
+            sample_videos=1,
+            **sizes,
+        )
         row.update(batch=cfg.batch, frames=cfg.frames, h_dim=cfg.h_dim, frame_size=cfg.frame_size or "auto")
         marks, info = [], {}
 
@@ -684,14 +883,19 @@ def step_train(ctx: Ctx, domain: str) -> None:
             result = train(cfg, force=True, on_event=on_event)
             info["losses"] = getattr(result, "losses", None) or info.get("losses", {})
         finally:  # the timing survives a failure after the steps (checkpoint, sample video)
-            row.update(precision=info.get("precision"), frame_size=info.get("frame_size", row["frame_size"]),
-                       setup_s=info["start"] - t0 if "start" in info else None, steps=len(marks))
+            row.update(
+                precision=info.get("precision"),
+                frame_size=info.get("frame_size", row["frame_size"]),
+                setup_s=info["start"] - t0 if "start" in info else None,
+                steps=len(marks),
+            )
             if marks and "start" in info:
                 row["first_step_s"] = marks[0] - info["start"]
             if len(marks) >= 2:
                 span = marks[-1] - marks[0]
-                row.update(timed_steps=len(marks) - 1, s_per_step=span / (len(marks) - 1),
-                           steps_per_s=(len(marks) - 1) / span)
+                row.update(
+                    timed_steps=len(marks) - 1, s_per_step=span / (len(marks) - 1), steps_per_s=(len(marks) - 1) / span
+                )
             losses = info.get("losses") or {}
             row["losses_finite"] = bool(losses) and all(math.isfinite(float(v)) for v in losses.values())
             row["losses"] = {k: round(float(v), 4) for k, v in losses.items()}
@@ -717,8 +921,11 @@ def nccl_probe(args) -> None:
     td.all_gather_object(gathered, {"rank": td.get_rank()})
     td.barrier()
     ok = bool(x[0].item() == td.get_world_size()) and len(gathered) == td.get_world_size()
-    print(json.dumps({"backend": td.get_backend(), "world": td.get_world_size(), "ok": ok,
-                      "seconds": time.perf_counter() - t0}))
+    print(
+        json.dumps(
+            {"backend": td.get_backend(), "world": td.get_world_size(), "ok": ok, "seconds": time.perf_counter() - t0}
+        )
+    )
     td.destroy_process_group()
 
 
@@ -730,10 +937,30 @@ def step_torchrun(ctx: Ctx) -> None:
     train_timeout = max(10.0, ctx.args.step_timeout - probe_timeout - 8)
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"]
     name = "gpucheck-torchrun"
-    cmd = launcher + ["-m", "mocohd_cli", "train", "--data", str(data), "--image", str(gpath), "--name", name,
-                      "--force", "--steps", str(ctx.size["torchrun_steps"]), "--device", str(ctx.device),
-                      "--log-every", "1", "--sample-videos", "1", "--workers", str(tr["workers"]),
-                      "--pca-samples", str(tr["pca_samples"])]
+    cmd = launcher + [
+        "-m",
+        "mocohd_cli",
+        "train",
+        "--data",
+        str(data),
+        "--image",
+        str(gpath),
+        "--name",
+        name,
+        "--force",
+        "--steps",
+        str(ctx.size["torchrun_steps"]),
+        "--device",
+        str(ctx.device),
+        "--log-every",
+        "1",
+        "--sample-videos",
+        "1",
+        "--workers",
+        str(tr["workers"]),
+        "--pca-samples",
+        str(tr["pca_samples"]),
+    ]
     if not ctx.quick:
         cmd += ["--batch", "4"]  # a path check: the authors' sizes but a smaller batch
     if ctx.quick:
@@ -755,8 +982,12 @@ def step_torchrun(ctx: Ctx) -> None:
                 row["it_s"] = statistics.median(its)
         if rc != 0:
             row["error"] = tail(log, 3)
-    with ctx.record("torchrun", what="NCCL probe (all_reduce, all_gather_object, barrier)" if ctx.cuda
-                    else "gloo probe (all_reduce, all_gather_object, barrier)") as row:
+    with ctx.record(
+        "torchrun",
+        what="NCCL probe (all_reduce, all_gather_object, barrier)"
+        if ctx.cuda
+        else "gloo probe (all_reduce, all_gather_object, barrier)",
+    ) as row:
         log = ctx.out / "logs" / "torchrun-probe.log"
         cmd = launcher + [str(Path(__file__).resolve()), "--nccl-probe", "--device", str(ctx.device)]
         rc, wall = run_logged(cmd, log, timeout=probe_timeout)
@@ -773,6 +1004,11 @@ def step_torchrun(ctx: Ctx) -> None:
 
 
 # ---------------------------------------------------------------------------- render
+
+
+def _note_start(started: dict, total: int, note: str | None) -> None:
+    """render's ``on_start``: when its first frame's work began."""
+    started.setdefault("t", time.perf_counter())
 
 
 def step_render(ctx: Ctx) -> None:
@@ -799,8 +1035,9 @@ def step_render(ctx: Ctx) -> None:
         head = save_model(gpath, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
         basis = fit_pca(G.to(ctx.device), samples=rd["pca_samples"])
         n = min(384, G.w_dim)
-        M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=G.w_dim, n_pca=n), basis.components[:n],
-                            basis.stdev[:n])
+        M = MotionGenerator(
+            MotionConfig(w_dim=G.w_dim, noise_dim=G.w_dim, n_pca=n), basis.components[:n], basis.stdev[:n]
+        )
         save_motion(mpath, M, image={"image_name": "gpucheck", "image_sha256": head.weights_sha256})
         del G, M
     G = load_image_generator(str(gpath), device=ctx.device)
@@ -818,13 +1055,24 @@ def step_render(ctx: Ctx) -> None:
             started = {}
             out = ctx.work / f"render-{name}.mp4"
             t0 = time.perf_counter()
-            r = render(out, motion=str(mpath), image=str(gpath), frames=frames, device=str(ctx.device), dtype=name,
-                       batch=batch, on_start=lambda total, note: started.setdefault("t", time.perf_counter()))
+            r = render(
+                out,
+                motion=str(mpath),
+                image=str(gpath),
+                frames=frames,
+                device=str(ctx.device),
+                dtype=name,
+                batch=batch,
+                on_start=partial(_note_start, started),
+            )
             t1 = time.perf_counter()
             rend = t1 - started.get("t", t0)
-            row.update(render_fps=r.frames / rend, render_wall_s=t1 - t0,
-                       render_vs_generate=(r.frames / rend) / (len(got) / gen),
-                       mp4_mb=out.stat().st_size / 2**20 if out.is_file() else None)
+            row.update(
+                render_fps=r.frames / rend,
+                render_wall_s=t1 - t0,
+                render_vs_generate=(r.frames / rend) / (len(got) / gen),
+                mp4_mb=out.stat().st_size / 2**20 if out.is_file() else None,
+            )
             t0 = time.perf_counter()
             write_videos(iter(got), ctx.work / f"encode-{name}.mp4", "mp4", 12.0, 1, False)
             enc = time.perf_counter() - t0
@@ -838,10 +1086,14 @@ def step_render(ctx: Ctx) -> None:
     h, w = kept[0].shape[1:3]
     info = ffmpeg_info()
     exes = [info.get("ffmpeg"), info.get("system_ffmpeg")]
-    encoders = [("libx264 medium crf 25 (render's)", ["-c:v", "libx264", "-crf", "25"]),
-                ("libx264 veryfast crf 25", ["-c:v", "libx264", "-preset", "veryfast", "-crf", "25"]),
-                ("libx264 ultrafast crf 25", ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "25"])]
-    nvenc = next((e for e, k in zip(exes, ("ffmpeg", "system_ffmpeg")) if e and info.get(f"{k}_h264_nvenc")), None)
+    encoders = [
+        ("libx264 medium crf 25 (render's)", ["-c:v", "libx264", "-crf", "25"]),
+        ("libx264 veryfast crf 25", ["-c:v", "libx264", "-preset", "veryfast", "-crf", "25"]),
+        ("libx264 ultrafast crf 25", ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "25"]),
+    ]
+    nvenc = next(
+        (e for e, k in zip(exes, ("ffmpeg", "system_ffmpeg"), strict=True) if e and info.get(f"{k}_h264_nvenc")), None
+    )
     if nvenc and not ctx.cuda:
         ctx.emit("encoders", {"encoder": "h264_nvenc", "ok": False, "skipped": "listed, but NVENC needs the GPU"})
     elif nvenc:
@@ -852,9 +1104,30 @@ def step_render(ctx: Ctx) -> None:
             if not exe:
                 row.update(ok=False, skipped="no ffmpeg")
                 continue
-            cmd = [exe, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                   "-s", f"{w}x{h}", "-r", "12", "-i", "-", "-an", *codec, "-pix_fmt", "yuv420p", "-f", "mp4",
-                   str(ctx.work / "encoder-test.mp4")]
+            cmd = [
+                exe,
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-s",
+                f"{w}x{h}",
+                "-r",
+                "12",
+                "-i",
+                "-",
+                "-an",
+                *codec,
+                "-pix_fmt",
+                "yuv420p",
+                "-f",
+                "mp4",
+                str(ctx.work / "encoder-test.mp4"),
+            ]
             t0 = time.perf_counter()
             p = subprocess.run(cmd, input=raw, capture_output=True, timeout=60)
             dt = time.perf_counter() - t0
@@ -919,8 +1192,17 @@ def install_wheels(folder: Path, work: Path, env: dict) -> dict:
             missing.append(whl)
     if not missing:
         return info
-    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check", "-q",
-           *map(str, missing)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-q",
+        *map(str, missing),
+    ]
     rc, _ = run_logged(cmd, work / "pip.log", timeout=180)
     if rc == 0:
         info["installed"] = [w.name for w in missing]
@@ -937,8 +1219,9 @@ def install_wheels(folder: Path, work: Path, env: dict) -> dict:
                 elif "/binaries/" in item.filename:
                     os.chmod(target, 0o755)
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    info.update(installed=[w.name for w in missing],
-                how=f"unpacked into {site} (pip failed: {tail(work / 'pip.log', 2)})")
+    info.update(
+        installed=[w.name for w in missing], how=f"unpacked into {site} (pip failed: {tail(work / 'pip.log', 2)})"
+    )
     return info
 
 
@@ -951,13 +1234,18 @@ def fail_fast(device: str) -> None:
         ok = torch.cuda.is_available()
         index = torch.device(device).index
         if ok and index is not None and index >= torch.cuda.device_count():
-            print(f"error: --device {device} asked but only {torch.cuda.device_count()} CUDA GPU(s) are visible",
-                  file=sys.stderr)
+            print(
+                f"error: --device {device} asked but only {torch.cuda.device_count()} CUDA GPU(s) are visible",
+                file=sys.stderr,
+            )
             raise SystemExit(1)
     if not ok:
         built = torch.version.cuda or "no CUDA"
-        print(f"error: --device {device} asked but no CUDA GPU is visible (torch {torch.__version__}, built with "
-              f"{built})", file=sys.stderr)
+        print(
+            f"error: --device {device} asked but no CUDA GPU is visible (torch {torch.__version__}, built with "
+            f"{built})",
+            file=sys.stderr,
+        )
         raise SystemExit(1)
 
 
@@ -977,37 +1265,58 @@ def goals(sections: dict, quick: bool) -> list[dict]:
     """The issue's goals, read off the rows (the dry run's sizes make them meaningless: met is None)."""
     rows = []
     hi = max(FULL["sg_resolutions"] if not quick else QUICK["sg_resolutions"])
-    sg = [r for r in sections.get("stylegan2", []) if r.get("resolution") == hi and r.get("dtype") == "bf16"
-          and isinstance(r.get("fps"), float)]
+    sg = [
+        r
+        for r in sections.get("stylegan2", [])
+        if r.get("resolution") == hi and r.get("dtype") == "bf16" and isinstance(r.get("fps"), float)
+    ]
     best = max(sg, key=lambda r: r["fps"], default=None)
-    psnr_ok = best is not None and isinstance(best.get("psnr_db"), (float, str)) and \
-        float(best["psnr_db"]) >= 40
-    rows.append({"goal": f"StyleGAN2 {hi} px bf16 >= 500 frames/s batched, PSNR >= 40 dB against fp32",
-                 "measured": (f"{best['fps']:.0f} frames/s at batch {best['batch']}, PSNR {fmt(best.get('psnr_db'))} dB"
-                              if best else "not measured"),
-                 "met": None if quick or not best else bool(best["fps"] >= 500 and psnr_ok)})
+    psnr_ok = best is not None and isinstance(best.get("psnr_db"), (float, str)) and float(best["psnr_db"]) >= 40
+    rows.append(
+        {
+            "goal": f"StyleGAN2 {hi} px bf16 >= 500 frames/s batched, PSNR >= 40 dB against fp32",
+            "measured": (
+                f"{best['fps']:.0f} frames/s at batch {best['batch']}, PSNR {fmt(best.get('psnr_db'))} dB"
+                if best
+                else "not measured"
+            ),
+            "met": None if quick or not best else bool(best["fps"] >= 500 and psnr_ok),
+        }
+    )
     for r in sections.get("render", []):
         if isinstance(r.get("render_vs_generate"), float):
-            rows.append({"goal": f"render {r['resolution']} px ({r['dtype']}) within 90% of generation alone",
-                         "measured": f"{100 * r['render_vs_generate']:.0f}% ({fmt(r.get('render_fps'))} vs "
-                                     f"{fmt(r.get('generate_fps'))} frames/s; bottleneck {r.get('bottleneck')})",
-                         "met": None if quick else bool(r["render_vs_generate"] >= 0.9)})
+            rows.append(
+                {
+                    "goal": f"render {r['resolution']} px ({r['dtype']}) within 90% of generation alone",
+                    "measured": f"{100 * r['render_vs_generate']:.0f}% ({fmt(r.get('render_fps'))} vs "
+                    f"{fmt(r.get('generate_fps'))} frames/s; bottleneck {r.get('bottleneck')})",
+                    "met": None if quick else bool(r["render_vs_generate"] >= 0.9),
+                }
+            )
     for r in sections.get("train", []):
         if isinstance(r.get("s_per_step"), float):
-            rows.append({"goal": f"training step ({r['domain']}-domain, batch {r.get('batch')}) >= 2x the authors' "
-                                 "release on the same GPU",
-                         "measured": f"{r['s_per_step']:.3f} s/step ({r.get('precision')}); no authors' figure here",
-                         "met": None})
+            rows.append(
+                {
+                    "goal": f"training step ({r['domain']}-domain, batch {r.get('batch')}) >= 2x the authors' "
+                    "release on the same GPU",
+                    "measured": f"{r['s_per_step']:.3f} s/step ({r.get('precision')}); no authors' figure here",
+                    "met": None,
+                }
+            )
     return rows
 
 
 def markdown(result: dict) -> str:
     meta = result["meta"]
-    lines = [f"# gpu_check: {meta['device']}{' (quick dry run)' if meta['quick'] else ''}", "",
-             f"Command: `{meta['command']}`  ", f"Date: {meta['date']}; wall {fmt(meta.get('wall_s'))} s of a "
-             f"{meta['budget_s']} s budget.  ",
-             "peak_mb: torch.cuda.max_memory_allocated on CUDA (activation_mb: above the weights and inputs), "
-             "the process's max RSS on a CPU.", ""]
+    lines = [
+        f"# gpu_check: {meta['device']}{' (quick dry run)' if meta['quick'] else ''}",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Date: {meta['date']}; wall {fmt(meta.get('wall_s'))} s of a {meta['budget_s']} s budget.  ",
+        "peak_mb: torch.cuda.max_memory_allocated on CUDA (activation_mb: above the weights and inputs), "
+        "the process's max RSS on a CPU.",
+        "",
+    ]
     for name in SECTIONS:
         rows = result["sections"].get(name) if name not in ("setup",) else [result.get("setup", {})]
         if name == "steps":
@@ -1059,8 +1368,20 @@ def run_tests(args, out: Path, env: dict, timeout: float) -> tuple[int, float, l
     import xml.etree.ElementTree as ET
 
     junit = out / "logs" / "tests-junit.xml"
-    cmd = [sys.executable, "-m", "pytest", "-m", "device", "-q", "-p", "no:cacheprovider",
-           "--continue-on-collection-errors", f"--junitxml={junit}", "-o", "junit_family=xunit1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "device",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--continue-on-collection-errors",
+        f"--junitxml={junit}",
+        "-o",
+        "junit_family=xunit1",
+    ]
     env = {**env, "MOCOHD_TEST_DEVICE": args.device}
     rc, wall = run_logged(cmd, out / "logs" / "tests.log", timeout, env=env)
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
@@ -1114,13 +1435,21 @@ def orchestrate(args) -> int:
         # (OpenMP threads that spin while other processes hold the cores make tiny ops 10x slower)
         env.setdefault("OMP_NUM_THREADS", "1")
     result = {
-        "meta": {"command": " ".join([Path(sys.executable).name, *sys.argv]), "date": now_iso(), "device": args.device,
-                 "quick": args.quick, "budget_s": args.budget, "out": str(out)},
-        "setup": {}, "steps": [], "sections": {},
+        "meta": {
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": now_iso(),
+            "device": args.device,
+            "quick": args.quick,
+            "budget_s": args.budget,
+            "out": str(out),
+        },
+        "setup": {},
+        "steps": [],
+        "sections": {},
     }
     try:
         result["setup"] = install_wheels(Path(args.wheels).resolve(), work, env)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - reported in the result
         result["setup"] = {"error": first_line(e)}
     result["setup"]["pythonpath"] = env["PYTHONPATH"]
     write_results(out, result)
@@ -1143,8 +1472,20 @@ def orchestrate(args) -> int:
             for r in rows:
                 result["sections"].setdefault("tests", []).append(r)
         else:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--step", name, "--device", args.device,
-                   "--out", str(out), "--work", str(work), "--step-timeout", str(timeout)]
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--step",
+                name,
+                "--device",
+                args.device,
+                "--out",
+                str(out),
+                "--work",
+                str(work),
+                "--step-timeout",
+                str(timeout),
+            ]
             cmd += ["--quick"] if args.quick else []
             rc, wall = run_logged(cmd, out / "logs" / f"{name}.log", timeout, env=env)
             note = "" if rc == 0 else tail(out / "logs" / f"{name}.log", 4)
@@ -1164,9 +1505,12 @@ def orchestrate(args) -> int:
     faulthandler.cancel_dump_traceback_later()
     print((out / "results.md").read_text(), flush=True)  # also in the log of whoever ran it
     bad = [s["step"] for s in result["steps"] if s["status"] != "ok"]
-    print(f"[gpu_check] {len(result['steps']) - len(bad)}/{len(result['steps'])} steps ok"
-          f"{' (not ok: ' + ', '.join(bad) + ')' if bad else ''}; {result['meta']['wall_s']:.0f} s; "
-          f"{out / 'results.md'}", file=sys.stderr)
+    print(
+        f"[gpu_check] {len(result['steps']) - len(bad)}/{len(result['steps'])} steps ok"
+        f"{' (not ok: ' + ', '.join(bad) + ')' if bad else ''}; {result['meta']['wall_s']:.0f} s; "
+        f"{out / 'results.md'}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -1193,19 +1537,28 @@ def step_eval(ctx: Ctx) -> None:
         return net.eval().requires_grad_(False)
 
     i3d_cfg = I3DConfig() if ev["i3d_scale"] == 1 else I3DConfig.scaled(ev["i3d_scale"])
-    nets = {"i3d": randomized(I3D(i3d_cfg)), "inception": randomized(InceptionV3(InceptionConfig(size=ev["inception_size"])))}
+    nets = {
+        "i3d": randomized(I3D(i3d_cfg)),
+        "inception": randomized(InceptionV3(InceptionConfig(size=ev["inception_size"]))),
+    }
     g = torch.Generator().manual_seed(1)
     for kind, batches in (("i3d", ev["i3d_batches"]), ("inception", ev["inception_batches"])):
         cpu_net = nets[kind]
         net = randomized(type(cpu_net)(cpu_net.config if hasattr(cpu_net, "config") else None)).to(ctx.device)
         frames = 16 if kind == "i3d" else 1
-        gflop = counted_gflop(torch, lambda: net(torch.zeros(1, 3, frames, 224, 224, device=ctx.device)) if kind == "i3d"
-                              else net(torch.zeros(1, 3, 299, 299, device=ctx.device)))
+        gflop = counted_gflop(
+            torch,
+            lambda net=net, kind=kind, frames=frames: (
+                net(torch.zeros(1, 3, frames, 224, 224, device=ctx.device))
+                if kind == "i3d"
+                else net(torch.zeros(1, 3, 299, 299, device=ctx.device))
+            ),
+        )
         for batch in batches:
             with ctx.record("eval", what=kind, batch=batch, unit="clips" if kind == "i3d" else "frames") as row:
                 clips = torch.randint(0, 256, (batch, frames, 64, 64, 3), generator=g, dtype=torch.uint8)
                 base = ctx.reset_memory()
-                sec, out = ctx.time_fn(lambda: embed(net, clips))
+                sec, out = ctx.time_fn(partial(embed, net, clips))
                 row.update(items_per_s=batch / sec, gflop_per_item=gflop, **ctx.memory(base))
                 if gflop:
                     row["tflops"] = gflop * batch / sec / 1000
@@ -1216,17 +1569,27 @@ def step_eval(ctx: Ctx) -> None:
         home = ctx.work / "eval-home"
         os.environ["MOCOHD_HOME"] = str(home)
         store.kind_dir("i3d", create=True)
-        save_model(store.store_path("i3d", "i3d"), nets["i3d"].state_dict(), kind="i3d", family="i3d",
-                   config=i3d_cfg.to_dict())
+        save_model(
+            store.store_path("i3d", "i3d"), nets["i3d"].state_dict(), kind="i3d", family="i3d", config=i3d_cfg.to_dict()
+        )
         data = write_dataset(ctx.work / "eval-heads", videos=ev["fvd_videos"], frames=20, size=64, seed=0)
         t0 = time.perf_counter()
-        r = evaluate(["fvd16"], data, motion="demo", image="demo", videos=ev["fvd_videos"], device=str(ctx.device),
-                     batch=8)[0]
-        again = evaluate(["fvd16"], data, motion="demo", image="demo", videos=ev["fvd_videos"], device=str(ctx.device),
-                         batch=8)[0]
-        row.update(items_per_s=2 * r.real / max(r.seconds["total"], 1e-9), seconds=time.perf_counter() - t0,
-                   first_s=r.seconds["total"], cached_s=again.seconds["total"], real=r.real, fake=r.fake,
-                   same_value_again=again.value == r.value, real_cached_again=again.real_cached)
+        r = evaluate(
+            ["fvd16"], data, motion="demo", image="demo", videos=ev["fvd_videos"], device=str(ctx.device), batch=8
+        )[0]
+        again = evaluate(
+            ["fvd16"], data, motion="demo", image="demo", videos=ev["fvd_videos"], device=str(ctx.device), batch=8
+        )[0]
+        row.update(
+            items_per_s=2 * r.real / max(r.seconds["total"], 1e-9),
+            seconds=time.perf_counter() - t0,
+            first_s=r.seconds["total"],
+            cached_s=again.seconds["total"],
+            real=r.real,
+            fake=r.fake,
+            same_value_again=again.value == r.value,
+            real_cached_again=again.real_cached,
+        )
 
 
 STEP_FUNCS = {

@@ -99,7 +99,7 @@ def _hints(command) -> dict:
     fn = inspect.unwrap(command.callback) if command.callback else None
     try:
         return typing.get_type_hints(fn) if fn else {}
-    except Exception:  # an annotation that cannot be resolved: fall back to the default's type
+    except Exception:  # noqa: BLE001 - an annotation that cannot be resolved: fall back to the default's type
         return {}
 
 

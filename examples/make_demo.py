@@ -27,16 +27,65 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCALES = {
     # videos, frames, size; image generator; motion
-    "full": dict(videos=400, frames=64, size=64, image_steps=20000, image_batch=32, channel_base=4096, channel_max=256,
-                 mapping_layers=4, w_dim=256, motion_steps=3000, motion_batch=16, clip_frames=16, time_step=2,
-                 n_pca=64, h_dim=256, dv_channels=32, pca_samples=200_000),
+    "full": dict(
+        videos=400,
+        frames=64,
+        size=64,
+        image_steps=20000,
+        image_batch=32,
+        channel_base=4096,
+        channel_max=256,
+        mapping_layers=4,
+        w_dim=256,
+        motion_steps=3000,
+        motion_batch=16,
+        clip_frames=16,
+        time_step=2,
+        n_pca=64,
+        h_dim=256,
+        dv_channels=32,
+        pca_samples=200_000,
+    ),
     # about 1.5 hours on 2 CPU cores: the models shipped in weights/
-    "cpu": dict(videos=160, frames=48, size=64, image_steps=12000, image_batch=16, channel_base=1024, channel_max=128,
-                mapping_layers=4, w_dim=128, motion_steps=200, motion_batch=8, clip_frames=16, time_step=2,
-                n_pca=64, h_dim=128, dv_channels=32, pca_samples=100_000, motion_lr=1e-3),
-    "tiny": dict(videos=3, frames=34, size=16, image_steps=2, image_batch=4, channel_base=256, channel_max=16,
-                 mapping_layers=2, w_dim=16, motion_steps=2, motion_batch=2, clip_frames=4, time_step=2,
-                 n_pca=8, h_dim=8, dv_channels=4, pca_samples=1000),
+    "cpu": dict(
+        videos=160,
+        frames=48,
+        size=64,
+        image_steps=12000,
+        image_batch=16,
+        channel_base=1024,
+        channel_max=128,
+        mapping_layers=4,
+        w_dim=128,
+        motion_steps=200,
+        motion_batch=8,
+        clip_frames=16,
+        time_step=2,
+        n_pca=64,
+        h_dim=128,
+        dv_channels=32,
+        pca_samples=100_000,
+        motion_lr=1e-3,
+    ),
+    "tiny": dict(
+        videos=3,
+        frames=34,
+        size=16,
+        image_steps=2,
+        image_batch=4,
+        channel_base=256,
+        channel_max=16,
+        mapping_layers=2,
+        w_dim=16,
+        motion_steps=2,
+        motion_batch=2,
+        clip_frames=4,
+        time_step=2,
+        n_pca=8,
+        h_dim=8,
+        dv_channels=4,
+        pca_samples=1000,
+    ),
 }
 
 
@@ -70,23 +119,51 @@ def main():
 
     def report(kind, info):
         if kind == "step" and (info["step"] % 100 == 0 or info["step"] == info["total"]):
-            print(f"   step {info['step']}/{info['total']} " + " ".join(f"{k}={v:.3f}" for k, v in info["losses"].items()),
-                  flush=True)
+            print(
+                f"   step {info['step']}/{info['total']} "
+                + " ".join(f"{k}={v:.3f}" for k, v in info["losses"].items()),
+                flush=True,
+            )
 
     data = args.out / "heads"
     stage("data", lambda: write_dataset(data, s["videos"], s["frames"], s["size"], args.seed))
-    image_cfg = ImageTrainConfig(data=str(data), name="heads", resolution=s["size"], steps=s["image_steps"],
-                                 batch=s["image_batch"], channel_base=s["channel_base"], channel_max=s["channel_max"],
-                                 mapping_layers=s["mapping_layers"], w_dim=s["w_dim"], seed=args.seed, device=args.device,
-                                 save_every=1000, sample_every=1000)
+    image_cfg = ImageTrainConfig(
+        data=str(data),
+        name="heads",
+        resolution=s["size"],
+        steps=s["image_steps"],
+        batch=s["image_batch"],
+        channel_base=s["channel_base"],
+        channel_max=s["channel_max"],
+        mapping_layers=s["mapping_layers"],
+        w_dim=s["w_dim"],
+        seed=args.seed,
+        device=args.device,
+        save_every=1000,
+        sample_every=1000,
+    )
     run = args.out / "home" / "runs" / "heads-image" / "checkpoint.pt"
     stage("train-image", lambda: train_image(image_cfg, resume=run.exists(), on_event=report))
     stage("pca", lambda: pca_for("heads", samples=s["pca_samples"]))
-    motion_cfg = TrainConfig(data=str(data), image="heads", name="heads", domain="in", steps=s["motion_steps"],
-                             batch=s["motion_batch"], frames=s["clip_frames"], time_step=s["time_step"], n_pca=s["n_pca"],
-                             h_dim=s["h_dim"], dv_channels=s["dv_channels"], seed=args.seed, device=args.device,
-                             pca_samples=s["pca_samples"], save_every=100, sample_every=100,
-                             lr=s.get("motion_lr", 1e-4))
+    motion_cfg = TrainConfig(
+        data=str(data),
+        image="heads",
+        name="heads",
+        domain="in",
+        steps=s["motion_steps"],
+        batch=s["motion_batch"],
+        frames=s["clip_frames"],
+        time_step=s["time_step"],
+        n_pca=s["n_pca"],
+        h_dim=s["h_dim"],
+        dv_channels=s["dv_channels"],
+        seed=args.seed,
+        device=args.device,
+        pca_samples=s["pca_samples"],
+        save_every=100,
+        sample_every=100,
+        lr=s.get("motion_lr", 1e-4),
+    )
     mrun = args.out / "home" / "runs" / "heads" / "checkpoint.pt"
     stage("train", lambda: train(motion_cfg, resume=mrun.exists(), on_event=report))
 
@@ -106,11 +183,17 @@ def main():
         from mocohd_cli.formats.canonical import atomic_write_bytes
 
         home = args.out / "home"  # written under a temporary name and renamed: weights/ is never half-written
-        atomic_write_bytes(ROOT / "weights" / "stylegan2-demo.safetensors", (home / "image" / "heads.safetensors").read_bytes())
-        atomic_write_bytes(ROOT / "weights" / "motion-demo.safetensors", (home / "motion" / "heads.safetensors").read_bytes())
+        atomic_write_bytes(
+            ROOT / "weights" / "stylegan2-demo.safetensors", (home / "image" / "heads.safetensors").read_bytes()
+        )
+        atomic_write_bytes(
+            ROOT / "weights" / "motion-demo.safetensors", (home / "motion" / "heads.safetensors").read_bytes()
+        )
         print("installed the demo models into weights/")
         stage("strip", lambda: readme_strip(ROOT / "examples"))
-    (args.out / "timings.json").write_text(json.dumps({"scale": args.scale, "seed": args.seed, "seconds": timings}, indent=1))
+    (args.out / "timings.json").write_text(
+        json.dumps({"scale": args.scale, "seed": args.seed, "seconds": timings}, indent=1)
+    )
     print(f"done: {args.out / 'demo_frames.png'}, {args.out / 'timings.json'}")
 
 
@@ -125,12 +208,17 @@ def readme_strip(folder: Path) -> None:
     from mocohd_cli.formats.canonical import atomic_write_bytes
     from mocohd_cli.render import tile
 
-    G, M = load_image_generator(ROOT / "weights" / "stylegan2-demo.safetensors"), load_motion(ROOT / "weights" / "motion-demo.safetensors")
+    G, M = (
+        load_image_generator(ROOT / "weights" / "stylegan2-demo.safetensors"),
+        load_motion(ROOT / "weights" / "motion-demo.safetensors"),
+    )
     frames = [f.numpy() for f in render_frames(M, G, frames=48, videos=4, seed=0)]
     strip = np.concatenate([tile(frames[t]) for t in range(0, 48, 6)], axis=1)
     atomic_write_bytes(folder / "demo_strip.png", iio.imwrite("<bytes>", strip, extension=".png"))
     rows = [np.concatenate([frames[t][v] for t in range(0, 48, 6)], axis=1) for v in range(4)]
-    atomic_write_bytes(folder / "demo_frames.png", iio.imwrite("<bytes>", np.concatenate(rows, axis=0), extension=".png"))
+    atomic_write_bytes(
+        folder / "demo_frames.png", iio.imwrite("<bytes>", np.concatenate(rows, axis=0), extension=".png")
+    )
 
 
 if __name__ == "__main__":

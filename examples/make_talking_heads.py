@@ -23,8 +23,14 @@ def main():
     ap.add_argument("--preview", type=Path, help="write a PNG strip: 6 videos, every 4th of 48 frames")
     args = ap.parse_args()
     if args.out:
-        write_dataset(args.out, args.videos, args.frames, args.size, args.seed,
-                      progress=lambda i, n: print(f"\r{i}/{n} videos", end="", flush=True))
+        write_dataset(
+            args.out,
+            args.videos,
+            args.frames,
+            args.size,
+            args.seed,
+            progress=lambda i, n: print(f"\r{i}/{n} videos", end="", flush=True),
+        )
         print(f"\nwrote {args.out}")
     if args.preview:
         import imageio.v3 as iio

@@ -1,8 +1,8 @@
 """Sample a grid of images from an image generator with the library API.
 
-    python examples/sample_images.py samples.png                 # the embedded demo
-    python examples/sample_images.py ffhq.png --image ffhq -n 8 --truncation 0.7
-    python examples/sample_images.py dogs.png --image biggan-deep-128 --class golden_retriever --truncation 0.5
+python examples/sample_images.py samples.png                 # the embedded demo
+python examples/sample_images.py ffhq.png --image ffhq -n 8 --truncation 0.7
+python examples/sample_images.py dogs.png --image biggan-deep-128 --class golden_retriever --truncation 0.5
 """
 
 import argparse
@@ -31,7 +31,11 @@ gen = torch.Generator().manual_seed(args.seed)
 z = torch.randn(args.n, G.z_dim, generator=gen).to(device)
 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
 if G.c_dim:  # class-conditional (BigGAN): one class for all, or one drawn per image
-    labels = [parse_class(args.klass, G.c_dim)] * args.n if args.klass else torch.randint(G.c_dim, (args.n,), generator=gen).tolist()
+    labels = (
+        [parse_class(args.klass, G.c_dim)] * args.n
+        if args.klass
+        else torch.randint(G.c_dim, (args.n,), generator=gen).tolist()
+    )
     extra = {"c": one_hot(labels, G.c_dim, device), "truncation": args.truncation}
 else:
     extra = {"noise_mode": args.noise}

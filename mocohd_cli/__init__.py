@@ -15,13 +15,24 @@ Library API::
 
 __version__ = "0.1.0"
 
-from .errors import MocohdError  # noqa: E402
-from .models import describe, import_model, load_image_generator  # noqa: E402
-from .models.motion import load_motion  # noqa: E402
-from .models.pca import pca_for  # noqa: E402
-from .motion import MotionGenerator  # noqa: E402
-from .pca import PCABasis, fit_pca  # noqa: E402
-from .render import render_frames  # noqa: E402
+from .errors import MocohdError
+from .models import describe, import_model, load_image_generator
+from .models.motion import load_motion
+from .models.pca import pca_for
+from .motion import MotionGenerator
+from .pca import PCABasis, fit_pca
+from .render import render_frames
 
-__all__ = ["MocohdError", "MotionGenerator", "PCABasis", "__version__", "describe", "fit_pca", "import_model",
-           "load_image_generator", "load_motion", "pca_for", "render_frames"]
+__all__ = [
+    "MocohdError",
+    "MotionGenerator",
+    "PCABasis",
+    "__version__",
+    "describe",
+    "fit_pca",
+    "import_model",
+    "load_image_generator",
+    "load_motion",
+    "pca_for",
+    "render_frames",
+]

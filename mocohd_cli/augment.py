@@ -49,8 +49,12 @@ def _boxes(top, left, height, width, h: int, w: int, device) -> torch.Tensor:
     top, left, height, width = (torch.as_tensor(t).to(device) for t in (top, left, height, width))
     rows = torch.arange(h, device=device)[None, :, None]
     cols = torch.arange(w, device=device)[None, None, :]
-    return ((rows >= top[:, None, None]) & (rows < (top + height)[:, None, None])
-            & (cols >= left[:, None, None]) & (cols < (left + width)[:, None, None]))[:, None]
+    return (
+        (rows >= top[:, None, None])
+        & (rows < (top + height)[:, None, None])
+        & (cols >= left[:, None, None])
+        & (cols < (left + width)[:, None, None])
+    )[:, None]
 
 
 def cutout(x: torch.Tensor, g: torch.Generator | None = None, max_ratio: float = 0.25) -> torch.Tensor:
@@ -59,8 +63,9 @@ def cutout(x: torch.Tensor, g: torch.Generator | None = None, max_ratio: float =
     return x.masked_fill(_boxes(top, left, side, side, h, w, x.device), 0.0)
 
 
-def affine_thetas(n: int, g: torch.Generator | None = None, angle: float = 180.0, translate: float = 0.1,
-                  scale: float = 0.05) -> torch.Tensor:
+def affine_thetas(
+    n: int, g: torch.Generator | None = None, angle: float = 180.0, translate: float = 0.1, scale: float = 0.05
+) -> torch.Tensor:
     """[n, 2, 3] sampling matrices (affine_grid convention): rotation, scale, translation."""
     a = _uniform(n, -math.pi * angle / 180, math.pi * angle / 180, g)
     tx, ty = _uniform(n, -translate, translate, g), _uniform(n, -translate, translate, g)
@@ -94,8 +99,9 @@ def warp(x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
     return out
 
 
-def diff_augment(x: torch.Tensor, g: torch.Generator | None = None, translation: float = 0.125,
-                 cutout_ratio: float = 0.5) -> torch.Tensor:
+def diff_augment(
+    x: torch.Tensor, g: torch.Generator | None = None, translation: float = 0.125, cutout_ratio: float = 0.5
+) -> torch.Tensor:
     """Differentiable augmentation for small datasets (DiffAugment's colour,
     translation and cut-out), applied identically to real and fake images
     before the image discriminator: random brightness (+-0.5), saturation

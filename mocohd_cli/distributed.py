@@ -44,7 +44,7 @@ class Dist:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls, device: str = "auto") -> "Dist":
+    def from_env(cls, device: str = "auto") -> Dist:
         """Join the process group torchrun set up (``WORLD_SIZE`` > 1), or run alone.
         NCCL on CUDA (one GPU per local rank), gloo otherwise."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -54,8 +54,10 @@ class Dist:
         dev = pick_device(device)
         if dev.type == "cuda":
             if local >= torch.cuda.device_count():
-                raise MocohdError(f"local rank {local} has no GPU ({torch.cuda.device_count()} visible): "
-                                  "use --nproc_per_node <= the GPU count")
+                raise MocohdError(
+                    f"local rank {local} has no GPU ({torch.cuda.device_count()} visible): "
+                    "use --nproc_per_node <= the GPU count"
+                )
             dev = torch.device("cuda", local)
             torch.cuda.set_device(dev)
         elif dev.type == "mps":

@@ -52,11 +52,14 @@ def check_truncation(truncation, G=None) -> float:
     except (TypeError, ValueError):
         raise UsageError(f"truncation must be a number, got {truncation!r}") from None
     if not math.isfinite(psi) or psi < 0:
-        raise UsageError("truncation must be a finite number >= 0 (1: none, < 1 toward the average, "
-                         f"> 1 away from it), got {truncation}")
+        raise UsageError(
+            "truncation must be a finite number >= 0 (1: none, < 1 toward the average, "
+            f"> 1 away from it), got {truncation}"
+        )
     if G is not None and G.c_dim and not 0 < psi <= 1:
-        raise UsageError(f"truncation must be in (0, 1] for {G.family} (its stored batch-norm statistics), "
-                         f"got {truncation}")
+        raise UsageError(
+            f"truncation must be in (0, 1] for {G.family} (its stored batch-norm statistics), got {truncation}"
+        )
     return psi
 
 
@@ -74,15 +77,18 @@ def check_pair(M, G, classes=None, truncation: float = 1.0) -> list[int]:
     range; UsageError when the truncation is not one ``G`` can take (``check_truncation``).
     """
     if M is not None and M.cfg.w_dim != G.w_dim:
-        raise MocohdError(f"the motion model moves in a {M.cfg.w_dim}-d latent space but {_image_name(G)} has a "
-                          f"{G.w_dim}-d w: they cannot be combined")
+        raise MocohdError(
+            f"the motion model moves in a {M.cfg.w_dim}-d latent space but {_image_name(G)} has a "
+            f"{G.w_dim}-d w: they cannot be combined"
+        )
     check_truncation(truncation, G)
     if isinstance(classes, (str, int)):
         classes = [classes]
     if not G.c_dim:
         if classes:
-            raise MocohdError(f"classes are for class-conditional image generators (BigGAN); {_image_name(G)} "
-                              "is unconditional")
+            raise MocohdError(
+                f"classes are for class-conditional image generators (BigGAN); {_image_name(G)} is unconditional"
+            )
         return []
     return parse_classes(classes, G.c_dim)
 
@@ -126,9 +132,11 @@ class VideoNoise:
         if self.mode == "fixed":
             return [n[video_of] for n in self.maps]
         if self.mode == "random":
-            per_frame = [self.G.synthesis.make_noise(1, generator=self.generator, device=self.device)
-                         for _ in range(len(video_of))]
-            return [torch.cat(layer) for layer in zip(*per_frame)]
+            per_frame = [
+                self.G.synthesis.make_noise(1, generator=self.generator, device=self.device)
+                for _ in range(len(video_of))
+            ]
+            return [torch.cat(layer) for layer in zip(*per_frame, strict=True)]
         return None
 
 
@@ -150,8 +158,15 @@ def class_vectors(G, labels, t: torch.Tensor, total: int, to: int | None = None,
 # The recipe
 
 
-def synthesize(G, ws: torch.Tensor, noise: list | None = None, classes=None, truncation: float = 1.0,
-               dtype: torch.dtype | None = None, camera: torch.Tensor | None = None) -> torch.Tensor:
+def synthesize(
+    G,
+    ws: torch.Tensor,
+    noise: list | None = None,
+    classes=None,
+    truncation: float = 1.0,
+    dtype: torch.dtype | None = None,
+    camera: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Frames from w's: [N, w_dim] -> [N, 3, R, R] float32 in [-1, 1]; differentiable w.r.t. ``ws``.
 
     ``truncation`` psi != 1 first moves each w to ``w_avg + psi (w - w_avg)`` (BigGAN: w_avg is 0,
@@ -165,8 +180,9 @@ def synthesize(G, ws: torch.Tensor, noise: list | None = None, classes=None, tru
     if ws.shape[-1] != G.w_dim:
         raise UsageError(f"ws are {ws.shape[-1]}-d but {_image_name(G)} has a {G.w_dim}-d w")
     if classes is not None and not G.c_dim:
-        raise UsageError(f"classes are for class-conditional image generators (BigGAN); {_image_name(G)} "
-                         "is unconditional")
+        raise UsageError(
+            f"classes are for class-conditional image generators (BigGAN); {_image_name(G)} is unconditional"
+        )
     if truncation != 1:
         ws = G.mapping.w_avg.lerp(ws, truncation)
     if noise is None:

@@ -60,22 +60,39 @@ def parse_target(target: str, name: str | None = None, revision: str | None = No
         extra = (str(Path(path).with_name("config.json").as_posix()),) if Path(path).name == "pytorch_model.bin" else ()
         if stem == "pytorch_model":  # a BigGAN port repo: name the model after the repo
             stem = m.group("repo").split("/")[1].lower()
-        return HubFile(m.group("repo"), path, store.check_name(name or re.sub(r"[^A-Za-z0-9._-]", "-", stem)),
-                       revision=revision, extra=extra, extra_required=False)
+        return HubFile(
+            m.group("repo"),
+            path,
+            store.check_name(name or re.sub(r"[^A-Za-z0-9._-]", "-", stem)),
+            revision=revision,
+            extra=extra,
+            extra_required=False,
+        )
     entries = [e for e in store.registry_entries(target) if e.repo_id]
     by_hand = [e for e in store.registry_entries(target) if e.url and not e.repo_id]
     if not entries and by_hand:
         e = by_hand[0]
         pin = f" (sha256 {e.sha256[:16]}...)" if e.sha256 else ""
-        raise MocohdError(f"'{e.name}' has no copy on the Hub that mocohd can verify: download {e.url}{pin} and run "
-                          f"`mocohd import FILE --name {e.name} --kind {e.kind}`")
+        raise MocohdError(
+            f"'{e.name}' has no copy on the Hub that mocohd can verify: download {e.url}{pin} and run "
+            f"`mocohd import FILE --name {e.name} --kind {e.kind}`"
+        )
     if not entries:
         known = sorted({e.name for e in store.registry() if e.repo_id})
         hint = f" (known: {', '.join(known)})" if known else ""
-        raise MocohdError(f"'{target}' is not a model on the Hub registry{hint}; use hf://OWNER/REPO/PATH for any Hub file")
+        raise MocohdError(
+            f"'{target}' is not a model on the Hub registry{hint}; use hf://OWNER/REPO/PATH for any Hub file"
+        )
     e = entries[0]
-    return HubFile(e.repo_id, e.filename, store.check_name(name or e.name), kind=e.kind,
-                   revision=revision or e.revision, sha256=e.sha256, extra=tuple(e.extra_files))
+    return HubFile(
+        e.repo_id,
+        e.filename,
+        store.check_name(name or e.name),
+        kind=e.kind,
+        revision=revision or e.revision,
+        sha256=e.sha256,
+        extra=tuple(e.extra_files),
+    )
 
 
 _REPO_PART = re.compile(r"^[A-Za-z0-9_.-]{1,96}$")
@@ -84,23 +101,31 @@ _REPO_PART = re.compile(r"^[A-Za-z0-9_.-]{1,96}$")
 def _check_hf_url(target: str, m: re.Match | None) -> None:
     """A one-line error saying what is wrong with an ``hf://`` address, or nothing."""
     form = "expected hf://OWNER/REPO or hf://OWNER/REPO/PATH"
-    parts = target[len("hf://"):].split("/")
+    parts = target[len("hf://") :].split("/")
     if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise UsageError(f"{target}: not a Hub address: {form} (the repo id is an owner and a name, e.g. someone/some-gan)")
+        raise UsageError(
+            f"{target}: not a Hub address: {form} (the repo id is an owner and a name, e.g. someone/some-gan)"
+        )
     for part in parts[:2]:
         if not _REPO_PART.match(part) or part[0] in "-." or part[-1] in "-." or "--" in part or ".." in part:
-            raise UsageError(f"{target}: '{part}' is not a valid Hub owner or repo name (letters, digits, '-', '_' "
-                             "and '.', at most 96 characters, not starting or ending with '-' or '.', no '--' or '..')")
+            raise UsageError(
+                f"{target}: '{part}' is not a valid Hub owner or repo name (letters, digits, '-', '_' "
+                "and '.', at most 96 characters, not starting or ending with '-' or '.', no '--' or '..')"
+            )
     if len(parts) > 2 and not all(parts[2:]):
-        raise UsageError(f"{target}: the path must name a file in the repo ({form}, "
-                         f"e.g. hf://{parts[0]}/{parts[1]}/model.safetensors)")
+        raise UsageError(
+            f"{target}: the path must name a file in the repo ({form}, "
+            f"e.g. hf://{parts[0]}/{parts[1]}/model.safetensors)"
+        )
     if m is None:  # anything else HF_URL refuses
         raise UsageError(f"{target}: not a Hub address: {form}")
 
 
 def _revision_message(where: str, repo_id: str, revision: str | None, endpoint: str) -> str:
-    return (f"{where}: revision '{revision or 'main'}' not found in the repo {repo_id} on {endpoint} "
-            "(give a branch, tag or commit that exists there)")
+    return (
+        f"{where}: revision '{revision or 'main'}' not found in the repo {repo_id} on {endpoint} "
+        "(give a branch, tag or commit that exists there)"
+    )
 
 
 def _detail(e: BaseException) -> str:
@@ -115,7 +140,9 @@ def _single_model_file(repo_id: str, revision: str | None) -> str:
     """The one top-level .safetensors file of a repo (how `mocohd push` shares a model)."""
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or not _reachable(endpoint):
-        raise MocohdError(f"hf://{repo_id}: cannot list the repo offline; give the file: hf://{repo_id}/NAME.safetensors")
+        raise MocohdError(
+            f"hf://{repo_id}: cannot list the repo offline; give the file: hf://{repo_id}/NAME.safetensors"
+        )
     from huggingface_hub import HfApi  # deferred: 0.2 s to import (see the top)
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -123,7 +150,9 @@ def _single_model_file(repo_id: str, revision: str | None) -> str:
         with _quiet_hub_logs():
             files = [x.rfilename for x in HfApi().model_info(repo_id, revision=revision).siblings or []]
     except GatedRepoError as e:
-        raise MocohdError(f"hf://{repo_id}: access denied (gated or private repo): log in with `hf auth login` or set HF_TOKEN") from e
+        raise MocohdError(
+            f"hf://{repo_id}: access denied (gated or private repo): log in with `hf auth login` or set HF_TOKEN"
+        ) from e
     except RepositoryNotFoundError as e:
         raise MocohdError(f"hf://{repo_id}: repository not found on {endpoint} (or private: set HF_TOKEN)") from e
     except RevisionNotFoundError as e:
@@ -131,11 +160,15 @@ def _single_model_file(repo_id: str, revision: str | None) -> str:
     except HfHubHTTPError as e:
         raise MocohdError(f"hf://{repo_id}: cannot list the repo: {_detail(e)}") from e
     except (OSError, ValueError) as e:
-        raise MocohdError(f"hf://{repo_id}: cannot list the repo: {_detail(e)} (check the network or HF_ENDPOINT)") from e
+        raise MocohdError(
+            f"hf://{repo_id}: cannot list the repo: {_detail(e)} (check the network or HF_ENDPOINT)"
+        ) from e
     top = [f for f in files if f.endswith(".safetensors") and "/" not in f]
     if len(top) != 1:
-        raise MocohdError(f"hf://{repo_id}: expected one top-level .safetensors file, found {len(top)}; "
-                          f"give the file: hf://{repo_id}/PATH")
+        raise MocohdError(
+            f"hf://{repo_id}: expected one top-level .safetensors file, found {len(top)}; "
+            f"give the file: hf://{repo_id}/PATH"
+        )
     return top[0]
 
 
@@ -145,8 +178,11 @@ def _already_stored(f: HubFile) -> canonical.ModelHeader | None:
         if path.is_file():
             h = canonical.read_header(path)
             src = h.source
-            if src.get("repo") == f.repo_id and src.get("file") == f.filename and \
-                    (f.revision is None or f.revision in (src.get("revision"), src.get("commit"))):
+            if (
+                src.get("repo") == f.repo_id
+                and src.get("file") == f.filename
+                and (f.revision is None or f.revision in (src.get("revision"), src.get("commit")))
+            ):
                 return h
     return None
 
@@ -178,9 +214,15 @@ def download(f: HubFile, force: bool = False) -> tuple[Path, str | None]:
     """hf_hub_download with one-line errors. Returns (local path, commit sha)."""
     try:  # deferred: 0.2 s to import (see the top)
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
-                                            HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                            RevisionNotFoundError)
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            GatedRepoError,
+            HfHubHTTPError,
+            HFValidationError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
     except ImportError as e:  # pragma: no cover - a dependency
         raise MocohdError(f"huggingface_hub is not installed: {e}") from e
     where = f"{f.repo_id}/{f.filename}" + (f"@{f.revision}" if f.revision else "")
@@ -190,14 +232,24 @@ def download(f: HubFile, force: bool = False) -> tuple[Path, str | None]:
     local_only = offline or not _reachable(endpoint)
     try:
         with _quiet_hub_logs():
-            path = hf_hub_download(f.repo_id, f.filename, revision=f.revision, force_download=force and not local_only,
-                                   etag_timeout=ETAG_TIMEOUT, local_files_only=local_only)
+            path = hf_hub_download(
+                f.repo_id,
+                f.filename,
+                revision=f.revision,
+                force_download=force and not local_only,
+                etag_timeout=ETAG_TIMEOUT,
+                local_files_only=local_only,
+            )
     except LocalEntryNotFoundError as e:  # before EntryNotFoundError: it is a subclass
         why = "offline mode (HF_HUB_OFFLINE)" if offline else f"cannot reach {endpoint}"
-        raise MocohdError(f"{where}: {why} and the file is not in the local Hub cache "
-                          "(check the network or HF_ENDPOINT, or download it yourself and `mocohd import` it)") from e
+        raise MocohdError(
+            f"{where}: {why} and the file is not in the local Hub cache "
+            "(check the network or HF_ENDPOINT, or download it yourself and `mocohd import` it)"
+        ) from e
     except GatedRepoError as e:
-        raise MocohdError(f"{where}: access denied (gated or private repo): log in with `hf auth login` or set HF_TOKEN") from e
+        raise MocohdError(
+            f"{where}: access denied (gated or private repo): log in with `hf auth login` or set HF_TOKEN"
+        ) from e
     except RepositoryNotFoundError as e:
         raise MocohdError(f"{where}: repository not found on {endpoint} (or private: set HF_TOKEN)") from e
     except RevisionNotFoundError as e:
@@ -213,15 +265,20 @@ def download(f: HubFile, force: bool = False) -> tuple[Path, str | None]:
         raise MocohdError(f"{where}: not a valid Hub repo id or revision: {_detail(e)}") from e
     except OSError as e:  # connection dropped, timeouts, disk errors
         why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else _detail(e)
-        raise MocohdError(f"{where}: download failed ({why}); run the command again to resume, or check HF_ENDPOINT") from e
-    except Exception as e:  # noqa: BLE001 - httpx errors and the like, still one line
-        raise MocohdError(f"{where}: download failed ({_detail(e)}); run the command again, "
-                          "or check the network / HF_ENDPOINT") from e
+        raise MocohdError(
+            f"{where}: download failed ({why}); run the command again to resume, or check HF_ENDPOINT"
+        ) from e
+    except Exception as e:  # httpx errors and the like, still one line
+        raise MocohdError(
+            f"{where}: download failed ({_detail(e)}); run the command again, or check the network / HF_ENDPOINT"
+        ) from e
     m = re.search(r"[/\\]snapshots[/\\]([0-9a-f]{40})[/\\]", path)
     return Path(path), (m.group(1) if m else None)
 
 
-def fetch(target: str, name: str | None = None, revision: str | None = None, force: bool = False) -> tuple[canonical.ModelHeader, bool]:
+def fetch(
+    target: str, name: str | None = None, revision: str | None = None, force: bool = False
+) -> tuple[canonical.ModelHeader, bool]:
     """Download, verify, convert and store a model. Returns (header, downloaded).
 
     A store model of the same name that came from elsewhere (an import, another
@@ -243,11 +300,19 @@ def fetch(target: str, name: str | None = None, revision: str | None = None, for
                 raise
     sha = canonical.file_sha256(path)
     if f.sha256 and sha != f.sha256.lower():
-        raise MocohdError(f"{f.repo_id}/{f.filename}: sha256 {sha[:16]}... does not match the registry's "
-                          f"{f.sha256[:16]}...: refusing it (nothing stored)")
+        raise MocohdError(
+            f"{f.repo_id}/{f.filename}: sha256 {sha[:16]}... does not match the registry's "
+            f"{f.sha256[:16]}...: refusing it (nothing stored)"
+        )
     model = read_any(path, kind=f.kind)
-    model.source.update(repo=f.repo_id, file=f.filename, revision=f.revision or "main", commit=commit, file_sha256=sha,
-                        format=model.source.get("format", "mocohd"))
+    model.source.update(
+        repo=f.repo_id,
+        file=f.filename,
+        revision=f.revision or "main",
+        commit=commit,
+        file_sha256=sha,
+        format=model.source.get("format", "mocohd"),
+    )
     if not force:
         _refuse_replacing_another(model.kind, f)
     h = store_model(model, f.name, f"{f.repo_id}/{f.filename}", overwrite=True)
@@ -268,8 +333,10 @@ def _refuse_replacing_another(kind: str, f: HubFile) -> None:
     if (src.get("repo"), src.get("file")) == (f.repo_id, f.filename):
         return
     origin = f"{src['repo']}/{src['file']}" if src.get("repo") else src.get("file") or src.get("data") or "elsewhere"
-    raise MocohdError(f"{a(kind)} model named '{f.name}' is already in the store (from {origin}): "
-                      "give this one another name, or replace it (force=True, --force)")
+    raise MocohdError(
+        f"{a(kind)} model named '{f.name}' is already in the store (from {origin}): "
+        "give this one another name, or replace it (force=True, --force)"
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -278,8 +345,9 @@ def _refuse_replacing_another(kind: str, f: HubFile) -> None:
 CARD_TAGS = ["mocohd", "mocogan-hd", "video-generation", "motion-generator"]
 
 
-def model_card(name: str, header: canonical.ModelHeader, repo_id: str, license: str = "other",
-               samples: list[str] | None = None) -> str:
+def model_card(
+    name: str, header: canonical.ModelHeader, repo_id: str, license: str = "other", samples: list[str] | None = None
+) -> str:
     """README.md for a pushed motion model: YAML metadata, then how to use it."""
     cfg, src = header.config, header.source
     image, image_sha256 = header.image.get("image_name"), header.image.get("image_sha256", "unknown")
@@ -321,7 +389,8 @@ def model_card(name: str, header: canonical.ModelHeader, repo_id: str, license: 
         f"| trained with image generator | {image or 'unknown'} (weights sha256 `{image_sha256}`) |",
         f"| training data | {src.get('data', 'unknown')} |",
         f"| training steps | {src.get('steps', 'unknown')} |",
-        f"| hidden size / PCA directions / step weight | {cfg.get('h_dim')} / {cfg.get('n_pca')} / {cfg.get('w_residual')} |",
+        f"| hidden size / PCA directions / step weight "
+        f"| {cfg.get('h_dim')} / {cfg.get('n_pca')} / {cfg.get('w_residual')} |",
         f"| weights sha256 | `{header.weights_sha256}` |",
         f"| provenance | {', '.join(f'{k}={v}' for k, v in sorted(src.items())) or '-'} |",
     ]
@@ -349,8 +418,14 @@ def _scalar(v) -> str:
     return s if re.fullmatch(r"[A-Za-z0-9_.\-/]+", s) else '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def push(motion: str, repo_id: str, private: bool = False, samples: list[str | os.PathLike] | None = None,
-         license: str = "other", message: str | None = None) -> str:
+def push(
+    motion: str,
+    repo_id: str,
+    private: bool = False,
+    samples: list[str | os.PathLike] | None = None,
+    license: str = "other",
+    message: str | None = None,
+) -> str:
     """Upload a motion model (canonical file + model card + optional samples) to a Hub repo. Returns its URL."""
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
         raise MocohdError(f"the Hub repository must be OWNER/NAME, got {repo_id!r}")
@@ -382,13 +457,20 @@ def push(motion: str, repo_id: str, private: bool = False, samples: list[str | o
         try:
             with _quiet_hub_logs():
                 api.create_repo(repo_id, private=private, exist_ok=True)
-                api.upload_folder(repo_id=repo_id, folder_path=folder,
-                                  commit_message=message or f"Upload motion model {r.name} with mocohd")
+                api.upload_folder(
+                    repo_id=repo_id,
+                    folder_path=folder,
+                    commit_message=message or f"Upload motion model {r.name} with mocohd",
+                )
         except HfHubHTTPError as e:
             status = getattr(getattr(e, "response", None), "status_code", None)
             if status in (401, 403):
-                raise MocohdError(f"{repo_id}: not allowed to write ({status}): log in with `hf auth login` or set HF_TOKEN") from e
+                raise MocohdError(
+                    f"{repo_id}: not allowed to write ({status}): log in with `hf auth login` or set HF_TOKEN"
+                ) from e
             raise MocohdError(f"{repo_id}: the Hub answered {status or 'an error'}: {_detail(e)}") from e
         except (OSError, ValueError) as e:
-            raise MocohdError(f"{repo_id}: upload failed ({_detail(e)}); run the command again, or check HF_ENDPOINT") from e
+            raise MocohdError(
+                f"{repo_id}: upload failed ({_detail(e)}); run the command again, or check HF_ENDPOINT"
+            ) from e
     return f"{endpoint}/{repo_id}"

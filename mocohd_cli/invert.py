@@ -49,7 +49,7 @@ The families (``check_generator``):
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -159,8 +159,10 @@ def as_images(images, resolution: int, device) -> torch.Tensor:
     if images.shape[0] < 1:
         raise UsageError("no images to invert")
     if tuple(images.shape[2:]) != (resolution, resolution):
-        raise UsageError(f"images are {images.shape[3]} x {images.shape[2]} but the generator makes {resolution} x "
-                         f"{resolution}: read them at its size (read_photo(path, G.resolution))")
+        raise UsageError(
+            f"images are {images.shape[3]} x {images.shape[2]} but the generator makes {resolution} x "
+            f"{resolution}: read them at its size (read_photo(path, G.resolution))"
+        )
     return images.to(device).contiguous()
 
 
@@ -192,8 +194,10 @@ def check_generator(G, space: str = "w", classes=None, truncation: float = 1.0) 
         raise UsageError("space w+ has no meaning for BigGAN (one w, from z, feeds every block): use space w")
     numbers = check_pair(None, G, classes, truncation)  # MocohdError for classes of an unconditional G
     if family != "biggan-deep" and truncation != 1:
-        raise UsageError(f"truncation is for BigGAN's inversion (its batch-norm statistics); a {family} latent is "
-                         "found at truncation 1")
+        raise UsageError(
+            f"truncation is for BigGAN's inversion (its batch-norm statistics); a {family} latent is "
+            "found at truncation 1"
+        )
     return family, numbers
 
 
@@ -272,8 +276,10 @@ def invert(
     # Each photo draws its noise maps and w noise from its own CPU stream: the same run on any
     # device, and photo i's result does not depend on the other photos of the batch.
     gens = [torch.Generator().manual_seed((seed * 0x9E3779B1 + i) % 2**63) for i in range(n)]
-    noise = [torch.cat(maps).to(device).requires_grad_(True)  # none for StyleGAN3 and BigGAN
-             for maps in zip(*(G.synthesis.make_noise(1, generator=g) for g in gens))]
+    noise = [
+        torch.cat(maps).to(device).requires_grad_(True)  # none for StyleGAN3 and BigGAN
+        for maps in zip(*(G.synthesis.make_noise(1, generator=g) for g in gens), strict=True)
+    ]
     opt = torch.optim.Adam([w_opt, *noise, *([logits] if conditional else [])], lr=lr, betas=BETAS)
 
     def latent_of(x):  # the searched variable -> w's [N, rows, w_dim]
@@ -283,8 +289,7 @@ def invert(
         return logits.softmax(dim=1) if conditional else None
 
     def image(ws, c):
-        return synthesize(G, ws[:, 0] if conditional else ws.expand(-1, num_ws, -1), noise, c, truncation,
-                          dtype=dtype)
+        return synthesize(G, ws[:, 0] if conditional else ws.expand(-1, num_ws, -1), noise, c, truncation, dtype=dtype)
 
     with torch.no_grad():
         best_ws = latent_of(w_opt).expand(-1, num_ws, -1).clone()
@@ -298,7 +303,7 @@ def invert(
         best.copy_(torch.where(better, dist, best))
         best_step.copy_(torch.where(better, torch.full_like(best_step, step), best_step))
         best_ws.copy_(torch.where(better[:, None, None], ws.expand(-1, num_ws, -1), best_ws))
-        for b, m in zip(best_noise, maps):
+        for b, m in zip(best_noise, maps, strict=True):
             b.copy_(torch.where(better[:, None, None, None], m, b))
         if c is not None:
             best_classes.copy_(torch.where(better[:, None], c, best_classes))
@@ -324,8 +329,9 @@ def invert(
             with torch.no_grad():
                 dist = dist.detach()
                 if not torch.isfinite(dist).all():
-                    raise MocohdError(f"the distance became non-finite at step {step + 1} (a diverged run); "
-                                      "try a smaller lr")
+                    raise MocohdError(
+                        f"the distance became non-finite at step {step + 1} (a diverged run); try a smaller lr"
+                    )
                 keep(dist, ws.detach(), noise, None if c is None else c.detach(), step)
             opt.step()
             normalize_noise_(noise)
@@ -337,18 +343,47 @@ def invert(
         ws, c = latent_of(w_opt.detach()), class_mix()
         keep(distance(image(ws, c)).detach(), ws, noise, c, done)
     ident = getattr(G, "identity", None) or {}
-    image_of = {"image_name": ident["name"], "image_sha256": ident["weights_sha256"]} if "weights_sha256" in ident else {}
-    info = {"loss": loss, "steps": done, "steps_planned": steps, "stopped": stopped, "seed": seed, "lr": lr,
-            "best_step": [int(s) for s in best_step.tolist()]}  # updates made when each best was measured
+    image_of = (
+        {"image_name": ident["name"], "image_sha256": ident["weights_sha256"]} if "weights_sha256" in ident else {}
+    )
+    info = {
+        "loss": loss,
+        "steps": done,
+        "steps_planned": steps,
+        "stopped": stopped,
+        "seed": seed,
+        "lr": lr,
+        "best_step": [int(s) for s in best_step.tolist()],
+    }  # updates made when each best was measured
     if conditional:
         info.update(truncation=float(truncation), classes_start=list(start_classes))
     if loss == "perceptual" and getattr(net, "identity", None):
         info["perceptual_sha256"] = net.identity["weights_sha256"]
-    return Latent(ws=best_ws.detach().float().cpu(), noise=[b.detach().float().cpu() for b in best_noise] or None,
-                  space=space, image=image_of, photos=list(photos or []), distance=[float(d) for d in best.tolist()],
-                  info=info, generator=family, resolution=G.resolution,
-                  classes=best_classes.detach().float().cpu() if conditional else None)
+    return Latent(
+        ws=best_ws.detach().float().cpu(),
+        noise=[b.detach().float().cpu() for b in best_noise] or None,
+        space=space,
+        image=image_of,
+        photos=list(photos or []),
+        distance=[float(d) for d in best.tolist()],
+        info=info,
+        generator=family,
+        resolution=G.resolution,
+        classes=best_classes.detach().float().cpu() if conditional else None,
+    )
 
 
-__all__ = ["CLASS_LOGIT_GAP", "FAMILIES", "LOSSES", "as_images", "check_generator", "check_options", "invert", "learning_rate", "noise_regularizer",
-           "normalize_noise_", "w_noise_scale", "w_stats"]
+__all__ = [
+    "CLASS_LOGIT_GAP",
+    "FAMILIES",
+    "LOSSES",
+    "as_images",
+    "check_generator",
+    "check_options",
+    "invert",
+    "learning_rate",
+    "noise_regularizer",
+    "normalize_noise_",
+    "w_noise_scale",
+    "w_stats",
+]

@@ -1,4 +1,4 @@
-"""Losses of motion training (MoCoGAN-HD's, SPEC section 5).
+"""Losses of motion training (MoCoGAN-HD's, ICLR 2021).
 
 Discriminator outputs are lists over scales of lists of layer features; the
 last feature of each scale is its patch scores.
@@ -23,13 +23,14 @@ def ralsgan(outputs_a, outputs_b, target: float) -> torch.Tensor:
     generator:     ralsgan(fake, real, 1) + ralsgan(real, fake, 0).
     """
     loss = 0.0
-    for a, b in zip(_scores(outputs_a), _scores(outputs_b)):
+    for a, b in zip(_scores(outputs_a), _scores(outputs_b), strict=True):
         loss = loss + F.mse_loss(a - b.mean(), torch.full_like(a, target))
     return loss
 
 
-def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def gradient_penalty(
+    D, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """WGAN-GP on random interpolates of real and fake clips [B, C, T, H, W], per scale:
     mean((||dD/dx||_2 over channels - 1)^2) (the official norm is over dim 1),
     averaged over scales, times ``weight``."""
@@ -98,8 +99,12 @@ def _temporal_fourier(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.einsum("ft,btd->fbd", cos, x), -torch.einsum("ft,btd->fbd", sin, x)
 
 
-def _pair_power(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], same: bool,
-                weight: torch.Tensor | None = None) -> torch.Tensor:
+def _pair_power(
+    a: tuple[torch.Tensor, torch.Tensor],
+    b: tuple[torch.Tensor, torch.Tensor],
+    same: bool,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean over clip pairs of |<a_i, b_j>|^2 at each frequency [F]: a and b are (real, imag)
     pairs of [F, B, D]. With ``same`` (b is a), the pairs i != j only, an unbiased estimate
     of ||E[a a^H]||_F^2 (a batch of one falls back to its own pair). ``weight`` [Ba, Bb]
@@ -116,8 +121,9 @@ def _pair_power(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, tor
     return k.mean(dim=(1, 2))
 
 
-def cross_spectrum_matching(fake: torch.Tensor, real: torch.Tensor, content: float | None = None,
-                            eps: float = 1e-12) -> torch.Tensor:
+def cross_spectrum_matching(
+    fake: torch.Tensor, real: torch.Tensor, content: float | None = None, eps: float = 1e-12
+) -> torch.Tensor:
     """Distance between the cross-spectral densities of fake and real clips [B, T, C, H, W]: at
     each temporal frequency f, S_f = E[X_f X_f^H] over clips, X_f every pixel's Fourier
     coefficient, so S_f says which pixels move at that rhythm, and together. The term is

@@ -1,4 +1,5 @@
-"""Principal directions of an image generator's latent space (SPEC section 4).
+"""Principal directions of an image generator's latent space (MoCoGAN-HD, ICLR 2021: the motion
+model moves along them).
 
 The motion generator moves w along the first ``n_pca`` principal directions
 of w = mapping(z), z ~ N(0, I), each scaled by its standard deviation. The
@@ -22,8 +23,8 @@ This module is the maths alone. Files: ``formats.mocogan_hd.read_official``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -43,7 +44,9 @@ class PCABasis:
 
     def __post_init__(self):
         if self.components.ndim != 2 or not 1 <= self.components.shape[0] <= self.components.shape[1]:
-            raise MocohdError(f"PCA components have shape {list(self.components.shape)}, expected [k, w_dim] with k <= w_dim")
+            raise MocohdError(
+                f"PCA components have shape {list(self.components.shape)}, expected [k, w_dim] with k <= w_dim"
+            )
         k, d = self.components.shape
         for name, n in (("stdev", k), ("var_ratio", k), ("mean", d), ("var", d)):
             t = getattr(self, name)
@@ -65,7 +68,7 @@ class PCABasis:
         return {"n_components": int(self.components.shape[0]), "w_dim": self.w_dim, **self.info}
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor], config: dict | None = None) -> "PCABasis":
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], config: dict | None = None) -> PCABasis:
         """The inverse of ``tensors()`` and ``config()``: a basis from its named tensors
         (components and stdev; var_ratio, mean and var if present) and its config."""
         info = {k: v for k, v in (config or {}).items() if k not in ("n_components", "w_dim")}

@@ -44,7 +44,7 @@ def layout(widths=WIDTHS) -> tuple[list[tuple[int, int, int]], list[int]]:
     ReLUs whose outputs are compared) for torchvision's ``vgg16().features``: each convolution
     is followed by a ReLU, each stage by a 2x2 max pool."""
     convs, taps, i, cin = [], [], 0, 3
-    for n, cout in zip(STAGES, widths):
+    for n, cout in zip(STAGES, widths, strict=True):
         for _ in range(n):
             convs.append((i, cin, cout))
             cin, i = cout, i + 2
@@ -131,7 +131,7 @@ class VGG16(nn.Module):
     @staticmethod
     def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
         """[N]: per layer the squared differences summed over channels, averaged over pixels; summed over layers."""
-        return sum((fa - fb).square().sum(dim=1).mean(dim=(1, 2)) for fa, fb in zip(a, b))
+        return sum((fa - fb).square().sum(dim=1).mean(dim=(1, 2)) for fa, fb in zip(a, b, strict=True))
 
 
 # ----------------------------------------------------------------------------
@@ -164,7 +164,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     var_a = aa - mu_a.square()
     var_b = bb - mu_b.square()
     cov = ab - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / ((mu_a.square() + mu_b.square() + SSIM_C1) * (var_a + var_b + SSIM_C2))
+    s = ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / (
+        (mu_a.square() + mu_b.square() + SSIM_C1) * (var_a + var_b + SSIM_C2)
+    )
     return s.mean(dim=(1, 2, 3))
 
 
@@ -172,7 +174,9 @@ def pixel_distance(a: torch.Tensor, b: torch.Tensor, scales: int = SSIM_SCALES) 
     """[N]: mean squared error of images in [-1, 1] taken to [0, 1], plus 1 - SSIM averaged over
     ``scales`` scales (each half the size of the one before; fewer on images too small for them)."""
     if a.shape != b.shape or a.ndim != 4:
-        raise UsageError(f"images must be two [N, C, H, W] batches of one shape, got {list(a.shape)} and {list(b.shape)}")
+        raise UsageError(
+            f"images must be two [N, C, H, W] batches of one shape, got {list(a.shape)} and {list(b.shape)}"
+        )
     a, b = (a.float() + 1) / 2, (b.float() + 1) / 2
     mse = (a - b).square().mean(dim=(1, 2, 3))
     total, n = 0, 0

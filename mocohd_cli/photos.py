@@ -115,8 +115,10 @@ def _open(path: Path) -> Image.Image:
             raise MocohdError(f"{path}: an empty image (0 pixels wide or high)") from e
         raise MocohdError(f"{path}: not an image (not a format Pillow can read)") from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise MocohdError(f"{path}: more pixels than the {MAX_PIXELS / 1e6:.0f} megapixel limit, refused before "
-                          f"decoding (a decompression-bomb guard; Pillow: {_brief(e).rstrip('.')}); resize it first") from e
+        raise MocohdError(
+            f"{path}: more pixels than the {MAX_PIXELS / 1e6:.0f} megapixel limit, refused before "
+            f"decoding (a decompression-bomb guard; Pillow: {_brief(e).rstrip('.')}); resize it first"
+        ) from e
     except OSError as e:
         raise MocohdError(f"{path}: cannot read: {e.strerror or _brief(e)}") from e
     except (SyntaxError, ValueError, EOFError) as e:  # Pillow's plugins raise these on damaged headers
@@ -127,9 +129,11 @@ def _open(path: Path) -> Image.Image:
         raise MocohdError(f"{path}: an empty image ({w} x {h} pixels)")
     if w * h > MAX_PIXELS:
         im.close()
-        raise MocohdError(f"{path}: {w} x {h} pixels ({w * h / 1e6:.0f} megapixels) is more than the "
-                          f"{MAX_PIXELS / 1e6:.0f} megapixel limit (a decompression-bomb guard, checked before "
-                          "decoding); resize it first")
+        raise MocohdError(
+            f"{path}: {w} x {h} pixels ({w * h / 1e6:.0f} megapixels) is more than the "
+            f"{MAX_PIXELS / 1e6:.0f} megapixel limit (a decompression-bomb guard, checked before "
+            "decoding); resize it first"
+        )
     return im
 
 
@@ -161,8 +165,10 @@ def _open_decoded(path: Path) -> tuple[Image.Image, int | None]:
                 unwritten &= _holds(again, _MARKS[1])
             if unwritten.any():
                 w, h = im.size
-                raise MocohdError(f"{path}: damaged or truncated image: its pixel data stops early "
-                                  f"({int(unwritten.sum())} of {w * h} pixels never decoded)")
+                raise MocohdError(
+                    f"{path}: damaged or truncated image: its pixel data stops early "
+                    f"({int(unwritten.sum())} of {w * h} pixels never decoded)"
+                )
         try:
             out = ImageOps.exif_transpose(im) if _has_orientation(im) else im.copy()
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, MemoryError) as e:
@@ -202,8 +208,18 @@ def _load(im: Image.Image, path: Path, pattern: tuple[int, ...] | None) -> None:
             if pattern is not None:
                 im.im = Image.core.fill(im.mode, im.size, _mark(im.mode, pattern))
             im.load()
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, MemoryError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        IndexError,
+        KeyError,
+        TypeError,
+        MemoryError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as e:
         raise MocohdError(f"{path}: damaged or truncated image, cannot decode it ({_brief(e)})") from e
 
 

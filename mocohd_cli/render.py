@@ -1,4 +1,5 @@
-"""Rendering: motion x image generator -> frames -> video files (SPEC section 6).
+"""Rendering: motion x image generator -> frames -> video files (MoCoGAN-HD, ICLR 2021: a motion
+model walks the latent space of a frozen image generator, one frame per step).
 
     for frame in render_frames(M, G, frames=64, videos=2, seed=0):   # [videos, H, W, 3] uint8
         ...
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
@@ -29,8 +30,16 @@ from . import store
 from .classes import describe_class
 from .errors import MocohdError, UsageError
 from .formats import canonical, sniff
-from .frames import (VideoNoise, check_noise, check_pair, check_truncation, class_vectors, draw_classes, draw_w1,
-                     synthesize)
+from .frames import (
+    VideoNoise,
+    check_noise,
+    check_pair,
+    check_truncation,
+    class_vectors,
+    draw_classes,
+    draw_w1,
+    synthesize,
+)
 from .generators.stylegan3 import MAX_CAMERA_SHIFT, camera_matrix
 from .invert import invert
 from .models import load_image_generator
@@ -39,8 +48,17 @@ from .models.motion import load_motion
 from .models.pca import express
 from .models.perceptual import have_vgg16
 from .photos import read_photo
-from .video import (check_fps, check_frame_budget, check_output, check_videos, output_format, output_paths,  # noqa: F401
-                    tile, whole, write_videos)
+from .video import (
+    check_fps,
+    check_frame_budget,
+    check_output,
+    check_videos,
+    output_format,
+    output_paths,
+    tile,  # noqa: F401 - re-exported: examples/make_demo.py and the tests call render.tile
+    whole,
+    write_videos,
+)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SEED_STREAMS = 40  # _generator shifts stream k by k << 40: seeds below 2**40 never share a stream
@@ -56,8 +74,9 @@ def to_uint8(img: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] in [-1, 1] -> [
     return ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
-def trajectory_chunks(M, w1: torch.Tensor, frames: int, interpolate: int = 1, chunk: int = 16,
-                      generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+def trajectory_chunks(
+    M, w1: torch.Tensor, frames: int, interpolate: int = 1, chunk: int = 16, generator: torch.Generator | None = None
+) -> Iterator[torch.Tensor]:
     """The motion trajectory from w1 [V, w_dim], in chunks [V, t, w_dim]; with
     ``interpolate`` K, K - 1 latent in-between frames between consecutive steps
     ((frames - 1) * K + 1 frames in all)."""
@@ -97,10 +116,22 @@ def check_numbers(frames, videos, seed, truncation, interpolate, batch) -> tuple
     return frames, videos, seed, check_truncation(truncation), interpolate, batch
 
 
-def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation: float = 1.0, noise: str = "fixed",
-                  interpolate: int = 1, batch: int = 8, dtype: torch.dtype | None = None,
-                  classes: list[int] | None = None, class_to: int | None = None,
-                  start: Latent | None = None, camera: Camera | None = None) -> Iterator[torch.Tensor]:
+def render_frames(
+    M,
+    G,
+    frames: int,
+    videos: int = 1,
+    seed: int = 0,
+    truncation: float = 1.0,
+    noise: str = "fixed",
+    interpolate: int = 1,
+    batch: int = 8,
+    dtype: torch.dtype | None = None,
+    classes: list[int] | None = None,
+    class_to: int | None = None,
+    start: Latent | None = None,
+    camera: Camera | None = None,
+) -> Iterator[torch.Tensor]:
     """Yield the videos' frames one time step at a time: [videos, H, W, 3] uint8 (CPU).
 
     ``M`` is moved to G's device. Same seed, same frames (on the same machine and device). ``noise``:
@@ -123,8 +154,9 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     ``camera`` (StyleGAN3 only): a ``Camera`` track through the generator's input transform.
     """
     check_noise(noise)
-    frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
-                                                                         interpolate, batch)
+    frames, videos, seed, truncation, interpolate, batch = check_numbers(
+        frames, videos, seed, truncation, interpolate, batch
+    )
     check_frame_budget(videos, G.resolution, G.resolution, grid=False)
     labels = check_pair(M, G, classes, truncation)
     label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
@@ -135,8 +167,9 @@ def render_frames(M, G, frames: int, videos: int = 1, seed: int = 0, truncation:
     else:
         labels = video_classes(G, videos, seed, labels) if G.c_dim else None
     camera = check_camera(camera, G, (frames - 1) * interpolate + 1)
-    return _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start,
-                   camera)
+    return _frames(
+        M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start, camera
+    )
 
 
 def read_starts(start) -> list:
@@ -154,7 +187,9 @@ def read_starts(start) -> list:
     return out
 
 
-def start_latent(starts: list, G, on_note: Callable[[str], None] | None = None, invert_options: dict | None = None) -> Latent:
+def start_latent(
+    starts: list, G, on_note: Callable[[str], None] | None = None, invert_options: dict | None = None
+) -> Latent:
     """One ``Latent`` of every start, in order: photos are inverted with ``invert``'s defaults and
     their latents stored under the photo's name when no latent has it yet."""
     latents = []
@@ -196,17 +231,22 @@ class Camera:
 
     def __post_init__(self):
         values = [self.rotate, *self.translate, self.shake, self.fps]
-        if len(self.translate) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                                           for v in values):
+        if len(self.translate) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values
+        ):
             raise UsageError("camera: rotate, translate (x, y), shake and fps must be finite numbers")
         if self.shake < 0 or self.fps <= 0:
             raise UsageError("camera: shake must be >= 0 and fps > 0")
         if abs(self.rotate) / self.fps > 180:
-            raise UsageError(f"camera: rotate must be at most 180 degrees per frame either way ({180 * self.fps:g} per "
-                             f"second at {self.fps:g} fps), got {self.rotate:g}")
+            raise UsageError(
+                f"camera: rotate must be at most 180 degrees per frame either way ({180 * self.fps:g} per "
+                f"second at {self.fps:g} fps), got {self.rotate:g}"
+            )
         if max(map(abs, self.translate)) / self.fps > 1:
-            raise UsageError(f"camera: translate must be at most 1 image width per frame on each axis ({self.fps:g} per "
-                             f"second at {self.fps:g} fps), got {self.translate[0]:g},{self.translate[1]:g}")
+            raise UsageError(
+                f"camera: translate must be at most 1 image width per frame on each axis ({self.fps:g} per "
+                f"second at {self.fps:g} fps), got {self.translate[0]:g},{self.translate[1]:g}"
+            )
         if self.shake > 180:
             raise UsageError(f"camera: shake must be at most 180 degrees, got {self.shake:g}")
 
@@ -216,9 +256,11 @@ class Camera:
         most 2 x shake / 100)."""
         reach = max(map(abs, self.translate)) * (frames - 1) / self.fps + 2 * self.shake / 100
         if reach > MAX_CAMERA_SHIFT:
-            raise UsageError(f"camera: the translation reaches {reach:.4g} image widths by frame {frames}; at most "
-                             f"{MAX_CAMERA_SHIFT:g} (StyleGAN3's float32 input cannot place the view further): "
-                             "translate slower or render fewer frames")
+            raise UsageError(
+                f"camera: the translation reaches {reach:.4g} image widths by frame {frames}; at most "
+                f"{MAX_CAMERA_SHIFT:g} (StyleGAN3's float32 input cannot place the view further): "
+                "translate slower or render fewer frames"
+            )
 
     @property
     def moves(self) -> bool:
@@ -235,7 +277,11 @@ class Camera:
                 f = 0.2 + 0.8 * torch.rand(3, generator=g, dtype=torch.float64)
                 phase = 2 * math.pi * torch.rand(3, generator=g, dtype=torch.float64)
                 wave.append((torch.sin(2 * math.pi * f * t[:, None] + phase) - torch.sin(phase)).sum(1) / 3)
-            angle, tx, ty = angle + self.shake * wave[0], tx + self.shake / 100 * wave[1], ty + self.shake / 100 * wave[2]
+            angle, tx, ty = (
+                angle + self.shake * wave[0],
+                tx + self.shake / 100 * wave[1],
+                ty + self.shake / 100 * wave[2],
+            )
         return camera_matrix(angle, tx, ty)
 
 
@@ -246,8 +292,10 @@ def check_camera(camera: Camera | None, G, frames: int) -> Camera | None:
         return None
     camera.check_track(frames)
     if getattr(G, "family", None) != "stylegan3":
-        raise UsageError(f"a camera track (rotate, translate, shake) moves StyleGAN3's input; '{G.identity.get('name', '?')}' "
-                         f"is {G.family}")
+        raise UsageError(
+            f"a camera track (rotate, translate, shake) moves StyleGAN3's input; '{G.identity.get('name', '?')}' "
+            f"is {G.family}"
+        )
     return camera
 
 
@@ -256,14 +304,30 @@ def check_start(start: Latent | None, G, classes=None) -> None:
     its weights sha256, family and sizes); a BigGAN start brings its class vector, so ``classes``
     cannot be given with it (``start`` None: that check alone, before any photo is inverted)."""
     if G.c_dim and classes:
-        raise MocohdError("--class does not apply with --start: a start latent brings the class mix its inversion "
-                          "found (--class-to still moves the videos to a class)")
+        raise MocohdError(
+            "--class does not apply with --start: a start latent brings the class mix its inversion "
+            "found (--class-to still moves the videos to a class)"
+        )
     if start is not None:
         check_latent(start, G)
 
 
-def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, class_to, start=None,
-            camera: Camera | None = None):
+def _frames(
+    M,
+    G,
+    frames,
+    videos,
+    seed,
+    truncation,
+    noise,
+    interpolate,
+    batch,
+    dtype,
+    labels,
+    class_to,
+    start=None,
+    camera: Camera | None = None,
+):
     device = next(G.parameters()).device
     M = M.to(device)
     z_gen, eps_gen, noise_gen = _generator(seed, 0), _generator(seed, 1), _generator(seed, 2)
@@ -296,8 +360,15 @@ def _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, d
             images = []
             for i in range(0, flat.shape[0], batch):
                 part = slice(i, i + batch)
-                img = synthesize(G, flat[part], noise_of(video_of[part]), None if cs is None else cs[part], truncation,
-                                 dtype, None if cams is None else cams[part].to(device))
+                img = synthesize(
+                    G,
+                    flat[part],
+                    noise_of(video_of[part]),
+                    None if cs is None else cs[part],
+                    truncation,
+                    dtype,
+                    None if cams is None else cams[part].to(device),
+                )
                 images.append(to_uint8(img).cpu())
             images = torch.cat(images).reshape(steps, videos, *images[0].shape[1:])
             yield from images
@@ -367,18 +438,23 @@ def render(
     count = sum(s.count if isinstance(s, Latent) else 1 for s in starts)
     if videos is None:
         videos = count or 1
-    frames, videos, seed, truncation, interpolate, batch = check_numbers(frames, videos, seed, truncation,
-                                                                         interpolate, batch)
+    frames, videos, seed, truncation, interpolate, batch = check_numbers(
+        frames, videos, seed, truncation, interpolate, batch
+    )
     if videos < count:  # the starts are explicit (a photo costs an inversion): none is dropped without a word
-        raise UsageError(f"{count} start latents but {videos} video{'s' if videos > 1 else ''}: each start latent "
-                         f"begins a video of its own, so {count - videos} would not be used; give --videos {count} "
-                         "or more (more videos take the latents in turn), or fewer --start")
+        raise UsageError(
+            f"{count} start latents but {videos} video{'s' if videos > 1 else ''}: each start latent "
+            f"begins a video of its own, so {count - videos} would not be used; give --videos {count} "
+            "or more (more videos take the latents in turn), or fewer --start"
+        )
     photos = [s for s in starts if isinstance(s, Path)]
     if photos and (invert_options or {}).get("loss", "perceptual") == "perceptual" and not have_vgg16():
-        raise MocohdError(f"--start {photos[0]}: a photo is inverted first, with the perceptual loss, which needs VGG16 "
-                          f"weights (not in the store): run `mocohd fetch vgg16`, or invert it with the pixel loss "
-                          f"first: `mocohd invert {photos[0]} --image {image} --loss pixel`, then "
-                          f"`mocohd render --start {default_name(photos[0])} ...`")
+        raise MocohdError(
+            f"--start {photos[0]}: a photo is inverted first, with the perceptual loss, which needs VGG16 "
+            f"weights (not in the store): run `mocohd fetch vgg16`, or invert it with the pixel loss "
+            f"first: `mocohd invert {photos[0]} --image {image} --loss pixel`, then "
+            f"`mocohd render --start {default_name(photos[0])} ...`"
+        )
     fps = check_fps(fmt, fps)
     camera = Camera(rotate, tuple(translate), shake, fps, seed)
     camera.check_track((frames - 1) * interpolate + 1)
@@ -404,8 +480,10 @@ def render(
             try:
                 labels = check_pair(None, G, [int(k) for k in recorded])
             except (TypeError, ValueError, OverflowError, MocohdError):
-                raise MocohdError(f"{motion}: damaged metadata: the classes it records ({str(recorded)[:60]}) are "
-                                  f"not classes of '{G.identity['name']}'") from None
+                raise MocohdError(
+                    f"{motion}: damaged metadata: the classes it records ({str(recorded)[:60]}) are "
+                    f"not classes of '{G.identity['name']}'"
+                ) from None
         per_video = video_classes(G, videos, seed, labels)
         shown = sorted(set(per_video))
         line = "class " + ", ".join(describe_class(k, G.c_dim) for k in shown[:8]) + (", ..." if len(shown) > 8 else "")
@@ -432,7 +510,23 @@ def render(
     if on_start:
         on_start(total * videos, note)
     # everything is checked above: straight to the frames (render_frames would check it all again)
-    stream = _frames(M, G, frames, videos, seed, truncation, noise, interpolate, batch, DTYPES[dtype], per_video, label_to,
-                     first, camera)
-    paths, count, size = write_videos(stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos)))
+    stream = _frames(
+        M,
+        G,
+        frames,
+        videos,
+        seed,
+        truncation,
+        noise,
+        interpolate,
+        batch,
+        DTYPES[dtype],
+        per_video,
+        label_to,
+        first,
+        camera,
+    )
+    paths, count, size = write_videos(
+        stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos))
+    )
     return RenderResult(paths, count, size, note, videos)

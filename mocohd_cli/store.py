@@ -78,7 +78,9 @@ def kind_dir(kind: str, create: bool = False) -> Path:
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise MocohdError(f"cannot create the model store folder {d}: {e.strerror} (set MOCOHD_HOME to a writable folder)") from e
+            raise MocohdError(
+                f"cannot create the model store folder {d}: {e.strerror} (set MOCOHD_HOME to a writable folder)"
+            ) from e
     return d
 
 
@@ -132,8 +134,10 @@ def _load_registry(path: str, mtime: float) -> tuple[RegistryEntry, ...]:
             raise MocohdError(f'the model registry {path}: entry {i} has no "name"')
         unknown = sorted(set(e) - known)
         if unknown:
-            raise MocohdError(f"the model registry {path}: entry '{e['name']}' has unknown field(s) "
-                              f"{', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise MocohdError(
+                f"the model registry {path}: entry '{e['name']}' has unknown field(s) "
+                f"{', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         out.append(RegistryEntry(**e))
     return tuple(out)
 
@@ -270,11 +274,15 @@ def resolve(name_or_path: str | os.PathLike, kind: str | None = None) -> Resolve
 
     if kind:
         for other in KINDS:
-            if other != kind and (any((home() / other / f"{n}{SUFFIX}").is_file() for n in names(other))
-                                  or (other in by_kind and by_kind[other].shipped)):
+            if other != kind and (
+                any((home() / other / f"{n}{SUFFIX}").is_file() for n in names(other))
+                or (other in by_kind and by_kind[other].shipped)
+            ):
                 raise MocohdError(f"'{s}' is {a(other)} model, not {a(kind)} model")
-    known = sorted({n for e in registry() if kind in (None, e.kind) for n in [e.name, *e.aliases]}
-                   | {n for _, n, _ in list_store(kind)})
+    known = sorted(
+        {n for e in registry() if kind in (None, e.kind) for n in [e.name, *e.aliases]}
+        | {n for _, n, _ in list_store(kind)}
+    )
     close = difflib.get_close_matches(s, known, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `mocohd list` shows the known models"
     what = f"{kind} model" if kind else "model"
@@ -294,5 +302,7 @@ def _folder_message(s: str, p: Path, kind: str | None) -> str:
             r = None
         if r is not None and r.origin != "path":
             where = "stored" if r.origin == "store" else r.origin
-            return f"{s}: is a folder, not a model file; to use the {where} {what} '{name}', give its name alone: {name}"
+            return (
+                f"{s}: is a folder, not a model file; to use the {where} {what} '{name}', give its name alone: {name}"
+            )
     return f"{s}: is a folder, not a model file: give a model file (.safetensors, .pt, .pkl) or a {what} name"

@@ -30,9 +30,9 @@ import signal
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
 
 import imageio.v3 as iio
 import imageio_ffmpeg
@@ -51,8 +51,10 @@ MAX_GRID_VIDEOS = 1024  # 32 x 32 tiles
 MAX_FILES = 256  # videos without --grid: one file (and one encoder process) each
 _FRAME = re.compile(r"(\d{6,})\.png")
 _STAGING = re.compile(r"\.partial-(\d+)")  # inside an existing frame folder
-_MARKER_TEXT = ("Frames written by `mocohd render`. The next render into this folder replaces the NNNNNN.png\n"
-                "files; a folder holding anything else is refused, so keep your own files elsewhere.\n")
+_MARKER_TEXT = (
+    "Frames written by `mocohd render`. The next render into this folder replaces the NNNNNN.png\n"
+    "files; a folder holding anything else is refused, so keep your own files elsewhere.\n"
+)
 
 
 # ----------------------------------------------------------------------------
@@ -85,15 +87,19 @@ def output_format(path: Path, fmt: str | None) -> str:
             return implied
         if path.suffix == "" or path.name in ("", ".", ".."):
             return "png"
-        raise UsageError(f"cannot tell the format from '{path.name}': use .mp4, .webm, .gif or a folder name, "
-                         f"or give the format ({', '.join(FORMATS)})")
+        raise UsageError(
+            f"cannot tell the format from '{path.name}': use .mp4, .webm, .gif or a folder name, "
+            f"or give the format ({', '.join(FORMATS)})"
+        )
     if fmt not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if implied and implied != fmt:
         what = "PNG frames" if implied == "png" else f"{'an' if implied == 'mp4' else 'a'} {implied} file"
-        raise UsageError(f"the name '{path.name}' says {what} but the format asked for is {fmt}: "
-                         f"name the output {path.stem + ' (a folder)' if fmt == 'png' else path.stem + '.' + fmt} "
-                         "or leave the format out")
+        raise UsageError(
+            f"the name '{path.name}' says {what} but the format asked for is {fmt}: "
+            f"name the output {path.stem + ' (a folder)' if fmt == 'png' else path.stem + '.' + fmt} "
+            "or leave the format out"
+        )
     return fmt
 
 
@@ -142,8 +148,11 @@ def check_videos(videos, grid: bool) -> int:
     high = MAX_GRID_VIDEOS if grid else MAX_FILES
     n = whole("videos", videos)
     if n > high:
-        why = (f"a grid holds at most {high} videos ({int(math.sqrt(high))} x {int(math.sqrt(high))} tiles)" if grid
-               else f"without a grid each video is its own file and encoder: at most {high}")
+        why = (
+            f"a grid holds at most {high} videos ({int(math.sqrt(high))} x {int(math.sqrt(high))} tiles)"
+            if grid
+            else f"without a grid each video is its own file and encoder: at most {high}"
+        )
         raise UsageError(f"{n} videos are too many: {why}")
     return n
 
@@ -155,14 +164,18 @@ def check_frame_budget(videos: int, height: int, width: int, grid: bool) -> None
     fh, fw = rows * height, cols * width
     pixels = videos * height * width
     if grid and max(fh, fw) > MAX_SIDE:
-        raise UsageError(f"a grid of {videos} videos of {width}x{height} px is {fw}x{fh} px; the encoder takes at most "
-                         f"{MAX_SIDE} px a side: use fewer videos")
+        raise UsageError(
+            f"a grid of {videos} videos of {width}x{height} px is {fw}x{fh} px; the encoder takes at most "
+            f"{MAX_SIDE} px a side: use fewer videos"
+        )
     if not grid and max(height, width) > MAX_SIDE:
         raise UsageError(f"frames of {width}x{height} px are too large: the encoder takes at most {MAX_SIDE} px a side")
     if pixels > MAX_STEP_PIXELS:
         most = max(MAX_STEP_PIXELS // (height * width), 1)
-        raise UsageError(f"{videos} videos of {width}x{height} px are {pixels / 1e6:.0f} M pixels per time step, "
-                         f"made and held in memory together; at most {most} videos of this size")
+        raise UsageError(
+            f"{videos} videos of {width}x{height} px are {pixels / 1e6:.0f} M pixels per time step, "
+            f"made and held in memory together; at most {most} videos of this size"
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -171,11 +184,18 @@ def check_frame_budget(videos: int, height: int, width: int, grid: bool) -> None
 
 def _cause(e: OSError) -> str:
     """An OSError's cause in a few words ('no space left on device')."""
-    causes = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-              errno.EFBIG: "file too large (a file-size limit or the file system's)",
-              errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-              errno.ENAMETOOLONG: "file name too long", errno.EISDIR: "it is a folder",
-              errno.ENOTDIR: "a part of the path is not a folder", errno.EIO: "input/output error"}
+    causes = {
+        errno.ENOSPC: "no space left on device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EFBIG: "file too large (a file-size limit or the file system's)",
+        errno.EROFS: "read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENAMETOOLONG: "file name too long",
+        errno.EISDIR: "it is a folder",
+        errno.ENOTDIR: "a part of the path is not a folder",
+        errno.EIO: "input/output error",
+    }
     return causes.get(e.errno) or (e.strerror or str(e)).lower()
 
 
@@ -216,13 +236,16 @@ def check_output(path: Path, fmt: str) -> None:
                 raise write_error(path, e) from None
             if foreign:
                 shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-                raise MocohdError(f"'{path}' holds files that are not a previous render's frames ({shown}): "
-                                  "name a new or empty folder, or remove them")
+                raise MocohdError(
+                    f"'{path}' holds files that are not a previous render's frames ({shown}): "
+                    "name a new or empty folder, or remove them"
+                )
             here = path
     elif exists:
         if path.is_dir():
-            raise MocohdError(f"cannot write '{path}': it is a folder, and a video file never replaces a folder; "
-                              "name another output")
+            raise MocohdError(
+                f"cannot write '{path}': it is a folder, and a video file never replaces a folder; name another output"
+            )
         if not path.is_file():
             raise MocohdError(f"cannot write '{path}': it exists and is not a regular file; name another output")
     if not os.access(here, os.W_OK | os.X_OK):
@@ -287,7 +310,16 @@ def _encoder_args(fmt: str) -> list[str]:
     if fmt == "webm":
         return ["-vcodec", "libvpx-vp9", "-pix_fmt", "yuv420p", "-b:v", "0", "-crf", "32", "-f", "webm"]
     # gif, with a palette made for the whole clip
-    return ["-filter_complex", "split[a][b];[a]palettegen[p];[b][p]paletteuse", "-vcodec", "gif", "-loop", "0", "-f", "gif"]
+    return [
+        "-filter_complex",
+        "split[a][b];[a]palettegen[p];[b][p]paletteuse",
+        "-vcodec",
+        "gif",
+        "-loop",
+        "0",
+        "-f",
+        "gif",
+    ]
 
 
 class VideoWriter:
@@ -321,12 +353,31 @@ class VideoWriter:
             return
         out_h, out_w = h + self._pad[0], w + self._pad[1]
         rate = Fraction(fps).limit_denominator()
-        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{out_w}x{out_h}", "-r", str(rate), "-i", "-", "-an", *_encoder_args(fmt), str(self.tmp)]
+        cmd = [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{out_w}x{out_h}",
+            "-r",
+            str(rate),
+            "-i",
+            "-",
+            "-an",
+            *_encoder_args(fmt),
+            str(self.tmp),
+        ]
         try:
             # its own session: a Ctrl-C at the terminal reaches us, and we stop ffmpeg ourselves
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                          start_new_session=True)
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            )
         except OSError as e:
             raise MocohdError(f"cannot start the encoder ffmpeg ({cmd[0]}): {_cause(e)}") from None
         # ffmpeg's messages are read as they come, so a chatty ffmpeg never blocks on a full pipe
@@ -404,7 +455,9 @@ class VideoWriter:
             finally:
                 os.close(fd)
             if self.path.is_dir():
-                raise MocohdError(f"cannot write '{self.path}': it is a folder, and a video file never replaces a folder")
+                raise MocohdError(
+                    f"cannot write '{self.path}': it is a folder, and a video file never replaces a folder"
+                )
             os.replace(self.tmp, self.path)
         except FileNotFoundError:
             raise MocohdError(f"cannot write '{self.path}': the encoder wrote no file") from None
@@ -420,7 +473,9 @@ class VideoWriter:
             if not self._into:
                 self._write_marker(self.tmp)
                 if os.path.lexists(self.path):  # appeared while rendering: never rename over it
-                    raise MocohdError(f"cannot write '{self.path}': it appeared while rendering; the frames were not kept")
+                    raise MocohdError(
+                        f"cannot write '{self.path}': it appeared while rendering; the frames were not kept"
+                    )
                 os.replace(self.tmp, self.path)
                 return
             if foreign_entries(self.path):
@@ -473,8 +528,15 @@ def _outcome(writers: list[VideoWriter], paths: list[Path]) -> str:
     return f"kept {', '.join(done)} (complete)" + (f"; not written: {', '.join(rest)}" if rest else "")
 
 
-def write_videos(frames: Iterable, out: Path, fmt: str, fps: float, videos: int, grid: bool,
-                 on_frame: Callable[[int], None] | None = None) -> tuple[list[Path], int, tuple[int, int]]:
+def write_videos(
+    frames: Iterable,
+    out: Path,
+    fmt: str,
+    fps: float,
+    videos: int,
+    grid: bool,
+    on_frame: Callable[[int], None] | None = None,
+) -> tuple[list[Path], int, tuple[int, int]]:
     """Consume [V, H, W, 3] uint8 frames (tensors or arrays) and write them, encoding in a separate
     thread. Returns (paths, frames written per video, (height, width) of a written frame).
 
@@ -512,7 +574,9 @@ def write_videos(frames: Iterable, out: Path, fmt: str, fps: float, videos: int,
                 if grid:
                     writers[0].write(tile(item))
                 else:
-                    for wr, f in zip(writers, item):
+                    # not strict: the first frame's video count was checked against the outputs (as before,
+                    # a later frame with a different count writes as many videos as both have)
+                    for wr, f in zip(writers, item, strict=False):
                         wr.write(f)
         except BaseException as e:  # noqa: BLE001 - reported to the producer
             failure.append(e)

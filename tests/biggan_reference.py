@@ -13,9 +13,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
-TINY = dict(output_dim=32, z_dim=8, class_embed_dim=8, channel_width=8, num_classes=1000,
-            layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1], [True, 1, 1]],
-            attention_layer_position=4, eps=1e-4, n_stats=51)
+TINY = dict(
+    output_dim=32,
+    z_dim=8,
+    class_embed_dim=8,
+    channel_width=8,
+    num_classes=1000,
+    layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1], [True, 1, 1]],
+    attention_layer_position=4,
+    eps=1e-4,
+    n_stats=51,
+)
 
 
 def _sn(module, eps):
@@ -46,8 +54,9 @@ class RefBN(nn.Module):
         if not self.conditional:
             return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, eps=self.eps)
         gain = 1 + self.scale(cond)[:, :, None, None]
-        return (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + self.eps) * gain \
-            + self.offset(cond)[:, :, None, None]
+        return (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + self.eps) * gain + self.offset(
+            cond
+        )[:, :, None, None]
 
 
 class RefBlock(nn.Module):

@@ -71,12 +71,20 @@ def mocohd(tmp_path, hub_url, *args, env=None, timeout=60):
     Hugging Face cache ``tmp_path / "hf"``, and the registry of shipped models
     ``tmp_path / "registry.json"`` (empty unless the test wrote one)."""
     e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
-    e.update(MOCOHD_HOME=str(tmp_path / "home"), HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=hub_url,
-             HF_HUB_DISABLE_TELEMETRY="1", MOCOHD_REGISTRY=str(tmp_path / "registry.json"), COLUMNS="250")
+    e.update(
+        MOCOHD_HOME=str(tmp_path / "home"),
+        HF_HOME=str(tmp_path / "hf"),
+        HF_ENDPOINT=hub_url,
+        HF_HUB_DISABLE_TELEMETRY="1",
+        MOCOHD_REGISTRY=str(tmp_path / "registry.json"),
+        COLUMNS="250",
+    )
     e.update(env or {})
     if not (tmp_path / "registry.json").exists():
         (tmp_path / "registry.json").write_text(json.dumps({"models": []}))
-    p = subprocess.run([sys.executable, "-m", "mocohd_cli", *args], capture_output=True, text=True, env=e, timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "mocohd_cli", *args], capture_output=True, text=True, env=e, timeout=timeout
+    )
     return p.returncode, p.stdout, p.stderr
 
 
@@ -113,8 +121,9 @@ def tiny_generator():
 
 def save_canonical(path, G: StyleGAN2Generator, sd=None, config=None) -> canonical.ModelHeader:
     """Save ``G`` as a canonical image file (``sd`` and ``config`` replace its own); return the header."""
-    return canonical.save_model(path, sd or G.state_dict(), kind="image", family="stylegan2",
-                                config=config or G.cfg.to_dict())
+    return canonical.save_model(
+        path, sd or G.state_dict(), kind="image", family="stylegan2", config=config or G.cfg.to_dict()
+    )
 
 
 def save_rosinality(G: StyleGAN2Generator, path):

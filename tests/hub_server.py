@@ -111,8 +111,15 @@ class FakeHub:
         self.url = ""
 
     # -- content -----------------------------------------------------------------
-    def add_file(self, repo_id: str, path: str, data: bytes, revision: str = "main",
-                 commit: str | None = None, repo_type: str = "model") -> str:
+    def add_file(
+        self,
+        repo_id: str,
+        path: str,
+        data: bytes,
+        revision: str = "main",
+        commit: str | None = None,
+        repo_type: str = "model",
+    ) -> str:
         """Serve `data` at repo_id/path for `revision` (a branch name); returns the
         40-hex commit sha used (generated deterministically if None).
 
@@ -124,8 +131,15 @@ class FakeHub:
             tree[path] = bytes(data)
             return self._commit(repo_type, repo_id, revision, tree, commit)
 
-    def _commit(self, repo_type: str, repo_id: str, revision: str, tree: dict[str, bytes],
-                commit: str | None = None, extra: tuple = ()) -> str:
+    def _commit(
+        self,
+        repo_type: str,
+        repo_id: str,
+        revision: str,
+        tree: dict[str, bytes],
+        commit: str | None = None,
+        extra: tuple = (),
+    ) -> str:
         """Store `tree` as a new commit and move branch `revision` to it (lock held).
         The sha hashes the tree (plus `extra`: parent and message for pushes)."""
         if commit is None:
@@ -161,7 +175,7 @@ class FakeHub:
             self._drops[(repo_id, path)] = after_bytes
 
     # -- lifecycle ---------------------------------------------------------------
-    def start(self) -> "FakeHub":
+    def start(self) -> FakeHub:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.hub = self  # type: ignore[attr-defined]
@@ -176,7 +190,7 @@ class FakeHub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -246,8 +260,13 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization")
         if token is None or auth == f"Bearer {token}":
             return True
-        self._error(401, None, "Invalid credentials in Authorization header" if auth else
-                    "Write access requires an Authorization header with a write token")
+        self._error(
+            401,
+            None,
+            "Invalid credentials in Authorization header"
+            if auth
+            else "Write access requires an Authorization header with a write token",
+        )
         return False
 
     def _create_repo(self, body: bytes):
@@ -266,11 +285,14 @@ class _Handler(BaseHTTPRequestHandler):
             if not exists:
                 hub._commit(kind, repo_id, "main", {})  # the repo's first (empty) commit
                 if req.get("visibility") == "private" and auth.startswith("Bearer "):
-                    hub._tokens[repo_id] = auth[len("Bearer "):]
+                    hub._tokens[repo_id] = auth[len("Bearer ") :]
         if exists:
             message = f"You already created this {kind} repo"
-            return self._reply(409, {"Content-Type": "application/json", "X-Error-Message": message},
-                               json.dumps({"error": message, "url": url}).encode())
+            return self._reply(
+                409,
+                {"Content-Type": "application/json", "X-Error-Message": message},
+                json.dumps({"error": message, "url": url}).encode(),
+            )
         return self._json(200, {"url": url, "name": repo_id, "id": repo_id})
 
     def _preupload(self, kind: str, repo_id: str, rev: str, body: bytes, query: str):
@@ -281,8 +303,15 @@ class _Handler(BaseHTTPRequestHandler):
             paths = [f["path"] for f in json.loads(body)["files"]]
         except (ValueError, KeyError, TypeError):
             return self._error(400, None, "Invalid preupload payload")
-        files = [{"path": p, "uploadMode": "regular", "shouldIgnore": False,
-                  **({"oid": _git_oid(tree[p])} if p in tree else {})} for p in paths]
+        files = [
+            {
+                "path": p,
+                "uploadMode": "regular",
+                "shouldIgnore": False,
+                **({"oid": _git_oid(tree[p])} if p in tree else {}),
+            }
+            for p in paths
+        ]
         return self._json(200, {"files": files, "commitOid": found[1]})
 
     def _push(self, kind: str, repo_id: str, rev: str, body: bytes, query: str):
@@ -328,12 +357,20 @@ class _Handler(BaseHTTPRequestHandler):
                     for p in [p for p in tree if p.startswith(path.rstrip("/") + "/")]:
                         del tree[p]
             if error is None:
-                sha = hub._commit(kind, repo_id, rev, tree,
-                                  extra=(parent, header.get("summary"), header.get("description")))
+                sha = hub._commit(
+                    kind, repo_id, rev, tree, extra=(parent, header.get("summary"), header.get("description"))
+                )
         if error is not None:
             return self._error(*error)
-        return self._json(200, {"success": True, "commitOid": sha, "hookOutput": "",
-                                "commitUrl": f"{hub.url}/{_PREFIX[kind]}{repo_id}/commit/{sha}"})
+        return self._json(
+            200,
+            {
+                "success": True,
+                "commitOid": sha,
+                "hookOutput": "",
+                "commitUrl": f"{hub.url}/{_PREFIX[kind]}{repo_id}/commit/{sha}",
+            },
+        )
 
     def _handle(self):
         hub: FakeHub = self.server.hub  # type: ignore[attr-defined]
@@ -360,8 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
             if (found := self._lookup(kind, repo_id, rev)) is None:
                 return
             repo, commit = found
-            info = {"id": repo_id, "sha": commit,
-                    "siblings": [{"rfilename": p} for p in sorted(repo.commits[commit])]}
+            info = {"id": repo_id, "sha": commit, "siblings": [{"rfilename": p} for p in sorted(repo.commits[commit])]}
             return self._reply(200, {"Content-Type": "application/json"}, json.dumps(info).encode())
         if not (m := _RESOLVE.match(path)):
             return self._error(404, None, "Not found")
@@ -372,15 +408,19 @@ class _Handler(BaseHTTPRequestHandler):
         data = repo.commits[commit].get(fpath)
         if data is None:
             return self._error(404, "EntryNotFound", "Entry not found", {"X-Repo-Commit": commit})
-        headers = {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
-                   "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+        headers = {
+            "X-Repo-Commit": commit,
+            "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+        }
         status, body = 200, data
         if (rng := _RANGE.match(self.headers.get("Range", ""))) is not None:
             start = int(rng[1])
             end = min(int(rng[2]) if rng[2] else len(data) - 1, len(data) - 1)
             if start >= len(data) or start > end:
                 return self._reply(416, {"Content-Range": f"bytes */{len(data)}"})
-            status, body = 206, data[start:end + 1]
+            status, body = 206, data[start : end + 1]
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
         cut = None
         if self.command == "GET":

@@ -17,8 +17,6 @@ converter must read by shape and attribute name, not by module name.
 
 from __future__ import annotations
 
-from typing import List
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,9 +36,9 @@ BLOCK_WIDTHS = [  # [Branch_0, Branch_1 a/b, Branch_2 a/b, Branch_3] of Mixed_3b
 ]
 
 
-def tf_same_pad(x: torch.Tensor, kernel: List[int], stride: List[int], value: float) -> torch.Tensor:
+def tf_same_pad(x: torch.Tensor, kernel: list[int], stride: list[int], value: float) -> torch.Tensor:
     """Pad (T, H, W) the way TensorFlow's padding='SAME' does: out = ceil(n / s)."""
-    pads: List[int] = []
+    pads: list[int] = []
     for i in range(3):
         d = 2 - i  # F.pad lists the last axis first
         n = x.shape[2 + d]
@@ -52,7 +50,7 @@ def tf_same_pad(x: torch.Tensor, kernel: List[int], stride: List[int], value: fl
 
 
 class TFMaxPool(nn.Module):
-    def __init__(self, kernel: List[int], stride: List[int]):
+    def __init__(self, kernel: list[int], stride: list[int]):
         super().__init__()
         self.kernel = kernel
         self.stride = stride
@@ -98,13 +96,15 @@ class ConvNormAct(nn.Module):
 
 
 class InceptionBlock(nn.Module):
-    def __init__(self, cin: int, w: List[int], norm: str, eps: float):
+    def __init__(self, cin: int, w: list[int], norm: str, eps: float):
         super().__init__()
         self.path0 = ConvNormAct(cin, w[0], 1, norm=norm, eps=eps)
-        self.path1 = nn.Sequential(ConvNormAct(cin, w[1], 1, norm=norm, eps=eps),
-                                   ConvNormAct(w[1], w[2], 3, norm=norm, eps=eps))
-        self.path2 = nn.Sequential(ConvNormAct(cin, w[3], 1, norm=norm, eps=eps),
-                                   ConvNormAct(w[3], w[4], 3, norm=norm, eps=eps))
+        self.path1 = nn.Sequential(
+            ConvNormAct(cin, w[1], 1, norm=norm, eps=eps), ConvNormAct(w[1], w[2], 3, norm=norm, eps=eps)
+        )
+        self.path2 = nn.Sequential(
+            ConvNormAct(cin, w[3], 1, norm=norm, eps=eps), ConvNormAct(w[3], w[4], 3, norm=norm, eps=eps)
+        )
         self.path3 = nn.Sequential(TFMaxPool([3, 3, 3], [1, 1, 1]), ConvNormAct(cin, w[5], 1, norm=norm, eps=eps))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,8 +116,14 @@ def scaled(w: int, scale: float) -> int:
 
 
 class ReferenceI3D(nn.Module):
-    def __init__(self, scale: float = 1.0, num_classes: int = 400, norm: str = "affine", eps: float = 1e-3,
-                 head_first: bool = False):
+    def __init__(
+        self,
+        scale: float = 1.0,
+        num_classes: int = 400,
+        norm: str = "affine",
+        eps: float = 1e-3,
+        head_first: bool = False,
+    ):
         super().__init__()
         c1, c2, c3 = (scaled(w, scale) for w in STEM_WIDTHS)
         blocks = [[scaled(w, scale) for w in ws] for ws in BLOCK_WIDTHS]
@@ -125,10 +131,13 @@ class ReferenceI3D(nn.Module):
         if head_first:  # registered before the body, as pytorch-i3d's InceptionI3d does with its logits
             self.head = nn.Conv3d(c_out, num_classes, 1, bias=True)
         self.stem = nn.Sequential(
-            ConvNormAct(3, c1, 7, 2, norm=norm, eps=eps), TFMaxPool([1, 3, 3], [1, 2, 2]),
-            ConvNormAct(c1, c2, 1, norm=norm, eps=eps), ConvNormAct(c2, c3, 3, norm=norm, eps=eps),
-            TFMaxPool([1, 3, 3], [1, 2, 2]))
-        layers: List[nn.Module] = []
+            ConvNormAct(3, c1, 7, 2, norm=norm, eps=eps),
+            TFMaxPool([1, 3, 3], [1, 2, 2]),
+            ConvNormAct(c1, c2, 1, norm=norm, eps=eps),
+            ConvNormAct(c2, c3, 3, norm=norm, eps=eps),
+            TFMaxPool([1, 3, 3], [1, 2, 2]),
+        )
+        layers: list[nn.Module] = []
         cin = c3
         for i, w in enumerate(blocks):
             if i == 2:
@@ -141,8 +150,9 @@ class ReferenceI3D(nn.Module):
         if not head_first:
             self.head = nn.Conv3d(cin, num_classes, 1, bias=True)  # Logits/Conv3d_0c_1x1: bias, no batch norm
 
-    def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
-                return_features: bool = True) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rescale: bool = True, resize: bool = True, return_features: bool = True
+    ) -> torch.Tensor:
         x = x.float()
         if rescale:
             x = x / 255.0 * 2.0 - 1.0
@@ -188,7 +198,13 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-def make_reference(scale: float = 1 / 8, num_classes: int = 400, norm: str = "affine", eps: float = 1e-3,
-                   seed: int = 0, head_first: bool = False) -> ReferenceI3D:
+def make_reference(
+    scale: float = 1 / 8,
+    num_classes: int = 400,
+    norm: str = "affine",
+    eps: float = 1e-3,
+    seed: int = 0,
+    head_first: bool = False,
+) -> ReferenceI3D:
     cls = HeadFirstI3D if head_first else ReferenceI3D
     return randomize(cls(scale, num_classes, norm, eps, head_first), seed)

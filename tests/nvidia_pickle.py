@@ -63,8 +63,14 @@ def nvidia_modules():
     persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
     util = types.ModuleType("dnnlib.util")
     util.EasyDict = type("EasyDict", (dict,), {"__module__": "dnnlib.util"})
-    sys.modules.update({"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": persistence,
-                        "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": util})
+    sys.modules.update(
+        {
+            "torch_utils": types.ModuleType("torch_utils"),
+            "torch_utils.persistence": persistence,
+            "dnnlib": types.ModuleType("dnnlib"),
+            "dnnlib.util": util,
+        }
+    )
     try:
         yield util.EasyDict
     finally:
@@ -80,9 +86,7 @@ def _persist(module: torch.nn.Module, easydict, module_src: str, class_name=None
         "training": False,
         "_parameters": collections.OrderedDict((k, v) for k, v in module._parameters.items()),
         "_buffers": collections.OrderedDict((k, v) for k, v in module._buffers.items()),
-        "_modules": collections.OrderedDict(
-            (k, _persist(m, easydict, module_src)) for k, m in module._modules.items()
-        ),
+        "_modules": collections.OrderedDict((k, _persist(m, easydict, module_src)) for k, m in module._modules.items()),
         "_init_args": (),
         "_init_kwargs": easydict(),
     }
@@ -91,19 +95,32 @@ def _persist(module: torch.nn.Module, easydict, module_src: str, class_name=None
         c = module.cfg
         state.update(z_dim=c.z_dim, c_dim=0, w_dim=c.w_dim, img_resolution=c.resolution, img_channels=c.img_channels)
         state["_init_kwargs"] = easydict(
-            z_dim=c.z_dim, c_dim=0, w_dim=c.w_dim, img_resolution=c.resolution, img_channels=c.img_channels,
+            z_dim=c.z_dim,
+            c_dim=0,
+            w_dim=c.w_dim,
+            img_resolution=c.resolution,
+            img_channels=c.img_channels,
             mapping_kwargs=easydict(num_layers=c.mapping_layers),
-            synthesis_kwargs=easydict(channel_base=c.channel_base, channel_max=c.channel_max, num_fp16_res=0, conv_clamp=c.conv_clamp),
+            synthesis_kwargs=easydict(
+                channel_base=c.channel_base, channel_max=c.channel_max, num_fp16_res=0, conv_clamp=c.conv_clamp
+            ),
         )
     elif cls is sg2.MappingNetwork:
         state.update(num_layers=module.num_layers, w_avg_beta=0.995, num_ws=None)
     elif cls is sg2.FullyConnected:
-        state.update(activation=module.activation, lr_multiplier=module.bias_gain, weight_gain=module.weight_gain, bias_gain=module.bias_gain)
+        state.update(
+            activation=module.activation,
+            lr_multiplier=module.bias_gain,
+            weight_gain=module.weight_gain,
+            bias_gain=module.bias_gain,
+        )
     elif cls is sg2.SynthesisBlock:
         state.update(architecture="skip", resolution=module.resolution, num_conv=module.num_conv, num_torgb=1)
         state["_buffers"]["resample_filter"] = fir_filter_2d()
     elif cls is sg2.SynthesisLayer:
-        state.update(up=module.up, resolution=module.resolution, conv_clamp=module.conv_clamp, activation="lrelu", use_noise=True)
+        state.update(
+            up=module.up, resolution=module.resolution, conv_clamp=module.conv_clamp, activation="lrelu", use_noise=True
+        )
         state["_buffers"] = collections.OrderedDict(
             [("resample_filter", fir_filter_2d()), ("noise_const", module.noise_const)]
         )
@@ -114,7 +131,9 @@ def _persist(module: torch.nn.Module, easydict, module_src: str, class_name=None
     return _Persistent(meta)
 
 
-def write_nvidia_pickle(path, G: sg2.StyleGAN2Generator, marker: str = "/nonexistent/marker", stylegan3: bool = False) -> None:
+def write_nvidia_pickle(
+    path, G: sg2.StyleGAN2Generator, marker: str = "/nonexistent/marker", stylegan3: bool = False
+) -> None:
     """Pickle ``G`` as {'G': ..., 'D': None, 'G_ema': ...} in NVIDIA's layout.
 
     ``module_src`` is a program that writes ``marker``: loading must never run it.
@@ -128,7 +147,13 @@ def write_nvidia_pickle(path, G: sg2.StyleGAN2Generator, marker: str = "/nonexis
             synthesis = g.meta["state"]["_modules"]["synthesis"]
             inp = _persist(torch.nn.Module(), easydict, src, class_name="SynthesisInput")
             synthesis.meta["state"]["_modules"] = collections.OrderedDict([("input", inp)])
-        data = {"G": g, "D": None, "G_ema": g, "training_set_kwargs": easydict(resolution=G.resolution), "augment_pipe": None}
+        data = {
+            "G": g,
+            "D": None,
+            "G_ema": g,
+            "training_set_kwargs": easydict(resolution=G.resolution),
+            "augment_pipe": None,
+        }
         with open(path, "wb") as f:
             pickle.dump(data, f)
 
@@ -163,13 +188,24 @@ def _sg3_state(module, easydict, src, class_name, attrs=None, init_kwargs=None, 
 
 
 def _sg3_fc(fc, easydict, src):
-    return _sg3_state(fc, easydict, src, "FullyConnectedLayer", dict(
-        in_features=fc.weight.shape[1], out_features=fc.weight.shape[0], activation=fc.activation,
-        weight_gain=np.float64(fc.weight_gain), bias_gain=fc.bias_gain))
+    return _sg3_state(
+        fc,
+        easydict,
+        src,
+        "FullyConnectedLayer",
+        dict(
+            in_features=fc.weight.shape[1],
+            out_features=fc.weight.shape[0],
+            activation=fc.activation,
+            weight_gain=np.float64(fc.weight_gain),
+            bias_gain=fc.bias_gain,
+        ),
+    )
 
 
-def write_stylegan3_pickle(path, G, marker: str = "/nonexistent/marker", c_dim: int = 0, extra_kwargs=None,
-                           layer_attrs=None) -> None:
+def write_stylegan3_pickle(
+    path, G, marker: str = "/nonexistent/marker", c_dim: int = 0, extra_kwargs=None, layer_attrs=None
+) -> None:
     """Pickle a ``StyleGAN3Generator`` as {'G': ..., 'D': None, 'G_ema': ...} in NVIDIA's StyleGAN3
     layout: constructor arguments as ``_init_kwargs`` (``extra_kwargs`` added to them), the
     attributes NVIDIA's modules keep (numpy sizes and rates), filters and magnitude averages as
@@ -179,60 +215,154 @@ def write_stylegan3_pickle(path, G, marker: str = "/nonexistent/marker", c_dim: 
     G = G.to("cpu")
     c = G.cfg
     synthesis_kwargs = dict(
-        channel_base=c.channel_base, channel_max=c.channel_max, num_layers=c.num_layers, num_critical=c.num_critical,
-        first_cutoff=c.first_cutoff, first_stopband=c.first_stopband, last_stopband_rel=c.last_stopband_rel,
-        margin_size=c.margin_size, output_scale=c.output_scale, num_fp16_res=c.num_fp16_res, conv_kernel=c.conv_kernel,
-        filter_size=c.filter_size, lrelu_upsampling=c.lrelu_upsampling, use_radial_filters=c.use_radial_filters,
-        conv_clamp=c.conv_clamp, magnitude_ema_beta=c.magnitude_ema_beta)
+        channel_base=c.channel_base,
+        channel_max=c.channel_max,
+        num_layers=c.num_layers,
+        num_critical=c.num_critical,
+        first_cutoff=c.first_cutoff,
+        first_stopband=c.first_stopband,
+        last_stopband_rel=c.last_stopband_rel,
+        margin_size=c.margin_size,
+        output_scale=c.output_scale,
+        num_fp16_res=c.num_fp16_res,
+        conv_kernel=c.conv_kernel,
+        filter_size=c.filter_size,
+        lrelu_upsampling=c.lrelu_upsampling,
+        use_radial_filters=c.use_radial_filters,
+        conv_clamp=c.conv_clamp,
+        magnitude_ema_beta=c.magnitude_ema_beta,
+    )
     synthesis_kwargs.update(extra_kwargs or {})
     with nvidia_modules() as easydict:
         m = G.mapping
-        mapping = _sg3_state(m, easydict, src, "MappingNetwork",
-                             dict(z_dim=c.z_dim, c_dim=c_dim, w_dim=c.w_dim, num_ws=c.num_ws, num_layers=m.num_layers,
-                                  w_avg_beta=c.w_avg_beta),
-                             dict(z_dim=c.z_dim, c_dim=c_dim, w_dim=c.w_dim, num_ws=c.num_ws,
-                                  num_layers=c.mapping_layers, w_avg_beta=c.w_avg_beta),
-                             {f"fc{i}": _sg3_fc(getattr(m, f"fc{i}"), easydict, src) for i in range(m.num_layers)})
+        mapping = _sg3_state(
+            m,
+            easydict,
+            src,
+            "MappingNetwork",
+            dict(
+                z_dim=c.z_dim,
+                c_dim=c_dim,
+                w_dim=c.w_dim,
+                num_ws=c.num_ws,
+                num_layers=m.num_layers,
+                w_avg_beta=c.w_avg_beta,
+            ),
+            dict(
+                z_dim=c.z_dim,
+                c_dim=c_dim,
+                w_dim=c.w_dim,
+                num_ws=c.num_ws,
+                num_layers=c.mapping_layers,
+                w_avg_beta=c.w_avg_beta,
+            ),
+            {f"fc{i}": _sg3_fc(getattr(m, f"fc{i}"), easydict, src) for i in range(m.num_layers)},
+        )
         inp = G.synthesis.input
         spec_in = c.input_spec()
-        children = {"input": _sg3_state(inp, easydict, src, "SynthesisInput",
-                                        dict(w_dim=c.w_dim, channels=inp.channels, size=np.array([inp.size] * 2),
-                                             sampling_rate=np.float64(spec_in["sampling_rate"]),
-                                             bandwidth=np.float64(spec_in["bandwidth"])),
-                                        dict(w_dim=c.w_dim, channels=inp.channels, size=inp.size,
-                                             sampling_rate=np.float64(spec_in["sampling_rate"]),
-                                             bandwidth=np.float64(spec_in["bandwidth"])),
-                                        {"affine": _sg3_fc(inp.affine, easydict, src)})}
+        children = {
+            "input": _sg3_state(
+                inp,
+                easydict,
+                src,
+                "SynthesisInput",
+                dict(
+                    w_dim=c.w_dim,
+                    channels=inp.channels,
+                    size=np.array([inp.size] * 2),
+                    sampling_rate=np.float64(spec_in["sampling_rate"]),
+                    bandwidth=np.float64(spec_in["bandwidth"]),
+                ),
+                dict(
+                    w_dim=c.w_dim,
+                    channels=inp.channels,
+                    size=inp.size,
+                    sampling_rate=np.float64(spec_in["sampling_rate"]),
+                    bandwidth=np.float64(spec_in["bandwidth"]),
+                ),
+                {"affine": _sg3_fc(inp.affine, easydict, src)},
+            )
+        }
         for layer in G.synthesis.conv_layers():
             s = layer.spec
-            attrs = dict(w_dim=c.w_dim, is_torgb=s["torgb"], is_critically_sampled=s["critical"], use_fp16=False,
-                         in_channels=s["in_channels"], out_channels=s["out_channels"],
-                         in_size=np.array([s["in_size"]] * 2), out_size=np.array([s["out_size"]] * 2),
-                         in_sampling_rate=s["in_sampling_rate"], out_sampling_rate=s["out_sampling_rate"],
-                         tmp_sampling_rate=s["tmp_sampling_rate"], in_cutoff=np.float64(s["in_cutoff"]),
-                         out_cutoff=np.float64(s["out_cutoff"]), conv_kernel=s["conv_kernel"],
-                         conv_clamp=c.conv_clamp, magnitude_ema_beta=c.magnitude_ema_beta, up_factor=s["up"],
-                         up_taps=s["up_taps"], down_factor=s["down"], down_taps=s["down_taps"],
-                         down_radial=s["down_radial"], padding=list(s["padding"]))
+            attrs = dict(
+                w_dim=c.w_dim,
+                is_torgb=s["torgb"],
+                is_critically_sampled=s["critical"],
+                use_fp16=False,
+                in_channels=s["in_channels"],
+                out_channels=s["out_channels"],
+                in_size=np.array([s["in_size"]] * 2),
+                out_size=np.array([s["out_size"]] * 2),
+                in_sampling_rate=s["in_sampling_rate"],
+                out_sampling_rate=s["out_sampling_rate"],
+                tmp_sampling_rate=s["tmp_sampling_rate"],
+                in_cutoff=np.float64(s["in_cutoff"]),
+                out_cutoff=np.float64(s["out_cutoff"]),
+                conv_kernel=s["conv_kernel"],
+                conv_clamp=c.conv_clamp,
+                magnitude_ema_beta=c.magnitude_ema_beta,
+                up_factor=s["up"],
+                up_taps=s["up_taps"],
+                down_factor=s["down"],
+                down_taps=s["down_taps"],
+                down_radial=s["down_radial"],
+                padding=list(s["padding"]),
+            )
             attrs.update(layer_attrs or {})
-            children[s["name"]] = _sg3_state(layer, easydict, src, "SynthesisLayer", attrs, {},
-                                             {"affine": _sg3_fc(layer.affine, easydict, src)})
-        synthesis = _sg3_state(G.synthesis, easydict, src, "SynthesisNetwork",
-                               dict(w_dim=c.w_dim, num_ws=c.num_ws, img_resolution=c.resolution,
-                                    img_channels=c.img_channels, num_layers=c.num_layers, num_critical=c.num_critical,
-                                    margin_size=c.margin_size, output_scale=c.output_scale,
-                                    num_fp16_res=c.num_fp16_res, layer_names=list(G.synthesis.layer_names)),
-                               dict(w_dim=c.w_dim, img_resolution=c.resolution, img_channels=c.img_channels,
-                                    **synthesis_kwargs),
-                               children)
-        g = _sg3_state(G, easydict, src, "Generator",
-                       dict(z_dim=c.z_dim, c_dim=c_dim, w_dim=c.w_dim, img_resolution=c.resolution,
-                            img_channels=c.img_channels, num_ws=c.num_ws),
-                       dict(z_dim=c.z_dim, c_dim=c_dim, w_dim=c.w_dim, img_resolution=c.resolution,
-                            img_channels=c.img_channels, mapping_kwargs=easydict(num_layers=c.mapping_layers),
-                            **synthesis_kwargs),
-                       {"synthesis": synthesis, "mapping": mapping})
-        data = {"G": g, "D": None, "G_ema": g, "training_set_kwargs": easydict(resolution=c.resolution),
-                "augment_pipe": None}
+            children[s["name"]] = _sg3_state(
+                layer, easydict, src, "SynthesisLayer", attrs, {}, {"affine": _sg3_fc(layer.affine, easydict, src)}
+            )
+        synthesis = _sg3_state(
+            G.synthesis,
+            easydict,
+            src,
+            "SynthesisNetwork",
+            dict(
+                w_dim=c.w_dim,
+                num_ws=c.num_ws,
+                img_resolution=c.resolution,
+                img_channels=c.img_channels,
+                num_layers=c.num_layers,
+                num_critical=c.num_critical,
+                margin_size=c.margin_size,
+                output_scale=c.output_scale,
+                num_fp16_res=c.num_fp16_res,
+                layer_names=list(G.synthesis.layer_names),
+            ),
+            dict(w_dim=c.w_dim, img_resolution=c.resolution, img_channels=c.img_channels, **synthesis_kwargs),
+            children,
+        )
+        g = _sg3_state(
+            G,
+            easydict,
+            src,
+            "Generator",
+            dict(
+                z_dim=c.z_dim,
+                c_dim=c_dim,
+                w_dim=c.w_dim,
+                img_resolution=c.resolution,
+                img_channels=c.img_channels,
+                num_ws=c.num_ws,
+            ),
+            dict(
+                z_dim=c.z_dim,
+                c_dim=c_dim,
+                w_dim=c.w_dim,
+                img_resolution=c.resolution,
+                img_channels=c.img_channels,
+                mapping_kwargs=easydict(num_layers=c.mapping_layers),
+                **synthesis_kwargs,
+            ),
+            {"synthesis": synthesis, "mapping": mapping},
+        )
+        data = {
+            "G": g,
+            "D": None,
+            "G_ema": g,
+            "training_set_kwargs": easydict(resolution=c.resolution),
+            "augment_pipe": None,
+        }
         with open(path, "wb") as f:
             pickle.dump(data, f)

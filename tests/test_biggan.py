@@ -9,11 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from mocohd_cli.errors import MocohdError
-from mocohd_cli.formats import biggan as fmt
-from mocohd_cli.formats import read_any
+from mocohd_cli.formats import biggan as fmt, read_any
 from mocohd_cli.generators import build_generator, synthesis_kwargs
-from mocohd_cli.generators.biggan import (BigGANConfig, ConditionalBatchNorm, TruncatedNormal, deep_layers,
-                                          stat_rows)
+from mocohd_cli.generators.biggan import BigGANConfig, ConditionalBatchNorm, TruncatedNormal, deep_layers, stat_rows
 from mocohd_cli.models import load_image_generator, store_model
 
 from .biggan_reference import TINY, make_reference
@@ -43,8 +41,18 @@ def inputs(n=3, seed=1, num_classes=1000):
 
 def test_deep_layers_is_the_papers_128_plan():
     plan = deep_layers(128)
-    assert plan == [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 4],
-                    [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1]]
+    assert plan == [
+        [False, 16, 16],
+        [True, 16, 16],
+        [False, 16, 16],
+        [True, 16, 8],
+        [False, 8, 8],
+        [True, 8, 4],
+        [False, 4, 4],
+        [True, 4, 2],
+        [False, 2, 2],
+        [True, 2, 1],
+    ]
     cfg = BigGANConfig()
     assert cfg.resolution == 128 and cfg.attention_channels == 2 * 128  # attention at 64 px, 256 channels
 
@@ -153,7 +161,9 @@ def test_truncated_normal_mapping():
     m = TruncatedNormal(4)
     z = torch.randn(200_000, 4, generator=torch.Generator().manual_seed(0))
     w = m(z)
-    assert w.abs().max() <= 2.0 and torch.all(torch.diff(m(torch.linspace(-6, 6, 101)[:, None].expand(-1, 4))[:, 0]) >= 0)
+    assert w.abs().max() <= 2.0 and torch.all(
+        torch.diff(m(torch.linspace(-6, 6, 101)[:, None].expand(-1, 4))[:, 0]) >= 0
+    )
     # N(0, 1) truncated to [-2, 2]: mean 0, variance 1 - 2 * 2 * pdf(2) / (cdf(2) - cdf(-2))
     pdf2 = math.exp(-2) / math.sqrt(2 * math.pi)
     var = 1 - 4 * pdf2 / math.erf(2 / math.sqrt(2))
@@ -208,18 +218,67 @@ def test_fetch_train_render_end_to_end(tmp_path, ref):
         assert code == 0 and "biggan-deep" in out and "osanseviero/BigGAN-deep-128" in out.replace("\n", "")
 
         data = write_dataset(tmp_path / "heads", videos=2, frames=8, size=16, seed=0)
-        code, out, err = mocohd(tmp_path, hub.url, "train", "--image", "biggan-deep-128", "--class", "207", "--data",
-                                str(data), "--name", "dogs", "--steps", "2", "--batch", "2", "--frames", "3",
-                                "--time-step", "1", "--frame-size", "16", "--h-dim", "8", "--dv-channels", "4",
-                                "--di-channels", "4", "--queue", "4", "--pca-samples", "500", "--workers", "0",
-                                "--truncation", "0.5", timeout=300)
+        code, out, err = mocohd(
+            tmp_path,
+            hub.url,
+            "train",
+            "--image",
+            "biggan-deep-128",
+            "--class",
+            "207",
+            "--data",
+            str(data),
+            "--name",
+            "dogs",
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--frames",
+            "3",
+            "--time-step",
+            "1",
+            "--frame-size",
+            "16",
+            "--h-dim",
+            "8",
+            "--dv-channels",
+            "4",
+            "--di-channels",
+            "4",
+            "--queue",
+            "4",
+            "--pca-samples",
+            "500",
+            "--workers",
+            "0",
+            "--truncation",
+            "0.5",
+            timeout=300,
+        )
         assert code == 0, err
         files = store_files(tmp_path / "home")
         assert "image/biggan-deep-128.safetensors" in files and "motion/dogs.safetensors" in files
 
         out_a = tmp_path / "a"
-        code, out, err = mocohd(tmp_path, hub.url, "render", str(out_a), "--format", "png", "--image", "biggan-deep-128",
-                                "--motion", "dogs", "--class", "golden_retriever", "-n", "4", "--truncation", "0.5")
+        code, out, err = mocohd(
+            tmp_path,
+            hub.url,
+            "render",
+            str(out_a),
+            "--format",
+            "png",
+            "--image",
+            "biggan-deep-128",
+            "--motion",
+            "dogs",
+            "--class",
+            "golden_retriever",
+            "-n",
+            "4",
+            "--truncation",
+            "0.5",
+        )
         assert code == 0, err
         assert "207 golden retriever" in err
         a = [iio.imread(p) for p in sorted(out_a.rglob("*.png"))]
@@ -227,23 +286,67 @@ def test_fetch_train_render_end_to_end(tmp_path, ref):
         # by number: the same frames; the motion's training class is the default
         for args in (["--class", "207"], []):
             out_b = tmp_path / f"b{len(args)}"
-            code, out, err = mocohd(tmp_path, hub.url, "render", str(out_b), "--format", "png", "--image",
-                                    "biggan-deep-128", "--motion", "dogs", "-n", "4", "--truncation", "0.5", *args)
+            code, out, err = mocohd(
+                tmp_path,
+                hub.url,
+                "render",
+                str(out_b),
+                "--format",
+                "png",
+                "--image",
+                "biggan-deep-128",
+                "--motion",
+                "dogs",
+                "-n",
+                "4",
+                "--truncation",
+                "0.5",
+                *args,
+            )
             assert code == 0 and "207 golden retriever" in err, err
-            assert all((iio.imread(p) == f).all() for p, f in zip(sorted(out_b.rglob("*.png")), a))
+            assert all((iio.imread(p) == f).all() for p, f in zip(sorted(out_b.rglob("*.png")), a, strict=True))
         # class interpolation: the first frame is class 207's, the last differs from it
         out_c = tmp_path / "c"
-        code, out, err = mocohd(tmp_path, hub.url, "render", str(out_c), "--format", "png", "--image", "biggan-deep-128",
-                                "--motion", "dogs", "--class", "207", "--class-to", "tench", "-n", "4", "--truncation",
-                                "0.5")
+        code, out, err = mocohd(
+            tmp_path,
+            hub.url,
+            "render",
+            str(out_c),
+            "--format",
+            "png",
+            "--image",
+            "biggan-deep-128",
+            "--motion",
+            "dogs",
+            "--class",
+            "207",
+            "--class-to",
+            "tench",
+            "-n",
+            "4",
+            "--truncation",
+            "0.5",
+        )
         assert code == 0 and "-> 0 tench" in err, err
         c = [iio.imread(p) for p in sorted(out_c.rglob("*.png"))]
         assert (c[0] == a[0]).all() and not (c[-1] == a[-1]).all()
 
-        for args, message in ((["--class", "golden_retreiver"], "did you mean 'golden_retriever'"),
-                              (["--class", "1000"], "out of range"), (["--truncation", "1.5"], "must be in (0, 1]")):
-            code, out, err = mocohd(tmp_path, hub.url, "render", str(tmp_path / "x.mp4"), "--image", "biggan-deep-128",
-                                    "--motion", "dogs", *args)
+        for args, message in (
+            (["--class", "golden_retreiver"], "did you mean 'golden_retriever'"),
+            (["--class", "1000"], "out of range"),
+            (["--truncation", "1.5"], "must be in (0, 1]"),
+        ):
+            code, out, err = mocohd(
+                tmp_path,
+                hub.url,
+                "render",
+                str(tmp_path / "x.mp4"),
+                "--image",
+                "biggan-deep-128",
+                "--motion",
+                "dogs",
+                *args,
+            )
             usage = "must be in" in message  # a truncation BigGAN can never take: exit 2
             assert code == (2 if usage else 1) and message in err and "Traceback" not in err, err
         code, out, err = mocohd(tmp_path, hub.url, "render", str(tmp_path / "y.mp4"), "--class", "207")
@@ -280,8 +383,19 @@ def test_the_demo_motion_drives_biggan_cross_domain(tmp_path, capsys):
     path = save_port_files(tmp_path / "p", make_reference(cfg, seed=3), config=cfg)
     code, out, err = run(capsys, "import", str(path), "--name", "biggan-deep-128")
     assert code == 0, err
-    code, out, err = run(capsys, "render", str(tmp_path / "out.mp4"), "--image", "biggan-deep-128", "--class", "207",
-                         "-n", "6", "--truncation", "0.5")
+    code, out, err = run(
+        capsys,
+        "render",
+        str(tmp_path / "out.mp4"),
+        "--image",
+        "biggan-deep-128",
+        "--class",
+        "207",
+        "-n",
+        "6",
+        "--truncation",
+        "0.5",
+    )
     assert code == 0, err
     assert "cross-domain" in err and "207 golden retriever" in err
     frames = iio.imread(tmp_path / "out.mp4")
@@ -297,16 +411,34 @@ def test_sample_images_example_with_a_class(tmp_path, ref):
 
     path = save_port_files(tmp_path / "p", ref)
     script = Path(__file__).resolve().parents[1] / "examples" / "sample_images.py"
-    p = subprocess.run([sys.executable, str(script), str(tmp_path / "s.png"), "--image", str(path), "--class",
-                        "golden_retriever", "-n", "2", "--device", "cpu", "--truncation", "0.5"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "s.png"),
+            "--image",
+            str(path),
+            "--class",
+            "golden_retriever",
+            "-n",
+            "2",
+            "--device",
+            "cpu",
+            "--truncation",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     img = iio.imread(tmp_path / "s.png")
     assert img.shape == (32, 64, 3)
     G = load_image_generator(path)
     z = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        expected = G.synthesis(G.mapping(z, truncation_psi=0.5), F.one_hot(torch.tensor([207, 207]), 1000).float(),
-                               truncation=0.5)
+        expected = G.synthesis(
+            G.mapping(z, truncation_psi=0.5), F.one_hot(torch.tensor([207, 207]), 1000).float(), truncation=0.5
+        )
     expected = ((torch.cat(list(expected), dim=2).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
     assert (torch.from_numpy(img).int() - expected.int()).abs().max() <= 1

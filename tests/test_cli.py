@@ -64,7 +64,10 @@ def test_import_then_info(capsys, tmp_path, isolated_store):
         (("import", "{evil}", "--name", "x"), "refused"),
         (("import", "{junk}", "--name", "bad name"), "invalid model name"),
         (("import", "{junk}", "--name", "x", "--kind", "motion"), "unrecognised file format"),
-        (("import", "{evil}", "--name", "x", "--kind", "motion"), "is a PyTorch checkpoint, which holds image generators"),
+        (
+            ("import", "{evil}", "--name", "x", "--kind", "motion"),
+            "is a PyTorch checkpoint, which holds image generators",
+        ),
         (("import", "{junk}", "--name", "x", "--kind", "video"), "--kind must be one of"),
     ],
 )
@@ -145,7 +148,10 @@ def test_info_shows_every_kind_of_a_name_and_kind_picks_one(capsys):
 def test_import_notes_a_shadowed_shipped_model(capsys, rosinality_pt):
     code, out, err = run(capsys, "import", str(rosinality_pt), "--name", "demo")
     assert code == 0 and "imported image model demo" in out
-    assert err.strip() == "note: the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both"
+    assert err.strip() == (
+        "note: the store model 'demo' now shadows the shipped demo image model; "
+        "store it under another name to keep both"
+    )
     code, _, err = run(capsys, "import", str(rosinality_pt), "--name", "other")
     assert code == 0 and err.strip() == ""
 
@@ -161,7 +167,10 @@ def test_a_model_named_like_a_folder_here_renders(capsys, tmp_path, monkeypatch,
     assert (tmp_path / "out").is_dir()
     code, _, err = run(capsys, "render", "out2", "--motion", "./heads", "-n", "2", "--format", "png")
     assert code == 1 and len(err.strip().splitlines()) == 1
-    assert "./heads: is a folder, not a model file; to use the stored motion model 'heads', give its name alone: heads" in err
+    assert (
+        "./heads: is a folder, not a model file; to use the stored motion model 'heads', give its name alone: heads"
+        in err
+    )
 
 
 def test_pca_interrupted_says_nothing_was_stored_and_piped_progress_is_plain(capsys, monkeypatch, isolated_store):
@@ -182,7 +191,7 @@ def test_pca_interrupted_says_nothing_was_stored_and_piped_progress_is_plain(cap
 
 
 def test_train_names_the_option_past_its_limit(capsys, tmp_path, isolated_store):
-    """Issue 26, defect 10: `train --oscillators 100000` names --oscillators and its limit (not the
+    """`train --oscillators 100000` names --oscillators and its limit (not the
     noise size it implies), exit 2, before anything is loaded or fitted."""
     code, _, err = run(capsys, "train", "--data", str(tmp_path), "--image", "demo", "--oscillators", "100000")
     assert code == 2 and len(err.strip().splitlines()) == 1

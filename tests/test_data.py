@@ -168,7 +168,9 @@ def test_nothing_usable_says_why_in_one_line(tmp_path):
     _frame_folder(junk / "short", 5)
     with pytest.raises(MocohdError) as e:
         prepare(junk, min_frames=31)
-    assert str(e.value) == f"{junk}: no usable videos (2 found: 1 unreadable, 1 too short); each needs at least 31 frames"
+    assert (
+        str(e.value) == f"{junk}: no usable videos (2 found: 1 unreadable, 1 too short); each needs at least 31 frames"
+    )
 
 
 def test_unwritable_cache_is_one_line(capsys, dataset, isolated_store):
@@ -238,8 +240,12 @@ def test_bad_frames_make_the_video_unreadable(tmp_path):
     _frame_folder(root / "good", 3)
     _frame_folder(root / "short", 3)
     rows = b"".join(b"\x00" + bytes(48) for _ in range(4))  # 4 of the 12 rows of a 16 x 12 RGB frame
-    (root / "short" / "img_2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 12, 8, 2, 0, 0, 0))
-                                               + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    (root / "short" / "img_2.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 12, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
     _frame_folder(root / "garbage", 3)
     (root / "garbage" / "img_3.png").write_bytes(b"\x89PNG not really")
     (root / "sizes").mkdir()
@@ -322,6 +328,7 @@ def test_a_failed_or_interrupted_prepare_leaves_nothing(tmp_path, dataset, isola
         def progress(done, total):
             if done == n:
                 raise KeyboardInterrupt
+
         return progress
 
     with pytest.raises(KeyboardInterrupt):

@@ -38,8 +38,6 @@ def dev() -> torch.device:
     return devices.test_device()
 
 
-
-
 def stylegan2(resolution: int = 16, seed: int = 0) -> StyleGAN2Generator:
     """A tiny StyleGAN2 whose every parameter matters (noise strengths, biases, w_avg)."""
     return randomized_generator(tiny_config(resolution), seed).requires_grad_(False)
@@ -48,9 +46,16 @@ def stylegan2(resolution: int = 16, seed: int = 0) -> StyleGAN2Generator:
 def biggan(seed: int = 0) -> BigGANGenerator:
     """A tiny BigGAN-deep (32 px, 10 classes) with non-trivial batch-norm statistics."""
     torch.manual_seed(seed)
-    cfg = BigGANConfig(resolution=32, z_dim=8, embed_dim=8, channel_width=8, num_classes=10, n_stats=5, attention=4,
-                       layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1],
-                               [True, 1, 1]])
+    cfg = BigGANConfig(
+        resolution=32,
+        z_dim=8,
+        embed_dim=8,
+        channel_width=8,
+        num_classes=10,
+        n_stats=5,
+        attention=4,
+        layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1], [True, 1, 1]],
+    )
     G = BigGANGenerator(cfg).eval().requires_grad_(False)
     with torch.no_grad():
         for name, buf in G.named_buffers():
@@ -66,8 +71,11 @@ def motion(G, seed: int = 0, oscillators: int = 0) -> MotionGenerator:
     visible movements when ``oscillators``)."""
     torch.manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(G.w_dim, G.w_dim))
-    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=G.w_dim, h_dim=16, n_pca=8, oscillators=oscillators),
-                        q.T[:8].contiguous(), torch.linspace(2.0, 0.5, 8))
+    M = MotionGenerator(
+        MotionConfig(w_dim=G.w_dim, noise_dim=G.w_dim, h_dim=16, n_pca=8, oscillators=oscillators),
+        q.T[:8].contiguous(),
+        torch.linspace(2.0, 0.5, 8),
+    )
     if oscillators:
         with torch.no_grad():
             M.osc_move.normal_(0, 0.5)
@@ -119,8 +127,10 @@ def test_stylegan2_synthesis_matches_cpu(dev):
     wd, noised = w.to(dev), [n.to(dev) for n in noise]
     with devices.exact_fp32():
         close(Gd.synthesis(wd, noise=noised), ref)
-        close(Gd.mapping(torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(1)).to(dev),
-                         truncation_psi=0.7), w)
+        close(
+            Gd.mapping(torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(1)).to(dev), truncation_psi=0.7),
+            w,
+        )
     for dtype in (torch.bfloat16, torch.float16):
         out = Gd.synthesis(wd, noise=noised, dtype=dtype)
         assert out.dtype == torch.float32 and torch.isfinite(out).all()
@@ -169,8 +179,9 @@ def test_render_frames_match_cpu(dev):
     assert got.dtype == torch.uint8 and got.device == CPU and got.shape == ref.shape == (5, 2, 16, 16, 3)
     diff = (got.int() - ref.int()).abs()
     assert diff.max().item() <= 3 and diff.float().mean().item() <= 0.5
-    bf16 = torch.stack(list(render_frames(on(M, dev), on(G, dev), frames=5, videos=2, seed=3, batch=4,
-                                          dtype=torch.bfloat16)))
+    bf16 = torch.stack(
+        list(render_frames(on(M, dev), on(G, dev), frames=5, videos=2, seed=3, batch=4, dtype=torch.bfloat16))
+    )
     assert (bf16.int() - ref.int()).abs().float().mean().item() <= 4
 
 
@@ -193,9 +204,19 @@ def gan(domain: str, device: torch.device, precision: str) -> MotionGAN:
     G = stylegan2(16).to(device)
     M = motion(G).requires_grad_(True).train().to(device)
     torch.manual_seed(1)
-    cfg = GANConfig(domain=domain, frames=4, frame_size=16, g_steps=1, dv_channels=4, di_channels=4, proj_dim=8,
-                    queue=8, world_batch=2, precision=precision,
-                    w_cross_spectrum=0.5 if domain == "in" else 0.0)  # in-domain also runs the cross-spectrum term
+    cfg = GANConfig(
+        domain=domain,
+        frames=4,
+        frame_size=16,
+        g_steps=1,
+        dv_channels=4,
+        di_channels=4,
+        proj_dim=8,
+        queue=8,
+        world_batch=2,
+        precision=precision,
+        w_cross_spectrum=0.5 if domain == "in" else 0.0,
+    )  # in-domain also runs the cross-spectrum term
     return MotionGAN(G, M, cfg, Dist(device=device), seed=0)
 
 
@@ -224,9 +245,26 @@ def test_a_train_step_on_device(dev, tmp_path, monkeypatch):
     canonical.save_model(gpath, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
     data = write_dataset(tmp_path / "heads", videos=2, frames=8, size=16, seed=0)
     events = []
-    cfg = TrainConfig(data=str(data), image=str(gpath), steps=1, batch=2, frames=4, time_step=2, h_dim=16,
-                      dv_channels=4, di_channels=4, proj_dim=8, queue=8, workers=0, pca_samples=500, sample_every=1000,
-                      sample_videos=1, log_every=1, device=str(dev), precision="auto")
+    cfg = TrainConfig(
+        data=str(data),
+        image=str(gpath),
+        steps=1,
+        batch=2,
+        frames=4,
+        time_step=2,
+        h_dim=16,
+        dv_channels=4,
+        di_channels=4,
+        proj_dim=8,
+        queue=8,
+        workers=0,
+        pca_samples=500,
+        sample_every=1000,
+        sample_videos=1,
+        log_every=1,
+        device=str(dev),
+        precision="auto",
+    )
     r = train(cfg, on_event=lambda kind, info: events.append((kind, info)))
     start = next(info for kind, info in events if kind == "start")
     assert start["precision"] == devices.autocast_precision(dev)

@@ -8,8 +8,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mocohd_cli.discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscriminator,
-                                       MultiscaleVideoDiscriminator, SNResNetDiscriminator, info_nce)
+from mocohd_cli.discriminators import (
+    ContrastiveDiscriminator,
+    MultiscaleImageDiscriminator,
+    MultiscaleVideoDiscriminator,
+    SNResNetDiscriminator,
+    info_nce,
+)
 from mocohd_cli.discriminators.snresnet import channel_multipliers
 from mocohd_cli.discriminators.stylegan2 import StyleGAN2Discriminator
 
@@ -125,13 +130,15 @@ def test_contrastive_momentum_copy_and_queue():
         for p in C.D.parameters():
             p.add_(1.0)
     C.update_ema()
-    for b, p, q in zip(before, C.D.parameters(), C.ema.parameters()):
+    for b, p, q in zip(before, C.D.parameters(), C.ema.parameters(), strict=True):
         torch.testing.assert_close(q, 0.9 * b + 0.1 * p.detach())
         assert not q.requires_grad
     for i in range(3):
         C.enqueue(torch.full((4, 4), float(i)), torch.full((4, 4), -float(i)))
     assert int(C.queue_ptr) == 4  # 0 -> 4 -> 0 (wrapped at 8) -> 4
-    assert torch.equal(C.queue_first[:4], torch.full((4, 4), 2.0)) and torch.equal(C.queue_first[4:8], torch.full((4, 4), 1.0))
+    assert torch.equal(C.queue_first[:4], torch.full((4, 4), 2.0)) and torch.equal(
+        C.queue_first[4:8], torch.full((4, 4), 1.0)
+    )
     assert torch.equal(C.queue_later[:4], torch.full((4, 4), -2.0))
     loss = C.loss(*torch.randn(4, 2, 4).unbind(0))
     assert loss.ndim == 0 and torch.isfinite(loss)

@@ -29,9 +29,8 @@ from mocohd_cli.metrics.protocol import sample_real_clips
 from mocohd_cli.models import load_image_generator
 from mocohd_cli.models.detectors import load_detector
 from mocohd_cli.models.motion import load_motion, save_motion
-from mocohd_cli.motion import MotionGenerator
-
 from mocohd_cli.models.pca import pca_for
+from mocohd_cli.motion import MotionGenerator
 from mocohd_cli.train import TrainConfig, train
 
 from .conftest import randomized_generator, run, tiny_config
@@ -43,7 +42,7 @@ def random_detector(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Seeded weights with a sensible scale (He init; small biases), so features are not all zero."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in net.named_parameters():
+        for p in net.parameters():
             if p.ndim > 1:
                 fan_in = p[0].numel()
                 p.copy_(torch.randn(p.shape, generator=g) * (2.0 / fan_in) ** 0.5)
@@ -58,7 +57,9 @@ def store_detector(kind: str, seed: int = 0, name: str | None = None) -> Path:
     net = random_detector(I3D(cfg) if kind == "i3d" else InceptionV3(cfg), seed)
     store.kind_dir(kind, create=True)
     path = store.store_path(kind, name or kind)
-    canonical.save_model(path, net.state_dict(), kind=kind, family=kind, config=cfg.to_dict(), source={"format": "test"})
+    canonical.save_model(
+        path, net.state_dict(), kind=kind, family=kind, config=cfg.to_dict(), source={"format": "test"}
+    )
     return path
 
 
@@ -107,7 +108,9 @@ def test_cached_statistics_are_used_not_recomputed(heads, monkeypatch):
 
 def test_a_set_against_itself_is_zero_and_different_sets_are_not(heads):
     g = torch.Generator().manual_seed(0)
-    smooth = [torch.linspace(0, 255, 16 * 8 * 8 * 3).reshape(16, 8, 8, 3).roll(k * 37).to(torch.uint8) for k in range(5)]
+    smooth = [
+        torch.linspace(0, 255, 16 * 8 * 8 * 3).reshape(16, 8, 8, 3).roll(k * 37).to(torch.uint8) for k in range(5)
+    ]
     noise = [torch.randint(0, 256, (16, 8, 8, 3), generator=g, dtype=torch.uint8) for _ in range(5)]
     same = fvd(smooth, smooth, batch=5)  # 16-frame videos: real and fake clips are the same clips
     apart = fvd(smooth, noise, batch=5)
@@ -190,14 +193,29 @@ def test_clear_errors(heads, tmp_path, isolated_store):
 
 def test_cli_eval_table_json_and_one_line_errors(capsys, heads, tmp_path):
     out_json = tmp_path / "r.json"
-    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--videos", "4", "--batch", "4",
-                         "--device", "cpu", "--json", str(out_json))
+    code, out, err = run(
+        capsys,
+        "eval",
+        "--data",
+        str(heads),
+        "--motion",
+        "demo",
+        "--videos",
+        "4",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--json",
+        str(out_json),
+    )
     assert code == 0, err
     assert "fvd16" in out and "computed" in out and f"wrote {out_json}" in out
     saved = json.loads(out_json.read_text())
     assert saved[0]["metric"] == "fvd16" and saved[0]["real"] == 4 and saved[0]["fake"] == 4
-    code, out, _ = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--videos", "4", "--batch", "4",
-                       "--device", "cpu")
+    code, out, _ = run(
+        capsys, "eval", "--data", str(heads), "--motion", "demo", "--videos", "4", "--batch", "4", "--device", "cpu"
+    )
     assert code == 0 and "cached" in out and f"{saved[0]['value']:.2f}" in out
     code, _, err = run(capsys, "eval", "--data", str(heads))
     assert code == 2 and "give --motion" in err and len(err.strip().splitlines()) == 1
@@ -211,10 +229,25 @@ def test_cli_eval_table_json_and_one_line_errors(capsys, heads, tmp_path):
 
 def _torchrun_eval(tmp_path, *args) -> dict:
     out_json = tmp_path / "two.json"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mocohd_cli",
-           "eval", *args, "--device", "cpu", "--json", str(out_json)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
-                       timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mocohd_cli",
+        "eval",
+        *args,
+        "--device",
+        "cpu",
+        "--json",
+        str(out_json),
+    ]
+    p = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT, timeout=300
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.count("fvd16") == 1  # one writer
     return json.loads(out_json.read_text())[0]
@@ -228,8 +261,9 @@ def test_two_process_eval_equals_one_process(heads, tmp_path):
     round a pixel to the other uint8 value (5e-6 relative seen)."""
     fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
     one = evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4, frame_size=16, cache=False)[0]
-    two = _torchrun_eval(tmp_path, "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
-                         "--frame-size", "16")
+    two = _torchrun_eval(
+        tmp_path, "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4", "--frame-size", "16"
+    )
     assert (two["real"], two["fake"]) == (4, 4)
     assert two["value"] == pytest.approx(one.value, rel=1e-5)
     one = fvd16(heads, cache=False)
@@ -244,9 +278,26 @@ def test_training_evaluates_at_its_checkpoints_and_eval_appends_to_the_run(capsy
     canonical.save_model(gpath, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict())
     pca_for(str(gpath), samples=1000, batch=500)
     events = []
-    base = dict(data=str(heads), image=str(gpath), name="evald", steps=2, batch=2, frames=4, h_dim=16, dv_channels=4,
-                di_channels=4, proj_dim=8, queue=8, workers=0, pca_samples=1000, sample_every=1000, log_every=1,
-                device="cpu", eval_every=1, eval_videos=3)
+    base = dict(
+        data=str(heads),
+        image=str(gpath),
+        name="evald",
+        steps=2,
+        batch=2,
+        frames=4,
+        h_dim=16,
+        dv_channels=4,
+        di_channels=4,
+        proj_dim=8,
+        queue=8,
+        workers=0,
+        pca_samples=1000,
+        sample_every=1000,
+        log_every=1,
+        device="cpu",
+        eval_every=1,
+        eval_videos=3,
+    )
     train(TrainConfig(**base), on_event=lambda k, i: events.append((k, i)))
     evals = [i for k, i in events if k == "eval"]
     assert [e["step"] for e in evals] == [1, 2] and all(np.isfinite(e["values"]["fvd16"]) for e in evals)
@@ -254,8 +305,22 @@ def test_training_evaluates_at_its_checkpoints_and_eval_appends_to_the_run(capsy
     logged = [x for x in lines if "eval" in x]
     assert [x["step"] for x in logged] == [1, 2] and logged[1]["eval"]["fvd16"] == evals[1]["values"]["fvd16"]
     # the exported motion model is the step-2 one: mocohd eval gives the same number and appends it to the run
-    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "evald", "--image", str(gpath),
-                         "--videos", "3", "--batch", "8", "--device", "cpu")
+    code, out, err = run(
+        capsys,
+        "eval",
+        "--data",
+        str(heads),
+        "--motion",
+        "evald",
+        "--image",
+        str(gpath),
+        "--videos",
+        "3",
+        "--batch",
+        "8",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert "cached" in out and "metrics.jsonl" in out
     last = json.loads((isolated_home() / "runs" / "evald" / "metrics.jsonl").read_text().splitlines()[-1])
@@ -307,8 +372,22 @@ def test_a_changed_dataset_never_meets_its_old_statistics(capsys, heads, tmp_pat
     for p in (heads / "video_0000").iterdir():
         iio.imwrite(p, np.zeros((16, 16, 3), np.uint8))
     out_json = tmp_path / "r.json"
-    code, out, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
-                         "--device", "cpu", "--json", str(out_json))
+    code, out, err = run(
+        capsys,
+        "eval",
+        "--data",
+        str(heads),
+        "--fake",
+        str(fakes),
+        "--videos",
+        "4",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--json",
+        str(out_json),
+    )
     assert code == 0, err
     again = json.loads(out_json.read_text())[0]
     assert not again["real_cached"] and again["real_videos"] == 5 and again["value"] != first.value
@@ -357,8 +436,10 @@ def test_scratch_folders_of_killed_evaluations_are_swept(isolated_store):
     dead_pid, live_pid = int(gone.stdout), os.getppid()
     data = isolated_store / "data"
     here = f"{ev.SCRATCH_PREFIX}{ev._host()}-"
-    left = {name: data / name for name in (f"{here}{dead_pid}-abc", f"{here}{live_pid}-def",
-                                            f"{ev.SCRATCH_PREFIX}otherhost-{dead_pid}-ghi")}
+    left = {
+        name: data / name
+        for name in (f"{here}{dead_pid}-abc", f"{here}{live_pid}-def", f"{ev.SCRATCH_PREFIX}otherhost-{dead_pid}-ghi")
+    }
     for folder in left.values():
         folder.mkdir(parents=True)
         (folder / "000000.safetensors").write_bytes(b"decoded frames")
@@ -371,8 +452,9 @@ def test_fakes_are_compared_at_their_own_size(capsys, heads, tmp_path):
     """A folder of 16 px fakes is compared at 16 px, not upscaled to 256 (said under the table);
     --frame-size wins; fakes of several sizes fall back to 256."""
     fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
-    code, out, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
-                         "--device", "cpu")
+    code, out, err = run(
+        capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4", "--device", "cpu"
+    )
     assert code == 0, err
     assert "frames compared at 16 px" in out
     assert evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4, frame_size=8)[0].frame_size == 8
@@ -408,22 +490,25 @@ def _run_folder(name: str, M=None, exported: str | None = None) -> Path:
 
 
 def test_eval_appends_only_to_the_run_whose_checkpoint_made_the_model(capsys, heads, tmp_path):
-    """Issue 26, defect 2: the run is named in the motion file's metadata, which its weights hash does
+    """The run is named in the motion file's metadata, which its weights hash does
     not cover; eval appends only to a plain run name of the store whose checkpoint holds these weights."""
     # a stored model whose run's checkpoint holds other weights: not appended, and said in one line
     _motion_of_run("mine", "mine")
     other = _run_folder("mine")
-    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "mine", "--videos", "4", "--batch", "4",
-                         "--device", "cpu")
+    code, out, err = run(
+        capsys, "eval", "--data", str(heads), "--motion", "mine", "--videos", "4", "--batch", "4", "--device", "cpu"
+    )
     assert code == 0, err
     assert "appended" not in out and (other / "metrics.jsonl").read_text() == '{"step": 1}\n'
     assert [x for x in err.splitlines() if x.startswith("note:")] == [
-        x for x in err.splitlines() if "not appended to the run 'mine'" in x and "does not hold" in x]
+        x for x in err.splitlines() if "not appended to the run 'mine'" in x and "does not hold" in x
+    ]
     # the run that made it (its checkpoint holds the weights): appended
     shutil.rmtree(other)
     made = _run_folder("mine", load_motion("mine"))
-    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "mine", "--videos", "4", "--batch", "4",
-                         "--device", "cpu")
+    code, out, err = run(
+        capsys, "eval", "--data", str(heads), "--motion", "mine", "--videos", "4", "--batch", "4", "--device", "cpu"
+    )
     assert code == 0, err
     assert f"appended to {made / 'metrics.jsonl'}" in out and "note:" not in err
     last = json.loads((made / "metrics.jsonl").read_text().splitlines()[-1])
@@ -431,7 +516,7 @@ def test_eval_appends_only_to_the_run_whose_checkpoint_made_the_model(capsys, he
 
 
 def test_run_of_never_follows_a_path_and_knows_a_kept_step(tmp_path, isolated_store):
-    """Issue 26, defect 2: crafted run values (absolute, '..', separators, other types) are never followed;
+    """Crafted run values (absolute, '..', separators, other types) are never followed;
     a --keep-best run's checkpoint records the weights it exported (an earlier step's)."""
     from mocohd_cli.metrics.evaluate import run_weights
 
@@ -439,8 +524,17 @@ def test_run_of_never_follows_a_path_and_knows_a_kept_step(tmp_path, isolated_st
     outside.mkdir()
     (outside / "metrics.jsonl").write_text("mine\n")
     (isolated_store / "runs" / "deep").mkdir(parents=True)
-    for run_name in (str(outside), "../../victim", "..", "deep/../../../victim", "a/b", 5, ["victim"], {"a": 1},
-                     "x" * 5000):
+    for run_name in (
+        str(outside),
+        "../../victim",
+        "..",
+        "deep/../../../victim",
+        "a/b",
+        5,
+        ["victim"],
+        {"a": 1},
+        "x" * 5000,
+    ):
         _motion_of_run("crafted", run_name)
         notes = []
         assert run_of("crafted", note=notes.append) is None, run_name
@@ -462,14 +556,16 @@ def test_run_of_never_follows_a_path_and_knows_a_kept_step(tmp_path, isolated_st
 
 
 def test_absurd_numbers_are_one_line_usage_errors(capsys, heads, isolated_store):
-    """Issue 26, defect 10: no exception names, the valid range in one line, exit 2, before any work."""
-    cases = [(["--videos", str(10**20)], "videos must be at most 1099511627776, got 100000000000000000000"),
-             (["--videos", str(2**63 - 1)], "videos must be at most 1099511627776"),
-             (["--metric", "fid", "--fid-frames", str(10**20)], "fid_frames must be at most 1099511627776"),
-             (["--seed", str(2**40)], "seed must be in 0..1099511627775, got 1099511627776"),
-             (["--seed", "-1"], "seed must be in 0..1099511627775, got -1"),
-             (["--frame-size", "100000"], "frame_size must be at most 1024 (the detectors see 224 or 299 px frames)"),
-             (["--batch", str(10**20)], "batch must be at most 1099511627776")]
+    """No exception names, the valid range in one line, exit 2, before any work."""
+    cases = [
+        (["--videos", str(10**20)], "videos must be at most 1099511627776, got 100000000000000000000"),
+        (["--videos", str(2**63 - 1)], "videos must be at most 1099511627776"),
+        (["--metric", "fid", "--fid-frames", str(10**20)], "fid_frames must be at most 1099511627776"),
+        (["--seed", str(2**40)], "seed must be in 0..1099511627775, got 1099511627776"),
+        (["--seed", "-1"], "seed must be in 0..1099511627775, got -1"),
+        (["--frame-size", "100000"], "frame_size must be at most 1024 (the detectors see 224 or 299 px frames)"),
+        (["--batch", str(10**20)], "batch must be at most 1099511627776"),
+    ]
     for args, message in cases:
         code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--device", "cpu", *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
@@ -478,7 +574,7 @@ def test_absurd_numbers_are_one_line_usage_errors(capsys, heads, isolated_store)
 
 
 def test_memory_does_not_grow_with_videos(heads, monkeypatch):
-    """Issue 26, defect 10: the fakes' indices and the clips of --repeat are never listed, so memory stays
+    """The fakes' indices and the clips of --repeat are never listed, so memory stays
     flat whatever --videos is; the real statistics' cache key is the same as when plans were lists."""
     from mocohd_cli.metrics import evaluate as ev
 
@@ -505,12 +601,14 @@ def test_memory_does_not_grow_with_videos(heads, monkeypatch):
 
 def load_videos(folder) -> list[torch.Tensor]:
     """A dataset folder of frame folders as uint8 videos [T, H, W, C] in memory."""
-    return [torch.from_numpy(np.stack([iio.imread(f) for f in sorted(v.glob("*.png"))]))
-            for v in sorted(Path(folder).iterdir())]
+    return [
+        torch.from_numpy(np.stack([iio.imread(f) for f in sorted(v.glob("*.png"))]))
+        for v in sorted(Path(folder).iterdir())
+    ]
 
 
 def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, heads, tmp_path, monkeypatch):
-    """Issue 26, defects 15 and 18: an unwritable --json fails before the evaluation; a link stays a link."""
+    """An unwritable --json fails before the evaluation; a link stays a link."""
     from mocohd_cli import cli
 
     real = cli.evaluate_videos
@@ -520,8 +618,9 @@ def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, head
     assert code == 1 and "cannot write it" in err and len(err.strip().splitlines()) == 1
     if os.geteuid() != 0:  # root writes anywhere
         (tmp_path / "ro").mkdir(mode=0o555)
-        code, _, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--json",
-                           str(tmp_path / "ro" / "r.json"))
+        code, _, err = run(
+            capsys, "eval", "--data", str(heads), "--motion", "demo", "--json", str(tmp_path / "ro" / "r.json")
+        )
         assert code == 1 and "cannot write it" in err
     code, _, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--json", "/dev/null")
     assert code == 2 and "not a regular file" in err
@@ -531,21 +630,54 @@ def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, head
     target.parent.mkdir()
     target.write_text("old")
     (tmp_path / "link.json").symlink_to(target)
-    code, out, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--videos", "4", "--batch", "4",
-                         "--device", "cpu", "--json", str(tmp_path / "link.json"))
+    code, out, err = run(
+        capsys,
+        "eval",
+        "--data",
+        str(heads),
+        "--motion",
+        "demo",
+        "--videos",
+        "4",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--json",
+        str(tmp_path / "link.json"),
+    )
     assert code == 0, err
     assert (tmp_path / "link.json").is_symlink() and json.loads(target.read_text())[0]["metric"] == "fvd16"
     assert f"wrote {tmp_path / 'link.json'} (through the link, to {os.path.realpath(target)})" in out
 
 
 def test_json_is_written_before_the_table_is_printed(heads, tmp_path):
-    """Issue 26, defect 15: with stdout closed early (`| head -1`), the JSON file is there all the same."""
+    """With stdout closed early (`| head -1`), the JSON file is there all the same."""
     fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
     out_json = tmp_path / "r.json"
-    cmd = [sys.executable, "-m", "mocohd_cli", "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4",
-           "--batch", "4", "--frame-size", "16", "--device", "cpu", "--json", str(out_json)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "mocohd_cli",
+        "eval",
+        "--data",
+        str(heads),
+        "--fake",
+        str(fakes),
+        "--videos",
+        "4",
+        "--batch",
+        "4",
+        "--frame-size",
+        "16",
+        "--device",
+        "cpu",
+        "--json",
+        str(out_json),
+    ]
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     p.stdout.close()  # the reader is gone before the first line
     err = p.stderr.read().decode()
     p.wait(timeout=120)
@@ -554,7 +686,7 @@ def test_json_is_written_before_the_table_is_printed(heads, tmp_path):
 
 
 def test_a_folder_of_fakes_refuses_rendering_options_and_counts_its_short_videos(capsys, heads, tmp_path):
-    """Issue 26, defect 16: --truncation means nothing for a folder of fakes (refused); fakes too short
+    """--truncation means nothing for a folder of fakes (refused); fakes too short
     for the metric are counted in the skipped column and the JSON."""
     fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
     write_dataset(fakes, videos=6, frames=10, size=16, seed=4)  # two more, too short for fvd16
@@ -562,8 +694,24 @@ def test_a_folder_of_fakes_refuses_rendering_options_and_counts_its_short_videos
     assert code == 2 and "truncation applies only to fakes rendered here" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(UsageError, match="noise applies only"):
         evaluate(["fvd16"], heads, fake=fakes, noise="random")
-    code, out, err = run(capsys, "eval", "--data", str(heads), "--fake", str(fakes), "--videos", "4", "--batch", "4",
-                         "--frame-size", "16", "--device", "cpu", "--json", str(tmp_path / "r.json"))
+    code, out, err = run(
+        capsys,
+        "eval",
+        "--data",
+        str(heads),
+        "--fake",
+        str(fakes),
+        "--videos",
+        "4",
+        "--batch",
+        "4",
+        "--frame-size",
+        "16",
+        "--device",
+        "cpu",
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert code == 0, err
     assert "0 real, 2 fake" in out
     saved = json.loads((tmp_path / "r.json").read_text())[0]

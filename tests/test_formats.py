@@ -231,8 +231,13 @@ def test_recorded_weights_sha256_is_checked(tmp_path, capsys, isolated_store):
     G = randomized_generator(tiny_config(8))
     bad = _canonical(tmp_path / "edited.safetensors", G, weights_sha256="0" * 64)
     msg = f"{bad}: its recorded weights sha256 does not match its tensors (damaged or edited file)"
-    for call in (load_image_generator, describe, image_identity, lambda p: import_model(p, "edited"),
-                 lambda p: pca_for(p, samples=100, batch=50)):
+    for call in (
+        load_image_generator,
+        describe,
+        image_identity,
+        lambda p: import_model(p, "edited"),
+        lambda p: pca_for(p, samples=100, batch=50),
+    ):
         with pytest.raises(MocohdError) as e:
             call(bad)
         assert str(e.value) == msg
@@ -262,7 +267,10 @@ def test_configs_that_lie_about_sizes_are_refused_before_building(tmp_path, monk
         ({"w_dim": 10**9}, r"invalid stylegan2 config: w_dim must be in 1\.\.65536, got 1000000000"),
         ({"mapping_layers": 10**9}, r"mapping_layers must be in 1\.\.64"),
         ({"w_dim": 4096}, r"mapping\.fc0\.bias is \[32\] in the file, the config needs \[4096\]"),
-        ({"channel_base": 2**20, "channel_max": 4096}, r"weights do not match the stylegan2 config: synthesis\.b4\.const is \[32, 4, 4\]"),
+        (
+            {"channel_base": 2**20, "channel_max": 4096},
+            r"weights do not match the stylegan2 config: synthesis\.b4\.const is \[32, 4, 4\]",
+        ),
         ({"resolution": 16}, r"weights do not match the stylegan2 config \(missing \[.synthesis\.b16"),
         ({"w_dim": 32.0}, r"w_dim must be a whole number, got 32\.0"),
         ({"mapping_lr_mul": float("nan")}, r"mapping_lr_mul must be a finite number"),
@@ -282,7 +290,9 @@ def test_configs_that_lie_about_sizes_are_refused_before_building(tmp_path, monk
     sd["g_ema"]["style.1.weight"] = torch.zeros(1).expand(10**6, 10**6)  # one stored value, a 4 TB claim
     pt = tmp_path / "lie.pt"
     torch.save(sd, pt)
-    with pytest.raises(MocohdError, match=rf"^{re.escape(str(pt))}: tensor g_ema\.style\.1\.weight claims \[1000000, 1000000\] values"):
+    with pytest.raises(
+        MocohdError, match=rf"^{re.escape(str(pt))}: tensor g_ema\.style\.1\.weight claims \[1000000, 1000000\] values"
+    ):
         import_model(pt, "lie")
     assert store_files(isolated_store) == []
 
@@ -314,11 +324,22 @@ def test_state_shapes_are_the_modules():
 
     from .biggan_reference import TINY
 
-    configs = [tiny_config(8), tiny_config(32, img_channels=4, mapping_layers=3, conv_clamp=256.0),
-               StyleGAN2Config(resolution=64, z_dim=16, w_dim=24, channel_base=512, channel_max=64)]
+    configs = [
+        tiny_config(8),
+        tiny_config(32, img_channels=4, mapping_layers=3, conv_clamp=256.0),
+        StyleGAN2Config(resolution=64, z_dim=16, w_dim=24, channel_base=512, channel_max=64),
+    ]
     for cfg in configs:
         assert cfg.state_shapes() == {k: tuple(v.shape) for k, v in StyleGAN2Generator(cfg).state_dict().items()}
     for attention in (0, 4, 6):
-        cfg = BigGANConfig(resolution=32, z_dim=8, embed_dim=8, channel_width=8, num_classes=10, layers=TINY["layers"],
-                           attention=attention, n_stats=5)
+        cfg = BigGANConfig(
+            resolution=32,
+            z_dim=8,
+            embed_dim=8,
+            channel_width=8,
+            num_classes=10,
+            layers=TINY["layers"],
+            attention=attention,
+            n_stats=5,
+        )
         assert cfg.state_shapes() == {k: tuple(v.shape) for k, v in BigGANGenerator(cfg).state_dict().items()}

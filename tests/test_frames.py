@@ -14,9 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mocohd_cli import frames as fr
-from mocohd_cli import load_image_generator, load_motion
-from mocohd_cli import render as R
+from mocohd_cli import frames as fr, load_image_generator, load_motion, render as R
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.train import steps
@@ -90,8 +88,25 @@ BIGGAN_CASES = {
     "biggan-classes-drawn": {},
 }
 # the vector extensions that decide which float kernels run (oneDNN, MKL, ATen)
-VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni",
-                "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_fp16", "amx_int8")
+VECTOR_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512dq",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_fp16",
+    "amx_int8",
+)
 
 
 def case_frames(name: str, biggan=None) -> torch.Tensor:
@@ -131,17 +146,23 @@ def this_machine() -> dict:
                 model = value.strip()
             elif key in ("flags", "Features") and not flags:
                 flags = set(value.split())
-            elif key in ("vendor_id", "cpu family", "model", "stepping", "CPU implementer", "CPU part") \
-                    and key not in kind:
+            elif (
+                key in ("vendor_id", "cpu family", "model", "stepping", "CPU implementer", "CPU part")
+                and key not in kind
+            ):
                 kind[key] = value.strip()
     except OSError:
         pass
     # A virtual machine may name every generation alike ("AMD EPYC"): the family, model and stepping
     # numbers tell Zen 2 from Zen 3 and Zen 4, whose kernels round some sums differently.
     generation = " ".join(f"{k} {v}" for k, v in kind.items())
-    return {"cpu": model or platform.processor() or platform.machine(), "generation": generation,
-            "vector": [f for f in VECTOR_FLAGS if f in flags],
-            "aten": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+    return {
+        "cpu": model or platform.processor() or platform.machine(),
+        "generation": generation,
+        "vector": [f for f in VECTOR_FLAGS if f in flags],
+        "aten": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+    }
 
 
 def recorded() -> dict:
@@ -153,10 +174,14 @@ def skip_unless_bitwise_here() -> None:
     """Skip (saying why) unless this is the kind of machine the digests were taken on."""
     mine, theirs = this_machine(), recorded()["machine"]
     if mine != theirs:
-        differ = ", ".join(f"{k} {mine.get(k)!r} (taken with {theirs.get(k)!r})" for k in theirs if mine.get(k) != theirs.get(k))
-        pytest.skip(f"exact frame digests hold only on the machine kind that took them ({theirs['cpu']}, "
-                    f"{theirs['aten']}, torch {theirs['torch']}); here {differ}: float kernels differ by CPU, "
-                    "the frames are checked against the references within a level or two of uint8 instead")
+        differ = ", ".join(
+            f"{k} {mine.get(k)!r} (taken with {theirs.get(k)!r})" for k in theirs if mine.get(k) != theirs.get(k)
+        )
+        pytest.skip(
+            f"exact frame digests hold only on the machine kind that took them ({theirs['cpu']}, "
+            f"{theirs['aten']}, torch {theirs['torch']}); here {differ}: float kernels differ by CPU, "
+            "the frames are checked against the references within a level or two of uint8 instead"
+        )
 
 
 def _generator_of(name: str, request):
@@ -203,17 +228,26 @@ def test_class_conditional_frames_bit_for_bit(name, request):
 
 
 def test_exact_digests_are_skipped_not_failed_on_another_machine(monkeypatch):
-    """Issue 26: on an Intel Xeon the digests (taken on an AMD EPYC) failed; there they are skipped,
+    """Regression: on an Intel Xeon the digests (taken on an AMD EPYC) failed; there they are skipped,
     before any rendering, with the reason; the references' check runs everywhere."""
     theirs = recorded()["machine"]
     assert set(theirs) == set(this_machine()) and theirs["vector"]  # recorded as this_machine() describes one
-    elsewhere = {**theirs, "cpu": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "vector": [*theirs["vector"], "avx512f"]}
+    elsewhere = {
+        **theirs,
+        "cpu": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz",
+        "vector": [*theirs["vector"], "avx512f"],
+    }
     monkeypatch.setattr(sys.modules[__name__], "this_machine", lambda: elsewhere)
     monkeypatch.setattr(R, "render_frames", lambda *a, **k: pytest.fail("rendered on another machine"))
-    for test in (test_the_demo_renders_the_same_frames_bit_for_bit, lambda name: test_class_conditional_frames_bit_for_bit(
-            name, request=None)):
-        with pytest.raises(pytest.skip.Exception, match=r"^exact frame digests hold only on the machine kind that took "
-                                                        r"them \(.*\); here cpu 'Intel\(R\) Xeon.*vector \[.*'avx512f'\]"):
+    for test in (
+        test_the_demo_renders_the_same_frames_bit_for_bit,
+        lambda name: test_class_conditional_frames_bit_for_bit(name, request=None),
+    ):
+        with pytest.raises(
+            pytest.skip.Exception,
+            match=r"^exact frame digests hold only on the machine kind that took "
+            r"them \(.*\); here cpu 'Intel\(R\) Xeon.*vector \[.*'avx512f'\]",
+        ):
             test("demo" if test is test_the_demo_renders_the_same_frames_bit_for_bit else "biggan-classes-drawn")
     monkeypatch.setattr(sys.modules[__name__], "this_machine", lambda: {**theirs, "torch": "2.99.0"})
     with pytest.raises(pytest.skip.Exception, match=r"here torch '2.99.0' \(taken with"):
@@ -254,8 +288,20 @@ def test_training_clips_are_the_rendered_frames(monkeypatch, biggan, conditional
     rendered = torch.stack(list(R.render_frames(M, G, frames=T, videos=V, seed=seed, truncation=truncation, **kw)))
 
     # the draws rendering made (its seed streams), handed to training's clip function
-    gan = MotionGAN(G, M, GANConfig(frames=T, frame_size=G.resolution, world_batch=V, dv_channels=4, di_channels=4,
-                                    proj_dim=8, queue=4, truncation=truncation))
+    gan = MotionGAN(
+        G,
+        M,
+        GANConfig(
+            frames=T,
+            frame_size=G.resolution,
+            world_batch=V,
+            dv_channels=4,
+            di_channels=4,
+            proj_dim=8,
+            queue=4,
+            truncation=truncation,
+        ),
+    )
     w1 = fr.draw_w1(G, V, R._generator(seed, 0))
     eps = M.draw_eps(V, T - 1, R._generator(seed, 1))
     noise = fr.VideoNoise(G, V, "fixed", R._generator(seed, 2))
@@ -283,8 +329,12 @@ def test_training_clips_are_the_rendered_frames(monkeypatch, biggan, conditional
 def test_fake_clips_are_the_runs_draws_through_clips():
     """fake_clips = the run's draws (w_1, eps, per-video noise) made with frames' helpers, then clips."""
     G, M = load_image_generator("demo"), load_motion("demo")
-    gan = MotionGAN(G, M, GANConfig(frames=3, frame_size=32, world_batch=2, dv_channels=4, di_channels=4, proj_dim=8,
-                                    queue=4), seed=1)
+    gan = MotionGAN(
+        G,
+        M,
+        GANConfig(frames=3, frame_size=32, world_batch=2, dv_channels=4, di_channels=4, proj_dim=8, queue=4),
+        seed=1,
+    )
     state = gan.rng.get_state()
     clips, eps, _ = gan.fake_clips(2)
     assert clips.shape == (2, 3, 3, 32, 32)
@@ -354,8 +404,8 @@ def test_video_noise_modes(tiny_generator):
     a = fr.VideoNoise(G, 2, "random", torch.Generator().manual_seed(0))
     b = fr.VideoNoise(G, 2, "random", torch.Generator().manual_seed(0))
     together = a(torch.tensor([0, 1, 0]))
-    apart = [torch.cat(layer) for layer in zip(b(torch.tensor([0])), b(torch.tensor([1, 0])))]
-    assert all(torch.equal(x, y) and not torch.equal(x[0], x[2]) for x, y in zip(together, apart))
+    apart = [torch.cat(layer) for layer in zip(b(torch.tensor([0])), b(torch.tensor([1, 0])), strict=True)]
+    assert all(torch.equal(x, y) and not torch.equal(x[0], x[2]) for x, y in zip(together, apart, strict=True))
     assert fr.VideoNoise(G, 2, "off")(torch.tensor([0, 1])) is None
     with pytest.raises(UsageError, match=r"^noise must be one of fixed, random, off, got 'const'$"):
         fr.VideoNoise(G, 2, "const")
@@ -386,8 +436,11 @@ def test_draw_w1_classes_and_class_vectors(biggan):
 def test_check_pair_w_sizes():
     G = load_image_generator("demo")
     assert fr.check_pair(load_motion("demo"), G) == []
-    with pytest.raises(MocohdError, match=r"^the motion model moves in a 16-d latent space but the stylegan2 image "
-                                          r"generator 'demo' has a 128-d w: they cannot be combined$"):
+    with pytest.raises(
+        MocohdError,
+        match=r"^the motion model moves in a 16-d latent space but the stylegan2 image "
+        r"generator 'demo' has a 128-d w: they cannot be combined$",
+    ):
         fr.check_pair(motion(16), G)
     with pytest.raises(MocohdError, match="the stylegan2 image generator has a 32-d w"):  # no name: the family
         fr.check_pair(motion(16), randomized_generator(tiny_config()))
@@ -398,16 +451,29 @@ def test_check_pair_classes(biggan, tiny_generator):
     assert fr.check_pair(motion(128), biggan, 5) == [5] and fr.check_pair(None, biggan) == []
     with pytest.raises(MocohdError, match="class 1000 is out of range"):
         fr.check_pair(None, biggan, [1000])
-    with pytest.raises(MocohdError, match=r"^classes are for class-conditional image generators \(BigGAN\); "
-                                          r"the stylegan2 image generator is unconditional$"):
+    with pytest.raises(
+        MocohdError,
+        match=r"^classes are for class-conditional image generators \(BigGAN\); "
+        r"the stylegan2 image generator is unconditional$",
+    ):
         fr.check_pair(None, tiny_generator, [207])
     assert fr.check_pair(None, tiny_generator, []) == []
 
 
-@pytest.mark.parametrize("truncation,conditional_ok,unconditional_ok", [
-    (1.0, True, True), (0.5, True, True), (1.5, False, True), (0.0, False, True), (-0.1, False, False),
-    (float("nan"), False, False), (float("inf"), False, False), ("high", False, False), (True, False, False),
-])
+@pytest.mark.parametrize(
+    "truncation,conditional_ok,unconditional_ok",
+    [
+        (1.0, True, True),
+        (0.5, True, True),
+        (1.5, False, True),
+        (0.0, False, True),
+        (-0.1, False, False),
+        (float("nan"), False, False),
+        (float("inf"), False, False),
+        ("high", False, False),
+        (True, False, False),
+    ],
+)
 def test_check_pair_truncation(biggan, tiny_generator, truncation, conditional_ok, unconditional_ok):
     for G, ok in ((biggan, conditional_ok), (tiny_generator, unconditional_ok)):
         if ok:

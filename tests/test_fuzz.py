@@ -33,8 +33,7 @@ from safetensors.torch import load_file
 from mocohd_cli import MocohdError, generators, models, store
 from mocohd_cli.data import prepare
 from mocohd_cli.formats import canonical, read_any, rosinality
-from mocohd_cli.models import describe, import_model, load_image_generator
-from mocohd_cli.models import motion
+from mocohd_cli.models import describe, import_model, load_image_generator, motion
 from mocohd_cli.models.motion import load_motion, save_motion
 from mocohd_cli.motion import MotionConfig
 from mocohd_cli.motion.generator import MotionGenerator
@@ -82,7 +81,9 @@ def guard(monkeypatch):
 
     def build(family, config):
         need = _stylegan2_bytes(config) if family == "stylegan2" else None
-        assert need is None or need <= LIMIT * size["bytes"], f"would build {need:,} bytes from a {size['bytes']:,}-byte file"
+        assert need is None or need <= LIMIT * size["bytes"], (
+            f"would build {need:,} bytes from a {size['bytes']:,}-byte file"
+        )
         return real_build(family, config)
 
     real_motion = motion.MotionGenerator
@@ -212,7 +213,9 @@ def test_fuzz_canonical_image(tmp_path, guard, generator):
     good = _canonical_bytes(tmp_path, generator)
     header, _ = _split(good)
     nan_sd = dict(generator.state_dict())
-    nan_sd["synthesis.b8.conv1.weight"] = nan_sd["synthesis.b8.conv1.weight"].clone().index_put_((torch.tensor([0]),), torch.tensor(float("nan")))
+    nan_sd["synthesis.b8.conv1.weight"] = (
+        nan_sd["synthesis.b8.conv1.weight"].clone().index_put_((torch.tensor([0]),), torch.tensor(float("nan")))
+    )
     inf_sd = dict(generator.state_dict())
     inf_sd["mapping.w_avg"] = torch.full_like(inf_sd["mapping.w_avg"], float("inf"))
 
@@ -222,7 +225,13 @@ def test_fuzz_canonical_image(tmp_path, guard, generator):
     # metadata that lies
     cases += [
         ("hash of zeros", _with_meta(good, weights_sha256="0" * 64), R),
-        ("hash of another model", _with_meta(good, weights_sha256=canonical.weights_sha256(randomized_generator(tiny_config(8), seed=1).state_dict())), R),
+        (
+            "hash of another model",
+            _with_meta(
+                good, weights_sha256=canonical.weights_sha256(randomized_generator(tiny_config(8), seed=1).state_dict())
+            ),
+            R,
+        ),
         ("no hash (older file)", _with_meta(good, weights_sha256=None), L),
         ("kind motion", _with_meta(good, kind="motion"), R),
         ("kind pca", _with_meta(good, kind="pca"), R),
@@ -236,12 +245,30 @@ def test_fuzz_canonical_image(tmp_path, guard, generator):
         ("config nested 100000 deep", _with_meta(good, config="[" * 100000 + "]" * 100000), R),
         ("source a string", _with_meta(good, source='"x"'), R),
     ]
-    for key, value in [("w_dim", HUGE), ("z_dim", HUGE), ("mapping_layers", HUGE), ("channel_max", HUGE),
-                       ("channel_base", 10**12), ("resolution", 2**20), ("resolution", 16), ("w_dim", 64),
-                       ("w_dim", -1), ("w_dim", 0), ("w_dim", 32.5), ("w_dim", "32"), ("w_dim", None), ("w_dim", True),
-                       ("mapping_lr_mul", float("nan")), ("mapping_lr_mul", float("inf")), ("mapping_lr_mul", -0.01),
-                       ("conv_clamp", -1.0), ("conv_clamp", float("nan")), ("img_channels", HUGE), ("w_avg_beta", 7.0),
-                       ("extra_key", 1)]:
+    for key, value in [
+        ("w_dim", HUGE),
+        ("z_dim", HUGE),
+        ("mapping_layers", HUGE),
+        ("channel_max", HUGE),
+        ("channel_base", 10**12),
+        ("resolution", 2**20),
+        ("resolution", 16),
+        ("w_dim", 64),
+        ("w_dim", -1),
+        ("w_dim", 0),
+        ("w_dim", 32.5),
+        ("w_dim", "32"),
+        ("w_dim", None),
+        ("w_dim", True),
+        ("mapping_lr_mul", float("nan")),
+        ("mapping_lr_mul", float("inf")),
+        ("mapping_lr_mul", -0.01),
+        ("conv_clamp", -1.0),
+        ("conv_clamp", float("nan")),
+        ("img_channels", HUGE),
+        ("w_avg_beta", 7.0),
+        ("extra_key", 1),
+    ]:
         cases.append((f"config {key}={value!r}", _with_config(good, **{key: value}), R))
     # shapes and offsets that lie
     a, b = "mapping.fc0.weight", "mapping.fc1.weight"
@@ -257,8 +284,12 @@ def test_fuzz_canonical_image(tmp_path, guard, generator):
         ("header length huge", struct.pack("<Q", 2**40) + good[8:], R),
     ]
     # values that lie (a consistent hash over non-finite weights), unusual dtypes
-    as_dtype = {k: (v.to(torch.float8_e4m3fn) if k == "mapping.fc0.weight" else v) for k, v in generator.state_dict().items()}
-    as_complex = {k: (v.to(torch.complex64) if k == "mapping.fc0.weight" else v) for k, v in generator.state_dict().items()}
+    as_dtype = {
+        k: (v.to(torch.float8_e4m3fn) if k == "mapping.fc0.weight" else v) for k, v in generator.state_dict().items()
+    }
+    as_complex = {
+        k: (v.to(torch.complex64) if k == "mapping.fc0.weight" else v) for k, v in generator.state_dict().items()
+    }
     cases += [
         ("NaN weight", _canonical_bytes(tmp_path, generator, "nan.safetensors", sd=nan_sd), R),
         ("inf w_avg", _canonical_bytes(tmp_path, generator, "inf.safetensors", sd=inf_sd), R),
@@ -281,12 +312,25 @@ def test_fuzz_canonical_motion(tmp_path, guard):
     save_motion(tmp_path / "nan.safetensors", M)
     R = "refused"
     cases = [("original", good, "loaded")] + _damage(good, rng, n_trunc=15, n_flip=30, protect=8)
-    for key, value in [("w_dim", HUGE), ("noise_dim", HUGE), ("h_dim", HUGE), ("n_pca", HUGE), ("noise_dim", 10**5),
-                       ("h_dim", 9), ("n_pca", 13), ("w_dim", 12.0), ("w_residual", float("nan")), ("w_residual", "x")]:
+    for key, value in [
+        ("w_dim", HUGE),
+        ("noise_dim", HUGE),
+        ("h_dim", HUGE),
+        ("n_pca", HUGE),
+        ("noise_dim", 10**5),
+        ("h_dim", 9),
+        ("n_pca", 13),
+        ("w_dim", 12.0),
+        ("w_residual", float("nan")),
+        ("w_residual", "x"),
+    ]:
         cases.append((f"config {key}={value!r}", _with_config(good, **{key: value}), R))
-    cases += [("hash of zeros", _with_meta(good, weights_sha256="0" * 64), R), ("kind image", _with_meta(good, kind="image"), R),
-              ("family other", _with_meta(good, family="other"), R),
-              ("NaN b", (tmp_path / "nan.safetensors").read_bytes(), R)]
+    cases += [
+        ("hash of zeros", _with_meta(good, weights_sha256="0" * 64), R),
+        ("kind image", _with_meta(good, kind="image"), R),
+        ("family other", _with_meta(good, family="other"), R),
+        ("NaN b", (tmp_path / "nan.safetensors").read_bytes(), R),
+    ]
     _run_cases(cases, "motion", guard, tmp_path)
 
 
@@ -305,7 +349,10 @@ def test_fuzz_rosinality(tmp_path, guard, generator):
     good = _pt_bytes(tmp_path, base)
 
     def lie(label, expect="refused", **g_ema):
-        ckpt = {"g_ema": {**base["g_ema"], **{k.replace("__", "."): v for k, v in g_ema.items()}}, "latent_avg": base["latent_avg"]}
+        ckpt = {
+            "g_ema": {**base["g_ema"], **{k.replace("__", "."): v for k, v in g_ema.items()}},
+            "latent_avg": base["latent_avg"],
+        }
         return label, _pt_bytes(tmp_path, ckpt, "lie.pt"), expect
 
     w = base["g_ema"]["style.1.weight"]
@@ -314,8 +361,11 @@ def test_fuzz_rosinality(tmp_path, guard, generator):
         # shapes whose data is not in the file: zero-stride views of one value
         lie("style.1 [1e9, 1e9] stride 0", style__1__weight=torch.zeros(1).expand(HUGE, HUGE)),
         lie("style.1 [1e5, 32] stride 0", style__1__weight=torch.zeros(1).expand(10**5, 32)),
-        lie("style.1 and style.2 [1e5, 1e5]", style__1__weight=torch.zeros(1).expand(10**5, 10**5),
-            style__2__weight=torch.zeros(1).expand(10**5, 10**5)),
+        lie(
+            "style.1 and style.2 [1e5, 1e5]",
+            style__1__weight=torch.zeros(1).expand(10**5, 10**5),
+            style__2__weight=torch.zeros(1).expand(10**5, 10**5),
+        ),
         lie("conv1 weight stride 0", conv1__conv__weight=torch.zeros(1).expand(1, HUGE, 32, 3, 3)),
         lie("style.2 [32, 16] after style.1 [32, 32]", style__2__weight=w[:, :16].contiguous()),
         lie("style.1 a 0-d tensor", style__1__weight=torch.tensor(1.0)),
@@ -329,9 +379,21 @@ def test_fuzz_rosinality(tmp_path, guard, generator):
         lie("style.1 on the meta device", style__1__weight=torch.empty(32, 32, device="meta")),
         lie("style.1 NaN", style__1__weight=w.clone().fill_(float("nan"))),
         lie("to_rgb1 bias inf", to_rgb1__bias=torch.full_like(base["g_ema"]["to_rgb1.bias"], float("inf"))),
-        ("latent_avg NaN", _pt_bytes(tmp_path, {**base, "latent_avg": torch.full_like(base["latent_avg"], float("nan"))}, "l.pt"), "refused"),
-        ("latent_avg [1e9] stride 0", _pt_bytes(tmp_path, {**base, "latent_avg": torch.zeros(1).expand(HUGE)}, "l.pt"), "refused"),
-        ("a list of 2000 references", _pt_bytes(tmp_path, {**base, "junk": [base["g_ema"]["convs.0.conv.weight"]] * 2000}, "l.pt"), "refused"),
+        (
+            "latent_avg NaN",
+            _pt_bytes(tmp_path, {**base, "latent_avg": torch.full_like(base["latent_avg"], float("nan"))}, "l.pt"),
+            "refused",
+        ),
+        (
+            "latent_avg [1e9] stride 0",
+            _pt_bytes(tmp_path, {**base, "latent_avg": torch.zeros(1).expand(HUGE)}, "l.pt"),
+            "refused",
+        ),
+        (
+            "a list of 2000 references",
+            _pt_bytes(tmp_path, {**base, "junk": [base["g_ema"]["convs.0.conv.weight"]] * 2000}, "l.pt"),
+            "refused",
+        ),
     ]
     _run_cases(cases, "pt", guard, tmp_path)
 
@@ -361,12 +423,29 @@ def test_fuzz_nvidia_pickle(tmp_path, guard, generator):
     w = G.mapping.fc0.weight.detach()
     R = "refused"
     cases = [("original", good, "loaded")] + _damage(good, rng, n_trunc=20, n_flip=40)
-    for key, value in [("z_dim", HUGE), ("w_dim", HUGE), ("z_dim", 64), ("img_resolution", 2**20), ("img_resolution", 16),
-                       ("img_channels", HUGE), ("z_dim", "abc"), ("z_dim", None), ("c_dim", 10)]:
+    for key, value in [
+        ("z_dim", HUGE),
+        ("w_dim", HUGE),
+        ("z_dim", 64),
+        ("img_resolution", 2**20),
+        ("img_resolution", 16),
+        ("img_channels", HUGE),
+        ("z_dim", "abc"),
+        ("z_dim", None),
+        ("c_dim", 10),
+    ]:
         cases.append((f"attr {key}={value!r}", _pkl_bytes(G, attrs={key: value}), R))
     cases += [
-        ("fc0 [1e9, 1e9] stride 0", _pkl_bytes(G, tensors={"mapping.fc0.weight": torch.zeros(1).expand(HUGE, HUGE)}), R),
-        ("fc0 [32, 1e5] stride 0 float16", _pkl_bytes(G, tensors={"mapping.fc0.weight": torch.zeros(1, dtype=torch.float16).expand(32, 10**5)}), R),
+        (
+            "fc0 [1e9, 1e9] stride 0",
+            _pkl_bytes(G, tensors={"mapping.fc0.weight": torch.zeros(1).expand(HUGE, HUGE)}),
+            R,
+        ),
+        (
+            "fc0 [32, 1e5] stride 0 float16",
+            _pkl_bytes(G, tensors={"mapping.fc0.weight": torch.zeros(1, dtype=torch.float16).expand(32, 10**5)}),
+            R,
+        ),
         ("fc0 transposed shape", _pkl_bytes(G, tensors={"mapping.fc0.weight": w[:16].contiguous()}), R),
         ("fc0 NaN", _pkl_bytes(G, tensors={"mapping.fc0.weight": torch.full_like(w, float("nan"))}), R),
         ("w_avg inf", _pkl_bytes(G, tensors={"mapping.w_avg": torch.full_like(G.mapping.w_avg, float("-inf"))}), R),
@@ -386,8 +465,12 @@ def test_fuzz_memory_stays_bounded(tmp_path, guard, generator):
     files = {
         "w.safetensors": _with_config(good, w_dim=10**5),
         "m.safetensors": _with_config(good, mapping_layers=64, w_dim=10**4),  # 25 GB, within bounds
-        "c.safetensors": _with_config(good, channel_max=2**16, channel_base=2**26),  # within bounds: the shapes refuse it
-        "s.pt": _pt_bytes(tmp_path, {"g_ema": {**base["g_ema"], "style.1.weight": torch.zeros(1).expand(10**5, 10**5)}}, "x.pt"),
+        "c.safetensors": _with_config(
+            good, channel_max=2**16, channel_base=2**26
+        ),  # within bounds: the shapes refuse it
+        "s.pt": _pt_bytes(
+            tmp_path, {"g_ema": {**base["g_ema"], "style.1.weight": torch.zeros(1).expand(10**5, 10**5)}}, "x.pt"
+        ),
         "z.pkl": _pkl_bytes(generator, attrs={"z_dim": 10**5}),
     }
     for name, data in files.items():
@@ -425,12 +508,17 @@ def _palette(level: int, transparent: bool = False) -> Image.Image:
 def _png(depth: int, colour: int, row: bytes, rows: int = SIDE) -> bytes:
     """A SIDE x SIDE PNG written by hand (depths and colour types Pillow does not write), every
     row ``row``, its pixel data stopping after ``rows`` rows."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     pixels = b"".join(b"\x00" + row for _ in range(rows))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", SIDE, SIDE, depth, colour, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(pixels)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", SIDE, SIDE, depth, colour, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(pixels))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _rgb_via_pillow(mode: str, value) -> tuple:
@@ -445,7 +533,13 @@ def _good_frame_cases() -> list:
     grey = lambda level: (level,) * 3  # noqa: E731
     colour = lambda level: (level, 255 - level, 50)  # noqa: E731
     return [
-        ("png-1", ".png", lambda v: _encode(_solid("1", int(v >= 128)), "PNG"), lambda v: (255 if v >= 128 else 0,) * 3, 0),
+        (
+            "png-1",
+            ".png",
+            lambda v: _encode(_solid("1", int(v >= 128)), "PNG"),
+            lambda v: (255 if v >= 128 else 0,) * 3,
+            0,
+        ),
         ("png-L", ".png", lambda v: _encode(_solid("L", v), "PNG"), grey, 0),
         ("png-LA", ".png", lambda v: _encode(_solid("LA", (v, 255)), "PNG"), grey, 0),
         ("png-LA-clear", ".png", lambda v: _encode(_solid("LA", (v, 0)), "PNG"), lambda v: (255,) * 3, 0),
@@ -453,38 +547,113 @@ def _good_frame_cases() -> list:
         ("png-P", ".png", lambda v: _encode(_palette(v), "PNG"), colour, 0),
         ("png-P-clear", ".png", lambda v: _encode(_palette(v, True), "PNG", transparency=0), lambda v: (255,) * 3, 0),
         ("png-RGB", ".png", lambda v: _encode(_solid("RGB", colour(v)), "PNG"), colour, 0),
-        ("png-RGBA-half", ".png", lambda v: _encode(_solid("RGBA", (*colour(v), 128)), "PNG"),
-         lambda v: tuple(over(c, 128) for c in colour(v)), 1),
+        (
+            "png-RGBA-half",
+            ".png",
+            lambda v: _encode(_solid("RGBA", (*colour(v), 128)), "PNG"),
+            lambda v: tuple(over(c, 128) for c in colour(v)),
+            1,
+        ),
         ("png-I16", ".png", lambda v: _encode(Image.fromarray(u16(v)), "PNG"), grey, 0),
-        ("png-I16-dark", ".png", lambda v: _encode(Image.fromarray(u16(v) // 257), "PNG"), lambda v: (round(v / 257),) * 3, 0),
-        ("png-grey-4bit", ".png", lambda v: _png(4, 0, bytes([round(v / 17) * 17]) * (SIDE // 2)),
-         lambda v: (round(v / 17) * 17,) * 3, 0),
+        (
+            "png-I16-dark",
+            ".png",
+            lambda v: _encode(Image.fromarray(u16(v) // 257), "PNG"),
+            lambda v: (round(v / 257),) * 3,
+            0,
+        ),
+        (
+            "png-grey-4bit",
+            ".png",
+            lambda v: _png(4, 0, bytes([round(v / 17) * 17]) * (SIDE // 2)),
+            lambda v: (round(v / 17) * 17,) * 3,
+            0,
+        ),
         ("png-LA16", ".png", lambda v: _png(16, 4, struct.pack(">HH", 257 * v, 65535) * SIDE), grey, 0),
-        ("png-RGB16", ".png", lambda v: _png(16, 2, struct.pack(">HHH", *(257 * c for c in colour(v))) * SIDE), colour, 0),
-        ("png-RGBA16", ".png", lambda v: _png(16, 6, struct.pack(">HHHH", *(257 * c for c in colour(v)), 65535) * SIDE),
-         colour, 0),
-        ("bmp-1", ".bmp", lambda v: _encode(_solid("1", int(v >= 128)), "BMP"), lambda v: (255 if v >= 128 else 0,) * 3, 0),
+        (
+            "png-RGB16",
+            ".png",
+            lambda v: _png(16, 2, struct.pack(">HHH", *(257 * c for c in colour(v))) * SIDE),
+            colour,
+            0,
+        ),
+        (
+            "png-RGBA16",
+            ".png",
+            lambda v: _png(16, 6, struct.pack(">HHHH", *(257 * c for c in colour(v)), 65535) * SIDE),
+            colour,
+            0,
+        ),
+        (
+            "bmp-1",
+            ".bmp",
+            lambda v: _encode(_solid("1", int(v >= 128)), "BMP"),
+            lambda v: (255 if v >= 128 else 0,) * 3,
+            0,
+        ),
         ("bmp-L", ".bmp", lambda v: _encode(_solid("L", v), "BMP"), grey, 0),
         ("bmp-P", ".bmp", lambda v: _encode(_palette(v), "BMP"), colour, 0),
         ("bmp-RGB", ".bmp", lambda v: _encode(_solid("RGB", colour(v)), "BMP"), colour, 0),
         ("jpg-L", ".jpg", lambda v: _encode(_solid("L", v), "JPEG"), grey, 3),
         ("jpg-RGB", ".jpeg", lambda v: _encode(_solid("RGB", colour(v)), "JPEG", quality=95), colour, 6),
-        ("jpg-CMYK", ".jpg", lambda v: _encode(_solid("CMYK", (v, 0, 255 - v, 30)), "JPEG", quality=95),
-         lambda v: _rgb_via_pillow("CMYK", (v, 0, 255 - v, 30)), 6),
+        (
+            "jpg-CMYK",
+            ".jpg",
+            lambda v: _encode(_solid("CMYK", (v, 0, 255 - v, 30)), "JPEG", quality=95),
+            lambda v: _rgb_via_pillow("CMYK", (v, 0, 255 - v, 30)),
+            6,
+        ),
         ("webp-RGB", ".webp", lambda v: _encode(_solid("RGB", colour(v)), "WEBP", lossless=True), colour, 0),
-        ("webp-RGBA-clear", ".webp", lambda v: _encode(_solid("RGBA", (*colour(v), 0)), "WEBP", lossless=True),
-         lambda v: (255,) * 3, 0),
+        (
+            "webp-RGBA-clear",
+            ".webp",
+            lambda v: _encode(_solid("RGBA", (*colour(v), 0)), "WEBP", lossless=True),
+            lambda v: (255,) * 3,
+            0,
+        ),
         ("tif-I16", ".tif", lambda v: _encode(Image.fromarray(u16(v)), "TIFF"), grey, 0),
-        ("tif-I16B", ".tiff", lambda v: _encode(Image.frombytes("I;16B", (SIDE, SIDE), u16(v).astype(">u2").tobytes()), "TIFF"),
-         grey, 0),
-        ("tif-I32", ".tif", lambda v: _encode(Image.fromarray(np.full((SIDE, SIDE), v << 23, np.int32)), "TIFF"),
-         lambda v: (round((v << 23) * 255 / (2**31 - 1)),) * 3, 0),
-        ("tif-F", ".tif", lambda v: _encode(Image.fromarray(np.full((SIDE, SIDE), v / 255, np.float32)), "TIFF"), grey, 0),
-        ("tif-CMYK", ".tif", lambda v: _encode(_solid("CMYK", (v, 0, 255 - v, 30)), "TIFF"),
-         lambda v: _rgb_via_pillow("CMYK", (v, 0, 255 - v, 30)), 0),
-        ("tif-LAB", ".tif", lambda v: _encode(_solid("LAB", (v, 100, 160)), "TIFF"), lambda v: _rgb_via_pillow("LAB", (v, 100, 160)), 0),
-        ("tif-YCbCr", ".tif", lambda v: _encode(_solid("YCbCr", (v, 100, 160)), "TIFF"),
-         lambda v: _rgb_via_pillow("YCbCr", (v, 100, 160)), 0),
+        (
+            "tif-I16B",
+            ".tiff",
+            lambda v: _encode(Image.frombytes("I;16B", (SIDE, SIDE), u16(v).astype(">u2").tobytes()), "TIFF"),
+            grey,
+            0,
+        ),
+        (
+            "tif-I32",
+            ".tif",
+            lambda v: _encode(Image.fromarray(np.full((SIDE, SIDE), v << 23, np.int32)), "TIFF"),
+            lambda v: (round((v << 23) * 255 / (2**31 - 1)),) * 3,
+            0,
+        ),
+        (
+            "tif-F",
+            ".tif",
+            lambda v: _encode(Image.fromarray(np.full((SIDE, SIDE), v / 255, np.float32)), "TIFF"),
+            grey,
+            0,
+        ),
+        (
+            "tif-CMYK",
+            ".tif",
+            lambda v: _encode(_solid("CMYK", (v, 0, 255 - v, 30)), "TIFF"),
+            lambda v: _rgb_via_pillow("CMYK", (v, 0, 255 - v, 30)),
+            0,
+        ),
+        (
+            "tif-LAB",
+            ".tif",
+            lambda v: _encode(_solid("LAB", (v, 100, 160)), "TIFF"),
+            lambda v: _rgb_via_pillow("LAB", (v, 100, 160)),
+            0,
+        ),
+        (
+            "tif-YCbCr",
+            ".tif",
+            lambda v: _encode(_solid("YCbCr", (v, 100, 160)), "TIFF"),
+            lambda v: _rgb_via_pillow("YCbCr", (v, 100, 160)),
+            0,
+        ),
         ("tif-PA", ".tif", lambda v: _encode(_palette(v).convert("PA"), "TIFF"), colour, 0),
         # lying names: the content decides
         ("png-is-jpeg", ".png", lambda v: _encode(_solid("RGB", colour(v)), "JPEG", quality=95), colour, 6),
@@ -508,8 +677,15 @@ def _bad_frames(rng: random.Random) -> list:
         ("jpeg-cut", ".jpg", jpeg[: len(jpeg) // 2]),
         ("webp-cut", ".webp", webp[: len(webp) // 2]),
         ("zero-size", ".png", good[:16] + struct.pack(">II", 0, 0) + good[24:]),
-        ("bomb", ".png", good[:16] + struct.pack(">II", 30000, 30000) + good[24:29]
-         + struct.pack(">I", zlib.crc32(good[12:16] + struct.pack(">II", 30000, 30000) + good[24:29])) + good[33:]),
+        (
+            "bomb",
+            ".png",
+            good[:16]
+            + struct.pack(">II", 30000, 30000)
+            + good[24:29]
+            + struct.pack(">I", zlib.crc32(good[12:16] + struct.pack(">II", 30000, 30000) + good[24:29]))
+            + good[33:],
+        ),
         ("other-size", ".png", _encode(_solid("RGB", (1, 2, 3)).resize((SIDE + 4, SIDE)), "PNG")),
     ]
     cases += [(f"png-cut-at-{k}", ".png", good[:k]) for k in sorted(rng.sample(range(9, idat_end), 8))]
@@ -593,15 +769,16 @@ def _rewrite_meta(data: bytes, key: str, value) -> bytes:
 
 def _files_outside(root, *skip) -> dict:
     """Every file under ``root`` but those under ``skip``: path -> bytes."""
-    return {p: p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not any(p.is_relative_to(s) for s in skip)}
+    return {
+        p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not any(p.is_relative_to(s) for s in skip)
+    }
 
 
 RAW_LIES = ["{not json", "[1, 2]", '"a string"', "null", "[" * 100000 + "]" * 100000, "x" * 100000]
 
 
 def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store):
-    """Issue 26: crafted ``mocohd.source`` / ``mocohd.config`` / ``mocohd.image`` values in latent and
+    """Crafted ``mocohd.source`` / ``mocohd.config`` / ``mocohd.image`` values in latent and
     motion files (absolute paths, '..', huge sizes, wrong types, non-JSON), read by every command that
     reads them (info, import, list, render --motion / --start, eval's run of a motion model): each loads,
     or is refused in one line with exit 1; never a traceback or an unanticipated exception, never a
@@ -620,14 +797,24 @@ def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store
     basis, _, _ = pca_for(str(gpath), G=G, samples=2000, batch=1000)  # cached: no re-expression fits one
     ident = {"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]}
     torch.manual_seed(0)
-    M = MotionGenerator(MotionConfig(w_dim=32, noise_dim=10, h_dim=8, n_pca=6, w_residual=1.0), basis.components,
-                        basis.stdev, basis.mean)
+    M = MotionGenerator(
+        MotionConfig(w_dim=32, noise_dim=10, h_dim=8, n_pca=6, w_residual=1.0),
+        basis.components,
+        basis.stdev,
+        basis.mean,
+    )
     save_motion(tmp_path / "m.safetensors", M, image=ident, source={"format": "mocohd-train", "run": "m", "step": 1})
     motion_good = (tmp_path / "m.safetensors").read_bytes()
     with torch.no_grad():
-        ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(1)))[:, None].repeat(1, G.num_ws, 1)
-    save_latent(Latent(ws, None, "w", dict(ident), [{"file": "me.png", "sha256": "ab" * 32}], [0.1],
-                       {"loss": "pixel", "steps": 10}), tmp_path / "l.safetensors")
+        ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(1)))[:, None].repeat(
+            1, G.num_ws, 1
+        )
+    save_latent(
+        Latent(
+            ws, None, "w", dict(ident), [{"file": "me.png", "sha256": "ab" * 32}], [0.1], {"loss": "pixel", "steps": 10}
+        ),
+        tmp_path / "l.safetensors",
+    )
     latent_good = (tmp_path / "l.safetensors").read_bytes()
     victim = tmp_path / "victim"  # a metrics.jsonl outside the store that a crafted run could point at
     victim.mkdir()
@@ -637,23 +824,39 @@ def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store
     paths = [str(victim), "../../victim", "..", "../runs/../../victim", "a/b", "C:\\\\x", "", "x" * 5000]
     wrong = [5, 1e308, True, None, ["victim"], {"a": 1}]
     run_lies = [{"run": v} for v in paths + wrong] + [{"format": v, "run": "m"} for v in (5, ["mocohd-train"])]
-    source_lies = [{"file": paths[0], "data": paths[1]}, {"step": "x", "data": 5}, {"classes": "abc", "truncation": "x"},
-                   {"classes": [None], "truncation": 1e308}]
-    image_lies = [{"image_name": paths[0], "image_sha256": "0" * 64}, {"image_name": 5, "image_sha256": ["x"]},
-                  {"image_name": "../../x"}]
-    motion_config_lies = [{"oscillators": v} for v in (10**9, -1, 7, "2")] + [
-        {"osc_max_period": v} for v in (1e308, "x")] + [{"n_pca": v} for v in (10**9, "6")]
-    latent_config_lies = [{"photos": v} for v in ([{"file": "/etc/passwd", "sha256": 5}], ["x"], "x", [None],
-                                                  [{"file": ["a"], "sha256": {"b": 1}}])]
+    source_lies = [
+        {"file": paths[0], "data": paths[1]},
+        {"step": "x", "data": 5},
+        {"classes": "abc", "truncation": "x"},
+        {"classes": [None], "truncation": 1e308},
+    ]
+    image_lies = [
+        {"image_name": paths[0], "image_sha256": "0" * 64},
+        {"image_name": 5, "image_sha256": ["x"]},
+        {"image_name": "../../x"},
+    ]
+    motion_config_lies = (
+        [{"oscillators": v} for v in (10**9, -1, 7, "2")]
+        + [{"osc_max_period": v} for v in (1e308, "x")]
+        + [{"n_pca": v} for v in (10**9, "6")]
+    )
+    latent_config_lies = [
+        {"photos": v}
+        for v in ([{"file": "/etc/passwd", "sha256": 5}], ["x"], "x", [None], [{"file": ["a"], "sha256": {"b": 1}}])
+    ]
     latent_config_lies += [{"distance": v} for v in (["a"], [1e308], [None], [[1]])]
     latent_config_lies += [{k: v} for k in ("count", "w_dim", "resolution") for v in (10**9, "4", None)]
     latent_config_lies += [{"space": "z"}, {"noise": "yes"}]
-    latent_config_lies += [{k: v for k in ("loss", "steps", "truncation", "crop", "best_step", "stopped", "c_dim")}
-                           for v in ({"a": 1}, "x", 10**9, ["../x"])]
+    latent_config_lies += [
+        {k: v for k in ("loss", "steps", "truncation", "crop", "best_step", "stopped", "c_dim")}
+        for v in ({"a": 1}, "x", 10**9, ["../x"])
+    ]
     cases = [("motion", "original", motion_good), ("latent", "original", latent_good)]
     cases += [("motion", f"source {v!r}"[:80], _rewrite_meta(motion_good, "source", v)) for v in run_lies]
-    for kind, good, config_lies in (("motion", motion_good, motion_config_lies), ("latent", latent_good,
-                                                                                    latent_config_lies)):
+    for kind, good, config_lies in (
+        ("motion", motion_good, motion_config_lies),
+        ("latent", latent_good, latent_config_lies),
+    ):
         cases += [(kind, f"source {v!r}"[:80], _rewrite_meta(good, "source", v)) for v in source_lies + RAW_LIES]
         cases += [(kind, f"config {v!r}"[:80], _rewrite_meta(good, "config", v)) for v in config_lies + RAW_LIES]
         cases += [(kind, f"image {v!r}"[:80], _rewrite_meta(good, "image", v)) for v in image_lies + RAW_LIES[:2]]
@@ -680,16 +883,29 @@ def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store
         label = f"{kind} {label}"
         attempt(label, "info", str(path))
         attempt(label, "import", str(path), "--name", f"fuzzed{i:03d}")  # `list` reads them all below
-        what = ["--motion", str(path)] if kind == "motion" else ["--motion", str(tmp_path / "m.safetensors"),
-                                                                 "--start", str(path)]
-        code = attempt(label, "render", str(tmp_path / "out" / f"{i:03d}"), *what, "--image", str(gpath), "-n", "2",
-                       "--device", "cpu")  # a new folder of PNG frames
+        what = (
+            ["--motion", str(path)]
+            if kind == "motion"
+            else ["--motion", str(tmp_path / "m.safetensors"), "--start", str(path)]
+        )
+        code = attempt(
+            label,
+            "render",
+            str(tmp_path / "out" / f"{i:03d}"),
+            *what,
+            "--image",
+            str(gpath),
+            "-n",
+            "2",
+            "--device",
+            "cpu",
+        )  # a new folder of PNG frames
         outcomes["loaded" if code == 0 else "refused"] += 1
         if kind == "motion":  # what `mocohd eval --motion FILE` appends to
             try:
                 if run_of(str(path)) is not None:
                     failures.append(f"{label}: eval would append to {run_of(str(path))}")
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - any exception is a failure, recorded
                 failures.append(f"{label}: run_of: {type(e).__name__}: {e}"[:300])
     attempt("the store of them all", "list")
     assert not failures, f"{len(failures)} failures in {len(cases)} cases:\n" + "\n".join(failures[:30])
@@ -699,7 +915,7 @@ def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store
 
 
 def test_fuzz_the_classes_a_biggan_motion_records(tmp_path, capsys):
-    """Issue 26: render takes a BigGAN motion model's recorded classes (metadata, outside the weights hash)
+    """`mocohd render` takes a BigGAN motion model's recorded classes (metadata, outside the weights hash)
     as its default --class: lies are refused in one line, as a bad --class would be."""
     from .biggan_reference import TINY, make_reference
     from .conftest import run
@@ -711,13 +927,36 @@ def test_fuzz_the_classes_a_biggan_motion_records(tmp_path, capsys):
     G = load_image_generator("big")
     ident = {"image_name": "big", "image_sha256": G.identity["weights_sha256"]}
     torch.manual_seed(0)
-    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=4, w_residual=1.0),
-                        torch.eye(G.w_dim), torch.ones(G.w_dim))
-    for i, (classes, ok) in enumerate(((["207", 3], True), ("abc", False), (10**9, False), ([-1], False),
-                                       ([None], False), ([10**30], False), ([{"a": 1}], False))):
+    M = MotionGenerator(
+        MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=4, w_residual=1.0),
+        torch.eye(G.w_dim),
+        torch.ones(G.w_dim),
+    )
+    for i, (classes, ok) in enumerate(
+        (
+            (["207", 3], True),
+            ("abc", False),
+            (10**9, False),
+            ([-1], False),
+            ([None], False),
+            ([10**30], False),
+            ([{"a": 1}], False),
+        )
+    ):
         save_motion(tmp_path / "m.safetensors", M, image=ident, source={"format": "mocohd-train", "classes": classes})
-        code, out, err = run(capsys, "render", str(tmp_path / f"v{i}"), "--motion", str(tmp_path / "m.safetensors"),
-                             "--image", "big", "-n", "2", "--device", "cpu")
+        code, out, err = run(
+            capsys,
+            "render",
+            str(tmp_path / f"v{i}"),
+            "--motion",
+            str(tmp_path / "m.safetensors"),
+            "--image",
+            "big",
+            "-n",
+            "2",
+            "--device",
+            "cpu",
+        )
         if ok:
             assert code == 0 and "class 207 golden retriever" in err, err  # one video: the first class
         else:

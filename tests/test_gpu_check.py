@@ -15,8 +15,21 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
-STEPS = ["machine", "tests", "peak", "stylegan2-lo", "stylegan2-hi", "biggan", "train-cross", "train-in", "render",
-         "torchrun", "levers", "compile", "eval"]
+STEPS = [
+    "machine",
+    "tests",
+    "peak",
+    "stylegan2-lo",
+    "stylegan2-hi",
+    "biggan",
+    "train-cross",
+    "train-in",
+    "render",
+    "torchrun",
+    "levers",
+    "compile",
+    "eval",
+]
 
 
 def _env() -> dict:
@@ -28,9 +41,24 @@ def _env() -> dict:
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu-check") / "out"
-    p = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out),
-                        "--wheels", str(out.parent / "no-wheels")],
-                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--device",
+            "cpu",
+            "--quick",
+            "--out",
+            str(out),
+            "--wheels",
+            str(out.parent / "no-wheels"),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text()), p
 
@@ -70,8 +98,18 @@ def test_every_section_has_numbers(dry_run):
         assert {r["resolution"] for r in rs} == resolutions
         assert len(rs) == len(resolutions) * 2 * 4  # batches 1, 2 x four dtypes
         for r in rs:
-            assert all(_number(r[k]) and r[k] > 0 for k in ("fps", "ms_per_batch", "gflop_per_frame", "tflops",
-                                                            "pct_matmul_peak", "pct_conv_peak", "peak_mb")), r
+            assert all(
+                _number(r[k]) and r[k] > 0
+                for k in (
+                    "fps",
+                    "ms_per_batch",
+                    "gflop_per_frame",
+                    "tflops",
+                    "pct_matmul_peak",
+                    "pct_conv_peak",
+                    "peak_mb",
+                )
+            ), r
             if r["dtype"] in ("bf16", "fp16"):
                 assert _number(r["psnr_db"]) and r["psnr_db"] > 30, r
 
@@ -86,8 +124,9 @@ def test_every_section_has_numbers(dry_run):
 
     assert {r["dtype"] for r in sec["render"]} == {"fp32", "bf16"}
     for r in sec["render"]:
-        assert all(_number(r[k]) and r[k] > 0 for k in ("generate_fps", "render_fps", "render_vs_generate",
-                                                        "encode_only_fps")), r
+        assert all(
+            _number(r[k]) and r[k] > 0 for k in ("generate_fps", "render_fps", "render_vs_generate", "encode_only_fps")
+        ), r
         assert r["bottleneck"] in ("encoding", "generation")
     encoders = {r["encoder"]: r for r in sec["encoders"]}
     assert all(encoders[k]["ok"] and _number(encoders[k]["fps"]) for k in encoders if k.startswith("libx264"))
@@ -108,8 +147,21 @@ def test_markdown_has_a_table_per_section(dry_run):
     out, result, _ = dry_run
     md = (out / "results.md").read_text()
     assert md.startswith("# gpu_check: cpu (quick dry run)")
-    for name in ("goals", "machine", "setup", "steps", "tests", "peak", "stylegan2", "biggan", "train", "torchrun",
-                 "render", "encoders", "levers"):
+    for name in (
+        "goals",
+        "machine",
+        "setup",
+        "steps",
+        "tests",
+        "peak",
+        "stylegan2",
+        "biggan",
+        "train",
+        "torchrun",
+        "render",
+        "encoders",
+        "levers",
+    ):
         assert f"\n## {name}\n\n|" in md, name
     assert "| resolution | batch | dtype | fps |" in md
     assert (out / "logs" / "stylegan2-hi.log").is_file() and (out / "logs" / "tests-junit.xml").is_file()
@@ -118,8 +170,14 @@ def test_markdown_has_a_table_per_section(dry_run):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible here")
 def test_cuda_without_a_gpu_fails_fast_in_one_line(tmp_path):
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, str(SCRIPT), "--device", "cuda", "--out", str(out)], cwd=ROOT, env=_env(),
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "cuda", "--out", str(out)],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1
     assert p.stdout == ""
     lines = p.stderr.strip().splitlines()

@@ -29,8 +29,16 @@ def checkpoint(rosinality_pt):
 
 
 def registry(tmp_path, **entry):
-    base = {"name": "tiny", "aliases": ["stylegan2-tiny"], "kind": "image", "family": "stylegan2", "resolution": 8,
-            "repo_id": "someone/tiny-gan", "filename": "nets/g.pt", "format": "rosinality"}
+    base = {
+        "name": "tiny",
+        "aliases": ["stylegan2-tiny"],
+        "kind": "image",
+        "family": "stylegan2",
+        "resolution": 8,
+        "repo_id": "someone/tiny-gan",
+        "filename": "nets/g.pt",
+        "format": "rosinality",
+    }
     base.update(entry)
     (tmp_path / "registry.json").write_text(json.dumps({"models": [base]}))
 
@@ -67,11 +75,14 @@ def test_sha256_mismatch_is_refused_and_nothing_stored(tmp_path, hub, checkpoint
     assert store_files(tmp_path / "home") == []
 
 
-@pytest.mark.parametrize("url,message", [
-    ("hf://nobody/missing/g.pt", "repository not found"),
-    ("hf://someone/tiny-gan/nope.pt", "no such file"),
-    ("hf://private/repo/g.pt", "access denied"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("hf://nobody/missing/g.pt", "repository not found"),
+        ("hf://someone/tiny-gan/nope.pt", "no such file"),
+        ("hf://private/repo/g.pt", "access denied"),
+    ],
+)
 def test_hub_errors_are_one_line(tmp_path, hub, checkpoint, url, message):
     hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
     hub.add_file("private/repo", "g.pt", checkpoint)
@@ -135,8 +146,12 @@ def _stored_motion(tmp_path):
     torch.manual_seed(0)
     M = MotionGenerator(MotionConfig(w_dim=12, noise_dim=12, h_dim=8, n_pca=4), torch.eye(12)[:4], torch.ones(4))
     path = tmp_path / "home" / "motion" / "vox.safetensors"
-    return save_motion(path, M, image={"image_name": "ffhq", "image_sha256": "ab" * 32},
-                       source={"format": "mocohd", "data": "voxceleb", "steps": 1000})
+    return save_motion(
+        path,
+        M,
+        image={"image_name": "ffhq", "image_sha256": "ab" * 32},
+        source={"format": "mocohd", "data": "voxceleb", "steps": 1000},
+    )
 
 
 def test_push_then_fetch(tmp_path, hub):
@@ -144,8 +159,19 @@ def test_push_then_fetch(tmp_path, hub):
     h = _stored_motion(tmp_path)
     sample = tmp_path / "clip.mp4"
     sample.write_bytes(b"not really a video")
-    code, out, err = mocohd(tmp_path, hub.url, "push", "vox", "--repo", "me/vox-motion", "--sample", str(sample),
-                            "--license", "mit", env={"HF_TOKEN": "w-token"})
+    code, out, err = mocohd(
+        tmp_path,
+        hub.url,
+        "push",
+        "vox",
+        "--repo",
+        "me/vox-motion",
+        "--sample",
+        str(sample),
+        "--license",
+        "mit",
+        env={"HF_TOKEN": "w-token"},
+    )
     assert code == 0, err
     assert "mocohd fetch hf://me/vox-motion" in out
     files = hub.files("me/vox-motion")
@@ -153,8 +179,15 @@ def test_push_then_fetch(tmp_path, hub):
     assert files["vox.safetensors"] == h.path.read_bytes()
     card = files["README.md"].decode()
     front = card.split("---")[1]
-    for expected in ("library_name: mocohd", "license: mit", "- mocohd", "image_generator: ffhq",
-                     f"weights_sha256: {h.weights_sha256}", "training_data: voxceleb", "training_steps: 1000"):
+    for expected in (
+        "library_name: mocohd",
+        "license: mit",
+        "- mocohd",
+        "image_generator: ffhq",
+        f"weights_sha256: {h.weights_sha256}",
+        "training_data: voxceleb",
+        "training_steps: 1000",
+    ):
         assert expected in front, expected
     assert "mocohd render vox.mp4 --motion vox --image ffhq" in card and "samples/clip.mp4" in card
     # someone else fetches it by repo
@@ -181,13 +214,16 @@ def test_push_errors_are_one_line(tmp_path, hub):
     assert code == 1 and "OWNER/NAME" in err
 
 
-@pytest.mark.parametrize("url,message", [
-    ("hf://bad", "hf://bad: not a Hub address: expected hf://OWNER/REPO or hf://OWNER/REPO/PATH"),
-    ("hf://", "hf://: not a Hub address"),
-    ("hf://so@me/repo/g.pt", "'so@me' is not a valid Hub owner or repo name"),
-    ("hf://someone/-gan/g.pt", "'-gan' is not a valid Hub owner or repo name"),
-    ("hf://someone/tiny-gan/nets/", "the path must name a file in the repo"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("hf://bad", "hf://bad: not a Hub address: expected hf://OWNER/REPO or hf://OWNER/REPO/PATH"),
+        ("hf://", "hf://: not a Hub address"),
+        ("hf://so@me/repo/g.pt", "'so@me' is not a valid Hub owner or repo name"),
+        ("hf://someone/-gan/g.pt", "'-gan' is not a valid Hub owner or repo name"),
+        ("hf://someone/tiny-gan/nets/", "the path must name a file in the repo"),
+    ],
+)
 def test_malformed_hub_address_is_a_usage_error(tmp_path, hub, url, message):
     code, _, err = mocohd(tmp_path, hub.url, "fetch", url)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
@@ -221,7 +257,10 @@ def test_fetch_keeps_a_different_model_of_that_name_and_notes_shadowing(tmp_path
     # a Hub file stored as 'demo' hides the shipped demo generator: say so
     code, out, err = mocohd(tmp_path, hub.url, "fetch", "hf://other/repo/g.pt", "--name", "demo")
     assert code == 0 and "fetched" in out
-    assert err.strip() == "note: the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both"
+    assert err.strip() == (
+        "note: the store model 'demo' now shadows the shipped demo image model; "
+        "store it under another name to keep both"
+    )
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

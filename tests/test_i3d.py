@@ -16,6 +16,7 @@ import re
 import struct
 import warnings
 import zipfile
+from functools import partial
 
 import pytest
 import torch
@@ -25,8 +26,7 @@ from torch import nn
 from mocohd_cli.detectors import I3D, I3DConfig
 from mocohd_cli.detectors.i3d import conv_same, max_pool_same, min_frames, same_pad
 from mocohd_cli.errors import MocohdError
-from mocohd_cli.formats import i3d as i3d_format
-from mocohd_cli.formats import torchscript
+from mocohd_cli.formats import i3d as i3d_format, torchscript
 
 from .i3d_reference import make_reference
 
@@ -39,8 +39,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 @pytest.fixture(autouse=True)
 def no_jit_load(monkeypatch):
     """Reading an archive must never load it as TorchScript (nor torch.load it)."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("torch.jit.load / torch.load called on an archive")
+
     monkeypatch.setattr(torch.jit, "load", refuse)
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr(torch._C, "import_ir_module", refuse)
@@ -89,14 +91,17 @@ def test_config_defaults_are_the_published_model_and_round_trip():
     assert c.convs()["Mixed_4b.b0"][0] == 480  # Mixed_3c: 128 + 192 + 96 + 64
 
 
-@pytest.mark.parametrize("bad, error, words", [
-    ({"mixed_3b": [64, 96, 128, 16, 32]}, TypeError, "list of 6 widths"),
-    ({"mixed_3b": [64, 96, 128, 16, 32, 0]}, ValueError, "mixed_3b[b3] must be in 1.."),
-    ({"conv3d_1a_7x7": 64.0}, TypeError, "whole number"),
-    ({"num_classes": True}, TypeError, "whole number"),
-    ({"size": 160}, ValueError, "size must leave a 7x7 map"),
-    ({"widths": 3}, ValueError, "unknown I3DConfig keys"),
-])
+@pytest.mark.parametrize(
+    "bad, error, words",
+    [
+        ({"mixed_3b": [64, 96, 128, 16, 32]}, TypeError, "list of 6 widths"),
+        ({"mixed_3b": [64, 96, 128, 16, 32, 0]}, ValueError, "mixed_3b[b3] must be in 1.."),
+        ({"conv3d_1a_7x7": 64.0}, TypeError, "whole number"),
+        ({"num_classes": True}, TypeError, "whole number"),
+        ({"size": 160}, ValueError, "size must leave a 7x7 map"),
+        ({"widths": 3}, ValueError, "unknown I3DConfig keys"),
+    ],
+)
 def test_config_refuses_what_cannot_be_an_i3d(bad, error, words):
     with pytest.raises(error, match=None) as e:
         I3DConfig.from_dict({**I3DConfig().to_dict(), **bad})
@@ -116,11 +121,15 @@ def test_tf_same_padding_helpers_match_explicit_padding():
     assert same_pad(224, 7, 2) == (2, 3) and same_pad(112, 3, 2) == (0, 1) and same_pad(9, 7, 2) == (3, 3)
     assert same_pad(14, 2, 2) == (0, 0) and same_pad(1, 3, 2) == (1, 1)
     g = torch.Generator().manual_seed(0)
-    for kernel, stride in [((1, 3, 3), (1, 2, 2)), ((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2)),
-                           ((3, 3, 3), (1, 1, 1))]:
+    for kernel, stride in [
+        ((1, 3, 3), (1, 2, 2)),
+        ((3, 3, 3), (2, 2, 2)),
+        ((2, 2, 2), (2, 2, 2)),
+        ((3, 3, 3), (1, 1, 1)),
+    ]:
         for n in range(1, 12):
             x = torch.randn(1, 2, n, n + 1, max(n - 1, 1), generator=g)
-            pads = [same_pad(d, k, s) for d, k, s in zip(x.shape[2:], kernel, stride)]
+            pads = [same_pad(d, k, s) for d, k, s in zip(x.shape[2:], kernel, stride, strict=True)]
             flat = [p for ab in reversed(pads) for p in ab]
             want = F.max_pool3d(F.pad(x, flat, value=float("-inf")), kernel, stride)
             assert torch.equal(max_pool_same(x, kernel, stride), want), (kernel, stride, n)
@@ -166,8 +175,14 @@ def test_archive_exposes_the_module_tree(scripted):
     _, path = scripted
     a = torchscript.read_archive(path)
     names = [p for p, _ in a.named_tensors()]
-    assert names[:6] == ["stem.0.conv.weight", "stem.0.norm.weight", "stem.0.norm.bias", "stem.0.norm.running_mean",
-                         "stem.0.norm.running_var", "stem.0.norm.num_batches_tracked"]
+    assert names[:6] == [
+        "stem.0.conv.weight",
+        "stem.0.norm.weight",
+        "stem.0.norm.bias",
+        "stem.0.norm.running_mean",
+        "stem.0.norm.running_var",
+        "stem.0.norm.num_batches_tracked",
+    ]
     assert names[-2:] == ["head.weight", "head.bias"]
     assert sum(t.ndim == 5 for _, t in a.named_tensors()) == 58
     types = a.module_types()
@@ -284,8 +299,10 @@ def test_hostile_data_pkl_is_refused_unexecuted(tmp_path, module, name):
     with pytest.raises(MocohdError) as e:
         torchscript.read_archive(path)
     msg = str(e.value)
-    assert msg == (f"{path}: refused: data.pkl asks for {module}.{name}, which a TorchScript archive of weights never "
-                   "needs; nothing in it was executed")
+    assert msg == (
+        f"{path}: refused: data.pkl asks for {module}.{name}, which a TorchScript archive of weights never "
+        "needs; nothing in it was executed"
+    )
     assert "\n" not in msg and not marker.exists()
 
 
@@ -316,9 +333,9 @@ def test_damaged_archives_give_one_line(scripted, tmp_path):
     with zipfile.ZipFile(path) as z:  # flip a byte inside a stored record: its CRC no longer matches
         info = z.getinfo(f"{top}/data/0")
         assert info.compress_type == zipfile.ZIP_STORED
-    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26: info.header_offset + 30])
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26 : info.header_offset + 30])
     at = info.header_offset + 30 + name_len + extra_len + 5
-    (tmp_path / "crc.pt").write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])
+    (tmp_path / "crc.pt").write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1 :])
     with pytest.raises(MocohdError, match=rf"storage record {top}/data/0 cannot be read .*Bad CRC-32"):
         torchscript.read_archive(tmp_path / "crc.pt")
 
@@ -351,16 +368,21 @@ def test_a_reordered_branch_is_named_in_one_line(tmp_path):
     block.path1 = nn.Sequential(block.path1[1], block.path1[0])  # 3x3x3 stored before its 1x1x1
     with pytest.raises(MocohdError) as e:
         i3d_format.convert(_scripted_archive(tmp_path, model))
-    assert str(e.value) == (f"{tmp_path / 'm.pt'}: cannot place tensor 'body.3.path1.0.conv.weight' [26, 12, 3, 3, 3]: "
-                            "expected the weight of Mixed_4b Branch_1 1x1x1 conv [N, 60, 1, 1, 1]")
+    assert str(e.value) == (
+        f"{tmp_path / 'm.pt'}: cannot place tensor 'body.3.path1.0.conv.weight' [26, 12, 3, 3, 3]: "
+        "expected the weight of Mixed_4b Branch_1 1x1x1 conv [N, 60, 1, 1, 1]"
+    )
 
 
 def test_a_removed_conv_is_named_in_one_line(tmp_path):
     model = make_reference(SMALL, seed=11)
     block = model.body[3]
     block.path2 = nn.Sequential(block.path2[0])  # Branch_2 without its 3x3x3
-    with pytest.raises(MocohdError, match=r"cannot place tensor 'body\.3\.path3\.1\.conv\.weight' \[8, 60, 1, 1, 1\]: "
-                                          r"expected the weight of Mixed_4b Branch_2 3x3x3 conv \[N, 2, 3, 3, 3\]"):
+    with pytest.raises(
+        MocohdError,
+        match=r"cannot place tensor 'body\.3\.path3\.1\.conv\.weight' \[8, 60, 1, 1, 1\]: "
+        r"expected the weight of Mixed_4b Branch_2 3x3x3 conv \[N, 2, 3, 3, 3\]",
+    ):
         i3d_format.convert(_scripted_archive(tmp_path, model))
 
 
@@ -368,16 +390,22 @@ def test_too_few_or_too_many_convolutions(tmp_path, scripted):
     _, path = scripted
     a = torchscript.read_archive(path)
     del a.root.state["head"]  # no logits
-    with pytest.raises(MocohdError, match=r"holds 57 convolution weights .* the Inception-I3D 58 .* the first missing "
-                                          r"is Logits$"):
+    with pytest.raises(
+        MocohdError,
+        match=r"holds 57 convolution weights .* the Inception-I3D 58 .* the first missing "
+        r"is Logits$",
+    ):
         i3d_format.convert(a)
     a = torchscript.read_archive(path)
     head = a.root.state["head"]
     extra = type(head)()  # a second head, after the first
     extra.__setstate__(dict(head.state))
     a.root.state["extra"] = extra
-    with pytest.raises(MocohdError, match=r"cannot place tensor 'extra\.weight' \[400, 128, 1, 1, 1\]: the archive "
-                                          r"holds 59 convolution weights"):
+    with pytest.raises(
+        MocohdError,
+        match=r"cannot place tensor 'extra\.weight' \[400, 128, 1, 1, 1\]: the archive "
+        r"holds 59 convolution weights",
+    ):
         i3d_format.convert(a)
 
 
@@ -386,8 +414,11 @@ def test_unknown_vectors_and_bad_values_are_refused(scripted):
     a = torchscript.read_archive(path)
     norm = a.objects()["body.0.path0.norm"]
     norm.state["weird"] = torch.ones(norm.state["running_mean"].shape)
-    with pytest.raises(MocohdError, match=r"cannot place tensor 'body\.0\.path0\.norm\.weird' \[8\]: a vector after "
-                                          r"the convolution weight 'body\.0\.path0\.conv\.weight' that is neither"):
+    with pytest.raises(
+        MocohdError,
+        match=r"cannot place tensor 'body\.0\.path0\.norm\.weird' \[8\]: a vector after "
+        r"the convolution weight 'body\.0\.path0\.conv\.weight' that is neither",
+    ):
         i3d_format.convert(a)
     a = torchscript.read_archive(path)
     norm = a.objects()["body.0.path0.norm"]
@@ -401,8 +432,11 @@ def test_unknown_vectors_and_bad_values_are_refused(scripted):
         i3d_format.convert(a)
     a = torchscript.read_archive(path)
     del a.objects()["body.0.path0.norm"].state["running_mean"]
-    with pytest.raises(MocohdError, match=r"the batch norm of the convolution 'body\.0\.path0\.conv\.weight' has no "
-                                          "running mean"):
+    with pytest.raises(
+        MocohdError,
+        match=r"the batch norm of the convolution 'body\.0\.path0\.conv\.weight' has no "
+        "running mean",
+    ):
         i3d_format.convert(a)
 
 
@@ -439,7 +473,7 @@ def test_a_flat_archive_with_prefixed_names_converts_like_the_nested_one(tmp_pat
 
 
 def test_files_that_are_no_i3d_archive_say_what_is_wrong_with_them_as_one(scripted, tmp_path):
-    """Issue 26, defect 14: imported with kind i3d, a truncated archive, a state dict, a legacy torch file
+    """Imported with kind i3d, a truncated archive, a state dict, a legacy torch file
     or a pickle is not said to 'hold image generators': the message says what it lacks as an I3D."""
     from mocohd_cli.formats import read_any
     from mocohd_cli.models import import_model
@@ -450,13 +484,15 @@ def test_files_that_are_no_i3d_archive_say_what_is_wrong_with_them_as_one(script
     torch.save(ref.state_dict(), tmp_path / "state.pt")
     torch.save({"w": torch.ones(2)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
     (tmp_path / "pickled.pkl").write_bytes(pickle.dumps({"w": [1, 2]}, protocol=2))
-    says = {"cut.pt": "not a readable I3D TorchScript archive (a truncated or damaged zip)",
-            "state.pt": "a PyTorch state dict or checkpoint (torch.save), not an I3D TorchScript archive",
-            "legacy.pt": "a legacy torch.save file, not an I3D TorchScript archive",
-            "pickled.pkl": "a Python pickle, not an I3D TorchScript archive"}
+    says = {
+        "cut.pt": "not a readable I3D TorchScript archive (a truncated or damaged zip)",
+        "state.pt": "a PyTorch state dict or checkpoint (torch.save), not an I3D TorchScript archive",
+        "legacy.pt": "a legacy torch.save file, not an I3D TorchScript archive",
+        "pickled.pkl": "a Python pickle, not an I3D TorchScript archive",
+    }
     for name, words in says.items():
         f = tmp_path / name
-        for read in (lambda: read_any(f, kind="i3d"), lambda: import_model(f, "x", kind="i3d")):
+        for read in (partial(read_any, f, kind="i3d"), partial(import_model, f, "x", kind="i3d")):
             with pytest.raises(MocohdError) as e:
                 read()
             msg = str(e.value)

@@ -21,18 +21,19 @@ import numpy as np
 import pytest
 import torch
 
-from . import torchvision_cpu  # noqa: F401  (before pytorch_fid: torchvision next to a CPU-only torch)
+from . import torchvision_cpu  # noqa: F401 - imported first: torchvision next to a CPU-only torch, before pytorch_fid
 
-import pytorch_fid.fid_score as fid_score  # noqa: E402
-import pytorch_fid.inception as fid_inception  # noqa: E402
-import torchvision  # noqa: E402
+# isort: split
+import pytorch_fid.fid_score as fid_score
+import pytorch_fid.inception as fid_inception
+import torchvision
 
-from mocohd_cli.detectors import InceptionConfig, InceptionV3, detector_config  # noqa: E402
-from mocohd_cli.errors import MocohdError  # noqa: E402
-from mocohd_cli.formats import inception as reader  # noqa: E402
-from mocohd_cli.metrics import FeatureStats, frechet_distance  # noqa: E402
+from mocohd_cli.detectors import InceptionConfig, InceptionV3, detector_config
+from mocohd_cli.errors import MocohdError
+from mocohd_cli.formats import inception as reader
+from mocohd_cli.metrics import FeatureStats, frechet_distance
 
-from .nvidia_pickle import HostileReduce  # noqa: E402
+from .nvidia_pickle import HostileReduce
 
 N = 24  # frames per set; fewer than 2048, so both covariances are singular
 
@@ -76,8 +77,12 @@ def theirs(official):
     mp = pytest.MonkeyPatch()
     mp.setattr(fid_inception, "load_state_dict_from_url", lambda url, progress=True: official)
     try:
-        model = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]],
-                                          resize_input=True, normalize_input=True, use_fid_inception=True)
+        model = fid_inception.InceptionV3(
+            [fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]],
+            resize_input=True,
+            normalize_input=True,
+            use_fid_inception=True,
+        )
     finally:
         mp.undo()
     return model.eval()
@@ -172,8 +177,12 @@ def test_state_shapes_match_the_module_and_pytorch_fid(official):
 
 def test_config_round_trip_and_validation():
     assert InceptionConfig.from_dict({"size": 299}).to_dict() == {"size": 299, "feature_dim": 2048}
-    for bad, what in (({"size": True}, "size"), ({"size": 32}, "size"), ({"feature_dim": 1000}, "feature_dim"),
-                      ({"width": 2}, "unknown")):
+    for bad, what in (
+        ({"size": True}, "size"),
+        ({"size": 32}, "size"),
+        ({"feature_dim": 1000}, "feature_dim"),
+        ({"width": 2}, "unknown"),
+    ):
         with pytest.raises((TypeError, ValueError), match=what):
             InceptionConfig.from_dict(bad)
     with pytest.raises(MocohdError, match="invalid inception config: size"):
@@ -198,15 +207,17 @@ def test_missing_misshaped_and_non_finite_tensors_are_named(official, tmp_path):
     del missing["Mixed_6c.branch7x7dbl_3.bn.running_var"]
     with pytest.raises(MocohdError) as e:
         reader.convert(missing)
-    assert one_line(e) == ("missing tensor Mixed_6c.branch7x7dbl_3.bn.running_var "
-                           "(the FID Inception-v3 needs it)")
+    assert one_line(e) == ("missing tensor Mixed_6c.branch7x7dbl_3.bn.running_var (the FID Inception-v3 needs it)")
 
     misshaped = {**official, "Mixed_7b.branch3x3_2a.conv.weight": torch.zeros(384, 384, 3, 1)}
     path = tmp_path / "misshaped.pth"
     torch.save(misshaped, path)
     with pytest.raises(MocohdError) as e:
         reader.read(path)
-    assert one_line(e) == f"{path}: Mixed_7b.branch3x3_2a.conv.weight is [384, 384, 3, 1], the FID Inception-v3 needs [384, 384, 1, 3]"
+    assert (
+        one_line(e)
+        == f"{path}: Mixed_7b.branch3x3_2a.conv.weight is [384, 384, 3, 1], the FID Inception-v3 needs [384, 384, 1, 3]"
+    )
 
     nan = {**official, "Mixed_5d.branch_pool.bn.weight": official["Mixed_5d.branch_pool.bn.weight"].clone()}
     nan["Mixed_5d.branch_pool.bn.weight"][3] = float("nan")
@@ -231,8 +242,11 @@ def test_missing_misshaped_and_non_finite_tensors_are_named(official, tmp_path):
 def test_files_that_are_not_inception_state_dicts(tmp_path, content):
     path = tmp_path / "other.pth"
     torch.save(content, path)
-    with pytest.raises(MocohdError, match=rf"^{re.escape(str(path))}: (not a pytorch-fid Inception state dict|"
-                                          r"missing tensor|Conv2d_1a_3x3\.conv\.weight is not)") as e:
+    with pytest.raises(
+        MocohdError,
+        match=rf"^{re.escape(str(path))}: (not a pytorch-fid Inception state dict|"
+        r"missing tensor|Conv2d_1a_3x3\.conv\.weight is not)",
+    ) as e:
         reader.read(path)
     one_line(e)
 
@@ -248,7 +262,7 @@ def test_a_file_holding_code_is_refused_unexecuted(tmp_path):
 
 
 def test_the_shadow_note_of_the_inception_says_where_it_comes_from():
-    """Issue 26, defect 18: the registry's Inception is downloaded by hand, from GitHub: no '(Hub None)'."""
+    """The registry's Inception is downloaded by hand, from GitHub: no '(Hub None)'."""
     from mocohd_cli import store
 
     note = store.shadow_note("inception", "inception")

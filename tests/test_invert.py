@@ -15,6 +15,7 @@ import signal
 import struct
 import types
 import zlib
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -22,8 +23,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from mocohd_cli import MocohdError, cli
-from mocohd_cli import invert as invert_mod
+from mocohd_cli import MocohdError, cli, invert as invert_mod
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import read_any
 from mocohd_cli.frames import synthesize
@@ -145,12 +145,18 @@ def test_perceptual_loss_brings_the_image_closer():
     G = trained_looking_generator()
     _, images = known_images(G)
     seen = []
-    latent = invert(G, images, steps=150, loss="perceptual", perceptual=tiny_vgg(),
-                    progress=lambda step, steps, dist: seen.append(dist))
-    assert len(seen) == 150 and all(torch.equal(a, b) or (b <= a).all() for a, b in zip(seen, seen[1:]))
+    latent = invert(
+        G,
+        images,
+        steps=150,
+        loss="perceptual",
+        perceptual=tiny_vgg(),
+        progress=lambda step, steps, dist: seen.append(dist),
+    )
+    assert len(seen) == 150 and all(torch.equal(a, b) or (b <= a).all() for a, b in pairwise(seen))
     assert (torch.tensor(latent.distance) < 0.25 * seen[0]).all()
     start = invert(G, images, steps=1, loss="perceptual", perceptual=tiny_vgg())  # lr 0 at step 0: the start
-    gain = [a - b for a, b in zip(psnr(rendered(G, latent), images), psnr(rendered(G, start), images))]
+    gain = [a - b for a, b in zip(psnr(rendered(G, latent), images), psnr(rendered(G, start), images), strict=True)]
     assert min(gain) > 6, gain
 
 
@@ -180,8 +186,14 @@ def test_stop_returns_the_best_so_far():
     G = trained_looking_generator()
     _, images = known_images(G, n=2)
     calls, seen = [], []
-    latent = invert(G, images, steps=100, loss="pixel", stop=lambda: len(calls.append(1) or calls) > 12,
-                    progress=lambda step, steps, dist: seen.append(dist))
+    latent = invert(
+        G,
+        images,
+        steps=100,
+        loss="pixel",
+        stop=lambda: len(calls.append(1) or calls) > 12,
+        progress=lambda step, steps, dist: seen.append(dist),
+    )
     assert latent.info["stopped"] and latent.info["steps"] == 12 and len(seen) == 12
     assert (torch.tensor(latent.distance) <= seen[-1] + 1e-6).all()  # the best, the last update included
     assert pixel_distance(rendered(G, latent), images).tolist() == pytest.approx(latent.distance, rel=1e-4)
@@ -193,8 +205,13 @@ def test_stop_returns_the_best_so_far():
 def test_bad_arguments_are_refused():
     G = trained_looking_generator()
     _, images = known_images(G, n=1)
-    for kw, match in [({"steps": 0}, "steps"), ({"space": "z"}, "space"), ({"loss": "l1"}, "loss"),
-                      ({"lr": float("nan")}, "lr"), ({"seed": -1}, "seed")]:
+    for kw, match in [
+        ({"steps": 0}, "steps"),
+        ({"space": "z"}, "space"),
+        ({"loss": "l1"}, "loss"),
+        ({"lr": float("nan")}, "lr"),
+        ({"seed": -1}, "seed"),
+    ]:
         with pytest.raises(UsageError, match=match):
             invert(G, images, **{"loss": "pixel", **kw})
     with pytest.raises(UsageError, match="16 x 16.*read_photo"):
@@ -226,7 +243,10 @@ def test_the_perceptual_distance_by_hand():
     net = tiny_vgg()
     torch.manual_seed(3)
     a, b = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
 
     def feats(x):
         x, out = ((x + 1) * 127.5 / 255 - mean) / std, []
@@ -236,7 +256,7 @@ def test_the_perceptual_distance_by_hand():
                 out.append(x / (x.square().sum(dim=1, keepdim=True).sqrt() + 1e-10))
         return out
 
-    expected = sum(((fa - fb) ** 2).sum(dim=1).mean(dim=(1, 2)) for fa, fb in zip(feats(a), feats(b)))
+    expected = sum(((fa - fb) ** 2).sum(dim=1).mean(dim=(1, 2)) for fa, fb in zip(feats(a), feats(b), strict=True))
     torch.testing.assert_close(net.distance(net.embed(a), net.embed(b)), expected)
     assert net.distance(net.embed(a), net.embed(a)).abs().max() == 0
     # larger than 256 px: area-resized to 256 first, as the projector does
@@ -319,7 +339,9 @@ def test_a_latent_round_trips_through_the_store(tmp_path, capsys):
     header = save_latent(latent, "us")
     assert header.kind == "latent" and header.family == "stylegan2-w" and header.image["image_name"] == "tiny"
     back = load_latent("us")
-    assert torch.equal(back.ws, latent.ws) and all(torch.equal(a, b) for a, b in zip(back.noise, latent.noise))
+    assert torch.equal(back.ws, latent.ws) and all(
+        torch.equal(a, b) for a, b in zip(back.noise, latent.noise, strict=True)
+    )
     assert (back.space, back.photos, back.distance, back.image) == (latent.space, photos, latent.distance, latent.image)
     assert back.info["steps"] == 5 and back.info["loss"] == "pixel"
     with pytest.raises(MocohdError, match="already exists"):
@@ -391,12 +413,14 @@ def bad_photos(tmp_path) -> dict:
     good = png_bytes(np.zeros((8, 8, 3), np.uint8))
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, format="JPEG")
-    files = {"text.png": (b"not an image at all", "not an image"),
-             "empty.png": (b"", "empty file"),
-             "zero.png": (with_png_size(good, 0, 0), "empty image"),
-             "cut.jpg": (buf.getvalue()[: len(buf.getvalue()) // 2], "truncated"),
-             "huge.png": (with_png_size(good, 8000, 8000), "64 megapixels"),
-             "bomb.png": (with_png_size(good, 30000, 30000), "megapixel limit")}
+    files = {
+        "text.png": (b"not an image at all", "not an image"),
+        "empty.png": (b"", "empty file"),
+        "zero.png": (with_png_size(good, 0, 0), "empty image"),
+        "cut.jpg": (buf.getvalue()[: len(buf.getvalue()) // 2], "truncated"),
+        "huge.png": (with_png_size(good, 8000, 8000), "64 megapixels"),
+        "bomb.png": (with_png_size(good, 30000, 30000), "megapixel limit"),
+    }
     out = {}
     for name, (data, says) in files.items():
         (tmp_path / name).write_bytes(data)
@@ -412,8 +436,9 @@ def test_bad_photos_are_one_line_errors(tmp_path, capsys):
     for name, (path, says) in bad_photos(tmp_path).items():
         with pytest.raises(MocohdError, match=says):
             read_photo(path, 16)
-        code, out, err = run(capsys, "invert", str(path), "--image", str(tmp_path / "g.safetensors"), "--loss", "pixel",
-                             "--steps", "2")
+        code, out, err = run(
+            capsys, "invert", str(path), "--image", str(tmp_path / "g.safetensors"), "--loss", "pixel", "--steps", "2"
+        )
         assert code == 1, (name, err)
         assert says in err and str(path) in err and len(err.strip().splitlines()) == 1, (name, err)
     assert store_files(tmp_path / "mocohd-home") == []
@@ -422,29 +447,37 @@ def test_bad_photos_are_one_line_errors(tmp_path, capsys):
 def short_png(width: int, height: int, rows: int) -> bytes:
     """A well-formed RGB PNG (checksums right, its compressed stream complete) whose pixel data
     stops after ``rows`` of its ``height`` rows (Pillow fills the rest unasked)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     pixels = b"".join(b"\x00" + bytes([200]) * (3 * width) for _ in range(rows))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(pixels)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(pixels))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_a_dark_16_bit_photo_stays_dark_and_every_mode_is_rgb(tmp_path):
     """16-bit samples are scaled by their bit depth, never by the photo's own maximum: values
     0..200 of 65535 are black, not mid-grey."""
-    dark = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 200 // 63)
+    dark = np.arange(64, dtype=np.uint16).reshape(8, 8) * 200 // 63
     (tmp_path / "dark.png").write_bytes(png_bytes(dark))
     assert Image.open(tmp_path / "dark.png").mode == "I;16"
     out = read_photo(tmp_path / "dark.png", 8)
     assert out.max() <= 1 and out.shape == (8, 8, 3)
     from mocohd_cli.photos import to_rgb
 
-    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1040)  # 0..65520
+    ramp = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1040  # 0..65520
     for mode, dtype in (("I;16", "<u2"), ("I;16B", ">u2"), ("I", "<i4")):  # every mode Pillow keeps 16-bit samples in
         im = Image.frombytes(mode, (8, 8), ramp.astype(dtype).tobytes())
         assert to_rgb(im)[..., 0].tolist() == np.round(ramp / 257).astype(np.uint8).tolist(), mode
-    assert to_rgb(Image.frombytes("I", (2, 1), np.int32([2**30, 2**31 - 1]).tobytes()), bits=32)[0, :, 0].tolist() == [128, 255]
+    assert to_rgb(Image.frombytes("I", (2, 1), np.int32([2**30, 2**31 - 1]).tobytes()), bits=32)[0, :, 0].tolist() == [
+        128,
+        255,
+    ]
     assert to_rgb(Image.fromarray(np.float32([[0.0, 0.5, 1.0, 2.0]])))[0, :, 0].tolist() == [0, 128, 255, 255]
     for mode in ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "F"):
         assert to_rgb(Image.new(mode, (3, 2))).shape == (2, 3, 3), mode
@@ -456,12 +489,24 @@ def test_a_dark_16_bit_photo_stays_dark_and_every_mode_is_rgb(tmp_path):
 def test_a_png_whose_pixel_data_stops_early_is_refused(tmp_path, capsys):
     (tmp_path / "short.png").write_bytes(short_png(8, 8, 3))
     assert Image.open(tmp_path / "short.png").size == (8, 8)  # a header that passes
-    with pytest.raises(MocohdError, match="short.png: damaged or truncated image: its pixel data stops early "
-                                          r"\(40 of 64 pixels never decoded\)"):
+    with pytest.raises(
+        MocohdError,
+        match="short.png: damaged or truncated image: its pixel data stops early "
+        r"\(40 of 64 pixels never decoded\)",
+    ):
         read_photo(tmp_path / "short.png", 8)
     save_canonical(tmp_path / "g.safetensors", trained_looking_generator())
-    code, _, err = run(capsys, "invert", str(tmp_path / "short.png"), "--image", str(tmp_path / "g.safetensors"),
-                       "--loss", "pixel", "--steps", "2")
+    code, _, err = run(
+        capsys,
+        "invert",
+        str(tmp_path / "short.png"),
+        "--image",
+        str(tmp_path / "g.safetensors"),
+        "--loss",
+        "pixel",
+        "--steps",
+        "2",
+    )
     assert code == 1 and "stops early" in err and len(err.strip().splitlines()) == 1, err
     (tmp_path / "whole.png").write_bytes(short_png(8, 8, 8))  # the same, whole: read
     assert (read_photo(tmp_path / "whole.png", 8) == 200).all()
@@ -497,8 +542,9 @@ def test_cli_stores_the_latent_and_refuses_to_replace_it(photo_and_generator, ca
     assert latent.photos[0]["file"] == "me.png" and latent.info["crop"] == "center" and latent.distance[0] < 0.1
     code, _, err = run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "2")
     assert code == 1 and "already in the store" in err and "--force" in err
-    code, out, err = run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "2", "--force",
-                         "--space", "w+")
+    code, out, err = run(
+        capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "2", "--force", "--space", "w+"
+    )
     assert code == 0, err
     assert load_latent("me").space == "w+"
     code, _, err = run(capsys, "invert", str(photo), "--image", g, "--space", "z")
@@ -521,11 +567,13 @@ def test_cli_ctrl_c_keeps_the_best_latent(photo_and_generator, capsys, monkeypat
             progress(step, steps, dist)
             if step == 5:
                 signal.raise_signal(signal.SIGINT)
+
         return real(*args, progress=on_step, **kw)
 
     monkeypatch.setattr(cli, "invert_photos", interrupted)
-    code, out, err = run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "100",
-                         "--name", "early")
+    code, out, err = run(
+        capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "100", "--name", "early"
+    )
     assert code == 130, err
     assert "interrupted: stopped at step 5/100; stored the best latent early" in err
     assert load_latent("early").info["stopped"] is True and load_latent("early").info["steps"] == 5
@@ -534,13 +582,18 @@ def test_cli_ctrl_c_keeps_the_best_latent(photo_and_generator, capsys, monkeypat
 
 def test_invert_module_is_the_projector():
     assert (invert_mod.W_AVG_SAMPLES, invert_mod.INITIAL_LR, invert_mod.INITIAL_NOISE_FACTOR) == (10_000, 0.1, 0.05)
-    assert (invert_mod.LR_RAMPDOWN_LENGTH, invert_mod.LR_RAMPUP_LENGTH, invert_mod.NOISE_RAMP_LENGTH) == (0.25, 0.05, 0.75)
+    assert (invert_mod.LR_RAMPDOWN_LENGTH, invert_mod.LR_RAMPUP_LENGTH, invert_mod.NOISE_RAMP_LENGTH) == (
+        0.25,
+        0.05,
+        0.75,
+    )
     assert invert_mod.REGULARIZE_NOISE_WEIGHT == 1e5 and invert_mod.BETAS == (0.9, 0.999)
 
 
-def test_cli_refuses_an_empty_name_and_keeps_a_result_whose_name_was_taken_meanwhile(photo_and_generator, capsys,
-                                                                                    monkeypatch, isolated_store):
-    """Issue 26, defect 18: `--name ''` is no name (exit 2, not the photo's name); when another invert
+def test_cli_refuses_an_empty_name_and_keeps_a_result_whose_name_was_taken_meanwhile(
+    photo_and_generator, capsys, monkeypatch, isolated_store
+):
+    """`--name ''` is no name (exit 2, not the photo's name); when another invert
     stores the same name while this one runs, this result is stored under a free name, and said."""
     photo, g = photo_and_generator
     code, _, err = run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "2", "--name", "")
@@ -563,7 +616,7 @@ def test_cli_refuses_an_empty_name_and_keeps_a_result_whose_name_was_taken_meanw
 
 
 def test_vgg16_import_says_what_it_imported(tmp_path, capsys):
-    """Issue 26, defect 18: VGG16 has no feature size: the line shows its widths, not '?-d features'."""
+    """VGG16 has no feature size: the line shows its widths, not '?-d features'."""
     torch.save(vgg_state_dict(), tmp_path / "vgg16-397923af.pth")
     code, out, err = run(capsys, "import", str(tmp_path / "vgg16-397923af.pth"), "--name", "vgg16")
     assert code == 0, err

@@ -18,8 +18,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from mocohd_cli import MocohdError
-from mocohd_cli import render as R
+from mocohd_cli import MocohdError, render as R
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical, read_any
 from mocohd_cli.frames import synthesize
@@ -62,7 +61,7 @@ def tiny_stylegan3() -> StyleGAN3Generator:
     angles that swing with w, and 200 steps of the pixel loss stop at 25-28 dB in space w.)"""
     with safe_open(str(SG3_DATA), "pt") as f:
         cfg = json.loads(f.metadata()["configs"])["t16"]
-        state = {k[len("t16/state/"):]: f.get_tensor(k) for k in f.keys() if k.startswith("t16/state/")}
+        state = {k[len("t16/state/") :]: f.get_tensor(k) for k in f.keys() if k.startswith("t16/state/")}
     G = StyleGAN3Generator(StyleGAN3Config.from_dict(cfg)).eval()
     G.load_state_dict(state)
     with torch.no_grad():
@@ -82,8 +81,11 @@ def motion_for(G, path: Path, n_pca: int = 6):
     its steps weigh 20 (a random LSTM's outputs are small) so that a few frames move visibly."""
     basis = fit_pca(G, samples=1000, batch=250)
     torch.manual_seed(0)
-    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=n_pca, w_residual=20.0),
-                        basis.components[:n_pca], basis.stdev[:n_pca])
+    M = MotionGenerator(
+        MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=n_pca, w_residual=20.0),
+        basis.components[:n_pca],
+        basis.stdev[:n_pca],
+    )
     save_motion(path, M, image={"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]})
     return path
 
@@ -170,8 +172,21 @@ def test_render_start_with_stylegan3_and_a_camera(sg3, tmp_path, capsys):
     frames move; --rotate turns them."""
     G, gpath, mpath, _, images, latent = sg3
     save_latent(latent, "me")
-    args = ["render", "--motion", str(mpath), "--image", str(gpath), "-n", "4", "--start", "me", "--device", "cpu",
-            "--fps", "4"]
+    args = [
+        "render",
+        "--motion",
+        str(mpath),
+        "--image",
+        str(gpath),
+        "-n",
+        "4",
+        "--start",
+        "me",
+        "--device",
+        "cpu",
+        "--fps",
+        "4",
+    ]
     code, out, err = run(capsys, *args[:1], str(tmp_path / "still"), *args[1:])
     assert code == 0, err
     code, out, err = run(capsys, *args[:1], str(tmp_path / "turned"), *args[1:], "--rotate", "90")
@@ -230,8 +245,16 @@ def test_biggan_pixel_inversion_recovers_z_and_the_class_embedding(biggan):
     assert torch.allclose(latent.classes.sum(dim=1), torch.ones(2)) and (latent.classes >= 0).all()  # a mix
     assert latent.ws.abs().max() <= 2  # BigGAN's truncated normal: w = mapping(z)
     assert min(psnr(latent_image(G, latent, BIGGAN_PSI), images)) > 30
-    start = latent_image(G, Latent(torch.zeros(2, 1, G.z_dim), generator="biggan-deep", resolution=32,
-                                   classes=torch.full((2, G.c_dim), 1 / G.c_dim)), BIGGAN_PSI)
+    start = latent_image(
+        G,
+        Latent(
+            torch.zeros(2, 1, G.z_dim),
+            generator="biggan-deep",
+            resolution=32,
+            classes=torch.full((2, G.c_dim), 1 / G.c_dim),
+        ),
+        BIGGAN_PSI,
+    )
     assert max(psnr(start, images)) < 30  # where it starts (w 0, every class equally) is far from it
     assert ((latent.ws[:, 0] - w).norm(dim=1) / w.norm(dim=1)).max() < 0.3  # w itself
     # the class vector is found up to what the embedding sees (1000 classes in 8 dimensions: many
@@ -284,14 +307,35 @@ def test_a_stylegan2_latent_file_of_before_reads_as_it_did(tmp_path):
     """Files written before StyleGAN3 and BigGAN latents: family stylegan2-w, no generator in them."""
     ws, noise = torch.randn(1, 6, 32), [torch.randn(1, 1, r, r) for r in (4, 8, 8, 16, 16)]
     tensors = {"ws": ws, **{f"noise.{i}": t for i, t in enumerate(noise)}}
-    config = {"loss": "pixel", "steps": 5, "space": "w", "count": 1, "num_ws": 6, "w_dim": 32, "resolution": 16,
-              "noise": True, "distance": [0.1], "photos": [{"file": "a.png", "sha256": "1" * 64}]}
-    canonical.save_model(tmp_path / "old.safetensors", tensors, kind="latent", family="stylegan2-w", config=config,
-                         source={"format": "mocohd"}, image={"image_name": "tiny", "image_sha256": "ab" * 32})
+    config = {
+        "loss": "pixel",
+        "steps": 5,
+        "space": "w",
+        "count": 1,
+        "num_ws": 6,
+        "w_dim": 32,
+        "resolution": 16,
+        "noise": True,
+        "distance": [0.1],
+        "photos": [{"file": "a.png", "sha256": "1" * 64}],
+    }
+    canonical.save_model(
+        tmp_path / "old.safetensors",
+        tensors,
+        kind="latent",
+        family="stylegan2-w",
+        config=config,
+        source={"format": "mocohd"},
+        image={"image_name": "tiny", "image_sha256": "ab" * 32},
+    )
     back = load_latent(tmp_path / "old.safetensors")
-    assert (back.generator, back.resolution, back.classes, back.info) == ("stylegan2", 16, None,
-                                                                          {"loss": "pixel", "steps": 5})
-    assert torch.equal(back.ws, ws) and all(torch.equal(a, b) for a, b in zip(back.noise, noise))
+    assert (back.generator, back.resolution, back.classes, back.info) == (
+        "stylegan2",
+        16,
+        None,
+        {"loss": "pixel", "steps": 5},
+    )
+    assert torch.equal(back.ws, ws) and all(torch.equal(a, b) for a, b in zip(back.noise, noise, strict=True))
     check_latent(back, trained_looking_generator())
 
 
@@ -302,8 +346,16 @@ def test_render_start_with_biggan_moves_from_the_photos_class_mix(biggan, tmp_pa
     G, gpath, mpath, _, _, images, latent = biggan
     save_latent(latent, "dog")
     notes = []
-    r = R.render(tmp_path / "v", motion=mpath, image=gpath, frames=4, start="dog", truncation=BIGGAN_PSI,
-                 device="cpu", on_start=lambda total, note: notes.append(note))
+    r = R.render(
+        tmp_path / "v",
+        motion=mpath,
+        image=gpath,
+        frames=4,
+        start="dog",
+        truncation=BIGGAN_PSI,
+        device="cpu",
+        on_start=lambda total, note: notes.append(note),
+    )
     assert r.videos == 2 and "class mix of the start latent(s), mostly" in notes[0]
     photos, own = to_uint8(images), to_uint8(latent_image(G, latent, BIGGAN_PSI))
     for v in range(2):
@@ -321,8 +373,15 @@ def test_render_start_with_biggan_moves_from_the_photos_class_mix(biggan, tmp_pa
     with pytest.raises(MocohdError, match="--class does not apply with --start"):
         R.render(tmp_path / "x.mp4", motion=mpath, image=gpath, start="dog", classes=["207"], device="cpu")
     notes = []
-    R.render(tmp_path / "t.mp4", motion=mpath, image=gpath, frames=2, start="dog", device="cpu",
-             on_start=lambda total, note: notes.append(note))
+    R.render(
+        tmp_path / "t.mp4",
+        motion=mpath,
+        image=gpath,
+        frames=2,
+        start="dog",
+        device="cpu",
+        on_start=lambda total, note: notes.append(note),
+    )
     assert "found at truncation 0.5: frame 0 shows the photo only at --truncation 0.5" in notes[0]
 
 
@@ -330,8 +389,16 @@ def test_render_start_from_a_photo_with_biggan_inverts_it_at_the_renders_truncat
     G, gpath, mpath, _, _, images, _ = biggan
     photo = to_uint8(images)[0]
     iio.imwrite(tmp_path / "dog.png", photo)
-    r = R.render(tmp_path / "v", motion=mpath, image=gpath, frames=2, start=[str(tmp_path / "dog.png")],
-                 truncation=BIGGAN_PSI, device="cpu", invert_options=dict(steps=80, loss="pixel"))
+    r = R.render(
+        tmp_path / "v",
+        motion=mpath,
+        image=gpath,
+        frames=2,
+        start=[str(tmp_path / "dog.png")],
+        truncation=BIGGAN_PSI,
+        device="cpu",
+        invert_options=dict(steps=80, loss="pixel"),
+    )
     assert r.videos == 1 and load_latent("dog").info["truncation"] == BIGGAN_PSI
     assert uint8_psnr(frames_of(tmp_path / "v")[0], photo) > 30
 
@@ -339,29 +406,86 @@ def test_render_start_from_a_photo_with_biggan_inverts_it_at_the_renders_truncat
 def test_cli_inverts_a_photo_into_biggan(biggan, tmp_path, capsys, isolated_store):
     G, gpath, _, _, _, images, _ = biggan
     (tmp_path / "dog.png").write_bytes(png_bytes(to_uint8(images)[0]))
-    code, out, err = run(capsys, "invert", str(tmp_path / "dog.png"), "--image", str(gpath), "--loss", "pixel",
-                         "--steps", "30", "--class", "golden_retriever", "--truncation", "0.5")
+    code, out, err = run(
+        capsys,
+        "invert",
+        str(tmp_path / "dog.png"),
+        "--image",
+        str(gpath),
+        "--loss",
+        "pixel",
+        "--steps",
+        "30",
+        "--class",
+        "golden_retriever",
+        "--truncation",
+        "0.5",
+    )
     assert code == 0, err
     assert "dog.png: classes 207 golden retriever" in out and "stored latent dog" in out
     assert f"next: mocohd render dog.mp4 --image {gpath} --start dog --truncation 0.5" in out
     latent = load_latent("dog")
     assert latent.generator == "biggan-deep" and latent.info["truncation"] == 0.5 and latent.info["crop"] == "center"
-    code, _, err = run(capsys, "invert", str(tmp_path / "dog.png"), "--image", str(gpath), "--loss", "pixel",
-                       "--space", "w+", "--name", "plus")
+    code, _, err = run(
+        capsys,
+        "invert",
+        str(tmp_path / "dog.png"),
+        "--image",
+        str(gpath),
+        "--loss",
+        "pixel",
+        "--space",
+        "w+",
+        "--name",
+        "plus",
+    )
     assert code == 2 and "w+ has no meaning for BigGAN" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(capsys, "invert", str(tmp_path / "dog.png"), "--image", str(gpath), "--loss", "pixel",
-                       "--class", "1000", "--name", "bad")
+    code, _, err = run(
+        capsys,
+        "invert",
+        str(tmp_path / "dog.png"),
+        "--image",
+        str(gpath),
+        "--loss",
+        "pixel",
+        "--class",
+        "1000",
+        "--name",
+        "bad",
+    )
     assert code == 1 and "out of range" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_inverts_a_photo_into_stylegan3_in_w_plus(sg3, tmp_path, capsys):
     _, gpath, _, _, images, _ = sg3
     (tmp_path / "me.png").write_bytes(png_bytes(to_uint8(images)[0]))
-    code, out, err = run(capsys, "invert", str(tmp_path / "me.png"), "--image", str(gpath), "--loss", "pixel",
-                         "--steps", "10", "--space", "w+")
+    code, out, err = run(
+        capsys,
+        "invert",
+        str(tmp_path / "me.png"),
+        "--image",
+        str(gpath),
+        "--loss",
+        "pixel",
+        "--steps",
+        "10",
+        "--space",
+        "w+",
+    )
     assert code == 0, err
     latent = load_latent("me")
     assert (latent.generator, latent.space, latent.noise) == ("stylegan3", "w+", None)
-    code, _, err = run(capsys, "invert", str(tmp_path / "me.png"), "--image", str(gpath), "--loss", "pixel",
-                       "--truncation", "0.7", "--name", "t")
+    code, _, err = run(
+        capsys,
+        "invert",
+        str(tmp_path / "me.png"),
+        "--image",
+        str(gpath),
+        "--loss",
+        "pixel",
+        "--truncation",
+        "0.7",
+        "--name",
+        "t",
+    )
     assert code == 2 and "truncation is for BigGAN" in err

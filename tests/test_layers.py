@@ -1,4 +1,4 @@
-"""The import layers of mocohd_cli (README, "How the code is laid out").
+"""The import layers of mocohd_cli (LAYERS below: which modules each module may import).
 
 Each module imports only from its own layer or a lower one, same-layer
 imports form no cycle, and no module of the package is imported inside a
@@ -23,15 +23,23 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # (the package itself, its __init__, only by name: a new module must be listed).
 LAYERS = {
     # 0 base: errors, devices, process groups, ImageNet class names
-    "mocohd_cli.errors": 0, "mocohd_cli.runtime": 0, "mocohd_cli.distributed": 0, "mocohd_cli.classes": 0,
+    "mocohd_cli.errors": 0,
+    "mocohd_cli.runtime": 0,
+    "mocohd_cli.distributed": 0,
+    "mocohd_cli.classes": 0,
     # 1 kernels
     "mocohd_cli.ops": 1,
     # 2 networks
-    "mocohd_cli.generators": 2, "mocohd_cli.motion": 2, "mocohd_cli.discriminators": 2,
-    "mocohd_cli.losses": 2, "mocohd_cli.augment": 2, "mocohd_cli.detectors": 2,
+    "mocohd_cli.generators": 2,
+    "mocohd_cli.motion": 2,
+    "mocohd_cli.discriminators": 2,
+    "mocohd_cli.losses": 2,
+    "mocohd_cli.augment": 2,
+    "mocohd_cli.detectors": 2,
     "mocohd_cli.perceptual": 2,  # VGG16 and the pixel distance of invert
     # 3 PCA maths; metric maths (Fréchet distance, feature statistics)
-    "mocohd_cli.pca": 3, "mocohd_cli.metrics": 3,
+    "mocohd_cli.pca": 3,
+    "mocohd_cli.metrics": 3,
     # 4 file formats
     "mocohd_cli.formats": 4,
     # 5 the model store
@@ -39,15 +47,21 @@ LAYERS = {
     # 6 models by name, caches
     "mocohd_cli.models": 6,
     # 7 recipes: frames, video files, datasets
-    "mocohd_cli.frames": 7, "mocohd_cli.video": 7, "mocohd_cli.data": 7,
+    "mocohd_cli.frames": 7,
+    "mocohd_cli.video": 7,
+    "mocohd_cli.data": 7,
     "mocohd_cli.metrics.protocol": 7,  # the evaluation protocol: real clips from datasets
     "mocohd_cli.photos": 7,  # photos read for invert
     # 8 commands
-    "mocohd_cli.render": 8, "mocohd_cli.train": 8, "mocohd_cli.hub": 8,
+    "mocohd_cli.render": 8,
+    "mocohd_cli.train": 8,
+    "mocohd_cli.hub": 8,
     "mocohd_cli.invert": 8,  # `mocohd invert`: the latent of a photo
     "mocohd_cli.metrics.evaluate": 8,  # `mocohd eval`: renders fakes, embeds, compares (train --eval-every uses it)
     # 9 the command line and the package's public API
-    "mocohd_cli.cli": 9, "mocohd_cli.__main__": 9, "mocohd_cli": 9,
+    "mocohd_cli.cli": 9,
+    "mocohd_cli.__main__": 9,
+    "mocohd_cli": 9,
 }
 
 # Third-party packages that may be imported inside a function, and why.
@@ -112,7 +126,7 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         stack.append(v)
         for w in sorted(edges.get(v, ())):
             if state.get(w) == "open":
-                found.append(stack[stack.index(w):] + [w])
+                found.append(stack[stack.index(w) :] + [w])
             elif w not in state:
                 dfs(w)
         stack.pop()
@@ -174,9 +188,14 @@ def test_the_layer_check_catches_each_kind_of_breach():
     assert any("mocohd_cli.pca:2: imports mocohd_cli.store inside a function" in v for v in hidden), hidden
     assert any("layer 3 imports mocohd_cli.store of the higher layer 5" in v for v in hidden), hidden
     # an absolute import, a relative one from a sub-package, and a name imported from a package
-    assert any("layer 2 imports mocohd_cli.formats" in v for v in check(mocohd_cli__losses="import mocohd_cli.formats.checks\n"))
-    assert any("mocohd_cli.formats of the higher layer 4" in v
-               for v in check(mocohd_cli__motion__generator="from ..formats import read_any\n"))
+    assert any(
+        "layer 2 imports mocohd_cli.formats" in v
+        for v in check(mocohd_cli__losses="import mocohd_cli.formats.checks\n")
+    )
+    assert any(
+        "mocohd_cli.formats of the higher layer 4" in v
+        for v in check(mocohd_cli__motion__generator="from ..formats import read_any\n")
+    )
     # two modules of one layer that import each other
     cycle = check(mocohd_cli__frames="from .video import tile\n", mocohd_cli__video="from . import frames\n")
     assert "import cycle: mocohd_cli.frames -> mocohd_cli.video -> mocohd_cli.frames" in cycle, cycle

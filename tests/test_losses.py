@@ -1,4 +1,4 @@
-"""The training losses (mocohd_cli/losses.py, SPEC section 5): relativistic LSGAN,
+"""The training losses (mocohd_cli/losses.py, after MoCoGAN-HD, ICLR 2021): relativistic LSGAN,
 the gradient penalty, hinge, the motion-diversity term and temporal-spectrum matching."""
 
 import math
@@ -14,7 +14,7 @@ from mocohd_cli.discriminators import MultiscaleVideoDiscriminator
 def test_ralsgan_matches_its_formula():
     a = [[torch.randn(2, 1, 3, 3, 3)], [torch.randn(2, 1, 2, 2, 2)]]
     b = [[torch.randn(2, 1, 3, 3, 3)], [torch.randn(2, 1, 2, 2, 2)]]
-    expected = sum(((x[-1] - y[-1].mean() - 1) ** 2).mean() for x, y in zip(a, b))
+    expected = sum(((x[-1] - y[-1].mean() - 1) ** 2).mean() for x, y in zip(a, b, strict=True))
     torch.testing.assert_close(losses.ralsgan(a, b, 1.0), expected)
     zero = [[b[0][-1].mean() + torch.zeros(2, 1, 3, 3, 3)]]
     assert float(losses.ralsgan(zero, [b[0]], 0.0)) == pytest.approx(0.0, abs=1e-12)
@@ -75,7 +75,9 @@ def test_spectrum_matching_is_zero_for_the_same_rhythm_and_pulls_only_the_fakes(
     t = torch.arange(16, dtype=torch.float32)
     real = torch.sin(2 * math.pi * t / 5)[None, :, None, None, None].expand(2, 16, 3, 4, 4).clone()
     assert float(losses.spectrum_matching(real, real)) == pytest.approx(0.0, abs=1e-10)
-    fake = torch.sin(2 * math.pi * t / 10)[None, :, None, None, None].expand(2, 16, 3, 4, 4).clone().requires_grad_(True)
+    fake = (
+        torch.sin(2 * math.pi * t / 10)[None, :, None, None, None].expand(2, 16, 3, 4, 4).clone().requires_grad_(True)
+    )
     real.requires_grad_(True)
     loss = losses.spectrum_matching(fake, real)
     assert float(loss.detach()) > 1.0  # one period where the real clips have another: far apart in log power
@@ -92,26 +94,31 @@ def _two_rhythms(n: int, periods: tuple[float, float], gen: torch.Generator, sam
         phase[:, 1] = phase[:, 0]
     top, bottom = torch.zeros(3, 4, 4, dtype=torch.float64), torch.zeros(3, 4, 4, dtype=torch.float64)
     top[:, :2], bottom[:, 2:] = 1, 1
-    s = [torch.sin(2 * math.pi * t / periods[i] + phase[:, i:i + 1])[..., None, None, None] for i in (0, 1)]
+    s = [torch.sin(2 * math.pi * t / periods[i] + phase[:, i : i + 1])[..., None, None, None] for i in (0, 1)]
     return (s[0] * top + s[1] * bottom + 0.05 * torch.randn(n, 16, 3, 4, 4, generator=gen, dtype=torch.float64)).float()
 
 
 def _cross_spectrum_by_hand(fake: torch.Tensor, real: torch.Tensor) -> float:
     """The same quantity from explicit D x D matrices in float64: at each frequency, the U-statistic
     of ||S||^2 for each set, the plain product for the cross term."""
+
     def coefficients(c):
         x = c.double().flatten(2)
         x = x - x.mean(dim=1, keepdim=True)
         x = x * torch.hann_window(x.shape[1], periodic=False, dtype=torch.float64)[None, :, None]
         return torch.fft.rfft(x, dim=1)[:, 1:]  # [B, F, D]
+
     xf, xr = coefficients(fake), coefficients(real)
     total = 0.0
     for f in range(xf.shape[1]):
+
         def gram_u(x):
             n = x.shape[0]
             s = sum(torch.outer(x[i], x[i].conj()) for i in range(n))
-            return float((s.abs().square().sum() - sum(float(x[i].abs().square().sum()) ** 2 for i in range(n)))
-                         / (n * (n - 1)))
+            return float(
+                (s.abs().square().sum() - sum(float(x[i].abs().square().sum()) ** 2 for i in range(n))) / (n * (n - 1))
+            )
+
         s_f = sum(torch.outer(v, v.conj()) for v in xf[:, f]) / xf.shape[0]
         s_r = sum(torch.outer(v, v.conj()) for v in xr[:, f]) / xr.shape[0]
         cross = float((s_f * s_r.conj()).sum().real)

@@ -78,10 +78,12 @@ def test_fewer_samples_than_dimensions():
 
 def test_refusals_are_one_line():
     eye = np.eye(3)
-    for args, part in [((np.zeros(3), eye, np.zeros(4), np.eye(4)), "one length"),
-                       ((np.zeros(3), np.eye(4), np.zeros(3), eye), r"sigma1 must be \[3, 3\]"),
-                       ((np.zeros(3), eye, np.array([0, np.nan, 0]), eye), "mu2 holds NaN"),
-                       ((np.zeros(3), eye, np.zeros(3), np.full((3, 3), np.inf)), "sigma2 holds NaN or infinite")]:
+    for args, part in [
+        ((np.zeros(3), eye, np.zeros(4), np.eye(4)), "one length"),
+        ((np.zeros(3), np.eye(4), np.zeros(3), eye), r"sigma1 must be \[3, 3\]"),
+        ((np.zeros(3), eye, np.array([0, np.nan, 0]), eye), "mu2 holds NaN"),
+        ((np.zeros(3), eye, np.zeros(3), np.full((3, 3), np.inf)), "sigma2 holds NaN or infinite"),
+    ]:
         with pytest.raises(UsageError, match=part) as e:
             frechet_distance(*args)
         assert "\n" not in str(e.value)

@@ -28,8 +28,11 @@ def frame_numbers(clips):
 
 def test_protocol_table():
     assert {k: (p.frames, p.step, p.count, p.detector, p.ddof) for k, p in PROTOCOLS.items()} == {
-        "fvd16": (16, 1, 2048, "i3d", 0), "fvd128": (128, 1, 2048, "i3d", 0),
-        "fvd128-sub8": (16, 8, 2048, "i3d", 0), "fid": (1, 1, 50_000, "inception", 1)}
+        "fvd16": (16, 1, 2048, "i3d", 0),
+        "fvd128": (128, 1, 2048, "i3d", 0),
+        "fvd128-sub8": (16, 8, 2048, "i3d", 0),
+        "fid": (1, 1, 50_000, "inception", 1),
+    }
     assert (PROTOCOLS["fvd128-sub8"].span, PROTOCOLS["fvd128-sub8"].min_length) == (121, 128)
 
 

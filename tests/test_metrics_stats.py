@@ -11,7 +11,7 @@ from mocohd_cli.metrics import FeatureStats
 
 def fed(x, cuts, **kw):
     s = FeatureStats(**kw)
-    for a, b in zip([0, *cuts], [*cuts, len(x)]):
+    for a, b in zip([0, *cuts], [*cuts, len(x)], strict=True):
         s.update(x[a:b])
     return s
 
@@ -67,9 +67,9 @@ def test_state_dict_round_trip_and_errors():
     with pytest.raises(MocohdError, match="not feature statistics"):
         FeatureStats.from_state_dict({**s.state_dict(), "m2": torch.zeros(5, 5)})
     with pytest.raises(MocohdError, match="at least 2 items"):
-        fed(x[:1], []).cov
+        _ = fed(x[:1], []).cov
     with pytest.raises(MocohdError, match="at least 1 item"):
-        FeatureStats().mean
+        _ = FeatureStats().mean
     with pytest.raises(UsageError, match="4 dimensions, earlier ones 6"):
         s.update(np.zeros((2, 4)))
     with pytest.raises(UsageError, match=r"\[N, D\]"):

@@ -19,6 +19,7 @@ from .conftest import randomized_generator, run, save_canonical, tiny_config
 def _tiny_image():
     return randomized_generator(tiny_config(8))
 
+
 CFG = MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6, w_residual=0.3)
 
 
@@ -48,11 +49,13 @@ def _lstm(x, h, c, w_ih, w_hh, b_ih, b_hh):
 
 
 def _equations(M, w1, eps):
-    """SPEC section 5, restated with plain tensors."""
+    """The motion generator's equations (mocohd_cli/motion/generator.py's docstring), restated with plain tensors."""
     lam = M.cfg.w_residual
     p = {k: v.detach() for k, v in M.state_dict().items()}
     zeros = torch.zeros(w1.shape[0], CFG.h_dim)
-    h, c = _lstm(w1, zeros, zeros, p["enc_cell.weight_ih"], p["enc_cell.weight_hh"], p["enc_cell.bias_ih"], p["enc_cell.bias_hh"])
+    h, c = _lstm(
+        w1, zeros, zeros, p["enc_cell.weight_ih"], p["enc_cell.weight_hh"], p["enc_cell.bias_ih"], p["enc_cell.bias_hh"]
+    )
     V, s = p["pca_components"], p["pca_stdev"]
     ws, recs = [w1], []
     for t in range(eps.shape[1]):
@@ -272,19 +275,30 @@ def test_official_checkpoint_and_pca_must_fit(tmp_path, isolated_store):
     q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g))
     np.save(other / "pca_comp.npy", q.t().numpy())
     np.save(other / "pca_stdev.npy", np.ones(16, np.float32))
-    with pytest.raises(MocohdError, match=rf"^{other}: the PCA basis is for a 16-d w, but the motion checkpoint modelR_epoch_5\.pth moves in a 12-d w$"):
+    with pytest.raises(
+        MocohdError,
+        match=(
+            rf"^{other}: the PCA basis is for a 16-d w, "
+            r"but the motion checkpoint modelR_epoch_5\.pth moves in a 12-d w$"
+        ),
+    ):
         import_model(pth, "m", pca=other)
     few = tmp_path / "few"
     few.mkdir()
     np.save(few / "pca_comp.npy", _basis(0)[0][:4].numpy())
     np.save(few / "pca_stdev.npy", np.ones(4, np.float32))
-    with pytest.raises(MocohdError, match=rf"^{few}: the PCA basis has 4 directions, but the motion checkpoint modelR_epoch_5\.pth needs 6$"):
+    with pytest.raises(
+        MocohdError,
+        match=rf"^{few}: the PCA basis has 4 directions, but the motion checkpoint modelR_epoch_5\.pth needs 6$",
+    ):
         import_model(pth, "m", pca=few)
     # a checkpoint whose own tensors disagree with each other, or are not finite
     sd = torch.load(pth, weights_only=True)
-    for change, match in [({"fc2.weight": torch.zeros(10, 11)}, r"fc2\.weight is \[10, 11\] in the file, the config needs \[10, 10\]"),
-                          ({"b": torch.zeros(7)}, r"b is \[7\] in the file, the config needs \[6\]"),
-                          ({"w": torch.full((8, 6), float("nan"))}, "tensor w holds NaN or infinite values")]:
+    for change, match in [
+        ({"fc2.weight": torch.zeros(10, 11)}, r"fc2\.weight is \[10, 11\] in the file, the config needs \[10, 10\]"),
+        ({"b": torch.zeros(7)}, r"b is \[7\] in the file, the config needs \[6\]"),
+        ({"w": torch.full((8, 6), float("nan"))}, "tensor w holds NaN or infinite values"),
+    ]:
         torch.save({**sd, **change}, tmp_path / "bad.pth")
         with pytest.raises(MocohdError, match=rf"^{tmp_path / 'bad.pth'}: .*{match}"):
             import_model(tmp_path / "bad.pth", "m", pca=pca_dir)
@@ -307,7 +321,10 @@ def test_motion_files_that_lie_are_refused_before_building(tmp_path, monkeypatch
     bad_config, bad_shapes = "invalid mocogan-hd-lstm config: ", "weights do not match the mocogan-hd-lstm config: "
     cases = [
         ({"noise_dim": 10**6}, bad_config + r"noise_dim must be in 1\.\.65536, got 1000000$"),
-        ({"noise_dim": 60000}, bad_shapes + r"cell\.weight_ih is \[32, 10\] in the file, the config needs \[32, 60000\]$"),
+        (
+            {"noise_dim": 60000},
+            bad_shapes + r"cell\.weight_ih is \[32, 10\] in the file, the config needs \[32, 60000\]$",
+        ),
         ({"h_dim": 10**4}, bad_shapes + r"cell\.bias_hh is \[32\] in the file, the config needs \[40000\]$"),
         ({"n_pca": 13}, bad_config + r"n_pca must be in 1\.\.12, got 13$"),
         ({"w_residual": float("nan")}, bad_config + "w_residual must be a finite number, got nan$"),
@@ -318,11 +335,23 @@ def test_motion_files_that_lie_are_refused_before_building(tmp_path, monkeypatch
         with pytest.raises(MocohdError, match=rf"^{re.escape(str(path))}: {match}"):
             load_motion(path)
     nan = tmp_path / "nan.safetensors"
-    canonical.save_model(nan, {**tensors, "fc1.bias": torch.full((10,), float("inf"))}, kind="motion", family=header.family, config=header.config)
+    canonical.save_model(
+        nan,
+        {**tensors, "fc1.bias": torch.full((10,), float("inf"))},
+        kind="motion",
+        family=header.family,
+        config=header.config,
+    )
     with pytest.raises(MocohdError, match=rf"^{re.escape(str(nan))}: tensor fc1\.bias holds NaN or infinite values"):
         load_motion(nan)
     hashed = tmp_path / "hash.safetensors"
-    canonical.save_model(hashed, tensors, kind="motion", family=header.family, config=header.config,
-                         extra_metadata={"mocohd.weights_sha256": "0" * 64})
+    canonical.save_model(
+        hashed,
+        tensors,
+        kind="motion",
+        family=header.family,
+        config=header.config,
+        extra_metadata={"mocohd.weights_sha256": "0" * 64},
+    )
     with pytest.raises(MocohdError, match="its recorded weights sha256 does not match its tensors"):
         load_motion(hashed)

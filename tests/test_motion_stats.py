@@ -30,7 +30,9 @@ def test_periods_shares_and_independence_of_known_sinusoids():
     s = motion_stats(_sinusoids(V, periods, amps), V)
     assert s.on_span == pytest.approx(1.0, abs=1e-9)  # all motion is in the span
     # per-step energy of A sin(2 pi t / P): proportional to (A sin(pi / P))^2
-    want = torch.tensor([(a * math.sin(math.pi / p)) ** 2 for a, p in zip(amps, periods)], dtype=torch.float64)
+    want = torch.tensor(
+        [(a * math.sin(math.pi / p)) ** 2 for a, p in zip(amps, periods, strict=True)], dtype=torch.float64
+    )
     assert torch.allclose(s.shares, want / want.sum(), atol=0.02)
     assert torch.allclose(s.periods, torch.tensor(periods, dtype=torch.float64), rtol=0.03)
     off = s.coherence[~torch.eye(3, dtype=torch.bool)]

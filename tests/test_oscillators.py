@@ -65,8 +65,9 @@ def test_the_lstm_steps_and_the_bank_add_up():
         bank = MotionGenerator(MotionConfig(**{**CFG.to_dict(), "w_residual": 0.0}))
         bank.load_state_dict(M.state_dict())
         bank_only = bank(w1, 10, eps=eps)
-    torch.testing.assert_close(ws - w1[:, None], (lstm_only - w1[:, None]) + (bank_only - w1[:, None]),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        ws - w1[:, None], (lstm_only - w1[:, None]) + (bank_only - w1[:, None]), rtol=1e-4, atol=1e-5
+    )
     assert (bank_only - w1[:, None]).abs().max() > 0.1 and (lstm_only - w1[:, None]).abs().max() > 0.01
 
 
@@ -105,7 +106,10 @@ def test_bank_step_energy_is_the_mean_square_step_and_leaves_the_periods_alone()
         for t in (0, 5):
             step = (M.oscillation(t + 1, phase) - M.oscillation(t, phase)).double().square().sum(dim=1).mean()
             assert float(M.bank_step_energy()) == pytest.approx(float(step), rel=0.03)
-    want = sum(2 * math.sin(math.pi / p) ** 2 * float(u.square().sum()) for p, u in zip((3.0, 7.0, 19.0), M.osc_move.detach()))
+    want = sum(
+        2 * math.sin(math.pi / p) ** 2 * float(u.square().sum())
+        for p, u in zip((3.0, 7.0, 19.0), M.osc_move.detach(), strict=True)
+    )
     assert float(M.bank_step_energy().detach()) == pytest.approx(want, rel=1e-5)
     M.bank_step_energy().backward()
     assert M.osc_log_period.grad is None and M.osc_move.grad.abs().sum() > 0  # shrinks movements, never slows them
@@ -136,23 +140,29 @@ def test_bank_spread_counts_directions_and_only_turns_movements():
 
 
 def test_initial_periods_span_the_configured_range():
-    M = MotionGenerator(MotionConfig(w_dim=12, noise_dim=16, h_dim=8, n_pca=6, oscillators=16,
-                                     osc_min_period=3.0, osc_max_period=32.0))
+    M = MotionGenerator(
+        MotionConfig(w_dim=12, noise_dim=16, h_dim=8, n_pca=6, oscillators=16, osc_min_period=3.0, osc_max_period=32.0)
+    )
     p = M.osc_log_period.detach().exp()
     assert p[0] == pytest.approx(3.0) and p[-1] == pytest.approx(32.0) and (p[1:] / p[:-1]).std() < 1e-5
     assert 0.005 < M.osc_move.std() < 0.05  # small movements: training decides which oscillators move
     assert MotionGenerator(MotionConfig(w_dim=12, noise_dim=10, h_dim=8, n_pca=6)).bank() == []
     bank = _model().bank()
-    assert len(bank) == 4 and sorted(p for p, _ in bank) == pytest.approx(_model().osc_log_period.detach().exp().tolist())
+    assert len(bank) == 4 and sorted(p for p, _ in bank) == pytest.approx(
+        _model().osc_log_period.detach().exp().tolist()
+    )
     assert [z for _, z in bank] == sorted((z for _, z in bank), reverse=True)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"oscillators": 11}, "oscillators must be in 0..10"),  # phases come from the first noise vector
-    ({"oscillators": -1}, "oscillators must be in 0..10"),
-    ({"osc_min_period": 1.5}, "osc_min_period must be >= 2.0"),
-    ({"osc_max_period": 2.5}, "osc_max_period must be >= 3.0"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"oscillators": 11}, "oscillators must be in 0..10"),  # phases come from the first noise vector
+        ({"oscillators": -1}, "oscillators must be in 0..10"),
+        ({"osc_min_period": 1.5}, "osc_min_period must be >= 2.0"),
+        ({"osc_max_period": 2.5}, "osc_max_period must be >= 3.0"),
+    ],
+)
 def test_bad_settings_are_one_line(change, message):
     with pytest.raises(UsageError, match=message):
         MotionConfig(**{**CFG.to_dict(), **change})
@@ -182,17 +192,22 @@ def test_files_round_trip_retarget_and_info(tmp_path, capsys):
     assert code == 0 and "oscillators" in out and "period in frames" in out
     # a file whose bank is missing a tensor is refused with one line, before building
     bad = tmp_path / "bad.safetensors"
-    canonical.save_model(bad, {k: v for k, v in M.state_dict().items() if k != "osc_move"}, kind="motion",
-                         family=FAMILY, config=M.cfg.to_dict())
+    canonical.save_model(
+        bad,
+        {k: v for k, v in M.state_dict().items() if k != "osc_move"},
+        kind="motion",
+        family=FAMILY,
+        config=M.cfg.to_dict(),
+    )
     with pytest.raises(MocohdError, match="osc_move"):
         load_motion(bad)
 
 
 # ---------------------------------------------------------------- training with the bank
 
-from mocohd_cli.train import TrainConfig, train  # noqa: E402
+from mocohd_cli.train import TrainConfig, train  # noqa: E402 - imported where the training tests begin
 
-from . import test_train  # noqa: E402
+from . import test_train  # noqa: E402 - its fixtures and helpers
 
 setup = test_train.setup  # the fixture: a tiny frozen generator (16 px, w 32) and 3 videos of a moving bar
 
@@ -231,32 +246,54 @@ def test_the_command_line_trains_a_bank_and_info_shows_it(setup, capsys):
     assert code == 0 and "oscillators" in out and "3, largest" in out
     gpath, _ = setup
     out_dir = gpath.parent / "frames"
-    code, out, err = run(capsys, "render", str(out_dir), "--motion", "osc-cli", "--image", str(gpath), "-n", "12",
-                         "--format", "png", "--device", "cpu")
+    code, out, err = run(
+        capsys,
+        "render",
+        str(out_dir),
+        "--motion",
+        "osc-cli",
+        "--image",
+        str(gpath),
+        "-n",
+        "12",
+        "--format",
+        "png",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert len(list(out_dir.glob("*.png"))) == 12
     code, _, err = run(capsys, *test_train._cli_args(setup, "osc-bad", 1, "--oscillators", "8", "--noise-dim", "4"))
     assert code == 2 and err.count("\n") == 1 and "oscillators must be at most noise_dim" in err
     for prior in ("--w-bank-energy", "--w-bank-spread"):
         code, _, err = run(capsys, *test_train._cli_args(setup, "osc-none", 1, prior, "1"))  # no bank
-        assert code == 2 and err.count("\n") == 1 and "is a prior on the oscillator bank: it needs oscillators > 0" in err
+        assert (
+            code == 2 and err.count("\n") == 1 and "is a prior on the oscillator bank: it needs oscillators > 0" in err
+        )
         assert prior in err
 
 
 @pytest.mark.usefixtures("one_thread")
 def test_fine_tuning_keeps_the_models_bank_and_its_priors_apply_to_it(setup, capsys):
-    """Issue 26: `--init osc0 --oscillators 16 --w-bank-energy 1` trained without a bank (the prior did
+    """Regression: `--init osc0 --oscillators 16 --w-bank-energy 1` trained without a bank (the prior did
     nothing), and `--init` of a bank model with --w-bank-energy was refused as needing oscillators."""
     train(test_train.tiny(setup, name="osc0", steps=1, monitor=False))
     train(test_train.tiny(setup, name="bank", steps=1, oscillators=4, monitor=False))
-    code, _, err = run(capsys, *test_train._cli_args(setup, "t", 1, "--init", "osc0", "--oscillators", "16",
-                                                     "--w-bank-energy", "1"))
+    code, _, err = run(
+        capsys, *test_train._cli_args(setup, "t", 1, "--init", "osc0", "--oscillators", "16", "--w-bank-energy", "1")
+    )
     assert code == 2 and err.count("\n") == 1 and "the init model 'osc0' has oscillators 0, not oscillators 16" in err
     code, _, err = run(capsys, *test_train._cli_args(setup, "t", 1, "--init", "osc0", "--w-bank-spread", "1"))
     assert code == 2 and err.count("\n") == 1
-    assert "w_bank_spread (--w-bank-spread) is a prior on the oscillator bank, and the init model 'osc0' has none" in err
-    code, out, err = run(capsys, *test_train._cli_args(setup, "t", 2, "--init", "bank", "--w-bank-energy", "1",
-                                                       "--no-monitor", "--log-every", "1"))
+    assert (
+        "w_bank_spread (--w-bank-spread) is a prior on the oscillator bank, and the init model 'osc0' has none" in err
+    )
+    code, out, err = run(
+        capsys,
+        *test_train._cli_args(
+            setup, "t", 2, "--init", "bank", "--w-bank-energy", "1", "--no-monitor", "--log-every", "1"
+        ),
+    )
     assert code == 0, err
     assert load_motion("t").cfg.oscillators == 4
     lines = test_train._loss_records(test_train._runs("t") / "metrics.jsonl")
@@ -278,7 +315,9 @@ def test_training_settings_of_the_bank_are_checked():
         TrainConfig(oscillators=-1)
     for prior in ("w_bank_energy", "w_bank_spread"):
         flag = "--" + prior.replace("_", "-")
-        with pytest.raises(UsageError, match=rf"{prior} \({flag}\) is a prior on the oscillator bank: it needs oscillators > 0"):
+        with pytest.raises(
+            UsageError, match=rf"{prior} \({flag}\) is a prior on the oscillator bank: it needs oscillators > 0"
+        ):
             TrainConfig(**{prior: 0.1})
         with pytest.raises(UsageError, match=rf"{prior} \({flag}\) must be a finite number >= 0"):
             TrainConfig(oscillators=4, **{prior: -1.0})
@@ -291,8 +330,9 @@ def test_training_with_the_bank_energy_prior_shrinks_idle_movements(setup):
     at a large weight over a few steps, the bank ends smaller than without it."""
     sizes = {}
     for w in (0.0, 100.0):
-        r = train(test_train.tiny(setup, name=f"bank-energy-{w:g}", steps=4, oscillators=4, w_bank_energy=w,
-                                  monitor=False))
+        r = train(
+            test_train.tiny(setup, name=f"bank-energy-{w:g}", steps=4, oscillators=4, w_bank_energy=w, monitor=False)
+        )
         assert ("bank_energy" in r.losses) == bool(w) and all(math.isfinite(v) for v in r.losses.values())
         sizes[w] = float(load_motion(r.motion).osc_move.norm())
     assert sizes[100.0] < sizes[0.0]
@@ -304,8 +344,9 @@ def test_training_with_the_bank_spread_prior_turns_movements_toward_few_directio
     large weight over a few steps, the bank ends on fewer directions than without it."""
     spread = {}
     for w in (0.0, 100.0):
-        r = train(test_train.tiny(setup, name=f"bank-spread-{w:g}", steps=4, oscillators=4, w_bank_spread=w,
-                                  monitor=False))
+        r = train(
+            test_train.tiny(setup, name=f"bank-spread-{w:g}", steps=4, oscillators=4, w_bank_spread=w, monitor=False)
+        )
         assert ("bank_spread" in r.losses) == bool(w) and all(math.isfinite(v) for v in r.losses.values())
         spread[w] = float(load_motion(r.motion).bank_spread().detach())
     assert spread[100.0] < spread[0.0]

@@ -148,15 +148,27 @@ def test_official_folder_shapes_and_values_are_checked(tmp_path, isolated_store)
     cases = [
         (dict(pca_comp=comp, pca_stdev=stdev[:10]), r"pca_stdev\.npy is \[10\] but pca_comp\.npy is \[32, 32\]"),
         (dict(pca_comp=comp[:10], pca_stdev=stdev), r"pca_stdev\.npy is \[32\] but pca_comp\.npy is \[10, 32\]"),
-        (dict(pca_comp=np.concatenate([comp, comp[:1]]), pca_stdev=np.ones(33, np.float32)), r"pca_comp\.npy is \[33, 32\], expected \[n, w_dim\] with n <= w_dim"),
+        (
+            dict(pca_comp=np.concatenate([comp, comp[:1]]), pca_stdev=np.ones(33, np.float32)),
+            r"pca_comp\.npy is \[33, 32\], expected \[n, w_dim\] with n <= w_dim",
+        ),
         (dict(pca_comp=comp[None], pca_stdev=stdev), r"pca_comp\.npy is \[1, 32, 32\]"),
-        (dict(pca_comp=comp, pca_stdev=stdev, style_mean=np.zeros(31, np.float32)), r"style_mean\.npy is \[31\] but .* expected \[32\]"),
+        (
+            dict(pca_comp=comp, pca_stdev=stdev, style_mean=np.zeros(31, np.float32)),
+            r"style_mean\.npy is \[31\] but .* expected \[32\]",
+        ),
         (dict(pca_comp=comp, pca_stdev=stdev, style_var=np.ones((32, 1), np.float32)), r"style_var\.npy is \[32, 1\]"),
         (dict(pca_comp=comp, pca_stdev=stdev, pca_var_ratio=np.ones(10, np.float32)), r"pca_var_ratio\.npy is \[10\]"),
         (dict(pca_comp=nan_comp, pca_stdev=stdev), r"pca_comp\.npy: holds NaN or infinite values"),
-        (dict(pca_comp=comp, pca_stdev=np.full(32, np.inf, np.float32)), r"pca_stdev\.npy: holds NaN or infinite values"),
+        (
+            dict(pca_comp=comp, pca_stdev=np.full(32, np.inf, np.float32)),
+            r"pca_stdev\.npy: holds NaN or infinite values",
+        ),
         (dict(pca_comp=comp, pca_stdev=-stdev), "negative standard deviations"),
-        (dict(pca_comp=comp * 3, pca_stdev=stdev), r"pca_comp\.npy row 0 has length 3; principal directions have length 1"),
+        (
+            dict(pca_comp=comp * 3, pca_stdev=stdev),
+            r"pca_comp\.npy row 0 has length 3; principal directions have length 1",
+        ),
         (dict(pca_comp=comp.astype(np.complex64), pca_stdev=stdev), r"pca_comp\.npy: holds complex64 values"),
         (dict(pca_comp=np.array([["a"] * 32] * 32), pca_stdev=stdev), r"pca_comp\.npy: holds <U1 values"),
     ]
@@ -183,18 +195,36 @@ def test_stored_basis_is_checked_before_use(tmp_path):
 
     def lie(name, tensors=None, config=None, **meta):
         path = tmp_path / f"{name}.safetensors"
-        canonical.save_model(path, tensors or basis.tensors(), kind="pca", family=pca.PCA_FAMILY,
-                             config={**basis.config(), **(config or {})}, extra_metadata={f"mocohd.{k}": v for k, v in meta.items()})
+        canonical.save_model(
+            path,
+            tensors or basis.tensors(),
+            kind="pca",
+            family=pca.PCA_FAMILY,
+            config={**basis.config(), **(config or {})},
+            extra_metadata={f"mocohd.{k}": v for k, v in meta.items()},
+        )
         return path
 
     cases = [
         (lie("hash", weights_sha256="ab" * 32), "its recorded weights sha256 does not match its tensors"),
-        (lie("n", config={"n_components": 64}), r"invalid latent-pca config: n_components \(64\) cannot exceed w_dim \(12\)"),
-        (lie("d", config={"n_components": 6, "w_dim": 6}), r"components is \[12, 12\] in the file, the config needs \[6, 6\]"),
+        (
+            lie("n", config={"n_components": 64}),
+            r"invalid latent-pca config: n_components \(64\) cannot exceed w_dim \(12\)",
+        ),
+        (
+            lie("d", config={"n_components": 6, "w_dim": 6}),
+            r"components is \[12, 12\] in the file, the config needs \[6, 6\]",
+        ),
         (lie("huge", config={"w_dim": 10**9}), r"w_dim must be a whole number in 1\.\.65536, got 1000000000"),
         (lie("family", family="other"), "unknown PCA family 'other'"),
-        (lie("stdev", tensors={**basis.tensors(), "stdev": torch.ones(5)}), r"stdev is \[5\] in the file, the config needs \[12\]"),
-        (lie("nan", tensors={**basis.tensors(), "stdev": torch.full((12,), float("nan"))}), "tensor stdev holds NaN or infinite values"),
+        (
+            lie("stdev", tensors={**basis.tensors(), "stdev": torch.ones(5)}),
+            r"stdev is \[5\] in the file, the config needs \[12\]",
+        ),
+        (
+            lie("nan", tensors={**basis.tensors(), "stdev": torch.full((12,), float("nan"))}),
+            "tensor stdev holds NaN or infinite values",
+        ),
         (lie("extra", tensors={**basis.tensors(), "junk": torch.ones(3)}), r"unexpected \['junk'\]"),
     ]
     for path, match in cases:

@@ -1,7 +1,7 @@
 """Rendering: frames, formats, grid, interpolation, seeds, cross-domain, failures."""
 
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,7 +43,9 @@ def pair(tmp_path):
     h = save_canonical(gpath, G)
     basis = fit_pca(G, samples=2000, batch=500)
     torch.manual_seed(0)
-    M = MotionGenerator(MotionConfig(w_dim=16, noise_dim=16, h_dim=8, n_pca=8, w_residual=1.0), basis.components, basis.stdev)
+    M = MotionGenerator(
+        MotionConfig(w_dim=16, noise_dim=16, h_dim=8, n_pca=8, w_residual=1.0), basis.components, basis.stdev
+    )
     mpath = tmp_path / "m.safetensors"
     save_motion(mpath, M, image={"image_name": "g", "image_sha256": h.weights_sha256})
     return gpath, mpath
@@ -66,7 +68,9 @@ def test_interpolation_frame_count(tmp_path, pair):
     w1 = torch.randn(2, 16)
     with torch.no_grad():
         key = torch.cat(list(R.trajectory_chunks(M, w1, 6, chunk=2, generator=torch.Generator().manual_seed(0))), 1)
-        mid = torch.cat(list(R.trajectory_chunks(M, w1, 6, interpolate=2, chunk=2, generator=torch.Generator().manual_seed(0))), 1)
+        mid = torch.cat(
+            list(R.trajectory_chunks(M, w1, 6, interpolate=2, chunk=2, generator=torch.Generator().manual_seed(0))), 1
+        )
     assert mid.shape[1] == 11
     torch.testing.assert_close(mid[:, ::2], key)
     torch.testing.assert_close(mid[:, 1::2], (key[:, :-1] + key[:, 1:]) / 2)
@@ -135,7 +139,7 @@ def test_cross_domain_re_expression(tmp_path, pair):
     G, M = load_image_generator(opath), load_motion(m).retarget(basis.components, basis.stdev)
     expected = [f[0].numpy() for f in R.render_frames(M, G, 4, noise="off")]
     got = [iio.imread(p) for p in sorted((tmp_path / "x").glob("*.png"))]
-    for e, o in zip(expected, got):
+    for e, o in zip(expected, got, strict=True):
         np.testing.assert_array_equal(e, o)
     # the same pair as trained: nothing to re-express
     assert R.render(tmp_path / "y", motion=m, image=g, frames=2, device="cpu").cross_domain is None
@@ -145,8 +149,21 @@ def test_any_motion_drives_any_w_size(tmp_path, pair, capsys):
     """Portable motion: the 16-d tiny motion drives the 128-d demo generator, and the 128-d demo
     motion a 512-d one; each video starts at the target's own first latent and moves."""
     g, m = pair
-    code, out, err = run(capsys, "render", str(tmp_path / "v"), "--motion", str(m), "--image", "demo", "-n", "3",
-                         "--noise", "off", "--device", "cpu")
+    code, out, err = run(
+        capsys,
+        "render",
+        str(tmp_path / "v"),
+        "--motion",
+        str(m),
+        "--image",
+        "demo",
+        "-n",
+        "3",
+        "--noise",
+        "off",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     said = " ".join(err.split())  # the note, unwrapped
     assert "its 16-d first latent carried from the 128-d w through PCA coordinates" in said
@@ -157,7 +174,9 @@ def test_any_motion_drives_any_w_size(tmp_path, pair, capsys):
     save_canonical(bpath, big)
     G = load_image_generator(bpath)
     M, note = express(load_motion("demo"), G, str(bpath))
-    assert M.cfg.w_dim == 512 and "its 128-d first latent carried from the 512-d w" in note and "no PCA mean" not in note
+    assert (
+        M.cfg.w_dim == 512 and "its 128-d first latent carried from the 512-d w" in note and "no PCA mean" not in note
+    )
     frames = list(R.render_frames(M, G, 5, videos=2, seed=3, noise="off"))
     with torch.no_grad():
         w1 = draw_w1(G, 2, R._generator(3, 0))
@@ -168,12 +187,15 @@ def test_any_motion_drives_any_w_size(tmp_path, pair, capsys):
         save_motion(tmp_path / "no.safetensors", M)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--motion", "nope"], "unknown motion model 'nope'"),
-    (["--image", "dmeo"], "did you mean demo"),
-    (["--noise", "loud"], "noise must be one of"),
-    (["--dtype", "fp8"], "dtype must be one of"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--motion", "nope"], "unknown motion model 'nope'"),
+        (["--image", "dmeo"], "did you mean demo"),
+        (["--noise", "loud"], "noise must be one of"),
+        (["--dtype", "fp8"], "dtype must be one of"),
+    ],
+)
 def test_bad_render_options_are_one_line(tmp_path, capsys, args, message):
     code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "-n", "2", *args)
     usage = "must be one of" in message  # a value that can never work: exit 2
@@ -182,7 +204,9 @@ def test_bad_render_options_are_one_line(tmp_path, capsys, args, message):
 
 
 def test_cli_render_default_models(tmp_path, capsys):
-    code, out, err = run(capsys, "render", str(tmp_path / "demo.mp4"), "-n", "3", "--videos", "2", "--grid", "--device", "cpu")
+    code, out, err = run(
+        capsys, "render", str(tmp_path / "demo.mp4"), "-n", "3", "--videos", "2", "--grid", "--device", "cpu"
+    )
     assert code == 0, err
     meta, frames = _read_video(tmp_path / "demo.mp4")
     assert len(frames) == 3 and tuple(meta["size"]) == (128, 64)  # two 64 px tiles side by side
@@ -218,7 +242,7 @@ def test_bad_output_names(tmp_path):
 
 
 # ----------------------------------------------------------------------------
-# Output rules, failures, signals, limits (issue 12).
+# Output rules, failures, signals, limits.
 
 
 def _cli(capsys, tmp_path, pair, out, *args):
@@ -286,7 +310,11 @@ def test_empty_and_symlinked_folders_and_dot(tmp_path, pair, capsys, monkeypatch
     link.symlink_to(target, target_is_directory=True)
     code, _, err = _cli(capsys, tmp_path, pair, link, "-n", "2")
     assert code == 0, err
-    assert link.is_symlink() and sorted(p.name for p in target.iterdir()) == [".mocohd-frames", "000000.png", "000001.png"]
+    assert link.is_symlink() and sorted(p.name for p in target.iterdir()) == [
+        ".mocohd-frames",
+        "000000.png",
+        "000001.png",
+    ]
     here = tmp_path / "here"
     here.mkdir()
     monkeypatch.chdir(here)
@@ -335,8 +363,10 @@ def test_a_read_only_folder_for_real(tmp_path, pair, capsys):
     assert code == 1 and _one_line(err) and "permission denied" in err
 
 
-@pytest.mark.parametrize("name,fmt", [("f.mp4", "gif"), ("m.gif", "mp4"), ("m2.gif", "webm"), ("m3.webm", "gif"),
-                                      ("m4.png", "mp4"), ("v.mp4", "png")])
+@pytest.mark.parametrize(
+    "name,fmt",
+    [("f.mp4", "gif"), ("m.gif", "mp4"), ("m2.gif", "webm"), ("m3.webm", "gif"), ("m4.png", "mp4"), ("v.mp4", "png")],
+)
 def test_a_format_that_contradicts_the_name_is_a_usage_error(tmp_path, pair, capsys, name, fmt):
     code, out, err = _cli(capsys, tmp_path, pair, tmp_path / "o" / name, "--format", fmt, "-n", "2")
     assert code == 2 and _one_line(err) and f"the name '{name}' says" in err, err
@@ -352,34 +382,41 @@ def test_png_names_are_folders(tmp_path, pair, capsys):
 
 def test_encoder_failure_is_one_line_and_keeps_the_old_file(tmp_path, pair, capsys, monkeypatch):
     exe = tmp_path / "ffmpeg"
-    exe.write_text('#!/bin/sh\nfor a; do out=$a; done; head -c 100 > "$out"; cat > /dev/null\n'
-                   'echo "av_interleaved_write_frame(): No space left on device" >&2; exit 1\n')
+    exe.write_text(
+        '#!/bin/sh\nfor a; do out=$a; done; head -c 100 > "$out"; cat > /dev/null\n'
+        'echo "av_interleaved_write_frame(): No space left on device" >&2; exit 1\n'
+    )
     exe.chmod(0o755)
     (tmp_path / "full.gif").write_bytes(b"old")
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
     code, out, err = _cli(capsys, tmp_path, pair, tmp_path / "full.gif", "-n", "3")
-    assert code == 1 and _one_line(err) and f"cannot write '{tmp_path / 'full.gif'}': no space left on device" in err, err
+    assert code == 1 and _one_line(err) and f"cannot write '{tmp_path / 'full.gif'}': no space left on device" in err, (
+        err
+    )
     assert "wrote" not in out and (tmp_path / "full.gif").read_bytes() == b"old"
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--fps", "0"], "fps must be between 0.01 and 1000 for mp4, got 0"),
-    (["--fps", "-5"], "fps must be between"),
-    (["--fps", "nan"], "got nan"),
-    (["--fps", "inf"], "got inf"),
-    (["--fps", "101", "--format", "gif"], "for gif (GIF frame delays are whole hundredths of a second)"),
-    (["--truncation", "-1"], "truncation must be a finite number >= 0"),
-    (["--truncation", "nan"], "truncation must be a finite number >= 0"),
-    (["--seed", "-1"], "seed must be in 0..1099511627775, got -1"),
-    (["--seed", str(2**40)], "seed must be in 0..1099511627775"),
-    (["-k", "1000000", "--grid"], "a grid holds at most 1024 videos"),
-    (["-k", "1000"], "each video is its own file and encoder: at most 256"),
-    (["-k", "0"], "videos must be at least 1, got 0"),
-    (["-n", "0"], "frames must be at least 1"),
-    (["--interpolate", "0"], "interpolate must be at least 1"),
-    (["--batch", "0"], "batch must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--fps", "0"], "fps must be between 0.01 and 1000 for mp4, got 0"),
+        (["--fps", "-5"], "fps must be between"),
+        (["--fps", "nan"], "got nan"),
+        (["--fps", "inf"], "got inf"),
+        (["--fps", "101", "--format", "gif"], "for gif (GIF frame delays are whole hundredths of a second)"),
+        (["--truncation", "-1"], "truncation must be a finite number >= 0"),
+        (["--truncation", "nan"], "truncation must be a finite number >= 0"),
+        (["--seed", "-1"], "seed must be in 0..1099511627775, got -1"),
+        (["--seed", str(2**40)], "seed must be in 0..1099511627775"),
+        (["-k", "1000000", "--grid"], "a grid holds at most 1024 videos"),
+        (["-k", "1000"], "each video is its own file and encoder: at most 256"),
+        (["-k", "0"], "videos must be at least 1, got 0"),
+        (["-n", "0"], "frames must be at least 1"),
+        (["--interpolate", "0"], "interpolate must be at least 1"),
+        (["--batch", "0"], "batch must be at least 1"),
+    ],
+)
 def test_numbers_are_checked_before_anything_is_loaded(tmp_path, capsys, args, message):
     name = "v.gif" if "gif" in args else "v.mp4"
     code, _, err = run(capsys, "render", str(tmp_path / name), "--motion", "nope", *args)
@@ -390,8 +427,13 @@ def test_numbers_are_checked_before_anything_is_loaded(tmp_path, capsys, args, m
 def test_render_frames_checks_its_arguments_when_called(pair):
     g, m = pair
     G, M = load_image_generator(g), load_motion(m)
-    for kw, message in ((dict(seed=-1), "seed"), (dict(truncation=float("nan")), "truncation"), (dict(batch=0), "batch"),
-                        (dict(videos=300_000), "at most 262144 videos of this size"), (dict(frames=2.5), "whole number")):
+    for kw, message in (
+        (dict(seed=-1), "seed"),
+        (dict(truncation=float("nan")), "truncation"),
+        (dict(batch=0), "batch"),
+        (dict(videos=300_000), "at most 262144 videos of this size"),
+        (dict(frames=2.5), "whole number"),
+    ):
         with pytest.raises(ValueError, match=message):
             R.render_frames(M, G, **{"frames": 3, **kw})  # no frame asked for yet: it is the call that fails
 
@@ -409,9 +451,26 @@ def test_a_signal_mid_render_leaves_nothing_and_says_so(tmp_path, pair, sig, cod
     outdir = tmp_path / "out"
     outdir.mkdir()
     (outdir / "v.mp4").write_bytes(b"previous")
-    proc = subprocess.Popen([sys.executable, "-m", "mocohd_cli", "render", str(outdir / "v.mp4"), "--motion", str(m),
-                             "--image", str(g), "--device", "cpu", "-n", "100000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mocohd_cli",
+            "render",
+            str(outdir / "v.mp4"),
+            "--motion",
+            str(m),
+            "--image",
+            str(g),
+            "--device",
+            "cpu",
+            "-n",
+            "100000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(outdir.glob(".v.partial-*.mp4")) and time.monotonic() < deadline and proc.poll() is None:
@@ -435,8 +494,9 @@ def _latent_of(G, n=2, plus=False, seed=0):
     if plus:
         ws = ws + 0.3 * torch.randn(ws.shape, generator=g)
     noise = G.synthesis.make_noise(n, generator=g)
-    return Latent(ws, noise, "w+" if plus else "w", dict(image_name=G.identity["name"],
-                                                         image_sha256=G.identity["weights_sha256"]))
+    return Latent(
+        ws, noise, "w+" if plus else "w", dict(image_name=G.identity["name"], image_sha256=G.identity["weights_sha256"])
+    )
 
 
 @pytest.mark.parametrize("plus", [False, True])
@@ -445,8 +505,22 @@ def test_render_start_begins_at_the_latents_image_and_moves(tmp_path, pair, caps
     G = load_image_generator(g)
     latent = _latent_of(G, n=2, plus=plus)
     save_latent(latent, "me")
-    code, out, err = run(capsys, "render", str(tmp_path / "v"), "--motion", str(m), "--image", str(g), "-n", "4",
-                         "--start", "me", "--grid", "--device", "cpu")
+    code, out, err = run(
+        capsys,
+        "render",
+        str(tmp_path / "v"),
+        "--motion",
+        str(m),
+        "--image",
+        str(g),
+        "-n",
+        "4",
+        "--start",
+        "me",
+        "--grid",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert re.search(r"\b4 frames of 32x16\b", out)  # one video per latent, side by side (not "2 frames of")
     frames = [iio.imread(p) for p in sorted((tmp_path / "v").glob("*.png"))]
@@ -466,11 +540,13 @@ def test_a_start_latent_of_another_generator_is_refused(tmp_path, pair, capsys):
     opath = tmp_path / "other.safetensors"
     save_canonical(opath, other)
     save_latent(_latent_of(load_image_generator(opath)), "theirs")
-    code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
-                       "--start", "theirs")
+    code, _, err = run(
+        capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2", "--start", "theirs"
+    )
     assert code == 1 and "belongs to the image generator 'other'" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
-                       "--start", "nobody")
+    code, _, err = run(
+        capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2", "--start", "nobody"
+    )
     assert code == 1 and "unknown latent model 'nobody'" in err
 
 
@@ -481,8 +557,9 @@ def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_pat
     G = load_image_generator(g)
     basis = fit_pca(G, samples=2000, batch=500)
     torch.manual_seed(0)
-    M = MotionGenerator(MotionConfig(w_dim=32, noise_dim=32, h_dim=8, n_pca=8, w_residual=1.0), basis.components,
-                        basis.stdev)
+    M = MotionGenerator(
+        MotionConfig(w_dim=32, noise_dim=32, h_dim=8, n_pca=8, w_residual=1.0), basis.components, basis.stdev
+    )
     m = tmp_path / "m.safetensors"
     save_motion(m, M, image={"image_name": "tone", "image_sha256": G.identity["weights_sha256"]})
     latent = _latent_of(G, n=1)
@@ -490,9 +567,21 @@ def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_pat
         photo = R.to_uint8(G.synthesis(latent.ws, noise=latent.noise))[0].numpy()
     iio.imwrite(tmp_path / "me.png", photo)
     notes = []
-    r = R.render(tmp_path / "v", motion=m, image=g, frames=3, start=[str(tmp_path / "me.png")], device="cpu",
-                 on_note=notes.append, invert_options=dict(steps=150, loss="pixel"))
-    assert r.videos == 1 and any("inverting me.png" in n for n in notes) and any("stored its latent as 'me'" in n for n in notes)
+    r = R.render(
+        tmp_path / "v",
+        motion=m,
+        image=g,
+        frames=3,
+        start=[str(tmp_path / "me.png")],
+        device="cpu",
+        on_note=notes.append,
+        invert_options=dict(steps=150, loss="pixel"),
+    )
+    assert (
+        r.videos == 1
+        and any("inverting me.png" in n for n in notes)
+        and any("stored its latent as 'me'" in n for n in notes)
+    )
     first = iio.imread(sorted((tmp_path / "v").glob("*.png"))[0]).astype(float)
     mse = ((first - photo.astype(float)) ** 2).mean()
     assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 25  # frame 0 is the photo, within the inversion's error
@@ -500,15 +589,27 @@ def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_pat
 
 
 def test_fewer_videos_than_start_latents_is_refused(tmp_path, pair, capsys):
-    """Issue 26, defect 16: `--start a --start b --start c --videos 2` would drop c: refused (exit 2), as
+    """`--start a --start b --start c --videos 2` would drop c: refused (exit 2), as
     the starts are explicit and a photo among them costs an inversion; more videos take them in turn."""
     g, m = pair
     G = load_image_generator(g)
     for k, name in enumerate("abc"):
         save_latent(_latent_of(G, n=1, seed=k), name)
     starts = ["--start", "a", "--start", "b", "--start", "c"]
-    code, out, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
-                         *starts, "--videos", "2")
+    code, out, err = run(
+        capsys,
+        "render",
+        str(tmp_path / "v.mp4"),
+        "--motion",
+        str(m),
+        "--image",
+        str(g),
+        "-n",
+        "2",
+        *starts,
+        "--videos",
+        "2",
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "3 start latents but 2 videos" in err and "1 would not be used" in err and "--videos 3" in err
     assert not list(tmp_path.glob("v*.mp4"))
@@ -517,11 +618,22 @@ def test_fewer_videos_than_start_latents_is_refused(tmp_path, pair, capsys):
 
 
 def test_a_photo_start_without_vgg16_says_what_render_can_do(tmp_path, pair, capsys, isolated_store):
-    """Issue 26, defect 11: render has no --loss; the advice is to invert with the pixel loss first."""
+    """`mocohd render` has no --loss; the advice is to invert with the pixel loss first."""
     g, m = pair
     iio.imwrite(tmp_path / "me.png", np.full((16, 16, 3), 128, np.uint8))
-    code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
-                       "--start", str(tmp_path / "me.png"))
+    code, _, err = run(
+        capsys,
+        "render",
+        str(tmp_path / "v.mp4"),
+        "--motion",
+        str(m),
+        "--image",
+        str(g),
+        "-n",
+        "2",
+        "--start",
+        str(tmp_path / "me.png"),
+    )
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "mocohd fetch vgg16" in err and f"mocohd invert {tmp_path / 'me.png'} --image {g} --loss pixel" in err
     assert "mocohd render --start me" in err and "use the pixel loss" not in err
@@ -529,14 +641,15 @@ def test_a_photo_start_without_vgg16_says_what_render_can_do(tmp_path, pair, cap
 
 
 def test_a_latent_of_a_namesake_generator_shows_both_hashes(tmp_path, pair, capsys):
-    """Issue 26, defect 12: two generators called 'g' (other weights): the message tells them apart."""
+    """Two generators called 'g' (other weights): the message tells them apart."""
     g, m = pair
     (tmp_path / "other").mkdir()
     other = tmp_path / "other" / "g.safetensors"
     save_canonical(other, randomized_generator(tiny_config(16, z_dim=16, w_dim=16), seed=9))
     save_latent(_latent_of(load_image_generator(other)), "theirs")
-    code, _, err = run(capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2",
-                       "--start", "theirs")
+    code, _, err = run(
+        capsys, "render", str(tmp_path / "v.mp4"), "--motion", str(m), "--image", str(g), "-n", "2", "--start", "theirs"
+    )
     mine, theirs = (load_image_generator(p).identity["weights_sha256"][:12] for p in (g, other))
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert f"'g' (weights {theirs}), not to 'g' (weights {mine})" in err

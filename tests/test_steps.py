@@ -21,8 +21,16 @@ def tiny_gan(domain: str) -> MotionGAN:
     torch.manual_seed(0)
     components, _ = torch.linalg.qr(torch.randn(32, 8))
     M = MotionGenerator(MotionConfig(w_dim=32, noise_dim=32, h_dim=16, n_pca=8), components.T, torch.ones(8))
-    cfg = GANConfig(domain=domain, frames=FRAMES, frame_size=16, world_batch=BATCH, dv_channels=4, di_channels=4,
-                    proj_dim=8, queue=8)
+    cfg = GANConfig(
+        domain=domain,
+        frames=FRAMES,
+        frame_size=16,
+        world_batch=BATCH,
+        dv_channels=4,
+        di_channels=4,
+        proj_dim=8,
+        queue=8,
+    )
     return MotionGAN(G, M.train(), cfg, seed=1)
 
 
@@ -88,8 +96,22 @@ def test_the_recipe_settings_are_derived_from_the_runs():
     assert (gan_cfg.world_batch, gan_cfg.frame_size, gan_cfg.precision, gan_cfg.classes) == (4, 32, "bf16", (1, 2))
     # the defaults are the run's: one place for each
     defaults = GANConfig()
-    for name in ("domain", "frames", "g_steps", "lr", "gp_weight", "w_match", "w_mutual", "dv_channels", "di_channels",
-                 "proj_dim", "queue", "moco_momentum", "moco_temperature", "truncation"):
+    for name in (
+        "domain",
+        "frames",
+        "g_steps",
+        "lr",
+        "gp_weight",
+        "w_match",
+        "w_mutual",
+        "dv_channels",
+        "di_channels",
+        "proj_dim",
+        "queue",
+        "moco_momentum",
+        "moco_temperature",
+        "truncation",
+    ):
         assert getattr(defaults, name) == getattr(TrainConfig(), name), name
     with pytest.raises(ValueError, match="precision must be"):
         GANConfig.from_train(cfg)  # 'auto' must be resolved by the run first

@@ -62,8 +62,16 @@ def test_registered_but_not_downloaded_asks_for_fetch(tmp_path, monkeypatch):
     wd = tmp_path / "weights"
     shutil.copytree(store.weights_dir(), wd)
     reg = json.loads((wd / "registry.json").read_text())
-    reg["models"].append({"name": "ffhq-test", "aliases": ["stylegan2-ffhq-test"], "repo_id": "someone/stylegan2",
-                          "filename": "ffhq.pt", "format": "rosinality", "resolution": 1024})
+    reg["models"].append(
+        {
+            "name": "ffhq-test",
+            "aliases": ["stylegan2-ffhq-test"],
+            "repo_id": "someone/stylegan2",
+            "filename": "ffhq.pt",
+            "format": "rosinality",
+            "resolution": 1024,
+        }
+    )
     (wd / "registry.json").write_text(json.dumps(reg))
     monkeypatch.setattr(store, "weights_dir", lambda: wd)
     with pytest.raises(MocohdError, match="mocohd fetch ffhq-test"):
@@ -71,7 +79,9 @@ def test_registered_but_not_downloaded_asks_for_fetch(tmp_path, monkeypatch):
 
 
 def test_kind_filter_and_wrong_kind():
-    canonical.save_model(store.store_path("pca", "basis"), {"components": torch.eye(3)}, kind="pca", family="stylegan2", config={})
+    canonical.save_model(
+        store.store_path("pca", "basis"), {"components": torch.eye(3)}, kind="pca", family="stylegan2", config={}
+    )
     with pytest.raises(MocohdError, match="'basis' is a pca model, not an image model"):
         store.resolve("basis", kind="image")
     with pytest.raises(MocohdError, match="unknown image model"):
@@ -140,7 +150,8 @@ def test_damaged_registry_is_explained_without_python_names(tmp_path, monkeypatc
 
 def test_store_names_that_shadow_shipped_or_registry_models():
     assert store.shadow_note("image", "demo") == (
-        "the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both")
+        "the store model 'demo' now shadows the shipped demo image model; store it under another name to keep both"
+    )
     assert store.shadowed("motion", "motion-demo").file == "motion-demo.safetensors"  # an alias
     assert "registry image model ffhq (Hub ZeqiangLai/StyleGAN2)" in store.shadow_note("image", "ffhq-1024")
     assert store.shadowed("pca", "demo") is None and store.shadowed("image", "mine") is None

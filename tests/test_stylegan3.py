@@ -20,8 +20,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from mocohd_cli import import_model, load_image_generator, ops
-from mocohd_cli import render as R
+from mocohd_cli import import_model, load_image_generator, ops, render as R
 from mocohd_cli.data.procedural import write_dataset
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.formats import canonical, read_any
@@ -109,24 +108,70 @@ def test_imported_pickle_matches_nvidia(tmp_path, name):
 def test_layer_names_of_nvidias_published_configs():
     """NVIDIA's 1024 px T and R generators name their layers so (size, channels)."""
     t = [s["name"] for s in StyleGAN3Config.preset("t", 1024).layer_specs()]
-    assert t == ["L0_36_512", "L1_36_512", "L2_52_512", "L3_52_512", "L4_84_512", "L5_148_512", "L6_148_512",
-                 "L7_276_323", "L8_276_203", "L9_532_128", "L10_1044_81", "L11_1044_51", "L12_1044_32",
-                 "L13_1024_32", "L14_1024_3"]
+    assert t == [
+        "L0_36_512",
+        "L1_36_512",
+        "L2_52_512",
+        "L3_52_512",
+        "L4_84_512",
+        "L5_148_512",
+        "L6_148_512",
+        "L7_276_323",
+        "L8_276_203",
+        "L9_532_128",
+        "L10_1044_81",
+        "L11_1044_51",
+        "L12_1044_32",
+        "L13_1024_32",
+        "L14_1024_3",
+    ]
     r = [s["name"] for s in StyleGAN3Config.preset("r", 1024).layer_specs()]
-    assert r == ["L0_36_1024", "L1_36_1024", "L2_52_1024", "L3_52_1024", "L4_84_1024", "L5_148_1024",
-                 "L6_148_1024", "L7_276_645", "L8_276_406", "L9_532_256", "L10_1044_161", "L11_1044_102",
-                 "L12_1044_64", "L13_1024_64", "L14_1024_3"]
+    assert r == [
+        "L0_36_1024",
+        "L1_36_1024",
+        "L2_52_1024",
+        "L3_52_1024",
+        "L4_84_1024",
+        "L5_148_1024",
+        "L6_148_1024",
+        "L7_276_645",
+        "L8_276_406",
+        "L9_532_256",
+        "L10_1044_161",
+        "L11_1044_102",
+        "L12_1044_64",
+        "L13_1024_64",
+        "L14_1024_3",
+    ]
     r256 = StyleGAN3Config.preset("r", 256).state_shapes()
-    assert r256["synthesis.L2_36_1024.weight"] == (1024, 1024, 1, 1) and r256["synthesis.L2_36_1024.down_filter"] == (12, 12)
+    assert r256["synthesis.L2_36_1024.weight"] == (1024, 1024, 1, 1) and r256["synthesis.L2_36_1024.down_filter"] == (
+        12,
+        12,
+    )
     assert StyleGAN3Config.preset("t", 256).state_shapes()["synthesis.L14_256_3.weight"] == (3, 128, 1, 1)
 
 
-@pytest.mark.parametrize("cfg", [
-    StyleGAN3Config.preset("t", 16, z_dim=8, w_dim=8, channel_base=128, channel_max=8, num_layers=4, margin_size=2),
-    StyleGAN3Config.preset("r", 32, z_dim=8, w_dim=12, channel_base=256, channel_max=16, num_layers=5, num_critical=1),
-    StyleGAN3Config.preset("t", 64, z_dim=8, w_dim=8, channel_base=256, channel_max=8, num_layers=7, mapping_layers=3,
-                           img_channels=1, conv_clamp=None),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        StyleGAN3Config.preset("t", 16, z_dim=8, w_dim=8, channel_base=128, channel_max=8, num_layers=4, margin_size=2),
+        StyleGAN3Config.preset(
+            "r", 32, z_dim=8, w_dim=12, channel_base=256, channel_max=16, num_layers=5, num_critical=1
+        ),
+        StyleGAN3Config.preset(
+            "t",
+            64,
+            z_dim=8,
+            w_dim=8,
+            channel_base=256,
+            channel_max=8,
+            num_layers=7,
+            mapping_layers=3,
+            img_channels=1,
+            conv_clamp=None,
+        ),
+    ],
+)
 def test_state_shapes_equal_the_module(cfg):
     G = build_generator("stylegan3", cfg.to_dict())
     assert {k: tuple(v.shape) for k, v in G.state_dict().items()} == cfg.state_shapes()
@@ -137,10 +182,21 @@ def test_state_shapes_equal_the_module(cfg):
     assert img.shape == (2, cfg.img_channels, cfg.resolution, cfg.resolution)
 
 
-@pytest.mark.parametrize("bad", [dict(resolution=24), dict(num_critical=14), dict(conv_kernel=0),
-                                 dict(use_radial_filters=1), dict(first_stopband=1.0),
-                                 dict(first_cutoff=0.05, first_stopband=0.1), dict(first_cutoff=float("nan")), dict(conv_clamp=-1.0),
-                                 dict(channel_base=1, channel_max=1), dict(surprise=1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(resolution=24),
+        dict(num_critical=14),
+        dict(conv_kernel=0),
+        dict(use_radial_filters=1),
+        dict(first_stopband=1.0),
+        dict(first_cutoff=0.05, first_stopband=0.1),
+        dict(first_cutoff=float("nan")),
+        dict(conv_clamp=-1.0),
+        dict(channel_base=1, channel_max=1),
+        dict(surprise=1),
+    ],
+)
 def test_bad_configs_are_usage_errors(bad):
     with pytest.raises(UsageError):
         StyleGAN3Config.from_dict({**StyleGAN3Config(resolution=64).to_dict(), **bad})
@@ -192,23 +248,30 @@ def test_synthesis_protocol(tiny):
 # The filtered leaky ReLU: fast path against the reference
 
 
-@pytest.mark.parametrize("up,down,taps_up,taps_down,padding,radial", [
-    (2, 2, 12, 12, (11, 10, 11, 10), False),
-    (2, 2, 12, 12, (10, 10, 10, 10), False),
-    (4, 2, 24, 12, (15, 14, 13, 16), False),
-    (2, 4, 12, 8, (-1, 3, 2, -2), True),
-    (1, 2, 1, 12, (2, 1, 2, 1), False),
-    (2, 1, 12, 1, (5, 6, 5, 6), False),
-    (1, 1, 1, 1, (1, -1, 0, 2), False),
-    (1, 1, 1, 1, (0, 0, 0, 0), False),
-    (3, 2, 7, 5, (4, 2, 3, 3), True),
-])
+@pytest.mark.parametrize(
+    "up,down,taps_up,taps_down,padding,radial",
+    [
+        (2, 2, 12, 12, (11, 10, 11, 10), False),
+        (2, 2, 12, 12, (10, 10, 10, 10), False),
+        (4, 2, 24, 12, (15, 14, 13, 16), False),
+        (2, 4, 12, 8, (-1, 3, 2, -2), True),
+        (1, 2, 1, 12, (2, 1, 2, 1), False),
+        (2, 1, 12, 1, (5, 6, 5, 6), False),
+        (1, 1, 1, 1, (1, -1, 0, 2), False),
+        (1, 1, 1, 1, (0, 0, 0, 0), False),
+        (3, 2, 7, 5, (4, 2, 3, 3), True),
+    ],
+)
 def test_filtered_lrelu_fast_equals_reference(up, down, taps_up, taps_down, padding, radial):
     g = torch.Generator().manual_seed(up * 10 + down)
     x = torch.randn(2, 5, 14, 17, generator=g)
     b = torch.randn(5, generator=g)
     fu = torch.rand(taps_up, generator=g) if taps_up > 1 else None
-    fd = (torch.rand(taps_down, taps_down, generator=g) if radial else torch.rand(taps_down, generator=g)) if taps_down > 1 else None
+    fd = (
+        (torch.rand(taps_down, taps_down, generator=g) if radial else torch.rand(taps_down, generator=g))
+        if taps_down > 1
+        else None
+    )
     x0 = x.clone()
     for clamp in (None, 0.8):
         for gain, slope in ((ops.LRELU_GAIN, 0.2), (1.0, 1.0)):
@@ -247,12 +310,15 @@ def test_hostile_stylegan3_pickle_is_refused(tmp_path, tiny, payload):
     assert "\n" not in str(e.value) and not marker.exists()
 
 
-@pytest.mark.parametrize("change,message", [
-    (dict(c_dim=10), "conditional StyleGAN3 generators"),
-    (dict(layer_attrs={"padding": [0, 0, 0, 0]}), "unknown architecture: layer L0_.* padding"),
-    (dict(extra_kwargs={"num_critical": 7}), "unsupported StyleGAN3 configuration: num_critical"),
-    (dict(extra_kwargs={"filter_size": 4}), "unknown architecture"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(c_dim=10), "conditional StyleGAN3 generators"),
+        (dict(layer_attrs={"padding": [0, 0, 0, 0]}), "unknown architecture: layer L0_.* padding"),
+        (dict(extra_kwargs={"num_critical": 7}), "unsupported StyleGAN3 configuration: num_critical"),
+        (dict(extra_kwargs={"filter_size": 4}), "unknown architecture"),
+    ],
+)
 def test_unsupported_stylegan3_pickles_are_one_line(tmp_path, tiny, change, message):
     with pytest.raises(MocohdError, match=message) as e:
         read_any(_pickle(tmp_path, tiny, **change))
@@ -265,10 +331,22 @@ def test_info_shows_the_variant_and_its_design(capsys, tmp_path, tiny):
     code, out, err = run(capsys, "info", str(_pickle(tmp_path, tiny)))
     assert code == 0, err
     out = " ".join(out.split())  # rows wrapped at the terminal's width, joined
-    for expected in ("stylegan3", "not imported", "16 x 16", "z 32, w 32", "base 512, max 32, mapping layers 2",
-                     "T (translation equivariant: 3x3 convolutions)", "6 + toRGB (2 critically sampled), 8 w's",
-                     "margin 4 px", "no noise inputs", "cutoff 2 -> 8", "stopband 4.287 -> 9.849 (x1.231)",
-                     "6 taps per rate", "leaky ReLU at 2x", "scale 0.25, conv clamp 256.0"):
+    for expected in (
+        "stylegan3",
+        "not imported",
+        "16 x 16",
+        "z 32, w 32",
+        "base 512, max 32, mapping layers 2",
+        "T (translation equivariant: 3x3 convolutions)",
+        "6 + toRGB (2 critically sampled), 8 w's",
+        "margin 4 px",
+        "no noise inputs",
+        "cutoff 2 -> 8",
+        "stopband 4.287 -> 9.849 (x1.231)",
+        "6 taps per rate",
+        "leaky ReLU at 2x",
+        "scale 0.25, conv clamp 256.0",
+    ):
         assert expected in out, expected
     G, _ = _case("r16")
     path = tmp_path / "r16.safetensors"
@@ -279,8 +357,9 @@ def test_info_shows_the_variant_and_its_design(capsys, tmp_path, tiny):
     assert "R (rotation equivariant: 1x1 convolutions, radial down-sampling filters)" in out
     assert "base 1024, max 48" in out and "conv clamp 0.5" in out and "stylegan2" not in out
     H = StyleGAN3Generator(StyleGAN3Config.from_dict({**tiny.cfg.to_dict(), "conv_kernel": 1})).eval()
-    canonical.save_model(tmp_path / "c.safetensors", H.state_dict(), kind="image", family="stylegan3",
-                         config=H.cfg.to_dict())
+    canonical.save_model(
+        tmp_path / "c.safetensors", H.state_dict(), kind="image", family="stylegan3", config=H.cfg.to_dict()
+    )
     code, out, err = run(capsys, "info", str(tmp_path / "c.safetensors"))
     assert code == 0, err
     assert "custom (1x1 convolutions, radial filters off)" in " ".join(out.split())
@@ -316,8 +395,11 @@ def test_pca_motion_render_and_truncation(tmp_path, lively):
     basis = fit_pca(tiny, samples=1000, batch=250)
     assert basis.components.shape[1] == tiny.w_dim
     torch.manual_seed(0)
-    M = MotionGenerator(MotionConfig(w_dim=tiny.w_dim, noise_dim=8, h_dim=8, n_pca=6, w_residual=1.0),
-                        basis.components[:6], basis.stdev[:6])
+    M = MotionGenerator(
+        MotionConfig(w_dim=tiny.w_dim, noise_dim=8, h_dim=8, n_pca=6, w_residual=1.0),
+        basis.components[:6],
+        basis.stdev[:6],
+    )
     for noise in ("fixed", "random", "off"):
         frames = list(R.render_frames(M, tiny, 3, videos=2, truncation=0.7, noise=noise, batch=4))
         assert len(frames) == 3 and frames[0].shape == (2, 16, 16, 3) and frames[0].dtype == torch.uint8
@@ -338,7 +420,9 @@ def test_motion_gan_clips_flow_through_stylegan3(lively):
     torch.manual_seed(0)
     components, _ = torch.linalg.qr(torch.randn(tiny.w_dim, 4))
     M = MotionGenerator(MotionConfig(w_dim=tiny.w_dim, noise_dim=8, h_dim=8, n_pca=4), components.T, torch.ones(4))
-    cfg = GANConfig(domain="in", frames=3, frame_size=16, world_batch=2, dv_channels=4, di_channels=4, proj_dim=8, queue=8)
+    cfg = GANConfig(
+        domain="in", frames=3, frame_size=16, world_batch=2, dv_channels=4, di_channels=4, proj_dim=8, queue=8
+    )
     gan = MotionGAN(G, M.train(), cfg, seed=1)
     out = gan.fake_clips(2)
     clips = out[0] if isinstance(out, tuple) else out
@@ -378,9 +462,26 @@ def test_two_motion_training_steps_on_a_stylegan3(tmp_path, lively):
     canonical.save_model(gpath, lively.state_dict(), kind="image", family="stylegan3", config=lively.cfg.to_dict())
     pca_for(str(gpath), samples=1000, batch=500)
     data = write_dataset(tmp_path / "heads", videos=3, frames=10, size=16, seed=0)
-    r = train(TrainConfig(data=str(data), image=str(gpath), name="sg3", steps=2, batch=2, frames=4, h_dim=8,
-                          dv_channels=4, di_channels=4, proj_dim=8, queue=8, workers=0, pca_samples=1000,
-                          sample_every=1000, log_every=1, device="cpu"))
+    r = train(
+        TrainConfig(
+            data=str(data),
+            image=str(gpath),
+            name="sg3",
+            steps=2,
+            batch=2,
+            frames=4,
+            h_dim=8,
+            dv_channels=4,
+            di_channels=4,
+            proj_dim=8,
+            queue=8,
+            workers=0,
+            pca_samples=1000,
+            sample_every=1000,
+            log_every=1,
+            device="cpu",
+        )
+    )
     assert r.step == 2 and r.motion.is_file() and all(math.isfinite(v) for v in r.losses.values())
     out = R.render(tmp_path / "v", motion="sg3", image=str(gpath), frames=3, device="cpu")
     assert out.frames == 3 and out.cross_domain is None
@@ -404,15 +505,24 @@ def test_the_camera_track_moves_the_view_and_leaves_frame_0(tmp_path, lively, ca
 
     basis = fit_pca(G, samples=1000, batch=250)
     torch.manual_seed(0)
-    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=6, w_residual=0.0), basis.components[:6],
-                        basis.stdev[:6])  # a motion that stands still: only the camera moves
+    M = MotionGenerator(
+        MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=6, w_residual=0.0),
+        basis.components[:6],
+        basis.stdev[:6],
+    )  # a motion that stands still: only the camera moves
     still = list(R.render_frames(M, G, 4, videos=1, seed=1))
     turned = list(R.render_frames(M, G, 4, videos=1, seed=1, camera=R.Camera(rotate=90, fps=4)))
     shaken = list(R.render_frames(M, G, 4, videos=1, seed=1, camera=R.Camera(shake=10, fps=4, seed=1)))
     assert torch.equal(turned[0], still[0]) and torch.equal(shaken[0], still[0])  # frame 0 is never moved
-    assert torch.equal(still[3], still[0]) and not torch.equal(turned[3], still[3]) and not torch.equal(shaken[3], still[3])
-    assert torch.equal(torch.stack(shaken), torch.stack(list(R.render_frames(M, G, 4, videos=1, seed=1,
-                                                                              camera=R.Camera(shake=10, fps=4, seed=1)))))
+    assert (
+        torch.equal(still[3], still[0])
+        and not torch.equal(turned[3], still[3])
+        and not torch.equal(shaken[3], still[3])
+    )
+    assert torch.equal(
+        torch.stack(shaken),
+        torch.stack(list(R.render_frames(M, G, 4, videos=1, seed=1, camera=R.Camera(shake=10, fps=4, seed=1)))),
+    )
     with pytest.raises(UsageError, match="camera: shake must be >= 0"):
         R.Camera(shake=-1)
     demo = R.render(tmp_path / "d", motion="demo", image="demo", frames=2, device="cpu")  # no camera: fine
@@ -422,7 +532,7 @@ def test_the_camera_track_moves_the_view_and_leaves_frame_0(tmp_path, lively, ca
 
 
 def test_absurd_camera_values_are_refused_in_one_line(tmp_path, lively, capsys):
-    """Issue 26: finite but absurd values (--translate 1e308,0, and --rotate, --shake) gave a NaN camera
+    """Regression: finite but absurd values (--translate 1e308,0, and --rotate, --shake) gave a NaN camera
     and black frames with exit 0. The ranges (render.Camera): half a turn and one image width per frame,
     a shake of 180 degrees, a track within 10^4 image widths; the generator refuses a camera matrix
     that is not finite, not invertible or beyond that reach."""
@@ -435,25 +545,51 @@ def test_absurd_camera_values_are_refused_in_one_line(tmp_path, lively, capsys):
     canonical.save_model(gpath, G.state_dict(), kind="image", family="stylegan3", config=G.cfg.to_dict())
     basis = fit_pca(G, samples=1000, batch=250)
     torch.manual_seed(0)
-    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=6), basis.components[:6], basis.stdev[:6])
+    M = MotionGenerator(
+        MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=6), basis.components[:6], basis.stdev[:6]
+    )
     save_motion(mpath, M)
     out = tmp_path / "v"
-    cli = ["render", str(out), "--motion", str(mpath), "--image", str(gpath), "-n", "3", "--format", "png",
-           "--device", "cpu", "--fps", "12"]
-    for extra, said in ((["--translate", "1e308,0"], "translate must be at most 1 image width per frame on each axis "
-                                                      "(12 per second at 12 fps), got 1e+308,0"),
-                        (["--translate", "0,-13"], "translate must be at most 1 image width per frame"),
-                        (["--rotate", "1e308"], "rotate must be at most 180 degrees per frame either way (2160 per "
-                                                "second at 12 fps), got 1e+308"),
-                        (["--rotate", "-2161"], "rotate must be at most 180 degrees per frame"),
-                        (["--shake", "1e308"], "shake must be at most 180 degrees, got 1e+308"),
-                        (["--translate", "6,0", "-n", "30000"], "the translation reaches 1.5e+04 image widths by frame "
-                                                                "30000; at most 10000")):
+    cli = [
+        "render",
+        str(out),
+        "--motion",
+        str(mpath),
+        "--image",
+        str(gpath),
+        "-n",
+        "3",
+        "--format",
+        "png",
+        "--device",
+        "cpu",
+        "--fps",
+        "12",
+    ]
+    for extra, said in (
+        (
+            ["--translate", "1e308,0"],
+            "translate must be at most 1 image width per frame on each axis (12 per second at 12 fps), got 1e+308,0",
+        ),
+        (["--translate", "0,-13"], "translate must be at most 1 image width per frame"),
+        (
+            ["--rotate", "1e308"],
+            "rotate must be at most 180 degrees per frame either way (2160 per second at 12 fps), got 1e+308",
+        ),
+        (["--rotate", "-2161"], "rotate must be at most 180 degrees per frame"),
+        (["--shake", "1e308"], "shake must be at most 180 degrees, got 1e+308"),
+        (
+            ["--translate", "6,0", "-n", "30000"],
+            "the translation reaches 1.5e+04 image widths by frame 30000; at most 10000",
+        ),
+    ):
         code, _, err = run(capsys, *cli, *extra)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: camera: ") and said in lines[0], err
         assert "Traceback" not in err and not out.exists()
-    code, _, err = run(capsys, *cli, "--rotate", "2160", "--translate", "12,-12", "--shake", "180")  # the extremes: fine
+    code, _, err = run(
+        capsys, *cli, "--rotate", "2160", "--translate", "12,-12", "--shake", "180"
+    )  # the extremes: fine
     assert code == 0, err
     frames = [torch.from_numpy(iio.imread(f)) for f in sorted(out.glob("*.png"))]
     assert len(frames) == 3 and all(f.float().std() > 1 for f in frames)  # not black
@@ -463,9 +599,12 @@ def test_absurd_camera_values_are_refused_in_one_line(tmp_path, lively, capsys):
     with pytest.raises(UsageError, match="^camera: the translation reaches 2e\\+04 image widths by frame 20001"):
         R.render_frames(M, G, 20001, camera=R.Camera(translate=(1.0, 0.0), fps=1))
     w = G.mapping(torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(0)))
-    for bad in (camera_matrix(torch.zeros(3), torch.tensor([0.0, 1e308, 0.0]), torch.zeros(3)),  # inf
-                camera_matrix(torch.zeros(3), torch.tensor([0.0, 2e4, 0.0]), torch.zeros(3)),  # too far
-                torch.zeros(3, 3, 3), torch.full((3, 3, 3), float("nan"))):
+    for bad in (
+        camera_matrix(torch.zeros(3), torch.tensor([0.0, 1e308, 0.0]), torch.zeros(3)),  # inf
+        camera_matrix(torch.zeros(3), torch.tensor([0.0, 2e4, 0.0]), torch.zeros(3)),  # too far
+        torch.zeros(3, 3, 3),
+        torch.full((3, 3, 3), float("nan")),
+    ):
         with pytest.raises(UsageError, match="^camera: each \\[3, 3\\] camera must be finite and invertible"):
             G.synthesis(w, camera=bad)
 
@@ -510,13 +649,24 @@ def test_benchmark_quick_run(tmp_path):
     """One --quick run (tiny config, no NVIDIA code) reports every figure the full run does."""
     out = tmp_path / "sg3.json"
     env = {k: v for k, v in os.environ.items() if k not in ("MOCOHD_DEBUG", "PYTEST_ADDOPTS")}
-    p = subprocess.run([sys.executable, str(BENCH), "--quick", "--threads", "1", "--batches", "1", "2",
-                        "--json", str(out)], cwd=BENCH.parents[1], env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--threads", "1", "--batches", "1", "2", "--json", str(out)],
+        cwd=BENCH.parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     d = json.loads(out.read_text())
     rows = {(r["path"], r["dtype"], r["batch"]): r for r in d["rows"]}
-    assert set(rows) == {("fast", "fp32", 1), ("fast", "fp32", 2), ("fast", "bf16", 1), ("fast", "bf16", 2),
-                         ("reference", "fp32", 1)}
+    assert set(rows) == {
+        ("fast", "fp32", 1),
+        ("fast", "fp32", 2),
+        ("fast", "bf16", 1),
+        ("fast", "bf16", 2),
+        ("reference", "fp32", 1),
+    }
     assert d["quick"] and d["nvidia"] is None and d["threads"] == 1
     assert d["gflop_per_frame"] == pytest.approx(sum(d["analytic_gflop"].values()), rel=1e-9)
     assert all(d["peaks"][k]["conv_gflops"] > 0 for k in ("fp32", "bf16"))

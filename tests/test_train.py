@@ -18,13 +18,12 @@ import torch
 from mocohd_cli import MocohdError, load_motion, store
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
-from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
 from mocohd_cli.models.pca import pca_for
+from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
 from mocohd_cli.render import render
 from mocohd_cli.train import TrainConfig, load_checkpoint, train
 
-from .conftest import randomized_generator, tiny_config
-from .conftest import run
+from .conftest import randomized_generator, run, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,9 +54,25 @@ def setup(tmp_path):
 
 def tiny(setup, **kw) -> TrainConfig:
     gpath, data = setup
-    base = dict(data=str(data), image=str(gpath), steps=2, batch=2, frames=4, time_step=2, h_dim=16, dv_channels=4,
-                di_channels=4, proj_dim=8, queue=8, workers=0, pca_samples=1000, sample_every=1000, sample_videos=2,
-                log_every=1, device="cpu")
+    base = dict(
+        data=str(data),
+        image=str(gpath),
+        steps=2,
+        batch=2,
+        frames=4,
+        time_step=2,
+        h_dim=16,
+        dv_channels=4,
+        di_channels=4,
+        proj_dim=8,
+        queue=8,
+        workers=0,
+        pca_samples=1000,
+        sample_every=1000,
+        sample_videos=2,
+        log_every=1,
+        device="cpu",
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -69,7 +84,12 @@ def _loss_records(path: Path) -> list[dict]:
 
 
 def _state(name):
-    return {k: v.clone() for k, v in load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / name / "checkpoint.pt")["gan"]["M"].items()}
+    return {
+        k: v.clone()
+        for k, v in load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / name / "checkpoint.pt")["gan"][
+            "M"
+        ].items()
+    }
 
 
 @pytest.mark.parametrize("domain", ["cross", "in"])
@@ -100,7 +120,9 @@ def test_training_changes_the_motion_weights(setup):
     # the initial weights: the same seed, the same construction as the trainer
     basis, _, _ = pca_for(cfg.image)
     torch.manual_seed(cfg.seed)
-    M0 = MotionGenerator(MotionConfig(w_dim=32, noise_dim=32, h_dim=16, n_pca=32, w_residual=0.2), basis.components, basis.stdev)
+    M0 = MotionGenerator(
+        MotionConfig(w_dim=32, noise_dim=32, h_dim=16, n_pca=32, w_residual=0.2), basis.components, basis.stdev
+    )
     moved = [k for k, p in M0.named_parameters() if not torch.equal(p.detach(), trained[k])]
     assert len(moved) >= 8, moved
     torch.testing.assert_close(trained["pca_components"], M0.pca_components)
@@ -171,10 +193,13 @@ def test_fine_tuning_keeps_the_models_architecture(capsys, setup):
     silently replaced the options given): a given value that differs is refused before any work, in
     one line naming both values; the model's own value is fine, and the settings left out are its."""
     train(tiny(setup, name="base", steps=1, n_pca=8, noise_dim=6, w_residual=0.3, monitor=False))
-    for given, said in ((dict(n_pca=4), "n_pca 8, not n_pca (--n-pca) 4"), (dict(h_dim=32), "h_dim 16, not h_dim (--h-dim) 32"),
-                        (dict(noise_dim=7), "noise_dim 6, not noise_dim (--noise-dim) 7"),
-                        (dict(w_residual=0.2), "w_residual 0.3, not w_residual (--w-residual) 0.2"),
-                        (dict(oscillators=2), "oscillators 0, not oscillators 2")):
+    for given, said in (
+        (dict(n_pca=4), "n_pca 8, not n_pca (--n-pca) 4"),
+        (dict(h_dim=32), "h_dim 16, not h_dim (--h-dim) 32"),
+        (dict(noise_dim=7), "noise_dim 6, not noise_dim (--noise-dim) 7"),
+        (dict(w_residual=0.2), "w_residual 0.3, not w_residual (--w-residual) 0.2"),
+        (dict(oscillators=2), "oscillators 0, not oscillators 2"),
+    ):
         with pytest.raises(UsageError, match=rf"^the init model 'base' has {re.escape(said)}: fine-tuning keeps"):
             train(tiny(setup, name="tuned", init="base", **given))
     code, _, err = run(capsys, *_cli_args(setup, "tuned", 1, "--init", "base", "--h-dim", "32", "--oscillators", "4"))
@@ -185,8 +210,13 @@ def test_fine_tuning_keeps_the_models_architecture(capsys, setup):
     assert code == 0 and "finished at step 1/1" in out, err
     assert load_motion("tuned").cfg == load_motion("base").cfg
     stored = _stored("tuned")
-    assert (stored["n_pca"], stored["h_dim"], stored["noise_dim"], stored["w_residual"], stored["oscillators"]) == \
-        (8, 16, 6, 0.3, 0)
+    assert (stored["n_pca"], stored["h_dim"], stored["noise_dim"], stored["w_residual"], stored["oscillators"]) == (
+        8,
+        16,
+        6,
+        0.3,
+        0,
+    )
 
 
 @pytest.mark.parametrize("precision,dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
@@ -221,9 +251,34 @@ def test_exported_model_renders_and_samples_are_written(setup, tmp_path):
 
 def _cli_args(setup, name, steps, *extra):
     gpath, data = setup
-    return ["train", "--data", str(data), "--image", str(gpath), "--name", name, "--steps", str(steps), "--batch", "2",
-            "--frames", "4", "--h-dim", "16", "--dv-channels", "4", "--di-channels", "4", "--queue", "8",
-            "--workers", "0", "--device", "cpu", *extra]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--image",
+        str(gpath),
+        "--name",
+        name,
+        "--steps",
+        str(steps),
+        "--batch",
+        "2",
+        "--frames",
+        "4",
+        "--h-dim",
+        "16",
+        "--dv-channels",
+        "4",
+        "--di-channels",
+        "4",
+        "--queue",
+        "8",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -232,8 +287,14 @@ def spawn():
     procs = []
 
     def start(args):
-        p = subprocess.Popen([sys.executable, "-m", "mocohd_cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=ROOT, start_new_session=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "mocohd_cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         procs.append(p)
         return p
 
@@ -295,7 +356,9 @@ def test_divergence_keeps_the_last_good_checkpoint(setup, monkeypatch):
         train(tiny(setup, name="nan", steps=4, save_every=1), resume=True)
     after = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / "nan" / "checkpoint.pt")
     assert after["step"] == 2 and all(torch.equal(good["gan"]["M"][k], v) for k, v in after["gan"]["M"].items())
-    assert canonical.read_header(Path(os.environ["MOCOHD_HOME"]) / "motion" / "nan.safetensors").weights_sha256 == exported
+    assert (
+        canonical.read_header(Path(os.environ["MOCOHD_HOME"]) / "motion" / "nan.safetensors").weights_sha256 == exported
+    )
 
 
 def test_grey_alpha_and_16_bit_frames_train(setup, tmp_path):
@@ -327,7 +390,17 @@ def test_two_process_gloo_run(setup):
     (the trainer compares their checksums at every checkpoint) and rank 0 writes."""
     gpath, data = setup
     args = _cli_args(setup, "ddp", 2, "--save-every", "1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mocohd_cli", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mocohd_cli",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -371,7 +444,9 @@ def _stored(name) -> dict:
 def test_resume_keeps_the_runs_intervals_unless_given(capsys, setup):
     """--resume without --save-every / --log-every / --workers / ... keeps the run's own
     values (not the command line's defaults); given ones change, with a note."""
-    code, _, err = run(capsys, *_cli_args(setup, "keep", 2, "--save-every", "1", "--log-every", "2", "--sample-every", "7"))
+    code, _, err = run(
+        capsys, *_cli_args(setup, "keep", 2, "--save-every", "1", "--log-every", "2", "--sample-every", "7")
+    )
     assert code == 0, err
     code, _, err = run(capsys, "train", "--name", "keep", "--resume", "--steps", "3")
     assert code == 0, err
@@ -384,14 +459,33 @@ def test_resume_keeps_the_runs_intervals_unless_given(capsys, setup):
     r = train(TrainConfig(name="keep", steps=4, log_every=1), resume=True)
     assert r.step == 4 and load_checkpoint(r.run / "checkpoint.pt")["step"] == 4
     kept = _stored("keep")
-    assert (kept["save_every"], kept["log_every"], kept["workers"], kept["device"], kept["h_dim"]) == (1, 1, 0, "cpu", 16)
+    assert (kept["save_every"], kept["log_every"], kept["workers"], kept["device"], kept["h_dim"]) == (
+        1,
+        1,
+        0,
+        "cpu",
+        16,
+    )
 
 
 def test_resume_refuses_changed_settings_and_force(capsys, setup):
     gpath, data = setup
     train(tiny(setup, name="fixed", steps=1))
-    code, _, err = run(capsys, "train", "--name", "fixed", "--resume", "--lr", "0.5", "--image", "other",
-                       "--h-dim", "64", "--steps", "2")
+    code, _, err = run(
+        capsys,
+        "train",
+        "--name",
+        "fixed",
+        "--resume",
+        "--lr",
+        "0.5",
+        "--image",
+        "other",
+        "--h-dim",
+        "64",
+        "--steps",
+        "2",
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "cannot change image, lr, h_dim (--h-dim) when resuming run 'fixed'" in err
     assert "lr 0.0001" in err and "h_dim 16" in err and "another name" in err and "Error" not in err
@@ -411,14 +505,24 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over(setup):
     (r.run / "checkpoint.pt").unlink()  # what a kill before the first checkpoint leaves
     (r.run / ".checkpoint.pt.tmp-99999").write_bytes(b"half a checkpoint")
     notes = []
-    r = train(tiny(setup, name="early", steps=1, sample_every=1), on_event=lambda k, i: k == "note" and notes.append(i["text"]))
+    r = train(
+        tiny(setup, name="early", steps=1, sample_every=1),
+        on_event=lambda k, i: k == "note" and notes.append(i["text"]),
+    )
     assert r.step == 1 and any("stopped before its first checkpoint: starting it over" in n for n in notes)
-    assert sorted(p.name for p in r.run.rglob("*")) == ["checkpoint.pt", "config.json", "metrics.jsonl", "samples",
-                                                        "step_0000001.mp4"]  # the old run's step 2 sample is gone
+    assert sorted(p.name for p in r.run.rglob("*")) == [
+        "checkpoint.pt",
+        "config.json",
+        "metrics.jsonl",
+        "samples",
+        "step_0000001.mp4",
+    ]  # the old run's step 2 sample is gone
     assert [x["step"] for x in _loss_records(r.run / "metrics.jsonl")] == [1]
     (r.run / "checkpoint.pt").unlink()
     notes.clear()
-    r = train(TrainConfig(name="early", steps=2), resume=True, on_event=lambda k, i: k == "note" and notes.append(i["text"]))
+    r = train(
+        TrainConfig(name="early", steps=2), resume=True, on_event=lambda k, i: k == "note" and notes.append(i["text"])
+    )
     assert r.step == 2 and any("starting it from step 0 with its settings" in n for n in notes)
     assert _stored("early")["sample_every"] == 1 and _stored("early")["workers"] == 0  # the run's, not the defaults
 
@@ -437,10 +541,14 @@ def test_clips_must_be_long_enough_for_the_video_discriminator(capsys, setup):
     comes from D_V's layers (shortest_clip: its pooling between scales), in-domain one frame more
     (it sees the pairs (frame 1, frame t)); refused in one line before any work."""
     for domain, least, what in (("in", 4, "3 (frame 1, frame t) pairs"), ("cross", 3, "clips of 3 frames")):
-        said = f"frames must be at least {least} {domain}-domain (the video discriminator needs {what}), got {least - 1}"
+        said = (
+            f"frames must be at least {least} {domain}-domain (the video discriminator needs {what}), got {least - 1}"
+        )
         with pytest.raises(UsageError, match=f"^{re.escape(said)}$"):
             TrainConfig(domain=domain, frames=least - 1)
-        code, _, err = run(capsys, *_cli_args(setup, f"short-{domain}", 1, "--domain", domain, "--frames", str(least - 1)))
+        code, _, err = run(
+            capsys, *_cli_args(setup, f"short-{domain}", 1, "--domain", domain, "--frames", str(least - 1))
+        )
         assert code == 2 and err.strip().splitlines() == [f"error: {said}"], err
         assert not _runs(f"short-{domain}").exists() and not (Path(os.environ["MOCOHD_HOME"]) / "data").exists()
     r = train(tiny(setup, name="three", frames=3, domain="cross", steps=1, monitor=False))  # the shortest trains
@@ -451,9 +559,22 @@ def test_clips_must_be_long_enough_for_the_video_discriminator(capsys, setup):
 
 
 def test_settings_are_checked_by_the_library(setup):
-    for bad in (dict(log_every=0), dict(save_every=-1), dict(lr=0.0), dict(lr=float("nan")), dict(lr=float("inf")),
-                dict(steps=0), dict(frames=1), dict(workers=-1), dict(batch=2.5), dict(w_match=-1.0),
-                dict(domain="sideways"), dict(precision="fp8"), dict(moco_momentum=1.5), dict(sample_videos=0)):
+    for bad in (
+        dict(log_every=0),
+        dict(save_every=-1),
+        dict(lr=0.0),
+        dict(lr=float("nan")),
+        dict(lr=float("inf")),
+        dict(steps=0),
+        dict(frames=1),
+        dict(workers=-1),
+        dict(batch=2.5),
+        dict(w_match=-1.0),
+        dict(domain="sideways"),
+        dict(precision="fp8"),
+        dict(moco_momentum=1.5),
+        dict(sample_videos=0),
+    ):
         with pytest.raises(UsageError) as e:
             TrainConfig(**bad)
         name = next(iter(bad))  # named as Python spells it, with the option where that is spelled otherwise
@@ -476,8 +597,9 @@ def test_config_remembers_what_was_given():
 
 def test_cli_defaults_are_the_configs():
     """The command line shows the library's defaults and passes only the options given."""
-    import typer.main
     from dataclasses import fields
+
+    import typer.main
 
     from mocohd_cli import cli
     from mocohd_cli.train.image import ImageTrainConfig

@@ -27,8 +27,21 @@ def heads(tmp_path):
 
 
 def tiny(data, **kw):
-    base = dict(data=str(data), resolution=16, steps=2, batch=4, channel_base=256, channel_max=16, mapping_layers=2,
-                w_dim=16, workers=0, save_every=1000, sample_every=1000, log_every=1, device="cpu")
+    base = dict(
+        data=str(data),
+        resolution=16,
+        steps=2,
+        batch=4,
+        channel_base=256,
+        channel_max=16,
+        mapping_layers=2,
+        w_dim=16,
+        workers=0,
+        save_every=1000,
+        sample_every=1000,
+        log_every=1,
+        device="cpu",
+    )
     base.update(kw)
     return ImageTrainConfig(**base)
 
@@ -44,8 +57,9 @@ def test_a_few_steps_train_and_export_a_generator(heads):
     torch.manual_seed(0)
     from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
 
-    G0 = StyleGAN2Generator(StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256,
-                                            channel_max=16))
+    G0 = StyleGAN2Generator(
+        StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16)
+    )
     moved = [k for k, p in G0.named_parameters() if not torch.equal(p.detach(), ck["G"][k])]
     assert len(moved) > 10
     assert not torch.equal(ck["G"]["mapping.w_avg"], G0.mapping.w_avg)  # the tracked average w moves
@@ -76,30 +90,109 @@ def test_errors(heads):
 
 
 def test_two_process_gloo_run(heads):
-    args = ["train-image", "--data", str(heads), "--resolution", "16", "--name", "ddp", "--steps", "2", "--batch", "4",
-            "--channel-base", "256", "--channel-max", "16", "--mapping-layers", "2", "--w-dim", "16", "--workers", "0",
-            "--device", "cpu", "--save-every", "1"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mocohd_cli", *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
-                       timeout=300)
+    args = [
+        "train-image",
+        "--data",
+        str(heads),
+        "--resolution",
+        "16",
+        "--name",
+        "ddp",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--channel-base",
+        "256",
+        "--channel-max",
+        "16",
+        "--mapping-layers",
+        "2",
+        "--w-dim",
+        "16",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--save-every",
+        "1",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mocohd_cli",
+        *args,
+    ]
+    p = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT, timeout=300
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.count("finished at step 2/2") == 1
     assert len(_ckpt("ddp")["rng"]) == 2
 
 
 def test_cli(capsys, heads):
-    code, out, _ = run(capsys, "train-image", "--data", str(heads), "--resolution", "16", "--steps", "1", "--batch", "2",
-                       "--channel-base", "256", "--channel-max", "16", "--mapping-layers", "2", "--w-dim", "16",
-                       "--workers", "0", "--device", "cpu")
+    code, out, _ = run(
+        capsys,
+        "train-image",
+        "--data",
+        str(heads),
+        "--resolution",
+        "16",
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--channel-base",
+        "256",
+        "--channel-max",
+        "16",
+        "--mapping-layers",
+        "2",
+        "--w-dim",
+        "16",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    )
     assert code == 0 and "finished at step 1/1" in out and "mocohd pca --image heads" in out
     code, _, err = run(capsys, "train-image", "--name", "ghost", "--resume")
     assert code == 1 and "no checkpoint" in err
 
 
 def _cli_args(heads, name, steps, *extra):
-    return ["train-image", "--data", str(heads), "--resolution", "16", "--name", name, "--steps", str(steps), "--batch",
-            "2", "--channel-base", "256", "--channel-max", "16", "--mapping-layers", "2", "--w-dim", "16", "--workers",
-            "0", "--device", "cpu", *extra]
+    return [
+        "train-image",
+        "--data",
+        str(heads),
+        "--resolution",
+        "16",
+        "--name",
+        name,
+        "--steps",
+        str(steps),
+        "--batch",
+        "2",
+        "--channel-base",
+        "256",
+        "--channel-max",
+        "16",
+        "--mapping-layers",
+        "2",
+        "--w-dim",
+        "16",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def _stored(name) -> dict:
@@ -112,9 +205,17 @@ def test_resume_keeps_the_runs_settings_and_refuses_changes(capsys, heads):
     code, _, err = run(capsys, "train-image", "--name", "kept", "--resume", "--steps", "3")
     assert code == 0, err
     kept = _stored("kept")
-    assert (kept["save_every"], kept["log_every"], kept["workers"], kept["device"], kept["augment"]) == (1, 2, 0, "cpu", False)
+    assert (kept["save_every"], kept["log_every"], kept["workers"], kept["device"], kept["augment"]) == (
+        1,
+        2,
+        0,
+        "cpu",
+        False,
+    )
     assert _ckpt("kept")["step"] == 3
-    code, _, err = run(capsys, "train-image", "--name", "kept", "--resume", "--steps", "4", "--lr", "0.5", "--w-dim", "8")
+    code, _, err = run(
+        capsys, "train-image", "--name", "kept", "--resume", "--steps", "4", "--lr", "0.5", "--w-dim", "8"
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "cannot change lr, w_dim (--w-dim) when resuming image run 'kept'" in err and "lr 0.0025, w_dim 16" in err
     code, _, err = run(capsys, "train-image", "--name", "kept", "--resume", "--force")
@@ -128,8 +229,11 @@ def test_an_image_run_killed_before_its_first_checkpoint_starts_over(heads):
     r = train_image(tiny(heads, name="early", steps=1, log_every=1))
     (r.run / "checkpoint.pt").unlink()
     notes = []
-    r = train_image(ImageTrainConfig(name="early", steps=2), resume=True,
-                    on_event=lambda k, i: k == "note" and notes.append(i["text"]))
+    r = train_image(
+        ImageTrainConfig(name="early", steps=2),
+        resume=True,
+        on_event=lambda k, i: k == "note" and notes.append(i["text"]),
+    )
     assert r.step == 2 and any("stopped before its first checkpoint: starting it from step 0" in n for n in notes)
     (r.run / "checkpoint.pt").unlink()
     r = train_image(tiny(heads, name="early", steps=1))  # no --force needed
@@ -141,10 +245,15 @@ def test_an_image_run_killed_before_its_first_checkpoint_starts_over(heads):
 
 
 def test_settings_are_checked_by_the_library(heads):
-    for bad, words in ((dict(r1_every=0), r"^r1_every \(--r1-every\) must"), (dict(lr=float("nan")), "^lr must"),
-                       (dict(log_every=0), r"^log_every \(--log-every\) must"), (dict(precision="fp16"), "^precision must"),
-                       (dict(resolution=24), "power of two"), (dict(ema_rampup=-1.0), r"^ema_rampup \(--ema-rampup\) must"),
-                       (dict(steps=0), "^steps must")):
+    for bad, words in (
+        (dict(r1_every=0), r"^r1_every \(--r1-every\) must"),
+        (dict(lr=float("nan")), "^lr must"),
+        (dict(log_every=0), r"^log_every \(--log-every\) must"),
+        (dict(precision="fp16"), "^precision must"),
+        (dict(resolution=24), "power of two"),
+        (dict(ema_rampup=-1.0), r"^ema_rampup \(--ema-rampup\) must"),
+        (dict(steps=0), "^steps must"),
+    ):
         with pytest.raises(UsageError, match=words):
             ImageTrainConfig(**bad)
     assert ImageTrainConfig(ema_rampup=None).ema_rampup is None  # off

@@ -180,8 +180,10 @@ def test_noise_dim_defaults_to_the_generators_w_size(setup):
     assert json.loads((r.run / "config.json").read_text())["noise_dim"] == W_DIM
 
 
-@pytest.mark.parametrize("bad,value", [("noise_dim", 0), ("noise_dim", -3), ("noise_dim", 2.5), ("noise_dim", True),
-                                       ("dv_mbstd", -1), ("dv_mbstd", 1.5)])
+@pytest.mark.parametrize(
+    "bad,value",
+    [("noise_dim", 0), ("noise_dim", -3), ("noise_dim", 2.5), ("noise_dim", True), ("dv_mbstd", -1), ("dv_mbstd", 1.5)],
+)
 def test_lever_settings_are_checked(bad, value):
     with pytest.raises(UsageError) as e:
         TrainConfig(**{bad: value})
@@ -204,8 +206,9 @@ def test_lever_defaults_are_the_official_recipe():
 
 @pytest.mark.parametrize("domain", ["in", "cross"])
 def test_training_with_cross_spectrum_matching_runs(setup, domain):
-    r = train(tiny(setup, name=f"xspec-{domain}", domain=domain, steps=1, w_cross_spectrum=0.5, w_spectrum=0.2,
-                   monitor=False))
+    r = train(
+        tiny(setup, name=f"xspec-{domain}", domain=domain, steps=1, w_cross_spectrum=0.5, w_spectrum=0.2, monitor=False)
+    )
     assert r.step == 1 and "cross_spectrum" in r.losses and "spectrum" in r.losses
     assert all(math.isfinite(v) for v in r.losses.values())
     assert json.loads((r.run / "config.json").read_text())["w_cross_spectrum"] == 0.5

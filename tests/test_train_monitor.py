@@ -18,8 +18,8 @@ from mocohd_cli.metrics.evaluate import run_of
 from mocohd_cli.train import TrainConfig, load_checkpoint, monitor, train, trainer
 from mocohd_cli.train.monitor import KeepBest, Monitor, distance
 
-from .conftest import run
 from . import test_train
+from .conftest import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 setup, tiny = test_train.setup, test_train.tiny  # the tiny generator and videos of test_train, its config
@@ -64,10 +64,17 @@ def test_distance_is_zero_for_identical_statistics_and_adds_its_terms():
 def test_keep_best_file_persists_and_restarts_on_another_criterion(tmp_path):
     path, exported, notes = tmp_path / "best", [], []
     keep = KeepBest(path, "monitor distance", fresh=True)
-    assert [keep.offer(s, v, exported.append) for s, v in ((1, 0.5), (2, 0.7), (3, 0.2), (4, float("nan")))] == \
-        [True, False, True, False]
-    assert exported == [1, 3] and json.loads(path.read_text()) == {"step": 3, "criterion": "monitor distance",
-                                                                   "value": 0.2}
+    assert [keep.offer(s, v, exported.append) for s, v in ((1, 0.5), (2, 0.7), (3, 0.2), (4, float("nan")))] == [
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert exported == [1, 3] and json.loads(path.read_text()) == {
+        "step": 3,
+        "criterion": "monitor distance",
+        "value": 0.2,
+    }
     assert KeepBest(path, "monitor distance", fresh=False).best["step"] == 3  # a resume goes on from it
     assert KeepBest(path, "fvd16", fresh=False, note=notes.append).best is None and "compares fvd16" in notes[0]
     KeepBest(path, "monitor distance", fresh=True)
@@ -104,14 +111,17 @@ def test_monitor_records_every_checkpoint(setup, domain):
         assert "motion" not in real and not (_runs(cfg.name) / "monitor_real.json").exists()
     if domain == "in":  # a resume reads the cache: no second inversion, the same real statistics
         events.clear()
-        train(tiny(setup, name=cfg.name, steps=4, save_every=2, domain=domain), resume=True,
-              on_event=lambda k, i: events.append((k, i)))
+        train(
+            tiny(setup, name=cfg.name, steps=4, save_every=2, domain=domain),
+            resume=True,
+            on_event=lambda k, i: events.append((k, i)),
+        )
         assert not any("inverted" in i["text"] for k, i in events if k == "note")
         assert [x["step"] for x in _records(cfg.name)] == [2, 3, 4] and _records(cfg.name)[2]["monitor"]["real"] == real
 
 
 def test_the_monitors_inversion_says_what_it_does_and_shows_progress(setup, capsys, monkeypatch):
-    """Issue 26: --monitor-clips inverted the real clips without a word (421 s of silence for one clip of
+    """Regression: --monitor-clips inverted the real clips without a word (421 s of silence for one clip of
     4 frames at 64 px). A note says what it does, 'invert' events count its steps (frame by frame, the
     clips together), shown as plain lines in a pipe (a live bar on a terminal), and a note its cost."""
     events = []
@@ -122,15 +132,21 @@ def test_the_monitors_inversion_says_what_it_does_and_shows_progress(setup, caps
     assert kinds.index("invert") < kinds.index("start")  # before training
     notes = [i["text"] for k, i in events if k == "note"]
     said = [n for n in notes if n.startswith("monitor: inverting")]
-    assert said == ["monitor: inverting 2 real clips (4 frames each) into w, once, before training: 10 steps per frame "
-                    "at 16 px, the clips together (40 steps)"]
+    assert said == [
+        "monitor: inverting 2 real clips (4 frames each) into w, once, before training: 10 steps per frame "
+        "at 16 px, the clips together (40 steps)"
+    ]
     assert notes.index(said[0]) < notes.index(next(n for n in notes if n.startswith("monitor: inverted 2 real clips")))
-    assert any(re.search(r"inverted 2 real clips into w in [\d.]+ s \([\d.]+ s per frame; their motion", n) for n in notes)
+    assert any(
+        re.search(r"inverted 2 real clips into w in [\d.]+ s \([\d.]+ s per frame; their motion", n) for n in notes
+    )
     code, out, err = run(capsys, *test_train._cli_args(setup, "inv-cli", 1, "--domain", "in", "--monitor-clips", "1"))
     assert code == 0, err
     lines = err.splitlines()
-    start = lines.index("monitor: inverting 1 real clip (4 frames each) into w, once, before training: 10 steps per "
-                        "frame at 16 px, the clips together (40 steps)")
+    start = lines.index(
+        "monitor: inverting 1 real clip (4 frames each) into w, once, before training: 10 steps per "
+        "frame at 16 px, the clips together (40 steps)"
+    )
     shown = [x for x in lines if x.startswith("monitor: inverting: ")]
     assert shown and re.fullmatch(r"monitor: inverting: 40/40 steps, [\d.]+ steps/s", shown[-1])
     assert start < lines.index(shown[0]) and any(x.startswith("monitor: inverted 1 real clip into w in") for x in lines)
@@ -142,7 +158,9 @@ def test_the_monitors_inversion_says_what_it_does_and_shows_progress(setup, caps
     from mocohd_cli import cli
 
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "err", Console(file=screen, force_terminal=True, no_color=True, highlight=False, width=250))
+    monkeypatch.setattr(
+        cli, "err", Console(file=screen, force_terminal=True, no_color=True, highlight=False, width=250)
+    )
     code, out, _ = run(capsys, *test_train._cli_args(setup, "inv-live", 2, "--domain", "in", "--monitor-clips", "1"))
     assert code == 0 and "finished at step 2/2" in out, screen.getvalue()[-2000:]
     assert "monitor: inverting 1 real clip" in screen.getvalue() and " 2/2 " in screen.getvalue()
@@ -173,17 +191,20 @@ def _scripted(monkeypatch, distances: dict[int, float]):
 
 def _weights_at_checkpoints(name: str, into: dict):
     """An on_event that keeps the motion weights of every checkpoint (read back after it was written)."""
+
     def on_event(kind, info):
         if kind == "checkpoint":
             into[info["step"]] = load_checkpoint(_runs(name) / "checkpoint.pt")["gan"]["M"]
+
     return on_event
 
 
 def test_keep_best_exports_the_closest_checkpoint_and_resumes(setup, monkeypatch, capsys):
     _scripted(monkeypatch, {1: 0.5, 2: 0.2, 3: 0.9, 4: 0.3, 5: 0.25, 6: 0.1})
     weights = {}
-    r = train(tiny(setup, name="kb", steps=4, save_every=1, keep_best=True),
-              on_event=_weights_at_checkpoints("kb", weights))
+    r = train(
+        tiny(setup, name="kb", steps=4, save_every=1, keep_best=True), on_event=_weights_at_checkpoints("kb", weights)
+    )
     assert r.kept == {"step": 2, "criterion": "monitor distance", "value": 0.2}
     assert json.loads((r.run / "best").read_text()) == r.kept and _exported_step("kb") == 2
     exported = load_motion("kb").state_dict()
@@ -218,8 +239,10 @@ def test_keep_best_by_fvd16_when_evaluating(setup, monkeypatch):
     monkeypatch.setattr(trainer, "prepare_data", lambda *a, **k: None)
     monkeypatch.setattr(trainer, "evaluate", lambda *a, **k: [SimpleNamespace(metric="fvd16", value=next(fvd))])
     notes = []
-    r = train(tiny(setup, name="byfvd", steps=3, save_every=1, eval_every=1, keep_best=True),
-              on_event=lambda k, i: k == "note" and notes.append(i["text"]))
+    r = train(
+        tiny(setup, name="byfvd", steps=3, save_every=1, eval_every=1, keep_best=True),
+        on_event=lambda k, i: k == "note" and notes.append(i["text"]),
+    )
     assert r.kept == {"step": 2, "criterion": "fvd16", "value": 10.0} and _exported_step("byfvd") == 2
     assert "kept step 2 as the best (fvd16 10)" in notes and len(_records("byfvd")) == 3  # the monitor still runs
 

@@ -28,11 +28,15 @@ def leftovers(folder):
 
 
 FAKES = {  # a stand-in ffmpeg: (shell script body, what the error must say)
-    "no space": ('for a; do out=$a; done; head -c 1000 > "$out"; cat > /dev/null\n'
-                 'echo "[out#0/mp4 @ 0x55d] Error writing trailer of $out: No space left on device" >&2; exit 1',
-                 "no space left on device"),
-    "dies at once": ('echo "[in#0 @ 0x1] Error opening input: Invalid data found when processing input" >&2; exit 1',
-                     "Error opening input: Invalid data found when processing input"),
+    "no space": (
+        'for a; do out=$a; done; head -c 1000 > "$out"; cat > /dev/null\n'
+        'echo "[out#0/mp4 @ 0x55d] Error writing trailer of $out: No space left on device" >&2; exit 1',
+        "no space left on device",
+    ),
+    "dies at once": (
+        'echo "[in#0 @ 0x1] Error opening input: Invalid data found when processing input" >&2; exit 1',
+        "Error opening input: Invalid data found when processing input",
+    ),
     "exit 0, empty file": ('for a; do out=$a; done; : > "$out"; cat > /dev/null; exit 0', "empty file"),
     "killed": ('for a; do out=$a; done; head -c 10 > "$out"; kill -9 $$', "stopped by SIGKILL"),
 }
@@ -76,11 +80,15 @@ _FULL = textwrap.dedent("""
 
 @pytest.mark.parametrize("name,fmt", [("big.gif", "gif"), ("big.mp4", "mp4"), ("frames", "png")])
 def test_a_write_that_fails_for_real_is_reported_and_nothing_is_left(tmp_path, name, fmt):
-    """A file-size limit makes the encoder's (or our own PNG) writes fail with EFBIG, as a full disk does with ENOSPC."""
-    r = subprocess.run([sys.executable, "-c", _FULL, str(tmp_path / name), fmt], capture_output=True, text=True,
-                       timeout=120)
+    """A file-size limit makes the encoder's (or our own PNG) writes fail with EFBIG, as a full disk
+    does with ENOSPC."""
+    r = subprocess.run(
+        [sys.executable, "-c", _FULL, str(tmp_path / name), fmt], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 1, r.stdout + r.stderr
-    assert r.stdout.strip() == f"cannot write '{tmp_path / name}': file too large (a file-size limit or the file system's)"
+    assert (
+        r.stdout.strip() == f"cannot write '{tmp_path / name}': file too large (a file-size limit or the file system's)"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -153,7 +161,14 @@ def test_frame_size_and_count_limits():
     with pytest.raises(UsageError, match="whole number"):
         video.check_videos(2.5, grid=False)
     assert video.check_fps("gif", 100) == 100
-    for fmt, fps in (("gif", 101), ("mp4", 0), ("mp4", -5), ("webm", float("nan")), ("mp4", float("inf")), ("mp4", 1001)):
+    for fmt, fps in (
+        ("gif", 101),
+        ("mp4", 0),
+        ("mp4", -5),
+        ("webm", float("nan")),
+        ("mp4", float("inf")),
+        ("mp4", 1001),
+    ):
         with pytest.raises(UsageError, match="fps must be between"):
             video.check_fps(fmt, fps)
 
@@ -162,8 +177,9 @@ def test_write_videos_checks_its_arguments(tmp_path):
     with pytest.raises(ValueError, match="fps must be between 0.01 and 100 for gif"):
         R.write_videos(frames(2), tmp_path / "v.gif", "gif", 120, 1, False)
     with pytest.raises(ValueError, match="encoder takes at most 16384 px"):
-        R.write_videos((torch.zeros(1, 2, 16500, 3, dtype=torch.uint8) for _ in range(2)), tmp_path / "w.mp4", "mp4",
-                       10, 1, False)
+        R.write_videos(
+            (torch.zeros(1, 2, 16500, 3, dtype=torch.uint8) for _ in range(2)), tmp_path / "w.mp4", "mp4", 10, 1, False
+        )
     with pytest.raises(MocohdError, match="no frames"):
         R.write_videos(iter(()), tmp_path / "x.mp4", "mp4", 10, 1, False)
     assert list(tmp_path.iterdir()) == []

@@ -19,7 +19,8 @@ import types
 _STUBBED = ("torchvision._meta_registrations", "torchvision._autograd_registrations")
 
 try:
-    import torchvision  # noqa: F401
+    import torchvision
+
     STUBBED = False
 except (RuntimeError, ImportError, OSError):
     # drop what the failed import left half-initialised, then retry without the registrations
@@ -27,5 +28,6 @@ except (RuntimeError, ImportError, OSError):
         del sys.modules[name]
     for name in _STUBBED:
         sys.modules[name] = types.ModuleType(name)
-    import torchvision  # noqa: F401
+    import torchvision  # noqa: F401 - imported for its effect (the retry)
+
     STUBBED = True

@@ -45,9 +45,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import imageio_ffmpeg
 import numpy as np
@@ -59,8 +59,7 @@ from safetensors.torch import save as st_save
 from .. import store
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes
-from ..photos import probe as probe_image
-from ..photos import read_frame
+from ..photos import probe as probe_image, read_frame
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -207,8 +206,14 @@ def cache_dir(root: Path, frame_size: int) -> Path:
     return store.home() / "data" / f"{re.sub(r'[^A-Za-z0-9._-]', '-', root.resolve().name)}-{frame_size}px-{key}"
 
 
-def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31, force: bool = False,
-            progress: Callable[[int, int], None] | None = None, cache: str | os.PathLike | None = None) -> PreparedData:
+def prepare(
+    root: str | os.PathLike,
+    frame_size: int = 128,
+    min_frames: int = 31,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cache: str | os.PathLike | None = None,
+) -> PreparedData:
     """Decode every video under ``root`` into the clip cache, reusing what is there for the videos
     whose source has not changed (everything is decoded again with ``force``).
 
@@ -233,8 +238,9 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise MocohdError(f"cannot create the clip cache folder {out}: {e.strerror} "
-                          "(set MOCOHD_HOME to a writable folder)") from e
+        raise MocohdError(
+            f"cannot create the clip cache folder {out}: {e.strerror} (set MOCOHD_HOME to a writable folder)"
+        ) from e
     entries, unusable, written, indexed = [], [], [], False
     changed = {"added": 0, "changed": 0, "re-decoded": 0, "removed": 0}
     try:
@@ -254,9 +260,16 @@ def prepare(root: str | os.PathLike, frame_size: int = 128, min_frames: int = 31
         counts = {"unreadable": 0, "too short": 0}
         for v in unusable:
             counts[v["reason"]] += 1
-        index = {"version": CACHE_VERSION, "root": str(root.resolve()), "frame_size": frame_size, "min_frames": 1,
-                 "videos": entries, "unusable": unusable, "skipped": {**counts, "not videos": len(others)},
-                 "found": len(videos)}
+        index = {
+            "version": CACHE_VERSION,
+            "root": str(root.resolve()),
+            "frame_size": frame_size,
+            "min_frames": 1,
+            "videos": entries,
+            "unusable": unusable,
+            "skipped": {**counts, "not videos": len(others)},
+            "found": len(videos),
+        }
         if not entries:  # nothing usable: no cache (an old one of this folder holds nothing of it now)
             _clear(out)
         elif index != old:
@@ -302,9 +315,13 @@ def _read_index(path: Path, root: Path, frame_size: int) -> dict | None:
     (absent, older, damaged or edited: decoded again)."""
     try:
         idx = json.loads(path.read_text())
-        if (idx.get("version") != CACHE_VERSION or idx.get("root") != str(root.resolve())
-                or idx.get("frame_size") != frame_size
-                or not all(map(_is_video, idx["videos"])) or not all(map(_is_unusable, idx["unusable"]))):
+        if (
+            idx.get("version") != CACHE_VERSION
+            or idx.get("root") != str(root.resolve())
+            or idx.get("frame_size") != frame_size
+            or not all(map(_is_video, idx["videos"]))
+            or not all(map(_is_unusable, idx["unusable"]))
+        ):
             return None
         return idx
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -313,13 +330,21 @@ def _read_index(path: Path, root: Path, frame_size: int) -> dict | None:
 
 def _is_video(v: dict) -> bool:
     """A well-formed entry of a decoded video: its file named by its signature, its counts numbers."""
-    return (isinstance(v["source"], str) and isinstance(v["signature"], str) and v["file"] == f"{v['signature']}.safetensors"
-            and type(v["frames"]) is int and v["frames"] > 0 and len(v["size"]) == 2
-            and all(type(n) is int for n in v["size"]))
+    return (
+        isinstance(v["source"], str)
+        and isinstance(v["signature"], str)
+        and v["file"] == f"{v['signature']}.safetensors"
+        and type(v["frames"]) is int
+        and v["frames"] > 0
+        and len(v["size"]) == 2
+        and all(type(n) is int for n in v["size"])
+    )
 
 
 def _is_unusable(v: dict) -> bool:
-    return isinstance(v["source"], str) and isinstance(v["signature"], str) and v["reason"] in ("unreadable", "too short")
+    return (
+        isinstance(v["source"], str) and isinstance(v["signature"], str) and v["reason"] in ("unreadable", "too short")
+    )
 
 
 def _remove_unlisted(out: Path, keep: set[str]) -> None:
@@ -332,7 +357,12 @@ def _remove_unlisted(out: Path, keep: set[str]) -> None:
 def _clear(out: Path) -> None:
     """Remove the cache's own files (index, videos, temporaries) and the folder when that empties it."""
     for f in out.iterdir() if out.is_dir() else ():
-        if f.name == "index.json" or f.suffix == ".safetensors" or ".safetensors.tmp-" in f.name or ".json.tmp-" in f.name:
+        if (
+            f.name == "index.json"
+            or f.suffix == ".safetensors"
+            or ".safetensors.tmp-" in f.name
+            or ".json.tmp-" in f.name
+        ):
             f.unlink(missing_ok=True)
     try:
         out.rmdir()
@@ -340,8 +370,9 @@ def _clear(out: Path) -> None:
         pass  # something else is in it: not ours to remove
 
 
-def _usable(root: Path, out: Path, index: dict, min_frames: int, reused: bool,
-            changed: dict[str, int] | None = None) -> PreparedData:
+def _usable(
+    root: Path, out: Path, index: dict, min_frames: int, reused: bool, changed: dict[str, int] | None = None
+) -> PreparedData:
     """What a cache offers a caller that needs ``min_frames`` frames per video: the
     shorter ones are counted as too short (they stay in the cache for others)."""
     usable = [v for v in index["videos"] if v["frames"] >= min_frames]
@@ -351,8 +382,16 @@ def _usable(root: Path, out: Path, index: dict, min_frames: int, reused: bool,
         found = int(index.get("found", len(index["videos"]) + skipped.get("unreadable", 0) + skipped["too short"]))
         raise MocohdError(_nothing_usable(root, found, skipped, min_frames))
     sizes = sorted({tuple(v["size"]) for v in usable})
-    return PreparedData(out, len(usable), sum(v["frames"] for v in usable), int(index["frame_size"]), skipped,
-                        reused=reused, changed=changed or {}, sizes=sizes)
+    return PreparedData(
+        out,
+        len(usable),
+        sum(v["frames"] for v in usable),
+        int(index["frame_size"]),
+        skipped,
+        reused=reused,
+        changed=changed or {},
+        sizes=sizes,
+    )
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -369,8 +408,9 @@ def _nothing_usable(root: Path, found: int, skipped: dict[str, int], min_frames:
         ignored = f"; {skipped['not videos']} other file(s) ignored" if skipped.get("not videos") else ""
         return f"{root}: no usable videos: no video files ({kinds}) or folders of images in it{ignored}"
     why = ", ".join(f"{n} {reason}" for reason, n in skipped.items() if n and reason != "not videos")
-    need = (f"; each needs at least {min_frames} frame{'s' if min_frames != 1 else ''}"
-            if skipped.get("too short") else "")
+    need = (
+        f"; each needs at least {min_frames} frame{'s' if min_frames != 1 else ''}" if skipped.get("too short") else ""
+    )
     return f"{root}: no usable videos ({found} found: {why}){need}"
 
 
@@ -421,8 +461,9 @@ class EpochSampler(torch.utils.data.Sampler):
     unique to (seed, epoch, position) that fixes its clip.
     """
 
-    def __init__(self, n_videos: int, batch: int, rank: int = 0, world: int = 1, seed: int = 0,
-                 epoch: int = 0, start: int = 0):
+    def __init__(
+        self, n_videos: int, batch: int, rank: int = 0, world: int = 1, seed: int = 0, epoch: int = 0, start: int = 0
+    ):
         self.n, self.batch, self.rank, self.world = n_videos, batch, rank, world
         self.seed, self.epoch, self.start = seed, epoch, start
 

@@ -87,8 +87,10 @@ def talking_head(seed: int, frames: int = 64, size: int = 64) -> np.ndarray:
     t = torch.arange(T, dtype=torch.float64)
     # ---------------------------------------------------------------- appearance
     bg_top, bg_bottom = torch.rand(3, generator=g, dtype=torch.float64), torch.rand(3, generator=g, dtype=torch.float64)
-    skin_tones = torch.tensor([[0.96, 0.80, 0.69], [0.87, 0.67, 0.52], [0.66, 0.46, 0.33], [0.45, 0.30, 0.20],
-                               [0.98, 0.87, 0.77]], dtype=torch.float64)
+    skin_tones = torch.tensor(
+        [[0.96, 0.80, 0.69], [0.87, 0.67, 0.52], [0.66, 0.46, 0.33], [0.45, 0.30, 0.20], [0.98, 0.87, 0.77]],
+        dtype=torch.float64,
+    )
     skin = skin_tones[int(torch.randint(len(skin_tones), (), generator=g))] * _u(g, 0.9, 1.05)
     hair = torch.rand(3, generator=g, dtype=torch.float64) * _u(g, 0.2, 0.9)
     iris = torch.rand(3, generator=g, dtype=torch.float64) * 0.6
@@ -137,17 +139,28 @@ def talking_head(seed: int, frames: int = 64, size: int = 64) -> np.ndarray:
         ey = fy + eye_y
         # the lids cut a band out of the full eye (flattening the ellipse would smear it sideways)
         lids = _soft((y - ey).abs() - eye_r * 0.8 * open_, px * 0.5)
-        white = _soft(_ellipse(x, y, ex, ey, torch.full_like(ex, eye_r * 1.3), torch.full_like(ex, eye_r * 0.8)), px * 0.7) * lids
+        white = (
+            _soft(_ellipse(x, y, ex, ey, torch.full_like(ex, eye_r * 1.3), torch.full_like(ex, eye_r * 0.8)), px * 0.7)
+            * lids
+        )
         paint(white, torch.tensor([0.97, 0.97, 0.95], dtype=torch.float64))
-        pupil = _soft(_ellipse(x, y, ex + sh(0.012 * yaw), ey, torch.full_like(ex, eye_r * 0.65),
-                               torch.full_like(ex, eye_r * 0.65)), px * 0.7)
+        pupil = _soft(
+            _ellipse(
+                x, y, ex + sh(0.012 * yaw), ey, torch.full_like(ex, eye_r * 0.65), torch.full_like(ex, eye_r * 0.65)
+            ),
+            px * 0.7,
+        )
         paint(pupil * white, iris)
-        lid_line = _soft((y - (ey - eye_r * 0.8 * open_)).abs() - px * 0.6, px * 0.5) * _soft((x - ex).abs() - eye_r * 1.3, px)
+        lid_line = _soft((y - (ey - eye_r * 0.8 * open_)).abs() - px * 0.6, px * 0.5) * _soft(
+            (x - ex).abs() - eye_r * 1.3, px
+        )
         paint(lid_line, skin * 0.45)
         brow_y = ey - eye_r * 1.9 - 0.01 * sh(talk)  # brows rise a little when talking
         paint(_soft((y - brow_y).abs() - brow, px * 0.6) * _soft((x - ex).abs() - eye_r * 1.4, px), hair * 0.8)
     # nose: a small shaded wedge following the yaw
-    nose = _soft(_ellipse(x, y, fx + sh(0.015 * yaw), fy + 0.08, torch.full_like(fx, 0.022), torch.full_like(fx, 0.045)), px)
+    nose = _soft(
+        _ellipse(x, y, fx + sh(0.015 * yaw), fy + 0.08, torch.full_like(fx, 0.022), torch.full_like(fx, 0.045)), px
+    )
     paint(nose * 0.35, skin * 0.6)
     # mouth: opens with speech
     mh = 0.008 + 0.05 * sh(talk)
@@ -161,8 +174,9 @@ def talking_head(seed: int, frames: int = 64, size: int = 64) -> np.ndarray:
     return (video * 255).round().to(torch.uint8).numpy()
 
 
-def write_dataset(folder: str | os.PathLike, videos: int = 200, frames: int = 64, size: int = 64, seed: int = 0,
-                  progress=None) -> Path:
+def write_dataset(
+    folder: str | os.PathLike, videos: int = 200, frames: int = 64, size: int = 64, seed: int = 0, progress=None
+) -> Path:
     """Write ``videos`` procedural talking heads as frame folders (``video_0000/0000.png``, ...).
     Video i uses seed ``seed * 1_000_003 + i``; existing complete folders are kept."""
     folder = Path(folder)

@@ -101,7 +101,7 @@ _MEMORY_FORMAT = torch.channels_last_3d  # activations and weights (see the modu
 
 def _reduced(n: int, axis: int) -> int:
     """The length of axis ``axis`` (0: time, 1/2: space) after every strided layer (ceil(n / s) each)."""
-    for kind, _, _, stride in LAYOUT:
+    for _kind, _, _, stride in LAYOUT:
         if stride is not None:
             n = -(-n // stride[axis])
     return n
@@ -160,12 +160,14 @@ class I3DConfig(DictConfig):
             widths = getattr(self, name)
             if not isinstance(widths, (list, tuple)) or len(widths) != len(BRANCHES):
                 raise TypeError(f"{name} must be a list of {len(BRANCHES)} widths {list(BRANCHES)}, got {widths!r}")
-            for branch, w in zip(BRANCHES, widths):
+            for branch, w in zip(BRANCHES, widths, strict=True):
                 _check_width(w, f"{name}[{branch}]")
             object.__setattr__(self, name, tuple(widths))
         if _reduced(self.size, 1) != HEAD_POOL[1]:
-            raise ValueError(f"size must leave a {HEAD_POOL[1]}x{HEAD_POOL[2]} map for the final pool "
-                             f"(193..224; the published model uses 224), got {self.size}")
+            raise ValueError(
+                f"size must leave a {HEAD_POOL[1]}x{HEAD_POOL[2]} map for the final pool "
+                f"(193..224; the published model uses 224), got {self.size}"
+            )
 
     def to_dict(self) -> dict:
         """JSON-ready: the mixed widths as lists."""
@@ -174,19 +176,24 @@ class I3DConfig(DictConfig):
     @classmethod
     def scaled(cls, factor: float, num_classes: int = 400) -> I3DConfig:
         """The published widths times ``factor`` (at least 1 each): small networks for tests."""
+
         def s(w: int) -> int:
             return max(1, int(round(w * factor)))
+
         mixed = {_config_field(b): tuple(s(w) for w in ws) for b, ws in _MIXED_WIDTHS.items()}
-        stem = dict(zip(("conv3d_1a_7x7", "conv3d_2b_1x1", "conv3d_2c_3x3"), (s(w) for w in _STEM_WIDTHS)))
+        stem = dict(zip(("conv3d_1a_7x7", "conv3d_2b_1x1", "conv3d_2c_3x3"), (s(w) for w in _STEM_WIDTHS), strict=True))
         return cls(**stem, **mixed, num_classes=num_classes)
 
     def stem_widths(self) -> dict[str, int]:
-        return {"Conv3d_1a_7x7": self.conv3d_1a_7x7, "Conv3d_2b_1x1": self.conv3d_2b_1x1,
-                "Conv3d_2c_3x3": self.conv3d_2c_3x3}
+        return {
+            "Conv3d_1a_7x7": self.conv3d_1a_7x7,
+            "Conv3d_2b_1x1": self.conv3d_2b_1x1,
+            "Conv3d_2c_3x3": self.conv3d_2c_3x3,
+        }
 
     def mixed_widths(self, block: str) -> dict[str, int]:
         """{'b0': .., 'b1a': .., ...} of ``block`` ('Mixed_3b')."""
-        return dict(zip(BRANCHES, getattr(self, _config_field(block))))
+        return dict(zip(BRANCHES, getattr(self, _config_field(block)), strict=True))
 
     def convs(self) -> dict[str, tuple[int, int, int]]:
         """Every convolution in forward order: name -> (in channels, out channels, kernel)."""
@@ -196,7 +203,7 @@ class I3DConfig(DictConfig):
             c = w
         for block in BLOCKS:
             w = self.mixed_widths(block)
-            for branch, cin in zip(BRANCHES, (c, c, w["b1a"], c, w["b2a"], c)):
+            for branch, cin in zip(BRANCHES, (c, c, w["b1a"], c, w["b2a"], c), strict=True):
                 out[f"{block}.{branch}"] = (cin, w[branch], BRANCH_KERNEL[branch])
             c = w["b0"] + w["b1b"] + w["b2b"] + w["b3"]
         out[LOGITS] = (c, self.num_classes, 1)
@@ -242,7 +249,7 @@ def conv_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride:
     """``tf.nn.conv3d(padding='SAME')`` with a bias: zero padding, in the convolution itself
     when it is symmetric (every stride-1 layer), else by ``F.pad`` (Conv3d_1a_7x7, stride 2)."""
     k = weight.shape[2:]
-    pads = [same_pad(n, kk, stride) for n, kk in zip(x.shape[2:], k)]
+    pads = [same_pad(n, kk, stride) for n, kk in zip(x.shape[2:], k, strict=True)]
     if all(a == b for a, b in pads):
         return F.conv3d(x, weight, bias, stride, padding=[a for a, _ in pads])
     return F.conv3d(F.pad(x, _f_pad(pads)), weight, bias, stride)
@@ -256,13 +263,13 @@ def max_pool_same(x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[i
     (p, p + 1) padding is ``padding=p, ceil_mode=True`` whenever that gives
     TF's output length (then the windows are the same)."""
     dims = x.shape[2:]
-    pads = [same_pad(n, k, s) for n, k, s in zip(dims, kernel, stride)]
+    pads = [same_pad(n, k, s) for n, k, s in zip(dims, kernel, stride, strict=True)]
     before = [a for a, _ in pads]
-    if all(a == b for a, b in pads) and all(a <= k // 2 for a, k in zip(before, kernel)):
+    if all(a == b for a, b in pads) and all(a <= k // 2 for a, k in zip(before, kernel, strict=True)):
         return F.max_pool3d(x, kernel, stride, padding=before)
-    if all(a <= k // 2 for a, k in zip(before, kernel)):
+    if all(a <= k // 2 for a, k in zip(before, kernel, strict=True)):
         same = True
-        for n, k, s, p in zip(dims, kernel, stride, before):
+        for n, k, s, p in zip(dims, kernel, stride, before, strict=True):
             out = -(-(n + 2 * p - k) // s) + 1  # PyTorch's ceil_mode length
             if (out - 1) * s >= n + p:
                 out -= 1
@@ -314,7 +321,7 @@ class I3D(nn.Module):
         self.feature_dim = self.config.num_classes
         self.min_frames = min_frames()
         convs = self.config.convs()
-        for kind, name, kernel, stride in LAYOUT:
+        for kind, name, _kernel, stride in LAYOUT:
             if kind == "conv":
                 cin, cout, k = convs[name]
                 self.add_module(name, Unit(cin, cout, k, stride[0]))
@@ -348,4 +355,3 @@ class I3D(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, min_frames={self.min_frames}, feature_dim={self.feature_dim}"
-

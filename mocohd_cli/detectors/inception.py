@@ -59,40 +59,68 @@ _K3x1 = ((3, 1), 1, (1, 0))
 
 def _block_a(cin: int, pool: int) -> dict:
     """torchvision ``InceptionA``: out 64 + 64 + 96 + pool channels."""
-    return {"branch1x1": (cin, 64, *_K1), "branch5x5_1": (cin, 48, *_K1), "branch5x5_2": (48, 64, (5, 5), 1, (2, 2)),
-            "branch3x3dbl_1": (cin, 64, *_K1), "branch3x3dbl_2": (64, 96, *_K3), "branch3x3dbl_3": (96, 96, *_K3),
-            "branch_pool": (cin, pool, *_K1)}
+    return {
+        "branch1x1": (cin, 64, *_K1),
+        "branch5x5_1": (cin, 48, *_K1),
+        "branch5x5_2": (48, 64, (5, 5), 1, (2, 2)),
+        "branch3x3dbl_1": (cin, 64, *_K1),
+        "branch3x3dbl_2": (64, 96, *_K3),
+        "branch3x3dbl_3": (96, 96, *_K3),
+        "branch_pool": (cin, pool, *_K1),
+    }
 
 
 def _block_b(cin: int) -> dict:
     """torchvision ``InceptionB`` (Mixed_6a): out 384 + 96 + cin channels, stride 2."""
-    return {"branch3x3": (cin, 384, *_K3_S2), "branch3x3dbl_1": (cin, 64, *_K1),
-            "branch3x3dbl_2": (64, 96, *_K3), "branch3x3dbl_3": (96, 96, *_K3_S2)}
+    return {
+        "branch3x3": (cin, 384, *_K3_S2),
+        "branch3x3dbl_1": (cin, 64, *_K1),
+        "branch3x3dbl_2": (64, 96, *_K3),
+        "branch3x3dbl_3": (96, 96, *_K3_S2),
+    }
 
 
 def _block_c(cin: int, c7: int) -> dict:
     """torchvision ``InceptionC``: out 4 x 192 channels."""
-    return {"branch1x1": (cin, 192, *_K1),
-            "branch7x7_1": (cin, c7, *_K1), "branch7x7_2": (c7, c7, *_K1x7), "branch7x7_3": (c7, 192, *_K7x1),
-            "branch7x7dbl_1": (cin, c7, *_K1), "branch7x7dbl_2": (c7, c7, *_K7x1), "branch7x7dbl_3": (c7, c7, *_K1x7),
-            "branch7x7dbl_4": (c7, c7, *_K7x1), "branch7x7dbl_5": (c7, 192, *_K1x7),
-            "branch_pool": (cin, 192, *_K1)}
+    return {
+        "branch1x1": (cin, 192, *_K1),
+        "branch7x7_1": (cin, c7, *_K1),
+        "branch7x7_2": (c7, c7, *_K1x7),
+        "branch7x7_3": (c7, 192, *_K7x1),
+        "branch7x7dbl_1": (cin, c7, *_K1),
+        "branch7x7dbl_2": (c7, c7, *_K7x1),
+        "branch7x7dbl_3": (c7, c7, *_K1x7),
+        "branch7x7dbl_4": (c7, c7, *_K7x1),
+        "branch7x7dbl_5": (c7, 192, *_K1x7),
+        "branch_pool": (cin, 192, *_K1),
+    }
 
 
 def _block_d(cin: int) -> dict:
     """torchvision ``InceptionD`` (Mixed_7a): out 320 + 192 + cin channels, stride 2."""
-    return {"branch3x3_1": (cin, 192, *_K1), "branch3x3_2": (192, 320, *_K3_S2),
-            "branch7x7x3_1": (cin, 192, *_K1), "branch7x7x3_2": (192, 192, *_K1x7),
-            "branch7x7x3_3": (192, 192, *_K7x1), "branch7x7x3_4": (192, 192, *_K3_S2)}
+    return {
+        "branch3x3_1": (cin, 192, *_K1),
+        "branch3x3_2": (192, 320, *_K3_S2),
+        "branch7x7x3_1": (cin, 192, *_K1),
+        "branch7x7x3_2": (192, 192, *_K1x7),
+        "branch7x7x3_3": (192, 192, *_K7x1),
+        "branch7x7x3_4": (192, 192, *_K3_S2),
+    }
 
 
 def _block_e(cin: int) -> dict:
     """torchvision ``InceptionE``: out 320 + 768 + 768 + 192 = 2048 channels."""
-    return {"branch1x1": (cin, 320, *_K1),
-            "branch3x3_1": (cin, 384, *_K1), "branch3x3_2a": (384, 384, *_K1x3), "branch3x3_2b": (384, 384, *_K3x1),
-            "branch3x3dbl_1": (cin, 448, *_K1), "branch3x3dbl_2": (448, 384, *_K3),
-            "branch3x3dbl_3a": (384, 384, *_K1x3), "branch3x3dbl_3b": (384, 384, *_K3x1),
-            "branch_pool": (cin, 192, *_K1)}
+    return {
+        "branch1x1": (cin, 320, *_K1),
+        "branch3x3_1": (cin, 384, *_K1),
+        "branch3x3_2a": (384, 384, *_K1x3),
+        "branch3x3_2b": (384, 384, *_K3x1),
+        "branch3x3dbl_1": (cin, 448, *_K1),
+        "branch3x3dbl_2": (448, 384, *_K3),
+        "branch3x3dbl_3a": (384, 384, *_K1x3),
+        "branch3x3dbl_3b": (384, 384, *_K3x1),
+        "branch_pool": (cin, 192, *_K1),
+    }
 
 
 # name -> (kind, convolutions), in the order of the forward pass (torchvision
@@ -154,8 +182,9 @@ class InceptionConfig(DictConfig):
         _check_int(self.size, "size", MIN_SIZE, MAX_SIZE)
         _check_int(self.feature_dim, "feature_dim", 1, 1 << 16)
         if self.feature_dim != FEATURE_DIM:
-            raise ValueError(f"feature_dim must be {FEATURE_DIM} (the FID Inception-v3's pool features), "
-                             f"got {self.feature_dim}")
+            raise ValueError(
+                f"feature_dim must be {FEATURE_DIM} (the FID Inception-v3's pool features), got {self.feature_dim}"
+            )
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """name -> shape of every tensor of ``InceptionV3(self).state_dict()``, without building it."""
@@ -238,8 +267,17 @@ class _Mixed(nn.Module):
         if k == "E2":  # pytorch-fid's FIDInceptionE_2: a max pool, then the branch's convolution
             p = _relu_conv(self.branch_pool, F.max_pool2d(x, 3, stride=1, padding=1))
         d = _relu_conv(self.branch3x3dbl_2, d)
-        return torch.cat([a, _relu_conv(self.branch3x3_2a, b), _relu_conv(self.branch3x3_2b, b),
-                          _relu_conv(self.branch3x3dbl_3a, d), _relu_conv(self.branch3x3dbl_3b, d), p], 1)
+        return torch.cat(
+            [
+                a,
+                _relu_conv(self.branch3x3_2a, b),
+                _relu_conv(self.branch3x3_2b, b),
+                _relu_conv(self.branch3x3dbl_3a, d),
+                _relu_conv(self.branch3x3dbl_3b, d),
+                p,
+            ],
+            1,
+        )
 
 
 class InceptionV3(nn.Module):
@@ -277,7 +315,18 @@ class InceptionV3(nn.Module):
         x = _relu_conv(self.Conv2d_3b_1x1, x)
         x = _relu_conv(self.Conv2d_4a_3x3, x)
         x = F.max_pool2d(x, 3, stride=2)
-        for block in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
-                      "Mixed_7a", "Mixed_7b", "Mixed_7c"):
+        for block in (
+            "Mixed_5b",
+            "Mixed_5c",
+            "Mixed_5d",
+            "Mixed_6a",
+            "Mixed_6b",
+            "Mixed_6c",
+            "Mixed_6d",
+            "Mixed_6e",
+            "Mixed_7a",
+            "Mixed_7b",
+            "Mixed_7c",
+        ):
             x = getattr(self, block)(x)
         return x.mean(dim=(2, 3))

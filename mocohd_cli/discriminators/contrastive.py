@@ -50,8 +50,15 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, queue: torch.Tensor, temperature:
 
 
 class ContrastiveDiscriminator(nn.Module):
-    def __init__(self, D: nn.Module, proj_dim: int = PROJ_DIM, queue: int = QUEUE, momentum: float = MOMENTUM,
-                 temperature: float = TEMPERATURE, world_batch: int = 1):
+    def __init__(
+        self,
+        D: nn.Module,
+        proj_dim: int = PROJ_DIM,
+        queue: int = QUEUE,
+        momentum: float = MOMENTUM,
+        temperature: float = TEMPERATURE,
+        world_batch: int = 1,
+    ):
         super().__init__()
         if queue < world_batch:
             raise UsageError(f"the contrastive queue ({queue}) must hold at least one global batch ({world_batch})")
@@ -69,7 +76,7 @@ class ContrastiveDiscriminator(nn.Module):
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        for p, q in zip(self.D.parameters(), self.ema.parameters()):
+        for p, q in zip(self.D.parameters(), self.ema.parameters(), strict=True):
             q.lerp_(p.detach(), 1.0 - self.momentum)
 
     @torch.no_grad()
@@ -83,7 +90,9 @@ class ContrastiveDiscriminator(nn.Module):
         self.queue_later[ptr : ptr + n] = later.to(self.queue_later)
         self.queue_ptr.fill_((ptr + n) % self.length)
 
-    def loss(self, first: torch.Tensor, first2: torch.Tensor, later: torch.Tensor, later2: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, first: torch.Tensor, first2: torch.Tensor, later: torch.Tensor, later2: torch.Tensor
+    ) -> torch.Tensor:
         """InfoNCE of the two augmentations of first frames against the first-frame
         queue, plus the same for later frames."""
         q1, q2 = self.queue_first[: self.length].detach(), self.queue_later[: self.length].detach()

@@ -37,7 +37,8 @@ _POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
 def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
     """x [B, C, ...] with one more channel: the standard deviation of the features over groups of
     ``group`` samples (sample i in group i mod B/group, as StyleGAN's layer; the group shrinks to
-    divide the batch), averaged over channels and positions, the same for every member of a group. It lets a discriminator see the variety of a batch, which a per-sample one cannot: fakes
+    divide the batch), averaged over channels and positions, the same for every member of a group.
+    It lets a discriminator see the variety of a batch, which a per-sample one cannot: fakes
     that all move alike (one movement where the real clips have several) score as fakes."""
     b = x.shape[0]
     g = min(group, b)
@@ -51,8 +52,9 @@ def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
 
 
 class PatchDiscriminator(nn.Module):
-    def __init__(self, dims: int, in_channels: int, base_channels: int = BASE_CHANNELS, n_layers: int = 3,
-                 mbstd_group: int = 0):
+    def __init__(
+        self, dims: int, in_channels: int, base_channels: int = BASE_CHANNELS, n_layers: int = 3, mbstd_group: int = 0
+    ):
         super().__init__()
         self.mbstd_group = mbstd_group  # > 0: a minibatch-stddev channel before the stride-1 layers
         conv, k, pad = _CONV[dims], 4, int(math.ceil((4 - 1) / 2))
@@ -82,8 +84,17 @@ class PatchDiscriminator(nn.Module):
 
 
 class MultiscalePatchDiscriminator(nn.Module):
-    def __init__(self, dims: int, in_channels: int, base_channels: int = BASE_CHANNELS, n_layers: int = 3, num_scales: int = 2,
-                 max_first_channels: int = 64, pool_stride=2, mbstd_group: int = 0):
+    def __init__(
+        self,
+        dims: int,
+        in_channels: int,
+        base_channels: int = BASE_CHANNELS,
+        n_layers: int = 3,
+        num_scales: int = 2,
+        max_first_channels: int = 64,
+        pool_stride=2,
+        mbstd_group: int = 0,
+    ):
         super().__init__()
         # scale s (0 = full resolution) gets min(64, base * 2^s) first-layer channels, as the official model
         self.scales = nn.ModuleList(
@@ -137,17 +148,22 @@ class MultiscaleImageDiscriminator(MultiscalePatchDiscriminator):
 def _length_after(module: nn.Module, length: int) -> int:
     """The length along time (the first axis after the channels) of a Conv3d's or an AvgPool3d's
     output for an input of ``length``; 0 when it refuses such an input."""
+
     def first(v):
         return v[0] if isinstance(v, tuple) else v
 
-    k, s, p, d = (first(module.kernel_size), first(module.stride), first(module.padding),
-                  first(getattr(module, "dilation", 1)))
+    k, s, p, d = (
+        first(module.kernel_size),
+        first(module.stride),
+        first(module.padding),
+        first(getattr(module, "dilation", 1)),
+    )
     if isinstance(module, nn.AvgPool3d) and length < k:  # its shape check: the unpadded input covers the kernel
         return 0
     return max(0, (length + 2 * p - d * (k - 1) - 1) // s + 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shortest_clip(n_layers: int = 3, num_scales: int = 2) -> int:
     """The fewest frames a clip of ``MultiscaleVideoDiscriminator`` may have, read from the layers
     of a one-channel copy of the architecture (``takes``). With the official layers every
@@ -157,4 +173,6 @@ def shortest_clip(n_layers: int = 3, num_scales: int = 2) -> int:
         D = MultiscaleVideoDiscriminator(1, frames, base_channels=1, n_layers=n_layers, num_scales=num_scales)
         if D.takes(frames):
             return frames
-    raise ValueError(f"no clip of up to 64 frames fits a video discriminator of {n_layers} layers and {num_scales} scales")
+    raise ValueError(
+        f"no clip of up to 64 frames fits a video discriminator of {n_layers} layers and {num_scales} scales"
+    )

@@ -28,8 +28,9 @@ _GAIN = math.sqrt(2.0)
 
 
 class EqConv(nn.Module):
-    def __init__(self, cin: int, cout: int, k: int, bias: bool = True, stride: int = 1, pad: int | None = None,
-                 act: bool = True):
+    def __init__(
+        self, cin: int, cout: int, k: int, bias: bool = True, stride: int = 1, pad: int | None = None, act: bool = True
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
@@ -76,8 +77,14 @@ class DBlock(nn.Module):
 
 
 class StyleGAN2Discriminator(nn.Module):
-    def __init__(self, resolution: int, channel_base: int = 32768, channel_max: int = 512, img_channels: int = 3,
-                 mbstd_group: int = 4):
+    def __init__(
+        self,
+        resolution: int,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        img_channels: int = 3,
+        mbstd_group: int = 4,
+    ):
         super().__init__()
         if resolution < 4 or resolution & (resolution - 1):
             raise UsageError(f"the discriminator needs a power-of-two resolution >= 4, got {resolution}")

@@ -35,8 +35,10 @@ from . import biggan, canonical, checks, i3d, inception, mocogan_hd, nvidia, ros
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
-UNRECOGNISED = ("unrecognised file format (expected .safetensors, a rosinality .pt, an NVIDIA .pkl, a BigGAN-deep .bin, "
-                "an I3D TorchScript .pt, a pytorch-fid Inception .pth or a VGG16 .pth)")
+UNRECOGNISED = (
+    "unrecognised file format (expected .safetensors, a rosinality .pt, an NVIDIA .pkl, a BigGAN-deep .bin, "
+    "an I3D TorchScript .pt, a pytorch-fid Inception .pth or a VGG16 .pth)"
+)
 
 
 @dataclass
@@ -81,7 +83,9 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
     path = Path(path)
     if kind in (None, "pca") and (path.is_dir() or path.suffix == ".npy"):
         basis = mocogan_hd.read_official(path)
-        return ConvertedModel("pca", PCA_FAMILY, basis.config(), basis.tensors(), {"format": "mocogan-hd-npy", "file": path.name})
+        return ConvertedModel(
+            "pca", PCA_FAMILY, basis.config(), basis.tensors(), {"format": "mocogan-hd-npy", "file": path.name}
+        )
     fmt = sniff(path)
     if fmt == "safetensors":
         header = canonical.read_header(path)
@@ -90,14 +94,17 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         checks.check_shapes(header.kind, header.family, header.config, header.shapes, path)  # before reading tensors
         tensors, digest = canonical.load_verified(path, header)
         source = dict(header.source) or {"format": "mocohd"}
-        return ConvertedModel(header.kind, header.family, header.config, tensors, source, weights_sha256=digest,
-                              image=header.image)
+        return ConvertedModel(
+            header.kind, header.family, header.config, tensors, source, weights_sha256=digest, image=header.image
+        )
     if fmt == "unknown":
         raise MocohdError(f"{path}: {UNRECOGNISED}")
     if fmt == "safetensors-plain":
         if not vgg.is_vgg(_plain_safetensors_keys(path) or []):
-            raise MocohdError(f"{path}: a safetensors file without mocohd metadata; import its original checkpoint "
-                              "with `mocohd import` instead")
+            raise MocohdError(
+                f"{path}: a safetensors file without mocohd metadata; import its original checkpoint "
+                "with `mocohd import` instead"
+            )
         return _read_vgg(path, kind)
     if kind == "vgg16":
         return _read_vgg(path, kind)
@@ -121,8 +128,10 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         if biggan.is_biggan(obj):
             reader = biggan
         elif isinstance(obj, dict) and any(str(k).removeprefix("module.") == "enc_cell.weight_ih" for k in obj):
-            raise MocohdError(f"{path}: an official MoCoGAN-HD motion checkpoint: import it together with its PCA "
-                              "folder (pca: the folder with its pca_comp.npy and pca_stdev.npy)")
+            raise MocohdError(
+                f"{path}: an official MoCoGAN-HD motion checkpoint: import it together with its PCA "
+                "folder (pca: the folder with its pca_comp.npy and pca_stdev.npy)"
+            )
     else:  # a pickle
         reader = nvidia
         obj = nvidia.read_pickle(path)
@@ -135,8 +144,10 @@ def read_any(path: str | Path, kind: str | None = None) -> ConvertedModel:
         raise MocohdError(f"{path}: {e}") from e
     except (KeyError, IndexError, ValueError, TypeError, AttributeError, RuntimeError) as e:
         # the converters index into untrusted containers: a damaged one fails anywhere
-        raise MocohdError(f"{path}: damaged or unusual {reader.FORMAT} file: the generator in it cannot be read "
-                          f"({checks.brief(e, 120)})") from e
+        raise MocohdError(
+            f"{path}: damaged or unusual {reader.FORMAT} file: the generator in it cannot be read "
+            f"({checks.brief(e, 120)})"
+        ) from e
     source.update(format=reader.FORMAT, **notes)
     family = biggan.FAMILY if reader is biggan else nvidia.family_of(config) if reader is nvidia else "stylegan2"
     model = ConvertedModel("image", family, config, tensors, source)
@@ -166,8 +177,10 @@ def _not_i3d(path: Path, fmt: str) -> str:
             z.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return f"not a readable I3D TorchScript archive (a truncated or damaged zip): download it again; {want}"
-    return (f"a PyTorch state dict or checkpoint (torch.save), not an I3D TorchScript archive (it has no code or "
-            f"constants): {want}")
+    return (
+        f"a PyTorch state dict or checkpoint (torch.save), not an I3D TorchScript archive (it has no code or "
+        f"constants): {want}"
+    )
 
 
 def _is_inception(obj) -> bool:
@@ -196,7 +209,9 @@ def _read_vgg(path: Path, kind: str | None, obj=None) -> ConvertedModel:
     if fmt == "safetensors":  # one of ours, of another kind
         raise MocohdError(f"{path}: is {a(canonical.read_header(path).kind)} model, expected a vgg16 model")
     if fmt not in ("torch", "safetensors-plain"):
-        raise MocohdError(f"{path}: not a VGG16 file (expected a torchvision .pth state dict or timm's model.safetensors)")
+        raise MocohdError(
+            f"{path}: not a VGG16 file (expected a torchvision .pth state dict or timm's model.safetensors)"
+        )
     source = {"file": path.name, "file_sha256": canonical.file_sha256(path)}
     if fmt == "torch":
         sd = torch_io.read_torch_file(path) if obj is None else obj
@@ -206,7 +221,9 @@ def _read_vgg(path: Path, kind: str | None, obj=None) -> ConvertedModel:
             with safe_open(str(path), framework="pt") as f:
                 keys = list(f.keys())
                 if not vgg.is_vgg(keys):
-                    raise MocohdError(f"{path}: not a VGG16 state dict (expected features.0.weight, ... features.28.bias)")
+                    raise MocohdError(
+                        f"{path}: not a VGG16 state dict (expected features.0.weight, ... features.28.bias)"
+                    )
                 sd = {k: f.get_tensor(k) for k in vgg.wanted(keys)}
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise MocohdError(f"{path}: could not read tensors (corrupt or truncated?): {checks.brief(e)}") from e
@@ -237,5 +254,19 @@ def _read_detector(path: Path, family: str, kind: str | None, obj=None) -> Conve
     return ConvertedModel(family, family, config, tensors, source)
 
 
-__all__ = ["ConvertedModel", "read_any", "sniff", "biggan", "canonical", "checks", "i3d", "inception", "mocogan_hd",
-           "nvidia", "rosinality", "torch_io", "torchscript", "vgg"]
+__all__ = [
+    "ConvertedModel",
+    "read_any",
+    "sniff",
+    "biggan",
+    "canonical",
+    "checks",
+    "i3d",
+    "inception",
+    "mocogan_hd",
+    "nvidia",
+    "rosinality",
+    "torch_io",
+    "torchscript",
+    "vgg",
+]

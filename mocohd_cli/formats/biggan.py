@@ -43,8 +43,9 @@ _ATTN = {"snconv1x1_theta": "theta", "snconv1x1_phi": "phi", "snconv1x1_g": "g",
 
 
 def is_biggan(obj) -> bool:
-    return isinstance(obj, dict) and "embeddings.weight" in obj and any(
-        str(k).startswith("generator.gen_z.") for k in obj)
+    return (
+        isinstance(obj, dict) and "embeddings.weight" in obj and any(str(k).startswith("generator.gen_z.") for k in obj)
+    )
 
 
 def bake(sd: dict, prefix: str) -> torch.Tensor:
@@ -73,7 +74,9 @@ def infer_config(sd: dict, config_json: dict | None = None) -> dict:
     """Our BigGANConfig (as a dict) from the tensor shapes, checked against config.json if given."""
     try:
         embed_dim, num_classes = sd["embeddings.weight"].shape
-        cond_dim = sd["generator.gen_z.weight_orig" if "generator.gen_z.weight_orig" in sd else "generator.gen_z.weight"].shape[1]
+        cond_dim = sd[
+            "generator.gen_z.weight_orig" if "generator.gen_z.weight_orig" in sd else "generator.gen_z.weight"
+        ].shape[1]
         width = sd["generator.bn.weight"].shape[0]
         n_stats = sd["generator.bn.running_means"].shape[0]
     except (KeyError, ValueError) as e:
@@ -98,20 +101,35 @@ def infer_config(sd: dict, config_json: dict | None = None) -> dict:
         raise MocohdError("no self-attention layer: not a BigGAN-deep generator")
     if config_json and "layers" in config_json:
         ups = [bool(layer[0]) for layer in config_json["layers"]]
-        if len(ups) != len(blocks) or any([int(a), int(b)] != [int(x) for x in layer[1:3]]
-                                          for (a, b), layer in zip(blocks, config_json["layers"])):
+        if len(ups) != len(blocks) or any(
+            [int(a), int(b)] != [int(x) for x in layer[1:3]]
+            for (a, b), layer in zip(blocks, config_json["layers"], strict=True)
+        ):
             raise MocohdError("config.json's layers do not match the weights")
     else:
         ups = [k % 2 == 1 for k in range(len(blocks))]
     z_dim = cond_dim - embed_dim
     resolution = 4 * 2 ** sum(ups)
-    cfg = dict(resolution=resolution, z_dim=z_dim, embed_dim=embed_dim, num_classes=num_classes, channel_width=width,
-               layers=[[u, i, o] for u, (i, o) in zip(ups, blocks)], attention=attention,
-               eps=float((config_json or {}).get("eps", 1e-4)), n_stats=n_stats)
+    cfg = dict(
+        resolution=resolution,
+        z_dim=z_dim,
+        embed_dim=embed_dim,
+        num_classes=num_classes,
+        channel_width=width,
+        layers=[[u, i, o] for u, (i, o) in zip(ups, blocks, strict=True)],
+        attention=attention,
+        eps=float((config_json or {}).get("eps", 1e-4)),
+        n_stats=n_stats,
+    )
     if config_json:
-        for ours, theirs in (("resolution", "output_dim"), ("z_dim", "z_dim"), ("channel_width", "channel_width"),
-                             ("num_classes", "num_classes"), ("attention", "attention_layer_position"),
-                             ("n_stats", "n_stats")):
+        for ours, theirs in (
+            ("resolution", "output_dim"),
+            ("z_dim", "z_dim"),
+            ("channel_width", "channel_width"),
+            ("num_classes", "num_classes"),
+            ("attention", "attention_layer_position"),
+            ("n_stats", "n_stats"),
+        ):
             if theirs in config_json and int(config_json[theirs]) != cfg[ours]:
                 raise MocohdError(f"config.json says {theirs}={config_json[theirs]} but the weights have {cfg[ours]}")
     return cfg
@@ -131,7 +149,11 @@ def convert(sd: dict, config_json: dict | None = None) -> tuple[dict, dict[str, 
         return sd[key].float()
 
     def sn(prefix: str) -> torch.Tensor:
-        used.update(k for k in (prefix + ".weight_orig", prefix + ".weight_u", prefix + ".weight_v", prefix + ".weight") if k in sd)
+        used.update(
+            k
+            for k in (prefix + ".weight_orig", prefix + ".weight_u", prefix + ".weight_v", prefix + ".weight")
+            if k in sd
+        )
         return bake(sd, prefix)
 
     def bn(src: str, dst: str, conditional: bool = True) -> None:

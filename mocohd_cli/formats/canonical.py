@@ -41,7 +41,12 @@ KINDS = ("image", "motion", "pca", "i3d", "inception", "vgg16", "latent")
 # i3d, inception: the detectors of FVD and FID; vgg16: the perceptual distance of `invert`;
 # latent: the w's (and noise maps) `invert` found for photos
 SUFFIX = ".safetensors"
-BUFFER_SUFFIXES = ("noise_const", "w_avg", "running_mean", "running_var")  # stored state that is not a learned parameter
+BUFFER_SUFFIXES = (
+    "noise_const",
+    "w_avg",
+    "running_mean",
+    "running_var",
+)  # stored state that is not a learned parameter
 IMAGE_KEYS = ("image_name", "image_sha256")  # the identity of the image generator of a motion model or PCA basis
 
 
@@ -103,7 +108,9 @@ def verify_tensors(tensors: dict[str, torch.Tensor], recorded: str, origin) -> s
     if recorded and recorded.lower() != digest:
         raise MocohdError(f"{origin}: its recorded weights sha256 does not match its tensors (damaged or edited file)")
     if bad is not None:
-        raise MocohdError(f"{origin}: tensor {bad} holds NaN or infinite values (a diverged or damaged model); refusing it")
+        raise MocohdError(
+            f"{origin}: tensor {bad} holds NaN or infinite values (a diverged or damaged model); refusing it"
+        )
     return digest
 
 
@@ -191,12 +198,17 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except FileNotFoundError:
-        raise MocohdError(f"{path}: no such file")
+    except FileNotFoundError as e:
+        raise MocohdError(f"{path}: no such file") from e
     except (SafetensorError, OSError, ValueError) as e:
-        raise MocohdError(f"{path}: not a readable safetensors file (corrupt or truncated?): {str(e).splitlines()[0][:200]}") from e
+        raise MocohdError(
+            f"{path}: not a readable safetensors file (corrupt or truncated?): {str(e).splitlines()[0][:200]}"
+        ) from e
     if "mocohd.kind" not in meta:
-        raise MocohdError(f"{path}: a safetensors file without mocohd metadata; import its original checkpoint with `mocohd import` instead")
+        raise MocohdError(
+            f"{path}: a safetensors file without mocohd metadata; "
+            "import its original checkpoint with `mocohd import` instead"
+        )
     try:
         fmt = int(meta.get("mocohd.format", "0"))
         config = json.loads(meta.get("mocohd.config", "{}"))
@@ -242,5 +254,7 @@ def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") ->
             for k in f.keys():
                 out[k] = f.get_tensor(k)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise MocohdError(f"{path}: could not read tensors (corrupt or truncated?): {str(e).splitlines()[0][:200]}") from e
+        raise MocohdError(
+            f"{path}: could not read tensors (corrupt or truncated?): {str(e).splitlines()[0][:200]}"
+        ) from e
     return out

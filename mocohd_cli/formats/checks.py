@@ -20,8 +20,8 @@ import re
 
 import torch
 
-from ..errors import MocohdError
 from ..detectors import FAMILIES as DETECTOR_FAMILIES
+from ..errors import MocohdError
 from ..generators import FAMILIES
 from ..motion.generator import FAMILY as MOTION_FAMILY, OPTIONAL as MOTION_OPTIONAL, MotionConfig
 from ..pca import PCA_FAMILY
@@ -33,6 +33,7 @@ LATENT_FAMILY = "stylegan2-w"  # latents of StyleGAN2 generators: w's per layer 
 LATENT_FAMILIES = {LATENT_FAMILY: "stylegan2", "stylegan3-w": "stylegan3", "biggan-deep-w": "biggan-deep"}
 LATENT_SPACES = ("w", "w+")  # one w for every layer, or one per layer
 MAX_LATENTS = 4096  # photos in one latent file
+
 
 def brief(e: BaseException, limit: int = 160) -> str:
     """The first sentence of an exception's message, for the end of a one-line error."""
@@ -71,8 +72,10 @@ def tensor_is_finite(t: torch.Tensor) -> bool:
 def check_real(name: str, t: torch.Tensor, origin) -> None:
     """Weights are dense real numbers: refuse sparse, quantized, meta and complex tensors."""
     if t.layout != torch.strided or t.is_quantized or t.device.type == "meta":
-        raise MocohdError(f"{origin}: tensor {name} is not a plain dense tensor ({t.layout}, {t.dtype}, {t.device.type}): "
-                          "model weights are stored as plain arrays of numbers")
+        raise MocohdError(
+            f"{origin}: tensor {name} is not a plain dense tensor ({t.layout}, {t.dtype}, {t.device.type}): "
+            "model weights are stored as plain arrays of numbers"
+        )
     if t.is_complex():
         raise MocohdError(f"{origin}: tensor {name} holds complex numbers; model weights are real")
 
@@ -80,7 +83,9 @@ def check_real(name: str, t: torch.Tensor, origin) -> None:
 def check_finite(tensors: dict[str, torch.Tensor], origin) -> None:
     bad = first_non_finite(tensors)
     if bad is not None:
-        raise MocohdError(f"{origin}: tensor {bad} holds NaN or infinite values (a diverged or damaged model); refusing it")
+        raise MocohdError(
+            f"{origin}: tensor {bad} holds NaN or infinite values (a diverged or damaged model); refusing it"
+        )
 
 
 class PickledState:
@@ -119,12 +124,16 @@ def check_storage(obj, file_size: int, origin) -> None:
             need = o.numel() * o.element_size()
             have = max(o.untyped_storage().nbytes() - o.storage_offset() * o.element_size(), 0)
             if need > have:
-                raise MocohdError(f"{origin}: tensor {path or '(top level)'} claims {_shape(o.shape)} values "
-                                  f"({need:,} bytes) but its data holds {have:,} bytes (a damaged or hostile file)")
+                raise MocohdError(
+                    f"{origin}: tensor {path or '(top level)'} claims {_shape(o.shape)} values "
+                    f"({need:,} bytes) but its data holds {have:,} bytes (a damaged or hostile file)"
+                )
             total += need
             if total > 2 * file_size + (1 << 20):
-                raise MocohdError(f"{origin}: its tensors claim more than {total / 1e6:,.1f} MB but the file holds "
-                                  f"{file_size / 1e6:,.1f} MB (a damaged or hostile file)")
+                raise MocohdError(
+                    f"{origin}: its tensors claim more than {total / 1e6:,.1f} MB but the file holds "
+                    f"{file_size / 1e6:,.1f} MB (a damaged or hostile file)"
+                )
             continue
         for k, child in _children(o):
             # a pickled module keeps its tensors in _parameters/_buffers and children in _modules
@@ -138,8 +147,10 @@ def check_size(tensors: dict[str, torch.Tensor], file_size: int, origin) -> None
     one storage many times over would multiply it."""
     total = sum(t.numel() * 4 for t in tensors.values())
     if total > 2 * file_size + (1 << 20):
-        raise MocohdError(f"{origin}: its tensors claim {total / 1e6:,.1f} MB of weights but the file holds "
-                          f"{file_size / 1e6:,.1f} MB (a damaged or hostile file)")
+        raise MocohdError(
+            f"{origin}: its tensors claim {total / 1e6:,.1f} MB of weights but the file holds "
+            f"{file_size / 1e6:,.1f} MB (a damaged or hostile file)"
+        )
 
 
 def expected_shapes(kind: str, family: str, config: dict) -> tuple[dict[str, tuple[int, ...]], set[str]]:
@@ -189,8 +200,12 @@ def latent_shapes(config: dict, family: str = LATENT_FAMILY) -> dict[str, tuple[
     map I of the generator; for BigGAN (``biggan-deep-w``: one w, space w) ``classes`` [count,
     c_dim], each latent's class vector. StyleGAN3 (``stylegan3-w``) has no noise maps."""
     n, num_ws, w_dim, res = (config.get(k) for k in ("count", "num_ws", "w_dim", "resolution"))
-    for name, v, hi in (("count", n, MAX_LATENTS), ("num_ws", num_ws, 64), ("w_dim", w_dim, 1 << 16),
-                        ("resolution", res, 4096)):
+    for name, v, hi in (
+        ("count", n, MAX_LATENTS),
+        ("num_ws", num_ws, 64),
+        ("w_dim", w_dim, 1 << 16),
+        ("resolution", res, 4096),
+    ):
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
             raise ValueError(f"{name} must be a whole number in 1..{hi}, got {v!r}")
     if res < 4 or res & (res - 1):
@@ -247,6 +262,7 @@ def check_shapes(kind: str, family: str, config: dict, shapes: dict[str, tuple[i
         raise MocohdError(f"{origin}: weights do not match the {what} ({detail})")
     for name in sorted(shapes):
         if tuple(int(x) for x in shapes[name]) != tuple(expected[name]):
-            raise MocohdError(f"{origin}: weights do not match the {what}: {name} is {_shape(shapes[name])} "
-                              f"in the file, the config needs {_shape(expected[name])}")
-
+            raise MocohdError(
+                f"{origin}: weights do not match the {what}: {name} is {_shape(shapes[name])} "
+                f"in the file, the config needs {_shape(expected[name])}"
+            )

@@ -42,7 +42,7 @@ import re
 
 import torch
 
-from ..detectors.i3d import BLOCKS, BRANCHES, BRANCH_KERNEL, LOGITS, STEM, STEM_KERNEL, I3DConfig
+from ..detectors.i3d import BLOCKS, BRANCH_KERNEL, BRANCHES, LOGITS, STEM, STEM_KERNEL, I3DConfig
 from ..errors import MocohdError
 from .checks import check_finite
 from .torchscript import Archive, ScriptObject
@@ -52,16 +52,24 @@ DEFAULT_EPS = 1e-3  # sonnet snt.BatchNorm's default, kinetics-i3d's batch norm
 _DEFAULT = (DEFAULT_EPS, "none in the archive: sonnet's default")
 N_CONVS = len(STEM) + len(BLOCKS) * len(BRANCHES) + 1
 
-_BRANCH_TEXT = {"b0": "Branch_0 1x1x1 conv", "b1a": "Branch_1 1x1x1 conv", "b1b": "Branch_1 3x3x3 conv",
-                "b2a": "Branch_2 1x1x1 conv", "b2b": "Branch_2 3x3x3 conv", "b3": "Branch_3 1x1x1 conv"}
+_BRANCH_TEXT = {
+    "b0": "Branch_0 1x1x1 conv",
+    "b1a": "Branch_1 1x1x1 conv",
+    "b1b": "Branch_1 3x3x3 conv",
+    "b2a": "Branch_2 1x1x1 conv",
+    "b2b": "Branch_2 3x3x3 conv",
+    "b3": "Branch_3 1x1x1 conv",
+}
 
 # attribute-name endings -> role of a 1-D tensor (checked in this order)
-_ROLES = (("mean", ("running_mean", "moving_mean", "mean")),
-          ("var", ("running_var", "moving_variance", "moving_var", "variance", "var")),
-          ("scale", ("gamma", "scale")),
-          ("offset", ("beta", "offset")),
-          ("weight", ("weight",)),
-          ("bias", ("bias",)))
+_ROLES = (
+    ("mean", ("running_mean", "moving_mean", "mean")),
+    ("var", ("running_var", "moving_variance", "moving_var", "variance", "var")),
+    ("scale", ("gamma", "scale")),
+    ("offset", ("beta", "offset")),
+    ("weight", ("weight",)),
+    ("bias", ("bias",)),
+)
 
 
 def _shape(t) -> str:
@@ -113,12 +121,16 @@ def _group(archive: Archive) -> list[_Conv]:
             last = by_path[path]
             continue
         if t.ndim != 1:
-            raise MocohdError(f"{archive.path}: cannot place tensor '{path}' {_shape(t.shape)}: the Inception-I3D "
-                              "holds only 5-D convolution weights and their 1-D biases and batch-norm vectors")
+            raise MocohdError(
+                f"{archive.path}: cannot place tensor '{path}' {_shape(t.shape)}: the Inception-I3D "
+                "holds only 5-D convolution weights and their 1-D biases and batch-norm vectors"
+            )
         owner = next((c for c in convs if c.scope is not None and _inside(path, c.scope)), last)
         if owner is None:
-            raise MocohdError(f"{archive.path}: cannot place tensor '{path}' {_shape(t.shape)}: a vector before the "
-                              "first convolution weight")
+            raise MocohdError(
+                f"{archive.path}: cannot place tensor '{path}' {_shape(t.shape)}: a vector before the "
+                "first convolution weight"
+            )
         owner.vectors.append((path, t))
     return convs
 
@@ -141,9 +153,11 @@ def _place(archive: Archive, convs: list[_Conv]) -> tuple[dict, list[tuple[str, 
     in_channels = None
     for i, c in enumerate(convs):
         if i >= len(slots):
-            raise MocohdError(f"{archive.path}: cannot place tensor '{c.path}' {_shape(c.weight.shape)}: the archive "
-                              f"holds {len(convs)} convolution weights (5-D tensors), the Inception-I3D {N_CONVS} "
-                              "(3 stem, 6 in each of 9 mixed blocks, 1 for the logits)")
+            raise MocohdError(
+                f"{archive.path}: cannot place tensor '{c.path}' {_shape(c.weight.shape)}: the archive "
+                f"holds {len(convs)} convolution weights (5-D tensors), the Inception-I3D {N_CONVS} "
+                "(3 stem, 6 in each of 9 mixed blocks, 1 for the logits)"
+            )
         kind, name = slots[i]
         if kind == "stem":
             ours, text, k = name, name, STEM_KERNEL[name]
@@ -159,8 +173,9 @@ def _place(archive: Archive, convs: list[_Conv]) -> tuple[dict, list[tuple[str, 
         want = f"[N, {cin if cin is not None else 'C'}, {k}, {k}, {k}]"
         s = tuple(c.weight.shape)
         if s[2:] != (k, k, k) or (cin is not None and s[1] != cin) or not c.weight.is_floating_point():
-            raise MocohdError(f"{archive.path}: cannot place tensor '{c.path}' {_shape(s)}: expected the weight of "
-                              f"{text} {want}")
+            raise MocohdError(
+                f"{archive.path}: cannot place tensor '{c.path}' {_shape(s)}: expected the weight of {text} {want}"
+            )
         if in_channels is None:
             in_channels = s[1]
         widths[ours] = s[0]
@@ -173,13 +188,20 @@ def _place(archive: Archive, convs: list[_Conv]) -> tuple[dict, list[tuple[str, 
     if len(convs) < N_CONVS:
         missing = slots[len(convs)]
         what = missing[1] if missing[0] != "mixed" else f"{missing[1][0]} {_BRANCH_TEXT[missing[1][1]]}"
-        raise MocohdError(f"{archive.path}: the archive holds {len(convs)} convolution weights (5-D tensors), the "
-                          f"Inception-I3D {N_CONVS} (3 stem, 6 in each of 9 mixed blocks, 1 for the logits); "
-                          f"the first missing is {what}")
-    config = {"conv3d_1a_7x7": widths["Conv3d_1a_7x7"], "conv3d_2b_1x1": widths["Conv3d_2b_1x1"],
-              "conv3d_2c_3x3": widths["Conv3d_2c_3x3"],
-              **{b.lower(): [widths[f"{b}.{br}"] for br in BRANCHES] for b in BLOCKS},
-              "num_classes": widths[LOGITS], "in_channels": in_channels, "size": 224}
+        raise MocohdError(
+            f"{archive.path}: the archive holds {len(convs)} convolution weights (5-D tensors), the "
+            f"Inception-I3D {N_CONVS} (3 stem, 6 in each of 9 mixed blocks, 1 for the logits); "
+            f"the first missing is {what}"
+        )
+    config = {
+        "conv3d_1a_7x7": widths["Conv3d_1a_7x7"],
+        "conv3d_2b_1x1": widths["Conv3d_2b_1x1"],
+        "conv3d_2c_3x3": widths["Conv3d_2c_3x3"],
+        **{b.lower(): [widths[f"{b}.{br}"] for br in BRANCHES] for b in BLOCKS},
+        "num_classes": widths[LOGITS],
+        "in_channels": in_channels,
+        "size": 224,
+    }
     return config, placed
 
 
@@ -192,9 +214,11 @@ def _vectors(archive: Archive, c: _Conv) -> dict[str, tuple[str, torch.Tensor]]:
     has_stats = any(r in ("mean", "var") for _, _, r in roles)
     for p, t, r in roles:
         if r is None or not t.is_floating_point():
-            raise MocohdError(f"{archive.path}: cannot place tensor '{p}' {_shape(t.shape)}: a vector after the "
-                              f"convolution weight '{c.path}' that is neither its bias nor a batch-norm "
-                              "mean, variance, scale or offset")
+            raise MocohdError(
+                f"{archive.path}: cannot place tensor '{p}' {_shape(t.shape)}: a vector after the "
+                f"convolution weight '{c.path}' that is neither its bias nor a batch-norm "
+                "mean, variance, scale or offset"
+            )
         attr = p.rpartition(".")[2].lower()
         named_bn = re.search(r"bn|norm|batch", attr.rpartition("_")[0]) is not None  # 'bn_bias', 'batchnorm_weight'
         if r == "weight":
@@ -202,18 +226,24 @@ def _vectors(archive: Archive, c: _Conv) -> dict[str, tuple[str, torch.Tensor]]:
         elif r == "bias":
             r = "offset" if has_stats and (named_bn or _module_of(p) != home) else "bias"
         if t.shape[0] != n:
-            raise MocohdError(f"{archive.path}: cannot place tensor '{p}' {_shape(t.shape)}: expected a vector of "
-                              f"the convolution '{c.path}' [{n}] (its {r})")
+            raise MocohdError(
+                f"{archive.path}: cannot place tensor '{p}' {_shape(t.shape)}: expected a vector of "
+                f"the convolution '{c.path}' [{n}] (its {r})"
+            )
         if r in out:
-            raise MocohdError(f"{archive.path}: cannot place tensor '{p}' {_shape(t.shape)}: the convolution "
-                              f"'{c.path}' already has a {r} ('{out[r][0]}')")
+            raise MocohdError(
+                f"{archive.path}: cannot place tensor '{p}' {_shape(t.shape)}: the convolution "
+                f"'{c.path}' already has a {r} ('{out[r][0]}')"
+            )
         out[r] = (p, t)
     if has_stats or "scale" in out or "offset" in out:
         for r in ("mean", "var"):
             if r not in out:
                 p, t = next((p, t) for p, t in c.vectors)
-                raise MocohdError(f"{archive.path}: cannot place tensor '{p}' {_shape(t.shape)}: the batch norm of "
-                                  f"the convolution '{c.path}' has no running {r}")
+                raise MocohdError(
+                    f"{archive.path}: cannot place tensor '{p}' {_shape(t.shape)}: the batch norm of "
+                    f"the convolution '{c.path}' has no running {r}"
+                )
     return out
 
 
@@ -242,8 +272,14 @@ def _eps_in(tree: ast.AST) -> list[float]:
     class constants, and the 8th argument (or ``eps=``) of ``batch_norm`` calls (``torch.batch_norm``,
     ``F.batch_norm``, or a local alias of either, as scripted code writes ``_0 = ...batch_norm``)."""
     found: list[float] = []
-    aliases = {n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
-               and isinstance(n.targets[0], ast.Name) and _dotted(n.value).endswith("batch_norm")}
+    aliases = {
+        n.targets[0].id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign)
+        and len(n.targets) == 1
+        and isinstance(n.targets[0], ast.Name)
+        and _dotted(n.value).endswith("batch_norm")
+    }
     for n in ast.walk(tree):
         if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.target.id in ("eps", "epsilon"):
             v = _number(n.value) if n.value is not None else None
@@ -298,7 +334,7 @@ class _EpsFinder:
 
     def everywhere(self) -> tuple[float, str] | None:
         values = set()
-        for name, text in self.archive.code.items():
+        for text in self.archive.code.values():
             if "batch_norm" not in text and not re.search(r"\beps\b", text):
                 continue
             try:
@@ -348,8 +384,11 @@ def convert(archive: Archive) -> tuple[dict, dict[str, torch.Tensor], dict]:
     if shapes != cfg.state_shapes():  # the placement above guarantees it; a cheap second look
         raise MocohdError(f"{archive.path}: the converted tensors do not match the I3D config")
     check_finite(out, archive.path)
-    notes: dict = {"batch_norm": f"folded ({n_bn} of {len(placed)} convolutions)" if n_bn else
-                   "none (the convolutions carry biases)"}
+    notes: dict = {
+        "batch_norm": f"folded ({n_bn} of {len(placed)} convolutions)"
+        if n_bn
+        else "none (the convolutions carry biases)"
+    }
     if eps_used:
         values = sorted(eps_used)
         notes["bn_eps"] = values[0] if len(values) == 1 else values

@@ -47,11 +47,20 @@ FID_CLASSES = 1008  # the TF graph's logits: fc.weight [1008, 2048]
 
 # pytorch-fid InceptionV3's blocks.N.M -> the Inception3 module it holds
 _WRAPPER = {
-    (0, 0): "Conv2d_1a_3x3", (0, 1): "Conv2d_2a_3x3", (0, 2): "Conv2d_2b_3x3",
-    (1, 0): "Conv2d_3b_1x1", (1, 1): "Conv2d_4a_3x3",
-    **{(2, i): name for i, name in enumerate(
-        ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"))},
-    (3, 0): "Mixed_7a", (3, 1): "Mixed_7b", (3, 2): "Mixed_7c",
+    (0, 0): "Conv2d_1a_3x3",
+    (0, 1): "Conv2d_2a_3x3",
+    (0, 2): "Conv2d_2b_3x3",
+    (1, 0): "Conv2d_3b_1x1",
+    (1, 1): "Conv2d_4a_3x3",
+    **{
+        (2, i): name
+        for i, name in enumerate(
+            ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e")
+        )
+    },
+    (3, 0): "Mixed_7a",
+    (3, 1): "Mixed_7b",
+    (3, 2): "Mixed_7c",
 }
 _WRAPPER_OF = {module: key for key, module in _WRAPPER.items()}
 _WRAPPER_KEY = re.compile(r"blocks\.(\d+)\.(\d+)\.(.+)")
@@ -105,16 +114,21 @@ def convert(state_dict, origin=None) -> tuple[dict, dict[str, torch.Tensor], dic
     (one line, after ``origin: `` when given, e.g. the file's path) names the first
     missing, misshaped, non-finite or unexpected tensor."""
     if not isinstance(state_dict, dict):
-        raise _fail(origin, f"not a pytorch-fid Inception state dict (it holds {type(state_dict).__name__}, "
-                            "not a dict of tensors)")
+        raise _fail(
+            origin,
+            f"not a pytorch-fid Inception state dict (it holds {type(state_dict).__name__}, not a dict of tensors)",
+        )
     bad = next((k for k in state_dict if not isinstance(k, str)), None)
     if bad is not None:
         raise _fail(origin, f"not a pytorch-fid Inception state dict (key {bad!r} is not a name)")
     sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
     fc = sd.get("fc.weight")
     if isinstance(fc, torch.Tensor) and fc.ndim == 2 and fc.shape[0] != FID_CLASSES:
-        raise _fail(origin, f"fc.weight is {_shape(fc.shape)}: an Inception-v3 with {fc.shape[0]} classes "
-                            f"(torchvision's ImageNet one?), not FID's 2015-12-05 graph ({FID_CLASSES} classes)")
+        raise _fail(
+            origin,
+            f"fc.weight is {_shape(fc.shape)}: an Inception-v3 with {fc.shape[0]} classes "
+            f"(torchvision's ImageNet one?), not FID's 2015-12-05 graph ({FID_CLASSES} classes)",
+        )
     found, wrapper = _layout(sd, origin)
     source: dict[str, torch.Tensor] = {}  # name in the file -> tensor, for the finite check
     bns: dict[str, dict[str, torch.Tensor]] = {}  # convolution -> its five tensors, float64
@@ -138,24 +152,29 @@ def convert(state_dict, origin=None) -> tuple[dict, dict[str, torch.Tensor], dic
             source[shown] = t
             bns[name][part] = t.detach().to("cpu", torch.float64)
     if found:
-        raise _fail(origin, f"unexpected tensor {_file_name(sorted(found)[0], wrapper)} "
-                            "(not part of the FID Inception-v3)")
+        raise _fail(
+            origin, f"unexpected tensor {_file_name(sorted(found)[0], wrapper)} (not part of the FID Inception-v3)"
+        )
     bad = first_non_finite(source)
     if bad is not None:
         raise _fail(origin, f"tensor {bad} holds NaN or infinite values (a damaged file); refusing it")
     tensors: dict[str, torch.Tensor] = {}
     for name, p in bns.items():
         if bool((p["bn.running_var"] < 0).any()):
-            raise _fail(origin, f"{_file_name(name + '.bn.running_var', wrapper)} holds negative variances "
-                                "(a damaged file)")
+            raise _fail(
+                origin, f"{_file_name(name + '.bn.running_var', wrapper)} holds negative variances (a damaged file)"
+            )
         scale = p["bn.weight"] / torch.sqrt(p["bn.running_var"] + BN_EPS)
         tensors[name + ".weight"] = (p["conv.weight"] * scale[:, None, None, None]).float().contiguous()
         tensors[name + ".bias"] = (p["bn.bias"] - p["bn.running_mean"] * scale).float().contiguous()
     bad = first_non_finite(tensors)
     if bad is not None:  # finite inputs can still overflow float32 once scaled
         raise _fail(origin, f"folding batch norm into {bad} overflows float32 (a damaged file)")
-    notes = {"layout": "pytorch-fid InceptionV3" if wrapper else "Inception3", "bn_eps": BN_EPS,
-             "has_fc": "fc.weight" in sd}
+    notes = {
+        "layout": "pytorch-fid InceptionV3" if wrapper else "Inception3",
+        "bn_eps": BN_EPS,
+        "has_fc": "fc.weight" in sd,
+    }
     return InceptionConfig().to_dict(), tensors, notes
 
 

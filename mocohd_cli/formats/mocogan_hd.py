@@ -73,24 +73,36 @@ def read_official(folder: str | os.PathLike) -> PCABasis:
     expected = {"stdev": [n], "var_ratio": [n], "mean": [d], "var": [d]}
     for key, fname in ((k, f) for f, k in OFFICIAL_FILES.items() if k in expected and k in arrays):
         if list(arrays[key].shape) != expected[key]:
-            raise MocohdError(f"{folder}: {fname} is {list(arrays[key].shape)} but pca_comp.npy is {list(comps.shape)}: "
-                              f"expected {expected[key]} (files from different PCA runs?)")
+            raise MocohdError(
+                f"{folder}: {fname} is {list(arrays[key].shape)} but pca_comp.npy is {list(comps.shape)}: "
+                f"expected {expected[key]} (files from different PCA runs?)"
+            )
     if (stdev < 0).any() or ("var" in arrays and (arrays["var"] < 0).any()):
         raise MocohdError(f"{folder}: negative standard deviations or variances: not a PCA folder")
     norms = comps.double().norm(dim=1)
     off = ((norms - 1).abs() > 1e-2).nonzero()
     if len(off):
         k = int(off[0])
-        raise MocohdError(f"{folder}: pca_comp.npy row {k} has length {float(norms[k]):.3g}; principal directions have length 1")
-    return PCABasis(comps, stdev, arrays.get("var_ratio"), arrays.get("mean"), arrays.get("var"),
-                    {"origin": "MoCoGAN-HD get_stats_pca.py"})
+        raise MocohdError(
+            f"{folder}: pca_comp.npy row {k} has length {float(norms[k]):.3g}; principal directions have length 1"
+        )
+    return PCABasis(
+        comps,
+        stdev,
+        arrays.get("var_ratio"),
+        arrays.get("mean"),
+        arrays.get("var"),
+        {"origin": "MoCoGAN-HD get_stats_pca.py"},
+    )
 
 
 # ----------------------------------------------------------------------------
 # Motion checkpoints
 
 
-def read_motion_checkpoint(path: str | os.PathLike, w_residual: float = MotionConfig.w_residual) -> tuple[MotionConfig, dict[str, torch.Tensor]]:
+def read_motion_checkpoint(
+    path: str | os.PathLike, w_residual: float = MotionConfig.w_residual
+) -> tuple[MotionConfig, dict[str, torch.Tensor]]:
     """An official ``modelR_epoch_N.pth`` -> (its motion config with step weight ``w_residual``,
     its state dict without PCA buffers). The sizes are read off the tensors, every tensor's
     shape must follow from them, and all values must be finite."""
@@ -98,13 +110,22 @@ def read_motion_checkpoint(path: str | os.PathLike, w_residual: float = MotionCo
     sd = read_torch_file(path)
     if isinstance(sd, dict) and all(isinstance(k, str) for k in sd) and any(k.startswith("module.") for k in sd):
         sd = {k.removeprefix("module."): v for k, v in sd.items()}  # saved from a (Distributed)DataParallel wrapper
-    if (not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items())
-            or not all(k in sd for k in OFFICIAL_KEYS) or any(sd[k].ndim != 2 for k in ("enc_cell.weight_ih", "cell.weight_ih", "w"))):
+    if (
+        not isinstance(sd, dict)
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items())
+        or not all(k in sd for k in OFFICIAL_KEYS)
+        or any(sd[k].ndim != 2 for k in ("enc_cell.weight_ih", "cell.weight_ih", "w"))
+    ):
         raise MocohdError(f"{path}: unknown architecture: not a MoCoGAN-HD motion state dict (modelR_epoch_N.pth)")
     h4, w_dim = sd["enc_cell.weight_ih"].shape
     try:
-        cfg = MotionConfig(w_dim=int(w_dim), noise_dim=int(sd["cell.weight_ih"].shape[1]), h_dim=int(h4) // 4,
-                           n_pca=int(sd["w"].shape[1]), w_residual=w_residual)
+        cfg = MotionConfig(
+            w_dim=int(w_dim),
+            noise_dim=int(sd["cell.weight_ih"].shape[1]),
+            h_dim=int(h4) // 4,
+            n_pca=int(sd["w"].shape[1]),
+            w_residual=w_residual,
+        )
     except UsageError as e:
         raise MocohdError(f"{path}: not a usable MoCoGAN-HD motion checkpoint: {e}") from e
     # Every tensor's shape must follow from those four sizes before the module is built;

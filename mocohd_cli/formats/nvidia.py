@@ -146,12 +146,24 @@ def read_pickle(path: str | Path) -> object:
     try:
         with open(path, "rb") as f:
             obj = SafeUnpickler(f).load()
-    except FileNotFoundError:
-        raise MocohdError(f"{path}: no such file")
+    except FileNotFoundError as e:
+        raise MocohdError(f"{path}: no such file") from e
     except RefusedContent as e:
         raise MocohdError(f"{path}: refused to load: {e}; nothing in it was executed") from e
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError,
-            MemoryError, OSError, OverflowError, RecursionError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        RuntimeError,
+        MemoryError,
+        OSError,
+        OverflowError,
+        RecursionError,
+    ) as e:
         raise MocohdError(f"{path}: not a readable network pickle (corrupt or truncated?): {brief(e)}") from e
     check_storage(obj, Path(path).stat().st_size, path)
     return obj
@@ -179,7 +191,9 @@ def convert(obj: object) -> tuple[dict, dict[str, torch.Tensor], dict]:
     if _is_stylegan3(g):
         return convert_stylegan3(g)
     if g.class_name != "Generator" or not {"mapping", "synthesis"} <= set(g.children()):
-        raise MocohdError(f"unknown architecture: G_ema is a {g.class_name or 'unnamed class'} without mapping/synthesis networks")
+        raise MocohdError(
+            f"unknown architecture: G_ema is a {g.class_name or 'unnamed class'} without mapping/synthesis networks"
+        )
     if int(g.attr("c_dim", 0) or 0) > 0:
         raise MocohdError("conditional StyleGAN2 generators (c_dim > 0) are not supported yet")
 
@@ -190,7 +204,10 @@ def convert(obj: object) -> tuple[dict, dict[str, torch.Tensor], dict]:
     for res, block in blocks.items():
         arch = block.attr("architecture", "skip")
         if arch != "skip":
-            raise MocohdError(f"unknown architecture: synthesis block b{res} uses '{arch}'; only the 'skip' generator (configs e/f) is supported")
+            raise MocohdError(
+                f"unknown architecture: synthesis block b{res} uses '{arch}'; "
+                "only the 'skip' generator (configs e/f) is supported"
+            )
 
     raw = g.tensors()
     out: dict[str, torch.Tensor] = {}
@@ -210,7 +227,12 @@ def convert(obj: object) -> tuple[dict, dict[str, torch.Tensor], dict]:
 
     fcs = [m for m in mapping.children() if m.startswith("fc")]
     lr_muls = {float(mapping.children()[m].attr("lr_multiplier", 0.01)) for m in fcs}
-    clamps = {blk.children()[n].attr("conv_clamp") for blk in blocks.values() for n in ("conv1", "torgb") if n in blk.children()}
+    clamps = {
+        blk.children()[n].attr("conv_clamp")
+        for blk in blocks.values()
+        for n in ("conv1", "torgb")
+        if n in blk.children()
+    }
     if len(lr_muls) != 1 or len(clamps) != 1:
         raise MocohdError("unknown architecture: mapping layers or convolutions differ in lr multiplier / clamp")
     clamp = clamps.pop()
@@ -238,13 +260,34 @@ def convert(obj: object) -> tuple[dict, dict[str, torch.Tensor], dict]:
 
 # Hyper-parameter -> (where NVIDIA keeps it, its default in NVIDIA's code).
 _SG3_SYNTHESIS = {
-    "channel_base": 32768, "channel_max": 512, "num_layers": 14, "num_critical": 2, "first_cutoff": 2.0,
-    "first_stopband": 2**2.1, "last_stopband_rel": 2**0.3, "margin_size": 10, "output_scale": 0.25,
-    "num_fp16_res": 4, "conv_kernel": 3, "filter_size": 6, "lrelu_upsampling": 2, "use_radial_filters": False,
-    "conv_clamp": 256, "magnitude_ema_beta": 0.999,
+    "channel_base": 32768,
+    "channel_max": 512,
+    "num_layers": 14,
+    "num_critical": 2,
+    "first_cutoff": 2.0,
+    "first_stopband": 2**2.1,
+    "last_stopband_rel": 2**0.3,
+    "margin_size": 10,
+    "output_scale": 0.25,
+    "num_fp16_res": 4,
+    "conv_kernel": 3,
+    "filter_size": 6,
+    "lrelu_upsampling": 2,
+    "use_radial_filters": False,
+    "conv_clamp": 256,
+    "magnitude_ema_beta": 0.999,
 }
-_SG3_INT = {"channel_base", "channel_max", "num_layers", "num_critical", "margin_size", "num_fp16_res", "conv_kernel",
-            "filter_size", "lrelu_upsampling"}
+_SG3_INT = {
+    "channel_base",
+    "channel_max",
+    "num_layers",
+    "num_critical",
+    "margin_size",
+    "num_fp16_res",
+    "conv_kernel",
+    "filter_size",
+    "lrelu_upsampling",
+}
 
 
 def _plain(value, name: str):
@@ -268,7 +311,11 @@ def convert_stylegan3(g: PersistentObject) -> tuple[dict, dict[str, torch.Tensor
     padding) and designed filters must be what the config gives."""
     kids = g.children()
     mapping, synthesis = kids.get("mapping"), kids.get("synthesis")
-    if g.class_name != "Generator" or not isinstance(mapping, PersistentObject) or not isinstance(synthesis, PersistentObject):
+    if (
+        g.class_name != "Generator"
+        or not isinstance(mapping, PersistentObject)
+        or not isinstance(synthesis, PersistentObject)
+    ):
         raise MocohdError("unknown architecture: a StyleGAN3 G_ema without mapping/synthesis networks")
     c_dim = _plain(g.attr("c_dim", 0) or 0, "c_dim")
     if c_dim:
@@ -280,7 +327,12 @@ def convert_stylegan3(g: PersistentObject) -> tuple[dict, dict[str, torch.Tensor
         value = _plain(layer_kw.get(key, synthesis.attr(key, default)), key)
         if key in _SG3_INT and isinstance(value, float) and value.is_integer():
             value = int(value)
-        if key not in _SG3_INT and key != "use_radial_filters" and isinstance(value, int) and not isinstance(value, bool):
+        if (
+            key not in _SG3_INT
+            and key != "use_radial_filters"
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+        ):
             value = float(value)
         config[key] = value
     fcs = sorted(k for k in mapping.children() if k.startswith("fc"))
@@ -308,12 +360,20 @@ def convert_stylegan3(g: PersistentObject) -> tuple[dict, dict[str, torch.Tensor
     specs = cfg.layer_specs()
     names = [k for k in synthesis.children() if k != "input"]
     if names != [s["name"] for s in specs]:
-        raise MocohdError(f"unknown architecture: synthesis layers {names[:3]}... differ from the design of its "
-                          f"hyper-parameters ({[s['name'] for s in specs][:3]}...)")
+        raise MocohdError(
+            f"unknown architecture: synthesis layers {names[:3]}... differ from the design of its "
+            f"hyper-parameters ({[s['name'] for s in specs][:3]}...)"
+        )
     for spec in specs:
         layer = synthesis.children()[spec["name"]]
-        recorded = {"up_factor": spec["up"], "down_factor": spec["down"], "conv_kernel": spec["conv_kernel"],
-                    "padding": list(spec["padding"]), "is_torgb": spec["torgb"], "conv_clamp": cfg.conv_clamp}
+        recorded = {
+            "up_factor": spec["up"],
+            "down_factor": spec["down"],
+            "conv_kernel": spec["conv_kernel"],
+            "padding": list(spec["padding"]),
+            "is_torgb": spec["torgb"],
+            "conv_clamp": cfg.conv_clamp,
+        }
         for key, want in recorded.items():
             have = layer.attr(key, want)
             have = [int(v) for v in have] if isinstance(have, (list, tuple)) else _plain(have, key)
@@ -330,12 +390,15 @@ def convert_stylegan3(g: PersistentObject) -> tuple[dict, dict[str, torch.Tensor
     shapes = cfg.state_shapes()
     if set(out) != set(shapes):
         extra, missing = sorted(set(out) - set(shapes)), sorted(set(shapes) - set(out))
-        raise MocohdError(f"unknown architecture: tensors differ from the StyleGAN3 config (unexpected {extra[:3]}, "
-                          f"missing {missing[:3]})")
+        raise MocohdError(
+            f"unknown architecture: tensors differ from the StyleGAN3 config (unexpected {extra[:3]}, "
+            f"missing {missing[:3]})"
+        )
     for spec in specs:  # the designed filters must be those of the config: they decide what the layer does
-        for key, taps, cutoff, half, radial in (("up_filter", spec["up_taps"], spec["in_cutoff"], spec["in_half_width"], False),
-                                                ("down_filter", spec["down_taps"], spec["out_cutoff"], spec["out_half_width"],
-                                                 spec["down_radial"])):
+        for key, taps, cutoff, half, radial in (
+            ("up_filter", spec["up_taps"], spec["in_cutoff"], spec["in_half_width"], False),
+            ("down_filter", spec["down_taps"], spec["out_cutoff"], spec["out_half_width"], spec["down_radial"]),
+        ):
             name = f"synthesis.{spec['name']}.{key}"
             if name not in out:
                 continue

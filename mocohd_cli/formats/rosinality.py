@@ -43,7 +43,10 @@ def convert(obj: object, mapping_lr_mul: float = 0.01) -> tuple[dict, dict[str, 
     """Rosinality checkpoint -> (stylegan2 config dict, our state dict, notes for provenance)."""
     sd = _generator_state(obj)
     if sd is None:
-        raise MocohdError("unknown architecture: a PyTorch checkpoint without a rosinality StyleGAN2 generator ('g_ema' with 'input.input')")
+        raise MocohdError(
+            "unknown architecture: a PyTorch checkpoint without a rosinality StyleGAN2 generator "
+            "('g_ema' with 'input.input')"
+        )
     notes: dict = {}
     try:
         n_mlp = 0
@@ -91,7 +94,9 @@ def convert(obj: object, mapping_lr_mul: float = 0.01) -> tuple[dict, dict[str, 
                     check_fir_kernel(sd[key], key)
         img_channels = sd["to_rgb1.conv.weight"].shape[1]
     except KeyError as e:
-        raise MocohdError(f"unknown architecture: rosinality checkpoint lacks {e} (is it a StyleGAN2 generator?)") from e
+        raise MocohdError(
+            f"unknown architecture: rosinality checkpoint lacks {e} (is it a StyleGAN2 generator?)"
+        ) from e
 
     base, cmax = infer_channel_layout(channels)
     if isinstance(obj, dict) and isinstance(obj.get("latent_avg"), torch.Tensor):
@@ -100,8 +105,15 @@ def convert(obj: object, mapping_lr_mul: float = 0.01) -> tuple[dict, dict[str, 
         w_avg = None
         notes["w_avg"] = "missing from checkpoint; estimated from 100000 seeded samples"
     config = dict(
-        resolution=resolution, z_dim=int(z_dim), w_dim=int(w_dim), img_channels=int(img_channels),
-        mapping_layers=n_mlp, mapping_lr_mul=mapping_lr_mul, channel_base=base, channel_max=cmax, conv_clamp=None,
+        resolution=resolution,
+        z_dim=int(z_dim),
+        w_dim=int(w_dim),
+        img_channels=int(img_channels),
+        mapping_layers=n_mlp,
+        mapping_lr_mul=mapping_lr_mul,
+        channel_base=base,
+        channel_max=cmax,
+        conv_clamp=None,
     )
     if w_avg is not None:
         out["mapping.w_avg"] = w_avg

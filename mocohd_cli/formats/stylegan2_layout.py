@@ -17,7 +17,10 @@ def infer_channel_layout(channels: dict[int, int]) -> tuple[int, int]:
     for base in candidates:
         if all(min(base // r, cmax) == c for r, c in channels.items()):
             return base, cmax
-    raise MocohdError(f"unknown architecture: channel widths {dict(sorted(channels.items()))} do not follow min(base / resolution, max)")
+    raise MocohdError(
+        f"unknown architecture: channel widths {dict(sorted(channels.items()))} "
+        "do not follow min(base / resolution, max)"
+    )
 
 
 def check_fir_kernel(kernel: torch.Tensor, name: str) -> None:

@@ -25,12 +25,27 @@ def read_torch_file(path: str | Path) -> object:
     claim more data than the file holds (``checks.check_storage``)."""
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise MocohdError(f"{path}: no such file")
+    except FileNotFoundError as e:
+        raise MocohdError(f"{path}: no such file") from e
     except pickle.UnpicklingError as e:
-        raise MocohdError(f"{path}: refused: the file holds objects other than tensors and plain containers ({weights_only_reason(e)}); nothing in it was executed") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, TypeError,
-            AttributeError, OverflowError, MemoryError, RecursionError) as e:
+        raise MocohdError(
+            f"{path}: refused: the file holds objects other than tensors and plain containers "
+            f"({weights_only_reason(e)}); nothing in it was executed"
+        ) from e
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as e:
         raise MocohdError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {brief(e)}") from e
     check_storage(obj, Path(path).stat().st_size, path)
     return obj
@@ -42,5 +57,7 @@ def weights_only_reason(e: Exception) -> str:
     m = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", text)
     if m:
         return f"it references {m.group(1)}"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln and "documentation" not in ln]
+    lines = [
+        ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln and "documentation" not in ln
+    ]
     return lines[0][:160] if lines else "unsupported content"

@@ -92,9 +92,16 @@ class _StorageType:
 
 
 _STORAGE_DTYPES = {
-    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+    "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
 }
 _STORAGE_TYPES = {name: _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()}
 
@@ -151,10 +158,12 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     for n in size:
         numel *= n
     if numel:
-        last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
+        last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
         if last >= storage.numel():
-            raise _Damaged(f"a tensor [{', '.join(map(str, size))}] reaches element {last:,} of a storage of "
-                           f"{storage.numel():,} (a damaged or hostile file)")
+            raise _Damaged(
+                f"a tensor [{', '.join(map(str, size))}] reaches element {last:,} of a storage of "
+                f"{storage.numel():,} (a damaged or hostile file)"
+            )
     return storage.as_strided(size, stride, storage_offset)
 
 
@@ -199,12 +208,20 @@ class _Unpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise _Refused(f"{self.pkl} asks for {module}.{name}, which a TorchScript archive of weights never "
-                           "needs") from None
+            raise _Refused(
+                f"{self.pkl} asks for {module}.{name}, which a TorchScript archive of weights never needs"
+            ) from None
 
     def persistent_load(self, pid):
-        if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != "storage" or not isinstance(pid[1], _StorageType)
-                or not isinstance(pid[2], str) or type(pid[4]) is not int or pid[4] < 0):
+        if (
+            not isinstance(pid, tuple)
+            or len(pid) != 5
+            or pid[0] != "storage"
+            or not isinstance(pid[1], _StorageType)
+            or not isinstance(pid[2], str)
+            or type(pid[4]) is not int
+            or pid[4] < 0
+        ):
             raise _Refused(f"{self.pkl} holds a persistent id other than a tensor storage: {str(pid)[:80]}")
         _, stype, key, _location, numel = pid  # the location ('cpu', 'cuda:0') is ignored: all is read to the CPU
         if key in self.storages:
@@ -226,11 +243,15 @@ class _Unpickler(pickle.Unpickler):
         itemsize = torch.empty((), dtype=dtype).element_size()
         need = numel * itemsize
         if info.file_size < need:
-            raise _Damaged(f"storage record {name} holds {info.file_size:,} bytes but its tensors need "
-                           f"{need:,} (a truncated or damaged archive)")
+            raise _Damaged(
+                f"storage record {name} holds {info.file_size:,} bytes but its tensors need "
+                f"{need:,} (a truncated or damaged archive)"
+            )
         if info.file_size > self.file_size:
-            raise _Damaged(f"storage record {name} claims {info.file_size:,} bytes, more than the whole file "
-                           f"({self.file_size:,}): a damaged or hostile archive")
+            raise _Damaged(
+                f"storage record {name} claims {info.file_size:,} bytes, more than the whole file "
+                f"({self.file_size:,}): a damaged or hostile archive"
+            )
         try:
             data = self.zip.read(info)
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as e:
@@ -330,8 +351,10 @@ def is_torchscript(path: str | Path) -> bool:
 def _unpickle(z: zipfile.ZipFile, top: str, pkl: str, folder: str, file_size: int, path) -> object:
     name = f"{top}/{pkl}"
     if z.getinfo(name).file_size > 2 * file_size + (1 << 20):  # torch stores records uncompressed
-        raise MocohdError(f"{path}: {pkl} claims {z.getinfo(name).file_size:,} bytes, far more than the file "
-                          "(a damaged or hostile archive)")
+        raise MocohdError(
+            f"{path}: {pkl} claims {z.getinfo(name).file_size:,} bytes, far more than the file "
+            "(a damaged or hostile archive)"
+        )
     try:
         with z.open(name) as f:
             return _Unpickler(f, z, top, folder, pkl, file_size).load()
@@ -339,10 +362,24 @@ def _unpickle(z: zipfile.ZipFile, top: str, pkl: str, folder: str, file_size: in
         raise MocohdError(f"{path}: {e}") from None
     except _Refused as e:
         raise MocohdError(f"{path}: refused: {e}; nothing in it was executed") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RuntimeError, MemoryError, OverflowError, RecursionError, zipfile.BadZipFile, OSError) as e:
-        raise MocohdError(f"{path}: {pkl} is not a readable TorchScript pickle (corrupt or truncated?): "
-                          f"{brief(e)}") from e
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        RuntimeError,
+        MemoryError,
+        OverflowError,
+        RecursionError,
+        zipfile.BadZipFile,
+        OSError,
+    ) as e:
+        raise MocohdError(
+            f"{path}: {pkl} is not a readable TorchScript pickle (corrupt or truncated?): {brief(e)}"
+        ) from e
 
 
 def read_archive(path: str | Path) -> Archive:
@@ -363,8 +400,9 @@ def read_archive(path: str | Path) -> Archive:
             raise MocohdError(f"{path}: not a TorchScript archive (no <folder>/data.pkl in the zip)")
         order = _read_text(z, f"{top}/byteorder", path, 16)
         if order is not None and order.strip() not in ("", "little"):
-            raise MocohdError(f"{path}: its tensors are stored {order.strip()}-endian; only little-endian archives "
-                              "are read")
+            raise MocohdError(
+                f"{path}: its tensors are stored {order.strip()}-endian; only little-endian archives are read"
+            )
         root = _unpickle(z, top, "data.pkl", "data", file_size, path)
         if not isinstance(root, ScriptObject):
             raise MocohdError(f"{path}: data.pkl holds {a(type(root).__name__)}, not a TorchScript module")
@@ -380,9 +418,10 @@ def read_archive(path: str | Path) -> Archive:
             if info.filename.startswith(prefix) and info.filename.endswith(".py") and not info.is_dir():
                 total += info.file_size
                 if total > MAX_CODE_BYTES:
-                    raise MocohdError(f"{path}: its code text is larger than {MAX_CODE_BYTES >> 20} MB "
-                                      "(a damaged or hostile archive)")
-                code[info.filename[len(prefix):]] = _read_text(z, info.filename, path, MAX_CODE_BYTES)
+                    raise MocohdError(
+                        f"{path}: its code text is larger than {MAX_CODE_BYTES >> 20} MB (a damaged or hostile archive)"
+                    )
+                code[info.filename[len(prefix) :]] = _read_text(z, info.filename, path, MAX_CODE_BYTES)
         version = (_read_text(z, f"{top}/version", path, 64) or "").strip()
     check_storage({"data.pkl": root, "constants.pkl": constants}, file_size, path)
     return Archive(path, root, constants, code, version)

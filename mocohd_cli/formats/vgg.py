@@ -31,7 +31,7 @@ _FEATURE = re.compile(r"features\.(\d+)\.(weight|bias)")
 
 
 def _strip(key: str) -> str:
-    return key[len("module."):] if key.startswith("module.") else key
+    return key[len("module.") :] if key.startswith("module.") else key
 
 
 def is_vgg(keys) -> bool:
@@ -60,10 +60,15 @@ def convert(sd: dict, origin) -> tuple[dict, dict[str, torch.Tensor], dict]:
             continue
         m = _FEATURE.fullmatch(name)
         if m is None or not isinstance(v, torch.Tensor):
-            raise MocohdError(f"{origin}: unexpected entry {name} in a VGG16 state dict (a batch-norm VGG? only plain VGG16 is supported)")
+            raise MocohdError(
+                f"{origin}: unexpected entry {name} in a VGG16 state dict "
+                "(a batch-norm VGG? only plain VGG16 is supported)"
+            )
         if int(m.group(1)) not in CONV_INDICES:
-            raise MocohdError(f"{origin}: tensor {name} is not one of VGG16's convolutions (a batch-norm VGG or "
-                              "another depth? only plain VGG16 is supported)")
+            raise MocohdError(
+                f"{origin}: tensor {name} is not one of VGG16's convolutions (a batch-norm VGG or "
+                "another depth? only plain VGG16 is supported)"
+            )
         check_real(name, v, origin)
         feats[name] = v
     try:

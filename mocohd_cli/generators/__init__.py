@@ -40,5 +40,14 @@ def synthesis_kwargs(G, c=None, truncation: float = 1.0) -> dict:
     return {"c": c, "truncation": truncation}
 
 
-__all__ = ["FAMILIES", "BigGANConfig", "BigGANGenerator", "synthesis_kwargs", "StyleGAN2Config", "StyleGAN2Generator", "StyleGAN3Config",
-           "StyleGAN3Generator", "build_generator"]
+__all__ = [
+    "FAMILIES",
+    "BigGANConfig",
+    "BigGANGenerator",
+    "synthesis_kwargs",
+    "StyleGAN2Config",
+    "StyleGAN2Generator",
+    "StyleGAN3Config",
+    "StyleGAN3Generator",
+    "build_generator",
+]

@@ -56,7 +56,11 @@ def deep_layers(resolution: int) -> list[list]:
     mults = [16, 16, 8, 4, 2, 1]
     plan = [[False, 16, 16]]
     for i in range(5):
-        plan += [[True, mults[i], mults[i + 1]]] if i == 0 else [[False, mults[i], mults[i]], [True, mults[i], mults[i + 1]]]
+        plan += (
+            [[True, mults[i], mults[i + 1]]]
+            if i == 0
+            else [[False, mults[i], mults[i]], [True, mults[i], mults[i + 1]]]
+        )
     return plan
 
 
@@ -94,7 +98,9 @@ class BigGANConfig(DictConfig):
             if i * self.channel_width < 4 or o < 1 or o > i:
                 raise UsageError(f"layer {k}: channels {i} -> {o} (x{self.channel_width}) are not a bottleneck block")
             if k and self.layers[k - 1][2] != i:
-                raise UsageError(f"layer {k} takes {i} x width channels but layer {k - 1} gives {self.layers[k - 1][2]}")
+                raise UsageError(
+                    f"layer {k} takes {i} x width channels but layer {k - 1} gives {self.layers[k - 1][2]}"
+                )
         if not 0 <= self.attention <= len(self.layers):
             raise UsageError(f"attention position {self.attention} is outside 0..{len(self.layers)}")
         if self.attention < len(self.layers) and self.layers[self.attention][1] * self.channel_width < 8:
@@ -109,8 +115,10 @@ class BigGANConfig(DictConfig):
         """Name -> shape of every tensor in the generator's state dict, computed
         from the config alone (no module is built, nothing is allocated)."""
         ch, cond, n = self.channel_width, self.z_dim + self.embed_dim, self.n_stats
-        out: dict[str, tuple[int, ...]] = {"mapping.w_avg": (self.z_dim,),
-                                           "synthesis.embed.weight": (self.embed_dim, self.num_classes)}
+        out: dict[str, tuple[int, ...]] = {
+            "mapping.w_avg": (self.z_dim,),
+            "synthesis.embed.weight": (self.embed_dim, self.num_classes),
+        }
         c0 = 16 * self.layers[0][1] * ch
         out.update({"synthesis.gen_z.weight": (c0, cond), "synthesis.gen_z.bias": (c0,)})
 
@@ -128,9 +136,15 @@ class BigGANConfig(DictConfig):
                 bn(f"{p}.bn{j}", a)
                 out.update({f"{p}.conv{j}.weight": (b, a, size, size), f"{p}.conv{j}.bias": (b,)})
         c = self.attention_channels
-        out.update({"synthesis.attention.theta.weight": (c // 8, c, 1, 1), "synthesis.attention.phi.weight": (c // 8, c, 1, 1),
-                    "synthesis.attention.g.weight": (c // 2, c, 1, 1), "synthesis.attention.o.weight": (c, c // 2, 1, 1),
-                    "synthesis.attention.gamma": (1,)})
+        out.update(
+            {
+                "synthesis.attention.theta.weight": (c // 8, c, 1, 1),
+                "synthesis.attention.phi.weight": (c // 8, c, 1, 1),
+                "synthesis.attention.g.weight": (c // 2, c, 1, 1),
+                "synthesis.attention.o.weight": (c, c // 2, 1, 1),
+                "synthesis.attention.gamma": (1,),
+            }
+        )
         last = self.layers[-1][2] * ch
         bn("synthesis.bn", last, conditional=False)
         out.update({"synthesis.to_rgb.weight": (3, last, 3, 3), "synthesis.to_rgb.bias": (3,)})
@@ -190,8 +204,10 @@ class ConditionalBatchNorm(nn.Module):
         i, j, a = rows
         if i == j:
             return self.running_mean[i], self.running_var[i]
-        return (self.running_mean[i] * a + self.running_mean[j] * (1 - a),
-                self.running_var[i] * a + self.running_var[j] * (1 - a))
+        return (
+            self.running_mean[i] * a + self.running_mean[j] * (1 - a),
+            self.running_var[i] * a + self.running_var[j] * (1 - a),
+        )
 
     def forward(self, x: torch.Tensor, rows: tuple[int, int, float], cond: torch.Tensor | None = None) -> torch.Tensor:
         mean, var = self.stats(rows)
@@ -265,7 +281,9 @@ class BigGANSynthesis(nn.Module):
         cond = cfg.z_dim + cfg.embed_dim
         self.embed = nn.Linear(cfg.num_classes, cfg.embed_dim, bias=False)
         self.gen_z = nn.Linear(cond, 4 * 4 * cfg.layers[0][1] * ch)
-        self.blocks = nn.ModuleList(DeepBlock(i * ch, o * ch, cond, up, cfg.n_stats, cfg.eps) for up, i, o in cfg.layers)
+        self.blocks = nn.ModuleList(
+            DeepBlock(i * ch, o * ch, cond, up, cfg.n_stats, cfg.eps) for up, i, o in cfg.layers
+        )
         self.attention = SelfAttention(cfg.attention_channels)
         self.bn = ConditionalBatchNorm(cfg.layers[-1][2] * ch, 0, cfg.n_stats, cfg.eps)
         self.to_rgb = nn.Conv2d(cfg.layers[-1][2] * ch, 3, 3, padding=1)
@@ -276,8 +294,15 @@ class BigGANSynthesis(nn.Module):
     def make_noise(self, batch: int, generator=None, device=None, dtype=torch.float32) -> list:
         return []
 
-    def forward(self, w: torch.Tensor, c: torch.Tensor | None = None, truncation: float = 1.0, noise=None,
-                noise_mode: str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        w: torch.Tensor,
+        c: torch.Tensor | None = None,
+        truncation: float = 1.0,
+        noise=None,
+        noise_mode: str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
         """w [B, z_dim], c [B, num_classes] (one-hot or a mix) -> [B, 3, R, R]. ``truncation``
         picks the batch-norm statistics; scale w with it too (``mapping`` does) as BigGAN does."""
         if c is None:
@@ -287,8 +312,11 @@ class BigGANSynthesis(nn.Module):
         if noise and any(n is not None for n in noise):
             raise UsageError("BigGAN takes no noise inputs")
         rows = stat_rows(truncation, self.cfg.n_stats)
-        amp = (torch.autocast(w.device.type, dtype=dtype) if dtype is not None and dtype != torch.float32
-               else contextlib.nullcontext())
+        amp = (
+            torch.autocast(w.device.type, dtype=dtype)
+            if dtype is not None and dtype != torch.float32
+            else contextlib.nullcontext()
+        )
         with amp:
             cond = torch.cat([w, self.embed(c.to(w.dtype))], dim=1)
             x = self.gen_z(cond).view(w.shape[0], -1, 4, 4)
@@ -322,4 +350,3 @@ class BigGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
         return self.synthesis(self.mapping(z, truncation_psi=truncation), c, truncation=truncation)
-

@@ -63,7 +63,7 @@ class StyleGAN2Config(DictConfig):
             raise UsageError("channel_base is too small for this resolution")
 
     @classmethod
-    def preset(cls, name: str, resolution: int, **overrides) -> "StyleGAN2Config":
+    def preset(cls, name: str, resolution: int, **overrides) -> StyleGAN2Config:
         """NVIDIA's configs: 'e' (channel_base 16384) and 'f' (32768)."""
         bases = {"e": 16384, "f": 32768}
         if name not in bases:
@@ -87,9 +87,16 @@ class StyleGAN2Config(DictConfig):
         out = mapping_shapes(self)
 
         def layer(prefix: str, cin: int, cout: int, res: int):
-            out.update({f"{prefix}.affine.weight": (cin, self.w_dim), f"{prefix}.affine.bias": (cin,),
-                        f"{prefix}.weight": (cout, cin, 3, 3), f"{prefix}.bias": (cout,),
-                        f"{prefix}.noise_strength": (), f"{prefix}.noise_const": (res, res)})
+            out.update(
+                {
+                    f"{prefix}.affine.weight": (cin, self.w_dim),
+                    f"{prefix}.affine.bias": (cin,),
+                    f"{prefix}.weight": (cout, cin, 3, 3),
+                    f"{prefix}.bias": (cout,),
+                    f"{prefix}.noise_strength": (),
+                    f"{prefix}.noise_const": (res, res),
+                }
+            )
 
         cin = 0
         for res in self.block_resolutions:
@@ -99,8 +106,14 @@ class StyleGAN2Config(DictConfig):
             else:
                 layer(f"{p}.conv0", cin, cout, res)
             layer(f"{p}.conv1", cout, cout, res)
-            out.update({f"{p}.torgb.affine.weight": (cout, self.w_dim), f"{p}.torgb.affine.bias": (cout,),
-                        f"{p}.torgb.weight": (self.img_channels, cout, 1, 1), f"{p}.torgb.bias": (self.img_channels,)})
+            out.update(
+                {
+                    f"{p}.torgb.affine.weight": (cout, self.w_dim),
+                    f"{p}.torgb.affine.bias": (cout,),
+                    f"{p}.torgb.weight": (self.img_channels, cout, 1, 1),
+                    f"{p}.torgb.bias": (self.img_channels,),
+                }
+            )
             cin = cout
         return out
 
@@ -108,7 +121,14 @@ class StyleGAN2Config(DictConfig):
 class FullyConnected(nn.Module):
     """Equalised-learning-rate linear layer: y = act(x (W * lr_mul / sqrt(in))^T + b * lr_mul)."""
 
-    def __init__(self, in_features: int, out_features: int, activation: str = "linear", lr_mul: float = 1.0, bias_init: float = 0.0):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        activation: str = "linear",
+        lr_mul: float = 1.0,
+        bias_init: float = 0.0,
+    ):
         super().__init__()
         self.activation = activation
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
@@ -231,11 +251,18 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_ch, cfg.img_channels, cfg.w_dim, conv_clamp=cfg.conv_clamp)
         self.num_conv = 1 if in_ch == 0 else 2
 
-    def forward(self, x, img, ws, noises, impl: str = "fast", memory_format=torch.contiguous_format, dtype=torch.float32):
+    def forward(
+        self, x, img, ws, noises, impl: str = "fast", memory_format=torch.contiguous_format, dtype=torch.float32
+    ):
         # ws: [B, num_conv + 1, w_dim] (the toRGB style is the next block's first conv style)
         if self.num_conv == 1:
             # Later layers inherit this memory format and dtype from their inputs.
-            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).to(dtype).contiguous(memory_format=memory_format)
+            x = (
+                self.const.unsqueeze(0)
+                .expand(ws.shape[0], -1, -1, -1)
+                .to(dtype)
+                .contiguous(memory_format=memory_format)
+            )
             x = self.conv1(x, ws[:, 0], noises[0], impl)
         else:
             x = self.conv0(x, ws[:, 0], noises[0], impl)
@@ -276,12 +303,16 @@ class SynthesisNetwork(nn.Module):
     def noise_shapes(self, batch: int = 1) -> list[tuple[int, int, int, int]]:
         return [(batch, 1, layer.resolution, layer.resolution) for layer in self.layers()]
 
-    def make_noise(self, batch: int, generator: torch.Generator | None = None, device=None, dtype=torch.float32) -> list[torch.Tensor]:
+    def make_noise(
+        self, batch: int, generator: torch.Generator | None = None, device=None, dtype=torch.float32
+    ) -> list[torch.Tensor]:
         """Draw one noise map per layer, [batch, 1, r, r] each (for noise fixed across frames).
         With a CPU ``generator`` the maps are drawn on the CPU, so a seed gives the same noise on any device."""
         device = device if device is not None else self.b4.const.device
         on = generator.device if generator is not None else device
-        return [torch.randn(s, generator=generator, device=on, dtype=dtype).to(device) for s in self.noise_shapes(batch)]
+        return [
+            torch.randn(s, generator=generator, device=on, dtype=dtype).to(device) for s in self.noise_shapes(batch)
+        ]
 
     def forward(
         self,
@@ -294,7 +325,9 @@ class SynthesisNetwork(nn.Module):
         if ws.ndim == 2:
             ws = ws.unsqueeze(1).expand(-1, self.num_ws, -1)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.cfg.w_dim):
-            raise UsageError(f"ws must be [B, {self.cfg.w_dim}] or [B, {self.num_ws}, {self.cfg.w_dim}], got {list(ws.shape)}")
+            raise UsageError(
+                f"ws must be [B, {self.cfg.w_dim}] or [B, {self.num_ws}, {self.cfg.w_dim}], got {list(ws.shape)}"
+            )
         layers = self.layers()
         if noise is None:
             if noise_mode not in NOISE_MODES:
@@ -327,13 +360,25 @@ class SynthesisNetwork(nn.Module):
                 per_sample = block.conv1.weight.shape[0] * block.resolution**2 * torch.finfo(dtype).bits // 8
                 step = max(1, self.working_set_bytes // per_sample)
                 if step < batch:
-                    def part(t, j):
+
+                    def part(t, j, step=step):
                         return t if t is None or t.shape[0] == 1 else t[j : j + step]
 
-                    return torch.cat([
-                        self._run_blocks(i, part(x, j), part(img, j), ws[j : j + step], [part(n, j) for n in noise], impl, fmt, dtype)
-                        for j in range(0, batch, step)
-                    ])
+                    return torch.cat(
+                        [
+                            self._run_blocks(
+                                i,
+                                part(x, j),
+                                part(img, j),
+                                ws[j : j + step],
+                                [part(n, j) for n in noise],
+                                impl,
+                                fmt,
+                                dtype,
+                            )
+                            for j in range(0, batch, step)
+                        ]
+                    )
             n = block.num_conv
             x, img = block(x, img, ws[:, w_idx : w_idx + n + 1], noise[n_idx : n_idx + n], impl, fmt, dtype)
             w_idx += n

@@ -107,7 +107,7 @@ class StyleGAN3Config(DictConfig):
                 raise UsageError(f"layer {spec['name']}: the stopband must lie above the cutoff")
 
     @classmethod
-    def preset(cls, name: str, resolution: int, **overrides) -> "StyleGAN3Config":
+    def preset(cls, name: str, resolution: int, **overrides) -> StyleGAN3Config:
         """NVIDIA's configs 'stylegan3-t' ('t') and 'stylegan3-r' ('r')."""
         presets = {
             "t": dict(channel_base=32768, channel_max=512),
@@ -141,7 +141,9 @@ class StyleGAN3Config(DictConfig):
 
     def input_spec(self) -> dict:
         cutoffs, rates, _, sizes, channels = self._bands()
-        return dict(channels=int(channels[0]), size=int(sizes[0]), sampling_rate=float(rates[0]), bandwidth=float(cutoffs[0]))
+        return dict(
+            channels=int(channels[0]), size=int(sizes[0]), sampling_rate=float(rates[0]), bandwidth=float(cutoffs[0])
+        )
 
     def layer_specs(self) -> list[dict]:
         """Every synthesis layer's design, in order (the last is toRGB)."""
@@ -161,16 +163,31 @@ class StyleGAN3Config(DictConfig):
             pad_total = (out_size - 1) * down + 1 - (in_size + k - 1) * up + up_taps + down_taps - 2
             pad_lo = (pad_total + up) // 2
             pad_hi = pad_total - pad_lo
-            out.append(dict(
-                name=f"L{i}_{out_size}_{int(channels[i])}", torgb=torgb, critical=critical,
-                in_channels=int(channels[p]), out_channels=int(channels[i]), in_size=in_size, out_size=out_size,
-                in_sampling_rate=in_rate, out_sampling_rate=out_rate, tmp_sampling_rate=tmp_rate,
-                in_cutoff=float(cutoffs[p]), out_cutoff=float(cutoffs[i]),
-                in_half_width=float(half_widths[p]), out_half_width=float(half_widths[i]),
-                conv_kernel=k, up=up, down=down, up_taps=up_taps, down_taps=down_taps,
-                down_radial=self.use_radial_filters and not critical,
-                padding=(pad_lo, pad_hi, pad_lo, pad_hi),
-            ))
+            out.append(
+                dict(
+                    name=f"L{i}_{out_size}_{int(channels[i])}",
+                    torgb=torgb,
+                    critical=critical,
+                    in_channels=int(channels[p]),
+                    out_channels=int(channels[i]),
+                    in_size=in_size,
+                    out_size=out_size,
+                    in_sampling_rate=in_rate,
+                    out_sampling_rate=out_rate,
+                    tmp_sampling_rate=tmp_rate,
+                    in_cutoff=float(cutoffs[p]),
+                    out_cutoff=float(cutoffs[i]),
+                    in_half_width=float(half_widths[p]),
+                    out_half_width=float(half_widths[i]),
+                    conv_kernel=k,
+                    up=up,
+                    down=down,
+                    up_taps=up_taps,
+                    down_taps=down_taps,
+                    down_radial=self.use_radial_filters and not critical,
+                    padding=(pad_lo, pad_hi, pad_lo, pad_hi),
+                )
+            )
         return out
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -178,14 +195,27 @@ class StyleGAN3Config(DictConfig):
         from the config alone (no module is built, nothing is allocated)."""
         out = mapping_shapes(self)
         c = self.input_spec()["channels"]
-        out.update({"synthesis.input.weight": (c, c), "synthesis.input.affine.weight": (4, self.w_dim),
-                    "synthesis.input.affine.bias": (4,), "synthesis.input.transform": (3, 3),
-                    "synthesis.input.freqs": (c, 2), "synthesis.input.phases": (c,)})
+        out.update(
+            {
+                "synthesis.input.weight": (c, c),
+                "synthesis.input.affine.weight": (4, self.w_dim),
+                "synthesis.input.affine.bias": (4,),
+                "synthesis.input.transform": (3, 3),
+                "synthesis.input.freqs": (c, 2),
+                "synthesis.input.phases": (c,),
+            }
+        )
         for s in self.layer_specs():
             p, k = f"synthesis.{s['name']}", s["conv_kernel"]
-            out.update({f"{p}.weight": (s["out_channels"], s["in_channels"], k, k), f"{p}.bias": (s["out_channels"],),
-                        f"{p}.magnitude_ema": (), f"{p}.affine.weight": (s["in_channels"], self.w_dim),
-                        f"{p}.affine.bias": (s["in_channels"],)})
+            out.update(
+                {
+                    f"{p}.weight": (s["out_channels"], s["in_channels"], k, k),
+                    f"{p}.bias": (s["out_channels"],),
+                    f"{p}.magnitude_ema": (),
+                    f"{p}.affine.weight": (s["in_channels"], self.w_dim),
+                    f"{p}.affine.bias": (s["in_channels"],),
+                }
+            )
             if s["up_taps"] > 1:
                 out[f"{p}.up_filter"] = (s["up_taps"],)
             if s["down_taps"] > 1:
@@ -207,7 +237,9 @@ def _kaiser_beta(numtaps: int, width: float) -> float:
     return 0.0
 
 
-def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float, radial: bool = False) -> torch.Tensor | None:
+def design_lowpass_filter(
+    numtaps: int, cutoff: float, width: float, fs: float, radial: bool = False
+) -> torch.Tensor | None:
     """Kaiser-windowed low-pass filter: separable [numtaps] (a windowed sinc with unit DC
     gain) or radially symmetric [numtaps, numtaps] (a windowed jinc, unit sum); None for
     one tap (identity)."""
@@ -272,7 +304,9 @@ class SynthesisInput(nn.Module):
         # Damp frequencies that the user transform pushes out of band.
         amplitudes = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
         # Sample positions: pixel centres, in units of the sampling rate, centred on the image.
-        coords = (torch.arange(self.size, device=w.device, dtype=torch.float32) + 0.5 - self.size / 2) / self.sampling_rate
+        coords = (
+            torch.arange(self.size, device=w.device, dtype=torch.float32) + 0.5 - self.size / 2
+        ) / self.sampling_rate
         grid = torch.stack(torch.broadcast_tensors(coords[None, :], coords[:, None]), -1)  # [H, W, (x, y)]
         x = (grid.reshape(1, -1, 2) @ freqs.transpose(1, 2)).view(batch, self.size, self.size, -1)
         x = torch.sin((x + phases[:, None, None]) * (2 * math.pi)) * amplitudes[:, None, None]
@@ -295,8 +329,10 @@ def check_cameras(camera: torch.Tensor, batch: int) -> None:
     det = c[:, 0, 0] * c[:, 1, 1] - c[:, 0, 1] * c[:, 1, 0]
     fine = torch.isfinite(c).all() & (c[:, :2, 2].abs() <= MAX_CAMERA_SHIFT).all() & (det.abs() >= 1e-6).all()
     if not bool(fine):
-        raise UsageError(f"camera: each [3, 3] camera must be finite and invertible and move the view by at most "
-                         f"{MAX_CAMERA_SHIFT:g} image widths (StyleGAN3's float32 input cannot place it further)")
+        raise UsageError(
+            f"camera: each [3, 3] camera must be finite and invertible and move the view by at most "
+            f"{MAX_CAMERA_SHIFT:g} image widths (StyleGAN3's float32 input cannot place it further)"
+        )
 
 
 def camera_matrix(angle_deg: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
@@ -327,11 +363,22 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_ch]))
         self.register_buffer("magnitude_ema", torch.ones([]))
         self._normalized = (None, None)  # (key, (normalised weight, its squared norms)) for frozen weights
-        self.register_buffer("up_filter", design_lowpass_filter(
-            spec["up_taps"], spec["in_cutoff"], spec["in_half_width"] * 2, spec["tmp_sampling_rate"]))
-        self.register_buffer("down_filter", design_lowpass_filter(
-            spec["down_taps"], spec["out_cutoff"], spec["out_half_width"] * 2, spec["tmp_sampling_rate"],
-            radial=spec["down_radial"]))
+        self.register_buffer(
+            "up_filter",
+            design_lowpass_filter(
+                spec["up_taps"], spec["in_cutoff"], spec["in_half_width"] * 2, spec["tmp_sampling_rate"]
+            ),
+        )
+        self.register_buffer(
+            "down_filter",
+            design_lowpass_filter(
+                spec["down_taps"],
+                spec["out_cutoff"],
+                spec["out_half_width"] * 2,
+                spec["tmp_sampling_rate"],
+                radial=spec["down_radial"],
+            ),
+        )
 
     def normalized_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The weight scaled to unit mean square per output filter, and its squared norms per
@@ -368,8 +415,19 @@ class SynthesisLayer(nn.Module):
                 if out_scale is not None:
                     wb = wb * out_scale[i].reshape(-1, 1, 1, 1)
                 outs.append(F.conv2d(x[i : i + 1], wb.to(x.dtype), padding=pad))
-            return ops.filtered_lrelu(torch.cat(outs), self.up_filter, self.down_filter, self.bias, self.up, self.down,
-                                      self.padding, gain=self.gain, slope=self.slope, clamp=self.conv_clamp, impl=impl)
+            return ops.filtered_lrelu(
+                torch.cat(outs),
+                self.up_filter,
+                self.down_filter,
+                self.bias,
+                self.up,
+                self.down,
+                self.padding,
+                gain=self.gain,
+                slope=self.slope,
+                clamp=self.conv_clamp,
+                impl=impl,
+            )
         bias = self.bias.to(x.dtype)
         if x.shape[0] == 1 or x.shape[2] * x.shape[3] > ops.FUSED_MIN_PIXELS:
             # Per-sample weights (style, demodulation and input gain folded in) and the bias in
@@ -386,8 +444,19 @@ class SynthesisLayer(nn.Module):
             if out_scale is not None:
                 x = x * out_scale.to(x.dtype)[:, :, None, None]
             x = x + bias[None, :, None, None]
-        return ops.filtered_lrelu(x, self.up_filter, self.down_filter, None, self.up, self.down, self.padding,
-                                  gain=self.gain, slope=self.slope, clamp=self.conv_clamp, impl=impl)
+        return ops.filtered_lrelu(
+            x,
+            self.up_filter,
+            self.down_filter,
+            None,
+            self.up,
+            self.down,
+            self.padding,
+            gain=self.gain,
+            slope=self.slope,
+            clamp=self.conv_clamp,
+            impl=impl,
+        )
 
 
 class SynthesisNetwork(nn.Module):
@@ -427,12 +496,17 @@ class SynthesisNetwork(nn.Module):
         if ws.ndim == 2:
             ws = ws.unsqueeze(1).expand(-1, self.num_ws, -1)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.cfg.w_dim):
-            raise UsageError(f"ws must be [B, {self.cfg.w_dim}] or [B, {self.num_ws}, {self.cfg.w_dim}], got {list(ws.shape)}")
+            raise UsageError(
+                f"ws must be [B, {self.cfg.w_dim}] or [B, {self.num_ws}, {self.cfg.w_dim}], got {list(ws.shape)}"
+            )
         if noise and any(n is not None for n in noise):
             raise UsageError("StyleGAN3 takes no noise inputs")
         ops._check_impl(impl)
-        amp = (torch.autocast(ws.device.type, dtype=dtype) if impl == "fast" and dtype is not None and dtype != torch.float32
-               else contextlib.nullcontext())
+        amp = (
+            torch.autocast(ws.device.type, dtype=dtype)
+            if impl == "fast" and dtype is not None and dtype != torch.float32
+            else contextlib.nullcontext()
+        )
         ws = ws.float()
         if camera is not None:
             check_cameras(camera, ws.shape[0])

@@ -1,4 +1,4 @@
-"""Measuring videos: feature statistics and the Fréchet distance (issue 14).
+"""Measuring videos: feature statistics and the Fréchet distance (FVD and FID).
 
     from mocohd_cli.metrics import FeatureStats, frechet_distance
     real, fake = FeatureStats(), FeatureStats()

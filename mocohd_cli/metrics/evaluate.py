@@ -44,18 +44,18 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
 from .. import store
+from ..data import PreparedData, prepare, probe_size, scan, square_resize
 from ..detectors import InceptionV3
 from ..distributed import Dist
-from ..data import PreparedData, prepare, probe_size, scan, square_resize
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, load_verified, read_header, weights_sha256
 from ..frames import check_noise, check_pair, check_truncation, draw_classes, synthesize
@@ -63,10 +63,19 @@ from ..models import load_image_generator
 from ..models.detectors import load_detector
 from ..models.motion import load_motion
 from ..models.pca import express
-from . import frechet_distance
 from ..video import process_alive, whole
-from .protocol import (MAX_CLIPS, MAX_FRAME_SIZE, MAX_SEED, PROTOCOLS, Protocol, RealClips, get_protocol,
-                       sample_real_clips, to_detector_input)
+from . import frechet_distance
+from .protocol import (
+    MAX_CLIPS,
+    MAX_FRAME_SIZE,
+    MAX_SEED,
+    PROTOCOLS,
+    Protocol,
+    RealClips,
+    get_protocol,
+    sample_real_clips,
+    to_detector_input,
+)
 from .stats import FeatureStats
 
 FID_FRAMES_PER_VIDEO = 16  # frames of each rendered video that FID takes (OUR CHOICE, see the docstring)
@@ -115,8 +124,13 @@ def embed(detector: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
         return detector(x).float().cpu()
 
 
-def _embed_batches(detector, batches: Iterator[torch.Tensor], stats: FeatureStats, batch: int,
-                   tick: Callable[[int], None] | None = None) -> None:
+def _embed_batches(
+    detector,
+    batches: Iterator[torch.Tensor],
+    stats: FeatureStats,
+    batch: int,
+    tick: Callable[[int], None] | None = None,
+) -> None:
     for clips in batches:
         for i in range(0, clips.shape[0], batch):
             part = clips[i : i + batch]
@@ -154,7 +168,12 @@ def _read_cached(path: Path, key: dict) -> tuple[FeatureStats, dict] | None:
             if json.loads(meta.get("mocohd.eval_key", "null")) != key:
                 return None
             info = json.loads(meta["mocohd.eval_info"])
-            state = {"count": int(info["count"]), "max_items": -1, "mean": f.get_tensor("mean"), "m2": f.get_tensor("m2")}
+            state = {
+                "count": int(info["count"]),
+                "max_items": -1,
+                "mean": f.get_tensor("mean"),
+                "m2": f.get_tensor("m2"),
+            }
         return FeatureStats.from_state_dict(state), info
     except Exception:  # noqa: BLE001 - a damaged or foreign cache file: recompute
         return None
@@ -162,26 +181,45 @@ def _read_cached(path: Path, key: dict) -> tuple[FeatureStats, dict] | None:
 
 def _write_cached(path: Path, key: dict, stats: FeatureStats, info: dict) -> None:
     state = stats.state_dict()
-    data = st_save({"mean": state["mean"].contiguous(), "m2": state["m2"].contiguous()},
-                   metadata={"mocohd.eval_key": json.dumps(key, sort_keys=True),
-                             "mocohd.eval_info": json.dumps({**info, "count": stats.count})})
+    data = st_save(
+        {"mean": state["mean"].contiguous(), "m2": state["m2"].contiguous()},
+        metadata={
+            "mocohd.eval_key": json.dumps(key, sort_keys=True),
+            "mocohd.eval_info": json.dumps({**info, "count": stats.count}),
+        },
+    )
     try:
         atomic_write_bytes(path, data)
     except OSError:  # a cache that cannot be written only costs time next run
         pass
 
 
-def real_stats(real: RealClips, detector, dist: Dist, batch: int = 8, seed: int = 0,
-               progress: Progress | None = None, cache: bool = True) -> tuple[FeatureStats, bool]:
+def real_stats(
+    real: RealClips,
+    detector,
+    dist: Dist,
+    batch: int = 8,
+    seed: int = 0,
+    progress: Progress | None = None,
+    cache: bool = True,
+) -> tuple[FeatureStats, bool]:
     """Statistics of ``real``'s clips under ``detector`` (shared out over processes), from the
     store's cache when the same clips were embedded by the same detector before.
     Returns (stats, from_cache)."""
     p = real.protocol
     key = None
     if cache and real.source_digest is not None:
-        key = {"version": STATS_VERSION, "data": real.source_digest, "protocol": p.name, "frames": p.frames,
-               "step": p.step, "clips": real.count, "plan": _plan_digest(real.plan), "seed": seed,
-               "detector": detector.identity["weights_sha256"] if hasattr(detector, "identity") else None}
+        key = {
+            "version": STATS_VERSION,
+            "data": real.source_digest,
+            "protocol": p.name,
+            "frames": p.frames,
+            "step": p.step,
+            "clips": real.count,
+            "plan": _plan_digest(real.plan),
+            "seed": seed,
+            "detector": detector.identity["weights_sha256"] if hasattr(detector, "identity") else None,
+        }
         if key["detector"] is not None:
             hit = _read_cached(_stats_path(key), key)
             if not dist.any(hit is None):  # every process uses the cache, or none does
@@ -223,9 +261,18 @@ def video_generator(seed: int, i: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(h[:8], "little") >> 1)
 
 
-def fake_videos(M, G, indices: Sequence[int], frames: Sequence[int], seed: int = 0, truncation: float = 1.0,
-                noise: str = "fixed", batch: int = 8, classes: list[int] | None = None,
-                size: int | None = None) -> Iterator[torch.Tensor]:
+def fake_videos(
+    M,
+    G,
+    indices: Sequence[int],
+    frames: Sequence[int],
+    seed: int = 0,
+    truncation: float = 1.0,
+    noise: str = "fixed",
+    batch: int = 8,
+    classes: list[int] | None = None,
+    size: int | None = None,
+) -> Iterator[torch.Tensor]:
     """Rendered videos ``indices``, frames ``frames`` of each (trajectory steps from 0): uint8
     [V, len(frames), S, S, 3], a few videos at a time; S = ``size`` (frames resized with
     antialiasing, as the clip cache resizes real ones) or the generator's resolution. Video i is
@@ -261,7 +308,7 @@ def fake_videos(M, G, indices: Sequence[int], frames: Sequence[int], seed: int =
                 nz = None
                 if noise == "random":  # a new map per frame, from the frame's own video's stream
                     maps_now = [G.synthesis.make_noise(1, generator=gens[v], device=device) for v in part.tolist()]
-                    nz = [torch.cat(layer) for layer in zip(*maps_now)] or None
+                    nz = [torch.cat(layer) for layer in zip(*maps_now, strict=True)] or None
                 elif maps is not None and maps[0]:
                     nz = [torch.cat([maps[v][layer] for v in part.tolist()]) for layer in range(len(maps[0]))]
                 cs = labels[part.cpu()] if labels is not None else None
@@ -284,14 +331,32 @@ def check_metrics(metrics: Sequence[str] | str) -> list[Protocol]:
     return [get_protocol(m) for m in dict.fromkeys(names)]
 
 
-def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str | None = None,
-             image: str | None = None, fake: str | os.PathLike | None = None, videos: int | None = None,
-             fid_frames: int | str | None = None, seed: int = 0, truncation: float = 1.0, noise: str = "fixed",
-             device: str | torch.device = "auto", batch: int = 8, frame_size: int | None = None,
-             i3d: str | None = None, inception: str | None = None, repeat: bool = False, cache: bool = True,
-             progress: Progress | None = None, dist: Dist | None = None, M=None, G=None,
-             classes: list[int] | None = None, detectors: dict | None = None,
-             note: Callable[[str], None] | None = None) -> list[MetricResult]:
+def evaluate(
+    metrics: Sequence[str] | str,
+    data: str | os.PathLike,
+    motion: str | None = None,
+    image: str | None = None,
+    fake: str | os.PathLike | None = None,
+    videos: int | None = None,
+    fid_frames: int | str | None = None,
+    seed: int = 0,
+    truncation: float = 1.0,
+    noise: str = "fixed",
+    device: str | torch.device = "auto",
+    batch: int = 8,
+    frame_size: int | None = None,
+    i3d: str | None = None,
+    inception: str | None = None,
+    repeat: bool = False,
+    cache: bool = True,
+    progress: Progress | None = None,
+    dist: Dist | None = None,
+    M=None,
+    G=None,
+    classes: list[int] | None = None,
+    detectors: dict | None = None,
+    note: Callable[[str], None] | None = None,
+) -> list[MetricResult]:
     """Compute ``metrics`` (names of ``protocol.PROTOCOLS``) of generated videos against ``data``.
 
     The fakes: ``motion`` + ``image`` (names or files; rendered here, never written), or ``fake``,
@@ -321,8 +386,9 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
     if fid_frames is not None and fid_frames != "all":
         _at_most("fid_frames", whole("fid_frames", fid_frames), MAX_CLIPS)
     if frame_size is not None:
-        _at_most("frame_size", whole("frame_size", frame_size, 8), MAX_FRAME_SIZE,
-                 "the detectors see 224 or 299 px frames")
+        _at_most(
+            "frame_size", whole("frame_size", frame_size, 8), MAX_FRAME_SIZE, "the detectors see 224 or 299 px frames"
+        )
     check_noise(noise)
     truncation = check_truncation(truncation)
     rendered = fake is None
@@ -331,11 +397,21 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
     if not rendered and (motion is not None or image is not None or M is not None):
         raise UsageError("give either a motion model and image generator, or a folder of fakes, not both")
     if not rendered:  # what only rendering uses would be ignored without a word
-        unused = [name for name, value, default in (("truncation", truncation, 1.0), ("noise", noise, "fixed"),
-                                                    ("classes", classes, None), ("G", G, None)) if value != default]
+        unused = [
+            name
+            for name, value, default in (
+                ("truncation", truncation, 1.0),
+                ("noise", noise, "fixed"),
+                ("classes", classes, None),
+                ("G", G, None),
+            )
+            if value != default
+        ]
         if unused:
-            raise UsageError(f"{' and '.join(unused)} appl{'ies' if len(unused) == 1 else 'y'} only to fakes rendered "
-                             "here (motion, image), not to a folder of fakes (fake)")
+            raise UsageError(
+                f"{' and '.join(unused)} appl{'ies' if len(unused) == 1 else 'y'} only to fakes rendered "
+                "here (motion, image), not to a folder of fakes (fake)"
+            )
     if not Path(data).is_dir():
         raise MocohdError(f"{data}: no such dataset folder")
     if not rendered and not Path(fake).is_dir():
@@ -380,7 +456,7 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
             fake_skipped = None
             done = [0]
 
-            def tick(k: int, name=p.name, total=want) -> None:
+            def tick(k: int, name=p.name, total=want, done=done) -> None:
                 done[0] += k
                 if progress:
                     progress(f"fake {name}", min(done[0] * dist.world, total), total)
@@ -407,15 +483,29 @@ def evaluate(metrics: Sequence[str] | str, data: str | os.PathLike, motion: str 
                 _embed_batches(detector, iter(mine), fstats, batch, tick)
             fstats = gather_stats(fstats, dist)
             if fstats.count < 2:
-                raise MocohdError(f"{fake or 'the rendered videos'}: {fstats.count} fake {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
-                                  "a covariance needs at least 2")
+                raise MocohdError(
+                    f"{fake or 'the rendered videos'}: {fstats.count} fake "
+                    f"{'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+                    "a covariance needs at least 2"
+                )
             value = frechet_distance(rstats.mean, rstats.covariance(p.ddof), fstats.mean, fstats.covariance(p.ddof))
             t_fake = time.perf_counter() - t1
-            results.append(MetricResult(p.name, float(value), rstats.count, fstats.count, real.skipped, real.videos,
-                                        dict(detector.identity), seed, cached,
-                                        {"real": round(t_real, 3), "fake": round(t_fake, 3),
-                                         "total": round(t_real + t_fake, 3)}, fake_skipped=fake_skipped,
-                                        frame_size=size))
+            results.append(
+                MetricResult(
+                    p.name,
+                    float(value),
+                    rstats.count,
+                    fstats.count,
+                    real.skipped,
+                    real.videos,
+                    dict(detector.identity),
+                    seed,
+                    cached,
+                    {"real": round(t_real, 3), "fake": round(t_fake, 3), "total": round(t_real + t_fake, 3)},
+                    fake_skipped=fake_skipped,
+                    frame_size=size,
+                )
+            )
         return results
     finally:
         if scratch is not None and dist.writer:
@@ -429,8 +519,17 @@ def _at_most(name: str, value: int, high: int, why: str = "") -> int:
     return value
 
 
-def score(metric: str, real, fake, detector: torch.nn.Module | str | None = None, n: int | None = None,
-          seed: int = 0, batch: int = 8, frame_size: int = 256, device: str | torch.device = "cpu") -> float:
+def score(
+    metric: str,
+    real,
+    fake,
+    detector: torch.nn.Module | str | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    batch: int = 8,
+    frame_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> float:
     """One metric between two sets of videos, each a folder or a list of uint8 videos [T, H, W, C]:
 
         fvd = score("fvd16", real_videos, fake_videos)
@@ -447,16 +546,22 @@ def score(metric: str, real, fake, detector: torch.nn.Module | str | None = None
     sets, scratch = [], None
     try:
         for what, videos, offset in (("real", real, True), ("fake", fake, False)):
-            if what == "fake" and isinstance(videos, (str, os.PathLike)) and Path(videos).is_dir() \
-                    and not (Path(videos) / "index.json").is_file():
+            if (
+                what == "fake"
+                and isinstance(videos, (str, os.PathLike))
+                and Path(videos).is_dir()
+                and not (Path(videos) / "index.json").is_file()
+            ):
                 scratch = scratch_folder(Dist(device="cpu"))
                 videos = prepare(videos, frame_size=frame_size, min_frames=1, cache=scratch)
             clips = sample_real_clips(videos, p, n, seed, batch=batch, frame_size=frame_size, random_offset=offset)
             stats = FeatureStats()
             _embed_batches(detector, iter(clips), stats, batch)
             if stats.count < 2:
-                raise MocohdError(f"{stats.count} {what} {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
-                                  "a covariance needs at least 2")
+                raise MocohdError(
+                    f"{stats.count} {what} {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+                    "a covariance needs at least 2"
+                )
             sets.append(stats)
     finally:
         if scratch is not None:
@@ -493,6 +598,7 @@ def _host() -> str:
 def scratch_folder(dist: Dist) -> Path:
     """A new, empty folder for decoded fakes, in the store's data folder (where clip caches go: the
     room for them is there, not always in /tmp): process 0's on every process. The caller removes it."""
+
     def make(writer: bool) -> str | None:
         if not writer:
             return None
@@ -501,13 +607,15 @@ def scratch_folder(dist: Dist) -> Path:
         try:
             base.mkdir(parents=True, exist_ok=True)
             for old in base.glob(f"{prefix}*"):  # left by an evaluation that was killed (SIGKILL, power loss)
-                pid = old.name[len(prefix):].split("-", 1)[0]
+                pid = old.name[len(prefix) :].split("-", 1)[0]
                 if pid.isdigit() and not process_alive(int(pid)):
                     shutil.rmtree(old, ignore_errors=True)
             return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base)
         except OSError as e:
-            raise MocohdError(f"cannot create a scratch folder for the decoded fakes in {base}: {e.strerror} "
-                              "(set MOCOHD_HOME to a writable folder)") from e
+            raise MocohdError(
+                f"cannot create a scratch folder for the decoded fakes in {base}: {e.strerror} "
+                "(set MOCOHD_HOME to a writable folder)"
+            ) from e
 
     return Path(dist.gather_objects(dist.writer_first(make))[0])
 
@@ -517,6 +625,7 @@ def prepare_fakes(folder: str | os.PathLike, frame_size: int | None, dist: Dist,
     size when they are squares of one size (up to ``DEFAULT_SIZE``), else ``DEFAULT_SIZE``: the first
     video's size is tried, and the folder decoded again at ``DEFAULT_SIZE`` if another video differs.
     Process 0 decides and decodes; the others read what it wrote."""
+
     def decide(writer: bool) -> PreparedData | None:
         if not writer:
             return None
@@ -543,8 +652,16 @@ def _own_size(folder: str | os.PathLike) -> int | None:
     return None
 
 
-def _clips(data: PreparedData, p: Protocol, n: int, seed: int, batch: int, repeat: bool,
-           where: str | os.PathLike, random_offset: bool = True) -> RealClips:
+def _clips(
+    data: PreparedData,
+    p: Protocol,
+    n: int,
+    seed: int,
+    batch: int,
+    repeat: bool,
+    where: str | os.PathLike,
+    random_offset: bool = True,
+) -> RealClips:
     """``sample_real_clips`` of prepared ``data``, its errors naming the user's folder ``where``,
     not the cache's (a scratch folder, for fakes)."""
     try:
@@ -553,14 +670,23 @@ def _clips(data: PreparedData, p: Protocol, n: int, seed: int, batch: int, repea
         raise MocohdError(str(e).replace(str(data.cache), str(where), 1)) from e
 
 
-def check_real(data: PreparedData, protocol: str | Protocol, n: int, seed: int = 0, batch: int = 8,
-               repeat: bool = False, where: str | os.PathLike = "the data") -> RealClips:
+def check_real(
+    data: PreparedData,
+    protocol: str | Protocol,
+    n: int,
+    seed: int = 0,
+    batch: int = 8,
+    repeat: bool = False,
+    where: str | os.PathLike = "the data",
+) -> RealClips:
     """The real clips of ``protocol`` in prepared ``data``; one line when there are fewer than 2."""
     p = get_protocol(protocol)
     real = _clips(data, p, n, seed, batch, repeat, where)
     if real.count < 2:
-        raise MocohdError(f"{where}: {real.count} real {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
-                          "a covariance needs at least 2")
+        raise MocohdError(
+            f"{where}: {real.count} real {'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+            "a covariance needs at least 2"
+        )
     return real
 
 
@@ -600,8 +726,10 @@ def run_of(motion: str, note: Callable[[str], None] | None = None) -> Path | Non
     if source.get("format") != "mocohd-train" or run is None:
         return None
     if not isinstance(run, str) or not store.NAME_RE.match(run):  # a path, '..', a crafted value: never followed
-        say(f"not appended to a run's metrics.jsonl: the motion model names the run {str(run)[:80]!r}, which is "
-            "no run name")
+        say(
+            f"not appended to a run's metrics.jsonl: the motion model names the run {str(run)[:80]!r}, which is "
+            "no run name"
+        )
         return None
     folder = store.home() / "runs" / run
     if not (folder / "metrics.jsonl").is_file():
@@ -613,8 +741,10 @@ def run_of(motion: str, note: Callable[[str], None] | None = None) -> Path | Non
         except MocohdError:
             return None
     if sha not in run_weights(folder):
-        say(f"not appended to the run '{run}' (metrics.jsonl): its checkpoint does not hold this motion model's "
-            f"weights (sha256 {sha[:12]}); the run went on, started over, or is another one of that name")
+        say(
+            f"not appended to the run '{run}' (metrics.jsonl): its checkpoint does not hold this motion model's "
+            f"weights (sha256 {sha[:12]}); the run went on, started over, or is another one of that name"
+        )
         return None
     return folder
 
@@ -638,15 +768,41 @@ def run_weights(folder: Path) -> set[str]:
     return out
 
 
-def append_results(folder: Path, results: list[MetricResult], step: int | None = None, extra: dict | None = None) -> None:
+def append_results(
+    folder: Path, results: list[MetricResult], step: int | None = None, extra: dict | None = None
+) -> None:
     """One line per evaluation in ``folder``/metrics.jsonl: {"eval": {metric: value}, ...}."""
-    record = {"eval": {r.metric: r.value for r in results}, "step": step, "seed": results[0].seed if results else None,
-              "real": {r.metric: r.real for r in results}, "fake": {r.metric: r.fake for r in results},
-              "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
+    record = {
+        "eval": {r.metric: r.value for r in results},
+        "step": step,
+        "seed": results[0].seed if results else None,
+        "real": {r.metric: r.real for r in results},
+        "fake": {r.metric: r.fake for r in results},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **(extra or {}),
+    }
     with open(folder / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
 
 
-__all__ = ["DEFAULT_SIZE", "FID_FRAMES_PER_VIDEO", "MetricResult", "append_results", "check_real", "embed", "evaluate",
-           "fake_videos", "fid", "fvd", "gather_stats", "prepare_data", "prepare_fakes", "real_stats", "run_of",
-           "run_weights", "scratch_folder", "score", "video_generator"]
+__all__ = [
+    "DEFAULT_SIZE",
+    "FID_FRAMES_PER_VIDEO",
+    "MetricResult",
+    "append_results",
+    "check_real",
+    "embed",
+    "evaluate",
+    "fake_videos",
+    "fid",
+    "fvd",
+    "gather_stats",
+    "prepare_data",
+    "prepare_fakes",
+    "real_stats",
+    "run_of",
+    "run_weights",
+    "scratch_folder",
+    "score",
+    "video_generator",
+]

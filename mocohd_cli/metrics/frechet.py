@@ -56,8 +56,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     mu1, mu2 = _as_float64(mu1, "mu1"), _as_float64(mu2, "mu2")
     sigma1, sigma2 = _as_float64(sigma1, "sigma1"), _as_float64(sigma2, "sigma2")
     if mu1.ndim != 1 or mu2.ndim != 1 or mu1.shape != mu2.shape or mu1.size == 0:
-        raise UsageError(f"frechet_distance: means must be two vectors of one length, got {list(mu1.shape)} "
-                         f"and {list(mu2.shape)}")
+        raise UsageError(
+            f"frechet_distance: means must be two vectors of one length, got {list(mu1.shape)} and {list(mu2.shape)}"
+        )
     d = mu1.shape[0]
     for name, s in (("sigma1", sigma1), ("sigma2", sigma2)):
         if s.shape != (d, d):

@@ -18,7 +18,7 @@ Where each choice comes from (StyleGAN-V's code: ``src/metrics/metric_main.py``,
   0 .. length - ((frames - 1) * step + 1), both ends included (StyleGAN-V's
   ``random.randint(0, len - n * f + f - 1)``, the same range). StyleGAN-V
   draws it from Python's global ``random`` in data-loader workers, so its real
-  statistics change from run to run (its issues #23, #37, #46). OUR CHOICE:
+  statistics change from run to run (github.com/universome/stylegan-v issues #23, #37, #46). OUR CHOICE:
   clip k's offset comes from its own generator seeded with (seed, k), so the
   same seed gives the same clips whatever the batch size or process count.
 - One clip per video, the first ``min(n, videos)`` videos in dataset order
@@ -32,7 +32,7 @@ Where each choice comes from (StyleGAN-V's code: ``src/metrics/metric_main.py``,
 - Fakes (``random_offset=False``): StyleGAN-V reads generated videos from
   their first frame (``load_n_consecutive_random_offset=False``).
 - Covariance: StyleGAN-V's FeatureStats divides by n (``ddof=0``) for FVD;
-  FID follows pytorch-fid, ``np.cov`` (``ddof=1``), as issue 14 asks.
+  FID follows pytorch-fid, ``np.cov`` (``ddof=1``), so our FID compares with its numbers.
 - FID frames, OUR CHOICE: all frames of the usable videos when they are at
   most ``n``, else a seeded uniform sample of ``n`` of them without
   replacement, read in dataset order (StyleGAN-V's ``fid50k_full`` reads every
@@ -51,10 +51,9 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Sequence as SequenceABC
+from collections.abc import Iterator, Sequence, Sequence as SequenceABC
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -172,8 +171,11 @@ class ClipPlan(SequenceABC):
         return v, (_clip_start(self.seed, k, self.lengths[v] - self.span + 1) if self.random_offset else 0)
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, SequenceABC) and len(self) == len(other)
-                and all(a == tuple(b) for a, b in zip(self, other)))
+        return (
+            isinstance(other, SequenceABC)
+            and len(self) == len(other)
+            and all(a == tuple(b) for a, b in zip(self, other, strict=True))
+        )
 
     def __repr__(self) -> str:
         return f"ClipPlan({len(self)} clips of {len(self.lengths)} videos)"
@@ -220,9 +222,17 @@ def _clip_start(seed: int, k: int, high: int) -> int:
     return int(torch.randint(high, (), generator=g))
 
 
-def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, protocol: str | Protocol,
-                      n: int | None = None, seed: int = 0, *, batch: int = 16, frame_size: int = 128,
-                      repeat: bool = False, random_offset: bool = True) -> RealClips:
+def sample_real_clips(
+    source: str | os.PathLike | PreparedData | Sequence,
+    protocol: str | Protocol,
+    n: int | None = None,
+    seed: int = 0,
+    *,
+    batch: int = 16,
+    frame_size: int = 128,
+    repeat: bool = False,
+    random_offset: bool = True,
+) -> RealClips:
     """The clips ``protocol`` compares, from ``source``: a dataset folder (prepared into the clip cache
     at ``frame_size`` if it is not yet), a clip cache folder, a ``PreparedData``, or a list of uint8
     videos [T, H, W, C]. ``n``: clips (frames for fid), the protocol's count by default. See the
@@ -230,8 +240,7 @@ def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, proto
     enough."""
     p = get_protocol(protocol)
     n = p.count if n is None else n
-    for name, value, high in (("n", n, MAX_CLIPS), ("batch", batch, None),
-                              ("frame_size", frame_size, MAX_FRAME_SIZE)):
+    for name, value, high in (("n", n, MAX_CLIPS), ("batch", batch, None), ("frame_size", frame_size, MAX_FRAME_SIZE)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"sample_real_clips: {name} must be a positive integer, got {value!r}")
         if high is not None and value > high:
@@ -250,8 +259,9 @@ def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, proto
     else:
         reader, where = _MemoryVideos(source, p), "the videos given"
     if not reader.usable:
-        raise MocohdError(f"{where}: no video has the {p.min_length} frames {p.name} needs "
-                          f"({reader.skipped} too short)")
+        raise MocohdError(
+            f"{where}: no video has the {p.min_length} frames {p.name} needs ({reader.skipped} too short)"
+        )
 
     if p.frames == 1:  # single frames: all of them, or a seeded sample in dataset order
         ends = np.cumsum(reader.lengths)
@@ -263,12 +273,21 @@ def sample_real_clips(source: str | os.PathLike | PreparedData | Sequence, proto
             flat = np.sort(torch.randperm(total, generator=g)[:n].numpy())
         video = np.searchsorted(ends, flat, side="right")
         starts = flat - np.concatenate([[0], ends[:-1]])[video]
-        plan = [(int(v), int(s)) for v, s in zip(video, starts)]
+        plan = [(int(v), int(s)) for v, s in zip(video, starts, strict=True)]
     else:  # --repeat asks for any number of clips: they are computed when read, never listed
         count = n if repeat else min(n, len(reader.lengths))
         plan = ClipPlan(range(count), reader.lengths, p.span, seed, random_offset)
-    return RealClips(p, plan, reader.skipped, len(reader.usable), list(reader.usable),
-                     reader.prepared_min_frames, batch, reader, reader.digest)
+    return RealClips(
+        p,
+        plan,
+        reader.skipped,
+        len(reader.usable),
+        list(reader.usable),
+        reader.prepared_min_frames,
+        batch,
+        reader,
+        reader.digest,
+    )
 
 
 def to_detector_input(clips: torch.Tensor) -> torch.Tensor:

@@ -89,8 +89,9 @@ class FeatureStats:
         if self.dim is not None and other.dim != self.dim:
             raise UsageError(f"FeatureStats.merge: {other.dim} dimensions against {self.dim}")
         if self.max_items is not None and self.count + other.count > self.max_items:
-            raise UsageError(f"FeatureStats.merge: {self.count} + {other.count} items exceed max_items "
-                             f"{self.max_items}")
+            raise UsageError(
+                f"FeatureStats.merge: {self.count} + {other.count} items exceed max_items {self.max_items}"
+            )
         self._combine(other.count, other._mean, other._m2)
         return self
 
@@ -108,8 +109,9 @@ class FeatureStats:
 
     def _need(self, at_least: int) -> None:
         if self.count < at_least:
-            raise MocohdError(f"feature statistics need at least {at_least} item{'s' if at_least != 1 else ''}, "
-                              f"have {self.count}")
+            raise MocohdError(
+                f"feature statistics need at least {at_least} item{'s' if at_least != 1 else ''}, have {self.count}"
+            )
 
     @property
     def mean(self) -> torch.Tensor:

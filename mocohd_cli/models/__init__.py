@@ -33,12 +33,16 @@ def _build_image_generator(model: ConvertedModel, origin: str):
         raise MocohdError(f"{origin}: is {a(model.kind)} model, expected an image generator")
     # The config's tensor shapes, computed without building anything, must be the
     # file's: a config that lies about its sizes is refused before it allocates.
-    checks.check_shapes("image", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin)
+    checks.check_shapes(
+        "image", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
+    )
     g = build_generator(model.family, model.config)
     try:
         g.load_state_dict(model.tensors, strict=True)
     except RuntimeError as e:
-        raise MocohdError(f"{origin}: weights do not match the {model.family} config: {str(e).splitlines()[-1].strip()[:200]}") from e
+        raise MocohdError(
+            f"{origin}: weights do not match the {model.family} config: {str(e).splitlines()[-1].strip()[:200]}"
+        ) from e
     return g
 
 
@@ -95,18 +99,22 @@ def import_model(
     store.check_name(name)
     if pca is not None:
         if kind not in (None, "motion"):
-            raise MocohdError(f"a PCA folder (pca) goes with an official motion checkpoint (kind motion), "
-                              f"not kind {kind!r}")
+            raise MocohdError(
+                f"a PCA folder (pca) goes with an official motion checkpoint (kind motion), not kind {kind!r}"
+            )
         model = import_official(path, pca, w_residual=w_residual)
     else:
         model = read_any(path, kind=kind)
     if image is not None:
         if model.kind == "image":
-            raise MocohdError("image names the generator of a motion model or PCA basis; "
-                              "this file is itself an image generator")
+            raise MocohdError(
+                "image names the generator of a motion model or PCA basis; this file is itself an image generator"
+            )
         ident = image_identity(image)
         if model.config.get("w_dim") not in (None, ident["w_dim"]):
-            raise MocohdError(f"{image} has w size {ident['w_dim']}, this {model.kind} model {model.config.get('w_dim')}")
+            raise MocohdError(
+                f"{image} has w size {ident['w_dim']}, this {model.kind} model {model.config.get('w_dim')}"
+            )
         model.image = {"image_name": ident["name"], "image_sha256": ident["weights_sha256"]}
     header = store_model(model, name, str(path), overwrite)
     store.warn_shadowing(header.kind, name, header.source)
@@ -123,15 +131,26 @@ def store_model(model: ConvertedModel, name: str, origin: str, overwrite: bool =
     elif model.kind in DETECTORS:
         build_detector_model(model, origin)
     else:
-        checks.check_shapes(model.kind, model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin)
+        checks.check_shapes(
+            model.kind, model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
+        )
     dest = store.store_path(model.kind, name)
     if dest.exists() and not overwrite:
-        raise MocohdError(f"a {model.kind} model named '{name}' already exists in the store: pick another name, "
-                          "or replace it (overwrite=True, --force)")
+        raise MocohdError(
+            f"a {model.kind} model named '{name}' already exists in the store: pick another name, "
+            "or replace it (overwrite=True, --force)"
+        )
     store.kind_dir(model.kind, create=True)
     try:
-        return canonical.save_model(dest, model.tensors, kind=model.kind, family=model.family, config=model.config,
-                                    source=model.source, image=model.image)
+        return canonical.save_model(
+            dest,
+            model.tensors,
+            kind=model.kind,
+            family=model.family,
+            config=model.config,
+            source=model.source,
+            image=model.image,
+        )
     except OSError as e:
         raise MocohdError(f"cannot write {dest}: {e.strerror}") from e
 
@@ -151,7 +170,9 @@ class ModelInfo:
     file_sha256: str
     file_size: int
     image: dict  # motion / pca: the image generator's identity (image_name, image_sha256), {} if unknown
-    oscillators: list = field(default_factory=list)  # motion: the bank's (period in frames, size in stdevs), largest first
+    oscillators: list = field(
+        default_factory=list
+    )  # motion: the bank's (period in frames, size in stdevs), largest first
 
 
 def describe(name_or_path: str | os.PathLike, kind: str | None = None) -> ModelInfo:
@@ -163,9 +184,18 @@ def describe(name_or_path: str | os.PathLike, kind: str | None = None) -> ModelI
     params = sum(t.numel() for k, t in m.tensors.items() if not k.endswith(canonical.BUFFER_SUFFIXES))
     file_format = "mocohd" if fmt == "safetensors" else m.source.get("format", fmt)
     return ModelInfo(
-        name=r.name, origin=r.origin, path=r.path, format=file_format, kind=m.kind, family=m.family, config=m.config,
-        source=m.source, parameters=params, weights_sha256=_identity(r.name, m)["weights_sha256"],
-        file_sha256=canonical.file_sha256(r.path), file_size=r.path.stat().st_size, image=m.image,
+        name=r.name,
+        origin=r.origin,
+        path=r.path,
+        format=file_format,
+        kind=m.kind,
+        family=m.family,
+        config=m.config,
+        source=m.source,
+        parameters=params,
+        weights_sha256=_identity(r.name, m)["weights_sha256"],
+        file_sha256=canonical.file_sha256(r.path),
+        file_size=r.path.stat().st_size,
+        image=m.image,
         oscillators=oscillator_bank(m.tensors),
     )
-

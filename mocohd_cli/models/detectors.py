@@ -30,19 +30,22 @@ def how_to_get(kind: str) -> str:
 
 
 def build_from(model: ConvertedModel, origin: str) -> torch.nn.Module:
-    checks.check_shapes(model.kind, model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()},
-                        origin)
+    checks.check_shapes(
+        model.kind, model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
+    )
     net = build_detector(model.family, model.config)
     try:
         net.load_state_dict(model.tensors, strict=True)
     except RuntimeError as e:
-        raise MocohdError(f"{origin}: weights do not match the {model.family} config: "
-                          f"{str(e).splitlines()[-1].strip()[:200]}") from e
+        raise MocohdError(
+            f"{origin}: weights do not match the {model.family} config: {str(e).splitlines()[-1].strip()[:200]}"
+        ) from e
     return net
 
 
-def load_detector(kind: str, name_or_path: str | os.PathLike | None = None,
-                  device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_detector(
+    kind: str, name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+) -> torch.nn.Module:
     """The ``kind`` detector ('i3d' or 'inception') in eval mode, frozen, on ``device``.
 
     ``name_or_path``: a store name or a file (the original TorchScript / state dict is converted in

@@ -86,8 +86,9 @@ class Latent:
         if self.generator == "biggan-deep":
             c = self.classes
             if not torch.is_tensor(c) or c.ndim != 2 or c.shape[0] != n or not c.is_floating_point():
-                raise UsageError(f"a BigGAN latent needs classes, a float tensor [N, c_dim] with N = {n}, got "
-                                 f"{_describe(c)}")
+                raise UsageError(
+                    f"a BigGAN latent needs classes, a float tensor [N, c_dim] with N = {n}, got {_describe(c)}"
+                )
             if self.num_ws != 1 or self.space != "w":
                 raise UsageError(f"a BigGAN latent is one w (space w), not {self.num_ws} (space {self.space})")
         elif self.classes is not None:
@@ -103,9 +104,17 @@ class Latent:
         return torch.arange(videos) % self.count
 
     def config(self) -> dict:
-        out = {**self.info, "space": self.space, "count": self.count, "num_ws": self.num_ws, "w_dim": self.w_dim,
-               "resolution": self.resolution, "noise": self.noise is not None,
-               "distance": [float(d) for d in self.distance], "photos": [dict(p) for p in self.photos]}
+        out = {
+            **self.info,
+            "space": self.space,
+            "count": self.count,
+            "num_ws": self.num_ws,
+            "w_dim": self.w_dim,
+            "resolution": self.resolution,
+            "noise": self.noise is not None,
+            "distance": [float(d) for d in self.distance],
+            "photos": [dict(p) for p in self.photos],
+        }
         if self.classes is not None:
             out["c_dim"] = int(self.classes.shape[1])
         return out
@@ -125,19 +134,26 @@ def check_latent(latent: Latent, G) -> None:
     identity = getattr(G, "identity", None) or {}
     own, name, theirs = latent.image.get("image_sha256"), identity.get("name", "?"), identity.get("weights_sha256")
     if own and theirs and own != theirs:  # names can be equal (a retrained 'demo'): the hashes tell them apart
-        raise MocohdError(f"the start latent belongs to the image generator '{latent.image.get('image_name', '?')}' "
-                          f"(weights {str(own)[:12]}), not to '{name}' (weights {str(theirs)[:12]}): invert the "
-                          "photo with this generator")
+        raise MocohdError(
+            f"the start latent belongs to the image generator '{latent.image.get('image_name', '?')}' "
+            f"(weights {str(own)[:12]}), not to '{name}' (weights {str(theirs)[:12]}): invert the "
+            "photo with this generator"
+        )
     family = getattr(G, "family", "stylegan2")
     if latent.generator != family:
-        raise MocohdError(f"the start latent is a {latent.generator} latent but '{name}' is a {family} generator: "
-                          "invert the photo with this generator")
+        raise MocohdError(
+            f"the start latent is a {latent.generator} latent but '{name}' is a {family} generator: "
+            "invert the photo with this generator"
+        )
     if (latent.num_ws, latent.w_dim) != (G.num_ws, G.w_dim):
-        raise MocohdError(f"the start latent has {latent.num_ws} w's of size {latent.w_dim}, the generator "
-                          f"{G.num_ws} of size {G.w_dim}")
+        raise MocohdError(
+            f"the start latent has {latent.num_ws} w's of size {latent.w_dim}, the generator "
+            f"{G.num_ws} of size {G.w_dim}"
+        )
     if latent.resolution != G.resolution:
-        raise MocohdError(f"the start latent is for a {latent.resolution} px generator, '{name}' makes "
-                          f"{G.resolution} px images")
+        raise MocohdError(
+            f"the start latent is for a {latent.resolution} px generator, '{name}' makes {G.resolution} px images"
+        )
     c_dim = getattr(G, "c_dim", 0)
     if c_dim and (latent.classes is None or latent.classes.shape[1] != c_dim):
         raise MocohdError(f"the start latent has no class vector of '{name}'s {c_dim} classes")
@@ -151,20 +167,30 @@ def concat_latents(latents: list[Latent]) -> Latent:
     first = latents[0]
     shas = {x.image["image_sha256"] for x in latents if x.image.get("image_sha256")}
     for x in latents[1:]:
-        if len(shas) > 1 or (x.generator, x.resolution, x.num_ws, x.w_dim) != (first.generator, first.resolution,
-                                                                               first.num_ws, first.w_dim):
+        if len(shas) > 1 or (x.generator, x.resolution, x.num_ws, x.w_dim) != (
+            first.generator,
+            first.resolution,
+            first.num_ws,
+            first.w_dim,
+        ):
             raise MocohdError("the start latents belong to different image generators: give latents of one generator")
     noise = None
     if all(x.noise is not None for x in latents):
-        noise = [torch.cat(maps) for maps in zip(*(x.noise for x in latents))]
+        noise = [torch.cat(maps) for maps in zip(*(x.noise for x in latents), strict=True)]
     classes = torch.cat([x.classes for x in latents]) if first.classes is not None else None
     found = {x.info.get("truncation") for x in latents}  # BigGAN: the truncation they were found at, if one
-    return Latent(torch.cat([x.ws for x in latents]), noise, "w+" if any(x.space == "w+" for x in latents) else "w",
-                  next((dict(x.image) for x in latents if x.image.get("image_sha256")), dict(first.image)),
-                  [p for x in latents for p in x.photos] if all(x.photos for x in latents) else [],
-                  [d for x in latents for d in x.distance] if all(x.distance for x in latents) else [],
-                  {"truncation": found.pop()} if len(found) == 1 and None not in found else {},
-                  generator=first.generator, resolution=first.resolution, classes=classes)
+    return Latent(
+        torch.cat([x.ws for x in latents]),
+        noise,
+        "w+" if any(x.space == "w+" for x in latents) else "w",
+        next((dict(x.image) for x in latents if x.image.get("image_sha256")), dict(first.image)),
+        [p for x in latents for p in x.photos] if all(x.photos for x in latents) else [],
+        [d for x in latents for d in x.distance] if all(x.distance for x in latents) else [],
+        {"truncation": found.pop()} if len(found) == 1 and None not in found else {},
+        generator=first.generator,
+        resolution=first.resolution,
+        classes=classes,
+    )
 
 
 def _describe(t) -> str:
@@ -178,19 +204,29 @@ def latent_model(latent: Latent, source: dict | None = None) -> ConvertedModel:
         config.pop("distance")
     if not latent.photos:
         config.pop("photos")
-    return ConvertedModel("latent", latent.family, config, latent.tensors(), source or {"format": "mocohd"},
-                          image={k: v for k, v in latent.image.items() if k in canonical.IMAGE_KEYS})
+    return ConvertedModel(
+        "latent",
+        latent.family,
+        config,
+        latent.tensors(),
+        source or {"format": "mocohd"},
+        image={k: v for k, v in latent.image.items() if k in canonical.IMAGE_KEYS},
+    )
 
 
 def from_model(model: ConvertedModel, origin: str = "") -> Latent:
     if model.kind != "latent":
         raise MocohdError(f"{origin}: is a {model.kind} model, expected a latent")
-    checks.check_shapes("latent", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()},
-                        origin)
+    checks.check_shapes(
+        "latent", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
+    )
     cfg = dict(model.config)
     n_noise = len(checks.noise_resolutions(cfg["resolution"])) if cfg.get("noise") else 0
-    info = {k: v for k, v in cfg.items()
-            if k not in ("space", "count", "num_ws", "w_dim", "resolution", "noise", "distance", "photos", "c_dim")}
+    info = {
+        k: v
+        for k, v in cfg.items()
+        if k not in ("space", "count", "num_ws", "w_dim", "resolution", "noise", "distance", "photos", "c_dim")
+    }
     photos = cfg.get("photos") or []
     if not all(isinstance(p, dict) for p in photos):
         raise MocohdError(f"{origin}: damaged latent config: photos must be objects")
@@ -198,11 +234,18 @@ def from_model(model: ConvertedModel, origin: str = "") -> Latent:
         distance = [float(d) for d in cfg.get("distance") or []]
     except (TypeError, ValueError) as e:
         raise MocohdError(f"{origin}: damaged latent config: distances must be numbers") from e
-    return Latent(ws=model.tensors["ws"].float(),
-                  noise=[model.tensors[f"noise.{i}"].float() for i in range(n_noise)] if n_noise else None,
-                  space=cfg["space"], image=dict(model.image), photos=photos, distance=distance, info=info,
-                  generator=FAMILIES[model.family], resolution=cfg["resolution"],
-                  classes=model.tensors["classes"].float() if "classes" in model.tensors else None)
+    return Latent(
+        ws=model.tensors["ws"].float(),
+        noise=[model.tensors[f"noise.{i}"].float() for i in range(n_noise)] if n_noise else None,
+        space=cfg["space"],
+        image=dict(model.image),
+        photos=photos,
+        distance=distance,
+        info=info,
+        generator=FAMILIES[model.family],
+        resolution=cfg["resolution"],
+        classes=model.tensors["classes"].float() if "classes" in model.tensors else None,
+    )
 
 
 def _destination(path_or_name: str | os.PathLike) -> Path:
@@ -213,8 +256,9 @@ def _destination(path_or_name: str | os.PathLike) -> Path:
     return store.store_path("latent", store.check_name(s))
 
 
-def save_latent(latent: Latent, path_or_name: str | os.PathLike, overwrite: bool = False,
-                source: dict | None = None) -> canonical.ModelHeader:
+def save_latent(
+    latent: Latent, path_or_name: str | os.PathLike, overwrite: bool = False, source: dict | None = None
+) -> canonical.ModelHeader:
     """Write ``latent`` as a canonical file (atomically): under a store name (``me`` ->
     ``MOCOHD_HOME/latent/me.safetensors``) or at a path (``.../me.safetensors``). An existing
     file is replaced only with ``overwrite``. Returns the file's header."""
@@ -222,8 +266,11 @@ def save_latent(latent: Latent, path_or_name: str | os.PathLike, overwrite: bool
     if dest.is_dir():
         raise MocohdError(f"{dest}: is a folder; give a file name ending in {canonical.SUFFIX} or a store name")
     if dest.exists() and not overwrite:
-        what = f"a latent named '{dest.stem}' already exists in the store" if dest.parent == store.kind_dir("latent") \
+        what = (
+            f"a latent named '{dest.stem}' already exists in the store"
+            if dest.parent == store.kind_dir("latent")
             else f"{dest} already exists"
+        )
         raise MocohdError(f"{what}: pick another name, or replace it (overwrite=True, --force)")
     m = latent_model(latent, source)
     checks.check_finite(m.tensors, dest)
@@ -232,8 +279,9 @@ def save_latent(latent: Latent, path_or_name: str | os.PathLike, overwrite: bool
     elif not dest.parent.is_dir():
         raise MocohdError(f"{dest}: the folder {dest.parent} does not exist")
     try:
-        return canonical.save_model(dest, m.tensors, kind="latent", family=m.family, config=m.config, source=m.source,
-                                    image=m.image)
+        return canonical.save_model(
+            dest, m.tensors, kind="latent", family=m.family, config=m.config, source=m.source, image=m.image
+        )
     except OSError as e:
         raise MocohdError(f"cannot write {dest}: {e.strerror}") from e
 
@@ -261,5 +309,18 @@ def default_name(photo: str | os.PathLike) -> str:
     return stem or "photo"
 
 
-__all__ = ["FAMILIES", "FAMILY", "GENERATORS", "Latent", "SPACES", "check_latent", "concat_latents", "default_name",
-           "free_name", "from_model", "latent_model", "load_latent", "save_latent"]
+__all__ = [
+    "FAMILIES",
+    "FAMILY",
+    "GENERATORS",
+    "Latent",
+    "SPACES",
+    "check_latent",
+    "concat_latents",
+    "default_name",
+    "free_name",
+    "from_model",
+    "latent_model",
+    "load_latent",
+    "save_latent",
+]

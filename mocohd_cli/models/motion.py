@@ -33,7 +33,9 @@ def build_motion(model: ConvertedModel, origin: str = "") -> MotionGenerator:
     if model.family != FAMILY:
         raise MocohdError(f"{origin}: unknown motion model family {model.family!r}")
     # shapes from the config alone must be the tensors' before anything is allocated
-    checks.check_shapes("motion", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin)
+    checks.check_shapes(
+        "motion", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
+    )
     M = MotionGenerator(MotionConfig.from_dict(model.config))
     tensors = dict(model.tensors)
     for name in OPTIONAL:  # files written before these existed: the module's defaults stand in
@@ -41,7 +43,9 @@ def build_motion(model: ConvertedModel, origin: str = "") -> MotionGenerator:
     try:
         M.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        raise MocohdError(f"{origin}: weights do not match the motion config: {str(e).splitlines()[-1].strip()[:200]}") from e
+        raise MocohdError(
+            f"{origin}: weights do not match the motion config: {str(e).splitlines()[-1].strip()[:200]}"
+        ) from e
     M.has_mean = "pca_mean" in model.tensors
     M.image, M.source = dict(model.image), dict(model.source)
     return M
@@ -63,19 +67,23 @@ def motion_model(M: MotionGenerator, image: dict | None = None, source: dict | N
     (image_name, image_sha256) of the image generator it goes with. A copy re-expressed for
     another w size (``retarget``) is refused: save the model it came from."""
     if M.input_map is not None:
-        raise MocohdError("this motion model was re-expressed for another w size and cannot be saved; "
-                          "save the model it came from")
+        raise MocohdError(
+            "this motion model was re-expressed for another w size and cannot be saved; save the model it came from"
+        )
     tensors = {k: v.detach() for k, v in M.state_dict().items() if k != "pca_mean" or M.has_mean}
     return ConvertedModel("motion", FAMILY, M.cfg.to_dict(), tensors, source or {}, image=dict(image or {}))
 
 
 def save_motion(path: str | os.PathLike, M: MotionGenerator, image: dict | None = None, source: dict | None = None):
     m = motion_model(M, image, source)
-    return canonical.save_model(path, m.tensors, kind="motion", family=FAMILY, config=m.config, source=m.source,
-                                image=m.image)
+    return canonical.save_model(
+        path, m.tensors, kind="motion", family=FAMILY, config=m.config, source=m.source, image=m.image
+    )
 
 
-def import_official(path: str | os.PathLike, pca_dir: str | os.PathLike, w_residual: float = MotionConfig.w_residual) -> ConvertedModel:
+def import_official(
+    path: str | os.PathLike, pca_dir: str | os.PathLike, w_residual: float = MotionConfig.w_residual
+) -> ConvertedModel:
     """An official ``modelR_epoch_N.pth`` state dict plus its PCA folder -> a motion model."""
     path, pca_dir = Path(path), Path(pca_dir)
     check_real(w_residual, "w_residual")
@@ -84,16 +92,24 @@ def import_official(path: str | os.PathLike, pca_dir: str | os.PathLike, w_resid
     cfg, sd = read_motion_checkpoint(path, w_residual)
     basis = read_official(pca_dir)
     if basis.w_dim != cfg.w_dim:
-        raise MocohdError(f"{pca_dir}: the PCA basis is for a {basis.w_dim}-d w, but the motion checkpoint {path.name} "
-                          f"moves in a {cfg.w_dim}-d w")
+        raise MocohdError(
+            f"{pca_dir}: the PCA basis is for a {basis.w_dim}-d w, but the motion checkpoint {path.name} "
+            f"moves in a {cfg.w_dim}-d w"
+        )
     if basis.components.shape[0] < cfg.n_pca:
-        raise MocohdError(f"{pca_dir}: the PCA basis has {basis.components.shape[0]} directions, but the motion "
-                          f"checkpoint {path.name} needs {cfg.n_pca}")
+        raise MocohdError(
+            f"{pca_dir}: the PCA basis has {basis.components.shape[0]} directions, but the motion "
+            f"checkpoint {path.name} needs {cfg.n_pca}"
+        )
     M = MotionGenerator(cfg)
     M.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
     M.set_basis(basis.components, basis.stdev, basis.mean)
-    source = {"format": "mocogan-hd-pth", "file": path.name, "file_sha256": canonical.file_sha256(path),
-              "pca": pca_dir.name}
+    source = {
+        "format": "mocogan-hd-pth",
+        "file": path.name,
+        "file_sha256": canonical.file_sha256(path),
+        "pca": pca_dir.name,
+    }
     return motion_model(M, source=source)
 
 

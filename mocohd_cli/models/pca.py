@@ -26,8 +26,9 @@ def save_pca(basis: PCABasis, path: str | os.PathLike, source: dict | None = Non
     identity in ``basis.info`` goes to the file's ``mocohd.image``."""
     config = basis.config()
     image = {k: config.pop(k) for k in canonical.IMAGE_KEYS if k in config}
-    return canonical.save_model(path, basis.tensors(), kind="pca", family=PCA_FAMILY, config=config, source=source,
-                                image=image)
+    return canonical.save_model(
+        path, basis.tensors(), kind="pca", family=PCA_FAMILY, config=config, source=source, image=image
+    )
 
 
 def load_pca(path: str | os.PathLike) -> PCABasis:
@@ -39,7 +40,7 @@ def load_pca(path: str | os.PathLike) -> PCABasis:
 
 def find_cached(image_sha256: str) -> Path | None:
     """A stored PCA basis fitted for the image generator with these weights, if any."""
-    for kind, _name, path in store.list_store("pca"):
+    for _kind, _name, path in store.list_store("pca"):
         try:
             h = canonical.read_header(path)
         except MocohdError:
@@ -49,8 +50,17 @@ def find_cached(image_sha256: str) -> Path | None:
     return None
 
 
-def pca_for(image: str | os.PathLike, G=None, samples: int = 1_000_000, batch: int = 4096, seed: int = 0,
-            name: str | None = None, force: bool = False, exact: bool = False, progress=None) -> tuple[PCABasis, Path, bool]:
+def pca_for(
+    image: str | os.PathLike,
+    G=None,
+    samples: int = 1_000_000,
+    batch: int = 4096,
+    seed: int = 0,
+    name: str | None = None,
+    force: bool = False,
+    exact: bool = False,
+    progress=None,
+) -> tuple[PCABasis, Path, bool]:
     """The PCA basis of an image generator: from the store cache, or fitted and stored.
 
     Returns (basis, path, computed). The cache is keyed by the generator's
@@ -96,14 +106,20 @@ def express(M, G, image: str | os.PathLike | None = None) -> tuple[object, str |
     R = M.retarget(basis.components, basis.stdev, basis.mean)
     info = R.retargeted
     trained = f"'{M.image['image_name']}'" if M.image.get("image_name") else "another generator"
-    note = (f"cross-domain: motion trained with {trained} re-expressed in the PCA basis of '{G.identity['name']}' "
-            "(direction k -> direction k, scaled by its stdev)")
+    note = (
+        f"cross-domain: motion trained with {trained} re-expressed in the PCA basis of '{G.identity['name']}' "
+        "(direction k -> direction k, scaled by its stdev)"
+    )
     if info["w_dim"] != info["own_w_dim"]:
-        note += (f"; its {info['own_w_dim']}-d first latent carried from the {info['w_dim']}-d w through PCA "
-                 "coordinates" + ("" if info["own_mean"] else " (the motion file has no PCA mean: taken as 0)"))
+        note += (
+            f"; its {info['own_w_dim']}-d first latent carried from the {info['w_dim']}-d w through PCA "
+            "coordinates" + ("" if info["own_mean"] else " (the motion file has no PCA mean: taken as 0)")
+        )
     if info["directions"] < info["n_pca"]:
-        note += (f"; '{G.identity['name']}' has {info['target_directions']} directions, the motion "
-                 f"{info['n_pca']}: the last {info['n_pca'] - info['directions']} are dropped")
+        note += (
+            f"; '{G.identity['name']}' has {info['target_directions']} directions, the motion "
+            f"{info['n_pca']}: the last {info['n_pca'] - info['directions']} are dropped"
+        )
     return R, note
 
 

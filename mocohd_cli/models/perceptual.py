@@ -18,20 +18,25 @@ from ..formats import ConvertedModel, canonical, checks, read_any
 from ..perceptual import VGG16, VGG16Config
 from ..runtime import pick_device
 
-MISSING = ("the perceptual loss needs VGG16 weights, which are not in the store: run `mocohd fetch vgg16` "
-           "(or `mocohd import vgg16-397923af.pth --name vgg16`), or use the pixel loss (--loss pixel)")
+MISSING = (
+    "the perceptual loss needs VGG16 weights, which are not in the store: run `mocohd fetch vgg16` "
+    "(or `mocohd import vgg16-397923af.pth --name vgg16`), or use the pixel loss (--loss pixel)"
+)
 
 
 def build_vgg16(model: ConvertedModel, origin: str = "") -> VGG16:
     if model.kind != "vgg16":
         raise MocohdError(f"{origin}: is a {model.kind} model, expected VGG16 weights")
-    checks.check_shapes("vgg16", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()},
-                        origin)
+    checks.check_shapes(
+        "vgg16", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
+    )
     net = VGG16(VGG16Config.from_dict(model.config))
     try:
         net.load_state_dict(model.tensors, strict=True)
     except RuntimeError as e:
-        raise MocohdError(f"{origin}: weights do not match the VGG16 config: {str(e).splitlines()[-1].strip()[:200]}") from e
+        raise MocohdError(
+            f"{origin}: weights do not match the VGG16 config: {str(e).splitlines()[-1].strip()[:200]}"
+        ) from e
     return net
 
 

@@ -1,5 +1,5 @@
 """MoCoGAN-HD's motion generator: an LSTM that walks w through the image
-generator's principal directions (SPEC section 5).
+generator's principal directions (MoCoGAN-HD, ICLR 2021).
 
     h_1, c_1 = LSTM_enc(w_1)                                  (zero initial state)
     h_t, c_t = LSTM_dec(eps_t, (h_{t-1}, c_{t-1})),  eps_t ~ N(0, I),  t = 2..n
@@ -73,10 +73,27 @@ class MotionConfig(DictConfig):
         h4, h, n = 4 * self.h_dim, self.h_dim, self.noise_dim
         out: dict[str, tuple[int, ...]] = {}
         for cell, inp in (("enc_cell", self.w_dim), ("cell", n)):
-            out.update({f"{cell}.weight_ih": (h4, inp), f"{cell}.weight_hh": (h4, h), f"{cell}.bias_ih": (h4,), f"{cell}.bias_hh": (h4,)})
-        out.update({"w": (h, self.n_pca), "b": (self.n_pca,), "fc1.weight": (n, 2 * h), "fc1.bias": (n,),
-                    "fc2.weight": (n, n), "fc2.bias": (n,), "pca_components": (self.n_pca, self.w_dim),
-                    "pca_stdev": (self.n_pca,), "pca_mean": (self.w_dim,)})
+            out.update(
+                {
+                    f"{cell}.weight_ih": (h4, inp),
+                    f"{cell}.weight_hh": (h4, h),
+                    f"{cell}.bias_ih": (h4,),
+                    f"{cell}.bias_hh": (h4,),
+                }
+            )
+        out.update(
+            {
+                "w": (h, self.n_pca),
+                "b": (self.n_pca,),
+                "fc1.weight": (n, 2 * h),
+                "fc1.bias": (n,),
+                "fc2.weight": (n, n),
+                "fc2.bias": (n,),
+                "pca_components": (self.n_pca, self.w_dim),
+                "pca_stdev": (self.n_pca,),
+                "pca_mean": (self.w_dim,),
+            }
+        )
         if self.oscillators:
             k = self.oscillators
             out.update({"osc_log_period": (k,), "osc_move": (k, self.n_pca)})
@@ -90,7 +107,7 @@ def oscillator_bank(tensors: dict) -> list[tuple[float, float]]:
         return []
     periods = tensors["osc_log_period"].detach().double().exp().tolist()
     sizes = tensors["osc_move"].detach().double().norm(dim=1).tolist()
-    return sorted(zip(periods, sizes), key=lambda ps: -ps[1])
+    return sorted(zip(periods, sizes, strict=True), key=lambda ps: -ps[1])
 
 
 OPTIONAL = ("pca_mean",)  # state entries files written before they existed lack (then: unknown, zeros)
@@ -111,8 +128,13 @@ class MotionState:
 
 
 class MotionGenerator(nn.Module):
-    def __init__(self, cfg: MotionConfig, components: torch.Tensor | None = None, stdev: torch.Tensor | None = None,
-                 mean: torch.Tensor | None = None):
+    def __init__(
+        self,
+        cfg: MotionConfig,
+        components: torch.Tensor | None = None,
+        stdev: torch.Tensor | None = None,
+        mean: torch.Tensor | None = None,
+    ):
         super().__init__()
         if cfg.n_pca > cfg.w_dim:
             raise UsageError(f"n_pca ({cfg.n_pca}) cannot exceed w_dim ({cfg.w_dim})")
@@ -168,7 +190,9 @@ class MotionGenerator(nn.Module):
         if components.ndim != 2 or components.shape[1] != d:
             raise UsageError(f"PCA basis has w size {components.shape[-1]}, the motion model needs {d}")
         if components.shape[0] < n or stdev.shape[0] < n:
-            raise UsageError(f"PCA basis has {min(components.shape[0], stdev.shape[0])} directions, the motion model needs {n}")
+            raise UsageError(
+                f"PCA basis has {min(components.shape[0], stdev.shape[0])} directions, the motion model needs {n}"
+            )
         self.pca_components.copy_(components[:n])
         self.pca_stdev.copy_(stdev[:n])
         if mean is not None:
@@ -177,7 +201,9 @@ class MotionGenerator(nn.Module):
             self.pca_mean.copy_(mean)
             self.has_mean = True
 
-    def retarget(self, components: torch.Tensor, stdev: torch.Tensor, mean: torch.Tensor | None = None) -> "MotionGenerator":
+    def retarget(
+        self, components: torch.Tensor, stdev: torch.Tensor, mean: torch.Tensor | None = None
+    ) -> MotionGenerator:
         """A copy that moves along another generator's principal directions: step direction k is the
         target's direction k, scaled by its stdev. Where the target has fewer directions than the
         model's n_pca, the model's last ones have none (they are dropped); extra target directions
@@ -191,8 +217,10 @@ class MotionGenerator(nn.Module):
         copy cannot be saved (its encoder still reads the model's own w size)."""
         n, d_own = self.cfg.n_pca, self.pca_components.shape[1]
         if components.ndim != 2 or stdev.ndim != 1 or components.shape[0] != stdev.shape[0] or components.shape[0] < 1:
-            raise UsageError(f"a PCA basis is components [k, w_dim] and stdev [k], got {list(components.shape)} "
-                             f"and {list(stdev.shape)}")
+            raise UsageError(
+                f"a PCA basis is components [k, w_dim] and stdev [k], got {list(components.shape)} "
+                f"and {list(stdev.shape)}"
+            )
         k, d = components.shape
         m = min(n, k)
         comp = components.to(self.pca_components)
@@ -212,8 +240,14 @@ class MotionGenerator(nn.Module):
             other.input_offset = self.pca_mean - target_mean @ other.input_map  # [d_own]
         else:
             other.input_map = other.input_offset = None
-        other.retargeted = {"directions": m, "n_pca": n, "target_directions": k, "w_dim": d, "own_w_dim": d_own,
-                            "own_mean": bool(self.has_mean)}
+        other.retargeted = {
+            "directions": m,
+            "n_pca": n,
+            "target_directions": k,
+            "w_dim": d,
+            "own_w_dim": d_own,
+            "own_mean": bool(self.has_mean),
+        }
         return other
 
     # ------------------------------------------------------------------ unrolling
@@ -306,8 +340,14 @@ class MotionGenerator(nn.Module):
     def reconstruct_eps(self, hc: torch.Tensor) -> torch.Tensor:  # [..., 2 h_dim] -> [..., noise_dim]
         return self.fc2(torch.relu(self.fc1(hc)))
 
-    def forward(self, w1: torch.Tensor, n_frames: int, eps: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, return_eps: bool = False):
+    def forward(
+        self,
+        w1: torch.Tensor,
+        n_frames: int,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        return_eps: bool = False,
+    ):
         """Trajectory of ``n_frames`` w's starting at ``w1`` [B, w_dim] -> [B, n_frames, w_dim].
 
         With ``return_eps`` also returns eps [B, n-1, noise_dim] and its

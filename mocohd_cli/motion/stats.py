@@ -50,9 +50,13 @@ class MotionStats:
         """Plain numbers (JSON): shares, on_span, periods, step and the largest off-diagonal coherence."""
         k = len(self.shares)
         off = self.coherence[~torch.eye(k, dtype=torch.bool)] if k > 1 else torch.zeros(1)
-        return {"shares": [round(float(x), 6) for x in self.shares], "on_span": round(self.on_span, 6),
-                "periods": [round(float(x), 4) for x in self.periods], "step": round(self.step, 6),
-                "max_coherence": round(float(off.max()), 6)}
+        return {
+            "shares": [round(float(x), 6) for x in self.shares],
+            "on_span": round(self.on_span, 6),
+            "periods": [round(float(x), 4) for x in self.periods],
+            "step": round(self.step, 6),
+            "max_coherence": round(float(off.max()), 6),
+        }
 
 
 def _spectra(coords: torch.Tensor, pad: int = PAD) -> torch.Tensor:
@@ -114,8 +118,13 @@ def motion_stats(ws: torch.Tensor, directions: torch.Tensor, pad: int = PAD) -> 
     shares = step_shares(ws, directions)
     coords = (ws - ws[:, :1]) @ directions.double().T  # [B, T, K]
     d = ws[:, 1:] - ws[:, :-1]
-    return MotionStats(shares=shares, on_span=float(shares.sum()), frequencies=dominant_frequencies(coords, pad),
-                       coherence=coherence(coords, pad), step=float(d.square().sum(dim=-1).mean().sqrt()))
+    return MotionStats(
+        shares=shares,
+        on_span=float(shares.sum()),
+        frequencies=dominant_frequencies(coords, pad),
+        coherence=coherence(coords, pad),
+        step=float(d.square().sum(dim=-1).mean().sqrt()),
+    )
 
 
 def pixel_stats(frames: torch.Tensor) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Motion generator training (SPEC section 5): ``mocohd train``.
+"""Motion generator training (MoCoGAN-HD, ICLR 2021): ``mocohd train``.
 
     from mocohd_cli.train import TrainConfig, train
     result = train(TrainConfig(data="./voxceleb", image="ffhq-256", steps=20000))
@@ -14,11 +14,20 @@ motion recipe, ``MotionGAN``), ``image_gan`` (the image recipe, ``ImageGAN``),
 ``trainer`` and ``image`` (the two trainers), ``distributed``.
 """
 
-from .config import ImageTrainConfig, TrainConfig
 from ..distributed import Dist
+from .config import ImageTrainConfig, TrainConfig
 from .run import load_checkpoint, run_dir
 from .steps import GANConfig, MotionGAN
 from .trainer import TrainResult, train
 
-__all__ = ["Dist", "GANConfig", "ImageTrainConfig", "MotionGAN", "TrainConfig", "TrainResult", "load_checkpoint",
-           "run_dir", "train"]
+__all__ = [
+    "Dist",
+    "GANConfig",
+    "ImageTrainConfig",
+    "MotionGAN",
+    "TrainConfig",
+    "TrainResult",
+    "load_checkpoint",
+    "run_dir",
+    "train",
+]

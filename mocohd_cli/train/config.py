@@ -91,14 +91,21 @@ class RunSettings:
 
     def _validate_run(self, precisions: tuple[str, ...]) -> None:
         """The checks of the settings every run has."""
-        check_settings(self, dict(seed=0, workers=0, save_every=1, sample_every=1, log_every=1),
-                       choices={"precision": precisions})
+        check_settings(
+            self, dict(seed=0, workers=0, save_every=1, sample_every=1, log_every=1), choices={"precision": precisions}
+        )
         if self.seed >= 2**32:
             raise UsageError(f"seed must be below 2^32, got {self.seed}")
 
 
-def check_settings(cfg, whole: dict[str, int], positive: tuple = (), nonnegative: tuple = (),
-                   choices: dict | None = None, optional: tuple = ()) -> None:
+def check_settings(
+    cfg,
+    whole: dict[str, int],
+    positive: tuple = (),
+    nonnegative: tuple = (),
+    choices: dict | None = None,
+    optional: tuple = (),
+) -> None:
     """UsageError (one line) unless each ``whole`` setting is a whole number >= its bound,
     each ``positive`` / ``nonnegative`` one a finite number > 0 / >= 0 and each ``choices``
     one among its values. None passes for the settings whose default is None and ``optional``."""
@@ -113,14 +120,21 @@ def check_settings(cfg, whole: dict[str, int], positive: tuple = (), nonnegative
         v = getattr(cfg, name)
         if v is None and name in can_be_none:
             continue
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0 or (
-                v == 0 and name in positive):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, numbers.Real)
+            or not math.isfinite(v)
+            or v < 0
+            or (v == 0 and name in positive)
+        ):
             bound = ">" if name in positive else ">="
             raise UsageError(f"{setting(name)} must be a finite number {bound} 0, got {v!r}")
     for name, allowed in (choices or {}).items():
         if getattr(cfg, name) not in allowed:
-            raise UsageError(f"{setting(name)} must be {', '.join(map(str, allowed[:-1]))} or {allowed[-1]}, "
-                             f"got {getattr(cfg, name)!r}")
+            raise UsageError(
+                f"{setting(name)} must be {', '.join(map(str, allowed[:-1]))} or {allowed[-1]}, "
+                f"got {getattr(cfg, name)!r}"
+            )
 
 
 def _paths_as_text(cfg, *names: str) -> None:
@@ -153,8 +167,12 @@ class TrainConfig(RunSettings):
     w_match: float = 1.0
     w_mutual: float = 1.0
     w_spectrum: float = 0.0  # temporal-spectrum matching of fake and real clips (0: off, as the official recipe)
-    w_cross_spectrum: float = 0.0  # cross-spectral density matching: what moves at which rhythm (0: off, as the official recipe)
-    w_bank_energy: float = 0.0  # a prior on the oscillator bank's step energy: the smallest movements that make the video
+    w_cross_spectrum: float = (
+        0.0  # cross-spectral density matching: what moves at which rhythm (0: off, as the official recipe)
+    )
+    w_bank_energy: float = (
+        0.0  # a prior on the oscillator bank's step energy: the smallest movements that make the video
+    )
     w_bank_spread: float = 0.0  # a prior that turns each oscillator's movement toward few PCA directions
     gp_weight: float = 10.0
     dv_channels: int = patchgan.BASE_CHANNELS
@@ -175,9 +193,21 @@ class TrainConfig(RunSettings):
     monitor_clips: int = 0  # in-domain: real clips inverted into w for the monitor's latent statistics (0: none)
     keep_best: bool = False  # export the checkpoint closest to the real clips (fvd16 when evaluating); implies monitor
 
-    MUTABLE: ClassVar[tuple[str, ...]] = ("steps", "epochs", "device", "workers", "save_every", "sample_every",
-                                          "log_every", "sample_videos", "eval_every", "eval_videos", "monitor",
-                                          "monitor_clips", "keep_best")
+    MUTABLE: ClassVar[tuple[str, ...]] = (
+        "steps",
+        "epochs",
+        "device",
+        "workers",
+        "save_every",
+        "sample_every",
+        "log_every",
+        "sample_videos",
+        "eval_every",
+        "eval_videos",
+        "monitor",
+        "monitor_clips",
+        "keep_best",
+    )
     REQUIRED: ClassVar[tuple[str, ...]] = ("data", "image")
 
     def validate(self) -> None:
@@ -188,25 +218,60 @@ class TrainConfig(RunSettings):
         if isinstance(self.classes, (str, int)):
             object.__setattr__(self, "classes", [self.classes])
         bank_known = not self.init or "oscillators" in self.given  # else: the init model's bank
-        check_settings(self, dict(steps=1, epochs=1, batch=1, frames=2, time_step=1, frame_size=4, g_steps=1, n_pca=1,
-                                  h_dim=1, noise_dim=1, dv_channels=1, dv_mbstd=0, di_channels=1, proj_dim=1, queue=1, sample_videos=1,
-                                  pca_samples=2, eval_every=0, eval_videos=2, monitor_clips=0, oscillators=0),
-                       positive=("lr", "moco_temperature", "truncation") + (() if self.oscillators or not bank_known
-                                                                           else ("w_residual",)),
-                       nonnegative=("w_match", "w_mutual", "w_spectrum", "w_cross_spectrum", "w_bank_energy", "w_bank_spread",
-                                    "gp_weight", "moco_momentum", "w_residual"),
-                       choices={"domain": ("cross", "in"), "monitor": (True, False),
-                                "keep_best": (True, False)})
+        check_settings(
+            self,
+            dict(
+                steps=1,
+                epochs=1,
+                batch=1,
+                frames=2,
+                time_step=1,
+                frame_size=4,
+                g_steps=1,
+                n_pca=1,
+                h_dim=1,
+                noise_dim=1,
+                dv_channels=1,
+                dv_mbstd=0,
+                di_channels=1,
+                proj_dim=1,
+                queue=1,
+                sample_videos=1,
+                pca_samples=2,
+                eval_every=0,
+                eval_videos=2,
+                monitor_clips=0,
+                oscillators=0,
+            ),
+            positive=("lr", "moco_temperature", "truncation")
+            + (() if self.oscillators or not bank_known else ("w_residual",)),
+            nonnegative=(
+                "w_match",
+                "w_mutual",
+                "w_spectrum",
+                "w_cross_spectrum",
+                "w_bank_energy",
+                "w_bank_spread",
+                "gp_weight",
+                "moco_momentum",
+                "w_residual",
+            ),
+            choices={"domain": ("cross", "in"), "monitor": (True, False), "keep_best": (True, False)},
+        )
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
         self._check_frames()
         if self.moco_momentum > 1:
             raise UsageError(f"{setting('moco_momentum')} must be in [0, 1], got {self.moco_momentum}")
         for prior in ("w_bank_energy", "w_bank_spread"):
             if getattr(self, prior) and not self.oscillators and bank_known:
-                raise UsageError(f"{setting(prior)} is a prior on the oscillator bank: it needs {setting('oscillators')} > 0")
+                raise UsageError(
+                    f"{setting(prior)} is a prior on the oscillator bank: it needs {setting('oscillators')} > 0"
+                )
         if self.noise_dim is not None and self.oscillators > self.noise_dim and bank_known:
-            raise UsageError(f"{setting('oscillators')} must be at most {setting('noise_dim')} (each oscillator's phase "
-                             f"comes from one noise value), got {self.oscillators} > {self.noise_dim}")
+            raise UsageError(
+                f"{setting('oscillators')} must be at most {setting('noise_dim')} (each oscillator's phase "
+                f"comes from one noise value), got {self.oscillators} > {self.noise_dim}"
+            )
         for name in ("oscillators", "noise_dim", "h_dim"):  # the motion model's sizes, named as the caller gave them
             if isinstance(getattr(self, name), int) and getattr(self, name) > MAX_DIM:
                 raise UsageError(f"{setting(name)} must be at most {MAX_DIM}, got {getattr(self, name)}")
@@ -216,6 +281,7 @@ class TrainConfig(RunSettings):
         ``ARCHITECTURE`` not given take the model's values (``model``: its config); a given one that
         differs is refused (UsageError naming both values), as is a bank prior when the model has no
         bank. Then the settings are checked again."""
+
         def differs(key: str) -> bool:
             mine, theirs = getattr(self, key), getattr(model, key)
             if mine is None:  # 'automatic': as not given
@@ -224,16 +290,22 @@ class TrainConfig(RunSettings):
 
         clash = [k for k in ARCHITECTURE if k in self.given and differs(k)]
         if clash:
-            raise UsageError(f"the init model '{name}' has " + ", ".join(f"{k} {getattr(model, k)}" for k in clash)
-                             + ", not " + ", ".join(f"{setting(k)} {getattr(self, k)}" for k in clash)
-                             + ": fine-tuning keeps the model's architecture (leave those out, or train a new model "
-                               "without init)")
+            raise UsageError(
+                f"the init model '{name}' has "
+                + ", ".join(f"{k} {getattr(model, k)}" for k in clash)
+                + ", not "
+                + ", ".join(f"{setting(k)} {getattr(self, k)}" for k in clash)
+                + ": fine-tuning keeps the model's architecture (leave those out, or train a new model "
+                "without init)"
+            )
         for key in ARCHITECTURE:
             setattr(self, key, getattr(model, key))
         for prior in ("w_bank_energy", "w_bank_spread"):
             if getattr(self, prior) and not self.oscillators:
-                raise UsageError(f"{setting(prior)} is a prior on the oscillator bank, and the init model '{name}' "
-                                 "has none (oscillators 0)")
+                raise UsageError(
+                    f"{setting(prior)} is a prior on the oscillator bank, and the init model '{name}' "
+                    "has none (oscillators 0)"
+                )
         self.validate()
 
     def _check_frames(self) -> None:
@@ -243,8 +315,10 @@ class TrainConfig(RunSettings):
         pairs = self.domain == "in"
         if self.frames - pairs < shortest:
             what = f"{shortest} (frame 1, frame t) pairs" if pairs else f"clips of {shortest} frames"
-            raise UsageError(f"{setting('frames')} must be at least {shortest + pairs} {self.domain}-domain (the video "
-                             f"discriminator needs {what}), got {self.frames}")
+            raise UsageError(
+                f"{setting('frames')} must be at least {shortest + pairs} {self.domain}-domain (the video "
+                f"discriminator needs {what}), got {self.frames}"
+            )
 
 
 @dataclass
@@ -260,7 +334,9 @@ class ImageTrainConfig(RunSettings):
     r1_gamma: float | None = None  # default: StyleGAN2's heuristic 0.0002 * resolution^2 / batch
     r1_every: int = 16
     ema_kimg: float = 10.0
-    ema_rampup: float | None = 0.05  # early on, the half-life is at most this fraction of the images seen; 0 or None: off
+    ema_rampup: float | None = (
+        0.05  # early on, the half-life is at most this fraction of the images seen; 0 or None: off
+    )
     augment: bool = True
     channel_base: int = 16384
     channel_max: int = 512
@@ -275,10 +351,14 @@ class ImageTrainConfig(RunSettings):
 
     def validate(self) -> None:
         _paths_as_text(self, "data")
-        check_settings(self, dict(resolution=4, steps=1, batch=1, r1_every=1, channel_base=1, channel_max=1,
-                                  mapping_layers=1, w_dim=1),
-                       positive=("lr",), nonnegative=("r1_gamma", "ema_kimg", "ema_rampup"), optional=("ema_rampup",),
-                       choices={"augment": (True, False)})
+        check_settings(
+            self,
+            dict(resolution=4, steps=1, batch=1, r1_every=1, channel_base=1, channel_max=1, mapping_layers=1, w_dim=1),
+            positive=("lr",),
+            nonnegative=("r1_gamma", "ema_kimg", "ema_rampup"),
+            optional=("ema_rampup",),
+            choices={"augment": (True, False)},
+        )
         self._validate_run(("auto", "fp32", "bf16"))
         if self.resolution is not None:
             self.generator_config()
@@ -286,8 +366,13 @@ class ImageTrainConfig(RunSettings):
     def generator_config(self) -> StyleGAN2Config:
         """The StyleGAN2 architecture these settings describe."""
         try:
-            return StyleGAN2Config(resolution=self.resolution, z_dim=self.w_dim, w_dim=self.w_dim,
-                                   mapping_layers=self.mapping_layers, channel_base=self.channel_base,
-                                   channel_max=self.channel_max)
+            return StyleGAN2Config(
+                resolution=self.resolution,
+                z_dim=self.w_dim,
+                w_dim=self.w_dim,
+                mapping_layers=self.mapping_layers,
+                channel_base=self.channel_base,
+                channel_max=self.channel_max,
+            )
         except ValueError as e:
             raise UsageError(f"generator size: {e}") from e

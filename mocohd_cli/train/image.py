@@ -15,9 +15,9 @@ one, a resume is exact, Ctrl-C saves, and torchrun runs it on many processes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import imageio.v3 as iio
 import torch
@@ -70,8 +70,12 @@ class FrameDataset(torch.utils.data.Dataset):
             return f.get_slice("frames")[k : k + 1][0]
 
 
-def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False,
-                on_event: Callable[[str, dict], None] | None = None) -> ImageTrainResult:
+def train_image(
+    cfg: ImageTrainConfig,
+    resume: bool = False,
+    force: bool = False,
+    on_event: Callable[[str, dict], None] | None = None,
+) -> ImageTrainResult:
     """Train (or resume) a StyleGAN2 generator; events, ``resume`` and ``force`` as
     ``mocohd_cli.train.train`` (a resume may change ``ImageTrainConfig.MUTABLE``)."""
     with open_run(cfg, resume, force, on_event) as run:
@@ -85,8 +89,12 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
         def export(step: int) -> None:
             weights = {k: v.detach() for k, v in gan.G_ema.state_dict().items()}
             source = {"format": "mocohd-train-image", "run": cfg.name, "step": step, "data": Path(cfg.data).name}
-            store_model(ConvertedModel("image", "stylegan2", gan.gcfg.to_dict(), weights, source), cfg.name,
-                        str(run.folder), overwrite=True)
+            store_model(
+                ConvertedModel("image", "stylegan2", gan.gcfg.to_dict(), weights, source),
+                cfg.name,
+                str(run.folder),
+                overwrite=True,
+            )
 
         def sample(step: int) -> Path:
             with torch.no_grad():
@@ -95,10 +103,31 @@ def train_image(cfg: ImageTrainConfig, resume: bool = False, force: bool = False
             atomic_write_bytes(path, iio.imwrite("<bytes>", tile(images), extension=".png"))
             return path
 
-        run.started(step, cfg.steps, loader.batch_sampler.batches_per_epoch(), images=len(dataset), gamma=gan.gamma,
-                    parameters=sum(p.numel() for p in gan.G.parameters()))
-        loop = run.train(gan, loader, step, cfg.steps, inputs=lambda batch: ImageGAN.inputs(batch, run.device),
-                         state=lambda: {"kind": "image", **gan.state_dict()}, export=export, sample=sample,
-                         hint="try a lower lr")
-        return ImageTrainResult(run.folder, store.store_path("image", cfg.name), loop.step, cfg.steps,
-                                loop.interrupted, loop.last, run.dist.writer)
+        run.started(
+            step,
+            cfg.steps,
+            loader.batch_sampler.batches_per_epoch(),
+            images=len(dataset),
+            gamma=gan.gamma,
+            parameters=sum(p.numel() for p in gan.G.parameters()),
+        )
+        loop = run.train(
+            gan,
+            loader,
+            step,
+            cfg.steps,
+            inputs=lambda batch: ImageGAN.inputs(batch, run.device),
+            state=lambda: {"kind": "image", **gan.state_dict()},
+            export=export,
+            sample=sample,
+            hint="try a lower lr",
+        )
+        return ImageTrainResult(
+            run.folder,
+            store.store_path("image", cfg.name),
+            loop.step,
+            cfg.steps,
+            loop.interrupted,
+            loop.last,
+            run.dist.writer,
+        )

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from ..augment import diff_augment
 from ..discriminators.stylegan2 import StyleGAN2Discriminator
+from ..distributed import Dist
 from ..generators import StyleGAN2Generator
 from .config import ImageTrainConfig
-from ..distributed import Dist
 
 
 class ImageGAN:
@@ -111,9 +111,9 @@ class ImageGAN:
         G, G_ema = self.G, self.G_ema
         G.mapping.w_avg.copy_(self.dist.gather(w.detach()).mean(0).lerp(G.mapping.w_avg, self.gcfg.w_avg_beta))
         beta = self.ema_beta(self.step + 1)  # images seen after this step
-        for p, q in zip(G.parameters(), G_ema.parameters()):
+        for p, q in zip(G.parameters(), G_ema.parameters(), strict=True):
             q.lerp_(p.detach(), 1 - beta)
-        for b, c in zip(G.buffers(), G_ema.buffers()):
+        for b, c in zip(G.buffers(), G_ema.buffers(), strict=True):
             c.copy_(b)
 
     def ema_beta(self, step: int) -> float:

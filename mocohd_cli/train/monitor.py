@@ -60,8 +60,8 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -90,8 +90,9 @@ def distance(fake: dict, real: dict) -> float:
     fm, rm = fake.get("motion"), real.get("motion")
     if fm and rm:
         fs, rs = _within_span(fm), _within_span(rm)
-        d += sum(abs(a - b) for a, b in zip(fs, rs))
-        d += sum(s * _log_ratio(p, q) for s, p, q in zip(rs, fm["periods"], rm["periods"]))
+        # not strict: the real statistics may come from the run's cache file (read leniently, as before)
+        d += sum(abs(a - b) for a, b in zip(fs, rs, strict=False))
+        d += sum(s * _log_ratio(p, q) for s, p, q in zip(rs, fm["periods"], rm["periods"], strict=False))
     return float(d)
 
 
@@ -107,8 +108,10 @@ def _log_ratio(a: float, b: float) -> float:
 def summary(record: dict) -> str:
     """The short part of a record the progress line shows: distance, fake/real change and drift."""
     real = record["real"]
-    return (f"monitor {record['distance']:.3f} (change {record['change']:.3f}/{real['change']:.3f}, "
-            f"drift {record['drift']:.3f}/{real['drift']:.3f})")
+    return (
+        f"monitor {record['distance']:.3f} (change {record['change']:.3f}/{real['change']:.3f}, "
+        f"drift {record['drift']:.3f}/{real['drift']:.3f})"
+    )
 
 
 @contextlib.contextmanager
@@ -130,9 +133,18 @@ class Monitor:
     in-domain latent statistics (0: none); ``cache``: their file; ``note(text)``: one-line notes;
     ``progress(done, total)``: the inversion's steps (all frames of all clips together)."""
 
-    def __init__(self, gan, dataset, *, seed: int, domain: str, clips: int, cache: Path | None,
-                 note: Callable[[str], None] = lambda text: None,
-                 progress: Callable[[int, int], None] | None = None):
+    def __init__(
+        self,
+        gan,
+        dataset,
+        *,
+        seed: int,
+        domain: str,
+        clips: int,
+        cache: Path | None,
+        note: Callable[[str], None] = lambda text: None,
+        progress: Callable[[int, int], None] | None = None,
+    ):
         self.gan, self.dataset, self.seed, self.domain, self.clips = gan, dataset, int(seed), domain, clips
         self.cache, self.note, self.progress = cache, note, progress
         self.device = gan.device
@@ -173,10 +185,17 @@ class Monitor:
         G, c = self.gan.G, self.gan.cfg
         videos = json.dumps(self.dataset.videos, sort_keys=True).encode()
         basis = self.directions.numpy().tobytes()
-        return {"image_sha256": (getattr(G, "identity", None) or {}).get("weights_sha256"),
-                "videos": hashlib.sha256(videos).hexdigest()[:16], "basis": hashlib.sha256(basis).hexdigest()[:16],
-                "frames": c.frames, "time_step": self.dataset.time_step, "frame_size": c.frame_size,
-                "seed": self.seed, "clips": self.clips, "steps": INVERT_STEPS}
+        return {
+            "image_sha256": (getattr(G, "identity", None) or {}).get("weights_sha256"),
+            "videos": hashlib.sha256(videos).hexdigest()[:16],
+            "basis": hashlib.sha256(basis).hexdigest()[:16],
+            "frames": c.frames,
+            "time_step": self.dataset.time_step,
+            "frame_size": c.frame_size,
+            "seed": self.seed,
+            "clips": self.clips,
+            "steps": INVERT_STEPS,
+        }
 
     def _real_motion(self) -> dict | None:
         """The motion statistics of ``clips`` inverted real clips: from the cache when it was made
@@ -196,9 +215,11 @@ class Monitor:
             return None
         clips = f"{self.clips} real clip" + ("s" if self.clips != 1 else "")
         frames = self.gan.cfg.frames
-        self.note(f"monitor: inverting {clips} ({frames} frames each) into w, once, before training: "
-                  f"{INVERT_STEPS} steps per frame at {G.resolution} px, the clips together ({frames * INVERT_STEPS} "
-                  "steps)")
+        self.note(
+            f"monitor: inverting {clips} ({frames} frames each) into w, once, before training: "
+            f"{INVERT_STEPS} steps per frame at {G.resolution} px, the clips together ({frames * INVERT_STEPS} "
+            "steps)"
+        )
         t0 = time.perf_counter()
         try:
             ws = self.invert_clips(self.real_clips(self.clips), progress=self.progress)
@@ -209,12 +230,15 @@ class Monitor:
         if self.cache is not None:
             atomic_write_bytes(self.cache, json.dumps({"key": key, "motion": motion}, indent=1).encode())
         seconds = time.perf_counter() - t0
-        self.note(f"monitor: inverted {clips} into w in {seconds:.1f} s ({seconds / frames:.1f} s per frame; "
-                  f"their motion: {_shares(motion)})")
+        self.note(
+            f"monitor: inverted {clips} into w in {seconds:.1f} s ({seconds / frames:.1f} s per frame; "
+            f"their motion: {_shares(motion)})"
+        )
         return motion
 
-    def invert_clips(self, clips: torch.Tensor, steps: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    def invert_clips(
+        self, clips: torch.Tensor, steps: int | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> torch.Tensor:
         """[C, T, 3, S, S] real clips -> their w trajectories [C, T, w_dim]: frame t of every clip
         inverted together (photo i's noise and w-noise streams are the same at every frame, which
         keeps a clip's inversions alike), frames resized to G's resolution. ``progress(done, total)``
@@ -230,8 +254,17 @@ class Monitor:
             if frames.shape[-1] != G.resolution:
                 frames = F.interpolate(frames, size=(G.resolution, G.resolution), mode="bilinear", align_corners=False)
             step = None if progress is None else (lambda done, _steps, _dist, t=t: progress(t * steps + done, total))
-            latent = invert(G, frames.clamp(-1, 1), steps=steps, space="w", loss="pixel", seed=self.seed, dtype=dtype,
-                            progress=step, **extra)
+            latent = invert(
+                G,
+                frames.clamp(-1, 1),
+                steps=steps,
+                space="w",
+                loss="pixel",
+                seed=self.seed,
+                dtype=dtype,
+                progress=step,
+                **extra,
+            )
             ws.append(latent.ws[:, 0])
         return torch.stack(ws, dim=1)
 
@@ -248,8 +281,9 @@ class Monitor:
     def fake_clips(self, n: int = FAKE_CLIPS) -> torch.Tensor:
         """[n, T, 3, S, S] clips of fixed draws, rendered as training renders them, clamped to [-1, 1]."""
         gen = self._gen(2)
-        return torch.cat([self.gan.fake_clips(min(CHUNK, n - i), gen)[0].float().clamp(-1, 1).cpu()
-                          for i in range(0, n, CHUNK)])
+        return torch.cat(
+            [self.gan.fake_clips(min(CHUNK, n - i), gen)[0].float().clamp(-1, 1).cpu() for i in range(0, n, CHUNK)]
+        )
 
     def __call__(self, step: int) -> dict:
         """The record of the motion model as it is now (module docstring)."""
@@ -258,9 +292,13 @@ class Monitor:
         with _private(self.device, self.gan.M):
             motion = motion_stats(self.trajectories(), self.directions).to_dict()
             record = {**pixel_stats(self.fake_clips()), "motion": motion}
-        record = {"distance": _round(distance(record, real)), "change": _round(record["change"]),
-                  "drift": _round(record["drift"]), "motion": motion,
-                  "real": {k: v if k == "motion" else _round(v) for k, v in real.items()}}
+        record = {
+            "distance": _round(distance(record, real)),
+            "change": _round(record["change"]),
+            "drift": _round(record["drift"]),
+            "motion": motion,
+            "real": {k: v if k == "motion" else _round(v) for k, v in real.items()},
+        }
         record["seconds"] = round(time.perf_counter() - t0, 3)
         return record
 
@@ -270,8 +308,12 @@ def _round(x: float) -> float:  # 7 significant digits in the JSON
 
 
 def _shares(motion: dict) -> str:
-    return "shares " + " ".join(f"{s:.2f}" for s in motion["shares"]) + \
-        ", periods " + " ".join(f"{p:.1f}" for p in motion["periods"])
+    return (
+        "shares "
+        + " ".join(f"{s:.2f}" for s in motion["shares"])
+        + ", periods "
+        + " ".join(f"{p:.1f}" for p in motion["periods"])
+    )
 
 
 # ---------------------------------------------------------------------------- --keep-best
@@ -298,8 +340,10 @@ class KeepBest:
             if best.get("criterion") == criterion:
                 self.best = best
             else:
-                note(f"--keep-best now compares {criterion} (it compared {best.get('criterion')}): "
-                     f"the best is chosen again from here")
+                note(
+                    f"--keep-best now compares {criterion} (it compared {best.get('criterion')}): "
+                    f"the best is chosen again from here"
+                )
 
     def offer(self, step: int, value: float | None, export: Callable[[int], None]) -> bool:
         """Export ``step`` and record it when ``value`` beats the best so far; True if it did."""

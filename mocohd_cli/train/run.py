@@ -40,21 +40,22 @@ import math
 import shutil
 import signal
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import torch
 
 from .. import store
 from ..classes import parse_classes
 from ..data import EpochSampler, prepare
+from ..distributed import Dist
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, atomic_writer, read_header
 from ..runtime import enable_tf32
 from .config import RunSettings, setting
-from ..distributed import Dist
 
 CHECKPOINT_VERSION = 1
 T = TypeVar("T")
@@ -67,7 +68,7 @@ def run_dir(name: str) -> Path:
 def load_checkpoint(path: Path) -> dict:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unreadable for any reason
+    except Exception as e:  # unreadable for any reason
         raise MocohdError(f"{path}: unreadable checkpoint ({type(e).__name__})") from e
     if not isinstance(ck, dict) or ck.get("version") != CHECKPOINT_VERSION:
         raise MocohdError(f"{path}: not a mocohd training checkpoint")
@@ -85,8 +86,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 @contextlib.contextmanager
-def open_run(cfg: RunSettings, resume: bool = False, force: bool = False,
-             on_event: Callable[[str, dict], None] | None = None) -> Iterator["Run"]:
+def open_run(
+    cfg: RunSettings, resume: bool = False, force: bool = False, on_event: Callable[[str, dict], None] | None = None
+) -> Iterator[Run]:
     """Check the settings and the run folder before any work, join the other processes
     (torchrun) and give the ``Run``; the processes part when the block ends.
 
@@ -100,8 +102,9 @@ def open_run(cfg: RunSettings, resume: bool = False, force: bool = False,
     try:
         if cfg.name is None:
             if cfg.data is None:
-                raise UsageError(f"give data (and {cfg.REQUIRED[-1]}) for a new {cfg.KIND}, "
-                                 "or the name of one to resume")
+                raise UsageError(
+                    f"give data (and {cfg.REQUIRED[-1]}) for a new {cfg.KIND}, or the name of one to resume"
+                )
             cfg.name = Path(cfg.data).resolve().name
         store.check_name(cfg.name)
         folder = run_dir(cfg.name + cfg.FOLDER_SUFFIX)
@@ -170,8 +173,10 @@ def _check_export_name(kind: str, name: str) -> None:
     if str(source.get("format", "")).startswith("mocohd-train") and source.get("run") == name:
         return  # this run's own export, from an earlier start
     origin = source.get("file") or source.get("repo") or source.get("run") or "elsewhere"
-    raise MocohdError(f"the store already holds {kind} model '{name}' (from {origin}), which this run would replace "
-                      "at its first checkpoint: pick another name, or give force to replace it")
+    raise MocohdError(
+        f"the store already holds {kind} model '{name}' (from {origin}), which this run would replace "
+        "at its first checkpoint: pick another name, or give force to replace it"
+    )
 
 
 def _take_stored(cfg: RunSettings, saved: dict, run: str, emit) -> None:
@@ -193,9 +198,11 @@ def _take_stored(cfg: RunSettings, saved: dict, run: str, emit) -> None:
                 continue
         setattr(cfg, f.name, old)
     if refused:
-        raise UsageError(f"cannot change {', '.join(map(setting, refused))} when resuming {run} (it was started with "
-                         + ", ".join(f"{n} {saved[n]}" for n in refused)
-                         + "): leave them out, or start a new run (another name, or force without resume)")
+        raise UsageError(
+            f"cannot change {', '.join(map(setting, refused))} when resuming {run} (it was started with "
+            + ", ".join(f"{n} {saved[n]}" for n in refused)
+            + "): leave them out, or start a new run (another name, or force without resume)"
+        )
     if changed:
         emit("note", {"text": f"resuming {run} with " + ", ".join(changed)})
 
@@ -249,13 +256,19 @@ class Run:
     def prepare(self, frame_size: int, min_frames: int, cache: str):
         """The data folder decoded into its ``cache`` (``data.prepare``), writer first,
         with 'prepare' progress events and a summary note."""
+
         def work(writer: bool):
             if not writer:
                 return prepare(self.cfg.data, frame_size=frame_size, min_frames=min_frames)
-            info = prepare(self.cfg.data, frame_size=frame_size, min_frames=min_frames,
-                           progress=lambda done, total: self.emit("prepare", {"done": done, "total": total}))
+            info = prepare(
+                self.cfg.data,
+                frame_size=frame_size,
+                min_frames=min_frames,
+                progress=lambda done, total: self.emit("prepare", {"done": done, "total": total}),
+            )
             self.emit("note", {"text": (f"reused the {cache}: " if info.reused else "prepared: ") + info.summary()})
             return info
+
         return self.writer_first(work)
 
     def loader(self, dataset, per_rank: int) -> torch.utils.data.DataLoader:
@@ -263,9 +276,14 @@ class Run:
         ``loader.batch_sampler.batches_per_epoch()`` steps per epoch)."""
         cfg, dist = self.cfg, self.dist
         return torch.utils.data.DataLoader(
-            dataset, batch_sampler=EpochSampler(len(dataset), per_rank, dist.rank, dist.world, cfg.seed),
-            num_workers=cfg.workers, pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_interrupts,
-            persistent_workers=False, multiprocessing_context="spawn" if cfg.workers and dist.enabled else None)
+            dataset,
+            batch_sampler=EpochSampler(len(dataset), per_rank, dist.rank, dist.world, cfg.seed),
+            num_workers=cfg.workers,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=_ignore_interrupts,
+            persistent_workers=False,
+            multiprocessing_context="spawn" if cfg.workers and dist.enabled else None,
+        )
 
     def restore(self, rng: torch.Generator, load: Callable[[dict], None]) -> int:
         """The step to start from. A resume loads its checkpoint into the recipe (``load``)
@@ -281,12 +299,34 @@ class Run:
 
     def started(self, step: int, total: int, per_epoch: int, **info) -> None:
         """The 'start' event: where the run stands, and what else the trainer tells (``info``)."""
-        self.emit("start", {"run": self.folder, "step": step, "total": total, "per_epoch": per_epoch,
-                            "device": str(self.device), "world": self.dist.world, "precision": self.precision, **info})
+        self.emit(
+            "start",
+            {
+                "run": self.folder,
+                "step": step,
+                "total": total,
+                "per_epoch": per_epoch,
+                "device": str(self.device),
+                "world": self.dist.world,
+                "precision": self.precision,
+                **info,
+            },
+        )
 
-    def train(self, gan, loader, step: int, total: int, *, inputs: Callable, state: Callable[[], dict],
-              export: Callable[[int], None], sample: Callable[[int], Path], hint: str,
-              evaluate: Callable[[int], dict] | None = None) -> "Loop":
+    def train(
+        self,
+        gan,
+        loader,
+        step: int,
+        total: int,
+        *,
+        inputs: Callable,
+        state: Callable[[], dict],
+        export: Callable[[int], None],
+        sample: Callable[[int], Path],
+        hint: str,
+        evaluate: Callable[[int], dict] | None = None,
+    ) -> Loop:
         """Run ``gan.iteration(inputs(batch))`` from ``step`` to ``total`` with the ``Loop``'s
         book-keeping. A checkpoint holds ``state()`` (the recipe's entries) and every rank's
         ``gan.rng`` after checking that the ranks' ``gan.networks()`` agree; the writer then
@@ -326,8 +366,16 @@ class Run:
         states = self.dist.gather_objects(gan.rng.get_state())
         self.dist.check_in_sync(*gan.networks(), step=step)
         if self.dist.writer:
-            _atomic_torch_save({"version": CHECKPOINT_VERSION, "step": step, "config": json.dumps(asdict(self.cfg)),
-                                **state(), "rng": states}, self.folder / "checkpoint.pt")
+            _atomic_torch_save(
+                {
+                    "version": CHECKPOINT_VERSION,
+                    "step": step,
+                    "config": json.dumps(asdict(self.cfg)),
+                    **state(),
+                    "rng": states,
+                },
+                self.folder / "checkpoint.pt",
+            )
             export(step)
             self.emit("checkpoint", {"step": step})
         self.dist.barrier()
@@ -340,8 +388,13 @@ def restore_rng(generator: torch.Generator, states: list, dist: Dist, reseed: in
         generator.set_state(states[dist.rank])
     else:
         generator.manual_seed(reseed + dist.rank)
-        emit("note", {"text": f"resumed with {dist.world} processes instead of {len(states)}: "
-                              "random streams restart (the models and optimisers are exact)"})
+        emit(
+            "note",
+            {
+                "text": f"resumed with {dist.world} processes instead of {len(states)}: "
+                "random streams restart (the models and optimisers are exact)"
+            },
+        )
 
 
 def start_run_folder(run: Path, cfg, step: int, fresh: bool) -> None:
@@ -369,14 +422,23 @@ class Loop:
     a stop on a non-finite loss (keeping the last good checkpoint), samples, a clean stop
     on Ctrl-C (every rank agrees), periodic and final checkpoints."""
 
-    def __init__(self, run: Run, step: int, total: int, per_epoch: int, save: Callable[[int], None],
-                 sample: Callable[[int], None], hint: str, evaluate: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        run: Run,
+        step: int,
+        total: int,
+        per_epoch: int,
+        save: Callable[[int], None],
+        sample: Callable[[int], None],
+        hint: str,
+        evaluate: Callable[[int], None] | None = None,
+    ):
         self.run, self.step, self.total, self.per_epoch = run, step, total, per_epoch
         self.save, self.sample, self.hint, self.evaluate = save, sample, hint, evaluate
         self.sums: dict[str, float] = {}
         self.count, self.t0, self.last, self.interrupted = 0, time.perf_counter(), {}, False
 
-    def after(self, losses: dict[str, float], stop: "_StopFlag") -> bool:
+    def after(self, losses: dict[str, float], stop: _StopFlag) -> bool:
         """Book-keeping after one more step; True when the loop must stop (interrupted)."""
         self.step += 1
         step, total, cfg, dist = self.step, self.total, self.run.cfg, self.run.dist
@@ -389,13 +451,17 @@ class Loop:
             self.last = {k: v / self.count for k, v in self.sums.items()}
             event.update(mean=self.last, it_s=self.count / dt)
             if dist.writer:
-                _append_metrics(self.run.folder / "metrics.jsonl", {"step": step, "epoch": step / self.per_epoch,
-                                                                    "it_s": self.count / dt, **self.last})
+                _append_metrics(
+                    self.run.folder / "metrics.jsonl",
+                    {"step": step, "epoch": step / self.per_epoch, "it_s": self.count / dt, **self.last},
+                )
             self.sums, self.count, self.t0 = {}, 0, time.perf_counter()
         self.run.emit("step", event)
         if dist.any(not all(math.isfinite(v) for v in losses.values())):  # the last checkpoint stays as it was
-            raise MocohdError(f"training diverged at step {step} (a loss is not finite); {self.hint}, "
-                              "and resume from the last checkpoint")
+            raise MocohdError(
+                f"training diverged at step {step} (a loss is not finite); {self.hint}, "
+                "and resume from the last checkpoint"
+            )
         if step % cfg.sample_every == 0:
             self.sample(step)
         if dist.any(stop.set) and step < total:

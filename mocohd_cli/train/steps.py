@@ -1,4 +1,4 @@
-"""One training iteration of MoCoGAN-HD (SPEC section 5): ``g_steps`` motion
+"""One training iteration of MoCoGAN-HD (ICLR 2021; github.com/snap-research/MoCoGAN-HD): ``g_steps`` motion
 generator updates, then one update of each discriminator.
 
     gan = MotionGAN(G, M, GANConfig.from_train(cfg, precision="bf16"), dist)    # cfg: a TrainConfig
@@ -35,12 +35,16 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..augment import warp
-from ..discriminators import (ContrastiveDiscriminator, MultiscaleImageDiscriminator, MultiscaleVideoDiscriminator,
-                              SNResNetDiscriminator)
+from ..discriminators import (
+    ContrastiveDiscriminator,
+    MultiscaleImageDiscriminator,
+    MultiscaleVideoDiscriminator,
+    SNResNetDiscriminator,
+)
+from ..distributed import Dist
 from ..errors import UsageError
 from ..frames import VideoNoise, draw_classes, draw_w1, synthesize
 from .config import MAX_FRAME_SIZE, TrainConfig
-from ..distributed import Dist
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -82,7 +86,7 @@ class GANConfig:
             raise UsageError(f"precision must be fp32, bf16 or fp16 (resolved), got {self.precision!r}")
 
     @classmethod
-    def from_train(cls, cfg: TrainConfig, **resolved) -> "GANConfig":
+    def from_train(cls, cfg: TrainConfig, **resolved) -> GANConfig:
         """The recipe's settings of a run: ``cfg``'s fields of the same names (but None, 'automatic':
         the default), ``cfg.batch`` as the global batch, then ``resolved`` (the frame size, precision
         and classes the run settled on)."""
@@ -101,15 +105,17 @@ class MotionGAN:
         self.device = self.dist.device
         c = cfg
         pair = 2 if c.domain == "in" else 1
-        self.D_V = MultiscaleVideoDiscriminator(3 * pair, c.frames - (c.domain == "in"), base_channels=c.dv_channels,
-                                                mbstd_group=c.dv_mbstd)
+        self.D_V = MultiscaleVideoDiscriminator(
+            3 * pair, c.frames - (c.domain == "in"), base_channels=c.dv_channels, mbstd_group=c.dv_mbstd
+        )
         if c.domain == "in":
             self.D_I = MultiscaleImageDiscriminator(6, base_channels=c.dv_channels)
             di_betas, di_eps = (c.beta1, c.beta2), 1e-8
         else:
             D = SNResNetDiscriminator(c.frame_size, c.di_channels, c.proj_dim)
-            self.D_I = ContrastiveDiscriminator(D, c.proj_dim, c.queue, c.moco_momentum, c.moco_temperature,
-                                                c.world_batch)
+            self.D_I = ContrastiveDiscriminator(
+                D, c.proj_dim, c.queue, c.moco_momentum, c.moco_temperature, c.world_batch
+            )
             di_betas, di_eps = (0.0, 0.999), 1e-6  # the official contrastive D_I optimiser
         self.D_V.to(self.device)
         self.D_I.to(self.device)
@@ -221,10 +227,12 @@ class MotionGAN:
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
         loss = g_vid + g_img + c.w_match * l_match + c.w_mutual * l_mutual
         # optional terms beyond the authors' recipe (weight 0: not computed, not logged)
-        for name, weight, term in (("spectrum", c.w_spectrum, lambda: losses.spectrum_matching(fake, x)),
-                                   ("cross_spectrum", c.w_cross_spectrum, lambda: losses.cross_spectrum_matching(fake, x)),
-                                   ("bank_energy", c.w_bank_energy, self.M.bank_step_energy),
-                                   ("bank_spread", c.w_bank_spread, self.M.bank_spread)):
+        for name, weight, term in (
+            ("spectrum", c.w_spectrum, lambda: losses.spectrum_matching(fake, x)),
+            ("cross_spectrum", c.w_cross_spectrum, lambda: losses.cross_spectrum_matching(fake, x)),
+            ("bank_energy", c.w_bank_energy, self.M.bank_step_energy),
+            ("bank_spread", c.w_bank_spread, self.M.bank_spread),
+        ):
             if weight:
                 value = term()
                 loss = loss + weight * value
@@ -282,8 +290,10 @@ class MotionGAN:
     STATE = ("M", "D_V", "D_I", "opt_M", "opt_V", "opt_I")  # what a checkpoint holds, under these names
 
     def state_dict(self) -> dict:
-        return {**{k: getattr(self, k).state_dict() for k in self.STATE},
-                "scalers": {k: s.state_dict() for k, s in self.scalers.items()}}
+        return {
+            **{k: getattr(self, k).state_dict() for k in self.STATE},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+        }
 
     def load_state_dict(self, sd: dict) -> None:
         for k in self.STATE:

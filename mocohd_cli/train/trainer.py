@@ -18,9 +18,9 @@ store keeps the best checkpoint by that measure (or fvd16) instead of the latest
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -54,8 +54,9 @@ class TrainResult:
     kept: dict | None = None  # --keep-best: the exported step {step, criterion, value} (None: the latest)
 
 
-def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
-          on_event: Callable[[str, dict], None] | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig, resume: bool = False, force: bool = False, on_event: Callable[[str, dict], None] | None = None
+) -> TrainResult:
     """Train (or resume) a motion generator. ``on_event(kind, info)`` reports progress on the
     writer rank; ``resume``, ``force`` and the events: ``run.open_run``."""
     with open_run(cfg, resume, force, on_event) as run:
@@ -69,15 +70,18 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         G = load_image_generator(cfg.image, device=run.device)
         cfg.frame_size = cfg.frame_size or min(MAX_FRAME_SIZE, G.resolution)
         if cfg.frame_size > G.resolution:
-            raise UsageError(f"{setting('frame_size')} must be at most the image generator's resolution "
-                             f"({G.resolution}), got {cfg.frame_size}")
+            raise UsageError(
+                f"{setting('frame_size')} must be at most the image generator's resolution "
+                f"({G.resolution}), got {cfg.frame_size}"
+            )
         labels = tuple(check_pair(None, G, cfg.classes, cfg.truncation)) or None  # the motion model's side below
         if G.c_dim:
             cfg.classes = list(labels) if labels else None
         M = _motion_generator(cfg, G, run, init).to(run.device)
         torch.manual_seed(cfg.seed + 1)
-        gan = MotionGAN(G, M, GANConfig.from_train(cfg, precision=run.precision, classes=labels), run.dist,
-                        seed=cfg.seed)
+        gan = MotionGAN(
+            G, M, GANConfig.from_train(cfg, precision=run.precision, classes=labels), run.dist, seed=cfg.seed
+        )
 
         info = run.prepare(cfg.frame_size, min_frames=(cfg.frames - 1) * cfg.time_step + 1, cache="clip cache")
         dataset = ClipDataset(info.cache, frames=cfg.frames, time_step=cfg.time_step)
@@ -94,24 +98,42 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
         exported = {"sha256": (run.checkpoint or {}).get("exported")}
 
         def export_model(step: int) -> None:
-            source = {"format": "mocohd-train", "run": cfg.name, "step": step, "domain": cfg.domain,
-                      "data": Path(cfg.data).name, **({"classes": cfg.classes} if cfg.classes else {}),
-                      **({"truncation": cfg.truncation} if cfg.truncation != 1 else {})}
+            source = {
+                "format": "mocohd-train",
+                "run": cfg.name,
+                "step": step,
+                "domain": cfg.domain,
+                "data": Path(cfg.data).name,
+                **({"classes": cfg.classes} if cfg.classes else {}),
+                **({"truncation": cfg.truncation} if cfg.truncation != 1 else {}),
+            }
             header = store_model(motion_model(gan.M, ident, source), cfg.name, str(run.folder), overwrite=True)
             exported["sha256"] = header.weights_sha256
 
         watch = cfg.monitor or cfg.keep_best
         monitor = keeper = None
         if watch and run.dist.writer:
+
             def note(text: str) -> None:
                 run.emit("note", {"text": text})
 
-            monitor = Monitor(gan, dataset, seed=cfg.seed, domain=cfg.domain, clips=cfg.monitor_clips,
-                              cache=run.folder / "monitor_real.json", note=note,
-                              progress=lambda done, total: run.emit("invert", {"done": done, "total": total}))
+            monitor = Monitor(
+                gan,
+                dataset,
+                seed=cfg.seed,
+                domain=cfg.domain,
+                clips=cfg.monitor_clips,
+                cache=run.folder / "monitor_real.json",
+                note=note,
+                progress=lambda done, total: run.emit("invert", {"done": done, "total": total}),
+            )
             if cfg.keep_best:
-                keeper = KeepBest(run.folder / "best", "fvd16" if cfg.eval_every else "monitor distance",
-                                  fresh=run.checkpoint is None, note=note)
+                keeper = KeepBest(
+                    run.folder / "best",
+                    "fvd16" if cfg.eval_every else "monitor distance",
+                    fresh=run.checkpoint is None,
+                    note=note,
+                )
         if watch:  # the real clips' statistics, once, before training (the other ranks wait)
             run.writer_first(lambda writer: monitor.prepare() if writer else None)
         if not cfg.keep_best and run.dist.writer:  # the store will hold the latest checkpoint
@@ -143,9 +165,19 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
             was = gan.M.training
             gan.M.eval()
             try:
-                results = evaluate(["fvd16"], cfg.data, M=gan.M, G=G, videos=cfg.eval_videos, seed=cfg.seed,
-                                   truncation=cfg.truncation, device=run.device, dist=run.dist,
-                                   classes=gan.cfg.classes and list(gan.cfg.classes), detectors={"i3d": i3d})
+                results = evaluate(
+                    ["fvd16"],
+                    cfg.data,
+                    M=gan.M,
+                    G=G,
+                    videos=cfg.eval_videos,
+                    seed=cfg.seed,
+                    truncation=cfg.truncation,
+                    device=run.device,
+                    dist=run.dist,
+                    classes=gan.cfg.classes and list(gan.cfg.classes),
+                    detectors={"i3d": i3d},
+                )
             finally:
                 gan.M.train(was)
             values = {r.metric: r.value for r in results}
@@ -153,14 +185,31 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False,
                 keeper.offer(step, values.get("fvd16"), export_model)
             return values
 
-        run.started(step, total, per_epoch, videos=len(dataset), domain=cfg.domain, n_pca=cfg.n_pca,
-                    frame_size=cfg.frame_size)
-        loop = run.train(gan, loader, step, total, inputs=lambda batch: to_model_input(batch, run.device),
-                         state=lambda: {"gan": gan.state_dict(), "exported": exported["sha256"]}, export=export,
-                         sample=sample, hint="try a lower lr or precision fp32",
-                         evaluate=evaluate_now if cfg.eval_every else None)
-        return TrainResult(run.folder, store.store_path("motion", cfg.name), loop.step, total, loop.interrupted,
-                           loop.last, run.dist.writer, keeper.best if keeper is not None else None)
+        run.started(
+            step, total, per_epoch, videos=len(dataset), domain=cfg.domain, n_pca=cfg.n_pca, frame_size=cfg.frame_size
+        )
+        loop = run.train(
+            gan,
+            loader,
+            step,
+            total,
+            inputs=lambda batch: to_model_input(batch, run.device),
+            state=lambda: {"gan": gan.state_dict(), "exported": exported["sha256"]},
+            export=export,
+            sample=sample,
+            hint="try a lower lr or precision fp32",
+            evaluate=evaluate_now if cfg.eval_every else None,
+        )
+        return TrainResult(
+            run.folder,
+            store.store_path("motion", cfg.name),
+            loop.step,
+            total,
+            loop.interrupted,
+            loop.last,
+            run.dist.writer,
+            keeper.best if keeper is not None else None,
+        )
 
 
 def _motion_generator(cfg: TrainConfig, G, run: Run, init: MotionGenerator | None = None) -> MotionGenerator:
@@ -168,6 +217,7 @@ def _motion_generator(cfg: TrainConfig, G, run: Run, init: MotionGenerator | Non
     first when not cached): a new one (seeded: the same on every rank) or ``init``, the model
     of ``cfg.init``, re-expressed in that basis, whose sizes the run then takes (a new run has
     checked them against the settings given: ``TrainConfig.take_init``)."""
+
     def basis_of(writer: bool):
         basis, _, computed = pca_for(cfg.image, G=G, samples=cfg.pca_samples)
         if writer and computed:
@@ -185,9 +235,19 @@ def _motion_generator(cfg: TrainConfig, G, run: Run, init: MotionGenerator | Non
     cfg.n_pca = cfg.n_pca or min(MotionConfig.n_pca, G.w_dim, basis.components.shape[0])
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
     cfg.noise_dim = cfg.noise_dim or max(G.w_dim, cfg.oscillators)  # the authors': w size
-    return MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=cfg.noise_dim, h_dim=cfg.h_dim, n_pca=cfg.n_pca,
-                                        w_residual=cfg.w_residual, oscillators=cfg.oscillators),
-                           basis.components, basis.stdev, basis.mean)
+    return MotionGenerator(
+        MotionConfig(
+            w_dim=G.w_dim,
+            noise_dim=cfg.noise_dim,
+            h_dim=cfg.h_dim,
+            n_pca=cfg.n_pca,
+            w_residual=cfg.w_residual,
+            oscillators=cfg.oscillators,
+        ),
+        basis.components,
+        basis.stdev,
+        basis.mean,
+    )
 
 
 def _write_samples(gan: MotionGAN, G, path: Path, cfg: TrainConfig) -> Path:
@@ -196,8 +256,15 @@ def _write_samples(gan: MotionGAN, G, path: Path, cfg: TrainConfig) -> Path:
     was = M.training
     M.eval()
     try:
-        frames = render_frames(M, G, frames=2 * cfg.frames, videos=cfg.sample_videos, seed=cfg.seed,
-                               truncation=cfg.truncation, classes=gan.cfg.classes and list(gan.cfg.classes))
+        frames = render_frames(
+            M,
+            G,
+            frames=2 * cfg.frames,
+            videos=cfg.sample_videos,
+            seed=cfg.seed,
+            truncation=cfg.truncation,
+            classes=gan.cfg.classes and list(gan.cfg.classes),
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         write_videos(frames, path, "mp4", 8.0, cfg.sample_videos, grid=True)
     finally:

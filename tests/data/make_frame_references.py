@@ -24,8 +24,19 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from tests.test_frames import (BIGGAN_CASES, DEMO_CASES, DIGESTS, MAX_LEVELS, MEAN_LEVELS, REFERENCES,  # noqa: E402
-                               case_frames, digest, reduced, this_machine, tiny_biggan)
+from tests.test_frames import (  # noqa: E402 - ROOT first: this checkout's tests package
+    BIGGAN_CASES,
+    DEMO_CASES,
+    DIGESTS,
+    MAX_LEVELS,
+    MEAN_LEVELS,
+    REFERENCES,
+    case_frames,
+    digest,
+    reduced,
+    this_machine,
+    tiny_biggan,
+)
 
 
 def main():
@@ -49,7 +60,10 @@ def main():
             if name in old_frames:
                 diff = np.abs(frames[name].astype(np.int16) - old_frames[name].astype(np.int16))
                 fits = diff.max() <= MAX_LEVELS and diff.mean() <= MEAN_LEVELS
-                said += f"; reference max {diff.max()}, mean {diff.mean():.4f} levels ({'within' if fits else 'OUTSIDE'} tolerance)"
+                said += (
+                    f"; reference max {diff.max()}, mean {diff.mean():.4f} levels "
+                    f"({'within' if fits else 'OUTSIDE'} tolerance)"
+                )
             print(f"{name}: {said}")
     if args.check:
         return

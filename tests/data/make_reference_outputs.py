@@ -25,8 +25,8 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mocohd_cli.formats.rosinality import to_rosinality_state_dict  # noqa: E402
-from tests.conftest import randomized_generator, tiny_config  # noqa: E402
+from mocohd_cli.formats.rosinality import to_rosinality_state_dict
+from tests.conftest import randomized_generator, tiny_config
 
 CASES = {
     # name: (config, seed, batch, truncation psi)
@@ -41,10 +41,17 @@ def nvidia_images(root, G, z, psi):
     from training.networks import Generator
 
     c = G.cfg
-    ref = Generator(z_dim=c.z_dim, c_dim=0, w_dim=c.w_dim, img_resolution=c.resolution, img_channels=3,
-                    mapping_kwargs=dict(num_layers=c.mapping_layers),
-                    synthesis_kwargs=dict(channel_base=c.channel_base, channel_max=c.channel_max, num_fp16_res=0,
-                                          conv_clamp=c.conv_clamp)).eval()
+    ref = Generator(
+        z_dim=c.z_dim,
+        c_dim=0,
+        w_dim=c.w_dim,
+        img_resolution=c.resolution,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=c.mapping_layers),
+        synthesis_kwargs=dict(
+            channel_base=c.channel_base, channel_max=c.channel_max, num_fp16_res=0, conv_clamp=c.conv_clamp
+        ),
+    ).eval()
     missing, unexpected = ref.load_state_dict(G.state_dict(), strict=False)
     assert not unexpected and all(k.endswith("resample_filter") for k in missing), (missing, unexpected)
     with torch.no_grad():
@@ -80,8 +87,11 @@ def main():
         tensors.update({f"{name}/{k}": v for k, v in G.state_dict().items()})
         tensors.update({f"{name}/z": z, f"{name}/w": w, f"{name}/img": img, f"{name}/psi": torch.tensor(psi)})
         print(f"{name}: {tuple(img.shape)}, |img| max {img.abs().max():.3f}")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, args.out,
-              metadata={"configs": json.dumps({k: v[0].to_dict() for k, v in CASES.items()})})
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()},
+        args.out,
+        metadata={"configs": json.dumps({k: v[0].to_dict() for k, v in CASES.items()})},
+    )
     print(f"wrote {args.out}")
 
 

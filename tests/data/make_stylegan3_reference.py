@@ -14,11 +14,11 @@ is not part of this repository; point the script at a local checkout:
 """
 
 import argparse
-import pickle
-import tempfile
 import json
 import math
+import pickle
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -26,20 +26,60 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mocohd_cli.formats import nvidia  # noqa: E402
-from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator  # noqa: E402
+from mocohd_cli.formats import nvidia
+from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator
 
 PSIS = (0.7, 1.0)
 CASES = {
     # name: (config, seed, batch, user transform (rotation in degrees, translation x, y) or None)
-    "t16": (StyleGAN3Config.preset("t", 16, z_dim=32, w_dim=32, channel_base=512, channel_max=32, num_layers=6,
-                                   margin_size=4), 1, 3, None),
-    "t32": (StyleGAN3Config.preset("t", 32, z_dim=32, w_dim=48, channel_base=1024, channel_max=32, num_layers=8,
-                                   conv_clamp=None, magnitude_ema_beta=0.99), 2, 2, (20.0, 0.1, -0.05)),
-    "r16": (StyleGAN3Config.preset("r", 16, z_dim=32, w_dim=32, channel_base=1024, channel_max=48, num_layers=6,
-                                   margin_size=4, conv_clamp=0.5), 3, 2, None),
-    "r32": (StyleGAN3Config.preset("r", 32, z_dim=48, w_dim=32, channel_base=1024, channel_max=32, num_layers=8,
-                                   num_critical=3, output_scale=0.5), 4, 2, (-35.0, 0.0, 0.2)),
+    "t16": (
+        StyleGAN3Config.preset(
+            "t", 16, z_dim=32, w_dim=32, channel_base=512, channel_max=32, num_layers=6, margin_size=4
+        ),
+        1,
+        3,
+        None,
+    ),
+    "t32": (
+        StyleGAN3Config.preset(
+            "t",
+            32,
+            z_dim=32,
+            w_dim=48,
+            channel_base=1024,
+            channel_max=32,
+            num_layers=8,
+            conv_clamp=None,
+            magnitude_ema_beta=0.99,
+        ),
+        2,
+        2,
+        (20.0, 0.1, -0.05),
+    ),
+    "r16": (
+        StyleGAN3Config.preset(
+            "r", 16, z_dim=32, w_dim=32, channel_base=1024, channel_max=48, num_layers=6, margin_size=4, conv_clamp=0.5
+        ),
+        3,
+        2,
+        None,
+    ),
+    "r32": (
+        StyleGAN3Config.preset(
+            "r",
+            32,
+            z_dim=48,
+            w_dim=32,
+            channel_base=1024,
+            channel_max=32,
+            num_layers=8,
+            num_critical=3,
+            output_scale=0.5,
+        ),
+        4,
+        2,
+        (-35.0, 0.0, 0.2),
+    ),
 }
 
 
@@ -82,14 +122,30 @@ def nvidia_generator(root: Path, cfg: StyleGAN3Config):
     from training.networks_stylegan3 import Generator
 
     c = cfg
-    return Generator(z_dim=c.z_dim, c_dim=0, w_dim=c.w_dim, img_resolution=c.resolution, img_channels=c.img_channels,
-                     mapping_kwargs=dict(num_layers=c.mapping_layers, lr_multiplier=c.mapping_lr_mul, w_avg_beta=c.w_avg_beta),
-                     channel_base=c.channel_base, channel_max=c.channel_max, num_layers=c.num_layers,
-                     num_critical=c.num_critical, first_cutoff=c.first_cutoff, first_stopband=c.first_stopband,
-                     last_stopband_rel=c.last_stopband_rel, margin_size=c.margin_size, output_scale=c.output_scale,
-                     num_fp16_res=c.num_fp16_res, conv_kernel=c.conv_kernel, filter_size=c.filter_size,
-                     lrelu_upsampling=c.lrelu_upsampling, use_radial_filters=c.use_radial_filters,
-                     conv_clamp=c.conv_clamp, magnitude_ema_beta=c.magnitude_ema_beta).eval()
+    return Generator(
+        z_dim=c.z_dim,
+        c_dim=0,
+        w_dim=c.w_dim,
+        img_resolution=c.resolution,
+        img_channels=c.img_channels,
+        mapping_kwargs=dict(num_layers=c.mapping_layers, lr_multiplier=c.mapping_lr_mul, w_avg_beta=c.w_avg_beta),
+        channel_base=c.channel_base,
+        channel_max=c.channel_max,
+        num_layers=c.num_layers,
+        num_critical=c.num_critical,
+        first_cutoff=c.first_cutoff,
+        first_stopband=c.first_stopband,
+        last_stopband_rel=c.last_stopband_rel,
+        margin_size=c.margin_size,
+        output_scale=c.output_scale,
+        num_fp16_res=c.num_fp16_res,
+        conv_kernel=c.conv_kernel,
+        filter_size=c.filter_size,
+        lrelu_upsampling=c.lrelu_upsampling,
+        use_radial_filters=c.use_radial_filters,
+        conv_clamp=c.conv_clamp,
+        magnitude_ema_beta=c.magnitude_ema_beta,
+    ).eval()
 
 
 def check_pickle_import(ref, G) -> None:
@@ -130,9 +186,11 @@ def main():
                 tensors[f"{name}/w_{psi}"] = ws[:, 0]
                 tensors[f"{name}/img_{psi}"] = img
                 print(f"{name} psi {psi}: {tuple(img.shape)}, |img| max {img.abs().max():.3f}")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, args.out,
-              metadata={"configs": json.dumps({k: v[0].to_dict() for k, v in CASES.items()}),
-                        "psis": json.dumps(PSIS)})
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()},
+        args.out,
+        metadata={"configs": json.dumps({k: v[0].to_dict() for k, v in CASES.items()}), "psis": json.dumps(PSIS)},
+    )
     print(f"wrote {args.out}")
 
 
