@@ -122,9 +122,9 @@ def bench_fvd(device, videos: int, batch: int) -> None:
         from mocohd_cli import store
         from mocohd_cli.data.procedural import write_dataset
         from mocohd_cli.formats import canonical
+        from mocohd_cli.loaders import load_image_generator
+        from mocohd_cli.loaders.motion_models import load_motion
         from mocohd_cli.metrics.evaluate import evaluate, fake_videos
-        from mocohd_cli.models import load_image_generator
-        from mocohd_cli.models.motion import load_motion
 
         net = randomize(I3D(I3DConfig()))
         store.kind_dir("i3d", create=True)

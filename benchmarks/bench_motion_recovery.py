@@ -550,7 +550,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="mocohd-recovery-"))
     os.environ["MOCOHD_HOME"] = str(work / "home")
     from mocohd_cli.formats import canonical
-    from mocohd_cli.models.motion import load_motion
+    from mocohd_cli.loaders.motion_models import load_motion
     from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
     from mocohd_cli.pca import fit_pca
     from mocohd_cli.train import TrainConfig, train
@@ -753,8 +753,8 @@ def main():
     )
     # the trainer's PCA basis must be the one the truth was built on: store it under the generator's identity
     from mocohd_cli import store
-    from mocohd_cli.models import load_image_generator
-    from mocohd_cli.models.pca import save_pca
+    from mocohd_cli.loaders import load_image_generator
+    from mocohd_cli.loaders.pca_bases import save_pca
 
     ident = load_image_generator(gpath).identity
     basis.info.update(image_name=ident["name"], image_sha256=ident["weights_sha256"])

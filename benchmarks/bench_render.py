@@ -27,7 +27,7 @@ def setup(home: Path, resolution: int) -> None:
 
     from mocohd_cli.formats.canonical import save_model
     from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
-    from mocohd_cli.models.motion import save_motion
+    from mocohd_cli.loaders.motion_models import save_motion
     from mocohd_cli.motion import MotionConfig, MotionGenerator
     from mocohd_cli.pca import fit_pca
 
@@ -45,8 +45,8 @@ def setup(home: Path, resolution: int) -> None:
 
 def worker(args) -> dict:
     os.environ["MOCOHD_HOME"] = args.home
-    from mocohd_cli.models import load_image_generator
-    from mocohd_cli.models.motion import load_motion
+    from mocohd_cli.loaders import load_image_generator
+    from mocohd_cli.loaders.motion_models import load_motion
     from mocohd_cli.render import DTYPES, render, render_frames
 
     G = load_image_generator(args.image, device="cpu")

@@ -27,9 +27,9 @@ import sys
 import torch
 
 from mocohd_cli.formats import read_any
+from mocohd_cli.loaders.detector_models import build_from
 from mocohd_cli.metrics import FeatureStats, frechet_distance
 from mocohd_cli.metrics.protocol import to_detector_input
-from mocohd_cli.models.detectors import build_from
 
 
 def _ours(path: str, kind: str, device) -> torch.nn.Module:

@@ -1018,7 +1018,7 @@ def step_render(ctx: Ctx) -> None:
     from mocohd_cli import load_image_generator, load_motion, render_frames
     from mocohd_cli.formats.canonical import save_model
     from mocohd_cli.generators import StyleGAN2Generator
-    from mocohd_cli.models.motion import save_motion
+    from mocohd_cli.loaders.motion_models import save_motion
     from mocohd_cli.motion import MotionConfig, MotionGenerator
     from mocohd_cli.pca import fit_pca
     from mocohd_cli.render import DTYPES, render

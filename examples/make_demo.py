@@ -103,9 +103,9 @@ def main():
     sys.path.insert(0, str(ROOT))
 
     from mocohd_cli.data.procedural import write_dataset
-    from mocohd_cli.models.pca import pca_for
+    from mocohd_cli.loaders.pca_bases import pca_for
     from mocohd_cli.train import TrainConfig, train
-    from mocohd_cli.train.image import ImageTrainConfig, train_image
+    from mocohd_cli.train.image_trainer import ImageTrainConfig, train_image
 
     timings: dict[str, float] = {}
 

@@ -16,9 +16,9 @@ Library API::
 __version__ = "0.1.0"
 
 from .errors import MocohdError
-from .models import describe, import_model, load_image_generator
-from .models.motion import load_motion
-from .models.pca import pca_for
+from .loaders import describe, import_model, load_image_generator
+from .loaders.motion_models import load_motion
+from .loaders.pca_bases import pca_for
 from .motion import MotionGenerator
 from .pca import PCABasis, fit_pca
 from .render import render_frames

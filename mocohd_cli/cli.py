@@ -36,16 +36,16 @@ from .invert import (
     check_options as check_invert_options,
     invert as invert_photos,
 )
+from .loaders import describe, import_model, load_image_generator
+from .loaders.latents import default_name as default_latent_name, free_name as free_latent_name, save_latent
+from .loaders.pca_bases import pca_for
+from .loaders.vgg16 import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .metrics.evaluate import append_results, evaluate as evaluate_videos, run_of
-from .models import describe, import_model, load_image_generator
-from .models.latent import default_name as default_latent_name, free_name as free_latent_name, save_latent
-from .models.pca import pca_for
-from .models.perceptual import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .motion import MotionConfig
 from .photos import check_crop, photo_identity, probe as probe_photo, read_photo
 from .render import render as render_videos
 from .train import TrainConfig, train as train_motion
-from .train.image import ImageTrainConfig, train_image as train_images
+from .train.image_trainer import ImageTrainConfig, train_image as train_images
 from .train.monitor import summary as monitor_summary
 
 app = typer.Typer(
@@ -183,7 +183,7 @@ def _resolves(name: str, kind: str) -> bool:
 
 
 def _info_table(m) -> None:
-    """The rows of `mocohd info` for one model (a models.ModelInfo)."""
+    """The rows of `mocohd info` for one model (a loaders.ModelInfo)."""
     cfg = m.config
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)

@@ -9,7 +9,7 @@
 lerp toward ``w_avg`` (BigGAN: also its batch-norm statistics), the class
 vectors of a class-conditional generator and the per-layer noise maps.
 Rendering (``render.render_frames``, time-major batches of several videos)
-and training (``train.steps.MotionGAN.fake_clips``, clips [B, T] whose
+and training (``train.motion_gan.MotionGAN.fake_clips``, clips [B, T] whose
 gradients flow through G into the motion model) both call it, so training
 sees exactly the frames rendering makes.
 

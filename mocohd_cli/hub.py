@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 from . import store
 from .errors import MocohdError, UsageError, a
 from .formats import canonical, read_any
-from .models import store_model
+from .loaders import store_model
 
 # huggingface_hub is imported where it is used: it takes about 0.2 s to import,
 # which every other command (render, train, ...) would otherwise pay at start-up.

@@ -2,7 +2,7 @@
 
     G = load_image_generator("ffhq")
     photo = read_photo("me.jpg", G.resolution)                 # uint8 [R, R, 3]
-    latent = invert(G, photo, steps=1000)                       # a models.latent.Latent
+    latent = invert(G, photo, steps=1000)                       # a loaders.latents.Latent
     save_latent(latent, "me")                                   # then: mocohd render --start me
 
 The recipe is NVIDIA's projector (stylegan2-ada-pytorch ``projector.py``, Karras
@@ -56,8 +56,8 @@ import torch.nn.functional as F
 
 from .errors import MocohdError, UsageError
 from .frames import check_pair, synthesize
-from .models.latent import SPACES, Latent
-from .models.perceptual import load_vgg16
+from .loaders.latents import SPACES, Latent
+from .loaders.vgg16 import load_vgg16
 from .perceptual import pixel_distance
 
 LOSSES = ("perceptual", "pixel")

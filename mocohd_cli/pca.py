@@ -18,7 +18,7 @@ with 512 components; we compute the same statistics exactly and faster:
 
 This module is the maths alone. Files: ``formats.mocogan_hd.read_official``
 (the official .npy folders); the store cache per generator:
-``models.pca.pca_for``, ``load_pca``, ``save_pca``.
+``loaders.pca_bases.pca_for``, ``load_pca``, ``save_pca``.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dict_config import DictConfig, check_int
 from .errors import UsageError
-from .generators.config import DictConfig, check_int
 
 FAMILY = "vgg16"
 STAGES = (2, 2, 3, 3, 3)  # convolutions per stage (VGG16, configuration D)

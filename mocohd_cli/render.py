@@ -42,11 +42,11 @@ from .frames import (
 )
 from .generators.stylegan3 import MAX_CAMERA_SHIFT, camera_matrix
 from .invert import invert
-from .models import load_image_generator
-from .models.latent import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
-from .models.motion import load_motion
-from .models.pca import express
-from .models.perceptual import have_vgg16
+from .loaders import load_image_generator
+from .loaders.latents import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
+from .loaders.motion_models import load_motion
+from .loaders.pca_bases import express
+from .loaders.vgg16 import have_vgg16
 from .photos import read_photo
 from .video import (
     check_fps,
@@ -300,7 +300,7 @@ def check_camera(camera: Camera | None, G, frames: int) -> Camera | None:
 
 
 def check_start(start: Latent | None, G, classes=None) -> None:
-    """A latent can start G's videos only if it was found with G (``models.latent.check_latent``:
+    """A latent can start G's videos only if it was found with G (``loaders.latents.check_latent``:
     its weights sha256, family and sizes); a BigGAN start brings its class vector, so ``classes``
     cannot be given with it (``start`` None: that check alone, before any photo is inverted)."""
     if G.c_dim and classes:

@@ -12,10 +12,10 @@ from mocohd_cli.errors import MocohdError
 from mocohd_cli.formats import biggan as fmt, read_any
 from mocohd_cli.generators import build_generator, synthesis_kwargs
 from mocohd_cli.generators.biggan import BigGANConfig, ConditionalBatchNorm, TruncatedNormal, deep_layers, stat_rows
-from mocohd_cli.models import load_image_generator, store_model
+from mocohd_cli.loaders import load_image_generator, store_model
 
-from .biggan_reference import TINY, make_reference
 from .conftest import mocohd, run, store_files
+from .support.biggan_reference import TINY, make_reference
 
 
 def save_port_files(folder, ref, config=TINY, with_config=True):
@@ -204,7 +204,7 @@ def test_fetch_train_render_end_to_end(tmp_path, ref):
 
     from mocohd_cli.data.procedural import write_dataset
 
-    from .hub_server import FakeHub
+    from .support.hub_server import FakeHub
 
     folder = save_port_files(tmp_path / "port", ref).parent
     with FakeHub() as hub:
@@ -354,7 +354,7 @@ def test_fetch_train_render_end_to_end(tmp_path, ref):
 
 
 def test_pca_of_the_latent_space_is_isotropic(tmp_path, ref):
-    from mocohd_cli.models.pca import pca_for
+    from mocohd_cli.loaders.pca_bases import pca_for
 
     G = load_image_generator(save_port_files(tmp_path / "p", ref))
     G.identity = {"name": "tiny-biggan", "weights_sha256": "0" * 64}

@@ -12,11 +12,11 @@ import torch
 from rich.console import Console
 
 from mocohd_cli import __version__, cli, store
-from mocohd_cli.models.pca import save_pca
+from mocohd_cli.loaders.pca_bases import save_pca
 from mocohd_cli.pca import PCABasis
 
 from .conftest import randomized_generator, run, save_rosinality, tiny_config
-from .nvidia_pickle import HostileReduce
+from .support.nvidia_pickle import HostileReduce
 
 
 def test_version_and_help(capsys):

@@ -25,8 +25,8 @@ from mocohd_cli.motion.generator import MotionConfig
 from mocohd_cli.runtime import pick_device
 from mocohd_cli.train import Dist, GANConfig, MotionGAN, TrainConfig, train
 
-from . import devices
 from .conftest import randomized_generator, tiny_config
+from .support import devices
 
 pytestmark = [pytest.mark.device, pytest.mark.usefixtures("one_thread")]  # one thread: tiny forwards (conftest)
 

@@ -24,12 +24,12 @@ from mocohd_cli.data.procedural import write_dataset
 from mocohd_cli.detectors import I3D, I3DConfig, InceptionConfig, InceptionV3
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.formats import canonical
+from mocohd_cli.loaders import load_image_generator
+from mocohd_cli.loaders.detector_models import load_detector
+from mocohd_cli.loaders.motion_models import load_motion, save_motion
+from mocohd_cli.loaders.pca_bases import pca_for
 from mocohd_cli.metrics.evaluate import MetricResult, evaluate, fake_videos, fvd, run_of, score
 from mocohd_cli.metrics.protocol import sample_real_clips
-from mocohd_cli.models import load_image_generator
-from mocohd_cli.models.detectors import load_detector
-from mocohd_cli.models.motion import load_motion, save_motion
-from mocohd_cli.models.pca import pca_for
 from mocohd_cli.motion import MotionGenerator
 from mocohd_cli.train import TrainConfig, train
 

@@ -14,7 +14,7 @@ from mocohd_cli.formats import canonical, read_any, rosinality, sniff
 from mocohd_cli.generators import StyleGAN2Generator
 
 from .conftest import randomized_generator, run, save_canonical, save_rosinality, store_files, tiny_config
-from .nvidia_pickle import HostileReduce, _persist, nvidia_modules, write_nvidia_pickle
+from .support.nvidia_pickle import HostileReduce, _persist, nvidia_modules, write_nvidia_pickle
 
 
 def _images(G, seed=0, batch=2):
@@ -225,8 +225,8 @@ def _canonical(path, G, config=None, sd=None, **meta):
 
 
 def test_recorded_weights_sha256_is_checked(tmp_path, capsys, isolated_store):
-    from mocohd_cli.models import describe, image_identity
-    from mocohd_cli.models.pca import pca_for
+    from mocohd_cli.loaders import describe, image_identity
+    from mocohd_cli.loaders.pca_bases import pca_for
 
     G = randomized_generator(tiny_config(8))
     bad = _canonical(tmp_path / "edited.safetensors", G, weights_sha256="0" * 64)
@@ -253,13 +253,12 @@ def test_recorded_weights_sha256_is_checked(tmp_path, capsys, isolated_store):
 
 
 def test_configs_that_lie_about_sizes_are_refused_before_building(tmp_path, monkeypatch, isolated_store):
-    from mocohd_cli import models
-    from mocohd_cli.models import describe
+    from mocohd_cli.loaders import describe, image_generators
 
     def no_build(family, config):
         raise AssertionError(f"built a {family} module from {config}")
 
-    monkeypatch.setattr(models, "build_generator", no_build)
+    monkeypatch.setattr(image_generators, "build_generator", no_build)
     monkeypatch.setattr("mocohd_cli.generators.build_generator", no_build)
     G = randomized_generator(tiny_config(8))
     cfg = G.cfg.to_dict()
@@ -299,7 +298,7 @@ def test_configs_that_lie_about_sizes_are_refused_before_building(tmp_path, monk
 
 @pytest.mark.parametrize("fmt", ["safetensors", "pt", "pkl"])
 def test_non_finite_weights_are_refused(tmp_path, isolated_store, fmt):
-    from mocohd_cli.models import describe
+    from mocohd_cli.loaders import describe
 
     G = randomized_generator(tiny_config(8))
     with torch.no_grad():
@@ -322,7 +321,7 @@ def test_non_finite_weights_are_refused(tmp_path, isolated_store, fmt):
 def test_state_shapes_are_the_modules():
     from mocohd_cli.generators import BigGANConfig, BigGANGenerator, StyleGAN2Config
 
-    from .biggan_reference import TINY
+    from .support.biggan_reference import TINY
 
     configs = [
         tiny_config(8),

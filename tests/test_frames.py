@@ -18,10 +18,10 @@ from mocohd_cli import frames as fr, load_image_generator, load_motion, render a
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.train import steps
-from mocohd_cli.train.steps import GANConfig, MotionGAN
+from mocohd_cli.train.motion_gan import GANConfig, MotionGAN
 
-from .biggan_reference import TINY, make_reference
 from .conftest import randomized_generator, tiny_config
+from .support.biggan_reference import TINY, make_reference
 
 
 def tiny_biggan(folder: Path):

@@ -33,13 +33,13 @@ from safetensors.torch import load_file
 from mocohd_cli import MocohdError, generators, models, store
 from mocohd_cli.data import prepare
 from mocohd_cli.formats import canonical, read_any, rosinality
-from mocohd_cli.models import describe, import_model, load_image_generator, motion
-from mocohd_cli.models.motion import load_motion, save_motion
+from mocohd_cli.loaders import describe, import_model, load_image_generator, motion_models as motion
+from mocohd_cli.loaders.motion_models import load_motion, save_motion
 from mocohd_cli.motion import MotionConfig
 from mocohd_cli.motion.generator import MotionGenerator
 
-from . import nvidia_pickle
 from .conftest import randomized_generator, run, save_canonical, tiny_config
+from .support import nvidia_pickle
 
 LIMIT = 10  # a built module may take at most LIMIT x the file's size
 HUGE = 10**9
@@ -783,9 +783,9 @@ def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store
     reads them (info, import, list, render --motion / --start, eval's run of a motion model): each loads,
     or is refused in one line with exit 1; never a traceback or an unanticipated exception, never a
     write outside the store and the command's own output, never a huge allocation (the guard)."""
+    from mocohd_cli.loaders.latents import Latent, save_latent
+    from mocohd_cli.loaders.pca_bases import pca_for
     from mocohd_cli.metrics.evaluate import run_of
-    from mocohd_cli.models.latent import Latent, save_latent
-    from mocohd_cli.models.pca import pca_for
 
     from .conftest import run
 
@@ -917,8 +917,8 @@ def test_fuzz_latent_and_motion_metadata(tmp_path, guard, capsys, isolated_store
 def test_fuzz_the_classes_a_biggan_motion_records(tmp_path, capsys):
     """`mocohd render` takes a BigGAN motion model's recorded classes (metadata, outside the weights hash)
     as its default --class: lies are refused in one line, as a bad --class would be."""
-    from .biggan_reference import TINY, make_reference
     from .conftest import run
+    from .support.biggan_reference import TINY, make_reference
 
     (tmp_path / "port").mkdir()
     torch.save(make_reference().state_dict(), tmp_path / "port" / "pytorch_model.bin")

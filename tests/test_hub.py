@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from .conftest import mocohd, store_files
-from .hub_server import FakeHub
+from .support.hub_server import FakeHub
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_unknown_registry_name(tmp_path, hub):
 
 
 def _stored_motion(tmp_path):
-    from mocohd_cli.models.motion import save_motion
+    from mocohd_cli.loaders.motion_models import save_motion
     from mocohd_cli.motion import MotionConfig, MotionGenerator
 
     torch.manual_seed(0)
@@ -267,7 +267,7 @@ def test_fetch_keeps_a_different_model_of_that_name_and_notes_shadowing(tmp_path
 def test_fetch_i3d_converts_the_torchscript_archive_without_running_it(tmp_path, hub):
     """`mocohd fetch i3d`: the shipped registry's entry (flateon/FVD-I3D-torchscript), here served a
     small scripted reference I3D; it is read as data into the store as kind i3d, and eval finds it."""
-    from .i3d_reference import make_reference
+    from .support.i3d_reference import make_reference
 
     archive = tmp_path / "i3d_torchscript.pt"
     torch.jit.script(make_reference(1 / 16, seed=0)).save(str(archive))

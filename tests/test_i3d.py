@@ -28,7 +28,7 @@ from mocohd_cli.detectors.i3d import conv_same, max_pool_same, min_frames, same_
 from mocohd_cli.errors import MocohdError
 from mocohd_cli.formats import i3d as i3d_format, torchscript
 
-from .i3d_reference import make_reference
+from .support.i3d_reference import make_reference
 
 SMALL = 1 / 8
 ATOL = 1e-4
@@ -476,7 +476,7 @@ def test_files_that_are_no_i3d_archive_say_what_is_wrong_with_them_as_one(script
     """Imported with kind i3d, a truncated archive, a state dict, a legacy torch file
     or a pickle is not said to 'hold image generators': the message says what it lacks as an I3D."""
     from mocohd_cli.formats import read_any
-    from mocohd_cli.models import import_model
+    from mocohd_cli.loaders import import_model
 
     ref, path = scripted
     raw = path.read_bytes()

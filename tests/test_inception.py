@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from . import torchvision_cpu  # noqa: F401 - imported first: torchvision next to a CPU-only torch, before pytorch_fid
+from .support import torchvision_cpu  # noqa: F401 - imported first: torchvision next to a CPU-only torch, before pytorch_fid
 
 # isort: split
 import pytorch_fid.fid_score as fid_score
@@ -33,7 +33,7 @@ from mocohd_cli.errors import MocohdError
 from mocohd_cli.formats import inception as reader
 from mocohd_cli.metrics import FeatureStats, frechet_distance
 
-from .nvidia_pickle import HostileReduce
+from .support.nvidia_pickle import HostileReduce
 
 N = 24  # frames per set; fewer than 2048, so both covariances are singular
 

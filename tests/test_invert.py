@@ -28,13 +28,13 @@ from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import read_any
 from mocohd_cli.frames import synthesize
 from mocohd_cli.invert import invert, learning_rate, noise_regularizer, w_noise_scale
-from mocohd_cli.models.latent import Latent, load_latent, save_latent
-from mocohd_cli.models.perceptual import load_vgg16
+from mocohd_cli.loaders.latents import Latent, load_latent, save_latent
+from mocohd_cli.loaders.vgg16 import load_vgg16
 from mocohd_cli.perceptual import CONV_INDICES, TAP_INDICES, VGG16, VGG16Config, pixel_distance, ssim
 from mocohd_cli.photos import read_photo
 
 from .conftest import mocohd, randomized_generator, run, save_canonical, store_files, tiny_config
-from .hub_server import FakeHub
+from .support.hub_server import FakeHub
 
 TINY_WIDTHS = (4, 8, 8, 16, 16)
 

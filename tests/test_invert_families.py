@@ -24,14 +24,14 @@ from mocohd_cli.formats import canonical, read_any
 from mocohd_cli.frames import synthesize
 from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator
 from mocohd_cli.invert import invert, w_stats
-from mocohd_cli.models import load_image_generator
-from mocohd_cli.models.latent import Latent, check_latent, load_latent, save_latent
-from mocohd_cli.models.motion import save_motion
+from mocohd_cli.loaders import load_image_generator
+from mocohd_cli.loaders.latents import Latent, check_latent, load_latent, save_latent
+from mocohd_cli.loaders.motion_models import save_motion
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
 
-from .biggan_reference import TINY, make_reference
 from .conftest import run
+from .support.biggan_reference import TINY, make_reference
 from .test_invert import png_bytes, psnr, tiny_vgg, to_uint8, trained_looking_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny forwards (tests/conftest.py)

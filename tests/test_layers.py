@@ -27,6 +27,7 @@ LAYERS = {
     "mocohd_cli.runtime": 0,
     "mocohd_cli.distributed": 0,
     "mocohd_cli.classes": 0,
+    "mocohd_cli.dict_config": 0,  # config dataclasses: a checked dict round trip
     # 1 kernels
     "mocohd_cli.ops": 1,
     # 2 networks
@@ -44,8 +45,8 @@ LAYERS = {
     "mocohd_cli.formats": 4,
     # 5 the model store
     "mocohd_cli.store": 5,
-    # 6 models by name, caches
-    "mocohd_cli.models": 6,
+    # 6 models by name (the store-backed loaders), caches
+    "mocohd_cli.loaders": 6,
     # 7 recipes: frames, video files, datasets
     "mocohd_cli.frames": 7,
     "mocohd_cli.video": 7,
@@ -168,7 +169,7 @@ def violations(sources: dict[str, tuple[str, bool]]) -> list[str]:
 
 def test_every_module_imports_only_its_own_layer_or_lower_at_the_top():
     sources = package_sources()
-    assert len(sources) > 40 and "mocohd_cli.models.pca" in sources
+    assert len(sources) > 40 and "mocohd_cli.loaders.pca_bases" in sources
     assert violations(sources) == []
 
 
@@ -181,8 +182,10 @@ def test_the_layer_check_catches_each_kind_of_breach():
 
     assert check() == []
     # a network that reaches up to the store cache
-    up = check(mocohd_cli__ops="from .models.pca import pca_for\n")
-    assert any("mocohd_cli.ops:1: layer 1 imports mocohd_cli.models.pca of the higher layer 6" in v for v in up), up
+    up = check(mocohd_cli__ops="from .loaders.pca_bases import pca_for\n")
+    assert any(
+        "mocohd_cli.ops:1: layer 1 imports mocohd_cli.loaders.pca_bases of the higher layer 6" in v for v in up
+    ), up
     # the same import, hidden in a function
     hidden = check(mocohd_cli__pca="def f():\n    from . import store\n")
     assert any("mocohd_cli.pca:2: imports mocohd_cli.store inside a function" in v for v in hidden), hidden
@@ -240,3 +243,38 @@ def test_every_module_imports_alone():
     names = sorted(package_sources())
     r = subprocess.run([sys.executable, "-c", IMPORT_ALONE, *names], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+
+
+# ------------------------------------------------------------------------------------ names
+
+# A file name may repeat only where each package holding it is about one aspect of the same
+# family: its network (generators/, detectors/), its file format (formats/) or its
+# discriminator (discriminators/stylegan2.py); ``families`` is each such package's table.
+FAMILY_NAMES = {"biggan", "stylegan2", "i3d", "inception", "families"}
+
+
+def test_one_name_per_concept():
+    by_name: dict[str, list[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        if path.stem not in ("__init__", "__main__"):
+            by_name.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
+    packages = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    twins = {n: sorted(ps) for n, ps in by_name.items() if len(ps) > 1 and n not in FAMILY_NAMES}
+    assert not twins, twins
+    clashes = sorted(n for n in by_name if n in packages)  # a module named like a package elsewhere
+    assert not clashes, clashes
+
+
+def test_package_inits_only_re_export():
+    """An ``__init__.py`` holds a docstring, imports, ``__all__`` and ``__version__``: the code
+    lives in modules named for what they do."""
+    for path in ROOT.rglob("__init__.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+                continue  # the docstring
+            names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+            assert names and set(names) <= {"__all__", "__version__"}, (
+                f"{path.relative_to(ROOT)}:{node.lineno}: code in a package's __init__"
+            )

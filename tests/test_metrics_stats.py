@@ -1,4 +1,4 @@
-"""Streaming feature statistics (mocohd_cli/metrics/stats.py) against numpy, merges, offsets,
+"""Streaming feature statistics (mocohd_cli/metrics/feature_stats.py) against numpy, merges, offsets,
 max_items and the state dict."""
 
 import numpy as np

@@ -10,7 +10,7 @@ import torch
 from mocohd_cli import MocohdError, import_model, store
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
-from mocohd_cli.models.motion import load_motion, motion_model, save_motion
+from mocohd_cli.loaders.motion_models import load_motion, motion_model, save_motion
 from mocohd_cli.motion import FAMILY, MotionConfig, MotionGenerator
 
 from .conftest import randomized_generator, run, save_canonical, tiny_config
@@ -306,7 +306,7 @@ def test_official_checkpoint_and_pca_must_fit(tmp_path, isolated_store):
 
 
 def test_motion_files_that_lie_are_refused_before_building(tmp_path, monkeypatch):
-    from mocohd_cli.models import motion
+    from mocohd_cli.loaders import motion_models as motion
 
     M = _model()
     good = tmp_path / "m.safetensors"

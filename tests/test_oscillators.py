@@ -9,8 +9,8 @@ import torch
 from mocohd_cli import MocohdError
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
-from mocohd_cli.models import describe
-from mocohd_cli.models.motion import load_motion, save_motion
+from mocohd_cli.loaders import describe
+from mocohd_cli.loaders.motion_models import load_motion, save_motion
 from mocohd_cli.motion import FAMILY, MotionConfig, MotionGenerator
 from mocohd_cli.motion.stats import motion_stats
 

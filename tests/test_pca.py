@@ -9,7 +9,7 @@ import torch
 from mocohd_cli import MocohdError, import_model, pca, store
 from mocohd_cli.formats import canonical
 from mocohd_cli.formats.mocogan_hd import read_official
-from mocohd_cli.models import pca as pca_store
+from mocohd_cli.loaders import pca_bases as pca_store
 
 from .conftest import randomized_generator, run, save_canonical, tiny_config
 

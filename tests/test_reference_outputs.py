@@ -18,7 +18,7 @@ from mocohd_cli import import_model, load_image_generator
 from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
 
 from .conftest import save_rosinality
-from .nvidia_pickle import write_nvidia_pickle
+from .support.nvidia_pickle import write_nvidia_pickle
 
 DATA = Path(__file__).parent / "data" / "reference_outputs.safetensors"
 

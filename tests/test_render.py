@@ -17,10 +17,10 @@ import torch
 from mocohd_cli import MocohdError, render as R
 from mocohd_cli.formats import canonical
 from mocohd_cli.frames import draw_w1, synthesize
-from mocohd_cli.models import load_image_generator
-from mocohd_cli.models.latent import Latent, save_latent
-from mocohd_cli.models.motion import load_motion, save_motion
-from mocohd_cli.models.pca import express, find_cached, load_pca
+from mocohd_cli.loaders import load_image_generator
+from mocohd_cli.loaders.latents import Latent, save_latent
+from mocohd_cli.loaders.motion_models import load_motion, save_motion
+from mocohd_cli.loaders.pca_bases import express, find_cached, load_pca
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
 

@@ -1,4 +1,4 @@
-"""One MoCoGAN-HD iteration's parts (``train/steps.py``) at tiny sizes, in both
+"""One MoCoGAN-HD iteration's parts (``train/motion_gan.py``) at tiny sizes, in both
 domains: a motion generator update moves the motion generator alone, a
 discriminator update the discriminators alone, and the recipe's settings are
 derived from a run's."""
@@ -8,7 +8,7 @@ import torch
 
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.train import TrainConfig
-from mocohd_cli.train.steps import GANConfig, MotionGAN
+from mocohd_cli.train.motion_gan import GANConfig, MotionGAN
 
 from .conftest import randomized_generator, tiny_config
 

@@ -163,7 +163,7 @@ def test_store_names_that_shadow_shipped_or_registry_models():
 
 
 def test_an_alias_stands_for_its_own_kind_only():
-    from mocohd_cli.models.pca import save_pca
+    from mocohd_cli.loaders.pca_bases import save_pca
     from mocohd_cli.pca import PCABasis
 
     save_pca(PCABasis(torch.eye(3), torch.ones(3)), store.store_path("pca", "demo"))

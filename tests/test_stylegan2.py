@@ -7,7 +7,7 @@ import torch
 from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
 
 from .conftest import randomized_generator, tiny_config
-from .devices import psnr
+from .support.devices import psnr
 
 
 @pytest.mark.parametrize("resolution,batch", [(4, 1), (8, 2), (16, 1), (32, 4), (64, 2)])

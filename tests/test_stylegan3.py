@@ -27,15 +27,15 @@ from mocohd_cli.formats import canonical, read_any
 from mocohd_cli.frames import VideoNoise, synthesize
 from mocohd_cli.generators import FAMILIES, build_generator
 from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator, camera_matrix, design_lowpass_filter
-from mocohd_cli.models.pca import pca_for
+from mocohd_cli.loaders.pca_bases import pca_for
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
 from mocohd_cli.train import TrainConfig, train
-from mocohd_cli.train.steps import GANConfig, MotionGAN
+from mocohd_cli.train.motion_gan import GANConfig, MotionGAN
 
-from . import devices
 from .conftest import run
-from .nvidia_pickle import HostileReduce, write_stylegan3_pickle
+from .support import devices
+from .support.nvidia_pickle import HostileReduce, write_stylegan3_pickle
 
 DATA = Path(__file__).parent / "data" / "stylegan3_reference.safetensors"
 with safe_open(str(DATA), "pt") as _f:
@@ -538,7 +538,7 @@ def test_absurd_camera_values_are_refused_in_one_line(tmp_path, lively, capsys):
     that is not finite, not invertible or beyond that reach."""
     import imageio.v3 as iio
 
-    from mocohd_cli.models.motion import save_motion
+    from mocohd_cli.loaders.motion_models import save_motion
 
     G = lively
     gpath, mpath = tmp_path / "sg3.safetensors", tmp_path / "m.safetensors"

@@ -18,7 +18,7 @@ import torch
 from mocohd_cli import MocohdError, load_motion, store
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
-from mocohd_cli.models.pca import pca_for
+from mocohd_cli.loaders.pca_bases import pca_for
 from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
 from mocohd_cli.render import render
 from mocohd_cli.train import TrainConfig, load_checkpoint, train
@@ -166,7 +166,7 @@ def test_existing_runs_and_missing_checkpoints(setup):
 
 
 def test_a_new_run_never_replaces_a_model_it_did_not_make(setup):
-    from mocohd_cli.models import import_model
+    from mocohd_cli.loaders import import_model
     from mocohd_cli.store import weights_dir
 
     import_model(weights_dir() / "motion-demo.safetensors", "taken")
@@ -345,7 +345,7 @@ def test_sigint_saves_and_exits_cleanly(setup, spawn):
 
 
 def test_divergence_keeps_the_last_good_checkpoint(setup, monkeypatch):
-    from mocohd_cli.train.steps import MotionGAN
+    from mocohd_cli.train.motion_gan import MotionGAN
 
     train(tiny(setup, name="nan", steps=2, save_every=1))
     good = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / "nan" / "checkpoint.pt")
@@ -602,7 +602,7 @@ def test_cli_defaults_are_the_configs():
     import typer.main
 
     from mocohd_cli import cli
-    from mocohd_cli.train.image import ImageTrainConfig
+    from mocohd_cli.train.image_trainer import ImageTrainConfig
 
     for command, config in (("train", TrainConfig), ("train-image", ImageTrainConfig)):
         click_cmd = typer.main.get_command(cli.app).commands[command]

@@ -14,7 +14,7 @@ from mocohd_cli import MocohdError, load_image_generator
 from mocohd_cli.data.procedural import write_dataset
 from mocohd_cli.errors import UsageError
 from mocohd_cli.train import load_checkpoint
-from mocohd_cli.train.image import ImageTrainConfig, train_image
+from mocohd_cli.train.image_trainer import ImageTrainConfig, train_image
 
 from .conftest import run
 

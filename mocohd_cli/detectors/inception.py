@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..generators.config import DictConfig
+from ..dict_config import DictConfig
 
 FEATURE_DIM = 2048  # Mixed_7c's channels: fixed by the architecture
 MIN_SIZE = 75  # the smallest input the stride-2 layers leave a 1x1 map for (torchvision Inception_V3_Weights min_size)

@@ -7,7 +7,7 @@
 Arrays are read with ``allow_pickle=False`` and checkpoints with
 ``torch.load(weights_only=True)``; shapes must fit together and values be
 finite before anything is built. A motion checkpoint does not hold the PCA
-basis it moves along nor its step weight lambda: ``models.motion.import_official``
+basis it moves along nor its step weight lambda: ``loaders.motion_models.import_official``
 joins it with its PCA folder into one self-contained motion model.
 """
 

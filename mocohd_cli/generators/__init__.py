@@ -2,52 +2,22 @@
 that exposes ``z_dim``, ``w_dim``, ``c_dim`` (0: unconditional; else the size of
 the class vector), ``resolution``, ``num_ws``, ``mapping(z)`` and
 ``synthesis(w, noise=...)``; a conditional one's synthesis also takes ``c``
-and ``truncation`` (``synthesis_kwargs`` builds them)."""
+and ``truncation`` (``synthesis_kwargs`` builds them). StyleGAN2 and StyleGAN3
+share their mapping network and skeleton (``base``)."""
 
-from __future__ import annotations
-
-from ..errors import MocohdError, UsageError
 from .biggan import BigGANConfig, BigGANGenerator
+from .families import FAMILIES, build_generator, synthesis_kwargs
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from .stylegan3 import StyleGAN3Config, StyleGAN3Generator
-
-FAMILIES = {
-    "stylegan2": (StyleGAN2Config, StyleGAN2Generator),
-    "stylegan3": (StyleGAN3Config, StyleGAN3Generator),
-    "biggan-deep": (BigGANConfig, BigGANGenerator),
-}
-
-
-def build_generator(family: str, config: dict):
-    """Instantiate a randomly initialised generator of ``family`` from its config dict."""
-    if family not in FAMILIES:
-        raise MocohdError(f"unknown image generator family {family!r} (known: {', '.join(FAMILIES)})")
-    config_cls, module_cls = FAMILIES[family]
-    try:
-        cfg = config_cls.from_dict(config)
-    except (TypeError, ValueError) as e:
-        raise MocohdError(f"invalid {family} config: {e}") from e
-    return module_cls(cfg)
-
-
-def synthesis_kwargs(G, c=None, truncation: float = 1.0) -> dict:
-    """The extra arguments of ``G.synthesis``: none for an unconditional generator;
-    the class vectors ``c`` [B, c_dim] and the truncation for a conditional one."""
-    if not getattr(G, "c_dim", 0):
-        return {}
-    if c is None:
-        raise UsageError(f"the {G.family} generator is class-conditional: give a class")
-    return {"c": c, "truncation": truncation}
-
 
 __all__ = [
     "FAMILIES",
     "BigGANConfig",
     "BigGANGenerator",
-    "synthesis_kwargs",
     "StyleGAN2Config",
     "StyleGAN2Generator",
     "StyleGAN3Config",
     "StyleGAN3Generator",
     "build_generator",
+    "synthesis_kwargs",
 ]

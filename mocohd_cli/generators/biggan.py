@@ -42,8 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..dict_config import MAX_LAYERS, DictConfig, check_int, check_real
 from ..errors import UsageError
-from .config import MAX_LAYERS, DictConfig, check_int, check_real
 
 THRESHOLD = 2.0  # z is drawn from N(0, 1) truncated to [-THRESHOLD, THRESHOLD]
 

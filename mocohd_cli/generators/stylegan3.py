@@ -4,7 +4,7 @@ equivariant as well).
 
     z [B, z_dim] --mapping--> w [B, w_dim] --synthesis--> image [B, 3, R, R]
 
-* Mapping: as StyleGAN2's (``stylegan2.MappingNetwork``), 2 layers by default.
+* Mapping: as StyleGAN2's (``base.MappingNetwork``), 2 layers by default.
 * Synthesis: Fourier features (``input``: fixed random frequencies and phases,
   rotated and translated by an affine function of w, then a learned channel
   mixing), ``num_layers`` modulated convolutions, each followed by a filtered
@@ -39,9 +39,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
+from ..dict_config import MAX_LAYERS, DictConfig, check_int, check_real
 from ..errors import UsageError
-from .config import MAX_LAYERS, DictConfig, check_int, check_real
-from .stylegan2 import FullyConnected, MappedGenerator, _compiling, mapping_shapes
+from .base import FullyConnected, MappedGenerator, compiling, mapping_shapes
 
 
 @dataclass
@@ -384,7 +384,7 @@ class SynthesisLayer(nn.Module):
         """The weight scaled to unit mean square per output filter, and its squared norms per
         (out, in) [out, in]; cached while the weight is unchanged and not being trained."""
         w = self.weight
-        if (w.requires_grad and torch.is_grad_enabled()) or _compiling():
+        if (w.requires_grad and torch.is_grad_enabled()) or compiling():
             wn = w * w.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
             return wn, wn.square().sum(dim=[2, 3])
         key = (w._version, w.data_ptr(), w.device, w.dtype)

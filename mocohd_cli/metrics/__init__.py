@@ -11,7 +11,7 @@ StyleGAN-V (``mocohd_cli.metrics.protocol``) reads datasets and lives in the
 recipes layer; it is not imported here, so the maths stays importable alone.
 """
 
+from .feature_stats import FeatureStats
 from .frechet import frechet_distance
-from .stats import FeatureStats
 
 __all__ = ["FeatureStats", "frechet_distance"]

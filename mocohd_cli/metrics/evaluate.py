@@ -59,12 +59,13 @@ from ..distributed import Dist
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, load_verified, read_header, weights_sha256
 from ..frames import check_noise, check_pair, check_truncation, draw_classes, synthesize
-from ..models import load_image_generator
-from ..models.detectors import load_detector
-from ..models.motion import load_motion
-from ..models.pca import express
+from ..loaders import load_image_generator
+from ..loaders.detector_models import load_detector
+from ..loaders.motion_models import load_motion
+from ..loaders.pca_bases import express
 from ..video import process_alive, whole
 from . import frechet_distance
+from .feature_stats import FeatureStats
 from .protocol import (
     MAX_CLIPS,
     MAX_FRAME_SIZE,
@@ -76,7 +77,6 @@ from .protocol import (
     sample_real_clips,
     to_detector_input,
 )
-from .stats import FeatureStats
 
 FID_FRAMES_PER_VIDEO = 16  # frames of each rendered video that FID takes (OUR CHOICE, see the docstring)
 STATS_VERSION = 1  # bump when anything that real statistics depend on changes

@@ -4,7 +4,7 @@
     ws = M(w1, n_frames=32)                   # [B, 32, w_dim]
 
 Its files (kind ``motion``, family ``FAMILY``) are read, written and
-resolved by name in ``models.motion`` (``load_motion``, ``save_motion``);
+resolved by name in ``loaders.motion_models`` (``load_motion``, ``save_motion``);
 the official MoCoGAN-HD checkpoints in ``formats.mocogan_hd``.
 """
 

@@ -42,8 +42,8 @@ import torch
 import torch.nn as nn
 from torch.nn import init
 
+from ..dict_config import DictConfig, check_int, check_real
 from ..errors import UsageError
-from ..generators.config import DictConfig, check_int, check_real
 
 FAMILY = "mocogan-hd-lstm"  # the family of a motion model file (kind "motion")
 

@@ -4,7 +4,7 @@
     result = train(TrainConfig(data="./voxceleb", image="ffhq-256", steps=20000))
     result.motion          # the exported motion model, also in the store as 'voxceleb'
 
-``train_image`` (``mocohd_cli.train.image``) trains the StyleGAN2 image
+``train_image`` (``mocohd_cli.train.image_trainer``) trains the StyleGAN2 image
 generator itself. Single process, or many under torchrun (``torchrun --nproc_per_node=G -m
 mocohd_cli train ...``): see ``distributed``.
 
@@ -16,9 +16,9 @@ motion recipe, ``MotionGAN``), ``image_gan`` (the image recipe, ``ImageGAN``),
 
 from ..distributed import Dist
 from .config import ImageTrainConfig, TrainConfig
+from .motion_gan import GANConfig, MotionGAN
+from .motion_trainer import TrainResult, train
 from .run import load_checkpoint, run_dir
-from .steps import GANConfig, MotionGAN
-from .trainer import TrainResult, train
 
 __all__ = [
     "Dist",

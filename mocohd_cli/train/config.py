@@ -23,10 +23,10 @@ import os
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
+from ..dict_config import MAX_DIM
 from ..discriminators import contrastive, patchgan, snresnet
 from ..errors import UsageError
 from ..generators import StyleGAN2Config
-from ..generators.config import MAX_DIM
 from ..motion import MotionConfig
 
 MAX_FRAME_SIZE = 128  # the training frame size when not given: min(this, the generator's resolution)

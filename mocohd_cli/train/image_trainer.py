@@ -1,7 +1,7 @@
 """StyleGAN2 image generator training (``mocohd train-image``): a generator of
 a video dataset's frames (in-domain synthesis) or of any image folder.
 
-    from mocohd_cli.train.image import ImageTrainConfig, train_image
+    from mocohd_cli.train.image_trainer import ImageTrainConfig, train_image
     r = train_image(ImageTrainConfig(data="./heads", resolution=64, steps=20000, channel_base=4096))
     r.image      # the exported generator (G_ema), in the store as 'heads'
 
@@ -26,7 +26,7 @@ from safetensors import safe_open
 from .. import store
 from ..formats import ConvertedModel
 from ..formats.canonical import atomic_write_bytes
-from ..models import store_model
+from ..loaders import store_model
 from ..render import to_uint8
 from ..video import tile
 from .config import ImageTrainConfig

@@ -1,12 +1,12 @@
-"""Loading, importing and describing models: the library calls behind
-``mocohd import``, ``mocohd info`` and every command that takes a model name.
+"""Importing, storing and describing models of every kind: the library calls behind
+``mocohd import`` and ``mocohd info``.
 
-    G = load_image_generator("ffhq")            # a name, a store entry or a path
     header = import_model("stylegan2-ffhq-config-f.pt", name="ffhq")
+    info = describe("ffhq")
 
 Names resolve through the store (``store.resolve``), files are read by
-``formats``. Motion models: ``models.motion``; the PCA basis cached per
-image generator: ``models.pca``.
+``formats``; each kind is checked by building it (``image_generators``,
+``motion_models``, ``detector_models``) before anything is written.
 """
 
 from __future__ import annotations
@@ -15,69 +15,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from .. import store
 from ..detectors import FAMILIES as DETECTORS
-from ..errors import MocohdError, a
+from ..errors import MocohdError
 from ..formats import ConvertedModel, canonical, checks, read_any, sniff
-from ..generators import build_generator
 from ..motion import MotionConfig, oscillator_bank
-from ..runtime import pick_device, tune_allocator
-from .detectors import build_from as build_detector_model
-from .motion import build_motion, import_official
-
-
-def _build_image_generator(model: ConvertedModel, origin: str):
-    if model.kind != "image":
-        raise MocohdError(f"{origin}: is {a(model.kind)} model, expected an image generator")
-    # The config's tensor shapes, computed without building anything, must be the
-    # file's: a config that lies about its sizes is refused before it allocates.
-    checks.check_shapes(
-        "image", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
-    )
-    g = build_generator(model.family, model.config)
-    try:
-        g.load_state_dict(model.tensors, strict=True)
-    except RuntimeError as e:
-        raise MocohdError(
-            f"{origin}: weights do not match the {model.family} config: {str(e).splitlines()[-1].strip()[:200]}"
-        ) from e
-    return g
-
-
-def _identity(name: str, model: ConvertedModel) -> dict:
-    """Name and weights sha256 of a model: the hash of its tensors (a canonical
-    file's recorded hash was checked against them when it was read)."""
-    return {"name": name, "weights_sha256": model.weights_sha256 or canonical.weights_sha256(model.tensors)}
-
-
-def image_identity(name_or_path: str | os.PathLike) -> dict:
-    """{'name', 'weights_sha256', 'w_dim'} of an image generator, without building it
-    (its file is read and verified: about 0.6 ms per MB)."""
-    r = store.resolve(name_or_path, kind="image")
-    model = read_any(r.path, kind="image")
-    return {**_identity(r.name, model), "w_dim": model.config.get("w_dim")}
-
-
-def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """An image generator in eval mode, parameters frozen, on ``device``
-    ("auto": CUDA, then MPS, then CPU). ``G.source`` holds its provenance and
-    ``G.identity`` its name and weights sha256.
-
-    Accepts a store/registry name, a canonical ``.safetensors`` file, or an
-    original checkpoint (rosinality ``.pt``, NVIDIA ``.pkl``) converted in memory.
-    """
-    device = pick_device(device) if isinstance(device, str) else torch.device(device)
-    if device.type == "cpu":
-        tune_allocator()
-    r = store.resolve(name_or_path, kind="image")
-    model = read_any(r.path, kind="image")
-    g = _build_image_generator(model, str(r.path))
-    g.source = model.source
-    g.identity = _identity(r.name, model)
-    g.requires_grad_(False)
-    return g.eval().to(device)
+from .detector_models import build_from as build_detector_model
+from .image_generators import build_image_generator, identity, image_identity
+from .motion_models import build_motion, import_official
 
 
 def import_model(
@@ -125,7 +70,7 @@ def store_model(model: ConvertedModel, name: str, origin: str, overwrite: bool =
     """Check that a converted model builds and is finite, then write it to the store as ``name`` (atomically)."""
     checks.check_finite(model.tensors, origin)  # refuse before writing anything
     if model.kind == "image":
-        _build_image_generator(model, origin)
+        build_image_generator(model, origin)
     elif model.kind == "motion":
         build_motion(model, origin)
     elif model.kind in DETECTORS:
@@ -193,7 +138,7 @@ def describe(name_or_path: str | os.PathLike, kind: str | None = None) -> ModelI
         config=m.config,
         source=m.source,
         parameters=params,
-        weights_sha256=_identity(r.name, m)["weights_sha256"],
+        weights_sha256=identity(r.name, m)["weights_sha256"],
         file_sha256=canonical.file_sha256(r.path),
         file_size=r.path.stat().st_size,
         image=m.image,

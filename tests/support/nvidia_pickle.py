@@ -21,13 +21,13 @@ import types
 import numpy as np
 import torch
 
-from mocohd_cli.generators import stylegan2 as sg2
+from mocohd_cli.generators import base, stylegan2 as sg2
 from mocohd_cli.ops import fir_filter_2d
 
 CLASS_NAMES = {
     sg2.StyleGAN2Generator: "Generator",
-    sg2.MappingNetwork: "MappingNetwork",
-    sg2.FullyConnected: "FullyConnectedLayer",
+    base.MappingNetwork: "MappingNetwork",
+    base.FullyConnected: "FullyConnectedLayer",
     sg2.SynthesisNetwork: "SynthesisNetwork",
     sg2.SynthesisBlock: "SynthesisBlock",
     sg2.SynthesisLayer: "SynthesisLayer",
@@ -105,9 +105,9 @@ def _persist(module: torch.nn.Module, easydict, module_src: str, class_name=None
                 channel_base=c.channel_base, channel_max=c.channel_max, num_fp16_res=0, conv_clamp=c.conv_clamp
             ),
         )
-    elif cls is sg2.MappingNetwork:
+    elif cls is base.MappingNetwork:
         state.update(num_layers=module.num_layers, w_avg_beta=0.995, num_ws=None)
-    elif cls is sg2.FullyConnected:
+    elif cls is base.FullyConnected:
         state.update(
             activation=module.activation,
             lr_multiplier=module.bias_gain,

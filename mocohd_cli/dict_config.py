@@ -1,5 +1,5 @@
-"""What every generator config dataclass shares: a checked dict round trip, and
-range checks for the values a config file can hold. A value that does not fit
+"""What every network config dataclass shares (generators, motion, detectors, VGG16): a checked dict
+round trip, and range checks for the values a config file can hold. A value that does not fit
 raises ``UsageError`` (a ``ValueError`` too)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, fields
 
-from ..errors import UsageError
+from .errors import UsageError
 
 # Upper bounds for sizes read from model files: far above any published model
 # (StyleGAN2: z/w 512, 8 mapping layers, channel max 512; BigGAN-deep: 2048

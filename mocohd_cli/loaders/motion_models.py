@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from .. import store
+from ..dict_config import check_real
 from ..errors import MocohdError, a
 from ..formats import ConvertedModel, canonical, checks, read_any
 from ..formats.mocogan_hd import read_motion_checkpoint, read_official
-from ..generators.config import check_real
 from ..motion import FAMILY, MotionConfig, MotionGenerator
 from ..motion.generator import OPTIONAL
 from ..runtime import pick_device

@@ -28,18 +28,18 @@ from .. import store
 from ..data import ClipDataset, to_model_input
 from ..errors import MocohdError, UsageError
 from ..frames import check_pair
+from ..loaders import load_image_generator, store_model
+from ..loaders.detector_models import load_detector
+from ..loaders.motion_models import load_motion, motion_model
+from ..loaders.pca_bases import pca_for
 from ..metrics.evaluate import DEFAULT_SIZE, check_real, evaluate, prepare_data
-from ..models import load_image_generator, store_model
-from ..models.detectors import load_detector
-from ..models.motion import load_motion, motion_model
-from ..models.pca import pca_for
 from ..motion import MotionConfig, MotionGenerator
 from ..render import render_frames
 from ..video import write_videos
 from .config import MAX_FRAME_SIZE, TrainConfig, setting
 from .monitor import KeepBest, Monitor
+from .motion_gan import GANConfig, MotionGAN
 from .run import Run, open_run
-from .steps import GANConfig, MotionGAN
 
 
 @dataclass

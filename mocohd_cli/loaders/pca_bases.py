@@ -18,7 +18,7 @@ from .. import store
 from ..errors import MocohdError
 from ..formats import canonical, read_any
 from ..pca import PCA_FAMILY, PCABasis, fit_pca
-from . import image_identity, load_image_generator
+from .image_generators import image_identity, load_image_generator
 
 
 def save_pca(basis: PCABasis, path: str | os.PathLike, source: dict | None = None) -> canonical.ModelHeader:
