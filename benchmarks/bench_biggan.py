@@ -44,10 +44,11 @@ def main():
     args = ap.parse_args()
     device = torch.device(args.device)
 
+    from tests.biggan_reference import make_reference
+
     from mocohd_cli.formats import biggan as fmt
     from mocohd_cli.generators import build_generator
     from mocohd_cli.generators.biggan import deep_layers
-    from tests.biggan_reference import make_reference
 
     cfg = dict(
         output_dim=128,

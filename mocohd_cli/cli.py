@@ -44,6 +44,7 @@ from .metrics.evaluate import append_results, evaluate as evaluate_videos, run_o
 from .motion import MotionConfig
 from .photos import check_crop, photo_identity, probe as probe_photo, read_photo
 from .render import render as render_videos
+from .stopping import Terminated
 from .train import TrainConfig, train as train_motion
 from .train.image_trainer import ImageTrainConfig, train_image as train_images
 from .train.monitor import summary as monitor_summary
@@ -1365,11 +1366,6 @@ def train_image(
             f"next: mocohd pca --image {cfg.name}; mocohd train --data {cfg.data} --image {cfg.name} --domain in"
         ),
     )
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``timeout``, systemd, ``docker stop``), raised in the main thread so that it unwinds
-    like Ctrl-C: writers remove their temporaries on the way out, and ``main`` exits with 143."""
 
 
 def _on_sigterm(signum, frame):

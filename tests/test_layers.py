@@ -28,6 +28,7 @@ LAYERS = {
     "mocohd_cli.distributed": 0,
     "mocohd_cli.classes": 0,
     "mocohd_cli.dict_config": 0,  # config dataclasses: a checked dict round trip
+    "mocohd_cli.stopping": 0,  # the graceful stop of long commands (SIGINT, SIGTERM)
     # 1 kernels
     "mocohd_cli.ops": 1,
     # 2 networks

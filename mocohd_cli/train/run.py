@@ -38,7 +38,6 @@ import contextlib
 import json
 import math
 import shutil
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -55,6 +54,7 @@ from ..distributed import Dist
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, atomic_writer, read_header
 from ..runtime import enable_tf32
+from ..stopping import GracefulStop, ignore_interrupts
 from .config import RunSettings, setting
 
 CHECKPOINT_VERSION = 1
@@ -280,7 +280,7 @@ class Run:
             batch_sampler=EpochSampler(len(dataset), per_rank, dist.rank, dist.world, cfg.seed),
             num_workers=cfg.workers,
             pin_memory=self.device.type == "cuda",
-            worker_init_fn=_ignore_interrupts,
+            worker_init_fn=ignore_interrupts,
             persistent_workers=False,
             multiprocessing_context="spawn" if cfg.workers and dist.enabled else None,
         )
@@ -339,7 +339,7 @@ class Run:
         sampler.epoch, sampler.start = divmod(step, per_epoch)  # a resume continues mid-epoch
         save, show = partial(self._save, gan, state, export), partial(self._sample, sample)
         loop = Loop(self, step, total, per_epoch, save, show, hint, evaluate and partial(self._evaluate, evaluate))
-        with _StopFlag() as stop:
+        with GracefulStop() as stop:
             batches = iter(loader)
             while loop.step < total:
                 if loop.after(gan.iteration(inputs(next(batches))), stop):
@@ -438,7 +438,7 @@ class Loop:
         self.sums: dict[str, float] = {}
         self.count, self.t0, self.last, self.interrupted = 0, time.perf_counter(), {}, False
 
-    def after(self, losses: dict[str, float], stop: _StopFlag) -> bool:
+    def after(self, losses: dict[str, float], stop: GracefulStop) -> bool:
         """Book-keeping after one more step; True when the loop must stop (interrupted)."""
         self.step += 1
         step, total, cfg, dist = self.step, self.total, self.run.cfg, self.run.dist
@@ -464,7 +464,7 @@ class Loop:
             )
         if step % cfg.sample_every == 0:
             self.sample(step)
-        if dist.any(stop.set) and step < total:
+        if dist.any(stop.requested) and step < total:
             self.interrupted = True
             self.save(step)
             return True
@@ -478,37 +478,6 @@ class Loop:
     def finish(self) -> None:
         if not self.interrupted and self.step % self.run.cfg.sample_every:
             self.sample(self.step)
-
-
-class _StopFlag:
-    """SIGINT / SIGTERM set a flag that the loop checks after each step."""
-
-    def __init__(self):
-        self.set = False
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: no handlers
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.set:  # a second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        self.set = True
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-def _ignore_interrupts(_worker_id: int) -> None:
-    """Data workers ignore Ctrl-C (sent to the whole process group): the main
-    process finishes its step and saves while they keep serving."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
