@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from mocohd_cli import frames as fr, load_image_generator, load_motion, render as R
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.motion import MotionConfig, MotionGenerator
-from mocohd_cli.train import steps
+from mocohd_cli.train import motion_gan
 from mocohd_cli.train.motion_gan import GANConfig, MotionGAN
 
 from .conftest import randomized_generator, tiny_config
@@ -283,7 +283,7 @@ def test_training_clips_are_the_rendered_frames(monkeypatch, biggan, conditional
     M = load_motion("demo")
     G = biggan if conditional else load_image_generator("demo")
     V, T, seed, labels = 2, 5, 3, [207, 3]
-    rendered_calls, training_calls = spy(monkeypatch, R), spy(monkeypatch, steps)
+    rendered_calls, training_calls = spy(monkeypatch, R), spy(monkeypatch, motion_gan)
     kw = {"classes": labels} if conditional else {}
     rendered = torch.stack(list(R.render_frames(M, G, frames=T, videos=V, seed=seed, truncation=truncation, **kw)))
 

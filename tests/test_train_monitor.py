@@ -15,7 +15,7 @@ from mocohd_cli import load_motion, store
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
 from mocohd_cli.metrics.evaluate import run_of
-from mocohd_cli.train import TrainConfig, load_checkpoint, monitor, train, trainer
+from mocohd_cli.train import TrainConfig, load_checkpoint, monitor, motion_trainer, train
 from mocohd_cli.train.monitor import KeepBest, Monitor, distance
 
 from . import test_train
@@ -234,10 +234,10 @@ def test_keep_best_with_real_distances_and_without(setup):
 
 def test_keep_best_by_fvd16_when_evaluating(setup, monkeypatch):
     fvd = iter([30.0, 10.0, 20.0])
-    monkeypatch.setattr(trainer, "load_detector", lambda *a, **k: None)
-    monkeypatch.setattr(trainer, "check_real", lambda *a, **k: None)
-    monkeypatch.setattr(trainer, "prepare_data", lambda *a, **k: None)
-    monkeypatch.setattr(trainer, "evaluate", lambda *a, **k: [SimpleNamespace(metric="fvd16", value=next(fvd))])
+    monkeypatch.setattr(motion_trainer, "load_detector", lambda *a, **k: None)
+    monkeypatch.setattr(motion_trainer, "check_real", lambda *a, **k: None)
+    monkeypatch.setattr(motion_trainer, "prepare_data", lambda *a, **k: None)
+    monkeypatch.setattr(motion_trainer, "evaluate", lambda *a, **k: [SimpleNamespace(metric="fvd16", value=next(fvd))])
     notes = []
     r = train(
         tiny(setup, name="byfvd", steps=3, save_every=1, eval_every=1, keep_best=True),
