@@ -30,10 +30,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from mocohd_cli import MocohdError, generators, models, store
+from mocohd_cli import MocohdError, generators, store
 from mocohd_cli.data import prepare
 from mocohd_cli.formats import canonical, read_any, rosinality
-from mocohd_cli.loaders import describe, import_model, load_image_generator, motion_models as motion
+from mocohd_cli.loaders import describe, image_generators, import_model, load_image_generator, motion_models as motion
 from mocohd_cli.loaders.motion_models import load_motion, save_motion
 from mocohd_cli.motion import MotionConfig
 from mocohd_cli.motion.generator import MotionGenerator
@@ -95,7 +95,7 @@ def guard(monkeypatch):
             super().__init__(cfg, *args, **kw)
 
     monkeypatch.setattr(generators, "build_generator", build)
-    monkeypatch.setattr(models, "build_generator", build)
+    monkeypatch.setattr(image_generators, "build_generator", build)
     monkeypatch.setattr(motion, "MotionGenerator", GuardedMotion)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny forwards: thread start-up (and a busy machine) would dominate
