@@ -1006,6 +1006,7 @@ def _run_training(
     )
     if not result.writer:
         return
+    cfg = result.config  # the run's own settings (a name taken from the data folder, a resume's values)
     how = "interrupted" if result.interrupted else "finished"
     say = partial(out.print, soft_wrap=True)  # one line each, also in a pipe
     kept = getattr(result, "kept", None)  # --keep-best

@@ -45,6 +45,7 @@ class ImageTrainResult:
     interrupted: bool
     losses: dict
     writer: bool = True
+    config: ImageTrainConfig | None = None  # the run's settings, every derived value filled in (its config.json)
 
 
 class FrameDataset(torch.utils.data.Dataset):
@@ -130,4 +131,5 @@ def train_image(
             loop.interrupted,
             loop.last,
             run.dist.writer,
+            config=cfg,
         )

@@ -52,6 +52,7 @@ class TrainResult:
     losses: dict = field(default_factory=dict)
     writer: bool = True  # False on the ranks > 0 of a torchrun job (they print nothing)
     kept: dict | None = None  # --keep-best: the exported step {step, criterion, value} (None: the latest)
+    config: TrainConfig | None = None  # the run's settings, every derived value filled in (its config.json)
 
 
 def train(
@@ -209,6 +210,7 @@ def train(
             loop.last,
             run.dist.writer,
             keeper.best if keeper is not None else None,
+            cfg,
         )
 
 
