@@ -262,6 +262,11 @@ class TrainConfig(RunSettings):
         self._check_frames()
         if self.moco_momentum > 1:
             raise UsageError(f"{setting('moco_momentum')} must be in [0, 1], got {self.moco_momentum}")
+        self._check_motion_model(bank_known)
+
+    def _check_motion_model(self, bank_known: bool) -> None:
+        """The checks of the motion model's sizes and of the priors on its oscillator bank (those on the
+        bank wait for an ``init`` model's when it decides it: not ``bank_known``)."""
         for prior in ("w_bank_energy", "w_bank_spread"):
             if getattr(self, prior) and not self.oscillators and bank_known:
                 raise UsageError(
