@@ -8,10 +8,11 @@
 generator itself. Single process, or many under torchrun (``torchrun --nproc_per_node=G -m
 mocohd_cli train ...``): see ``distributed``.
 
-The modules: ``config`` (the settings and their defaults), ``run`` (the run
-both trainers share: folder, resume, checkpoints, the loop), ``steps`` (the
-motion recipe, ``MotionGAN``), ``image_gan`` (the image recipe, ``ImageGAN``),
-``trainer`` and ``image`` (the two trainers), ``distributed``.
+The modules: ``config`` (the settings and their defaults), ``run`` (the
+services both trainers' loops call: folder, resume, checkpoints, metrics,
+events), ``motion_gan`` (the motion recipe, ``MotionGAN``), ``image_gan`` (the
+image recipe, ``ImageGAN``), ``motion_trainer`` and ``image_trainer`` (the two
+trainers, each with its loop), ``monitor`` (--monitor, --keep-best).
 """
 
 from ..distributed import Dist

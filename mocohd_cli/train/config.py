@@ -17,11 +17,12 @@ it was given.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import os
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from ..dict_config import MAX_DIM
 from ..discriminators import contrastive, patchgan, snresnet
@@ -85,6 +86,15 @@ class RunSettings:
     def given(self) -> frozenset[str]:
         """The settings the caller gave (a resume changes or checks only these)."""
         return frozenset(self.__dict__.get("_given") or ())
+
+    def replace(self, **changes) -> Self:
+        """A copy with ``changes``, which count as given, as an assignment would: a run settles its
+        settings (a derived name, a resume's stored values, the sizes a model decides) in copies and
+        leaves its caller's config as it was. Not checked again: some values only make sense together."""
+        new = object.__new__(type(self))
+        new.__dict__.update(copy.deepcopy(self.__dict__), **changes)
+        new.__dict__["_given"] = set(self.given) | changes.keys()
+        return new
 
     def validate(self) -> None:
         raise NotImplementedError
@@ -281,11 +291,11 @@ class TrainConfig(RunSettings):
             if isinstance(getattr(self, name), int) and getattr(self, name) > MAX_DIM:
                 raise UsageError(f"{setting(name)} must be at most {MAX_DIM}, got {getattr(self, name)}")
 
-    def take_init(self, model: MotionConfig, name: str) -> None:
-        """Fine-tuning the motion model ``name`` (``init``) keeps its architecture: the settings of
-        ``ARCHITECTURE`` not given take the model's values (``model``: its config); a given one that
-        differs is refused (UsageError naming both values), as is a bank prior when the model has no
-        bank. Then the settings are checked again."""
+    def take_init(self, model: MotionConfig, name: str) -> TrainConfig:
+        """Fine-tuning the motion model ``name`` (``init``) keeps its architecture: these settings with
+        those of ``ARCHITECTURE`` not given taking the model's values (``model``: its config), checked
+        again. A given one that differs is refused (UsageError naming both values), as is a bank prior
+        when the model has no bank."""
 
         def differs(key: str) -> bool:
             mine, theirs = getattr(self, key), getattr(model, key)
@@ -303,15 +313,15 @@ class TrainConfig(RunSettings):
                 + ": fine-tuning keeps the model's architecture (leave those out, or train a new model "
                 "without init)"
             )
-        for key in ARCHITECTURE:
-            setattr(self, key, getattr(model, key))
+        tuned = self.replace(**{key: getattr(model, key) for key in ARCHITECTURE})
         for prior in ("w_bank_energy", "w_bank_spread"):
-            if getattr(self, prior) and not self.oscillators:
+            if getattr(tuned, prior) and not tuned.oscillators:
                 raise UsageError(
                     f"{setting(prior)} is a prior on the oscillator bank, and the init model '{name}' "
                     "has none (oscillators 0)"
                 )
-        self.validate()
+        tuned.validate()
+        return tuned
 
     def _check_frames(self) -> None:
         """Clips long enough for the video discriminator (``patchgan.shortest_clip``): in-domain it

@@ -28,10 +28,11 @@ from ..formats import ConvertedModel
 from ..formats.canonical import atomic_write_bytes
 from ..loaders import store_model
 from ..render import to_uint8
+from ..stopping import GracefulStop
 from ..video import tile
 from .config import ImageTrainConfig
 from .image_gan import ImageGAN
-from .run import open_run
+from .run import Run, open_run
 
 __all__ = ["FrameDataset", "ImageTrainConfig", "ImageTrainResult", "train_image"]
 
@@ -78,58 +79,67 @@ def train_image(
     on_event: Callable[[str, dict], None] | None = None,
 ) -> ImageTrainResult:
     """Train (or resume) a StyleGAN2 generator; events, ``resume`` and ``force`` as
-    ``mocohd_cli.train.train`` (a resume may change ``ImageTrainConfig.MUTABLE``)."""
+    ``mocohd_cli.train.train`` (a resume may change ``ImageTrainConfig.MUTABLE``). ``cfg`` stays
+    as it was: the run's settings, every derived value filled in, are the result's ``config``."""
     with open_run(cfg, resume, force, on_event) as run:
+        cfg = run.cfg  # the run's settings: a name from the data folder, a resume's stored values
         gan = ImageGAN(cfg, run.dist, run.precision)
         info = run.prepare(cfg.resolution, min_frames=1, cache="frame cache")
         dataset = FrameDataset(info.cache)
         loader = run.loader(dataset, gan.local)
-        gan.step = step = run.restore(gan.rng, gan.load_state_dict)  # the checkpoint holds G, G_ema, D, opt_G, opt_D
+        gan.step = start = run.restore(gan.rng, gan.load_state_dict)  # the checkpoint holds G, G_ema, D, opt_G, opt_D
         fixed_z = torch.randn(16, gan.gcfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(run.device)
+        parameters = sum(p.numel() for p in gan.G.parameters())
+        per_epoch = loader.batch_sampler.batches_per_epoch()
+        run.started(start, cfg.steps, per_epoch, images=len(dataset), gamma=gan.gamma, parameters=parameters)
 
-        def export(step: int) -> None:
-            weights = {k: v.detach() for k, v in gan.G_ema.state_dict().items()}
-            source = {"format": "mocohd-train-image", "run": cfg.name, "step": step, "data": Path(cfg.data).name}
-            store_model(
-                ConvertedModel("image", "stylegan2", gan.gcfg.to_dict(), weights, source),
-                cfg.name,
-                str(run.folder),
-                overwrite=True,
-            )
-
-        def sample(step: int) -> Path:
-            with torch.no_grad():
-                images = to_uint8(gan.G_ema(fixed_z, noise_mode="const")).cpu().numpy()
-            path = run.folder / "samples" / f"step_{step:07d}.png"
-            atomic_write_bytes(path, iio.imwrite("<bytes>", tile(images), extension=".png"))
-            return path
-
-        run.started(
-            step,
-            cfg.steps,
-            loader.batch_sampler.batches_per_epoch(),
-            images=len(dataset),
-            gamma=gan.gamma,
-            parameters=sum(p.numel() for p in gan.G.parameters()),
-        )
-        loop = run.train(
-            gan,
-            loader,
-            step,
-            cfg.steps,
-            inputs=lambda batch: ImageGAN.inputs(batch, run.device),
-            state=lambda: {"kind": "image", **gan.state_dict()},
-            export=export,
-            sample=sample,
-            hint="try a lower lr",
-        )
+        step, interrupted = start, False
+        with GracefulStop() as stop:
+            batches = run.batches(loader, start)
+            for step in range(start + 1, cfg.steps + 1):  # step: the iterations done once this one is
+                losses = gan.iteration(ImageGAN.inputs(next(batches), run.device))
+                run.log_step(step, losses)
+                run.check_finite(step, losses, hint="try a lower lr")
+                if step % cfg.sample_every == 0:
+                    _sample(run, gan, fixed_z, step)
+                interrupted = run.dist.any(stop.requested) and step < cfg.steps  # every rank stops at the same step
+                if interrupted or step % cfg.save_every == 0 or step == cfg.steps:
+                    run.save_checkpoint(step, gan, {"kind": "image", **gan.state_dict()})
+                    if run.dist.writer:
+                        _export(run, gan, step)
+                    run.checkpointed(step)
+                if interrupted:
+                    break
+            del batches  # its worker processes stop here, still under the graceful stop
+        if not interrupted and step % cfg.sample_every:  # the samples of the last step
+            _sample(run, gan, fixed_z, step)
         return ImageTrainResult(
             run.folder,
             store.store_path("image", cfg.name),
-            loop.step,
+            step,
             cfg.steps,
-            loop.interrupted,
-            loop.last,
+            interrupted,
+            run.losses,
             run.dist.writer,
             config=cfg,
         )
+
+
+def _export(run: Run, gan: ImageGAN, step: int) -> None:
+    """The generator's moving average (G_ema), to the store as the run's name."""
+    cfg = run.cfg
+    weights = {k: v.detach() for k, v in gan.G_ema.state_dict().items()}
+    source = {"format": "mocohd-train-image", "run": cfg.name, "step": step, "data": Path(cfg.data).name}
+    model = ConvertedModel("image", "stylegan2", gan.gcfg.to_dict(), weights, source)
+    store_model(model, cfg.name, str(run.folder), overwrite=True)
+
+
+def _sample(run: Run, gan: ImageGAN, fixed_z: torch.Tensor, step: int) -> None:
+    """A grid of G_ema's images of ``fixed_z`` (writer rank) and its 'sample' event."""
+    if not run.dist.writer:
+        return
+    with torch.no_grad():
+        images = to_uint8(gan.G_ema(fixed_z, noise_mode="const")).cpu().numpy()
+    path = run.sample_path(step, ".png")
+    atomic_write_bytes(path, iio.imwrite("<bytes>", tile(images), extension=".png"))
+    run.emit("sample", {"path": path})

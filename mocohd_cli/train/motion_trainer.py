@@ -35,8 +35,9 @@ from ..loaders.pca_bases import pca_for
 from ..metrics.evaluate import DEFAULT_SIZE, check_real, evaluate, prepare_data
 from ..motion import MotionConfig, MotionGenerator
 from ..render import render_frames
+from ..stopping import GracefulStop
 from ..video import write_videos
-from .config import MAX_FRAME_SIZE, TrainConfig, setting
+from .config import ARCHITECTURE, MAX_FRAME_SIZE, TrainConfig, setting
 from .monitor import KeepBest, Monitor
 from .motion_gan import GANConfig, MotionGAN
 from .run import Run, open_run
@@ -59,185 +60,228 @@ def train(
     cfg: TrainConfig, resume: bool = False, force: bool = False, on_event: Callable[[str, dict], None] | None = None
 ) -> TrainResult:
     """Train (or resume) a motion generator. ``on_event(kind, info)`` reports progress on the
-    writer rank; ``resume``, ``force`` and the events: ``run.open_run``."""
+    writer rank; ``resume``, ``force`` and the events: ``run.open_run``. ``cfg`` stays as it was:
+    the run's settings, every derived value filled in, are the result's ``config``."""
     with open_run(cfg, resume, force, on_event) as run:
-        if run.checkpoint is None and Path(cfg.image).is_file():  # a generator file: recorded absolute, like the data
-            cfg.image = str(Path(cfg.image).resolve())
-        init = None
-        if cfg.init:  # before any work: the model's architecture against the settings given
-            init = load_motion(cfg.init, device="cpu")
-            if run.checkpoint is None:
-                cfg.take_init(init.cfg, cfg.init)
-        G = load_image_generator(cfg.image, device=run.device)
-        cfg.frame_size = cfg.frame_size or min(MAX_FRAME_SIZE, G.resolution)
-        if cfg.frame_size > G.resolution:
-            raise UsageError(
-                f"{setting('frame_size')} must be at most the image generator's resolution "
-                f"({G.resolution}), got {cfg.frame_size}"
-            )
-        labels = tuple(check_pair(None, G, cfg.classes, cfg.truncation)) or None  # the motion model's side below
-        if G.c_dim:
-            cfg.classes = list(labels) if labels else None
-        M = _motion_generator(cfg, G, run, init).to(run.device)
-        torch.manual_seed(cfg.seed + 1)
-        gan = MotionGAN(
-            G, M, GANConfig.from_train(cfg, precision=run.precision, classes=labels), run.dist, seed=cfg.seed
-        )
-
+        cfg, G, gan = _build(run)
+        run.cfg = cfg  # settled: what config.json and the checkpoints record
         info = run.prepare(cfg.frame_size, min_frames=(cfg.frames - 1) * cfg.time_step + 1, cache="clip cache")
         dataset = ClipDataset(info.cache, frames=cfg.frames, time_step=cfg.time_step)
         loader = run.loader(dataset, cfg.batch // run.dist.world)
         per_epoch = loader.batch_sampler.batches_per_epoch()
-        total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
-        if total < 1:
-            raise MocohdError("steps / epochs must give at least one step")
-        step = run.restore(gan.rng, lambda ck: gan.load_state_dict(ck["gan"]))
-        ident = {"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]}
-
-        # the weights sha256 of the last export, kept in the checkpoints: with --keep-best the store may hold
-        # an earlier step than the checkpoint, and `mocohd eval` appends to a run only what it made
-        exported = {"sha256": (run.checkpoint or {}).get("exported")}
-
-        def export_model(step: int) -> None:
-            source = {
-                "format": "mocohd-train",
-                "run": cfg.name,
-                "step": step,
-                "domain": cfg.domain,
-                "data": Path(cfg.data).name,
-                **({"classes": cfg.classes} if cfg.classes else {}),
-                **({"truncation": cfg.truncation} if cfg.truncation != 1 else {}),
-            }
-            header = store_model(motion_model(gan.M, ident, source), cfg.name, str(run.folder), overwrite=True)
-            exported["sha256"] = header.weights_sha256
-
-        watch = cfg.monitor or cfg.keep_best
-        monitor = keeper = None
-        if watch and run.dist.writer:
-
-            def note(text: str) -> None:
-                run.emit("note", {"text": text})
-
-            monitor = Monitor(
-                gan,
-                dataset,
-                seed=cfg.seed,
-                domain=cfg.domain,
-                clips=cfg.monitor_clips,
-                cache=run.folder / "monitor_real.json",
-                note=note,
-                progress=lambda done, total: run.emit("invert", {"done": done, "total": total}),
-            )
-            if cfg.keep_best:
-                keeper = KeepBest(
-                    run.folder / "best",
-                    "fvd16" if cfg.eval_every else "monitor distance",
-                    fresh=run.checkpoint is None,
-                    note=note,
-                )
-        if watch:  # the real clips' statistics, once, before training (the other ranks wait)
-            run.writer_first(lambda writer: monitor.prepare() if writer else None)
-        if not cfg.keep_best and run.dist.writer:  # the store will hold the latest checkpoint
-            (run.folder / "best").unlink(missing_ok=True)
-
-        def export(step: int) -> None:
-            """At every checkpoint (writer rank): the monitor's record, then the export (--keep-best:
-            only a better step; with fvd16 as the criterion, the latest until the first evaluation)."""
-            record = None
-            if monitor is not None:
-                record = monitor(step)
-                run.report("monitor", step, record)
-            if keeper is None or (keeper.criterion == "fvd16" and keeper.best is None):
-                export_model(step)
-            elif keeper.criterion == "monitor distance":
-                keeper.offer(step, record["distance"], export_model)
-
-        def sample(step: int) -> Path:
-            return _write_samples(gan, G, run.folder / "samples" / f"step_{step:07d}.mp4", cfg)
-
-        i3d = None
-        if cfg.eval_every:  # a missing detector or data too short for fvd16: fail now, not at the first evaluation
-            i3d = load_detector("i3d", device=run.device)
-            size = min(G.resolution, DEFAULT_SIZE)
-            check_real(prepare_data(cfg.data, size, run.dist), "fvd16", cfg.eval_videos, cfg.seed, where=cfg.data)
-
-        def evaluate_now(step: int) -> dict:
-            """fvd16 of the motion model as it is, against the run's data (real statistics cached)."""
-            was = gan.M.training
-            gan.M.eval()
-            try:
-                results = evaluate(
-                    ["fvd16"],
-                    cfg.data,
-                    M=gan.M,
-                    G=G,
-                    videos=cfg.eval_videos,
-                    seed=cfg.seed,
-                    truncation=cfg.truncation,
-                    device=run.device,
-                    dist=run.dist,
-                    classes=gan.cfg.classes and list(gan.cfg.classes),
-                    detectors={"i3d": i3d},
-                )
-            finally:
-                gan.M.train(was)
-            values = {r.metric: r.value for r in results}
-            if keeper is not None and keeper.criterion == "fvd16":
-                keeper.offer(step, values.get("fvd16"), export_model)
-            return values
-
+        total = _total_steps(cfg, per_epoch)
+        start = run.restore(gan.rng, lambda ck: gan.load_state_dict(ck["gan"]))
+        exports = _exports(run, gan, G, dataset)
+        i3d = _fvd16_detector(run, G) if cfg.eval_every else None
         run.started(
-            step, total, per_epoch, videos=len(dataset), domain=cfg.domain, n_pca=cfg.n_pca, frame_size=cfg.frame_size
+            start, total, per_epoch, videos=len(dataset), domain=cfg.domain, n_pca=cfg.n_pca, frame_size=cfg.frame_size
         )
-        loop = run.train(
-            gan,
-            loader,
-            step,
-            total,
-            inputs=lambda batch: to_model_input(batch, run.device),
-            state=lambda: {"gan": gan.state_dict(), "exported": exported["sha256"]},
-            export=export,
-            sample=sample,
-            hint="try a lower lr or precision fp32",
-            evaluate=evaluate_now if cfg.eval_every else None,
-        )
+
+        step, interrupted = start, False
+        with GracefulStop() as stop:
+            batches = run.batches(loader, start)
+            for step in range(start + 1, total + 1):  # step: the iterations done once this one is
+                losses = gan.iteration(to_model_input(next(batches), run.device))
+                run.log_step(step, losses)
+                run.check_finite(step, losses, hint="try a lower lr or precision fp32")
+                if step % cfg.sample_every == 0:
+                    _sample(run, gan, G, step)
+                interrupted = run.dist.any(stop.requested) and step < total  # every rank stops at the same step
+                if interrupted or step % cfg.save_every == 0 or step == total:
+                    run.save_checkpoint(step, gan, {"gan": gan.state_dict(), "exported": exports.sha256})
+                    if run.dist.writer:
+                        exports.checkpoint(step)  # the monitor's record, the model to the store
+                    run.checkpointed(step)
+                if interrupted:
+                    break
+                if cfg.eval_every and step % cfg.eval_every == 0:
+                    values = _fvd16(run, gan, G, i3d)
+                    exports.evaluated(step, values)  # --keep-best by fvd16
+                    run.report("eval", step, values)
+            del batches  # its worker processes stop here, still under the graceful stop
+        if not interrupted and step % cfg.sample_every:  # the samples of the last step
+            _sample(run, gan, G, step)
+        keeper = exports.keeper
         return TrainResult(
             run.folder,
             store.store_path("motion", cfg.name),
-            loop.step,
+            step,
             total,
-            loop.interrupted,
-            loop.last,
+            interrupted,
+            run.losses,
             run.dist.writer,
             keeper.best if keeper is not None else None,
             cfg,
         )
 
 
-def _motion_generator(cfg: TrainConfig, G, run: Run, init: MotionGenerator | None = None) -> MotionGenerator:
+def _build(run: Run) -> tuple[TrainConfig, object, MotionGAN]:
+    """The run's settings with every value derived from its models (a new copy: the caller's
+    config stays as it was), the frozen image generator and the GAN to train."""
+    cfg = run.cfg
+    if run.checkpoint is None and Path(cfg.image).is_file():  # a generator file: recorded absolute, like the data
+        cfg = cfg.replace(image=str(Path(cfg.image).resolve()))
+    init = None
+    if cfg.init:  # before any work: the model's architecture against the settings given
+        init = load_motion(cfg.init, device="cpu")
+        if run.checkpoint is None:
+            cfg = cfg.take_init(init.cfg, cfg.init)
+    G = load_image_generator(cfg.image, device=run.device)
+    cfg = cfg.replace(frame_size=cfg.frame_size or min(MAX_FRAME_SIZE, G.resolution))
+    if cfg.frame_size > G.resolution:
+        raise UsageError(
+            f"{setting('frame_size')} must be at most the image generator's resolution "
+            f"({G.resolution}), got {cfg.frame_size}"
+        )
+    labels = tuple(check_pair(None, G, cfg.classes, cfg.truncation)) or None  # the motion model's side below
+    if G.c_dim:
+        cfg = cfg.replace(classes=list(labels) if labels else None)
+    cfg, M = _motion_generator(cfg, G, run, init)
+    M = M.to(run.device)
+    torch.manual_seed(cfg.seed + 1)
+    gan_cfg = GANConfig.from_train(cfg, precision=run.precision, classes=labels)
+    return cfg, G, MotionGAN(G, M, gan_cfg, run.dist, seed=cfg.seed)
+
+
+def _total_steps(cfg: TrainConfig, per_epoch: int) -> int:
+    total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
+    if total < 1:
+        raise MocohdError("steps / epochs must give at least one step")
+    return total
+
+
+@dataclass
+class _Exports:
+    """The motion model's way to the store (writer rank). At every checkpoint the monitor's record
+    (--monitor), then the export; with --keep-best only at a step better than the best so far, by
+    the monitor's distance or by fvd16 (then the latest until the first evaluation)."""
+
+    run: Run
+    gan: MotionGAN
+    image: dict  # the image generator's identity, recorded in the exported model
+    monitor: Monitor | None
+    keeper: KeepBest | None
+    # the weights sha256 of the last export, kept in the checkpoints: with --keep-best the store may hold
+    # an earlier step than the checkpoint, and `mocohd eval` appends to a run only what it made
+    sha256: str | None
+
+    def model(self, step: int) -> None:
+        """The motion model as it is, to the store as the run's name."""
+        cfg = self.run.cfg
+        source = {
+            "format": "mocohd-train",
+            "run": cfg.name,
+            "step": step,
+            "domain": cfg.domain,
+            "data": Path(cfg.data).name,
+            **({"classes": cfg.classes} if cfg.classes else {}),
+            **({"truncation": cfg.truncation} if cfg.truncation != 1 else {}),
+        }
+        model = motion_model(self.gan.M, self.image, source)
+        self.sha256 = store_model(model, cfg.name, str(self.run.folder), overwrite=True).weights_sha256
+
+    def checkpoint(self, step: int) -> None:
+        record = None
+        if self.monitor is not None:
+            record = self.monitor(step)
+            self.run.report("monitor", step, record)
+        keeper = self.keeper
+        if keeper is None or (keeper.criterion == "fvd16" and keeper.best is None):
+            self.model(step)
+        elif keeper.criterion == "monitor distance":
+            keeper.offer(step, record["distance"], self.model)
+
+    def evaluated(self, step: int, values: dict) -> None:
+        if self.keeper is not None and self.keeper.criterion == "fvd16":
+            self.keeper.offer(step, values.get("fvd16"), self.model)
+
+
+def _exports(run: Run, gan: MotionGAN, G, dataset: ClipDataset) -> _Exports:
+    """The run's ``_Exports``: its monitor and keeper on the writer rank, with the real clips'
+    statistics measured once, before training (the other ranks wait)."""
+    cfg = run.cfg
+    watch = cfg.monitor or cfg.keep_best
+    monitor = keeper = None
+    if watch and run.dist.writer:
+        monitor = Monitor(
+            gan,
+            dataset,
+            seed=cfg.seed,
+            domain=cfg.domain,
+            clips=cfg.monitor_clips,
+            cache=run.folder / "monitor_real.json",
+            note=run.note,
+            progress=lambda done, total: run.emit("invert", {"done": done, "total": total}),
+        )
+        if cfg.keep_best:
+            criterion = "fvd16" if cfg.eval_every else "monitor distance"
+            keeper = KeepBest(run.folder / "best", criterion, fresh=run.checkpoint is None, note=run.note)
+    if watch:
+        run.writer_first(lambda writer: monitor.prepare() if writer else None)
+    if not cfg.keep_best and run.dist.writer:  # the store will hold the latest checkpoint
+        (run.folder / "best").unlink(missing_ok=True)
+    image = {"image_name": G.identity["name"], "image_sha256": G.identity["weights_sha256"]}
+    return _Exports(run, gan, image, monitor, keeper, sha256=(run.checkpoint or {}).get("exported"))
+
+
+def _fvd16_detector(run: Run, G):
+    """--eval-every's I3D detector. A missing detector or data too short for fvd16 fail now,
+    not at the first evaluation."""
+    cfg = run.cfg
+    i3d = load_detector("i3d", device=run.device)
+    size = min(G.resolution, DEFAULT_SIZE)
+    check_real(prepare_data(cfg.data, size, run.dist), "fvd16", cfg.eval_videos, cfg.seed, where=cfg.data)
+    return i3d
+
+
+def _fvd16(run: Run, gan: MotionGAN, G, i3d) -> dict:
+    """fvd16 of the motion model as it is, against the run's data (real statistics cached), on every rank."""
+    cfg = run.cfg
+    was = gan.M.training
+    gan.M.eval()
+    try:
+        results = evaluate(
+            ["fvd16"],
+            cfg.data,
+            M=gan.M,
+            G=G,
+            videos=cfg.eval_videos,
+            seed=cfg.seed,
+            truncation=cfg.truncation,
+            device=run.device,
+            dist=run.dist,
+            classes=gan.cfg.classes and list(gan.cfg.classes),
+            detectors={"i3d": i3d},
+        )
+    finally:
+        gan.M.train(was)
+    return {r.metric: r.value for r in results}
+
+
+def _motion_generator(
+    cfg: TrainConfig, G, run: Run, init: MotionGenerator | None = None
+) -> tuple[TrainConfig, MotionGenerator]:
     """The motion generator to train, in the PCA basis of ``G`` (fitted on the writer rank
-    first when not cached): a new one (seeded: the same on every rank) or ``init``, the model
-    of ``cfg.init``, re-expressed in that basis, whose sizes the run then takes (a new run has
-    checked them against the settings given: ``TrainConfig.take_init``)."""
+    first when not cached), and the settings with its sizes: a new one (seeded: the same on every
+    rank) or ``init``, the model of ``cfg.init``, re-expressed in that basis, whose sizes the run
+    then takes (a new run has checked them against the settings given: ``TrainConfig.take_init``)."""
 
     def basis_of(writer: bool):
         basis, _, computed = pca_for(cfg.image, G=G, samples=cfg.pca_samples)
         if writer and computed:
-            run.emit("note", {"text": f"fitted the PCA basis of '{G.identity['name']}' ({cfg.pca_samples} samples)"})
+            run.note(f"fitted the PCA basis of '{G.identity['name']}' ({cfg.pca_samples} samples)")
         return basis
 
     basis = run.writer_first(basis_of)
     if init is not None:
-        M = init
-        check_pair(M, G, cfg.classes, cfg.truncation)
-        M = M.retarget(basis.components, basis.stdev, basis.mean)
-        cfg.n_pca, cfg.h_dim, cfg.w_residual = M.cfg.n_pca, M.cfg.h_dim, M.cfg.w_residual
-        cfg.noise_dim, cfg.oscillators = M.cfg.noise_dim, M.cfg.oscillators
-        return M.requires_grad_(True).train()
-    cfg.n_pca = cfg.n_pca or min(MotionConfig.n_pca, G.w_dim, basis.components.shape[0])
+        check_pair(init, G, cfg.classes, cfg.truncation)
+        M = init.retarget(basis.components, basis.stdev, basis.mean)
+        cfg = cfg.replace(**{key: getattr(M.cfg, key) for key in ARCHITECTURE})
+        return cfg, M.requires_grad_(True).train()
+    cfg = cfg.replace(n_pca=cfg.n_pca or min(MotionConfig.n_pca, G.w_dim, basis.components.shape[0]))
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
-    cfg.noise_dim = cfg.noise_dim or max(G.w_dim, cfg.oscillators)  # the authors': w size
-    return MotionGenerator(
+    cfg = cfg.replace(noise_dim=cfg.noise_dim or max(G.w_dim, cfg.oscillators))  # the authors': w size
+    M = MotionGenerator(
         MotionConfig(
             w_dim=G.w_dim,
             noise_dim=cfg.noise_dim,
@@ -250,6 +294,13 @@ def _motion_generator(cfg: TrainConfig, G, run: Run, init: MotionGenerator | Non
         basis.stdev,
         basis.mean,
     )
+    return cfg, M
+
+
+def _sample(run: Run, gan: MotionGAN, G, step: int) -> None:
+    """The samples of ``step`` (writer rank) and their 'sample' event."""
+    if run.dist.writer:
+        run.emit("sample", {"path": _write_samples(gan, G, run.sample_path(step, ".mp4"), run.cfg)})
 
 
 def _write_samples(gan: MotionGAN, G, path: Path, cfg: TrainConfig) -> Path:

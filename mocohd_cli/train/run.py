@@ -1,12 +1,35 @@
-"""The skeleton of a training run, the same for the motion GAN (``trainer.train``)
-and StyleGAN2 (``image.train_image``):
+"""The services of a training run, the same for the motion GAN (``motion_trainer.train``) and
+StyleGAN2 (``image_trainer.train_image``). A trainer writes its loop and calls them:
 
     with open_run(cfg, resume, force, on_event) as run:   # settings, folder and processes, before any work
+        cfg = run.cfg                                     # the run's copy (a trainer settles more: run.cfg = ...)
         gan = ...                                         # the recipe: iteration(batch), state_dict(), rng, networks()
         info = run.prepare(frame_size, min_frames, "clip cache")   # the writer rank decodes the data first
         loader = run.loader(dataset, batch_per_rank)
-        step = run.restore(gan.rng, load)                 # a resume's state and random streams
-        loop = run.train(gan, loader, step, total, inputs=..., state=..., export=..., sample=..., hint=...)
+        start = run.restore(gan.rng, load)                # a resume's state and random streams; config.json
+        run.started(start, total, per_epoch, ...)         # the 'start' event
+        step, interrupted = start, False
+        with GracefulStop() as stop:                      # Ctrl-C: stop after this step
+            batches = run.batches(loader, start)          # a resume goes on mid-epoch
+            for step in range(start + 1, total + 1):
+                losses = gan.iteration(inputs(next(batches)))
+                run.log_step(step, losses)                # 'step' event; metrics.jsonl every log_every steps
+                run.check_finite(step, losses, hint)      # a diverged run stops before it saves
+                if step % cfg.sample_every == 0:
+                    sample(step)                          # writer: run.sample_path(step, ".png"), a 'sample' event
+                interrupted = run.dist.any(stop.requested) and step < total   # every rank stops at the same step
+                if interrupted or step % cfg.save_every == 0 or step == total:
+                    run.save_checkpoint(step, gan, gan.state_dict())
+                    if run.dist.writer:
+                        export(step)                      # the model to the store
+                    run.checkpointed(step)                # the 'checkpoint' event; the ranks wait for the writer
+                if interrupted:
+                    break
+                ...                                       # measurements: run.report("eval", step, values)
+            del batches
+        if not interrupted and step % cfg.sample_every:
+            sample(step)                                  # the last step's samples
+        return Result(..., step, total, interrupted, run.losses, config=cfg)
 
 A run lives in ``MOCOHD_HOME/runs/NAME/`` (an image run in ``NAME-image/``):
 
@@ -22,7 +45,9 @@ are written to a temporary file and renamed: a kill at any moment loses at most
 the steps since the last one and never leaves a corrupt checkpoint. Ctrl-C
 (SIGINT or SIGTERM) finishes the current step, saves, and returns. A resume
 keeps the run's settings: only ``MUTABLE`` ones may change. A run that stopped
-before its first checkpoint has nothing to keep and simply starts over.
+before its first checkpoint has nothing to keep and simply starts over. The run
+settles its settings (a name from the data folder, a resume's stored values, the
+sizes its models decide) in copies: the config a caller passes stays as it was.
 
 ``on_event(kind, info)`` reports progress on the writer rank: 'prepare' {done,
 total}, 'invert' {done, total} (motion runs: the monitor inverting real clips, in
@@ -40,8 +65,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
-from functools import partial
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 
@@ -54,7 +78,7 @@ from ..distributed import Dist
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, atomic_writer, read_header
 from ..runtime import enable_tf32
-from ..stopping import GracefulStop, ignore_interrupts
+from ..stopping import ignore_interrupts
 from .config import RunSettings, setting
 
 CHECKPOINT_VERSION = 1
@@ -90,12 +114,14 @@ def open_run(
     cfg: RunSettings, resume: bool = False, force: bool = False, on_event: Callable[[str, dict], None] | None = None
 ) -> Iterator[Run]:
     """Check the settings and the run folder before any work, join the other processes
-    (torchrun) and give the ``Run``; the processes part when the block ends.
+    (torchrun) and give the ``Run``; the processes part when the block ends. The run's
+    settings (``Run.cfg``) are a copy of ``cfg`` with its name and data folder settled.
 
     ``resume``: continue the run ``cfg.name`` from its checkpoint. The settings ``cfg``
     was given (``cfg.given``) are checked against the run's: those in ``cfg.MUTABLE``
     change, any other must be equal (else UsageError); the rest are the run's.
     ``force``: start an existing run over."""
+    cfg = cfg.replace()  # the run's own copy: what it derives never changes the caller's config
     cfg.validate()  # again: fields may have been assigned since the config was made
     dist = Dist.from_env(cfg.device)
     emit = on_event if (on_event and dist.writer) else (lambda kind, info: None)
@@ -105,10 +131,10 @@ def open_run(
                 raise UsageError(
                     f"give data (and {cfg.REQUIRED[-1]}) for a new {cfg.KIND}, or the name of one to resume"
                 )
-            cfg.name = Path(cfg.data).resolve().name
+            cfg = cfg.replace(name=Path(cfg.data).resolve().name)
         store.check_name(cfg.name)
         folder = run_dir(cfg.name + cfg.FOLDER_SUFFIX)
-        checkpoint = _resume_or_start(cfg, folder, resume, force, emit)
+        cfg, checkpoint = _resume_or_start(cfg, folder, resume, force, emit)
         if any(getattr(cfg, name) is None for name in cfg.REQUIRED):
             raise UsageError(f"{' and '.join(map(setting, cfg.REQUIRED))} are required for a new {cfg.KIND}")
         if cfg.batch % dist.world:
@@ -123,8 +149,11 @@ def open_run(
         dist.close()
 
 
-def _resume_or_start(cfg: RunSettings, folder: Path, resume: bool, force: bool, emit) -> dict | None:
-    """The checkpoint a resume continues from, or None: a fresh start (see ``open_run``).
+def _resume_or_start(
+    cfg: RunSettings, folder: Path, resume: bool, force: bool, emit
+) -> tuple[RunSettings, dict | None]:
+    """The run's settings (a resume's stored ones taken in) and the checkpoint a resume
+    continues from, or None: a fresh start (see ``open_run``).
     Without ``resume`` an existing run (one with a checkpoint) is refused unless ``force``.
     A run that stopped before its first checkpoint has nothing to lose: it starts over
     from step 0 (a resume keeps its stored settings). Fails fast on a data folder that
@@ -136,7 +165,7 @@ def _resume_or_start(cfg: RunSettings, folder: Path, resume: bool, force: bool, 
     ck = None
     if ckpt.is_file() and resume:
         ck = load_checkpoint(ckpt)
-        _take_stored(cfg, json.loads(ck["config"]), run, emit)
+        cfg = _take_stored(cfg, json.loads(ck["config"]), run, emit)
     elif resume:
         if not saved_cfg.is_file():
             raise MocohdError(f"{run} has no checkpoint to resume ({ckpt})")
@@ -144,7 +173,7 @@ def _resume_or_start(cfg: RunSettings, folder: Path, resume: bool, force: bool, 
             saved = json.loads(saved_cfg.read_text())
         except (OSError, ValueError) as e:
             raise MocohdError(f"{run} has no checkpoint and an unreadable {saved_cfg}") from e
-        _take_stored(cfg, saved, run, emit)
+        cfg = _take_stored(cfg, saved, run, emit)
         emit("note", {"text": f"{run} stopped before its first checkpoint: starting it from step 0 with its settings"})
     elif ckpt.exists() and not force:
         raise MocohdError(f"{run} already exists ({folder}): give resume to continue it, or force to start it over")
@@ -155,8 +184,8 @@ def _resume_or_start(cfg: RunSettings, folder: Path, resume: bool, force: bool, 
     if cfg.data is not None:
         if not Path(cfg.data).is_dir():
             raise MocohdError(f"{cfg.data}: not a folder of videos or images")
-        cfg.data = str(Path(cfg.data).resolve())
-    return ck
+        cfg = cfg.replace(data=str(Path(cfg.data).resolve()))
+    return cfg, ck
 
 
 def _check_export_name(kind: str, name: str) -> None:
@@ -179,10 +208,10 @@ def _check_export_name(kind: str, name: str) -> None:
     )
 
 
-def _take_stored(cfg: RunSettings, saved: dict, run: str, emit) -> None:
-    """A resume: the stored settings replace those not given; given ones must be
-    ``MUTABLE`` or equal to the stored value (else one UsageError naming them all)."""
-    given, refused, changed = cfg.given, [], []
+def _take_stored(cfg: RunSettings, saved: dict, run: str, emit) -> RunSettings:
+    """A resume: the settings with the stored ones in place of those not given; given ones
+    must be ``MUTABLE`` or equal to the stored value (else one UsageError naming them all)."""
+    given, refused, changed, stored = cfg.given, [], [], {}
     for f in fields(cfg):
         if f.name not in saved or f.name == "name":  # a setting newer than the run keeps its default
             continue
@@ -196,7 +225,7 @@ def _take_stored(cfg: RunSettings, saved: dict, run: str, emit) -> None:
             else:
                 refused.append(f.name)
                 continue
-        setattr(cfg, f.name, old)
+        stored[f.name] = old
     if refused:
         raise UsageError(
             f"cannot change {', '.join(map(setting, refused))} when resuming {run} (it was started with "
@@ -205,6 +234,7 @@ def _take_stored(cfg: RunSettings, saved: dict, run: str, emit) -> None:
         )
     if changed:
         emit("note", {"text": f"resuming {run} with " + ", ".join(changed)})
+    return cfg.replace(**stored)
 
 
 def _comparable(name: str, value):
@@ -229,16 +259,41 @@ def _comparable(name: str, value):
 # ---------------------------------------------------------------------------- the run
 
 
+class _Meter:
+    """The losses and the time since the last log line."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.count, self.t0 = 0, time.perf_counter()
+
+    def add(self, losses: dict[str, float]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def mean(self) -> tuple[dict[str, float], float]:
+        """The mean losses and the steps per second since the meter started."""
+        dt = time.perf_counter() - self.t0
+        return {k: v / self.count for k, v in self.sums.items()}, self.count / dt
+
+
 @dataclass
 class Run:
-    """An opened run (``open_run``): its settings, folder, processes and events, and the
-    checkpoint a resume continues from (None: a fresh start)."""
+    """An opened run (``open_run``): its settings, folder, processes and events, the checkpoint
+    a resume continues from (None: a fresh start), and the services a trainer's loop calls.
+
+    ``cfg`` is the run's copy of the settings; a trainer that settles more of them (sizes its
+    models decide) puts its settled copy here before ``restore``, which records them."""
 
     cfg: RunSettings
     folder: Path
     dist: Dist
     emit: Callable[[str, dict], None]
     checkpoint: dict | None
+    total: int = field(default=0, init=False)  # the loop's last step (``started``)
+    per_epoch: int = field(default=1, init=False)  # steps per epoch (``started``)
+    losses: dict = field(default_factory=dict, init=False)  # the mean losses of the last log line
+    _meter: _Meter = field(default_factory=_Meter, init=False, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -247,6 +302,9 @@ class Run:
     @property
     def precision(self) -> str:
         return resolve_precision(self.cfg.precision, self.device)
+
+    def note(self, text: str) -> None:
+        self.emit("note", {"text": text})
 
     def writer_first(self, work: Callable[[bool], T]) -> T:
         """``work(True)`` on the writer rank, then ``work(False)`` on the others (``Dist.writer_first``):
@@ -266,7 +324,7 @@ class Run:
                 min_frames=min_frames,
                 progress=lambda done, total: self.emit("prepare", {"done": done, "total": total}),
             )
-            self.emit("note", {"text": (f"reused the {cache}: " if info.reused else "prepared: ") + info.summary()})
+            self.note((f"reused the {cache}: " if info.reused else "prepared: ") + info.summary())
             return info
 
         return self.writer_first(work)
@@ -298,7 +356,9 @@ class Run:
         return step
 
     def started(self, step: int, total: int, per_epoch: int, **info) -> None:
-        """The 'start' event: where the run stands, and what else the trainer tells (``info``)."""
+        """The 'start' event: where the run stands, and what else the trainer tells (``info``).
+        The loop runs to step ``total``; the time of the first log line counts from here."""
+        self.total, self.per_epoch = total, per_epoch
         self.emit(
             "start",
             {
@@ -312,48 +372,43 @@ class Run:
                 **info,
             },
         )
+        self._meter = _Meter()
 
-    def train(
-        self,
-        gan,
-        loader,
-        step: int,
-        total: int,
-        *,
-        inputs: Callable,
-        state: Callable[[], dict],
-        export: Callable[[int], None],
-        sample: Callable[[int], Path],
-        hint: str,
-        evaluate: Callable[[int], dict] | None = None,
-    ) -> Loop:
-        """Run ``gan.iteration(inputs(batch))`` from ``step`` to ``total`` with the ``Loop``'s
-        book-keeping. A checkpoint holds ``state()`` (the recipe's entries) and every rank's
-        ``gan.rng`` after checking that the ranks' ``gan.networks()`` agree; the writer then
-        calls ``export(step)``. ``sample(step)`` writes samples and returns their path.
-        ``evaluate(step)`` (every rank, every ``cfg.eval_every`` steps) returns {metric: value}, which
-        goes to metrics.jsonl and an 'eval' event.
-        Returns the Loop: the step it stopped at, the last mean losses, whether interrupted."""
+    def batches(self, loader: torch.utils.data.DataLoader, step: int) -> Iterator:
+        """The loader's batches from ``step`` on: a resume continues mid-epoch, with the batches
+        a run without a stop would have had."""
         sampler = loader.batch_sampler
-        per_epoch = sampler.batches_per_epoch()
-        sampler.epoch, sampler.start = divmod(step, per_epoch)  # a resume continues mid-epoch
-        save, show = partial(self._save, gan, state, export), partial(self._sample, sample)
-        loop = Loop(self, step, total, per_epoch, save, show, hint, evaluate and partial(self._evaluate, evaluate))
-        with GracefulStop() as stop:
-            batches = iter(loader)
-            while loop.step < total:
-                if loop.after(gan.iteration(inputs(next(batches))), stop):
-                    break
-            del batches
-        loop.finish()
-        return loop
+        sampler.epoch, sampler.start = divmod(step, sampler.batches_per_epoch())
+        return iter(loader)
 
-    def _sample(self, sample: Callable[[int], Path], step: int) -> None:
-        if self.dist.writer:
-            self.emit("sample", {"path": sample(step)})
+    def log_step(self, step: int, losses: dict[str, float]) -> None:
+        """The 'step' event {step, total, losses}; every ``log_every`` steps and at the last one also
+        the mean losses and speed since the previous such step, in the event (mean, it_s) and
+        (writer rank) as a metrics.jsonl line. ``losses`` keeps the last mean."""
+        self._meter.add(losses)
+        event = {"step": step, "total": self.total, "losses": losses}
+        if step % self.cfg.log_every == 0 or step == self.total:
+            self.losses, it_s = self._meter.mean()
+            event.update(mean=self.losses, it_s=it_s)
+            if self.dist.writer:
+                _append_metrics(
+                    self.folder / "metrics.jsonl",
+                    {"step": step, "epoch": step / self.per_epoch, "it_s": it_s, **self.losses},
+                )
+            self._meter = _Meter()  # after the write: the next line's time starts here
+        self.emit("step", event)
 
-    def _evaluate(self, evaluate: Callable[[int], dict], step: int) -> None:
-        self.report("eval", step, evaluate(step))
+    def check_finite(self, step: int, losses: dict[str, float], hint: str) -> None:
+        """MocohdError when a loss of any rank is not finite: the run stops before it saves, so the
+        last checkpoint stays the last good one; ``hint`` says what to change."""
+        if self.dist.any(not all(math.isfinite(v) for v in losses.values())):
+            raise MocohdError(
+                f"training diverged at step {step} (a loss is not finite); {hint}, and resume from the last checkpoint"
+            )
+
+    def sample_path(self, step: int, suffix: str) -> Path:
+        """Where the samples of ``step`` go: samples/step_N``suffix``."""
+        return self.folder / "samples" / f"step_{step:07d}{suffix}"
 
     def report(self, kind: str, step: int, values: dict) -> None:
         """Measurements of ``kind`` ('eval', 'monitor') at ``step``: a metrics.jsonl line
@@ -362,7 +417,10 @@ class Run:
             _append_metrics(self.folder / "metrics.jsonl", {"step": step, kind: values})
         self.emit(kind, {"step": step, "values": values})
 
-    def _save(self, gan, state: Callable[[], dict], export: Callable[[int], None], step: int) -> None:
+    def save_checkpoint(self, step: int, gan, entries: dict) -> None:
+        """checkpoint.pt at ``step``, written by the writer rank (atomically): the recipe's ``entries``,
+        the settings and every rank's random stream (``gan.rng``), once the ranks' networks
+        (``gan.networks()``) are checked to agree. Every rank calls it, then ``checkpointed``."""
         states = self.dist.gather_objects(gan.rng.get_state())
         self.dist.check_in_sync(*gan.networks(), step=step)
         if self.dist.writer:
@@ -371,13 +429,16 @@ class Run:
                     "version": CHECKPOINT_VERSION,
                     "step": step,
                     "config": json.dumps(asdict(self.cfg)),
-                    **state(),
+                    **entries,
                     "rng": states,
                 },
                 self.folder / "checkpoint.pt",
             )
-            export(step)
-            self.emit("checkpoint", {"step": step})
+
+    def checkpointed(self, step: int) -> None:
+        """The 'checkpoint' event, once the writer has saved (and exported) ``step``; every rank waits
+        here for the writer."""
+        self.emit("checkpoint", {"step": step})
         self.dist.barrier()
 
 
@@ -411,73 +472,6 @@ def start_run_folder(run: Path, cfg, step: int, fresh: bool) -> None:
             (run / old).unlink(missing_ok=True)
         shutil.rmtree(run / "samples", ignore_errors=True)
     _trim_metrics(run / "metrics.jsonl", step)
-
-
-# ---------------------------------------------------------------------------- the loop
-
-
-class Loop:
-    """What a training loop does after each step, the same for every trainer:
-    mean losses to metrics.jsonl every ``log_every`` steps, a 'step' event,
-    a stop on a non-finite loss (keeping the last good checkpoint), samples, a clean stop
-    on Ctrl-C (every rank agrees), periodic and final checkpoints."""
-
-    def __init__(
-        self,
-        run: Run,
-        step: int,
-        total: int,
-        per_epoch: int,
-        save: Callable[[int], None],
-        sample: Callable[[int], None],
-        hint: str,
-        evaluate: Callable[[int], None] | None = None,
-    ):
-        self.run, self.step, self.total, self.per_epoch = run, step, total, per_epoch
-        self.save, self.sample, self.hint, self.evaluate = save, sample, hint, evaluate
-        self.sums: dict[str, float] = {}
-        self.count, self.t0, self.last, self.interrupted = 0, time.perf_counter(), {}, False
-
-    def after(self, losses: dict[str, float], stop: GracefulStop) -> bool:
-        """Book-keeping after one more step; True when the loop must stop (interrupted)."""
-        self.step += 1
-        step, total, cfg, dist = self.step, self.total, self.run.cfg, self.run.dist
-        for k, v in losses.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.count += 1
-        event = {"step": step, "total": total, "losses": losses}
-        if step % cfg.log_every == 0 or step == total:
-            dt = time.perf_counter() - self.t0
-            self.last = {k: v / self.count for k, v in self.sums.items()}
-            event.update(mean=self.last, it_s=self.count / dt)
-            if dist.writer:
-                _append_metrics(
-                    self.run.folder / "metrics.jsonl",
-                    {"step": step, "epoch": step / self.per_epoch, "it_s": self.count / dt, **self.last},
-                )
-            self.sums, self.count, self.t0 = {}, 0, time.perf_counter()
-        self.run.emit("step", event)
-        if dist.any(not all(math.isfinite(v) for v in losses.values())):  # the last checkpoint stays as it was
-            raise MocohdError(
-                f"training diverged at step {step} (a loss is not finite); {self.hint}, "
-                "and resume from the last checkpoint"
-            )
-        if step % cfg.sample_every == 0:
-            self.sample(step)
-        if dist.any(stop.requested) and step < total:
-            self.interrupted = True
-            self.save(step)
-            return True
-        if step % cfg.save_every == 0 or step == total:
-            self.save(step)
-        every = getattr(cfg, "eval_every", 0)
-        if self.evaluate is not None and every and step % every == 0:
-            self.evaluate(step)
-        return False
-
-    def finish(self) -> None:
-        if not self.interrupted and self.step % self.run.cfg.sample_every:
-            self.sample(self.step)
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
