@@ -1,6 +1,8 @@
 """Motion training end to end at tiny sizes: both domains, checkpoints, resume,
 kills, the exported model, torchrun with gloo, and the command line."""
 
+import copy
+import dataclasses
 import json
 import os
 import re
@@ -585,6 +587,37 @@ def test_settings_are_checked_by_the_library(setup):
     with pytest.raises(UsageError, match=r"log_every \(--log-every\) must be a whole number >= 1, got 0"):
         train(cfg)
     assert not _runs("later").exists()
+
+
+def test_train_leaves_the_config_it_was_given_unchanged(setup, tmp_path, monkeypatch):
+    """The run settles its name, frame size, model sizes and paths in its own copy: the result's
+    config, which config.json records; the caller's config stays as it was (a resume's and a
+    fine-tuning's too)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny(setup, data="bars", steps=1, monitor=False)  # no name, frame size, n_pca or noise_dim given
+    before = copy.deepcopy(cfg)
+    r = train(cfg)
+    assert dataclasses.asdict(cfg) == dataclasses.asdict(before) and cfg.given == before.given
+    settled = dataclasses.asdict(r.config)
+    assert settled == {
+        **dataclasses.asdict(before),
+        "name": "bars",
+        "data": str(tmp_path / "bars"),
+        "frame_size": 16,
+        "n_pca": 32,
+        "noise_dim": 32,
+    }
+    assert json.loads((r.run / "config.json").read_text()) == settled
+    resume = TrainConfig(name="bars", steps=2)
+    before = copy.deepcopy(resume)
+    r = train(resume, resume=True)
+    assert dataclasses.asdict(resume) == dataclasses.asdict(before)
+    assert dataclasses.asdict(r.config) == {**settled, "steps": 2}
+    tune = tiny(setup, name="tuned", steps=1, init="bars", monitor=False)
+    before = copy.deepcopy(tune)
+    r = train(tune)
+    assert dataclasses.asdict(tune) == dataclasses.asdict(before) and tune.n_pca is None
+    assert (r.config.n_pca, r.config.noise_dim, r.config.frame_size) == (32, 32, 16)
 
 
 def test_config_remembers_what_was_given():

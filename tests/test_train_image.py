@@ -1,6 +1,8 @@
 """`mocohd train-image` at tiny sizes: it learns, resumes exactly, runs under
 torchrun, and its generator is a store model that the rest of mocohd uses."""
 
+import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -87,6 +89,24 @@ def test_errors(heads):
     train_image(tiny(heads, name="once", steps=1))
     with pytest.raises(MocohdError, match="already exists"):
         train_image(tiny(heads, name="once", steps=1))
+
+
+def test_train_image_leaves_the_config_it_was_given_unchanged(heads, monkeypatch):
+    """The run settles its name and data folder in its own copy (the result's config, which
+    config.json records); the caller's config stays as it was, a resume's too."""
+    monkeypatch.chdir(heads.parent)
+    cfg = tiny(heads.name, steps=1)  # no name given; a relative data folder
+    before = copy.deepcopy(cfg)
+    r = train_image(cfg)
+    assert dataclasses.asdict(cfg) == dataclasses.asdict(before) and cfg.given == before.given
+    settled = dataclasses.asdict(r.config)
+    assert settled == {**dataclasses.asdict(before), "name": "heads", "data": str(heads.resolve())}
+    assert json.loads((r.run / "config.json").read_text()) == settled
+    resume = ImageTrainConfig(name="heads", steps=2)
+    before = copy.deepcopy(resume)
+    r = train_image(resume, resume=True)
+    assert dataclasses.asdict(resume) == dataclasses.asdict(before)
+    assert dataclasses.asdict(r.config) == {**settled, "steps": 2}
 
 
 def test_two_process_gloo_run(heads):
