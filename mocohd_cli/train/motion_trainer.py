@@ -144,6 +144,7 @@ def _build(run: Run) -> tuple[TrainConfig, object, MotionGAN]:
 
 
 def _total_steps(cfg: TrainConfig, per_epoch: int) -> int:
+    """The step the run trains to: ``steps``, else ``epochs`` x ``per_epoch``."""
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
     if total < 1:
         raise MocohdError("steps / epochs must give at least one step")
@@ -165,7 +166,7 @@ class _Exports:
     # an earlier step than the checkpoint, and `mocohd eval` appends to a run only what it made
     sha256: str | None
 
-    def model(self, step: int) -> None:
+    def export(self, step: int) -> None:
         """The motion model as it is, to the store as the run's name."""
         cfg = self.run.cfg
         source = {
@@ -181,19 +182,21 @@ class _Exports:
         self.sha256 = store_model(model, cfg.name, str(self.run.folder), overwrite=True).weights_sha256
 
     def checkpoint(self, step: int) -> None:
+        """At a checkpoint: the monitor's record (metrics.jsonl, a 'monitor' event), then the export."""
         record = None
         if self.monitor is not None:
             record = self.monitor(step)
             self.run.report("monitor", step, record)
         keeper = self.keeper
         if keeper is None or (keeper.criterion == "fvd16" and keeper.best is None):
-            self.model(step)
+            self.export(step)
         elif keeper.criterion == "monitor distance":
-            keeper.offer(step, record["distance"], self.model)
+            keeper.offer(step, record["distance"], self.export)
 
     def evaluated(self, step: int, values: dict) -> None:
+        """After an evaluation ({metric: value}): --keep-best by fvd16 exports a better step."""
         if self.keeper is not None and self.keeper.criterion == "fvd16":
-            self.keeper.offer(step, values.get("fvd16"), self.model)
+            self.keeper.offer(step, values.get("fvd16"), self.export)
 
 
 def _exports(run: Run, gan: MotionGAN, G, dataset: ClipDataset) -> _Exports:
