@@ -174,7 +174,7 @@ def test_noise_dim_defaults_to_the_generators_w_size(setup):
     cfg = tiny(setup, name="eps-default", steps=1, monitor=False)
     assert cfg.noise_dim is None
     r = train(cfg)
-    assert cfg.noise_dim == W_DIM  # resolved by the trainer
+    assert r.config.noise_dim == W_DIM and cfg.noise_dim is None  # resolved by the trainer, in the run's settings
     M = load_motion(r.motion)
     assert M.cfg.noise_dim == W_DIM and M.state_dict()["cell.weight_ih"].shape[1] == W_DIM
     assert json.loads((r.run / "config.json").read_text())["noise_dim"] == W_DIM
