@@ -155,7 +155,7 @@ def _paths_as_text(cfg, *names: str) -> None:
 
 @dataclass
 class TrainConfig(RunSettings):
-    """Motion training (``trainer.train``): MoCoGAN-HD's recipe and its official values."""
+    """Motion training (``motion_trainer.train``): MoCoGAN-HD's recipe and its official values."""
 
     data: str | None = None  # folder of videos and/or frame folders
     image: str | None = None  # image generator (name, store entry or path)

@@ -1,5 +1,5 @@
 """One training iteration of StyleGAN2 (``mocohd train-image``), the image
-recipe beside the motion recipe (``steps.MotionGAN``):
+recipe beside the motion recipe (``motion_gan.MotionGAN``):
 
     gan = ImageGAN(cfg, dist, precision="fp32")     # cfg: an ImageTrainConfig
     losses = gan.iteration(real)                    # real: images [B, 3, R, R] in [-1, 1]

@@ -128,7 +128,7 @@ def _private(device: torch.device, M: torch.nn.Module):
 
 
 class Monitor:
-    """The motion monitor of a run (module docstring). ``gan``: the ``steps.MotionGAN`` being
+    """The motion monitor of a run (module docstring). ``gan``: the ``motion_gan.MotionGAN`` being
     trained; ``dataset``: its ``data.ClipDataset``; ``clips``: real clips inverted for the
     in-domain latent statistics (0: none); ``cache``: their file; ``note(text)``: one-line notes;
     ``progress(done, total)``: the inversion's steps (all frames of all clips together)."""

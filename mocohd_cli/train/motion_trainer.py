@@ -7,7 +7,7 @@ videos of a data folder.
     result.motion          # the exported motion model, also in the store as 'voxceleb'
 
 A step is one iteration of the official schedule (``g_steps`` updates of the
-motion generator, then one of each discriminator: ``steps.MotionGAN``) on one
+motion generator, then one of each discriminator: ``motion_gan.MotionGAN``) on one
 global batch; ``epochs`` counts passes over the videos (one clip per video per
 epoch). The run (its folder, checkpoints, resume, Ctrl-C, events) is
 ``run.open_run``'s; the run folder's samples are grids of fixed-seed videos.
