@@ -10,7 +10,7 @@ command-line option when that is spelled otherwise: "batch must be ...",
 "save_every (--save-every) must be ..." (``setting``).
 
 The defaults of the MoCoGAN-HD recipe come from the networks that define
-them (``discriminators``, ``motion``); ``steps.GANConfig`` is derived from a
+them (``discriminators``, ``motion``); ``motion_gan.GANConfig`` is derived from a
 ``TrainConfig``, the command line shows these defaults and passes only what
 it was given.
 """
@@ -338,7 +338,7 @@ class TrainConfig(RunSettings):
 
 @dataclass
 class ImageTrainConfig(RunSettings):
-    """StyleGAN2 image training (``image.train_image``)."""
+    """StyleGAN2 image training (``image_trainer.train_image``)."""
 
     data: str | None = None
     resolution: int | None = None
