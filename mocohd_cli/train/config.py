@@ -22,7 +22,7 @@ import math
 import numbers
 import os
 from dataclasses import dataclass, fields
-from typing import ClassVar, Self
+from typing import ClassVar, TypeVar
 
 from ..dict_config import MAX_DIM
 from ..discriminators import contrastive, patchgan, snresnet
@@ -39,6 +39,9 @@ def setting(name: str) -> str:
     """A setting as messages name it: ``batch``, ``save_every (--save-every)``, ``classes (--class)``."""
     flag = "--class" if name == "classes" else "--" + name.replace("_", "-")
     return name if flag == "--" + name else f"{name} ({flag})"
+
+
+S = TypeVar("S", bound="RunSettings")  # typing.Self needs Python 3.11
 
 
 @dataclass(kw_only=True)
@@ -87,7 +90,7 @@ class RunSettings:
         """The settings the caller gave (a resume changes or checks only these)."""
         return frozenset(self.__dict__.get("_given") or ())
 
-    def replace(self, **changes) -> Self:
+    def replace(self: S, **changes) -> S:
         """A copy with ``changes``, which count as given, as an assignment would: a run settles its
         settings (a derived name, a resume's stored values, the sizes a model decides) in copies and
         leaves its caller's config as it was. Not checked again: some values only make sense together."""
