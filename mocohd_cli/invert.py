@@ -204,6 +204,7 @@ def check_generator(G, space: str = "w", classes=None, truncation: float = 1.0) 
 def invert(
     G,
     images,
+    *,
     steps: int = 1000,
     space: str = "w",
     loss: str = "perceptual",
