@@ -43,7 +43,7 @@ from .loaders.vgg16 import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .metrics.evaluate import append_results, evaluate as evaluate_videos, run_of
 from .motion import MotionConfig
 from .photos import check_crop, photo_identity, probe as probe_photo, read_photo
-from .render import render as render_videos
+from .render import RenderConfig, render as render_videos
 from .stopping import Terminated
 from .train import TrainConfig, train as train_motion
 from .train.image_trainer import ImageTrainConfig, train_image as train_images
@@ -607,8 +607,7 @@ def render(
             plain(n)
 
     try:
-        result = render_videos(
-            output,
+        config = RenderConfig(
             motion=motion,
             image=image,
             frames=frames,
@@ -623,14 +622,18 @@ def render(
             dtype=dtype,
             batch=batch,
             fmt=fmt,
-            on_start=started,
-            on_frame=advanced,
             classes=classes,
             class_to=class_to,
             start=start,
             rotate=rotate,
             translate=shift,
             shake=shake,
+        )
+        result = render_videos(
+            output,
+            config,
+            on_start=started,
+            on_frame=advanced,
             on_note=lambda text: err.print(text, markup=False, highlight=False, soft_wrap=True),
         )
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: main prints one line with this outcome
