@@ -47,7 +47,7 @@ def worker(args) -> dict:
     os.environ["MOCOHD_HOME"] = args.home
     from mocohd_cli.loaders import load_image_generator
     from mocohd_cli.loaders.motion_models import load_motion
-    from mocohd_cli.render import DTYPES, render, render_frames
+    from mocohd_cli.render import DTYPES, RenderConfig, render, render_frames
 
     G = load_image_generator(args.image, device="cpu")
     M = load_motion(args.motion)
@@ -59,12 +59,14 @@ def worker(args) -> dict:
         out = Path(args.home) / "out.mp4"
         n = render(
             out,
-            motion=args.motion,
-            image=args.image,
-            frames=args.frames,
-            batch=args.batch,
-            device="cpu",
-            dtype=args.dtype,
+            RenderConfig(
+                motion=args.motion,
+                image=args.image,
+                frames=args.frames,
+                batch=args.batch,
+                device="cpu",
+                dtype=args.dtype,
+            ),
         ).frames
     dt = time.perf_counter() - t0
     return {

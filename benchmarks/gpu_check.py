@@ -1021,7 +1021,7 @@ def step_render(ctx: Ctx) -> None:
     from mocohd_cli.loaders.motion_models import save_motion
     from mocohd_cli.motion import MotionConfig, MotionGenerator
     from mocohd_cli.pca import fit_pca
-    from mocohd_cli.render import DTYPES, render
+    from mocohd_cli.render import DTYPES, RenderConfig, render
     from mocohd_cli.video import write_videos
 
     torch = ctx.torch
@@ -1057,12 +1057,9 @@ def step_render(ctx: Ctx) -> None:
             t0 = time.perf_counter()
             r = render(
                 out,
-                motion=str(mpath),
-                image=str(gpath),
-                frames=frames,
-                device=str(ctx.device),
-                dtype=name,
-                batch=batch,
+                RenderConfig(
+                    motion=str(mpath), image=str(gpath), frames=frames, device=str(ctx.device), dtype=name, batch=batch
+                ),
                 on_start=partial(_note_start, started),
             )
             t1 = time.perf_counter()

@@ -28,6 +28,10 @@ optimises one w per layer; the best latent seen so far is kept per photo (by
 its distance, the regulariser aside), and ``stop()`` returning True ends the
 run early with it.
 
+``invert_and_store`` is what ``mocohd invert`` runs: photo files in, a latent in the store out,
+every argument checked before a model loads; Ctrl-C or SIGTERM stops the search after its step
+and keeps the best latent so far (a second signal stops it at once, storing nothing).
+
 The families (``check_generator``):
 - StyleGAN2: as above.
 - StyleGAN3: the same in w or w+ (its 16 w's at any size), with no noise maps
@@ -49,16 +53,23 @@ The families (``check_generator``):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from . import store
 from .errors import MocohdError, UsageError
 from .frames import check_pair, synthesize
-from .loaders.latents import SPACES, Latent
-from .loaders.vgg16 import load_vgg16
+from .loaders import load_image_generator
+from .loaders.latents import SPACES, Latent, default_name, free_name, save_latent
+from .loaders.vgg16 import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .perceptual import pixel_distance
+from .photos import check_crop, photo_identity, probe, read_photo
+from .stopping import GracefulStop
 
 LOSSES = ("perceptual", "pixel")
 
@@ -204,6 +215,7 @@ def check_generator(G, space: str = "w", classes=None, truncation: float = 1.0) 
 def invert(
     G,
     images,
+    *,
     steps: int = 1000,
     space: str = "w",
     loss: str = "perceptual",
@@ -373,14 +385,118 @@ def invert(
     )
 
 
+@dataclass
+class StoredLatent:
+    """What ``invert_and_store`` found and stored."""
+
+    latent: Latent
+    name: str  # its store name: ``requested``, or the first free NAME-2, NAME-3, ... when another took it meanwhile
+    requested: str  # the name it was to have (given, or the first photo's)
+    path: Path  # its file in the store
+    stopped_by: int | None = None  # the signal (SIGINT, SIGTERM) that ended the search early; None: all its steps
+
+
+def invert_and_store(
+    photos: Sequence[str | os.PathLike],
+    *,
+    image: str | os.PathLike,
+    name: str | None = None,
+    steps: int = 1000,
+    space: str = "w",
+    loss: str = "perceptual",
+    crop: str = "center",
+    seed: int = 0,
+    device: str = "auto",
+    force: bool = False,
+    classes: list[int | str] | None = None,
+    truncation: float = 1.0,
+    on_start: Callable[[str], None] | None = None,
+    progress: Callable[[int, int, torch.Tensor], None] | None = None,
+    on_stop_request: Callable[[], None] | None = None,
+) -> StoredLatent:
+    """Invert the photo files ``photos`` (one latent each, ``invert``) into the image generator
+    ``image`` and store the latents under ``name`` (default: the first photo's name, ``default_name``).
+
+    Everything is checked before a model loads: the options, the name (taken: a MocohdError
+    unless ``force`` replaces it), the photos' headers, VGG16 for the perceptual loss; then the
+    generator (``check_generator``). ``crop``: 'center' or 'none' (``photos.read_photo``).
+    ``on_start(line)`` once the models are loaded, ``progress(step, steps, distance [N])`` after
+    every step. The first Ctrl-C or SIGTERM calls ``on_stop_request()`` and ends the search
+    after its step: the best latents so far are stored (``stopped_by`` says which signal); a
+    second one raises at once (KeyboardInterrupt, or ``stopping.Terminated``) and stores nothing.
+    When another process stores a latent of the same name meanwhile, this one takes a free name
+    (unless ``force``)."""
+    if not photos:
+        raise UsageError("no photos to invert")
+    check_options(steps, space, loss, seed=seed)
+    check_crop(crop)
+    requested = _latent_name(name, photos[0], force)
+    for p in photos:  # headers only: a missing or unreadable photo stops us before anything loads
+        probe(p)
+    if loss == "perceptual" and not have_vgg16():
+        raise MocohdError(VGG16_MISSING)
+    G = load_image_generator(image, device=device)
+    check_generator(G, space, classes, truncation)
+    targets = torch.stack([read_photo(p, G.resolution, crop=crop) for p in photos])
+    known = [photo_identity(p) for p in photos]
+    net = load_vgg16(device=next(G.parameters()).device) if loss == "perceptual" else None
+    try:
+        with GracefulStop(on_request=on_stop_request) as stop:
+            if on_start is not None:
+                on_start(
+                    f"inverting {len(photos)} photo(s) into {G.identity['name']} ({G.resolution} px): {steps} steps, "
+                    f"space {space}, {loss} loss, {next(G.parameters()).device}"
+                )
+            latent = invert(
+                G,
+                targets,
+                steps=steps,
+                space=space,
+                loss=loss,
+                perceptual=net,
+                seed=seed,
+                progress=progress,
+                stop=lambda: stop.requested,
+                photos=known,
+                classes=classes,
+                truncation=truncation,
+            )
+    except KeyboardInterrupt as e:  # the second signal
+        e.outcome = getattr(e, "outcome", None) or "nothing stored"
+        raise
+    latent.info["crop"] = crop
+    stored = requested if force else free_name(requested)  # taken while it ran (another invert): keep both
+    header = save_latent(latent, stored, overwrite=force)
+    return StoredLatent(latent, stored, requested, header.path, stop.signum if latent.info["stopped"] else None)
+
+
+def _latent_name(name: str | None, first_photo: str | os.PathLike, force: bool) -> str:
+    """The store name of a new latent: ``name`` (checked; '' is not a name), else the photo's; a
+    MocohdError when a latent has it already, unless ``force``."""
+    if name is not None:
+        try:
+            store.check_name(name)
+        except MocohdError as e:
+            raise UsageError(f"--name: {e}; leave --name out to name the latent after the photo") from None
+    name = store.check_name(name if name is not None else default_name(first_photo))
+    dest = store.store_path("latent", name)
+    if dest.exists() and not force:
+        raise MocohdError(
+            f"a latent named '{name}' is already in the store ({dest}): pick another --name, or replace it with --force"
+        )
+    return name
+
+
 __all__ = [
     "CLASS_LOGIT_GAP",
     "FAMILIES",
     "LOSSES",
+    "StoredLatent",
     "as_images",
     "check_generator",
     "check_options",
     "invert",
+    "invert_and_store",
     "learning_rate",
     "noise_regularizer",
     "normalize_noise_",

@@ -3,7 +3,7 @@ model walks the latent space of a frozen image generator, one frame per step).
 
     for frame in render_frames(M, G, frames=64, videos=2, seed=0):   # [videos, H, W, 3] uint8
         ...
-    render("out.mp4", motion="demo", image="demo", frames=64)
+    render("out.mp4", RenderConfig(motion="demo", image="demo", frames=64))
 
 Frames are produced time step by time step: the LSTM is unrolled chunk by
 chunk and each chunk is synthesised and handed to the writers, so memory
@@ -383,64 +383,95 @@ class RenderResult:
     videos: int = 1  # how many were rendered
 
 
+@dataclass(kw_only=True)
+class RenderConfig:
+    """The settings of a render (``render``): the one place their defaults live; the command line
+    shows them and passes only the options it was given.
+
+    Built, it checks what it can alone (UsageError, one line): frames, interpolate, batch and a
+    given ``videos`` whole numbers >= 1, seed in 0..2**40 - 1, truncation finite and >= 0, noise
+    and dtype. ``render`` checks the rest before any model loads (fps for the output's format,
+    the camera, the outputs, the start latents) or once the models are loaded (classes, the
+    pair, BigGAN's truncation).
+
+    ``videos``: None, one video, or one per start latent. ``fmt``: mp4, webm, gif or png (None:
+    from the output's name). ``start``: latent names, latent files, ``Latent`` objects or photos
+    (inverted first with ``invert.invert``'s defaults and stored under the photo's name when that
+    name is free); ``invert_options``: keyword arguments for that ``invert`` (steps, loss, space,
+    seed). ``rotate`` (degrees per second), ``translate`` (x, y image widths per second) and
+    ``shake`` (degrees): a camera track for StyleGAN3 (``Camera``; seeded by ``seed``).
+    ``classes`` (numbers or ImageNet names) and ``class_to``: class-conditional generators
+    (BigGAN).
+    """
+
+    motion: str | os.PathLike = "demo"
+    image: str | os.PathLike = "demo"
+    frames: int = 32  # motion steps per video
+    videos: int | None = None
+    grid: bool = False
+    seed: int = 0
+    fps: float = 12.0
+    truncation: float = 1.0
+    noise: str = "fixed"
+    interpolate: int = 1
+    device: str = "auto"
+    dtype: str = "fp32"
+    batch: int = 8
+    fmt: str | None = None
+    classes: list[str | int] | None = None
+    class_to: str | int | None = None
+    start: list[str | os.PathLike | Latent] | str | os.PathLike | Latent | None = None
+    invert_options: dict | None = None
+    rotate: float = 0.0
+    translate: tuple[float, float] = (0.0, 0.0)
+    shake: float = 0.0
+
+    def __post_init__(self):
+        videos = 1 if self.videos is None else self.videos  # None stands for a count known later
+        self.frames, videos, self.seed, self.truncation, self.interpolate, self.batch = check_numbers(
+            self.frames, videos, self.seed, self.truncation, self.interpolate, self.batch
+        )
+        if self.videos is not None:
+            self.videos = videos
+        check_noise(self.noise)
+        if self.dtype not in DTYPES:
+            raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+
 def render(
     out: str | os.PathLike,
-    motion: str = "demo",
-    image: str = "demo",
-    frames: int = 32,
-    videos: int | None = None,
-    grid: bool = False,
-    seed: int = 0,
-    fps: float = 12.0,
-    truncation: float = 1.0,
-    noise: str = "fixed",
-    interpolate: int = 1,
-    device: str = "auto",
-    dtype: str = "fp32",
-    batch: int = 8,
-    fmt: str | None = None,
+    config: RenderConfig | None = None,
+    *,
     on_start: Callable[[int, str | None], None] | None = None,
     on_frame: Callable[[int], None] | None = None,
-    classes: list[str | int] | None = None,
-    class_to: str | int | None = None,
-    start: list[str | os.PathLike | Latent] | str | Latent | None = None,
     on_note: Callable[[str], None] | None = None,
-    invert_options: dict | None = None,
-    rotate: float = 0.0,
-    translate: tuple[float, float] = (0.0, 0.0),
-    shake: float = 0.0,
 ) -> RenderResult:
-    """Render ``videos`` videos of ``frames`` motion steps with a motion model and an image generator.
+    """Render videos to ``out`` as ``config`` says (default: ``RenderConfig()``): ``videos`` videos
+    of ``frames`` motion steps with a motion model and an image generator.
 
     If the motion model was trained with another image generator, its steps
     are re-expressed in this generator's PCA basis (computed and cached on
     first use). ``on_start(total_frames, note)`` and ``on_frame(frames_done)``
     report progress (frames of all videos together).
 
-    ``start``: latent names, latent files, ``Latent`` objects or photos (inverted first with
-    ``invert.invert``'s defaults and stored under the photo's name when that name is free): the
-    videos start from them, one video per latent (``videos`` None: as many as there are; more:
-    they are used in turn; fewer: a UsageError, none is dropped); a photo needs VGG16 in the store
-    unless ``invert_options`` picks the pixel loss (checked first). ``on_note(text)`` hears about
-    long steps (an inversion) before them; ``invert_options``: keyword arguments for ``invert``
-    (steps, loss, space, seed).
+    Start latents (``config.start``): the videos start from them, one video per latent
+    (``videos`` None: as many as there are; more: they are used in turn; fewer: a UsageError,
+    none is dropped); a photo needs VGG16 in the store unless ``invert_options`` picks the
+    pixel loss (checked first). ``on_note(text)`` hears about long steps (an inversion) before
+    them.
 
-    ``rotate`` (degrees per second), ``translate`` (x, y image widths per second) and ``shake``
-    (degrees): a camera track for StyleGAN3 on top of the motion (``Camera``; seeded by ``seed``).
-
-    ``classes`` (numbers or ImageNet names) and ``class_to`` are for class-conditional
-    generators (BigGAN); without ``classes``, the classes the motion model was trained
-    on with this generator, else classes drawn from the seed.
+    Without ``classes``, a class-conditional generator shows the classes the motion model was
+    trained on with this generator, else classes drawn from the seed.
     """
+    cfg = config if config is not None else RenderConfig()
+    motion, image, frames, seed, fps, truncation = cfg.motion, cfg.image, cfg.frames, cfg.seed, cfg.fps, cfg.truncation
+    interpolate, batch, grid, classes, class_to = cfg.interpolate, cfg.batch, cfg.grid, cfg.classes, cfg.class_to
+    invert_options = cfg.invert_options
     out = Path(out)
-    fmt = output_format(out, fmt)
-    starts = read_starts(start)  # latents read (and checked) now; photos are inverted once G is loaded
+    fmt = output_format(out, cfg.fmt)
+    starts = read_starts(cfg.start)  # latents read (and checked) now; photos are inverted once G is loaded
     count = sum(s.count if isinstance(s, Latent) else 1 for s in starts)
-    if videos is None:
-        videos = count or 1
-    frames, videos, seed, truncation, interpolate, batch = check_numbers(
-        frames, videos, seed, truncation, interpolate, batch
-    )
+    videos = cfg.videos if cfg.videos is not None else count or 1
     if videos < count:  # the starts are explicit (a photo costs an inversion): none is dropped without a word
         raise UsageError(
             f"{count} start latents but {videos} video{'s' if videos > 1 else ''}: each start latent "
@@ -456,15 +487,12 @@ def render(
             f"`mocohd render --start {default_name(photos[0])} ...`"
         )
     fps = check_fps(fmt, fps)
-    camera = Camera(rotate, tuple(translate), shake, fps, seed)
+    camera = Camera(cfg.rotate, tuple(cfg.translate), cfg.shake, fps, seed)
     camera.check_track((frames - 1) * interpolate + 1)
     videos = check_videos(videos, grid)
-    check_noise(noise)
-    if dtype not in DTYPES:
-        raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     for path in output_paths(out, videos, grid):  # before loading anything: fail fast
         check_output(path, fmt)
-    G = load_image_generator(image, device=device)
+    G = load_image_generator(image, device=cfg.device)
     check_frame_budget(videos, G.resolution, G.resolution, grid)
     M = load_motion(motion, device=next(G.parameters()).device)
     source_sha = M.image.get("image_sha256")
@@ -517,10 +545,10 @@ def render(
         videos,
         seed,
         truncation,
-        noise,
+        cfg.noise,
         interpolate,
         batch,
-        DTYPES[dtype],
+        DTYPES[cfg.dtype],
         per_video,
         label_to,
         first,

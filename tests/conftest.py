@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mocohd_cli import cli
+from mocohd_cli.cli import entry
 from mocohd_cli.formats import canonical, rosinality
 from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
 
@@ -30,7 +31,7 @@ def isolated_store(tmp_path, monkeypatch):
 def no_debug(monkeypatch):
     """Every test starts with the CLI's debug mode off: `--debug` in one in-process run
     sets the module-level flag, which would otherwise carry into the next test."""
-    monkeypatch.setattr(cli, "_debug", False)
+    monkeypatch.setattr(entry, "_debug", False)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 import torch
 from rich.console import Console
 
-from mocohd_cli import __version__, cli, store
+from mocohd_cli import __version__, store
+from mocohd_cli.cli import model_commands
 from mocohd_cli.loaders.pca_bases import save_pca
 from mocohd_cli.pca import PCABasis
 
@@ -110,7 +111,7 @@ def test_import_does_not_silently_replace(capsys, rosinality_pt):
 
 
 def test_list_reads_well_at_80_columns(capsys, monkeypatch, rosinality_pt):
-    monkeypatch.setattr(cli, "out", Console(width=80, highlight=False))
+    monkeypatch.setattr(model_commands, "out", Console(width=80, highlight=False))
     assert run(capsys, "import", str(rosinality_pt), "--name", "mine")[0] == 0
     code, out, err = run(capsys, "list")
     assert code == 0, err
@@ -174,18 +175,18 @@ def test_a_model_named_like_a_folder_here_renders(capsys, tmp_path, monkeypatch,
 
 
 def test_pca_interrupted_says_nothing_was_stored_and_piped_progress_is_plain(capsys, monkeypatch, isolated_store):
-    real = cli.pca_for
+    real = model_commands.pca_for
 
     def interrupted(*args, progress=None, **kw):
         progress(1000)  # some work done, then Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "pca_for", interrupted)
+    monkeypatch.setattr(model_commands, "pca_for", interrupted)
     code, out, err = run(capsys, "pca", "--samples", "2000", "--batch", "1000")
     assert code == 130 and err.strip().splitlines()[-1].startswith("interrupted: ") and "nothing stored" in err
     assert not (isolated_store / "pca").exists()
 
-    monkeypatch.setattr(cli, "pca_for", real)
+    monkeypatch.setattr(model_commands, "pca_for", real)
     code, out, err = run(capsys, "pca", "--samples", "2000", "--batch", "1000")
     assert code == 0 and "mapping z -> w: 2000/2000 samples" in err  # stderr is not a terminal here
 

@@ -609,10 +609,12 @@ def load_videos(folder) -> list[torch.Tensor]:
 
 def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, heads, tmp_path, monkeypatch):
     """An unwritable --json fails before the evaluation; a link stays a link."""
-    from mocohd_cli import cli
+    from mocohd_cli.cli import eval_command
 
-    real = cli.evaluate_videos
-    monkeypatch.setattr(cli, "evaluate_videos", lambda *a, **kw: pytest.fail("evaluated before checking --json"))
+    real = eval_command.evaluate_videos
+    monkeypatch.setattr(
+        eval_command, "evaluate_videos", lambda *a, **kw: pytest.fail("evaluated before checking --json")
+    )
     long_name = tmp_path / ("x" * 300 + ".json")  # no file system takes such a name, even for root
     code, _, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--json", str(long_name))
     assert code == 1 and "cannot write it" in err and len(err.strip().splitlines()) == 1
@@ -625,7 +627,7 @@ def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, head
     code, _, err = run(capsys, "eval", "--data", str(heads), "--motion", "demo", "--json", "/dev/null")
     assert code == 2 and "not a regular file" in err
     assert not list(tmp_path.glob(".*probe*"))
-    monkeypatch.setattr(cli, "evaluate_videos", real)
+    monkeypatch.setattr(eval_command, "evaluate_videos", real)
     target = tmp_path / "kept" / "r.json"
     target.parent.mkdir()
     target.write_text("old")

@@ -493,5 +493,6 @@ def test_render_uses_the_pair_check(tmp_path, biggan):
     with pytest.raises(MocohdError, match="unconditional"):
         R.render_frames(load_motion("demo"), load_image_generator("demo"), frames=2, class_to=3)
     with pytest.raises(UsageError, match=r"^truncation must be in \(0, 1\] for biggan-deep"):
-        R.render(tmp_path / "x.mp4", image=tmp_path / "pytorch_model.bin", truncation=1.5)  # the biggan fixture's file
+        biggan_file = tmp_path / "pytorch_model.bin"  # the biggan fixture's file
+        R.render(tmp_path / "x.mp4", R.RenderConfig(image=biggan_file, truncation=1.5))
     assert not (tmp_path / "x.mp4").exists()

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from mocohd_cli import MocohdError, cli, invert as invert_mod
+from mocohd_cli import MocohdError, invert as invert_mod
 from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import read_any
 from mocohd_cli.frames import synthesize
@@ -560,7 +560,7 @@ def test_cli_perceptual_without_vgg16_says_what_to_do(photo_and_generator, capsy
 
 def test_cli_ctrl_c_keeps_the_best_latent(photo_and_generator, capsys, monkeypatch, isolated_store):
     photo, g = photo_and_generator
-    real = cli.invert_photos
+    real = invert_mod.invert
 
     def interrupted(*args, progress=None, **kw):  # Ctrl-C during step 5
         def on_step(step, steps, dist):
@@ -570,7 +570,7 @@ def test_cli_ctrl_c_keeps_the_best_latent(photo_and_generator, capsys, monkeypat
 
         return real(*args, progress=on_step, **kw)
 
-    monkeypatch.setattr(cli, "invert_photos", interrupted)
+    monkeypatch.setattr(invert_mod, "invert", interrupted)
     code, out, err = run(
         capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "100", "--name", "early"
     )
@@ -599,14 +599,14 @@ def test_cli_refuses_an_empty_name_and_keeps_a_result_whose_name_was_taken_meanw
     code, _, err = run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "2", "--name", "")
     assert code == 2 and "--name" in err and len(err.strip().splitlines()) == 1
     assert store_files(isolated_store) == []
-    real = cli.invert_photos
+    real = invert_mod.invert
 
     def racing(*args, **kw):  # another invert stores 'me' while this one runs
         latent = real(*args, **kw)
         save_latent(latent, "me")
         return latent
 
-    monkeypatch.setattr(cli, "invert_photos", racing)
+    monkeypatch.setattr(invert_mod, "invert", racing)
     code, out, err = run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "2")
     assert code == 0, err
     assert "note: a latent named 'me' was stored while this one was found" in err and "stored as 'me-2'" in err

@@ -348,12 +348,7 @@ def test_render_start_with_biggan_moves_from_the_photos_class_mix(biggan, tmp_pa
     notes = []
     r = R.render(
         tmp_path / "v",
-        motion=mpath,
-        image=gpath,
-        frames=4,
-        start="dog",
-        truncation=BIGGAN_PSI,
-        device="cpu",
+        R.RenderConfig(motion=mpath, image=gpath, frames=4, start="dog", truncation=BIGGAN_PSI, device="cpu"),
         on_start=lambda total, note: notes.append(note),
     )
     assert r.videos == 2 and "class mix of the start latent(s), mostly" in notes[0]
@@ -371,15 +366,13 @@ def test_render_start_with_biggan_moves_from_the_photos_class_mix(biggan, tmp_pa
     moved = list(R.render_frames(M, G, 4, videos=2, start=load_latent("dog"), truncation=BIGGAN_PSI, class_to=207))
     assert np.array_equal(moved[0].numpy(), first.numpy())
     with pytest.raises(MocohdError, match="--class does not apply with --start"):
-        R.render(tmp_path / "x.mp4", motion=mpath, image=gpath, start="dog", classes=["207"], device="cpu")
+        R.render(
+            tmp_path / "x.mp4", R.RenderConfig(motion=mpath, image=gpath, start="dog", classes=["207"], device="cpu")
+        )
     notes = []
     R.render(
         tmp_path / "t.mp4",
-        motion=mpath,
-        image=gpath,
-        frames=2,
-        start="dog",
-        device="cpu",
+        R.RenderConfig(motion=mpath, image=gpath, frames=2, start="dog", device="cpu"),
         on_start=lambda total, note: notes.append(note),
     )
     assert "found at truncation 0.5: frame 0 shows the photo only at --truncation 0.5" in notes[0]
@@ -391,13 +384,15 @@ def test_render_start_from_a_photo_with_biggan_inverts_it_at_the_renders_truncat
     iio.imwrite(tmp_path / "dog.png", photo)
     r = R.render(
         tmp_path / "v",
-        motion=mpath,
-        image=gpath,
-        frames=2,
-        start=[str(tmp_path / "dog.png")],
-        truncation=BIGGAN_PSI,
-        device="cpu",
-        invert_options=dict(steps=80, loss="pixel"),
+        R.RenderConfig(
+            motion=mpath,
+            image=gpath,
+            frames=2,
+            start=[str(tmp_path / "dog.png")],
+            truncation=BIGGAN_PSI,
+            device="cpu",
+            invert_options=dict(steps=80, loss="pixel"),
+        ),
     )
     assert r.videos == 1 and load_latent("dog").info["truncation"] == BIGGAN_PSI
     assert uint8_psnr(frames_of(tmp_path / "v")[0], photo) > 30

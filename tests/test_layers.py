@@ -218,7 +218,8 @@ failed = []
 for name in names:
     for k in [k for k in sys.modules if k == "mocohd_cli" or k.startswith("mocohd_cli.")]:
         del sys.modules[k]
-    if name not in ("mocohd_cli", "mocohd_cli.cli", "mocohd_cli.__main__"):
+    interface = name in ("mocohd_cli", "mocohd_cli.__main__") or (name + ".").startswith("mocohd_cli.cli.")
+    if not interface:  # (the command line's modules need the package's __version__)
         # the package without running its __init__ (which imports the public API): only what
         # ``name`` imports itself is imported
         sys.modules["mocohd_cli"] = importlib.util.module_from_spec(spec)

@@ -53,7 +53,7 @@ def pair(tmp_path):
 
 def test_mp4_has_the_frames_size_and_fps(tmp_path, pair):
     g, m = pair
-    r = R.render(tmp_path / "v.mp4", motion=m, image=g, frames=9, fps=15, device="cpu")
+    r = R.render(tmp_path / "v.mp4", R.RenderConfig(motion=m, image=g, frames=9, fps=15, device="cpu"))
     meta, frames = _read_video(r.paths[0])
     assert r.frames == 9 and len(frames) == 9
     assert tuple(meta["size"]) == (16, 16) and meta["fps"] == 15
@@ -62,7 +62,7 @@ def test_mp4_has_the_frames_size_and_fps(tmp_path, pair):
 
 def test_interpolation_frame_count(tmp_path, pair):
     g, m = pair
-    r = R.render(tmp_path / "v.mp4", motion=m, image=g, frames=6, interpolate=2, device="cpu")
+    r = R.render(tmp_path / "v.mp4", R.RenderConfig(motion=m, image=g, frames=6, interpolate=2, device="cpu"))
     assert r.frames == 11 and len(_read_video(r.paths[0])[1]) == 11
     G, M = load_image_generator(g), load_motion(m)
     w1 = torch.randn(2, 16)
@@ -80,7 +80,7 @@ def test_interpolation_frame_count(tmp_path, pair):
 @pytest.mark.parametrize("name,fmt", [("v.gif", "gif"), ("v.webm", "webm"), ("frames", "png")])
 def test_other_formats(tmp_path, pair, name, fmt):
     g, m = pair
-    r = R.render(tmp_path / name, motion=m, image=g, frames=5, device="cpu")
+    r = R.render(tmp_path / name, R.RenderConfig(motion=m, image=g, frames=5, device="cpu"))
     out = r.paths[0]
     if fmt == "png":
         pngs = sorted(out.glob("*.png"))
@@ -95,9 +95,9 @@ def test_other_formats(tmp_path, pair, name, fmt):
 
 def test_several_videos_and_grid(tmp_path, pair):
     g, m = pair
-    r = R.render(tmp_path / "v.mp4", motion=m, image=g, frames=4, videos=3, device="cpu")
+    r = R.render(tmp_path / "v.mp4", R.RenderConfig(motion=m, image=g, frames=4, videos=3, device="cpu"))
     assert [p.name for p in r.paths] == ["v_000.mp4", "v_001.mp4", "v_002.mp4"]
-    r = R.render(tmp_path / "grid", motion=m, image=g, frames=4, videos=3, grid=True, device="cpu")
+    r = R.render(tmp_path / "grid", R.RenderConfig(motion=m, image=g, frames=4, videos=3, grid=True, device="cpu"))
     first = iio.imread(r.paths[0] / "000000.png")
     assert first.shape == (32, 32, 3)  # 2 x 2 tiles of 16 px, the fourth empty
     G, M = load_image_generator(g), load_motion(m)
@@ -130,7 +130,7 @@ def test_cross_domain_re_expression(tmp_path, pair):
     other = randomized_generator(tiny_config(16, z_dim=16, w_dim=16), seed=9)
     opath = tmp_path / "other.safetensors"
     save_canonical(opath, other)
-    r = R.render(tmp_path / "x", motion=m, image=opath, frames=4, device="cpu", noise="off")
+    r = R.render(tmp_path / "x", R.RenderConfig(motion=m, image=opath, frames=4, device="cpu", noise="off"))
     assert r.cross_domain and "re-expressed" in r.cross_domain
     # ... in the basis of 'other', cached in the store on first use
     cached = find_cached(canonical.read_header(opath).weights_sha256)
@@ -142,7 +142,7 @@ def test_cross_domain_re_expression(tmp_path, pair):
     for e, o in zip(expected, got, strict=True):
         np.testing.assert_array_equal(e, o)
     # the same pair as trained: nothing to re-express
-    assert R.render(tmp_path / "y", motion=m, image=g, frames=2, device="cpu").cross_domain is None
+    assert R.render(tmp_path / "y", R.RenderConfig(motion=m, image=g, frames=2, device="cpu")).cross_domain is None
 
 
 def test_any_motion_drives_any_w_size(tmp_path, pair, capsys):
@@ -530,7 +530,7 @@ def test_render_start_begins_at_the_latents_image_and_moves(tmp_path, pair, caps
     assert np.abs(frames[0].astype(int) - want.astype(int)).max() <= 1 and (frames[0] == want).mean() > 0.99
     assert np.abs(frames[3].astype(float) - frames[0].astype(float)).mean() > 1.0  # and the videos move
     # three videos from two latents: used in turn
-    r = R.render(tmp_path / "w.mp4", motion=m, image=g, frames=2, videos=3, start=["me"], device="cpu")
+    r = R.render(tmp_path / "w.mp4", R.RenderConfig(motion=m, image=g, frames=2, videos=3, start=["me"], device="cpu"))
     assert r.videos == 3 and len(r.paths) == 3
 
 
@@ -569,13 +569,15 @@ def test_render_start_from_a_photo_inverts_it_first_and_keeps_its_latent(tmp_pat
     notes = []
     r = R.render(
         tmp_path / "v",
-        motion=m,
-        image=g,
-        frames=3,
-        start=[str(tmp_path / "me.png")],
-        device="cpu",
+        R.RenderConfig(
+            motion=m,
+            image=g,
+            frames=3,
+            start=[str(tmp_path / "me.png")],
+            device="cpu",
+            invert_options=dict(steps=150, loss="pixel"),
+        ),
         on_note=notes.append,
-        invert_options=dict(steps=150, loss="pixel"),
     )
     assert (
         r.videos == 1
@@ -613,7 +615,7 @@ def test_fewer_videos_than_start_latents_is_refused(tmp_path, pair, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "3 start latents but 2 videos" in err and "1 would not be used" in err and "--videos 3" in err
     assert not list(tmp_path.glob("v*.mp4"))
-    r = R.render(tmp_path / "w.mp4", motion=m, image=g, frames=2, start=["a", "b", "c"], device="cpu")
+    r = R.render(tmp_path / "w.mp4", R.RenderConfig(motion=m, image=g, frames=2, start=["a", "b", "c"], device="cpu"))
     assert r.videos == 3 and len(r.paths) == 3
 
 

@@ -483,7 +483,7 @@ def test_two_motion_training_steps_on_a_stylegan3(tmp_path, lively):
         )
     )
     assert r.step == 2 and r.motion.is_file() and all(math.isfinite(v) for v in r.losses.values())
-    out = R.render(tmp_path / "v", motion="sg3", image=str(gpath), frames=3, device="cpu")
+    out = R.render(tmp_path / "v", R.RenderConfig(motion="sg3", image=str(gpath), frames=3, device="cpu"))
     assert out.frames == 3 and out.cross_domain is None
 
 
@@ -525,10 +525,11 @@ def test_the_camera_track_moves_the_view_and_leaves_frame_0(tmp_path, lively, ca
     )
     with pytest.raises(UsageError, match="camera: shake must be >= 0"):
         R.Camera(shake=-1)
-    demo = R.render(tmp_path / "d", motion="demo", image="demo", frames=2, device="cpu")  # no camera: fine
+    no_camera = R.RenderConfig(motion="demo", image="demo", frames=2, device="cpu")
+    demo = R.render(tmp_path / "d", no_camera)  # no camera: fine
     assert demo.frames == 2
     with pytest.raises(UsageError, match="moves StyleGAN3's input; 'demo' is stylegan2"):
-        R.render(tmp_path / "e", motion="demo", image="demo", frames=2, rotate=10, device="cpu")
+        R.render(tmp_path / "e", R.RenderConfig(motion="demo", image="demo", frames=2, rotate=10, device="cpu"))
 
 
 def test_absurd_camera_values_are_refused_in_one_line(tmp_path, lively, capsys):

@@ -22,7 +22,7 @@ from mocohd_cli.errors import UsageError
 from mocohd_cli.formats import canonical
 from mocohd_cli.loaders.pca_bases import pca_for
 from mocohd_cli.motion.generator import MotionConfig, MotionGenerator
-from mocohd_cli.render import render
+from mocohd_cli.render import RenderConfig, render
 from mocohd_cli.train import TrainConfig, load_checkpoint, train
 
 from .conftest import randomized_generator, run, tiny_config
@@ -246,7 +246,7 @@ def test_exported_model_renders_and_samples_are_written(setup, tmp_path):
     gpath, _ = setup
     r = train(tiny(setup, name="export", steps=2, sample_every=1))
     assert sorted(p.name for p in (r.run / "samples").iterdir()) == ["step_0000001.mp4", "step_0000002.mp4"]
-    out = render(tmp_path / "v.mp4", motion="export", image=str(gpath), frames=6, device="cpu")
+    out = render(tmp_path / "v.mp4", RenderConfig(motion="export", image=str(gpath), frames=6, device="cpu"))
     assert out.frames == 6 and out.cross_domain is None  # trained with this generator: no retargeting
     assert load_motion("export").image["image_sha256"] == canonical.read_header(gpath).weights_sha256
 

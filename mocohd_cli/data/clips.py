@@ -209,6 +209,7 @@ def cache_dir(root: Path, frame_size: int) -> Path:
 
 def prepare(
     root: str | os.PathLike,
+    *,
     frame_size: int = 128,
     min_frames: int = 31,
     force: bool = False,

@@ -28,6 +28,7 @@ from .motion_models import build_motion, import_official
 def import_model(
     path: str | os.PathLike,
     name: str,
+    *,
     kind: str | None = None,
     overwrite: bool = False,
     pca: str | os.PathLike | None = None,

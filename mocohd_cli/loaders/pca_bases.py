@@ -52,6 +52,7 @@ def find_cached(image_sha256: str) -> Path | None:
 
 def pca_for(
     image: str | os.PathLike,
+    *,
     G=None,
     samples: int = 1_000_000,
     batch: int = 4096,

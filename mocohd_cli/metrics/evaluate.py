@@ -334,6 +334,7 @@ def check_metrics(metrics: Sequence[str] | str) -> list[Protocol]:
 def evaluate(
     metrics: Sequence[str] | str,
     data: str | os.PathLike,
+    *,
     motion: str | None = None,
     image: str | None = None,
     fake: str | os.PathLike | None = None,
