@@ -280,3 +280,21 @@ def test_package_inits_only_re_export():
             assert names and set(names) <= {"__all__", "__version__"}, (
                 f"{path.relative_to(ROOT)}:{node.lineno}: code in a package's __init__"
             )
+
+
+# The training loops and the command line read top to bottom: a function there that grows past a
+# screen is split into named steps.
+SHORT_FUNCTIONS = ("mocohd_cli/train", "mocohd_cli/cli")
+MAX_FUNCTION_LINES = 60
+
+
+def test_functions_of_the_loops_and_the_command_line_are_short():
+    long = []
+    for folder in SHORT_FUNCTIONS:
+        for path in sorted((ROOT.parent / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > MAX_FUNCTION_LINES:
+                        long.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.name}: {lines} lines")
+    assert not long, long
