@@ -155,11 +155,11 @@ def test_the_monitors_inversion_says_what_it_does_and_shows_progress(setup, caps
 
     from rich.console import Console
 
-    from mocohd_cli import cli
+    from mocohd_cli.cli import progress
 
     screen = io.StringIO()
-    monkeypatch.setattr(
-        cli, "err", Console(file=screen, force_terminal=True, no_color=True, highlight=False, width=250)
+    monkeypatch.setattr(  # the console the progress display draws on
+        progress, "err", Console(file=screen, force_terminal=True, no_color=True, highlight=False, width=250)
     )
     code, out, _ = run(capsys, *test_train._cli_args(setup, "inv-live", 2, "--domain", "in", "--monitor-clips", "1"))
     assert code == 0 and "finished at step 2/2" in out, screen.getvalue()[-2000:]
