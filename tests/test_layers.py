@@ -34,6 +34,7 @@ LAYERS = {
     # 2 networks
     "mocohd_cli.generators": 2,
     "mocohd_cli.motion": 2,
+    "mocohd_cli.encoders": 2,  # image -> w (train-encoder, invert --encoder, prepare --encode)
     "mocohd_cli.discriminators": 2,
     "mocohd_cli.losses": 2,
     "mocohd_cli.augment": 2,

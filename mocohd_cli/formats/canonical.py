@@ -37,7 +37,7 @@ from ..errors import MocohdError
 from .checks import check_real, tensor_is_finite
 
 FORMAT_VERSION = 1
-KINDS = ("image", "motion", "pca", "i3d", "inception", "vgg16", "latent")
+KINDS = ("image", "motion", "pca", "i3d", "inception", "vgg16", "latent", "encoder")
 # i3d, inception: the detectors of FVD and FID; vgg16: the perceptual distance of `invert`;
 # latent: the w's (and noise maps) `invert` found for photos
 SUFFIX = ".safetensors"

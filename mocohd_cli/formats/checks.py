@@ -21,6 +21,7 @@ import re
 import torch
 
 from ..detectors import FAMILIES as DETECTOR_FAMILIES
+from ..encoders import FAMILY as ENCODER_FAMILY, EncoderConfig
 from ..errors import MocohdError
 from ..generators import FAMILIES
 from ..motion.generator import FAMILY as MOTION_FAMILY, OPTIONAL as MOTION_OPTIONAL, MotionConfig
@@ -177,6 +178,10 @@ def expected_shapes(kind: str, family: str, config: dict) -> tuple[dict[str, tup
         if family != VGG_FAMILY:
             raise MocohdError(f"unknown vgg16 family {family!r}")
         return VGG16Config.from_dict(config).state_shapes(), set()
+    if kind == "encoder":
+        if family != ENCODER_FAMILY:
+            raise MocohdError(f"unknown encoder family {family!r}")
+        return EncoderConfig.from_dict(config).state_shapes(), set()
     if kind == "latent":
         if family not in LATENT_FAMILIES:
             raise MocohdError(f"unknown latent family {family!r} (known: {', '.join(LATENT_FAMILIES)})")

@@ -6,12 +6,13 @@
     header = import_model("stylegan2-ffhq-config-f.pt", name="ffhq")
 
 One module per kind: ``image_generators``, ``motion_models``, ``pca_bases``,
-``latents``, ``detector_models``, ``vgg16``; ``catalog`` imports, stores and
+``latents``, ``encoder_models``, ``detector_models``, ``vgg16``; ``catalog`` imports, stores and
 describes any of them. The networks themselves live in ``generators``,
 ``motion``, ``detectors`` and ``perceptual``; the files in ``formats``.
 """
 
 from .catalog import ModelInfo, describe, import_model, store_model
+from .encoder_models import load_encoder, save_encoder
 from .image_generators import image_identity, load_image_generator
 from .motion_models import load_motion, save_motion
 from .pca_bases import pca_for
@@ -21,9 +22,11 @@ __all__ = [
     "describe",
     "image_identity",
     "import_model",
+    "load_encoder",
     "load_image_generator",
     "load_motion",
     "pca_for",
+    "save_encoder",
     "save_motion",
     "store_model",
 ]

@@ -21,6 +21,7 @@ from ..errors import MocohdError
 from ..formats import ConvertedModel, canonical, checks, read_any, sniff
 from ..motion import MotionConfig, oscillator_bank
 from .detector_models import build_from as build_detector_model
+from .encoder_models import build_encoder
 from .image_generators import build_image_generator, identity, image_identity
 from .motion_models import build_motion, import_official
 
@@ -74,6 +75,8 @@ def store_model(model: ConvertedModel, name: str, origin: str, overwrite: bool =
         build_image_generator(model, origin)
     elif model.kind == "motion":
         build_motion(model, origin)
+    elif model.kind == "encoder":
+        build_encoder(model, origin)
     elif model.kind in DETECTORS:
         build_detector_model(model, origin)
     else:
