@@ -394,3 +394,57 @@ class ImageTrainConfig(RunSettings):
             )
         except ValueError as e:
             raise UsageError(f"generator size: {e}") from e
+
+
+# Encoder sizes: "small" trains in minutes on the 64 px demo on a CPU; "base" is pSp-sized for 256 px
+# inputs (a 1024 px generator's frames are encoded at 256 px) on GPUs.
+ENCODER_PRESETS = {
+    "small": {"channel_base": 2048, "channel_max": 128, "hidden": 512},
+    "base": {"channel_base": 16384, "channel_max": 512, "hidden": 1024},
+}
+MAX_ENCODER_INPUT = 256  # the encoder's input size when not given: min(this, the generator's resolution)
+
+
+@dataclass
+class EncoderTrainConfig(RunSettings):
+    """Image encoder training (``encoder_trainer.train_encoder``): a network that answers the w's
+    of an image, trained on the generator's own samples and, with ``data``, on real frames."""
+
+    image: str | None = None  # the frozen generator (a name or a file)
+    data: str | None = None  # optional: real frames (a dataset folder), reconstruction only
+    name: str | None = None  # default: the generator's name + "-encoder"
+    space: str = "w+"
+    preset: str = "small"  # the encoder's size (ENCODER_PRESETS)
+    resolution: int | None = None  # the encoder's input size; default min(256, the generator's)
+    steps: int = 3000
+    batch: int = 16  # generator samples per step, global
+    real_batch: int = 8  # real frames per step, global (with data)
+    lr: float = 1e-3
+    w_latent: float = 1.0
+    w_pixel: float = 1.0
+    w_vgg: float = 1.0  # when the store holds vgg16 (mocohd fetch vgg16)
+    w_offsets: float = 0.1
+    truncation: float = 1.0  # the psi of the samples it learns from
+
+    MUTABLE: ClassVar[tuple[str, ...]] = ("steps", "device", "workers", "save_every", "sample_every", "log_every")
+    KIND: ClassVar[str] = "encoder run"
+    FOLDER_SUFFIX: ClassVar[str] = "-encoder"
+    EXPORTS: ClassVar[str] = "encoder"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("image",)
+
+    def validate(self) -> None:
+        _paths_as_text(self, "data", "image")
+        check_settings(
+            self,
+            dict(steps=1, batch=1, real_batch=1),
+            positive=("lr", "truncation"),
+            nonnegative=("w_latent", "w_pixel", "w_vgg", "w_offsets"),
+            choices={"space": ("w", "w+"), "preset": tuple(ENCODER_PRESETS)},
+        )
+        if self.resolution is not None:
+            check_settings(self, dict(resolution=4))
+            if self.resolution & (self.resolution - 1) or self.resolution > 4096:
+                raise UsageError(f"resolution must be a power of two in 4..4096, got {self.resolution}")
+        if self.truncation > 1:
+            raise UsageError(f"truncation must be in (0, 1], got {self.truncation}")
+        self._validate_run(("auto", "fp32"))

@@ -56,8 +56,11 @@ class EncoderRecipe:
         w_offsets: float = 0.1,
         truncation: float = 1.0,
         vgg=None,
+        dist=None,
     ):
-        self.E, self.G, self.rng, self.vgg = E, G, rng, vgg
+        self.E, self.G, self.rng, self.vgg, self.dist = E, G, rng, vgg, dist
+        if dist is not None:
+            dist.broadcast_module(E)  # every rank starts from the writer's weights
         self.w_var = float(w_std) ** 2 / G.w_dim  # one dimension's variance
         self.truncation = truncation
         self.weights = {"latent": w_latent, "pixel": w_pixel, "vgg": w_vgg if vgg is not None else 0.0}
@@ -65,8 +68,8 @@ class EncoderRecipe:
         self.device = next(G.parameters()).device
         self.opt = torch.optim.Adam(E.parameters(), lr=lr, betas=(0.9, 0.999))
 
-    def networks(self) -> dict:
-        return {"E": self.E}
+    def networks(self) -> tuple[torch.nn.Module, ...]:
+        return (self.E,)
 
     def samples(self, n: int) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """(images [n, 3, R, R], their w's [n, w_dim], their noise maps) drawn from ``rng``."""
@@ -79,6 +82,8 @@ class EncoderRecipe:
     def reconstruction(self, ws: torch.Tensor, target: torch.Tensor, noise=None) -> dict[str, torch.Tensor]:
         """The reconstruction terms of ``ws`` against ``target`` (each [B])."""
         img = self.G.synthesis(ws, noise=noise) if noise is not None else self.G.synthesis(ws, noise_mode="const")
+        if img.shape[-1] != target.shape[-1]:  # real frames come at most at MAX_COMPARE px
+            img = F.interpolate(img, size=target.shape[-2:], mode="area")
         a, b = compare_size(img), compare_size(target)
         out = {"pixel": pixel_distance(a, b)}
         if self.vgg is not None:
@@ -107,6 +112,8 @@ class EncoderRecipe:
             loss = loss + self.w_offsets * terms["offsets"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.dist is not None:
+            self.dist.average_grads(list(self.E.parameters()))
         self.opt.step()
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 

@@ -136,7 +136,8 @@ def open_run(
         folder = run_dir(cfg.name + cfg.FOLDER_SUFFIX)
         cfg, checkpoint = _resume_or_start(cfg, folder, resume, force, emit)
         if any(getattr(cfg, name) is None for name in cfg.REQUIRED):
-            raise UsageError(f"{' and '.join(map(setting, cfg.REQUIRED))} are required for a new {cfg.KIND}")
+            verb = "is" if len(cfg.REQUIRED) == 1 else "are"
+            raise UsageError(f"{' and '.join(map(setting, cfg.REQUIRED))} {verb} required for a new {cfg.KIND}")
         if cfg.batch % dist.world:
             raise UsageError(f"batch ({cfg.batch}) must be a multiple of the number of processes ({dist.world})")
         enable_tf32(dist.device)
