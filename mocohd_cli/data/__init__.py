@@ -1,5 +1,6 @@
 """Training videos: a dataset folder scanned, prepared once into a clip cache
-(``clips``), and clips served from it; ``procedural`` makes a synthetic dataset.
+(``clips``), and clips served from it; ``trajectories``: the frames encoded into an image
+generator's latents, cached beside the clips; ``procedural`` makes a synthetic dataset.
 
     info = prepare("./voxceleb", frame_size=128)
     ds = ClipDataset(info.cache, frames=16, time_step=2)

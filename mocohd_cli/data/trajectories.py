@@ -31,7 +31,7 @@ from safetensors.torch import save as st_save
 
 from ..errors import MocohdError
 from ..formats.canonical import atomic_write_bytes
-from .clips import prepare
+from .clips import ClipDataset, prepare
 
 TRAJECTORY_VERSION = 1
 BATCH = 64  # frames per encoder forward
@@ -160,3 +160,26 @@ def _write(path: Path, data: bytes) -> None:
         atomic_write_bytes(path, data)
     except OSError as e:
         raise MocohdError(f"cannot write the trajectory cache file {path}: {e.strerror or e}") from e
+
+
+class TrajectoryClips(ClipDataset):
+    """``ClipDataset`` whose items are (clip [frames, S, S, 3] uint8, its frames' w's [frames, w_dim]
+    float32), the same start for both: the encoder's per-layer w's averaged into one w per frame
+    (the motion generator walks one w)."""
+
+    def __init__(self, cache: str | os.PathLike, trajectories: TrajectoryCache, frames: int = 16, time_step: int = 2):
+        super().__init__(cache, frames=frames, time_step=time_step)
+        missing = [v["source"] for v in self.videos if v["signature"] not in trajectories.videos]
+        if missing:
+            raise MocohdError(
+                f"{len(missing)} video(s) have no latent trajectory (e.g. {missing[0]}): "
+                "run mocohd prepare --encode again"
+            )
+        self.trajectories = trajectories
+
+    def clip(self, i: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        v = self.videos[i]
+        ws = self.trajectories.clip(v["signature"], start, self.span, self.time_step)
+        if ws.shape[0] != self.frames:  # the two caches decoded the video to different lengths
+            raise MocohdError(f"{v['source']}: its latent trajectory is shorter than its clip: encode it again")
+        return super().clip(i, start), ws.float().mean(dim=1)

@@ -1,7 +1,7 @@
 """The latent motion discriminator: it judges latent trajectories, not frames.
 
     coords = pca_coordinates(ws, components, stdev)    # [B, T, w_dim] -> [B, T, K]
-    outputs = D_L(coords)                               # the losses' layout: scales of feature lists
+    outputs = D_L(coords.transpose(1, 2))               # [B, K, T] -> the losses' layout: scales of feature lists
 
 A trajectory w_1..w_T is seen through the PCA directions the motion generator moves along:
 c_t,k = (w_t - w_1) . V_k / s_k, the displacement from the first latent along direction k in
@@ -58,11 +58,11 @@ class TrajectoryDiscriminator(nn.Module):
         self.k = k
         self.scales = nn.ModuleList(TrajectoryScale(k, width, layers) for _ in range(scales))
 
-    def forward(self, coords: torch.Tensor) -> list[list[torch.Tensor]]:
-        """coords [B, T, K] -> per scale, the features of each layer and the scores [B, 1, T / 2^s]."""
-        if coords.ndim != 3 or coords.shape[-1] != self.k:
-            raise ValueError(f"expected coordinates [B, T, {self.k}], got {list(coords.shape)}")
-        x = coords.transpose(1, 2)
+    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Coordinates, channels first [B, K, T] (as a gradient penalty takes its norm over dim 1:
+        per frame, over directions) -> per scale, each layer's features and the scores [B, 1, T / 2^s]."""
+        if x.ndim != 3 or x.shape[1] != self.k:
+            raise ValueError(f"expected coordinates [B, {self.k}, T], got {list(x.shape)}")
         out = []
         for i, scale in enumerate(self.scales):
             if i:

@@ -143,6 +143,8 @@ def check_settings(
             bound = ">" if name in positive else ">="
             raise UsageError(f"{setting(name)} must be a finite number {bound} 0, got {v!r}")
     for name, allowed in (choices or {}).items():
+        if getattr(cfg, name) is None and name in can_be_none:
+            continue
         if getattr(cfg, name) not in allowed:
             raise UsageError(
                 f"{setting(name)} must be {', '.join(map(str, allowed[:-1]))} or {allowed[-1]}, "
@@ -205,6 +207,10 @@ class TrainConfig(RunSettings):
     monitor: bool = True  # motion statistics against the real clips' at every checkpoint (``monitor``)
     monitor_clips: int = 0  # in-domain: real clips inverted into w for the monitor's latent statistics (0: none)
     keep_best: bool = False  # export the checkpoint closest to the real clips (fvd16 when evaluating); implies monitor
+    encoder: str | None = None  # the generator's image encoder: the real clips' latent trajectories
+    motion_d: str | None = None  # what judges motion: pixels, latent or both; default pixels, with an encoder both
+    w_latent_d: float = 1.0  # the weight of the latent discriminator's term
+    dl_channels: int = 64  # the latent discriminator's width
 
     MUTABLE: ClassVar[tuple[str, ...]] = (
         "steps",
@@ -227,7 +233,7 @@ class TrainConfig(RunSettings):
         """The settings' checks (UsageError, one line). With ``init``, those that depend on the motion
         model's architecture (``ARCHITECTURE``) wait for the model when it decides them, that is when
         ``oscillators`` was not given (``take_init``)."""
-        _paths_as_text(self, "data", "image", "init")
+        _paths_as_text(self, "data", "image", "init", "encoder")
         if isinstance(self.classes, (str, int)):
             object.__setattr__(self, "classes", [self.classes])
         bank_known = not self.init or "oscillators" in self.given  # else: the init model's bank
@@ -255,6 +261,7 @@ class TrainConfig(RunSettings):
                 eval_videos=2,
                 monitor_clips=0,
                 oscillators=0,
+                dl_channels=1,
             ),
             positive=("lr", "moco_temperature", "truncation")
             + (() if self.oscillators or not bank_known else ("w_residual",)),
@@ -268,9 +275,20 @@ class TrainConfig(RunSettings):
                 "gp_weight",
                 "moco_momentum",
                 "w_residual",
+                "w_latent_d",
             ),
-            choices={"domain": ("cross", "in"), "monitor": (True, False), "keep_best": (True, False)},
+            choices={
+                "domain": ("cross", "in"),
+                "monitor": (True, False),
+                "keep_best": (True, False),
+                "motion_d": ("pixels", "latent", "both"),
+            },
         )
+        if self.motion_d in ("latent", "both") and not self.encoder:
+            raise UsageError(
+                f"{setting('motion_d')} {self.motion_d} judges latent trajectories: it needs the generator's "
+                f"{setting('encoder')} (mocohd train-encoder)"
+            )
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
         self._check_frames()
         if self.moco_momentum > 1:

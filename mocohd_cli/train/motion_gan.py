@@ -41,12 +41,14 @@ from ..discriminators import (
     MultiscaleVideoDiscriminator,
     SNResNetDiscriminator,
 )
+from ..discriminators.trajectory import TrajectoryDiscriminator, pca_coordinates
 from ..distributed import Dist
 from ..errors import UsageError
 from ..frames import VideoNoise, draw_classes, draw_w1, synthesize
 from .config import MAX_FRAME_SIZE, TrainConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+MOTION_DS = ("pixels", "latent", "both")
 
 
 @dataclass
@@ -80,10 +82,23 @@ class GANConfig:
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16" (resolved: no "auto")
     classes: tuple[int, ...] | None = None  # class-conditional G: each video's class is drawn from these (None: all)
     truncation: float = TrainConfig.truncation  # trajectories lerped toward w_avg (and BigGAN's batch-norm statistics)
+    motion_d: str = "pixels"  # what judges motion: "pixels" (D_V, D_I), "latent" (D_L on trajectories) or "both"
+    w_latent_d: float = TrainConfig.w_latent_d  # the weight of D_L's term in the motion generator's loss
+    dl_channels: int = TrainConfig.dl_channels  # D_L's width
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be fp32, bf16 or fp16 (resolved), got {self.precision!r}")
+        if self.motion_d not in MOTION_DS:
+            raise UsageError(f"motion_d must be {', '.join(MOTION_DS)}, got {self.motion_d!r}")
+
+    @property
+    def pixels(self) -> bool:  # the authors' discriminators of frames
+        return self.motion_d in ("pixels", "both")
+
+    @property
+    def latent(self) -> bool:  # the discriminator of latent trajectories
+        return self.motion_d in ("latent", "both")
 
     @classmethod
     def from_train(cls, cfg: TrainConfig, **resolved) -> GANConfig:
@@ -125,16 +140,20 @@ class MotionGAN:
         self.opt_M = torch.optim.Adam(M.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_V = torch.optim.Adam(self.D_V.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_I = torch.optim.Adam(self._di_params(), c.lr, betas=di_betas, eps=di_eps)
+        if c.latent:  # the latent trajectories' discriminator, on M's PCA coordinates
+            self.D_L = TrajectoryDiscriminator(M.cfg.n_pca, width=c.dl_channels).to(self.device)
+            self.dist.broadcast_module(self.D_L)
+            self.opt_L = torch.optim.Adam(self.D_L.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.amp = _amp_dtype(c.precision)
         scaled = c.precision == "fp16"
         # loss scaling only for fp16 (a disabled scaler is a no-op, made for the CPU so any device accepts it)
         where = self.device.type if scaled else "cpu"
-        self.scalers = {k: torch.amp.GradScaler(where, enabled=scaled) for k in ("M", "V", "I")}
+        self.scalers = {k: torch.amp.GradScaler(where, enabled=scaled) for k in ("M", "V", "I", "L")}
         self.rng = torch.Generator().manual_seed(int(seed) * 7919 + self.dist.rank)
 
     def networks(self) -> tuple[torch.nn.Module, ...]:
         """What training changes (every rank must hold the same)."""
-        return self.M, self.D_V, self.D_I
+        return (self.M, self.D_V, self.D_I) + ((self.D_L,) if self.cfg.latent else ())
 
     def _di_params(self):
         return self.D_I.D.parameters() if isinstance(self.D_I, ContrastiveDiscriminator) else self.D_I.parameters()
@@ -152,32 +171,51 @@ class MotionGAN:
     def _flip_time(self, clips: torch.Tensor) -> torch.Tensor:  # [B, C, T, H, W]
         return clips.flip(2) if self._randint(0, 1) == 0 else clips
 
-    def fake_clips(self, batch: int, generator: torch.Generator | None = None):
+    def fake_clips(self, batch: int, generator: torch.Generator | None = None, w1: torch.Tensor | None = None):
         """(clips [B, T, 3, S, S], eps [B, T-1, d], reconstructed eps), differentiable w.r.t. M:
         the draws (w_1, eps, per-video noise, classes) from ``generator`` (default: the run's),
-        then ``clips``."""
+        then ``clips``. ``w1``: the videos' first latents (the encoded first frames of real clips)."""
+        w1, eps, noise, labels = self.draws(batch, generator, w1)
+        return self.clips(w1, eps, noise, labels)
+
+    def draws(self, batch: int, generator: torch.Generator | None = None, w1: torch.Tensor | None = None):
+        """What makes ``batch`` fake videos: (w_1, eps, noise, classes), drawn in this order."""
         c, G = self.cfg, self.G
         rng = self.rng if generator is None else generator
-        w1 = draw_w1(G, batch, rng, self.device)
+        w1 = draw_w1(G, batch, rng, self.device) if w1 is None else w1.to(self.device)
         eps = self.M.draw_eps(batch, c.frames - 1, rng).to(self.device)
         noise = VideoNoise(G, batch, "fixed", rng, self.device)  # one draw per video, shared by its frames
         labels = draw_classes(G, batch, rng, c.classes) if G.c_dim else None  # one class per video
-        return self.clips(w1, eps, noise, labels)
+        return w1, eps, noise, labels
+
+    def fake_trajectories(self, w1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(trajectories [B, T, w_dim], eps, reconstructed eps) of M from the first latents ``w1``,
+        no frame rendered (the latent discriminator's fakes when it judges alone)."""
+        eps = self.M.draw_eps(w1.shape[0], self.cfg.frames - 1, self.rng).to(self.device)
+        return self.M(w1.to(self.device), self.cfg.frames, eps=eps, return_eps=True)
+
+    def coordinates(self, ws: torch.Tensor) -> torch.Tensor:
+        """D_L's input: trajectories [B, T, w_dim] -> their PCA coordinates, channels first [B, n_pca, T]."""
+        return pca_coordinates(ws.float(), self.M.pca_components, self.M.pca_stdev).transpose(1, 2)
 
     def clips(self, w1: torch.Tensor, eps: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None):
         """The clips of given draws: w_1 [B, w_dim], eps [B, T-1, d], the videos' noise and
         classes [B] -> the motion model's trajectories -> ``frames.synthesize`` (as rendering
         does) -> the training frame size. Returns (clips, eps, reconstructed eps)."""
+        ws, eps, eps_rec = self.M(w1, self.cfg.frames, eps=eps, return_eps=True)
+        return self.render(ws, noise, labels), eps, eps_rec
+
+    def render(self, ws: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Trajectories [B, T, w_dim] -> clips [B, T, 3, S, S] at the training frame size."""
         c, G = self.cfg, self.G
-        batch = w1.shape[0]
-        ws, eps, eps_rec = self.M(w1, c.frames, eps=eps, return_eps=True)
+        batch = ws.shape[0]
         video_of = torch.arange(batch, device=self.device).repeat_interleave(c.frames)  # video-major: clip b's frames
         classes = None if labels is None else labels.repeat_interleave(c.frames)
         with self.autocast():
             img = synthesize(G, ws.reshape(batch * c.frames, -1), noise(video_of), classes, c.truncation)
         if img.shape[-1] != c.frame_size:
             img = F.interpolate(img, size=(c.frame_size, c.frame_size), mode="area")
-        return img.reshape(batch, c.frames, *img.shape[1:]), eps, eps_rec
+        return img.reshape(batch, c.frames, *img.shape[1:])
 
     def video_input(self, clips: torch.Tensor) -> torch.Tensor:
         """[B, T, C, H, W] -> D_V's input [B, C', T', H, W] (in-domain: (frame 1, frame t) pairs)."""
@@ -197,12 +235,43 @@ class MotionGAN:
         scaler.step(opt)
         scaler.update()
 
-    def g_step(self, x: torch.Tensor) -> dict[str, float]:
+    def g_step(self, x: torch.Tensor, real_ws: torch.Tensor | None = None) -> dict[str, float]:
+        """One motion generator update. ``real_ws`` [B, T, w_dim]: the real clips' latent trajectories
+        (with an encoder); the fakes then start at their first latents."""
         c = self.cfg
-        fake, eps, eps_rec = self.fake_clips(x.shape[0])
-        l_mutual = losses.motion_diversity(eps_rec, eps)
-        t = self._randint(1, c.frames - 1)
+        w1 = None if real_ws is None else real_ws[:, 0]
         out = {}
+        if c.pixels:
+            w1, eps, noise, labels = self.draws(x.shape[0], None, w1)
+            ws, eps, eps_rec = self.M(w1, c.frames, eps=eps, return_eps=True)
+            fake = self.render(ws, noise, labels)
+            loss, pixel_terms = self._pixel_terms(x, fake, out)
+        else:
+            ws, eps, eps_rec = self.fake_trajectories(w1)
+            fake, loss, pixel_terms = None, 0.0, {}
+        l_mutual = losses.motion_diversity(eps_rec, eps)
+        loss = loss + c.w_mutual * l_mutual
+        # optional terms beyond the authors' recipe (weight 0: not computed, not logged)
+        for name, weight, term in (
+            ("spectrum", c.w_spectrum, lambda: losses.spectrum_matching(fake, x)),
+            ("cross_spectrum", c.w_cross_spectrum, lambda: losses.cross_spectrum_matching(fake, x)),
+            ("bank_energy", c.w_bank_energy, self.M.bank_step_energy),
+            ("bank_spread", c.w_bank_spread, self.M.bank_spread),
+            ("G_latent", c.w_latent_d if c.latent else 0.0, lambda: self._latent_g_term(ws, real_ws)),
+        ):
+            if weight:
+                value = term()
+                loss = loss + weight * value
+                out[name] = _item(value)
+        self._step("M", self.opt_M, loss, self.M.parameters())
+        out.update(**pixel_terms, mutual=_item(l_mutual))
+        return out
+
+    def _pixel_terms(self, x: torch.Tensor, fake: torch.Tensor, out: dict) -> tuple[torch.Tensor, dict]:
+        """The authors' terms of the motion generator's loss: D_V's and D_I's (and, cross-domain, the
+        feature matching, logged in ``out``), and the values of the first two."""
+        c = self.cfg
+        t = self._randint(1, c.frames - 1)
         with self.autocast():
             if c.domain == "cross":
                 warped_later, warped_first = warp(fake[:, t], self.rng), warp(fake[:, 0], self.rng)
@@ -225,27 +294,36 @@ class MotionGAN:
             v_fake = self.D_V(self._flip_time(self.video_input(fake)))
         v_real, v_fake = _float(v_real), _float(v_fake)
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
-        loss = g_vid + g_img + c.w_match * l_match + c.w_mutual * l_mutual
-        # optional terms beyond the authors' recipe (weight 0: not computed, not logged)
-        for name, weight, term in (
-            ("spectrum", c.w_spectrum, lambda: losses.spectrum_matching(fake, x)),
-            ("cross_spectrum", c.w_cross_spectrum, lambda: losses.cross_spectrum_matching(fake, x)),
-            ("bank_energy", c.w_bank_energy, self.M.bank_step_energy),
-            ("bank_spread", c.w_bank_spread, self.M.bank_spread),
-        ):
-            if weight:
-                value = term()
-                loss = loss + weight * value
-                out[name] = _item(value)
-        self._step("M", self.opt_M, loss, self.M.parameters())
-        out.update(G_video=_item(g_vid), G_image=_item(g_img), mutual=_item(l_mutual))
+        return g_vid + g_img + c.w_match * l_match, {"G_video": _item(g_vid), "G_image": _item(g_img)}
+
+    def _latent_g_term(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> torch.Tensor:
+        """D_L's relativistic term for the motion generator: its trajectories against the real ones."""
+        with self.autocast():
+            l_fake, l_real = self.D_L(self.coordinates(fake_ws)), self.D_L(self.coordinates(real_ws))
+        l_fake, l_real = _float(l_fake), _float(l_real)
+        return 0.5 * (losses.ralsgan(l_fake, l_real, 1.0) + losses.ralsgan(l_real, l_fake, 0.0))
+
+    def d_step(self, x: torch.Tensor, real_ws: torch.Tensor | None = None) -> dict[str, float]:
+        """One update of each discriminator (``real_ws``: as ``g_step``)."""
+        c = self.cfg
+        w1 = None if real_ws is None else real_ws[:, 0]
+        out = {}
+        with torch.no_grad():
+            if c.pixels:
+                w1, eps, noise, labels = self.draws(x.shape[0], None, w1)
+                ws, _, _ = self.M(w1, c.frames, eps=eps, return_eps=True)
+                fake = self.render(ws, noise, labels)
+            else:
+                ws, _, _ = self.fake_trajectories(w1)
+        if c.pixels:
+            out.update(self._video_d_step(x, fake))
+            out.update(self._image_d_step(x, fake))
+        if c.latent:
+            out.update(self._latent_d_step(ws, real_ws))
         return out
 
-    def d_step(self, x: torch.Tensor) -> dict[str, float]:
+    def _video_d_step(self, x: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
         c = self.cfg
-        with torch.no_grad():
-            fake, _, _ = self.fake_clips(x.shape[0])
-        # video discriminator
         real_in, fake_in = self.video_input(x), self.video_input(fake)
         with self.autocast():
             v_fake = _float(self.D_V(self._flip_time(fake_in)))
@@ -255,8 +333,10 @@ class MotionGAN:
         # the penalty runs in fp32 whatever the precision: its input gradients would overflow fp16
         gp = losses.gradient_penalty(self.D_V, real_in, fake_in, c.gp_weight, self.rng)
         self._step("V", self.opt_V, 0.5 * (d_real + d_fake) + gp, self.D_V.parameters())
-        out = {"D_video_real": _item(d_real), "D_video_fake": _item(d_fake), "gp": _item(gp)}
-        # image discriminator
+        return {"D_video_real": _item(d_real), "D_video_fake": _item(d_fake), "gp": _item(gp)}
+
+    def _image_d_step(self, x: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        c = self.cfg
         t = self._randint(1, c.frames - 1)
         if c.domain == "cross":
             first2, first = warp(fake[:, 0], self.rng), warp(fake[:, 0], self.rng)
@@ -269,34 +349,50 @@ class MotionGAN:
             l_real, l_fake = losses.hinge_discriminator(s_later, s_first)
             self._step("I", self.opt_I, l_real + l_fake + 2.0 * cntr, self._di_params())
             self.D_I.update_ema()
-            out.update(D_image_real=_item(l_real), D_image_fake=_item(l_fake), contrastive=_item(cntr))
-        else:
-            with self.autocast():
-                d_r = _float(self.D_I(torch.cat([x[:, 0], x[:, t]], dim=1)))
-                d_f = _float(self.D_I(torch.cat([fake[:, 0], fake[:, t]], dim=1)))
-            l_real, l_fake = losses.ralsgan(d_r, d_f, 1.0), losses.ralsgan(d_f, d_r, 0.0)
-            self._step("I", self.opt_I, 0.5 * (l_real + l_fake), self._di_params())
-            out.update(D_image_real=_item(l_real), D_image_fake=_item(l_fake))
-        return out
+            return {"D_image_real": _item(l_real), "D_image_fake": _item(l_fake), "contrastive": _item(cntr)}
+        with self.autocast():
+            d_r = _float(self.D_I(torch.cat([x[:, 0], x[:, t]], dim=1)))
+            d_f = _float(self.D_I(torch.cat([fake[:, 0], fake[:, t]], dim=1)))
+        l_real, l_fake = losses.ralsgan(d_r, d_f, 1.0), losses.ralsgan(d_f, d_r, 0.0)
+        self._step("I", self.opt_I, 0.5 * (l_real + l_fake), self._di_params())
+        return {"D_image_real": _item(l_real), "D_image_fake": _item(l_fake)}
 
-    def iteration(self, x: torch.Tensor) -> dict[str, float]:
-        """``g_steps`` G_M updates on the same real batch, then one D update (the official schedule)."""
+    def _latent_d_step(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> dict[str, float]:
+        """D_L: relativistic-average LSGAN on real and fake trajectories' coordinates, gradient penalty."""
+        real_in, fake_in = self.coordinates(real_ws), self.coordinates(fake_ws)
+        with self.autocast():
+            l_real, l_fake = _float(self.D_L(real_in)), _float(self.D_L(fake_in))
+        d_real, d_fake = losses.ralsgan(l_real, l_fake, 1.0), losses.ralsgan(l_fake, l_real, 0.0)
+        gp = losses.gradient_penalty(self.D_L, real_in, fake_in, self.cfg.gp_weight, self.rng)
+        self._step("L", self.opt_L, 0.5 * (d_real + d_fake) + gp, self.D_L.parameters())
+        return {"D_latent_real": _item(d_real), "D_latent_fake": _item(d_fake), "gp_latent": _item(gp)}
+
+    def iteration(self, x: torch.Tensor, real_ws: torch.Tensor | None = None) -> dict[str, float]:
+        """``g_steps`` G_M updates on the same real batch, then one D update (the official schedule).
+        ``real_ws`` [B, T, w_dim]: the real clips' latent trajectories (needed when D_L judges)."""
+        if self.cfg.latent and real_ws is None:
+            raise UsageError("the latent discriminator needs the real clips' latent trajectories")
         for _ in range(self.cfg.g_steps):
-            g = self.g_step(x)
-        return {**g, **self.d_step(x)}
+            g = self.g_step(x, real_ws)
+        return {**g, **self.d_step(x, real_ws)}
 
     # ------------------------------------------------------------------ state
 
     STATE = ("M", "D_V", "D_I", "opt_M", "opt_V", "opt_I")  # what a checkpoint holds, under these names
+    LATENT_STATE = ("D_L", "opt_L")  # and with the latent discriminator
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.STATE + (self.LATENT_STATE if self.cfg.latent else ())
 
     def state_dict(self) -> dict:
         return {
-            **{k: getattr(self, k).state_dict() for k in self.STATE},
+            **{k: getattr(self, k).state_dict() for k in self.state_names},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
         }
 
     def load_state_dict(self, sd: dict) -> None:
-        for k in self.STATE:
+        for k in self.state_names:
             getattr(self, k).load_state_dict(sd[k])
         for k, s in self.scalers.items():
             if sd.get("scalers", {}).get(k):

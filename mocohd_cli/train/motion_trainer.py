@@ -26,10 +26,12 @@ import torch
 
 from .. import store
 from ..data import ClipDataset, to_model_input
+from ..data.trajectories import TrajectoryClips, encode_dataset
 from ..errors import MocohdError, UsageError
 from ..frames import check_pair
 from ..loaders import load_image_generator, store_model
 from ..loaders.detector_models import load_detector
+from ..loaders.encoder_models import load_encoder
 from ..loaders.motion_models import load_motion, motion_model
 from ..loaders.pca_bases import pca_for
 from ..metrics.evaluate import DEFAULT_SIZE, check_real, evaluate, prepare_data
@@ -66,7 +68,7 @@ def train(
         cfg, G, gan = _build(run)
         run.cfg = cfg  # settled: what config.json and the checkpoints record
         info = run.prepare(cfg.frame_size, min_frames=(cfg.frames - 1) * cfg.time_step + 1, cache="clip cache")
-        dataset = ClipDataset(info.cache, frames=cfg.frames, time_step=cfg.time_step)
+        dataset = _dataset(run, info.cache, G)
         loader = run.loader(dataset, cfg.batch // run.dist.world)
         per_epoch = loader.batch_sampler.batches_per_epoch()
         total = _total_steps(cfg, per_epoch)
@@ -81,7 +83,7 @@ def train(
         with GracefulStop() as stop:
             batches = run.batches(loader, start)
             for step in range(start + 1, total + 1):  # step: the iterations done once this one is
-                losses = gan.iteration(to_model_input(next(batches), run.device))
+                losses = gan.iteration(*_inputs(next(batches), run.device))
                 run.log_step(step, losses)
                 run.check_finite(step, losses, hint="try a lower lr or precision fp32")
                 if step % cfg.sample_every == 0:
@@ -137,10 +139,44 @@ def _build(run: Run) -> tuple[TrainConfig, object, MotionGAN]:
     if G.c_dim:
         cfg = cfg.replace(classes=list(labels) if labels else None)
     cfg, M = _motion_generator(cfg, G, run, init)
+    cfg = cfg.replace(motion_d=cfg.motion_d or ("both" if cfg.encoder else "pixels"))
+    run.note(f"motion judged by {JUDGES[cfg.motion_d]}")
     M = M.to(run.device)
     torch.manual_seed(cfg.seed + 1)
     gan_cfg = GANConfig.from_train(cfg, precision=run.precision, classes=labels)
     return cfg, G, MotionGAN(G, M, gan_cfg, run.dist, seed=cfg.seed)
+
+
+JUDGES = {
+    "pixels": "the pixel discriminators (the authors' recipe)",
+    "latent": "the latent discriminator, against the real clips' encoded trajectories",
+    "both": "the pixel discriminators and the latent discriminator (the real clips' encoded trajectories)",
+}
+
+
+def _dataset(run: Run, clips, G) -> ClipDataset:
+    """The real clips; with an encoder, each with its frames' latent trajectory (encoded once, writer
+    first, and cached beside the clips: ``data.trajectories``), and the fakes start where they do."""
+    cfg = run.cfg
+    if not cfg.encoder:
+        return ClipDataset(clips, frames=cfg.frames, time_step=cfg.time_step)
+    E = load_encoder(cfg.encoder, G, device=run.device)
+
+    def work(writer: bool):
+        progress = (lambda done, total: run.emit("prepare", {"done": done, "total": total})) if writer else None
+        return encode_dataset(cfg.data, E, progress=progress)
+
+    trajectories = run.writer_first(work)
+    if trajectories.change_note():
+        run.note(trajectories.change_note())
+    return TrajectoryClips(clips, trajectories, frames=cfg.frames, time_step=cfg.time_step)
+
+
+def _inputs(batch, device) -> tuple[torch.Tensor, ...]:
+    """A loader's batch -> the GAN's inputs: the clips [B, T, 3, S, S] in [-1, 1] (and their trajectories)."""
+    if isinstance(batch, (list, tuple)):
+        return to_model_input(batch[0], device), batch[1].to(device)
+    return (to_model_input(batch, device),)
 
 
 def _total_steps(cfg: TrainConfig, per_epoch: int) -> int:

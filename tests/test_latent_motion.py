@@ -1,0 +1,97 @@
+"""Motion trained against latent trajectories (discriminators/trajectory.py, the latent modes of
+train/motion_gan.py): the discriminator's input by hand, fakes that start at the real clips' first
+latents, and a known answer: two movements at two rhythms, both recovered."""
+
+import math
+
+import pytest
+import torch
+
+from mocohd_cli.discriminators.trajectory import TrajectoryDiscriminator, pca_coordinates
+from mocohd_cli.errors import UsageError
+from mocohd_cli.motion import MotionConfig, MotionGenerator
+from mocohd_cli.motion.stats import motion_stats
+from mocohd_cli.train.motion_gan import GANConfig, MotionGAN
+
+from .conftest import randomized_generator, tiny_config
+
+W_DIM, N_PCA, FRAMES = 32, 8, 16
+
+
+def test_the_discriminator_sees_displacements_along_each_direction_in_stdevs():
+    components = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]])
+    stdev = torch.tensor([2.0, 0.5])
+    ws = torch.tensor([[[1.0, 1.0, 1.0], [3.0, 1.0, 1.0], [1.0, 1.6, 1.8]]])  # [1, 3, 3]
+    # t=1: moved (2, 0, 0): 2/2 = 1 along the first, 0 along the second;
+    # t=2: moved (0, .6, .8): 0 along the first, (.36 + .64) / .5 = 2 along the second
+    expected = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]])
+    assert torch.allclose(pca_coordinates(ws, components, stdev), expected)
+    D = TrajectoryDiscriminator(2, width=8, layers=3, scales=2)
+    out = D(expected.transpose(1, 2))
+    assert [o[-1].shape for o in out] == [(1, 1, 3), (1, 1, 2)]
+    with pytest.raises(ValueError, match=r"expected coordinates \[B, 2, T\]"):
+        D(expected)
+
+
+def tiny_gan(motion_d="latent", seed=0, w_residual=1.0, **kw):
+    G = randomized_generator(tiny_config(16, z_dim=W_DIM, w_dim=W_DIM))
+    torch.manual_seed(seed)
+    basis = torch.linalg.qr(torch.randn(W_DIM, W_DIM))[0].T[:N_PCA]  # orthonormal rows
+    mcfg = MotionConfig(w_dim=W_DIM, noise_dim=16, h_dim=64, n_pca=N_PCA, w_residual=w_residual)
+    M = MotionGenerator(mcfg, basis, torch.ones(N_PCA))
+    cfg = dict(domain="in", frames=FRAMES, frame_size=16, motion_d=motion_d, lr=1e-3, dl_channels=32, dv_channels=8)
+    cfg.update(kw)
+    return MotionGAN(G, M, GANConfig(**cfg), seed=seed), basis
+
+
+def two_movements(basis, n, g, periods=(4.0, 10.0), amplitude=0.5):
+    """[n, T, w_dim]: independent sinusoids along directions 0 and 1 (random phases), from random w_1."""
+    t = torch.arange(FRAMES, dtype=torch.float32)
+    phase = torch.rand(n, 2, generator=g) * 2 * math.pi
+    coef = amplitude * torch.sin(2 * math.pi * t[None, :, None] / torch.tensor(periods) + phase[:, None])
+    coef = coef - coef[:, :1]
+    w1 = torch.randn(n, W_DIM, generator=g)
+    return w1[:, None] + coef @ basis[:2]
+
+
+def test_fakes_start_at_the_real_clips_first_latents_and_need_them():
+    gan, basis = tiny_gan("both")
+    real_ws = two_movements(basis, 2, torch.Generator().manual_seed(0))
+    x = torch.rand(2, FRAMES, 3, 16, 16) * 2 - 1
+    starts = []
+    forward = gan.M.forward
+    gan.M.forward = lambda w1, *a, **k: starts.append(w1.clone()) or forward(w1, *a, **k)
+    losses = gan.iteration(x, real_ws)
+    assert len(starts) == gan.cfg.g_steps + 1 and all(torch.equal(s, real_ws[:, 0]) for s in starts)
+    assert {"G_latent", "D_latent_real", "gp_latent", "G_video", "D_video_real"} <= set(losses)
+    assert set(gan.state_dict()) >= {"D_L", "opt_L"}
+    with pytest.raises(UsageError, match="latent trajectories"):
+        gan.iteration(x)
+    pixels, _ = tiny_gan("pixels")
+    assert "D_L" not in pixels.state_dict() and not hasattr(pixels, "D_L")
+
+
+def test_a_tiny_two_movement_run_moves_both_directions_at_their_own_periods():
+    """Known answer: real trajectories move along two directions at periods 4 and 10 frames with
+    independent phases; the latent mode (no frame rendered) learns both, each at its own period and
+    with its share of the motion, inside their span (coarse thresholds, seeded, about 20 s)."""
+    torch.manual_seed(0)
+    gan, basis = tiny_gan("latent", g_steps=1, lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+    x = torch.zeros(32, FRAMES, 3, 16, 16)  # unused by the latent discriminator alone
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # operations this small only lose time to a second thread
+    try:
+        for _ in range(600):
+            gan.iteration(x, two_movements(basis, 32, g))
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        real = two_movements(basis, 256, g)
+        fake, _, _ = gan.M(real[:, 0], FRAMES, generator=torch.Generator().manual_seed(2), return_eps=True)
+    truth, learned = motion_stats(real, basis[:2]), motion_stats(fake, basis[:2])
+    for p, q in zip(learned.periods.tolist(), truth.periods.tolist(), strict=True):
+        assert abs(p / q - 1) < 0.25, (learned.to_dict(), truth.to_dict())
+    for p, q in zip(learned.shares.tolist(), truth.shares.tolist(), strict=True):
+        assert abs(p - q) < 0.15, (learned.to_dict(), truth.to_dict())
+    assert learned.on_span > 0.8, learned.to_dict()
