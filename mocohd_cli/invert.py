@@ -65,6 +65,7 @@ from . import store
 from .errors import MocohdError, UsageError
 from .frames import check_pair, synthesize
 from .loaders import load_image_generator
+from .loaders.encoder_models import load_encoder
 from .loaders.latents import SPACES, Latent, default_name, free_name, save_latent
 from .loaders.vgg16 import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .perceptual import pixel_distance
@@ -177,10 +178,11 @@ def as_images(images, resolution: int, device) -> torch.Tensor:
     return images.to(device).contiguous()
 
 
-def check_options(steps, space, loss, lr=INITIAL_LR, seed=0) -> None:
-    """UsageError for a value of invert's options that can never work (before any work)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
-        raise UsageError(f"steps must be a whole number in 1..{MAX_STEPS:,}, got {steps!r}")
+def check_options(steps, space, loss, lr=INITIAL_LR, seed=0, min_steps: int = 1) -> None:
+    """UsageError for a value of invert's options that can never work (before any work).
+    ``min_steps``: 0 when the search starts from an encoder's answer (0 steps: that answer)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not min_steps <= steps <= MAX_STEPS:
+        raise UsageError(f"steps must be a whole number in {min_steps}..{MAX_STEPS:,}, got {steps!r}")
     if space not in SPACES:
         raise UsageError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
     if loss not in LOSSES:
@@ -229,6 +231,7 @@ def invert(
     w_avg_samples: int = W_AVG_SAMPLES,
     classes: list[int | str] | None = None,
     truncation: float = 1.0,
+    start: torch.Tensor | None = None,
 ) -> Latent:
     """The latents that make ``G`` reproduce ``images`` (see the module docstring).
 
@@ -241,10 +244,13 @@ def invert(
     torch.bfloat16; the perceptual network then runs under autocast). ``photos``: what to
     record of each image ({file, sha256}). BigGAN only: ``classes`` (numbers or ImageNet names)
     the class mix starts from, equally shared (default: all classes equally); ``truncation``
-    in (0, 1], the psi the images are made at. Returns a ``Latent`` whose ``info`` says how far
-    it got (``steps``, ``stopped``) and at which step each photo's best latent was seen.
+    in (0, 1], the psi the images are made at. ``start`` [N, num_ws, w_dim]: where the search
+    starts instead of the average w (an encoder's answer, ``ImageEncoder``; averaged over the
+    layers in space w); then ``steps`` may be 0: the start itself, measured. Returns a ``Latent``
+    whose ``info`` says how far it got (``steps``, ``stopped``) and at which step each photo's
+    best latent was seen.
     """
-    check_options(steps, space, loss, lr, seed)
+    check_options(steps, space, loss, lr, seed, min_steps=0 if start is not None else 1)
     family, start_classes = check_generator(G, space, classes, truncation)
     conditional = family == "biggan-deep"
     device = next(G.parameters()).device
@@ -284,7 +290,10 @@ def invert(
         logits = logits.to(device).requires_grad_(True)
     else:
         w_avg, w_std = w_stats(G, w_avg_samples)
-    w_opt = w_avg.to(device).view(1, 1, -1).repeat(n, rows, 1).requires_grad_(True)  # BigGAN: z
+    w_opt = w_avg.to(device).view(1, 1, -1).repeat(n, rows, 1)  # BigGAN: z
+    if start is not None:
+        w_opt = _start_of(start, n, num_ws, rows, w_opt.shape[-1], conditional).to(w_opt)
+    w_opt.requires_grad_(True)
     # Each photo draws its noise maps and w noise from its own CPU stream: the same run on any
     # device, and photo i's result does not depend on the other photos of the batch.
     gens = [torch.Generator().manual_seed((seed * 0x9E3779B1 + i) % 2**63) for i in range(n)]
@@ -385,6 +394,18 @@ def invert(
     )
 
 
+def _start_of(start: torch.Tensor, n: int, num_ws: int, rows: int, w_dim: int, conditional: bool) -> torch.Tensor:
+    """``start`` as the searched variable [n, rows, w_dim] (space w: the mean over the layers)."""
+    if conditional:
+        raise UsageError("a start latent is for StyleGAN generators (BigGAN's search is over z)")
+    if start.ndim != 3 or tuple(start.shape) != (n, num_ws, w_dim):
+        raise UsageError(f"start must be [{n}, {num_ws}, {w_dim}] (one per image), got {list(start.shape)}")
+    if not torch.isfinite(start).all():
+        raise UsageError("start holds NaN or infinite values")
+    start = start.detach().float()
+    return start.mean(dim=1, keepdim=True) if rows == 1 else start.clone()
+
+
 @dataclass
 class StoredLatent:
     """What ``invert_and_store`` found and stored."""
@@ -410,6 +431,7 @@ def invert_and_store(
     force: bool = False,
     classes: list[int | str] | None = None,
     truncation: float = 1.0,
+    encoder: str | os.PathLike | None = None,
     on_start: Callable[[str], None] | None = None,
     progress: Callable[[int, int, torch.Tensor], None] | None = None,
     on_stop_request: Callable[[], None] | None = None,
@@ -425,10 +447,11 @@ def invert_and_store(
     after its step: the best latents so far are stored (``stopped_by`` says which signal); a
     second one raises at once (KeyboardInterrupt, or ``stopping.Terminated``) and stores nothing.
     When another process stores a latent of the same name meanwhile, this one takes a free name
-    (unless ``force``)."""
+    (unless ``force``). ``encoder``: an image encoder of this generator (``train-encoder``) answers
+    every photo in one forward pass; the search starts there (``steps`` 0: that answer)."""
     if not photos:
         raise UsageError("no photos to invert")
-    check_options(steps, space, loss, seed=seed)
+    check_options(steps, space, loss, seed=seed, min_steps=0 if encoder is not None else 1)
     check_crop(crop)
     requested = _latent_name(name, photos[0], force)
     for p in photos:  # headers only: a missing or unreadable photo stops us before anything loads
@@ -440,6 +463,7 @@ def invert_and_store(
     targets = torch.stack([read_photo(p, G.resolution, crop=crop) for p in photos])
     known = [photo_identity(p) for p in photos]
     net = load_vgg16(device=next(G.parameters()).device) if loss == "perceptual" else None
+    start = _encoded(encoder, G, targets) if encoder is not None else None
     try:
         with GracefulStop(on_request=on_stop_request) as stop:
             if on_start is not None:
@@ -460,11 +484,14 @@ def invert_and_store(
                 photos=known,
                 classes=classes,
                 truncation=truncation,
+                start=start,
             )
     except KeyboardInterrupt as e:  # the second signal
         e.outcome = getattr(e, "outcome", None) or "nothing stored"
         raise
     latent.info["crop"] = crop
+    if encoder is not None:
+        latent.info["encoder"] = str(encoder)
     stored = requested if force else free_name(requested)  # taken while it ran (another invert): keep both
     header = save_latent(latent, stored, overwrite=force)
     return StoredLatent(latent, stored, requested, header.path, stop.signum if latent.info["stopped"] else None)
@@ -503,3 +530,10 @@ __all__ = [
     "w_noise_scale",
     "w_stats",
 ]
+
+
+def _encoded(encoder: str | os.PathLike, G, targets: torch.Tensor) -> torch.Tensor:
+    """The encoder's answer for the photos ``targets`` (uint8 [N, R, R, 3]), one forward pass."""
+    E = load_encoder(encoder, G, device=next(G.parameters()).device)
+    with torch.no_grad():
+        return E(as_images(targets, G.resolution, next(G.parameters()).device))

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from mocohd_cli.data.procedural import write_dataset
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.formats import canonical
 from mocohd_cli.loaders import load_encoder, load_image_generator
-from mocohd_cli.train import load_checkpoint
+from mocohd_cli.loaders.latents import load_latent
+from mocohd_cli.train import TrainConfig, load_checkpoint, train
 from mocohd_cli.train.encoder_trainer import EncoderTrainConfig, train_encoder
 
-from .conftest import randomized_generator, save_canonical, tiny_config
+from .conftest import randomized_generator, run, save_canonical, tiny_config
 
 
 @pytest.fixture
@@ -89,3 +91,64 @@ def test_what_cannot_work_is_refused(tiny_g, tmp_path):
     train_encoder(tiny(tiny_g, name="once", steps=1))
     with pytest.raises(MocohdError, match="already"):
         train_encoder(tiny(tiny_g, name="once", steps=1))
+
+
+# ---------------------------------------------------------------------------------- commands
+
+
+def test_the_commands_train_show_and_use_an_encoder(tiny_g, tmp_path, capsys):
+    code, out, err = run(capsys, "train-encoder", "--image", str(tiny_g), "--steps", "2", "--batch", "4",
+                         "--workers", "0", "--device", "cpu", "--log-every", "1")  # fmt: skip
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("finished at step 2/2; encoder tiny-encoder -> ")
+    assert lines[1] == f"next: mocohd invert PHOTO --image {tiny_g} --encoder tiny-encoder; " \
+        "mocohd prepare --data DIR --encode tiny-encoder"  # fmt: skip
+    code, out, _ = run(capsys, "info", "tiny-encoder")
+    assert code == 0 and "trained for     tiny (weights" in out
+    assert "6 w's of size 32 (space w+) of a 16 px image" in out
+
+    photo = tmp_path / "face.png"
+    Image.fromarray((torch.rand(16, 16, 3) * 255).byte().numpy()).save(photo)
+    code, out, err = run(capsys, "invert", str(photo), "--image", str(tiny_g), "--encoder", "tiny-encoder",
+                         "--steps", "0", "--loss", "pixel", "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert "best after 0 of 0 steps" in out and load_latent("face").info["encoder"] == "tiny-encoder"
+
+    other = tmp_path / "other.safetensors"
+    save_canonical(other, randomized_generator(tiny_config(16), seed=5))
+    code, out, err = run(capsys, "invert", str(photo), "--image", str(other), "--encoder", "tiny-encoder",
+                         "--steps", "0", "--loss", "pixel", "--device", "cpu", "--name", "x")  # fmt: skip
+    assert code == 1 and "was trained for 'tiny'" in err and len(err.strip().splitlines()) == 1
+
+    data = write_dataset(tmp_path / "heads", videos=2, frames=3, size=24, seed=0)
+    code, out, err = run(capsys, "prepare", "--data", str(data), "--frame-size", "16", "--frames", "2",
+                         "--encode", "tiny-encoder", "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert "latent trajectories: 2 videos encoded: 2 videos, 6 frames encoded by tiny-encoder (space w+)" in out
+    code, out, err = run(capsys, "prepare", "--data", str(data), "--encode", "no-such-encoder")
+    assert code == 1 and "no-such-encoder" in err
+
+
+def test_train_against_the_trajectories_of_an_encoder(tiny_g, tmp_path):
+    train_encoder(tiny(tiny_g, steps=1))
+    data = write_dataset(tmp_path / "heads", videos=3, frames=6, size=24, seed=0)
+    base = dict(data=str(data), image=str(tiny_g), encoder="tiny-encoder", steps=2, batch=2, frames=4,
+                time_step=1, h_dim=16, n_pca=8, dv_channels=4, di_channels=4, proj_dim=8, queue=8, workers=0,
+                pca_samples=1000, sample_every=1000, log_every=1, device="cpu", domain="in")  # fmt: skip
+    events = []
+    r = train(TrainConfig(name="both", **base), on_event=lambda kind, info: events.append((kind, info)))
+    assert r.config.motion_d == "both" and {"G_latent", "D_latent_real"} <= set(r.losses)
+    notes = [i["text"] for k, i in events if k == "note"]
+    assert any(n.startswith("motion judged by the pixel discriminators and the latent") for n in notes), notes
+    assert any(n == "latent trajectories: 3 videos encoded" for n in notes), notes
+    r = train(TrainConfig(name="latent", motion_d="latent", **base))
+    assert r.config.motion_d == "latent" and "G_video" not in r.losses and "G_latent" in r.losses
+    assert "D_L" in load_checkpoint(r.run / "checkpoint.pt")["gan"]
+
+    with pytest.raises(UsageError, match="needs the generator's encoder"):
+        TrainConfig(motion_d="latent", data=str(data), image=str(tiny_g))
+    other = tmp_path / "other.safetensors"
+    save_canonical(other, randomized_generator(tiny_config(16), seed=5))
+    with pytest.raises(MocohdError, match="was trained for 'tiny'"):
+        train(TrainConfig(name="wrong", **{**base, "image": str(other)}))

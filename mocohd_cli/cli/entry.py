@@ -20,7 +20,7 @@ import typer
 from .. import __version__
 from ..errors import MocohdError, UsageError
 from ..stopping import Terminated
-from . import eval_command, invert_command, model_commands, render_command, train_commands
+from . import encoder_commands, eval_command, invert_command, model_commands, render_command, train_commands
 from .console import err, out
 from .options import Debug
 
@@ -64,6 +64,7 @@ app.command("eval")(eval_command.eval_)
 app.command("invert")(invert_command.invert_)
 app.command()(train_commands.train)
 app.command("train-image")(train_commands.train_image)
+app.command("train-encoder")(encoder_commands.train_encoder)
 
 
 def _on_sigterm(signum, frame):

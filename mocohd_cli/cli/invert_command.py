@@ -20,7 +20,22 @@ from .progress import Counter
 Photos = Annotated[
     list[Path], typer.Argument(metavar="PHOTO...", help="Photos (any format Pillow reads), one latent each.")
 ]
-Steps = Annotated[int, typer.Option("--steps", help="Optimisation steps (NVIDIA's projector: 1000).")]
+Steps = Annotated[
+    int | None,
+    typer.Option(
+        "--steps",
+        help="Optimisation steps (default: 1000, NVIDIA's projector; with --encoder 100, and 0 keeps the encoder's "
+        "answer).",
+    ),
+]
+Encoder = Annotated[
+    str | None,
+    typer.Option(
+        "--encoder",
+        help="Start from this image encoder's answer (mocohd train-encoder), every photo in one pass, then refine.",
+    ),
+]
+STEPS, ENCODER_STEPS = 1000, 100
 Space = Annotated[
     str,
     typer.Option(
@@ -59,7 +74,7 @@ def invert_(
     photos: Photos,
     image: Image("Image generator (StyleGAN2, StyleGAN3 or BigGAN): name or path.", required=True),
     name: Name("Store name of the latent (default: the first photo's name).") = None,
-    steps: Steps = 1000,
+    steps: Steps = None,
     space: Space = "w",
     loss: Loss = "perceptual",
     crop: Crop = "center",
@@ -68,6 +83,7 @@ def invert_(
     force: Force("Replace a stored latent of the same name.") = False,
     classes: Classes = None,
     truncation: Truncation = 1.0,
+    encoder: Encoder = None,
 ):
     """Find the latent that makes an image generator reproduce a photo, and store it (kind latent).
 
@@ -75,6 +91,8 @@ def invert_(
     (StyleGAN3: no noise maps; BigGAN: over z and a soft mix of the classes, space w only).
     Several photos are inverted together, each on its own. Ctrl-C stops early and keeps the best
     latent so far; then `mocohd render --start NAME` animates it."""
+    if steps is None:
+        steps = ENCODER_STEPS if encoder else STEPS
     options = {k: v for k, v in locals().items() if k != "photos"}  # invert_and_store's, by name
     columns = ("{task.fields[dist]}", TimeElapsedColumn(), TimeRemainingColumn())
     counter = Counter("inverting", "steps", *columns, total=steps, fields=("dist",))

@@ -26,7 +26,7 @@ InfoKind = Annotated[
     str | None,
     typer.Option(
         "--kind",
-        help="image, motion, pca, i3d, inception, vgg16 or latent: show only that kind (default: every "
+        help="image, motion, pca, i3d, inception, vgg16, latent or encoder: show only that kind (default: every "
         "kind the name has, e.g. the demo image generator and the demo motion model).",
     ),
 ]
@@ -132,7 +132,7 @@ def _stored_origin(kind: str, image: dict, src: dict) -> str:
     else:
         what = ""
     image = image.get("image_name")
-    if image and kind in ("motion", "pca", "latent"):
+    if image and kind in ("motion", "pca", "latent", "encoder"):
         what += ("; " if what else "") + ("of" if kind == "pca" else "for") + f" image generator {image}"
     return what
 
@@ -179,12 +179,15 @@ def _info_table(m) -> None:
         *_network_rows(m.config, m.family),
         *_motion_rows(m),
         *_latent_rows(m.config if m.kind == "latent" else None),
+        *_encoder_rows(m.config if m.kind == "encoder" else None),
     ]
-    if m.kind in ("motion", "pca", "latent"):
+    if m.kind in ("motion", "pca", "latent", "encoder"):
         who, sha = m.image.get("image_name"), m.image.get("image_sha256")
         rows.append(
             (
-                {"motion": "trained with", "pca": "fitted on", "latent": "image generator"}[m.kind],
+                {"motion": "trained with", "pca": "fitted on", "latent": "image generator", "encoder": "trained for"}[
+                    m.kind
+                ],
                 f"{who} (weights {sha[:12]})" if who and sha else "unknown",
             )
         )
@@ -212,7 +215,9 @@ def _network_rows(cfg: dict, family: str) -> list[tuple[str, str]]:
         )
         rows += [("latent", latent), ("channels", channels)]
     if "channel_base" in cfg:
-        channels = f"base {cfg['channel_base']}, max {cfg['channel_max']}, mapping layers {cfg.get('mapping_layers')}"
+        channels = f"base {cfg['channel_base']}, max {cfg['channel_max']}"
+        if "mapping_layers" in cfg:
+            channels += f", mapping layers {cfg['mapping_layers']}"
         rows.append(("channels", channels))
     if family == "stylegan3":
         rows += _stylegan3_rows(cfg)
@@ -240,6 +245,14 @@ def _motion_rows(m) -> list[tuple[str, str]]:
             )
         )
     return rows
+
+
+def _encoder_rows(cfg: dict | None) -> list[tuple[str, str]]:
+    """`mocohd info` rows of an encoder (``cfg`` its config; None: not an encoder): what it answers."""
+    if cfg is None:
+        return []
+    answers = f"{cfg.get('num_ws')} w's of size {cfg.get('w_dim')} (space {cfg.get('space')})"
+    return [("encoder", f"{answers} of a {cfg.get('resolution')} px image; head {cfg.get('hidden')} wide")]
 
 
 def _latent_rows(cfg: dict | None) -> list[tuple[str, str]]:

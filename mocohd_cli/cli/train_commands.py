@@ -14,7 +14,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
 from ..data import prepare as prepare_data
+from ..data.trajectories import encode_dataset
 from ..errors import UsageError
+from ..loaders.encoder_models import load_encoder
 from ..train import TrainConfig, train as train_motion
 from ..train.image_trainer import ImageTrainConfig, train_image as train_images
 from .console import out
@@ -33,6 +35,13 @@ PrepareSize = _opt(int, "--frame-size", help="Square frame size of the training 
 PrepareFrames = _opt(int, "--frames", help="Frames per clip (videos too short for one clip are skipped).")
 PrepareStep = _opt(int, "--time-step", help="Take every n-th frame.")
 Redecode = _opt(bool, "--force", help="Decode again even if the cache exists.")
+Encode = _opt(
+    str | None,
+    "--encode",
+    help="Also encode every frame with this image encoder (mocohd train-encoder): the latent trajectories that "
+    "train --encoder reads.",
+)
+EncodeDevice = _opt(str, "--device", help=f"Where --encode runs: {DEVICES}.")
 
 
 def prepare(
@@ -41,10 +50,13 @@ def prepare(
     frames: PrepareFrames = 16,
     time_step: PrepareStep = 2,
     force: Redecode = False,
+    encode: Encode = None,
+    device: EncodeDevice = "auto",
 ):
     """Decode a video dataset once into the clip cache that training reads."""
     if frames < 1 or time_step < 1:
         raise UsageError("--frames and --time-step must be positive")
+    E = load_encoder(encode, device=device) if encode else None  # a bad name fails before any decoding
     with bar("decoding videos", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as progress:
         task = progress.add_task("prepare", total=None)
         info = prepare_data(
@@ -55,6 +67,26 @@ def prepare(
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     out.print(("reused the clip cache: " if info.reused else "prepared: ") + info.summary(), soft_wrap=True)
+    if E is not None:
+        _encode(data, E, force)
+
+
+def _encode(data: Path, E, force: bool) -> None:
+    """The dataset's latent trajectories (``data.trajectories``), with a progress bar and one line."""
+    with bar("encoding frames", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as progress:
+        task = progress.add_task("encode", total=None)
+        cache = encode_dataset(
+            data, E, force=force, progress=lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    frames = sum(v["frames"] for v in cache.videos.values())
+    what = cache.change_note() or "latent trajectories reused"
+    out.print(
+        f"{what}: {len(cache.videos)} videos, {frames} frames encoded by {E.name} (space {E.cfg.space}) "
+        f"in {cache.folder}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
 
 
 @dataclass(frozen=True)
@@ -193,6 +225,20 @@ MonitorClips = _opt(
     help="In-domain, experimental: real clips inverted into w once, for the monitor's per-direction comparison "
     "(0: none).",
 )
+Encoder = _opt(
+    str | None,
+    "--encoder",
+    help="The image generator's encoder (mocohd train-encoder): real clips' latent trajectories to train against; "
+    "the fakes start at their first latents.",
+)
+MotionD = _opt(
+    str | None,
+    "--motion-d",
+    help="What judges the motion: pixels (the authors' discriminators), latent (a discriminator of latent "
+    "trajectories; no frame rendered) or both (default: pixels, with --encoder both).",
+)
+WLatentD = _opt(float, "--w-latent-d", help="Weight of the latent discriminator's term.")
+DLChannels = _opt(int, "--dl-channels", help="Width of the latent discriminator.")
 KeepBest = _opt(
     bool,
     "--keep-best/--no-keep-best",
@@ -263,6 +309,10 @@ def train(
     monitor: Monitor = TrainConfig.monitor,
     monitor_clips: MonitorClips = TrainConfig.monitor_clips,
     keep_best: KeepBest = TrainConfig.keep_best,
+    encoder: Encoder = None,
+    motion_d: MotionD = None,
+    w_latent_d: WLatentD = TrainConfig.w_latent_d,
+    dl_channels: DLChannels = TrainConfig.dl_channels,
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
     run_training(ctx, locals(), MOTION)

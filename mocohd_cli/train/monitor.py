@@ -164,22 +164,36 @@ class Monitor:
     def real_clips(self, n: int = REAL_CLIPS) -> torch.Tensor:
         """[n, T, 3, S, S] in [-1, 1]: item i is video perm[i mod videos] (a permutation seeded by the
         run's seed) from a start fixed by i; the first ones are distinct videos when there are enough."""
+        items = self._real_items(n)
+        return to_model_input(torch.stack([i[0] if isinstance(i, tuple) else i for i in items]))
+
+    def _real_items(self, n: int) -> list:
         videos = len(self.dataset)
         perm = torch.randperm(videos, generator=self._gen(0)).tolist()
-        items = [self.dataset[(perm[i % videos], SEED_OFFSET + self.seed * 1000 + i)] for i in range(n)]
-        return to_model_input(torch.stack(items))
+        return [self.dataset[(perm[i % videos], SEED_OFFSET + self.seed * 1000 + i)] for i in range(n)]
 
     def prepare(self) -> dict:
-        """The real statistics (once): pixel statistics, and in-domain the latent ones (cached)."""
+        """The real statistics (once): pixel statistics, and the latent ones: the real clips' encoded
+        trajectories when the run has an encoder, else in-domain ``clips`` clips inverted (cached)."""
         if self.real is None:
             with _private(self.device, self.gan.M):
                 real = pixel_stats(self.real_clips())
-                if self.domain == "in" and self.clips > 0:
+                motion = self._encoded_motion()
+                if motion is None and self.domain == "in" and self.clips > 0:
                     motion = self._real_motion()
-                    if motion is not None:
-                        real["motion"] = motion
+                if motion is not None:
+                    real["motion"] = motion
             self.real = real
         return self.real
+
+    def _encoded_motion(self) -> dict | None:
+        """The motion statistics of the real clips' encoded trajectories (a run with an encoder), else None."""
+        items = self._real_items(REAL_CLIPS)
+        if not isinstance(items[0], tuple):
+            return None
+        motion = motion_stats(torch.stack([ws for _, ws in items]).float(), self.directions).to_dict()
+        self.note(f"monitor: the real clips' latent motion from their encoded trajectories: {_shares(motion)}")
+        return motion
 
     def _key(self) -> dict:
         G, c = self.gan.G, self.gan.cfg
