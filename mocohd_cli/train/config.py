@@ -277,23 +277,28 @@ class TrainConfig(RunSettings):
                 "w_residual",
                 "w_latent_d",
             ),
-            choices={
-                "domain": ("cross", "in"),
-                "monitor": (True, False),
-                "keep_best": (True, False),
-                "motion_d": ("pixels", "latent", "both"),
-            },
+            choices={"domain": ("cross", "in"), "monitor": (True, False), "keep_best": (True, False)},
         )
-        if self.motion_d in ("latent", "both") and not self.encoder:
-            raise UsageError(
-                f"{setting('motion_d')} {self.motion_d} judges latent trajectories: it needs the generator's "
-                f"{setting('encoder')} (mocohd train-encoder)"
-            )
+        self._check_latent_motion()
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
         self._check_frames()
         if self.moco_momentum > 1:
             raise UsageError(f"{setting('moco_momentum')} must be in [0, 1], got {self.moco_momentum}")
         self._check_motion_model(bank_known)
+
+    def _check_latent_motion(self) -> None:
+        """The latent discriminator judges the encoder's trajectories: it needs the encoder."""
+        check_settings(self, {}, choices={"motion_d": ("pixels", "latent", "both")})
+        if self.motion_d in ("latent", "both") and not self.encoder:
+            raise UsageError(
+                f"{setting('motion_d')} {self.motion_d} judges latent trajectories: it needs the generator's "
+                f"{setting('encoder')} (mocohd train-encoder)"
+            )
+        if self.motion_d == "latent" and (self.w_spectrum or self.w_cross_spectrum):
+            raise UsageError(
+                f"{setting('w_spectrum')} and {setting('w_cross_spectrum')} compare rendered clips: "
+                f"{setting('motion_d')} latent renders none (use both)"
+            )
 
     def _check_motion_model(self, bank_known: bool) -> None:
         """The checks of the motion model's sizes and of the priors on its oscillator bank (those on the
