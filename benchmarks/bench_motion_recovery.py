@@ -411,6 +411,14 @@ def _per_direction(text: str, n: int, flag: str) -> list[float]:
     return values
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _train_settings(items: list[str]) -> dict:
     """--train KEY=VALUE pairs -> TrainConfig keyword arguments, each typed like its default."""
     import dataclasses
@@ -423,9 +431,43 @@ def _train_settings(items: list[str]) -> dict:
         key, _, value = item.partition("=")
         if key not in defaults:
             raise SystemExit(f"--train: no setting {key!r}")
-        kind = type(defaults[key]) if defaults[key] is not None else (int if value.lstrip("-").isdigit() else float)
+        if defaults[key] is not None:
+            kind = type(defaults[key])
+        else:  # a setting whose default is None: a number, or text (motion_d=latent)
+            kind = int if value.lstrip("-").isdigit() else float if _is_number(value) else str
         out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     return out
+
+
+def train_encoder_for(gpath: Path, steps: int, seed: int, data: Path, ws: torch.Tensor, basis, n_pca: int) -> str:
+    """An encoder of the frozen generator ('frozen-encoder', ``steps`` steps on its samples), and how
+    well it finds the videos' true trajectories: the rms error of its per-frame PCA coordinates (in
+    stdevs, over the first ``n_pca`` directions) and of its frame-to-frame steps, against the true
+    ones' rms step."""
+    from mocohd_cli.data.trajectories import encode_dataset
+    from mocohd_cli.loaders import load_encoder, load_image_generator
+    from mocohd_cli.train.encoder_trainer import EncoderTrainConfig, train_encoder
+
+    t0 = time.perf_counter()
+    cfg = EncoderTrainConfig(image=str(gpath), name="frozen-encoder", steps=steps, seed=seed, device="cpu",
+                             workers=0, save_every=steps, sample_every=10**9, log_every=steps)  # fmt: skip
+    train_encoder(cfg)
+    seconds = time.perf_counter() - t0
+    E = load_encoder("frozen-encoder", load_image_generator(gpath))
+    cache = encode_dataset(data, E)
+    index = {v["source"]: sig for sig, v in cache.videos.items()}
+    encoded = torch.stack([cache.whole(index[f"video_{v:04d}"]).mean(dim=1) for v in range(ws.shape[0])])
+    V, s = basis.components[:n_pca], basis.stdev[:n_pca]
+    true_c, enc_c = (ws @ V.T) / s, (encoded @ V.T) / s
+    error = (enc_c - true_c).square().mean().sqrt()
+    jitter = (enc_c.diff(dim=1) - true_c.diff(dim=1)).square().mean().sqrt()
+    step = true_c.diff(dim=1).square().mean().sqrt()
+    print(
+        f"encoder: {steps} steps in {seconds / 60:.1f} min; per-frame error {error:.3f} stdev, frame-to-frame "
+        f"jitter {jitter:.3f} stdev (true rms step {step:.3f}) over {n_pca} directions",
+        flush=True,
+    )
+    return "frozen-encoder"
 
 
 def _fmt(values, spec: str = ".2f") -> str:
@@ -521,6 +563,14 @@ def main():
         "this case, seed and recipe with an oscillator bank, whose bank is compared too",
     )
     ap.add_argument("--json", type=Path, help="write the curve here")
+    ap.add_argument(
+        "--encoder-steps",
+        type=int,
+        default=0,
+        help="train an image encoder of the frozen generator for this many steps (on its samples) and train "
+        "motion against the videos' encoded trajectories (--train motion_d=latent or both; default both); "
+        "prints the encoder's error and jitter against the true trajectories",
+    )
     ap.add_argument(
         "--identifiability",
         action="store_true",
@@ -725,6 +775,8 @@ def main():
                 curve[0]["stopping"] = True
                 os.kill(os.getpid(), 2)  # SIGINT: the trainer saves and stops after this step
 
+    if args.encoder_steps:  # before the run: the encoder's trajectories are its real motion
+        extra["encoder"] = train_encoder_for(gpath, args.encoder_steps, args.seed, data, ws, basis, args.n_pca)
     # the training clips are taken from the rendered videos at time step 1, so frequencies compare directly
     cfg = TrainConfig(
         data=str(data),
@@ -760,6 +812,7 @@ def main():
     basis.info.update(image_name=ident["name"], image_sha256=ident["weights_sha256"])
     store.kind_dir("pca", create=True)
     save_pca(basis, store.store_path("pca", "frozen"))
+    start = time.perf_counter()  # the motion training's own clock (the encoder's time is printed above)
     train(cfg, on_event=on_event)
 
     curve[0].pop("stopping", None)
