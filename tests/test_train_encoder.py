@@ -53,12 +53,12 @@ def test_a_few_steps_train_and_export_an_encoder_of_that_generator(tiny_g):
     given = dataclasses.asdict(cfg)
     r = train_encoder(cfg)
     assert dataclasses.asdict(cfg) == given  # the caller's config is left as it was
-    assert r.config.name == "tiny-encoder" and r.config.resolution == 16 and r.step == 3
+    assert r.config.name == "tiny" and r.config.resolution == 16 and r.step == 3
     assert r.encoder.is_file() and (r.run / "samples" / "step_0000003.png").is_file()
     G = load_image_generator(tiny_g)
-    E = load_encoder("tiny-encoder", G)
+    E = load_encoder("tiny", G)
     assert E.cfg.space == "w" and E.image["image_sha256"] == G.identity["weights_sha256"]
-    assert torch.equal(E.state_dict()["fc1.weight"], _ckpt("tiny-encoder")["encoder"]["E"]["fc1.weight"])
+    assert torch.equal(E.state_dict()["fc1.weight"], _ckpt("tiny")["encoder"]["E"]["fc1.weight"])
     assert set(r.losses) >= {"loss", "latent", "pixel"}
 
 
@@ -101,31 +101,31 @@ def test_the_commands_train_show_and_use_an_encoder(tiny_g, tmp_path, capsys):
                          "--workers", "0", "--device", "cpu", "--log-every", "1")  # fmt: skip
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[0].startswith("finished at step 2/2; encoder tiny-encoder -> ")
-    assert lines[1] == f"next: mocohd invert PHOTO --image {tiny_g} --encoder tiny-encoder; " \
-        "mocohd prepare --data DIR --encode tiny-encoder"  # fmt: skip
-    code, out, _ = run(capsys, "info", "tiny-encoder")
+    assert lines[0].startswith("finished at step 2/2; encoder tiny -> ")
+    assert lines[1] == f"next: mocohd invert PHOTO --image {tiny_g} --encoder tiny; " \
+        "mocohd prepare --data DIR --encode tiny"  # fmt: skip
+    code, out, _ = run(capsys, "info", "tiny")
     assert code == 0 and "trained for     tiny (weights" in out
     assert "6 w's of size 32 (space w+) of a 16 px image" in out
 
     photo = tmp_path / "face.png"
     Image.fromarray((torch.rand(16, 16, 3) * 255).byte().numpy()).save(photo)
-    code, out, err = run(capsys, "invert", str(photo), "--image", str(tiny_g), "--encoder", "tiny-encoder",
+    code, out, err = run(capsys, "invert", str(photo), "--image", str(tiny_g), "--encoder", "tiny",
                          "--steps", "0", "--loss", "pixel", "--device", "cpu")  # fmt: skip
     assert code == 0, err
-    assert "best after 0 of 0 steps" in out and load_latent("face").info["encoder"] == "tiny-encoder"
+    assert "best after 0 of 0 steps" in out and load_latent("face").info["encoder"] == "tiny"
 
     other = tmp_path / "other.safetensors"
     save_canonical(other, randomized_generator(tiny_config(16), seed=5))
-    code, out, err = run(capsys, "invert", str(photo), "--image", str(other), "--encoder", "tiny-encoder",
+    code, out, err = run(capsys, "invert", str(photo), "--image", str(other), "--encoder", "tiny",
                          "--steps", "0", "--loss", "pixel", "--device", "cpu", "--name", "x")  # fmt: skip
     assert code == 1 and "was trained for 'tiny'" in err and len(err.strip().splitlines()) == 1
 
     data = write_dataset(tmp_path / "heads", videos=2, frames=3, size=24, seed=0)
     code, out, err = run(capsys, "prepare", "--data", str(data), "--frame-size", "16", "--frames", "2",
-                         "--encode", "tiny-encoder", "--device", "cpu")  # fmt: skip
+                         "--encode", "tiny", "--device", "cpu")  # fmt: skip
     assert code == 0, err
-    assert "latent trajectories: 2 videos encoded: 2 videos, 6 frames encoded by tiny-encoder (space w+)" in out
+    assert "latent trajectories: 2 videos encoded: 2 videos, 6 frames encoded by tiny (space w+)" in out
     code, out, err = run(capsys, "prepare", "--data", str(data), "--encode", "no-such-encoder")
     assert code == 1 and "no-such-encoder" in err
 
@@ -133,7 +133,7 @@ def test_the_commands_train_show_and_use_an_encoder(tiny_g, tmp_path, capsys):
 def test_train_against_the_trajectories_of_an_encoder(tiny_g, tmp_path):
     train_encoder(tiny(tiny_g, steps=1))
     data = write_dataset(tmp_path / "heads", videos=3, frames=6, size=24, seed=0)
-    base = dict(data=str(data), image=str(tiny_g), encoder="tiny-encoder", steps=2, batch=2, frames=4,
+    base = dict(data=str(data), image=str(tiny_g), encoder="tiny", steps=2, batch=2, frames=4,
                 time_step=1, h_dim=16, n_pca=8, dv_channels=4, di_channels=4, proj_dim=8, queue=8, workers=0,
                 pca_samples=1000, sample_every=1000, log_every=1, device="cpu", domain="in")  # fmt: skip
     events = []

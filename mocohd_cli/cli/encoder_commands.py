@@ -61,7 +61,7 @@ def train_encoder(
     ctx: typer.Context,
     image: Image("The frozen image generator (StyleGAN2 or StyleGAN3): name or path.") = None,
     data: EncoderData = None,
-    name: Name("Run and exported encoder name (default: the generator's name + '-encoder').") = None,
+    name: Name("Exported encoder name (default: the generator's; its run folder is NAME-encoder).") = None,
     space: Space = EncoderTrainConfig.space,
     preset: Preset = EncoderTrainConfig.preset,
     resolution: InputSize = None,

@@ -3,7 +3,7 @@ w's that make a frozen image generator reproduce an image (``encoders.ImageEncod
 
     from mocohd_cli.train.encoder_trainer import EncoderTrainConfig, train_encoder
     result = train_encoder(EncoderTrainConfig(image="demo", steps=3000))
-    result.encoder         # the exported encoder, also in the store as 'demo-encoder'
+    result.encoder         # the exported encoder, in the store as 'demo' (kind encoder)
 
 Each step is one iteration of ``encoder_recipe.EncoderRecipe``: a batch of the generator's own
 samples (whose w's are known) and, with ``data``, a batch of real frames (reconstruction only).
@@ -54,8 +54,10 @@ class EncoderTrainResult:
 
 
 def default_name(image: str) -> str:
-    """The encoder's name when none is given: the generator's name (or file stem) + '-encoder'."""
-    return Path(str(image)).stem + "-encoder" if str(image).endswith(".safetensors") else f"{image}-encoder"
+    """The encoder's name when none is given: the generator's (a store name; a file's stem). Kinds
+    are apart in the store, so the 'demo' encoder sits beside the 'demo' generator and motion model;
+    the run's folder is runs/NAME-encoder."""
+    return Path(str(image)).stem if Path(str(image)).suffix else str(image)
 
 
 def train_encoder(
