@@ -194,12 +194,17 @@ class PreparedData:
 
     def change_note(self) -> str:
         """'clip cache refreshed: 3 videos changed, 2 removed', or '' when nothing changed."""
-        parts = [f"{n} {what}" for what, n in self.changed.items() if n]
-        if not parts:
-            return ""
-        n = next(n for n in self.changed.values() if n)
-        parts[0] = parts[0].replace(" ", f" video{'s' if n != 1 else ''} ", 1)
-        return "clip cache refreshed: " + ", ".join(parts)
+        return change_note("clip cache refreshed", self.changed)
+
+
+def change_note(what: str, changed: dict[str, int]) -> str:
+    """'WHAT: 3 videos changed, 2 removed' of counts of videos by change, or '' when all are 0."""
+    parts = [f"{n} {how}" for how, n in changed.items() if n]
+    if not parts:
+        return ""
+    n = next(n for n in changed.values() if n)
+    parts[0] = parts[0].replace(" ", f" video{'s' if n != 1 else ''} ", 1)
+    return f"{what}: " + ", ".join(parts)
 
 
 def cache_dir(root: Path, frame_size: int) -> Path:

@@ -31,7 +31,7 @@ from safetensors.torch import save as st_save
 
 from ..errors import MocohdError
 from ..formats.canonical import atomic_write_bytes
-from .clips import ClipDataset, prepare
+from .clips import ClipDataset, change_note, prepare
 
 TRAJECTORY_VERSION = 1
 BATCH = 64  # frames per encoder forward
@@ -47,12 +47,7 @@ class TrajectoryCache:
 
     def change_note(self) -> str:
         """'latent trajectories: 3 videos encoded, 1 removed', or '' when all were reused."""
-        parts = [f"{n} {what}" for what, n in self.changed.items() if n]
-        if not parts:
-            return ""
-        n = next(n for n in self.changed.values() if n)
-        parts[0] = parts[0].replace(" ", f" video{'s' if n != 1 else ''} ", 1)
-        return "latent trajectories: " + ", ".join(parts)
+        return change_note("latent trajectories", self.changed)
 
     def clip(self, signature: str, start: int, span: int, step: int = 1) -> torch.Tensor:
         """The w's of frames start, start + step, ... < start + span of a video: [n, num_ws, w_dim]."""
