@@ -271,3 +271,14 @@ def check_shapes(kind: str, family: str, config: dict, shapes: dict[str, tuple[i
                 f"{origin}: weights do not match the {what}: {name} is {_shape(shapes[name])} "
                 f"in the file, the config needs {_shape(expected[name])}"
             )
+
+
+def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str, origin) -> None:
+    """``module.load_state_dict(tensors, strict=True)``, a mismatch refused in one line naming the
+    ``what`` config (the shapes were checked before: this is the last guard)."""
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise MocohdError(
+            f"{origin}: weights do not match the {what} config: {str(e).splitlines()[-1].strip()[:200]}"
+        ) from e

@@ -34,12 +34,7 @@ def build_from(model: ConvertedModel, origin: str) -> torch.nn.Module:
         model.kind, model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
     )
     net = build_detector(model.family, model.config)
-    try:
-        net.load_state_dict(model.tensors, strict=True)
-    except RuntimeError as e:
-        raise MocohdError(
-            f"{origin}: weights do not match the {model.family} config: {str(e).splitlines()[-1].strip()[:200]}"
-        ) from e
+    checks.load_weights(net, model.tensors, model.family, origin)
     return net
 
 

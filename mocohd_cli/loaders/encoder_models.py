@@ -30,12 +30,7 @@ def build_encoder(model: ConvertedModel, origin: str = "") -> ImageEncoder:
         "encoder", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
     )
     E = ImageEncoder(EncoderConfig.from_dict(model.config))
-    try:
-        E.load_state_dict(model.tensors, strict=True)
-    except RuntimeError as e:
-        raise MocohdError(
-            f"{origin}: weights do not match the encoder config: {str(e).splitlines()[-1].strip()[:200]}"
-        ) from e
+    checks.load_weights(E, model.tensors, "encoder", origin)
     E.image, E.source = dict(model.image), dict(model.source)
     return E
 

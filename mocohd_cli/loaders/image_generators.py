@@ -26,12 +26,7 @@ def build_image_generator(model: ConvertedModel, origin: str):
         "image", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
     )
     g = build_generator(model.family, model.config)
-    try:
-        g.load_state_dict(model.tensors, strict=True)
-    except RuntimeError as e:
-        raise MocohdError(
-            f"{origin}: weights do not match the {model.family} config: {str(e).splitlines()[-1].strip()[:200]}"
-        ) from e
+    checks.load_weights(g, model.tensors, model.family, origin)
     return g
 
 

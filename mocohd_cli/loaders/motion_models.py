@@ -40,12 +40,7 @@ def build_motion(model: ConvertedModel, origin: str = "") -> MotionGenerator:
     tensors = dict(model.tensors)
     for name in OPTIONAL:  # files written before these existed: the module's defaults stand in
         tensors.setdefault(name, M.state_dict()[name])
-    try:
-        M.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise MocohdError(
-            f"{origin}: weights do not match the motion config: {str(e).splitlines()[-1].strip()[:200]}"
-        ) from e
+    checks.load_weights(M, tensors, "motion", origin)
     M.has_mean = "pca_mean" in model.tensors
     M.image, M.source = dict(model.image), dict(model.source)
     return M

@@ -31,12 +31,7 @@ def build_vgg16(model: ConvertedModel, origin: str = "") -> VGG16:
         "vgg16", model.family, model.config, {k: tuple(v.shape) for k, v in model.tensors.items()}, origin
     )
     net = VGG16(VGG16Config.from_dict(model.config))
-    try:
-        net.load_state_dict(model.tensors, strict=True)
-    except RuntimeError as e:
-        raise MocohdError(
-            f"{origin}: weights do not match the VGG16 config: {str(e).splitlines()[-1].strip()[:200]}"
-        ) from e
+    checks.load_weights(net, model.tensors, "VGG16", origin)
     return net
 
 
