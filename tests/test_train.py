@@ -606,6 +606,7 @@ def test_train_leaves_the_config_it_was_given_unchanged(setup, tmp_path, monkeyp
         "frame_size": 16,
         "n_pca": 32,
         "noise_dim": 32,
+        "motion_d": "pixels",  # no encoder: the authors' discriminators
     }
     assert json.loads((r.run / "config.json").read_text()) == settled
     resume = TrainConfig(name="bars", steps=2)
