@@ -4,19 +4,13 @@ forward pass, the latent trajectories of a dataset). Its defaults are ``EncoderT
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from ..train.config import ENCODER_PRESETS, EncoderTrainConfig
 from ..train.encoder_trainer import train_encoder as run_encoder_training
-from .options import DEVICES, Image, LogEvery, Name, StartOver, TrainSeed, Workers
+from .options import DEVICES, Image, LogEvery, Name, StartOver, TrainSeed, Workers, option as _opt
 from .train_commands import Trainer, run_training
-
-
-def _opt(kind, *flags: str, help: str):
-    return Annotated[kind, typer.Option(*flags, help=help)]
-
 
 EncoderData = _opt(Path | None, "--data", help="Real frames to learn from too (a dataset folder; reconstruction only).")
 Space = _opt(str, "--space", help="w+ (one w per layer, around one shared w) or w (one w for every layer).")

@@ -21,6 +21,11 @@ TrainSeed = Annotated[int, typer.Option("--seed", help="Seed of every random str
 StartOver = Annotated[bool, typer.Option("--force", help="Start the run over if it exists.")]
 
 
+def option(kind, *flags: str, help: str):
+    """``Annotated[kind, typer.Option(*flags, help=help)]``: a command's own options, one a line."""
+    return Annotated[kind, typer.Option(*flags, help=help)]
+
+
 # Spelled as the types they return.
 def Seed(help: str):
     return Annotated[int, typer.Option("--seed", help=help)]

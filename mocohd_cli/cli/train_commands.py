@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
@@ -20,14 +19,8 @@ from ..loaders.encoder_models import load_encoder
 from ..train import TrainConfig, train as train_motion
 from ..train.image_trainer import ImageTrainConfig, train_image as train_images
 from .console import out
-from .options import DEVICES, Device, Image, LogEvery, Name, StartOver, TrainSeed, Workers, given
+from .options import DEVICES, Device, Image, LogEvery, Name, StartOver, TrainSeed, Workers, given, option as _opt
 from .progress import Training, bar
-
-
-def _opt(kind, *flags: str, help: str):
-    """``Annotated[kind, typer.Option(*flags, help=help)]``: the options below, one a line."""
-    return Annotated[kind, typer.Option(*flags, help=help)]
-
 
 # `mocohd prepare`
 PrepareData = _opt(Path, "--data", help="Folder of videos and/or frame folders.")

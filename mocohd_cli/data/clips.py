@@ -280,7 +280,7 @@ def prepare(
         if not entries:  # nothing usable: no cache (an old one of this folder holds nothing of it now)
             _clear(out)
         elif index != old:
-            _write(index_path, json.dumps(index, indent=1).encode())
+            write_cache_file(index_path, json.dumps(index, indent=1).encode())
             indexed = True
             _remove_unlisted(out, {v["file"] for v in entries})
     except BaseException:  # an error or Ctrl-C: leave the cache as it was (none, if there was none)
@@ -313,7 +313,7 @@ def _decode(src: VideoSource, rel: str, sig: str, out: Path, frame_size: int, wr
     t = torch.cat(frames)
     fname = f"{sig}.safetensors"  # named by the signature: never the name of another state's decode
     written.append(out / fname)
-    _write(out / fname, st_save({"frames": t}))
+    write_cache_file(out / fname, st_save({"frames": t}))
     return {"file": fname, "source": rel, "signature": sig, "frames": int(t.shape[0]), "size": list(size)}
 
 
@@ -401,11 +401,12 @@ def _usable(
     )
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_cache_file(path: Path, data: bytes, cache: str = "clip cache") -> None:
+    """``data`` to ``path`` atomically; a failure names the cache file in one line."""
     try:
         atomic_write_bytes(path, data)
     except OSError as e:  # disk full, read-only: name the cache file, never its temporary name
-        raise MocohdError(f"cannot write the clip cache file {path}: {e.strerror or e}") from e
+        raise MocohdError(f"cannot write the {cache} file {path}: {e.strerror or e}") from e
 
 
 def _nothing_usable(root: Path, found: int, skipped: dict[str, int], min_frames: int) -> str:

@@ -30,11 +30,11 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 
 from ..errors import MocohdError
-from ..formats.canonical import atomic_write_bytes
-from .clips import ClipDataset, change_note, prepare
+from .clips import ClipDataset, change_note, prepare, write_cache_file
 
 TRAJECTORY_VERSION = 1
 BATCH = 64  # frames per encoder forward
+TRAJECTORIES = "trajectory cache"  # how error messages name it
 
 
 @dataclass
@@ -98,7 +98,7 @@ def encode_dataset(
             changed["re-encoded" if was else "encoded"] += 1
             ws = _encode_video(info.cache / v["file"], E, batch, device)
             entry = {"file": f"{sig}.safetensors", "frames": int(ws.shape[0]), "source": v["source"]}
-            _write(folder / entry["file"], st_save({"ws": ws.contiguous()}))
+            write_cache_file(folder / entry["file"], st_save({"ws": ws.contiguous()}), TRAJECTORIES)
             videos[sig] = entry
         if progress:
             progress(i + 1, len(clip_index["videos"]))
@@ -106,7 +106,7 @@ def encode_dataset(
     encoder = {"name": getattr(E, "name", None), "weights_sha256": sha}
     index = {"version": TRAJECTORY_VERSION, "encoder": encoder, "image": dict(getattr(E, "image", {}) or {})}
     index["videos"] = videos
-    _write(folder / "index.json", json.dumps(index, indent=1).encode())
+    write_cache_file(folder / "index.json", json.dumps(index, indent=1).encode(), TRAJECTORIES)
     for f in folder.glob("*.safetensors"):  # the removed videos' trajectories, and older encodes
         if f.stem not in videos:
             f.unlink(missing_ok=True)
@@ -148,13 +148,6 @@ def _read_index(path: Path, sha: str, full: bool = False) -> dict:
     if not ok:
         return {}
     return index if full else dict(videos)
-
-
-def _write(path: Path, data: bytes) -> None:
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as e:
-        raise MocohdError(f"cannot write the trajectory cache file {path}: {e.strerror or e}") from e
 
 
 class TrajectoryClips(ClipDataset):

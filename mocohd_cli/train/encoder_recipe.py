@@ -96,7 +96,10 @@ class EncoderRecipe:
         shared, layers = self.E.offsets(x)
         ws = self.E.compose(shared, layers)
         out = {"latent": (ws - w[:, None]).square().mean() / self.w_var}
-        out.update({k: v.mean() for k, v in self.reconstruction(ws, x, noise).items()})
+        if not (self.weights["pixel"] or self.weights["vgg"]):  # a latent-only recipe renders nothing
+            real = None
+        else:
+            out.update({k: v.mean() for k, v in self.reconstruction(ws, x, noise).items()})
         if layers is not None:
             out["offsets"] = layers.square().mean() / self.w_var
         if real is not None:

@@ -164,8 +164,7 @@ class Monitor:
     def real_clips(self, n: int = REAL_CLIPS) -> torch.Tensor:
         """[n, T, 3, S, S] in [-1, 1]: item i is video perm[i mod videos] (a permutation seeded by the
         run's seed) from a start fixed by i; the first ones are distinct videos when there are enough."""
-        items = self._real_items(n)
-        return to_model_input(torch.stack([i[0] if isinstance(i, tuple) else i for i in items]))
+        return to_model_input(torch.stack([i[0] if isinstance(i, tuple) else i for i in self._real_items(n)]))
 
     def _real_items(self, n: int) -> list:
         videos = len(self.dataset)
@@ -177,8 +176,10 @@ class Monitor:
         trajectories when the run has an encoder, else in-domain ``clips`` clips inverted (cached)."""
         if self.real is None:
             with _private(self.device, self.gan.M):
-                real = pixel_stats(self.real_clips())
-                motion = self._encoded_motion()
+                items = self._real_items(REAL_CLIPS)  # (clip, trajectory) pairs when the run has an encoder
+                frames = [i[0] if isinstance(i, tuple) else i for i in items]
+                real = pixel_stats(to_model_input(torch.stack(frames)))
+                motion = self._encoded_motion(items)
                 if motion is None and self.domain == "in" and self.clips > 0:
                     motion = self._real_motion()
                 if motion is not None:
@@ -186,9 +187,8 @@ class Monitor:
             self.real = real
         return self.real
 
-    def _encoded_motion(self) -> dict | None:
+    def _encoded_motion(self, items: list) -> dict | None:
         """The motion statistics of the real clips' encoded trajectories (a run with an encoder), else None."""
-        items = self._real_items(REAL_CLIPS)
         if not isinstance(items[0], tuple):
             return None
         motion = motion_stats(torch.stack([ws for _, ws in items]).float(), self.directions).to_dict()
