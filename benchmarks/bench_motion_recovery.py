@@ -462,9 +462,15 @@ def train_encoder_for(gpath: Path, steps: int, seed: int, data: Path, ws: torch.
     error = (enc_c - true_c).square().mean().sqrt()
     jitter = (enc_c.diff(dim=1) - true_c.diff(dim=1)).square().mean().sqrt()
     step = true_c.diff(dim=1).square().mean().sqrt()
+    d_true, d_enc = true_c.diff(dim=1), enc_c.diff(dim=1)
+    gain = (d_enc * d_true).sum(dim=(0, 1)) / d_true.square().sum(dim=(0, 1)).clamp_min(1e-12)
+    moving = d_true.square().mean(dim=(0, 1)) > 1e-6  # the directions the videos move along
     print(
         f"encoder: {steps} steps in {seconds / 60:.1f} min; per-frame error {error:.3f} stdev, frame-to-frame "
-        f"jitter {jitter:.3f} stdev (true rms step {step:.3f}) over {n_pca} directions",
+        f"jitter {jitter:.3f} stdev (true rms step {step:.3f}, encoded rms step "
+        f"{d_enc.square().mean().sqrt():.3f}) over {n_pca} directions; gain of the encoded steps along the "
+        f"moving directions {_fmt(gain[moving].tolist())}, encoded rms step off them "
+        f"{d_enc[..., ~moving].square().mean().sqrt():.3f}",
         flush=True,
     )
     return "frozen-encoder"

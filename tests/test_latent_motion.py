@@ -33,7 +33,7 @@ def test_the_discriminator_sees_displacements_along_each_direction_in_stdevs():
         D(expected)
 
 
-def tiny_gan(motion_d="latent", seed=0, w_residual=1.0, **kw):
+def tiny_gan(motion_d="latent", seed=0, w_residual=1.0, encoder=None, **kw):
     G = randomized_generator(tiny_config(16, z_dim=W_DIM, w_dim=W_DIM))
     torch.manual_seed(seed)
     basis = torch.linalg.qr(torch.randn(W_DIM, W_DIM))[0].T[:N_PCA]  # orthonormal rows
@@ -41,7 +41,7 @@ def tiny_gan(motion_d="latent", seed=0, w_residual=1.0, **kw):
     M = MotionGenerator(mcfg, basis, torch.ones(N_PCA))
     cfg = dict(domain="in", frames=FRAMES, frame_size=16, motion_d=motion_d, lr=1e-3, dl_channels=32, dv_channels=8)
     cfg.update(kw)
-    return MotionGAN(G, M, GANConfig(**cfg), seed=seed), basis
+    return MotionGAN(G, M, GANConfig(**cfg), seed=seed, encoder=encoder), basis
 
 
 def two_movements(basis, n, g, periods=(4.0, 10.0), amplitude=0.5):
@@ -69,6 +69,40 @@ def test_fakes_start_at_the_real_clips_first_latents_and_need_them():
         gan.iteration(x)
     pixels, _ = tiny_gan("pixels")
     assert "D_L" not in pixels.state_dict() and not hasattr(pixels, "D_L")
+
+
+def test_encoded_fakes_are_judged_through_the_encoder_as_the_real_clips_are():
+    """With encode_fakes, D_L's fakes are the encoder's answers for the rendered frames (per-layer
+    w's averaged, as the trajectory cache's), the gradient reaches the motion model through the
+    generator and the encoder, and the encoder itself stays frozen."""
+    from mocohd_cli.encoders import EncoderConfig, ImageEncoder
+
+    num_ws = tiny_gan("latent")[0].G.num_ws
+    torch.manual_seed(3)
+    ecfg = EncoderConfig(resolution=16, w_dim=W_DIM, num_ws=num_ws, channel_base=256, channel_max=16, hidden=32)
+    E = ImageEncoder(ecfg)
+    torch.nn.init.normal_(E.fc1.weight, std=0.1)  # not the zero start: the answers depend on the image
+    with pytest.raises(UsageError, match="encoder"):
+        tiny_gan("latent", encode_fakes=True)
+    with pytest.raises(UsageError, match="latent or both"):
+        GANConfig(motion_d="pixels", encode_fakes=True)
+    gan, basis = tiny_gan("latent", encode_fakes=True, encoder=E)
+    real_ws = two_movements(basis, 2, torch.Generator().manual_seed(0))
+    drawn = []
+    draws = gan.draws
+    gan.draws = lambda *a, **k: drawn.append(draws(*a, **k)) or drawn[-1]
+    ws, eps, eps_rec, clips, judged = gan.fakes(2, real_ws[:, 0])
+    assert clips is None and torch.equal(ws[:, 0], real_ws[:, 0])
+    _, _, noise, labels = drawn[0]  # the fakes' own per-video noise
+    frames = gan.synthesize(ws.detach(), noise, labels)
+    expected = E(frames.clamp(-1, 1)).mean(dim=1).reshape(2, FRAMES, W_DIM)
+    assert torch.allclose(judged.detach(), expected, atol=1e-5)
+    assert not torch.allclose(judged.detach(), ws.detach(), atol=1e-2)  # not the fakes' own w's
+    judged.square().sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in gan.M.parameters())
+    assert all(p.grad is None for p in E.parameters())
+    losses = gan.iteration(torch.rand(2, FRAMES, 3, 16, 16) * 2 - 1, real_ws)
+    assert {"G_latent", "D_latent_real"} <= set(losses) and "G_video" not in losses
 
 
 def test_a_tiny_two_movement_run_moves_both_directions_at_their_own_periods():

@@ -232,6 +232,12 @@ MotionD = _opt(
 )
 WLatentD = _opt(float, "--w-latent-d", help="Weight of the latent discriminator's term.")
 DLChannels = _opt(int, "--dl-channels", help="Width of the latent discriminator.")
+EncodeFakes = _opt(
+    bool,
+    "--encode-fakes/--no-encode-fakes",
+    help="The latent discriminator sees the fake clips' frames through the encoder, as it sees the real ones "
+    "(both sides carry the encoder's errors; the fakes are rendered).",
+)
 KeepBest = _opt(
     bool,
     "--keep-best/--no-keep-best",
@@ -306,6 +312,7 @@ def train(
     motion_d: MotionD = None,
     w_latent_d: WLatentD = TrainConfig.w_latent_d,
     dl_channels: DLChannels = TrainConfig.dl_channels,
+    encode_fakes: EncodeFakes = TrainConfig.encode_fakes,
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
     run_training(ctx, locals(), MOTION)

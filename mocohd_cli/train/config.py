@@ -211,6 +211,7 @@ class TrainConfig(RunSettings):
     motion_d: str | None = None  # what judges motion: pixels, latent or both; default pixels, with an encoder both
     w_latent_d: float = 1.0  # the weight of the latent discriminator's term
     dl_channels: int = 64  # the latent discriminator's width
+    encode_fakes: bool = False  # D_L judges the fakes' frames encoded (as the real ones are), not their w's
 
     MUTABLE: ClassVar[tuple[str, ...]] = (
         "steps",
@@ -277,7 +278,12 @@ class TrainConfig(RunSettings):
                 "w_residual",
                 "w_latent_d",
             ),
-            choices={"domain": ("cross", "in"), "monitor": (True, False), "keep_best": (True, False)},
+            choices={
+                "domain": ("cross", "in"),
+                "monitor": (True, False),
+                "keep_best": (True, False),
+                "encode_fakes": (True, False),
+            },
         )
         self._check_latent_motion()
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
@@ -293,6 +299,11 @@ class TrainConfig(RunSettings):
             raise UsageError(
                 f"{setting('motion_d')} {self.motion_d} judges latent trajectories: it needs the generator's "
                 f"{setting('encoder')} (mocohd train-encoder)"
+            )
+        if self.encode_fakes and (self.motion_d == "pixels" or not self.encoder):
+            raise UsageError(
+                f"{setting('encode_fakes')} changes what the latent discriminator sees: it needs "
+                f"{setting('motion_d')} latent or both"
             )
         if self.motion_d == "latent" and (self.w_spectrum or self.w_cross_spectrum):
             raise UsageError(

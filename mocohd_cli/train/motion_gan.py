@@ -85,12 +85,15 @@ class GANConfig:
     motion_d: str = "pixels"  # what judges motion: "pixels" (D_V, D_I), "latent" (D_L on trajectories) or "both"
     w_latent_d: float = TrainConfig.w_latent_d  # the weight of D_L's term in the motion generator's loss
     dl_channels: int = TrainConfig.dl_channels  # D_L's width
+    encode_fakes: bool = TrainConfig.encode_fakes  # D_L sees the fakes' frames through the encoder, as the real ones
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be fp32, bf16 or fp16 (resolved), got {self.precision!r}")
         if self.motion_d not in MOTION_DS:
             raise UsageError(f"motion_d must be {', '.join(MOTION_DS)}, got {self.motion_d!r}")
+        if self.encode_fakes and not self.latent:
+            raise UsageError("encode_fakes changes what the latent discriminator sees: motion_d must be latent or both")
 
     @property
     def pixels(self) -> bool:  # the authors' discriminators of frames
@@ -99,6 +102,10 @@ class GANConfig:
     @property
     def latent(self) -> bool:  # the discriminator of latent trajectories
         return self.motion_d in ("latent", "both")
+
+    @property
+    def renders(self) -> bool:  # the fakes' frames are made (for D_V and D_I, or for the encoder)
+        return self.pixels or self.encode_fakes
 
     @classmethod
     def from_train(cls, cfg: TrainConfig, **resolved) -> GANConfig:
@@ -114,8 +121,12 @@ def _amp_dtype(precision: str):
 
 
 class MotionGAN:
-    def __init__(self, G, M, cfg: GANConfig, dist: Dist | None = None, seed: int = 0):
+    def __init__(self, G, M, cfg: GANConfig, dist: Dist | None = None, seed: int = 0, encoder=None):
+        """``encoder``: the frozen image encoder of ``G`` (needed with ``cfg.encode_fakes``)."""
+        if cfg.encode_fakes and encoder is None:
+            raise UsageError("encode_fakes needs the image generator's encoder")
         self.G, self.M, self.cfg = G, M, cfg
+        self.E = encoder.eval().requires_grad_(False) if encoder is not None and cfg.encode_fakes else None
         self.dist = dist or Dist()
         self.device = self.dist.device
         c = cfg
@@ -207,15 +218,45 @@ class MotionGAN:
 
     def render(self, ws: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Trajectories [B, T, w_dim] -> clips [B, T, 3, S, S] at the training frame size."""
+        return self.to_frame_size(self.synthesize(ws, noise, labels))
+
+    def synthesize(self, ws: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Trajectories [B, T, w_dim] -> the generator's frames [B * T, 3, R, R], video-major."""
         c, G = self.cfg, self.G
         batch = ws.shape[0]
         video_of = torch.arange(batch, device=self.device).repeat_interleave(c.frames)  # video-major: clip b's frames
         classes = None if labels is None else labels.repeat_interleave(c.frames)
         with self.autocast():
-            img = synthesize(G, ws.reshape(batch * c.frames, -1), noise(video_of), classes, c.truncation)
-        if img.shape[-1] != c.frame_size:
-            img = F.interpolate(img, size=(c.frame_size, c.frame_size), mode="area")
-        return img.reshape(batch, c.frames, *img.shape[1:])
+            return synthesize(G, ws.reshape(batch * c.frames, -1), noise(video_of), classes, c.truncation)
+
+    def to_frame_size(self, img: torch.Tensor) -> torch.Tensor:
+        """``synthesize``'s frames [B * T, 3, R, R] -> clips [B, T, 3, S, S] at the training frame size."""
+        size = self.cfg.frame_size
+        if img.shape[-1] != size:
+            img = F.interpolate(img, size=(size, size), mode="area")
+        return img.reshape(-1, self.cfg.frames, *img.shape[1:])
+
+    def encode(self, img: torch.Tensor) -> torch.Tensor:
+        """``synthesize``'s frames [B * T, 3, R, R] -> their trajectories through the encoder [B, T, w_dim]
+        (its per-layer w's averaged, as the real clips' are: ``data.trajectories``)."""
+        with self.autocast():
+            ws = self.E(img.clamp(-1, 1)).float().mean(dim=1)
+        return ws.reshape(-1, self.cfg.frames, ws.shape[-1])
+
+    def fakes(self, batch: int, w1: torch.Tensor | None) -> tuple:
+        """The fakes of one update: (trajectories [B, T, w_dim], eps, reconstructed eps, clips at the
+        training frame size or None, the trajectories D_L judges or None). No frame is rendered
+        when only the fakes' w's are judged."""
+        c = self.cfg
+        if not c.renders:
+            ws, eps, eps_rec = self.fake_trajectories(w1)
+            return ws, eps, eps_rec, None, ws
+        w1, eps, noise, labels = self.draws(batch, None, w1)
+        ws, eps, eps_rec = self.M(w1, c.frames, eps=eps, return_eps=True)
+        img = self.synthesize(ws, noise, labels)
+        clips = self.to_frame_size(img) if c.pixels else None
+        judged = (self.encode(img) if c.encode_fakes else ws) if c.latent else None
+        return ws, eps, eps_rec, clips, judged
 
     def video_input(self, clips: torch.Tensor) -> torch.Tensor:
         """[B, T, C, H, W] -> D_V's input [B, C', T', H, W] (in-domain: (frame 1, frame t) pairs)."""
@@ -241,14 +282,8 @@ class MotionGAN:
         c = self.cfg
         w1 = None if real_ws is None else real_ws[:, 0]
         out = {}
-        if c.pixels:
-            w1, eps, noise, labels = self.draws(x.shape[0], None, w1)
-            ws, eps, eps_rec = self.M(w1, c.frames, eps=eps, return_eps=True)
-            fake = self.render(ws, noise, labels)
-            loss, pixel_terms = self._pixel_terms(x, fake, out)
-        else:
-            ws, eps, eps_rec = self.fake_trajectories(w1)
-            fake, loss, pixel_terms = None, 0.0, {}
+        ws, eps, eps_rec, fake, judged = self.fakes(x.shape[0], w1)
+        loss, pixel_terms = self._pixel_terms(x, fake, out) if c.pixels else (0.0, {})
         l_mutual = losses.motion_diversity(eps_rec, eps)
         loss = loss + c.w_mutual * l_mutual
         # optional terms beyond the authors' recipe (weight 0: not computed, not logged)
@@ -257,7 +292,7 @@ class MotionGAN:
             ("cross_spectrum", c.w_cross_spectrum, lambda: losses.cross_spectrum_matching(fake, x)),
             ("bank_energy", c.w_bank_energy, self.M.bank_step_energy),
             ("bank_spread", c.w_bank_spread, self.M.bank_spread),
-            ("G_latent", c.w_latent_d if c.latent else 0.0, lambda: self._latent_g_term(ws, real_ws)),
+            ("G_latent", c.w_latent_d if c.latent else 0.0, lambda: self._latent_g_term(judged, real_ws)),
         ):
             if weight:
                 value = term()
@@ -309,17 +344,12 @@ class MotionGAN:
         w1 = None if real_ws is None else real_ws[:, 0]
         out = {}
         with torch.no_grad():
-            if c.pixels:
-                w1, eps, noise, labels = self.draws(x.shape[0], None, w1)
-                ws, _, _ = self.M(w1, c.frames, eps=eps, return_eps=True)
-                fake = self.render(ws, noise, labels)
-            else:
-                ws, _, _ = self.fake_trajectories(w1)
+            _, _, _, fake, judged = self.fakes(x.shape[0], w1)
         if c.pixels:
             out.update(self._video_d_step(x, fake))
             out.update(self._image_d_step(x, fake))
         if c.latent:
-            out.update(self._latent_d_step(ws, real_ws))
+            out.update(self._latent_d_step(judged, real_ws))
         return out
 
     def _video_d_step(self, x: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:

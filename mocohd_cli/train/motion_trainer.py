@@ -140,11 +140,12 @@ def _build(run: Run) -> tuple[TrainConfig, object, MotionGAN]:
         cfg = cfg.replace(classes=list(labels) if labels else None)
     cfg, M = _motion_generator(cfg, G, run, init)
     cfg = cfg.replace(motion_d=cfg.motion_d or ("both" if cfg.encoder else "pixels"))
-    run.note(f"motion judged by {JUDGES[cfg.motion_d]}")
+    run.note(f"motion judged by {JUDGES[cfg.motion_d]}{ENCODED_FAKES if cfg.encode_fakes else ''}")
     M = M.to(run.device)
     torch.manual_seed(cfg.seed + 1)
     gan_cfg = GANConfig.from_train(cfg, precision=run.precision, classes=labels)
-    return cfg, G, MotionGAN(G, M, gan_cfg, run.dist, seed=cfg.seed)
+    E = load_encoder(cfg.encoder, G, device=run.device) if cfg.encode_fakes else None  # the fakes' frames encoded
+    return cfg, G, MotionGAN(G, M, gan_cfg, run.dist, seed=cfg.seed, encoder=E)
 
 
 JUDGES = {
@@ -152,6 +153,7 @@ JUDGES = {
     "latent": "the latent discriminator, against the real clips' encoded trajectories",
     "both": "the pixel discriminators and the latent discriminator (the real clips' encoded trajectories)",
 }
+ENCODED_FAKES = "; the fakes' frames are encoded too"
 
 
 def _dataset(run: Run, clips, G) -> ClipDataset:
