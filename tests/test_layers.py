@@ -42,6 +42,7 @@ LAYERS = {
     "mocohd_cli.perceptual": 2,  # VGG16 and the pixel distance of invert
     # 3 PCA maths; metric maths (Fréchet distance, feature statistics)
     "mocohd_cli.pca": 3,
+    "mocohd_cli.sefa": 3,  # SeFa: directions of the style layers, in closed form
     "mocohd_cli.metrics": 3,
     # 4 file formats
     "mocohd_cli.formats": 4,
