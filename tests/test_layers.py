@@ -56,11 +56,13 @@ LAYERS = {
     "mocohd_cli.data": 7,
     "mocohd_cli.metrics.protocol": 7,  # the evaluation protocol: real clips from datasets
     "mocohd_cli.photos": 7,  # photos read for invert
+    "mocohd_cli.edits": 7,  # semantic edits of every frame's w's (frames.synthesize applies them)
     # 8 commands
     "mocohd_cli.render": 8,
     "mocohd_cli.train": 8,
     "mocohd_cli.hub": 8,
     "mocohd_cli.invert": 8,  # `mocohd invert`: the latent of a photo
+    "mocohd_cli.directions": 8,  # `mocohd directions`: edit directions listed and pictured
     "mocohd_cli.metrics.evaluate": 8,  # `mocohd eval`: renders fakes, embeds, compares (train --eval-every uses it)
     # 9 the command line and the package's public API
     "mocohd_cli.cli": 9,
