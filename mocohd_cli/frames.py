@@ -24,6 +24,7 @@ import math
 import torch
 
 from .classes import one_hot, parse_classes
+from .edits import LatentEdit
 from .errors import MocohdError, UsageError
 from .generators import synthesis_kwargs
 
@@ -166,6 +167,7 @@ def synthesize(
     truncation: float = 1.0,
     dtype: torch.dtype | None = None,
     camera: torch.Tensor | None = None,
+    edit: LatentEdit | None = None,
 ) -> torch.Tensor:
     """Frames from w's: [N, w_dim] -> [N, 3, R, R] float32 in [-1, 1]; differentiable w.r.t. ``ws``.
 
@@ -175,7 +177,8 @@ def synthesize(
     class numbers [N] (one-hot rows) or class vectors [N, c_dim] (mixes). ``dtype``: the
     synthesis's compute dtype (e.g. torch.bfloat16), None for the dtype of ``ws``. ``camera``
     [N, 3, 3] (StyleGAN3 only): each frame's camera, moving the view through the generator's input
-    transform (``generators.stylegan3.camera_matrix``).
+    transform (``generators.stylegan3.camera_matrix``). ``edit`` (``edits.LatentEdit``): the
+    truncation on its cutoff's w's only, then its edits added to every frame's w's.
     """
     if ws.shape[-1] != G.w_dim:
         raise UsageError(f"ws are {ws.shape[-1]}-d but {_image_name(G)} has a {G.w_dim}-d w")
@@ -183,7 +186,9 @@ def synthesize(
         raise UsageError(
             f"classes are for class-conditional image generators (BigGAN); {_image_name(G)} is unconditional"
         )
-    if truncation != 1:
+    if edit is not None:
+        ws = edit(ws, G.mapping.w_avg, truncation)
+    elif truncation != 1:
         ws = G.mapping.w_avg.lerp(ws, truncation)
     if noise is None:
         noise = [None] * len(G.synthesis.layers())

@@ -28,6 +28,7 @@ import torch
 
 from . import store
 from .classes import describe_class
+from .edits import Edit, LatentEdit, check_edit_options, resolve_edits
 from .errors import MocohdError, UsageError
 from .formats import canonical, sniff
 from .frames import (
@@ -131,6 +132,7 @@ def render_frames(
     class_to: int | None = None,
     start: Latent | None = None,
     camera: Camera | None = None,
+    edit: LatentEdit | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the videos' frames one time step at a time: [videos, H, W, 3] uint8 (CPU).
 
@@ -152,6 +154,7 @@ def render_frames(
     then be None), so frame 0 is the inverted image; in space 'w+' the motion's displacement from
     the layers' mean w is added to every layer's w.
     ``camera`` (StyleGAN3 only): a ``Camera`` track through the generator's input transform.
+    ``edit`` (``edits.resolve_edits``): edits and a truncation cutoff, applied to every frame's w's.
     """
     check_noise(noise)
     frames, videos, seed, truncation, interpolate, batch = check_numbers(
@@ -167,8 +170,10 @@ def render_frames(
     else:
         labels = video_classes(G, videos, seed, labels) if G.c_dim else None
     camera = check_camera(camera, G, (frames - 1) * interpolate + 1)
+    if edit is not None:
+        edit.check(G)
     return _frames(
-        M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start, camera
+        M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start, camera, edit
     )
 
 
@@ -327,6 +332,7 @@ def _frames(
     class_to,
     start=None,
     camera: Camera | None = None,
+    edit: LatentEdit | None = None,
 ):
     device = next(G.parameters()).device
     M = M.to(device)
@@ -368,6 +374,7 @@ def _frames(
                     truncation,
                     dtype,
                     None if cams is None else cams[part].to(device),
+                    edit,
                 )
                 images.append(to_uint8(img).cpu())
             images = torch.cat(images).reshape(steps, videos, *images[0].shape[1:])
@@ -401,7 +408,9 @@ class RenderConfig:
     seed). ``rotate`` (degrees per second), ``translate`` (x, y image widths per second) and
     ``shake`` (degrees): a camera track for StyleGAN3 (``Camera``; seeded by ``seed``).
     ``classes`` (numbers or ImageNet names) and ``class_to``: class-conditional generators
-    (BigGAN).
+    (BigGAN). ``edits`` (``DIRECTION=STRENGTH`` strings or ``edits.Edit``s), ``edit_layers`` and
+    ``truncation_cutoff``: semantic edits of every frame (``edits``: parsed, and direction files
+    read, when the config is built; checked against the generator before any frame).
     """
 
     motion: str | os.PathLike = "demo"
@@ -425,6 +434,9 @@ class RenderConfig:
     rotate: float = 0.0
     translate: tuple[float, float] = (0.0, 0.0)
     shake: float = 0.0
+    edits: list[str | Edit] | None = None  # DIRECTION=STRENGTH (``edits``): pca:K, sefa:K or a direction file
+    edit_layers: str | tuple[int, int] | None = None  # "a-b": the w's the edits move
+    truncation_cutoff: int | None = None  # the truncation on the first N w's only
 
     def __post_init__(self):
         videos = 1 if self.videos is None else self.videos  # None stands for a count known later
@@ -436,6 +448,9 @@ class RenderConfig:
         check_noise(self.noise)
         if self.dtype not in DTYPES:
             raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        self.edits, self.edit_layers, self.truncation_cutoff = check_edit_options(
+            self.edits, self.edit_layers, self.truncation_cutoff
+        )
 
 
 def render(
@@ -499,6 +514,9 @@ def render(
     M, note = express(M, G, image)  # another generator (any w size): its PCA basis
     labels = check_pair(M, G, classes, truncation) or None  # before any work
     label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
+    edit = resolve_edits(G, cfg.edits, cfg.edit_layers, cfg.truncation_cutoff, image=image, on_note=on_note)
+    if edit is not None and edit.summary:
+        note = f"{note}\n{edit.summary}" if note else edit.summary
     per_video = None
     if starts:
         check_start(None, G, labels)  # BigGAN: the classes come with the start latents (below)
@@ -553,6 +571,7 @@ def render(
         label_to,
         first,
         camera,
+        edit,
     )
     paths, count, size = write_videos(
         stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos))

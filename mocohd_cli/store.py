@@ -9,6 +9,7 @@ Layout under ``MOCOHD_HOME`` (default: the user's cache folder + ``mocohd``)::
     vgg16/NAME.safetensors    VGG16, the perceptual distance of ``invert`` (``vgg16``)
     latent/NAME.safetensors   latents ``invert`` found for photos (w's + noise maps)
     runs/NAME/                training runs
+    eval-stats/, directions/  caches: real feature statistics (eval), SeFa directions (edits)
 
 A name resolves, in order, as: an existing file; then for each kind (image,
 motion, pca, ..., latent, or only the kind asked for) a model in the store, then one
@@ -36,7 +37,8 @@ from pathlib import Path
 from .errors import MocohdError, a
 from .formats.canonical import KINDS, SUFFIX
 
-STORE_KINDS = KINDS + ("runs", "eval-stats")  # eval-stats: cached real feature statistics (mocohd eval)
+# eval-stats: cached real feature statistics (mocohd eval); directions: cached SeFa directions (edits)
+STORE_KINDS = KINDS + ("runs", "eval-stats", "directions")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 

@@ -42,6 +42,7 @@ LAYERS = {
     "mocohd_cli.perceptual": 2,  # VGG16 and the pixel distance of invert
     # 3 PCA maths; metric maths (Fréchet distance, feature statistics)
     "mocohd_cli.pca": 3,
+    "mocohd_cli.sefa": 3,  # SeFa: directions of the style layers, in closed form
     "mocohd_cli.metrics": 3,
     # 4 file formats
     "mocohd_cli.formats": 4,
@@ -55,11 +56,13 @@ LAYERS = {
     "mocohd_cli.data": 7,
     "mocohd_cli.metrics.protocol": 7,  # the evaluation protocol: real clips from datasets
     "mocohd_cli.photos": 7,  # photos read for invert
+    "mocohd_cli.edits": 7,  # semantic edits of every frame's w's (frames.synthesize applies them)
     # 8 commands
     "mocohd_cli.render": 8,
     "mocohd_cli.train": 8,
     "mocohd_cli.hub": 8,
     "mocohd_cli.invert": 8,  # `mocohd invert`: the latent of a photo
+    "mocohd_cli.directions": 8,  # `mocohd directions`: edit directions listed and pictured
     "mocohd_cli.metrics.evaluate": 8,  # `mocohd eval`: renders fakes, embeds, compares (train --eval-every uses it)
     # 9 the command line and the package's public API
     "mocohd_cli.cli": 9,

@@ -20,7 +20,15 @@ import typer
 from .. import __version__
 from ..errors import MocohdError, UsageError
 from ..stopping import Terminated
-from . import encoder_commands, eval_command, invert_command, model_commands, render_command, train_commands
+from . import (
+    directions_command,
+    encoder_commands,
+    eval_command,
+    invert_command,
+    model_commands,
+    render_command,
+    train_commands,
+)
 from .console import err, out
 from .options import Debug
 
@@ -60,6 +68,7 @@ app.command()(model_commands.push)
 app.command()(train_commands.prepare)
 app.command()(model_commands.pca)
 app.command()(render_command.render)
+app.command()(directions_command.directions)
 app.command("eval")(eval_command.eval_)
 app.command("invert")(invert_command.invert_)
 app.command()(train_commands.train)

@@ -68,6 +68,22 @@ Shake = Annotated[
     ),
 ]
 
+Edits = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--edit",
+        help="DIRECTION=STRENGTH: move every frame along pca:K or sefa:K (strength in stdevs of w) or a "
+        ".npy/.safetensors direction (strength x the vector); repeatable. `mocohd directions` shows them.",
+    ),
+]
+EditLayers = Annotated[
+    str | None,
+    typer.Option("--edit-layers", help="A-B: the w's the edits move (0-based, inclusive; default all, sefa 0-3)."),
+]
+TruncationCutoff = Annotated[
+    int | None, typer.Option("--truncation-cutoff", help="Truncate only the first N w's (the coarse layers).")
+]
+
 TRANSLATE = ",".join(f"{v:g}" for v in RenderConfig.translate)  # --translate's default, as it is typed
 
 
@@ -94,6 +110,9 @@ def render(
     rotate: Rotate = RenderConfig.rotate,
     translate: Translate = TRANSLATE,
     shake: Shake = RenderConfig.shake,
+    edits: Edits = RenderConfig.edits,
+    edit_layers: EditLayers = RenderConfig.edit_layers,
+    truncation_cutoff: TruncationCutoff = RenderConfig.truncation_cutoff,
 ):
     """Render videos: a motion model walks the latent space of an image generator.
 
@@ -121,7 +140,11 @@ def render(
         raise
     finally:
         counter.stop()
-    elapsed = counter.elapsed
+    _report(result, counter.elapsed)
+
+
+def _report(result, elapsed: float) -> None:
+    """What was written: the files, then one line of frames, size and speed."""
     h, w = result.size
     total = result.frames * result.videos
     for p in result.paths:

@@ -239,6 +239,19 @@ class SynthesisNetwork(nn.Module):
     def noise_shapes(self, batch: int = 1) -> list[tuple[int, int, int, int]]:
         return [(batch, 1, layer.resolution, layer.resolution) for layer in self.layers()]
 
+    def style_affines(self) -> list[list[FullyConnected]]:
+        """For each of the ``num_ws`` w's, the affine layers that turn it into styles: w k modulates
+        conv layer k (when there is one) and the toRGB of the block whose convs end at k - 1."""
+        out: list[list[FullyConnected]] = [[] for _ in range(self.num_ws)]
+        k = 0
+        for block in self.blocks():
+            convs = [block.conv1] if block.num_conv == 1 else [block.conv0, block.conv1]
+            for i, conv in enumerate(convs):
+                out[k + i].append(conv.affine)
+            out[k + len(convs)].append(block.torgb.affine)
+            k += len(convs)
+        return out
+
     def make_noise(
         self, batch: int, generator: torch.Generator | None = None, device=None, dtype=torch.float32
     ) -> list[torch.Tensor]:

@@ -474,6 +474,12 @@ class SynthesisNetwork(nn.Module):
         """The synthesis layers in order (the last is toRGB)."""
         return [getattr(self, n) for n in self.layer_names]
 
+    def style_affines(self) -> list[list[FullyConnected]]:
+        """For each of the ``num_ws`` w's, the affine layers that turn it into styles: none for w 0
+        (its affine sets the Fourier features' rotation and translation, not a style), then one
+        per synthesis layer, toRGB last."""
+        return [[]] + [[layer.affine] for layer in self.conv_layers()]
+
     def layers(self) -> list:
         """Noise-carrying layers: none (StyleGAN3 has no noise inputs)."""
         return []
