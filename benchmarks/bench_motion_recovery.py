@@ -419,18 +419,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _train_settings(items: list[str]) -> dict:
-    """--train KEY=VALUE pairs -> TrainConfig keyword arguments, each typed like its default."""
+def _train_settings(items: list[str], config=None, flag: str = "--train") -> dict:
+    """--train KEY=VALUE pairs -> keyword arguments of ``config`` (TrainConfig), each typed like its default."""
     import dataclasses
 
     from mocohd_cli.train import TrainConfig
 
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults = {f.name: f.default for f in dataclasses.fields(config or TrainConfig)}
     out = {}
     for item in items:
         key, _, value = item.partition("=")
         if key not in defaults:
-            raise SystemExit(f"--train: no setting {key!r}")
+            raise SystemExit(f"{flag}: no setting {key!r}")
         if defaults[key] is not None:
             kind = type(defaults[key])
         else:  # a setting whose default is None: a number, or text (motion_d=latent)
@@ -439,11 +439,15 @@ def _train_settings(items: list[str]) -> dict:
     return out
 
 
-def train_encoder_for(gpath: Path, steps: int, seed: int, data: Path, ws: torch.Tensor, basis, n_pca: int) -> str:
+def train_encoder_for(
+    gpath: Path, steps: int, seed: int, data: Path, ws: torch.Tensor, basis, n_pca: int, settings: dict | None = None
+) -> str:
     """An encoder of the frozen generator ('frozen-encoder', ``steps`` steps on its samples), and how
     well it finds the videos' true trajectories: the rms error of its per-frame PCA coordinates (in
     stdevs, over the first ``n_pca`` directions) and of its frame-to-frame steps, against the true
     ones' rms step."""
+    import dataclasses
+
     from mocohd_cli.data.trajectories import encode_dataset
     from mocohd_cli.loaders import load_encoder, load_image_generator
     from mocohd_cli.train.encoder_trainer import EncoderTrainConfig, train_encoder
@@ -451,6 +455,7 @@ def train_encoder_for(gpath: Path, steps: int, seed: int, data: Path, ws: torch.
     t0 = time.perf_counter()
     cfg = EncoderTrainConfig(image=str(gpath), name="frozen-encoder", steps=steps, seed=seed, device="cpu",
                              workers=0, save_every=steps, sample_every=10**9, log_every=steps)  # fmt: skip
+    cfg = dataclasses.replace(cfg, **(settings or {}))
     train_encoder(cfg)
     seconds = time.perf_counter() - t0
     E = load_encoder("frozen-encoder", load_image_generator(gpath))
@@ -576,6 +581,18 @@ def main():
         help="train an image encoder of the frozen generator for this many steps (on its samples) and train "
         "motion against the videos' encoded trajectories (--train motion_d=latent or both; default both); "
         "prints the encoder's error and jitter against the true trajectories",
+    )
+    ap.add_argument(
+        "--encoder-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --encoder-steps: an EncoderTrainConfig setting, e.g. w_steps=1 (repeatable)",
+    )
+    ap.add_argument(
+        "--encoder-only",
+        action="store_true",
+        help="with --encoder-steps: stop after measuring the encoder's trajectories (no motion training)",
     )
     ap.add_argument(
         "--identifiability",
@@ -782,7 +799,14 @@ def main():
                 os.kill(os.getpid(), 2)  # SIGINT: the trainer saves and stops after this step
 
     if args.encoder_steps:  # before the run: the encoder's trajectories are its real motion
-        extra["encoder"] = train_encoder_for(gpath, args.encoder_steps, args.seed, data, ws, basis, args.n_pca)
+        from mocohd_cli.train.config import EncoderTrainConfig
+
+        encoder_settings = _train_settings(args.encoder_setting, EncoderTrainConfig, "--encoder-setting")
+        extra["encoder"] = train_encoder_for(
+            gpath, args.encoder_steps, args.seed, data, ws, basis, args.n_pca, encoder_settings
+        )
+        if args.encoder_only:
+            return
     # the training clips are taken from the rendered videos at time step 1, so frequencies compare directly
     cfg = TrainConfig(
         data=str(data),

@@ -152,3 +152,35 @@ def test_train_against_the_trajectories_of_an_encoder(tiny_g, tmp_path):
     save_canonical(other, randomized_generator(tiny_config(16), seed=5))
     with pytest.raises(MocohdError, match="was trained for 'tiny'"):
         train(TrainConfig(name="wrong", **{**base, "image": str(other)}))
+
+
+def test_the_step_term_compares_the_answered_step_of_two_nearby_frames_with_the_true_one(tiny_g):
+    """With ``w_steps``, each sample gets a partner at w + step_size (w2 - w) rendered with the same
+    noise; the term is the squared error of E(partner) - E(sample) against that step, relative to
+    step_size^2 times one dimension's variance: recomputed here by hand from the same draws."""
+    from mocohd_cli.encoders import EncoderConfig, ImageEncoder
+    from mocohd_cli.train.encoder_recipe import EncoderRecipe
+
+    G = load_image_generator(tiny_g)
+    torch.manual_seed(0)
+    cfg = EncoderConfig(resolution=16, w_dim=G.w_dim, num_ws=G.num_ws, space="w", channel_max=16, hidden=32)
+    E = ImageEncoder(cfg, w_avg=G.mapping.w_avg).eval()
+
+    def recipe(**kw):
+        return EncoderRecipe(E, G, rng=torch.Generator().manual_seed(3), w_std=2.0, w_pixel=0.0, **kw)
+
+    assert "steps" not in recipe().terms(4)  # weight 0: not computed
+    r = recipe(w_steps=1.0, step_size=0.25)
+    terms = r.terms(4)
+    g = torch.Generator().manual_seed(3)  # the same draws, in the same order
+    with torch.no_grad():
+        w = G.mapping(torch.randn(4, G.z_dim, generator=g))
+        noise = G.synthesis.make_noise(4, generator=g)
+        x = G.synthesis(w, noise=noise)
+        step = 0.25 * (G.mapping(torch.randn(4, G.z_dim, generator=g)) - w)
+        x2 = G.synthesis(w + step, noise=noise)
+        answered = E(x2) - E(x)
+    expected = (answered - step[:, None]).square().mean() / (0.25**2 * 4.0 / G.w_dim)
+    assert torch.allclose(terms["steps"].detach(), expected, rtol=1e-5)
+    with pytest.raises(UsageError, match="step_size"):
+        tiny(tiny_g, step_size=0)

@@ -24,6 +24,13 @@ WLatent = _opt(float, "--w-latent", help="Weight of the latent regression on gen
 WPixel = _opt(float, "--w-pixel", help="Weight of the pixel reconstruction (squared error + SSIM).")
 WVGG = _opt(float, "--w-vgg", help="Weight of the VGG16 reconstruction (when the store holds vgg16).")
 WOffsets = _opt(float, "--w-offsets", help="Weight that keeps w+'s per-layer offsets small.")
+WSteps = _opt(
+    float,
+    "--w-steps",
+    help="Weight of the step term: the answered step between two nearby frames of one video against the true one "
+    "(smooth trajectories for prepare --encode).",
+)
+StepSize = _opt(float, "--step-size", help="The step term's frame distance, as a fraction of two samples' distance.")
 EncTruncation = _opt(float, "--truncation", help="Truncation of the generator samples it learns from.")
 EncResume = _opt(
     bool,
@@ -67,6 +74,8 @@ def train_encoder(
     w_pixel: WPixel = EncoderTrainConfig.w_pixel,
     w_vgg: WVGG = EncoderTrainConfig.w_vgg,
     w_offsets: WOffsets = EncoderTrainConfig.w_offsets,
+    w_steps: WSteps = EncoderTrainConfig.w_steps,
+    step_size: StepSize = EncoderTrainConfig.step_size,
     truncation: EncTruncation = EncoderTrainConfig.truncation,
     resume: EncResume = False,
     force: StartOver = False,

@@ -458,6 +458,8 @@ class EncoderTrainConfig(RunSettings):
     w_pixel: float = 1.0
     w_vgg: float = 1.0  # when the store holds vgg16 (mocohd fetch vgg16)
     w_offsets: float = 0.1
+    w_steps: float = 0.0  # the answered step between two nearby frames of one video against the true one
+    step_size: float = 0.1  # those frames' distance, as a fraction of the distance between two samples
     truncation: float = 1.0  # the psi of the samples it learns from
 
     MUTABLE: ClassVar[tuple[str, ...]] = ("steps", "device", "workers", "save_every", "sample_every", "log_every")
@@ -471,8 +473,8 @@ class EncoderTrainConfig(RunSettings):
         check_settings(
             self,
             dict(steps=1, batch=1, real_batch=1),
-            positive=("lr", "truncation"),
-            nonnegative=("w_latent", "w_pixel", "w_vgg", "w_offsets"),
+            positive=("lr", "truncation", "step_size"),
+            nonnegative=("w_latent", "w_pixel", "w_vgg", "w_offsets", "w_steps"),
             choices={"space": ("w", "w+"), "preset": tuple(ENCODER_PRESETS)},
         )
         if self.resolution is not None:

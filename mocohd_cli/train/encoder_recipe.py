@@ -54,6 +54,8 @@ class EncoderRecipe:
         w_pixel: float = 1.0,
         w_vgg: float = 1.0,
         w_offsets: float = 0.1,
+        w_steps: float = 0.0,
+        step_size: float = 0.1,
         truncation: float = 1.0,
         vgg=None,
         dist=None,
@@ -63,7 +65,13 @@ class EncoderRecipe:
             dist.broadcast_module(E)  # every rank starts from the writer's weights
         self.w_var = float(w_std) ** 2 / G.w_dim  # one dimension's variance
         self.truncation = truncation
-        self.weights = {"latent": w_latent, "pixel": w_pixel, "vgg": w_vgg if vgg is not None else 0.0}
+        self.weights = {
+            "latent": w_latent,
+            "pixel": w_pixel,
+            "vgg": w_vgg if vgg is not None else 0.0,
+            "steps": w_steps,
+        }
+        self.step_size = step_size
         self.w_offsets = w_offsets
         self.device = next(G.parameters()).device
         self.opt = torch.optim.Adam(E.parameters(), lr=lr, betas=(0.9, 0.999))
@@ -102,10 +110,25 @@ class EncoderRecipe:
             out.update({k: v.mean() for k, v in self.reconstruction(ws, x, noise).items()})
         if layers is not None:
             out["offsets"] = layers.square().mean() / self.w_var
+        if self.weights["steps"]:
+            out["steps"] = self.step_term(x, w, ws, noise)
         if real is not None:
             for k, v in self.reconstruction(self.E(real), real).items():
                 out[f"real_{k}"] = v.mean()
         return out
+
+    def step_term(self, x: torch.Tensor, w: torch.Tensor, ws: torch.Tensor, noise) -> torch.Tensor:
+        """How far the encoder's answers for two nearby frames of one video differ from how their
+        w's differ: each sample ``x`` (its w [B, w_dim], the encoder's answer ``ws`` [B, rows, w_dim])
+        gets a partner at w + step_size * (w2 - w), w2 another sample, rendered with the same noise
+        (a video's noise stays fixed); the squared error of the answered step, relative to the
+        step's own size."""
+        with torch.no_grad():
+            z = torch.randn(w.shape[0], self.G.z_dim, generator=self.rng).to(self.device)
+            step = self.step_size * (self.G.mapping(z, truncation_psi=self.truncation) - w)  # [B, w_dim]
+            x2 = self.G.synthesis(w + step, noise=noise)
+        answered = self.E(x2) - ws  # [B, rows, w_dim]
+        return (answered - step[:, None]).square().mean() / (self.step_size**2 * self.w_var)
 
     def iteration(self, batch: int, real: torch.Tensor | None = None) -> dict[str, float]:
         self.E.train()

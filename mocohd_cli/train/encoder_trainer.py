@@ -128,7 +128,8 @@ def _build(run: Run) -> tuple[torch.nn.Module, EncoderRecipe]:
     rng = torch.Generator().manual_seed(cfg.seed * 7919 + run.dist.rank)
     recipe = EncoderRecipe(
         E, G, rng=rng, w_std=w_std, lr=cfg.lr, w_latent=cfg.w_latent, w_pixel=cfg.w_pixel, w_vgg=cfg.w_vgg,
-        w_offsets=cfg.w_offsets, truncation=cfg.truncation, vgg=vgg, dist=run.dist,
+        w_offsets=cfg.w_offsets, w_steps=cfg.w_steps, step_size=cfg.step_size, truncation=cfg.truncation,
+        vgg=vgg, dist=run.dist,
     )  # fmt: skip
     if vgg is None and cfg.w_vgg:
         run.note("no vgg16 in the store: reconstructions are compared by pixels and SSIM (mocohd fetch vgg16)")
