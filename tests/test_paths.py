@@ -1,6 +1,6 @@
 """Loops and keyframe paths (mocohd_cli.paths; render --loop, --keyframes): keyframes are hit
 exactly, easing and slerp behave, a loop's closing step is an ordinary step and keeps the motion's
-statistics, same seed same frames."""
+statistics, same seed same frames, bad input is one line and exit 2 before any work."""
 
 import imageio.v3 as iio
 import numpy as np
@@ -17,7 +17,7 @@ from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.motion.stats import motion_stats
 from mocohd_cli.pca import fit_pca
 
-from .conftest import randomized_generator, save_canonical, tiny_config
+from .conftest import randomized_generator, run, save_canonical, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny forwards (tests/conftest.py)
 
@@ -264,7 +264,7 @@ def test_loop_frames_with_in_betweens(pair):
     torch.testing.assert_close(mid[:, -1], key[:, -1] + (w1 - key[:, -1]) * 2 / 3)  # on the way back to frame 0
 
 
-def test_same_seed_same_frames(pair):
+def test_same_seed_same_frames(tmp_path, pair, capsys):
     g, m = pair
     G, M = load_image_generator(g), load_motion(m)
 
@@ -278,6 +278,12 @@ def test_same_seed_same_frames(pair):
     assert torch.equal(a, b) and not torch.equal(a, frames(4, frames=8, loop=True, track=track))
     with pytest.raises(UsageError, match="frames must be the keyframe track's frames, 8, got 9"):
         R.render_frames(M, G, 9, loop=True, track=track)
+    # the command line makes the same frames as the library
+    code, _, err = run_render(
+        capsys, tmp_path / "v", pair, "--keyframes", "1,2", "--seconds", "0.5", "--fps", "8", "--loop"
+    )
+    assert code == 0, err
+    assert len(list((tmp_path / "v").glob("*.png"))) == 8
 
 
 def test_a_photo_keyframe_is_inverted_first(tmp_path, pair):
@@ -303,6 +309,60 @@ def test_a_photo_keyframe_is_inverted_first(tmp_path, pair):
     with pytest.raises(MocohdError, match=r"mocohd invert .*me\.png --image .* --loss pixel"):
         R.render(tmp_path / "w.mp4", cfg)
     assert not (tmp_path / "w.mp4").exists()
+
+
+# ----------------------------------------------------------------------------
+# Bad input: one line, exit 2, nothing written
+
+
+def run_render(capsys, out, pair, *args):
+    g, m = pair
+    return run(capsys, "render", str(out), "--motion", str(m), "--image", str(g), "--device", "cpu", *args)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--keyframes", "3"], "a keyframe path needs at least 2 keyframes, got 1"),
+        (["--keyframes", "3,nobody"], "keyframe 'nobody' is not a seed (a whole number), a latent"),
+        (["--keyframes", "3,,4"], "an empty keyframe in '3,,4'"),
+        (["--keyframes", "1,2", "--path", "zigzag"], "path must be one of linear, slerp, spline, got 'zigzag'"),
+        (["--keyframes", "1,2", "--easing", "bounce"], "easing must be one of linear, ease-in-out, cubic"),
+        (["--keyframes", "1,2", "--in", "x"], "space must be one of z, w, got 'x'"),
+        (["--keyframes", "1,2", "--seconds", "0"], "seconds (per segment) must be > 0"),
+        (["--keyframes", "1,2", "--seconds", "0.01"], "0.01 seconds at 12 fps is no frame per segment"),
+        (["--keyframes", "1,2", "--motion-weight", "-1"], "motion_weight must be >= 0"),
+        (["--keyframes", "1,2", "-n", "30"], "-n/--frames does not apply with --keyframes"),
+        (["--keyframes", "1,2", "--interpolate", "2"], "interpolate does not apply to a keyframe path"),
+        (["--keyframes", "1,2", "--start", "x"], "keyframes and start contradict each other"),
+        (["--path", "slerp", "--seconds", "3"], "--path, --seconds shape a keyframe path: give --keyframes too"),
+        (["--loop", "-n", "2"], "a loop needs at least 3 frames, got 2"),
+        (["--loop", "--rotate", "10"], "a camera track (rotate, translate, shake) does not loop"),
+        (["--loop", "--class-to", "7"], "a loop cannot morph the class to class_to"),
+        (["--keyframes", "1,photo", "--in", "z"], "a path in z runs through seeds only; keyframe 'photo'"),
+        (["--keyframes", str(2**40) + ",1"], "a keyframe seed must be in 0..1099511627775"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, pair, capsys, args, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    code, stdout, err = run_render(capsys, out / "v.mp4", pair, *args)
+    lines = [s for s in err.strip().splitlines() if not s.startswith("rendering: ")]
+    assert code == 2 and len(lines) == 1 and message in err, err
+    assert list(out.iterdir()) == [] and "wrote" not in stdout
+
+
+def test_an_unreadable_photo_keyframe_is_exit_2(tmp_path, pair, capsys):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = run_render(capsys, out / "v.mp4", pair, "--keyframes", f"1,{tmp_path / 'broken.png'}")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "broken.png' is not a seed" in err, err
+    assert list(out.iterdir()) == []
+    with pytest.raises(UsageError, match="at least 2 keyframes"):
+        P.KeyframePath(keys=[5])
+    with pytest.raises(UsageError, match="a keyframe is a seed, a latent or a photo, got True"):
+        P.KeyframePath(keys=[True, 1])
 
 
 def test_the_library_checks_what_it_is_given(pair):
