@@ -336,6 +336,7 @@ def run_render(capsys, out, pair, *args):
         (["--keyframes", "1,2", "--interpolate", "2"], "interpolate does not apply to a keyframe path"),
         (["--keyframes", "1,2", "--start", "x"], "keyframes and start contradict each other"),
         (["--path", "slerp", "--seconds", "3"], "--path, --seconds shape a keyframe path: give --keyframes too"),
+        (["--easing", "cubic"], "--easing shapes a keyframe path: give --keyframes too"),
         (["--loop", "-n", "2"], "a loop needs at least 3 frames, got 2"),
         (["--loop", "--rotate", "10"], "a camera track (rotate, translate, shake) does not loop"),
         (["--loop", "--class-to", "7"], "a loop cannot morph the class to class_to"),

@@ -179,7 +179,7 @@ def _keyframe_path(options: dict, settings: dict) -> KeyframePath:
     if "keys" not in options:
         flags = {"path": "--path", "easing": "--easing", "seconds": "--seconds", "space": "--in"}
         given = ", ".join(flags.get(k, "--motion-weight") for k in options)
-        raise UsageError(f"{given} shape a keyframe path: give --keyframes too")
+        raise UsageError(f"{given} {'shape' if len(options) > 1 else 'shapes'} a keyframe path: give --keyframes too")
     if "frames" in settings:
         raise UsageError("-n/--frames does not apply with --keyframes: each segment lasts --seconds at --fps")
     if "motion" in settings:
