@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from . import store
+from . import paths, store
 from .classes import describe_class
 from .edits import Edit, LatentEdit, check_edit_options, resolve_edits
 from .errors import MocohdError, UsageError
@@ -133,6 +133,8 @@ def render_frames(
     start: Latent | None = None,
     camera: Camera | None = None,
     edit: LatentEdit | None = None,
+    loop: bool = False,
+    track: paths.KeyframeTrack | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the videos' frames one time step at a time: [videos, H, W, 3] uint8 (CPU).
 
@@ -155,11 +157,15 @@ def render_frames(
     the layers' mean w is added to every layer's w.
     ``camera`` (StyleGAN3 only): a ``Camera`` track through the generator's input transform.
     ``edit`` (``edits.resolve_edits``): edits and a truncation cutoff, applied to every frame's w's.
+    ``loop``: the last frame flows into the first (``paths.loop_chunks``); ``track``: the videos
+    follow a keyframe path (``paths.KeyframePath.track``; ``frames`` is its ``frames``).
     """
     check_noise(noise)
     frames, videos, seed, truncation, interpolate, batch = check_numbers(
         frames, videos, seed, truncation, interpolate, batch
     )
+    moves = camera is not None and camera.moves
+    paths.check_track(track, frames, interpolate, loop, start, class_to, moves)
     check_frame_budget(videos, G.resolution, G.resolution, grid=False)
     labels = check_pair(M, G, classes, truncation)
     label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
@@ -169,11 +175,29 @@ def render_frames(
         labels = start.classes[start.of_videos(videos)]
     else:
         labels = video_classes(G, videos, seed, labels) if G.c_dim else None
-    camera = check_camera(camera, G, (frames - 1) * interpolate + 1)
+    camera = check_camera(camera, G, paths.frame_count(frames, interpolate, loop))
     if edit is not None:
         edit.check(G)
+    if loop:
+        M = paths.fit_periods(M, frames)[0]
     return _frames(
-        M, G, frames, videos, seed, truncation, noise, interpolate, batch, dtype, labels, label_to, start, camera, edit
+        M,
+        G,
+        frames,
+        videos,
+        seed,
+        truncation,
+        noise,
+        interpolate,
+        batch,
+        dtype,
+        labels,
+        label_to,
+        start,
+        camera,
+        edit=edit,
+        loop=loop,
+        track=track,
     )
 
 
@@ -333,15 +357,20 @@ def _frames(
     start=None,
     camera: Camera | None = None,
     edit: LatentEdit | None = None,
+    loop: bool = False,
+    track: paths.KeyframeTrack | None = None,
 ):
     device = next(G.parameters()).device
     M = M.to(device)
     z_gen, eps_gen, noise_gen = _generator(seed, 0), _generator(seed, 1), _generator(seed, 2)
-    total = (frames - 1) * interpolate + 1
+    total = paths.frame_count(frames, interpolate, loop)
     done = 0
     layers = None  # start in space w+: each video's per-layer w's [V, num_ws, w_dim]
     with torch.no_grad():
-        if start is None:
+        if track is not None:  # keyframes: the path's first w (a motion on it starts there)
+            w1 = track.first().to(device).expand(videos, -1)
+            noise_of = VideoNoise(G, videos, noise, noise_gen, device)
+        elif start is None:
             w1 = draw_w1(G, videos, z_gen, device)
             noise_of = VideoNoise(G, videos, noise, noise_gen, device)
         else:
@@ -352,9 +381,9 @@ def _frames(
             noise_of = VideoNoise(G, videos, noise, noise_gen, device)
             if start.noise is not None and noise == "fixed":  # the maps the inversion found
                 noise_of.maps = [m[pick].to(device) for m in start.noise]
-        for ws in trajectory_chunks(M, w1, frames, interpolate, generator=eps_gen):
+        for ws in paths.walk(M, w1, frames, interpolate, eps_gen, trajectory_chunks, loop, track):
             steps = ws.shape[1]
-            flat = ws.transpose(0, 1).reshape(steps * videos, -1)  # time-major: frame t of every video
+            flat = ws.transpose(0, 1).reshape(steps * videos, *ws.shape[2:])  # time-major: frame t of every video
             video_of = torch.arange(videos, device=device).repeat(steps)
             if layers is not None:  # w+: the motion's displacement added to every layer's w
                 flat = layers[video_of] + (flat - w1[video_of])[:, None, :]
@@ -411,6 +440,10 @@ class RenderConfig:
     (BigGAN). ``edits`` (``DIRECTION=STRENGTH`` strings or ``edits.Edit``s), ``edit_layers`` and
     ``truncation_cutoff``: semantic edits of every frame (``edits``: parsed, and direction files
     read, when the config is built; checked against the generator before any frame).
+    ``loop``: the last frame flows into the first (``paths``: at least 3 frames, no
+    class_to, no camera track); ``keyframes``: a ``paths.KeyframePath`` (or its keys) the videos
+    follow instead of starting where the seed says (then ``frames`` is unused: the path's
+    seconds make its length; no start, interpolate 1).
     """
 
     motion: str | os.PathLike = "demo"
@@ -437,11 +470,17 @@ class RenderConfig:
     edits: list[str | Edit] | None = None  # DIRECTION=STRENGTH (``edits``): pca:K, sefa:K or a direction file
     edit_layers: str | tuple[int, int] | None = None  # "a-b": the w's the edits move
     truncation_cutoff: int | None = None  # the truncation on the first N w's only
+    loop: bool = False
+    keyframes: paths.KeyframePath | None = None
 
     def __post_init__(self):
         videos = 1 if self.videos is None else self.videos  # None stands for a count known later
         self.frames, videos, self.seed, self.truncation, self.interpolate, self.batch = check_numbers(
             self.frames, videos, self.seed, self.truncation, self.interpolate, self.batch
+        )
+        moves = bool(self.rotate or any(self.translate) or self.shake)
+        self.keyframes = paths.check_options(
+            self.frames, self.interpolate, self.loop, self.keyframes, self.start, self.class_to, moves
         )
         if self.videos is not None:
             self.videos = videos
@@ -485,6 +524,7 @@ def render(
     out = Path(out)
     fmt = output_format(out, cfg.fmt)
     starts = read_starts(cfg.start)  # latents read (and checked) now; photos are inverted once G is loaded
+    keys = paths.read_keyframes(cfg.keyframes)  # the same for keyframes (seeds too)
     count = sum(s.count if isinstance(s, Latent) else 1 for s in starts)
     videos = cfg.videos if cfg.videos is not None else count or 1
     if videos < count:  # the starts are explicit (a photo costs an inversion): none is dropped without a word
@@ -501,9 +541,13 @@ def render(
             f"first: `mocohd invert {photos[0]} --image {image} --loss pixel`, then "
             f"`mocohd render --start {default_name(photos[0])} ...`"
         )
+    paths.check_keyframe_photos(keys, invert_options, image)
     fps = check_fps(fmt, fps)
+    if keys:  # the path's length
+        frames = cfg.keyframes.frames(len(keys), fps, cfg.loop)
+    total = paths.frame_count(frames, interpolate, cfg.loop)
     camera = Camera(cfg.rotate, tuple(cfg.translate), cfg.shake, fps, seed)
-    camera.check_track((frames - 1) * interpolate + 1)
+    camera.check_track(total)
     videos = check_videos(videos, grid)
     for path in output_paths(out, videos, grid):  # before loading anything: fail fast
         check_output(path, fmt)
@@ -512,6 +556,9 @@ def render(
     M = load_motion(motion, device=next(G.parameters()).device)
     source_sha = M.image.get("image_sha256")
     M, note = express(M, G, image)  # another generator (any w size): its PCA basis
+    if cfg.loop:
+        M, fitted = paths.fit_periods(M, frames)
+        note = "\n".join(n for n in (note, fitted) if n) or None
     labels = check_pair(M, G, classes, truncation) or None  # before any work
     label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
     edit = resolve_edits(G, cfg.edits, cfg.edit_layers, cfg.truncation_cutoff, image=image, on_note=on_note)
@@ -536,10 +583,13 @@ def render(
         if label_to is not None:
             line += f" -> {describe_class(label_to, G.c_dim)}"
         note = f"{note}\n{line}" if note else line
-    camera = check_camera(camera, G, (frames - 1) * interpolate + 1)
+    camera = check_camera(camera, G, total)
     if G.c_dim:  # BigGAN: photos are inverted at the truncation the videos are made at
         invert_options = {"truncation": truncation, **(invert_options or {})}
     first = start_latent(starts, G, on_note, invert_options) if starts else None
+    track = None
+    if keys:
+        track = cfg.keyframes.track(G, keys, fps, cfg.loop, lambda p: start_latent([p], G, on_note, invert_options))
     if first is not None:
         check_start(first, G)
         if G.c_dim:  # BigGAN: each video shows its start latent's class vector
@@ -552,7 +602,6 @@ def render(
             if found != truncation:
                 line += f"; found at truncation {found:g}: frame 0 shows the photo only at --truncation {found:g}"
             note = f"{note}\n{line}" if note else line
-    total = (frames - 1) * interpolate + 1
     if on_start:
         on_start(total * videos, note)
     # everything is checked above: straight to the frames (render_frames would check it all again)
@@ -571,9 +620,11 @@ def render(
         label_to,
         first,
         camera,
-        edit,
+        edit=edit,
+        loop=cfg.loop,
+        track=track,
     )
-    paths, count, size = write_videos(
+    written, count, size = write_videos(
         stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos))
     )
-    return RenderResult(paths, count, size, note, videos)
+    return RenderResult(written, count, size, note, videos)

@@ -57,6 +57,7 @@ LAYERS = {
     "mocohd_cli.metrics.protocol": 7,  # the evaluation protocol: real clips from datasets
     "mocohd_cli.photos": 7,  # photos read for invert
     "mocohd_cli.edits": 7,  # semantic edits of every frame's w's (frames.synthesize applies them)
+    "mocohd_cli.paths": 7,  # loops and keyframe paths through the latent space (render --loop, --keyframes)
     # 8 commands
     "mocohd_cli.render": 8,
     "mocohd_cli.train": 8,

@@ -10,9 +10,10 @@ import typer
 from rich.progress import TimeElapsedColumn
 
 from ..errors import UsageError
+from ..paths import EASINGS, PATHS, SPACES, KeyframePath
 from ..render import RenderConfig, render as render_videos
 from .console import err, out, say
-from .options import Device, Image, Motion, Seed, given
+from .options import Device, Image, Motion, Seed, given, option
 from .progress import Counter
 
 Output = Annotated[Path, typer.Argument(metavar="OUT", help="Output: .mp4, .webm, .gif, or a folder for PNG frames.")]
@@ -68,21 +69,36 @@ Shake = Annotated[
     ),
 ]
 
-Edits = Annotated[
+Edits = option(
     list[str] | None,
-    typer.Option(
-        "--edit",
-        help="DIRECTION=STRENGTH: move every frame along pca:K or sefa:K (strength in stdevs of w) or a "
-        ".npy/.safetensors direction (strength x the vector); repeatable. `mocohd directions` shows them.",
-    ),
-]
-EditLayers = Annotated[
-    str | None,
-    typer.Option("--edit-layers", help="A-B: the w's the edits move (0-based, inclusive; default all, sefa 0-3)."),
-]
-TruncationCutoff = Annotated[
-    int | None, typer.Option("--truncation-cutoff", help="Truncate only the first N w's (the coarse layers).")
-]
+    "--edit",
+    help="DIRECTION=STRENGTH: move every frame along pca:K or sefa:K (strength in stdevs of w) or a "
+    ".npy/.safetensors direction (strength x the vector); repeatable. `mocohd directions` shows them.",
+)
+EditLayers = option(
+    str | None, "--edit-layers", help="A-B: the w's the edits move (0-based, inclusive; default all, sefa 0-3)."
+)
+TruncationCutoff = option(int | None, "--truncation-cutoff", help="Truncate only the first N w's (the coarse layers).")
+Loop = option(bool, "--loop", help="End where it began: the last frame flows into the first (motion or keyframes).")
+Keyframes = option(
+    list[str] | None,
+    "--keyframes",
+    help="A path through keyframes: seeds, latents of `mocohd invert` (name or file) or photos (inverted first); "
+    "comma-separate or repeat.",
+)
+PathKind = option(str, "--path", help=f"{', '.join(PATHS)} (Catmull-Rom) from keyframe to keyframe.")
+Easing = option(str, "--easing", help=f"{', '.join(EASINGS)}: the timing within each segment.")
+Seconds = option(float, "--seconds", help="Seconds from one keyframe to the next (at --fps).")
+Space = option(str, "--in", help=f"{' or '.join(SPACES)}: the latent space of the path (z: seeds only).")
+MotionWeight = option(
+    float,
+    "--motion-weight",
+    help="How much of the motion model's movement rides on a keyframe path (0: none; 1 when --motion is given).",
+)
+# option -> KeyframePath field
+PATH_OPTIONS = dict(
+    keyframes="keys", path="path", easing="easing", seconds="seconds", space="space", motion_weight="motion_weight"
+)
 
 TRANSLATE = ",".join(f"{v:g}" for v in RenderConfig.translate)  # --translate's default, as it is typed
 
@@ -113,15 +129,19 @@ def render(
     edits: Edits = RenderConfig.edits,
     edit_layers: EditLayers = RenderConfig.edit_layers,
     truncation_cutoff: TruncationCutoff = RenderConfig.truncation_cutoff,
+    loop: Loop = RenderConfig.loop,
+    keyframes: Keyframes = None,
+    path: PathKind = KeyframePath.path,
+    easing: Easing = KeyframePath.easing,
+    seconds: Seconds = KeyframePath.seconds,
+    space: Space = KeyframePath.space,
+    motion_weight: MotionWeight = KeyframePath.motion_weight,
 ):
     """Render videos: a motion model walks the latent space of an image generator.
 
     An existing OUT file is replaced only when the new one is complete; a PNG folder must be new,
     empty or a previous render's frames. Ctrl-C or SIGTERM leave nothing partial."""
-    settings = given(ctx, locals())  # the library's defaults apply to the rest
-    settings.pop("output", None)  # where, not how: render's own argument
-    if "translate" in settings:
-        settings["translate"] = _camera_shift(translate)
+    config = _config(given(ctx, locals()))  # the library's defaults apply to the rest
     counter = Counter("rendering", "frames", "frames", "{task.fields[rate]}", TimeElapsedColumn(), fields=("rate",))
 
     def started(total, note):  # models are loaded: from here on there is something to show
@@ -133,18 +153,29 @@ def render(
         counter.update(n, rate=f"{n / max(counter.elapsed, 1e-9):.1f} frames/s")
 
     try:
-        result = render_videos(output, RenderConfig(**settings), on_start=started, on_frame=advanced, on_note=say)
+        result = render_videos(output, config, on_start=started, on_frame=advanced, on_note=say)
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: main prints one line with this outcome
         if getattr(e, "outcome", None) is None:
             e.outcome = "nothing written"
         raise
     finally:
         counter.stop()
-    _report(result, counter.elapsed)
+    _summary(result, counter.elapsed)
 
 
-def _report(result, elapsed: float) -> None:
-    """What was written: the files, then one line of frames, size and speed."""
+def _config(settings: dict) -> RenderConfig:
+    """The options the command line gave, as a ``RenderConfig``."""
+    settings.pop("output", None)  # where, not how: render's own argument
+    if "translate" in settings:
+        settings["translate"] = _camera_shift(settings["translate"])
+    path_options = {PATH_OPTIONS[k]: settings.pop(k) for k in list(settings) if k in PATH_OPTIONS}
+    if path_options:
+        settings["keyframes"] = _keyframe_path(path_options, settings)
+    return RenderConfig(**settings)
+
+
+def _summary(result, elapsed: float) -> None:
+    """What was written, and how fast."""
     h, w = result.size
     total = result.frames * result.videos
     for p in result.paths:
@@ -153,6 +184,20 @@ def _report(result, elapsed: float) -> None:
         f"{len(result.paths)} file(s), {result.frames} frames of {w}x{h} each, "
         f"{total} frames in {elapsed:.1f} s ({total / max(elapsed, 1e-9):.1f} frames/s)"
     )
+
+
+def _keyframe_path(options: dict, settings: dict) -> KeyframePath:
+    """The keyframe options as a ``KeyframePath`` (UsageError for what contradicts them): the motion
+    rides on the path at weight 1 when --motion is given without --motion-weight."""
+    if "keys" not in options:
+        flags = {"path": "--path", "easing": "--easing", "seconds": "--seconds", "space": "--in"}
+        given = ", ".join(flags.get(k, "--motion-weight") for k in options)
+        raise UsageError(f"{given} {'shape' if len(options) > 1 else 'shapes'} a keyframe path: give --keyframes too")
+    if "frames" in settings:
+        raise UsageError("-n/--frames does not apply with --keyframes: each segment lasts --seconds at --fps")
+    if "motion" in settings:
+        options.setdefault("motion_weight", 1.0)
+    return KeyframePath(**options)
 
 
 def _camera_shift(translate: str) -> tuple[float, float]:
