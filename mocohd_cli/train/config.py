@@ -278,12 +278,7 @@ class TrainConfig(RunSettings):
                 "w_residual",
                 "w_latent_d",
             ),
-            choices={
-                "domain": ("cross", "in"),
-                "monitor": (True, False),
-                "keep_best": (True, False),
-                "encode_fakes": (True, False),
-            },
+            choices={"domain": ("cross", "in"), "monitor": (True, False), "keep_best": (True, False)},
         )
         self._check_latent_motion()
         self._validate_run(("auto", "fp32", "bf16", "fp16"))
@@ -294,7 +289,7 @@ class TrainConfig(RunSettings):
 
     def _check_latent_motion(self) -> None:
         """The latent discriminator judges the encoder's trajectories: it needs the encoder."""
-        check_settings(self, {}, choices={"motion_d": ("pixels", "latent", "both")})
+        check_settings(self, {}, choices={"motion_d": ("pixels", "latent", "both"), "encode_fakes": (True, False)})
         if self.motion_d in ("latent", "both") and not self.encoder:
             raise UsageError(
                 f"{setting('motion_d')} {self.motion_d} judges latent trajectories: it needs the generator's "
