@@ -6,7 +6,8 @@ by data/make_face_reference.py): four cases that take each of its branches (a pl
 photo shrunk first, a turned face, a square that leaves the photo and is padded). The photo,
 data/astronaut.png, is a 192 px cut of scikit-image's ``astronaut`` (NASA's portrait of Eileen
 Collins, in the public domain). The landmark detector (dlib, the faces extra) is tested on it
-where the extra is installed, and skipped with the reason elsewhere.
+where the extra is installed, and skipped with the reason elsewhere; the command's refusals
+that need no detector run everywhere.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from PIL import Image
 
 from mocohd_cli import faces
 from mocohd_cli.errors import MocohdError, UsageError
+from mocohd_cli.formats import canonical
+from mocohd_cli.hub import parse_target
+from mocohd_cli.loaders.image_generators import depicts
+from mocohd_cli.loaders.latents import load_latent
 from mocohd_cli.photos import read_frame
+
+from .conftest import randomized_generator, run, save_canonical, tiny_config
 
 DATA = Path(__file__).parent / "data"
 PHOTO = DATA / "astronaut.png"
@@ -30,6 +37,8 @@ needs_extra = pytest.mark.skipif(
     not faces.available(),
     reason=f"the faces extra (dlib and its 68-point model) is not installed: {faces.EXTRA}",
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny generator forwards (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +116,15 @@ def test_gaussian_blur_is_scipys():
         np.testing.assert_allclose(faces.gaussian_blur(img, sigma), want, atol=2e-3)
 
 
+def test_which_generators_depict_faces():
+    assert depicts({"depicts": "faces"}) == "faces"
+    ffhq = parse_target("ffhq")
+    assert ffhq.depicts == "faces"  # fetch records it in the file's source
+    assert depicts({"repo": ffhq.repo_id, "file": ffhq.filename}) == "faces"  # a file fetched before that
+    assert depicts({"repo": parse_target("church").repo_id, "file": parse_target("church").filename}) is None
+    assert depicts({}) is None
+
+
 # ---------------------------------------------------------------- the detector
 
 
@@ -137,3 +155,98 @@ def test_without_the_extra_detection_says_what_to_install(monkeypatch):
         assert str(e.value) == faces.MISSING and "pip install 'mocohd-cli[faces]'" in str(e.value)
     finally:
         faces._models.cache_clear()
+
+
+# ---------------------------------------------------------------- the command
+
+
+def two_faces() -> Image.Image:
+    """The astronaut twice: a smaller copy on the left (face 0), the photo on the right (face 1)."""
+    photo = Image.open(PHOTO).convert("RGB")
+    canvas = Image.new("RGB", (340, 200), (128, 128, 128))
+    canvas.paste(photo.resize((134, 134), Image.Resampling.LANCZOS), (0, 30))
+    canvas.paste(photo, (148, 4))
+    return canvas
+
+
+@pytest.fixture
+def generator(tmp_path):
+    """A tiny 16 px generator's file, and one whose provenance says it depicts faces."""
+    G = randomized_generator(tiny_config(16))
+    plain = tmp_path / "g.safetensors"
+    save_canonical(plain, G)
+    face = tmp_path / "faces.safetensors"
+    canonical.save_model(
+        face, G.state_dict(), kind="image", family="stylegan2", config=G.cfg.to_dict(), source={"depicts": "faces"}
+    )
+    return str(plain), str(face)
+
+
+def invert(capsys, photo, g, *more):
+    return run(capsys, "invert", str(photo), "--image", g, "--loss", "pixel", "--steps", "1", *more)
+
+
+def test_align_without_the_extra_is_one_line_before_anything_loads(capsys, monkeypatch, generator):
+    monkeypatch.setattr(faces, "available", lambda: False)
+    code, _, err = invert(capsys, PHOTO, "no-such-generator", "--align")
+    assert code == 1 and err.strip() == f"error: {faces.MISSING}", err
+    code, _, err = invert(capsys, PHOTO, "no-such-generator", "--face", "0")  # --face asks for alignment
+    assert code == 1 and "mocohd-cli[faces]" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_face_generator_without_the_extra_notes_it_and_goes_on(capsys, monkeypatch, generator, isolated_store):
+    monkeypatch.setattr(faces, "available", lambda: False)
+    plain, face = generator
+    code, out, err = invert(capsys, PHOTO, face, "--name", "a")
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "depicts faces" in notes[0] and "mocohd-cli[faces]" in notes[0], err
+    assert load_latent("a").info["crop"] == "center" and "faces" not in load_latent("a").info
+    code, _, err = invert(capsys, PHOTO, face, "--name", "b", "--no-align")  # said: no note
+    assert code == 0 and "note:" not in err, err
+    code, _, err = invert(capsys, PHOTO, plain, "--name", "c")  # not a face generator: nothing to say
+    assert code == 0 and "note:" not in err, err
+
+
+def test_contradictory_options_are_usage_errors(capsys, generator):
+    plain, _ = generator
+    for more in (["--face", "0", "--no-align"], ["--align", "--crop", "none"], ["--face", "-1"]):
+        code, _, err = invert(capsys, PHOTO, plain, *more)
+        assert code == 2 and len(err.strip().splitlines()) == 1, (more, err)
+
+
+@needs_extra
+def test_no_face_and_a_face_the_photo_lacks(capsys, tmp_path, generator):
+    plain, face = generator
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8)[:, None, None] * 4, (1, 64, 3))).save(blank)
+    code, _, err = invert(capsys, blank, plain, "--align")
+    assert (
+        code == 1
+        and err.strip() == f"error: {blank}: no face found to align (a photo that is aligned already: --no-align)"
+    )
+    code, _, err = invert(capsys, blank, face)  # by default on a face generator, too
+    assert code == 1 and "no face found" in err and len(err.strip().splitlines()) == 1
+    code, _, err = invert(capsys, PHOTO, plain, "--face", "5")
+    assert code == 2 and err.strip() == f"error: --face 5: {PHOTO} has 1 face (--face 0)", err
+
+
+@needs_extra
+def test_the_faces_found_are_listed_and_the_largest_aligned(capsys, tmp_path, generator, isolated_store):
+    plain, face = generator
+    group = tmp_path / "group.png"
+    two_faces().save(group)
+    code, out, err = invert(capsys, group, face, "--name", "group")  # aligned by default: the generator says faces
+    assert code == 0, err
+    lines = out.splitlines()
+    at = lines.index(f"{group}: 2 face(s) found; box: left, top, right, bottom in pixels")
+    assert lines[at + 1].startswith("  face 0: box (") and "<- aligned" not in lines[at + 1]
+    assert lines[at + 2].startswith("  face 1: box (")
+    assert lines[at + 2].endswith("<- aligned (the largest; --face N picks another)")
+    info = load_latent("group").info
+    assert info["crop"] == "ffhq-align" and info["faces"][0]["face"] == 1 and info["faces"][0]["faces"] == 2
+    assert info["faces"][0]["box"][0] > 148  # in the photo pasted at x = 148
+    code, out, err = invert(capsys, group, plain, "--face", "0", "--name", "small")
+    assert code == 0, err
+    assert any(line.startswith("  face 0: box (") and line.endswith("  <- aligned") for line in out.splitlines())
+    assert load_latent("small").info["faces"][0]["box"][2] < 148  # the copy left of the photo
