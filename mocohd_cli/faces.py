@@ -92,6 +92,7 @@ def available() -> bool:
 
 
 def _predictor_path() -> Path | None:
+    """The 68-point model's file in its installed package (the package is not imported), or None."""
     package, name = PREDICTOR
     try:
         spec = importlib.util.find_spec(package)
@@ -123,6 +124,8 @@ def detect_landmarks(img, detect_size: int = DETECT_SIZE) -> list[Face]:
     """The faces in ``img`` (uint8 [H, W, 3], RGB), left to right, each with its box, 68
     landmarks and score; [] when there are none. A one-line ``MocohdError`` (``MISSING``)
     without the faces extra."""
+    if isinstance(detect_size, bool) or not isinstance(detect_size, int) or detect_size < 1:
+        raise UsageError(f"detect_size must be a whole number >= 1, got {detect_size!r}")
     detector, predictor = _models()
     img = _check_image(img)
     h, w = img.shape[:2]
