@@ -85,7 +85,7 @@ def _type_name(annotation) -> tuple[str, bool]:
 
 def _default(value, flag: bool, secondary: bool) -> str:
     if flag and secondary:
-        return "on" if value else "off"
+        return "" if value is None else "on" if value else "off"  # None: decided at run time (the help says how)
     if flag or value is None or value == ():
         return ""
     if isinstance(value, enum.Enum):

@@ -45,6 +45,7 @@ class HubFile:
     sha256: str | None = None
     extra: tuple[str, ...] = ()  # files downloaded beside ``filename`` (same revision) before converting it
     extra_required: bool = True  # False: an extra file the repo lacks is skipped
+    depicts: str | None = None  # the registry's word on what the images show ("faces"), kept in the file's source
 
 
 def parse_target(target: str, name: str | None = None, revision: str | None = None) -> HubFile:
@@ -92,6 +93,7 @@ def parse_target(target: str, name: str | None = None, revision: str | None = No
         revision=revision or e.revision,
         sha256=e.sha256,
         extra=tuple(e.extra_files),
+        depicts=e.depicts,
     )
 
 
@@ -313,6 +315,8 @@ def fetch(
         file_sha256=sha,
         format=model.source.get("format", "mocohd"),
     )
+    if f.depicts:
+        model.source["depicts"] = f.depicts
     if not force:
         _refuse_replacing_another(model.kind, f)
     h = store_model(model, f.name, f"{f.repo_id}/{f.filename}", overwrite=True)

@@ -30,7 +30,11 @@ run early with it.
 
 ``invert_and_store`` is what ``mocohd invert`` runs: photo files in, a latent in the store out,
 every argument checked before a model loads; Ctrl-C or SIGTERM stops the search after its step
-and keeps the best latent so far (a second signal stops it at once, storing nothing).
+and keeps the best latent so far (a second signal stops it at once, storing nothing). Faces
+are aligned first as FFHQ's are (``faces``: dlib's landmarks, NVIDIA's crop) when asked
+(``align=True``), or by default when the generator depicts faces (``G.depicts``: the registry's
+FFHQ and MetFaces generators); without the faces extra, asking is a one-line error and the
+default goes on unaligned with a note.
 
 The families (``check_generator``):
 - StyleGAN2: as above.
@@ -61,7 +65,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import store
+from . import faces as faces_mod, store
 from .errors import MocohdError, UsageError
 from .frames import check_pair, synthesize
 from .loaders import load_image_generator
@@ -69,7 +73,7 @@ from .loaders.encoder_models import load_encoder
 from .loaders.latents import SPACES, Latent, default_name, free_name, save_latent
 from .loaders.vgg16 import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .perceptual import pixel_distance
-from .photos import check_crop, photo_identity, probe, read_photo
+from .photos import check_crop, photo_identity, probe, read_frame, read_photo
 from .stopping import GracefulStop
 
 LOSSES = ("perceptual", "pixel")
@@ -432,9 +436,13 @@ def invert_and_store(
     classes: list[int | str] | None = None,
     truncation: float = 1.0,
     encoder: str | os.PathLike | None = None,
+    align: bool | None = None,
+    face: int | None = None,
     on_start: Callable[[str], None] | None = None,
     progress: Callable[[int, int, torch.Tensor], None] | None = None,
     on_stop_request: Callable[[], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+    on_faces: Callable[[Path, list[faces_mod.Face], int], None] | None = None,
 ) -> StoredLatent:
     """Invert the photo files ``photos`` (one latent each, ``invert``) into the image generator
     ``image`` and store the latents under ``name`` (default: the first photo's name, ``default_name``).
@@ -448,11 +456,19 @@ def invert_and_store(
     second one raises at once (KeyboardInterrupt, or ``stopping.Terminated``) and stores nothing.
     When another process stores a latent of the same name meanwhile, this one takes a free name
     (unless ``force``). ``encoder``: an image encoder of this generator (``train-encoder``) answers
-    every photo in one forward pass; the search starts there (``steps`` 0: that answer)."""
+    every photo in one forward pass; the search starts there (``steps`` 0: that answer).
+
+    ``align``: True aligns each photo's face as FFHQ's (``faces``; a MocohdError without the faces
+    extra, or when a photo shows no face), False uses the photos as they are, None (the default)
+    aligns when the generator depicts faces (``G.depicts``) and ``crop`` is 'center', and without
+    the extra says so in ``on_note(line)`` and goes on unaligned. ``face``: which face of each photo (0-based, left to
+    right; default the largest); giving it asks for alignment. ``on_faces(photo, faces, chosen)``
+    for every photo aligned, before the search."""
     if not photos:
         raise UsageError("no photos to invert")
     check_options(steps, space, loss, seed=seed, min_steps=0 if encoder is not None else 1)
     check_crop(crop)
+    align = _check_align(align, face, crop)
     requested = _latent_name(name, photos[0], force)
     for p in photos:  # headers only: a missing or unreadable photo stops us before anything loads
         probe(p)
@@ -460,7 +476,12 @@ def invert_and_store(
         raise MocohdError(VGG16_MISSING)
     G = load_image_generator(image, device=device)
     check_generator(G, space, classes, truncation)
-    targets = torch.stack([read_photo(p, G.resolution, crop=crop) for p in photos])
+    aligning = _aligning(align, G, crop, on_note)
+    if aligning:
+        cut = [_aligned_photo(p, G.resolution, face, on_faces) for p in photos]
+        targets = torch.stack([target for target, _ in cut])
+    else:
+        targets = torch.stack([read_photo(p, G.resolution, crop=crop) for p in photos])
     known = [photo_identity(p) for p in photos]
     net = load_vgg16(device=next(G.parameters()).device) if loss == "perceptual" else None
     start = _encoded(encoder, G, targets) if encoder is not None else None
@@ -489,12 +510,65 @@ def invert_and_store(
     except KeyboardInterrupt as e:  # the second signal
         e.outcome = getattr(e, "outcome", None) or "nothing stored"
         raise
-    latent.info["crop"] = crop
+    latent.info["crop"] = ALIGNED if aligning else crop
+    if aligning:
+        latent.info["faces"] = [chosen for _, chosen in cut]
     if encoder is not None:
         latent.info["encoder"] = str(encoder)
     stored = requested if force else free_name(requested)  # taken while it ran (another invert): keep both
     header = save_latent(latent, stored, overwrite=force)
     return StoredLatent(latent, stored, requested, header.path, stop.signum if latent.info["stopped"] else None)
+
+
+ALIGNED = "ffhq-align"  # a latent's info["crop"] when its photos were aligned as FFHQ's
+
+
+def _check_align(align: bool | None, face: int | None, crop: str) -> bool | None:
+    """``align`` as the search will take it (``face`` asks for alignment), checked before anything
+    loads: a one-line error for contradictory options, or for alignment without the faces extra."""
+    if face is not None:
+        if isinstance(face, bool) or not isinstance(face, int) or face < 0:
+            raise UsageError(f"--face must be a whole number >= 0 (as the faces are listed), got {face!r}")
+        if align is False:
+            raise UsageError("--face picks the face to align: it has no meaning with --no-align")
+        align = True
+    if align and crop != "center":
+        raise UsageError(f"--crop {crop} is for photos used as they are; an aligned face is cut by FFHQ's recipe")
+    if align and not faces_mod.available():
+        raise MocohdError(faces_mod.MISSING)
+    return align
+
+
+def _aligning(align: bool | None, G, crop: str, on_note: Callable[[str], None] | None) -> bool:
+    """Whether the photos are aligned: as asked, else when ``G`` depicts faces and ``crop`` is the
+    default (the faces extra installed: without it, a note says so and the photos are used as
+    they are)."""
+    if align is not None:
+        return align
+    if getattr(G, "depicts", None) != "faces" or crop != "center":  # --crop none: the whole photo, as it is
+        return False
+    name = G.identity["name"]
+    if not faces_mod.available():
+        if on_note is not None:
+            on_note(
+                f"{name} depicts faces, but the photos are used as they are (not aligned as FFHQ's): "
+                f"{faces_mod.EXTRA} aligns them; --no-align says they are aligned already"
+            )
+        return False
+    return True
+
+
+def _aligned_photo(path, size: int, face: int | None, on_faces) -> tuple[torch.Tensor, dict]:
+    """The face of the photo at ``path`` (``face``, else the largest) aligned as FFHQ's at ``size``
+    px: (uint8 [size, size, 3], what the latent records of it: the face, how many, its box)."""
+    img = read_frame(path)
+    found = faces_mod.detect_landmarks(img)
+    k = faces_mod.pick_face(found, face, str(path))
+    if on_faces is not None:
+        on_faces(Path(path), found, k)
+    quad = faces_mod.ffhq_quad(*faces_mod.eyes_and_mouth(found[k].landmarks))
+    aligned = torch.from_numpy(faces_mod.align(img, quad, size))
+    return aligned, {"face": k, "faces": len(found), "box": list(found[k].box)}
 
 
 def _latent_name(name: str | None, first_photo: str | os.PathLike, force: bool) -> str:

@@ -111,6 +111,7 @@ class RegistryEntry:
     revision: str | None = None
     sha256: str | None = None
     url: str | None = None  # not on the Hub: where to download it by hand (then `mocohd import`)
+    depicts: str | None = None  # what an image generator's images show, where it matters: "faces" (invert aligns)
 
     @property
     def shipped(self) -> bool:

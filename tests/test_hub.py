@@ -45,12 +45,13 @@ def registry(tmp_path, **entry):
 
 def test_fetch_by_name_then_cache_hit(tmp_path, hub, checkpoint):
     commit = hub.add_file("someone/tiny-gan", "nets/g.pt", checkpoint)
-    registry(tmp_path, sha256=hashlib.sha256(checkpoint).hexdigest())
+    registry(tmp_path, sha256=hashlib.sha256(checkpoint).hexdigest(), depicts="faces")
     code, out, err = mocohd(tmp_path, hub.url, "fetch", "stylegan2-tiny")
     assert code == 0, err
     assert "fetched" in out and store_files(tmp_path / "home") == ["image/tiny.safetensors"]
     code, out, _ = mocohd(tmp_path, hub.url, "info", "tiny")
     assert "someone/tiny-gan" in out and commit in out.replace("\n", "").replace(" ", "")
+    assert any("source depicts" in line and "faces" in line for line in out.splitlines())  # kept in the file
     requests = len(hub.requests)
     code, out, _ = mocohd(tmp_path, hub.url, "fetch", "tiny")
     assert code == 0 and "already in the store" in out and len(hub.requests) == requests  # no network at all

@@ -56,6 +56,7 @@ LAYERS = {
     "mocohd_cli.data": 7,
     "mocohd_cli.metrics.protocol": 7,  # the evaluation protocol: real clips from datasets
     "mocohd_cli.photos": 7,  # photos read for invert
+    "mocohd_cli.faces": 7,  # faces aligned as FFHQ's (invert --align): dlib's landmarks, NVIDIA's crop
     "mocohd_cli.edits": 7,  # semantic edits of every frame's w's (frames.synthesize applies them)
     "mocohd_cli.paths": 7,  # loops and keyframe paths through the latent space (render --loop, --keyframes)
     # 8 commands

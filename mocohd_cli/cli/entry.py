@@ -16,6 +16,7 @@ import threading
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import MocohdError, UsageError
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     except MocohdError as e:
         if _debug:
             raise
-        err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)  # brackets as written: [N, 3], [faces]
         sys.exit(2 if isinstance(e, UsageError) else 1)
     except KeyboardInterrupt as e:
         what = "terminated" if isinstance(e, Terminated) else "interrupted"
@@ -116,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # a bug or an unanticipated failure: still one line
         if _debug:
             raise
-        err.print(f"[red]error:[/red] {type(e).__name__}: {e} (run with --debug for the traceback)", soft_wrap=True)
+        err.print(
+            f"[red]error:[/red] {type(e).__name__}: {escape(str(e))} (run with --debug for the traceback)",
+            soft_wrap=True,
+        )
         sys.exit(1)
     finally:
         if old_term is not None:

@@ -1,5 +1,5 @@
-"""`mocohd invert`: the latent of a photo (``invert.invert_and_store``), with its progress and
-what it found."""
+"""`mocohd invert`: the latent of a photo (``invert.invert_and_store``), with its progress, the
+faces it aligned and what it found."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from rich.progress import TimeElapsedColumn, TimeRemainingColumn
 
 from ..classes import describe_class
+from ..faces import Face, largest
 from ..invert import StoredLatent, invert_and_store
 from ..stopping import interrupt_for
 from .console import out, print_notes, say
@@ -67,6 +68,22 @@ Truncation = Annotated[
         "--truncation", help="BigGAN: the truncation psi the photo is matched at (render with the same --truncation)."
     ),
 ]
+Align = Annotated[
+    bool | None,
+    typer.Option(
+        "--align/--no-align",
+        help="Align each photo's face as FFHQ's images are (dlib's landmarks: needs mocohd-cli's faces extra). "
+        "Default: on for generators that depict faces (ffhq, metfaces), else off.",
+    ),
+]
+FaceIndex = Annotated[
+    int | None,
+    typer.Option(
+        "--face",
+        help="Which face to align when a photo has several: 0-based, left to right as listed (default: the "
+        "largest). Implies --align.",
+    ),
+]
 STOPPING = "stopping after this step (the best latent so far is kept; Ctrl-C again to quit without it)"
 
 
@@ -84,13 +101,17 @@ def invert_(
     classes: Classes = None,
     truncation: Truncation = 1.0,
     encoder: Encoder = None,
+    align: Align = None,
+    face: FaceIndex = None,
 ):
     """Find the latent that makes an image generator reproduce a photo, and store it (kind latent).
 
     NVIDIA's projector recipe: Adam over w and the noise maps from the average w, for --steps steps
     (StyleGAN3: no noise maps; BigGAN: over z and a soft mix of the classes, space w only).
-    Several photos are inverted together, each on its own. Ctrl-C stops early and keeps the best
-    latent so far; then `mocohd render --start NAME` animates it."""
+    Several photos are inverted together, each on its own. A face is first aligned as FFHQ's
+    (--align; the default for generators that depict faces), and the faces found are listed.
+    Ctrl-C stops early and keeps the best latent so far; then `mocohd render --start NAME`
+    animates it."""
     if steps is None:
         steps = ENCODER_STEPS if encoder else STEPS
     options = {k: v for k, v in locals().items() if k != "photos"}  # invert_and_store's, by name
@@ -107,11 +128,28 @@ def invert_(
 
     try:
         found = invert_and_store(
-            photos, **options, on_start=started, progress=advanced, on_stop_request=partial(say, STOPPING)
+            photos,
+            **options,
+            on_start=started,
+            progress=advanced,
+            on_stop_request=partial(say, STOPPING),
+            on_note=lambda line: print_notes([line]),
+            on_faces=_list_faces,
         )
     finally:
         counter.stop()
     _report(found, photos, image, truncation)
+
+
+def _list_faces(photo: Path, faces: list[Face], chosen: int) -> None:
+    """The faces found in ``photo``, numbered as --face takes them, and the one aligned."""
+    print_line = partial(out.print, soft_wrap=True, markup=False, highlight=False)
+    print_line(f"{photo}: {len(faces)} face(s) found; box: left, top, right, bottom in pixels")
+    for i, f in enumerate(faces):
+        mark = ""
+        if i == chosen:
+            mark = "  <- aligned" + (" (the largest; --face N picks another)" if i == largest(faces) else "")
+        print_line(f"  face {i}: box ({', '.join(str(v) for v in f.box)}), score {f.score:.2f}{mark}")
 
 
 def _report(found: StoredLatent, photos: list[Path], image: str, truncation: float) -> None:

@@ -2,6 +2,11 @@
 name, a canonical file, or an original checkpoint converted in memory) and their
 identity (name + weights sha256), which motion models, PCA bases and latents
 record to say which generator they belong to.
+
+What a generator's images show, where a command treats it differently (``depicts``:
+"faces", and ``invert`` aligns photos as FFHQ's by default), is what its file's
+provenance says (``mocohd.source`` "depicts", which ``fetch`` copies from the
+registry), else what the registry says of the Hub file it came from; else nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +41,19 @@ def identity(name: str, model: ConvertedModel) -> dict:
     return {"name": name, "weights_sha256": model.weights_sha256 or canonical.weights_sha256(model.tensors)}
 
 
+def depicts(source: dict) -> str | None:
+    """What the images of a generator of provenance ``source`` show ("faces"), or None when
+    nothing says: its own "depicts", else the registry entry of the Hub file it came from."""
+    said = source.get("depicts")
+    if isinstance(said, str) and said:
+        return said
+    where = (source.get("repo"), source.get("file"))
+    for e in store.registry():
+        if e.kind == "image" and e.depicts and e.repo_id and (e.repo_id, e.filename) == where:
+            return e.depicts
+    return None
+
+
 def image_identity(name_or_path: str | os.PathLike) -> dict:
     """{'name', 'weights_sha256', 'w_dim'} of an image generator, without building it
     (its file is read and verified: about 0.6 ms per MB)."""
@@ -46,8 +64,9 @@ def image_identity(name_or_path: str | os.PathLike) -> dict:
 
 def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
     """An image generator in eval mode, parameters frozen, on ``device``
-    ("auto": CUDA, then MPS, then CPU). ``G.source`` holds its provenance and
-    ``G.identity`` its name and weights sha256.
+    ("auto": CUDA, then MPS, then CPU). ``G.source`` holds its provenance,
+    ``G.identity`` its name and weights sha256, and ``G.depicts`` what its images
+    show where that is known ("faces"; else None).
 
     Accepts a store/registry name, a canonical ``.safetensors`` file, or an
     original checkpoint (rosinality ``.pt``, NVIDIA ``.pkl``) converted in memory.
@@ -60,5 +79,6 @@ def load_image_generator(name_or_path: str | os.PathLike, device: str | torch.de
     g = build_image_generator(model, str(r.path))
     g.source = model.source
     g.identity = identity(r.name, model)
+    g.depicts = depicts(model.source)
     g.requires_grad_(False)
     return g.eval().to(device)
