@@ -319,7 +319,7 @@ class LatentEdit:
     w's only, when given), then ``offset`` added (the edits, summed: zero outside their layers)."""
 
     num_ws: int
-    offset: torch.Tensor | None = None  # [num_ws, w_dim]
+    offset: torch.Tensor | None = None  # [num_ws, w_dim], or [N, num_ws, w_dim]: one per w given (render --audio)
     cutoff: int | None = None
     summary: str = ""  # one line: what the edits are
 
@@ -334,7 +334,7 @@ class LatentEdit:
             else:
                 ws = torch.cat([w_avg.lerp(ws[:, : self.cutoff], psi), ws[:, self.cutoff :]], dim=1)
         if self.offset is not None:
-            ws = ws + (self.offset[0] if ws.ndim == 2 else self.offset).to(ws)
+            ws = ws + (self.offset[..., 0, :] if ws.ndim == 2 else self.offset).to(ws)
         return ws
 
     def check(self, G) -> None:

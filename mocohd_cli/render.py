@@ -27,6 +27,15 @@ from pathlib import Path
 import torch
 
 from . import paths, store
+from .audio import (
+    AudioDrive,
+    audio_drive,
+    audio_features,
+    check_audio_options,
+    frame_count as audio_frame_count,
+    mux_args,
+    read_audio,
+)
 from .classes import describe_class
 from .edits import Edit, LatentEdit, check_edit_options, resolve_edits
 from .errors import MocohdError, UsageError
@@ -61,7 +70,9 @@ from .video import (
     write_videos,
 )
 
+AUDIO_LOOP = "--audio does not loop: the music's last frame does not flow into its first (leave out --loop)"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_FRAMES = 32  # motion steps per video when neither frames nor audio say
 SEED_STREAMS = 40  # _generator shifts stream k by k << 40: seeds below 2**40 never share a stream
 MAX_SEED = (1 << SEED_STREAMS) - 1
 
@@ -135,6 +146,7 @@ def render_frames(
     edit: LatentEdit | None = None,
     loop: bool = False,
     track: paths.KeyframeTrack | None = None,
+    audio: AudioDrive | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the videos' frames one time step at a time: [videos, H, W, 3] uint8 (CPU).
 
@@ -159,6 +171,8 @@ def render_frames(
     ``edit`` (``edits.resolve_edits``): edits and a truncation cutoff, applied to every frame's w's.
     ``loop``: the last frame flows into the first (``paths.loop_chunks``); ``track``: the videos
     follow a keyframe path (``paths.KeyframePath.track``; ``frames`` is its ``frames``).
+    ``audio`` (``audio.audio_drive``): the music scales each frame's motion step and moves its
+    w's along the bands' directions (no loop).
     """
     check_noise(noise)
     frames, videos, seed, truncation, interpolate, batch = check_numbers(
@@ -179,6 +193,8 @@ def render_frames(
     if edit is not None:
         edit.check(G)
     if loop:
+        if audio is not None:
+            raise UsageError(AUDIO_LOOP)
         M = paths.fit_periods(M, frames)[0]
     return _frames(
         M,
@@ -198,6 +214,7 @@ def render_frames(
         edit=edit,
         loop=loop,
         track=track,
+        audio=audio,
     )
 
 
@@ -359,6 +376,7 @@ def _frames(
     edit: LatentEdit | None = None,
     loop: bool = False,
     track: paths.KeyframeTrack | None = None,
+    audio: AudioDrive | None = None,
 ):
     device = next(G.parameters()).device
     M = M.to(device)
@@ -381,7 +399,13 @@ def _frames(
             noise_of = VideoNoise(G, videos, noise, noise_gen, device)
             if start.noise is not None and noise == "fixed":  # the maps the inversion found
                 noise_of.maps = [m[pick].to(device) for m in start.noise]
-        for ws in paths.walk(M, w1, frames, interpolate, eps_gen, trajectory_chunks, loop, track):
+        walker = trajectory_chunks
+        if audio is not None:  # the music scales every step of the walk
+
+            def walker(*args, **kw):
+                return audio.follow(trajectory_chunks(*args, **kw))
+
+        for ws in paths.walk(M, w1, frames, interpolate, eps_gen, walker, loop, track):
             steps = ws.shape[1]
             flat = ws.transpose(0, 1).reshape(steps * videos, *ws.shape[2:])  # time-major: frame t of every video
             video_of = torch.arange(videos, device=device).repeat(steps)
@@ -390,7 +414,8 @@ def _frames(
             cs = None
             if labels is not None:  # [steps * videos, c_dim]
                 cs = class_vectors(G, labels, torch.arange(done, done + steps), total, class_to, device)
-            cams = camera(done + torch.arange(steps).repeat_interleave(videos)) if camera is not None else None
+            at = done + torch.arange(steps).repeat_interleave(videos)  # the frame of each w
+            cams = camera(at) if camera is not None else None
             done += steps
             images = []
             for i in range(0, flat.shape[0], batch):
@@ -403,7 +428,7 @@ def _frames(
                     truncation,
                     dtype,
                     None if cams is None else cams[part].to(device),
-                    edit,
+                    edit if audio is None else audio.edit(edit, at[part]),
                 )
                 images.append(to_uint8(img).cpu())
             images = torch.cat(images).reshape(steps, videos, *images[0].shape[1:])
@@ -444,11 +469,16 @@ class RenderConfig:
     class_to, no camera track); ``keyframes``: a ``paths.KeyframePath`` (or its keys) the videos
     follow instead of starting where the seed says (then ``frames`` is unused: the path's
     seconds make its length; no start, interpolate 1).
+    ``audio``: a sound file (anything ffmpeg decodes) that drives the motion and is muxed into
+    the video (mp4, webm; no loop): without ``frames`` the video lasts as long as the audio
+    (``frames`` None: ``DEFAULT_FRAMES`` without audio); ``audio_map`` (``audio.parse_audio_map``:
+    "low=pca:0,high=sefa:3", "none"; None: ``audio.DEFAULT_MAP``) and ``audio_strength`` (in
+    standard deviations of w, as edits'): the bands' directions.
     """
 
     motion: str | os.PathLike = "demo"
     image: str | os.PathLike = "demo"
-    frames: int = 32  # motion steps per video
+    frames: int | None = None  # motion steps per video: DEFAULT_FRAMES, or as long as the audio
     videos: int | None = None
     grid: bool = False
     seed: int = 0
@@ -472,12 +502,23 @@ class RenderConfig:
     truncation_cutoff: int | None = None  # the truncation on the first N w's only
     loop: bool = False
     keyframes: paths.KeyframePath | None = None
+    audio: str | os.PathLike | None = None
+    audio_map: str | dict | None = None
+    audio_strength: float = 1.0
 
     def __post_init__(self):
         videos = 1 if self.videos is None else self.videos  # None stands for a count known later
-        self.frames, videos, self.seed, self.truncation, self.interpolate, self.batch = check_numbers(
-            self.frames, videos, self.seed, self.truncation, self.interpolate, self.batch
+        frames = DEFAULT_FRAMES if self.frames is None else self.frames
+        frames, videos, self.seed, self.truncation, self.interpolate, self.batch = check_numbers(
+            frames, videos, self.seed, self.truncation, self.interpolate, self.batch
         )
+        if self.frames is not None or self.audio is None:  # None with audio: as long as the audio
+            self.frames = frames
+        self.audio, self.audio_map, self.audio_strength = check_audio_options(
+            self.audio, self.audio_map, self.audio_strength
+        )
+        if self.audio is not None and self.loop:
+            raise UsageError(AUDIO_LOOP)
         moves = bool(self.rotate or any(self.translate) or self.shake)
         self.keyframes = paths.check_options(
             self.frames, self.interpolate, self.loop, self.keyframes, self.start, self.class_to, moves
@@ -543,8 +584,12 @@ def render(
         )
     paths.check_keyframe_photos(keys, invert_options, image)
     fps = check_fps(fmt, fps)
+    check_audio_options(cfg.audio, cfg.audio_map, cfg.audio_strength, fmt)
+    samples, rate = read_audio(cfg.audio) if cfg.audio is not None else (None, None)
     if keys:  # the path's length
         frames = cfg.keyframes.frames(len(keys), fps, cfg.loop)
+    elif frames is None:  # as long as the audio: the steps whose frames fit in it
+        frames = (audio_frame_count(samples, rate, fps) - 1) // interpolate + 1
     total = paths.frame_count(frames, interpolate, cfg.loop)
     camera = Camera(cfg.rotate, tuple(cfg.translate), cfg.shake, fps, seed)
     camera.check_track(total)
@@ -564,6 +609,14 @@ def render(
     edit = resolve_edits(G, cfg.edits, cfg.edit_layers, cfg.truncation_cutoff, image=image, on_note=on_note)
     if edit is not None and edit.summary:
         note = f"{note}\n{edit.summary}" if note else edit.summary
+    drive = sound = None
+    if samples is not None:
+        features = audio_features(samples, rate, fps, total)
+        drive = audio_drive(
+            G, features, cfg.audio_map, cfg.audio_strength, cfg.edit_layers, image=image, on_note=on_note
+        )
+        sound = mux_args(cfg.audio, total / fps, fmt)
+        note = f"{note}\n{drive.summary}" if note else drive.summary
     per_video = None
     if starts:
         check_start(None, G, labels)  # BigGAN: the classes come with the start latents (below)
@@ -623,8 +676,9 @@ def render(
         edit=edit,
         loop=cfg.loop,
         track=track,
+        audio=drive,
     )
     written, count, size = write_videos(
-        stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos))
+        stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos)), sound
     )
     return RenderResult(written, count, size, note, videos)

@@ -327,7 +327,7 @@ class VideoWriter:
     ``close`` only when complete and checked; ``abort`` removes the temporary and nothing else.
     Failures raise MocohdError naming ``path`` (never the temporary) and the cause."""
 
-    def __init__(self, path: Path, fmt: str, fps: float, size: tuple[int, int]):
+    def __init__(self, path: Path, fmt: str, fps: float, size: tuple[int, int], sound: tuple[list, list] | None = None):
         self.path, self.fmt, self.size, self.fps = Path(path), fmt, size, fps
         self.count = 0
         self.installed = False
@@ -369,7 +369,8 @@ class VideoWriter:
             str(rate),
             "-i",
             "-",
-            "-an",
+            *(sound[0] if sound else []),
+            *(sound[1] if sound else ["-an"]),
             *_encoder_args(fmt),
             str(self.tmp),
         ]
@@ -536,6 +537,7 @@ def write_videos(
     videos: int,
     grid: bool,
     on_frame: Callable[[int], None] | None = None,
+    sound: tuple[list, list] | None = None,
 ) -> tuple[list[Path], int, tuple[int, int]]:
     """Consume [V, H, W, 3] uint8 frames (tensors or arrays) and write them, encoding in a separate
     thread. Returns (paths, frames written per video, (height, width) of a written frame).
@@ -543,7 +545,8 @@ def write_videos(
     Every output is checked before the first frame and put in place only when complete (see the
     module's output rules). On a failure or an interrupt nothing partial is left; an interrupt
     (KeyboardInterrupt and its subclasses) carries an ``outcome`` attribute: which outputs were
-    complete, for the one line the CLI prints."""
+    complete, for the one line the CLI prints. ``sound``: ffmpeg arguments that add an audio
+    track (its input's, its output's: ``audio.mux_args``) to every video file."""
     if fmt not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     fps = check_fps(fmt, fps)
@@ -603,7 +606,7 @@ def write_videos(
                 check_frame_budget(v, h, w, grid)
                 rows, cols = grid_shape(v) if grid else (1, 1)
                 for p in paths:
-                    writers.append(VideoWriter(p, fmt, fps, (rows * h, cols * w)))
+                    writers.append(VideoWriter(p, fmt, fps, (rows * h, cols * w), sound))
                 thread = threading.Thread(target=encode, name="mocohd-encoder", daemon=True)
                 thread.start()
             if not put(item):

@@ -59,6 +59,7 @@ LAYERS = {
     "mocohd_cli.faces": 7,  # faces aligned as FFHQ's (invert --align): dlib's landmarks, NVIDIA's crop
     "mocohd_cli.edits": 7,  # semantic edits of every frame's w's (frames.synthesize applies them)
     "mocohd_cli.paths": 7,  # loops and keyframe paths through the latent space (render --loop, --keyframes)
+    "mocohd_cli.audio": 7,  # music: audio features drive the motion, the track is muxed in (render --audio)
     # 8 commands
     "mocohd_cli.render": 8,
     "mocohd_cli.train": 8,

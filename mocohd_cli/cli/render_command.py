@@ -18,7 +18,12 @@ from .progress import Counter
 
 Output = Annotated[Path, typer.Argument(metavar="OUT", help="Output: .mp4, .webm, .gif, or a folder for PNG frames.")]
 Frames = Annotated[
-    int, typer.Option("-n", "--frames", help="Motion steps per video (any length; memory does not grow).")
+    int | None,
+    typer.Option(
+        "-n",
+        "--frames",
+        help="Motion steps per video (any length; memory does not grow); default 32, or as long as --audio.",
+    ),
 ]
 Videos = Annotated[
     int | None,
@@ -95,6 +100,21 @@ MotionWeight = option(
     "--motion-weight",
     help="How much of the motion model's movement rides on a keyframe path (0: none; 1 when --motion is given).",
 )
+Audio = option(
+    Path | None,
+    "--audio",
+    help="Music (any file ffmpeg decodes): loudness and onsets drive the motion's speed, bands move directions; "
+    "muxed into the video (mp4, webm), which lasts as long as the music unless -n is given.",
+)
+AudioMap = option(
+    str | None,
+    "--audio-map",
+    help="BAND=DIRECTION,...: the bands (low, mid, high) that move pca:K, sefa:K or a direction file, or none "
+    "(default low=sefa:0,mid=sefa:1,high=sefa:2; none for BigGAN).",
+)
+AudioStrength = option(
+    float, "--audio-strength", help="How far a band at full energy moves its direction (stdevs of w)."
+)
 # option -> KeyframePath field
 PATH_OPTIONS = dict(
     keyframes="keys", path="path", easing="easing", seconds="seconds", space="space", motion_weight="motion_weight"
@@ -136,6 +156,9 @@ def render(
     seconds: Seconds = KeyframePath.seconds,
     space: Space = KeyframePath.space,
     motion_weight: MotionWeight = KeyframePath.motion_weight,
+    audio: Audio = RenderConfig.audio,
+    audio_map: AudioMap = RenderConfig.audio_map,
+    audio_strength: AudioStrength = RenderConfig.audio_strength,
 ):
     """Render videos: a motion model walks the latent space of an image generator.
 
@@ -143,15 +166,7 @@ def render(
     empty or a previous render's frames. Ctrl-C or SIGTERM leave nothing partial."""
     config = _config(given(ctx, locals()))  # the library's defaults apply to the rest
     counter = Counter("rendering", "frames", "frames", "{task.fields[rate]}", TimeElapsedColumn(), fields=("rate",))
-
-    def started(total, note):  # models are loaded: from here on there is something to show
-        if note:
-            err.print(note)
-        counter.start(total)
-
-    def advanced(n):
-        counter.update(n, rate=f"{n / max(counter.elapsed, 1e-9):.1f} frames/s")
-
+    started, advanced = _reporters(counter)
     try:
         result = render_videos(output, config, on_start=started, on_frame=advanced, on_note=say)
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: main prints one line with this outcome
@@ -161,6 +176,21 @@ def render(
     finally:
         counter.stop()
     _summary(result, counter.elapsed)
+
+
+def _reporters(counter: Counter):
+    """``render``'s progress callbacks: the notes and the bar once the models are loaded, then
+    the frames and their rate."""
+
+    def started(total, note):  # models are loaded: from here on there is something to show
+        if note:
+            err.print(note)
+        counter.start(total)
+
+    def advanced(n):
+        counter.update(n, rate=f"{n / max(counter.elapsed, 1e-9):.1f} frames/s")
+
+    return started, advanced
 
 
 def _config(settings: dict) -> RenderConfig:
