@@ -34,7 +34,7 @@ STRENGTHS, EDIT_CELLS = (-3, -2, -1, 0, 1, 2, 3), 8  # edits.png: pca:0, 8 frame
 MARK = np.array([255, 48, 0], dtype=np.uint8)  # the seam and the keyframes
 # cell px, loop frames, edited render's frames, PCA samples; --small: the same grids in seconds
 FULL = dict(cell=64, loop_frames=48, edit_frames=32, samples=1_000_000)
-SMALL = dict(cell=16, loop_frames=24, edit_frames=16, samples=20_000)
+SMALL = dict(cell=16, loop_frames=12, edit_frames=16, samples=20_000)
 
 
 def sizes(cell: int) -> dict[str, tuple[int, int]]:
