@@ -15,6 +15,8 @@ from mocohd_cli.train.encoder_recipe import EncoderRecipe
 
 from .conftest import randomized_generator, tiny_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny training steps (tests/conftest.py)
+
 
 def tiny_encoder(G, space="w+", resolution=None, seed=0, hidden=64):
     """A small encoder for ``G``, centred on G's measured average w (as train-encoder makes it)."""

@@ -76,6 +76,7 @@ def fvd16(data, **kw) -> MetricResult:
     return evaluate(["fvd16"], data, **base)[0]
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_fvd_of_rendered_videos_is_seeded_and_reuses_real_statistics(heads, isolated_store):
     first = fvd16(heads)
     assert first.metric == "fvd16" and np.isfinite(first.value) and first.value > 0
@@ -90,6 +91,7 @@ def test_fvd_of_rendered_videos_is_seeded_and_reuses_real_statistics(heads, isol
     assert len(list((isolated_store / "eval-stats").glob("*.safetensors"))) == 2
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_cached_statistics_are_used_not_recomputed(heads, monkeypatch):
     fvd16(heads)
     from mocohd_cli.metrics import evaluate as ev
@@ -253,6 +255,7 @@ def _torchrun_eval(tmp_path, *args) -> dict:
     return json.loads(out_json.read_text())[0]
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_two_process_eval_equals_one_process(heads, tmp_path):
     """torchrun with 2 gloo processes: each embeds (and renders) half of the videos and the
     statistics are merged. Videos read from folders give the one-process number to float
@@ -272,6 +275,7 @@ def test_two_process_eval_equals_one_process(heads, tmp_path):
     assert two["value"] == pytest.approx(one.value, rel=1e-4)
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_training_evaluates_at_its_checkpoints_and_eval_appends_to_the_run(capsys, heads, tmp_path):
     G = randomized_generator(tiny_config(16))
     gpath = tmp_path / "g.safetensors"
@@ -361,6 +365,7 @@ def test_grey_alpha_frames_evaluate(tmp_path):
     assert (r.real, r.fake) == (3, 3) and np.isfinite(r.value)
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_a_changed_dataset_never_meets_its_old_statistics(capsys, heads, tmp_path):
     """Videos removed and blacked out: the clip cache is refreshed (said in one line), so the
     cached real statistics (keyed by the cache's index) are not those of the old data."""
@@ -448,6 +453,7 @@ def test_scratch_folders_of_killed_evaluations_are_swept(isolated_store):
     assert sorted(p.name for p in data.iterdir()) == sorted([new.name, *list(left)[1:]])
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_fakes_are_compared_at_their_own_size(capsys, heads, tmp_path):
     """A folder of 16 px fakes is compared at 16 px, not upscaled to 256 (said under the table);
     --frame-size wins; fakes of several sizes fall back to 256."""
@@ -489,6 +495,7 @@ def _run_folder(name: str, M=None, exported: str | None = None) -> Path:
     return folder
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_eval_appends_only_to_the_run_whose_checkpoint_made_the_model(capsys, heads, tmp_path):
     """The run is named in the motion file's metadata, which its weights hash does
     not cover; eval appends only to a plain run name of the store whose checkpoint holds these weights."""
@@ -607,6 +614,7 @@ def load_videos(folder) -> list[torch.Tensor]:
     ]
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, heads, tmp_path, monkeypatch):
     """An unwritable --json fails before the evaluation; a link stays a link."""
     from mocohd_cli.cli import eval_command
@@ -653,6 +661,7 @@ def test_json_is_checked_before_any_work_and_written_through_a_link(capsys, head
     assert f"wrote {tmp_path / 'link.json'} (through the link, to {os.path.realpath(target)})" in out
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_json_is_written_before_the_table_is_printed(heads, tmp_path):
     """With stdout closed early (`| head -1`), the JSON file is there all the same."""
     fakes = write_dataset(tmp_path / "fakes", videos=4, frames=16, size=16, seed=3)
@@ -687,6 +696,7 @@ def test_json_is_written_before_the_table_is_printed(heads, tmp_path):
     assert json.loads(out_json.read_text())[0]["fake"] == 4, err
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny renders and detectors (tests/conftest.py)
 def test_a_folder_of_fakes_refuses_rendering_options_and_counts_its_short_videos(capsys, heads, tmp_path):
     """--truncation means nothing for a folder of fakes (refused); fakes too short
     for the metric are counted in the skipped column and the JSON."""

@@ -15,6 +15,8 @@ from mocohd_cli.train.motion_gan import GANConfig, MotionGAN
 
 from .conftest import randomized_generator, tiny_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny training steps (tests/conftest.py)
+
 W_DIM, N_PCA, FRAMES = 32, 8, 16
 
 
@@ -113,13 +115,8 @@ def test_a_tiny_two_movement_run_moves_both_directions_at_their_own_periods():
     gan, basis = tiny_gan("latent", g_steps=1, lr=3e-3)
     g = torch.Generator().manual_seed(1)
     x = torch.zeros(32, FRAMES, 3, 16, 16)  # unused by the latent discriminator alone
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # operations this small only lose time to a second thread
-    try:
-        for _ in range(600):
-            gan.iteration(x, two_movements(basis, 32, g))
-    finally:
-        torch.set_num_threads(threads)
+    for _ in range(600):  # on one thread (pytestmark): operations this small only lose time to a second
+        gan.iteration(x, two_movements(basis, 32, g))
     with torch.no_grad():
         real = two_movements(basis, 256, g)
         fake, _, _ = gan.M(real[:, 0], FRAMES, generator=torch.Generator().manual_seed(2), return_eps=True)

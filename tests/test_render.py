@@ -20,7 +20,7 @@ from mocohd_cli.frames import draw_w1, synthesize
 from mocohd_cli.loaders import load_image_generator
 from mocohd_cli.loaders.latents import Latent, save_latent
 from mocohd_cli.loaders.motion_models import load_motion, save_motion
-from mocohd_cli.loaders.pca_bases import express, find_cached, load_pca
+from mocohd_cli.loaders.pca_bases import express, find_cached, load_pca, pca_for
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
 
@@ -145,10 +145,14 @@ def test_cross_domain_re_expression(tmp_path, pair):
     assert R.render(tmp_path / "y", R.RenderConfig(motion=m, image=g, frames=2, device="cpu")).cross_domain is None
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny forwards (tests/conftest.py)
 def test_any_motion_drives_any_w_size(tmp_path, pair, capsys):
     """Portable motion: the 16-d tiny motion drives the 128-d demo generator, and the 128-d demo
     motion a 512-d one; each video starts at the target's own first latent and moves."""
     g, m = pair
+    # each target's basis fitted beforehand on fewer samples (cached in the store, where render finds
+    # it): the default million samples per generator are what most of this test's time went to
+    pca_for("demo", samples=20_000, batch=5000)
     code, out, err = run(
         capsys,
         "render",
@@ -173,6 +177,7 @@ def test_any_motion_drives_any_w_size(tmp_path, pair, capsys):
     bpath = tmp_path / "big.safetensors"
     save_canonical(bpath, big)
     G = load_image_generator(bpath)
+    pca_for(str(bpath), G=G, samples=20_000, batch=5000)
     M, note = express(load_motion("demo"), G, str(bpath))
     assert (
         M.cfg.w_dim == 512 and "its 128-d first latent carried from the 512-d w" in note and "no PCA mean" not in note

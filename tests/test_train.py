@@ -28,6 +28,8 @@ from mocohd_cli.train import TrainConfig, load_checkpoint, train
 from .conftest import randomized_generator, run, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
+# tiny training steps on one thread (conftest's one_thread); the processes they start get OMP_NUM_THREADS=1
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _moving_bar_video(folder: Path, n: int, offset: int, size: int = 16):
@@ -189,7 +191,6 @@ def test_fine_tune_from_a_motion_model(setup):
     assert not torch.equal(base.w, tuned.w)
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_fine_tuning_keeps_the_models_architecture(capsys, setup):
     """--init takes n_pca, h_dim, noise_dim, w_residual and oscillators from the model (before, they
     silently replaced the options given): a given value that differs is refused before any work, in
@@ -295,6 +296,7 @@ def spawn():
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
             start_new_session=True,
         )
         procs.append(p)
@@ -537,7 +539,6 @@ def test_piped_training_prints_plain_progress_lines(capsys, setup):
     assert any(x.startswith("step 3/3  ") for x in lines) and "checkpoint at step 2" in lines
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_clips_must_be_long_enough_for_the_video_discriminator(capsys, setup):
     """--frames 2 or 3 passed the settings' check and crashed inside D_V: the shortest clip
     comes from D_V's layers (shortest_clip: its pooling between scales), in-domain one frame more

@@ -20,6 +20,8 @@ from mocohd_cli.train.encoder_trainer import EncoderTrainConfig, train_encoder
 
 from .conftest import randomized_generator, run, save_canonical, tiny_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny training steps (tests/conftest.py)
+
 
 @pytest.fixture
 def tiny_g(tmp_path):

@@ -20,6 +20,8 @@ from mocohd_cli.train.image_trainer import ImageTrainConfig, train_image
 
 from .conftest import run
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny training steps (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
