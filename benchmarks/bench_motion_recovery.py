@@ -353,14 +353,22 @@ def _bank_alone(M):
 def parts(M, G, basis, dirs, frames: int) -> dict:
     """With an oscillator bank: the motion of the LSTM's steps alone (the bank's movements
     zeroed) and of the bank alone (lambda 0), each measured as ``measure`` does. Which part
-    moves which direction, and which part puts motion off the true span."""
+    moves which direction, which part puts motion off the true span, and which part locks the
+    directions together (coherence)."""
     lstm, bank = copy.deepcopy(M), _bank_alone(M)
     with torch.no_grad():
         lstm.osc_move.zero_()
     out = {}
     for name, part in (("LSTM alone", lstm), ("bank alone", bank)):
         s, _ = measure(part, G, basis, dirs, frames)
-        out[name] = {"energy": s.on_span, "step": s.step, "within": _within(s), "periods": s.periods.tolist()}
+        coh = float(s.coherence.masked_fill(torch.eye(len(dirs), dtype=torch.bool), 0).max())
+        out[name] = {
+            "energy": s.on_span,
+            "step": s.step,
+            "within": _within(s),
+            "periods": s.periods.tolist(),
+            "coherence": coh,
+        }
     return out
 
 
@@ -832,7 +840,7 @@ def main():
                     "    "
                     + ", ".join(
                         f"{k}: energy {v['energy']:.1%}, rms step {v['step']:.3f}, shares "
-                        f"{_fmt(v['within'])}, periods {_fmt(v['periods'], '.1f')}"
+                        f"{_fmt(v['within'])}, periods {_fmt(v['periods'], '.1f')}, coh {v['coherence']:.2f}"
                         for k, v in r["parts"].items()
                     ),
                     flush=True,

@@ -95,6 +95,7 @@ def test_recovery_benchmark_averages_and_term_sensitivity(tmp_path):
         assert p.stdout.count("    EMA 1e-09: energy") == 2 and p.stdout.count("    EMA 1e+09: energy") == 2
         curve = json.loads(out.read_text())["curve"]
         first, last = curve[1], curve[2]
+        assert all(0 <= last["parts"][k]["coherence"] <= 1 for k in ("LSTM alone", "bank alone"))
         tiny, huge = sorted(last["ema"], key=float)
         for key in ("energy", "share_error", "period_error", "within", "periods"):
             assert last["ema"][tiny][key] == last[key]
