@@ -117,9 +117,12 @@ def test_same_seed_same_frames(pair):
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (6, 2, 16, 16, 3) and a.dtype == torch.uint8
     assert not torch.equal(a[0], a[-1])  # it moves
-    # frames do not depend on how many are synthesised at once
-    assert torch.equal(frames(3, batch=1), frames(3, batch=5))
-    assert torch.equal(frames(3, batch=1, noise="random"), frames(3, batch=5, noise="random"))
+    # frames do not depend on how many are synthesised at once, but for a level of rounding: the
+    # CPU's convolution kernels block a batch of 1 and one of 5 differently (one pixel moved by one
+    # level on one thread, none on two; docs/rendering.md#reproducibility)
+    for noise in ("fixed", "random"):
+        one, five = frames(3, batch=1, noise=noise), frames(3, batch=5, noise=noise)
+        assert (one.int() - five.int()).abs().max() <= 1 and (one != five).float().mean() < 0.01
     # fixed noise: the same maps for every frame of a video; random: new ones
     r1, r2 = frames(3, noise="random"), frames(3, noise="off")
     assert not torch.equal(a, r1) and not torch.equal(a, r2)
