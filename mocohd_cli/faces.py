@@ -233,7 +233,7 @@ def align(img, quad, size: int, transform_size: int | None = None) -> np.ndarray
     pad += (max(bottom - photo.height + border, 0),)
     if max(pad) > border - 4:
         pad = tuple(max(p, round(side * 0.3), 1) for p in pad)  # (1: a quad of under 2 px)
-        photo = Image.fromarray(_padded(np.asarray(photo), pad, side), "RGB")
+        photo = Image.fromarray(_padded(np.asarray(photo), pad, side))
         quad += pad[:2]
 
     corners = tuple(float(v) for v in (quad + 0.5).flatten())

@@ -476,12 +476,7 @@ def invert_and_store(
         raise MocohdError(VGG16_MISSING)
     G = load_image_generator(image, device=device)
     check_generator(G, space, classes, truncation)
-    aligning = _aligning(align, G, crop, on_note)
-    if aligning:
-        cut = [_aligned_photo(p, G.resolution, face, on_faces) for p in photos]
-        targets = torch.stack([target for target, _ in cut])
-    else:
-        targets = torch.stack([read_photo(p, G.resolution, crop=crop) for p in photos])
+    targets, chosen = photo_targets(photos, G, align=align, face=face, crop=crop, on_note=on_note, on_faces=on_faces)
     known = [photo_identity(p) for p in photos]
     net = load_vgg16(device=next(G.parameters()).device) if loss == "perceptual" else None
     start = _encoded(encoder, G, targets) if encoder is not None else None
@@ -510,9 +505,7 @@ def invert_and_store(
     except KeyboardInterrupt as e:  # the second signal
         e.outcome = getattr(e, "outcome", None) or "nothing stored"
         raise
-    latent.info["crop"] = ALIGNED if aligning else crop
-    if aligning:
-        latent.info["faces"] = [chosen for _, chosen in cut]
+    record_crop(latent, crop, chosen)
     if encoder is not None:
         latent.info["encoder"] = str(encoder)
     stored = requested if force else free_name(requested)  # taken while it ran (another invert): keep both
@@ -537,6 +530,33 @@ def _check_align(align: bool | None, face: int | None, crop: str) -> bool | None
     if align and not faces_mod.available():
         raise MocohdError(faces_mod.MISSING)
     return align
+
+
+def photo_targets(
+    photos: Sequence[str | os.PathLike],
+    G,
+    *,
+    align: bool | None = None,
+    face: int | None = None,
+    crop: str = "center",
+    on_note: Callable[[str], None] | None = None,
+    on_faces: Callable[[Path, list[faces_mod.Face], int], None] | None = None,
+) -> tuple[torch.Tensor, list[dict] | None]:
+    """The photos as the search's targets, uint8 [N, size, size, 3] at G's resolution: aligned as
+    FFHQ's or read with ``crop``, as ``align`` decides (see ``invert_and_store``); with what each
+    latent records of its aligned face (None when not aligned). `invert` and `render --start`
+    both come through here, so a photo is cut the same way by either."""
+    if _aligning(align, G, crop, on_note):
+        cut = [_aligned_photo(p, G.resolution, face, on_faces) for p in photos]
+        return torch.stack([target for target, _ in cut]), [chosen for _, chosen in cut]
+    return torch.stack([read_photo(p, G.resolution, crop=crop) for p in photos]), None
+
+
+def record_crop(latent: Latent, crop: str, faces: list[dict] | None) -> None:
+    """What the latent records of how its photos were cut: FFHQ's alignment (and which faces) or ``crop``."""
+    latent.info["crop"] = ALIGNED if faces is not None else crop
+    if faces is not None:
+        latent.info["faces"] = faces
 
 
 def _aligning(align: bool | None, G, crop: str, on_note: Callable[[str], None] | None) -> bool:

@@ -51,13 +51,12 @@ from .frames import (
     synthesize,
 )
 from .generators.stylegan3 import MAX_CAMERA_SHIFT, camera_matrix
-from .invert import invert
+from .invert import invert, photo_targets, record_crop
 from .loaders import load_image_generator
 from .loaders.latents import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
 from .loaders.motion_models import load_motion
 from .loaders.pca_bases import express
 from .loaders.vgg16 import have_vgg16
-from .photos import read_photo
 from .video import (
     check_fps,
     check_frame_budget,
@@ -236,7 +235,8 @@ def read_starts(start) -> list:
 def start_latent(
     starts: list, G, on_note: Callable[[str], None] | None = None, invert_options: dict | None = None
 ) -> Latent:
-    """One ``Latent`` of every start, in order: photos are inverted with ``invert``'s defaults and
+    """One ``Latent`` of every start, in order: photos are inverted with ``invert``'s defaults
+    (aligned as FFHQ's when G depicts faces, as `mocohd invert` does: ``invert.photo_targets``) and
     their latents stored under the photo's name when no latent has it yet."""
     latents = []
     for s in starts:
@@ -246,7 +246,9 @@ def start_latent(
         if on_note:
             on_note(f"inverting {s.name} with '{G.identity['name']}' (mocohd invert's defaults) ...")
         photo = {"file": s.name, "sha256": canonical.file_sha256(s)}
-        latent = invert(G, read_photo(s, G.resolution), photos=[photo], **(invert_options or {}))
+        target, faces = photo_targets([s], G, on_note=on_note)
+        latent = invert(G, target, photos=[photo], **(invert_options or {}))
+        record_crop(latent, "center", faces)
         name = default_name(s)
         if not store.store_path("latent", name).exists():
             save_latent(latent, name)

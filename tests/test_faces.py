@@ -250,3 +250,30 @@ def test_the_faces_found_are_listed_and_the_largest_aligned(capsys, tmp_path, ge
     assert code == 0, err
     assert any(line.startswith("  face 0: box (") and line.endswith("  <- aligned") for line in out.splitlines())
     assert load_latent("small").info["faces"][0]["box"][2] < 148  # the copy left of the photo
+
+
+@needs_extra
+def test_render_start_from_a_photo_aligns_it_as_invert_does(tmp_path, generator, isolated_store):
+    """`render --start PHOTO` on a face generator cuts the photo as `invert` does (FFHQ's alignment),
+    so its stored latent says so; `--start` from the same photo of a plain generator is the centre crop."""
+    from mocohd_cli.loaders import load_image_generator
+    from mocohd_cli.loaders.motion_models import save_motion
+    from mocohd_cli.motion import MotionConfig, MotionGenerator
+    from mocohd_cli.pca import fit_pca
+    from mocohd_cli.render import RenderConfig, render
+
+    plain, face = generator
+    G = load_image_generator(face)
+    basis = fit_pca(G, samples=2000, batch=500)
+    M = MotionGenerator(MotionConfig(w_dim=G.w_dim, noise_dim=8, h_dim=8, n_pca=4), basis.components, basis.stdev)
+    m = tmp_path / "m.safetensors"
+    save_motion(m, M, image={"image_name": "faces", "image_sha256": G.identity["weights_sha256"]})
+    for g, name in ((face, "astro-face"), (plain, "astro-plain")):
+        photo = tmp_path / f"{name}.png"
+        photo.write_bytes(PHOTO.read_bytes())
+        config = RenderConfig(
+            motion=m, image=g, frames=2, start=[str(photo)], device="cpu", invert_options=dict(steps=1, loss="pixel")
+        )
+        assert render(tmp_path / name, config).videos == 1
+    assert load_latent("astro-face").info["crop"] == "ffhq-align" and load_latent("astro-face").info["faces"]
+    assert load_latent("astro-plain").info["crop"] == "center" and "faces" not in load_latent("astro-plain").info
