@@ -16,7 +16,8 @@ sees every operator below autograd (forward and backward):
   each); views (``view``, ``t``, ``select``, ``expand``...: metadata only) are left out
   and counted as ``views``;
 * ``convs``: ``aten.convolution`` and its backward;
-* ``syncs``: reads of device data by the host, which wait for the device:
+* ``syncs``: reads of device data by the host, which wait for the device (reads of host
+  data are not: draws from a CPU generator, an optimizer's step counts, what comes of them):
   ``aten._local_scalar_dense`` (``.item()``, ``float(t)``, ``int(t)``, ``bool(t)``, a
   tensor in an ``if``), data-dependent shapes (``nonzero``, ``masked_select``,
   ``unique``...), and, patched at the Python level because they do not dispatch on a
@@ -87,7 +88,7 @@ class Counts:
     sync_ops: collections.Counter = field(default_factory=collections.Counter)
 
     def row(self) -> dict[str, int]:
-        return dict(ops=self.ops, convs=self.convs, syncs=self.syncs, copies=self.copies, host_draws=self.host_draws)
+        return {k: getattr(self, k) for k in ("ops", "views", "convs", "syncs", "copies", "host_draws")}
 
 
 class ShapeCounter(TorchDispatchMode):
@@ -109,7 +110,7 @@ class ShapeCounter(TorchDispatchMode):
             self._patched[name] = original
 
             def wrapper(t, *args, _original=original, _name=name, **kwargs):
-                counter._host_read(_name)
+                counter._host_read(_name, t)
                 out = _original(t, *args, **kwargs)
                 if _name == "cpu" and isinstance(out, torch.Tensor):
                     if out is t:  # already on the host: a distinct tensor object to mark
@@ -126,7 +127,23 @@ class ShapeCounter(TorchDispatchMode):
         self._patched.clear()
         return super().__exit__(*exc)
 
-    def _host_read(self, name: str) -> None:
+    def host(self, *tensors: torch.Tensor) -> None:
+        """Mark tensors that live on the host on a GPU too (an optimizer's step counts): reading
+        them, and what comes only of them, is no sync."""
+        for t in tensors:
+            self._host[id(t)] = t
+
+    def host_optimizer_steps(self, *optimizers: torch.optim.Optimizer) -> None:
+        """``host`` of the optimizers' step counts (on the CPU unless capturable or fused)."""
+        for opt in optimizers:
+            for state in opt.state.values():
+                step = state.get("step")
+                if isinstance(step, torch.Tensor) and not (opt.defaults.get("capturable") or opt.defaults.get("fused")):
+                    self.host(step)
+
+    def _host_read(self, name: str, t: torch.Tensor) -> None:
+        if self._host.get(id(t)) is t:
+            return
         self.counts.syncs += 1
         self.counts.sync_ops[f"Tensor.{name}"] += 1
         if name == "cpu":
@@ -146,17 +163,18 @@ class ShapeCounter(TorchDispatchMode):
             c.ops += 1
         if packet in CONV_OPS:
             c.convs += 1
-        if packet in SYNC_OPS:
-            c.syncs += 1
-            c.sync_ops[packet.__name__] += 1
         if packet in COPY_OPS:
             c.copies += 1
         gen = kwargs.get("generator")
-        if packet in RANDOM_OPS and gen is not None and gen.device.type == "cpu":
+        host_draw = packet in RANDOM_OPS and gen is not None and gen.device.type == "cpu"
+        if host_draw:
             c.host_draws += 1
         inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        on_host = bool(inputs) and all(self._host.get(id(t)) is t for t in inputs)
+        on_host = host_draw or (bool(inputs) and all(self._host.get(id(t)) is t for t in inputs))
+        if packet in SYNC_OPS and not on_host:
+            c.syncs += 1
+            c.sync_ops[packet.__name__] += 1
         if on_host:
             for t in outputs:
                 self._host[id(t)] = t
@@ -170,3 +188,154 @@ def count(fn, *args, **kwargs) -> Counts:
     with ShapeCounter() as counts:
         fn(*args, **kwargs)
     return counts
+
+
+# ---------------------------------------------------------------------------- workloads
+#
+# What the tests (tiny sizes) and benchmarks/gpu_shape.py (full sizes) count. Each returns the
+# counts of one unit of work (a forward, an iteration, a batch, a step) in steady state: the
+# work runs once before counting, so caches are warm, as they are in a long run.
+
+
+def stand_in(kind: str):
+    """``ops.stand_in(kind)``; a no-op on code without device levers (the 'before' of a benchmark:
+    such code took the same path on every device)."""
+    import contextlib
+
+    from mocohd_cli import ops
+
+    return ops.stand_in(kind) if hasattr(ops, "stand_in") else contextlib.nullcontext()
+
+
+def tiny_stylegan2(resolution: int = 16, channels: int = 8, seed: int = 0):
+    """A StyleGAN2 with z and w 32, 2 mapping layers, at most ``channels`` channels."""
+    from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
+
+    torch.manual_seed(seed)
+    cfg = StyleGAN2Config(
+        resolution=resolution, z_dim=32, w_dim=32, mapping_layers=2, channel_base=channels * 4, channel_max=channels
+    )
+    G = StyleGAN2Generator(cfg).eval().requires_grad_(False)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("noise_strength"):
+                p.uniform_(0.1, 0.5)
+    return G
+
+
+def tiny_motion(G, h_dim: int = 16, n_pca: int = 8, seed: int = 0):
+    from mocohd_cli.motion import MotionGenerator
+    from mocohd_cli.motion.generator import MotionConfig
+
+    torch.manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(G.w_dim, G.w_dim))
+    cfg = MotionConfig(w_dim=G.w_dim, noise_dim=G.w_dim, h_dim=h_dim, n_pca=n_pca)
+    return MotionGenerator(cfg, q.T[:n_pca].contiguous(), torch.linspace(2.0, 0.5, n_pca))
+
+
+def synthesis_forward(G, batch: int, kind: str = "cuda") -> Counts:
+    """One synthesis forward of ``batch`` w's (G may live on the meta device: nothing is computed)."""
+    device = next(G.parameters()).device
+    ws = torch.zeros(batch, G.num_ws, G.w_dim, device=device)
+    with stand_in(kind), torch.no_grad():
+        G.synthesis(ws)
+        with ShapeCounter() as counts:
+            G.synthesis(ws)
+    return counts
+
+
+def training_iteration(domain: str, kind: str = "cuda", batch: int = 2, frames: int = 4, size: int = 16) -> Counts:
+    """One motion training iteration with the loop's book-keeping (``Run.log_step`` and
+    ``Run.check_finite``) at a step where no metric line is due: a tiny StyleGAN2 at ``size``."""
+    import tempfile
+    from pathlib import Path
+
+    from mocohd_cli.train import Dist, GANConfig, MotionGAN
+    from mocohd_cli.train.config import TrainConfig
+    from mocohd_cli.train.run import Run
+
+    G = tiny_stylegan2(size)
+    M = tiny_motion(G).train()
+    cfg = GANConfig(
+        domain=domain,
+        frames=frames,
+        frame_size=size,
+        g_steps=1,
+        dv_channels=4,
+        di_channels=4,
+        proj_dim=8,
+        queue=4 * batch,
+        world_batch=batch,
+    )
+    x = torch.rand(batch, frames, 3, size, size, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    with stand_in(kind), tempfile.TemporaryDirectory() as tmp:
+        gan = MotionGAN(G, M, cfg, Dist(), seed=0)
+        run = Run(
+            cfg=TrainConfig(data="-", image="-", log_every=1000),
+            folder=Path(tmp),
+            dist=Dist(),
+            emit=lambda kind, info: None,
+            checkpoint=None,
+        )
+        run.total = 1000
+
+        def step(i: int) -> None:
+            losses = gan.iteration(x)
+            run.log_step(i, losses)
+            run.check_finite(i, losses, hint="")
+
+        step(1)
+        step(2)
+        counter = ShapeCounter()
+        counter.host_optimizer_steps(*(v for v in vars(gan).values() if isinstance(v, torch.optim.Optimizer)))
+        with counter as counts:
+            step(3)
+    return counts
+
+
+def eval_batches(kind: str = "cuda", videos: int = 4, frames: int = 4, batch: int = 4, resolution: int = 16) -> Counts:
+    """``metrics.evaluate``'s rendering and embedding of ``videos`` fake videos of ``frames`` frames
+    (``fake_videos`` then ``_embed_batches``, ``batch`` at a time), with a stand-in detector: a
+    3-D convolution and a mean (the detector's own forward is the same on every path)."""
+    from mocohd_cli.metrics import evaluate as ev
+    from mocohd_cli.metrics.feature_stats import FeatureStats
+
+    G = tiny_stylegan2(resolution)
+    M = tiny_motion(G).eval().requires_grad_(False)
+    detector = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3), torch.nn.Flatten(2)).eval()
+
+    def work():
+        stream = ev.fake_videos(M, G, range(videos), range(frames), seed=0, batch=batch)
+        ev._embed_batches(_Mean(detector), stream, FeatureStats(), batch)
+
+    with stand_in(kind), torch.no_grad():
+        work()
+        with ShapeCounter() as counts:
+            work()
+    return counts
+
+
+class _Mean(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):  # [B, C, T, H, W] -> [B, D]
+        return self.inner(x).mean(dim=2)
+
+
+def invert_steps(kind: str = "cuda", steps: int = 4, resolution: int = 16, images: int = 2) -> tuple[Counts, Counts]:
+    """Counts of ``invert.invert`` (pixel loss, progress reported every step) with ``steps`` and
+    with 2 * ``steps`` steps: their difference / ``steps`` is one step."""
+    from mocohd_cli.invert import invert
+
+    G = tiny_stylegan2(resolution)
+    target = torch.rand(images, 3, resolution, resolution, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    out = []
+    with stand_in(kind):
+        invert(G, target, steps=2, loss="pixel", w_avg_samples=64)
+        for n in (steps, 2 * steps):
+            with ShapeCounter() as counts:
+                invert(G, target, steps=n, loss="pixel", w_avg_samples=64, progress=lambda *a: None)
+            out.append(counts)
+    return out[0], out[1]
