@@ -314,7 +314,7 @@ class Camera:
 
     def __call__(self, frame: torch.Tensor) -> torch.Tensor:
         """[N] frame numbers -> [N, 3, 3] cameras (``generators.stylegan3.camera_matrix``)."""
-        t = frame.double().cpu() / self.fps
+        t = frame.cpu().double() / self.fps  # float64 on the host (MPS has none)
         angle, tx, ty = self.rotate * t, self.translate[0] * t, self.translate[1] * t
         if self.shake:
             g = _generator(self.seed, 4)

@@ -21,6 +21,7 @@ from mocohd_cli import ops
 from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator
 
 from .conftest import randomized_generator, tiny_config
+from .support import gpu_shape as gs
 from .support.gpu_shape import ShapeCounter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,3 +80,73 @@ def test_synthesis_forward_shape_does_not_grow_with_the_batch():
         rows.append(counted(lambda w=w: G.synthesis(w), "cuda")[1])
     assert rows[0].row() == rows[1].row()
     assert rows[0].syncs == rows[0].copies == 0
+
+
+@pytest.mark.parametrize("domain", ["cross", "in"])
+def test_a_training_iteration_does_not_wait_for_the_device(domain):
+    """Target <= 2 syncs at a step without a metric line: the losses stay on the device."""
+    counts = gs.training_iteration(domain)
+    assert counts.syncs <= 2, counts.sync_ops
+    assert counts.copies == 0, counts.by_op  # no tensor made from host data inside the loop
+
+
+def test_eval_and_invert_do_not_wait_per_batch_or_step():
+    few, more = gs.eval_batches(videos=2), gs.eval_batches(videos=6)
+    assert few.syncs == more.syncs <= 1, more.sync_ops  # the features' one flush, whatever the batches
+    four, eight = gs.invert_steps(steps=4)
+    assert eight.syncs == four.syncs, eight.sync_ops  # no sync per step: only the reports'
+    assert eight.copies == four.copies
+
+
+def test_a_diverged_loss_on_the_device_still_stops_the_run(tmp_path):
+    """Losses as tensors are checked on log lines and before saving, with the step they diverged at."""
+    from mocohd_cli import MocohdError
+    from mocohd_cli.train import Dist
+    from mocohd_cli.train.config import TrainConfig
+    from mocohd_cli.train.run import Run, as_floats
+
+    cfg = TrainConfig(data="-", image="-", log_every=4)
+    run = Run(cfg=cfg, folder=tmp_path, dist=Dist(), emit=lambda *a: None, checkpoint=None)
+    run.total = 100
+    for step in (1, 2, 3):
+        losses = {"a": torch.tensor(1.0), "b": torch.tensor(float("nan") if step == 2 else 2.0)}
+        run.log_step(step, losses)
+        run.check_finite(step, losses, hint="try a lower lr")  # not read yet: no log line
+    assert as_floats({"x": torch.tensor(0.5), "y": 2}) == {"x": 0.5, "y": 2.0}
+    with pytest.raises(MocohdError, match="diverged at step 2 .*try a lower lr"):
+        run.log_step(4, {"a": torch.tensor(1.0), "b": torch.tensor(2.0)})
+
+
+def test_no_float64_on_mps():
+    """On the stand-in MPS, nothing computes in float64 on the device: BigGAN's mapping, StyleGAN2
+    and StyleGAN3 synthesis, the oscillator bank, inversion (w statistics and steps)."""
+    from mocohd_cli.generators import BigGANConfig, BigGANGenerator
+    from mocohd_cli.invert import invert
+    from mocohd_cli.motion import MotionGenerator
+    from mocohd_cli.motion.generator import MotionConfig
+
+    big = BigGANGenerator(
+        BigGANConfig(
+            resolution=32,
+            z_dim=8,
+            embed_dim=8,
+            channel_width=8,
+            num_classes=10,
+            n_stats=5,
+            attention=4,
+            layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1], [True, 1, 1]],
+        )
+    ).eval()
+    G2, G3 = stylegan2(32), stylegan3()
+    M = MotionGenerator(
+        MotionConfig(w_dim=G2.w_dim, noise_dim=G2.w_dim, h_dim=8, n_pca=4, oscillators=2),
+        torch.eye(G2.w_dim)[:4],
+        torch.ones(4),
+    ).eval()
+    target = torch.rand(1, 3, 32, 32) * 2 - 1
+    with ops.stand_in("mps"), torch.no_grad(), ShapeCounter(forbid_float64=True):
+        big.mapping(torch.randn(2, big.z_dim))
+        G2.synthesis(G2.mapping(torch.randn(2, G2.z_dim)))
+        G3.synthesis(G3.mapping(torch.randn(2, G3.z_dim)))
+        M(G2.mapping(torch.randn(2, G2.z_dim)), 4)
+        invert(G2, target, steps=2, loss="pixel", w_avg_samples=16)

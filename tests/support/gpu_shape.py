@@ -17,7 +17,8 @@ sees every operator below autograd (forward and backward):
   and counted as ``views``;
 * ``convs``: ``aten.convolution`` and its backward;
 * ``syncs``: reads of device data by the host, which wait for the device (reads of host
-  data are not: draws from a CPU generator, an optimizer's step counts, what comes of them):
+  data are not: draws from a CPU generator, an optimizer's step counts (on the CPU unless it
+  is capturable or fused), what comes of them only):
   ``aten._local_scalar_dense`` (``.item()``, ``float(t)``, ``int(t)``, ``bool(t)``, a
   tensor in an ``if``), data-dependent shapes (``nonzero``, ``masked_select``,
   ``unique``...), and, patched at the Python level because they do not dispatch on a
@@ -27,8 +28,9 @@ sees every operator below autograd (forward and backward):
   ``Tensor.cpu`` (a device-to-host copy);
 * ``host_draws``: random draws from a CPU ``torch.Generator`` (on a GPU each is then
   copied to the device; counted apart, they are the price of device-independent seeds);
-* ``float64``: operators with a float64 tensor in or out that did not start from a
-  tensor brought to the host with ``.cpu()`` (MPS has no float64).
+* ``float64``: operators with a float64 tensor in or out that are not on the host (host
+  tensors: brought there with ``.cpu()``, made by a ``torch`` factory called without a
+  device, drawn from a CPU generator, and what comes only of them; MPS has no float64).
 
 Limits: a ``.to(device)`` of a CPU tensor is invisible (the stand-in device is the
 CPU), so copies of host draws are counted as ``host_draws``; a ``.cpu()`` of a tensor
@@ -42,6 +44,7 @@ import weakref
 from dataclasses import dataclass, field
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -72,6 +75,7 @@ RANDOM_OPS = {
     aten.multinomial,
     aten.random_,
 }
+FACTORIES = ("zeros", "ones", "full", "empty", "arange", "linspace", "eye")  # torch.* given no device: host
 IGNORED_OPS = {aten.detach}  # bookkeeping, no kernel
 
 
@@ -95,16 +99,26 @@ class ShapeCounter(TorchDispatchMode):
     """Counts ATen operators, convolutions, host syncs, blocking copies, CPU-generator
     draws and float64 operators of the work done inside the block (see the module)."""
 
-    def __init__(self):
+    def __init__(self, forbid_float64: bool = False):
         super().__init__()
         self.counts = Counts()
+        self.forbid_float64 = forbid_float64  # raise at the first float64 operator (MPS has none)
         # id -> tensor, for tensors brought to the host and what came of them
         self._host: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._patched: dict[str, object] = {}
+        self._factories: dict[str, object] = {}
 
     def __enter__(self) -> Counts:
         super().__enter__()
         counter = self
+
+        def mark_steps(opt, args, kwargs):  # the step counts an optimizer made, before and after each step
+            self.host_optimizer_steps(opt)
+
+        self._hooks = [
+            register_optimizer_step_pre_hook(mark_steps),
+            register_optimizer_step_post_hook(mark_steps),
+        ]
         for name in ("tolist", "numpy", "cpu"):
             original = getattr(torch.Tensor, name)
             self._patched[name] = original
@@ -119,12 +133,28 @@ class ShapeCounter(TorchDispatchMode):
                 return out
 
             setattr(torch.Tensor, name, wrapper)
+        for name in FACTORIES:  # made without a device: on the host (the dispatcher sees device=cpu either way)
+            original = getattr(torch, name)
+            self._factories[name] = original
+
+            def factory(*args, _original=original, **kwargs):
+                out = _original(*args, **kwargs)
+                if kwargs.get("device") is None and isinstance(out, torch.Tensor):
+                    counter._host[id(out)] = out
+                return out
+
+            setattr(torch, name, factory)
         return self.counts
 
     def __exit__(self, *exc):
+        for hook in self._hooks:
+            hook.remove()
         for name, original in self._patched.items():
             setattr(torch.Tensor, name, original)
         self._patched.clear()
+        for name, original in self._factories.items():
+            setattr(torch, name, original)
+        self._factories.clear()
         return super().__exit__(*exc)
 
     def host(self, *tensors: torch.Tensor) -> None:
@@ -154,6 +184,8 @@ class ShapeCounter(TorchDispatchMode):
         out = func(*args, **kwargs)
         packet = func.overloadpacket
         if packet in IGNORED_OPS:
+            if isinstance(out, torch.Tensor) and self._host.get(id(args[0])) is args[0]:
+                self._host[id(out)] = out
             return out
         c = self.counts
         c.by_op[packet.__name__] += 1
@@ -171,6 +203,7 @@ class ShapeCounter(TorchDispatchMode):
             c.host_draws += 1
         inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        # on the host: a CPU generator's draws, what comes only of host tensors
         on_host = host_draw or (bool(inputs) and all(self._host.get(id(t)) is t for t in inputs))
         if packet in SYNC_OPS and not on_host:
             c.syncs += 1
@@ -178,8 +211,10 @@ class ShapeCounter(TorchDispatchMode):
         if on_host:
             for t in outputs:
                 self._host[id(t)] = t
-        elif any(t.dtype == torch.float64 for t in inputs + outputs):
+        elif inputs and any(t.dtype == torch.float64 for t in inputs + outputs):  # a factory: judged where used
             c.float64.append(packet.__name__)
+            if self.forbid_float64:
+                raise AssertionError(f"float64 operator on the device: aten.{packet.__name__} (MPS has no float64)")
         return out
 
 
@@ -286,9 +321,7 @@ def training_iteration(domain: str, kind: str = "cuda", batch: int = 2, frames: 
 
         step(1)
         step(2)
-        counter = ShapeCounter()
-        counter.host_optimizer_steps(*(v for v in vars(gan).values() if isinstance(v, torch.optim.Optimizer)))
-        with counter as counts:
+        with ShapeCounter() as counts:
             step(3)
     return counts
 
