@@ -150,3 +150,16 @@ def test_no_float64_on_mps():
         G3.synthesis(G3.mapping(torch.randn(2, G3.z_dim)))
         M(G2.mapping(torch.randn(2, G2.z_dim)), 4)
         invert(G2, target, steps=2, loss="pixel", w_avg_samples=16)
+
+
+def test_config_f_at_1024_px_meets_the_target():
+    """Issue 29's target, at full size on the meta device (real shapes, nothing computed): a
+    StyleGAN2 config f forward at 1024 px, batch 8, <= 500 operators, 0 syncs, no copies."""
+    from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
+
+    with torch.device("meta"):
+        G = StyleGAN2Generator(StyleGAN2Config.preset("f", 1024)).eval().requires_grad_(False)
+    counts = gs.synthesis_forward(G, 8, "cuda")
+    assert counts.ops <= 500 and counts.convs == 42, counts.row()
+    assert counts.syncs == counts.copies == 0
+    assert gs.synthesis_forward(G, 8, "cpu").convs == 205  # the CPU keeps its per-sample path
