@@ -11,7 +11,8 @@ Rows: a StyleGAN2 config f synthesis forward at 1024 px (batch 8 and 32) and a S
 (batch 8), on the meta device (the real shapes, nothing computed); one training ``fake_clips``
 forward and backward at the authors' sizes (16 clips x 16 frames at 256 px, config f, meta);
 one motion training iteration of each domain with the loop's book-keeping at a step without a
-metric line, one evaluation pass (render and embed 4 videos) and one inversion step (the
+metric line, one evaluation pass (render and embed 4 videos), one render of 2 videos of 32
+frames (16 forwards of 4 frames) and one inversion step (the
 difference of runs of 4 and 8 steps, divided by 4), with tiny networks (syncs and copies do
 not depend on the sizes). Targets (issue 29): the 1024 px batch-8 forward <= 500 operators
 and 0 syncs; a training iteration <= 2 syncs; evaluation and inversion 0 syncs per batch/step.
@@ -83,6 +84,7 @@ def rows(kind: str) -> list[tuple[str, gs.Counts | dict]]:
     for domain in ("cross", "in"):
         out.append((f"motion training iteration, {domain}-domain", gs.training_iteration(domain, kind)))
     out.append(("eval: render + embed 4 videos", gs.eval_batches(kind)))
+    out.append(("render: 2 videos x 32 frames, batch 4", gs.render_pass(kind, frames=32, videos=2, batch=4)))
     four, eight = gs.invert_steps(kind, steps=4)
     step = {k: (getattr(eight, k) - getattr(four, k)) / 4 for k in COLUMNS}
     out.append(("invert: one step", step))

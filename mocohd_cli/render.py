@@ -430,8 +430,9 @@ def _frames(
                     None if cams is None else cams[part].to(device),
                     edit if audio is None else audio.edit(edit, at[part]),
                 )
-                images.append(to_uint8(img).cpu())
-            images = torch.cat(images).reshape(steps, videos, *images[0].shape[1:])
+                images.append(to_uint8(img))
+            # one copy to the host per chunk of steps, not one per batch (each waits for the device)
+            images = torch.cat(images).cpu().reshape(steps, videos, *images[0].shape[1:])
             yield from images
 
 

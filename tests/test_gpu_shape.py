@@ -11,6 +11,7 @@ CPU path's images.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,13 @@ def test_eval_and_invert_do_not_wait_per_batch_or_step():
     four, eight = gs.invert_steps(steps=4)
     assert eight.syncs == four.syncs, eight.sync_ops  # no sync per step: only the reports'
     assert eight.copies == four.copies
+
+
+def test_render_copies_once_per_chunk_not_per_batch():
+    """32 frames of 2 videos, 4 frames per forward: 16 forwards, and one copy to the host per chunk
+    of trajectory steps (the first frame, then chunks of 16 steps)."""
+    counts = gs.render_pass(frames=32, videos=2, batch=4)
+    assert counts.syncs == counts.copies == 1 + math.ceil(31 / 16), counts.sync_ops
 
 
 def test_a_diverged_loss_on_the_device_still_stops_the_run(tmp_path):

@@ -372,3 +372,21 @@ def invert_steps(kind: str = "cuda", steps: int = 4, resolution: int = 16, image
                 invert(G, target, steps=n, loss="pixel", w_avg_samples=64, progress=lambda *a: None)
             out.append(counts)
     return out[0], out[1]
+
+
+def render_pass(kind: str = "cuda", frames: int = 8, videos: int = 2, batch: int = 4, resolution: int = 16) -> Counts:
+    """``render.render_frames`` of ``videos`` videos of ``frames`` frames, ``batch`` frames per forward."""
+    from mocohd_cli.render import render_frames
+
+    G = tiny_stylegan2(resolution)
+    M = tiny_motion(G).eval().requires_grad_(False)
+
+    def work():
+        for _ in render_frames(M, G, frames=frames, videos=videos, seed=0, batch=batch):
+            pass
+
+    with stand_in(kind), torch.no_grad():
+        work()
+        with ShapeCounter() as counts:
+            work()
+    return counts
