@@ -121,8 +121,11 @@ def test_a_diverged_loss_on_the_device_still_stops_the_run(tmp_path):
         run.log_step(step, losses)
         run.check_finite(step, losses, hint="try a lower lr")  # not read yet: no log line
     assert as_floats({"x": torch.tensor(0.5), "y": 2}) == {"x": 0.5, "y": 2.0}
+    losses = {"a": torch.tensor(1.0), "b": torch.tensor(2.0)}
+    run.log_step(4, losses)  # the log line is written, with the mean NaN
     with pytest.raises(MocohdError, match="diverged at step 2 .*try a lower lr"):
-        run.log_step(4, {"a": torch.tensor(1.0), "b": torch.tensor(2.0)})
+        run.check_finite(4, losses, hint="try a lower lr")
+    assert run.losses["a"] == 1.0 and run.losses["b"] != run.losses["b"]
 
 
 def test_no_float64_on_mps():

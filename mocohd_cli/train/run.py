@@ -422,7 +422,6 @@ class Run:
                     {"step": step, "epoch": step / self.per_epoch, "it_s": it_s, **self.losses},
                 )
             self._meter = _Meter()  # after the write: the next line's time starts here
-            self._raise_if_diverged()
         elif all(not isinstance(v, torch.Tensor) for v in losses.values()):
             event = {"step": step, "total": self.total, "losses": dict(losses)}
         else:
