@@ -65,7 +65,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import faces as faces_mod, store
+from . import faces as faces_mod, ops, store
 from .errors import MocohdError, UsageError
 from .frames import check_pair, synthesize
 from .loaders import load_image_generator
@@ -89,6 +89,7 @@ NOISE_RAMP_LENGTH = 0.75
 REGULARIZE_NOISE_WEIGHT = 1e5
 BETAS = (0.9, 0.999)
 MAX_STEPS = 1_000_000
+PROGRESS_EVERY = 10  # steps between progress reports on a GPU
 FAMILIES = ("stylegan2", "stylegan3", "biggan-deep")  # the generator families invert searches
 CLASS_LOGIT_GAP = 10.0  # BigGAN, classes given: the other classes' logits start this far below theirs
 
@@ -105,7 +106,7 @@ def w_stats(G, samples: int = W_AVG_SAMPLES, seed: int = W_AVG_SEED, batch: int 
     with torch.no_grad():
         for i in range(0, samples, batch):
             z = torch.randn(min(batch, samples - i), G.z_dim, generator=gen)
-            w = G.mapping(z.to(device)).double().cpu()
+            w = G.mapping(z.to(device)).cpu().double()  # float64 on the host (MPS has none)
             total += w.sum(dim=0)
             sq += w.square().sum()
     mean = total / samples
@@ -236,6 +237,7 @@ def invert(
     classes: list[int | str] | None = None,
     truncation: float = 1.0,
     start: torch.Tensor | None = None,
+    progress_every: int | None = None,
 ) -> Latent:
     """The latents that make ``G`` reproduce ``images`` (see the module docstring).
 
@@ -243,8 +245,10 @@ def invert(
     in [-1, 1], at G's resolution R. ``space``: 'w' (one w for every layer) or 'w+' (one per
     layer; not BigGAN). ``loss``: 'perceptual' (VGG16; ``perceptual`` is the network, default
     the store's ``vgg16``) or 'pixel'. ``seed``: the noise maps' start and the w noise.
-    ``progress(step, steps, distance [N])`` after every step; ``stop()`` before every step: True
-    ends the run with the best latents so far. ``dtype``: the generator's compute dtype (e.g.
+    ``progress(step, steps, distance [N])`` after every ``progress_every``-th step and the last
+    (default: every step on the CPU, every ``PROGRESS_EVERY`` on a GPU, where each report waits
+    for the device); ``stop()`` before every step: True ends the run with the best latents so
+    far. ``dtype``: the generator's compute dtype (e.g.
     torch.bfloat16; the perceptual network then runs under autocast). ``photos``: what to
     record of each image ({file, sha256}). BigGAN only: ``classes`` (numbers or ImageNet names)
     the class mix starts from, equally shared (default: all classes equally); ``truncation``
@@ -333,6 +337,15 @@ def invert(
         if c is not None:
             best_classes.copy_(torch.where(better[:, None], c, best_classes))
 
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # the first step with a non-finite distance
+    # CPU: a report costs nothing, every step; a GPU: every PROGRESS_EVERY steps (each report waits for it)
+    every = progress_every or (1 if ops.device_kind(device) == "cpu" else PROGRESS_EVERY)
+
+    def check_finite():
+        bad = int(first_bad)
+        if bad >= 0:
+            raise MocohdError(f"the distance became non-finite at step {bad} (a diverged run); try a smaller lr")
+
     done, stopped = 0, False
     with torch.enable_grad():  # also when called under torch.no_grad()
         for step in range(steps):
@@ -353,16 +366,17 @@ def invert(
             total.backward()
             with torch.no_grad():
                 dist = dist.detach()
-                if not torch.isfinite(dist).all():
-                    raise MocohdError(
-                        f"the distance became non-finite at step {step + 1} (a diverged run); try a smaller lr"
-                    )
+                # flagged on the device, read on reports: no host sync at the other steps
+                first_bad = torch.where(~torch.isfinite(dist).all() & (first_bad < 0), step + 1, first_bad)
                 keep(dist, ws.detach(), noise, None if c is None else c.detach(), step)
             opt.step()
             normalize_noise_(noise)
             done = step + 1
-            if progress is not None:
-                progress(done, steps, best.detach().cpu().clone())
+            if done % every == 0 or done == steps:
+                check_finite()
+                if progress is not None:
+                    progress(done, steps, best.detach().cpu().clone())
+        check_finite()
 
     with torch.no_grad():  # the last update has not been measured yet
         ws, c = latent_of(w_opt.detach()), class_mix()

@@ -6,6 +6,7 @@ last feature of each scale is its patch scores.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -91,12 +92,19 @@ def _temporal_fourier(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     F = T // 2). A DFT by matrix products, not ``torch.fft``: clips are short, and real
     matmuls run on every device (MPS has no complex matmul)."""
     x = _centred_windowed(clips.flatten(2))
-    n = x.shape[1]
-    t = torch.arange(n, dtype=torch.float64)
-    f = torch.arange(1, n // 2 + 1, dtype=torch.float64)
-    angle = (2 * math.pi / n) * torch.outer(f, t)  # [F, T]
-    cos, sin = (a.to(device=x.device, dtype=x.dtype) for a in (angle.cos(), angle.sin()))
+    cos, sin = _dft_matrices(x.shape[1], x.device, x.dtype)
     return torch.einsum("ft,btd->fbd", cos, x), -torch.einsum("ft,btd->fbd", sin, x)
+
+
+@functools.lru_cache(maxsize=16)
+def _dft_matrices(n: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of 2 pi f t / n, [F, T] for f = 1..n // 2: built once per (n, device, dtype)
+    (computed in float64 on the host, then copied once), not at every call."""
+    with torch.inference_mode(False), torch.no_grad():
+        t = torch.arange(n, dtype=torch.float64)
+        f = torch.arange(1, n // 2 + 1, dtype=torch.float64)
+        angle = (2 * math.pi / n) * torch.outer(f, t)  # [F, T]
+        return tuple(a.to(device=device, dtype=dtype) for a in (angle.cos(), angle.sin()))
 
 
 def _pair_power(

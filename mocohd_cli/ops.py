@@ -11,12 +11,22 @@ Each operation has two implementations:
   at a time, the modulated weight built explicitly, up-sampling done by
   inserting zeros and running the full 2-D FIR filter as a convolution.
 
-``tests/test_ops.py`` checks that they agree. Neither depends on a device.
+``tests/test_ops.py`` checks that they agree.
+
+Levers per device: ``device_kind`` says which device's choices apply. On the CPU a
+modulated convolution on a map larger than ``FUSED_MIN_PIXELS`` runs one sample at a
+time (per-sample weights: the CPU is compute-bound and that is its conv peak); on CUDA
+every modulated convolution is one batched convolution, because a GPU is bound by
+kernel launches, not by the extra pass over the activations. ``stand_in("cuda")``
+makes ``device_kind`` answer "cuda" for CPU tensors, so tests and
+``benchmarks/gpu_shape.py`` run and count the CUDA path without a GPU.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -39,11 +49,63 @@ def _check_impl(impl: str) -> None:
         raise UsageError(f"impl must be one of {IMPLS}, got {impl!r}")
 
 
+DEVICE_KINDS = ("cpu", "cuda", "mps")
+_stand_in: str | None = None
+
+
+def device_kind(x: torch.Tensor | torch.device | str) -> str:
+    """Which device's levers apply to tensor (or device) ``x``: its device type, or the
+    kind forced by ``stand_in``."""
+    if _stand_in is not None:
+        return _stand_in
+    return x.device.type if isinstance(x, torch.Tensor) else torch.device(x).type
+
+
+@contextmanager
+def stand_in(kind: str) -> Iterator[None]:
+    """Within the block, ``device_kind`` answers ``kind`` whatever the tensors' device: the
+    code takes that device's path on CPU tensors (see tests/support/gpu_shape.py)."""
+    global _stand_in
+    if kind not in DEVICE_KINDS:
+        raise UsageError(f"device kind must be one of {DEVICE_KINDS}, got {kind!r}")
+    before, _stand_in = _stand_in, kind
+    try:
+        yield
+    finally:
+        _stand_in = before
+
+
+def batched_modconv(x: torch.Tensor) -> bool:
+    """Whether modulated convolutions on x run as one batched convolution whatever the map
+    size (CUDA: launch-bound) rather than per sample on large maps (CPU: compute-bound)."""
+    return device_kind(x) == "cuda"
+
+
+_FIR_CACHE: dict[tuple, torch.Tensor] = {}
+
+
 def fir_filter_2d(device=None, dtype=torch.float32) -> torch.Tensor:
-    """The 4x4 filter outer([1,3,3,1], [1,3,3,1]) / 64 (unit sum)."""
-    f = torch.tensor(FIR_TAPS, device=device, dtype=dtype)
-    f2 = torch.outer(f, f)
-    return f2 / f2.sum()
+    """The 4x4 filter outer([1,3,3,1], [1,3,3,1]) / 64 (unit sum).
+
+    Built once per (device, dtype) and cached: no host-to-device copy per call (which
+    would also break CUDA-graph capture). Treat the result as read-only."""
+    return _cached_fir(torch.device(device) if device is not None else torch.device("cpu"), dtype, 1.0, 0)
+
+
+def _cached_fir(device: torch.device, dtype: torch.dtype, gain: float, channels: int) -> torch.Tensor:
+    """outer(taps, taps) / 64 * gain: [4, 4], or as a depthwise weight [channels, 1, 4, 4]."""
+    key = (device, dtype, gain, channels)
+    f = _FIR_CACHE.get(key)
+    if f is None:
+        # A plain tensor whatever mode the first caller runs in (inference mode, no_grad).
+        with torch.inference_mode(False), torch.no_grad():
+            taps = torch.tensor(FIR_TAPS, dtype=torch.float32)  # exact: the taps and sums are dyadic
+            f = torch.outer(taps, taps) / 64.0 * gain
+            if channels:
+                f = f.expand(channels, 1, 4, 4).contiguous()
+            f = f.to(device=device, dtype=dtype)
+        _FIR_CACHE[key] = f
+    return f
 
 
 # ----------------------------------------------------------------------------
@@ -84,9 +146,8 @@ def bias_act(
 
 
 def _depthwise_fir(x: torch.Tensor, gain: float) -> torch.Tensor:
-    """The 4x4 filter as a depthwise conv weight [C, 1, 4, 4] for x's channels."""
-    f = fir_filter_2d(x.device, x.dtype) * gain
-    return f.expand(x.shape[1], 1, 4, 4).contiguous()
+    """The 4x4 filter as a depthwise conv weight [C, 1, 4, 4] for x's channels (cached)."""
+    return _cached_fir(x.device, x.dtype, gain, x.shape[1])
 
 
 def upsample2d(x: torch.Tensor, impl: str = "fast") -> torch.Tensor:
@@ -144,11 +205,12 @@ def modulated_conv2d(
     With ``up=2`` the convolution is a stride-2 transposed convolution followed
     by the [1,3,3,1] FIR filter (gain 4), as in StyleGAN2.
 
-    Fast path: ``fused`` (default for one sample) folds style, demodulation and
-    gain into a per-sample weight and the bias into the convolution, so the
-    output is written once; otherwise the input channels are scaled, one
-    batched convolution runs with the shared weight, and the output channels
-    are scaled.
+    Fast path: ``fused`` (default for one sample, and on the CPU for maps larger
+    than ``FUSED_MIN_PIXELS``) folds style, demodulation and gain into a
+    per-sample weight and the bias into the convolution, so the output is
+    written once; otherwise (default on CUDA for any batch) the input channels
+    are scaled, one batched convolution runs with the shared weight, and the
+    output channels are scaled.
     """
     _check_impl(impl)
     batch, in_ch, _, _ = x.shape
@@ -177,10 +239,14 @@ def modulated_conv2d(
     b = b.to(dt) if b is not None else None
 
     if fused is None:
-        # On large maps, per-sample weights (one pass over the weight) beat
+        # CPU: on large maps, per-sample weights (one pass over the weight) beat
         # scaling the activations; on small maps (<= 32x32) the weight is the
         # larger tensor, and one batched convolution is also more efficient.
-        fused = x.shape[2] * x.shape[3] > FUSED_MIN_PIXELS
+        # CUDA: one batched convolution always (a loop over samples is launch-bound).
+        if batched_modconv(x):
+            fused = batch == 1
+        else:
+            fused = x.shape[2] * x.shape[3] > FUSED_MIN_PIXELS
     if fused:
         outs = []
         for i in range(batch):

@@ -58,6 +58,7 @@ from pathlib import Path
 
 import torch
 
+from . import ops
 from .errors import MocohdError, UsageError
 from .formats import sniff
 from .frames import draw_w1
@@ -146,7 +147,7 @@ def fit_periods(M, frames: int) -> tuple:
     itself; the note lists the periods moved. Without a bank, ``M`` itself and None."""
     if not getattr(M.cfg, "oscillators", 0):
         return M, None
-    periods = M.osc_log_period.detach().double().exp().cpu()
+    periods = M.osc_log_period.detach().cpu().double().exp()  # float64 on the host (MPS has none)
     cycles = (frames / periods).round().clamp(min=1)
     fitted = frames / cycles
     M = copy.deepcopy(M)
@@ -194,7 +195,7 @@ def loop_chunks(
     # pass 1: the open walk to n + lap; keep w_0 .. w_lap, w_n .. w_n+lap and the step energies
     basis = M.pca_components.to(w1)  # [k, w_dim]: the orthonormal principal directions the steps move along
 
-    wide = torch.float32 if w1.device.type == "mps" else torch.float64  # MPS has no float64
+    wide = torch.float32 if ops.device_kind(w1) == "mps" else torch.float64  # MPS has no float64
 
     def energy(x):  # [..., w_dim] -> [..., k]: squared coordinates along the directions
         return (x @ basis.T).to(wide).square()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import ops
 from .errors import MocohdError
 
 PCA_FAMILY = "latent-pca"  # the family of a stored basis (a model file of kind "pca")
@@ -102,7 +103,7 @@ class _Moments:
 
 
 def _float64_device(device: torch.device) -> torch.device:
-    return torch.device("cpu") if device.type == "mps" else device  # MPS has no float64
+    return torch.device("cpu") if ops.device_kind(device) == "mps" else device  # MPS has no float64
 
 
 def fit_pca(

@@ -316,7 +316,7 @@ class Camera:
 
     def __call__(self, frame: torch.Tensor) -> torch.Tensor:
         """[N] frame numbers -> [N, 3, 3] cameras (``generators.stylegan3.camera_matrix``)."""
-        t = frame.double().cpu() / self.fps
+        t = frame.cpu().double() / self.fps  # float64 on the host (MPS has none)
         angle, tx, ty = self.rotate * t, self.translate[0] * t, self.translate[1] * t
         if self.shake:
             g = _generator(self.seed, 4)
@@ -432,8 +432,9 @@ def _frames(
                     None if cams is None else cams[part].to(device),
                     edit if audio is None else audio.edit(edit, at[part]),
                 )
-                images.append(to_uint8(img).cpu())
-            images = torch.cat(images).reshape(steps, videos, *images[0].shape[1:])
+                images.append(to_uint8(img))
+            # one copy to the host per chunk of steps, not one per batch (each waits for the device)
+            images = torch.cat(images).cpu().reshape(steps, videos, *images[0].shape[1:])
             yield from images
 
 

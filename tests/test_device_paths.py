@@ -24,6 +24,7 @@ from mocohd_cli.motion import MotionGenerator
 from mocohd_cli.motion.generator import MotionConfig
 from mocohd_cli.runtime import pick_device
 from mocohd_cli.train import Dist, GANConfig, MotionGAN, TrainConfig, train
+from mocohd_cli.train.run import as_floats
 
 from .conftest import randomized_generator, tiny_config
 from .support import devices
@@ -224,15 +225,15 @@ def gan(domain: str, device: torch.device, precision: str) -> MotionGAN:
 def test_motion_gan_iteration_on_device(dev, domain):
     x = torch.rand(2, 4, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 2 - 1
     # in fp32 the device computes the CPU's losses (same weights, same CPU-drawn randomness)
-    ref = gan(domain, CPU, "fp32").iteration(x)
+    ref = as_floats(gan(domain, CPU, "fp32").iteration(x))
     with devices.exact_fp32():
-        got = gan(domain, dev, "fp32").iteration(x.to(dev))
+        got = as_floats(gan(domain, dev, "fp32").iteration(x.to(dev)))
     assert got.keys() == ref.keys() and all(math.isfinite(v) for v in got.values()), got
     for k in ref:
         assert got[k] == pytest.approx(ref[k], rel=2e-2, abs=2e-3), k
     precision = devices.autocast_precision(dev)  # what training's 'auto' picks: bf16 autocast on CUDA
     if precision != "fp32":
-        losses = gan(domain, dev, precision).iteration(x.to(dev))
+        losses = as_floats(gan(domain, dev, precision).iteration(x.to(dev)))
         assert losses.keys() == ref.keys() and all(math.isfinite(v) for v in losses.values()), losses
 
 

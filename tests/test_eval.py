@@ -98,7 +98,9 @@ def test_cached_statistics_are_used_not_recomputed(heads, monkeypatch):
 
     embedded = []
     real_embed = ev.embed
-    monkeypatch.setattr(ev, "embed", lambda det, clips: embedded.append(clips.shape[0]) or real_embed(det, clips))
+    monkeypatch.setattr(
+        ev, "embed", lambda det, clips, **kw: embedded.append(clips.shape[0]) or real_embed(det, clips, **kw)
+    )
     assert fvd16(heads).real_cached
     assert sum(embedded) == 4  # the fakes only
     # another detector (other weights): the cached statistics do not apply
@@ -414,7 +416,7 @@ def test_fakes_are_decoded_into_a_scratch_folder_that_goes_away(heads, tmp_path,
     assert [p.name.split("-")[:2] for p in data.iterdir()] == [["heads", "16px"]]
     from mocohd_cli.metrics import evaluate as ev
 
-    monkeypatch.setattr(ev, "embed", lambda det, clips: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(ev, "embed", lambda det, clips, **kw: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         evaluate(["fvd16"], heads, fake=fakes, videos=4, device="cpu", batch=4, cache=False)
     assert [p.name.split("-")[:2] for p in data.iterdir()] == [["heads", "16px"]]

@@ -52,7 +52,7 @@ def test_g_step_changes_only_the_motion_generator(domain):
     nets = {"M": gan.M, "D_V": gan.D_V, "D_I": gan.D_I, "G": gan.G}
     before = {name: snapshot(m) for name, m in nets.items()}
     losses = gan.g_step(real_clips())
-    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
     assert set(before["M"]) - set(moved(gan.M, before["M"])) == {"enc_cell.weight_hh"}  # no gradient: h_0 is 0
     for name in ("D_V", "D_I", "G"):  # the discriminators (D_I's EMA copy too) and the frozen generator
         assert moved(nets[name], before[name]) == [], name
@@ -65,7 +65,7 @@ def test_d_step_changes_only_the_discriminators(domain):
     before = {name: snapshot(m) for name, m in (("M", gan.M), ("D_V", gan.D_V), ("D_I", gan.D_I), ("G", gan.G))}
     pca = gan.M.pca_components.clone()
     losses = gan.d_step(real_clips())
-    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
     assert moved(gan.M, before["M"]) == [] and torch.equal(gan.M.pca_components, pca)
     assert moved(gan.G, before["G"]) == []
     assert gan.opt_M.state == {}

@@ -348,14 +348,17 @@ def test_sigint_saves_and_exits_cleanly(setup, spawn):
     assert last["step"] <= stopped_at
 
 
-def test_divergence_keeps_the_last_good_checkpoint(setup, monkeypatch):
+@pytest.mark.parametrize("nan", [float("nan"), torch.tensor(float("nan"))], ids=["float", "on-device"])
+def test_divergence_keeps_the_last_good_checkpoint(setup, monkeypatch, nan):
+    """A non-finite loss stops the run before it saves: a float at once, a loss left on the device
+    (read on log lines and before each checkpoint) at the checkpoint of its step."""
     from mocohd_cli.train.motion_gan import MotionGAN
 
     train(tiny(setup, name="nan", steps=2, save_every=1))
     good = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / "nan" / "checkpoint.pt")
     exported = canonical.read_header(Path(os.environ["MOCOHD_HOME"]) / "motion" / "nan.safetensors").weights_sha256
     real = MotionGAN.iteration
-    monkeypatch.setattr(MotionGAN, "iteration", lambda self, x: {**real(self, x), "G_video": float("nan")})
+    monkeypatch.setattr(MotionGAN, "iteration", lambda self, x: {**real(self, x), "G_video": nan})
     with pytest.raises(MocohdError, match="diverged at step 3.*resume from the last checkpoint"):
         train(tiny(setup, name="nan", steps=4, save_every=1), resume=True)
     after = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / "nan" / "checkpoint.pt")

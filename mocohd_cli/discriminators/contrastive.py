@@ -70,6 +70,7 @@ class ContrastiveDiscriminator(nn.Module):
         self.register_buffer("queue_first", F.normalize(torch.randn(queue, proj_dim, generator=g), dim=0))
         self.register_buffer("queue_later", F.normalize(torch.randn(queue, proj_dim, generator=g), dim=0))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self._ptr: int | None = 0  # queue_ptr on the host (no sync per enqueue); None: read queue_ptr
 
     def forward(self, x: torch.Tensor, proj_only: bool = False):
         return self.D(x, proj_only=proj_only)
@@ -83,12 +84,17 @@ class ContrastiveDiscriminator(nn.Module):
     def enqueue(self, first: torch.Tensor, later: torch.Tensor) -> None:
         """Add projections (already gathered from every rank) to the queues."""
         n = first.shape[0]
-        ptr = int(self.queue_ptr)
+        ptr = self._ptr if self._ptr is not None else int(self.queue_ptr)  # read from the device once
         if ptr + n > self.length:  # never straddle the end: the official length is a multiple of the batch
             ptr = 0
         self.queue_first[ptr : ptr + n] = first.to(self.queue_first)
         self.queue_later[ptr : ptr + n] = later.to(self.queue_later)
-        self.queue_ptr.fill_((ptr + n) % self.length)
+        self._ptr = (ptr + n) % self.length
+        self.queue_ptr.fill_(self._ptr)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._ptr = None  # a loaded queue_ptr: read it again
 
     def loss(
         self, first: torch.Tensor, first2: torch.Tensor, later: torch.Tensor, later2: torch.Tensor

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import ops
 from ..errors import UsageError
 
 _GAIN = math.sqrt(2.0)
@@ -56,8 +57,7 @@ class EqLinear(nn.Module):
 
 def blur(x: torch.Tensor, pad: tuple[int, int]) -> torch.Tensor:
     """Depthwise [1, 3, 3, 1] (outer product, sum 1) low-pass with (before, after) padding."""
-    k = torch.tensor([1.0, 3.0, 3.0, 1.0], device=x.device, dtype=x.dtype)
-    k = (k[:, None] * k[None, :]) / 64
+    k = ops.fir_filter_2d(x.device, x.dtype)  # cached: no host-to-device copy per call
     c = x.shape[1]
     x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
     return F.conv2d(x, k.expand(c, 1, 4, 4), groups=c)

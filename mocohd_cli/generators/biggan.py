@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import ops
 from ..dict_config import MAX_LAYERS, DictConfig, check_int, check_real
 from ..errors import UsageError
 
@@ -179,7 +180,8 @@ class TruncatedNormal(nn.Module):
 
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
         lo = 0.5 * math.erfc(THRESHOLD / math.sqrt(2))  # normal CDF at -THRESHOLD; 1 - lo at +THRESHOLD
-        p = lo + torch.special.ndtr(z.double()) * (1 - 2 * lo)
+        wide = torch.float32 if ops.device_kind(z) == "mps" else torch.float64  # MPS has no float64
+        p = lo + torch.special.ndtr(z.to(wide)) * (1 - 2 * lo)
         w = torch.special.ndtri(p).clamp(-THRESHOLD, THRESHOLD).to(z.dtype)
         return w * truncation_psi if truncation_psi != 1 else w
 

@@ -215,7 +215,8 @@ class SynthesisNetwork(nn.Module):
         # Channels-last activations let oneDNN/cuDNN skip layout conversions
         # around every convolution (fast path only).
         self.channels_last = True
-        # Activation size (bytes) above which blocks run in sub-batches (fast path); 0 = never.
+        # Activation size (bytes) above which blocks run in sub-batches (fast path, CPU); 0 = never.
+        # On CUDA (``ops.batched_modconv``) blocks never split: sub-batches multiply kernel launches.
         self.working_set_bytes = 16 << 20
         self.num_ws = cfg.num_ws
         in_ch = 0
@@ -299,13 +300,14 @@ class SynthesisNetwork(nn.Module):
         """Run blocks ``start``.. on a batch; once a block's activations would exceed
         ``working_set_bytes``, go on in sub-batches (fast path). Small, early
         blocks stay batched (efficient convolutions); large ones run a few
-        samples at a time, so time per frame stays flat and memory bounded."""
+        samples at a time, so time per frame stays flat and memory bounded. On CUDA
+        every block runs on the whole batch."""
         blocks = self.blocks()
         w_idx = n_idx = sum(b.num_conv for b in blocks[:start])
         batch = ws.shape[0]
         for i in range(start, len(blocks)):
             block = blocks[i]
-            if impl == "fast" and self.working_set_bytes and batch > 1:
+            if impl == "fast" and self.working_set_bytes and batch > 1 and not ops.batched_modconv(ws):
                 per_sample = block.conv1.weight.shape[0] * block.resolution**2 * torch.finfo(dtype).bits // 8
                 step = max(1, self.working_set_bytes // per_sample)
                 if step < batch:

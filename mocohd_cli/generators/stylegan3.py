@@ -429,7 +429,8 @@ class SynthesisLayer(nn.Module):
                 impl=impl,
             )
         bias = self.bias.to(x.dtype)
-        if x.shape[0] == 1 or x.shape[2] * x.shape[3] > ops.FUSED_MIN_PIXELS:
+        per_sample = x.shape[0] == 1 or (x.shape[2] * x.shape[3] > ops.FUSED_MIN_PIXELS and not ops.batched_modconv(x))
+        if per_sample:
             # Per-sample weights (style, demodulation and input gain folded in) and the bias in
             # the convolution: the output is written once.
             outs = []
@@ -439,7 +440,7 @@ class SynthesisLayer(nn.Module):
                     wb = wb * out_scale[i].reshape(-1, 1, 1, 1)
                 outs.append(F.conv2d(x[i : i + 1], wb.to(x.dtype), bias, padding=pad))
             x = outs[0] if len(outs) == 1 else torch.cat(outs)
-        else:  # small maps: scale the input channels, one batched convolution, scale the output channels
+        else:  # small maps, or CUDA: scale the input channels, one batched convolution, scale the output channels
             x = F.conv2d(x * styles.to(x.dtype)[:, :, None, None], weight.to(x.dtype), padding=pad)
             if out_scale is not None:
                 x = x * out_scale.to(x.dtype)[:, :, None, None]

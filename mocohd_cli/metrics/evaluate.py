@@ -82,6 +82,7 @@ FID_FRAMES_PER_VIDEO = 16  # frames of each rendered video that FID takes (OUR C
 STATS_VERSION = 1  # bump when anything that real statistics depend on changes
 DEFAULT_SIZE = 256  # frames are compared at most at this size by default (StyleGAN-V's datasets are 256 x 256)
 MAX_BATCH_BYTES = 256 << 20  # uint8 frames of rendered videos held at once (per process)
+FLUSH_BATCHES = 16  # embedded batches whose features go to the host together (one sync)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total): "real fvd16", "fake fvd16", ...
 
@@ -111,8 +112,9 @@ class MetricResult:
 # Embedding
 
 
-def embed(detector: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
-    """uint8 clips [B, T, H, W, C] -> features [B, D] float32 on the CPU. Inception (FID) takes
+def embed(detector: torch.nn.Module, clips: torch.Tensor, to_host: bool = True) -> torch.Tensor:
+    """uint8 clips [B, T, H, W, C] -> features [B, D] float32 on the CPU (``to_host``) or on the
+    detector's device. Inception (FID) takes
     single frames (T = 1); I3D whole clips. Rescaling to [-1, 1] happens here; resizing to the
     detector's input size (224 / 299) in the detector, as the reference files do."""
     device = next(detector.parameters()).device
@@ -121,7 +123,8 @@ def embed(detector: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
         x = x[:, :, 0]
     # float32 throughout: cuDNN's TF32 convolutions (on by default) would move features by ~1e-3
     with torch.no_grad(), torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
-        return detector(x).float().cpu()
+        features = detector(x).float()
+    return features.cpu() if to_host else features
 
 
 def _embed_batches(
@@ -131,12 +134,21 @@ def _embed_batches(
     batch: int,
     tick: Callable[[int], None] | None = None,
 ) -> None:
+    """Embed ``batches`` of clips ``batch`` at a time into ``stats``. The features stay on the
+    detector's device and go to the host ``FLUSH_BATCHES`` batches at a time (and at the end):
+    one host sync per flush, not per batch."""
+    pending = []
     for clips in batches:
         for i in range(0, clips.shape[0], batch):
             part = clips[i : i + batch]
-            stats.update(embed(detector, part))
+            pending.append(embed(detector, part, to_host=False))
+            if len(pending) == FLUSH_BATCHES:
+                stats.update(torch.cat(pending).cpu())
+                pending = []
             if tick:
                 tick(part.shape[0])
+    if pending:
+        stats.update(torch.cat(pending).cpu())
 
 
 def gather_stats(stats: FeatureStats, dist: Dist) -> FeatureStats:
@@ -274,8 +286,9 @@ def fake_videos(
     size: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Rendered videos ``indices``, frames ``frames`` of each (trajectory steps from 0): uint8
-    [V, len(frames), S, S, 3], a few videos at a time; S = ``size`` (frames resized with
-    antialiasing, as the clip cache resizes real ones) or the generator's resolution. Video i is
+    [V, len(frames), S, S, 3] on G's device (no host sync while rendering), a few videos at a
+    time; S = ``size`` (frames resized with antialiasing, as the clip cache resizes real ones)
+    or the generator's resolution. Video i is
     the same whatever else is rendered with it (``video_generator``). ``batch``: frames per
     synthesis call."""
     frames = list(frames)
@@ -301,23 +314,26 @@ def fake_videos(
             ws = torch.cat([w1[:, None], ws], dim=1)[:, pick]  # [V, F, w_dim]
             V, F = ws.shape[:2]
             flat = ws.reshape(V * F, -1)
-            video_of = torch.arange(V, device=device).repeat_interleave(F)
+            # which video each frame is of: on the host for the host's draws, on the device for indexing
+            video_of = [v for v in range(V) for _ in range(F)]
+            video_of_dev = torch.arange(V, device=device).repeat_interleave(F)
+            by_layer = [torch.cat(layer) for layer in zip(*maps, strict=True)] if maps is not None and maps[0] else None
             out = []
             for s in range(0, V * F, batch):
                 part = video_of[s : s + batch]
                 nz = None
                 if noise == "random":  # a new map per frame, from the frame's own video's stream
-                    maps_now = [G.synthesis.make_noise(1, generator=gens[v], device=device) for v in part.tolist()]
+                    maps_now = [G.synthesis.make_noise(1, generator=gens[v], device=device) for v in part]
                     nz = [torch.cat(layer) for layer in zip(*maps_now, strict=True)] or None
-                elif maps is not None and maps[0]:
-                    nz = [torch.cat([maps[v][layer] for v in part.tolist()]) for layer in range(len(maps[0]))]
-                cs = labels[part.cpu()] if labels is not None else None
+                elif by_layer is not None:
+                    nz = [m.index_select(0, video_of_dev[s : s + batch]) for m in by_layer]
+                cs = labels[part] if labels is not None else None
                 img = synthesize(G, flat[s : s + batch], nz, cs, truncation)
                 frames_u8 = ((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
                 if size is not None and size != G.resolution:
                     frames_u8 = square_resize(frames_u8, size)
-                out.append(frames_u8.cpu())
-        yield torch.cat(out).reshape(V, F, *out[0].shape[1:])
+                out.append(frames_u8)
+        yield torch.cat(out).reshape(V, F, *out[0].shape[1:])  # on G's device: the detector embeds them there
 
 
 # ----------------------------------------------------------------------------

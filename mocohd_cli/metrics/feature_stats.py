@@ -71,7 +71,7 @@ class FeatureStats:
         n = int(x.shape[0])
         if n == 0:
             return 0
-        x = x.to("cpu", torch.float64)
+        x = x.cpu().to(torch.float64)  # float64 on the host (MPS has none)
         if not torch.isfinite(x).all():
             raise MocohdError("FeatureStats.update: the features hold NaN or infinite values")
         mean = x.mean(0)

@@ -28,7 +28,7 @@ from ..errors import UsageError
 
 def _as_float64(x, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu", torch.float64).numpy()
+        x = x.detach().cpu().to(torch.float64).numpy()  # float64 on the host (MPS has none)
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as e:

@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 from torch.nn import init
 
+from .. import ops
 from ..dict_config import DictConfig, check_int, check_real
 from ..errors import UsageError
 
@@ -296,7 +297,7 @@ class MotionGenerator(nn.Module):
         """The oscillator bank's offset at frame ``t`` in PCA coordinates [B, n_pca]:
         sum_k sin(2 pi t / P_k + phase_k) u_k (the angle in float64, so long videos keep their phase;
         float32 on MPS, which has no float64)."""
-        dt = torch.float32 if phase.device.type == "mps" else torch.float64
+        dt = torch.float32 if ops.device_kind(phase) == "mps" else torch.float64
         angle = (2 * math.pi * t) * torch.exp(-self.osc_log_period.to(dt)) + phase.to(dt)  # [B, K]
         return torch.sin(angle).to(self.osc_move.dtype) @ self.osc_move
 

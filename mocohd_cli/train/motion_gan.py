@@ -3,6 +3,7 @@ generator updates, then one update of each discriminator.
 
     gan = MotionGAN(G, M, GANConfig.from_train(cfg, precision="bf16"), dist)    # cfg: a TrainConfig
     losses = gan.iteration(x)          # x: real clips [B, T, 3, S, S] in [-1, 1]
+    run.as_floats(losses)              # the losses, 0-d tensors on the device, read in one transfer
 
 Fake clips: z ~ N(0, I) -> w_1 = G.mapping(z) -> the motion generator's
 trajectory -> frozen G.synthesis, with one noise map per layer drawn per
@@ -23,6 +24,10 @@ of frame 1 and frame t, weight ``w_match``).
 All random draws (z, eps, noise maps, frame indices, flips, augmentations,
 interpolation weights) come from one CPU generator per rank, saved in
 checkpoints: a resumed run continues exactly.
+
+An iteration does not wait for the device: its losses stay there (read them on log
+lines), the contrastive queue's position is known on the host, and the host's random
+draws go to the device without a sync.
 """
 
 from __future__ import annotations
@@ -276,7 +281,7 @@ class MotionGAN:
         scaler.step(opt)
         scaler.update()
 
-    def g_step(self, x: torch.Tensor, real_ws: torch.Tensor | None = None) -> dict[str, float]:
+    def g_step(self, x: torch.Tensor, real_ws: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One motion generator update. ``real_ws`` [B, T, w_dim]: the real clips' latent trajectories
         (with an encoder); the fakes then start at their first latents."""
         c = self.cfg
@@ -338,7 +343,7 @@ class MotionGAN:
         l_fake, l_real = _float(l_fake), _float(l_real)
         return 0.5 * (losses.ralsgan(l_fake, l_real, 1.0) + losses.ralsgan(l_real, l_fake, 0.0))
 
-    def d_step(self, x: torch.Tensor, real_ws: torch.Tensor | None = None) -> dict[str, float]:
+    def d_step(self, x: torch.Tensor, real_ws: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One update of each discriminator (``real_ws``: as ``g_step``)."""
         c = self.cfg
         w1 = None if real_ws is None else real_ws[:, 0]
@@ -352,7 +357,7 @@ class MotionGAN:
             out.update(self._latent_d_step(judged, real_ws))
         return out
 
-    def _video_d_step(self, x: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    def _video_d_step(self, x: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.cfg
         real_in, fake_in = self.video_input(x), self.video_input(fake)
         with self.autocast():
@@ -365,7 +370,7 @@ class MotionGAN:
         self._step("V", self.opt_V, 0.5 * (d_real + d_fake) + gp, self.D_V.parameters())
         return {"D_video_real": _item(d_real), "D_video_fake": _item(d_fake), "gp": _item(gp)}
 
-    def _image_d_step(self, x: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    def _image_d_step(self, x: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.cfg
         t = self._randint(1, c.frames - 1)
         if c.domain == "cross":
@@ -387,7 +392,7 @@ class MotionGAN:
         self._step("I", self.opt_I, 0.5 * (l_real + l_fake), self._di_params())
         return {"D_image_real": _item(l_real), "D_image_fake": _item(l_fake)}
 
-    def _latent_d_step(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> dict[str, float]:
+    def _latent_d_step(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> dict[str, torch.Tensor]:
         """D_L: relativistic-average LSGAN on real and fake trajectories' coordinates, gradient penalty."""
         real_in, fake_in = self.coordinates(real_ws), self.coordinates(fake_ws)
         with self.autocast():
@@ -397,9 +402,10 @@ class MotionGAN:
         self._step("L", self.opt_L, 0.5 * (d_real + d_fake) + gp, self.D_L.parameters())
         return {"D_latent_real": _item(d_real), "D_latent_fake": _item(d_fake), "gp_latent": _item(gp)}
 
-    def iteration(self, x: torch.Tensor, real_ws: torch.Tensor | None = None) -> dict[str, float]:
+    def iteration(self, x: torch.Tensor, real_ws: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``g_steps`` G_M updates on the same real batch, then one D update (the official schedule).
-        ``real_ws`` [B, T, w_dim]: the real clips' latent trajectories (needed when D_L judges)."""
+        ``real_ws`` [B, T, w_dim]: the real clips' latent trajectories (needed when D_L judges).
+        Returns the losses as 0-d float32 tensors on the device (``run.as_floats`` reads them)."""
         if self.cfg.latent and real_ws is None:
             raise UsageError("the latent discriminator needs the real clips' latent trajectories")
         for _ in range(self.cfg.g_steps):
@@ -433,5 +439,6 @@ def _float(outputs):
     return [[f.float() for f in scale] for scale in outputs]
 
 
-def _item(x) -> float:
-    return float(x.detach()) if isinstance(x, torch.Tensor) else float(x)
+def _item(x) -> torch.Tensor | float:
+    """A loss to report: detached, left on the device (``run.as_floats`` reads a step's losses at once)."""
+    return x.detach().float() if isinstance(x, torch.Tensor) else float(x)

@@ -260,22 +260,40 @@ def _comparable(name: str, value):
 # ---------------------------------------------------------------------------- the run
 
 
+def as_floats(values: dict) -> dict[str, float]:
+    """Losses (floats or 0-d tensors on the run's device) as floats, read from the device in one
+    transfer: one host sync for the whole dict, not one per loss."""
+    keys = [k for k, v in values.items() if isinstance(v, torch.Tensor)]
+    out = {k: float(v) for k, v in values.items() if not isinstance(v, torch.Tensor)}
+    if keys:
+        read = torch.stack([values[k].detach().float().reshape(()) for k in keys]).tolist()
+        out.update(zip(keys, read, strict=True))
+    return {k: out[k] for k in values}
+
+
 class _Meter:
-    """The losses and the time since the last log line."""
+    """The losses and the time since the last log line (sums of tensors stay on the device)."""
 
     def __init__(self):
-        self.sums: dict[str, float] = {}
+        self.sums: dict = {}
         self.count, self.t0 = 0, time.perf_counter()
 
-    def add(self, losses: dict[str, float]) -> None:
+    def add(self, losses: dict) -> None:
         for k, v in losses.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
+            v = v.detach() if isinstance(v, torch.Tensor) else v
+            self.sums[k] = v if k not in self.sums else self.sums[k] + v
         self.count += 1
 
-    def mean(self) -> tuple[dict[str, float], float]:
-        """The mean losses and the steps per second since the meter started."""
+    def mean(self, also: dict | None = None) -> tuple[dict[str, float], float, dict[str, float]]:
+        """The mean losses and the steps per second since the meter started, and ``also`` as
+        floats (read in the same transfer)."""
         dt = time.perf_counter() - self.t0
-        return {k: v / self.count for k, v in self.sums.items()}, self.count / dt
+        also = also or {}
+        means = {("mean", k): v / self.count for k, v in self.sums.items()}
+        read = as_floats({**means, **{("now", k): v for k, v in also.items()}})
+        mean = {k: v for (kind, k), v in read.items() if kind == "mean"}
+        now = {k: v for (kind, k), v in read.items() if kind == "now"}
+        return mean, self.count / dt, now
 
 
 @dataclass
@@ -295,6 +313,10 @@ class Run:
     per_epoch: int = field(default=1, init=False)  # steps per epoch (``started``)
     losses: dict = field(default_factory=dict, init=False)  # the mean losses of the last log line
     _meter: _Meter = field(default_factory=_Meter, init=False, repr=False)
+    _shown: dict = field(default_factory=dict, init=False, repr=False)  # the losses of the last log line's step
+    # losses given as tensors: the first step whose losses were not all finite (-1: none), on the device
+    _first_bad: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _hint: str = field(default="", init=False, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -382,30 +404,61 @@ class Run:
         sampler.epoch, sampler.start = divmod(step, sampler.batches_per_epoch())
         return iter(loader)
 
-    def log_step(self, step: int, losses: dict[str, float]) -> None:
+    def log_step(self, step: int, losses: dict) -> None:
         """The 'step' event {step, total, losses}; every ``log_every`` steps and at the last one also
         the mean losses and speed since the previous such step, in the event (mean, it_s) and
-        (writer rank) as a metrics.jsonl line. ``losses`` keeps the last mean."""
+        (writer rank) as a metrics.jsonl line. ``losses`` keeps the last mean.
+
+        ``losses`` may be floats or 0-d tensors on the device: tensors are summed on the device
+        and read on log lines only (one transfer), so a step without a log line does not wait
+        for the device; its event then carries the losses of the last log line's step."""
         self._meter.add(losses)
-        event = {"step": step, "total": self.total, "losses": losses}
         if step % self.cfg.log_every == 0 or step == self.total:
-            self.losses, it_s = self._meter.mean()
-            event.update(mean=self.losses, it_s=it_s)
+            self.losses, it_s, self._shown = self._meter.mean(also=losses)
+            event = {"step": step, "total": self.total, "losses": self._shown, "mean": self.losses, "it_s": it_s}
             if self.dist.writer:
                 _append_metrics(
                     self.folder / "metrics.jsonl",
                     {"step": step, "epoch": step / self.per_epoch, "it_s": it_s, **self.losses},
                 )
             self._meter = _Meter()  # after the write: the next line's time starts here
+        elif all(not isinstance(v, torch.Tensor) for v in losses.values()):
+            event = {"step": step, "total": self.total, "losses": dict(losses)}
+        else:
+            event = {"step": step, "total": self.total, "losses": self._shown}
         self.emit("step", event)
 
-    def check_finite(self, step: int, losses: dict[str, float], hint: str) -> None:
+    def check_finite(self, step: int, losses: dict, hint: str) -> None:
         """MocohdError when a loss of any rank is not finite: the run stops before it saves, so the
-        last checkpoint stays the last good one; ``hint`` says what to change."""
-        if self.dist.any(not all(math.isfinite(v) for v in losses.values())):
-            raise MocohdError(
-                f"training diverged at step {step} (a loss is not finite); {hint}, and resume from the last checkpoint"
-            )
+        last checkpoint stays the last good one; ``hint`` says what to change. Float losses are
+        checked at once; tensors on the device are flagged there and read on log lines and before
+        every checkpoint (``save_checkpoint``), without a host sync at other steps."""
+        self._hint = hint
+        tensors = [v.detach() for v in losses.values() if isinstance(v, torch.Tensor)]
+        floats = [v for v in losses.values() if not isinstance(v, torch.Tensor)]
+        if tensors:
+            bad = ~torch.isfinite(torch.stack([t.float().reshape(()) for t in tensors])).all()
+            if self._first_bad is None:
+                self._first_bad = torch.full((), -1, dtype=torch.long, device=tensors[0].device)
+            self._first_bad = torch.where(bad & (self._first_bad < 0), step, self._first_bad)
+            if step % self.cfg.log_every == 0 or step == self.total:
+                self._raise_if_diverged()
+        if self.dist.any(not all(math.isfinite(v) for v in floats)):
+            self._diverged(step)
+
+    def _raise_if_diverged(self) -> None:
+        """Read the device's flag of non-finite losses (one host sync) and stop if one was seen."""
+        if self._first_bad is None:
+            return
+        first = int(self._first_bad)
+        if self.dist.any(first >= 0):
+            self._diverged(first if first >= 0 else None)
+
+    def _diverged(self, step: int | None) -> None:
+        at = f"at step {step}" if step is not None else "on another process"
+        raise MocohdError(
+            f"training diverged {at} (a loss is not finite); {self._hint}, and resume from the last checkpoint"
+        )
 
     def sample_path(self, step: int, suffix: str) -> Path:
         """Where the samples of ``step`` go: samples/step_N``suffix``."""
@@ -421,7 +474,9 @@ class Run:
     def save_checkpoint(self, step: int, gan, entries: dict) -> None:
         """checkpoint.pt at ``step``, written by the writer rank (atomically): the recipe's ``entries``,
         the settings and every rank's random stream (``gan.rng``), once the ranks' networks
-        (``gan.networks()``) are checked to agree. Every rank calls it, then ``checkpointed``."""
+        (``gan.networks()``) are checked to agree and the losses since the last check are finite.
+        Every rank calls it, then ``checkpointed``."""
+        self._raise_if_diverged()
         states = self.dist.gather_objects(gan.rng.get_state())
         self.dist.check_in_sync(*gan.networks(), step=step)
         if self.dist.writer:
