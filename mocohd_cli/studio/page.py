@@ -303,15 +303,15 @@ def build_page(settings: StudioSettings):
 
         def do_preview(values, progress=gr.Progress()):  # noqa: B008 - Gradio finds its progress bar by this default
             result = jobs.preview(settings, read_options(values), on_frame=frame_progress(progress, "preview"))
-            return result.paths[0], _described(result, "preview")
+            return str(result.paths[0]), _described(result, "preview")
 
         def do_render(values, progress=gr.Progress()):  # noqa: B008 - as above
             o = read_options(values)
             result, note = jobs.render_video(
                 settings, o, values[name], values[replace], frame_progress(progress, "rendering")
             )
-            path = result.paths[0]
-            text = _described(result, f"wrote `{path.name}` in the output folder") + (f"\n\n{note}" if note else "")
+            path = str(result.paths[0])
+            text = _described(result, f"wrote `{result.paths[0].name}` in the output folder") + (f"\n\n{note}" if note else "")
             return path, path, text
 
         # ------------------------------------------------------------------ Photo
@@ -380,7 +380,7 @@ def build_page(settings: StudioSettings):
                 raise MocohdError("find the photo's latent first")
             o = RenderOptions(motion=motion or "", image=image or "", start=latent, frames=frames or 0)
             result, note = jobs.render_video(settings, o, latent, False, frame_progress(progress, "rendering"))
-            return result.paths[0], result.paths[0]
+            return str(result.paths[0]), str(result.paths[0])
 
         # ------------------------------------------------------------------ Training
         with gr.Tab("Training", id="training"):
