@@ -5,7 +5,7 @@ One studio serves the whole module: ``python -m mocohd_cli studio`` on a free po
 with its own store (the shipped demo models, a latent-free store and a training run made here)
 and output folder, uploads limited to 1 MB and renders to 64 frames. The browser tests skip, and
 say why, where Gradio (the studio extra), Playwright or Chromium is missing; `.ci/run` installs
-them. ``MOCOHD_SCREENSHOTS=1`` also writes the docs' screenshots (docs/assets/studio-*.png).
+them. ``MOCOHD_SCREENSHOTS=1`` also writes the docs' screenshots (examples/studio-*.png).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
-from PIL import Image
 
 from mocohd_cli.errors import UsageError
 from mocohd_cli.studio import RenderOptions, StudioSettings, exposure, jobs, runs as studio_runs
@@ -33,7 +32,7 @@ from mocohd_cli.studio import RenderOptions, StudioSettings, exposure, jobs, run
 from .conftest import run
 
 REPO = Path(__file__).resolve().parents[1]
-ASSETS = REPO / "docs" / "assets"
+SHOTS = REPO / "examples"  # docs/assets/studio-*.png link to them
 PHOTO = REPO / "tests" / "data" / "astronaut.png"
 CHROMIUM_ARGS = [
     "--headless",
@@ -92,9 +91,8 @@ def write_run(home: Path, name: str = "heads") -> Path:
             lines.append({"step": step, "monitor": {"distance": 1.5 - 0.8 * t, "change": 0.1}})
             lines.append({"step": step, "eval": {"fvd16": 400 - 150 * t}})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    for step in (100, 200):
-        colour = (40 + step // 2, 90, 160)
-        Image.new("RGB", (128, 64), colour).save(folder / "samples" / f"step_{step:07d}.png")
+    for step, picture in ((100, "demo_frames.png"), (200, "demo_strip.png")):  # frames of the demo's videos
+        shutil.copy(REPO / "examples" / picture, folder / "samples" / f"step_{step:07d}.png")
     return folder
 
 
@@ -269,10 +267,10 @@ def page(browser, studio):
 
 
 def screenshot(page, name: str) -> None:
-    """docs/assets/studio-NAME.png, when MOCOHD_SCREENSHOTS=1 (CI leaves the tracked pictures alone)."""
+    """examples/studio-NAME.png (the docs show it), when MOCOHD_SCREENSHOTS=1: CI leaves the tracked pictures alone."""
     if os.environ.get("MOCOHD_SCREENSHOTS") == "1":
         page.wait_for_timeout(300)  # let the last update paint
-        page.screenshot(path=str(ASSETS / f"studio-{name}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"studio-{name}.png"), full_page=True)
 
 
 def pick(page, dropdown: str, option: str) -> None:
@@ -366,6 +364,7 @@ def test_a_training_runs_metrics_and_samples_are_shown_and_follow_the_run(page, 
     assert "2 sample(s)" in text and "monitor distance 0.7" in text and "fvd16 250" in text
     page.wait_for_selector("#loss-plot canvas, #loss-plot svg")
     assert page.locator("#samples img").count() == 2
+    page.wait_for_function("[...document.querySelectorAll('#samples img')].every(i => i.complete && i.naturalWidth)")
     screenshot(page, "training")
     with (studio.home / "runs" / "heads" / "metrics.jsonl").open("a") as f:  # the run goes on
         f.write(json.dumps({"step": 220, "G_video": 0.6}) + "\n")

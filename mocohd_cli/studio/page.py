@@ -196,7 +196,6 @@ def build_page(settings: StudioSettings):
             f"at most {settings.max_frames} frames, {settings.max_videos} videos, uploads of "
             f"{settings.max_upload_mb:g} MB"
         )
-        message = gr.Markdown(elem_id="message")
 
         # ------------------------------------------------------------------ Models
         with gr.Tab("Models", id="models"):
@@ -254,6 +253,7 @@ def build_page(settings: StudioSettings):
                 name = gr.Textbox(label="File name", value="render", elem_id="file-name")
                 replace = gr.Checkbox(label="Replace an existing file", value=False, elem_id="replace")
                 render_button = gr.Button("Render", variant="primary", elem_id="render")
+            message = gr.Markdown(elem_id="message")
             with gr.Row():
                 preview_video = gr.Video(
                     label="Preview", autoplay=True, loop=True, interactive=False, elem_id="preview-video"
@@ -311,7 +311,9 @@ def build_page(settings: StudioSettings):
                 settings, o, values[name], values[replace], frame_progress(progress, "rendering")
             )
             path = str(result.paths[0])
-            text = _described(result, f"wrote `{result.paths[0].name}` in the output folder") + (f"\n\n{note}" if note else "")
+            text = _described(result, f"wrote `{result.paths[0].name}` in the output folder") + (
+                f"\n\n{note}" if note else ""
+            )
             return path, path, text
 
         # ------------------------------------------------------------------ Photo
@@ -342,7 +344,7 @@ def build_page(settings: StudioSettings):
                 )
                 photo_frames = gr.Number(label="Frames", value=32, precision=0, minimum=1, elem_id="photo-frames")
                 animate_button = gr.Button("Animate it", variant="primary", elem_id="animate")
-            animated = gr.Video(label="Animated", interactive=False, elem_id="animated")
+            animated = gr.Video(label="Animated", interactive=False, height=320, elem_id="animated")
             animated_file = gr.File(label="Download", interactive=False, elem_id="animated-download")
 
         def do_invert(photo, image, name, steps, loss, align, progress=gr.Progress()):  # noqa: B008 - as above
@@ -392,9 +394,12 @@ def build_page(settings: StudioSettings):
             with gr.Row():
                 loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Losses", elem_id="loss-plot")
                 monitor_plot = gr.LinePlot(
-                    x="step", y="value", color="series", title="Monitor and FVD", elem_id="monitor-plot"
+                    x="step", y="value", color="series", title="Monitor distance", elem_id="monitor-plot"
                 )
-            samples = gr.Gallery(label="Samples", columns=4, elem_id="samples")
+                fvd_plot = gr.LinePlot(x="step", y="value", color="series", title="FVD", elem_id="fvd-plot")
+            samples = gr.Gallery(
+                label="Samples (the latest 8)", columns=2, height="auto", object_fit="contain", elem_id="samples"
+            )
             timer = gr.Timer(LIVE_SECONDS, active=True)
 
         def frame_of(series, names):
@@ -404,17 +409,19 @@ def build_page(settings: StudioSettings):
         def show_run(name):
             if not name:
                 empty = pd.DataFrame(columns=["step", "value", "series"])
-                return "", empty, empty, []
+                return "", empty, empty, empty, []
             series = runs.read_metrics(name)
             losses = runs.losses(series)
             others = [k for k in series if k not in losses]
+            monitor = [k for k in others if k == "monitor distance"]
             files = runs.run_samples(name)
             last = max((s for v in series.values() for s, _ in v), default=0)
             text = f"run **{name}**: step {last}, {len(files)} sample(s); " + (
                 ", ".join(f"{k} {series[k][-1][1]:.4g}" for k in others) or "no monitor or FVD measured"
             )
             gallery = [(str(p), p.stem.replace("step_", "step ")) for p in files[-8:]]
-            return text, frame_of(series, losses), frame_of(series, others), gallery
+            fvd = [k for k in others if k not in monitor]
+            return text, frame_of(series, losses), frame_of(series, monitor), frame_of(series, fvd), gallery
 
         def list_runs(current):
             names = runs.list_runs()
@@ -433,9 +440,9 @@ def build_page(settings: StudioSettings):
         animate_button.click(
             safe(do_animate), [found, photo_image, photo_motion, photo_frames], [animated, animated_file]
         )
-        run.change(safe(show_run), run, [run_text, loss_plot, monitor_plot, samples])
+        run.change(safe(show_run), run, [run_text, loss_plot, monitor_plot, fvd_plot, samples])
         reload.click(safe(list_runs), run, run)
-        timer.tick(safe(show_run), run, [run_text, loss_plot, monitor_plot, samples], show_progress="hidden")
+        timer.tick(safe(show_run), run, [run_text, loss_plot, monitor_plot, fvd_plot, samples], show_progress="hidden")
         live.change(lambda on: gr.Timer(active=on), live, timer)
     return page
 
