@@ -31,7 +31,7 @@ def studio(
 ):
     """A local web page to pick models, preview and render videos, animate a photo and watch a training run.
 
-    It writes only into the store and OUT (renders; previews/ and .studio-cache/ for uploads), never
+    It writes only into the store and the --output folder (renders; previews/ and .studio-cache/ for uploads), never
     over a file without asking, and serves no other files. Needs the studio extra:
     pip install 'mocohd-cli[studio]'. Training itself starts on the command line (mocohd train)."""
     settings = StudioSettings(
