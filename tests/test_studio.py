@@ -178,6 +178,22 @@ def test_studio_bad_limits_are_usage_errors(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "--max-upload-mb must be in (0, 10000]" in err
 
 
+def test_a_port_in_use_is_one_line(capsys, monkeypatch, tmp_path):
+    if importlib.util.find_spec("gradio") is None:
+        pytest.skip("Gradio is not installed (pip install -e '.[studio]')")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))  # serve sets it: restored after the test
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run(capsys, "studio", "--port", str(port), "--output", str(tmp_path / "out"))
+    assert (
+        code == 1
+        and err
+        == f"error: cannot listen on 127.0.0.1:{port}: the port is in use (give another --port, or stop what uses it)\n"
+    )
+
+
 # ---------------------------------------------------------------- the page, in a browser
 
 

@@ -86,9 +86,10 @@ def serve(settings: StudioSettings, on_ready: Callable[[str], None] | None = Non
             max_file_size=int(settings.max_upload_mb * 1024 * 1024),
             prevent_thread_lock=True,
         )
-    except OSError as e:
+    except OSError as e:  # Gradio's message for a taken port names its own settings: say ours
+        why = "the port is in use" if "empty port" in str(e) else (e.strerror or str(e))
         raise MocohdError(
-            f"cannot listen on {settings.host}:{settings.port}: {e} (another --port, or stop what uses it)"
+            f"cannot listen on {settings.host}:{settings.port}: {why} (give another --port, or stop what uses it)"
         ) from None
     url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{app.server_port}"
     if on_ready is not None:
