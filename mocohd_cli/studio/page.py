@@ -429,8 +429,14 @@ def build_page(settings: StudioSettings):
             return gr.Dropdown(choices=names, value=current if current in names else (names[0] if names else None))
 
         # ------------------------------------------------------------------ events
-        page.load(safe(list_models), None, [table, picked])
-        refresh.click(safe(list_models), None, [table, picked])
+        def refresh_lists():  # the models and latents as they are now (a fetch, an invert on the command line)
+            motions, images = gr.Dropdown(choices=model_choices("motion")), gr.Dropdown(choices=model_choices("image"))
+            latents = gr.Dropdown(choices=["", *model_choices("latent")])
+            return *list_models(), motions, images, latents, images, motions
+
+        lists = [table, picked, motion, image, start, photo_image, photo_motion]
+        page.load(safe(refresh_lists), None, lists)
+        refresh.click(safe(refresh_lists), None, lists)
         picked.change(safe(show_info), picked, info)
         preview_button.click(safe(do_preview), options, [preview_video, message])
         render_button.click(safe(do_render), options | {name, replace}, [rendered, download, message])
