@@ -225,8 +225,12 @@ def studio(tmp_path_factory):
     home, out = root / "home", root / "out"
     write_run(home)
     (root / "secret.txt").write_text(SECRET)  # beside the output folder and the store: never served
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "MOCOHD_"))}
+    elsewhere = {name: root / "elsewhere" / name for name in ("HOME", "TMPDIR", "XDG_CACHE_HOME")}
+    for folder in elsewhere.values():  # where a library might write: checked empty at the end
+        folder.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "MOCOHD_", "HF_", "XDG_"))}
     env.update(
+        {k: str(v) for k, v in elsewhere.items()},
         MOCOHD_HOME=str(home),
         GRADIO_ANALYTICS_ENABLED="False",
         OMP_NUM_THREADS="1",
@@ -269,8 +273,9 @@ def browser(studio):
 
 
 @pytest.fixture
-def page(browser, studio):
-    """A fresh page of the studio; ``page.outside`` collects every request that left 127.0.0.1."""
+def page(browser, studio, request, tmp_path):
+    """A fresh page of the studio; ``page.outside`` collects every request that left 127.0.0.1. A
+    failed test leaves a screenshot of the page and the studio's console in its report."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     p = context.new_page()
     p.set_default_timeout(60_000)
@@ -278,7 +283,11 @@ def page(browser, studio):
     p.on("request", lambda r: p.outside.append(r.url) if not r.url.startswith((studio.url, "data:", "blob:")) else None)
     p.goto(studio.url)
     p.wait_for_selector("#models")
+    failures = request.session.testsfailed
     yield p
+    if request.session.testsfailed > failures:  # this test's call failed (its report is in)
+        p.screenshot(path=str(tmp_path / "failed.png"), full_page=True)
+        print(f"screenshot: {tmp_path / 'failed.png'}\ntoasts: {toasts(p)}\nstudio:\n{''.join(studio.log[-40:])}")
     context.close()
 
 
@@ -458,3 +467,11 @@ def test_an_oversized_upload_is_refused(page, studio):
         status = e.code
     assert status == 413
     assert sorted(p.name for p in (studio.out / jobs.CACHE).rglob("big.png")) == cached
+
+
+def test_nothing_is_written_outside_the_store_and_the_output_folder(studio):
+    """After every test above: the studio's home, temporary and cache folders are as empty as they
+    were (Gradio's cache is in the output folder)."""
+    written = sorted(str(p.relative_to(studio.root)) for p in (studio.root / "elsewhere").rglob("*") if p.is_file())
+    assert written == []
+    assert any((studio.out / jobs.CACHE).rglob("astronaut.png"))  # the uploads went there
