@@ -324,6 +324,8 @@ def test_page_lists_the_models_and_shows_info_without_leaving_this_machine(page)
 
 def test_preview_then_render_then_download_a_valid_video_and_never_replace_it(page, studio, tmp_path):
     page.get_by_role("tab", name="Render").click()
+    pick(page, "#motion", "demo")
+    pick(page, "#image", "demo")
     fill(page, "#frames", "12")
     fill(page, "#seed", "3")
     page.click("#preview")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import store
@@ -94,7 +94,6 @@ class RenderOptions:
     edits: str = ""  # pca:K=S, sefa:K=S, comma-separated
     audio: str | None = None  # an uploaded file
     fmt: str = "mp4"
-    extra: dict = field(default_factory=dict)  # more RenderConfig fields, as the library takes them
 
 
 def usable_models(kind: str) -> list[str]:
@@ -158,7 +157,6 @@ def render_config(settings: StudioSettings, o: RenderOptions, preview: bool = Fa
         fps=float(o.fps),
         loop=bool(o.loop),
         fmt=fmt,
-        **o.extra,
     )
     if o.start.strip():
         config["start"] = [check_store_name(o.start, "the start latent")]

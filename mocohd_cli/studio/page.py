@@ -14,6 +14,7 @@ files only from the output folder and the store's training runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import os
@@ -21,6 +22,7 @@ import re
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable
 
 from .. import store
@@ -72,20 +74,21 @@ def serve(settings: StudioSettings, on_ready: Callable[[str], None] | None = Non
     from starlette.middleware import Middleware  # Gradio's own web framework
 
     try:
-        app.queue(default_concurrency_limit=1).launch(
-            app_kwargs={"middleware": [Middleware(PageGuard)]},
-            server_name=settings.host,
-            server_port=settings.port,
-            share=False,
-            inbrowser=False,
-            quiet=True,
-            show_api=False,
-            show_error=False,
-            ssr_mode=False,
-            allowed_paths=[str(p) for p in settings.served],
-            max_file_size=int(settings.max_upload_mb * 1024 * 1024),
-            prevent_thread_lock=True,
-        )
+        with _gradio_6_notices_off():
+            app.queue(default_concurrency_limit=1).launch(
+                app_kwargs={"middleware": [Middleware(PageGuard)]},
+                server_name=settings.host,
+                server_port=settings.port,
+                share=False,
+                inbrowser=False,
+                quiet=True,
+                show_api=False,
+                show_error=False,
+                ssr_mode=False,
+                allowed_paths=[str(p) for p in settings.served],
+                max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+                prevent_thread_lock=True,
+            )
     except OSError as e:  # Gradio's message for a taken port names its own settings: say ours
         why = "the port is in use" if "empty port" in str(e) else (e.strerror or str(e))
         raise MocohdError(
@@ -157,6 +160,14 @@ class PageGuard:
             await send({"type": "http.response.body", "body": text})
 
 
+@contextlib.contextmanager
+def _gradio_6_notices_off():
+    """Without Gradio 5's DeprecationWarnings about Gradio 6 (the extra pins gradio < 6)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*Gradio 6")
+        yield
+
+
 def _on_page(gr, fn):
     """``fn`` with every failure shown on the page as one line (``gr.Error``), never a traceback;
     ``MOCOHD_DEBUG=1`` also prints the traceback of an unexpected one on the server's console."""
@@ -191,7 +202,7 @@ def build_page(settings: StudioSettings):
     def model_choices(kind):
         return jobs.usable_models(kind)
 
-    with gr.Blocks(title="mocohd studio", theme=theme, analytics_enabled=False) as page:
+    with _gradio_6_notices_off(), gr.Blocks(title="mocohd studio", theme=theme, analytics_enabled=False) as page:
         gr.Markdown(
             f"# mocohd studio\nStore `{store.home()}` · output folder `{settings.output}` · "
             f"at most {settings.max_frames} frames, {settings.max_videos} videos, uploads of "
