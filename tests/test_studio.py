@@ -300,7 +300,7 @@ def screenshot(page, name: str) -> None:
 
 def pick(page, dropdown: str, option: str) -> None:
     page.locator(f"{dropdown} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
+    page.locator(dropdown).get_by_role("option", name=option, exact=True).click()
 
 
 def fill(page, element: str, value) -> None:
