@@ -477,3 +477,11 @@ def test_nothing_is_written_outside_the_store_and_the_output_folder(studio):
     written = sorted(str(p.relative_to(studio.root)) for p in (studio.root / "elsewhere").rglob("*") if p.is_file())
     assert written == []
     assert any((studio.out / jobs.CACHE).rglob("astronaut.png"))  # the uploads went there
+
+
+def test_sigterm_stops_the_studio_with_one_line(studio):
+    """Last of the module: SIGTERM (as Ctrl-C) stops the studio, one line and the CLI's exit code."""
+    studio.process.terminate()
+    assert studio.process.wait(timeout=30) == 143
+    time.sleep(0.2)  # the reader thread takes the last line
+    assert studio.log[-1] == "terminated: the studio stopped\n", studio.log[-3:]

@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -100,10 +101,13 @@ def serve(settings: StudioSettings, on_ready: Callable[[str], None] | None = Non
     if not block:
         return app
     try:
-        app.block_thread()
+        while True:  # Gradio's own wait would swallow Ctrl-C and SIGTERM: the command line says them
+            time.sleep(0.5)
+    except KeyboardInterrupt as e:
+        e.outcome = "the studio stopped"
+        raise
     finally:
-        app.close()
-    return None
+        app.close(verbose=False)
 
 
 class PageGuard:
