@@ -25,6 +25,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
+from PIL import Image
 
 from mocohd_cli.errors import UsageError
 from mocohd_cli.studio import RenderOptions, StudioSettings, exposure, jobs, runs as studio_runs
@@ -295,7 +296,9 @@ def screenshot(page, name: str) -> None:
     """examples/studio-NAME.png (the docs show it), when MOCOHD_SCREENSHOTS=1: CI leaves the tracked pictures alone."""
     if os.environ.get("MOCOHD_SCREENSHOTS") == "1":
         page.wait_for_timeout(300)  # let the last update paint
-        page.screenshot(path=str(SHOTS / f"studio-{name}.png"), full_page=True)
+        path = SHOTS / f"studio-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)  # a third of the bytes
 
 
 def pick(page, dropdown: str, option: str) -> None:
