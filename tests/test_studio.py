@@ -283,7 +283,7 @@ def page(browser, studio, request, tmp_path):
     p.outside = []
     p.on("request", lambda r: p.outside.append(r.url) if not r.url.startswith((studio.url, "data:", "blob:")) else None)
     p.goto(studio.url)
-    p.wait_for_selector("#models")
+    p.wait_for_function("document.querySelector('#models')?.innerText.includes('mocogan-hd-lstm')")  # loaded
     failures = request.session.testsfailed
     yield p
     if request.session.testsfailed > failures:  # this test's call failed (its report is in)
@@ -316,7 +316,6 @@ def toasts(page) -> str:
 
 
 def test_page_lists_the_models_and_shows_info_without_leaving_this_machine(page):
-    page.wait_for_function("document.querySelector('#models').innerText.includes('mocogan-hd-lstm')")
     pick(page, "#model-pick", "demo (image)")
     page.wait_for_function("document.querySelector('#model-info').innerText.includes('64 x 64')")
     info = page.inner_text("#model-info")
@@ -357,7 +356,7 @@ def test_preview_then_render_then_download_a_valid_video_and_never_replace_it(pa
 def test_a_photo_becomes_a_stored_latent_and_then_a_video(page, studio):
     page.get_by_role("tab", name="Photo").click()
     page.locator("#photo input[type=file]").set_input_files(str(PHOTO))
-    page.wait_for_selector("#photo >> text=astronaut.png")
+    page.wait_for_function("document.querySelector('#photo').innerText.includes('astronaut')")  # uploaded
     fill(page, "#steps", "8")
     page.get_by_label("pixel").check()  # no VGG16 in the test store
     page.click("#invert")
@@ -374,7 +373,7 @@ def test_a_photo_becomes_a_stored_latent_and_then_a_video(page, studio):
 def test_stop_ends_an_inversion_early_and_keeps_the_best_latent(page, studio):
     page.get_by_role("tab", name="Photo").click()
     page.locator("#photo input[type=file]").set_input_files(str(PHOTO))
-    page.wait_for_selector("#photo >> text=astronaut.png")
+    page.wait_for_function("document.querySelector('#photo').innerText.includes('astronaut')")  # uploaded
     fill(page, "#latent-name", "stopped")
     fill(page, "#steps", "10000")
     page.get_by_label("pixel").check()
