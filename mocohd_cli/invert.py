@@ -457,6 +457,7 @@ def invert_and_store(
     on_stop_request: Callable[[], None] | None = None,
     on_note: Callable[[str], None] | None = None,
     on_faces: Callable[[Path, list[faces_mod.Face], int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> StoredLatent:
     """Invert the photo files ``photos`` (one latent each, ``invert``) into the image generator
     ``image`` and store the latents under ``name`` (default: the first photo's name, ``default_name``).
@@ -468,6 +469,8 @@ def invert_and_store(
     every step. The first Ctrl-C or SIGTERM calls ``on_stop_request()`` and ends the search
     after its step: the best latents so far are stored (``stopped_by`` says which signal); a
     second one raises at once (KeyboardInterrupt, or ``stopping.Terminated``) and stores nothing.
+    ``should_stop()`` (a button's request, as the studio's Stop) ends the search after its step
+    the same way, when it returns True (``stopped_by`` stays None; ``latent.info["stopped"]`` says).
     When another process stores a latent of the same name meanwhile, this one takes a free name
     (unless ``force``). ``encoder``: an image encoder of this generator (``train-encoder``) answers
     every photo in one forward pass; the search starts there (``steps`` 0: that answer).
@@ -510,7 +513,7 @@ def invert_and_store(
                 perceptual=net,
                 seed=seed,
                 progress=progress,
-                stop=lambda: stop.requested,
+                stop=lambda: stop.requested or (should_stop is not None and should_stop()),
                 photos=known,
                 classes=classes,
                 truncation=truncation,

@@ -580,6 +580,24 @@ def test_cli_ctrl_c_keeps_the_best_latent(photo_and_generator, capsys, monkeypat
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
+def test_a_stop_request_keeps_the_best_latent_like_the_first_ctrl_c(photo_and_generator, isolated_store):
+    """``should_stop`` (the studio's Stop button) ends the search after its step and stores the
+    best latent so far; no signal stopped it, so ``stopped_by`` stays None."""
+    photo, g = photo_and_generator
+    steps = []
+    found = invert_mod.invert_and_store(
+        [photo],
+        image=g,
+        name="asked",
+        steps=100,
+        loss="pixel",
+        progress=lambda step, total, dist: steps.append(step),
+        should_stop=lambda: len(steps) >= 4,
+    )
+    assert found.stopped_by is None and found.name == "asked" and steps == [1, 2, 3, 4]
+    assert load_latent("asked").info["stopped"] is True and load_latent("asked").info["steps"] == 4
+
+
 def test_invert_module_is_the_projector():
     assert (invert_mod.W_AVG_SAMPLES, invert_mod.INITIAL_LR, invert_mod.INITIAL_NOISE_FACTOR) == (10_000, 0.1, 0.05)
     assert (invert_mod.LR_RAMPDOWN_LENGTH, invert_mod.LR_RAMPUP_LENGTH, invert_mod.NOISE_RAMP_LENGTH) == (

@@ -67,6 +67,7 @@ LAYERS = {
     "mocohd_cli.invert": 8,  # `mocohd invert`: the latent of a photo
     "mocohd_cli.directions": 8,  # `mocohd directions`: edit directions listed and pictured
     "mocohd_cli.metrics.evaluate": 8,  # `mocohd eval`: renders fakes, embeds, compares (train --eval-every uses it)
+    "mocohd_cli.studio": 8,  # `mocohd studio`: the web page over render, invert and the store (Gradio, lazily)
     # 9 the command line and the package's public API
     "mocohd_cli.cli": 9,
     "mocohd_cli.__main__": 9,
@@ -76,6 +77,9 @@ LAYERS = {
 # Third-party packages that may be imported inside a function, and why.
 DEFERRED_OK = {
     "huggingface_hub": "about 0.2 s to import; only fetch and push use it",
+    "gradio": "the studio extra (not installed by default) and seconds to import; only mocohd studio uses it",
+    "pandas": "Gradio's own dependency, for the studio's plots; imported with it",
+    "starlette": "Gradio's own web framework: the studio's middleware is added to it; imported with it",
 }
 
 

@@ -39,12 +39,3 @@ def shadow_notes():
             notes += [str(w.message) for w in caught if issubclass(w.category, store.ShadowWarning)]
     for w in others:  # anything else is shown as it would have been
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
-def size(n: int) -> str:
-    """A file size for people: 812 B, 1.4 MB."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)

@@ -28,6 +28,7 @@ from . import (
     invert_command,
     model_commands,
     render_command,
+    studio_command,
     train_commands,
 )
 from .console import err, out
@@ -75,6 +76,7 @@ app.command("invert")(invert_command.invert_)
 app.command()(train_commands.train)
 app.command("train-image")(train_commands.train_image)
 app.command("train-encoder")(encoder_commands.train_encoder)
+app.command()(studio_command.studio)
 
 
 def _on_sigterm(signum, frame):

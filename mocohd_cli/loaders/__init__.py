@@ -7,8 +7,9 @@
 
 One module per kind: ``image_generators``, ``motion_models``, ``pca_bases``,
 ``latents``, ``encoder_models``, ``detector_models``, ``vgg16``; ``catalog`` imports, stores and
-describes any of them. The networks themselves live in ``generators``,
-``motion``, ``detectors`` and ``perceptual``; the files in ``formats``.
+describes any of them, ``listing`` lists them (``mocohd list``, ``info``, the studio). The
+networks themselves live in ``generators``, ``motion``, ``detectors`` and ``perceptual``; the
+files in ``formats``.
 """
 
 from .catalog import ModelInfo, describe, import_model, store_model
