@@ -76,7 +76,7 @@ FULL = dict(
     generator="f",  # NVIDIA's config f, random weights
     preflight=dict(resolution=256, batch=8, clips=2, frames=8, frame_size=128),
     render=[(256, 32, 8, 32), (1024, 8, 4, 16)],  # (resolution, batch, videos, frames)
-    train=dict(resolution=256, clips=16, frames=16, frame_size=128, g_steps=5, iterations=3, nets={}),
+    train=dict(resolution=256, clips=(16, 8, 4), frames=16, frame_size=128, g_steps=5, iterations=3, nets={}),
     fvd=dict(videos=128, batch=16, i3d_scale=1.0, head_size=64),
     tests=[],
     dist_mib=256,
@@ -87,7 +87,7 @@ QUICK = dict(
     generator="tiny",  # tests/conftest.py's tiny_config
     preflight=dict(resolution=16, batch=4, clips=2, frames=4, frame_size=16),
     render=[(16, 8, 2, 8), (32, 4, 2, 4)],
-    train=dict(resolution=16, clips=2, frames=4, frame_size=16, g_steps=2, iterations=2, nets=TINY_NETS),
+    train=dict(resolution=16, clips=(2,), frames=4, frame_size=16, g_steps=2, iterations=2, nets=TINY_NETS),
     fvd=dict(videos=4, batch=4, i3d_scale=1 / 16, head_size=16),
     tests=["-k", "test_pick_device"],  # collects every device test, runs one
     dist_mib=1,
@@ -197,7 +197,8 @@ def machine(torch, device, wheels: dict) -> dict:
         try:
             import torch.cuda.nccl
 
-            row["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
+            v = torch.cuda.nccl.version()
+            row["nccl"] = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
         except Exception as e:  # noqa: BLE001 - the row says so
             row["nccl"] = f"unknown ({first_line(e, 80)})"
         q = subprocess.run(
@@ -277,7 +278,9 @@ class Check:
         lines = [
             f"# gpu_check: {m['device']}{' (quick dry run)' if m['quick'] else ''}",
             "",
-            f"{m['date']}; {time.perf_counter() - self.t0:.0f} s of a {m['budget_s']:.0f} s budget so far.",
+            f"{m['date']}: "
+            + (f"done in {m['wall_s']:.0f} s" if "wall_s" in m else f"{time.perf_counter() - self.t0:.0f} s so far")
+            + f" of a {m['budget_s']:.0f} s budget; the rows, as measured, are in rows.jsonl.",
         ]
         for name in ["machine"] + [s[0] for s in STEPS]:
             rows = [r for r in self.rows if r["step"] == name]
@@ -322,16 +325,22 @@ class Check:
         return self.torch.cuda.max_memory_allocated(self.device) / 2**30
 
     def run(self) -> int:
-        for name, share, least in STEPS:
-            if self.args.only and name not in self.args.only:
-                continue
-            self.step = name
-            left = self.deadline - time.perf_counter()
-            if left < least:
-                self.emit({"step": name}, "skipped", note=f"out of time: {max(left, 0):.0f} s of the budget left")
-                continue
-            self.step_end = time.perf_counter() + min(share, left)
-            self.run_step(name, min(share, left))
+        """Every step in turn, each within its share of what is left of the budget."""
+        handlers = {sig: signal.signal(sig, self.on_signal) for sig in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT)}
+        try:
+            for name, share, least in STEPS:
+                if self.args.only and name not in self.args.only:
+                    continue
+                self.step = name
+                left = self.deadline - time.perf_counter()
+                if left < least:
+                    self.emit({"step": name}, "skipped", note=f"out of time: {max(left, 0):.0f} s of the budget left")
+                    continue
+                self.step_end = time.perf_counter() + min(share, left)
+                self.run_step(name, min(share, left))
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         self.meta["wall_s"] = time.perf_counter() - self.t0
         self.write_summary()
         bad = [r["step"] for r in self.rows if r["status"] not in ("ok", "skipped") or r.get("ok") is False]
@@ -347,7 +356,7 @@ class Check:
         dog = threading.Timer(limit + 30, self.watchdog, args=(name,))
         dog.daemon = True
         dog.start()
-        signal.setitimer(signal.ITIMER_REAL, limit + 3)
+        signal.setitimer(signal.ITIMER_REAL, limit)
         try:
             STEP_FUNCS[name](self)
         except StepTimeout:
@@ -490,6 +499,7 @@ def now() -> str:
 def step_preflight(ck: Check) -> None:
     """One render batch and one training iteration (1 G step), warm, under the profiler and
     set_sync_debug_mode('warn'): kernel launches, CPU vs CUDA time, the lines that synchronise."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     from mocohd_cli import render_frames
@@ -523,7 +533,8 @@ def step_preflight(ck: Check) -> None:
                 if ck.cuda:
                     torch.cuda.set_sync_debug_mode(0)
         events = prof.key_averages()
-        device_ms = sum(getattr(e, "self_device_time_total", 0) or 0 for e in events) / 1000
+        kernels = [e for e in events if e.device_type == DeviceType.CUDA and not e.is_user_annotation]
+        device_ms = sum(e.self_device_time_total for e in kernels) / 1000  # as the table's footer sums it
         launches = sum(e.count for e in events if re.match(r"cu(da)?LaunchKernel", e.key))
         syncs: dict[str, int] = {}
         for w in caught:
@@ -580,20 +591,35 @@ def step_render(ck: Check) -> None:
 
 
 def step_train(ck: Check) -> None:
-    """MotionGAN iterations at the authors' sizes; each G and D step timed (synchronised), so an
-    iteration stopped by the share leaves the steps it finished."""
+    """MotionGAN iterations at the authors' sizes (16 clips; halved while they do not fit in the GPU's
+    memory, each try a row); each G and D step timed (synchronised), so an iteration stopped by the
+    share leaves the steps it finished."""
     from mocohd_cli.runtime import enable_tf32
 
     enable_tf32(ck.device)  # as training runs (TF32, cuDNN autotuning)
     s = ck.sizes["train"]
+    for clips in s["clips"]:
+        try:
+            return train_iterations(ck, {**s, "clips": clips})
+        except ck.torch.OutOfMemoryError as e:
+            note = f"out of memory at {clips} clips: {first_line(e, 120)}"
+            if not ck.open:  # out of memory before the first row
+                ck.row(clips=clips)
+            ck.close_open("failed", note)
+        ck.torch.cuda.empty_cache()
+
+
+def train_iterations(ck: Check, s: dict) -> None:
     precision = ck.precision()
-    gan, x = ck.motion_gan(s, precision)
     base = dict(clips=s["clips"], frames=s["frames"], frame_size=s["frame_size"], g_steps=s["g_steps"])
+    r = ck.row(case="iteration 1 (cold)", precision=precision, **base)
+    gan, x = ck.motion_gan(s, precision)
     ck.peak_gb(reset=True)
     for it in range(1, s["iterations"] + 1):
-        r = ck.row(case=f"iteration {it}" + (" (cold)" if it == 1 else ""), precision=precision, **base)
-        if it > 1 and not ck.enough(r, 1.5 * ck.rows[-1].get("seconds", 0)):
-            return
+        if it > 1:
+            r = ck.row(case=f"iteration {it}", precision=precision, **base)
+            if not ck.enough(r, 1.5 * ck.rows[-1].get("seconds", 0)):
+                return
         parts, losses = r.setdefault("parts_s", []), {}
         t0 = time.perf_counter()
         for k in range(s["g_steps"] + 1):
@@ -853,8 +879,6 @@ def main(argv=None) -> int:
     user_home = os.environ.get("MOCOHD_HOME")
     os.environ.pop("MOCOHD_DEBUG", None)
     ck = Check(args, out, work)
-    for sig in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, ck.on_signal)
     ck.step = "machine"
     ck.emit(ck.row(**machine(ck.torch, ck.device, wheels)))
     try:
