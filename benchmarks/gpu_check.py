@@ -184,6 +184,15 @@ def refuse_missing_gpu(device: str) -> None:
         raise SystemExit(1)
 
 
+def output(cmd: list[str]) -> str | None:
+    """The first line ``cmd`` prints, or None (no such program, a failure)."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return p.stdout.strip().splitlines()[0] if p.returncode == 0 and p.stdout.strip() else None
+
+
 def machine(torch, device, wheels: dict) -> dict:
     import platform
 
@@ -195,20 +204,14 @@ def machine(torch, device, wheels: dict) -> dict:
         )
         row.update(gpu_memory_gb=p.total_memory / 2**30, cudnn=torch.backends.cudnn.version())
         try:
-            import torch.cuda.nccl
+            from torch.cuda import nccl
 
-            v = torch.cuda.nccl.version()
+            v = nccl.version()
             row["nccl"] = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
         except Exception as e:  # noqa: BLE001 - the row says so
             row["nccl"] = f"unknown ({first_line(e, 80)})"
-        q = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-        )
-        row["driver"] = q.stdout.strip().splitlines()[0] if q.returncode == 0 and q.stdout.strip() else None
-    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    row.update(commit=git.stdout.strip() or None, wheels=wheels)
+        row["driver"] = output(["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm", "--format=csv,noheader"])
+    row.update(commit=output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]), wheels=wheels)
     try:
         import mocohd_cli
 
@@ -254,8 +257,7 @@ class Check:
         if held:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         try:
-            if r in self.open:
-                self.open.remove(r)
+            self.open = [o for o in self.open if o is not r]
             r = clean({**r, **extra, "status": r.get("status", status), "at_s": time.perf_counter() - self.t0})
             self.rows.append(r)
             with open(self.out / "rows.jsonl", "a") as f:
@@ -294,6 +296,11 @@ class Check:
         tmp = self.out / "summary.md.tmp"
         tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(self.out / "summary.md")
+
+    def tail(self, name: str, lines: int = 3) -> str:
+        """The last lines of output file ``name``, on one line."""
+        text = (self.out / name).read_text(errors="replace").strip().splitlines() if (self.out / name).is_file() else []
+        return " | ".join(x.strip() for x in text[-lines:])[-400:]
 
     def log(self, text: str) -> None:
         with open(self.out / "log.txt", "a") as f:
@@ -701,7 +708,7 @@ def step_tests(ck: Check) -> None:
                 failed.append(case.get("name"))
     r.update(rc=rc, **counts, failures=failed[:20])
     ok = rc == 0 and counts["passed"] > 0 and not failed
-    ck.emit(r, "ok" if ok else ("timeout" if rc == 124 else "failed"))
+    ck.emit(r, "ok" if ok else ("timeout" if rc == 124 else "failed"), **({} if ok else {"tail": ck.tail("tests.txt")}))
 
 
 def step_dist(ck: Check) -> None:
@@ -720,7 +727,7 @@ def step_dist(ck: Check) -> None:
     found = [json.loads(line.split(" ", 1)[1]) for line in text.splitlines() if line.startswith("GPU_CHECK_DIST ")]
     r.update(found[-1] if found else {}, rc=rc)
     ok = rc == 0 and bool(found) and all(v is True for v in found[-1]["checks"].values())
-    ck.emit(r, "ok" if ok else ("timeout" if rc == 124 else "failed"))
+    ck.emit(r, "ok" if ok else ("timeout" if rc == 124 else "failed"), **({} if ok else {"tail": ck.tail("dist.txt")}))
 
 
 def dist_worker(device: str, mib: int) -> None:
@@ -806,7 +813,7 @@ def step_same_seed(ck: Check) -> None:
         a, b = (list(render_frames(M, G, s["frames"], videos=s["videos"], seed=3, dtype=DTYPES[name])) for _ in "ab")
         diff = max(int((x.int() - y.int()).abs().max()) for x, y in zip(a, b, strict=True))
         r.update(bitwise_equal=diff == 0, max_level_diff=diff)
-        ck.emit(r, "ok" if diff == 0 else "failed")
+        ck.emit(r, "ok" if diff == 0 else "differs")
 
 
 def step_resume(ck: Check) -> None:
@@ -837,7 +844,7 @@ def step_resume(ck: Check) -> None:
         for part in ("M", "D_V", "D_I")
     }
     r.update(equal=all(d == 0 for d in diffs.values()), max_abs_diff=diffs, seconds=time.perf_counter() - t)
-    ck.emit(r, "ok" if r["equal"] else "failed")
+    ck.emit(r, "ok" if r["equal"] else "differs")
 
 
 STEP_FUNCS = {
