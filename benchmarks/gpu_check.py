@@ -12,8 +12,9 @@ written as skipped, out of time):
                 ("warn") and the profiler: kernel launches, CPU vs CUDA time, where it synchronises
     render      render_frames fps at 256 and 1024 px, fp32 and bf16 (and synthesis alone)
     train       MotionGAN iterations at the authors' sizes (16 clips x 16 frames, 256 px generator,
-                128 px frames, 5 G steps): every G and D step timed, so a slow one leaves its parts
-    fvd16       `evaluate(["fvd16"], ...)` of the demo against procedural heads
+                128 px frames, 5 G steps; the clips halved while they do not fit): every G and D
+                step timed, so a slow one leaves its parts
+    fvd16       `evaluate(["fvd16"], ...)` of the demo, 128 clips, against procedural heads
     tests       the device-marked tests only (MOCOHD_TEST_DEVICE=DEVICE pytest -m device FILES)
     dist        Dist's collectives on a real group under torchrun: 2 processes when there are 2 GPUs
                 (NCCL; gloo on a CPU), else a 1-process NCCL group, which the row says
@@ -22,8 +23,8 @@ written as skipped, out of time):
 
 Each row is appended to rows.jsonl (and summary.md rewritten) as soon as it is measured, so a
 killed run keeps every finished row; a step stopped at the end of its share writes what it had.
-At most 8 files, all directly in --out (no folders): rows.jsonl, summary.md, log.txt (tracebacks,
-pip), profile.txt (the preflight's profiler tables), tests.txt (pytest), dist.txt (torchrun).
+Six files at most, all directly in --out (no folders): rows.jsonl, summary.md, log.txt
+(tracebacks), profile.txt (the preflight's profiler tables), tests.txt (pytest), dist.txt (torchrun).
 
 Wheels: what the lent GPU machine lacks (WHEELS below; torch, numpy, scipy, torchvision, typer,
 rich, imageio, safetensors, huggingface-hub, pillow and pytest are there) is installed from
@@ -587,9 +588,10 @@ def step_render(ck: Check) -> None:
             M = ck.motion(G)
             list(render_frames(M, G, 3, videos=videos, batch=batch, dtype=dt))  # warm-up
             ck.peak_gb(reset=True)
-            t = time.perf_counter()
-            n = sum(f.shape[0] for f in render_frames(M, G, frames, videos=videos, batch=batch, dtype=dt))
-            r.update(render_fps=n / (time.perf_counter() - t), peak_gb=ck.peak_gb())
+            t, r["frames_done"] = time.perf_counter(), 0
+            for f in render_frames(M, G, frames, videos=videos, batch=batch, dtype=dt):  # progress kept in r
+                r.update(frames_done=r["frames_done"] + f.shape[0], seconds=time.perf_counter() - t)
+            r.update(render_fps=r["frames_done"] / r["seconds"], peak_gb=ck.peak_gb())
             w = G.mapping(torch.randn(batch, G.z_dim, generator=torch.Generator().manual_seed(1)).to(ck.device))
             noise = VideoNoise(G, batch, "fixed", torch.Generator().manual_seed(2), ck.device)(torch.arange(batch))
             with torch.no_grad():
