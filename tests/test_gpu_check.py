@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -93,6 +94,21 @@ def test_each_step_measures_what_it_says(dry_run):
     assert all(r["bitwise_equal"] for r in by["same_seed"]) and len(by["same_seed"]) == 2
     (resume,) = by["resume"]
     assert resume["equal"] and resume["max_abs_diff"] == {"M": 0.0, "D_V": 0.0, "D_I": 0.0}
+
+
+def test_dist_worker_on_a_one_process_group(tmp_path):
+    """The path of a 1-GPU machine: Dist's collectives forced on over a 1-process group (gloo here)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(_env(), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+    cmd = [sys.executable, str(SCRIPT), "--dist-worker", "--device", "cpu", "--dist-mib", "1"]
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    (line,) = [x for x in p.stdout.splitlines() if x.startswith("GPU_CHECK_DIST ")]
+    info = json.loads(line.split(" ", 1)[1])
+    assert info["world"] == 1 and info["backend"] == "gloo" and info["bus_gb_s"] is None
+    assert len(info["checks"]) == 7 and all(v is True for v in info["checks"].values()), info
 
 
 def _check_in_process(tmp_path, monkeypatch, steps, funcs, budget=60.0):
