@@ -14,9 +14,9 @@ one motion training iteration of each domain with the loop's book-keeping at a s
 metric line, one evaluation pass (render and embed 4 videos), one render of 2 videos of 32
 frames (16 forwards of 4 frames) and one inversion step (the
 difference of runs of 4 and 8 steps, divided by 4), with tiny networks (syncs and copies do
-not depend on the sizes). Targets (issue 29): the 1024 px batch-8 forward <= 500 operators
+not depend on the sizes). Targets: the 1024 px batch-8 forward <= 500 operators
 and 0 syncs; a training iteration <= 2 syncs; evaluation and inversion 0 syncs per batch/step.
-Code without device levers (before issue 29) runs its single path.
+Code without device levers (before this harness) runs its single path.
 """
 
 from __future__ import annotations

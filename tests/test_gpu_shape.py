@@ -164,7 +164,7 @@ def test_no_float64_on_mps():
 
 
 def test_config_f_at_1024_px_meets_the_target():
-    """Issue 29's target, at full size on the meta device (real shapes, nothing computed): a
+    """The 1024 px target, at full size on the meta device (real shapes, nothing computed): a
     StyleGAN2 config f forward at 1024 px, batch 8, <= 500 operators, 0 syncs, no copies."""
     from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
 
