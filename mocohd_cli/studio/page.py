@@ -7,14 +7,13 @@ invert with progress and a Stop button, animate) and Training (a run's metrics a
 read-only, refreshed while it trains). Every handler turns a failure into a message on the page.
 
 Gradio is imported when the page is built, so the base install runs without it; nothing is fetched
-at run time (no analytics, no share link, no web fonts: Gradio 5 serves its page from its wheel).
+at run time (no analytics, no share link, no web fonts: Gradio serves its page from its wheel).
 Its cache (uploads, the copies of the files it serves) lives in the output folder, and it serves
 files only from the output folder and the store's training runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import ipaddress
 import os
@@ -23,7 +22,6 @@ import sys
 import threading
 import time
 import traceback
-import warnings
 from collections.abc import Callable
 
 from .. import store
@@ -68,28 +66,28 @@ def exposure(settings: StudioSettings) -> str | None:
 def serve(settings: StudioSettings, on_ready: Callable[[str], None] | None = None, block: bool = True):
     """Build the page and serve it on ``settings.host:port`` until Ctrl-C (``block``; else return
     the running Blocks). ``on_ready(url)`` once it answers."""
-    _gradio()
+    gr = _gradio()
     settings.prepare()
     os.environ["GRADIO_TEMP_DIR"] = str(settings.output / CACHE)  # uploads and served copies stay in the output
     app = build_page(settings)
     from starlette.middleware import Middleware  # Gradio's own web framework
 
     try:
-        with _gradio_6_notices_off():
-            app.queue(default_concurrency_limit=1).launch(
-                app_kwargs={"middleware": [Middleware(PageGuard)]},
-                server_name=settings.host,
-                server_port=settings.port,
-                share=False,
-                inbrowser=False,
-                quiet=True,
-                show_api=False,
-                show_error=False,
-                ssr_mode=False,
-                allowed_paths=[str(p) for p in settings.served],
-                max_file_size=int(settings.max_upload_mb * 1024 * 1024),
-                prevent_thread_lock=True,
-            )
+        app.queue(default_concurrency_limit=1).launch(
+            app_kwargs={"middleware": [Middleware(PageGuard)]},
+            server_name=settings.host,
+            server_port=settings.port,
+            share=False,
+            inbrowser=False,
+            quiet=True,
+            footer_links=["gradio", "settings"],  # no link to the API page
+            theme=_theme(gr),
+            show_error=False,
+            ssr_mode=False,
+            allowed_paths=[str(p) for p in settings.served],
+            max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+            prevent_thread_lock=True,
+        )
     except OSError as e:  # Gradio's message for a taken port names its own settings: say ours
         why = "the port is in use" if "empty port" in str(e) else (e.strerror or str(e))
         raise MocohdError(
@@ -164,12 +162,11 @@ class PageGuard:
             await send({"type": "http.response.body", "body": text})
 
 
-@contextlib.contextmanager
-def _gradio_6_notices_off():
-    """Without Gradio 5's DeprecationWarnings about Gradio 6 (the extra pins gradio < 6)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*Gradio 6")
-        yield
+def _theme(gr):
+    """Gradio's default theme with the system's fonts (its own would be fetched from the Internet)."""
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "Consolas", "monospace"]
+    )
 
 
 def _on_page(gr, fn):
@@ -198,15 +195,12 @@ def build_page(settings: StudioSettings):
     import pandas as pd  # Gradio's own dependency: its plots take data frames
 
     safe = functools.partial(_on_page, gr)
-    theme = gr.themes.Default(
-        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "Consolas", "monospace"]
-    )
     stop_invert = threading.Event()
 
     def model_choices(kind):
         return jobs.usable_models(kind)
 
-    with _gradio_6_notices_off(), gr.Blocks(title="mocohd studio", theme=theme, analytics_enabled=False) as page:
+    with gr.Blocks(title="mocohd studio", analytics_enabled=False) as page:
         gr.Markdown(
             f"# mocohd studio\nStore `{store.home()}` · output folder `{settings.output}` · "
             f"at most {settings.max_frames} frames, {settings.max_videos} videos, uploads of "
