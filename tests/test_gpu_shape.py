@@ -24,6 +24,7 @@ from mocohd_cli.generators.stylegan3 import StyleGAN3Config, StyleGAN3Generator
 from .conftest import randomized_generator, tiny_config
 from .support import gpu_shape as gs
 from .support.gpu_shape import ShapeCounter
+from .test_device_paths import biggan
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -131,23 +132,11 @@ def test_a_diverged_loss_on_the_device_still_stops_the_run(tmp_path):
 def test_no_float64_on_mps():
     """On the stand-in MPS, nothing computes in float64 on the device: BigGAN's mapping, StyleGAN2
     and StyleGAN3 synthesis, the oscillator bank, inversion (w statistics and steps)."""
-    from mocohd_cli.generators import BigGANConfig, BigGANGenerator
     from mocohd_cli.invert import invert
     from mocohd_cli.motion import MotionGenerator
     from mocohd_cli.motion.generator import MotionConfig
 
-    big = BigGANGenerator(
-        BigGANConfig(
-            resolution=32,
-            z_dim=8,
-            embed_dim=8,
-            channel_width=8,
-            num_classes=10,
-            n_stats=5,
-            attention=4,
-            layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1], [True, 1, 1]],
-        )
-    ).eval()
+    big = biggan()  # tiny, 32 px (tests/test_device_paths.py)
     G2, G3 = stylegan2(32), stylegan3()
     M = MotionGenerator(
         MotionConfig(w_dim=G2.w_dim, noise_dim=G2.w_dim, h_dim=8, n_pca=4, oscillators=2),

@@ -50,7 +50,7 @@ def kinds_of(name: str | os.PathLike) -> list[str | None]:
     generator and a motion model), or [None] for a path (its own kind)."""
     if store.resolve(name).origin == "path":
         return [None]
-    return [k for k in KINDS if _resolves(name, k)] or [None]
+    return [k for k in KINDS if resolves(name, k)] or [None]
 
 
 def info_rows(m: ModelInfo) -> list[tuple[str, str]]:
@@ -132,7 +132,8 @@ def _stored_origin(kind: str, image: dict, src: dict) -> str:
     return what
 
 
-def _resolves(name: str, kind: str) -> bool:
+def resolves(name: str, kind: str) -> bool:
+    """Whether ``name`` is a model of ``kind`` that can be used now (shipped, fetched or made)."""
     try:
         store.resolve(name, kind=kind)
     except MocohdError:

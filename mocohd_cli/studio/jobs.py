@@ -27,7 +27,7 @@ from ..errors import MocohdError, UsageError
 from ..invert import StoredLatent, invert_and_store
 from ..loaders.catalog import describe
 from ..loaders.latents import default_name, free_name
-from ..loaders.listing import ListedModel, info_rows, listed_models
+from ..loaders.listing import ListedModel, info_rows, listed_models, resolves
 from ..paths import KeyframePath
 from ..render import RenderConfig, RenderResult, render
 
@@ -100,17 +100,9 @@ def usable_models(kind: str) -> list[str]:
     """The names of ``kind`` a render can use now: shipped, fetched or made (not those still on the Hub)."""
     names = []
     for m in listed_models():
-        if m.kind == kind and m.name not in names and _resolves(m.name, kind):
+        if m.kind == kind and m.name not in names and resolves(m.name, kind):
             names.append(m.name)
     return names
-
-
-def _resolves(name: str, kind: str) -> bool:
-    try:
-        store.resolve(name, kind=kind)
-    except MocohdError:
-        return False
-    return True
 
 
 def model_table() -> list[ListedModel]:
