@@ -459,12 +459,20 @@ def check_keyframe_photos(keys: list, invert_options: dict | None, image) -> Non
     """MocohdError before any work when a photo keyframe would need VGG16 (the perceptual loss of
     ``invert``) and the store has none."""
     photos = [k for k in keys if isinstance(k, Path)]
+    if photos:
+        check_photos_invertible(photos, invert_options, image, "keyframe", "give its latent, {name}, as the keyframe")
+
+
+def check_photos_invertible(photos: list, invert_options: dict | None, image, what: str, then: str) -> None:
+    """MocohdError before any work when ``photos`` (given as ``what``) would be inverted with the
+    perceptual loss and the store has no VGG16; ``then`` says how to use the photo's latent
+    instead (``{name}``: the latent's default name)."""
     if photos and (invert_options or {}).get("loss", "perceptual") == "perceptual" and not have_vgg16():
         raise MocohdError(
-            f"keyframe {photos[0]}: a photo is inverted first, with the perceptual loss, which needs VGG16 "
+            f"{what} {photos[0]}: a photo is inverted first, with the perceptual loss, which needs VGG16 "
             f"weights (not in the store): run `mocohd fetch vgg16`, or invert it with the pixel loss "
-            f"first: `mocohd invert {photos[0]} --image {image} --loss pixel`, then give its latent, "
-            f"{default_name(photos[0])}, as the keyframe"
+            f"first: `mocohd invert {photos[0]} --image {image} --loss pixel`, then "
+            + then.format(name=default_name(photos[0]))
         )
 
 

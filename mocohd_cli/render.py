@@ -56,7 +56,6 @@ from .loaders import load_image_generator
 from .loaders.latents import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
 from .loaders.motion_models import load_motion
 from .loaders.pca_bases import express
-from .loaders.vgg16 import have_vgg16
 from .video import (
     check_fps,
     check_frame_budget,
@@ -578,13 +577,7 @@ def render(
             "or more (more videos take the latents in turn), or fewer --start"
         )
     photos = [s for s in starts if isinstance(s, Path)]
-    if photos and (invert_options or {}).get("loss", "perceptual") == "perceptual" and not have_vgg16():
-        raise MocohdError(
-            f"--start {photos[0]}: a photo is inverted first, with the perceptual loss, which needs VGG16 "
-            f"weights (not in the store): run `mocohd fetch vgg16`, or invert it with the pixel loss "
-            f"first: `mocohd invert {photos[0]} --image {image} --loss pixel`, then "
-            f"`mocohd render --start {default_name(photos[0])} ...`"
-        )
+    paths.check_photos_invertible(photos, invert_options, image, "--start", "`mocohd render --start {name} ...`")
     paths.check_keyframe_photos(keys, invert_options, image)
     fps = check_fps(fmt, fps)
     check_audio_options(cfg.audio, cfg.audio_map, cfg.audio_strength, fmt)

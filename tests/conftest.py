@@ -137,3 +137,23 @@ def save_rosinality(G: StyleGAN2Generator, path):
 def rosinality_pt(tmp_path):
     """An 8 px randomized generator saved as a rosinality checkpoint, tmp_path / "g.pt"."""
     return save_rosinality(randomized_generator(tiny_config(8)), tmp_path / "g.pt")
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A tiny image generator (w 16) and a motion model made 'with' it: (generator file, motion file)."""
+    from mocohd_cli.loaders.motion_models import save_motion
+    from mocohd_cli.motion import MotionConfig, MotionGenerator
+    from mocohd_cli.pca import fit_pca
+
+    G = randomized_generator(tiny_config(16, z_dim=16, w_dim=16))
+    gpath = tmp_path / "g.safetensors"
+    h = save_canonical(gpath, G)
+    basis = fit_pca(G, samples=2000, batch=500)
+    torch.manual_seed(0)
+    M = MotionGenerator(
+        MotionConfig(w_dim=16, noise_dim=16, h_dim=8, n_pca=8, w_residual=1.0), basis.components, basis.stdev
+    )
+    mpath = tmp_path / "m.safetensors"
+    save_motion(mpath, M, image={"image_name": "g", "image_sha256": h.weights_sha256})
+    return gpath, mpath

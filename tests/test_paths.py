@@ -12,30 +12,14 @@ from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.frames import draw_w1
 from mocohd_cli.loaders import load_image_generator
 from mocohd_cli.loaders.latents import Latent, save_latent
-from mocohd_cli.loaders.motion_models import load_motion, save_motion
+from mocohd_cli.loaders.motion_models import load_motion
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.motion.stats import motion_stats
 from mocohd_cli.pca import fit_pca
 
-from .conftest import randomized_generator, run, save_canonical, tiny_config
+from .conftest import randomized_generator, run, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny forwards (tests/conftest.py)
-
-
-@pytest.fixture
-def pair(tmp_path):
-    """A tiny image generator (w 16) and a motion model made 'with' it (as tests/test_render.py's)."""
-    G = randomized_generator(tiny_config(16, z_dim=16, w_dim=16))
-    gpath = tmp_path / "g.safetensors"
-    h = save_canonical(gpath, G)
-    basis = fit_pca(G, samples=2000, batch=500)
-    torch.manual_seed(0)
-    M = MotionGenerator(
-        MotionConfig(w_dim=16, noise_dim=16, h_dim=8, n_pca=8, w_residual=1.0), basis.components, basis.stdev
-    )
-    mpath = tmp_path / "m.safetensors"
-    save_motion(mpath, M, image={"image_name": "g", "image_sha256": h.weights_sha256})
-    return gpath, mpath
 
 
 def _walk(M, w1, frames, loop, seed=1, **kw):
@@ -378,3 +362,15 @@ def test_the_library_checks_what_it_is_given(pair):
         R.render_frames(M, G, 16, track=path.track(G, [1, 2], fps=4, loop=True))
     with pytest.raises(UsageError, match="a loop needs at least 3 frames, got 2"):
         R.render_frames(M, G, 2, loop=True)
+
+
+def test_a_photo_that_needs_vgg16_is_refused_before_any_work(monkeypatch, tmp_path):
+    """A photo start or keyframe inverted with the perceptual loss needs VGG16: one line that says how
+    to go on (the pixel loss names the same command for both); the pixel loss needs nothing."""
+    monkeypatch.setattr(P, "have_vgg16", lambda: False)
+    photo = tmp_path / "me.png"
+    with pytest.raises(MocohdError, match=r"^keyframe .*me.png: a photo .* give its latent, me, as the keyframe$"):
+        P.check_keyframe_photos([3, photo], None, "demo")
+    with pytest.raises(MocohdError, match=r"^--start .*me.png: .*`mocohd render --start me \.\.\.`$"):
+        P.check_photos_invertible([photo], {}, "demo", "--start", "`mocohd render --start {name} ...`")
+    P.check_photos_invertible([photo], {"loss": "pixel"}, "demo", "--start", "")

@@ -35,22 +35,6 @@ def _read_video(path):
     return meta, frames
 
 
-@pytest.fixture
-def pair(tmp_path):
-    """A tiny image generator (w 16) and a motion model trained 'with' it."""
-    G = randomized_generator(tiny_config(16, z_dim=16, w_dim=16))
-    gpath = tmp_path / "g.safetensors"
-    h = save_canonical(gpath, G)
-    basis = fit_pca(G, samples=2000, batch=500)
-    torch.manual_seed(0)
-    M = MotionGenerator(
-        MotionConfig(w_dim=16, noise_dim=16, h_dim=8, n_pca=8, w_residual=1.0), basis.components, basis.stdev
-    )
-    mpath = tmp_path / "m.safetensors"
-    save_motion(mpath, M, image={"image_name": "g", "image_sha256": h.weights_sha256})
-    return gpath, mpath
-
-
 def test_mp4_has_the_frames_size_and_fps(tmp_path, pair):
     g, m = pair
     r = R.render(tmp_path / "v.mp4", R.RenderConfig(motion=m, image=g, frames=9, fps=15, device="cpu"))
