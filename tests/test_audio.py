@@ -15,7 +15,6 @@ from mocohd_cli.loaders import load_image_generator
 from mocohd_cli.loaders.motion_models import load_motion
 
 from .conftest import run
-from .test_render import pair  # noqa: F401 - the tiny generator and motion model
 
 RATE = 22050
 
@@ -73,7 +72,7 @@ def test_read_audio_decodes_with_ffmpeg_and_frames_follow_the_duration(tmp_path)
     assert A.frame_count(samples, rate, 12) == 18
 
 
-def test_loud_music_moves_the_motion_and_silence_holds_it(pair):  # noqa: F811
+def test_loud_music_moves_the_motion_and_silence_holds_it(pair):
     g, m = pair
     G, M = load_image_generator(g), load_motion(m)
     n = 12
@@ -96,7 +95,7 @@ def test_loud_music_moves_the_motion_and_silence_holds_it(pair):  # noqa: F811
     assert float(speed[1:].min()) > 1.2  # loud: faster than the motion model's own pace
 
 
-def test_same_audio_and_seed_same_frames_and_the_bands_move_the_frames(tmp_path, pair):  # noqa: F811
+def test_same_audio_and_seed_same_frames_and_the_bands_move_the_frames(tmp_path, pair):
     g, m = pair
     song = write_wav(tmp_path / "s.wav", sine(80, 1.0) * np.linspace(0, 1, RATE, dtype=np.float32))
 
@@ -121,7 +120,7 @@ def probe(path):
 
 
 @pytest.mark.parametrize("name,frames", [("v.mp4", None), ("v.webm", None), ("cut.mp4", 6), ("pad.mp4", 20)])
-def test_the_audio_is_muxed_in_sync(tmp_path, pair, capsys, name, frames):  # noqa: F811
+def test_the_audio_is_muxed_in_sync(tmp_path, pair, capsys, name, frames):
     g, m = pair
     song = write_wav(tmp_path / "s.wav", sine(300, 1.3))
     args = ["render", str(tmp_path / name), "--motion", str(m), "--image", str(g), "--fps", "10"]
