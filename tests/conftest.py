@@ -15,6 +15,38 @@ from mocohd_cli.cli import entry
 from mocohd_cli.formats import canonical, rosinality
 from mocohd_cli.generators import StyleGAN2Config, StyleGAN2Generator
 
+# ---------------------------------------------------------------- the suite's workers
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, cut to a container's CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` starts one worker per usable core (pytest-xdist alone would not see a quota)."""
+    return usable_cores()
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker takes its share of the cores, for torch and for the commands
+    it runs in subprocesses: two workers with two threads each on two cores spin against each other."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        share = max(1, usable_cores() // workers)
+        torch.set_num_threads(share)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+
+
 # ---------------------------------------------------------------- every test
 
 
