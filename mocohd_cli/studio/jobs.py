@@ -234,11 +234,8 @@ def preview_size(settings: StudioSettings, image: str) -> int | None:
     """The side of a preview's videos with generator ``image``: ``settings.preview_size``, or the
     generator's resolution when smaller (None, full size, when its file does not say it)."""
     try:
-        resolution = int(
-            read_header(store.resolve(check_store_name(image, "the image generator"), "image").path).config[
-                "resolution"
-            ]
-        )
+        path = store.resolve(check_store_name(image, "the image generator"), "image").path
+        resolution = int(read_header(path).config["resolution"])
     except (MocohdError, KeyError, TypeError, ValueError):
         return None
     return min(settings.preview_size, resolution)
