@@ -4,6 +4,7 @@
     w1 = draw_w1(G, videos, generator)                                        # z -> w_1, per video
     noise = VideoNoise(G, videos, "fixed", generator)                          # per-layer noise maps
     images = synthesize(G, ws, noise(video_of), classes, truncation)          # [N, 3, R, R] in [-1, 1]
+    small = synthesize(G, ws, noise(video_of), size=64)                       # [N, 3, 64, 64]: a quick look
 
 ``synthesize`` is the one place where w's become images: the truncation
 lerp toward ``w_avg`` (BigGAN: also its batch-norm statistics), the class
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from .classes import one_hot, parse_classes
 from .edits import LatentEdit
@@ -62,6 +64,21 @@ def check_truncation(truncation, G=None) -> float:
             f"truncation must be in (0, 1] for {G.family} (its stored batch-norm statistics), got {truncation}"
         )
     return psi
+
+
+def check_size(size, G=None) -> int | None:
+    """``size`` (the side of the frames, in pixels) as an int: None (the generator's resolution)
+    or a power of two >= 4, and at most ``G``'s resolution when ``G`` is given. Else a UsageError."""
+    if size is None:
+        return None
+    top = G.resolution if G is not None else None
+    n = 0
+    if isinstance(size, (int, float)) and not isinstance(size, bool) and math.isfinite(size) and size == int(size):
+        n = int(size)
+    if n < 4 or n & (n - 1) or (top is not None and n > top):
+        where = f" in 4..{top} ({_image_name(G)} makes {top} px frames)" if top is not None else ", at least 4"
+        raise UsageError(f"size must be a power of two{where}, got {size!r}")
+    return n
 
 
 def _image_name(G) -> str:  # "the stylegan2 image generator 'ffhq'"
@@ -168,6 +185,7 @@ def synthesize(
     dtype: torch.dtype | None = None,
     camera: torch.Tensor | None = None,
     edit: LatentEdit | None = None,
+    size: int | None = None,
 ) -> torch.Tensor:
     """Frames from w's: [N, w_dim] -> [N, 3, R, R] float32 in [-1, 1]; differentiable w.r.t. ``ws``.
 
@@ -178,8 +196,14 @@ def synthesize(
     synthesis's compute dtype (e.g. torch.bfloat16), None for the dtype of ``ws``. ``camera``
     [N, 3, 3] (StyleGAN3 only): each frame's camera, moving the view through the generator's input
     transform (``generators.stylegan3.camera_matrix``). ``edit`` (``edits.LatentEdit``): the
-    truncation on its cutoff's w's only, then its edits added to every frame's w's.
+    truncation on its cutoff's w's only, then its edits added to every frame's w's. ``size``
+    (``check_size``: a power of two up to R): [N, 3, size, size] frames, for a quick preview.
+    StyleGAN2 stops its synthesis at the block of that resolution (the image its skip
+    connections have summed so far: the coarse layers' picture, without the finer blocks' detail,
+    and without their cost); StyleGAN3 and BigGAN, which have no image before their last layer,
+    synthesise at R and shrink by averaging (``F.interpolate``'s 'area', an exact box filter).
     """
+    size = check_size(size, G)
     if ws.shape[-1] != G.w_dim:
         raise UsageError(f"ws are {ws.shape[-1]}-d but {_image_name(G)} has a {G.w_dim}-d w")
     if classes is not None and not G.c_dim:
@@ -200,7 +224,11 @@ def synthesize(
         if getattr(G, "family", None) != "stylegan3":
             raise UsageError(f"a camera track moves StyleGAN3's input transform; {_image_name(G)} has none")
         cond["camera"] = camera
-    return G.synthesis(ws, noise=noise, dtype=dtype, **cond).float()
+    if size is None or size == G.resolution:
+        return G.synthesis(ws, noise=noise, dtype=dtype, **cond).float()
+    if G.family == "stylegan2":
+        return G.synthesis(ws, noise=noise, dtype=dtype, size=size, **cond).float()
+    return F.interpolate(G.synthesis(ws, noise=noise, dtype=dtype, **cond).float(), size=(size, size), mode="area")
 
 
 def _device(G) -> torch.device:

@@ -44,6 +44,7 @@ from .frames import (
     VideoNoise,
     check_noise,
     check_pair,
+    check_size,
     check_truncation,
     class_vectors,
     draw_classes,
@@ -56,6 +57,7 @@ from .loaders import load_image_generator
 from .loaders.latents import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
 from .loaders.motion_models import load_motion
 from .loaders.pca_bases import express
+from .stopping import Cancelled
 from .video import (
     check_fps,
     check_frame_budget,
@@ -145,6 +147,7 @@ def render_frames(
     loop: bool = False,
     track: paths.KeyframeTrack | None = None,
     audio: AudioDrive | None = None,
+    size: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the videos' frames one time step at a time: [videos, H, W, 3] uint8 (CPU).
 
@@ -171,6 +174,7 @@ def render_frames(
     follow a keyframe path (``paths.KeyframePath.track``; ``frames`` is its ``frames``).
     ``audio`` (``audio.audio_drive``): the music scales each frame's motion step and moves its
     w's along the bands' directions (no loop).
+    ``size``: frames of size x size pixels, a power of two up to G's resolution (``frames.synthesize``).
     """
     check_noise(noise)
     frames, videos, seed, truncation, interpolate, batch = check_numbers(
@@ -178,7 +182,8 @@ def render_frames(
     )
     moves = camera is not None and camera.moves
     paths.check_track(track, frames, interpolate, loop, start, class_to, moves)
-    check_frame_budget(videos, G.resolution, G.resolution, grid=False)
+    size = check_size(size, G)
+    check_frame_budget(videos, size or G.resolution, size or G.resolution, grid=False)
     labels = check_pair(M, G, classes, truncation)
     label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
     if start is not None:
@@ -213,6 +218,7 @@ def render_frames(
         loop=loop,
         track=track,
         audio=audio,
+        size=size,
     )
 
 
@@ -378,6 +384,8 @@ def _frames(
     loop: bool = False,
     track: paths.KeyframeTrack | None = None,
     audio: AudioDrive | None = None,
+    size: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ):
     device = next(G.parameters()).device
     M = M.to(device)
@@ -420,6 +428,8 @@ def _frames(
             done += steps
             images = []
             for i in range(0, flat.shape[0], batch):
+                if should_stop is not None and should_stop():
+                    raise Cancelled("the render was cancelled: nothing written")
                 part = slice(i, i + batch)
                 img = synthesize(
                     G,
@@ -430,6 +440,7 @@ def _frames(
                     dtype,
                     None if cams is None else cams[part].to(device),
                     edit if audio is None else audio.edit(edit, at[part]),
+                    size,
                 )
                 images.append(to_uint8(img))
             # one copy to the host per chunk of steps, not one per batch (each waits for the device)
@@ -476,6 +487,9 @@ class RenderConfig:
     (``frames`` None: ``DEFAULT_FRAMES`` without audio); ``audio_map`` (``audio.parse_audio_map``:
     "low=pca:0,high=sefa:3", "none"; None: ``audio.DEFAULT_MAP``) and ``audio_strength`` (in
     standard deviations of w, as edits'): the bands' directions.
+    ``size``: frames of size x size pixels, a power of two up to the generator's resolution (checked
+    once it is loaded): StyleGAN2 stops its synthesis at that block, the others shrink their frames
+    (``frames.synthesize``); None: the generator's resolution.
     """
 
     motion: str | os.PathLike = "demo"
@@ -507,6 +521,7 @@ class RenderConfig:
     audio: str | os.PathLike | None = None
     audio_map: str | dict | None = None
     audio_strength: float = 1.0
+    size: int | None = None  # frames of size x size px (a quick preview); None: the generator's resolution
 
     def __post_init__(self):
         videos = 1 if self.videos is None else self.videos  # None stands for a count known later
@@ -533,6 +548,7 @@ class RenderConfig:
         self.edits, self.edit_layers, self.truncation_cutoff = check_edit_options(
             self.edits, self.edit_layers, self.truncation_cutoff
         )
+        self.size = check_size(self.size)
 
 
 def render(
@@ -542,6 +558,7 @@ def render(
     on_start: Callable[[int, str | None], None] | None = None,
     on_frame: Callable[[int], None] | None = None,
     on_note: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> RenderResult:
     """Render videos to ``out`` as ``config`` says (default: ``RenderConfig()``): ``videos`` videos
     of ``frames`` motion steps with a motion model and an image generator.
@@ -555,7 +572,9 @@ def render(
     (``videos`` None: as many as there are; more: they are used in turn; fewer: a UsageError,
     none is dropped); a photo needs VGG16 in the store unless ``invert_options`` picks the
     pixel loss (checked first). ``on_note(text)`` hears about long steps (an inversion) before
-    them.
+    them. ``should_stop()`` is asked before each batch of frames: once it says True the render
+    stops, removes what it had written (no partial file is left, as on Ctrl-C) and raises
+    ``stopping.Cancelled``.
 
     Without ``classes``, a class-conditional generator shows the classes the motion model was
     trained on with this generator, else classes drawn from the seed.
@@ -593,7 +612,8 @@ def render(
     for path in output_paths(out, videos, grid):  # before loading anything: fail fast
         check_output(path, fmt)
     G = load_image_generator(image, device=cfg.device)
-    check_frame_budget(videos, G.resolution, G.resolution, grid)
+    size = check_size(cfg.size, G) or G.resolution
+    check_frame_budget(videos, size, size, grid)
     M = load_motion(motion, device=next(G.parameters()).device)
     source_sha = M.image.get("image_sha256")
     M, note = express(M, G, image)  # another generator (any w size): its PCA basis
@@ -673,6 +693,8 @@ def render(
         loop=cfg.loop,
         track=track,
         audio=drive,
+        size=size,
+        should_stop=should_stop,
     )
     written, count, size = write_videos(
         stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos)), sound

@@ -13,6 +13,9 @@ after the step it is in, keeping what it has; a second one stops it at once.
 ``KeyboardInterrupt`` for Ctrl-C (130), ``Terminated`` for SIGTERM (143), with an ``outcome``
 attribute saying what was kept. Handlers are installed in the main thread only (elsewhere
 Python allows none, and the flag stays down).
+
+A job that a caller, not a signal, stops (``render.render``'s ``should_stop``, the studio's Cancel
+button) raises ``Cancelled`` once it has removed what it had begun to write.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+
+
+class Cancelled(Exception):
+    """A job stopped at its caller's request (a ``should_stop`` callback said so), having removed
+    what it had begun to write; not an error (the studio's Cancel button)."""
 
 
 class Terminated(KeyboardInterrupt):

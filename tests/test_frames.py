@@ -390,6 +390,50 @@ def test_synthesize_refuses_what_cannot_work(tiny_generator):
         fr.synthesize(G, torch.randn(2, 32), classes=[1, 2])
 
 
+@pytest.mark.parametrize("working_set", [16 << 20, 1])  # 1: every block runs one frame at a time
+def test_a_small_stylegan2_frame_is_its_blocks_own_image(working_set):
+    """synthesize(size=r) stops StyleGAN2 at block r: exactly the image that block hands on in a
+    full-size synthesis (caught by a hook), and the full size is the synthesis as it was, bit for bit."""
+    G = randomized_generator(tiny_config(resolution=32))
+    G.synthesis.working_set_bytes = working_set
+    w = G.mapping(torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(2))).detach()
+    noise = G.synthesis.make_noise(3, generator=torch.Generator().manual_seed(1))
+    seen = {r: [] for r in (4, 8, 16)}
+    hooks = [
+        getattr(G.synthesis, f"b{r}").register_forward_hook(lambda m, i, out, r=r: seen[r].append(out[1].clone()))
+        for r in seen
+    ]
+    with torch.no_grad():
+        full = G.synthesis(w, noise=noise)
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        for r, images in seen.items():
+            small = fr.synthesize(G, w, noise, size=r)
+            assert small.shape == (3, 3, r, r) and torch.equal(small, torch.cat(images))
+        assert torch.equal(fr.synthesize(G, w, noise), full) and torch.equal(fr.synthesize(G, w, noise, size=32), full)
+        assert torch.equal(G.synthesis(w, noise=noise, size=32), full)
+
+
+def test_other_families_shrink_their_full_size_frames(biggan):
+    G = biggan
+    w = G.mapping(torch.randn(2, G.w_dim))
+    with torch.no_grad():
+        full = fr.synthesize(G, w, classes=[207, 3], truncation=0.5)
+        half = fr.synthesize(G, w, classes=[207, 3], truncation=0.5, size=G.resolution // 2)
+    assert half.shape == (2, 3, G.resolution // 2, G.resolution // 2)
+    torch.testing.assert_close(half, F.avg_pool2d(full, 2))  # 'area': each pixel the mean of its 2x2
+
+
+@pytest.mark.parametrize("size", [0, 2, 3, 12, 64, 2.5, True, "16", float("nan")])
+def test_a_size_that_is_not_a_power_of_two_up_to_the_resolution_is_refused(tiny_generator, size):
+    with pytest.raises(UsageError, match=r"^size must be a power of two in 4\.\.16 \(the stylegan2 image generator"):
+        fr.synthesize(tiny_generator, torch.randn(1, 32), size=size)
+    assert fr.check_size(None, tiny_generator) is None and fr.check_size(8.0, tiny_generator) == 8
+    with pytest.raises(UsageError, match=r"^size must be a power of two in 4\.\.16, got"):
+        tiny_generator.synthesis(torch.randn(1, 32), size=2)  # the network's own check
+
+
 # ----------------------------------------------------------------------------
 # The per-video draws
 

@@ -23,6 +23,7 @@ from mocohd_cli.loaders.motion_models import load_motion, save_motion
 from mocohd_cli.loaders.pca_bases import express, find_cached, load_pca, pca_for
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.pca import fit_pca
+from mocohd_cli.stopping import Cancelled
 
 from .conftest import randomized_generator, run, save_canonical, tiny_config
 from .test_invert import trained_looking_generator  # a tiny generator that inversions succeed with
@@ -203,6 +204,32 @@ def test_cli_render_default_models(tmp_path, capsys):
     meta, frames = _read_video(tmp_path / "demo.mp4")
     assert len(frames) == 3 and tuple(meta["size"]) == (128, 64)  # two 64 px tiles side by side
     assert "frames/s" in out
+
+
+def test_render_size_makes_small_frames_and_is_refused_beyond_the_generator(tmp_path, capsys):
+    code, out, err = run(capsys, "render", str(tmp_path / "small.mp4"), "-n", "3", "--size", "16", "--device", "cpu")
+    assert code == 0, err
+    meta, frames = _read_video(tmp_path / "small.mp4")
+    assert len(frames) == 3 and tuple(meta["size"]) == (16, 16) and "frames of 16x16" in out
+    code, _, err = run(capsys, "render", str(tmp_path / "big.mp4"), "-n", "3", "--size", "128", "--device", "cpu")
+    assert code == 2 and err.count("\n") == 1 and "size must be a power of two in 4..64" in err
+    assert "'demo' makes 64 px frames" in err and not (tmp_path / "big.mp4").exists()
+
+
+def test_a_render_asked_to_stop_is_cancelled_and_leaves_nothing(tmp_path, pair):
+    g, m = pair
+    asked = []
+
+    def should_stop():  # says stop at its third question (a batch of frames each)
+        asked.append(1)
+        return len(asked) >= 3
+
+    config = R.RenderConfig(motion=m, image=g, frames=40, batch=2, device="cpu")
+    out = tmp_path / "out"
+    with pytest.raises(Cancelled, match="cancelled: nothing written"):
+        R.render(out / "v.mp4", config, should_stop=should_stop)
+    assert len(asked) == 3 and list(out.iterdir()) == []  # no video, no temporary
+    assert R.render(out / "v.mp4", config, should_stop=lambda: False).frames == 40
 
 
 def test_failure_mid_stream_leaves_nothing(tmp_path):
@@ -407,6 +434,8 @@ def test_encoder_failure_is_one_line_and_keeps_the_old_file(tmp_path, pair, caps
         (["-n", "0"], "frames must be at least 1"),
         (["--interpolate", "0"], "interpolate must be at least 1"),
         (["--batch", "0"], "batch must be at least 1"),
+        (["--size", "48"], "size must be a power of two, at least 4, got 48"),
+        (["--size", "2"], "size must be a power of two, at least 4, got 2"),
     ],
 )
 def test_numbers_are_checked_before_anything_is_loaded(tmp_path, capsys, args, message):

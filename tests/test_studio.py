@@ -3,7 +3,7 @@ headless browser (Debian's Chromium driven by Playwright; nothing is downloaded)
 
 One studio serves the whole module: ``python -m mocohd_cli studio`` on a free port of 127.0.0.1,
 with its own store (the shipped demo models, a latent-free store and a training run made here)
-and output folder, uploads limited to 1 MB and renders to 64 frames. The browser tests skip, and
+and output folder, uploads limited to 1 MB, renders to 64 frames and previews to 32 px. The browser tests skip, and
 say why, where Gradio (the studio extra), Playwright or Chromium is missing; `.ci/run` installs
 them. ``MOCOHD_SCREENSHOTS=1`` also writes the docs' screenshots (examples/studio-*.png).
 """
@@ -27,7 +27,8 @@ import imageio_ffmpeg
 import pytest
 from PIL import Image
 
-from mocohd_cli.errors import UsageError
+from mocohd_cli.errors import MocohdError, UsageError
+from mocohd_cli.stopping import Cancelled
 from mocohd_cli.studio import RenderOptions, StudioSettings, exposure, jobs, runs as studio_runs
 
 from .conftest import run
@@ -45,7 +46,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-MAX_FRAMES, MAX_UPLOAD_MB = 64, 1
+MAX_FRAMES, MAX_UPLOAD_MB, PREVIEW_SIZE = 64, 1, 32
 SECRET = "not for the studio's visitors"
 
 
@@ -144,6 +145,57 @@ def test_the_page_names_models_latents_and_directions_never_paths(tmp_path, opti
         jobs.render_config(StudioSettings(output=tmp_path / "out"), options)
 
 
+def test_a_preview_is_a_grid_of_small_frames(tmp_path):
+    settings = StudioSettings(output=tmp_path / "out", preview_size=16)
+    result = jobs.preview(settings, RenderOptions(frames=3))
+    assert (result.videos, result.frames, result.size) == (4, 3, (32, 32))  # 2x2 videos of 16 px
+    assert video_frames(result.paths[0]) == (3, 32, 32)
+    assert jobs.preview_size(StudioSettings(output=tmp_path), "demo") == 64  # the demo's own 64 px, not 128
+    for bad in (48, 2, 2048):
+        with pytest.raises(UsageError, match="--preview-size must be a power of two in 4..1024"):
+            StudioSettings(output=tmp_path, preview_size=bad)
+
+
+def test_stopping_one_job_leaves_another_running_and_removes_what_it_wrote(tmp_path):
+    """Two pages' renders at once: the Stop of one stops its job alone; the stopped one leaves no
+    file, the other writes its whole video."""
+    settings = StudioSettings(output=tmp_path / "out")
+    stops = jobs.StopFlags()
+    both_started, stopped = threading.Barrier(3, timeout=60), threading.Event()
+    outcome = {}
+
+    def job(key):
+        def on_frame(n, total):
+            if n == 1:  # each job waits, its first frame made, until one of them is stopped
+                both_started.wait()
+                stopped.wait(timeout=60)
+
+        try:
+            with stops.running(key) as should_stop:
+                assert stops.is_running(key)
+                outcome[key] = jobs.render_video(
+                    settings, RenderOptions(frames=24), key.split("/")[0], on_frame=on_frame, should_stop=should_stop
+                )[0]
+        except Cancelled as e:
+            outcome[key] = e
+
+    threads = [threading.Thread(target=job, args=(key,)) for key in ("one/render", "two/render")]
+    for t in threads:
+        t.start()
+    both_started.wait()
+    assert stops.stop("one/render") and not stops.stop("three/render")  # another page: no job, nothing stopped
+    stopped.set()
+    for t in threads:
+        t.join(timeout=120)
+    assert isinstance(outcome["one/render"], Cancelled) and "nothing written" in str(outcome["one/render"])
+    assert outcome["two/render"].frames == 24 and video_frames(settings.output / "two.mp4") == (24, 64, 64)
+    assert sorted(p.name for p in settings.output.iterdir() if p.is_file()) == ["two.mp4"]  # no half of one.mp4
+    assert not stops.is_running("one/render") and not stops.is_running("two/render")
+    with stops.running("one/render"), pytest.raises(MocohdError, match="already running"):
+        with stops.running("one/render"):
+            pass
+
+
 def test_a_training_runs_metrics_are_read_as_series_and_a_cut_line_is_skipped(isolated_store):
     folder = write_run(isolated_store)
     with (folder / "metrics.jsonl").open("a") as f:
@@ -239,6 +291,7 @@ def studio(tmp_path_factory):
     )
     port = _free_port()
     args = ["--port", str(port), "--output", str(out), "--max-upload-mb", str(MAX_UPLOAD_MB)]
+    args += ["--preview-size", str(PREVIEW_SIZE)]
     process = subprocess.Popen(
         [sys.executable, "-m", "mocohd_cli", "studio", *args, "--max-frames", str(MAX_FRAMES)],
         cwd=root,
@@ -332,7 +385,8 @@ def test_preview_then_render_then_download_a_valid_video_and_never_replace_it(pa
     fill(page, "#seed", "3")
     page.click("#preview")
     page.wait_for_function("document.querySelector('#message').innerText.includes('preview:')")
-    assert "4 video(s) of 12 frames, 128x128" in page.inner_text("#message")
+    assert f"4 video(s) of 12 frames, {2 * PREVIEW_SIZE}x{2 * PREVIEW_SIZE}" in page.inner_text("#message")
+    assert video_frames(studio.out / "previews" / "preview.mp4") == (12, 2 * PREVIEW_SIZE, 2 * PREVIEW_SIZE)
     fill(page, "#file-name", "take")
     page.click("#render")
     page.wait_for_selector("#download a")
@@ -383,6 +437,20 @@ def test_stop_ends_an_inversion_early_and_keeps_the_best_latent(page, studio):
     page.wait_for_function("document.querySelector('#latent').innerText.includes('stored latent')")
     text = page.inner_text("#latent")
     assert "stored latent stopped (stopped early" in text and (studio.home / "latent" / "stopped.safetensors").is_file()
+
+
+def test_cancel_stops_a_render_and_leaves_no_file(page, studio):
+    page.get_by_role("tab", name="Render").click()
+    fill(page, "#frames", str(MAX_FRAMES))
+    fill(page, "#videos", "16")
+    fill(page, "#file-name", "cancelled")
+    page.click("#render")
+    page.wait_for_selector("#message >> text=rendering", timeout=30_000)  # the progress bar runs
+    page.click("#cancel")
+    page.wait_for_function("document.querySelector('#message').innerText.includes('cancelled: nothing written')")
+    assert not any(studio.out.glob("cancelled*"))
+    page.click("#cancel")  # nothing of this page is running now
+    page.wait_for_function("document.querySelector('#message').innerText.includes('nothing to cancel')")
 
 
 def test_a_training_runs_metrics_and_samples_are_shown_and_follow_the_run(page, studio):

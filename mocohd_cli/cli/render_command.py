@@ -115,6 +115,12 @@ AudioMap = option(
 AudioStrength = option(
     float, "--audio-strength", help="How far a band at full energy moves its direction (stdevs of w)."
 )
+Size = option(
+    int | None,
+    "--size",
+    help="Frame side in px, a power of two up to the generator's resolution, for a quick look: StyleGAN2 stops "
+    "its synthesis at that block (fast), StyleGAN3 and BigGAN shrink their full-size frames.",
+)
 # option -> KeyframePath field
 PATH_OPTIONS = dict(
     keyframes="keys", path="path", easing="easing", seconds="seconds", space="space", motion_weight="motion_weight"
@@ -159,6 +165,7 @@ def render(
     audio: Audio = RenderConfig.audio,
     audio_map: AudioMap = RenderConfig.audio_map,
     audio_strength: AudioStrength = RenderConfig.audio_strength,
+    size: Size = RenderConfig.size,
 ):
     """Render videos: a motion model walks the latent space of an image generator.
 

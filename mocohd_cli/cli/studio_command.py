@@ -19,6 +19,12 @@ Output = option(Path, "--output", "-o", help="Folder of the renders (and the pag
 MaxUpload = option(float, "--max-upload-mb", help="Largest photo or music file the page accepts, in MB.")
 MaxFrames = option(int, "--max-frames", help="Most frames per video the page renders.")
 MaxVideos = option(int, "--max-videos", help="Most videos per render.")
+PreviewSize = option(
+    int,
+    "--preview-size",
+    help="Side in px of each video of a preview (a power of two; a smaller generator's own): StyleGAN2 stops "
+    "its synthesis there, others shrink their frames.",
+)
 
 
 def studio(
@@ -28,6 +34,7 @@ def studio(
     max_upload_mb: MaxUpload = StudioSettings.max_upload_mb,
     max_frames: MaxFrames = StudioSettings.max_frames,
     max_videos: MaxVideos = StudioSettings.max_videos,
+    preview_size: PreviewSize = StudioSettings.preview_size,
 ):
     """A local web page to pick models, preview and render videos, animate a photo and watch a training run.
 
@@ -35,7 +42,13 @@ def studio(
     over a file without asking, and serves no other files. Needs the studio extra:
     pip install 'mocohd-cli[studio]'. Training itself starts on the command line (mocohd train)."""
     settings = StudioSettings(
-        output=output, host=host, port=port, max_upload_mb=max_upload_mb, max_frames=max_frames, max_videos=max_videos
+        output=output,
+        host=host,
+        port=port,
+        max_upload_mb=max_upload_mb,
+        max_frames=max_frames,
+        max_videos=max_videos,
+        preview_size=preview_size,
     )
     warning = exposure(settings)
     if warning:

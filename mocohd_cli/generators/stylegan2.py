@@ -271,7 +271,10 @@ class SynthesisNetwork(nn.Module):
         noise: list[torch.Tensor] | None = None,  # per layer [B or 1, 1, r, r]; overrides noise_mode
         impl: str = "fast",
         dtype: torch.dtype | None = None,  # activation/convolution dtype (fast path), e.g. torch.bfloat16
-    ) -> torch.Tensor:  # [B, img_channels, R, R], float32
+        size: int | None = None,  # stop after the block of this resolution (a power of two in 4..R)
+    ) -> torch.Tensor:  # [B, img_channels, size or R, size or R], float32
+        """The image of ``ws``; with ``size`` the image the skip architecture has summed up to the
+        block of that resolution, without running the larger blocks (a fast low-resolution frame)."""
         if ws.ndim == 2:
             ws = ws.unsqueeze(1).expand(-1, self.num_ws, -1)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.cfg.w_dim):
@@ -291,13 +294,17 @@ class SynthesisNetwork(nn.Module):
         elif len(noise) != len(layers):
             raise UsageError(f"expected {len(layers)} noise maps, got {len(noise)}")
 
+        sizes = self.cfg.block_resolutions
+        if size is not None and size not in sizes:
+            raise UsageError(f"size must be a power of two in 4..{self.cfg.resolution}, got {size!r}")
+        end = len(sizes) if size is None else sizes.index(size) + 1
         fmt = torch.channels_last if self.channels_last and impl == "fast" else torch.contiguous_format
         if impl != "fast" or dtype is None:
             dtype = ws.dtype
-        return self._run_blocks(0, None, None, ws, noise, impl, fmt, dtype).contiguous()
+        return self._run_blocks(0, None, None, ws, noise, impl, fmt, dtype, end).contiguous()
 
-    def _run_blocks(self, start: int, x, img, ws, noise, impl, fmt, dtype) -> torch.Tensor:
-        """Run blocks ``start``.. on a batch; once a block's activations would exceed
+    def _run_blocks(self, start: int, x, img, ws, noise, impl, fmt, dtype, end: int) -> torch.Tensor:
+        """Run blocks ``start`` to ``end`` - 1 on a batch; once a block's activations would exceed
         ``working_set_bytes``, go on in sub-batches (fast path). Small, early
         blocks stay batched (efficient convolutions); large ones run a few
         samples at a time, so time per frame stays flat and memory bounded. On CUDA
@@ -305,7 +312,7 @@ class SynthesisNetwork(nn.Module):
         blocks = self.blocks()
         w_idx = n_idx = sum(b.num_conv for b in blocks[:start])
         batch = ws.shape[0]
-        for i in range(start, len(blocks)):
+        for i in range(start, end):
             block = blocks[i]
             if impl == "fast" and self.working_set_bytes and batch > 1 and not ops.batched_modconv(ws):
                 per_sample = block.conv1.weight.shape[0] * block.resolution**2 * torch.finfo(dtype).bits // 8
@@ -326,6 +333,7 @@ class SynthesisNetwork(nn.Module):
                                 impl,
                                 fmt,
                                 dtype,
+                                end,
                             )
                             for j in range(0, batch, step)
                         ]

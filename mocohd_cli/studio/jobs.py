@@ -5,8 +5,12 @@ folder and the store.
 
     settings = StudioSettings(output=Path("studio-output"))
     options = RenderOptions(motion="demo", image="demo", frames=16, seed=3)
-    clip = preview(settings, options)                       # a 2x2 grid, a few seconds of video
+    clip = preview(settings, options)                       # a 2x2 grid of small frames, in a few seconds
     done = render_video(settings, options, "take1.mp4")     # never over an existing file unless replace=True
+
+    stops = StopFlags()                                     # one flag per job: a page's Stop stops its own job
+    with stops.running("page-1/render") as should_stop:     # stops.stop("page-1/render") from another thread
+        render_video(settings, options, "take2", should_stop=should_stop)   # stopping.Cancelled: nothing written
 
 The limits: frames per video (``max_frames``), videos per render (``max_videos``), the size of an
 upload (``max_upload_mb``; the server refuses a larger one, ``check_upload`` checks again) and
@@ -17,13 +21,16 @@ is a bare file name inside the output folder.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import store
 from ..edits import parse_edit
 from ..errors import MocohdError, UsageError
+from ..formats.canonical import read_header
 from ..invert import StoredLatent, invert_and_store
 from ..loaders.catalog import describe
 from ..loaders.latents import default_name, free_name
@@ -34,6 +41,7 @@ from ..render import RenderConfig, RenderResult, render
 FORMATS = ("mp4", "webm", "gif")  # one file the page can show and offer (PNG folders: the command line)
 PREVIEW_FRAMES = 16  # motion steps of a preview
 PREVIEW_VIDEOS = 4  # a 2x2 grid
+PREVIEW_SIZE = 128  # px a side of each preview video (at most; a smaller generator's own resolution)
 PREVIEWS = "previews"  # the output folder's sub-folder of previews (each replaces the last)
 CACHE = ".studio-cache"  # the output folder's sub-folder where the page keeps uploads and the files it serves
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}$")
@@ -50,6 +58,7 @@ class StudioSettings:
     max_upload_mb: float = 20.0  # photos and music
     max_frames: int = 1024  # motion steps per video
     max_videos: int = 16
+    preview_size: int = PREVIEW_SIZE  # px a side of each video of a preview
 
     def __post_init__(self):
         self.output = Path(self.output).expanduser().absolute()
@@ -59,6 +68,9 @@ class StudioSettings:
             raise UsageError(f"--max-frames must be in 1..1000000, got {self.max_frames}")
         if not 1 <= self.max_videos <= 1024:
             raise UsageError(f"--max-videos must be in 1..1024, got {self.max_videos}")
+        n = self.preview_size
+        if isinstance(n, bool) or not isinstance(n, int) or not 4 <= n <= 1024 or n & (n - 1):
+            raise UsageError(f"--preview-size must be a power of two in 4..1024, got {n!r}")
         if not 0 <= self.port <= 65535:
             raise UsageError(f"--port must be in 0..65535, got {self.port}")
 
@@ -218,14 +230,30 @@ def output_file(settings: StudioSettings, name: str, fmt: str, replace: bool = F
     return free, f"{path.name} exists: wrote {free.name} (tick 'replace' to write over it)"
 
 
+def preview_size(settings: StudioSettings, image: str) -> int | None:
+    """The side of a preview's videos with generator ``image``: ``settings.preview_size``, or the
+    generator's resolution when smaller (None, full size, when its file does not say it)."""
+    try:
+        path = store.resolve(check_store_name(image, "the image generator"), "image").path
+        resolution = int(read_header(path).config["resolution"])
+    except (MocohdError, KeyError, TypeError, ValueError):
+        return None
+    return min(settings.preview_size, resolution)
+
+
 def preview(
-    settings: StudioSettings, o: RenderOptions, on_frame: Callable[[int, int], None] | None = None
+    settings: StudioSettings,
+    o: RenderOptions,
+    on_frame: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> RenderResult:
-    """A short grid of four videos of these options (at most ``PREVIEW_FRAMES`` steps), in the
-    output folder's ``previews/`` (each preview replaces the last of its format)."""
+    """A short grid of four videos of these options (at most ``PREVIEW_FRAMES`` steps, frames of
+    ``preview_size`` px: StyleGAN2 stops its synthesis early), in the output folder's
+    ``previews/`` (each preview replaces the last of its format)."""
     config = render_config(settings, o, preview=True)
+    config.size = preview_size(settings, config.image)
     folder = settings.prepare() / PREVIEWS
-    return _render(folder / f"preview.{config.fmt}", config, on_frame)
+    return _render(folder / f"preview.{config.fmt}", config, on_frame, should_stop)
 
 
 def render_video(
@@ -234,15 +262,22 @@ def render_video(
     name: str,
     replace: bool = False,
     on_frame: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[RenderResult, str | None]:
     """The full video of these options, as ``name`` in the output folder (``output_file``);
-    returns what ``render.render`` returns and the note of a name that was taken."""
+    returns what ``render.render`` returns and the note of a name that was taken. Once
+    ``should_stop()`` says True it raises ``stopping.Cancelled``, leaving no file behind."""
     config = render_config(settings, o)
     path, note = output_file(settings, name, config.fmt, replace)
-    return _render(path, config, on_frame), note
+    return _render(path, config, on_frame, should_stop), note
 
 
-def _render(path: Path, config: RenderConfig, on_frame: Callable[[int, int], None] | None) -> RenderResult:
+def _render(
+    path: Path,
+    config: RenderConfig,
+    on_frame: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RenderResult:
     total = [0]
 
     def started(n, note):
@@ -252,7 +287,45 @@ def _render(path: Path, config: RenderConfig, on_frame: Callable[[int, int], Non
         if on_frame is not None:
             on_frame(n, total[0])
 
-    return render(path, config, on_start=started, on_frame=advanced)
+    return render(path, config, on_start=started, on_frame=advanced, should_stop=should_stop)
+
+
+class StopFlags:
+    """The stop flags of the jobs that are running, one per job key (the studio's keys: a page's own
+    id and what it runs, e.g. "3f2c.../render"): a Stop on one page sets only its own job's flag, so
+    it never stops another page's job. Thread-safe: jobs run in Gradio's worker threads."""
+
+    def __init__(self):
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self, key: str) -> Iterator[Callable[[], bool]]:
+        """While the job ``key`` runs: its ``should_stop`` (a fresh flag, down; a second job of the
+        same key at once is a MocohdError). The flag is dropped when the job ends."""
+        flag = threading.Event()
+        with self._lock:
+            if key in self._flags:
+                raise MocohdError("this page is already running that job: wait for it, or stop it")
+            self._flags[key] = flag
+        try:
+            yield flag.is_set
+        finally:
+            with self._lock:
+                self._flags.pop(key, None)
+
+    def stop(self, key: str) -> bool:
+        """Ask the job ``key`` to stop; False when no such job is running."""
+        with self._lock:
+            flag = self._flags.get(key)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    def is_running(self, key: str) -> bool:
+        with self._lock:
+            return key in self._flags
 
 
 def check_upload(settings: StudioSettings, path: str | Path | None, what: str) -> Path:

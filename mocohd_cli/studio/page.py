@@ -2,9 +2,11 @@
 
     serve(StudioSettings(output=Path("studio-output")))     # what `mocohd studio` runs; Ctrl-C stops it
 
-Models (``mocohd list`` and ``info``), Render (preview, then render and download), Photo (upload,
-invert with progress and a Stop button, animate) and Training (a run's metrics and samples,
-read-only, refreshed while it trains). Every handler turns a failure into a message on the page.
+Models (``mocohd list`` and ``info``), Render (a low-resolution preview, then render and download,
+with a Cancel button), Photo (upload, invert with progress and a Stop button, animate) and Training
+(a run's metrics and samples, read-only, refreshed while it trains). Every handler turns a failure
+into a message on the page. Each open page has its own id (a ``gr.State``): its Stop and Cancel
+stop only its own jobs (``jobs.StopFlags``), never another page's.
 
 Gradio is imported when the page is built, so the base install runs without it; nothing is fetched
 at run time (no analytics, no share link, no web fonts: Gradio serves its page from its wheel).
@@ -19,19 +21,21 @@ import ipaddress
 import os
 import re
 import sys
-import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 
 from .. import store
 from ..errors import MocohdError
 from ..loaders.vgg16 import have_vgg16
+from ..stopping import Cancelled
 from . import jobs, runs
 from .jobs import CACHE, FORMATS, RenderOptions, StudioSettings
 
 STUDIO_MISSING = "mocohd studio needs the studio extra: pip install 'mocohd-cli[studio]'"
 ALIGN = {"auto (faces for face generators)": None, "on": True, "off": False}
+CANCELLED = "cancelled: nothing written"
 LIVE_SECONDS = 3.0  # how often the Training tab re-reads a run while 'live' is ticked
 # what Gradio's page template links on the Internet: an iframe-resizer script on a CDN (for pages embedded
 # in other sites) and preconnects to Google Fonts; the page works without them and the studio removes them
@@ -195,12 +199,13 @@ def build_page(settings: StudioSettings):
     import pandas as pd  # Gradio's own dependency: its plots take data frames
 
     safe = functools.partial(_on_page, gr)
-    stop_invert = threading.Event()
+    stops = jobs.StopFlags()  # by job: "PAGE/render" (preview or render), "PAGE/invert"
 
     def model_choices(kind):
         return jobs.usable_models(kind)
 
     with gr.Blocks(title="mocohd studio", analytics_enabled=False) as page:
+        page_id = gr.State(lambda: uuid.uuid4().hex)  # drawn for each page as it loads: whose jobs are whose
         gr.Markdown(
             f"# mocohd studio\nStore `{store.home()}` · output folder `{settings.output}` · "
             f"at most {settings.max_frames} frames, {settings.max_videos} videos, uploads of "
@@ -263,6 +268,7 @@ def build_page(settings: StudioSettings):
                 name = gr.Textbox(label="File name", value="render", elem_id="file-name")
                 replace = gr.Checkbox(label="Replace an existing file", value=False, elem_id="replace")
                 render_button = gr.Button("Render", variant="primary", elem_id="render")
+                cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel", scale=0)
             message = gr.Markdown(elem_id="message")
             with gr.Row():
                 preview_video = gr.Video(
@@ -272,6 +278,7 @@ def build_page(settings: StudioSettings):
                 download = gr.File(label="Download", interactive=False, elem_id="download")
 
         options = {
+            page_id,
             motion,
             image,
             start,
@@ -312,14 +319,23 @@ def build_page(settings: StudioSettings):
             return lambda n, total: progress((n, total or None), desc=what, unit="frames")
 
         def do_preview(values, progress=gr.Progress()):  # noqa: B008 - Gradio finds its progress bar by this default
-            result = jobs.preview(settings, read_options(values), on_frame=frame_progress(progress, "preview"))
+            o = read_options(values)
+            try:
+                with stops.running(f"{values[page_id]}/render") as should_stop:
+                    result = jobs.preview(settings, o, frame_progress(progress, "preview"), should_stop)
+            except Cancelled:
+                return gr.skip(), CANCELLED
             return str(result.paths[0]), _described(result, "preview")
 
         def do_render(values, progress=gr.Progress()):  # noqa: B008 - as above
             o = read_options(values)
-            result, note = jobs.render_video(
-                settings, o, values[name], values[replace], frame_progress(progress, "rendering")
-            )
+            try:
+                with stops.running(f"{values[page_id]}/render") as should_stop:
+                    result, note = jobs.render_video(
+                        settings, o, values[name], values[replace], frame_progress(progress, "rendering"), should_stop
+                    )
+            except Cancelled:
+                return gr.skip(), gr.skip(), CANCELLED
             path = str(result.paths[0])
             text = _described(result, f"wrote `{result.paths[0].name}` in the output folder") + (
                 f"\n\n{note}" if note else ""
@@ -357,23 +373,27 @@ def build_page(settings: StudioSettings):
             animated = gr.Video(label="Animated", interactive=False, height=320, elem_id="animated")
             animated_file = gr.File(label="Download", interactive=False, elem_id="animated-download")
 
-        def do_invert(photo, image, name, steps, loss, align, progress=gr.Progress()):  # noqa: B008 - as above
-            stop_invert.clear()
+        def do_cancel(pid):
+            if stops.stop(f"{pid}/render"):
+                return "cancelling: the frames made so far are being removed"
+            return "nothing to cancel: no preview or render of this page is running"
 
+        def do_invert(photo, image, name, steps, loss, align, pid, progress=gr.Progress()):  # noqa: B008 - as above
             def advanced(done, total, dist):
                 progress((done, total), desc=f"inverting: distance {dist:.4f}", unit="steps")
 
-            stored = jobs.invert_photo(
-                settings,
-                photo,
-                image or "",
-                name or "",
-                steps if steps is not None else 0,
-                loss,
-                ALIGN.get(align),
-                advanced,
-                stop_invert.is_set,
-            )
+            with stops.running(f"{pid}/invert") as should_stop:
+                stored = jobs.invert_photo(
+                    settings,
+                    photo,
+                    image or "",
+                    name or "",
+                    steps if steps is not None else 0,
+                    loss,
+                    ALIGN.get(align),
+                    advanced,
+                    should_stop,
+                )
             info = stored.latent.info
             stopped = " (stopped early: the best so far)" if info.get("stopped") else ""
             text = (
@@ -383,9 +403,10 @@ def build_page(settings: StudioSettings):
             latents = ["", *model_choices("latent")]
             return text, stored.name, gr.Dropdown(choices=latents)
 
-        def do_stop():
-            stop_invert.set()
-            return "stopping after this step: the best latent so far will be stored"
+        def do_stop(pid):
+            if stops.stop(f"{pid}/invert"):
+                return "stopping after this step: the best latent so far will be stored"
+            return "nothing to stop: no inversion of this page is running"
 
         def do_animate(latent, image, motion, frames, progress=gr.Progress()):  # noqa: B008 - as above
             if not latent:
@@ -449,10 +470,11 @@ def build_page(settings: StudioSettings):
         picked.change(safe(show_info), picked, info)
         preview_button.click(safe(do_preview), options, [preview_video, message])
         render_button.click(safe(do_render), options | {name, replace}, [rendered, download, message])
+        cancel_button.click(do_cancel, page_id, message, queue=False)
         invert_button.click(
-            safe(do_invert), [photo, photo_image, latent_name, steps, loss, align], [latent_text, found, start]
+            safe(do_invert), [photo, photo_image, latent_name, steps, loss, align, page_id], [latent_text, found, start]
         )
-        stop_button.click(do_stop, None, latent_text, queue=False)
+        stop_button.click(do_stop, page_id, latent_text, queue=False)
         animate_button.click(
             safe(do_animate), [found, photo_image, photo_motion, photo_frames], [animated, animated_file]
         )
