@@ -730,7 +730,8 @@ def step_dist(ck: Check) -> None:
     if nproc == 1:
         r["note"] = "one GPU: a 1-process NCCL group (Dist's collectives forced on; no traffic between GPUs)"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    cmd += [str(Path(__file__).resolve()), "--dist-worker", "--device", ck.args.device]
+    device = "cuda" if ck.cuda else ck.args.device  # each process takes its local rank's GPU (never cuda:N)
+    cmd += [str(Path(__file__).resolve()), "--dist-worker", "--device", device]
     cmd += ["--dist-mib", str(ck.sizes["dist_mib"])]
     env = ck.child_env(**({"OMP_NUM_THREADS": "1"} if not ck.cuda else {}))
     rc = ck.run_child(cmd, "dist.txt", env)
@@ -759,7 +760,7 @@ def dist_worker(device: str, mib: int) -> None:
             dev = torch.device("cuda", dev.index or 0)
             torch.cuda.set_device(dev)
         td.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-        dist = OneProcessGroup(device=dev)
+        dist = OneProcessGroup(device=dev, owner=True)
     rank, n, dev = dist.rank, dist.world, dist.device
     checks = {}
 

@@ -12,20 +12,33 @@ what DistributedDataParallel does, done explicitly: DDP's gradient hooks do
 not support ``torch.autograd.grad`` (the gradient penalty), and motion
 training runs several discriminator forwards per backward. Rank 0 is the only
 writer (checkpoints, metrics, samples, the exported model).
+
+Rank 0's slow set-up (decoding the data, a PCA basis, the monitor's inversions:
+``writer_first``) can take longer than the process group's timeout, past which
+NCCL's watchdog aborts a collective that is still waiting. So the others do not
+wait in a collective: they poll a key rank 0 sets in the launcher's key-value
+store (the TCP store of the rendezvous), which has no watchdog. The collectives
+of training keep the 30-minute timeout, where a wait that long is a fault.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as td
 
 from .errors import MocohdError
 from .runtime import pick_device
+
+TIMEOUT = timedelta(minutes=30)  # of a collective (NCCL's watchdog aborts one that waits longer)
 
 
 @dataclass
@@ -34,6 +47,10 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    # the launcher's key-value store, under a prefix of ours (``writer_first``); None alone
+    store: td.Store | None = field(default=None, repr=False, compare=False)
+    owner: bool = field(default=False, repr=False, compare=False)  # made the process group: ``close`` ends it
+    _turns: int = field(default=0, repr=False, compare=False)  # ``writer_first`` calls so far
 
     @property
     def enabled(self) -> bool:
@@ -44,15 +61,26 @@ class Dist:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls, device: str = "auto") -> Dist:
+    def from_env(cls, device: str = "auto", shared: Path | None = None) -> Dist:
         """Join the process group torchrun set up (``WORLD_SIZE`` > 1), or run alone.
-        NCCL on CUDA (one GPU per local rank), gloo otherwise."""
+        NCCL on CUDA (one GPU per local rank: ``device`` is cuda or auto, never cuda:N, which
+        would name one GPU for every process), gloo otherwise. On CUDA the process's current
+        device becomes its GPU before anything is allocated there (pinned memory, NCCL).
+        ``shared``: a folder rank 0 writes and every process reads (the store's home), checked
+        to be one folder for all of them (``check_shared``)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls(device=pick_device(device))
-        rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
         dev = pick_device(device)
+        if world <= 1:
+            if dev.type == "cuda" and dev.index is not None:
+                torch.cuda.set_device(dev)
+            return cls(device=dev)
+        rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
         if dev.type == "cuda":
+            if dev.index is not None:
+                raise MocohdError(
+                    f"device {device!r} under torchrun: each process uses the GPU of its local rank; "
+                    "give cuda or auto (choose the GPUs with CUDA_VISIBLE_DEVICES)"
+                )
             if local >= torch.cuda.device_count():
                 raise MocohdError(
                     f"local rank {local} has no GPU ({torch.cuda.device_count()} visible): "
@@ -62,9 +90,58 @@ class Dist:
             torch.cuda.set_device(dev)
         elif dev.type == "mps":
             raise MocohdError("multi-process training on Apple MPS is not supported; use one process")
-        if not td.is_initialized():
-            td.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(minutes=30))
-        return cls(rank, world, local, dev)
+        if td.is_initialized():
+            return cls(rank, world, local, dev)
+        # the rendezvous init_process_group would make, kept: its store serves writer_first
+        store, rank, world = next(td.rendezvous("env://", rank, world, timeout=TIMEOUT))
+        store.set_timeout(TIMEOUT)
+        td.init_process_group(
+            "nccl" if dev.type == "cuda" else "gloo",
+            store=store,
+            rank=rank,
+            world_size=world,
+            timeout=TIMEOUT,
+            device_id=dev if dev.type == "cuda" else None,
+        )
+        dist = cls(rank, world, local, dev, store=td.PrefixStore("mocohd", store), owner=True)
+        try:
+            if shared is not None:
+                dist.check_shared(shared)
+        except BaseException:
+            dist.close()
+            raise
+        return dist
+
+    def check_shared(self, folder: Path, name: str = "MOCOHD_HOME") -> None:
+        """Rank 0 writes a file into ``folder`` and every process must read it back: on several
+        machines ``folder`` must be one shared folder (rank 0 alone decodes the data and fits the
+        PCA basis there, and the others read them). One line on every process if not."""
+        if not self.enabled:
+            return
+        folder = Path(folder)
+        mark, error = f".shared-{secrets.token_hex(8)}", None
+        if self.writer:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / mark).write_text(mark)
+            except OSError as e:
+                error = f"{name} ({folder}): cannot write there: {e.strerror}"
+        # rank 0's: the file is there before anyone looks
+        mark, error, where = self.gather_objects((mark, error, str(folder)))[0]
+        if error is None:
+            seen = _sees(folder / mark)
+            hosts = self.gather_objects((seen, socket.gethostname()))
+            if self.writer:
+                (folder / mark).unlink(missing_ok=True)
+            blind = [host for ok, host in hosts if not ok]
+            if blind:
+                error = (
+                    f"{name} ({where}) is not shared: {len(blind)} of {self.world} processes (on "
+                    f"{', '.join(sorted(set(blind)))}) do not see what process 0 (on {hosts[0][1]}) writes "
+                    f"there; set {name} to a folder every node mounts at the same path"
+                )
+        if error is not None:
+            raise MocohdError(error)
 
     # ---------------------------------------------------------------- collectives
 
@@ -127,12 +204,44 @@ class Dist:
         td.all_reduce(t, op=td.ReduceOp.MAX)
         return bool(t.item())
 
-    def writer_first(self, work):
+    def writer_first(self, work, poll: float = 1.0):
         """``work(True)`` on the writer rank, then ``work(False)`` on the others: the writer fills a
-        cache (decoded data, a PCA basis) that the others then read. A ``MocohdError`` on the writer
-        stops every rank (the others raise one line too) instead of leaving them at a barrier."""
+        cache (decoded data, a PCA basis) that the others then read. The others wait without a
+        collective (they poll the launcher's store every ``poll`` seconds at most), so the writer
+        may take longer than the process group's timeout. If the writer fails, every rank
+        stops: the others with one line (the writer's error is above theirs)."""
         if not self.enabled:
             return work(True)
+        if self.store is None:  # a process group made elsewhere: its collectives, under their timeout
+            return self._writer_first_collective(work)
+        self._turns += 1
+        key = f"writer_first/{self._turns}"
+        if self.writer:
+            try:
+                out = work(True)
+            except BaseException:
+                self._tell_failure(key)
+                raise
+            self.store.set(key, "done")
+            return out
+        self._wait_for(key, poll)
+        if self.store.get(key) != b"done":
+            self.store.add(f"{key}/told", 1)
+            raise MocohdError("process 0 failed (its error is above); this process stops too")
+        return work(False)
+
+    def _tell_failure(self, key: str, limit: float = 60.0) -> None:
+        """(Writer.) Mark ``key`` failed and wait, ``limit`` seconds at most, until every other
+        process has read it: the store may live in this process, and end with it."""
+        try:
+            self.store.set(key, "failed")
+            deadline = time.monotonic() + limit
+            while self.store.add(f"{key}/told", 0) < self.world - 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        except td.DistError:
+            pass  # the store is gone: the others stop on that
+
+    def _writer_first_collective(self, work):
         failure = None
         if self.writer:
             try:
@@ -147,10 +256,36 @@ class Dist:
             out = work(False)
         return out
 
+    def _wait_for(self, key: str, poll: float) -> None:
+        """Until ``key`` is set in the store: checks at growing intervals, up to ``poll`` seconds."""
+        delay = 0.01
+        try:
+            while not self.store.check([key]):
+                time.sleep(delay)
+                delay = min(2 * delay, poll)
+        except td.DistError as e:  # the store went away: process 0's node stopped
+            raise MocohdError(f"lost the launcher's store while process 0 prepared ({e}); this process stops") from e
+
     def barrier(self) -> None:
         if self.enabled:
             td.barrier()
 
     def close(self) -> None:
-        if self.enabled and td.is_initialized():
+        """End the process group this ``Dist`` made (``from_env``); one made elsewhere stays."""
+        if self.owner and td.is_initialized():
             td.destroy_process_group()
+        self.owner = False
+
+
+def _sees(path: Path, tries: int = 4, wait: float = 0.5) -> bool:
+    """Whether the file at ``path`` holds its own name; a network file system may show a new file
+    a moment late, so a missing one is looked for again ``tries`` times, ``wait`` seconds apart."""
+    for attempt in range(tries + 1):
+        try:
+            return path.read_text() == path.name
+        except FileNotFoundError:
+            if attempt < tries:
+                time.sleep(wait)
+        except OSError:
+            return False
+    return False

@@ -41,7 +41,8 @@ def tune_allocator() -> bool:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA, then Apple MPS, then CPU; anything else must be available."""
+    """'auto' picks CUDA, then Apple MPS, then CPU; anything else must be available (cuda:N: one of
+    the visible GPUs)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -55,6 +56,10 @@ def pick_device(name: str = "auto") -> torch.device:
         raise MocohdError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from e
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MocohdError(f"device {name!r} requested but CUDA is not available (use device cpu or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        names = "cuda:0" if n == 1 else f"cuda:0 to cuda:{n - 1}"
+        raise MocohdError(f"device {name!r} does not exist: {n} GPU{'s' * (n != 1)} visible ({names})")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise MocohdError(f"device {name!r} requested but Apple MPS is not available")
     return device

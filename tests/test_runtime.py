@@ -5,6 +5,8 @@ import torch
 
 from mocohd_cli import MocohdError, runtime
 
+from .conftest import run
+
 
 def test_auto_device_falls_back_to_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -21,6 +23,19 @@ def test_unavailable_or_unknown_devices_are_clear_errors(monkeypatch):
     with pytest.raises(MocohdError, match="unknown device"):
         runtime.pick_device("tpu-ish")
     assert runtime.pick_device("cpu") == torch.device("cpu")
+
+
+def test_a_cuda_index_that_does_not_exist_is_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert runtime.pick_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(MocohdError, match=r"^device 'cuda:7' does not exist: 2 GPUs visible \(cuda:0 to cuda:1\)$"):
+        runtime.pick_device("cuda:7")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(MocohdError, match=r"^device 'cuda:1' does not exist: 1 GPU visible \(cuda:0\)$"):
+        runtime.pick_device("cuda:1")
+    code, _, err = run(capsys, "eval", "--data", str(tmp_path), "--motion", "demo", "--device", "cuda:7")
+    assert code == 1 and "device 'cuda:7' does not exist" in err and len(err.strip().splitlines()) == 1
 
 
 class _FakeLibc:

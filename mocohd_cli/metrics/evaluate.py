@@ -432,20 +432,22 @@ def evaluate(
     if not rendered and not Path(fake).is_dir():
         raise MocohdError(f"{fake}: no such folder of videos")
 
-    dist = dist or Dist.from_env(device if isinstance(device, str) else str(device))
-    dev = dist.device if isinstance(device, str) else torch.device(device)
-    detectors = dict(detectors or {})
-    for p in protocols:  # fail on a missing detector before any rendering
-        if p.detector not in detectors:
-            detectors[p.detector] = load_detector(p.detector, i3d if p.detector == "i3d" else inception, dev)
-    if rendered:
-        G = G if G is not None else load_image_generator(image, dev)
-        if M is None:  # a motion model of another generator (any w size) moves in G's PCA basis
-            M, _ = express(load_motion(motion, dev), G, image)
-        classes = check_pair(M, G, classes, truncation) or None
-        check_truncation(truncation, G)
-    scratch = None if rendered else scratch_folder(dist)
+    joined = dist is None  # this call joins the processes (torchrun), and parts them on every way out
+    dist = dist or Dist.from_env(device if isinstance(device, str) else str(device), shared=store.home())
+    scratch, done = None, False
     try:
+        dev = dist.device if isinstance(device, str) else torch.device(device)
+        detectors = dict(detectors or {})
+        for p in protocols:  # fail on a missing detector before any rendering
+            if p.detector not in detectors:
+                detectors[p.detector] = load_detector(p.detector, i3d if p.detector == "i3d" else inception, dev)
+        if rendered:
+            G = G if G is not None else load_image_generator(image, dev)
+            if M is None:  # a motion model of another generator (any w size) moves in G's PCA basis
+                M, _ = express(load_motion(motion, dev), G, image)
+            classes = check_pair(M, G, classes, truncation) or None
+            check_truncation(truncation, G)
+        scratch = None if rendered else scratch_folder(dist)
         if rendered:
             size, fake_data = frame_size or min(G.resolution, DEFAULT_SIZE), None
         else:
@@ -521,10 +523,15 @@ def evaluate(
                     frame_size=size,
                 )
             )
+        done = True
         return results
     finally:
         if scratch is not None and dist.writer:
             shutil.rmtree(scratch, ignore_errors=True)
+        if joined:
+            if done:  # all leave together (gloo aborts a process whose peer closed mid-collective)
+                dist.barrier()
+            dist.close()
 
 
 def score(

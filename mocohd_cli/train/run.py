@@ -100,10 +100,11 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto': bf16 on CUDA when supported, else fp32; any other value as it is."""
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    return precision
+    """'auto': bf16 on CUDA when ``device`` supports it, else fp32; any other value as it is."""
+    if precision == "auto" and device.type == "cuda":
+        with torch.cuda.device(device):  # is_bf16_supported asks the current device
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "fp32" if precision == "auto" else precision
 
 
 # ---------------------------------------------------------------------------- opening a run
@@ -123,7 +124,7 @@ def open_run(
     ``force``: start an existing run over."""
     cfg = cfg.replace()  # the run's own copy: what it derives never changes the caller's config
     cfg.validate()  # again: fields may have been assigned since the config was made
-    dist = Dist.from_env(cfg.device)
+    dist = Dist.from_env(cfg.device, shared=store.home())
     emit = on_event if (on_event and dist.writer) else (lambda kind, info: None)
     try:
         if cfg.name is None:
