@@ -11,6 +11,7 @@ from mocohd_cli.discriminators.trajectory import TrajectoryDiscriminator, pca_co
 from mocohd_cli.errors import UsageError
 from mocohd_cli.motion import MotionConfig, MotionGenerator
 from mocohd_cli.motion.stats import motion_stats
+from mocohd_cli.train.config import TrainConfig
 from mocohd_cli.train.motion_gan import GANConfig, MotionGAN
 
 from .conftest import randomized_generator, tiny_config
@@ -105,6 +106,29 @@ def test_encoded_fakes_are_judged_through_the_encoder_as_the_real_clips_are():
     assert all(p.grad is None for p in E.parameters())
     losses = gan.iteration(torch.rand(2, FRAMES, 3, 16, 16) * 2 - 1, real_ws)
     assert {"G_latent", "D_latent_real"} <= set(losses) and "G_video" not in losses
+
+
+def test_latent_cross_spectrum_sees_directions_locked_together():
+    """The latent cross-spectrum term compares PCA coordinates: fakes moving the same two
+    directions at the same rhythms as the real clips cost little when their phases are
+    independent, and much more when the two are locked at one phase (a cross term the real
+    clips lack). It enters the motion model's loss, and needs the latent trajectories."""
+    gan, basis = tiny_gan("both", w_latent_cross_spectrum=1.0)
+    g = torch.Generator().manual_seed(1)
+    real = two_movements(basis, 64, g, periods=(4.0, 4.0))
+    independent = two_movements(basis, 64, g, periods=(4.0, 4.0))
+    t = torch.arange(FRAMES, dtype=torch.float32)
+    phase = torch.rand(64, 1, generator=g) * 2 * math.pi
+    wave = 0.5 * torch.sin(2 * math.pi * t[None, :] / 4.0 + phase)
+    wave = wave - wave[:, :1]
+    locked = torch.randn(64, W_DIM, generator=g)[:, None] + wave[..., None] * (basis[0] + basis[1])
+    cost_independent = float(gan._latent_cross_spectrum(independent, real))
+    cost_locked = float(gan._latent_cross_spectrum(locked, real))
+    assert abs(cost_independent) < 0.2 and cost_locked > 0.5, (cost_independent, cost_locked)
+    x = torch.rand(2, FRAMES, 3, 16, 16) * 2 - 1
+    assert "latent_cross_spectrum" in gan.iteration(x, real[:2])
+    with pytest.raises(UsageError, match=r"needs motion_d \(--motion-d\) latent or both"):
+        TrainConfig(w_latent_cross_spectrum=1.0)
 
 
 def test_a_tiny_two_movement_run_moves_both_directions_at_their_own_periods():

@@ -167,6 +167,13 @@ WBankEnergy = _opt(
     help="Prior on the oscillator bank's step energy: the smallest movements that make the video (needs a bank: "
     "--oscillators, or an --init model's; 0: off).",
 )
+WLatentCrossSpectrum = _opt(
+    float,
+    "--w-latent-cross-spectrum",
+    help="Cross-spectral density matching on the PCA coordinates of latent trajectories, against the real "
+    "clips' encoded ones: which directions move at which rhythm, and together (needs --motion-d latent or "
+    "both; 0: off).",
+)
 WBankSpread = _opt(
     float,
     "--w-bank-spread",
@@ -282,6 +289,7 @@ def train(
     w_mutual: WMutual = TrainConfig.w_mutual,
     w_spectrum: WSpectrum = TrainConfig.w_spectrum,
     w_cross_spectrum: WCrossSpectrum = TrainConfig.w_cross_spectrum,
+    w_latent_cross_spectrum: WLatentCrossSpectrum = TrainConfig.w_latent_cross_spectrum,
     w_bank_energy: WBankEnergy = TrainConfig.w_bank_energy,
     w_bank_spread: WBankSpread = TrainConfig.w_bank_spread,
     gp_weight: GPWeight = TrainConfig.gp_weight,

@@ -185,6 +185,7 @@ class TrainConfig(RunSettings):
     w_cross_spectrum: float = (
         0.0  # cross-spectral density matching: what moves at which rhythm (0: off, as the official recipe)
     )
+    w_latent_cross_spectrum: float = 0.0  # the same matching on the PCA coordinates of encoded trajectories
     w_bank_energy: float = (
         0.0  # a prior on the oscillator bank's step energy: the smallest movements that make the video
     )
@@ -271,6 +272,7 @@ class TrainConfig(RunSettings):
                 "w_mutual",
                 "w_spectrum",
                 "w_cross_spectrum",
+                "w_latent_cross_spectrum",
                 "w_bank_energy",
                 "w_bank_spread",
                 "gp_weight",
@@ -299,6 +301,11 @@ class TrainConfig(RunSettings):
             raise UsageError(
                 f"{setting('encode_fakes')} changes what the latent discriminator sees: it needs "
                 f"{setting('motion_d')} latent or both"
+            )
+        if self.w_latent_cross_spectrum and (self.motion_d == "pixels" or not self.encoder):
+            raise UsageError(
+                f"{setting('w_latent_cross_spectrum')} compares latent trajectories with the real clips' encoded "
+                f"ones: it needs {setting('motion_d')} latent or both (and an {setting('encoder')})"
             )
         if self.motion_d == "latent" and (self.w_spectrum or self.w_cross_spectrum):
             raise UsageError(

@@ -74,6 +74,7 @@ class GANConfig:
     w_mutual: float = TrainConfig.w_mutual  # motion diversity (mutual information on eps)
     w_spectrum: float = TrainConfig.w_spectrum  # temporal-spectrum matching against the real clips
     w_cross_spectrum: float = TrainConfig.w_cross_spectrum  # cross-spectral density matching against them
+    w_latent_cross_spectrum: float = TrainConfig.w_latent_cross_spectrum  # the same on PCA coordinates
     w_bank_energy: float = TrainConfig.w_bank_energy  # the prior on the oscillator bank's step energy
     w_bank_spread: float = TrainConfig.w_bank_spread  # the prior on how many directions each oscillator moves
     dv_channels: int = TrainConfig.dv_channels  # D_V (and in-domain D_I) base channels
@@ -295,6 +296,7 @@ class MotionGAN:
         for name, weight, term in (
             ("spectrum", c.w_spectrum, lambda: losses.spectrum_matching(fake, x)),
             ("cross_spectrum", c.w_cross_spectrum, lambda: losses.cross_spectrum_matching(fake, x)),
+            ("latent_cross_spectrum", c.w_latent_cross_spectrum, lambda: self._latent_cross_spectrum(ws, real_ws)),
             ("bank_energy", c.w_bank_energy, self.M.bank_step_energy),
             ("bank_spread", c.w_bank_spread, self.M.bank_spread),
             ("G_latent", c.w_latent_d if c.latent else 0.0, lambda: self._latent_g_term(judged, real_ws)),
@@ -335,6 +337,14 @@ class MotionGAN:
         v_real, v_fake = _float(v_real), _float(v_fake)
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
         return g_vid + g_img + c.w_match * l_match, {"G_video": _item(g_vid), "G_image": _item(g_img)}
+
+    def _latent_cross_spectrum(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> torch.Tensor:
+        """``losses.cross_spectrum_matching`` on the PCA coordinates [B, T, n_pca] of the fakes' and the
+        real clips' trajectories: which directions move at which rhythm, and which move together
+        (two directions locked at one phase make cross terms independent movements lack)."""
+        return losses.cross_spectrum_matching(
+            self.coordinates(fake_ws).transpose(1, 2), self.coordinates(real_ws).transpose(1, 2)
+        )
 
     def _latent_g_term(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> torch.Tensor:
         """D_L's relativistic term for the motion generator: its trajectories against the real ones."""
