@@ -610,13 +610,13 @@ def step_train(ck: Check) -> None:
     """MotionGAN iterations at the authors' sizes (16 clips; halved while they do not fit in the GPU's
     memory, each try a row); each G and D step timed (synchronised), so an iteration stopped by the
     share leaves the steps it finished."""
-    from mocohd_cli.runtime import enable_tf32
+    from mocohd_cli.runtime import precision
 
-    enable_tf32(ck.device)  # as training runs (TF32, cuDNN autotuning)
     s = ck.sizes["train"]
     for clips in s["clips"]:
         try:
-            return train_iterations(ck, {**s, "clips": clips})
+            with precision(ck.device, tf32=True, benchmark=True):  # as training's steps run
+                return train_iterations(ck, {**s, "clips": clips})
         except ck.torch.OutOfMemoryError as e:
             note = f"out of memory at {clips} clips: {first_line(e, 120)}"
             if not ck.open:  # out of memory before the first row

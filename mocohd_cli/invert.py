@@ -74,6 +74,7 @@ from .loaders.latents import SPACES, Latent, default_name, free_name, save_laten
 from .loaders.vgg16 import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .perceptual import pixel_distance
 from .photos import check_crop, photo_identity, probe, read_frame, read_photo
+from .runtime import check_deterministic, deterministic_process, precision
 from .stopping import GracefulStop
 
 LOSSES = ("perceptual", "pixel")
@@ -238,6 +239,7 @@ def invert(
     truncation: float = 1.0,
     start: torch.Tensor | None = None,
     progress_every: int | None = None,
+    deterministic: bool = False,
 ) -> Latent:
     """The latents that make ``G`` reproduce ``images`` (see the module docstring).
 
@@ -256,160 +258,166 @@ def invert(
     starts instead of the average w (an encoder's answer, ``ImageEncoder``; averaged over the
     layers in space w); then ``steps`` may be 0: the start itself, measured. Returns a ``Latent``
     whose ``info`` says how far it got (``steps``, ``stopped``) and at which step each photo's
-    best latent was seen.
+    best latent was seen. The search computes in exact float32 (no TF32) unless ``dtype`` says
+    otherwise; ``deterministic``: deterministic kernels only (bitwise repeatable on CUDA;
+    ``runtime.precision``), False leaves the process's setting.
     """
     check_options(steps, space, loss, lr, seed, min_steps=0 if start is not None else 1)
+    check_deterministic(deterministic)
     family, start_classes = check_generator(G, space, classes, truncation)
     conditional = family == "biggan-deep"
     device = next(G.parameters()).device
-    target = as_images(images, G.resolution, device)
-    n = target.shape[0]
-    if photos is not None and len(photos) != n:
-        raise UsageError(f"photos must describe each of the {n} images, got {len(photos)}")
-    if loss == "perceptual":
-        net = perceptual if perceptual is not None else load_vgg16(device=device)
-        if not (hasattr(net, "embed") and hasattr(net, "distance")):
-            raise UsageError("perceptual must be a perceptual.VGG16 (load_vgg16())")
-        net = net.to(device).eval().requires_grad_(False)
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype in (torch.bfloat16, torch.float16))
+    with precision(device, deterministic=deterministic or None):  # exact float32 (runtime.precision)
+        target = as_images(images, G.resolution, device)
+        n = target.shape[0]
+        if photos is not None and len(photos) != n:
+            raise UsageError(f"photos must describe each of the {n} images, got {len(photos)}")
+        if loss == "perceptual":
+            net = perceptual if perceptual is not None else load_vgg16(device=device)
+            if not (hasattr(net, "embed") and hasattr(net, "distance")):
+                raise UsageError("perceptual must be a perceptual.VGG16 (load_vgg16())")
+            net = net.to(device).eval().requires_grad_(False)
+        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype in (torch.bfloat16, torch.float16))
 
-    if loss == "perceptual":
-        with torch.no_grad(), autocast:
-            target_features = [f.detach() for f in net.embed(target)]
+        if loss == "perceptual":
+            with torch.no_grad(), autocast:
+                target_features = [f.detach() for f in net.embed(target)]
 
-        def distance(img):
-            with autocast:
-                return net.distance(net.embed(img), target_features).float()
-    else:
-        from_pixels = target
+            def distance(img):
+                with autocast:
+                    return net.distance(net.embed(img), target_features).float()
+        else:
+            from_pixels = target
 
-        def distance(img):
-            return pixel_distance(img, from_pixels)
+            def distance(img):
+                return pixel_distance(img, from_pixels)
 
-    num_ws = G.num_ws
-    rows = 1 if space == "w" else num_ws
-    logits = None
-    if conditional:  # the search is over z (w = mapping(z)) from 0, where w is the mean w (0), and class logits
-        w_avg, w_std = torch.zeros(G.z_dim), math.sqrt(G.z_dim)  # z ~ N(0, I): the summed variances are z_dim
-        logits = torch.zeros(n, G.c_dim)
-        if start_classes:
-            logits.fill_(-CLASS_LOGIT_GAP)
-            logits[:, start_classes] = 0
-        logits = logits.to(device).requires_grad_(True)
-    else:
-        w_avg, w_std = w_stats(G, w_avg_samples)
-    w_opt = w_avg.to(device).view(1, 1, -1).repeat(n, rows, 1)  # BigGAN: z
-    if start is not None:
-        w_opt = _start_of(start, n, num_ws, rows, w_opt.shape[-1], conditional).to(w_opt)
-    w_opt.requires_grad_(True)
-    # Each photo draws its noise maps and w noise from its own CPU stream: the same run on any
-    # device, and photo i's result does not depend on the other photos of the batch.
-    gens = [torch.Generator().manual_seed((seed * 0x9E3779B1 + i) % 2**63) for i in range(n)]
-    noise = [
-        torch.cat(maps).to(device).requires_grad_(True)  # none for StyleGAN3 and BigGAN
-        for maps in zip(*(G.synthesis.make_noise(1, generator=g) for g in gens), strict=True)
-    ]
-    opt = torch.optim.Adam([w_opt, *noise, *([logits] if conditional else [])], lr=lr, betas=BETAS)
+        num_ws = G.num_ws
+        rows = 1 if space == "w" else num_ws
+        logits = None
+        if conditional:  # the search is over z (w = mapping(z)) from 0, where w is the mean w (0), and class logits
+            w_avg, w_std = torch.zeros(G.z_dim), math.sqrt(G.z_dim)  # z ~ N(0, I): the summed variances are z_dim
+            logits = torch.zeros(n, G.c_dim)
+            if start_classes:
+                logits.fill_(-CLASS_LOGIT_GAP)
+                logits[:, start_classes] = 0
+            logits = logits.to(device).requires_grad_(True)
+        else:
+            w_avg, w_std = w_stats(G, w_avg_samples)
+        w_opt = w_avg.to(device).view(1, 1, -1).repeat(n, rows, 1)  # BigGAN: z
+        if start is not None:
+            w_opt = _start_of(start, n, num_ws, rows, w_opt.shape[-1], conditional).to(w_opt)
+        w_opt.requires_grad_(True)
+        # Each photo draws its noise maps and w noise from its own CPU stream: the same run on any
+        # device, and photo i's result does not depend on the other photos of the batch.
+        gens = [torch.Generator().manual_seed((seed * 0x9E3779B1 + i) % 2**63) for i in range(n)]
+        noise = [
+            torch.cat(maps).to(device).requires_grad_(True)  # none for StyleGAN3 and BigGAN
+            for maps in zip(*(G.synthesis.make_noise(1, generator=g) for g in gens), strict=True)
+        ]
+        opt = torch.optim.Adam([w_opt, *noise, *([logits] if conditional else [])], lr=lr, betas=BETAS)
 
-    def latent_of(x):  # the searched variable -> w's [N, rows, w_dim]
-        return G.mapping(x) if conditional else x
+        def latent_of(x):  # the searched variable -> w's [N, rows, w_dim]
+            return G.mapping(x) if conditional else x
 
-    def class_mix():  # BigGAN's class vectors [N, c_dim]
-        return logits.softmax(dim=1) if conditional else None
+        def class_mix():  # BigGAN's class vectors [N, c_dim]
+            return logits.softmax(dim=1) if conditional else None
 
-    def image(ws, c):
-        return synthesize(G, ws[:, 0] if conditional else ws.expand(-1, num_ws, -1), noise, c, truncation, dtype=dtype)
+        def image(ws, c):
+            return synthesize(
+                G, ws[:, 0] if conditional else ws.expand(-1, num_ws, -1), noise, c, truncation, dtype=dtype
+            )
 
-    with torch.no_grad():
-        best_ws = latent_of(w_opt).expand(-1, num_ws, -1).clone()
-        best_classes = class_mix().clone() if conditional else None
-    best_noise = [m.detach().clone() for m in noise]
-    best = torch.full((n,), math.inf, device=device)
-    best_step = torch.full((n,), -1, dtype=torch.long, device=device)
+        with torch.no_grad():
+            best_ws = latent_of(w_opt).expand(-1, num_ws, -1).clone()
+            best_classes = class_mix().clone() if conditional else None
+        best_noise = [m.detach().clone() for m in noise]
+        best = torch.full((n,), math.inf, device=device)
+        best_step = torch.full((n,), -1, dtype=torch.long, device=device)
 
-    def keep(dist, ws, maps, c, step):
-        better = dist < best
-        best.copy_(torch.where(better, dist, best))
-        best_step.copy_(torch.where(better, torch.full_like(best_step, step), best_step))
-        best_ws.copy_(torch.where(better[:, None, None], ws.expand(-1, num_ws, -1), best_ws))
-        for b, m in zip(best_noise, maps, strict=True):
-            b.copy_(torch.where(better[:, None, None, None], m, b))
-        if c is not None:
-            best_classes.copy_(torch.where(better[:, None], c, best_classes))
+        def keep(dist, ws, maps, c, step):
+            better = dist < best
+            best.copy_(torch.where(better, dist, best))
+            best_step.copy_(torch.where(better, torch.full_like(best_step, step), best_step))
+            best_ws.copy_(torch.where(better[:, None, None], ws.expand(-1, num_ws, -1), best_ws))
+            for b, m in zip(best_noise, maps, strict=True):
+                b.copy_(torch.where(better[:, None, None, None], m, b))
+            if c is not None:
+                best_classes.copy_(torch.where(better[:, None], c, best_classes))
 
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # the first step with a non-finite distance
-    # CPU: a report costs nothing, every step; a GPU: every PROGRESS_EVERY steps (each report waits for it)
-    every = progress_every or (1 if ops.device_kind(device) == "cpu" else PROGRESS_EVERY)
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)  # the first step with a non-finite distance
+        # CPU: a report costs nothing, every step; a GPU: every PROGRESS_EVERY steps (each report waits for it)
+        every = progress_every or (1 if ops.device_kind(device) == "cpu" else PROGRESS_EVERY)
 
-    def check_finite():
-        bad = int(first_bad)
-        if bad >= 0:
-            raise MocohdError(f"the distance became non-finite at step {bad} (a diverged run); try a smaller lr")
+        def check_finite():
+            bad = int(first_bad)
+            if bad >= 0:
+                raise MocohdError(f"the distance became non-finite at step {bad} (a diverged run); try a smaller lr")
 
-    done, stopped = 0, False
-    with torch.enable_grad():  # also when called under torch.no_grad()
-        for step in range(steps):
-            if stop is not None and stop():
-                stopped = True
-                break
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(step, steps, lr)
-            scale = w_noise_scale(step, steps, w_std)
-            x = w_opt
-            if scale > 0:
-                draws = torch.cat([torch.randn((1, *w_opt.shape[1:]), generator=g) for g in gens])
-                x = w_opt + draws.to(device) * scale
-            ws, c = latent_of(x), class_mix()
-            dist = distance(image(ws, c))
-            total = (dist + noise_regularizer(noise) * REGULARIZE_NOISE_WEIGHT).sum()
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            with torch.no_grad():
-                dist = dist.detach()
-                # flagged on the device, read on reports: no host sync at the other steps
-                first_bad = torch.where(~torch.isfinite(dist).all() & (first_bad < 0), step + 1, first_bad)
-                keep(dist, ws.detach(), noise, None if c is None else c.detach(), step)
-            opt.step()
-            normalize_noise_(noise)
-            done = step + 1
-            if done % every == 0 or done == steps:
-                check_finite()
-                if progress is not None:
-                    progress(done, steps, best.detach().cpu().clone())
-        check_finite()
+        done, stopped = 0, False
+        with torch.enable_grad():  # also when called under torch.no_grad()
+            for step in range(steps):
+                if stop is not None and stop():
+                    stopped = True
+                    break
+                for group in opt.param_groups:
+                    group["lr"] = learning_rate(step, steps, lr)
+                scale = w_noise_scale(step, steps, w_std)
+                x = w_opt
+                if scale > 0:
+                    draws = torch.cat([torch.randn((1, *w_opt.shape[1:]), generator=g) for g in gens])
+                    x = w_opt + draws.to(device) * scale
+                ws, c = latent_of(x), class_mix()
+                dist = distance(image(ws, c))
+                total = (dist + noise_regularizer(noise) * REGULARIZE_NOISE_WEIGHT).sum()
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                with torch.no_grad():
+                    dist = dist.detach()
+                    # flagged on the device, read on reports: no host sync at the other steps
+                    first_bad = torch.where(~torch.isfinite(dist).all() & (first_bad < 0), step + 1, first_bad)
+                    keep(dist, ws.detach(), noise, None if c is None else c.detach(), step)
+                opt.step()
+                normalize_noise_(noise)
+                done = step + 1
+                if done % every == 0 or done == steps:
+                    check_finite()
+                    if progress is not None:
+                        progress(done, steps, best.detach().cpu().clone())
+            check_finite()
 
-    with torch.no_grad():  # the last update has not been measured yet
-        ws, c = latent_of(w_opt.detach()), class_mix()
-        keep(distance(image(ws, c)).detach(), ws, noise, c, done)
-    ident = getattr(G, "identity", None) or {}
-    image_of = (
-        {"image_name": ident["name"], "image_sha256": ident["weights_sha256"]} if "weights_sha256" in ident else {}
-    )
-    info = {
-        "loss": loss,
-        "steps": done,
-        "steps_planned": steps,
-        "stopped": stopped,
-        "seed": seed,
-        "lr": lr,
-        "best_step": [int(s) for s in best_step.tolist()],
-    }  # updates made when each best was measured
-    if conditional:
-        info.update(truncation=float(truncation), classes_start=list(start_classes))
-    if loss == "perceptual" and getattr(net, "identity", None):
-        info["perceptual_sha256"] = net.identity["weights_sha256"]
-    return Latent(
-        ws=best_ws.detach().float().cpu(),
-        noise=[b.detach().float().cpu() for b in best_noise] or None,
-        space=space,
-        image=image_of,
-        photos=list(photos or []),
-        distance=[float(d) for d in best.tolist()],
-        info=info,
-        generator=family,
-        resolution=G.resolution,
-        classes=best_classes.detach().float().cpu() if conditional else None,
-    )
+        with torch.no_grad():  # the last update has not been measured yet
+            ws, c = latent_of(w_opt.detach()), class_mix()
+            keep(distance(image(ws, c)).detach(), ws, noise, c, done)
+        ident = getattr(G, "identity", None) or {}
+        image_of = (
+            {"image_name": ident["name"], "image_sha256": ident["weights_sha256"]} if "weights_sha256" in ident else {}
+        )
+        info = {
+            "loss": loss,
+            "steps": done,
+            "steps_planned": steps,
+            "stopped": stopped,
+            "seed": seed,
+            "lr": lr,
+            "best_step": [int(s) for s in best_step.tolist()],
+        }  # updates made when each best was measured
+        if conditional:
+            info.update(truncation=float(truncation), classes_start=list(start_classes))
+        if loss == "perceptual" and getattr(net, "identity", None):
+            info["perceptual_sha256"] = net.identity["weights_sha256"]
+        return Latent(
+            ws=best_ws.detach().float().cpu(),
+            noise=[b.detach().float().cpu() for b in best_noise] or None,
+            space=space,
+            image=image_of,
+            photos=list(photos or []),
+            distance=[float(d) for d in best.tolist()],
+            info=info,
+            generator=family,
+            resolution=G.resolution,
+            classes=best_classes.detach().float().cpu() if conditional else None,
+        )
 
 
 def _start_of(start: torch.Tensor, n: int, num_ws: int, rows: int, w_dim: int, conditional: bool) -> torch.Tensor:
@@ -458,6 +466,7 @@ def invert_and_store(
     on_note: Callable[[str], None] | None = None,
     on_faces: Callable[[Path, list[faces_mod.Face], int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    deterministic: bool = False,
 ) -> StoredLatent:
     """Invert the photo files ``photos`` (one latent each, ``invert``) into the image generator
     ``image`` and store the latents under ``name`` (default: the first photo's name, ``default_name``).
@@ -480,10 +489,11 @@ def invert_and_store(
     aligns when the generator depicts faces (``G.depicts``) and ``crop`` is 'center', and without
     the extra says so in ``on_note(line)`` and goes on unaligned. ``face``: which face of each photo (0-based, left to
     right; default the largest); giving it asks for alignment. ``on_faces(photo, faces, chosen)``
-    for every photo aligned, before the search."""
+    for every photo aligned, before the search. ``deterministic``: as ``invert``'s."""
     if not photos:
         raise UsageError("no photos to invert")
     check_options(steps, space, loss, seed=seed, min_steps=0 if encoder is not None else 1)
+    deterministic_process(check_deterministic(deterministic))  # before cuBLAS's first use (the encoder's)
     check_crop(crop)
     align = _check_align(align, face, crop)
     requested = _latent_name(name, photos[0], force)
@@ -518,6 +528,7 @@ def invert_and_store(
                 classes=classes,
                 truncation=truncation,
                 start=start,
+                deterministic=deterministic,
             )
     except KeyboardInterrupt as e:  # the second signal
         e.outcome = getattr(e, "outcome", None) or "nothing stored"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +73,19 @@ def stand_in(kind: str) -> Iterator[None]:
         yield
     finally:
         _stand_in = before
+
+
+def float32(x: torch.Tensor):
+    """A region that computes in float32 even under autocast (on ``x``'s device): styles,
+    demodulation, the image sum. Outside autocast it is nothing, and costs nothing."""
+    kind = x.device.type
+    try:
+        on = torch.is_autocast_enabled(kind)
+    except TypeError:  # torch < 2.4 takes no device
+        on = torch.is_autocast_enabled() if kind == "cuda" else torch.is_autocast_cpu_enabled()
+    except RuntimeError:  # a device without autocast (meta)
+        on = False
+    return torch.autocast(kind, enabled=False) if on else nullcontext()
 
 
 def batched_modconv(x: torch.Tensor) -> bool:
@@ -227,7 +240,8 @@ def modulated_conv2d(
         # sum_{i,k} (W[o,i,k] s[b,i])^2 = sum_i s[b,i]^2 * sum_k W[o,i,k]^2
         if weight_sq is None:
             weight_sq = weight.square().sum(dim=[2, 3])
-        out_scale = (styles.square() @ weight_sq.t() + DEMOD_EPS).rsqrt()  # [B, Cout]
+        with float32(styles):
+            out_scale = (styles.square() @ weight_sq.t() + DEMOD_EPS).rsqrt()  # [B, Cout]
         if gain != 1:
             out_scale = out_scale * gain
     else:

@@ -30,6 +30,7 @@ import torch
 
 from . import ops
 from .errors import MocohdError
+from .runtime import precision
 
 PCA_FAMILY = "latent-pca"  # the family of a stored basis (a model file of kind "pca")
 
@@ -118,7 +119,8 @@ def fit_pca(
 
     z is drawn on the CPU from ``seed`` in batches of ``batch``, so the
     samples do not depend on the device; ``progress(n)`` is called after each
-    batch with the number of samples so far.
+    batch with the number of samples so far. The mapping runs in exact float32 (no TF32), so
+    a basis fitted inside training is the one ``mocohd pca`` fits.
     """
     if samples < 2 or batch < 1:
         raise MocohdError("PCA needs at least 2 samples and a positive batch size")
@@ -126,7 +128,7 @@ def fit_pca(
     acc_device = _float64_device(device)
     gen = torch.Generator().manual_seed(seed)
     moments = _Moments(G.w_dim, acc_device)
-    with torch.no_grad():
+    with torch.no_grad(), precision(device):
         done = 0
         while done < samples:
             n = min(batch, samples - done)

@@ -57,6 +57,7 @@ from .loaders import load_image_generator
 from .loaders.latents import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
 from .loaders.motion_models import load_motion
 from .loaders.pca_bases import express
+from .runtime import check_deterministic, deterministic_process, precision
 from .stopping import Cancelled
 from .video import (
     check_fps,
@@ -522,6 +523,7 @@ class RenderConfig:
     audio_map: str | dict | None = None
     audio_strength: float = 1.0
     size: int | None = None  # frames of size x size px (a quick preview); None: the generator's resolution
+    deterministic: bool = False  # deterministic kernels only: bitwise repeatable on CUDA (``runtime.precision``)
 
     def __post_init__(self):
         videos = 1 if self.videos is None else self.videos  # None stands for a count known later
@@ -545,6 +547,7 @@ class RenderConfig:
         check_noise(self.noise)
         if self.dtype not in DTYPES:
             raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        check_deterministic(self.deterministic)
         self.edits, self.edit_layers, self.truncation_cutoff = check_edit_options(
             self.edits, self.edit_layers, self.truncation_cutoff
         )
@@ -611,92 +614,100 @@ def render(
     videos = check_videos(videos, grid)
     for path in output_paths(out, videos, grid):  # before loading anything: fail fast
         check_output(path, fmt)
+    deterministic_process(cfg.deterministic)  # before cuBLAS's first use
     G = load_image_generator(image, device=cfg.device)
-    size = check_size(cfg.size, G) or G.resolution
-    check_frame_budget(videos, size, size, grid)
-    M = load_motion(motion, device=next(G.parameters()).device)
-    source_sha = M.image.get("image_sha256")
-    M, note = express(M, G, image)  # another generator (any w size): its PCA basis
-    if cfg.loop:
-        M, fitted = paths.fit_periods(M, frames)
-        note = "\n".join(n for n in (note, fitted) if n) or None
-    labels = check_pair(M, G, classes, truncation) or None  # before any work
-    label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
-    edit = resolve_edits(G, cfg.edits, cfg.edit_layers, cfg.truncation_cutoff, image=image, on_note=on_note)
-    if edit is not None and edit.summary:
-        note = f"{note}\n{edit.summary}" if note else edit.summary
-    drive = sound = None
-    if samples is not None:
-        features = audio_features(samples, rate, fps, total)
-        drive = audio_drive(
-            G, features, cfg.audio_map, cfg.audio_strength, cfg.edit_layers, image=image, on_note=on_note
-        )
-        sound = mux_args(cfg.audio, total / fps, fmt)
-        note = f"{note}\n{drive.summary}" if note else drive.summary
-    per_video = None
-    if starts:
-        check_start(None, G, labels)  # BigGAN: the classes come with the start latents (below)
-    elif G.c_dim:
-        recorded = M.source.get("classes")  # metadata: not covered by the weights hash, checked like --class
-        if labels is None and recorded and source_sha == G.identity["weights_sha256"]:
-            try:
-                labels = check_pair(None, G, [int(k) for k in recorded])
-            except (TypeError, ValueError, OverflowError, MocohdError):
-                raise MocohdError(
-                    f"{motion}: damaged metadata: the classes it records ({str(recorded)[:60]}) are "
-                    f"not classes of '{G.identity['name']}'"
-                ) from None
-        per_video = video_classes(G, videos, seed, labels)
-        shown = sorted(set(per_video))
-        line = "class " + ", ".join(describe_class(k, G.c_dim) for k in shown[:8]) + (", ..." if len(shown) > 8 else "")
-        if label_to is not None:
-            line += f" -> {describe_class(label_to, G.c_dim)}"
-        note = f"{note}\n{line}" if note else line
-    camera = check_camera(camera, G, total)
-    if G.c_dim:  # BigGAN: photos are inverted at the truncation the videos are made at
-        invert_options = {"truncation": truncation, **(invert_options or {})}
-    first = start_latent(starts, G, on_note, invert_options) if starts else None
-    track = None
-    if keys:
-        track = cfg.keyframes.track(G, keys, fps, cfg.loop, lambda p: start_latent([p], G, on_note, invert_options))
-    if first is not None:
-        check_start(first, G)
-        if G.c_dim:  # BigGAN: each video shows its start latent's class vector
-            per_video = first.classes[first.of_videos(videos)]
-            top = sorted({int(k) for k in first.classes.argmax(dim=1).tolist()})
-            line = "class mix of the start latent(s), mostly " + ", ".join(describe_class(k, G.c_dim) for k in top[:8])
+    with precision(next(G.parameters()).device, deterministic=cfg.deterministic or None):  # exact float32
+        size = check_size(cfg.size, G) or G.resolution
+        check_frame_budget(videos, size, size, grid)
+        M = load_motion(motion, device=next(G.parameters()).device)
+        source_sha = M.image.get("image_sha256")
+        M, note = express(M, G, image)  # another generator (any w size): its PCA basis
+        if cfg.loop:
+            M, fitted = paths.fit_periods(M, frames)
+            note = "\n".join(n for n in (note, fitted) if n) or None
+        labels = check_pair(M, G, classes, truncation) or None  # before any work
+        label_to = check_pair(None, G, [class_to], truncation)[0] if class_to is not None else None
+        edit = resolve_edits(G, cfg.edits, cfg.edit_layers, cfg.truncation_cutoff, image=image, on_note=on_note)
+        if edit is not None and edit.summary:
+            note = f"{note}\n{edit.summary}" if note else edit.summary
+        drive = sound = None
+        if samples is not None:
+            features = audio_features(samples, rate, fps, total)
+            drive = audio_drive(
+                G, features, cfg.audio_map, cfg.audio_strength, cfg.edit_layers, image=image, on_note=on_note
+            )
+            sound = mux_args(cfg.audio, total / fps, fmt)
+            note = f"{note}\n{drive.summary}" if note else drive.summary
+        per_video = None
+        if starts:
+            check_start(None, G, labels)  # BigGAN: the classes come with the start latents (below)
+        elif G.c_dim:
+            recorded = M.source.get("classes")  # metadata: not covered by the weights hash, checked like --class
+            if labels is None and recorded and source_sha == G.identity["weights_sha256"]:
+                try:
+                    labels = check_pair(None, G, [int(k) for k in recorded])
+                except (TypeError, ValueError, OverflowError, MocohdError):
+                    raise MocohdError(
+                        f"{motion}: damaged metadata: the classes it records ({str(recorded)[:60]}) are "
+                        f"not classes of '{G.identity['name']}'"
+                    ) from None
+            per_video = video_classes(G, videos, seed, labels)
+            shown = sorted(set(per_video))
+            line = (
+                "class "
+                + ", ".join(describe_class(k, G.c_dim) for k in shown[:8])
+                + (", ..." if len(shown) > 8 else "")
+            )
             if label_to is not None:
                 line += f" -> {describe_class(label_to, G.c_dim)}"
-            found = float(first.info.get("truncation", 1.0))
-            if found != truncation:
-                line += f"; found at truncation {found:g}: frame 0 shows the photo only at --truncation {found:g}"
             note = f"{note}\n{line}" if note else line
-    if on_start:
-        on_start(total * videos, note)
-    # everything is checked above: straight to the frames (render_frames would check it all again)
-    stream = _frames(
-        M,
-        G,
-        frames,
-        videos,
-        seed,
-        truncation,
-        cfg.noise,
-        interpolate,
-        batch,
-        DTYPES[cfg.dtype],
-        per_video,
-        label_to,
-        first,
-        camera,
-        edit=edit,
-        loop=cfg.loop,
-        track=track,
-        audio=drive,
-        size=size,
-        should_stop=should_stop,
-    )
-    written, count, size = write_videos(
-        stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos)), sound
-    )
-    return RenderResult(written, count, size, note, videos)
+        camera = check_camera(camera, G, total)
+        if G.c_dim:  # BigGAN: photos are inverted at the truncation the videos are made at
+            invert_options = {"truncation": truncation, **(invert_options or {})}
+        first = start_latent(starts, G, on_note, invert_options) if starts else None
+        track = None
+        if keys:
+            track = cfg.keyframes.track(G, keys, fps, cfg.loop, lambda p: start_latent([p], G, on_note, invert_options))
+        if first is not None:
+            check_start(first, G)
+            if G.c_dim:  # BigGAN: each video shows its start latent's class vector
+                per_video = first.classes[first.of_videos(videos)]
+                top = sorted({int(k) for k in first.classes.argmax(dim=1).tolist()})
+                line = "class mix of the start latent(s), mostly " + ", ".join(
+                    describe_class(k, G.c_dim) for k in top[:8]
+                )
+                if label_to is not None:
+                    line += f" -> {describe_class(label_to, G.c_dim)}"
+                found = float(first.info.get("truncation", 1.0))
+                if found != truncation:
+                    line += f"; found at truncation {found:g}: frame 0 shows the photo only at --truncation {found:g}"
+                note = f"{note}\n{line}" if note else line
+        if on_start:
+            on_start(total * videos, note)
+        # everything is checked above: straight to the frames (render_frames would check it all again)
+        stream = _frames(
+            M,
+            G,
+            frames,
+            videos,
+            seed,
+            truncation,
+            cfg.noise,
+            interpolate,
+            batch,
+            DTYPES[cfg.dtype],
+            per_video,
+            label_to,
+            first,
+            camera,
+            edit=edit,
+            loop=cfg.loop,
+            track=track,
+            audio=drive,
+            size=size,
+            should_stop=should_stop,
+        )
+        written, count, size = write_videos(
+            stream, out, fmt, fps, videos, grid, on_frame and (lambda n: on_frame(n * videos)), sound
+        )
+        return RenderResult(written, count, size, note, videos)

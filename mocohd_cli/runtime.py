@@ -1,15 +1,18 @@
-"""Process-level settings: device choice and the CPU memory allocator."""
+"""Process-level settings: device choice, the CPU memory allocator and torch's numerics (``precision``)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+import re
 import sys
+from collections.abc import Iterator
 
 import torch
 
-from .errors import MocohdError
+from .errors import MocohdError, UsageError
 
 _allocator_tuned = False
 
@@ -65,10 +68,94 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def enable_tf32(device: torch.device) -> None:
-    """On CUDA, let float32 matmuls and convolutions use TF32 and let cuDNN pick
-    the fastest algorithms (training: inputs keep one shape)."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+# ---------------------------------------------------------------------------- numerics
+
+# How torch names an op without a deterministic kernel: "<op> does not have a deterministic implementation, ..."
+_NOT_DETERMINISTIC = re.compile(r"^\s*(\S+) does not have a deterministic implementation")
+CUBLAS_WORKSPACE = ":4096:8"  # what cuBLAS needs to be deterministic (read at its first use)
+
+
+def deterministic_process(on: bool = True) -> None:
+    """With ``on``, set ``CUBLAS_WORKSPACE_CONFIG`` for the whole process (a command with --deterministic,
+    at its start): cuBLAS reads it at its first use, which may come before a ``precision`` block."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
+def check_deterministic(value) -> bool:
+    """``value`` if it is True or False, else a UsageError (a library's ``deterministic`` argument)."""
+    if not isinstance(value, bool):
+        raise UsageError(f"deterministic must be True or False, got {value!r}")
+    return value
+
+
+def _flags() -> tuple:
+    b = torch.backends
+    return (
+        torch.get_float32_matmul_precision(),
+        b.cudnn.allow_tf32,
+        b.cudnn.benchmark,
+        b.cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+
+
+def _set_flags(matmul: str, cudnn_tf32: bool, benchmark: bool, cudnn_deterministic: bool, algorithms, warn_only):
+    if torch.get_float32_matmul_precision() != matmul:
+        if matmul in ("high", "highest"):  # the CUDA flag alone: the CPU's oneDNN setting stays as it is
+            torch.backends.cuda.matmul.allow_tf32 = matmul == "high"
+        else:
+            torch.set_float32_matmul_precision(matmul)
+    torch.backends.cudnn.allow_tf32 = cudnn_tf32
+    torch.backends.cudnn.benchmark = benchmark
+    torch.backends.cudnn.deterministic = cudnn_deterministic
+    torch.use_deterministic_algorithms(algorithms, warn_only=warn_only)
+
+
+def _nondeterministic_op(message: str) -> str | None:
+    """The op a deterministic-mode RuntimeError names, or None for any other error."""
+    found = _NOT_DETERMINISTIC.match(message)
+    if found:
+        return found.group(1)
+    if "CUBLAS_WORKSPACE_CONFIG" in message:  # cuBLAS was first used before the variable was set
+        return f"cuBLAS without CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE} before its first use"
+    return None
+
+
+@contextlib.contextmanager
+def precision(
+    device: torch.device | str, *, tf32: bool = False, benchmark: bool = False, deterministic: bool | None = None
+) -> Iterator[None]:
+    """Torch's process-wide numerics for a block, restored when it ends: each command picks its own.
+
+    ``tf32`` (CUDA only): float32 matmuls and convolutions in TF32, whose products keep a 10-bit
+    mantissa (about 3 decimal digits); off, they are exact float32. ``benchmark`` (CUDA only): cuDNN
+    times its algorithms for each input shape and keeps the fastest, which may differ from run to
+    run. ``deterministic``: True allows deterministic kernels only (cuDNN's too, without autotuning;
+    on CUDA ``CUBLAS_WORKSPACE_CONFIG`` is set for the block if unset) and an op that has none raises
+    MocohdError naming it; False allows any kernel; None keeps what is in force (so a measurement
+    inside a deterministic training run stays deterministic).
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    saved = _flags()
+    if deterministic is None:
+        deterministic = saved[4] and not saved[5]
+    set_env = deterministic and cuda and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    if set_env:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+    fast = tf32 and cuda
+    try:
+        benchmark = benchmark and cuda and not deterministic
+        _set_flags("high" if fast else "highest", fast, benchmark, deterministic, deterministic, False)
+        yield
+    except RuntimeError as e:
+        op = _nondeterministic_op(str(e)) if deterministic else None
+        if op is None:
+            raise
+        raise MocohdError(f"--deterministic: {op} has no deterministic implementation on {device}") from None
+    finally:
+        _set_flags(*saved)
+        if set_env:
+            del os.environ["CUBLAS_WORKSPACE_CONFIG"]

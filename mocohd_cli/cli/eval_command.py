@@ -15,7 +15,7 @@ from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes
 from ..metrics.evaluate import append_results, evaluate as evaluate_videos, run_of
 from .console import out, print_notes, say
-from .options import Device, Image, Motion, Seed
+from .options import Deterministic, Device, Image, Motion, Seed
 from .progress import Stages
 
 Data = Annotated[Path, typer.Option("--data", help="The real videos: a folder of videos and/or frame folders.")]
@@ -55,6 +55,16 @@ Repeat = Annotated[
 JSONOut = Annotated[Path | None, typer.Option("--json", help="Also write the results to this JSON file.")]
 
 
+def _fid_frames(value: str | None) -> int | str | None:
+    """--fid-frames: a number, 'all' or None (UsageError otherwise)."""
+    if value is None or value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--fid-frames must be a number or 'all', got {value!r}") from None
+
+
 def eval_(
     data: Data,
     motion: Motion("Motion model (name or path) whose videos to score.") = None,
@@ -67,6 +77,7 @@ def eval_(
     truncation: Truncation = 1.0,
     frame_size: FrameSize = None,
     device: Device = "auto",
+    deterministic: Deterministic = False,
     batch: Batch = 8,
     i3d: I3D = None,
     inception: Inception = None,
@@ -78,11 +89,7 @@ def eval_(
     Fakes are rendered on the fly (nothing written) from --motion and --image, or read from --fake.
     Real statistics are cached in the store, so a second evaluation only renders. Under torchrun
     every process takes its share of the videos."""
-    if fid_frames is not None and fid_frames != "all":
-        try:
-            fid_frames = int(fid_frames)
-        except ValueError:
-            raise UsageError(f"--fid-frames must be a number or 'all', got {fid_frames!r}") from None
+    fid_frames = _fid_frames(fid_frames)
     if fake is None and motion is None:
         raise UsageError("give --motion (with --image) to render the fakes, or --fake DIR to score a folder of videos")
     json_file = _check_json_path(json_out) if json_out is not None else None
@@ -99,6 +106,7 @@ def eval_(
             seed=seed,
             truncation=truncation,
             device=device,
+            deterministic=deterministic,
             batch=batch,
             frame_size=frame_size,
             i3d=i3d,

@@ -15,7 +15,7 @@ from ..faces import Face, largest
 from ..invert import StoredLatent, invert_and_store
 from ..stopping import interrupt_for
 from .console import out, print_notes, say
-from .options import Device, Force, Image, Name, Seed
+from .options import Deterministic, Device, Force, Image, Name, Seed
 from .progress import Counter
 
 Photos = Annotated[
@@ -97,6 +97,7 @@ def invert_(
     crop: Crop = "center",
     seed: Seed("Seed of the noise maps' start and of the w noise.") = 0,
     device: Device = "auto",
+    deterministic: Deterministic = False,
     force: Force("Replace a stored latent of the same name.") = False,
     classes: Classes = None,
     truncation: Truncation = 1.0,

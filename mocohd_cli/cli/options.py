@@ -11,6 +11,14 @@ import typer
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 
 Device = Annotated[str, typer.Option("--device", help=f"{DEVICES}.")]
+Deterministic = Annotated[
+    bool,
+    typer.Option(
+        "--deterministic",
+        help="Deterministic kernels only: bitwise the same output on CUDA too, somewhat slower there "
+        "(an op without one stops with its name).",
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors (or set MOCOHD_DEBUG=1).")]
 # training: both trainers
 Workers = Annotated[int, typer.Option("--workers", help="Data loader processes per rank.")]

@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..paths import EASINGS, PATHS, SPACES, KeyframePath
 from ..render import RenderConfig, render as render_videos
 from .console import err, out, say
-from .options import Device, Image, Motion, Seed, given, option
+from .options import Deterministic, Device, Image, Motion, Seed, given, option
 from .progress import Counter
 
 Output = Annotated[Path, typer.Argument(metavar="OUT", help="Output: .mp4, .webm, .gif, or a folder for PNG frames.")]
@@ -144,6 +144,7 @@ def render(
     interpolate: Interpolate = RenderConfig.interpolate,
     device: Device = RenderConfig.device,
     dtype: DType = RenderConfig.dtype,
+    deterministic: Deterministic = RenderConfig.deterministic,
     batch: Batch = RenderConfig.batch,
     fmt: Format = RenderConfig.fmt,
     classes: Classes = RenderConfig.classes,

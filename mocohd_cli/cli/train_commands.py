@@ -19,7 +19,19 @@ from ..loaders.encoder_models import load_encoder
 from ..train import TrainConfig, train as train_motion
 from ..train.image_trainer import ImageTrainConfig, train_image as train_images
 from .console import out
-from .options import DEVICES, Device, Image, LogEvery, Name, StartOver, TrainSeed, Workers, given, option as _opt
+from .options import (
+    DEVICES,
+    Deterministic,
+    Device,
+    Image,
+    LogEvery,
+    Name,
+    StartOver,
+    TrainSeed,
+    Workers,
+    given,
+    option as _opt,
+)
 from .progress import Training, bar
 
 # `mocohd prepare`
@@ -203,7 +215,7 @@ Resume = _opt(
     "--resume",
     help="Continue the run --name (or the data folder's) from its checkpoint, with its settings; only --steps, "
     "--epochs, --device, --workers, --sample-videos, the --*-every options and --monitor, --monitor-clips, "
-    "--keep-best may change.",
+    "--keep-best, --deterministic may change.",
 )
 TrainDevice = _opt(str, "--device", help=f"{DEVICES} (under torchrun: one GPU per rank).")
 Precision = _opt(str, "--precision", help="auto (bf16 on CUDA, else fp32), fp32, bf16 or fp16.")
@@ -306,6 +318,7 @@ def train(
     seed: TrainSeed = TrainConfig.seed,
     device: TrainDevice = TrainConfig.device,
     precision: Precision = TrainConfig.precision,
+    deterministic: Deterministic = TrainConfig.deterministic,
     workers: Workers = TrainConfig.workers,
     save_every: SaveEvery = TrainConfig.save_every,
     sample_every: SampleEvery = TrainConfig.sample_every,

@@ -143,7 +143,8 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x, w, noise: torch.Tensor | None, impl: str = "fast"):
         # x: [B, in_ch, R/up, R/up], w: [B, w_dim], noise: [B or 1, 1, R, R] or None
-        styles = self.affine(w)
+        with ops.float32(w):  # the styles stay float32 under autocast, as with ``dtype``
+            styles = self.affine(w)
         if impl == "reference":  # in the paper's order: conv, + noise, + bias, lrelu, * gain, clamp
             x = ops.modulated_conv2d(x, self.weight, styles, up=self.up, impl=impl)
             if noise is not None:
@@ -170,7 +171,8 @@ class ToRGB(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_ch)
 
     def forward(self, x, w, impl: str = "fast"):
-        styles = self.affine(w) * self.weight_gain
+        with ops.float32(w):
+            styles = self.affine(w) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, bias=self.bias, impl=impl)
         return ops.bias_act(x, None, clamp=self.conv_clamp, inplace=True)
 
@@ -204,7 +206,11 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, ws[:, 0], noises[0], impl)
             x = self.conv1(x, ws[:, 1], noises[1], impl)
         y = self.torgb(x, ws[:, self.num_conv], impl).float()  # the image accumulates in float32
-        img = y if img is None else ops.upsample2d(img, impl).add_(y)
+        if img is not None:
+            with ops.float32(img):  # also under autocast
+                img = ops.upsample2d(img, impl).add_(y)
+        else:
+            img = y
         return x, img
 
 

@@ -288,7 +288,13 @@ class SynthesisInput(nn.Module):
     def forward(self, w: torch.Tensor, camera: torch.Tensor | None = None) -> torch.Tensor:
         """[B, w_dim] -> [B, C, size, size]. ``camera`` [B, 3, 3]: each image's camera (rotation and
         translation of the view, ``camera_matrix``); the features are sampled through its inverse,
-        after the stored user ``transform`` (NVIDIA's gen_video sets that buffer to the same inverse)."""
+        after the stored user ``transform`` (NVIDIA's gen_video sets that buffer to the same inverse).
+        Computed in float32 also under autocast: bfloat16 phases would be off by up to 1/128 of a
+        period per unit of phase."""
+        with ops.float32(w):
+            return self._features(w.float(), camera)
+
+    def _features(self, w: torch.Tensor, camera: torch.Tensor | None) -> torch.Tensor:
         batch = w.shape[0]
         t = self.affine(w)  # (r_c, r_s, t_x, t_y)
         t = t / t[:, :2].norm(dim=1, keepdim=True)
@@ -380,6 +386,24 @@ class SynthesisLayer(nn.Module):
             ),
         )
 
+    def modulation(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """w [B, w_dim] -> (the weight, the styles [B, in] with the input gain, the demodulation
+        [B, out] or None for toRGB), in float32 also under autocast."""
+        with ops.float32(w):
+            styles = self.affine(w)  # [B, in]
+            if self.torgb:
+                weight = self.weight
+                styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel**2))
+                out_scale = None
+            else:
+                # Pre-normalise (cancels in the demodulation up to its epsilon): weights per
+                # output filter, styles per sample.
+                weight, weight_sq = self.normalized_weight()
+                styles = styles * styles.square().mean(dim=1, keepdim=True).rsqrt()
+                # sum_{i,k} (W[o,i,k] s[b,i])^2 = sum_i s[b,i]^2 sum_k W[o,i,k]^2
+                out_scale = (styles.square() @ weight_sq.t() + ops.DEMOD_EPS).rsqrt()  # [B, out]
+            return weight, styles * self.magnitude_ema.rsqrt(), out_scale  # the input gain on the styles
+
     def normalized_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The weight scaled to unit mean square per output filter, and its squared norms per
         (out, in) [out, in]; cached while the weight is unchanged and not being trained."""
@@ -394,19 +418,7 @@ class SynthesisLayer(nn.Module):
         return self._normalized[1]
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, impl: str = "fast") -> torch.Tensor:
-        styles = self.affine(w)  # [B, in]
-        if self.torgb:
-            weight = self.weight
-            styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel**2))
-            out_scale = None
-        else:
-            # Pre-normalise (cancels in the demodulation up to its epsilon): weights per
-            # output filter, styles per sample.
-            weight, weight_sq = self.normalized_weight()
-            styles = styles * styles.square().mean(dim=1, keepdim=True).rsqrt()
-            # sum_{i,k} (W[o,i,k] s[b,i])^2 = sum_i s[b,i]^2 sum_k W[o,i,k]^2
-            out_scale = (styles.square() @ weight_sq.t() + ops.DEMOD_EPS).rsqrt()  # [B, out]
-        styles = styles * self.magnitude_ema.rsqrt()  # the input gain
+        weight, styles, out_scale = self.modulation(w)
         pad = self.conv_kernel - 1
         if impl == "reference":  # one sample at a time, the modulated weight written out
             outs = []

@@ -63,6 +63,7 @@ from ..loaders import load_image_generator
 from ..loaders.detector_models import load_detector
 from ..loaders.motion_models import load_motion
 from ..loaders.pca_bases import express
+from ..runtime import check_deterministic, deterministic_process, precision
 from ..video import process_alive, whole
 from . import frechet_distance
 from .feature_stats import FeatureStats
@@ -373,6 +374,7 @@ def evaluate(
     classes: list[int] | None = None,
     detectors: dict | None = None,
     note: Callable[[str], None] | None = None,
+    deterministic: bool = False,
 ) -> list[MetricResult]:
     """Compute ``metrics`` (names of ``protocol.PROTOCOLS``) of generated videos against ``data``.
 
@@ -390,12 +392,15 @@ def evaluate(
     fakes are drawn from (all when None). ``truncation``, ``noise``, ``classes`` and ``G`` are for
     rendered fakes: with ``fake`` they are refused (UsageError), not ignored. ``note(text)``:
     one-line notes for the user (the dataset's clip cache refreshed because the folder changed).
+    Everything computes in exact float32 (no TF32); ``deterministic``: deterministic kernels only
+    (bitwise repeatable on CUDA; ``runtime.precision``), False leaves the process's setting.
 
     ``seed`` is in 0..2^40 - 1 and ``videos`` / ``fid_frames`` at most 2^40; the fakes' indices
     and the clips of ``repeat`` are computed as they are read, so memory does not grow with them.
     A folder of fakes reports its videos too short for a metric (``MetricResult.fake_skipped``).
     """
     protocols = check_metrics(metrics)
+    deterministic_process(check_deterministic(deterministic))  # before cuBLAS's first use
     seed = whole("seed", seed, 0, MAX_SEED)
     batch = whole("batch", batch, 1, MAX_CLIPS)
     if videos is not None:
@@ -434,7 +439,7 @@ def evaluate(
 
     joined = dist is None  # this call joins the processes (torchrun), and parts them on every way out
     dist = dist or Dist.from_env(device if isinstance(device, str) else str(device), shared=store.home())
-    scratch, done = None, False
+    scratch, finished = None, False
     try:
         dev = dist.device if isinstance(device, str) else torch.device(device)
         detectors = dict(detectors or {})
@@ -448,88 +453,89 @@ def evaluate(
             classes = check_pair(M, G, classes, truncation) or None
             check_truncation(truncation, G)
         scratch = None if rendered else scratch_folder(dist)
-        if rendered:
-            size, fake_data = frame_size or min(G.resolution, DEFAULT_SIZE), None
-        else:
-            fake_data = prepare_fakes(fake, frame_size, dist, scratch)
-            size = fake_data.frame_size
-        real_data = prepare_data(data, size, dist)
-        if note is not None and dist.writer and real_data.changed:
-            note(f"{data}: {real_data.change_note()}")
-
-        results = []
-        for p in protocols:
-            detector = detectors[p.detector]
-            t0 = time.perf_counter()
-            n = p.count if p.frames == 1 else (videos or p.count)
-            if p.frames == 1 and fid_frames is not None:
-                n = MAX_CLIPS if fid_frames == "all" else fid_frames
-            real = check_real(real_data, p, n, seed, batch, repeat, where=data)
-            want = real.count if fid_frames == "all" and p.frames == 1 else n  # fakes: n, as StyleGAN-V's num_gen
-            rstats, cached = real_stats(real, detector, dist, batch, seed, progress, cache)
-            t_real = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            fstats = FeatureStats(max_items=want)
-            fake_skipped = None
-            done = [0]
-
-            def tick(k: int, name=p.name, total=want, done=done) -> None:
-                done[0] += k
-                if progress:
-                    progress(f"fake {name}", min(done[0] * dist.world, total), total)
-
-            if progress:
-                progress(f"fake {p.name}", 0, want)
+        with precision(dev, deterministic=deterministic or None):  # exact float32 (runtime.precision)
             if rendered:
-                if p.frames == 1:
-                    count = math.ceil(want / FID_FRAMES_PER_VIDEO)
-                    frames = list(range(FID_FRAMES_PER_VIDEO))
-                else:
-                    count, frames = want, list(range(0, p.span, p.step))
-                # the first ``want`` items in video order, shared out (a range: memory does not grow with the
-                # number of videos); FID keeps the first frames of the last video
-                mine = range(dist.rank, count, dist.world)
-                stream = fake_videos(M, G, mine, frames, seed, truncation, noise, batch, classes, size)
-                if p.frames == 1:
-                    stream = _fid_frames(stream, mine, want)
-                _embed_batches(detector, stream, fstats, batch, tick)
+                size, fake_data = frame_size or min(G.resolution, DEFAULT_SIZE), None
             else:
-                fakes = _clips(fake_data, p, want, seed, batch, repeat, where=fake, random_offset=False)
-                fake_skipped = fakes.skipped
-                mine = fakes.share(dist.rank, dist.world)
-                _embed_batches(detector, iter(mine), fstats, batch, tick)
-            fstats = gather_stats(fstats, dist)
-            if fstats.count < 2:
-                raise MocohdError(
-                    f"{fake or 'the rendered videos'}: {fstats.count} fake "
-                    f"{'frame' if p.frames == 1 else 'clip'} for {p.name}; "
-                    "a covariance needs at least 2"
+                fake_data = prepare_fakes(fake, frame_size, dist, scratch)
+                size = fake_data.frame_size
+            real_data = prepare_data(data, size, dist)
+            if note is not None and dist.writer and real_data.changed:
+                note(f"{data}: {real_data.change_note()}")
+
+            results = []
+            for p in protocols:
+                detector = detectors[p.detector]
+                t0 = time.perf_counter()
+                n = p.count if p.frames == 1 else (videos or p.count)
+                if p.frames == 1 and fid_frames is not None:
+                    n = MAX_CLIPS if fid_frames == "all" else fid_frames
+                real = check_real(real_data, p, n, seed, batch, repeat, where=data)
+                want = real.count if fid_frames == "all" and p.frames == 1 else n  # fakes: n, as StyleGAN-V's num_gen
+                rstats, cached = real_stats(real, detector, dist, batch, seed, progress, cache)
+                t_real = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                fstats = FeatureStats(max_items=want)
+                fake_skipped = None
+                done = [0]
+
+                def tick(k: int, name=p.name, total=want, done=done) -> None:
+                    done[0] += k
+                    if progress:
+                        progress(f"fake {name}", min(done[0] * dist.world, total), total)
+
+                if progress:
+                    progress(f"fake {p.name}", 0, want)
+                if rendered:
+                    if p.frames == 1:
+                        count = math.ceil(want / FID_FRAMES_PER_VIDEO)
+                        frames = list(range(FID_FRAMES_PER_VIDEO))
+                    else:
+                        count, frames = want, list(range(0, p.span, p.step))
+                    # the first ``want`` items in video order, shared out (a range: memory does not grow with the
+                    # number of videos); FID keeps the first frames of the last video
+                    mine = range(dist.rank, count, dist.world)
+                    stream = fake_videos(M, G, mine, frames, seed, truncation, noise, batch, classes, size)
+                    if p.frames == 1:
+                        stream = _fid_frames(stream, mine, want)
+                    _embed_batches(detector, stream, fstats, batch, tick)
+                else:
+                    fakes = _clips(fake_data, p, want, seed, batch, repeat, where=fake, random_offset=False)
+                    fake_skipped = fakes.skipped
+                    mine = fakes.share(dist.rank, dist.world)
+                    _embed_batches(detector, iter(mine), fstats, batch, tick)
+                fstats = gather_stats(fstats, dist)
+                if fstats.count < 2:
+                    raise MocohdError(
+                        f"{fake or 'the rendered videos'}: {fstats.count} fake "
+                        f"{'frame' if p.frames == 1 else 'clip'} for {p.name}; "
+                        "a covariance needs at least 2"
+                    )
+                value = frechet_distance(rstats.mean, rstats.covariance(p.ddof), fstats.mean, fstats.covariance(p.ddof))
+                t_fake = time.perf_counter() - t1
+                results.append(
+                    MetricResult(
+                        p.name,
+                        float(value),
+                        rstats.count,
+                        fstats.count,
+                        real.skipped,
+                        real.videos,
+                        dict(detector.identity),
+                        seed,
+                        cached,
+                        {"real": round(t_real, 3), "fake": round(t_fake, 3), "total": round(t_real + t_fake, 3)},
+                        fake_skipped=fake_skipped,
+                        frame_size=size,
+                    )
                 )
-            value = frechet_distance(rstats.mean, rstats.covariance(p.ddof), fstats.mean, fstats.covariance(p.ddof))
-            t_fake = time.perf_counter() - t1
-            results.append(
-                MetricResult(
-                    p.name,
-                    float(value),
-                    rstats.count,
-                    fstats.count,
-                    real.skipped,
-                    real.videos,
-                    dict(detector.identity),
-                    seed,
-                    cached,
-                    {"real": round(t_real, 3), "fake": round(t_fake, 3), "total": round(t_real + t_fake, 3)},
-                    fake_skipped=fake_skipped,
-                    frame_size=size,
-                )
-            )
-        done = True
-        return results
+            finished = True
+            return results
     finally:
         if scratch is not None and dist.writer:
             shutil.rmtree(scratch, ignore_errors=True)
         if joined:
-            if done:  # all leave together (gloo aborts a process whose peer closed mid-collective)
+            if finished:  # all leave together (gloo aborts a process whose peer closed mid-collective)
                 dist.barrier()
             dist.close()
 

@@ -29,6 +29,7 @@ from ..discriminators import contrastive, patchgan, snresnet
 from ..errors import UsageError
 from ..generators import StyleGAN2Config
 from ..motion import MotionConfig
+from ..runtime import check_deterministic
 
 MAX_FRAME_SIZE = 128  # the training frame size when not given: min(this, the generator's resolution)
 # The motion model's architecture: a fine-tuned model (``init``) keeps its own (``TrainConfig.take_init``).
@@ -57,6 +58,7 @@ class RunSettings:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32
+    deterministic: bool = False  # deterministic kernels only (``runtime.precision``): bitwise repeatable on CUDA
     workers: int = 2  # data loader processes per rank
     save_every: int = 1000  # steps between checkpoints (and exports to the store)
     sample_every: int = 1000
@@ -107,6 +109,7 @@ class RunSettings:
         check_settings(
             self, dict(seed=0, workers=0, save_every=1, sample_every=1, log_every=1), choices={"precision": precisions}
         )
+        check_deterministic(self.deterministic)
         if self.seed >= 2**32:
             raise UsageError(f"seed must be below 2^32, got {self.seed}")
 
@@ -228,6 +231,7 @@ class TrainConfig(RunSettings):
         "monitor",
         "monitor_clips",
         "keep_best",
+        "deterministic",
     )
     REQUIRED: ClassVar[tuple[str, ...]] = ("data", "image")
 

@@ -72,6 +72,7 @@ from ..formats.canonical import atomic_write_bytes
 from ..frames import draw_w1
 from ..invert import check_generator, invert
 from ..motion.stats import motion_stats, pixel_stats
+from ..runtime import precision
 
 TRAJECTORIES = 64  # generated latent trajectories per measurement
 FAKE_CLIPS = 8  # generated clips rendered per measurement
@@ -116,10 +117,11 @@ def summary(record: dict) -> str:
 
 @contextlib.contextmanager
 def _private(device: torch.device, M: torch.nn.Module):
-    """No gradients, M in eval mode, and the global random state as it was afterwards."""
+    """No gradients, exact float32 (no TF32: ``runtime.precision``), M in eval mode, and the global
+    random state as it was afterwards."""
     was = M.training
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
+    with torch.random.fork_rng(devices=devices), torch.no_grad(), precision(device):
         M.eval()
         try:
             yield

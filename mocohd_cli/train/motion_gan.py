@@ -227,13 +227,14 @@ class MotionGAN:
         return self.to_frame_size(self.synthesize(ws, noise, labels))
 
     def synthesize(self, ws: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Trajectories [B, T, w_dim] -> the generator's frames [B * T, 3, R, R], video-major."""
+        """Trajectories [B, T, w_dim] -> the generator's frames [B * T, 3, R, R], video-major. In bf16
+        (fp16) the synthesis runs as ``render --dtype bf16`` runs it (``dtype``: styles, demodulation and
+        the image in float32), not under a blanket autocast: the frames are rendering's."""
         c, G = self.cfg, self.G
         batch = ws.shape[0]
         video_of = torch.arange(batch, device=self.device).repeat_interleave(c.frames)  # video-major: clip b's frames
         classes = None if labels is None else labels.repeat_interleave(c.frames)
-        with self.autocast():
-            return synthesize(G, ws.reshape(batch * c.frames, -1), noise(video_of), classes, c.truncation)
+        return synthesize(G, ws.reshape(batch * c.frames, -1), noise(video_of), classes, c.truncation, dtype=self.amp)
 
     def to_frame_size(self, img: torch.Tensor) -> torch.Tensor:
         """``synthesize``'s frames [B * T, 3, R, R] -> clips [B, T, 3, S, S] at the training frame size."""
@@ -322,18 +323,21 @@ class MotionGAN:
                     p_later = self.D_I.ema(warped_later, proj_only=True).float()
                     self.D_I.enqueue(self.dist.gather(p_first), self.dist.gather(p_later))
                 scores, proj = self.D_I.D(torch.cat([warped_later, warped_first]))
-                s_later = scores[: x.shape[0]]
-                p_l, p_f = proj.float().chunk(2)
-                l_match = -F.cosine_similarity(p_l, p_f, dim=1).mean()
-                g_img = losses.hinge_generator(s_later.float())
-                out["match"] = _item(l_match)
             else:
                 d_fake = self.D_I(torch.cat([fake[:, 0], fake[:, t]], dim=1))
                 d_real = self.D_I(torch.cat([x[:, 0], x[:, t]], dim=1))
-                g_img = 0.5 * (losses.ralsgan(d_fake, d_real, 1.0) + losses.ralsgan(d_real, d_fake, 0.0))
-                l_match = 0.0
             v_real = self.D_V(self._flip_time(self.video_input(x)))
             v_fake = self.D_V(self._flip_time(self.video_input(fake)))
+        # the losses in float32, outside autocast
+        if c.domain == "cross":
+            p_l, p_f = proj.float().chunk(2)
+            l_match = -F.cosine_similarity(p_l, p_f, dim=1).mean()
+            g_img = losses.hinge_generator(scores[: x.shape[0]].float())
+            out["match"] = _item(l_match)
+        else:
+            d_fake, d_real = _float(d_fake), _float(d_real)
+            g_img = 0.5 * (losses.ralsgan(d_fake, d_real, 1.0) + losses.ralsgan(d_real, d_fake, 0.0))
+            l_match = 0.0
         v_real, v_fake = _float(v_real), _float(v_fake)
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
         return g_vid + g_img + c.w_match * l_match, {"G_video": _item(g_vid), "G_image": _item(g_img)}

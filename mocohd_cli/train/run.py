@@ -77,7 +77,7 @@ from ..data import EpochSampler, prepare
 from ..distributed import Dist
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, atomic_writer, read_header
-from ..runtime import enable_tf32
+from ..runtime import precision
 from ..stopping import ignore_interrupts
 from .config import RunSettings, setting
 
@@ -141,8 +141,11 @@ def open_run(
             raise UsageError(f"{' and '.join(map(setting, cfg.REQUIRED))} {verb} required for a new {cfg.KIND}")
         if cfg.batch % dist.world:
             raise UsageError(f"batch ({cfg.batch}) must be a multiple of the number of processes ({dist.world})")
-        enable_tf32(dist.device)
-        yield Run(cfg, folder, dist, emit, checkpoint)
+        # the hot loop's numerics: TF32 and cuDNN autotuning on CUDA unless fp32 or deterministic; what
+        # measures inside it (PCA, the monitor, fvd16) takes exact float32 for its own block
+        fast = resolve_precision(cfg.precision, dist.device) != "fp32"
+        with precision(dist.device, tf32=fast, benchmark=True, deterministic=cfg.deterministic):
+            yield Run(cfg, folder, dist, emit, checkpoint)
         # A run that ended well: every process leaves together. One that closed gloo while
         # process 0 still wrote its last sample was aborted ("terminate called without an
         # active exception"); on an error no barrier, a stopped peer would never reach it.
