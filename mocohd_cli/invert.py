@@ -74,7 +74,7 @@ from .loaders.latents import SPACES, Latent, default_name, free_name, save_laten
 from .loaders.vgg16 import MISSING as VGG16_MISSING, have_vgg16, load_vgg16
 from .perceptual import pixel_distance
 from .photos import check_crop, photo_identity, probe, read_frame, read_photo
-from .runtime import check_deterministic, deterministic_process, precision
+from .runtime import check_deterministic, check_dtype_supported, deterministic_process, precision
 from .stopping import GracefulStop
 
 LOSSES = ("perceptual", "pixel")
@@ -267,6 +267,7 @@ def invert(
     family, start_classes = check_generator(G, space, classes, truncation)
     conditional = family == "biggan-deep"
     device = next(G.parameters()).device
+    check_dtype_supported(dtype, device)
     with precision(device, deterministic=deterministic or None):  # exact float32 (runtime.precision)
         target = as_images(images, G.resolution, device)
         n = target.shape[0]

@@ -57,7 +57,7 @@ from .loaders import load_image_generator
 from .loaders.latents import Latent, check_latent, concat_latents, default_name, load_latent, save_latent
 from .loaders.motion_models import load_motion
 from .loaders.pca_bases import express
-from .runtime import check_deterministic, deterministic_process, precision
+from .runtime import check_deterministic, check_dtype_supported, deterministic_process, precision
 from .stopping import Cancelled
 from .video import (
     check_fps,
@@ -617,6 +617,7 @@ def render(
     deterministic_process(cfg.deterministic)  # before cuBLAS's first use
     G = load_image_generator(image, device=cfg.device)
     with precision(next(G.parameters()).device, deterministic=cfg.deterministic or None):  # exact float32
+        check_dtype_supported(DTYPES[cfg.dtype], next(G.parameters()).device)
         size = check_size(cfg.size, G) or G.resolution
         check_frame_budget(videos, size, size, grid)
         M = load_motion(motion, device=next(G.parameters()).device)

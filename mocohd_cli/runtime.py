@@ -68,6 +68,20 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def check_dtype_supported(dtype: torch.dtype | None, device: torch.device) -> None:
+    """bf16 asked of a GPU without it (before Ampere: compute capability under 8.0) is one line, not a
+    slow emulation or a kernel error deep in the run. Other dtypes and devices pass."""
+    if dtype == torch.bfloat16 and device.type == "cuda":
+        with torch.cuda.device(device):  # is_bf16_supported asks the current device
+            supported = torch.cuda.is_bf16_supported(including_emulation=False)
+        if not supported:
+            name = torch.cuda.get_device_name(device)
+            major, minor = torch.cuda.get_device_capability(device)
+            raise MocohdError(
+                f"bf16 asked but {name} (compute capability {major}.{minor}) has no bf16 arithmetic: use fp16 or fp32"
+            )
+
+
 # ---------------------------------------------------------------------------- numerics
 
 # How torch names an op without a deterministic kernel: "<op> does not have a deterministic implementation, ..."

@@ -1,5 +1,7 @@
 """Device choice and allocator tuning."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -36,6 +38,34 @@ def test_a_cuda_index_that_does_not_exist_is_one_line(monkeypatch, capsys, tmp_p
         runtime.pick_device("cuda:1")
     code, _, err = run(capsys, "eval", "--data", str(tmp_path), "--motion", "demo", "--device", "cuda:7")
     assert code == 1 and "device 'cuda:7' does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bf16_on_a_gpu_without_it_is_one_line(monkeypatch):
+    """A pre-Ampere GPU (stood in for: torch.cuda's answers patched) asked for bf16: one line
+    naming the GPU; fp16 and fp32 pass, and so does bf16 on a GPU that has it and on the CPU."""
+    asked = []
+    monkeypatch.setattr(torch.cuda, "device", lambda d: asked.append(d) or contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Tesla V100-SXM2-16GB")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (7, 0))
+    gpu = torch.device("cuda", 1)
+    with pytest.raises(MocohdError) as e:
+        runtime.check_dtype_supported(torch.bfloat16, gpu)
+    assert str(e.value) == (
+        "bf16 asked but Tesla V100-SXM2-16GB (compute capability 7.0) has no bf16 arithmetic: use fp16 or fp32"
+    )
+    assert asked == [gpu]  # asked of that GPU, not of the current one
+    for dtype in (torch.float16, torch.float32, None):
+        runtime.check_dtype_supported(dtype, gpu)
+    runtime.check_dtype_supported(torch.bfloat16, torch.device("cpu"))
+    from mocohd_cli.train.run import resolve_precision
+
+    assert resolve_precision("auto", gpu) == "fp32"
+    with pytest.raises(MocohdError, match="has no bf16 arithmetic"):
+        resolve_precision("bf16", gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    runtime.check_dtype_supported(torch.bfloat16, gpu)
+    assert resolve_precision("auto", gpu) == "bf16"
 
 
 class _FakeLibc:

@@ -77,7 +77,7 @@ from ..data import EpochSampler, prepare
 from ..distributed import Dist
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import atomic_write_bytes, atomic_writer, read_header
-from ..runtime import precision
+from ..runtime import check_dtype_supported, precision
 from ..stopping import ignore_interrupts
 from .config import RunSettings, setting
 
@@ -103,7 +103,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """'auto': bf16 on CUDA when ``device`` supports it, else fp32; any other value as it is."""
     if precision == "auto" and device.type == "cuda":
         with torch.cuda.device(device):  # is_bf16_supported asks the current device
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+            return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
+    if precision == "bf16":
+        check_dtype_supported(torch.bfloat16, device)
     return "fp32" if precision == "auto" else precision
 
 
