@@ -38,13 +38,17 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def pytest_configure(config):
-    """Under pytest-xdist, each worker takes its share of the cores, for torch and for the commands
-    it runs in subprocesses: two workers with two threads each on two cores spin against each other."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
-    if workers > 1:
-        share = max(1, usable_cores() // workers)
-        torch.set_num_threads(share)
-        os.environ["OMP_NUM_THREADS"] = str(share)
+    """Under pytest-xdist, each worker takes its share of the cores: two workers with two threads each
+    on two cores spin against each other (a test 15x slower). The share goes into OMP_NUM_THREADS
+    before the workers start (here, in the process that starts them): OpenMP reads it when a
+    process starts and in every thread it makes, where ``torch.set_num_threads`` would not reach."""
+    workers = config.getoption("numprocesses", default=None) if config.pluginmanager.hasplugin("xdist") else None
+    if workers in ("auto", "logical"):
+        workers = usable_cores()
+    if isinstance(workers, int) and workers > 1 and not os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // workers))
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 # ---------------------------------------------------------------- every test
