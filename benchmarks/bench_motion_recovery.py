@@ -458,12 +458,15 @@ def train_encoder_for(
     settings: dict | None = None,
     refine_steps: int = 0,
     refine_videos: int = 8,
+    calibrate: int = 0,
 ) -> str:
     """An encoder of the frozen generator ('frozen-encoder', ``steps`` steps on its samples), and how
     well it finds the videos' true trajectories: the rms error of its per-frame PCA coordinates (in
     stdevs, over the first ``n_pca`` directions) and of its frame-to-frame steps, against the true
     ones' rms step. ``refine_steps``: then also refine the first ``refine_videos`` videos' encoded
-    trajectories by optimisation (``refine_trajectories``) and measure them the same way."""
+    trajectories by optimisation (``refine_trajectories``) and measure them the same way.
+    ``calibrate``: also measure them corrected by the encoder's calibration on that many pairs
+    (``train.motion_gan.encoder_calibration``, as ``--train calibrate_encoder=N`` trains with)."""
     import dataclasses
 
     from mocohd_cli.data.trajectories import encode_dataset
@@ -484,6 +487,14 @@ def train_encoder_for(
     print(
         f"encoder: {steps} steps in {seconds / 60:.1f} min; " + trajectory_errors(ws, encoded, basis, n_pca), flush=True
     )
+    if calibrate:
+        from mocohd_cli.train.motion_gan import encoder_calibration
+
+        V, s = basis.components[:n_pca], basis.stdev[:n_pca]
+        C = encoder_calibration(G, E, V, s, calibrate, seed=seed)
+        est = (encoded @ V.T) / s
+        calibrated = encoded + ((est @ C.T - est) * s) @ V
+        print(f"calibrated on {calibrate} pairs: " + trajectory_errors(ws, calibrated, basis, n_pca), flush=True)
     if refine_steps:
         refine_trajectories(G, data, ws, encoded, basis, n_pca, refine_steps, refine_videos)
     return "frozen-encoder"
@@ -883,6 +894,7 @@ def main():
             encoder_settings,
             args.refine_steps,
             args.refine_videos,
+            extra.get("calibrate_encoder", 0),
         )
         if args.encoder_only:
             return

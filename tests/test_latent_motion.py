@@ -131,6 +131,64 @@ def test_latent_cross_spectrum_sees_directions_locked_together():
         TrainConfig(w_latent_cross_spectrum=1.0)
 
 
+def test_the_encoder_calibration_undoes_a_known_gain_per_direction(monkeypatch):
+    """A stand-in encoder that reports each principal direction's step at a known gain (0.5, 0.25,
+    ...) and leaks 0.2 of the first into the second: the calibration fitted on the generator's
+    samples is the inverse of that gain matrix, and the real clips' coordinates D_L sees are the
+    encoded ones corrected by it."""
+    from mocohd_cli.train import motion_gan
+
+    gan, basis = tiny_gan("both")
+    V, s = basis, torch.linspace(2.0, 0.5, N_PCA)
+    gain = torch.diag(torch.tensor([0.5, 0.25, 1.0, 0.8, 0.6, 1.2, 0.4, 0.9]))
+    gain[1, 0] = 0.2  # direction 0's movement partly reported along direction 1
+    rendered = []
+
+    def synthesize(G, ws, noise, labels, truncation):  # the frames carry their w's to the stand-in
+        rendered.append(ws)
+        return torch.zeros(ws.shape[0], 3, 16, 16)
+
+    class Encoder(torch.nn.Module):
+        def forward(self, images):
+            w = rendered[-1]
+            c = (w @ V.T) / s
+            return (w + ((c @ gain.T - c) * s) @ V)[:, None]  # [N, 1, w_dim]
+
+    monkeypatch.setattr(motion_gan, "synthesize", synthesize)
+    C = motion_gan.encoder_calibration(gan.G, Encoder(), V, s, pairs=64, ridge=1e-6)
+    assert torch.allclose(C @ gain, torch.eye(N_PCA), atol=1e-3), C @ gain
+    with pytest.raises(UsageError, match="at least one pair per direction"):
+        motion_gan.encoder_calibration(gan.G, Encoder(), V, s, pairs=N_PCA - 1)
+    real_ws = two_movements(basis, 2, torch.Generator().manual_seed(0))
+    gan.M.pca_components, gan.M.pca_stdev = V, s  # the basis the stand-in's gains are along
+    gan.calibration = C
+    expected = torch.einsum("kj,bjt->bkt", C, gan.coordinates(real_ws))
+    assert torch.allclose(gan.real_coordinates(real_ws), expected) and not torch.allclose(
+        expected, gan.coordinates(real_ws)
+    )
+
+
+def test_training_with_a_calibrated_encoder_runs_and_needs_the_latent_judge():
+    from mocohd_cli.encoders import EncoderConfig, ImageEncoder
+
+    num_ws = tiny_gan("latent")[0].G.num_ws
+    torch.manual_seed(3)
+    E = ImageEncoder(
+        EncoderConfig(resolution=16, w_dim=W_DIM, num_ws=num_ws, channel_base=256, channel_max=16, hidden=32)
+    )
+    torch.nn.init.normal_(E.fc1.weight, std=0.1)
+    gan, basis = tiny_gan("both", encoder=E, calibrate_encoder=N_PCA)
+    assert gan.calibration.shape == (N_PCA, N_PCA) and torch.isfinite(gan.calibration).all()
+    again, _ = tiny_gan("both", encoder=E, calibrate_encoder=N_PCA)
+    assert torch.equal(gan.calibration, again.calibration)  # seeded: every rank, and a resume, fit the same
+    losses = gan.iteration(torch.rand(2, FRAMES, 3, 16, 16) * 2 - 1, two_movements(basis, 2, torch.Generator()))
+    assert "G_latent" in losses
+    with pytest.raises(UsageError, match="calibrate_encoder needs"):
+        tiny_gan("pixels", encoder=E, calibrate_encoder=N_PCA)
+    with pytest.raises(UsageError, match=r"calibrate_encoder \(--calibrate-encoder\) corrects"):
+        TrainConfig(calibrate_encoder=64)
+
+
 def test_a_tiny_two_movement_run_moves_both_directions_at_their_own_periods():
     """Known answer: real trajectories move along two directions at periods 4 and 10 frames with
     independent phases; the latent mode (no frame rendered) learns both, each at its own period and

@@ -257,6 +257,13 @@ EncodeFakes = _opt(
     help="The latent discriminator sees the fake clips' frames through the encoder, as it sees the real ones "
     "(both sides carry the encoder's errors; the fakes are rendered).",
 )
+CalibrateEncoder = _opt(
+    int,
+    "--calibrate-encoder",
+    help="Correct the real clips' encoded trajectories by the encoder's gain per direction, measured on N "
+    "pairs of the generator's samples before training (at least --n-pca; needs --motion-d latent or both; "
+    "0: off).",
+)
 KeepBest = _opt(
     bool,
     "--keep-best/--no-keep-best",
@@ -334,6 +341,7 @@ def train(
     w_latent_d: WLatentD = TrainConfig.w_latent_d,
     dl_channels: DLChannels = TrainConfig.dl_channels,
     encode_fakes: EncodeFakes = TrainConfig.encode_fakes,
+    calibrate_encoder: CalibrateEncoder = TrainConfig.calibrate_encoder,
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
     run_training(ctx, locals(), MOTION)

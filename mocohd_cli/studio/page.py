@@ -406,14 +406,22 @@ def build_page(settings: StudioSettings):
         def do_stop(pid):
             if stops.stop(f"{pid}/invert"):
                 return "stopping after this step: the best latent so far will be stored"
-            return "nothing to stop: no inversion of this page is running"
+            if stops.stop(f"{pid}/animate"):
+                return "cancelling the animation: the frames made so far are being removed"
+            return "nothing to stop: no inversion or animation of this page is running"
 
-        def do_animate(latent, image, motion, frames, progress=gr.Progress()):  # noqa: B008 - as above
+        def do_animate(latent, image, motion, frames, pid, progress=gr.Progress()):  # noqa: B008 - as above
             if not latent:
                 raise MocohdError("find the photo's latent first")
             o = RenderOptions(motion=motion or "", image=image or "", start=latent, frames=frames or 0)
-            result, note = jobs.render_video(settings, o, latent, False, frame_progress(progress, "rendering"))
-            return str(result.paths[0]), str(result.paths[0])
+            try:
+                with stops.running(f"{pid}/animate") as should_stop:
+                    result, note = jobs.render_video(
+                        settings, o, latent, False, frame_progress(progress, "rendering"), should_stop
+                    )
+            except Cancelled:
+                return gr.skip(), gr.skip(), CANCELLED
+            return str(result.paths[0]), str(result.paths[0]), gr.skip()
 
         # ------------------------------------------------------------------ Training
         with gr.Tab("Training", id="training"):
@@ -476,7 +484,9 @@ def build_page(settings: StudioSettings):
         )
         stop_button.click(do_stop, page_id, latent_text, queue=False)
         animate_button.click(
-            safe(do_animate), [found, photo_image, photo_motion, photo_frames], [animated, animated_file]
+            safe(do_animate),
+            [found, photo_image, photo_motion, photo_frames, page_id],
+            [animated, animated_file, latent_text],
         )
         run.change(safe(show_run), run, [run_text, loss_plot, monitor_plot, fvd_plot, samples])
         reload.click(safe(list_runs), run, run)

@@ -216,6 +216,7 @@ class TrainConfig(RunSettings):
     w_latent_d: float = 1.0  # the weight of the latent discriminator's term
     dl_channels: int = 64  # the latent discriminator's width
     encode_fakes: bool = False  # D_L judges the fakes' frames encoded (as the real ones are), not their w's
+    calibrate_encoder: int = 0  # sample pairs that measure the encoder's gain per direction (0: off)
 
     MUTABLE: ClassVar[tuple[str, ...]] = (
         "steps",
@@ -305,6 +306,12 @@ class TrainConfig(RunSettings):
             raise UsageError(
                 f"{setting('encode_fakes')} changes what the latent discriminator sees: it needs "
                 f"{setting('motion_d')} latent or both"
+            )
+        check_settings(self, dict(calibrate_encoder=0))
+        if self.calibrate_encoder and (self.motion_d == "pixels" or not self.encoder):
+            raise UsageError(
+                f"{setting('calibrate_encoder')} corrects the real clips' encoded trajectories: it needs "
+                f"{setting('motion_d')} latent or both (and an {setting('encoder')})"
             )
         if self.w_latent_cross_spectrum and (self.motion_d == "pixels" or not self.encoder):
             raise UsageError(

@@ -92,6 +92,7 @@ class GANConfig:
     w_latent_d: float = TrainConfig.w_latent_d  # the weight of D_L's term in the motion generator's loss
     dl_channels: int = TrainConfig.dl_channels  # D_L's width
     encode_fakes: bool = TrainConfig.encode_fakes  # D_L sees the fakes' frames through the encoder, as the real ones
+    calibrate_encoder: int = TrainConfig.calibrate_encoder  # pairs measuring the encoder's gain (0: off)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -126,11 +127,65 @@ def _amp_dtype(precision: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
+def encoder_calibration(
+    G,
+    E,
+    components: torch.Tensor,
+    stdev: torch.Tensor,
+    pairs: int,
+    truncation: float = 1.0,
+    seed: int = 0,
+    scale: float = 0.5,
+    batch: int = 32,
+    ridge: float = 0.01,
+) -> torch.Tensor:
+    """[K, K] C that turns the encoder's steps into the generator's: C e ~ d for a step of d stdevs
+    along G's K principal directions (``components`` [K, w_dim], ``stdev`` [K]) and the step e the
+    encoder reports for the frames before and after it (the coordinates D_L sees).
+
+    An encoder trained on single images answers uncertain latents near the average, and so reports
+    a part of each movement only, a different part along each direction (its gain), and leaks some
+    into other directions; a discriminator matching the encoded real trajectories then teaches those
+    proportions (``docs/research/motion-recovery.md``). The gain matrix A (e = A d) is fitted by least
+    squares on ``pairs`` samples of G: w and w + d, d ~ N(0, scale^2) per direction, rendered with the
+    same noise at ``truncation``, quantised to 8 bits as video frames are, both encoded. C is its
+    ridge-regularised inverse (A^T A + ridge I)^-1 A^T: directions the encoder hardly sees are not
+    amplified past 1 / sqrt(ridge)."""
+    k = components.shape[0]
+    if pairs < k:
+        raise UsageError(f"calibrate_encoder needs at least one pair per direction ({k}), got {pairs}")
+    device = components.device
+    E = E.eval()
+    g = torch.Generator().manual_seed(seed * 104729 + 17)
+    steps, seen = [], []
+    with torch.no_grad():
+        for start in range(0, pairs, batch):
+            n = min(batch, pairs - start)
+            w = draw_w1(G, n, g, device)
+            d = torch.randn(n, k, generator=g).to(device) * scale
+            noise = VideoNoise(G, n, "fixed", g, device)(torch.arange(n, device=device))
+            labels = draw_classes(G, n, g) if G.c_dim else None
+            ends = []
+            for ws in (w, w + (d * stdev) @ components):
+                img = synthesize(G, ws, noise, labels, truncation).clamp(-1, 1)
+                img = (img * 127.5 + 127.5).round() / 127.5 - 1  # 8-bit frames, as the real clips are
+                ends.append(E(img).float().mean(dim=1))
+            steps.append(d)
+            seen.append(((ends[1] - ends[0]) @ components.t()) / stdev)
+        d, e = torch.cat(steps).cpu().double(), torch.cat(seen).cpu().double()  # float64 on the host (MPS has none)
+        gain = torch.linalg.lstsq(d, e).solution.t()  # e ~ gain @ d
+        eye = torch.eye(k, dtype=torch.float64)
+        calibration = torch.linalg.solve(gain.t() @ gain + ridge * eye, gain.t())
+    return calibration.float().to(device)
+
+
 class MotionGAN:
     def __init__(self, G, M, cfg: GANConfig, dist: Dist | None = None, seed: int = 0, encoder=None):
         """``encoder``: the frozen image encoder of ``G`` (needed with ``cfg.encode_fakes``)."""
         if cfg.encode_fakes and encoder is None:
             raise UsageError("encode_fakes needs the image generator's encoder")
+        if cfg.calibrate_encoder and (encoder is None or not cfg.latent):
+            raise UsageError("calibrate_encoder needs the image generator's encoder and motion_d latent or both")
         self.G, self.M, self.cfg = G, M, cfg
         self.E = encoder.eval().requires_grad_(False) if encoder is not None and cfg.encode_fakes else None
         self.dist = dist or Dist()
@@ -167,6 +222,11 @@ class MotionGAN:
         where = self.device.type if scaled else "cpu"
         self.scalers = {k: torch.amp.GradScaler(where, enabled=scaled) for k in ("M", "V", "I", "L")}
         self.rng = torch.Generator().manual_seed(int(seed) * 7919 + self.dist.rank)
+        self.calibration = None
+        if c.calibrate_encoder:  # the same seed on every rank: the same matrix
+            self.calibration = encoder_calibration(
+                G, encoder, M.pca_components, M.pca_stdev, c.calibrate_encoder, c.truncation, seed=int(seed)
+            )
 
     def networks(self) -> tuple[torch.nn.Module, ...]:
         """What training changes (every rank must hold the same)."""
@@ -214,6 +274,14 @@ class MotionGAN:
     def coordinates(self, ws: torch.Tensor) -> torch.Tensor:
         """D_L's input: trajectories [B, T, w_dim] -> their PCA coordinates, channels first [B, n_pca, T]."""
         return pca_coordinates(ws.float(), self.M.pca_components, self.M.pca_stdev).transpose(1, 2)
+
+    def real_coordinates(self, real_ws: torch.Tensor) -> torch.Tensor:
+        """The real clips' encoded trajectories as D_L sees them: their coordinates, corrected by the
+        encoder's calibration when there is one (``encoder_calibration``)."""
+        coords = self.coordinates(real_ws)
+        if self.calibration is None:
+            return coords
+        return torch.einsum("kj,bjt->bkt", self.calibration, coords)
 
     def clips(self, w1: torch.Tensor, eps: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None):
         """The clips of given draws: w_1 [B, w_dim], eps [B, T-1, d], the videos' noise and
@@ -347,13 +415,13 @@ class MotionGAN:
         real clips' trajectories: which directions move at which rhythm, and which move together
         (two directions locked at one phase make cross terms independent movements lack)."""
         return losses.cross_spectrum_matching(
-            self.coordinates(fake_ws).transpose(1, 2), self.coordinates(real_ws).transpose(1, 2)
+            self.coordinates(fake_ws).transpose(1, 2), self.real_coordinates(real_ws).transpose(1, 2)
         )
 
     def _latent_g_term(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> torch.Tensor:
         """D_L's relativistic term for the motion generator: its trajectories against the real ones."""
         with self.autocast():
-            l_fake, l_real = self.D_L(self.coordinates(fake_ws)), self.D_L(self.coordinates(real_ws))
+            l_fake, l_real = self.D_L(self.coordinates(fake_ws)), self.D_L(self.real_coordinates(real_ws))
         l_fake, l_real = _float(l_fake), _float(l_real)
         return 0.5 * (losses.ralsgan(l_fake, l_real, 1.0) + losses.ralsgan(l_real, l_fake, 0.0))
 
@@ -408,7 +476,7 @@ class MotionGAN:
 
     def _latent_d_step(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> dict[str, torch.Tensor]:
         """D_L: relativistic-average LSGAN on real and fake trajectories' coordinates, gradient penalty."""
-        real_in, fake_in = self.coordinates(real_ws), self.coordinates(fake_ws)
+        real_in, fake_in = self.real_coordinates(real_ws), self.coordinates(fake_ws)
         with self.autocast():
             l_real, l_fake = _float(self.D_L(real_in)), _float(self.D_L(fake_in))
         d_real, d_fake = losses.ralsgan(l_real, l_fake, 1.0), losses.ralsgan(l_fake, l_real, 0.0)
