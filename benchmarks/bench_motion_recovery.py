@@ -466,7 +466,7 @@ def train_encoder_for(
     ones' rms step. ``refine_steps``: then also refine the first ``refine_videos`` videos' encoded
     trajectories by optimisation (``refine_trajectories``) and measure them the same way.
     ``calibrate``: also measure them corrected by the encoder's calibration on that many pairs
-    (``train.motion_gan.encoder_calibration``, as ``--train calibrate_encoder=N`` trains with)."""
+    (``train.motion_gan.inverse_gain``, as ``--train calibrate_encoder=N`` trains with)."""
     import dataclasses
 
     from mocohd_cli.data.trajectories import encode_dataset
@@ -488,10 +488,10 @@ def train_encoder_for(
         f"encoder: {steps} steps in {seconds / 60:.1f} min; " + trajectory_errors(ws, encoded, basis, n_pca), flush=True
     )
     if calibrate:
-        from mocohd_cli.train.motion_gan import encoder_calibration
+        from mocohd_cli.train.motion_gan import encoder_gain, inverse_gain
 
         V, s = basis.components[:n_pca], basis.stdev[:n_pca]
-        C = encoder_calibration(G, E, V, s, calibrate, seed=seed)
+        C = inverse_gain(encoder_gain(G, E, V, s, calibrate, seed=seed)[0])
         est = (encoded @ V.T) / s
         calibrated = encoded + ((est @ C.T - est) * s) @ V
         print(f"calibrated on {calibrate} pairs: " + trajectory_errors(ws, calibrated, basis, n_pca), flush=True)

@@ -131,7 +131,7 @@ def test_latent_cross_spectrum_sees_directions_locked_together():
         TrainConfig(w_latent_cross_spectrum=1.0)
 
 
-def test_the_encoder_calibration_undoes_a_known_gain_per_direction(monkeypatch):
+def test_the_encoder_calibration_measures_a_known_gain_and_undoes_or_imitates_it(monkeypatch):
     """A stand-in encoder that reports each principal direction's step at a known gain (0.5, 0.25,
     ...) and leaks 0.2 of the first into the second: the calibration fitted on the generator's
     samples is the inverse of that gain matrix, and the real clips' coordinates D_L sees are the
@@ -155,17 +155,25 @@ def test_the_encoder_calibration_undoes_a_known_gain_per_direction(monkeypatch):
             return (w + ((c @ gain.T - c) * s) @ V)[:, None]  # [N, 1, w_dim]
 
     monkeypatch.setattr(motion_gan, "synthesize", synthesize)
-    C = motion_gan.encoder_calibration(gan.G, Encoder(), V, s, pairs=64, ridge=1e-6)
+    measured, cov = motion_gan.encoder_gain(gan.G, Encoder(), V, s, pairs=64)
+    assert torch.allclose(measured, gain, atol=1e-4) and cov.abs().max() < 1e-8, (measured, cov)
+    C = motion_gan.inverse_gain(measured, ridge=1e-6)
     assert torch.allclose(C @ gain, torch.eye(N_PCA), atol=1e-3), C @ gain
-    with pytest.raises(UsageError, match="at least one pair per direction"):
-        motion_gan.encoder_calibration(gan.G, Encoder(), V, s, pairs=N_PCA - 1)
+    with pytest.raises(UsageError, match="more pairs than directions"):
+        motion_gan.encoder_gain(gan.G, Encoder(), V, s, pairs=N_PCA)
     real_ws = two_movements(basis, 2, torch.Generator().manual_seed(0))
     gan.M.pca_components, gan.M.pca_stdev = V, s  # the basis the stand-in's gains are along
-    gan.calibration = C
-    expected = torch.einsum("kj,bjt->bkt", C, gan.coordinates(real_ws))
-    assert torch.allclose(gan.real_coordinates(real_ws), expected) and not torch.allclose(
-        expected, gan.coordinates(real_ws)
-    )
+    coords = gan.coordinates(real_ws)
+    gan.calibration = C  # calibration_side reals: the real clips' coordinates with the gain undone
+    expected = torch.einsum("kj,bjt->bkt", C, coords)
+    assert torch.allclose(gan.real_coordinates(real_ws), expected) and not torch.allclose(expected, coords)
+    # calibration_side fakes: the fakes' coordinates get the gain, and an error per frame (none at frame 0)
+    gan.fake_gain, gan.fake_noise = gain, torch.zeros(N_PCA, N_PCA)
+    assert torch.allclose(gan.fake_coordinates(real_ws), torch.einsum("kj,bjt->bkt", gain, coords))
+    gan.fake_noise = 0.1 * torch.eye(N_PCA)
+    many = real_ws.repeat(64, 1, 1)
+    error = gan.fake_coordinates(many) - torch.einsum("kj,bjt->bkt", gain, gan.coordinates(many))
+    assert error[..., 0].abs().max() < 1e-6 and abs(float(error[..., 1:].std()) - 0.1 * 2**0.5) < 0.01
 
 
 def test_training_with_a_calibrated_encoder_runs_and_needs_the_latent_judge():
@@ -177,14 +185,19 @@ def test_training_with_a_calibrated_encoder_runs_and_needs_the_latent_judge():
         EncoderConfig(resolution=16, w_dim=W_DIM, num_ws=num_ws, channel_base=256, channel_max=16, hidden=32)
     )
     torch.nn.init.normal_(E.fc1.weight, std=0.1)
-    gan, basis = tiny_gan("both", encoder=E, calibrate_encoder=N_PCA)
+    x = torch.rand(2, FRAMES, 3, 16, 16) * 2 - 1
+    gan, basis = tiny_gan("both", encoder=E, calibrate_encoder=N_PCA + 1)
     assert gan.calibration.shape == (N_PCA, N_PCA) and torch.isfinite(gan.calibration).all()
-    again, _ = tiny_gan("both", encoder=E, calibrate_encoder=N_PCA)
+    again, _ = tiny_gan("both", encoder=E, calibrate_encoder=N_PCA + 1)
     assert torch.equal(gan.calibration, again.calibration)  # seeded: every rank, and a resume, fit the same
-    losses = gan.iteration(torch.rand(2, FRAMES, 3, 16, 16) * 2 - 1, two_movements(basis, 2, torch.Generator()))
-    assert "G_latent" in losses
+    assert "G_latent" in gan.iteration(x, two_movements(basis, 2, torch.Generator()))
+    fakes, _ = tiny_gan("both", encoder=E, calibrate_encoder=N_PCA + 1, calibration_side="fakes")
+    assert fakes.calibration is None and fakes.fake_gain.shape == fakes.fake_noise.shape == (N_PCA, N_PCA)
+    assert "G_latent" in fakes.iteration(x, two_movements(basis, 2, torch.Generator()))
     with pytest.raises(UsageError, match="calibrate_encoder needs"):
-        tiny_gan("pixels", encoder=E, calibrate_encoder=N_PCA)
+        tiny_gan("pixels", encoder=E, calibrate_encoder=N_PCA + 1)
+    with pytest.raises(UsageError, match="calibration_side must be reals or fakes"):
+        GANConfig(calibration_side="both")
     with pytest.raises(UsageError, match=r"calibrate_encoder \(--calibrate-encoder\) corrects"):
         TrainConfig(calibrate_encoder=64)
 

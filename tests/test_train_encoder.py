@@ -144,8 +144,9 @@ def test_train_against_the_trajectories_of_an_encoder(tiny_g, tmp_path):
     notes = [i["text"] for k, i in events if k == "note"]
     assert any(n.startswith("motion judged by the pixel discriminators and the latent") for n in notes), notes
     assert any(n == "latent trajectories: 3 videos encoded" for n in notes), notes
-    r = train(TrainConfig(name="latent", motion_d="latent", **base))
+    r = train(TrainConfig(name="latent", motion_d="latent", calibrate_encoder=9, w_latent_cross_spectrum=1.0, **base))
     assert r.config.motion_d == "latent" and "G_video" not in r.losses and "G_latent" in r.losses
+    assert "latent_cross_spectrum" in r.losses and r.config.calibrate_encoder == 9
     assert "D_L" in load_checkpoint(r.run / "checkpoint.pt")["gan"]
 
     with pytest.raises(UsageError, match="needs the generator's encoder"):

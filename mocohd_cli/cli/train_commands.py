@@ -264,6 +264,12 @@ CalibrateEncoder = _opt(
     "pairs of the generator's samples before training (at least --n-pca; needs --motion-d latent or both; "
     "0: off).",
 )
+CalibrationSide = _opt(
+    str,
+    "--calibration-side",
+    help="With --calibrate-encoder: reals undoes the encoder's gain on the real clips' trajectories; fakes "
+    "gives the fakes' trajectories the encoder's gain and error instead (nothing amplified).",
+)
 KeepBest = _opt(
     bool,
     "--keep-best/--no-keep-best",
@@ -342,6 +348,7 @@ def train(
     dl_channels: DLChannels = TrainConfig.dl_channels,
     encode_fakes: EncodeFakes = TrainConfig.encode_fakes,
     calibrate_encoder: CalibrateEncoder = TrainConfig.calibrate_encoder,
+    calibration_side: CalibrationSide = TrainConfig.calibration_side,
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
     run_training(ctx, locals(), MOTION)

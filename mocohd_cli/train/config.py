@@ -217,6 +217,7 @@ class TrainConfig(RunSettings):
     dl_channels: int = 64  # the latent discriminator's width
     encode_fakes: bool = False  # D_L judges the fakes' frames encoded (as the real ones are), not their w's
     calibrate_encoder: int = 0  # sample pairs that measure the encoder's gain per direction (0: off)
+    calibration_side: str = "reals"  # reals: the gain undone on the real clips; fakes: given to the fakes
 
     MUTABLE: ClassVar[tuple[str, ...]] = (
         "steps",
@@ -307,7 +308,7 @@ class TrainConfig(RunSettings):
                 f"{setting('encode_fakes')} changes what the latent discriminator sees: it needs "
                 f"{setting('motion_d')} latent or both"
             )
-        check_settings(self, dict(calibrate_encoder=0))
+        check_settings(self, dict(calibrate_encoder=0), choices={"calibration_side": ("reals", "fakes")})
         if self.calibrate_encoder and (self.motion_d == "pixels" or not self.encoder):
             raise UsageError(
                 f"{setting('calibrate_encoder')} corrects the real clips' encoded trajectories: it needs "

@@ -93,12 +93,15 @@ class GANConfig:
     dl_channels: int = TrainConfig.dl_channels  # D_L's width
     encode_fakes: bool = TrainConfig.encode_fakes  # D_L sees the fakes' frames through the encoder, as the real ones
     calibrate_encoder: int = TrainConfig.calibrate_encoder  # pairs measuring the encoder's gain (0: off)
+    calibration_side: str = TrainConfig.calibration_side  # "reals": gain undone on them; "fakes": given to them
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be fp32, bf16 or fp16 (resolved), got {self.precision!r}")
         if self.motion_d not in MOTION_DS:
             raise UsageError(f"motion_d must be {', '.join(MOTION_DS)}, got {self.motion_d!r}")
+        if self.calibration_side not in ("reals", "fakes"):
+            raise UsageError(f"calibration_side must be reals or fakes, got {self.calibration_side!r}")
         if self.encode_fakes and not self.latent:
             raise UsageError("encode_fakes changes what the latent discriminator sees: motion_d must be latent or both")
 
@@ -127,7 +130,7 @@ def _amp_dtype(precision: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
-def encoder_calibration(
+def encoder_gain(
     G,
     E,
     components: torch.Tensor,
@@ -137,23 +140,20 @@ def encoder_calibration(
     seed: int = 0,
     scale: float = 0.5,
     batch: int = 32,
-    ridge: float = 0.01,
-) -> torch.Tensor:
-    """[K, K] C that turns the encoder's steps into the generator's: C e ~ d for a step of d stdevs
-    along G's K principal directions (``components`` [K, w_dim], ``stdev`` [K]) and the step e the
-    encoder reports for the frames before and after it (the coordinates D_L sees).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """How the encoder reports a step: (A [K, K], S [K, K]) with e = A d + n, n ~ (0, S), for a step of
+    d stdevs along G's K principal directions (``components`` [K, w_dim], ``stdev`` [K]) and the step e
+    the encoder reports between the frames before and after it (in the coordinates D_L sees).
 
     An encoder trained on single images answers uncertain latents near the average, and so reports
-    a part of each movement only, a different part along each direction (its gain), and leaks some
-    into other directions; a discriminator matching the encoded real trajectories then teaches those
-    proportions (``docs/research/motion-recovery.md``). The gain matrix A (e = A d) is fitted by least
-    squares on ``pairs`` samples of G: w and w + d, d ~ N(0, scale^2) per direction, rendered with the
-    same noise at ``truncation``, quantised to 8 bits as video frames are, both encoded. C is its
-    ridge-regularised inverse (A^T A + ridge I)^-1 A^T: directions the encoder hardly sees are not
-    amplified past 1 / sqrt(ridge)."""
+    a part of each movement only, a different part along each direction, and leaks some into other
+    directions; a discriminator matching the encoded real trajectories then teaches those proportions
+    (``docs/research/motion-recovery.md``). A is fitted by least squares on ``pairs`` samples of G: w
+    and w + d, d ~ N(0, scale^2) per direction, rendered with the same noise at ``truncation``,
+    quantised to 8 bits as video frames are, both encoded; S is the covariance of what A leaves."""
     k = components.shape[0]
-    if pairs < k:
-        raise UsageError(f"calibrate_encoder needs at least one pair per direction ({k}), got {pairs}")
+    if pairs < k + 1:
+        raise UsageError(f"calibrate_encoder needs more pairs than directions ({k}), got {pairs}")
     device = components.device
     E = E.eval()
     g = torch.Generator().manual_seed(seed * 104729 + 17)
@@ -174,9 +174,18 @@ def encoder_calibration(
             seen.append(((ends[1] - ends[0]) @ components.t()) / stdev)
         d, e = torch.cat(steps).cpu().double(), torch.cat(seen).cpu().double()  # float64 on the host (MPS has none)
         gain = torch.linalg.lstsq(d, e).solution.t()  # e ~ gain @ d
-        eye = torch.eye(k, dtype=torch.float64)
-        calibration = torch.linalg.solve(gain.t() @ gain + ridge * eye, gain.t())
-    return calibration.float().to(device)
+        left = e - d @ gain.t()
+        cov = left.t() @ left / (left.shape[0] - k)
+    return gain.float().to(device), cov.float().to(device)
+
+
+def inverse_gain(gain: torch.Tensor, ridge: float = 0.01) -> torch.Tensor:
+    """C with C A ~ I: the ridge-regularised inverse (A^T A + ridge I)^-1 A^T of ``encoder_gain``'s A,
+    which undoes the gain on the real clips' coordinates; directions the encoder hardly sees are not
+    amplified past 1 / (2 sqrt(ridge))."""
+    a = gain.cpu().double()
+    eye = torch.eye(a.shape[0], dtype=torch.float64)
+    return torch.linalg.solve(a.t() @ a + ridge * eye, a.t()).float().to(gain.device)
 
 
 class MotionGAN:
@@ -222,11 +231,17 @@ class MotionGAN:
         where = self.device.type if scaled else "cpu"
         self.scalers = {k: torch.amp.GradScaler(where, enabled=scaled) for k in ("M", "V", "I", "L")}
         self.rng = torch.Generator().manual_seed(int(seed) * 7919 + self.dist.rank)
-        self.calibration = None
-        if c.calibrate_encoder:  # the same seed on every rank: the same matrix
-            self.calibration = encoder_calibration(
+        self.calibration = self.fake_gain = self.fake_noise = None
+        if c.calibrate_encoder:  # the same seed on every rank: the same matrices
+            gain, cov = encoder_gain(
                 G, encoder, M.pca_components, M.pca_stdev, c.calibrate_encoder, c.truncation, seed=int(seed)
             )
+            if c.calibration_side == "reals":
+                self.calibration = inverse_gain(gain)
+            else:  # each frame's own error: a step's error is the difference of two frames'
+                eye = torch.eye(cov.shape[0], device=cov.device)
+                self.fake_gain = gain
+                self.fake_noise = torch.linalg.cholesky((0.5 * cov + 1e-6 * eye).cpu().double()).float().to(cov.device)
 
     def networks(self) -> tuple[torch.nn.Module, ...]:
         """What training changes (every rank must hold the same)."""
@@ -276,12 +291,25 @@ class MotionGAN:
         return pca_coordinates(ws.float(), self.M.pca_components, self.M.pca_stdev).transpose(1, 2)
 
     def real_coordinates(self, real_ws: torch.Tensor) -> torch.Tensor:
-        """The real clips' encoded trajectories as D_L sees them: their coordinates, corrected by the
-        encoder's calibration when there is one (``encoder_calibration``)."""
+        """The real clips' encoded trajectories as D_L sees them: their coordinates, with the encoder's
+        gain undone (``calibration_side`` reals: ``inverse_gain``)."""
         coords = self.coordinates(real_ws)
         if self.calibration is None:
             return coords
         return torch.einsum("kj,bjt->bkt", self.calibration, coords)
+
+    def fake_coordinates(self, fake_ws: torch.Tensor) -> torch.Tensor:
+        """The fakes' trajectories as D_L sees them: their coordinates, or (``calibration_side`` fakes) as
+        the encoder would report them: its gain applied and its error drawn for each frame, the first
+        frame's subtracted as the coordinates' origin is (a linear stand-in for ``encode_fakes``, with no
+        frame rendered)."""
+        coords = self.coordinates(fake_ws)
+        if self.fake_gain is None:
+            return coords
+        b, k, t = coords.shape
+        err = torch.randn(b, t, k, generator=self.rng).to(coords.device) @ self.fake_noise.t()
+        err = (err - err[:, :1]).transpose(1, 2)
+        return torch.einsum("kj,bjt->bkt", self.fake_gain, coords) + err
 
     def clips(self, w1: torch.Tensor, eps: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None):
         """The clips of given draws: w_1 [B, w_dim], eps [B, T-1, d], the videos' noise and
@@ -415,13 +443,13 @@ class MotionGAN:
         real clips' trajectories: which directions move at which rhythm, and which move together
         (two directions locked at one phase make cross terms independent movements lack)."""
         return losses.cross_spectrum_matching(
-            self.coordinates(fake_ws).transpose(1, 2), self.real_coordinates(real_ws).transpose(1, 2)
+            self.fake_coordinates(fake_ws).transpose(1, 2), self.real_coordinates(real_ws).transpose(1, 2)
         )
 
     def _latent_g_term(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> torch.Tensor:
         """D_L's relativistic term for the motion generator: its trajectories against the real ones."""
         with self.autocast():
-            l_fake, l_real = self.D_L(self.coordinates(fake_ws)), self.D_L(self.real_coordinates(real_ws))
+            l_fake, l_real = self.D_L(self.fake_coordinates(fake_ws)), self.D_L(self.real_coordinates(real_ws))
         l_fake, l_real = _float(l_fake), _float(l_real)
         return 0.5 * (losses.ralsgan(l_fake, l_real, 1.0) + losses.ralsgan(l_real, l_fake, 0.0))
 
@@ -476,7 +504,7 @@ class MotionGAN:
 
     def _latent_d_step(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> dict[str, torch.Tensor]:
         """D_L: relativistic-average LSGAN on real and fake trajectories' coordinates, gradient penalty."""
-        real_in, fake_in = self.real_coordinates(real_ws), self.coordinates(fake_ws)
+        real_in, fake_in = self.real_coordinates(real_ws), self.fake_coordinates(fake_ws)
         with self.autocast():
             l_real, l_fake = _float(self.D_L(real_in)), _float(self.D_L(fake_in))
         d_real, d_fake = losses.ralsgan(l_real, l_fake, 1.0), losses.ralsgan(l_fake, l_real, 0.0)

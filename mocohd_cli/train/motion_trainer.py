@@ -144,7 +144,8 @@ def _build(run: Run) -> tuple[TrainConfig, object, MotionGAN]:
     M = M.to(run.device)
     torch.manual_seed(cfg.seed + 1)
     gan_cfg = GANConfig.from_train(cfg, precision=run.precision, classes=labels)
-    E = load_encoder(cfg.encoder, G, device=run.device) if cfg.encode_fakes else None  # the fakes' frames encoded
+    # the fakes' frames encoded, or the encoder's gain measured
+    E = load_encoder(cfg.encoder, G, device=run.device) if cfg.encode_fakes or cfg.calibrate_encoder else None
     return cfg, G, MotionGAN(G, M, gan_cfg, run.dist, seed=cfg.seed, encoder=E)
 
 
