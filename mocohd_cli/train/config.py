@@ -303,22 +303,18 @@ class TrainConfig(RunSettings):
                 f"{setting('motion_d')} {self.motion_d} judges latent trajectories: it needs the generator's "
                 f"{setting('encoder')} (mocohd train-encoder)"
             )
-        if self.encode_fakes and (self.motion_d == "pixels" or not self.encoder):
-            raise UsageError(
-                f"{setting('encode_fakes')} changes what the latent discriminator sees: it needs "
-                f"{setting('motion_d')} latent or both"
-            )
         check_settings(self, dict(calibrate_encoder=0), choices={"calibration_side": ("reals", "fakes")})
-        if self.calibrate_encoder and (self.motion_d == "pixels" or not self.encoder):
-            raise UsageError(
-                f"{setting('calibrate_encoder')} corrects the real clips' encoded trajectories: it needs "
-                f"{setting('motion_d')} latent or both (and an {setting('encoder')})"
-            )
-        if self.w_latent_cross_spectrum and (self.motion_d == "pixels" or not self.encoder):
-            raise UsageError(
-                f"{setting('w_latent_cross_spectrum')} compares latent trajectories with the real clips' encoded "
-                f"ones: it needs {setting('motion_d')} latent or both (and an {setting('encoder')})"
-            )
+        latent_only = (  # the settings that act on what the latent discriminator sees
+            ("encode_fakes", "changes what the latent discriminator sees"),
+            ("calibrate_encoder", "corrects the real clips' encoded trajectories"),
+            ("w_latent_cross_spectrum", "compares latent trajectories with the real clips' encoded ones"),
+        )
+        for name, what in latent_only:
+            if getattr(self, name) and (self.motion_d == "pixels" or not self.encoder):
+                raise UsageError(
+                    f"{setting(name)} {what}: it needs {setting('motion_d')} latent or both (and an "
+                    f"{setting('encoder')})"
+                )
         if self.motion_d == "latent" and (self.w_spectrum or self.w_cross_spectrum):
             raise UsageError(
                 f"{setting('w_spectrum')} and {setting('w_cross_spectrum')} compare rendered clips: "
