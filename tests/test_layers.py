@@ -294,7 +294,8 @@ def test_package_inits_only_re_export():
 
 
 # The training loops and the command line read top to bottom: a function there that grows past a
-# screen is split into named steps.
+# screen is split into named steps. Counted from the ``def`` line to the end without the parameter
+# list: a command's options are declarations (one per line, each with its help), not steps to split.
 SHORT_FUNCTIONS = ("mocohd_cli/train", "mocohd_cli/cli")
 MAX_FUNCTION_LINES = 60
 
@@ -305,7 +306,7 @@ def test_functions_of_the_loops_and_the_command_line_are_short():
         for path in sorted((ROOT.parent / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    lines = node.end_lineno - node.lineno + 1
+                    lines = node.end_lineno - node.body[0].lineno + 2  # the def line and the body
                     if lines > MAX_FUNCTION_LINES:
                         long.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.name}: {lines} lines")
     assert not long, long
