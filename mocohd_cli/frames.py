@@ -66,18 +66,20 @@ def check_truncation(truncation, G=None) -> float:
     return psi
 
 
-def check_size(size, G=None) -> int | None:
+def check_size(size, G=None, name: str = "size", top: int | None = None) -> int | None:
     """``size`` (the side of the frames, in pixels) as an int: None (the generator's resolution)
-    or a power of two >= 4, and at most ``G``'s resolution when ``G`` is given. Else a UsageError."""
+    or a power of two >= 4, and at most ``G``'s resolution when ``G`` is given (else at most
+    ``top``, when given). Else a UsageError naming the setting ``name``."""
     if size is None:
         return None
-    top = G.resolution if G is not None else None
+    top = G.resolution if G is not None else top
     n = 0
     if isinstance(size, (int, float)) and not isinstance(size, bool) and math.isfinite(size) and size == int(size):
         n = int(size)
     if n < 4 or n & (n - 1) or (top is not None and n > top):
-        where = f" in 4..{top} ({_image_name(G)} makes {top} px frames)" if top is not None else ", at least 4"
-        raise UsageError(f"size must be a power of two{where}, got {size!r}")
+        made = f" ({_image_name(G)} makes {top} px frames)" if G is not None else ""
+        where = f" in 4..{top}{made}" if top is not None else ", at least 4"
+        raise UsageError(f"{name} must be a power of two{where}, got {size!r}")
     return n
 
 

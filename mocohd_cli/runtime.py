@@ -147,7 +147,8 @@ def precision(
     mantissa (about 3 decimal digits); off, they are exact float32. ``benchmark`` (CUDA only): cuDNN
     times its algorithms for each input shape and keeps the fastest, which may differ from run to
     run. ``deterministic``: True allows deterministic kernels only (cuDNN's too, without autotuning;
-    on CUDA ``CUBLAS_WORKSPACE_CONFIG`` is set for the block if unset) and an op that has none raises
+    on CUDA ``CUBLAS_WORKSPACE_CONFIG`` is set for the process if unset: ``deterministic_process``)
+    and an op that has none raises
     MocohdError naming it; False allows any kernel; None keeps what is in force (so a measurement
     inside a deterministic training run stays deterministic).
     """
@@ -156,9 +157,7 @@ def precision(
     saved = _flags()
     if deterministic is None:
         deterministic = saved[4] and not saved[5]
-    set_env = deterministic and cuda and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
-    if set_env:
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+    deterministic_process(deterministic and cuda)
     fast = tf32 and cuda
     try:
         benchmark = benchmark and cuda and not deterministic
@@ -171,5 +170,3 @@ def precision(
         raise MocohdError(f"--deterministic: {op} has no deterministic implementation on {device}") from None
     finally:
         _set_flags(*saved)
-        if set_env:
-            del os.environ["CUBLAS_WORKSPACE_CONFIG"]

@@ -122,8 +122,8 @@ def test_latent_cross_spectrum_sees_directions_locked_together():
     wave = 0.5 * torch.sin(2 * math.pi * t[None, :] / 4.0 + phase)
     wave = wave - wave[:, :1]
     locked = torch.randn(64, W_DIM, generator=g)[:, None] + wave[..., None] * (basis[0] + basis[1])
-    cost_independent = float(gan._latent_cross_spectrum(independent, real))
-    cost_locked = float(gan._latent_cross_spectrum(locked, real))
+    cost_independent = float(gan._latent_cross_spectrum(gan.coordinates(independent), gan.coordinates(real)))
+    cost_locked = float(gan._latent_cross_spectrum(gan.coordinates(locked), gan.coordinates(real)))
     assert abs(cost_independent) < 0.2 and cost_locked > 0.5, (cost_independent, cost_locked)
     x = torch.rand(2, FRAMES, 3, 16, 16) * 2 - 1
     assert "latent_cross_spectrum" in gan.iteration(x, real[:2])

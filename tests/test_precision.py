@@ -32,11 +32,18 @@ def flags() -> dict:
     }
 
 
+def no_cublas_variable(monkeypatch):
+    """CUBLAS_WORKSPACE_CONFIG unset for the test and as it was after it (a deterministic block sets it
+    for the process; ``delenv`` alone would not put an absent variable back to absent)."""
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+
+
 @pytest.fixture
 def odd_flags(monkeypatch):
     """Every flag set the other way from torch's defaults, and put back after the test."""
     before = flags()
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    no_cublas_variable(monkeypatch)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
@@ -73,10 +80,11 @@ def test_deterministic_is_scoped_and_inherited(odd_flags):
         with precision("cuda", deterministic=False):
             assert not flags()["deterministic"]
         assert flags() == on
-    assert flags() == odd_flags
+    # the flags are restored; the variable stays for the process: cuBLAS reads it once, at its first use
+    assert flags() == {**odd_flags, "cublas": ":4096:8"}
     with pytest.raises(ZeroDivisionError), precision("cpu", deterministic=True):  # restored on errors too
         raise ZeroDivisionError
-    assert flags() == odd_flags
+    assert flags() == {**odd_flags, "cublas": ":4096:8"}
 
 
 def test_an_op_without_a_deterministic_kernel_is_one_line(odd_flags):
@@ -90,11 +98,11 @@ def test_an_op_without_a_deterministic_kernel_is_one_line(odd_flags):
         raise RuntimeError("shape mismatch")
     with pytest.raises(MocohdError, match="deterministic must be True or False"):
         check_deterministic("yes")
-    assert flags() == odd_flags
+    assert flags() == {**odd_flags, "cublas": ":4096:8"}  # the variable stays for the process
 
 
 def test_render_deterministic_on_the_command_line(capsys, tmp_path, pair, monkeypatch):
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # render sets it for the process
+    no_cublas_variable(monkeypatch)  # render sets it for the process
     g, m = pair
     before = flags()
     out = tmp_path / "frames"

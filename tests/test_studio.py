@@ -152,7 +152,7 @@ def test_a_preview_is_a_grid_of_small_frames(tmp_path):
     assert video_frames(result.paths[0]) == (3, 32, 32)
     assert jobs.preview_size(StudioSettings(output=tmp_path), "demo") == 64  # the demo's own 64 px, not 128
     for bad in (48, 2, 2048):
-        with pytest.raises(UsageError, match="--preview-size must be a power of two in 4..1024"):
+        with pytest.raises(UsageError, match="--preview-size must be a power of two in 4..1024, got"):
             StudioSettings(output=tmp_path, preview_size=bad)
 
 

@@ -31,6 +31,7 @@ from .. import store
 from ..edits import parse_edit
 from ..errors import MocohdError, UsageError
 from ..formats.canonical import read_header
+from ..frames import check_size
 from ..invert import StoredLatent, invert_and_store
 from ..loaders.catalog import describe
 from ..loaders.latents import default_name, free_name
@@ -68,9 +69,7 @@ class StudioSettings:
             raise UsageError(f"--max-frames must be in 1..1000000, got {self.max_frames}")
         if not 1 <= self.max_videos <= 1024:
             raise UsageError(f"--max-videos must be in 1..1024, got {self.max_videos}")
-        n = self.preview_size
-        if isinstance(n, bool) or not isinstance(n, int) or not 4 <= n <= 1024 or n & (n - 1):
-            raise UsageError(f"--preview-size must be a power of two in 4..1024, got {n!r}")
+        self.preview_size = check_size(self.preview_size, name="--preview-size", top=1024) or PREVIEW_SIZE
         if not 0 <= self.port <= 65535:
             raise UsageError(f"--port must be in 0..65535, got {self.port}")
 

@@ -389,14 +389,16 @@ class MotionGAN:
         loss, pixel_terms = self._pixel_terms(x, fake, out) if c.pixels else (0.0, {})
         l_mutual = losses.motion_diversity(eps_rec, eps)
         loss = loss + c.w_mutual * l_mutual
+        # what D_L sees, once for the terms that compare trajectories (the fakes' drawn error included)
+        fake_c, real_c = (self.fake_coordinates(judged), self.real_coordinates(real_ws)) if c.latent else (None, None)
         # optional terms beyond the authors' recipe (weight 0: not computed, not logged)
         for name, weight, term in (
             ("spectrum", c.w_spectrum, lambda: losses.spectrum_matching(fake, x)),
             ("cross_spectrum", c.w_cross_spectrum, lambda: losses.cross_spectrum_matching(fake, x)),
-            ("latent_cross_spectrum", c.w_latent_cross_spectrum, lambda: self._latent_cross_spectrum(ws, real_ws)),
+            ("latent_cross_spectrum", c.w_latent_cross_spectrum, lambda: self._latent_cross_spectrum(fake_c, real_c)),
             ("bank_energy", c.w_bank_energy, self.M.bank_step_energy),
             ("bank_spread", c.w_bank_spread, self.M.bank_spread),
-            ("G_latent", c.w_latent_d if c.latent else 0.0, lambda: self._latent_g_term(judged, real_ws)),
+            ("G_latent", c.w_latent_d if c.latent else 0.0, lambda: self._latent_g_term(fake_c, real_c)),
         ):
             if weight:
                 value = term()
@@ -438,18 +440,17 @@ class MotionGAN:
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
         return g_vid + g_img + c.w_match * l_match, {"G_video": _item(g_vid), "G_image": _item(g_img)}
 
-    def _latent_cross_spectrum(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> torch.Tensor:
-        """``losses.cross_spectrum_matching`` on the PCA coordinates [B, T, n_pca] of the fakes' and the
-        real clips' trajectories: which directions move at which rhythm, and which move together
-        (two directions locked at one phase make cross terms independent movements lack)."""
-        return losses.cross_spectrum_matching(
-            self.fake_coordinates(fake_ws).transpose(1, 2), self.real_coordinates(real_ws).transpose(1, 2)
-        )
+    @staticmethod
+    def _latent_cross_spectrum(fake_c: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
+        """``losses.cross_spectrum_matching`` on the coordinates D_L sees ([B, n_pca, T]) of the fakes'
+        and the real clips' trajectories: which directions move at which rhythm, and which move
+        together (two directions locked at one phase make cross terms independent movements lack)."""
+        return losses.cross_spectrum_matching(fake_c.transpose(1, 2), real_c.transpose(1, 2))
 
-    def _latent_g_term(self, fake_ws: torch.Tensor, real_ws: torch.Tensor) -> torch.Tensor:
-        """D_L's relativistic term for the motion generator: its trajectories against the real ones."""
+    def _latent_g_term(self, fake_c: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
+        """D_L's relativistic term for the motion generator: the fakes' coordinates against the real ones'."""
         with self.autocast():
-            l_fake, l_real = self.D_L(self.fake_coordinates(fake_ws)), self.D_L(self.real_coordinates(real_ws))
+            l_fake, l_real = self.D_L(fake_c), self.D_L(real_c)
         l_fake, l_real = _float(l_fake), _float(l_real)
         return 0.5 * (losses.ralsgan(l_fake, l_real, 1.0) + losses.ralsgan(l_real, l_fake, 0.0))
 
