@@ -39,6 +39,13 @@ from .errors import MocohdError
 from .runtime import pick_device
 
 TIMEOUT = timedelta(minutes=30)  # of a collective (NCCL's watchdog aborts one that waits longer)
+_joined = False  # whether this process joined a torchrun process group (``from_env``)
+
+
+def joined() -> bool:
+    """Whether this process joined a process group (``Dist.from_env`` under torchrun): the command
+    line then leaves by ``os._exit`` (``cli.entry.main``)."""
+    return _joined
 
 
 @dataclass
@@ -103,6 +110,8 @@ class Dist:
             timeout=TIMEOUT,
             device_id=dev if dev.type == "cuda" else None,
         )
+        global _joined
+        _joined = True
         dist = cls(rank, world, local, dev, store=td.PrefixStore("mocohd", store), owner=True)
         try:
             if shared is not None:
@@ -133,6 +142,7 @@ class Dist:
             hosts = self.gather_objects((seen, socket.gethostname()))
             if self.writer:
                 (folder / mark).unlink(missing_ok=True)
+            self.barrier()  # the marker is gone before any process goes on
             blind = [host for ok, host in hosts if not ok]
             if blind:
                 error = (

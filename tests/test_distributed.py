@@ -192,3 +192,39 @@ def test_eval_ends_its_process_group_on_every_way_out(tmp_path):
     failed = two("evaluate", data, fakes, "no-such-detector")  # fails after joining
     assert [o.get("error") for o in failed] == ["MocohdError"] * 2, failed
     assert not any(o["initialized"] for o in ok + failed)
+
+
+# ---------------------------------------------------------------------------- leaving
+
+
+class _Left(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("args", "code"), [(["--version"], 0), (["info", "nothing-here"], 1), (["render", "--frames", "x"], 2)]
+)
+def test_a_process_of_a_group_leaves_by_os_exit_after_its_exit_handlers(monkeypatch, capsys, args, code):
+    """Joined to a torchrun group, the command line runs the exit handlers, then leaves by
+    ``os._exit`` with the command's own code (gloo may abort a process during the interpreter's
+    teardown); alone, it exits as before."""
+    from mocohd_cli import distributed
+    from mocohd_cli.cli import entry
+
+    calls = []
+    monkeypatch.setattr(entry.atexit, "_run_exitfuncs", lambda: calls.append("handlers"))
+
+    def exit_now(n):
+        calls.append(n)
+        raise _Left
+
+    monkeypatch.setattr(entry.os, "_exit", exit_now)
+    monkeypatch.setattr(distributed, "_joined", True)
+    with pytest.raises(_Left):
+        entry.main(args)
+    assert calls == ["handlers", code]
+    monkeypatch.setattr(distributed, "_joined", False)
+    calls.clear()
+    with pytest.raises(SystemExit) as e:
+        entry.main(args)
+    assert (e.value.code or 0) == code and calls == []

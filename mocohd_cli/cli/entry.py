@@ -9,6 +9,7 @@ and ``main``, which turns errors and signals into one line and an exit code.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .. import __version__
+from .. import __version__, distributed
 from ..errors import MocohdError, UsageError
 from ..stopping import Terminated
 from . import (
@@ -97,7 +98,36 @@ def _interrupt_behind(e: BaseException | None) -> KeyboardInterrupt | None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning errors into one line + exit 1 (2 for usage
     errors), Ctrl-C into one line + exit 130 and SIGTERM into one line + exit 143. The line says
-    what a command kept when it tells (an ``outcome`` on the interrupt)."""
+    what a command kept when it tells (an ``outcome`` on the interrupt).
+
+    A process of a torchrun group leaves by ``os._exit`` once its exit handlers have run: gloo's
+    threads, destroyed during the interpreter's own teardown after the group has ended, sometimes
+    abort the process ("terminate called without an active exception", exit -6), which would turn
+    a finished run into a failed one. Everything it wrote is closed and flushed by then."""
+    try:
+        _main(argv)
+    except SystemExit as e:
+        if not distributed.joined():
+            raise
+        _leave(e.code)
+    if distributed.joined():
+        _leave(0)
+
+
+def _leave(code) -> None:
+    """Exit now with ``code`` (as ``sys.exit`` reads it), after the exit handlers, skipping teardown."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+def _main(argv: list[str] | None) -> None:
     global _debug
     argv = list(sys.argv[1:] if argv is None else argv)
     _debug = _debug or "--debug" in argv
