@@ -341,7 +341,12 @@ def page(browser, studio, request, tmp_path):
     yield p
     if request.session.testsfailed > failures:  # this test's call failed (its report is in)
         p.screenshot(path=str(tmp_path / "failed.png"), full_page=True)
-        print(f"screenshot: {tmp_path / 'failed.png'}\ntoasts: {toasts(p)}\nstudio:\n{''.join(studio.log[-40:])}")
+        written = sorted(str(f.relative_to(studio.out)) for f in studio.out.rglob("*") if f.is_file())
+        message = p.evaluate("document.querySelector('#message')?.innerText ?? ''")
+        print(
+            f"screenshot: {tmp_path / 'failed.png'}\ntoasts: {toasts(p)}\nmessage: {message!r}\n"
+            f"output folder: {written}\nstudio:\n{''.join(studio.log[-40:])}"
+        )
     context.close()
 
 
@@ -360,8 +365,11 @@ def pick(page, dropdown: str, option: str) -> None:
 
 
 def fill(page, element: str, value) -> None:
-    """Type ``value`` into the text or number box ``element``."""
-    page.locator(f"{element} input, {element} textarea").first.fill(str(value))
+    """Type ``value`` into the text or number box ``element``, then leave the box (as a person would:
+    the box has its value before any button is pressed)."""
+    box = page.locator(f"{element} input, {element} textarea").first
+    box.fill(str(value))
+    box.blur()
 
 
 def toasts(page) -> str:
