@@ -1,7 +1,8 @@
 """`mocohd studio` (``mocohd_cli.studio``): its jobs and limits directly, then its page in a real
 headless browser (Debian's Chromium driven by Playwright; nothing is downloaded).
 
-One studio serves the whole module: ``python -m mocohd_cli studio`` on a free port of 127.0.0.1,
+One studio serves the module's browser tests (one per worker under ``pytest -n``; no test counts on
+another having run): ``python -m mocohd_cli studio`` on a free port of 127.0.0.1,
 with its own store (the shipped demo models, a latent-free store and a training run made here)
 and output folder, uploads limited to 1 MB, renders to 64 frames and previews to 32 px. The browser tests skip, and
 say why, where Gradio (the studio extra), Playwright or Chromium is missing; `.ci/run` installs
@@ -268,18 +269,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    """`mocohd studio` in a subprocess, answering on 127.0.0.1 (skips without its browser stack)."""
-    why = browser_missing()
-    if why:
-        pytest.skip(why)
-    root = tmp_path_factory.mktemp("studio")
+def start_studio(root: Path) -> Studio:
+    """`mocohd studio` in a subprocess with its own store and output folder under ``root``, answering
+    on 127.0.0.1 once this returns."""
     home, out = root / "home", root / "out"
     write_run(home)
     (root / "secret.txt").write_text(SECRET)  # beside the output folder and the store: never served
     elsewhere = {name: root / "elsewhere" / name for name in ("HOME", "TMPDIR", "XDG_CACHE_HOME")}
-    for folder in elsewhere.values():  # where a library might write: checked empty at the end
+    for folder in elsewhere.values():  # where a library might write: checked empty when it stops
         folder.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "MOCOHD_", "HF_", "XDG_"))}
     env.update(
@@ -308,12 +305,35 @@ def studio(tmp_path_factory):
             process.kill()
             pytest.fail("the studio did not start:\n" + "".join(log))
         time.sleep(0.1)
-    yield Studio(f"http://127.0.0.1:{port}", root, home, out, process, log)
-    process.terminate()
+    return Studio(f"http://127.0.0.1:{port}", root, home, out, process, log)
+
+
+def stop_studio(studio: Studio) -> None:
+    studio.process.terminate()
     try:
-        process.wait(timeout=20)
+        studio.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        process.kill()
+        studio.process.kill()
+
+
+def written_elsewhere(studio: Studio) -> list[str]:
+    """Files in the studio's home, temporary and cache folders (none should be there: Gradio's cache is
+    in the output folder)."""
+    return sorted(str(p.relative_to(studio.root)) for p in (studio.root / "elsewhere").rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    """One studio for this module's browser tests (skips without its browser stack). Under `pytest -n`
+    each worker that runs some of them has its own; when it stops, after the last of them, nothing
+    may have been written outside its store and output folder."""
+    why = browser_missing()
+    if why:
+        pytest.skip(why)
+    running = start_studio(tmp_path_factory.mktemp("studio"))
+    yield running
+    stop_studio(running)
+    assert written_elsewhere(running) == [], "the studio wrote outside its store and output folder"
 
 
 @pytest.fixture(scope="module")
@@ -549,17 +569,28 @@ def test_an_oversized_upload_is_refused(page, studio):
     assert sorted(p.name for p in (studio.out / jobs.CACHE).rglob("big.png")) == cached
 
 
-def test_nothing_is_written_outside_the_store_and_the_output_folder(studio):
-    """After every test above: the studio's home, temporary and cache folders are as empty as they
-    were (Gradio's cache is in the output folder)."""
-    written = sorted(str(p.relative_to(studio.root)) for p in (studio.root / "elsewhere").rglob("*") if p.is_file())
-    assert written == []
-    assert any((studio.out / jobs.CACHE).rglob("astronaut.png"))  # the uploads went there
-
-
-def test_sigterm_stops_the_studio_with_one_line(studio):
-    """Last of the module: SIGTERM (as Ctrl-C) stops the studio, one line and the CLI's exit code."""
-    studio.process.terminate()
-    assert studio.process.wait(timeout=30) == 143
+def test_sigterm_stops_the_studio_with_one_line_and_nothing_written_elsewhere(tmp_path):
+    """SIGTERM (as Ctrl-C) stops a studio with one line and the CLI's exit code; a photo uploaded to it
+    went to its output folder, and nothing to its home, temporary or cache folders."""
+    why = browser_missing()
+    if why:
+        pytest.skip(why)
+    studio = start_studio(tmp_path)
+    try:
+        request = urllib.request.Request(
+            f"{studio.url}/gradio_api/upload",
+            data=(
+                b'--b\r\nContent-Disposition: form-data; name="files"; filename="astronaut.png"\r\n'
+                b"Content-Type: image/png\r\n\r\n" + PHOTO.read_bytes() + b"\r\n--b--\r\n"
+            ),
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+            method="POST",
+        )
+        assert urllib.request.urlopen(request, timeout=20).status == 200
+        studio.process.terminate()
+        assert studio.process.wait(timeout=30) == 143
+    finally:
+        stop_studio(studio)
     time.sleep(0.2)  # the reader thread takes the last line
     assert studio.log[-1] == "terminated: the studio stopped\n", studio.log[-3:]
+    assert any((studio.out / jobs.CACHE).rglob("astronaut.png")) and written_elsewhere(studio) == []
