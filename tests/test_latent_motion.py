@@ -131,6 +131,43 @@ def test_latent_cross_spectrum_sees_directions_locked_together():
         TrainConfig(w_latent_cross_spectrum=1.0)
 
 
+def test_a_latent_pool_compares_the_last_real_clips_with_as_many_fresh_fakes(monkeypatch):
+    """With ``latent_pool`` N, the latent cross-spectrum compares the last N real clips' coordinates
+    (the oldest replaced first) with N fakes drawn from their first latents, no frame rendered; the
+    pool is part of the state a resume restores."""
+    from mocohd_cli.train import motion_gan
+
+    gan, basis = tiny_gan("both", w_latent_cross_spectrum=1.0, latent_pool=6)
+    g = torch.Generator().manual_seed(2)
+    batches = [two_movements(basis, 2, g) for _ in range(4)]
+    x = torch.rand(2, FRAMES, 3, 16, 16) * 2 - 1
+    seen = []
+    real_term = motion_gan.losses.cross_spectrum_matching
+    monkeypatch.setattr(
+        motion_gan.losses, "cross_spectrum_matching", lambda f, r, **kw: seen.append((f, r)) or real_term(f, r, **kw)
+    )
+    for real_ws in batches:
+        gan.iteration(x, real_ws)
+    # after 4 batches of 2 in a pool of 6: the 4th batch took the places of the 1st
+    expected = torch.cat([gan.real_coordinates(b) for b in (batches[3], batches[1], batches[2])])
+    coords, w1 = gan.pool.contents()
+    assert torch.allclose(coords, expected) and torch.equal(w1, torch.cat([batches[i][:, 0] for i in (3, 1, 2)]))
+    per_iteration = gan.cfg.g_steps  # motion updates, each with its own fakes
+    assert [f.shape[0] for f, _ in seen] == [n for n in (2, 4, 6, 6) for _ in range(per_iteration)]
+    assert torch.allclose(seen[-1][1], expected.transpose(1, 2)) and not torch.equal(seen[-1][0], seen[-2][0])
+    again, _ = tiny_gan("both", w_latent_cross_spectrum=1.0, latent_pool=6, seed=5)
+    again.load_state_dict(gan.state_dict())  # a resume
+    assert "pool" in gan.state_names and torch.equal(again.pool.contents()[0], coords)
+    assert int(again.pool.next) == 2 and int(again.pool.filled) == 6
+    base = dict(encoder="e", motion_d="both", batch=8)
+    with pytest.raises(UsageError, match=r"latent_pool \(--latent-pool\) sets how many .* needs w_latent_cross"):
+        TrainConfig(latent_pool=64, **base)
+    with pytest.raises(UsageError, match=r"latent_pool \(--latent-pool\) must be 0 or in \[batch"):
+        TrainConfig(latent_pool=4, w_latent_cross_spectrum=1.0, **base)
+    with pytest.raises(UsageError, match=r"needs motion_d \(--motion-d\) latent or both"):
+        TrainConfig(latent_pool=64, w_latent_cross_spectrum=1.0)
+
+
 def test_the_encoder_calibration_measures_a_known_gain_and_undoes_or_imitates_it(monkeypatch):
     """A stand-in encoder that reports each principal direction's step at a known gain (0.5, 0.25,
     ...) and leaks 0.2 of the first into the second: the calibration fitted on the generator's

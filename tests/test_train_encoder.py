@@ -148,6 +148,14 @@ def test_train_against_the_trajectories_of_an_encoder(tiny_g, tmp_path):
     assert r.config.motion_d == "latent" and "G_video" not in r.losses and "G_latent" in r.losses
     assert "latent_cross_spectrum" in r.losses and r.config.calibrate_encoder == 9
     assert "D_L" in load_checkpoint(r.run / "checkpoint.pt")["gan"]
+    # with a pool, the pool is state: two steps straight equal one step, a resume and another
+    pooled = dict(base, motion_d="latent", w_latent_cross_spectrum=1.0, latent_pool=4, save_every=1)
+    straight = train(TrainConfig(name="straight", **pooled))
+    train(TrainConfig(name="halves", **{**pooled, "steps": 1}))
+    halves = train(TrainConfig(name="halves", **pooled), resume=True)
+    a, b = (load_checkpoint(x.run / "checkpoint.pt")["gan"] for x in (straight, halves))
+    assert int(a["pool"]["filled"]) == 4 and torch.equal(a["pool"]["coords"], b["pool"]["coords"])
+    assert all(torch.equal(a["M"][k], b["M"][k]) for k in a["M"])
 
     with pytest.raises(UsageError, match="needs the generator's encoder"):
         TrainConfig(motion_d="latent", data=str(data), image=str(tiny_g))

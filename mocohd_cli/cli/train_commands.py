@@ -270,6 +270,13 @@ CalibrationSide = _opt(
     help="With --calibrate-encoder: reals undoes the encoder's gain on the real clips' trajectories; fakes "
     "gives the fakes' trajectories the encoder's gain and error instead (nothing amplified).",
 )
+LatentPool = _opt(
+    int,
+    "--latent-pool",
+    help="Trajectories the latent cross-spectrum compares: the last N real clips' and N fakes drawn from their "
+    "first latents at every motion update, no frame rendered (at least --batch; needs --w-latent-cross-spectrum; "
+    "0: the batch's).",
+)
 KeepBest = _opt(
     bool,
     "--keep-best/--no-keep-best",
@@ -349,6 +356,7 @@ def train(
     encode_fakes: EncodeFakes = TrainConfig.encode_fakes,
     calibrate_encoder: CalibrateEncoder = TrainConfig.calibrate_encoder,
     calibration_side: CalibrationSide = TrainConfig.calibration_side,
+    latent_pool: LatentPool = TrainConfig.latent_pool,
 ):
     """Train a motion generator on videos (MoCoGAN-HD); torchrun runs it on many GPUs."""
     run_training(ctx, locals(), MOTION)

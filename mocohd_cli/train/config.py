@@ -32,6 +32,7 @@ from ..motion import MotionConfig
 from ..runtime import check_deterministic
 
 MAX_FRAME_SIZE = 128  # the training frame size when not given: min(this, the generator's resolution)
+MAX_LATENT_POOL = 4096  # the latent cross-spectrum's trajectories: fakes drawn at every motion update
 # The motion model's architecture: a fine-tuned model (``init``) keeps its own (``TrainConfig.take_init``).
 ARCHITECTURE = ("n_pca", "h_dim", "noise_dim", "w_residual", "oscillators")
 
@@ -218,6 +219,7 @@ class TrainConfig(RunSettings):
     encode_fakes: bool = False  # D_L judges the fakes' frames encoded (as the real ones are), not their w's
     calibrate_encoder: int = 0  # sample pairs that measure the encoder's gain per direction (0: off)
     calibration_side: str = "reals"  # reals: the gain undone on the real clips; fakes: given to the fakes
+    latent_pool: int = 0  # trajectories the latent cross-spectrum compares: the last real ones (0: the batch)
 
     MUTABLE: ClassVar[tuple[str, ...]] = (
         "steps",
@@ -303,11 +305,12 @@ class TrainConfig(RunSettings):
                 f"{setting('motion_d')} {self.motion_d} judges latent trajectories: it needs the generator's "
                 f"{setting('encoder')} (mocohd train-encoder)"
             )
-        check_settings(self, dict(calibrate_encoder=0), choices={"calibration_side": ("reals", "fakes")})
+        check_settings(self, dict(calibrate_encoder=0, latent_pool=0), choices={"calibration_side": ("reals", "fakes")})
         latent_only = (  # the settings that act on what the latent discriminator sees
             ("encode_fakes", "changes what the latent discriminator sees"),
             ("calibrate_encoder", "corrects the real clips' encoded trajectories"),
             ("w_latent_cross_spectrum", "compares latent trajectories with the real clips' encoded ones"),
+            ("latent_pool", "sets how many trajectories the latent cross-spectrum compares"),
         )
         for name, what in latent_only:
             if getattr(self, name) and (self.motion_d == "pixels" or not self.encoder):
@@ -315,6 +318,16 @@ class TrainConfig(RunSettings):
                     f"{setting(name)} {what}: it needs {setting('motion_d')} latent or both (and an "
                     f"{setting('encoder')})"
                 )
+        if self.latent_pool and not self.w_latent_cross_spectrum:
+            raise UsageError(
+                f"{setting('latent_pool')} sets how many trajectories the latent cross-spectrum compares: it "
+                f"needs {setting('w_latent_cross_spectrum')} > 0"
+            )
+        if self.latent_pool and not self.batch <= self.latent_pool <= MAX_LATENT_POOL:
+            raise UsageError(
+                f"{setting('latent_pool')} must be 0 or in [{setting('batch')} {self.batch}, {MAX_LATENT_POOL}], "
+                f"got {self.latent_pool}"
+            )
         if self.motion_d == "latent" and (self.w_spectrum or self.w_cross_spectrum):
             raise UsageError(
                 f"{setting('w_spectrum')} and {setting('w_cross_spectrum')} compare rendered clips: "

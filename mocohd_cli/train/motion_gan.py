@@ -94,6 +94,7 @@ class GANConfig:
     encode_fakes: bool = TrainConfig.encode_fakes  # D_L sees the fakes' frames through the encoder, as the real ones
     calibrate_encoder: int = TrainConfig.calibrate_encoder  # pairs measuring the encoder's gain (0: off)
     calibration_side: str = TrainConfig.calibration_side  # "reals": gain undone on them; "fakes": given to them
+    latent_pool: int = TrainConfig.latent_pool  # trajectories the latent cross-spectrum compares (0: the batch's)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -188,6 +189,33 @@ def inverse_gain(gain: torch.Tensor, ridge: float = 0.01) -> torch.Tensor:
     return torch.linalg.solve(a.t() @ a + ridge * eye, a.t()).float().to(gain.device)
 
 
+class TrajectoryPool(torch.nn.Module):
+    """The last ``size`` real clips' trajectories as the latent cross-spectrum compares them: their
+    coordinates [N, n_pca, T] (as D_L sees them) and first latents [N, w_dim], added a global batch at a
+    time (every rank's clips, so every rank holds the same pool), the oldest replaced first. Its counters
+    stay on the CPU: reading them never waits for the device."""
+
+    def __init__(self, size: int, n_pca: int, frames: int, w_dim: int, device: torch.device):
+        super().__init__()
+        self.register_buffer("coords", torch.zeros(size, n_pca, frames, device=device))
+        self.register_buffer("w1", torch.zeros(size, w_dim, device=device))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("next", torch.zeros((), dtype=torch.long))
+
+    def add(self, coords: torch.Tensor, w1: torch.Tensor) -> None:
+        size = self.coords.shape[0]
+        at = ((int(self.next) + torch.arange(coords.shape[0])) % size).to(self.coords.device)
+        self.coords[at] = coords.detach().float()
+        self.w1[at] = w1.detach().float()
+        self.next.fill_((int(self.next) + coords.shape[0]) % size)
+        self.filled.fill_(min(size, int(self.filled) + coords.shape[0]))
+
+    def contents(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(coordinates [n, n_pca, T], first latents [n, w_dim]) of the n clips added so far (at most N)."""
+        n = int(self.filled)
+        return self.coords[:n], self.w1[:n]
+
+
 class MotionGAN:
     def __init__(self, G, M, cfg: GANConfig, dist: Dist | None = None, seed: int = 0, encoder=None):
         """``encoder``: the frozen image encoder of ``G`` (needed with ``cfg.encode_fakes``)."""
@@ -242,6 +270,10 @@ class MotionGAN:
                 eye = torch.eye(cov.shape[0], device=cov.device)
                 self.fake_gain = gain
                 self.fake_noise = torch.linalg.cholesky((0.5 * cov + 1e-6 * eye).cpu().double()).float().to(cov.device)
+        self.pool = None
+        if c.latent and c.latent_pool:
+            w_dim = M.pca_components.shape[-1]
+            self.pool = TrajectoryPool(c.latent_pool, M.cfg.n_pca, c.frames, w_dim, self.device)
 
     def networks(self) -> tuple[torch.nn.Module, ...]:
         """What training changes (every rank must hold the same)."""
@@ -440,11 +472,16 @@ class MotionGAN:
         g_vid = 0.5 * (losses.ralsgan(v_fake, v_real, 1.0) + losses.ralsgan(v_real, v_fake, 0.0))
         return g_vid + g_img + c.w_match * l_match, {"G_video": _item(g_vid), "G_image": _item(g_img)}
 
-    @staticmethod
-    def _latent_cross_spectrum(fake_c: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
+    def _latent_cross_spectrum(self, fake_c: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
         """``losses.cross_spectrum_matching`` on the coordinates D_L sees ([B, n_pca, T]) of the fakes'
         and the real clips' trajectories: which directions move at which rhythm, and which move
-        together (two directions locked at one phase make cross terms independent movements lack)."""
+        together (two directions locked at one phase make cross terms independent movements lack).
+        With a pool (``latent_pool``), the pool's real clips against as many fakes drawn from their
+        first latents (no frame rendered): a batch's few clips estimate the cross terms of independent
+        movements at about 1/sqrt(B) of the powers, as large as the locking to be seen."""
+        if self.pool is not None:
+            real_c, w1 = self.pool.contents()
+            fake_c = self.fake_coordinates(self.fake_trajectories(w1)[0])
         return losses.cross_spectrum_matching(fake_c.transpose(1, 2), real_c.transpose(1, 2))
 
     def _latent_g_term(self, fake_c: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
@@ -519,6 +556,8 @@ class MotionGAN:
         Returns the losses as 0-d float32 tensors on the device (``run.as_floats`` reads them)."""
         if self.cfg.latent and real_ws is None:
             raise UsageError("the latent discriminator needs the real clips' latent trajectories")
+        if self.pool is not None:
+            self.pool.add(self.dist.gather(self.real_coordinates(real_ws)), self.dist.gather(real_ws[:, 0].float()))
         for _ in range(self.cfg.g_steps):
             g = self.g_step(x, real_ws)
         return {**g, **self.d_step(x, real_ws)}
@@ -526,11 +565,12 @@ class MotionGAN:
     # ------------------------------------------------------------------ state
 
     STATE = ("M", "D_V", "D_I", "opt_M", "opt_V", "opt_I")  # what a checkpoint holds, under these names
-    LATENT_STATE = ("D_L", "opt_L")  # and with the latent discriminator
+    LATENT_STATE = ("D_L", "opt_L")  # and with the latent discriminator (and "pool" with a latent_pool)
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        return self.STATE + (self.LATENT_STATE if self.cfg.latent else ())
+        pool = ("pool",) if self.pool is not None else ()
+        return self.STATE + (self.LATENT_STATE + pool if self.cfg.latent else ())
 
     def state_dict(self) -> dict:
         return {
