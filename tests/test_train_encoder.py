@@ -154,7 +154,7 @@ def test_train_against_the_trajectories_of_an_encoder(tiny_g, tmp_path):
     train(TrainConfig(name="halves", **{**pooled, "steps": 1}))
     halves = train(TrainConfig(name="halves", **pooled), resume=True)
     a, b = (load_checkpoint(x.run / "checkpoint.pt")["gan"] for x in (straight, halves))
-    assert int(a["pool"]["filled"]) == 4 and torch.equal(a["pool"]["coords"], b["pool"]["coords"])
+    assert int(a["pool"]["added"]) == 4 and torch.equal(a["pool"]["coords"], b["pool"]["coords"])
     assert all(torch.equal(a["M"][k], b["M"][k]) for k in a["M"])
 
     with pytest.raises(UsageError, match="needs the generator's encoder"):

@@ -192,27 +192,25 @@ def inverse_gain(gain: torch.Tensor, ridge: float = 0.01) -> torch.Tensor:
 class TrajectoryPool(torch.nn.Module):
     """The last ``size`` real clips' trajectories as the latent cross-spectrum compares them: their
     coordinates [N, n_pca, T] (as D_L sees them) and first latents [N, w_dim], added a global batch at a
-    time (every rank's clips, so every rank holds the same pool), the oldest replaced first. Its counters
-    stay on the CPU: reading them never waits for the device."""
+    time (every rank's clips, so every rank holds the same pool), the oldest replaced first. Its one
+    counter, the clips added so far, stays on the CPU: reading it never waits for the device."""
 
     def __init__(self, size: int, n_pca: int, frames: int, w_dim: int, device: torch.device):
         super().__init__()
         self.register_buffer("coords", torch.zeros(size, n_pca, frames, device=device))
         self.register_buffer("w1", torch.zeros(size, w_dim, device=device))
-        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
-        self.register_buffer("next", torch.zeros((), dtype=torch.long))
+        self.register_buffer("added", torch.zeros((), dtype=torch.long))
 
     def add(self, coords: torch.Tensor, w1: torch.Tensor) -> None:
-        size = self.coords.shape[0]
-        at = ((int(self.next) + torch.arange(coords.shape[0])) % size).to(self.coords.device)
+        added, size = int(self.added), self.coords.shape[0]
+        at = ((added + torch.arange(coords.shape[0])) % size).to(self.coords.device)
         self.coords[at] = coords.detach().float()
         self.w1[at] = w1.detach().float()
-        self.next.fill_((int(self.next) + coords.shape[0]) % size)
-        self.filled.fill_(min(size, int(self.filled) + coords.shape[0]))
+        self.added.fill_(added + coords.shape[0])
 
     def contents(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(coordinates [n, n_pca, T], first latents [n, w_dim]) of the n clips added so far (at most N)."""
-        n = int(self.filled)
+        """(coordinates [n, n_pca, T], first latents [n, w_dim]) of the clips held (n: at most N)."""
+        n = min(int(self.added), self.coords.shape[0])
         return self.coords[:n], self.w1[:n]
 
 
@@ -473,16 +471,22 @@ class MotionGAN:
         return g_vid + g_img + c.w_match * l_match, {"G_video": _item(g_vid), "G_image": _item(g_img)}
 
     def _latent_cross_spectrum(self, fake_c: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
-        """``losses.cross_spectrum_matching`` on the coordinates D_L sees ([B, n_pca, T]) of the fakes'
-        and the real clips' trajectories: which directions move at which rhythm, and which move
-        together (two directions locked at one phase make cross terms independent movements lack).
-        With a pool (``latent_pool``), the pool's real clips against as many fakes drawn from their
-        first latents (no frame rendered): a batch's few clips estimate the cross terms of independent
-        movements at about 1/sqrt(B) of the powers, as large as the locking to be seen."""
-        if self.pool is not None:
-            real_c, w1 = self.pool.contents()
-            fake_c = self.fake_coordinates(self.fake_trajectories(w1)[0])
+        """``losses.cross_spectrum_matching`` on the coordinates D_L sees ([B, n_pca, T]): the batch's
+        fakes and real clips, or with a pool (``_pooled``) the pool's. Which directions move at which
+        rhythm, and which move together (two directions locked at one phase make cross terms
+        independent movements lack)."""
+        fake_c, real_c = self._pooled(fake_c, real_c)
         return losses.cross_spectrum_matching(fake_c.transpose(1, 2), real_c.transpose(1, 2))
+
+    def _pooled(self, fake_c: torch.Tensor, real_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the latent cross-spectrum compares: the batch's coordinates, or with ``latent_pool`` the
+        pool's real clips and as many fakes drawn now from their first latents (no frame rendered). A
+        batch's B clips show the cross terms of independent movements at about 1/sqrt(B) of their
+        powers, as large as the locking to be seen."""
+        if self.pool is None:
+            return fake_c, real_c
+        pooled, w1 = self.pool.contents()
+        return self.fake_coordinates(self.fake_trajectories(w1)[0]), pooled
 
     def _latent_g_term(self, fake_c: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
         """D_L's relativistic term for the motion generator: the fakes' coordinates against the real ones'."""
