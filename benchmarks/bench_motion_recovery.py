@@ -273,7 +273,7 @@ def term_sensitivity(
     models = {}
     if bank is not None:
         models["the trained bank"] = _bank_alone(bank)
-        cut = models["the trained bank, cut to the true directions"] = _bank_alone(bank)
+        cut = models["the trained bank, cut to the true directions"] = _bank_alone(bank).free_bank()
         keep = torch.zeros(cut.cfg.n_pca, dtype=torch.bool)
         keep[dirs] = True
         with torch.no_grad():
@@ -355,7 +355,7 @@ def parts(M, G, basis, dirs, frames: int) -> dict:
     zeroed) and of the bank alone (lambda 0), each measured as ``measure`` does. Which part
     moves which direction, which part puts motion off the true span, and which part locks the
     directions together (coherence)."""
-    lstm, bank = copy.deepcopy(M), _bank_alone(M)
+    lstm, bank = copy.deepcopy(M).free_bank(), _bank_alone(M)
     with torch.no_grad():
         lstm.osc_move.zero_()
     out = {}
@@ -491,20 +491,32 @@ def train_encoder_for(
         from mocohd_cli.train.motion_gan import encoder_gain, inverse_gain
 
         V, s = basis.components[:n_pca], basis.stdev[:n_pca]
-        C = inverse_gain(encoder_gain(G, E, V, s, calibrate, seed=seed)[0])
+        A = encoder_gain(G, E, V, s, calibrate, seed=seed)[0]
+        C = inverse_gain(A)
         est = (encoded @ V.T) / s
         calibrated = encoded + ((est @ C.T - est) * s) @ V
         print(f"calibrated on {calibrate} pairs: " + trajectory_errors(ws, calibrated, basis, n_pca), flush=True)
+        # how much of the encoded trajectories' coherence the linear gain explains: the true ones through A
+        # (what the encoder reports, without its errors) and through C A (what the correction leaves of it)
+        true_c = (ws @ V.T) / s
+        moving = true_c.diff(dim=1).square().mean(dim=(0, 1)) > 1e-6
+        through = {"A": true_c @ A.T, "C A": true_c @ (C @ A).T}
+        print(
+            "the true trajectories through the gain, coherence between the moving directions: "
+            + ", ".join(f"{k} {_clip_coherence(v[..., moving], 16):.2f}" for k, v in through.items()),
+            flush=True,
+        )
     if refine_steps:
         refine_trajectories(G, data, ws, encoded, basis, n_pca, refine_steps, refine_videos)
     return "frozen-encoder"
 
 
-def trajectory_errors(ws: torch.Tensor, estimated: torch.Tensor, basis, n_pca: int) -> str:
+def trajectory_errors(ws: torch.Tensor, estimated: torch.Tensor, basis, n_pca: int, clip: int = 16) -> str:
     """How well ``estimated`` trajectories [B, T, w_dim] find the true ones ``ws``, over the first
     ``n_pca`` PCA directions in stdevs: the per-frame error, the frame-to-frame jitter (the error of
     the steps) against the true rms step, the gain of the estimated steps along the directions the
-    videos move along (least-squares slope on the true steps) and their rms step off them."""
+    videos move along (least-squares slope on the true steps), their rms step off them, and the
+    coherence between the moving directions over clips of ``clip`` frames, as training sees them."""
     V, s = basis.components[:n_pca], basis.stdev[:n_pca]
     true_c, est_c = (ws @ V.T) / s, (estimated @ V.T) / s
     d_true, d_est = true_c.diff(dim=1), est_c.diff(dim=1)
@@ -518,8 +530,21 @@ def trajectory_errors(ws: torch.Tensor, estimated: torch.Tensor, basis, n_pca: i
         f"per-frame error {rms(est_c - true_c):.3f} stdev, frame-to-frame jitter {rms(d_est - d_true):.3f} stdev "
         f"(true rms step {rms(d_true):.3f}, estimated rms step {rms(d_est):.3f}) over {n_pca} directions; gain of "
         f"the estimated steps along the moving directions {_fmt(gain[moving].tolist())}, rms step off them "
-        f"{rms(d_est[..., ~moving]):.3f}"
+        f"{rms(d_est[..., ~moving]):.3f}; coherence between the moving directions over {clip}-frame clips "
+        f"{_clip_coherence(est_c[..., moving], clip):.2f} (true {_clip_coherence(true_c[..., moving], clip):.2f})"
     )
+
+
+def _clip_coherence(coords: torch.Tensor, clip: int) -> float:
+    """The largest phase coherence between two of the K signals of [B, T, K] over their
+    non-overlapping clips of ``clip`` frames (0 for fewer than two signals)."""
+    from mocohd_cli.motion.stats import coherence
+
+    b, t, k = coords.shape
+    if k < 2 or t < clip:
+        return 0.0
+    clips = coords[:, : t - t % clip].reshape(b * (t // clip), clip, k)
+    return float(coherence(clips).masked_fill(torch.eye(k, dtype=torch.bool), 0).max())
 
 
 def refine_trajectories(G, data: Path, ws, encoded, basis, n_pca: int, steps: int, videos: int, lr: float = 0.01):

@@ -205,12 +205,24 @@ def test_the_encoder_calibration_measures_a_known_gain_and_undoes_or_imitates_it
     expected = torch.einsum("kj,bjt->bkt", C, coords)
     assert torch.allclose(gan.real_coordinates(real_ws), expected) and not torch.allclose(expected, coords)
     # calibration_side fakes: the fakes' coordinates get the gain, and an error per frame (none at frame 0)
-    gan.fake_gain, gan.fake_noise = gain, torch.zeros(N_PCA, N_PCA)
+    gan.calibration, gan.fake_gain, gan.fake_noise = None, gain, torch.zeros(N_PCA, N_PCA)
     assert torch.allclose(gan.fake_coordinates(real_ws), torch.einsum("kj,bjt->bkt", gain, coords))
     gan.fake_noise = 0.1 * torch.eye(N_PCA)
     many = real_ws.repeat(64, 1, 1)
     error = gan.fake_coordinates(many) - torch.einsum("kj,bjt->bkt", gain, gan.coordinates(many))
     assert error[..., 0].abs().max() < 1e-6 and abs(float(error[..., 1:].std()) - 0.1 * 2**0.5) < 0.01
+    # calibration_side both: reported so, then corrected by C as the real clips are
+    C = torch.diag(torch.linspace(0.5, 3.0, N_PCA))
+    gan.calibration, gan.fake_noise = C, torch.zeros(N_PCA, N_PCA)
+    want = torch.einsum("kj,bjt->bkt", C @ gain, coords)
+    assert torch.allclose(gan.fake_coordinates(real_ws), want, atol=1e-6)
+    assert torch.allclose(gan.real_coordinates(real_ws), torch.einsum("kj,bjt->bkt", C, coords))
+    gan.fake_noise = 0.1 * torch.eye(N_PCA)
+    error = gan.fake_coordinates(many) - torch.einsum("kj,bjt->bkt", C @ gain, gan.coordinates(many))
+    spread = error[..., 1:].std(dim=(0, 2)) / (0.1 * 2**0.5)  # per direction: the error through C's diagonal
+    assert error[..., 0].abs().max() < 1e-6 and torch.allclose(spread, torch.linspace(0.5, 3.0, N_PCA), rtol=0.05)
+    gan.fake_gain = None  # no calibration on the fakes' side (reals): their coordinates as they are
+    assert torch.equal(gan.fake_coordinates(real_ws), coords)
 
 
 def test_training_with_a_calibrated_encoder_runs_and_needs_the_latent_judge():
@@ -231,10 +243,15 @@ def test_training_with_a_calibrated_encoder_runs_and_needs_the_latent_judge():
     fakes, _ = tiny_gan("both", encoder=E, calibrate_encoder=N_PCA + 1, calibration_side="fakes")
     assert fakes.calibration is None and fakes.fake_gain.shape == fakes.fake_noise.shape == (N_PCA, N_PCA)
     assert "G_latent" in fakes.iteration(x, two_movements(basis, 2, torch.Generator()))
+    both, _ = tiny_gan("both", encoder=E, calibrate_encoder=N_PCA + 1, calibration_side="both")
+    assert torch.equal(both.calibration, gan.calibration) and torch.equal(both.fake_gain, fakes.fake_gain)
+    assert both.fake_noise.shape == (N_PCA, N_PCA) and "G_latent" in both.iteration(
+        x, two_movements(basis, 2, torch.Generator())
+    )
     with pytest.raises(UsageError, match="calibrate_encoder needs"):
         tiny_gan("pixels", encoder=E, calibrate_encoder=N_PCA + 1)
-    with pytest.raises(UsageError, match="calibration_side must be reals or fakes"):
-        GANConfig(calibration_side="both")
+    with pytest.raises(UsageError, match="calibration_side must be one of reals, fakes, both, got 'half'"):
+        GANConfig(calibration_side="half")
     with pytest.raises(UsageError, match=r"calibrate_encoder \(--calibrate-encoder\) corrects"):
         TrainConfig(calibrate_encoder=64)
 

@@ -350,3 +350,111 @@ def test_training_with_the_bank_spread_prior_turns_movements_toward_few_directio
         assert ("bank_spread" in r.losses) == bool(w) and all(math.isfinite(v) for v in r.losses.values())
         spread[w] = float(load_motion(r.motion).bank_spread().detach())
     assert spread[100.0] < spread[0.0]
+
+
+# ---------------------------------------------------------------- the orthonormal bank
+
+ORTHO = MotionConfig(**{**CFG.to_dict(), "osc_basis": "orthonormal"})
+
+
+def _ortho_model(seed=0):
+    torch.manual_seed(seed)
+    comps, stdev = _basis(seed)
+    M = MotionGenerator(ORTHO, comps, stdev)
+    with torch.no_grad():
+        M.osc_size.copy_(torch.tensor([0.5, -0.9, 1.3, 0.2]))
+    return M
+
+
+def test_an_orthonormal_bank_moves_orthogonal_directions_at_its_sizes():
+    M = _ortho_model()
+    u = M.movements().detach()
+    # u_k = a_k q_k with orthonormal q_k: the Gram matrix is diag(a_k^2)
+    torch.testing.assert_close(u @ u.T, torch.diag(M.osc_size.detach().square()), rtol=0, atol=1e-6)
+    # q_k is Gram-Schmidt of the frame's rows: q_1 along row 1, q_2 in the span of rows 1 and 2
+    f = M.osc_frame.detach()
+    q = u / M.osc_size.detach()[:, None]
+    torch.testing.assert_close(q[0], f[0] / f[0].norm(), rtol=0, atol=1e-6)
+    resid = f[1] - (f[1] @ q[0]) * q[0]
+    torch.testing.assert_close(q[1], resid / resid.norm(), rtol=0, atol=1e-6)
+    # the sizes are what the bank reports, and a free copy moves exactly as the model
+    assert sorted(z for _, z in M.bank()) == pytest.approx(sorted(abs(a) for a in [0.5, -0.9, 1.3, 0.2]))
+    free = M.free_bank()
+    assert free.cfg.osc_basis == "free" and M.cfg.osc_basis == "orthonormal"
+    w1, eps = torch.randn(3, 12), torch.randn(3, 15, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(M(w1, 16, eps=eps), free(w1, 16, eps=eps), rtol=0, atol=1e-5)
+    assert free.free_bank() is free
+
+
+def test_two_oscillators_of_an_orthonormal_bank_never_lock_two_directions():
+    """Whatever the frame, two directions each moved by one oscillator at its own period measure
+    independent: the case a free bank gets wrong when two oscillators move the same mixture."""
+    M = _ortho_model()
+    M.cfg.w_residual = 0.0  # the bank alone
+    with torch.no_grad():
+        M.osc_log_period.copy_(torch.tensor([5.0, 8.0, 12.0, 20.0]).log())
+        M.osc_size.copy_(torch.tensor([1.0, 1.0, 0.0, 0.0]))
+        g = torch.Generator().manual_seed(1)
+        ws = M(torch.randn(512, 12, generator=g), 32, generator=g)
+    q = M.movements().detach()[:2]
+    s = motion_stats(ws, q @ (M.pca_components / M.pca_stdev[:, None]))
+    assert float(s.coherence[0, 1]) < 0.1  # independent phases (512 videos: noise ~ 0.05)
+    torch.testing.assert_close(s.periods.float(), torch.tensor([5.0, 8.0]), rtol=0.05, atol=0)
+
+
+def test_gradients_reach_the_orthonormal_banks_frame_sizes_and_periods():
+    M = _ortho_model()
+    M(torch.randn(2, 12), 9).square().sum().backward()
+    for p in (M.osc_frame, M.osc_size, M.osc_log_period):
+        assert p.grad is not None and bool(p.grad.isfinite().all()) and float(p.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"osc_basis": "sparse"}, "osc_basis must be one of free, orthonormal, got 'sparse'"),
+        ({"osc_basis": "orthonormal", "n_pca": 3}, r"oscillators \(4\) must be at most n_pca \(3\)"),
+    ],
+)
+def test_bad_orthonormal_settings_are_one_line(change, message):
+    with pytest.raises(UsageError, match=message):
+        MotionConfig(**{**CFG.to_dict(), **change})
+
+
+def test_orthonormal_files_round_trip_and_older_files_read_as_free(tmp_path):
+    M = _ortho_model()
+    path = tmp_path / "ortho.safetensors"
+    save_motion(path, M)
+    M2 = load_motion(path)
+    assert M2.cfg == M.cfg and ORTHO.state_shapes() == {k: tuple(v.shape) for k, v in M.state_dict().items()}
+    for k, v in M.state_dict().items():
+        assert torch.equal(v, M2.state_dict()[k]), k
+    assert [z for _, z in describe(path).oscillators] == pytest.approx([1.3, 0.9, 0.5, 0.2], abs=1e-6)
+    old = _model()
+    config = {k: v for k, v in old.cfg.to_dict().items() if k != "osc_basis"}  # a file from before the setting
+    canonical.save_model(tmp_path / "old.safetensors", old.state_dict(), kind="motion", family=FAMILY, config=config)
+    assert load_motion(tmp_path / "old.safetensors").cfg.osc_basis == "free"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_training_an_orthonormal_bank_exports_it_and_a_resume_or_fine_tune_keeps_it(setup, capsys):
+    r = train(test_train.tiny(setup, name="ortho", oscillators=4, osc_basis="orthonormal", monitor=False))
+    M = load_motion(r.motion)
+    assert M.cfg.osc_basis == "orthonormal" and M.osc_frame.shape == (4, M.cfg.n_pca)
+    q = M.movements().detach() / M.osc_size.detach()[:, None]
+    torch.testing.assert_close(q @ q.T, torch.eye(4), rtol=0, atol=1e-5)
+    assert not torch.equal(M.osc_frame, MotionGenerator(M.cfg).osc_frame)  # trained
+    with pytest.raises(UsageError, match="cannot change osc_basis"):
+        train(TrainConfig(name="ortho", steps=3, osc_basis="free"), resume=True)
+    assert load_motion(train(TrainConfig(name="ortho", steps=3), resume=True).motion).cfg.osc_basis == "orthonormal"
+    tuned = train(test_train.tiny(setup, name="ortho-tuned", steps=1, init="ortho", monitor=False))
+    assert load_motion(tuned.motion).cfg.osc_basis == "orthonormal"
+    code, _, err = run(capsys, *test_train._cli_args(setup, "o", 1, "--init", "ortho", "--osc-basis", "free"))
+    assert code == 2 and err.count("\n") == 1 and "has osc_basis orthonormal, not osc_basis (--osc-basis) free" in err
+    code, _, err = run(capsys, *test_train._cli_args(setup, "o", 1, "--osc-basis", "orthonormal"))
+    assert code == 2 and err.count("\n") == 1 and "osc_basis (--osc-basis) is the oscillator bank's" in err
+    code, _, err = run(
+        capsys, *test_train._cli_args(setup, "o", 1, "--osc-basis", "orthonormal", "--oscillators", "9", "--n-pca", "8")
+    )
+    assert code == 2 and err.count("\n") == 1 and "oscillators must be at most n_pca" in err

@@ -162,6 +162,13 @@ Oscillators = _opt(
     help="Oscillator bank of the motion model: K movements with learned periods and independent random phases "
     "(0: the authors' LSTM alone; see docs/training.md).",
 )
+OscBasis = _opt(
+    str,
+    "--osc-basis",
+    help="The oscillator bank's movements: free (a vector each) or orthonormal (each its own direction of a "
+    "learned orthonormal basis, so independent phases are independent directions; --oscillators at most "
+    "--n-pca).",
+)
 WMatch = _opt(float, "--w-match", help="Feature-matching weight (cross-domain).")
 WMutual = _opt(float, "--w-mutual", help="Motion-diversity (mutual information) weight.")
 WSpectrum = _opt(
@@ -202,7 +209,7 @@ Init = _opt(
     str | None,
     "--init",
     help="Fine-tune from this motion model; its architecture (--n-pca, --h-dim, --noise-dim, --w-residual, "
-    "--oscillators) stays: leave those out (a different value is refused).",
+    "--oscillators, --osc-basis) stays: leave those out (a different value is refused).",
 )
 Classes = _opt(
     list[str] | None,
@@ -268,7 +275,8 @@ CalibrationSide = _opt(
     str,
     "--calibration-side",
     help="With --calibrate-encoder: reals undoes the encoder's gain on the real clips' trajectories; fakes "
-    "gives the fakes' trajectories the encoder's gain and error instead (nothing amplified).",
+    "gives the fakes' trajectories the encoder's gain and error instead (nothing amplified); both gives the "
+    "fakes the gain and error, then corrects both sides as reals does.",
 )
 LatentPool = _opt(
     int,
@@ -317,6 +325,7 @@ def train(
     noise_dim: NoiseDim = None,
     w_residual: WResidual = TrainConfig.w_residual,
     oscillators: Oscillators = TrainConfig.oscillators,
+    osc_basis: OscBasis = TrainConfig.osc_basis,
     w_match: WMatch = TrainConfig.w_match,
     w_mutual: WMutual = TrainConfig.w_mutual,
     w_spectrum: WSpectrum = TrainConfig.w_spectrum,

@@ -15,7 +15,11 @@ K oscillators adds independent periodic movements to the walk:
 
 Each oscillator has a learned period P_k (initialised log-spaced over
 [osc_min_period, osc_max_period] frames) and a learned movement u_k in PCA
-coordinates (stdevs). Its phase phi_k is drawn per video, uniform on
+coordinates (stdevs). With ``osc_basis`` "free" each u_k is a free vector;
+with "orthonormal" u_k = a_k q_k, a learned size a_k along the k-th row of a
+learned orthonormal basis Q (K <= n_pca): no two oscillators move the same
+direction, so independent phases are independent directions (see
+docs/research/motion-recovery.md, "An orthonormal bank"). Its phase phi_k is drawn per video, uniform on
 [0, 2 pi): the normal CDF of the first step's noise eps_1[k], so the noise
 the callers already draw decides it and a seed gives the same video. This is
 the spectral picture of stationary motion (a sum of sinusoids with
@@ -59,6 +63,7 @@ class MotionConfig(DictConfig):
     oscillators: int = 0  # K, the oscillator bank's size (0: the authors' model)
     osc_min_period: float = 3.0  # the bank's initial periods, in frames, log-spaced over [min, max]
     osc_max_period: float = 32.0
+    osc_basis: str = "free"  # the bank's movements: "free" vectors, or sizes along an "orthonormal" basis
 
     def __post_init__(self):  # UsageError for a value out of range
         for name in ("w_dim", "noise_dim", "h_dim"):
@@ -68,6 +73,13 @@ class MotionConfig(DictConfig):
         check_int(self.oscillators, "oscillators", lo=0, hi=self.noise_dim)  # phases come from eps_1[:K]
         check_real(self.osc_min_period, "osc_min_period", lo=2.0)
         check_real(self.osc_max_period, "osc_max_period", lo=self.osc_min_period, hi=1e6)
+        if self.osc_basis not in OSC_BASES:
+            raise UsageError(f"osc_basis must be one of {', '.join(OSC_BASES)}, got {self.osc_basis!r}")
+        if self.osc_basis == "orthonormal" and self.oscillators > self.n_pca:
+            raise UsageError(
+                f"an orthonormal bank moves one direction per oscillator: oscillators ({self.oscillators}) "
+                f"must be at most n_pca ({self.n_pca})"
+            )
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every tensor in the motion generator's state dict (nothing is allocated)."""
@@ -97,8 +109,30 @@ class MotionConfig(DictConfig):
         )
         if self.oscillators:
             k = self.oscillators
-            out.update({"osc_log_period": (k,), "osc_move": (k, self.n_pca)})
+            out["osc_log_period"] = (k,)
+            if self.osc_basis == "orthonormal":
+                out.update({"osc_size": (k,), "osc_frame": (k, self.n_pca)})
+            else:
+                out["osc_move"] = (k, self.n_pca)
         return out
+
+
+def orthonormal_rows(frame: torch.Tensor) -> torch.Tensor:
+    """The rows of ``frame`` [K, n] (K <= n, full rank) made orthonormal in order (Gram-Schmidt:
+    row k keeps what of itself the rows before it leave free), differentiable; computed as a QR
+    factorisation whose R has a positive diagonal, the factor Gram-Schmidt gives, which moves
+    smoothly with ``frame``."""
+    q, r = torch.linalg.qr(frame.T)  # [n, K], [K, K]
+    sign = torch.where(torch.diagonal(r) < 0, -1.0, 1.0).to(q)
+    return (q * sign).T
+
+
+def bank_movements(tensors: dict) -> torch.Tensor:
+    """The oscillator bank's movements u_k [K, n_pca] from a motion model's tensors (a state dict or a
+    file's), whatever its basis: ``osc_move`` itself, or the sizes along the orthonormal rows."""
+    if "osc_move" in tensors:
+        return tensors["osc_move"]
+    return tensors["osc_size"][:, None] * orthonormal_rows(tensors["osc_frame"])
 
 
 def oscillator_bank(tensors: dict) -> list[tuple[float, float]]:
@@ -107,10 +141,12 @@ def oscillator_bank(tensors: dict) -> list[tuple[float, float]]:
     if "osc_log_period" not in tensors:
         return []
     periods = tensors["osc_log_period"].detach().double().exp().tolist()
-    sizes = tensors["osc_move"].detach().double().norm(dim=1).tolist()
+    sizes = bank_movements({k: v.detach().double() for k, v in tensors.items() if k.startswith("osc_")})
+    sizes = sizes.norm(dim=1).tolist()
     return sorted(zip(periods, sizes, strict=True), key=lambda ps: -ps[1])
 
 
+OSC_BASES = ("free", "orthonormal")
 OPTIONAL = ("pca_mean",)  # state entries files written before they existed lack (then: unknown, zeros)
 
 
@@ -150,7 +186,11 @@ class MotionGenerator(nn.Module):
         self.fc2 = nn.Linear(cfg.noise_dim, cfg.noise_dim)
         if cfg.oscillators:
             self.osc_log_period = nn.Parameter(torch.empty(cfg.oscillators))
-            self.osc_move = nn.Parameter(torch.empty(cfg.oscillators, cfg.n_pca))
+            if cfg.osc_basis == "orthonormal":
+                self.osc_size = nn.Parameter(torch.empty(cfg.oscillators))
+                self.osc_frame = nn.Parameter(torch.empty(cfg.oscillators, cfg.n_pca))
+            else:
+                self.osc_move = nn.Parameter(torch.empty(cfg.oscillators, cfg.n_pca))
         self.register_buffer("pca_components", torch.zeros(cfg.n_pca, cfg.w_dim))
         self.register_buffer("pca_stdev", torch.zeros(cfg.n_pca))
         self.register_buffer("pca_mean", torch.zeros(cfg.w_dim))  # the mean of w the basis was fitted around
@@ -182,7 +222,11 @@ class MotionGenerator(nn.Module):
         if self.cfg.oscillators:
             lo, hi = math.log(self.cfg.osc_min_period), math.log(self.cfg.osc_max_period)
             self.osc_log_period.data.copy_(torch.linspace(lo, hi, self.cfg.oscillators))
-            init.normal_(self.osc_move, std=0.02)
+            if self.cfg.osc_basis == "orthonormal":  # random directions, each as large as a free one's
+                init.normal_(self.osc_frame, std=self.cfg.n_pca**-0.5)
+                init.constant_(self.osc_size, 0.02 * math.sqrt(self.cfg.n_pca))
+            else:
+                init.normal_(self.osc_move, std=0.02)
 
     def set_basis(self, components: torch.Tensor, stdev: torch.Tensor, mean: torch.Tensor | None = None) -> None:
         """Use the first n_pca rows of ``components`` [k, w_dim] and ``stdev`` [k]; ``mean`` [w_dim]:
@@ -275,16 +319,17 @@ class MotionGenerator(nn.Module):
         step_basis = self.pca_components * self.pca_stdev[:, None]  # [n_pca, w_dim]
         h, c, w = state.h, state.c, state.w
         phase, osc = state.phase, state.osc
-        if self.cfg.oscillators and steps and phase is None:  # the first step: the videos' phases, o_0
+        move = self.movements() if self.cfg.oscillators and steps else None
+        if move is not None and phase is None:  # the first step: the videos' phases, o_0
             phase = 2 * math.pi * torch.special.ndtr(eps[:, 0, : self.cfg.oscillators])
-            osc = self.oscillation(state.t, phase)
+            osc = self.oscillation(state.t, phase, move)
         ws, hcs = [], []
         for t in range(steps):
             h, c = self.cell(eps[:, t], (h, c))
             r = torch.tanh(h @ self.w + self.b)
             w = w + self.cfg.w_residual * (r @ step_basis)  # the authors' step, bit for bit
             if phase is not None:
-                new = self.oscillation(state.t + t + 1, phase)
+                new = self.oscillation(state.t + t + 1, phase, move)
                 w, osc = w + (new - osc) @ step_basis, new
             ws.append(w)
             hcs.append(torch.cat([h, c], dim=1))
@@ -293,20 +338,27 @@ class MotionGenerator(nn.Module):
         hc_t = torch.stack(hcs, dim=1) if hcs else state.w.new_zeros(batch, 0, 2 * self.cfg.h_dim)
         return ws_t, eps, hc_t, MotionState(h, c, w, state.t + steps, phase, osc)
 
-    def oscillation(self, t: int, phase: torch.Tensor) -> torch.Tensor:
+    def movements(self) -> torch.Tensor:
+        """The oscillators' movements u_k [K, n_pca], in stdevs, whatever the bank's basis."""
+        if self.cfg.osc_basis == "orthonormal":
+            return self.osc_size[:, None] * orthonormal_rows(self.osc_frame)
+        return self.osc_move
+
+    def oscillation(self, t: int, phase: torch.Tensor, move: torch.Tensor | None = None) -> torch.Tensor:
         """The oscillator bank's offset at frame ``t`` in PCA coordinates [B, n_pca]:
         sum_k sin(2 pi t / P_k + phase_k) u_k (the angle in float64, so long videos keep their phase;
-        float32 on MPS, which has no float64)."""
+        float32 on MPS, which has no float64). ``move``: ``movements()``, when the caller has it."""
+        move = self.movements() if move is None else move
         dt = torch.float32 if ops.device_kind(phase) == "mps" else torch.float64
         angle = (2 * math.pi * t) * torch.exp(-self.osc_log_period.to(dt)) + phase.to(dt)  # [B, K]
-        return torch.sin(angle).to(self.osc_move.dtype) @ self.osc_move
+        return torch.sin(angle).to(move.dtype) @ move
 
     def _oscillator_step_energy(self) -> torch.Tensor:
         """Each oscillator's expected step energy per frame, in stdev^2 [K]: it moves
         |sin(a + 2 pi / P) - sin(a)|^2 = 2 sin^2(pi / P) |u|^2 per frame on average over its
         phase, the periods taken as constants."""
         per_frame = 2 * torch.sin(math.pi * torch.exp(-self.osc_log_period.detach())).square()
-        return per_frame * self.osc_move.square().sum(dim=1)
+        return per_frame * self.movements().square().sum(dim=1)
 
     def bank_step_energy(self) -> torch.Tensor:
         """The bank's expected step energy per frame, in stdev^2 (a scalar). The periods enter as
@@ -327,12 +379,25 @@ class MotionGenerator(nn.Module):
         that moves along the generator's principal directions, as in GANSpace."""
         if not self.cfg.oscillators or self.cfg.n_pca < 2:
             return self.fc2.weight.new_zeros(())
-        u = self.osc_move
+        u = self.movements()
         ratio = u.abs().sum(dim=1) / u.norm(dim=1).clamp_min(1e-12)
         with torch.no_grad():
             energy = self._oscillator_step_energy()
             weight = energy / energy.sum().clamp_min(1e-30)
         return (weight * (ratio - 1)).sum() / (math.sqrt(self.cfg.n_pca) - 1)
+
+    def free_bank(self) -> MotionGenerator:
+        """A copy whose bank holds the same movements as free vectors (``osc_move``), to edit them;
+        the model itself when its bank is free or absent."""
+        if self.cfg.osc_basis != "orthonormal":
+            return self
+        other = copy.deepcopy(self)
+        other.cfg = copy.copy(self.cfg)
+        other.cfg.osc_basis = "free"
+        move = self.movements().detach().clone()
+        del other.osc_size, other.osc_frame
+        other.osc_move = nn.Parameter(move, requires_grad=self.osc_frame.requires_grad)
+        return other
 
     def bank(self) -> list[tuple[float, float]]:
         """The oscillator bank as (period in frames, size of its movement in stdevs), largest first."""

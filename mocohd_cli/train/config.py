@@ -29,12 +29,13 @@ from ..discriminators import contrastive, patchgan, snresnet
 from ..errors import UsageError
 from ..generators import StyleGAN2Config
 from ..motion import MotionConfig
+from ..motion.generator import OSC_BASES
 from ..runtime import check_deterministic
 
 MAX_FRAME_SIZE = 128  # the training frame size when not given: min(this, the generator's resolution)
 MAX_LATENT_POOL = 4096  # the latent cross-spectrum's trajectories: fakes drawn at every motion update
 # The motion model's architecture: a fine-tuned model (``init``) keeps its own (``TrainConfig.take_init``).
-ARCHITECTURE = ("n_pca", "h_dim", "noise_dim", "w_residual", "oscillators")
+ARCHITECTURE = ("n_pca", "h_dim", "noise_dim", "w_residual", "oscillators", "osc_basis")
 
 
 def setting(name: str) -> str:
@@ -183,6 +184,7 @@ class TrainConfig(RunSettings):
     noise_dim: int | None = None  # size of the motion noise eps; default: the generator's w size (official)
     w_residual: float = MotionConfig.w_residual
     oscillators: int = MotionConfig.oscillators  # the motion model's oscillator bank (0: the authors' model)
+    osc_basis: str = MotionConfig.osc_basis  # the bank's movements: free vectors, or along an orthonormal basis
     w_match: float = 1.0
     w_mutual: float = 1.0
     w_spectrum: float = 0.0  # temporal-spectrum matching of fake and real clips (0: off, as the official recipe)
@@ -218,7 +220,7 @@ class TrainConfig(RunSettings):
     dl_channels: int = 64  # the latent discriminator's width
     encode_fakes: bool = False  # D_L judges the fakes' frames encoded (as the real ones are), not their w's
     calibrate_encoder: int = 0  # sample pairs that measure the encoder's gain per direction (0: off)
-    calibration_side: str = "reals"  # reals: the gain undone on the real clips; fakes: given to the fakes
+    calibration_side: str = "reals"  # reals: the gain undone on the real clips; fakes: given to the fakes; both
     latent_pool: int = 0  # trajectories the latent cross-spectrum compares: the last real ones (0: the batch)
 
     MUTABLE: ClassVar[tuple[str, ...]] = (
@@ -305,7 +307,9 @@ class TrainConfig(RunSettings):
                 f"{setting('motion_d')} {self.motion_d} judges latent trajectories: it needs the generator's "
                 f"{setting('encoder')} (mocohd train-encoder)"
             )
-        check_settings(self, dict(calibrate_encoder=0, latent_pool=0), choices={"calibration_side": ("reals", "fakes")})
+        check_settings(
+            self, dict(calibrate_encoder=0, latent_pool=0), choices={"calibration_side": ("reals", "fakes", "both")}
+        )
         latent_only = (  # the settings that act on what the latent discriminator sees
             ("encode_fakes", "changes what the latent discriminator sees"),
             ("calibrate_encoder", "corrects the real clips' encoded trajectories"),
@@ -342,6 +346,14 @@ class TrainConfig(RunSettings):
                 raise UsageError(
                     f"{setting(prior)} is a prior on the oscillator bank: it needs {setting('oscillators')} > 0"
                 )
+        check_settings(self, {}, choices={"osc_basis": OSC_BASES})
+        if self.osc_basis != MotionConfig.osc_basis and not self.oscillators and bank_known:
+            raise UsageError(f"{setting('osc_basis')} is the oscillator bank's: it needs {setting('oscillators')} > 0")
+        if self.osc_basis == "orthonormal" and self.n_pca is not None and self.oscillators > self.n_pca and bank_known:
+            raise UsageError(
+                f"an orthonormal bank moves one direction per oscillator: {setting('oscillators')} must be at "
+                f"most {setting('n_pca')}, got {self.oscillators} > {self.n_pca}"
+            )
         if self.noise_dim is not None and self.oscillators > self.noise_dim and bank_known:
             raise UsageError(
                 f"{setting('oscillators')} must be at most {setting('noise_dim')} (each oscillator's phase "

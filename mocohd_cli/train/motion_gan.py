@@ -93,7 +93,7 @@ class GANConfig:
     dl_channels: int = TrainConfig.dl_channels  # D_L's width
     encode_fakes: bool = TrainConfig.encode_fakes  # D_L sees the fakes' frames through the encoder, as the real ones
     calibrate_encoder: int = TrainConfig.calibrate_encoder  # pairs measuring the encoder's gain (0: off)
-    calibration_side: str = TrainConfig.calibration_side  # "reals": gain undone on them; "fakes": given to them
+    calibration_side: str = TrainConfig.calibration_side  # reals: gain undone; fakes: given to them; both: each
     latent_pool: int = TrainConfig.latent_pool  # trajectories the latent cross-spectrum compares (0: the batch's)
 
     def __post_init__(self):
@@ -101,8 +101,10 @@ class GANConfig:
             raise UsageError(f"precision must be fp32, bf16 or fp16 (resolved), got {self.precision!r}")
         if self.motion_d not in MOTION_DS:
             raise UsageError(f"motion_d must be {', '.join(MOTION_DS)}, got {self.motion_d!r}")
-        if self.calibration_side not in ("reals", "fakes"):
-            raise UsageError(f"calibration_side must be reals or fakes, got {self.calibration_side!r}")
+        if self.calibration_side not in CALIBRATION_SIDES:
+            raise UsageError(
+                f"calibration_side must be one of {', '.join(CALIBRATION_SIDES)}, got {self.calibration_side!r}"
+            )
         if self.encode_fakes and not self.latent:
             raise UsageError("encode_fakes changes what the latent discriminator sees: motion_d must be latent or both")
 
@@ -189,6 +191,9 @@ def inverse_gain(gain: torch.Tensor, ridge: float = 0.01) -> torch.Tensor:
     return torch.linalg.solve(a.t() @ a + ridge * eye, a.t()).float().to(gain.device)
 
 
+CALIBRATION_SIDES = ("reals", "fakes", "both")
+
+
 class TrajectoryPool(torch.nn.Module):
     """The last ``size`` real clips' trajectories as the latent cross-spectrum compares them: their
     coordinates [N, n_pca, T] (as D_L sees them) and first latents [N, w_dim], added a global batch at a
@@ -262,9 +267,9 @@ class MotionGAN:
             gain, cov = encoder_gain(
                 G, encoder, M.pca_components, M.pca_stdev, c.calibrate_encoder, c.truncation, seed=int(seed)
             )
-            if c.calibration_side == "reals":
+            if c.calibration_side in ("reals", "both"):
                 self.calibration = inverse_gain(gain)
-            else:  # each frame's own error: a step's error is the difference of two frames'
+            if c.calibration_side in ("fakes", "both"):  # each frame's own error: a step's is two frames'
                 eye = torch.eye(cov.shape[0], device=cov.device)
                 self.fake_gain = gain
                 self.fake_noise = torch.linalg.cholesky((0.5 * cov + 1e-6 * eye).cpu().double()).float().to(cov.device)
@@ -332,14 +337,19 @@ class MotionGAN:
         """The fakes' trajectories as D_L sees them: their coordinates, or (``calibration_side`` fakes) as
         the encoder would report them: its gain applied and its error drawn for each frame, the first
         frame's subtracted as the coordinates' origin is (a linear stand-in for ``encode_fakes``, with no
-        frame rendered)."""
+        frame rendered). both: reported so, then corrected as the real clips are (``real_coordinates``),
+        so the two sides carry the same distortion, what the correction leaves of the gain and its
+        amplified error, while a fake's own motion reaches D_L at about its size."""
         coords = self.coordinates(fake_ws)
         if self.fake_gain is None:
             return coords
         b, k, t = coords.shape
         err = torch.randn(b, t, k, generator=self.rng).to(coords.device) @ self.fake_noise.t()
         err = (err - err[:, :1]).transpose(1, 2)
-        return torch.einsum("kj,bjt->bkt", self.fake_gain, coords) + err
+        reported = torch.einsum("kj,bjt->bkt", self.fake_gain, coords) + err
+        if self.calibration is None:
+            return reported
+        return torch.einsum("kj,bjt->bkt", self.calibration, reported)
 
     def clips(self, w1: torch.Tensor, eps: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None):
         """The clips of given draws: w_1 [B, w_dim], eps [B, T-1, d], the videos' noise and

@@ -331,6 +331,7 @@ def _motion_generator(
             n_pca=cfg.n_pca,
             w_residual=cfg.w_residual,
             oscillators=cfg.oscillators,
+            osc_basis=cfg.osc_basis,
         ),
         basis.components,
         basis.stdev,
