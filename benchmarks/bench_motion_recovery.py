@@ -491,16 +491,24 @@ def train_encoder_for(
         from mocohd_cli.train.motion_gan import encoder_gain, inverse_gain
 
         V, s = basis.components[:n_pca], basis.stdev[:n_pca]
-        A = encoder_gain(G, E, V, s, calibrate, seed=seed)[0]
+        A, S = encoder_gain(G, E, V, s, calibrate, seed=seed)
         C = inverse_gain(A)
         est = (encoded @ V.T) / s
         calibrated = encoded + ((est @ C.T - est) * s) @ V
         print(f"calibrated on {calibrate} pairs: " + trajectory_errors(ws, calibrated, basis, n_pca), flush=True)
-        # how much of the encoded trajectories' coherence the linear gain explains: the true ones through A
-        # (what the encoder reports, without its errors) and through C A (what the correction leaves of it)
+        # how much of the encoded trajectories' coherence the linear model of the encoder explains: the
+        # true ones through A (what it reports, without its errors), through C A (what the correction
+        # leaves of that) and C (A c + n) with each frame's error n drawn from S / 2 (as training's
+        # calibration_side both reports the fakes)
         true_c = (ws @ V.T) / s
         moving = true_c.diff(dim=1).square().mean(dim=(0, 1)) > 1e-6
-        through = {"A": true_c @ A.T, "C A": true_c @ (C @ A).T}
+        g = torch.Generator().manual_seed(seed)
+        noise = (
+            torch.randn(true_c.shape, generator=g)
+            @ torch.linalg.cholesky(0.5 * S.double() + 1e-6 * torch.eye(len(S), dtype=torch.float64)).float().T
+        )
+        modelled = (true_c @ A.T + noise - noise[:, :1]) @ C.T
+        through = {"A": true_c @ A.T, "C A": true_c @ (C @ A).T, "C (A c + n)": modelled}
         print(
             "the true trajectories through the gain, coherence between the moving directions: "
             + ", ".join(f"{k} {_clip_coherence(v[..., moving], 16):.2f}" for k, v in through.items()),

@@ -11,10 +11,13 @@ import torch
 from PIL import Image
 
 from mocohd_cli.data.procedural import write_dataset
+from mocohd_cli.data.trajectories import encode_dataset
 from mocohd_cli.errors import MocohdError, UsageError
 from mocohd_cli.formats import canonical
 from mocohd_cli.loaders import load_encoder, load_image_generator
 from mocohd_cli.loaders.latents import load_latent
+from mocohd_cli.loaders.motion_models import load_motion
+from mocohd_cli.motion.stats import rhythms
 from mocohd_cli.train import TrainConfig, load_checkpoint, train
 from mocohd_cli.train.encoder_trainer import EncoderTrainConfig, train_encoder
 
@@ -156,6 +159,30 @@ def test_train_against_the_trajectories_of_an_encoder(tiny_g, tmp_path):
     a, b = (load_checkpoint(x.run / "checkpoint.pt")["gan"] for x in (straight, halves))
     assert int(a["pool"]["added"]) == 4 and torch.equal(a["pool"]["coords"], b["pool"]["coords"])
     assert all(torch.equal(a["M"][k], b["M"][k]) for k in a["M"])
+
+    # a bank fitted to the real trajectories: its first state is what stats.rhythms finds in them
+    banked = dict(base, oscillators=4, osc_basis="orthonormal", osc_init="data", steps=1)
+    events.clear()
+    r = train(
+        TrainConfig(name="fitted", osc_fixed_directions=True, **banked), on_event=lambda k, i: events.append((k, i))
+    )
+    assert any(i["text"].startswith("oscillator bank fitted to 3 real clips'") for k, i in events if k == "note")
+    fitted = load_motion(r.motion)
+    fresh = train(TrainConfig(name="fitted-only", **{**banked, "steps": 1, "lr": 1e-12}))
+    start = load_motion(fresh.motion)  # one step at a learning rate too small to move anything
+    cache = encode_dataset(data, load_encoder("tiny", load_image_generator(tiny_g)))
+    ws = torch.stack([cache.whole(sig)[:4].float().mean(dim=1) for sig in cache.videos])  # each video's first clip
+    coords = (ws - ws[:, :1]) @ start.pca_components.T / start.pca_stdev
+    want = rhythms(coords.double(), 4)
+    torch.testing.assert_close(
+        start.osc_log_period.double(), (1 / want.frequencies).clamp(min=2).log(), rtol=1e-5, atol=1e-5
+    )
+    torch.testing.assert_close(start.osc_frame.double().abs(), want.directions.abs(), rtol=0, atol=1e-4)
+    assert torch.equal(fitted.osc_frame, start.osc_frame)  # fixed directions: the frame did not train
+    with pytest.raises(UsageError, match=r"osc_init \(--osc-init\) data fits a new oscillator bank"):
+        TrainConfig(**{**banked, "encoder": None})
+    with pytest.raises(UsageError, match="keeps the directions of an orthonormal bank"):
+        TrainConfig(**{**base, "oscillators": 4, "osc_fixed_directions": True})
 
     with pytest.raises(UsageError, match="needs the generator's encoder"):
         TrainConfig(motion_d="latent", data=str(data), image=str(tiny_g))

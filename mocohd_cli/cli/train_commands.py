@@ -169,6 +169,18 @@ OscBasis = _opt(
     "learned orthonormal basis, so independent phases are independent directions; --oscillators at most "
     "--n-pca).",
 )
+OscInit = _opt(
+    str,
+    "--osc-init",
+    help="The oscillator bank's first periods and movements: random, or data (the strongest rhythms of the real "
+    "clips' encoded trajectories, one direction each; needs --encoder).",
+)
+OscFixedDirections = _opt(
+    bool,
+    "--osc-fixed-directions",
+    help="Keep an orthonormal bank's directions as they start (with --osc-init data: the data's); only its "
+    "sizes and periods train.",
+)
 WMatch = _opt(float, "--w-match", help="Feature-matching weight (cross-domain).")
 WMutual = _opt(float, "--w-mutual", help="Motion-diversity (mutual information) weight.")
 WSpectrum = _opt(
@@ -326,6 +338,8 @@ def train(
     w_residual: WResidual = TrainConfig.w_residual,
     oscillators: Oscillators = TrainConfig.oscillators,
     osc_basis: OscBasis = TrainConfig.osc_basis,
+    osc_init: OscInit = TrainConfig.osc_init,
+    osc_fixed_directions: OscFixedDirections = TrainConfig.osc_fixed_directions,
     w_match: WMatch = TrainConfig.w_match,
     w_mutual: WMutual = TrainConfig.w_mutual,
     w_spectrum: WSpectrum = TrainConfig.w_spectrum,

@@ -171,3 +171,12 @@ class TrajectoryClips(ClipDataset):
         if ws.shape[0] != self.frames:  # the two caches decoded the video to different lengths
             raise MocohdError(f"{v['source']}: its latent trajectory is shorter than its clip: encode it again")
         return super().clip(i, start), ws.float().mean(dim=1)
+
+    def tiled(self) -> torch.Tensor:
+        """The w's of the clips that tile every video from its first frame (starts 0, span, 2 span, ...,
+        in the videos' order), one w per frame: [clips, frames, w_dim]."""
+        out = []
+        for v in self.videos:
+            for start in range(0, v["frames"] - self.span + 1, self.span):
+                out.append(self.trajectories.clip(v["signature"], start, self.span, self.time_step).float().mean(dim=1))
+        return torch.stack(out)

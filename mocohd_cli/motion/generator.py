@@ -386,6 +386,25 @@ class MotionGenerator(nn.Module):
             weight = energy / energy.sum().clamp_min(1e-30)
         return (weight * (ratio - 1)).sum() / (math.sqrt(self.cfg.n_pca) - 1)
 
+    def set_bank(self, periods: torch.Tensor, directions: torch.Tensor, sizes: torch.Tensor) -> None:
+        """Set the oscillator bank: periods [K] in frames, directions [K, n_pca] (orthonormal rows, as
+        ``stats.rhythms`` finds them) and sizes [K] in stdevs (the phases stay drawn per video)."""
+        k, n = self.cfg.oscillators, self.cfg.n_pca
+        if not k:
+            raise UsageError("this motion model has no oscillator bank")
+        if periods.shape != (k,) or directions.shape != (k, n) or sizes.shape != (k,):
+            raise UsageError(
+                f"a bank of {k} oscillators over {n} directions needs periods [{k}], directions [{k}, {n}] and "
+                f"sizes [{k}], got {list(periods.shape)}, {list(directions.shape)} and {list(sizes.shape)}"
+            )
+        with torch.no_grad():
+            self.osc_log_period.copy_(periods.double().clamp(min=2.0).log())
+            if self.cfg.osc_basis == "orthonormal":
+                self.osc_frame.copy_(directions)
+                self.osc_size.copy_(sizes)
+            else:
+                self.osc_move.copy_(sizes.double()[:, None] * directions.double())
+
     def free_bank(self) -> MotionGenerator:
         """A copy whose bank holds the same movements as free vectors (``osc_move``), to edit them;
         the model itself when its bank is free or absent."""

@@ -99,6 +99,63 @@ def coherence(coords: torch.Tensor, pad: int = PAD) -> torch.Tensor:
     return cross / (power[:, None] * power[None, :]).sqrt().clamp(min=1e-300)
 
 
+@dataclass
+class Rhythms:
+    """The rhythms of trajectories, strongest first (``rhythms``): per rhythm its frequency
+    (cycles/frame), its direction (orthonormal rows) and the amplitude of a sinusoid of that
+    frequency that gives its power above the noise floor (in the coordinates' units)."""
+
+    frequencies: torch.Tensor  # [m]
+    directions: torch.Tensor  # [m, K]
+    amplitudes: torch.Tensor  # [m]
+
+
+def rhythms(coords: torch.Tensor, count: int, pad: int = PAD) -> Rhythms:
+    """The ``count`` strongest rhythms of ``coords`` [B, T, K] (B clips, K coordinates), one
+    direction each and the directions orthonormal: the spectral picture of the motion the
+    oscillator bank models, estimated from data.
+
+    S_f = mean over clips of Re(X_f X_f^H), X the windowed spectra (the DC bin left out). Greedily:
+    the largest eigenvalue of S_f, within what the directions found so far leave, over the
+    frequencies f gives a direction q (its eigenvector) and a frequency (the peak of q' S_f q,
+    refined as ``dominant_frequencies`` does); then q is left out of the search.
+    Directions moving at their own rhythms with independent phases are found one by one. The
+    amplitude: the peak power along q less the median power along q (the floor that frame-by-frame
+    noise puts at every frequency), over the peak power of a unit sinusoid at that frequency."""
+    b, t, k = coords.shape
+    if not 1 <= count <= k:
+        raise ValueError(f"count must be in 1..{k}, got {count}")
+    if t < 4:
+        raise ValueError(f"rhythms need clips of at least 4 frames, got {t}")
+    X = _spectra(coords, pad)  # [B, F, K]
+    S = torch.einsum("bfj,bfk->fjk", X, X.conj()).real / b  # [F, K, K]
+    S[0] = 0
+    free = torch.eye(k, dtype=S.dtype)  # an orthonormal basis of what the directions found leave: [K, K - found]
+    phases = torch.linspace(0, 2 * math.pi, 65, dtype=torch.float64)[:-1]
+    frequencies, directions, amplitudes = [], [], []
+    for _ in range(count):
+        values, vectors = torch.linalg.eigh(free.T @ S @ free)  # ascending, per frequency
+        f = int(values[:, -1].argmax())
+        v = vectors[f, :, -1]
+        q = free @ v
+        power = torch.einsum("j,fjk,k->f", q, S, q)  # [F]
+        freq = _peak(power, pad)
+        unit = torch.sin(2 * math.pi * freq * torch.arange(t, dtype=torch.float64)[None, :] + phases[:, None])
+        unit_power = _spectra(unit[..., None], pad).abs().square().mean(dim=0)[:, 0]  # [F]
+        peak = int(power[1:].argmax()) + 1
+        above = (power[peak] - power[1:].median()).clamp(min=0)
+        frequencies.append(freq)
+        directions.append(q)
+        amplitudes.append(float((above / unit_power[peak].clamp(min=1e-300)).sqrt()))
+        rest = torch.linalg.qr(torch.cat([v[:, None], torch.eye(len(v), dtype=v.dtype)], dim=1))[0][:, 1:]
+        free = free @ rest
+    return Rhythms(
+        torch.tensor(frequencies, dtype=torch.float64),
+        torch.stack(directions),
+        torch.tensor(amplitudes, dtype=torch.float64),
+    )
+
+
 def step_shares(ws: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
     """[K] share of the per-step displacement energy of ``ws`` [B, T, D] along each orthonormal
     row of ``directions`` [K, D]."""

@@ -185,6 +185,10 @@ class TrainConfig(RunSettings):
     w_residual: float = MotionConfig.w_residual
     oscillators: int = MotionConfig.oscillators  # the motion model's oscillator bank (0: the authors' model)
     osc_basis: str = MotionConfig.osc_basis  # the bank's movements: free vectors, or along an orthonormal basis
+    osc_init: str = "random"  # the bank's first periods and movements: random, or fitted to the real trajectories
+    osc_fixed_directions: bool = (
+        False  # an orthonormal bank's directions stay as they start (only sizes, periods train)
+    )
     w_match: float = 1.0
     w_mutual: float = 1.0
     w_spectrum: float = 0.0  # temporal-spectrum matching of fake and real clips (0: off, as the official recipe)
@@ -346,7 +350,23 @@ class TrainConfig(RunSettings):
                 raise UsageError(
                     f"{setting(prior)} is a prior on the oscillator bank: it needs {setting('oscillators')} > 0"
                 )
-        check_settings(self, {}, choices={"osc_basis": OSC_BASES})
+        check_settings(
+            self,
+            {},
+            choices={"osc_basis": OSC_BASES, "osc_init": ("random", "data"), "osc_fixed_directions": (True, False)},
+        )
+        if self.osc_init == "data" and not (self.encoder and self.oscillators):
+            raise UsageError(
+                f"{setting('osc_init')} data fits a new oscillator bank to the real clips' encoded trajectories: "
+                f"it needs {setting('oscillators')} > 0 and an {setting('encoder')}"
+            )
+        if self.osc_init == "data" and self.init:
+            raise UsageError(f"{setting('osc_init')} data fits a new bank: an init model keeps its own")
+        if self.osc_fixed_directions and self.osc_basis != "orthonormal" and bank_known:
+            raise UsageError(
+                f"{setting('osc_fixed_directions')} keeps the directions of an orthonormal bank: it needs "
+                f"{setting('osc_basis')} orthonormal"
+            )
         if self.osc_basis != MotionConfig.osc_basis and not self.oscillators and bank_known:
             raise UsageError(f"{setting('osc_basis')} is the oscillator bank's: it needs {setting('oscillators')} > 0")
         if self.osc_basis == "orthonormal" and self.n_pca is not None and self.oscillators > self.n_pca and bank_known:

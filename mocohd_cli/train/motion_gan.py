@@ -50,6 +50,7 @@ from ..discriminators.trajectory import TrajectoryDiscriminator, pca_coordinates
 from ..distributed import Dist
 from ..errors import UsageError
 from ..frames import VideoNoise, draw_classes, draw_w1, synthesize
+from ..motion.stats import rhythms
 from .config import MAX_FRAME_SIZE, TrainConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -249,7 +250,8 @@ class MotionGAN:
         self.dist.broadcast_module(self.M)
         self.dist.broadcast_module(self.D_V)
         self.dist.broadcast_module(self.D_I)
-        self.opt_M = torch.optim.Adam(M.parameters(), c.lr, betas=(c.beta1, c.beta2))
+        trained = [p for p in M.parameters() if p.requires_grad]  # osc_fixed_directions: not the bank's frame
+        self.opt_M = torch.optim.Adam(trained, c.lr, betas=(c.beta1, c.beta2))
         self.opt_V = torch.optim.Adam(self.D_V.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_I = torch.optim.Adam(self._di_params(), c.lr, betas=di_betas, eps=di_eps)
         if c.latent:  # the latent trajectories' discriminator, on M's PCA coordinates
@@ -332,6 +334,19 @@ class MotionGAN:
         if self.calibration is None:
             return coords
         return torch.einsum("kj,bjt->bkt", self.calibration, coords)
+
+    def fit_bank(self, real_ws: torch.Tensor) -> str:
+        """Fit the motion model's oscillator bank to real trajectories [B, T, w_dim] (``osc_init`` data):
+        the strongest rhythms of their coordinates as D_L sees them (``stats.rhythms``), one oscillator
+        each, strongest first. Returns a note on the largest."""
+        coords = self.real_coordinates(real_ws.to(self.device)).transpose(1, 2).double().cpu()  # [B, T, n_pca]
+        found = rhythms(coords, self.M.cfg.oscillators)
+        self.M.set_bank(1.0 / found.frequencies.clamp(min=1e-6), found.directions, found.amplitudes)
+        shown = ", ".join(
+            f"{1 / f:.3g}: {a:.2f}" for f, a in zip(found.frequencies[:4], found.amplitudes[:4], strict=True)
+        )
+        what = f"{len(coords)} real clips' trajectories"
+        return f"oscillator bank fitted to {what}, largest (period in frames: size in stdevs) {shown}"
 
     def fake_coordinates(self, fake_ws: torch.Tensor) -> torch.Tensor:
         """The fakes' trajectories as D_L sees them: their coordinates, or (``calibration_side`` fakes) as
@@ -444,7 +459,7 @@ class MotionGAN:
                 value = term()
                 loss = loss + weight * value
                 out[name] = _item(value)
-        self._step("M", self.opt_M, loss, self.M.parameters())
+        self._step("M", self.opt_M, loss, self.opt_M.param_groups[0]["params"])  # what trains (osc_fixed_directions)
         out.update(**pixel_terms, mutual=_item(l_mutual))
         return out
 

@@ -73,6 +73,8 @@ def train(
         per_epoch = loader.batch_sampler.batches_per_epoch()
         total = _total_steps(cfg, per_epoch)
         start = run.restore(gan.rng, lambda ck: gan.load_state_dict(ck["gan"]))
+        if start == 0 and cfg.osc_init == "data":  # every rank fits the same bank from the same data
+            run.note(gan.fit_bank(dataset.tiled()))
         exports = _exports(run, gan, G, dataset)
         i3d = _fvd16_detector(run, G) if cfg.eval_every else None
         run.started(
@@ -139,6 +141,8 @@ def _build(run: Run) -> tuple[TrainConfig, object, MotionGAN]:
     if G.c_dim:
         cfg = cfg.replace(classes=list(labels) if labels else None)
     cfg, M = _motion_generator(cfg, G, run, init)
+    if cfg.osc_fixed_directions:  # only the sizes and periods of the bank train
+        M.osc_frame.requires_grad_(False)
     cfg = cfg.replace(motion_d=cfg.motion_d or ("both" if cfg.encoder else "pixels"))
     run.note(f"motion judged by {JUDGES[cfg.motion_d]}{ENCODED_FAKES if cfg.encode_fakes else ''}")
     M = M.to(run.device)
