@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from mocohd_cli.motion.stats import coherence, dominant_frequencies, motion_stats, pixel_stats, step_shares
+from mocohd_cli.motion.stats import (
+    coherence,
+    dominant_frequencies,
+    motion_stats,
+    pixel_stats,
+    rhythms,
+    step_shares,
+)
 
 
 def _basis(dim=12, k=3, seed=0):
@@ -87,3 +94,41 @@ def test_bad_shapes():
         motion_stats(torch.zeros(2, 3, 4), torch.eye(5)[:2])
     with pytest.raises(ValueError, match="clips"):
         pixel_stats(torch.zeros(2, 1, 3, 4, 4))
+
+
+def _rhythm_coords(videos, frames, movements, noise=0.0, k=8, seed=0):
+    """[videos, frames, k] coordinates: one sinusoid per (direction [k], period, amplitude), each video
+    with its own random phases, plus white noise of that stdev."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(frames, dtype=torch.float64)
+    out = noise * torch.randn(videos, frames, k, generator=g, dtype=torch.float64)
+    for direction, period, amplitude in movements:
+        phase = torch.rand(videos, 1, generator=g, dtype=torch.float64) * 2 * math.pi
+        wave = amplitude * torch.sin(2 * math.pi * t / period + phase)
+        out += wave[..., None] * torch.as_tensor(direction, dtype=torch.float64)
+    return out
+
+
+def test_rhythms_finds_each_movement_its_period_direction_and_amplitude():
+    # three movements, one along a direction mixing two coordinates (a rotated movement)
+    turned = torch.zeros(8, dtype=torch.float64)
+    turned[2], turned[6] = 0.6, 0.8
+    axis = torch.eye(8, dtype=torch.float64)
+    movements = [(axis[0], 5.0, 0.4), (turned, 8.0, 0.8), (axis[4], 12.0, 1.3)]
+    for noise in (0.0, 0.1):
+        found = rhythms(_rhythm_coords(512, 32, movements, noise), 5)
+        torch.testing.assert_close(found.directions @ found.directions.T, torch.eye(5, dtype=torch.float64))
+        for i, (direction, period, amplitude) in enumerate(reversed(movements)):  # strongest first
+            assert abs(float(found.directions[i] @ direction)) > 0.99, (i, found.directions[i])
+            assert 1 / float(found.frequencies[i]) == pytest.approx(period, rel=0.04)
+            assert float(found.amplitudes[i]) == pytest.approx(amplitude, rel=0.1)
+        assert float(found.amplitudes[3:].max()) < 0.1 * (noise > 0) + 1e-6  # the rest: the floor at most
+
+
+def test_rhythms_refuses_what_it_cannot_answer():
+    coords = torch.zeros(4, 16, 3)
+    for count, message in ((0, "count must be in 1..3"), (4, "count must be in 1..3")):
+        with pytest.raises(ValueError, match=message):
+            rhythms(coords, count)
+    with pytest.raises(ValueError, match="at least 4 frames"):
+        rhythms(torch.zeros(4, 3, 3), 1)
