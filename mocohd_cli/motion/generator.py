@@ -121,7 +121,9 @@ def orthonormal_rows(frame: torch.Tensor) -> torch.Tensor:
     """The rows of ``frame`` [K, n] (K <= n, full rank) made orthonormal in order (Gram-Schmidt:
     row k keeps what of itself the rows before it leave free), differentiable; computed as a QR
     factorisation whose R has a positive diagonal, the factor Gram-Schmidt gives, which moves
-    smoothly with ``frame``."""
+    smoothly with ``frame``. On MPS (no QR there) it is computed on the CPU."""
+    if frame.device.type == "mps":  # the device itself, not a stand-in's kind
+        return orthonormal_rows(frame.cpu()).to(frame.device)
     q, r = torch.linalg.qr(frame.T)  # [n, K], [K, K]
     sign = torch.where(torch.diagonal(r) < 0, -1.0, 1.0).to(q)
     return (q * sign).T
