@@ -250,7 +250,9 @@ class MotionGAN:
         self.dist.broadcast_module(self.M)
         self.dist.broadcast_module(self.D_V)
         self.dist.broadcast_module(self.D_I)
-        trained = [p for p in M.parameters() if p.requires_grad]  # osc_fixed_directions: not the bank's frame
+        fixed = getattr(M, "osc_frame", None)  # osc_fixed_directions: the orthonormal bank's frame does not train
+        fixed = fixed if fixed is not None and not fixed.requires_grad else None
+        trained = [p for p in M.parameters() if p is not fixed]
         self.opt_M = torch.optim.Adam(trained, c.lr, betas=(c.beta1, c.beta2))
         self.opt_V = torch.optim.Adam(self.D_V.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_I = torch.optim.Adam(self._di_params(), c.lr, betas=di_betas, eps=di_eps)
