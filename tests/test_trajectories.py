@@ -90,3 +90,17 @@ def test_what_cannot_be_encoded_is_refused_in_one_line(tmp_path, encoder):
     encoder.weights_sha256 = None
     with pytest.raises(MocohdError, match="no weights sha256"):
         encode_dataset(write_dataset(tmp_path / "h", videos=1, frames=2, size=16), encoder)
+
+
+def test_tiled_clips_cover_every_video_round_robin_up_to_a_limit(heads, encoder):
+    from mocohd_cli.data.trajectories import TrajectoryClips
+
+    cache = encode_dataset(heads, encoder, batch=2)
+    data = TrajectoryClips(prepare(heads, frame_size=16, min_frames=1).cache, cache, frames=2, time_step=1)
+    lengths = [v["frames"] for v in data.videos]
+    whole = [cache.whole(v["signature"]).float().mean(dim=1) for v in data.videos]
+    every = data.tiled()
+    assert len(every) == sum(n // 2 for n in lengths)
+    first = torch.stack([ws[:2] for ws in whole])  # round-robin: every video's first clip comes first
+    assert torch.equal(every[: len(whole)], first)
+    assert torch.equal(data.tiled(limit=2), first[:2])

@@ -172,11 +172,15 @@ class TrajectoryClips(ClipDataset):
             raise MocohdError(f"{v['source']}: its latent trajectory is shorter than its clip: encode it again")
         return super().clip(i, start), ws.float().mean(dim=1)
 
-    def tiled(self) -> torch.Tensor:
+    def tiled(self, limit: int = 4096) -> torch.Tensor:
         """The w's of the clips that tile every video from its first frame (starts 0, span, 2 span, ...,
-        in the videos' order), one w per frame: [clips, frames, w_dim]."""
+        in the videos' order), one w per frame: [clips, frames, w_dim]; at most ``limit`` clips, taken
+        round-robin over the videos (their first clips first), so memory stays bounded."""
+        starts = [list(range(0, v["frames"] - self.span + 1, self.span)) for v in self.videos]
         out = []
-        for v in self.videos:
-            for start in range(0, v["frames"] - self.span + 1, self.span):
-                out.append(self.trajectories.clip(v["signature"], start, self.span, self.time_step).float().mean(dim=1))
+        for k in range(max(map(len, starts))):
+            for v, mine in zip(self.videos, starts, strict=True):
+                if k < len(mine) and len(out) < limit:
+                    ws = self.trajectories.clip(v["signature"], mine[k], self.span, self.time_step)
+                    out.append(ws.float().mean(dim=1))
         return torch.stack(out)
