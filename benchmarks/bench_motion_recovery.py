@@ -488,7 +488,7 @@ def train_encoder_for(
         f"encoder: {steps} steps in {seconds / 60:.1f} min; " + trajectory_errors(ws, encoded, basis, n_pca), flush=True
     )
     if calibrate:
-        from mocohd_cli.train.motion_gan import encoder_gain, inverse_gain
+        from mocohd_cli.train.motion_gan import encoder_gain, frame_error, inverse_gain
 
         V, s = basis.components[:n_pca], basis.stdev[:n_pca]
         A, S = encoder_gain(G, E, V, s, calibrate, seed=seed)
@@ -503,10 +503,7 @@ def train_encoder_for(
         true_c = (ws @ V.T) / s
         moving = true_c.diff(dim=1).square().mean(dim=(0, 1)) > 1e-6
         g = torch.Generator().manual_seed(seed)
-        noise = (
-            torch.randn(true_c.shape, generator=g)
-            @ torch.linalg.cholesky(0.5 * S.double() + 1e-6 * torch.eye(len(S), dtype=torch.float64)).float().T
-        )
+        noise = torch.randn(true_c.shape, generator=g) @ frame_error(S).T
         modelled = (true_c @ A.T + noise - noise[:, :1]) @ C.T
         through = {"A": true_c @ A.T, "C A": true_c @ (C @ A).T, "C (A c + n)": modelled}
         print(

@@ -176,11 +176,17 @@ class TrajectoryClips(ClipDataset):
         """The w's of the clips that tile every video from its first frame (starts 0, span, 2 span, ...,
         in the videos' order), one w per frame: [clips, frames, w_dim]; at most ``limit`` clips, taken
         round-robin over the videos (their first clips first), so memory stays bounded."""
-        starts = [list(range(0, v["frames"] - self.span + 1, self.span)) for v in self.videos]
-        out = []
-        for k in range(max(map(len, starts))):
-            for v, mine in zip(self.videos, starts, strict=True):
-                if k < len(mine) and len(out) < limit:
-                    ws = self.trajectories.clip(v["signature"], mine[k], self.span, self.time_step)
-                    out.append(ws.float().mean(dim=1))
-        return torch.stack(out)
+        count = [(v["frames"] - self.span) // self.span + 1 for v in self.videos]
+        order = sorted((k, i) for i, n in enumerate(count) for k in range(n))[:limit]  # round-robin
+        taken: dict[int, list[int]] = {}
+        for k, i in order:
+            taken.setdefault(i, []).append(k)
+        clips = {}
+        for i, ks in taken.items():  # each video's trajectory read once
+            v = self.videos[i]
+            ws = self.trajectories.whole(v["signature"]).float().mean(dim=1)
+            if ws.shape[0] < v["frames"]:  # the two caches decoded the video to different lengths
+                raise MocohdError(f"{v['source']}: its latent trajectory is shorter than its clip: encode it again")
+            for k in ks:
+                clips[k, i] = ws[k * self.span : (k + 1) * self.span : self.time_step]
+        return torch.stack([clips[key] for key in order])

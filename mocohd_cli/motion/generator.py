@@ -19,7 +19,7 @@ coordinates (stdevs). With ``osc_basis`` "free" each u_k is a free vector;
 with "orthonormal" u_k = a_k q_k, a learned size a_k along the k-th row of a
 learned orthonormal basis Q (K <= n_pca): no two oscillators move the same
 direction, so independent phases are independent directions (see
-docs/research/motion-recovery.md, "An orthonormal bank"). Its phase phi_k is drawn per video, uniform on
+docs/research/motion-recovery.md, "What the real side carries"). Its phase phi_k is drawn per video, uniform on
 [0, 2 pi): the normal CDF of the first step's noise eps_1[k], so the noise
 the callers already draw decides it and a seed gives the same video. This is
 the spectral picture of stationary motion (a sum of sinusoids with
@@ -342,9 +342,7 @@ class MotionGenerator(nn.Module):
 
     def movements(self) -> torch.Tensor:
         """The oscillators' movements u_k [K, n_pca], in stdevs, whatever the bank's basis."""
-        if self.cfg.osc_basis == "orthonormal":
-            return self.osc_size[:, None] * orthonormal_rows(self.osc_frame)
-        return self.osc_move
+        return bank_movements(self._parameters)
 
     def oscillation(self, t: int, phase: torch.Tensor, move: torch.Tensor | None = None) -> torch.Tensor:
         """The oscillator bank's offset at frame ``t`` in PCA coordinates [B, n_pca]:
@@ -390,7 +388,8 @@ class MotionGenerator(nn.Module):
 
     def set_bank(self, periods: torch.Tensor, directions: torch.Tensor, sizes: torch.Tensor) -> None:
         """Set the oscillator bank: periods [K] in frames, directions [K, n_pca] (orthonormal rows, as
-        ``stats.rhythms`` finds them) and sizes [K] in stdevs (the phases stay drawn per video)."""
+        ``stats.rhythms`` finds them) and sizes [K] in stdevs (the phases stay drawn per video). A period
+        under 2 frames (beyond the fastest a frame rate shows) is set to 2."""
         k, n = self.cfg.oscillators, self.cfg.n_pca
         if not k:
             raise UsageError("this motion model has no oscillator bank")

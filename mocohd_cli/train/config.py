@@ -33,6 +33,7 @@ from ..motion.generator import OSC_BASES
 from ..runtime import check_deterministic
 
 MAX_FRAME_SIZE = 128  # the training frame size when not given: min(this, the generator's resolution)
+CALIBRATION_SIDES = ("reals", "fakes", "both")  # what --calibrate-encoder's gain is applied to
 MAX_LATENT_POOL = 4096  # the latent cross-spectrum's trajectories: fakes drawn at every motion update
 # The motion model's architecture: a fine-tuned model (``init``) keeps its own (``TrainConfig.take_init``).
 ARCHITECTURE = ("n_pca", "h_dim", "noise_dim", "w_residual", "oscillators", "osc_basis")
@@ -311,9 +312,7 @@ class TrainConfig(RunSettings):
                 f"{setting('motion_d')} {self.motion_d} judges latent trajectories: it needs the generator's "
                 f"{setting('encoder')} (mocohd train-encoder)"
             )
-        check_settings(
-            self, dict(calibrate_encoder=0, latent_pool=0), choices={"calibration_side": ("reals", "fakes", "both")}
-        )
+        check_settings(self, dict(calibrate_encoder=0, latent_pool=0), choices={"calibration_side": CALIBRATION_SIDES})
         latent_only = (  # the settings that act on what the latent discriminator sees
             ("encode_fakes", "changes what the latent discriminator sees"),
             ("calibrate_encoder", "corrects the real clips' encoded trajectories"),

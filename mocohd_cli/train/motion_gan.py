@@ -51,7 +51,7 @@ from ..distributed import Dist
 from ..errors import UsageError
 from ..frames import VideoNoise, draw_classes, draw_w1, synthesize
 from ..motion.stats import rhythms
-from .config import MAX_FRAME_SIZE, TrainConfig
+from .config import CALIBRATION_SIDES, MAX_FRAME_SIZE, TrainConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 MOTION_DS = ("pixels", "latent", "both")
@@ -183,6 +183,13 @@ def encoder_gain(
     return gain.float().to(device), cov.float().to(device)
 
 
+def frame_error(cov: torch.Tensor) -> torch.Tensor:
+    """L with L L^T the covariance of one frame's error, from ``encoder_gain``'s S, the covariance of a
+    step's (the difference of two frames' independent errors: half of it each)."""
+    eye = torch.eye(cov.shape[0], dtype=torch.float64)
+    return torch.linalg.cholesky(0.5 * cov.cpu().double() + 1e-6 * eye).float().to(cov.device)
+
+
 def inverse_gain(gain: torch.Tensor, ridge: float = 0.01) -> torch.Tensor:
     """C with C A ~ I: the ridge-regularised inverse (A^T A + ridge I)^-1 A^T of ``encoder_gain``'s A,
     which undoes the gain on the real clips' coordinates; directions the encoder hardly sees are not
@@ -190,9 +197,6 @@ def inverse_gain(gain: torch.Tensor, ridge: float = 0.01) -> torch.Tensor:
     a = gain.cpu().double()
     eye = torch.eye(a.shape[0], dtype=torch.float64)
     return torch.linalg.solve(a.t() @ a + ridge * eye, a.t()).float().to(gain.device)
-
-
-CALIBRATION_SIDES = ("reals", "fakes", "both")
 
 
 class TrajectoryPool(torch.nn.Module):
@@ -250,10 +254,7 @@ class MotionGAN:
         self.dist.broadcast_module(self.M)
         self.dist.broadcast_module(self.D_V)
         self.dist.broadcast_module(self.D_I)
-        fixed = getattr(M, "osc_frame", None)  # osc_fixed_directions: the orthonormal bank's frame does not train
-        fixed = fixed if fixed is not None and not fixed.requires_grad else None
-        trained = [p for p in M.parameters() if p is not fixed]
-        self.opt_M = torch.optim.Adam(trained, c.lr, betas=(c.beta1, c.beta2))
+        self.opt_M = torch.optim.Adam(M.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_V = torch.optim.Adam(self.D_V.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_I = torch.optim.Adam(self._di_params(), c.lr, betas=di_betas, eps=di_eps)
         if c.latent:  # the latent trajectories' discriminator, on M's PCA coordinates
@@ -273,10 +274,8 @@ class MotionGAN:
             )
             if c.calibration_side in ("reals", "both"):
                 self.calibration = inverse_gain(gain)
-            if c.calibration_side in ("fakes", "both"):  # each frame's own error: a step's is two frames'
-                eye = torch.eye(cov.shape[0], device=cov.device)
-                self.fake_gain = gain
-                self.fake_noise = torch.linalg.cholesky((0.5 * cov + 1e-6 * eye).cpu().double()).float().to(cov.device)
+            if c.calibration_side in ("fakes", "both"):
+                self.fake_gain, self.fake_noise = gain, frame_error(cov)
         self.pool = None
         if c.latent and c.latent_pool:
             w_dim = M.pca_components.shape[-1]
@@ -428,7 +427,7 @@ class MotionGAN:
     # ------------------------------------------------------------------ steps
 
     def _step(self, key: str, opt, loss: torch.Tensor, params) -> None:
-        params = list(params)
+        params = [p for p in params if p.requires_grad]  # a frozen one (osc_fixed_directions) keeps no gradient
         scaler = self.scalers[key]
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward(inputs=params)
@@ -461,7 +460,7 @@ class MotionGAN:
                 value = term()
                 loss = loss + weight * value
                 out[name] = _item(value)
-        self._step("M", self.opt_M, loss, self.opt_M.param_groups[0]["params"])  # what trains (osc_fixed_directions)
+        self._step("M", self.opt_M, loss, self.M.parameters())
         out.update(**pixel_terms, mutual=_item(l_mutual))
         return out
 
