@@ -27,6 +27,9 @@ puts motion off the true directions).
 With ``--ema-half-life H [H ...]`` each checkpoint also measures exponential
 moving averages of the motion model's weights over the checkpoints (as a
 GAN's G_ema): does averaging remove motion that a single checkpoint has?
+With ``--train motion_ema=H`` the run exports a moving average of the
+motion model's weights, updated at every step: each checkpoint measures it
+(the rows) and the model trained, as it stands (``trained`` in the JSON).
 
 ``--identifiability`` only measures, to first order, how well movement off the
 true directions (in phase with them) can make the frames move as the true
@@ -320,6 +323,7 @@ def _checkpoint_motion(path: Path, basis):
                 n_pca=cfg["n_pca"],
                 w_residual=cfg["w_residual"],
                 oscillators=cfg["oscillators"],
+                osc_basis=cfg.get("osc_basis", MotionConfig.osc_basis),
             )
         )
         M.load_state_dict(ck["gan"]["M"])
@@ -884,6 +888,17 @@ def main():
                         f"{_fmt(v['within'])}, periods {_fmt(v['periods'], '.1f')}, coh {v['coherence']:.2f}"
                         for k, v in r["parts"].items()
                     ),
+                    flush=True,
+                )
+            if extra.get("motion_ema"):  # the store holds the average: the model trained, as it is, beside it
+                from mocohd_cli.train import run_dir
+
+                trained = _checkpoint_motion(run_dir("recovery") / "checkpoint.pt", basis)
+                t = r["trained"] = row(info["step"], sec, measure(trained, G, truth, dirs, args.frames), real)
+                print(
+                    f"    trained (not averaged): energy {t['energy']:.1%}  shares {_fmt(t['within'])} (err "
+                    f"{t['share_error']:.2f})  periods {_fmt(t['periods'], '.2f')} (err {t['period_error']:.0%})"
+                    f"  coh {t['coherence']:.2f}",
                     flush=True,
                 )
             for half_life in args.ema_half_life:  # the checkpoints' weights averaged, then measured

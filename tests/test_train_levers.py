@@ -5,6 +5,8 @@ the exported model and the settings' checks."""
 
 import json
 import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -221,3 +223,60 @@ def test_cross_spectrum_weight_is_checked():
     with pytest.raises(UsageError) as e:
         TrainConfig(w_cross_spectrum=-1.0)
     assert len(str(e.value).splitlines()) == 1 and "w_cross_spectrum (--w-cross-spectrum)" in str(e.value)
+
+
+# ---------------------------------------------------------------- the exported moving average (motion_ema)
+
+
+def test_moving_average_follows_its_half_life():
+    """The first update copies the model; later ones move each weight by 1 - 0.5 ** (1 / h), with h
+    the half-life or half the steps taken before, whichever is smaller; buffers are copied."""
+    from mocohd_cli.train.motion_gan import MovingAverage
+
+    model = torch.nn.BatchNorm1d(2)  # a weight, a bias and buffers
+    avg = MovingAverage(model, half_life=2.0)
+    with torch.no_grad():
+        model.weight.fill_(4.0)
+        model.running_mean.fill_(7.0)
+    avg.update(model)  # step 1: copied
+    assert torch.equal(avg.model.weight, model.weight) and torch.equal(avg.model.running_mean, model.running_mean)
+    expected = 4.0
+    for taken, value in ((1, 0.0), (2, 8.0), (3, -2.0), (4, 1.0)):
+        with torch.no_grad():
+            model.weight.fill_(value)
+            model.running_mean.fill_(value + 1)
+        avg.update(model)
+        keep = 0.5 ** (1 / min(2.0, 0.5 * taken))  # steps 2, 3: the ramp; from step 4 on the half-life
+        expected = keep * expected + (1 - keep) * value
+        torch.testing.assert_close(avg.model.weight, torch.full((2,), expected), rtol=1e-6, atol=1e-6)
+        assert torch.equal(avg.model.running_mean, torch.full((2,), value + 1.0))
+    assert int(avg.steps) == 5 and not avg.model.weight.requires_grad and not avg.model.training
+
+
+def test_motion_ema_exports_the_average_and_resumes_exactly(setup):
+    def state(name, part):
+        ck = load_checkpoint(Path(os.environ["MOCOHD_HOME"]) / "runs" / name / "checkpoint.pt")
+        return ck["gan"][part]
+
+    train(tiny(setup, name="ema-straight", steps=4, save_every=2, motion_ema=2.0))  # the monitor measures it
+    train(tiny(setup, name="ema-halves", steps=2, save_every=2, motion_ema=2.0, monitor=False))
+    r = train(tiny(setup, name="ema-halves", steps=4, save_every=2, motion_ema=2.0, monitor=False), resume=True)
+    a, b = state("ema-straight", "M_ema"), state("ema-halves", "M_ema")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the average resumes exactly
+    assert int(a["steps"]) == 4
+    exported = load_motion(r.motion).state_dict()
+    averaged = {k.removeprefix("model."): v for k, v in a.items() if k.startswith("model.")}
+    trained = state("ema-halves", "M")
+    assert exported.keys() == averaged.keys() == trained.keys()
+    assert all(torch.equal(exported[k], averaged[k]) for k in exported)  # the store holds the average
+    assert any(not torch.equal(averaged[k], trained[k]) for k in trained)  # which is not the model trained
+    assert json.loads((r.run / "config.json").read_text())["motion_ema"] == 2.0
+    plain = train(tiny(setup, name="ema-off", steps=1, monitor=False))
+    assert "M_ema" not in load_checkpoint(plain.run / "checkpoint.pt")["gan"]  # off by default
+
+
+def test_motion_ema_is_checked():
+    assert TrainConfig().motion_ema == 0.0
+    with pytest.raises(UsageError) as e:
+        TrainConfig(motion_ema=-1.0)
+    assert len(str(e.value).splitlines()) == 1 and "motion_ema (--motion-ema)" in str(e.value)

@@ -303,6 +303,12 @@ KeepBest = _opt(
     help="Export the checkpoint closest to the real clips (monitor distance, or fvd16 with --eval-every) instead "
     "of the latest.",
 )
+MotionEMA = _opt(
+    float,
+    "--motion-ema",
+    help="Export (and sample, monitor, evaluate) a moving average of the motion model's weights with this "
+    "half-life in steps, as image GANs export G_ema (0: the model as it is).",
+)
 
 MOTION = Trainer(
     TrainConfig,
@@ -372,6 +378,7 @@ def train(
     monitor: Monitor = TrainConfig.monitor,
     monitor_clips: MonitorClips = TrainConfig.monitor_clips,
     keep_best: KeepBest = TrainConfig.keep_best,
+    motion_ema: MotionEMA = TrainConfig.motion_ema,
     encoder: Encoder = None,
     motion_d: MotionD = None,
     w_latent_d: WLatentD = TrainConfig.w_latent_d,

@@ -219,6 +219,7 @@ class TrainConfig(RunSettings):
     monitor: bool = True  # motion statistics against the real clips' at every checkpoint (``monitor``)
     monitor_clips: int = 0  # in-domain: real clips inverted into w for the monitor's latent statistics (0: none)
     keep_best: bool = False  # export the checkpoint closest to the real clips (fvd16 when evaluating); implies monitor
+    motion_ema: float = 0.0  # export a moving average of the motion model's weights, this half-life in steps (0: off)
     encoder: str | None = None  # the generator's image encoder: the real clips' latent trajectories
     motion_d: str | None = None  # what judges motion: pixels, latent or both; default pixels, with an encoder both
     w_latent_d: float = 1.0  # the weight of the latent discriminator's term
@@ -290,6 +291,7 @@ class TrainConfig(RunSettings):
                 "w_latent_cross_spectrum",
                 "w_bank_energy",
                 "w_bank_spread",
+                "motion_ema",
                 "gp_weight",
                 "moco_momentum",
                 "w_residual",

@@ -291,21 +291,21 @@ class Monitor:
         gan = self.gan
         gen = self._gen(1)
         w1 = draw_w1(gan.G, n, gen, self.device)
-        eps = gan.M.draw_eps(n, gan.cfg.frames - 1, gen).to(self.device)
-        return gan.M(w1, gan.cfg.frames, eps=eps).float().cpu()
+        M = gan.exported
+        eps = M.draw_eps(n, gan.cfg.frames - 1, gen).to(self.device)
+        return M(w1, gan.cfg.frames, eps=eps).float().cpu()
 
     def fake_clips(self, n: int = FAKE_CLIPS) -> torch.Tensor:
         """[n, T, 3, S, S] clips of fixed draws, rendered as training renders them, clamped to [-1, 1]."""
-        gen = self._gen(2)
-        return torch.cat(
-            [self.gan.fake_clips(min(CHUNK, n - i), gen)[0].float().clamp(-1, 1).cpu() for i in range(0, n, CHUNK)]
-        )
+        gen, M = self._gen(2), self.gan.exported
+        chunks = [self.gan.fake_clips(min(CHUNK, n - i), gen, model=M)[0] for i in range(0, n, CHUNK)]
+        return torch.cat([c.float().clamp(-1, 1).cpu() for c in chunks])
 
     def __call__(self, step: int) -> dict:
         """The record of the motion model as it is now (module docstring)."""
         t0 = time.perf_counter()
         real = self.prepare()
-        with _private(self.device, self.gan.M):
+        with _private(self.device, self.gan.exported):
             motion = motion_stats(self.trajectories(), self.directions).to_dict()
             record = {**pixel_stats(self.fake_clips()), "motion": motion}
         record = {

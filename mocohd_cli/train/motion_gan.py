@@ -33,6 +33,7 @@ draws go to the device without a sync.
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass, fields
 
 import torch
@@ -96,6 +97,7 @@ class GANConfig:
     calibrate_encoder: int = TrainConfig.calibrate_encoder  # pairs measuring the encoder's gain (0: off)
     calibration_side: str = TrainConfig.calibration_side  # reals: gain undone; fakes: given to them; both: each
     latent_pool: int = TrainConfig.latent_pool  # trajectories the latent cross-spectrum compares (0: the batch's)
+    motion_ema: float = TrainConfig.motion_ema  # half-life in steps of the exported model's average (0: none)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -106,6 +108,8 @@ class GANConfig:
             raise UsageError(
                 f"calibration_side must be one of {', '.join(CALIBRATION_SIDES)}, got {self.calibration_side!r}"
             )
+        if not self.motion_ema >= 0:
+            raise UsageError(f"motion_ema must be >= 0 (steps), got {self.motion_ema}")
         if self.encode_fakes and not self.latent:
             raise UsageError("encode_fakes changes what the latent discriminator sees: motion_d must be latent or both")
 
@@ -224,6 +228,31 @@ class TrajectoryPool(torch.nn.Module):
         return self.coords[:n], self.w1[:n]
 
 
+class MovingAverage(torch.nn.Module):
+    """A moving average of a model's weights (the G_ema of image GANs): after each ``update`` every
+    weight moves toward the model's by 1 - 0.5 ** (1 / h), h = ``half_life`` steps, or half the
+    steps taken before this one when that is fewer (the first update copies the model). Buffers
+    are copied as they are."""
+
+    RAMPUP = 0.5  # the half-life is at most this fraction of the steps taken
+
+    def __init__(self, model: torch.nn.Module, half_life: float):
+        super().__init__()
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.half_life = float(half_life)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        half = min(self.half_life, self.RAMPUP * int(self.steps))
+        keep = 0.5 ** (1.0 / half) if half > 0 else 0.0
+        for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
+            mine.lerp_(theirs.detach(), 1.0 - keep)
+        for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
+            mine.copy_(theirs)
+        self.steps += 1
+
+
 class MotionGAN:
     def __init__(self, G, M, cfg: GANConfig, dist: Dist | None = None, seed: int = 0, encoder=None):
         """``encoder``: the frozen image encoder of ``G`` (needed with ``cfg.encode_fakes``)."""
@@ -276,14 +305,23 @@ class MotionGAN:
                 self.calibration = inverse_gain(gain)
             if c.calibration_side in ("fakes", "both"):
                 self.fake_gain, self.fake_noise = gain, frame_error(cov)
+        # the model a run exports, samples, monitors and evaluates: M itself, or its moving average
+        self.M_ema = MovingAverage(M, c.motion_ema).to(self.device) if c.motion_ema else None
         self.pool = None
         if c.latent and c.latent_pool:
             w_dim = M.pca_components.shape[-1]
             self.pool = TrajectoryPool(c.latent_pool, M.cfg.n_pca, c.frames, w_dim, self.device)
 
+    @property
+    def exported(self) -> torch.nn.Module:
+        """The motion model a run exports (and samples, monitors, evaluates): M's moving average
+        with ``motion_ema``, else M."""
+        return self.M if self.M_ema is None else self.M_ema.model
+
     def networks(self) -> tuple[torch.nn.Module, ...]:
         """What training changes (every rank must hold the same)."""
-        return (self.M, self.D_V, self.D_I) + ((self.D_L,) if self.cfg.latent else ())
+        ema = (self.M_ema,) if self.M_ema is not None else ()
+        return (self.M, self.D_V, self.D_I) + ((self.D_L,) if self.cfg.latent else ()) + ema
 
     def _di_params(self):
         return self.D_I.D.parameters() if isinstance(self.D_I, ContrastiveDiscriminator) else self.D_I.parameters()
@@ -301,12 +339,19 @@ class MotionGAN:
     def _flip_time(self, clips: torch.Tensor) -> torch.Tensor:  # [B, C, T, H, W]
         return clips.flip(2) if self._randint(0, 1) == 0 else clips
 
-    def fake_clips(self, batch: int, generator: torch.Generator | None = None, w1: torch.Tensor | None = None):
+    def fake_clips(
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        w1: torch.Tensor | None = None,
+        model: torch.nn.Module | None = None,
+    ):
         """(clips [B, T, 3, S, S], eps [B, T-1, d], reconstructed eps), differentiable w.r.t. M:
         the draws (w_1, eps, per-video noise, classes) from ``generator`` (default: the run's),
-        then ``clips``. ``w1``: the videos' first latents (the encoded first frames of real clips)."""
+        then ``clips``. ``w1``: the videos' first latents (the encoded first frames of real clips);
+        ``model``: the motion model that moves them (default M; the monitor's: ``exported``)."""
         w1, eps, noise, labels = self.draws(batch, generator, w1)
-        return self.clips(w1, eps, noise, labels)
+        return self.clips(w1, eps, noise, labels, model)
 
     def draws(self, batch: int, generator: torch.Generator | None = None, w1: torch.Tensor | None = None):
         """What makes ``batch`` fake videos: (w_1, eps, noise, classes), drawn in this order."""
@@ -367,11 +412,12 @@ class MotionGAN:
             return reported
         return torch.einsum("kj,bjt->bkt", self.calibration, reported)
 
-    def clips(self, w1: torch.Tensor, eps: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None):
+    def clips(self, w1: torch.Tensor, eps: torch.Tensor, noise: VideoNoise, labels=None, model=None):
         """The clips of given draws: w_1 [B, w_dim], eps [B, T-1, d], the videos' noise and
-        classes [B] -> the motion model's trajectories -> ``frames.synthesize`` (as rendering
-        does) -> the training frame size. Returns (clips, eps, reconstructed eps)."""
-        ws, eps, eps_rec = self.M(w1, self.cfg.frames, eps=eps, return_eps=True)
+        classes [B] -> the motion model's trajectories (``model``'s, default M's) ->
+        ``frames.synthesize`` (as rendering does) -> the training frame size. Returns (clips, eps,
+        reconstructed eps)."""
+        ws, eps, eps_rec = (self.M if model is None else model)(w1, self.cfg.frames, eps=eps, return_eps=True)
         return self.render(ws, noise, labels), eps, eps_rec
 
     def render(self, ws: torch.Tensor, noise: VideoNoise, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -590,6 +636,8 @@ class MotionGAN:
             self.pool.add(self.dist.gather(self.real_coordinates(real_ws)), self.dist.gather(real_ws[:, 0].float()))
         for _ in range(self.cfg.g_steps):
             g = self.g_step(x, real_ws)
+        if self.M_ema is not None:
+            self.M_ema.update(self.M)
         return {**g, **self.d_step(x, real_ws)}
 
     # ------------------------------------------------------------------ state
@@ -600,7 +648,8 @@ class MotionGAN:
     @property
     def state_names(self) -> tuple[str, ...]:
         pool = ("pool",) if self.pool is not None else ()
-        return self.STATE + (self.LATENT_STATE + pool if self.cfg.latent else ())
+        ema = ("M_ema",) if self.M_ema is not None else ()
+        return self.STATE + ema + (self.LATENT_STATE + pool if self.cfg.latent else ())
 
     def state_dict(self) -> dict:
         return {

@@ -221,7 +221,7 @@ class _Exports:
             **({"classes": cfg.classes} if cfg.classes else {}),
             **({"truncation": cfg.truncation} if cfg.truncation != 1 else {}),
         }
-        model = motion_model(self.gan.M, self.image, source)
+        model = motion_model(self.gan.exported, self.image, source)
         self.sha256 = store_model(model, cfg.name, str(self.run.folder), overwrite=True).weights_sha256
 
     def checkpoint(self, step: int) -> None:
@@ -283,13 +283,14 @@ def _fvd16_detector(run: Run, G):
 def _fvd16(run: Run, gan: MotionGAN, G, i3d) -> dict:
     """fvd16 of the motion model as it is, against the run's data (real statistics cached), on every rank."""
     cfg = run.cfg
-    was = gan.M.training
-    gan.M.eval()
+    M = gan.exported
+    was = M.training
+    M.eval()
     try:
         results = evaluate(
             ["fvd16"],
             cfg.data,
-            M=gan.M,
+            M=M,
             G=G,
             videos=cfg.eval_videos,
             seed=cfg.seed,
@@ -300,7 +301,7 @@ def _fvd16(run: Run, gan: MotionGAN, G, i3d) -> dict:
             detectors={"i3d": i3d},
         )
     finally:
-        gan.M.train(was)
+        M.train(was)
     return {r.metric: r.value for r in results}
 
 
@@ -351,8 +352,8 @@ def _sample(run: Run, gan: MotionGAN, G, step: int) -> None:
 
 
 def _write_samples(gan: MotionGAN, G, path: Path, cfg: TrainConfig) -> Path:
-    """A grid of ``sample_videos`` fixed-seed videos of 2 x frames steps."""
-    M = gan.M
+    """A grid of ``sample_videos`` fixed-seed videos of 2 x frames steps (of the exported model)."""
+    M = gan.exported
     was = M.training
     M.eval()
     try:
