@@ -240,17 +240,23 @@ class MovingAverage(torch.nn.Module):
         super().__init__()
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.half_life = float(half_life)
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.steps = 0  # on the host (no device sync per step), saved as the module's extra state
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        half = min(self.half_life, self.RAMPUP * int(self.steps))
+        half = min(self.half_life, self.RAMPUP * self.steps)
         keep = 0.5 ** (1.0 / half) if half > 0 else 0.0
         for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
             mine.lerp_(theirs.detach(), 1.0 - keep)
         for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
             mine.copy_(theirs)
         self.steps += 1
+
+    def get_extra_state(self) -> dict:
+        return {"steps": self.steps}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.steps = int(state["steps"])
 
 
 class MotionGAN:
