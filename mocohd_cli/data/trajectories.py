@@ -62,6 +62,10 @@ class TrajectoryCache:
         return self.clip(signature, 0, v["frames"])
 
 
+def _shorter(v: dict) -> MocohdError:  # the two caches decoded the video to different lengths
+    return MocohdError(f"{v['source']}: its latent trajectory is shorter than its clip: encode it again")
+
+
 def trajectory_folder(clips: Path, encoder_sha256: str) -> Path:
     return Path(clips) / f"trajectories-{encoder_sha256[:12]}"
 
@@ -168,14 +172,14 @@ class TrajectoryClips(ClipDataset):
     def clip(self, i: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
         v = self.videos[i]
         ws = self.trajectories.clip(v["signature"], start, self.span, self.time_step)
-        if ws.shape[0] != self.frames:  # the two caches decoded the video to different lengths
-            raise MocohdError(f"{v['source']}: its latent trajectory is shorter than its clip: encode it again")
+        if ws.shape[0] != self.frames:
+            raise _shorter(v)
         return super().clip(i, start), ws.float().mean(dim=1)
 
     def tiled(self, limit: int = 4096) -> torch.Tensor:
-        """The w's of the clips that tile every video from its first frame (starts 0, span, 2 span, ...,
-        in the videos' order), one w per frame: [clips, frames, w_dim]; at most ``limit`` clips, taken
-        round-robin over the videos (their first clips first), so memory stays bounded."""
+        """The w's of the clips that tile every video from its first frame (starts 0, span, 2 span, ...),
+        one w per frame: [clips, frames, w_dim]; at most ``limit`` clips, taken round-robin over the
+        videos (every video's first clip, then every second one, ...), so memory stays bounded."""
         count = [(v["frames"] - self.span) // self.span + 1 for v in self.videos]
         order = sorted((k, i) for i, n in enumerate(count) for k in range(n))[:limit]  # round-robin
         taken: dict[int, list[int]] = {}
@@ -185,8 +189,8 @@ class TrajectoryClips(ClipDataset):
         for i, ks in taken.items():  # each video's trajectory read once
             v = self.videos[i]
             ws = self.trajectories.whole(v["signature"]).float().mean(dim=1)
-            if ws.shape[0] < v["frames"]:  # the two caches decoded the video to different lengths
-                raise MocohdError(f"{v['source']}: its latent trajectory is shorter than its clip: encode it again")
+            if ws.shape[0] < v["frames"]:
+                raise _shorter(v)
             for k in ks:
                 clips[k, i] = ws[k * self.span : (k + 1) * self.span : self.time_step]
         return torch.stack([clips[key] for key in order])
